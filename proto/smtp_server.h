@@ -1,0 +1,164 @@
+// The inbound SMTP session (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
+// SMTPUTF8, ENHANCEDSTATUSCODES and CHUNKING). Pure protocol state: bytes in,
+// reply bytes out, and a finished message handed to the caller to commit.
+// No sockets, clocks or files: those come through SmtpHost.
+//
+// Verbs go through one table of check/proceed steps (see smtp_server.cc):
+// check validates state and arguments and may answer with an error, proceed
+// acts. Policy (relay, local domains) sits in the RCPT check.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/address.h"
+#include "proto/data_reader.h"
+#include "proto/smtp_command.h"
+
+namespace ringmail::proto {
+
+enum class ListenerKind : uint8_t { kSmtp, kSubmission };
+
+struct SessionLimits {
+  size_t message_bytes_max = 36700160;
+  uint32_t rcpt_count_max = 100;
+  uint32_t errors_max = 10;
+  uint32_t received_headers_max = 50;
+};
+
+struct SessionParams {
+  std::string hostname;
+  SessionLimits limits;
+  ListenerKind kind = ListenerKind::kSmtp;
+  std::string client_literal;  // "[192.0.2.1]" or "[IPv6:2001:db8::1]"
+};
+
+// What the engine provides to a session. Calls never block.
+class SmtpHost {
+ public:
+  virtual ~SmtpHost() = default;
+  // `domain` is in lower case.
+  virtual bool is_local_domain(std::string_view domain) const = 0;
+  // The domain that "<postmaster>" without a domain belongs to.
+  virtual std::string_view primary_domain() const = 0;
+  virtual std::string new_message_id() = 0;
+  virtual int64_t now_unix() const = 0;
+};
+
+struct Envelope {
+  std::string id;
+  std::string client;  // client literal
+  std::string helo;
+  int64_t arrival_unix = 0;
+  Address from;
+  std::vector<Address> rcpts;
+  bool smtputf8 = false;
+  bool body_8bit = false;
+};
+
+enum class CommitResult { kOk, kTempFail, kNoSpace };
+
+// The mailbox a local part maps to: lower case, only [a-z0-9._+-=], not
+// starting with a dot. nullopt when the local part cannot be a mailbox.
+std::optional<std::string> mailbox_name(std::string_view local);
+
+// "Mon, 23 Nov 2026 10:38:31 +0000" (RFC 5322 3.3, always UTC).
+std::string rfc5322_date(int64_t unix_time);
+
+class SmtpServer {
+ public:
+  SmtpServer(SessionParams params, SmtpHost& host);
+  SmtpServer(const SmtpServer&) = delete;
+  SmtpServer& operator=(const SmtpServer&) = delete;
+
+  // Writes the greeting. Call once, first.
+  void start();
+
+  // Consumes all of `in`. Complete commands are handled in place; what cannot
+  // be handled yet (a partial line, or input that arrives while a commit is
+  // pending) is copied into an internal buffer bounded by kPendingBytesMax.
+  void feed(std::string_view in);
+
+  // Replies to send, in order. The caller sends them and clears the string.
+  std::string& output() { return out_; }
+
+  // The session is over: send the output, then close the connection.
+  bool closing() const { return state_ == State::kClosed; }
+
+  // A complete message waits for durable storage; feed() buffers input until
+  // commit_done() is called.
+  bool awaiting_commit() const { return state_ == State::kAwaitCommit; }
+  const Envelope& envelope() const { return env_; }
+  // The message: Received header followed by the content with CRLF endings.
+  std::string& message() { return message_; }
+  // Reports the commit; writes 250 or 451/452 and resumes buffered input.
+  void commit_done(CommitResult result);
+
+  // True while reading message content (the engine picks the data timeout).
+  bool in_data() const { return state_ == State::kData || state_ == State::kBdat; }
+  bool in_transaction() const { return mail_given_ || state_ != State::kCommand; }
+
+  // The peer did not send anything in time.
+  void timeout();
+  // Graceful stop: an idle session gets 421 now; one in a transaction gets it
+  // after the transaction ends.
+  void request_shutdown();
+
+  static constexpr size_t kPendingBytesMax = 1 << 20;
+
+  // Verb handlers (public for the handler table in smtp_server.cc).
+  struct Handler;
+
+ private:
+  enum class State : uint8_t { kCommand, kData, kBdat, kAwaitCommit, kClosed };
+
+  size_t process(std::string_view in);
+  void handle_line(std::string_view line);
+  void reply(std::string_view line);
+  void error(std::string_view line);  // counts towards errors_max
+  void close_with(std::string_view line);
+  void reset_transaction();
+  void begin_message();
+  void finish_message(const DataReader::Findings& f, bool chunked);
+
+  // Verb steps: check_* returns false after answering with an error.
+  bool check_helo(std::string_view args);
+  void do_helo(std::string_view args, bool extended);
+  bool check_mail(std::string_view args);
+  void do_mail();
+  bool check_rcpt(std::string_view args);
+  void do_rcpt();
+  bool check_data(std::string_view args);
+  void do_data();
+  void do_bdat(std::string_view args);
+  void bdat_chunk_done();
+
+  SessionParams params_;
+  SmtpHost& host_;
+  State state_ = State::kCommand;
+  std::string out_;
+  std::string pending_;      // input not yet handled
+  bool skipping_line_ = false;  // discarding the rest of an over-long line
+  bool greeted_ = false;
+  bool extended_ = false;    // EHLO (not HELO)
+  bool mail_given_ = false;
+  bool bdat_used_ = false;
+  bool shutdown_requested_ = false;
+  uint32_t errors_ = 0;
+  std::string bdat_error_;   // reply to give once a rejected BDAT chunk is read
+  PathArgs path_;            // MAIL/RCPT arguments parsed by check, used by proceed
+  Envelope env_;
+  std::string message_;
+  std::string discard_;      // sink for BDAT chunks of a rejected transaction
+  std::unique_ptr<DataReader> reader_;
+  bool bdat_last_ = false;
+  uint64_t bdat_chunk_bytes_ = 0;
+
+  friend struct Handler;
+};
+
+}  // namespace ringmail::proto

@@ -1,0 +1,250 @@
+// Scripted dialogs against the session state machine.
+#include "proto/smtp_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ringmail::proto {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class FakeHost : public SmtpHost {
+ public:
+  bool is_local_domain(std::string_view d) const override {
+    return d == "example.test" || d == "other.test";
+  }
+  std::string_view primary_domain() const override { return "example.test"; }
+  std::string new_message_id() override { return "ID" + std::to_string(++ids); }
+  int64_t now_unix() const override { return 1795430311; }
+  int ids = 0;
+};
+
+class Dialog : public ::testing::Test {
+ protected:
+  void SetUp() override { make(ListenerKind::kSmtp); }
+  void make(ListenerKind kind) {
+    SessionParams p;
+    p.hostname = "mx.test";
+    p.kind = kind;
+    p.client_literal = "[127.0.0.1]";
+    p.limits.message_bytes_max = 1500;
+    p.limits.rcpt_count_max = 3;
+    p.limits.errors_max = 5;
+    p.limits.received_headers_max = 2;
+    s = std::make_unique<SmtpServer>(p, host);
+    s->start();
+    EXPECT_EQ(take(), "220 mx.test ESMTP ringmail\r\n");
+  }
+  std::string take() {
+    std::string o = std::move(s->output());
+    s->output().clear();
+    return o;
+  }
+  std::string say(std::string_view in) {
+    s->feed(in);
+    return take();
+  }
+  void greet_and_envelope() {
+    EXPECT_THAT(say("EHLO client.example\r\n"), HasSubstr("250 CHUNKING"));
+    EXPECT_EQ(say("MAIL FROM:<a@src.example>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(say("RCPT TO:<bob@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+  }
+  FakeHost host;
+  std::unique_ptr<SmtpServer> s;
+};
+
+TEST_F(Dialog, EhloAdvertises) {
+  EXPECT_EQ(say("EHLO c.example\r\n"),
+            "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1500\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n");
+  EXPECT_EQ(say("HELO c.example\r\n"), "250 mx.test\r\n");
+  EXPECT_EQ(say("EHLO\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
+}
+
+TEST_F(Dialog, FullTransaction) {
+  greet_and_envelope();
+  EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(say("Subject: hi\r\n\r\n..body\r\n.\r\n"), "");
+  ASSERT_TRUE(s->awaiting_commit());
+  EXPECT_EQ(s->envelope().id, "ID1");
+  EXPECT_EQ(s->envelope().rcpts.size(), 1u);
+  EXPECT_THAT(s->message(), StartsWith("Received: from client.example ([127.0.0.1])\r\n\tby mx.test "
+                                       "(ringmail) with ESMTP id ID1\r\n\tfor <bob@example.test>; "));
+  EXPECT_THAT(s->message(), HasSubstr("+0000\r\nSubject: hi\r\n\r\n.body\r\n"));
+  s->commit_done(CommitResult::kOk);
+  EXPECT_EQ(take(), "250 2.0.0 Ok: queued as ID1\r\n");
+  EXPECT_FALSE(s->in_transaction());
+}
+
+TEST_F(Dialog, PipelinedInputWaitsForCommit) {
+  s->feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n"
+          "MAIL FROM:<c@d.example>\r\nRCPT TO:<y@other.test>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n");
+  ASSERT_TRUE(s->awaiting_commit());
+  std::string o = take();
+  EXPECT_THAT(o, HasSubstr("250 2.1.5 Ok\r\n354 End"));
+  EXPECT_THAT(o, ::testing::Not(HasSubstr("queued")));
+  s->commit_done(CommitResult::kOk);
+  ASSERT_TRUE(s->awaiting_commit());
+  EXPECT_EQ(s->envelope().rcpts[0].to_string(), "y@other.test");
+  s->commit_done(CommitResult::kNoSpace);
+  EXPECT_EQ(take(),
+            "250 2.0.0 Ok: queued as ID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with "
+            "<CR><LF>.<CR><LF>\r\n452 4.3.1 Insufficient system storage\r\n221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, CommandSplitAcrossFeeds) {
+  s->feed("EH");
+  s->feed("LO c");
+  EXPECT_EQ(take(), "");
+  s->feed("\r\nNOOP\r\n");
+  EXPECT_THAT(take(), HasSubstr("250 CHUNKING\r\n250 2.0.0 Ok\r\n"));
+}
+
+TEST_F(Dialog, OrderErrors) {
+  EXPECT_EQ(say("MAIL FROM:<a@b.example>\r\n"), "503 5.5.1 Send HELO/EHLO first\r\n");
+  say("EHLO c\r\n");
+  EXPECT_EQ(say("RCPT TO:<a@example.test>\r\n"), "503 5.5.1 Need MAIL first\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "503 5.5.1 Need MAIL first\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example>\r\n"), "503 5.5.1 Sender already given\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
+}
+
+TEST_F(Dialog, SyntaxAndPolicy) {
+  say("EHLO c\r\n");
+  EXPECT_EQ(say("MAIL <a@b>\r\n"), "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a b@c>\r\n"), "501 5.1.7 Bad sender address syntax\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example> RET=FULL\r\n"), "555 5.5.4 Unsupported parameter\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example> SIZE=1501\r\n"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(say("MAIL FROM:<\xC3\xA9@b.example>\r\n"),
+            "553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n");
+  // Five errors so far; the sixth closes (errors_max = 5).
+  EXPECT_EQ(say("FOO\r\n"),
+            "500 5.5.2 Command not recognized\r\n421 4.7.0 Too many errors, closing connection\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, RcptPolicy) {
+  say("EHLO c\r\nMAIL FROM:<a@b.example> SMTPUTF8\r\n");
+  EXPECT_EQ(say("RCPT TO:<x@elsewhere.example>\r\n"), "554 5.7.1 Relay access denied\r\n");
+  EXPECT_EQ(say("RCPT TO:<\"a/b\"@example.test>\r\n"), "550 5.1.1 No such user\r\n");
+  EXPECT_EQ(say("RCPT TO:<x@EXAMPLE.test>\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<postmaster>\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<z@other.test>\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<w@other.test>\r\n"), "452 4.5.3 Too many recipients\r\n");
+  EXPECT_EQ(say("RCPT TO:<w@other.test> NOTIFY=NEVER\r\n"), "555 5.5.4 Unsupported parameter\r\n");
+}
+
+TEST_F(Dialog, SubmissionNeedsAuth) {
+  make(ListenerKind::kSubmission);
+  say("EHLO c\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example>\r\n"), "530 5.7.0 Authentication required\r\n");
+}
+
+TEST_F(Dialog, BareLfClosesWithoutMessage) {
+  greet_and_envelope();
+  say("DATA\r\n");
+  EXPECT_EQ(say("x\n.\nMAIL FROM:<evil@x.example>\r\n"),
+            "554 5.6.0 Bare CR or LF line ending not allowed\r\n");
+  EXPECT_TRUE(s->closing());
+  EXPECT_FALSE(s->awaiting_commit());
+}
+
+TEST_F(Dialog, OversizeKeepsSessionUsable) {
+  greet_and_envelope();
+  say("DATA\r\n");
+  EXPECT_EQ(say(std::string(900, 'a') + "\r\n" + std::string(900, 'b') + "\r\n.\r\n"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_FALSE(s->closing());
+  greet_and_envelope();
+}
+
+TEST_F(Dialog, LongLineAndLoop) {
+  greet_and_envelope();
+  say("DATA\r\n");
+  EXPECT_EQ(say(std::string(999, 'a') + "\r\n.\r\n"),
+            "554 5.6.0 Message line longer than 1000 octets\r\n");
+  greet_and_envelope();
+  say("DATA\r\n");
+  EXPECT_EQ(say("Received: a\r\nReceived: b\r\nReceived: c\r\n\r\nx\r\n.\r\n"),
+            "554 5.4.6 Too many Received headers: mail loop\r\n");
+}
+
+TEST_F(Dialog, Bdat) {
+  greet_and_envelope();
+  EXPECT_EQ(say("BDAT 5\r\nab\r\n"), "");
+  EXPECT_EQ(say("c"), "250 2.0.0 5 octets received\r\n");
+  EXPECT_EQ(say("BDAT 3 LAST\r\nd\r\nNOOP\r\n"), "");
+  ASSERT_TRUE(s->awaiting_commit());
+  EXPECT_THAT(s->message(), HasSubstr("+0000\r\nab\r\ncd\r\n"));
+  s->commit_done(CommitResult::kOk);
+  EXPECT_EQ(take(), "250 2.0.0 Ok: queued as ID1\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST_F(Dialog, BdatZeroLastAndRefusedChunkIsSkipped) {
+  EXPECT_EQ(say("EHLO c\r\nBDAT 4\r\nQUITNOOP\r\n"),
+            std::string("250-mx.test") + "\r\n250-PIPELINING\r\n250-SIZE 1500\r\n250-8BITMIME\r\n"
+            "250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n"
+            "503 5.5.1 Need MAIL first\r\n250 2.0.0 Ok\r\n");
+  greet_and_envelope();
+  EXPECT_EQ(say("BDAT 5\r\nx\r\n\r\n"), "250 2.0.0 5 octets received\r\n");
+  say("BDAT 0 LAST\r\n");
+  EXPECT_TRUE(s->awaiting_commit());
+}
+
+TEST_F(Dialog, DataAfterBdatRefused) {
+  greet_and_envelope();
+  say("BDAT 3\r\nx\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "503 5.5.1 DATA not allowed after BDAT\r\n");
+}
+
+TEST_F(Dialog, HttpClosed) {
+  EXPECT_EQ(say("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "500 5.5.1 This is an SMTP server, not HTTP\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, LongCommandLine) {
+  EXPECT_EQ(say(std::string(3000, 'A')), "500 5.5.2 Line too long\r\n");
+  EXPECT_EQ(say("more\r\nNOOP\r\n"), "250 2.0.0 Ok\r\n");
+}
+
+TEST_F(Dialog, ShutdownWhenIdleAndAfterTransaction) {
+  greet_and_envelope();
+  s->request_shutdown();
+  EXPECT_FALSE(s->closing());
+  s->feed("DATA\r\nx\r\n.\r\n");
+  s->commit_done(CommitResult::kOk);
+  EXPECT_EQ(take(), "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as ID1\r\n"
+                    "421 4.3.2 Service shutting down\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, Timeout) {
+  s->timeout();
+  EXPECT_EQ(take(), "421 4.4.2 mx.test Timeout, closing connection\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, SimpleVerbs) {
+  EXPECT_EQ(say("NOOP\r\nRSET\r\nHELP\r\nVRFY x\r\nEXPN x\r\nSTARTTLS\r\nQUIT\r\nNOOP\r\n"),
+            "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n214 2.0.0 See RFC 5321\r\n252 2.0.0 Cannot VRFY user, "
+            "but will accept message and attempt delivery\r\n502 5.5.1 EXPN not supported\r\n"
+            "502 5.5.1 Command not implemented\r\n221 2.0.0 Bye\r\n");
+}
+
+TEST(MailboxName, Mapping) {
+  EXPECT_EQ(mailbox_name("Bob.Smith+tag"), "bob.smith+tag");
+  EXPECT_FALSE(mailbox_name(".hidden"));
+  EXPECT_FALSE(mailbox_name("a/b"));
+  EXPECT_FALSE(mailbox_name(""));
+}
+
+TEST(Date, Rfc5322) { EXPECT_EQ(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000"); }
+
+}  // namespace
+}  // namespace ringmail::proto

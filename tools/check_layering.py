@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Fails when an #include crosses the dependency direction in STYLE.md.
+
+usage: check_layering.py SOURCE_ROOT STAMP_FILE
+"""
+import pathlib
+import re
+import sys
+
+# folder -> folders it may include from (besides itself)
+ALLOWED = {
+    "proto": set(),
+    "tls": set(),
+    "storage": {"proto"},
+    "engine": {"proto", "tls", "storage"},
+    "tools": {"proto", "tls", "storage"},
+    "bench": {"proto", "tls", "storage", "engine"},
+    "tests": {"proto", "tls", "storage", "engine", "tools"},
+    "fuzz": {"proto", "storage"},
+}
+# Third-party headers each layer may use (proto: standard library only).
+FORBIDDEN_SYSTEM = {
+    "proto": re.compile(r"^(liburing|wolfssl|ares|sys/socket|netinet|unistd|fcntl|toml)"),
+    "tls": re.compile(r"^(liburing|ares|sys/socket)"),
+    "storage": re.compile(r"^(liburing|wolfssl|ares)"),
+}
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1])
+    errors = []
+    for folder, allowed in ALLOWED.items():
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix not in (".h", ".cc", ".cpp"):
+                continue
+            for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                m = INCLUDE.match(line)
+                if not m:
+                    continue
+                kind, name = m.groups()
+                first = name.split("/", 1)[0]
+                if kind == '"' and first in ALLOWED and first != folder and first not in allowed:
+                    errors.append(f"{path.relative_to(root)}:{lineno}: {folder}/ may not include {name}")
+                bad = FORBIDDEN_SYSTEM.get(folder)
+                if kind == "<" and bad and bad.match(name):
+                    errors.append(f"{path.relative_to(root)}:{lineno}: {folder}/ may not use <{name}>")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        return 1
+    pathlib.Path(sys.argv[2]).write_text("ok\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
