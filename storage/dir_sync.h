@@ -1,0 +1,48 @@
+// Group commit of a directory: many files renamed into one directory share
+// one fsync of it. A waiter added while an fsync is in flight is covered by
+// the next one, never by the one already running (its rename may have come
+// after that fsync started).
+#pragma once
+
+#include <cstdint>
+
+#include "storage/file_io.h"
+
+namespace ringmail::storage {
+
+class DirSync {
+ public:
+  // Caller-owned; must stay alive until `done` runs.
+  struct Waiter {
+    void (*done)(Waiter* w, int result) = nullptr;
+    Waiter* next = nullptr;
+  };
+
+  // Takes ownership of `dir_fd`.
+  DirSync(FileIo& io, int dir_fd);
+  ~DirSync();
+  DirSync(const DirSync&) = delete;
+  DirSync& operator=(const DirSync&) = delete;
+
+  // Runs `w->done` after an fsync of the directory that began after this call.
+  void sync_after(Waiter* w);
+
+  bool idle() const { return waiting_ == nullptr && inflight_ == nullptr && !busy_; }
+  uint64_t fsyncs() const { return fsyncs_; }
+
+ private:
+  static void on_fsync(FsyncOp* op, int result);
+  void start();
+
+  struct Op : FsyncOp {
+    DirSync* self = nullptr;
+  };
+  FileIo& io_;
+  Op op_;
+  Waiter* waiting_ = nullptr;   // LIFO is fine: all get the same result
+  Waiter* inflight_ = nullptr;
+  bool busy_ = false;
+  uint64_t fsyncs_ = 0;
+};
+
+}  // namespace ringmail::storage

@@ -1,0 +1,138 @@
+#include "storage/file_io.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace ringmail::storage {
+
+int fsync_blocking(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
+
+int PosixFileIo::create_and_write(const std::string& path,
+                                  const std::vector<std::string_view>& parts) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return -errno;
+  std::vector<iovec> iov;
+  iov.reserve(parts.size());
+  size_t total = 0;
+  for (auto p : parts) {
+    if (p.empty()) continue;
+    iov.push_back({const_cast<char*>(p.data()), p.size()});
+    total += p.size();
+  }
+  size_t done = 0;
+  size_t first = 0;
+  while (done < total) {
+    ssize_t n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = -errno;
+      ::close(fd);
+      ::unlink(path.c_str());
+      return err;
+    }
+    done += static_cast<size_t>(n);
+    // Advance the iovec array past what was written.
+    size_t left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) {
+      left -= iov[first].iov_len;
+      ++first;
+    }
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return fd;
+}
+
+void PosixFileIo::fsync(FsyncOp* op) { deferred_.emplace_back(op, fsync_blocking(op->fd)); }
+
+size_t PosixFileIo::run_deferred() {
+  size_t ran = 0;
+  while (!deferred_.empty()) {
+    auto batch = std::move(deferred_);
+    deferred_.clear();
+    for (auto& [op, res] : batch) {
+      op->done(op, res);
+      ++ran;
+    }
+  }
+  return ran;
+}
+
+void PosixFileIo::close(int fd) { ::close(fd); }
+
+int PosixFileIo::rename(const std::string& from, const std::string& to, bool no_replace) {
+  if (no_replace) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    return -errno;
+  }
+  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : -errno;
+}
+
+int PosixFileIo::unlink(const std::string& path) {
+  return ::unlink(path.c_str()) == 0 ? 0 : -errno;
+}
+
+int PosixFileIo::open_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
+}
+
+int PosixFileIo::make_dirs(const std::string& path) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return -errno;
+  }
+  return 0;
+}
+
+int PosixFileIo::read_file(const std::string& path, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  out->clear();
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = -errno;
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return 0;
+}
+
+int PosixFileIo::list_dir(const std::string& path, std::vector<std::string>* names) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return -errno;
+  names->clear();
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    names->emplace_back(n);
+  }
+  ::closedir(d);
+  return 0;
+}
+
+bool PosixFileIo::exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace ringmail::storage

@@ -1,0 +1,164 @@
+#include "storage/maildir.h"
+
+#include <cerrno>
+
+namespace ringmail::storage {
+
+namespace {
+constexpr size_t kDirSyncCacheMax = 4096;
+}
+
+MaildirDelivery::MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir,
+                                 std::string hostname)
+    : io_(io), spool_(spool), mail_dir_(std::move(data_dir) + "/mail"),
+      hostname_(std::move(hostname)) {
+  // The host name goes into file names: no '/' or ':' (Maildir info separator).
+  for (char& c : hostname_) {
+    if (c == '/' || c == ':') c = '_';
+  }
+}
+
+std::string MaildirDelivery::maildir_for(const proto::Address& rcpt) const {
+  auto box = proto::mailbox_name(rcpt.local);
+  std::string domain = proto::ascii_lower(rcpt.domain);
+  if (!box || domain.empty() || domain.find('/') != std::string::npos || domain[0] == '.') {
+    return {};
+  }
+  return mail_dir_ + "/" + domain + "/" + *box + "/Maildir";
+}
+
+std::string MaildirDelivery::file_name(const proto::Envelope& env, size_t index) const {
+  return std::to_string(env.arrival_unix) + "." + env.id + "_" + std::to_string(index) + "." +
+         hostname_;
+}
+
+std::string MaildirDelivery::render(const proto::Envelope& env, size_t index,
+                                    std::string_view message) {
+  std::string out;
+  out.reserve(message.size() + 128);
+  out += "Return-Path: <" + env.from.to_string() + ">\n";
+  out += "Delivered-To: " + env.rcpts[index].to_string() + "\n";
+  size_t pos = 0;
+  while (pos < message.size()) {
+    size_t cr = message.find("\r\n", pos);
+    if (cr == std::string_view::npos) {
+      out.append(message.substr(pos));
+      break;
+    }
+    out.append(message.substr(pos, cr - pos));
+    out += '\n';
+    pos = cr + 2;
+  }
+  return out;
+}
+
+int MaildirDelivery::ensure_maildir(const std::string& maildir) {
+  if (made_.count(maildir)) return 0;
+  for (const char* sub : {"/tmp", "/new", "/cur"}) {
+    if (int r = io_.make_dirs(maildir + sub); r < 0) return r;
+  }
+  made_.insert(maildir);
+  return 0;
+}
+
+DirSync* MaildirDelivery::dir_sync(const std::string& dir) {
+  auto it = dirs_.find(dir);
+  if (it != dirs_.end()) return it->second.get();
+  if (dirs_.size() >= kDirSyncCacheMax) {
+    for (auto i = dirs_.begin(); i != dirs_.end();) {
+      i = i->second->idle() ? dirs_.erase(i) : std::next(i);
+    }
+  }
+  int fd = io_.open_dir(dir);
+  if (fd < 0) return nullptr;
+  return dirs_.emplace(dir, std::make_unique<DirSync>(io_, fd)).first->second.get();
+}
+
+void MaildirDelivery::deliver(Job* job) {
+  job->owner = this;
+  job->first_error = 0;
+  job->skipped.clear();
+  const auto& env = job->rec.env;
+  job->ops.clear();
+  job->ops.resize(env.rcpts.size());
+  job->remaining = env.rcpts.size() + 1;  // +1 keeps the job open while starting
+  for (size_t i = 0; i < env.rcpts.size(); ++i) {
+    RcptOp* op = &job->ops[i];
+    op->job = job;
+    op->index = i;
+    const std::string maildir = maildir_for(env.rcpts[i]);
+    if (maildir.empty()) {
+      job->skipped.push_back(env.rcpts[i].to_string());
+      finish_rcpt(op, 0);
+      continue;
+    }
+    const std::string name = file_name(env, i);
+    op->new_dir = maildir + "/new";
+    op->new_path = op->new_dir + "/" + name;
+    op->tmp_path = maildir + "/tmp/" + name;
+    if (io_.exists(maildir + "/cur/" + name + ":2,")) {
+      finish_rcpt(op, 0);  // delivered before a crash and already read
+      continue;
+    }
+    if (int r = ensure_maildir(maildir); r < 0) {
+      finish_rcpt(op, r);
+      continue;
+    }
+    const std::string content = render(env, i, job->rec.message);
+    int fd = io_.create_and_write(op->tmp_path, {content});
+    if (fd == -EEXIST) {
+      // Left over from a crash in the middle of this very delivery.
+      io_.unlink(op->tmp_path);
+      fd = io_.create_and_write(op->tmp_path, {content});
+    }
+    if (fd < 0) {
+      finish_rcpt(op, fd);
+      continue;
+    }
+    op->fd = fd;
+    op->done = &MaildirDelivery::on_file_synced;
+    io_.fsync(op);
+  }
+  release(job, 0);
+}
+
+void MaildirDelivery::on_file_synced(FsyncOp* fop, int result) {
+  auto* op = static_cast<RcptOp*>(fop);
+  MaildirDelivery* self = op->job->owner;
+  self->io_.close(op->fd);
+  op->fd = -1;
+  if (result < 0) {
+    self->io_.unlink(op->tmp_path);
+    self->finish_rcpt(op, result);
+    return;
+  }
+  if (int r = self->io_.rename(op->tmp_path, op->new_path, false); r < 0) {
+    self->io_.unlink(op->tmp_path);
+    self->finish_rcpt(op, r);
+    return;
+  }
+  DirSync* ds = self->dir_sync(op->new_dir);
+  if (ds == nullptr) {
+    self->finish_rcpt(op, -EIO);
+    return;
+  }
+  op->wait.owner = op;
+  op->wait.done = &MaildirDelivery::on_dir_synced;
+  ds->sync_after(&op->wait);
+}
+
+void MaildirDelivery::on_dir_synced(DirSync::Waiter* w, int result) {
+  RcptOp* op = static_cast<RcptOp::Wait*>(w)->owner;
+  op->job->owner->finish_rcpt(op, result);
+}
+
+void MaildirDelivery::finish_rcpt(RcptOp* op, int result) { release(op->job, result); }
+
+void MaildirDelivery::release(Job* job, int result) {
+  if (result < 0 && job->first_error == 0) job->first_error = result;
+  if (--job->remaining > 0) return;
+  if (job->first_error == 0) spool_.remove(job->rec.env.id);
+  job->done(job, job->first_error);
+}
+
+}  // namespace ringmail::storage

@@ -1,0 +1,82 @@
+// Local delivery into Maildir (<data_dir>/mail/<domain>/<user>/Maildir), the
+// delivery step that reads a spooled message and removes it from the spool
+// only once every recipient's file is durable.
+//
+// File names are derived from the message (arrival time, id, recipient
+// index, hostname), so a delivery repeated after a crash lands on the same
+// name and replaces the earlier copy instead of adding a second one.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "storage/dir_sync.h"
+#include "storage/file_io.h"
+#include "storage/spool.h"
+#include "storage/spool_format.h"
+
+namespace ringmail::storage {
+
+class MaildirDelivery {
+ public:
+  struct Job;
+  struct RcptOp : FsyncOp {
+    struct Wait : DirSync::Waiter {
+      RcptOp* owner = nullptr;
+    };
+    Job* job = nullptr;
+    size_t index = 0;
+    std::string tmp_path;
+    std::string new_path;
+    std::string new_dir;
+    Wait wait;
+  };
+  // Caller-owned; alive until `done` runs. result: 0 delivered (and removed
+  // from the spool), negative errno: retry later (partial deliveries are
+  // repeated harmlessly).
+  struct Job {
+    SpoolRecord rec;
+    void (*done)(Job* job, int result) = nullptr;
+    void* user = nullptr;
+
+    // Internal.
+    MaildirDelivery* owner = nullptr;
+    std::vector<RcptOp> ops;
+    size_t remaining = 0;
+    int first_error = 0;
+    std::vector<std::string> skipped;  // recipients that cannot be delivered
+  };
+
+  MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir, std::string hostname);
+
+  void deliver(Job* job);
+
+  // Where a recipient's Maildir is; empty when the local part cannot be a
+  // mailbox.
+  std::string maildir_for(const proto::Address& rcpt) const;
+  // The file name of recipient `index` of the message.
+  std::string file_name(const proto::Envelope& env, size_t index) const;
+  // The bytes written for one recipient: Return-Path and Delivered-To, then
+  // the message with CRLF turned into LF.
+  static std::string render(const proto::Envelope& env, size_t index, std::string_view message);
+
+ private:
+  static void on_file_synced(FsyncOp* op, int result);
+  static void on_dir_synced(DirSync::Waiter* w, int result);
+  void finish_rcpt(RcptOp* op, int result);
+  void release(Job* job, int result);
+  DirSync* dir_sync(const std::string& dir);
+  int ensure_maildir(const std::string& maildir);
+
+  FileIo& io_;
+  Spool& spool_;
+  std::string mail_dir_;
+  std::string hostname_;
+  std::unordered_set<std::string> made_;
+  std::unordered_map<std::string, std::unique_ptr<DirSync>> dirs_;
+};
+
+}  // namespace ringmail::storage

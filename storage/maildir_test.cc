@@ -1,0 +1,106 @@
+#include "storage/maildir.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+#include "storage/test_file_io.h"
+
+namespace ringmail::storage {
+namespace {
+
+struct Done : MaildirDelivery::Job {
+  bool finished = false;
+  int result = 1;
+};
+
+void on_done(MaildirDelivery::Job* j, int r) {
+  auto* d = static_cast<Done*>(j);
+  d->finished = true;
+  d->result = r;
+}
+
+class MaildirTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(spool.open(), 0); }
+
+  // Commits a message to the spool and returns a delivery job for it.
+  std::unique_ptr<Done> spooled(const std::string& id, std::vector<proto::Address> rcpts) {
+    auto job = std::make_unique<Done>();
+    job->rec.env.id = id;
+    job->rec.env.arrival_unix = 1700000000;
+    job->rec.env.client = "[127.0.0.1]";
+    job->rec.env.helo = "c";
+    job->rec.env.from = proto::Address{"a", "src.example"};
+    job->rec.env.rcpts = std::move(rcpts);
+    job->rec.message = "Received: x\r\n\ty\r\nSubject: hi\r\n\r\nline1\r\n.line2\r\n";
+    job->done = &on_done;
+    struct C : Spool::Commit {
+      proto::CommitResult r = proto::CommitResult::kTempFail;
+    } c;
+    c.env = &job->rec.env;
+    c.message = job->rec.message;
+    c.done = [](Spool::Commit* x, proto::CommitResult r) { static_cast<C*>(x)->r = r; };
+    spool.commit(&c);
+    io.complete_fsyncs();
+    EXPECT_EQ(c.r, proto::CommitResult::kOk);
+    return job;
+  }
+
+  std::string read(const std::string& p) {
+    std::string s;
+    EXPECT_EQ(io.read_file(p, &s), 0) << p;
+    return s;
+  }
+
+  TempDir dir;
+  TestFileIo io;
+  Spool spool{io, dir.path()};
+  MaildirDelivery md{io, spool, dir.path(), "mx.test"};
+};
+
+TEST_F(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
+  auto job = spooled("M1", {{"Bob", "Example.TEST"}, {"carol", "example.test"}});
+  md.deliver(job.get());
+  EXPECT_FALSE(job->finished);
+  io.complete_fsyncs();
+  ASSERT_TRUE(job->finished);
+  EXPECT_EQ(job->result, 0);
+  const std::string bob = dir.path() + "/mail/example.test/bob/Maildir/new/1700000000.M1_0.mx.test";
+  EXPECT_EQ(read(bob),
+            "Return-Path: <a@src.example>\nDelivered-To: Bob@Example.TEST\nReceived: x\n\ty\n"
+            "Subject: hi\n\nline1\n.line2\n");
+  EXPECT_TRUE(io.exists(dir.path() + "/mail/example.test/carol/Maildir/new/1700000000.M1_1.mx.test"));
+  EXPECT_FALSE(io.exists(spool.queue_path("M1")));
+  std::vector<std::string> names;
+  io.list_dir(dir.path() + "/mail/example.test/bob/Maildir/tmp", &names);
+  EXPECT_TRUE(names.empty());
+}
+
+TEST_F(MaildirTest, RepeatedDeliveryDoesNotDuplicate) {
+  auto job = spooled("M2", {{"bob", "example.test"}});
+  md.deliver(job.get());
+  io.complete_fsyncs();
+  // As after a crash between delivery and spool removal: deliver again.
+  auto again = spooled("M2", {{"bob", "example.test"}});
+  md.deliver(again.get());
+  io.complete_fsyncs();
+  EXPECT_EQ(again->result, 0);
+  std::vector<std::string> names;
+  io.list_dir(dir.path() + "/mail/example.test/bob/Maildir/new", &names);
+  EXPECT_EQ(names.size(), 1u);
+}
+
+TEST_F(MaildirTest, FsyncFailureKeepsTheSpoolEntry) {
+  auto job = spooled("M3", {{"bob", "example.test"}});
+  md.deliver(job.get());
+  io.fail_fsyncs_with = -EIO;
+  io.fail_fsyncs_count = 1;
+  io.complete_fsyncs();
+  ASSERT_TRUE(job->finished);
+  EXPECT_EQ(job->result, -EIO);
+  EXPECT_TRUE(io.exists(spool.queue_path("M3")));
+}
+
+}  // namespace
+}  // namespace ringmail::storage

@@ -1,0 +1,41 @@
+// A FileIo for tests: real files under a temporary directory, fsyncs held
+// until the test completes them, and injectable failures.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "storage/file_io.h"
+
+namespace ringmail::storage {
+
+class TestFileIo : public PosixFileIo {
+ public:
+  int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
+  void fsync(FsyncOp* op) override;
+
+  // Completes held fsyncs in order (all when n == 0); returns how many.
+  size_t complete_fsyncs(size_t n = 0);
+  size_t held() const { return held_.size(); }
+  uint64_t fsync_calls = 0;
+
+  int fail_writes_with = 0;  // next create_and_write returns this (e.g. -ENOSPC)
+  int fail_fsyncs_with = 0;  // held fsyncs complete with this
+  int fail_fsyncs_count = 0;  // how many fsyncs fail (then back to success)
+
+ private:
+  std::deque<FsyncOp*> held_;
+};
+
+// A fresh directory under $TMPDIR, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace ringmail::storage
