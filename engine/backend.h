@@ -1,0 +1,74 @@
+// The I/O seam of a shard: one event loop backend per shard thread.
+//
+// Every operation is described by a caller-owned Completion that must stay
+// alive until its last event (one without `more`). Nothing is allocated per
+// operation. Results are a byte count / descriptor (>= 0) or -errno.
+//
+// Two implementations: io_uring (uring_backend.cc) and epoll
+// (epoll_backend.cc), chosen at start-up (choose_backend()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace ringmail::engine {
+
+struct Event {
+  int res = 0;
+  bool more = false;          // a multishot operation goes on
+  const char* data = nullptr; // recv: the bytes (valid until release())
+  uint16_t buf_id = 0;        // recv: give back with Backend::release()
+  bool has_buf = false;
+};
+
+class Completion {
+ public:
+  virtual void complete(const Event& ev) = 0;
+
+ protected:
+  ~Completion() = default;
+};
+
+enum class BackendKind : uint8_t { kAuto, kUring, kEpoll };
+const char* to_string(BackendKind k);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendKind kind() const = 0;
+
+  // Multishot accept: one event per new connection (res = descriptor).
+  virtual void accept(int listen_fd, Completion* c) = 0;
+  // Multishot receive into backend-provided buffers. res == 0 is end of
+  // stream; the last event has more == false.
+  virtual void recv(int fd, Completion* c) = 0;
+  // Returns a receive buffer; call once the bytes are no longer needed.
+  virtual void release(uint16_t buf_id) = 0;
+  // One send (may be partial: res < n). `p` must stay valid until done.
+  virtual void send(int fd, const char* p, size_t n, Completion* c) = 0;
+  virtual void fsync(int fd, Completion* c) = 0;
+  // Closes a descriptor that has no operation in flight.
+  virtual void close(int fd) = 0;
+
+  // Cross-thread doorbell. `c` completes (once per wake-up, possibly
+  // coalesced) after any thread called wake() or another shard rang().
+  virtual void watch_doorbell(Completion* c) = 0;
+  virtual void wake() = 0;                      // any thread
+  virtual void ring(Backend& target) = 0;       // from this backend's thread
+
+  // Submits pending work, waits up to timeout_ms for at least one event and
+  // dispatches every available event. Returns the number dispatched.
+  virtual int wait(int timeout_ms) = 0;
+};
+
+// Creates the backend for the calling thread. kAuto tries io_uring and falls
+// back to epoll when the kernel or a seccomp profile refuses it; `why` then
+// says why. Returns nullptr (with `why`) when a forced backend cannot start.
+std::unique_ptr<Backend> make_backend(BackendKind kind, std::string* why);
+
+// io_uring usable here? (EPERM in containers, io_uring_disabled, ENOSYS.)
+bool uring_available(std::string* why);
+
+}  // namespace ringmail::engine

@@ -1,0 +1,223 @@
+#include "engine/config.h"
+
+#include <arpa/inet.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <toml++/toml.h>
+
+namespace ringmail::engine {
+
+const char* const kDevConfig = R"(# embedded development configuration
+hostname = "localhost.example.test"
+data_dir = "./var"
+local_domains = ["example.test"]
+
+[[listener]]
+address = "127.0.0.1:2525"
+kind = "smtp"
+
+[[listener]]
+address = "[::1]:2525"
+kind = "smtp"
+
+[[listener]]
+address = "127.0.0.1:2587"
+kind = "submission"
+
+[[listener]]
+address = "[::1]:2587"
+kind = "submission"
+)";
+
+namespace {
+
+struct ConfigError {
+  std::string msg;
+};
+
+std::string where(const std::string& source, const toml::node& n, const std::string& key) {
+  return source + ":" + std::to_string(n.source().begin.line) + ": " + key;
+}
+
+void check_keys(const std::string& source, const toml::table& t, const std::string& prefix,
+                std::initializer_list<std::string_view> allowed) {
+  for (auto&& [k, v] : t) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || k.str() == a;
+    if (!ok) {
+      throw ConfigError{where(source, v, prefix + std::string(k.str())) + ": unknown key"};
+    }
+  }
+}
+
+std::string get_string(const std::string& source, const toml::table& t, const std::string& key,
+                       const std::string& def) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return def;
+  if (!n->is_string()) throw ConfigError{where(source, *n, key) + ": must be a string"};
+  return n->value<std::string>().value();
+}
+
+uint64_t get_uint(const std::string& source, const toml::table& t, const std::string& prefix,
+                  const std::string& key, uint64_t def, uint64_t min, uint64_t max) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return def;
+  if (!n->is_integer()) throw ConfigError{where(source, *n, prefix + key) + ": must be an integer"};
+  int64_t v = n->value<int64_t>().value();
+  if (v < 0 || static_cast<uint64_t>(v) < min || static_cast<uint64_t>(v) > max) {
+    throw ConfigError{where(source, *n, prefix + key) + ": must be between " + std::to_string(min) +
+                      " and " + std::to_string(max)};
+  }
+  return static_cast<uint64_t>(v);
+}
+
+}  // namespace
+
+bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len) {
+  out = sockaddr_storage{};
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= s.size()) return false;
+  std::string host = s.substr(0, colon);
+  std::string port_s = s.substr(colon + 1);
+  if (port_s.find_first_not_of("0123456789") != std::string::npos || port_s.size() > 5) return false;
+  unsigned long port = std::stoul(port_s);
+  if (port == 0 || port > 65535) return false;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&out);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1) {
+      return false;
+    }
+    len = sizeof(sockaddr_in6);
+    return true;
+  }
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&out);
+  a4->sin_family = AF_INET;
+  a4->sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return false;
+  len = sizeof(sockaddr_in);
+  return true;
+}
+
+std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& source,
+                                           std::string* error) {
+  auto cfg = std::make_shared<Config>();
+  cfg->source = source;
+  try {
+    toml::table t = toml::parse(text, source);
+    check_keys(source, t, "",
+               {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
+                "limits"});
+    cfg->hostname = get_string(source, t, "hostname", "");
+    if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
+      const toml::node* n = t.get("hostname");
+      throw ConfigError{n ? where(source, *n, "hostname") + ": not a valid host name"
+                          : source + ": hostname is required"};
+    }
+    cfg->data_dir = get_string(source, t, "data_dir", "");
+    if (cfg->data_dir.empty()) throw ConfigError{source + ": data_dir is required"};
+    cfg->threads = static_cast<uint32_t>(get_uint(source, t, "", "threads", 0, 0, 1024));
+    if (cfg->threads == 0) cfg->threads = std::max(1u, std::thread::hardware_concurrency());
+    std::string backend = get_string(source, t, "backend", "auto");
+    if (backend == "auto") {
+      cfg->backend = BackendKind::kAuto;
+    } else if (backend == "io_uring") {
+      cfg->backend = BackendKind::kUring;
+    } else if (backend == "epoll") {
+      cfg->backend = BackendKind::kEpoll;
+    } else {
+      throw ConfigError{where(source, *t.get("backend"), "backend") +
+                        ": must be auto, io_uring or epoll"};
+    }
+    if (const toml::node* n = t.get("local_domains")) {
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) throw ConfigError{where(source, *n, "local_domains") + ": must be an array"};
+      for (const auto& d : *arr) {
+        auto s = d.value<std::string>();
+        if (!s || !proto::is_valid_domain(*s)) {
+          throw ConfigError{where(source, d, "local_domains") + ": not a valid domain"};
+        }
+        std::string lower = proto::ascii_lower(*s);
+        if (cfg->primary_domain.empty()) cfg->primary_domain = lower;
+        cfg->local_domains.insert(lower);
+      }
+    }
+    if (cfg->local_domains.empty()) throw ConfigError{source + ": local_domains needs at least one domain"};
+    const toml::node* ln = t.get("listener");
+    if (ln == nullptr) throw ConfigError{source + ": at least one [[listener]] is required"};
+    const toml::array* larr = ln->as_array();
+    if (larr == nullptr) throw ConfigError{where(source, *ln, "listener") + ": use [[listener]] tables"};
+    for (const auto& item : *larr) {
+      const toml::table* lt = item.as_table();
+      if (lt == nullptr) throw ConfigError{where(source, item, "listener") + ": must be a table"};
+      check_keys(source, *lt, "listener.", {"address", "kind"});
+      ListenerConfig l;
+      l.address = get_string(source, *lt, "address", "");
+      if (!parse_listen_address(l.address, l.addr, l.addr_len)) {
+        throw ConfigError{where(source, item, "listener.address") + ": '" + l.address +
+                          "' is not HOST:PORT (IPv6 as [addr]:port)"};
+      }
+      std::string kind = get_string(source, *lt, "kind", "smtp");
+      if (kind == "smtp") {
+        l.kind = proto::ListenerKind::kSmtp;
+      } else if (kind == "submission") {
+        l.kind = proto::ListenerKind::kSubmission;
+      } else {
+        throw ConfigError{where(source, item, "listener.kind") + ": must be smtp or submission"};
+      }
+      cfg->listeners.push_back(std::move(l));
+    }
+    if (const toml::node* n = t.get("limits")) {
+      const toml::table* lt = n->as_table();
+      if (lt == nullptr) throw ConfigError{where(source, *n, "limits") + ": must be a table"};
+      check_keys(source, *lt, "limits.",
+                 {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
+                  "command_timeout_s", "data_timeout_s", "connections_max", "shutdown_grace_s",
+                  "delivery_retry_s"});
+      const std::string p = "limits.";
+      auto& L = cfg->limits;
+      L.message_bytes_max = get_uint(source, *lt, p, "message_bytes_max", L.message_bytes_max,
+                                     1024, uint64_t{1} << 32);
+      L.rcpt_count_max = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "rcpt_count_max", L.rcpt_count_max, 1, 100000));
+      L.errors_max =
+          static_cast<uint32_t>(get_uint(source, *lt, p, "errors_max", L.errors_max, 1, 1000));
+      L.received_headers_max = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "received_headers_max", L.received_headers_max, 1, 1000));
+      cfg->command_timeout_s = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "command_timeout_s", cfg->command_timeout_s, 1, 86400));
+      cfg->data_timeout_s = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "data_timeout_s", cfg->data_timeout_s, 1, 86400));
+      cfg->connections_max = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "connections_max", cfg->connections_max, 1, 10000000));
+      cfg->shutdown_grace_s = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "shutdown_grace_s", cfg->shutdown_grace_s, 0, 3600));
+      cfg->delivery_retry_s = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "delivery_retry_s", cfg->delivery_retry_s, 1, 86400));
+    }
+  } catch (const toml::parse_error& e) {
+    *error = source + ":" + std::to_string(e.source().begin.line) + ": " +
+             std::string(e.description());
+    return nullptr;
+  } catch (const ConfigError& e) {
+    *error = e.msg;
+    return nullptr;
+  }
+  return cfg;
+}
+
+std::shared_ptr<const Config> load_config_file(const std::string& path, std::string* error) {
+  std::ifstream f(path);
+  if (!f) {
+    *error = path + ": cannot read the configuration file";
+    return nullptr;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_config(ss.str(), path, error);
+}
+
+}  // namespace ringmail::engine

@@ -1,0 +1,55 @@
+// ringmaild's configuration (docs/configuration.md): parsed once at start and
+// on SIGHUP into an immutable snapshot that shards share read-only.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/backend.h"
+#include "proto/smtp_server.h"
+
+namespace ringmail::engine {
+
+struct ListenerConfig {
+  std::string address;  // as written, e.g. "[::1]:2525"
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  proto::ListenerKind kind = proto::ListenerKind::kSmtp;
+};
+
+struct Config {
+  std::string source;  // file name, or "<embedded dev configuration>"
+  std::string hostname;
+  std::string data_dir;
+  uint32_t threads = 0;  // resolved: >= 1
+  BackendKind backend = BackendKind::kAuto;
+  std::unordered_set<std::string> local_domains;  // lower case
+  std::string primary_domain;                     // the first one listed
+  std::vector<ListenerConfig> listeners;
+  proto::SessionLimits limits;
+  uint32_t command_timeout_s = 300;
+  uint32_t data_timeout_s = 600;
+  uint32_t connections_max = 20000;
+  uint32_t shutdown_grace_s = 30;
+  uint32_t delivery_retry_s = 60;
+};
+
+// The embedded development configuration (README's run command).
+extern const char* const kDevConfig;
+
+// Parses TOML text. On error returns nullptr and sets `error` to one line
+// naming the source, line and key.
+std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& source,
+                                           std::string* error);
+std::shared_ptr<const Config> load_config_file(const std::string& path, std::string* error);
+
+// "127.0.0.1:25", "[::1]:25", "0.0.0.0:25", "[::]:25".
+bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len);
+
+}  // namespace ringmail::engine

@@ -1,0 +1,77 @@
+#include "engine/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ringmail::engine {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string err_of(const std::string& text) {
+  std::string err;
+  auto c = parse_config(text, "t.toml", &err);
+  EXPECT_EQ(c, nullptr);
+  return err;
+}
+
+constexpr char kBase[] = R"(hostname = "mx.example.test"
+data_dir = "/tmp/x"
+local_domains = ["Example.TEST", "other.test"]
+[[listener]]
+address = "[::1]:2525"
+)";
+
+TEST(Config, DevConfigParses) {
+  std::string err;
+  auto c = parse_config(kDevConfig, "dev", &err);
+  ASSERT_NE(c, nullptr) << err;
+  EXPECT_EQ(c->hostname, "localhost.example.test");
+  EXPECT_EQ(c->listeners.size(), 4u);
+  EXPECT_EQ(c->listeners[3].kind, proto::ListenerKind::kSubmission);
+  EXPECT_TRUE(c->local_domains.count("example.test"));
+  EXPECT_GE(c->threads, 1u);
+}
+
+TEST(Config, LimitsAndDomains) {
+  std::string err;
+  auto c = parse_config(std::string(kBase) + "[limits]\nmessage_bytes_max = 2048\nrcpt_count_max = 7\n"
+                                             "command_timeout_s = 5\n",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  EXPECT_EQ(c->limits.message_bytes_max, 2048u);
+  EXPECT_EQ(c->limits.rcpt_count_max, 7u);
+  EXPECT_EQ(c->command_timeout_s, 5u);
+  EXPECT_EQ(c->primary_domain, "example.test");
+  EXPECT_TRUE(c->local_domains.count("other.test"));
+  EXPECT_EQ(c->listeners[0].addr.ss_family, AF_INET6);
+}
+
+TEST(Config, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(err_of("colour = 1\n" + std::string(kBase)), "t.toml:1: colour: unknown key");
+  EXPECT_EQ(err_of(std::string(kBase) + "port = 1\n"), "t.toml:6: listener.port: unknown key");
+  EXPECT_EQ(err_of(std::string(kBase) + "[limits]\nrcpt_count_max = 0\n"),
+            "t.toml:7: limits.rcpt_count_max: must be between 1 and 100000");
+  EXPECT_THAT(err_of(std::string(kBase) + "[limits]\nrcpt_count_max = \"x\"\n"),
+              HasSubstr("t.toml:7: limits.rcpt_count_max: must be an integer"));
+  EXPECT_THAT(err_of("hostname = \"mx\"\ndata_dir=\"/x\"\nlocal_domains=[\"a.test\"]\n"
+                     "[[listener]]\naddress = \"nowhere\"\n"),
+              HasSubstr("t.toml:4: listener.address"));
+  EXPECT_THAT(err_of("hostname = \n"), HasSubstr("t.toml:1:"));
+  EXPECT_THAT(err_of("backend = \"kqueue\"\n" + std::string(kBase)),
+              HasSubstr("backend: must be auto, io_uring or epoll"));
+}
+
+TEST(Config, ListenAddresses) {
+  sockaddr_storage ss;
+  socklen_t len;
+  EXPECT_TRUE(parse_listen_address("127.0.0.1:25", ss, len));
+  EXPECT_TRUE(parse_listen_address("[::]:587", ss, len));
+  EXPECT_FALSE(parse_listen_address("127.0.0.1", ss, len));
+  EXPECT_FALSE(parse_listen_address("127.0.0.1:0", ss, len));
+  EXPECT_FALSE(parse_listen_address("127.0.0.1:70000", ss, len));
+  EXPECT_FALSE(parse_listen_address("::1:25", ss, len));
+}
+
+}  // namespace
+}  // namespace ringmail::engine

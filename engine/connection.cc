@@ -1,0 +1,176 @@
+#include "engine/connection.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "engine/log.h"
+
+namespace ringmail::engine {
+
+namespace {
+proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client) {
+  proto::SessionParams p;
+  p.hostname = cfg.hostname;
+  p.limits = cfg.limits;
+  p.kind = l.kind;
+  p.client_literal = std::move(client);
+  return p;
+}
+
+const char* result_name(proto::CommitResult r) {
+  switch (r) {
+    case proto::CommitResult::kOk: return "ok";
+    case proto::CommitResult::kTempFail: return "451 write/fsync error";
+    case proto::CommitResult::kNoSpace: return "452 no space";
+  }
+  return "?";
+}
+}  // namespace
+
+Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
+                       std::string client_literal, std::string peer)
+    : shard_(shard), fd_(fd), peer_(std::move(peer)),
+      session_(params_for(*shard.cfg_, listener, std::move(client_literal)), shard) {
+  recv_c_.conn = this;
+  send_c_.conn = this;
+  commit_.conn = this;
+  commit_.done = &Connection::on_commit;
+  timer_.conn = this;
+  timer_.fire = &Connection::on_timeout;
+}
+
+void Connection::start() {
+  session_.start();
+  arm_recv();
+  after_io();
+}
+
+void Connection::arm_recv() {
+  recv_armed_ = true;
+  shard_.backend_->recv(fd_, &recv_c_);
+}
+
+void Connection::on_recv(const Event& ev) {
+  if (!ev.more) recv_armed_ = false;
+  if (ev.res > 0) {
+    if (!shut_) session_.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+    after_io();
+    if (!recv_armed_ && !shut_) arm_recv();
+    maybe_finish();
+    return;
+  }
+  if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+  if (ev.res == -ENOBUFS && !shut_) {
+    // The shard's receive buffers ran out for a moment; they are returned as
+    // soon as each completion is handled, so re-arming is enough.
+    if (!recv_armed_) arm_recv();
+    return;
+  }
+  if (ev.more) return;
+  // End of stream or error: the peer is gone.
+  begin_close();
+}
+
+void Connection::after_io() {
+  if (session_.awaiting_commit() && !commit_busy_) {
+    commit_busy_ = true;
+    commit_.env = &session_.envelope();
+    commit_.message = session_.message();
+    shard_.spool_->commit(&commit_);
+  }
+  flush();
+  if (session_.closing() && !send_busy_ && sending_.empty() && session_.output().empty()) {
+    begin_close();
+  }
+  if (!shut_) {
+    uint32_t t = session_.in_data() ? shard_.cfg_->data_timeout_s : shard_.cfg_->command_timeout_s;
+    shard_.wheel_.schedule(&timer_, shard_.now_s_ + t);
+  }
+}
+
+void Connection::flush() {
+  if (send_busy_ || shut_) return;
+  if (sending_.empty()) {
+    if (session_.output().empty()) return;
+    sending_.swap(session_.output());
+    sent_ = 0;
+  }
+  send_busy_ = true;
+  shard_.backend_->send(fd_, sending_.data() + sent_, sending_.size() - sent_, &send_c_);
+}
+
+void Connection::on_send(const Event& ev) {
+  send_busy_ = false;
+  if (ev.res < 0) {
+    begin_close();
+    return;
+  }
+  sent_ += static_cast<size_t>(ev.res);
+  if (sent_ >= sending_.size()) {
+    sending_.clear();
+    sent_ = 0;
+  }
+  after_io();
+  maybe_finish();
+}
+
+void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
+  Connection* self = static_cast<CommitReq*>(c)->conn;
+  Shard& shard = self->shard_;
+  self->commit_busy_ = false;
+  const proto::Envelope& env = self->session_.envelope();
+  std::string line = "queued id=" + env.id;
+  if (r != proto::CommitResult::kOk) {
+    line = "not queued id=" + env.id + " (" + result_name(r) + ")";
+    shard.stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  line += " client=" + self->peer_ + " helo=" + env.helo + " from=<" + env.from.to_string() +
+          "> rcpts=" + std::to_string(env.rcpts.size()) +
+          " bytes=" + std::to_string(self->session_.message().size());
+  log_line(line);
+  if (r == proto::CommitResult::kOk) {
+    shard.stats_.messages_queued.fetch_add(1, std::memory_order_relaxed);
+    auto* job = new DeliveryJob();
+    job->rec.env = env;
+    job->rec.message = std::move(self->session_.message());
+    shard.deliver(job);
+  }
+  self->session_.commit_done(r);
+  self->after_io();
+  self->maybe_finish();
+}
+
+void Connection::on_timeout(TimerEntry* t) {
+  Connection* self = static_cast<Timer*>(t)->conn;
+  self->session_.timeout();
+  self->after_io();
+  self->maybe_finish();
+}
+
+void Connection::request_shutdown() {
+  session_.request_shutdown();
+  after_io();
+  maybe_finish();
+}
+
+void Connection::abort() { begin_close(); }
+
+void Connection::begin_close() {
+  if (!shut_) {
+    shut_ = true;
+    shard_.wheel_.cancel(&timer_);
+    // Wakes a pending multishot receive with end of stream, so it finishes.
+    ::shutdown(fd_, SHUT_RDWR);
+  }
+  maybe_finish();
+}
+
+void Connection::maybe_finish() {
+  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_) return;
+  retired_ = true;
+  shard_.retire(this);
+}
+
+}  // namespace ringmail::engine

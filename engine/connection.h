@@ -1,0 +1,74 @@
+// One inbound SMTP connection on a shard: glues the socket (through the
+// shard's backend) to a proto::SmtpServer session and to the spool.
+//
+// Lifetime: owned by its Shard. It is retired (and freed by the shard's loop)
+// only once no receive, send or spool commit is in flight.
+#pragma once
+
+#include <string>
+
+#include "engine/backend.h"
+#include "engine/shard.h"
+#include "proto/smtp_server.h"
+#include "storage/spool.h"
+
+namespace ringmail::engine {
+
+class Connection {
+ public:
+  Connection(Shard& shard, int fd, const ListenerConfig& listener, std::string client_literal,
+             std::string peer);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+  // Graceful stop: 421 when idle, after the transaction otherwise.
+  void request_shutdown();
+  // Hard stop (grace period over): drop the connection.
+  void abort();
+  int fd() const { return fd_; }
+
+ private:
+  struct RecvC final : Completion {
+    Connection* conn = nullptr;
+    void complete(const Event& ev) override { conn->on_recv(ev); }
+  };
+  struct SendC final : Completion {
+    Connection* conn = nullptr;
+    void complete(const Event& ev) override { conn->on_send(ev); }
+  };
+  struct CommitReq : storage::Spool::Commit {
+    Connection* conn = nullptr;
+  };
+  struct Timer : TimerEntry {
+    Connection* conn = nullptr;
+  };
+
+  void on_recv(const Event& ev);
+  void on_send(const Event& ev);
+  static void on_commit(storage::Spool::Commit* c, proto::CommitResult r);
+  static void on_timeout(TimerEntry* t);
+  void after_io();
+  void flush();
+  void arm_recv();
+  void begin_close();
+  void maybe_finish();
+
+  Shard& shard_;
+  int fd_;
+  std::string peer_;
+  proto::SmtpServer session_;
+  RecvC recv_c_;
+  SendC send_c_;
+  CommitReq commit_;
+  Timer timer_;
+  std::string sending_;
+  size_t sent_ = 0;
+  bool recv_armed_ = false;
+  bool send_busy_ = false;
+  bool commit_busy_ = false;
+  bool shut_ = false;
+  bool retired_ = false;
+};
+
+}  // namespace ringmail::engine

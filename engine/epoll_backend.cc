@@ -1,0 +1,318 @@
+// epoll backend, for where io_uring is refused (container seccomp profiles,
+// kernel.io_uring_disabled). Same contract as the io_uring backend: multishot
+// accept/recv are emulated by readiness loops, fsync runs on one worker
+// thread per shard, completions are always delivered from wait().
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "storage/file_io.h"
+
+namespace ringmail::engine {
+namespace {
+
+constexpr size_t kRecvBytes = 16384;
+constexpr int kFsyncWorkers = 4;
+
+class EpollBackend final : public Backend {
+ public:
+  ~EpollBackend() override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    if (epfd_ >= 0) ::close(epfd_);
+    if (efd_ >= 0) ::close(efd_);
+    if (fsync_efd_ >= 0) ::close(fsync_efd_);
+  }
+
+  int init(std::string* why) {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    fsync_efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd_ < 0 || efd_ < 0 || fsync_efd_ < 0) {
+      *why = std::string("epoll set-up: ") + std::strerror(errno);
+      return -errno;
+    }
+    add(efd_, EPOLLIN, &efd_tag_);
+    add(fsync_efd_, EPOLLIN, &fsync_tag_);
+    // Several workers, so fsyncs of different files overlap as they do in
+    // io_uring's io-wq.
+    for (int i = 0; i < kFsyncWorkers; ++i) workers_.emplace_back([this] { fsync_worker(); });
+    return 0;
+  }
+
+  BackendKind kind() const override { return BackendKind::kEpoll; }
+
+  void accept(int listen_fd, Completion* c) override {
+    Reg& r = reg(listen_fd);
+    r.listener = true;
+    r.in = c;
+    update(listen_fd);
+    pending_reads_.push_back(listen_fd);  // something may already be waiting
+  }
+
+  void recv(int fd, Completion* c) override {
+    Reg& r = reg(fd);
+    r.in = c;
+    update(fd);
+    pending_reads_.push_back(fd);
+  }
+
+  void release(uint16_t) override {}
+
+  void send(int fd, const char* p, size_t n, Completion* c) override {
+    Reg& r = reg(fd);
+    r.out = c;
+    r.out_p = p;
+    r.out_n = n;
+    pending_writes_.push_back(fd);
+  }
+
+  void fsync(int fd, Completion* c) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      fsync_todo_.push_back({fd, c, 0});
+    }
+    cv_.notify_one();
+  }
+
+  void close(int fd) override {
+    if (static_cast<size_t>(fd) < regs_.size()) {
+      Reg& r = regs_[static_cast<size_t>(fd)];
+      if (r.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+      r = Reg{};
+    }
+    ::close(fd);
+  }
+
+  void watch_doorbell(Completion* c) override { doorbell_ = c; }
+
+  void wake() override {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+  }
+
+  void ring(Backend& target) override { target.wake(); }
+
+  int wait(int timeout_ms) override {
+    int n = run_pending();
+    epoll_event evs[256];
+    int got = ::epoll_wait(epfd_, evs, 256, n > 0 ? 0 : timeout_ms);
+    for (int i = 0; i < got; ++i) {
+      void* tag = evs[i].data.ptr;
+      if (tag == &efd_tag_) {
+        uint64_t v;
+        [[maybe_unused]] ssize_t rn = ::read(efd_, &v, sizeof v);
+        if (doorbell_ != nullptr) doorbell_->complete(Event{});
+        ++n;
+        continue;
+      }
+      if (tag == &fsync_tag_) {
+        n += drain_fsyncs();
+        continue;
+      }
+      int fd = static_cast<int>(reinterpret_cast<intptr_t>(tag));
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) pending_reads_.push_back(fd);
+      if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) pending_writes_.push_back(fd);
+    }
+    n += run_pending();
+    return n;
+  }
+
+ private:
+  struct Reg {
+    Completion* in = nullptr;   // accept or recv
+    Completion* out = nullptr;  // send
+    const char* out_p = nullptr;
+    size_t out_n = 0;
+    bool listener = false;
+    bool registered = false;
+    uint32_t events = 0;
+  };
+  struct FsyncJob {
+    int fd;
+    Completion* c;
+    int res;
+  };
+
+  Reg& reg(int fd) {
+    if (static_cast<size_t>(fd) >= regs_.size()) regs_.resize(static_cast<size_t>(fd) * 2 + 64);
+    return regs_[static_cast<size_t>(fd)];
+  }
+
+  void add(int fd, uint32_t events, void* tag) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = tag;
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  // Edge-triggered interest in what the registration waits for.
+  void update(int fd) {
+    Reg& r = reg(fd);
+    uint32_t want = EPOLLET | EPOLLRDHUP;
+    if (r.in != nullptr) want |= EPOLLIN;
+    if (r.out != nullptr) want |= EPOLLOUT;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.ptr = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
+    if (!r.registered) {
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+      r.registered = true;
+    } else if (r.events != want) {
+      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    r.events = want;
+  }
+
+  int run_pending() {
+    int n = 0;
+    while (!pending_reads_.empty() || !pending_writes_.empty()) {
+      auto reads = std::move(pending_reads_);
+      pending_reads_.clear();
+      for (int fd : reads) n += do_read(fd);
+      auto writes = std::move(pending_writes_);
+      pending_writes_.clear();
+      for (int fd : writes) n += do_write(fd);
+    }
+    return n;
+  }
+
+  int do_read(int fd) {
+    if (static_cast<size_t>(fd) >= regs_.size()) return 0;
+    int n = 0;
+    // At most a few rounds per readiness, so one busy peer cannot starve the
+    // others; the rest is picked up on the next wait().
+    for (int round = 0; round < 16; ++round) {
+      Reg& r = regs_[static_cast<size_t>(fd)];
+      Completion* c = r.in;
+      if (c == nullptr) return n;
+      Event ev;
+      if (r.listener) {
+        int cfd = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+          if (errno == EAGAIN || errno == EINTR) return n;
+          ev.res = -errno;
+          ev.more = true;  // the listener stays armed
+        } else {
+          ev.res = cfd;
+          ev.more = true;
+        }
+        ++n;
+        c->complete(ev);
+        continue;
+      }
+      ssize_t got = ::recv(fd, buf_, kRecvBytes, MSG_DONTWAIT);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) return n;
+      ++n;
+      if (got > 0) {
+        ev.res = static_cast<int>(got);
+        ev.more = true;
+        ev.data = buf_;
+        ev.has_buf = true;
+        c->complete(ev);
+        continue;
+      }
+      ev.res = got == 0 ? 0 : -errno;
+      ev.more = false;
+      regs_[static_cast<size_t>(fd)].in = nullptr;
+      c->complete(ev);
+      return n;
+    }
+    pending_reads_.push_back(fd);
+    return n;
+  }
+
+  int do_write(int fd) {
+    if (static_cast<size_t>(fd) >= regs_.size()) return 0;
+    Reg& r = regs_[static_cast<size_t>(fd)];
+    Completion* c = r.out;
+    if (c == nullptr) return 0;
+    ssize_t sent = ::send(fd, r.out_p, r.out_n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0 && errno == EAGAIN) {
+      update(fd);  // wait for EPOLLOUT
+      return 0;
+    }
+    Event ev;
+    ev.res = sent >= 0 ? static_cast<int>(sent) : -errno;
+    r.out = nullptr;
+    if (r.events & EPOLLOUT) update(fd);
+    c->complete(ev);
+    return 1;
+  }
+
+  void fsync_worker() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (true) {
+      cv_.wait(lk, [this] { return stop_ || !fsync_todo_.empty(); });
+      if (stop_) return;
+      FsyncJob job = fsync_todo_.front();
+      fsync_todo_.pop_front();
+      lk.unlock();
+      job.res = storage::fsync_blocking(job.fd);
+      lk.lock();
+      fsync_done_.push_back(job);
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(fsync_efd_, &one, sizeof one);
+    }
+  }
+
+  int drain_fsyncs() {
+    uint64_t v;
+    [[maybe_unused]] ssize_t rn = ::read(fsync_efd_, &v, sizeof v);
+    std::deque<FsyncJob> done;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done.swap(fsync_done_);
+    }
+    for (auto& j : done) {
+      Event ev;
+      ev.res = j.res;
+      j.c->complete(ev);
+    }
+    return static_cast<int>(done.size());
+  }
+
+  int epfd_ = -1;
+  int efd_ = -1;
+  int fsync_efd_ = -1;
+  char efd_tag_ = 0;
+  char fsync_tag_ = 0;
+  Completion* doorbell_ = nullptr;
+  std::vector<Reg> regs_;
+  std::vector<int> pending_reads_;
+  std::vector<int> pending_writes_;
+  char buf_[kRecvBytes];
+
+  // The fsync worker's queues; guarded by mu_ (the worker is this shard's
+  // private helper, not shared with other shards).
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<FsyncJob> fsync_todo_;
+  std::deque<FsyncJob> fsync_done_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_epoll_backend(std::string* why) {
+  auto b = std::make_unique<EpollBackend>();
+  if (b->init(why) != 0) return nullptr;
+  return b;
+}
+
+}  // namespace ringmail::engine

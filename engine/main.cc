@@ -1,0 +1,230 @@
+// ringmaild: the mail relay daemon. Parses the command line and the
+// configuration, recovers the spool, binds listeners, starts one shard per
+// core and then waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads).
+#include <mimalloc-new-delete.h>  // mimalloc is the daemon's allocator
+#include <mimalloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <latch>
+#include <thread>
+
+#include "engine/config.h"
+#include "engine/log.h"
+#include "engine/shard.h"
+#include "storage/file_io.h"
+#include "storage/spool.h"
+
+namespace ringmail::engine {
+namespace {
+
+// One SO_REUSEPORT socket per shard and listener, so the kernel spreads
+// connections over the shards without a shared accept queue.
+int open_listener(const ListenerConfig& l, std::string* error) {
+  const int family = l.addr.ss_family;
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = l.address + ": socket: " + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY: replies go out at once (pipelined
+  // replies are already batched into one send).
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len) != 0 ||
+      ::listen(fd, 4096) != 0) {
+    *error = l.address + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"ringmaild: the ringmail mail relay daemon"};
+  std::string config_path;
+  bool dev = false, check_only = false;
+  int threads = -1;
+  std::string backend_flag, data_dir;
+  app.add_option("--config,-c", config_path, "configuration file (TOML)");
+  app.add_flag("--dev", dev, "use the embedded development configuration");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_option("--threads", threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
+  app.add_option("--backend", backend_flag, "auto, io_uring or epoll")
+      ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
+  app.add_option("--data-dir", data_dir, "directory for spool/ and mail/");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (dev && !config_path.empty()) {
+    std::fprintf(stderr, "ringmaild: --dev and --config exclude each other\n");
+    return 2;
+  }
+
+  std::string error;
+  std::shared_ptr<const Config> cfg =
+      config_path.empty() ? parse_config(kDevConfig, "<embedded dev configuration>", &error)
+                          : load_config_file(config_path, &error);
+  if (cfg == nullptr) {
+    std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
+    return 1;
+  }
+  auto apply_flags = [&](std::shared_ptr<const Config> c) {
+    auto m = std::make_shared<Config>(*c);
+    if (threads == 0) m->threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads > 0) m->threads = static_cast<uint32_t>(threads);
+    if (backend_flag == "io_uring") m->backend = BackendKind::kUring;
+    if (backend_flag == "epoll") m->backend = BackendKind::kEpoll;
+    if (backend_flag == "auto") m->backend = BackendKind::kAuto;
+    if (!data_dir.empty()) m->data_dir = data_dir;
+    return std::shared_ptr<const Config>(std::move(m));
+  };
+  cfg = apply_flags(cfg);
+  if (check_only) {
+    std::printf("%s: configuration ok\n", cfg->source.c_str());
+    return 0;
+  }
+
+  // Signals are taken by this thread alone (sigwaitinfo below); shard
+  // threads inherit the blocked mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
+           " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()));
+
+  BackendKind backend = cfg->backend;
+  if (backend == BackendKind::kAuto) {
+    std::string why;
+    if (uring_available(&why)) {
+      backend = BackendKind::kUring;
+    } else {
+      log_line("io_uring unavailable (" + why + "): using the epoll backend");
+      backend = BackendKind::kEpoll;
+    }
+  }
+
+  // Recover the spool before accepting anything.
+  storage::PosixFileIo io;
+  storage::Spool spool(io, cfg->data_dir);
+  if (int r = spool.open(); r < 0) {
+    log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
+    return 1;
+  }
+  std::vector<DeliveryJob*> recovered;
+  auto st = spool.recover(
+      [&](storage::SpoolRecord&& rec) {
+        auto* j = new DeliveryJob();
+        j->rec = std::move(rec);
+        recovered.push_back(j);
+      },
+      [](const std::string& line) { log_line(line); });
+  log_line("spool recovered: " + std::to_string(st.recovered) + " queued, " +
+           std::to_string(st.corrupt) + " corrupt (moved aside), " +
+           std::to_string(st.tmp_removed) + " unfinished removed");
+
+  std::vector<std::unique_ptr<Shard>> shards;
+  for (uint32_t i = 0; i < cfg->threads; ++i) {
+    std::vector<int> fds;
+    for (const auto& l : cfg->listeners) {
+      int fd = open_listener(l, &error);
+      if (fd < 0) {
+        log_line("cannot listen on " + error);
+        for (int f : fds) ::close(f);
+        for (DeliveryJob* j : recovered) delete j;
+        return 1;
+      }
+      fds.push_back(fd);
+    }
+    shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
+  }
+  std::vector<Shard*> peers;
+  for (auto& s : shards) peers.push_back(s.get());
+  for (auto& s : shards) s->set_peers(peers);
+  for (size_t i = 0; i < recovered.size(); ++i) shards[i % shards.size()]->preload(recovered[i]);
+  recovered.clear();
+
+  std::latch ready(static_cast<std::ptrdiff_t>(shards.size()));
+  std::vector<std::thread> threads_v;
+  for (auto& s : shards) threads_v.emplace_back([&ready, sh = s.get()] { sh->run(ready); });
+  ready.wait();
+  bool failed = false;
+  for (auto& s : shards) {
+    if (!s->error().empty()) {
+      log_line(s->error());
+      failed = true;
+    }
+  }
+  std::string addrs;
+  for (const auto& l : cfg->listeners) {
+    addrs += " " + l.address + (l.kind == proto::ListenerKind::kSmtp ? "/smtp" : "/submission");
+  }
+  if (!failed) {
+    log_line("ready: " + std::to_string(shards.size()) + " shards on " +
+             to_string(shards[0]->backend_kind()) + ", listening on" + addrs);
+  }
+
+  int exit_code = failed ? 1 : 0;
+  while (!failed) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&sigs, &info);
+    if (sig < 0) continue;
+    if (sig == SIGHUP) {
+      if (config_path.empty()) {
+        log_line("SIGHUP: the embedded configuration has nothing to reload");
+        continue;
+      }
+      std::string err;
+      auto fresh = load_config_file(config_path, &err);
+      if (fresh == nullptr) {
+        log_line("SIGHUP: configuration refused, keeping the running one: " + err);
+        continue;
+      }
+      fresh = apply_flags(fresh);
+      if (fresh->listeners.size() != cfg->listeners.size() || fresh->threads != cfg->threads ||
+          fresh->data_dir != cfg->data_dir) {
+        log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
+      }
+      cfg = fresh;
+      for (auto& s : shards) {
+        ShardMessage m;
+        m.type = ShardMessage::Type::kReload;
+        m.config = fresh;
+        s->post_from_main(std::move(m));
+      }
+      continue;
+    }
+    log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+             ": stopping (open transactions get " + std::to_string(cfg->shutdown_grace_s) + "s)");
+    for (auto& s : shards) {
+      ShardMessage m;
+      m.type = ShardMessage::Type::kStop;
+      s->post_from_main(std::move(m));
+    }
+    break;
+  }
+  for (auto& t : threads_v) t.join();
+  log_line(exit_code == 0 ? "stopped" : "start-up failed");
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace ringmail::engine
+
+int main(int argc, char** argv) { return ringmail::engine::run(argc, argv); }

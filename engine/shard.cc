@@ -1,0 +1,307 @@
+#include "engine/shard.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "engine/connection.h"
+#include "engine/log.h"
+
+namespace ringmail::engine {
+
+namespace {
+
+constexpr size_t kInboxSlots = 4096;
+
+int64_t wall_s() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return ts.tv_sec;
+}
+
+// Client literal for Received headers (RFC 5321 4.1.3) and ip:port for logs.
+void describe_peer(int fd, std::string* literal, std::string* peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    *literal = "[unknown]";
+    *peer = "unknown";
+    return;
+  }
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], buf, sizeof buf);
+      *literal = std::string("[") + buf + "]";
+    } else {
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      *literal = std::string("[IPv6:") + buf + "]";
+    }
+    *peer = std::string("[") + buf + "]:" + std::to_string(ntohs(a->sin6_port));
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    *literal = std::string("[") + buf + "]";
+    *peer = std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+}
+
+// Crockford's base32: ids are short, case-insensitive and unambiguous.
+constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+}  // namespace
+
+void Shard::RingFileIo::fsync(storage::FsyncOp* op) {
+  FsyncC* c = free_;
+  if (c != nullptr) {
+    free_ = c->next_free;
+  } else {
+    all_.push_back(std::make_unique<FsyncC>());
+    c = all_.back().get();
+    c->io = this;
+  }
+  c->op = op;
+  shard_.backend_->fsync(op->fd, c);
+}
+
+void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
+  storage::FsyncOp* o = op;
+  op = nullptr;
+  next_free = io->free_;
+  io->free_ = this;
+  o->done(o, ev.res);
+}
+
+Shard::Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
+             BackendKind backend)
+    : index_(index), cfg_(std::move(cfg)), listen_fds_(std::move(listen_fds)),
+      backend_kind_(backend), wheel_(wall_s()) {
+  now_s_ = wall_s();
+  doorbell_.shard = this;
+}
+
+Shard::~Shard() {
+  for (int fd : listen_fds_) {
+    if (fd >= 0) ::close(fd);
+  }
+  for (DeliveryJob* j : preloaded_) delete j;
+}
+
+void Shard::set_peers(std::vector<Shard*> peers) {
+  peers_ = std::move(peers);
+  inboxes_.clear();
+  for (size_t i = 0; i <= peers_.size(); ++i) {
+    inboxes_.push_back(std::make_unique<SpscQueue<ShardMessage>>(kInboxSlots));
+  }
+}
+
+void Shard::preload(DeliveryJob* job) { preloaded_.push_back(job); }
+
+void Shard::post_from_main(ShardMessage m) {
+  while (!inboxes_[peers_.size()]->push(std::move(m))) ::usleep(100);
+  backend_->wake();
+}
+
+void Shard::post_from_shard(Shard& from, ShardMessage m) {
+  // The queue is bounded; a full inbox means the receiver is far behind, so
+  // the sender waits for it rather than dropping the message.
+  while (!inboxes_[from.index_]->push(std::move(m))) ::usleep(100);
+  from.backend_->ring(*backend_);
+}
+
+bool Shard::is_local_domain(std::string_view domain) const {
+  return cfg_->local_domains.count(std::string(domain)) > 0;
+}
+
+std::string_view Shard::primary_domain() const { return cfg_->primary_domain; }
+
+std::string Shard::new_message_id() {
+  // 11 characters of microseconds since the epoch (monotonic per shard, so
+  // unique across restarts as long as the clock does not go back) and 2 of
+  // the shard index.
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t us = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  if (us <= last_id_us_) us = last_id_us_ + 1;
+  last_id_us_ = us;
+  char id[13];
+  for (int i = 10; i >= 0; --i) {
+    id[i] = kAlphabet[us & 31];
+    us >>= 5;
+  }
+  id[11] = kAlphabet[(index_ >> 5) & 31];
+  id[12] = kAlphabet[index_ & 31];
+  return std::string(id, 13);
+}
+
+void Shard::run(std::latch& ready) {
+  set_log_shard(static_cast<int>(index_));
+  backend_ = make_backend(backend_kind_, &error_);
+  if (backend_ == nullptr) {
+    error_ = "cannot start the " + std::string(to_string(backend_kind_)) + " backend: " + error_;
+    ready.count_down();
+    return;
+  }
+  backend_kind_ = backend_->kind();
+  spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir);
+  if (int r = spool_->open(); r < 0) {
+    error_ = "cannot open the spool under " + cfg_->data_dir + ": " + std::strerror(-r);
+    ready.count_down();
+    return;
+  }
+  maildir_ = std::make_unique<storage::MaildirDelivery>(file_io_, *spool_, cfg_->data_dir,
+                                                        cfg_->hostname);
+  backend_->watch_doorbell(&doorbell_);
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    auto c = std::make_unique<AcceptC>();
+    c->shard = this;
+    c->listener = i;
+    backend_->accept(listen_fds_[i], c.get());
+    accept_cs_.push_back(std::move(c));
+  }
+  for (DeliveryJob* j : preloaded_) deliver(j);
+  preloaded_.clear();
+  ready.count_down();
+
+  while (true) {
+    backend_->wait(1000);
+    tick();
+    drain_inboxes();
+    for (Connection* c : dead_) {
+      backend_->close(c->fd());
+      conns_.erase(c);
+    }
+    dead_.clear();
+    if (stopping_) {
+      if (conns_.empty() && deliveries_inflight_ == 0) break;
+      if (now_s_ >= stop_deadline_s_) {
+        for (auto& [c, owned] : conns_) c->abort();
+      }
+    }
+  }
+  // Jobs waiting for a retry stay in the spool and are recovered at start.
+  log_line("stopped");
+}
+
+void Shard::tick() {
+  int64_t now = wall_s();
+  if (now == now_s_) return;
+  now_s_ = now;
+  wheel_.advance(now, [](TimerWheel::Node* n) {
+    auto* t = static_cast<TimerEntry*>(n);
+    t->fire(t);
+  });
+}
+
+void Shard::drain_inboxes() {
+  for (auto& q : inboxes_) {
+    while (auto m = q->pop()) handle(std::move(*m));
+  }
+}
+
+void Shard::handle(ShardMessage&& m) {
+  switch (m.type) {
+    case ShardMessage::Type::kStop:
+      begin_stop();
+      break;
+    case ShardMessage::Type::kReload:
+      cfg_ = std::move(m.config);
+      log_line("configuration reloaded");
+      break;
+    case ShardMessage::Type::kDeliver:
+      deliver(m.job);
+      break;
+    case ShardMessage::Type::kPing:
+      stats_.pings.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case ShardMessage::Type::kNone:
+      break;
+  }
+}
+
+void Shard::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_s_ = now_s_ + cfg_->shutdown_grace_s;
+  for (int& fd : listen_fds_) {
+    // Wakes the multishot accept with an error; the ring holds its own
+    // reference to the socket until then.
+    ::shutdown(fd, SHUT_RDWR);
+  }
+  std::vector<Connection*> all;
+  for (auto& [c, owned] : conns_) all.push_back(c);
+  for (Connection* c : all) c->request_shutdown();
+}
+
+void Shard::on_accept(size_t listener, const Event& ev) {
+  if (!ev.more && !stopping_) backend_->accept(listen_fds_[listener], accept_cs_[listener].get());
+  if (ev.res < 0) {
+    if (!stopping_ && ev.res != -EAGAIN && ev.res != -EINTR && ev.res != -ECONNABORTED) {
+      log_line(std::string("accept: ") + std::strerror(-ev.res));
+    }
+    return;
+  }
+  const int fd = ev.res;
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+  if (conns_.size() >= cfg_->connections_max) {
+    static constexpr char kBusy[] = "421 4.7.0 Too many connections\r\n";
+    [[maybe_unused]] ssize_t n = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+    return;
+  }
+  std::string literal, peer;
+  describe_peer(fd, &literal, &peer);
+  auto conn = std::make_unique<Connection>(*this, fd, cfg_->listeners[listener], literal, peer);
+  Connection* c = conn.get();
+  conns_.emplace(c, std::move(conn));
+  c->start();
+}
+
+void Shard::retire(Connection* c) { dead_.push_back(c); }
+
+void Shard::deliver(DeliveryJob* job) {
+  job->shard = this;
+  job->done = &Shard::on_delivered;
+  ++deliveries_inflight_;
+  maildir_->deliver(job);
+}
+
+void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
+  auto* job = static_cast<DeliveryJob*>(j);
+  Shard* self = job->shard;
+  --self->deliveries_inflight_;
+  ++job->attempts;
+  const auto& env = job->rec.env;
+  for (const auto& r : job->skipped) {
+    log_line("delivery id=" + env.id + " to=<" + r + "> failed permanently: not a valid mailbox");
+  }
+  if (result < 0) {
+    log_line("delivery id=" + env.id + " deferred (" + std::strerror(-result) + "), retry in " +
+             std::to_string(self->cfg_->delivery_retry_s) + "s");
+    if (self->stopping_) {
+      delete job;  // stays in the spool; recovered at the next start
+      return;
+    }
+    job->retry.job = job;
+    job->retry.fire = [](TimerEntry* t) {
+      DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
+      dj->shard->deliver(dj);
+    };
+    self->wheel_.schedule(&job->retry, self->now_s_ + self->cfg_->delivery_retry_s);
+    return;
+  }
+  self->stats_.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+  log_line("delivered id=" + env.id + " rcpts=" + std::to_string(env.rcpts.size()) + " maildir");
+  delete job;
+}
+
+}  // namespace ringmail::engine

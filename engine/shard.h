@@ -1,0 +1,161 @@
+// A shard: one thread, one event loop backend (one io_uring ring), its own
+// listening sockets (SO_REUSEPORT), connections, spool writer and delivery.
+// Nothing here is shared with other shards except the immutable Config
+// snapshot; shards and the main thread talk through inboxes (SPSC queues)
+// plus a doorbell (MSG_RING between io_uring shards, eventfd otherwise).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <latch>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/config.h"
+#include "engine/spsc.h"
+#include "engine/timer_wheel.h"
+#include "proto/smtp_server.h"
+#include "storage/file_io.h"
+#include "storage/maildir.h"
+#include "storage/spool.h"
+
+namespace ringmail::engine {
+
+class Connection;
+class Shard;
+
+// Fired by the shard's timer wheel.
+struct TimerEntry : TimerWheel::Node {
+  void (*fire)(TimerEntry* t) = nullptr;
+};
+
+struct DeliveryJob : storage::MaildirDelivery::Job {
+  struct Retry : TimerEntry {
+    DeliveryJob* job = nullptr;
+  };
+  Shard* shard = nullptr;
+  Retry retry;
+  uint32_t attempts = 0;
+};
+
+struct ShardMessage {
+  enum class Type : uint8_t { kNone, kStop, kReload, kDeliver, kPing };
+  Type type = Type::kNone;
+  std::shared_ptr<const Config> config;  // kReload
+  DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
+  uint64_t value = 0;                    // kPing
+};
+
+// Counters read by other threads (tests, status); written only by the shard.
+struct ShardStats {
+  std::atomic<uint64_t> accepted_connections{0};
+  std::atomic<uint64_t> messages_queued{0};
+  std::atomic<uint64_t> messages_delivered{0};
+  std::atomic<uint64_t> commit_failures{0};
+  std::atomic<uint64_t> pings{0};
+};
+
+class Shard final : public proto::SmtpHost {
+ public:
+  // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them.
+  // `peers` is the whole set of shards (for messages); `main_sender` is the
+  // inbox index the main thread uses (== number of shards).
+  Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
+        BackendKind backend);
+  ~Shard() override;
+
+  void set_peers(std::vector<Shard*> peers);
+
+  // Thread body. Counts `ready` down once listening (or failed: see error()).
+  void run(std::latch& ready);
+  const std::string& error() const { return error_; }
+  BackendKind backend_kind() const { return backend_kind_; }
+
+  // Queues a message before run() starts (recovery); not thread-safe.
+  void preload(DeliveryJob* job);
+
+  // Main thread only.
+  void post_from_main(ShardMessage m);
+  // From another shard's thread only (`from` is the caller's shard).
+  void post_from_shard(Shard& from, ShardMessage m);
+
+  uint32_t index() const { return index_; }
+  const ShardStats& stats() const { return stats_; }
+
+  // proto::SmtpHost
+  bool is_local_domain(std::string_view domain) const override;
+  std::string_view primary_domain() const override;
+  std::string new_message_id() override;
+  int64_t now_unix() const override { return now_s_; }
+
+ private:
+  friend class Connection;
+
+  struct AcceptC final : Completion {
+    Shard* shard = nullptr;
+    size_t listener = 0;
+    void complete(const Event& ev) override { shard->on_accept(listener, ev); }
+  };
+  struct DoorbellC final : Completion {
+    Shard* shard = nullptr;
+    void complete(const Event&) override { shard->drain_inboxes(); }
+  };
+  // Wraps the backend's fsync for storage's FileIo seam.
+  class RingFileIo final : public storage::PosixFileIo {
+   public:
+    explicit RingFileIo(Shard& s) : shard_(s) {}
+    void fsync(storage::FsyncOp* op) override;
+
+   private:
+    struct FsyncC final : Completion {
+      storage::FsyncOp* op = nullptr;
+      FsyncC* next_free = nullptr;
+      RingFileIo* io = nullptr;
+      void complete(const Event& ev) override;
+    };
+    Shard& shard_;
+    FsyncC* free_ = nullptr;
+    std::vector<std::unique_ptr<FsyncC>> all_;
+  };
+
+  void on_accept(size_t listener, const Event& ev);
+  void drain_inboxes();
+  void handle(ShardMessage&& m);
+  void begin_stop();
+  void deliver(DeliveryJob* job);
+  static void on_delivered(storage::MaildirDelivery::Job* job, int result);
+  void retire(Connection* c);
+  void tick();
+
+  const uint32_t index_;
+  std::shared_ptr<const Config> cfg_;
+  std::vector<int> listen_fds_;
+  std::vector<std::unique_ptr<AcceptC>> accept_cs_;
+  BackendKind backend_kind_;
+  std::unique_ptr<Backend> backend_;
+  std::string error_;
+  std::vector<Shard*> peers_;
+  // inboxes_[i]: from shard i; inboxes_[peers_.size()]: from the main thread.
+  std::vector<std::unique_ptr<SpscQueue<ShardMessage>>> inboxes_;
+  DoorbellC doorbell_;
+
+  RingFileIo file_io_{*this};
+  std::unique_ptr<storage::Spool> spool_;
+  std::unique_ptr<storage::MaildirDelivery> maildir_;
+  std::vector<DeliveryJob*> preloaded_;
+  uint64_t deliveries_inflight_ = 0;
+
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
+  std::vector<Connection*> dead_;
+  TimerWheel wheel_;
+  int64_t now_s_ = 0;
+  uint64_t last_id_us_ = 0;
+  bool stopping_ = false;
+  int64_t stop_deadline_s_ = 0;
+  ShardStats stats_;
+};
+
+}  // namespace ringmail::engine
