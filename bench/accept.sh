@@ -14,6 +14,8 @@ set -uo pipefail
 RINGMAILD=${RINGMAILD:-/work/main/build/engine/ringmaild}
 RINGMAIL_THREADS=${RINGMAIL_THREADS:-2}
 RINGMAILD_ARGS=${RINGMAILD_ARGS:-}          # extra flags, e.g. "--backend epoll"
+RINGMAIL_ALIAS=${RINGMAIL_ALIAS-rm-bench-d}  # run a copy under this name ("" = run $RINGMAILD itself)
+SINK_ALIAS=${SINK_ALIAS-bench-sink}          # likewise for smtp-sink
 SERVERS=${SERVERS:-"ringmail postfix sink"}  # subset/order to run
 SESSIONS=${SESSIONS:-10}
 MSG_BYTES=${MSG_BYTES:-10240}
@@ -126,18 +128,20 @@ wait_port() {
 # [12]=stime [13]=cutime [14]=cstime (all in clock ticks)
 stat_rest() {
     local s
-    s=$(<"/proc/$1/stat") 2>/dev/null || return 1
+    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
     echo "${s##*) }"
 }
 # own + reaped-children CPU ticks of one process
 proc_ticks() {
     local r
+    # shellcheck disable=SC2207
     r=($(stat_rest "$1")) || { echo 0; return; }
     echo $((r[11] + r[12] + r[13] + r[14]))
 }
 children_of() {
     local f r
     for f in /proc/[0-9]*/stat; do
+        # shellcheck disable=SC2207
         r=($(stat_rest "${f:6:-5}" 2>/dev/null)) || continue
         [[ ${r[1]:-} == "$1" ]] && echo "${f:6:-5}"
     done
@@ -155,6 +159,33 @@ server_ticks() {
         ringmail) proc_ticks "$RM_PID" ;;
         sink) proc_ticks "$SINK_PID" ;;
         postfix) pf_ticks ;;
+    esac
+}
+server_alive() {
+    case $CUR in
+        ringmail) kill -0 "$RM_PID" 2>/dev/null ;;
+        sink) kill -0 "$SINK_PID" 2>/dev/null ;;
+        postfix) pf_master_pid >/dev/null ;;
+    esac
+}
+exit_note() {  # exit_note NAME PID: reap a dead child and say how it ended
+    local st
+    wait "$2" 2>/dev/null; st=$?
+    if ((st > 128)); then
+        warn "$1 was killed by signal $((st - 128)) (SIG$(kill -l $((st - 128)))); log tail:"
+    else
+        warn "$1 exited with status $st; log tail:"
+    fi
+}
+server_log_tail() {
+    case $CUR in
+        ringmail)
+            exit_note ringmaild "$RM_PID"
+            tail -n 15 "$WORK/ringmail/ringmaild.log" >&2 ;;
+        sink)
+            exit_note smtp-sink "$SINK_PID"
+            tail -n 5 "$WORK/sink.log" >&2 ;;
+        postfix) tail -n 15 "$WORK/postfix/maillog" >&2 ;;
     esac
 }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
@@ -207,12 +238,17 @@ run_scenario() {   # run_scenario PORT SCENARIO COUNT
     settle
     c0=$(server_ticks)
     t0=$(date +%s%N)
-    timeout -s INT "$MAX_SECS" "$SMTP_SOURCE" "${args[@]}" "$HOST:$port" >"$out" 2>"$err"
+    timeout --foreground -s INT "$MAX_SECS" "$SMTP_SOURCE" "${args[@]}" "$HOST:$port" >"$out" 2>"$err"
     rc=$?
     t1=$(date +%s%N)
-    settle
+    # Ctrl-C: timeout exits 130 (not by the signal), so bash would not run its INT trap
+    ((rc == 130 || rc == 143)) && { warn "interrupted"; exit "$rc"; }
+    local alive=1
+    server_alive || alive=0
+    ((alive)) && settle
     c1=$(server_ticks)
     mem=$(server_mem_kb); mem=${mem:--}
+    server_alive || alive=0
     msgs=$(tr '\r' '\n' <"$out" | grep -E '^[0-9]+$' | tail -n 1)
     msgs=${msgs:-0}
     case $rc in
@@ -220,6 +256,11 @@ run_scenario() {   # run_scenario PORT SCENARIO COUNT
         124) status=time_budget ;;
         *) status=error; warn "smtp-source rc=$rc against $CUR: $(tail -n 3 "$err" | tr '\n' ' ')" ;;
     esac
+    if ((!alive)); then
+        status=server_died; c1=$c0; mem=-
+        warn "$CUR is no longer running"
+        server_log_tail
+    fi
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
     mps=$(awk -v m="$msgs" -v s="$secs" 'BEGIN {printf "%.1f", (s > 0 ? m / s : 0)}')
     cpu=$(awk -v d="$((c1 - c0))" -v hz="$CLK_TCK" -v m="$msgs" \
@@ -253,7 +294,7 @@ bench_ringmail() {
     local d=$WORK/ringmail port cfg
     mkdir -p "$d/data"
     port=$(free_port)
-    cfg=$d/ringmaild.toml
+    cfg=$d/bench.toml
     cat >"$cfg" <<EOF
 hostname = "ringmail-bench.example.test"
 data_dir = "$d/data"
@@ -267,8 +308,16 @@ EOF
         warn "ringmaild --check-config rejected the config: $(head -n 3 "$d/check.log")"
         return
     fi
+    # Run a private copy under a neutral name: on a shared box a broad
+    # "pkill ringmaild" from another session must not stop the benchmark
+    # (it did, mid-run). Same binary, same arguments.
+    local exe=$RINGMAILD
+    if [[ -n $RINGMAIL_ALIAS ]]; then
+        exe=$d/$RINGMAIL_ALIAS
+        cp "$RINGMAILD" "$exe" || { warn "cannot copy $RINGMAILD"; return; }
+    fi
     # shellcheck disable=SC2086
-    "$RINGMAILD" --config "$cfg" --threads "$RINGMAIL_THREADS" $RINGMAILD_ARGS >"$d/ringmaild.log" 2>&1 &
+    "$exe" --config "$cfg" --threads "$RINGMAIL_THREADS" $RINGMAILD_ARGS >"$d/ringmaild.log" 2>&1 &
     RM_PID=$!
     if ! wait_port "$port" 15 "$RM_PID"; then
         warn "ringmaild did not accept connections on $HOST:$port; log tail:"
@@ -276,7 +325,7 @@ EOF
         stop_ringmail
         return
     fi
-    log "ringmaild pid $RM_PID on $HOST:$port ($RINGMAILD --threads $RINGMAIL_THREADS $RINGMAILD_ARGS)"
+    log "ringmaild pid $RM_PID on $HOST:$port ($RINGMAILD${RINGMAIL_ALIAS:+ run as $exe} --threads $RINGMAIL_THREADS $RINGMAILD_ARGS)"
     run_all_scenarios "$port"
     stop_ringmail
     rm -rf "$d/data"
@@ -346,12 +395,17 @@ bench_sink() {
     CUR=sink
     local port
     port=$(free_port)
-    "$SMTP_SINK" -u postfix "$HOST:$port" 1000 >"$WORK/sink.log" 2>&1 &
+    local exe=$SMTP_SINK
+    if [[ -n $SINK_ALIAS ]]; then   # same reason as RINGMAIL_ALIAS
+        exe=$WORK/$SINK_ALIAS
+        cp "$SMTP_SINK" "$exe" || { warn "cannot copy $SMTP_SINK"; return; }
+    fi
+    "$exe" -u postfix "$HOST:$port" 1000 >"$WORK/sink.log" 2>&1 &
     SINK_PID=$!
     if ! wait_port "$port" 10 "$SINK_PID"; then
         warn "smtp-sink did not start"; cat "$WORK/sink.log" >&2; stop_sink; return
     fi
-    log "smtp-sink pid $SINK_PID on $HOST:$port"
+    log "smtp-sink pid $SINK_PID on $HOST:$port${SINK_ALIAS:+ (copy run as $exe)}"
     run_all_scenarios "$port"
     stop_sink
 }

@@ -1,0 +1,332 @@
+"""Fixtures of the ringmaild integration suite.
+
+Environment:
+  RINGMAILD          path of the daemon (default /work/main/build/engine/ringmaild)
+  RINGMAIL_BACKEND   io_uring | epoll | auto (passed as --backend; default auto)
+
+Every test gets its own daemon on its own data directory (tmp_path), with
+listeners on 127.0.0.1 and [::1] (kind smtp) and one submission listener on
+127.0.0.1, all on free ports. Teardown closes the test's client connections,
+sends SIGTERM and requires exit code 0 within 20 s (else kill -9 and fail).
+The whole suite is skipped when the binary does not exist.
+
+The contract tested is docs/configuration.md and docs/smtp-replies.md.
+"""
+
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from smtpclient import SMTPConn  # noqa: E402
+
+RINGMAILD = os.environ.get("RINGMAILD", "/work/main/build/engine/ringmaild")
+BACKEND = os.environ.get("RINGMAIL_BACKEND", "auto")
+HOSTNAME = "mx.test.example"
+LOCAL_DOMAINS = ["example.test", "other.test"]
+
+# Limits of the default daemon of a test (the `server` fixture). Tests that
+# need other values start their own daemon with start_ringmaild(...).
+DEFAULT_LIMITS = {
+    "message_bytes_max": 100000,
+    "rcpt_count_max": 5,
+    "errors_max": 5,
+    "received_headers_max": 50,
+    "command_timeout_s": 60,
+    "data_timeout_s": 60,
+    "shutdown_grace_s": 5,
+}
+
+STOP_TIMEOUT_S = 20
+START_TIMEOUT_S = 15
+
+
+def free_port(family, addr):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+class Ringmaild:
+    """One ringmaild process with its configuration and data directory."""
+
+    def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
+                 local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
+                 data_dir=None):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
+        self.hostname = hostname
+        self.local_domains = list(local_domains)
+        self.limits = dict(DEFAULT_LIMITS)
+        self.limits.update(limits or {})
+        self.backend = backend
+        self.threads = threads
+        self.host = "127.0.0.1"
+        self.host6 = "::1"
+        self.port = self.port6 = self.sub_port = None
+        self.proc = None
+        self.returncode = None
+        self.config_path = self.workdir / "ringmaild.toml"
+        self.log_path = self.workdir / "ringmaild.log"
+        self._log = None
+        self.clients = []
+        self.starts = 0
+
+    # ----------------------------------------------------------- process
+    def write_config(self):
+        lines = [
+            f"hostname = {toml_value(self.hostname)}",
+            f"data_dir = {toml_value(str(self.data_dir))}",
+            f"threads = {self.threads}",
+            f"backend = {toml_value(self.backend)}",
+            f"local_domains = {toml_value(self.local_domains)}",
+            "",
+            "[[listener]]",
+            f'address = "127.0.0.1:{self.port}"',
+            'kind = "smtp"',
+            "",
+            "[[listener]]",
+            f'address = "[::1]:{self.port6}"',
+            'kind = "smtp"',
+            "",
+            "[[listener]]",
+            f'address = "127.0.0.1:{self.sub_port}"',
+            'kind = "submission"',
+            "",
+            "[limits]",
+        ]
+        for k, v in self.limits.items():
+            lines.append(f"{k} = {toml_value(v)}")
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def command(self):
+        return [self.binary, "--config", str(self.config_path),
+                "--backend", self.backend, "--threads", str(self.threads)]
+
+    def start(self, keep_ports=False):
+        """Start the daemon and wait until every listener accepts."""
+        attempts = 1 if keep_ports else 3
+        for attempt in range(attempts):
+            if not keep_ports or self.port is None:
+                self.port = free_port(socket.AF_INET, "127.0.0.1")
+                self.port6 = free_port(socket.AF_INET6, "::1")
+                self.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+            self.write_config()
+            self._log = open(self.log_path, "ab")
+            self._log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())
+            self._log.flush()
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT)
+            self.starts += 1
+            self.returncode = None
+            err = self._wait_listening()
+            if err is None:
+                return self
+            log = self.log_tail()
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if "in use" in log.lower() and attempt + 1 < attempts:
+                continue  # port race with another process: new ports
+            raise AssertionError(f"ringmaild did not start: {err}\n--- log ---\n{log}")
+        raise AssertionError("unreachable")
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        pending = [(socket.AF_INET, "127.0.0.1", self.port),
+                   (socket.AF_INET6, "::1", self.port6),
+                   (socket.AF_INET, "127.0.0.1", self.sub_port)]
+        while pending:
+            rc = self.proc.poll()
+            if rc is not None:
+                return f"exited with status {rc} during start-up"
+            fam, addr, port = pending[0]
+            try:
+                with socket.socket(fam, socket.SOCK_STREAM) as s:
+                    s.settimeout(1)
+                    s.connect((addr, port))
+                pending.pop(0)
+            except OSError:
+                if time.monotonic() > deadline:
+                    return f"{addr} port {port} not accepting after {START_TIMEOUT_S} s"
+                time.sleep(0.05)
+        return None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=STOP_TIMEOUT_S):
+        """SIGTERM and wait. Returns (exit status, problem-or-None)."""
+        if self.proc is None:
+            return None, None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        problem = None
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            problem = f"did not exit within {timeout} s of SIGTERM (killed with SIGKILL)"
+        if problem is None and rc != 0:
+            problem = f"exit status {rc} after SIGTERM, expected 0"
+        self.returncode = rc
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+        return rc, problem
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, n=60):
+        try:
+            data = self.log_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-n:])
+
+    # ----------------------------------------------------------- clients
+    def connect(self, port=None, v6=False, timeout=10, read_greeting=False):
+        host = self.host6 if v6 else self.host
+        if port is None:
+            port = self.port6 if v6 else self.port
+        c = SMTPConn(host, port, timeout=timeout)
+        self.clients.append(c)
+        if read_greeting:
+            c.greeting(self.hostname)
+        return c
+
+    def close_clients(self):
+        for c in self.clients:
+            c.close()
+        self.clients = []
+
+    # ----------------------------------------------------------- Maildir
+    def maildir(self, domain, user):
+        return self.data_dir / "mail" / domain / user / "Maildir"
+
+    def mail_files(self, domain, user, sub="new"):
+        d = self.maildir(domain, user) / sub
+        try:
+            return sorted(p for p in d.iterdir() if p.is_file())
+        except FileNotFoundError:
+            return []
+
+    def all_mail_files(self):
+        root = self.data_dir / "mail"
+        if not root.exists():
+            return []
+        return sorted(p for p in root.glob("*/*/Maildir/new/*") if p.is_file())
+
+    def wait_for_mail(self, domain, user, count=1, timeout=15, settle=0.3):
+        """Wait until Maildir/new of domain/user holds `count` files, then
+        check (after `settle` s) that it holds exactly `count`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            files = self.mail_files(domain, user)
+            if len(files) >= count:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(files)} file(s) in {self.maildir(domain, user)}/new after "
+                    f"{timeout} s, expected {count}; all delivered files: "
+                    f"{[str(p.relative_to(self.data_dir)) for p in self.all_mail_files()]}"
+                    f"\n--- daemon log ---\n{self.log_tail()}")
+            time.sleep(0.05)
+        if settle:
+            time.sleep(settle)
+        files = self.mail_files(domain, user)
+        assert len(files) == count, (
+            f"{len(files)} files in {self.maildir(domain, user)}/new, expected exactly {count}: "
+            f"{[p.name for p in files]}")
+        return files
+
+
+def _binary_or_skip():
+    if not os.path.exists(RINGMAILD):
+        pytest.skip(f"ringmaild binary not found at {RINGMAILD} (set RINGMAILD or build it)")
+    if not os.access(RINGMAILD, os.X_OK):
+        pytest.skip(f"{RINGMAILD} is not executable")
+    return RINGMAILD
+
+
+@pytest.fixture(scope="session")
+def ringmaild_binary():
+    return _binary_or_skip()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def start_ringmaild(request, tmp_path, ringmaild_binary):
+    """Factory: start_ringmaild(limits={...}, **kw) -> running Ringmaild."""
+    started = []
+
+    def _start(limits=None, **kw):
+        d = Ringmaild(ringmaild_binary, tmp_path / f"rm{len(started)}", limits=limits, **kw)
+        started.append(d)
+        d.start()
+        return d
+
+    yield _start
+
+    problems = []
+    for d in started:
+        d.close_clients()
+        rc, problem = d.stop()
+        if problem:
+            problems.append(f"{d.workdir.name}: {problem}")
+    failed = getattr(request.node, "rep_call", None)
+    if problems or (failed is not None and failed.failed):
+        for d in started:
+            print(f"--- {d.workdir.name} log ({d.log_path}) ---\n{d.log_tail(80)}")
+    if problems:
+        pytest.fail("ringmaild shutdown: " + "; ".join(problems))
+
+
+@pytest.fixture
+def server(start_ringmaild):
+    """A ringmaild with the default test limits (DEFAULT_LIMITS)."""
+    return start_ringmaild()
