@@ -49,6 +49,9 @@ PathError parse_path_args(std::string_view args, std::string_view prefix, bool i
   }
   args.remove_prefix(prefix.size());
   if (!args.empty() && args[0] == ' ') args.remove_prefix(1);
+  // A path must be in angle brackets (RFC 5321 4.1.2); a bare address is a
+  // syntax error of the command, not of the address.
+  if (args.empty() || args[0] != '<') return PathError::kNoPrefix;
   size_t consumed = 0;
   switch (parse_path(args, is_mail, !is_mail, out.address, consumed)) {
     case AddressError::kNone:

@@ -44,7 +44,8 @@ TEST(PathArgs, SpaceAfterColonAndNull) {
 TEST(PathArgs, Errors) {
   PathArgs p;
   EXPECT_EQ(parse_path_args("<a@b>", "FROM:", true, p), PathError::kNoPrefix);
-  EXPECT_EQ(parse_path_args("FROM:a@b", "FROM:", true, p), PathError::kBadAddress);
+  EXPECT_EQ(parse_path_args("FROM:a@b", "FROM:", true, p), PathError::kNoPrefix);
+  EXPECT_EQ(parse_path_args("FROM:<a@b", "FROM:", true, p), PathError::kBadAddress);
   EXPECT_EQ(parse_path_args("FROM:<a@b>SIZE=1", "FROM:", true, p), PathError::kBadParams);
   EXPECT_EQ(parse_path_args("FROM:<a@b> =1", "FROM:", true, p), PathError::kBadParams);
   EXPECT_EQ(parse_path_args("FROM:<a@b> S=1=2", "FROM:", true, p), PathError::kBadParams);

@@ -273,12 +273,12 @@ bool SmtpServer::check_mail(std::string_view args) {
   bool smtputf8 = false;
   for (const auto& [key, value] : path_.params) {
     if (iequals(key, "SIZE")) {
-      if (value.empty() || value.size() > 18 ||
-          value.find_first_not_of("0123456789") != std::string_view::npos) {
+      if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) {
         error("501 5.5.4 Bad SIZE parameter");
         return false;
       }
-      if (std::stoull(std::string(value)) > params_.limits.message_bytes_max) {
+      // More than 18 digits is beyond any limit (and beyond 64 bits).
+      if (value.size() > 18 || std::stoull(std::string(value)) > params_.limits.message_bytes_max) {
         error("552 5.3.4 Message size exceeds fixed limit");
         return false;
       }
@@ -291,8 +291,6 @@ bool SmtpServer::check_mail(std::string_view args) {
       }
     } else if (iequals(key, "SMTPUTF8") && value.empty()) {
       smtputf8 = true;
-    } else if (iequals(key, "AUTH")) {
-      // RFC 4954 5: accepted and ignored when the client is not authenticated.
     } else {
       error("555 5.5.4 Unsupported parameter");
       return false;

@@ -128,6 +128,14 @@ TEST_F(Dialog, SyntaxAndPolicy) {
   EXPECT_TRUE(s->closing());
 }
 
+TEST_F(Dialog, HugeSizeAndUnadvertisedAuth) {
+  say("EHLO c\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example> SIZE=99999999999999999999\r\n"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@b.example> AUTH=<>\r\n"), "555 5.5.4 Unsupported parameter\r\n");
+  EXPECT_EQ(say("MAIL FROM:a@b.example\r\n"), "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+}
+
 TEST_F(Dialog, RcptPolicy) {
   say("EHLO c\r\nMAIL FROM:<a@b.example> SMTPUTF8\r\n");
   EXPECT_EQ(say("RCPT TO:<x@elsewhere.example>\r\n"), "554 5.7.1 Relay access denied\r\n");
