@@ -38,6 +38,7 @@ struct Config {
   uint32_t connections_max = 20000;
   uint32_t shutdown_grace_s = 30;
   uint32_t delivery_retry_s = 60;
+  uint32_t delivery_concurrency = 4;  // per shard
 };
 
 // The embedded development configuration (README's run command).

@@ -135,6 +135,7 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
+    job->rec.segment = self->commit_.segment;
     shard.deliver(job);
   }
   self->session_.commit_done(r);

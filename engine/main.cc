@@ -122,22 +122,14 @@ int run(int argc, char** argv) {
 
   // Recover the spool before accepting anything.
   storage::PosixFileIo io;
-  storage::Spool spool(io, cfg->data_dir);
-  if (int r = spool.open(); r < 0) {
-    log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
-    return 1;
-  }
-  std::vector<DeliveryJob*> recovered;
-  auto st = spool.recover(
-      [&](storage::SpoolRecord&& rec) {
-        auto* j = new DeliveryJob();
-        j->rec = std::move(rec);
-        recovered.push_back(j);
-      },
-      [](const std::string& line) { log_line(line); });
-  log_line("spool recovered: " + std::to_string(st.recovered) + " queued, " +
-           std::to_string(st.corrupt) + " corrupt (moved aside), " +
-           std::to_string(st.tmp_removed) + " unfinished removed");
+  std::vector<storage::Spool::RecoveredSegment> recovered;
+  auto st = storage::Spool::recover(io, cfg->data_dir, &recovered,
+                                    [](const std::string& line) { log_line(line); });
+  log_line("spool recovered: " + std::to_string(st.recovered) + " to deliver in " +
+           std::to_string(recovered.size()) + " segments, " +
+           std::to_string(st.delivered_skipped) + " already delivered, " +
+           std::to_string(st.corrupt) + " damaged regions moved to corrupt/, " +
+           std::to_string(st.removed) + " empty segments removed");
 
   std::vector<std::unique_ptr<Shard>> shards;
   for (uint32_t i = 0; i < cfg->threads; ++i) {
@@ -147,17 +139,23 @@ int run(int argc, char** argv) {
       if (fd < 0) {
         log_line("cannot listen on " + error);
         for (int f : fds) ::close(f);
-        for (DeliveryJob* j : recovered) delete j;
         return 1;
       }
       fds.push_back(fd);
     }
     shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
+    if (int r = shards.back()->open_spool(); r < 0) {
+      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
+      return 1;
+    }
   }
   std::vector<Shard*> peers;
   for (auto& s : shards) peers.push_back(s.get());
   for (auto& s : shards) s->set_peers(peers);
-  for (size_t i = 0; i < recovered.size(); ++i) shards[i % shards.size()]->preload(recovered[i]);
+  // Each recovered segment goes whole to one shard, which then owns it.
+  for (size_t i = 0; i < recovered.size(); ++i) {
+    shards[i % shards.size()]->adopt(std::move(recovered[i]));
+  }
   recovered.clear();
 
   std::latch ready(static_cast<std::ptrdiff_t>(shards.size()));

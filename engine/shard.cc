@@ -90,6 +90,7 @@ Shard::~Shard() {
     if (fd >= 0) ::close(fd);
   }
   for (DeliveryJob* j : preloaded_) delete j;
+  for (DeliveryJob* j : delivery_queue_) delete j;
 }
 
 void Shard::set_peers(std::vector<Shard*> peers) {
@@ -100,7 +101,23 @@ void Shard::set_peers(std::vector<Shard*> peers) {
   }
 }
 
-void Shard::preload(DeliveryJob* job) { preloaded_.push_back(job); }
+int Shard::open_spool() {
+  spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_);
+  if (int r = spool_->open(); r < 0) return r;
+  maildir_ = std::make_unique<storage::MaildirDelivery>(file_io_, *spool_, cfg_->data_dir,
+                                                        cfg_->hostname);
+  return 0;
+}
+
+void Shard::adopt(storage::Spool::RecoveredSegment&& seg) {
+  const uint64_t key = spool_->adopt(seg.name, seg.records.size());
+  for (auto& rec : seg.records) {
+    auto* job = new DeliveryJob();
+    job->rec = std::move(rec);
+    job->rec.segment = key;
+    preloaded_.push_back(job);
+  }
+}
 
 void Shard::post_from_main(ShardMessage m) {
   while (!inboxes_[peers_.size()]->push(std::move(m))) ::usleep(100);
@@ -148,14 +165,6 @@ void Shard::run(std::latch& ready) {
     return;
   }
   backend_kind_ = backend_->kind();
-  spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir);
-  if (int r = spool_->open(); r < 0) {
-    error_ = "cannot open the spool under " + cfg_->data_dir + ": " + std::strerror(-r);
-    ready.count_down();
-    return;
-  }
-  maildir_ = std::make_unique<storage::MaildirDelivery>(file_io_, *spool_, cfg_->data_dir,
-                                                        cfg_->hostname);
   backend_->watch_doorbell(&doorbell_);
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     auto c = std::make_unique<AcceptC>();
@@ -178,6 +187,7 @@ void Shard::run(std::latch& ready) {
     }
     dead_.clear();
     if (stopping_) {
+      // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && deliveries_inflight_ == 0) break;
       if (now_s_ >= stop_deadline_s_) {
         for (auto& [c, owned] : conns_) c->abort();
@@ -271,14 +281,24 @@ void Shard::retire(Connection* c) { dead_.push_back(c); }
 void Shard::deliver(DeliveryJob* job) {
   job->shard = this;
   job->done = &Shard::on_delivered;
-  ++deliveries_inflight_;
-  maildir_->deliver(job);
+  delivery_queue_.push_back(job);
+  start_deliveries();
+}
+
+void Shard::start_deliveries() {
+  while (!delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
+    DeliveryJob* job = delivery_queue_.front();
+    delivery_queue_.pop_front();
+    ++deliveries_inflight_;
+    maildir_->deliver(job);
+  }
 }
 
 void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
   auto* job = static_cast<DeliveryJob*>(j);
   Shard* self = job->shard;
   --self->deliveries_inflight_;
+  self->start_deliveries();
   ++job->attempts;
   const auto& env = job->rec.env;
   for (const auto& r : job->skipped) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <latch>
 #include <memory>
@@ -74,8 +75,11 @@ class Shard final : public proto::SmtpHost {
   const std::string& error() const { return error_; }
   BackendKind backend_kind() const { return backend_kind_; }
 
-  // Queues a message before run() starts (recovery); not thread-safe.
-  void preload(DeliveryJob* job);
+  // Before run(), on the main thread: creates the shard's spool segment.
+  int open_spool();
+  // Before run(): takes over a recovered spool segment and delivers its
+  // records once running.
+  void adopt(storage::Spool::RecoveredSegment&& seg);
 
   // Main thread only.
   void post_from_main(ShardMessage m);
@@ -126,6 +130,7 @@ class Shard final : public proto::SmtpHost {
   void handle(ShardMessage&& m);
   void begin_stop();
   void deliver(DeliveryJob* job);
+  void start_deliveries();
   static void on_delivered(storage::MaildirDelivery::Job* job, int result);
   void retire(Connection* c);
   void tick();
@@ -146,6 +151,9 @@ class Shard final : public proto::SmtpHost {
   std::unique_ptr<storage::Spool> spool_;
   std::unique_ptr<storage::MaildirDelivery> maildir_;
   std::vector<DeliveryJob*> preloaded_;
+  // Deliveries run at most `delivery_concurrency` at a time; the rest wait
+  // here, so a burst of arrivals keeps the disk for acknowledging them.
+  std::deque<DeliveryJob*> delivery_queue_;
   uint64_t deliveries_inflight_ = 0;
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;

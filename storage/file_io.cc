@@ -13,10 +13,10 @@ namespace ringmail::storage {
 
 int fsync_blocking(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
 
-int PosixFileIo::create_and_write(const std::string& path,
-                                  const std::vector<std::string_view>& parts) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return -errno;
+namespace {
+
+// Writes every part, resuming after short writes.
+int write_all(int fd, const std::vector<std::string_view>& parts) {
   std::vector<iovec> iov;
   iov.reserve(parts.size());
   size_t total = 0;
@@ -31,13 +31,9 @@ int PosixFileIo::create_and_write(const std::string& path,
     ssize_t n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = -errno;
-      ::close(fd);
-      ::unlink(path.c_str());
-      return err;
+      return -errno;
     }
     done += static_cast<size_t>(n);
-    // Advance the iovec array past what was written.
     size_t left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len) {
       left -= iov[first].iov_len;
@@ -48,8 +44,38 @@ int PosixFileIo::create_and_write(const std::string& path,
       iov[first].iov_len -= left;
     }
   }
+  return 0;
+}
+
+}  // namespace
+
+int PosixFileIo::create_and_write(const std::string& path,
+                                  const std::vector<std::string_view>& parts) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return -errno;
+  if (int r = write_all(fd, parts); r < 0) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return r;
+  }
   return fd;
 }
+
+int PosixFileIo::open_append(const std::string& path, bool create) {
+  int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  int fd = ::open(path.c_str(), flags, 0600);
+  return fd >= 0 ? fd : -errno;
+}
+
+int PosixFileIo::append(int fd, const std::vector<std::string_view>& parts) {
+  return write_all(fd, parts);
+}
+
+int PosixFileIo::truncate(int fd, uint64_t size) {
+  return ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : -errno;
+}
+
+int PosixFileIo::fsync_now(int fd) { return fsync_blocking(fd); }
 
 void PosixFileIo::fsync(FsyncOp* op) { deferred_.emplace_back(op, fsync_blocking(op->fd)); }
 

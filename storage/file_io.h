@@ -8,6 +8,7 @@
 // inside fsync() itself.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,8 +27,16 @@ class FileIo {
   // Creates `path` exclusively (O_EXCL, mode 0600), writes all of `parts` and
   // returns the open descriptor (>= 0) for a later fsync and close.
   virtual int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) = 0;
+  // Opens `path` for appending, creating it (O_EXCL) when `create` is set.
+  virtual int open_append(const std::string& path, bool create) = 0;
+  // Appends all of `parts` (one writev loop); returns 0 or -errno. On error
+  // some bytes may have been written: the caller truncates them away.
+  virtual int append(int fd, const std::vector<std::string_view>& parts) = 0;
+  virtual int truncate(int fd, uint64_t size) = 0;
   // Starts an fsync of `op->fd`; `op->done` runs later on this thread.
   virtual void fsync(FsyncOp* op) = 0;
+  // Blocking fsync, for rare events (a new spool segment) and start-up.
+  virtual int fsync_now(int fd) = 0;
   virtual void close(int fd) = 0;
   // rename(2), except that an existing `to` is an error (-EEXIST) when
   // `no_replace` is set.
@@ -45,7 +54,11 @@ class FileIo {
 class PosixFileIo : public FileIo {
  public:
   int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
+  int open_append(const std::string& path, bool create) override;
+  int append(int fd, const std::vector<std::string_view>& parts) override;
+  int truncate(int fd, uint64_t size) override;
   void fsync(FsyncOp* op) override;
+  int fsync_now(int fd) override;
   void close(int fd) override;
   int rename(const std::string& from, const std::string& to, bool no_replace) override;
   int unlink(const std::string& path) override;

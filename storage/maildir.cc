@@ -96,8 +96,8 @@ void MaildirDelivery::deliver(Job* job) {
     op->new_dir = maildir + "/new";
     op->new_path = op->new_dir + "/" + name;
     op->tmp_path = maildir + "/tmp/" + name;
-    if (io_.exists(maildir + "/cur/" + name + ":2,")) {
-      finish_rcpt(op, 0);  // delivered before a crash and already read
+    if (io_.exists(op->new_path) || io_.exists(maildir + "/cur/" + name + ":2,")) {
+      finish_rcpt(op, 0);  // delivered before a crash (and maybe already read)
       continue;
     }
     if (int r = ensure_maildir(maildir); r < 0) {
@@ -157,7 +157,7 @@ void MaildirDelivery::finish_rcpt(RcptOp* op, int result) { release(op->job, res
 void MaildirDelivery::release(Job* job, int result) {
   if (result < 0 && job->first_error == 0) job->first_error = result;
   if (--job->remaining > 0) return;
-  if (job->first_error == 0) spool_.remove(job->rec.env.id);
+  if (job->first_error == 0) spool_.delivered(job->rec);
   job->done(job, job->first_error);
 }
 

@@ -1,6 +1,6 @@
 // Local delivery into Maildir (<data_dir>/mail/<domain>/<user>/Maildir), the
-// delivery step that reads a spooled message and removes it from the spool
-// only once every recipient's file is durable.
+// delivery step that takes a spooled message and marks it delivered in the
+// spool only once every recipient's file is durable.
 //
 // File names are derived from the message (arrival time, id, recipient
 // index, hostname), so a delivery repeated after a crash lands on the same

@@ -1,8 +1,15 @@
 #include "storage/spool.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <set>
 
 namespace ringmail::storage {
+
+namespace {
+constexpr std::string_view kSegmentPrefix = "seg-";
+}
 
 proto::CommitResult commit_result_for(int err) {
   if (err == 0) return proto::CommitResult::kOk;
@@ -10,105 +17,224 @@ proto::CommitResult commit_result_for(int err) {
   return proto::CommitResult::kTempFail;
 }
 
-Spool::Spool(FileIo& io, std::string data_dir) : io_(io), dir_(std::move(data_dir) + "/spool") {}
+Spool::Spool(FileIo& io, std::string data_dir, uint32_t shard, uint64_t segment_bytes_max)
+    : io_(io), dir_(std::move(data_dir) + "/spool"), shard_(shard),
+      segment_bytes_max_(segment_bytes_max) {}
 
-Spool::~Spool() = default;
+Spool::~Spool() {
+  for (auto& [key, seg] : segments_) {
+    seg.sync.reset();  // closes the descriptor
+  }
+  if (queue_dir_fd_ >= 0) io_.close(queue_dir_fd_);
+}
 
 int Spool::open() {
-  for (const char* sub : {"/tmp", "/queue", "/corrupt"}) {
+  for (const char* sub : {"/queue", "/corrupt"}) {
     if (int r = io_.make_dirs(dir_ + sub); r < 0) return r;
   }
-  int fd = io_.open_dir(dir_ + "/queue");
+  queue_dir_fd_ = io_.open_dir(dir_ + "/queue");
+  if (queue_dir_fd_ < 0) return queue_dir_fd_;
+  return rotate();
+}
+
+std::string Spool::current_segment_path() const {
+  auto it = segments_.find(current_);
+  return it == segments_.end() ? std::string() : dir_ + "/queue/" + it->second.name;
+}
+
+int Spool::rotate() {
+  // seg-<microseconds, 16 hex>-<shard>: unique across restarts and shards.
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t us = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  if (us <= last_name_us_) us = last_name_us_ + 1;
+  last_name_us_ = us;
+  char name[64];
+  std::snprintf(name, sizeof name, "seg-%016llx-%u", static_cast<unsigned long long>(us), shard_);
+  int fd = io_.open_append(dir_ + "/queue/" + name, true);
   if (fd < 0) return fd;
-  queue_sync_ = std::make_unique<DirSync>(io_, fd);
+  // The new name must be durable before a record in it is acknowledged.
+  if (int r = io_.fsync_now(queue_dir_fd_); r < 0) {
+    io_.close(fd);
+    io_.unlink(dir_ + "/queue/" + name);
+    return r;
+  }
+  const uint64_t old = current_;
+  Segment seg;
+  seg.name = name;
+  seg.fd = fd;
+  seg.appendable = true;
+  seg.sync = std::make_unique<DirSync>(io_, fd);
+  current_ = next_key_++;
+  segments_.emplace(current_, std::move(seg));
+  if (old != 0) {
+    segments_[old].appendable = false;
+    maybe_drop(old);
+  }
   return 0;
 }
 
-std::string Spool::queue_path(std::string_view id) const {
-  return dir_ + "/queue/" + std::string(id);
+uint64_t Spool::adopt(const std::string& name, uint64_t live) {
+  Segment seg;
+  seg.name = name;
+  seg.live = live;
+  const uint64_t key = next_key_++;
+  segments_.emplace(key, std::move(seg));
+  return key;
 }
 
 void Spool::commit(Commit* c) {
   c->spool_ = this;
+  Segment* seg = &segments_[current_];
+  if (seg->bytes >= segment_bytes_max_ || !seg->appendable) {
+    if (int r = rotate(); r < 0) {
+      c->done(c, commit_result_for(r));
+      return;
+    }
+    seg = &segments_[current_];
+  }
   EncodedRecord rec = encode_record(*c->env, c->message);
-  const std::string tmp = dir_ + "/tmp/" + c->env->id;
-  int fd = io_.create_and_write(tmp, {rec.header, c->message, rec.trailer});
-  if (fd < 0) {
-    c->done(c, commit_result_for(fd));
+  const uint64_t before = seg->bytes;
+  if (int r = io_.append(seg->fd, {rec.header, c->message, rec.trailer}); r < 0) {
+    // Cut the partial record off; if even that fails, stop appending to this
+    // segment (recovery will move the damaged tail aside with a log line).
+    if (io_.truncate(seg->fd, before) != 0) seg->appendable = false;
+    c->done(c, commit_result_for(r));
     return;
   }
-  c->file_op_.fd = fd;
-  c->file_op_.owner = c;
-  c->file_op_.done = &Spool::on_file_synced;
-  io_.fsync(&c->file_op_);
+  seg->bytes += rec.header.size() + c->message.size() + rec.trailer.size();
+  ++seg->live;
+  c->segment = current_;
+  c->wait_.owner = c;
+  c->wait_.done = &Spool::on_synced;
+  ++syncs_;
+  seg->sync->sync_after(&c->wait_);
 }
 
-void Spool::fail(Commit* c, int err, bool renamed) {
-  // The client gets a 4xx and will send again: the file must not survive, or
-  // the message would be delivered twice.
-  io_.unlink(renamed ? queue_path(c->env->id) : dir_ + "/tmp/" + c->env->id);
-  c->done(c, commit_result_for(err));
-}
-
-void Spool::on_file_synced(FsyncOp* op, int result) {
-  Commit* c = static_cast<Commit::FileOp*>(op)->owner;
+void Spool::on_synced(DirSync::Waiter* w, int result) {
+  Commit* c = static_cast<Commit::Wait*>(w)->owner;
   Spool* s = c->spool_;
-  s->io_.close(op->fd);
-  op->fd = -1;
   if (result < 0) {
-    // A failed fsync is never retried as if it had succeeded: the page cache
-    // may have dropped the dirty pages (fsyncgate).
-    s->fail(c, result, false);
-    return;
-  }
-  int r = s->io_.rename(s->dir_ + "/tmp/" + c->env->id, s->queue_path(c->env->id), true);
-  if (r < 0) {
-    s->fail(c, r, false);
-    return;
-  }
-  c->dir_wait_.owner = c;
-  c->dir_wait_.done = &Spool::on_dir_synced;
-  s->queue_sync_->sync_after(&c->dir_wait_);
-}
-
-void Spool::on_dir_synced(DirSync::Waiter* w, int result) {
-  Commit* c = static_cast<Commit::DirWait*>(w)->owner;
-  if (result < 0) {
-    c->spool_->fail(c, result, true);
+    // After a failed fdatasync the file's state is unknown (the kernel may
+    // have dropped the dirty pages): never retry as if it had worked. The
+    // client gets 451 and sends again, so tombstone this copy in a fresh
+    // segment and stop appending to the old one.
+    Segment& seg = s->segments_[c->segment];
+    seg.appendable = false;
+    if (seg.live > 0) --seg.live;
+    if (s->current_ == c->segment) s->rotate();
+    auto cur = s->segments_.find(s->current_);
+    if (cur != s->segments_.end() && cur->second.appendable) {
+      s->io_.append(cur->second.fd, {encode_tombstone(c->env->id)});
+    }
+    s->maybe_drop(c->segment);
+    c->done(c, commit_result_for(result));
     return;
   }
   c->done(c, proto::CommitResult::kOk);
 }
 
-int Spool::remove(std::string_view id) { return io_.unlink(queue_path(id)); }
+void Spool::delivered(const SpoolRecord& rec) {
+  auto cur = segments_.find(current_);
+  if (cur != segments_.end() && cur->second.appendable) {
+    io_.append(cur->second.fd, {encode_tombstone(rec.env.id)});
+    cur->second.bytes += kTombstonePrefix.size() + rec.env.id.size() + 1;
+  }
+  auto it = segments_.find(rec.segment);
+  if (it == segments_.end()) return;
+  if (it->second.live > 0) --it->second.live;
+  maybe_drop(rec.segment);
+}
 
-Spool::RecoveryStats Spool::recover(const std::function<void(SpoolRecord&&)>& take,
+void Spool::maybe_drop(uint64_t key) {
+  auto it = segments_.find(key);
+  if (it == segments_.end()) return;
+  Segment& seg = it->second;
+  if (seg.live > 0 || key == current_ || (seg.sync && !seg.sync->idle())) return;
+  // Not synced: if the unlink is lost in a crash, the segment comes back and
+  // its records are delivered again, idempotently.
+  io_.unlink(dir_ + "/queue/" + seg.name);
+  segments_.erase(it);
+}
+
+Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
+                                    std::vector<RecoveredSegment>* out,
                                     const std::function<void(const std::string&)>& log) {
   RecoveryStats st;
+  const std::string dir = data_dir + "/spool";
   std::vector<std::string> names;
-  if (io_.list_dir(dir_ + "/tmp", &names) == 0) {
-    for (const auto& n : names) {
-      // Never acknowledged: the client got no 250 and will retry.
-      if (io_.unlink(dir_ + "/tmp/" + n) == 0) ++st.tmp_removed;
-    }
+  if (io.list_dir(dir + "/queue", &names) != 0) return st;
+  std::set<std::string> sorted;
+  for (auto& n : names) {
+    if (n.rfind(kSegmentPrefix, 0) == 0) sorted.insert(n);
   }
-  if (io_.list_dir(dir_ + "/queue", &names) != 0) return st;
+  std::set<std::string> done;  // tombstoned ids, from every segment
+  std::vector<RecoveredSegment> all;
   std::string data;
-  for (const auto& n : names) {
-    const std::string path = dir_ + "/queue/" + n;
-    SpoolRecord rec;
-    int r = io_.read_file(path, &data);
-    DecodeError e = r == 0 ? decode_record(data, rec) : DecodeError::kTruncated;
-    if (e == DecodeError::kNone && rec.env.id != n) e = DecodeError::kBadHeader;
-    if (e != DecodeError::kNone) {
-      ++st.corrupt;
-      const std::string dest = dir_ + "/corrupt/" + n;
-      io_.rename(path, dest, false);
-      log("spool: corrupt message " + n + " (" + to_string(e) + ") moved to " + dest);
+  for (const auto& name : sorted) {
+    ++st.segments;
+    RecoveredSegment seg;
+    seg.name = name;
+    if (int r = io.read_file(dir + "/queue/" + name, &data); r < 0) {
+      log("spool: cannot read segment " + name + " (errno " + std::to_string(-r) + "), left in place");
       continue;
     }
-    ++st.recovered;
-    take(std::move(rec));
+    std::string_view in = data;
+    size_t pos = 0;
+    while (pos < in.size()) {
+      std::string_view rest = in.substr(pos);
+      if (rest.substr(0, kTombstonePrefix.size()) == kTombstonePrefix) {
+        size_t nl = rest.find('\n');
+        if (nl != std::string_view::npos) {
+          done.insert(std::string(rest.substr(kTombstonePrefix.size(), nl - kTombstonePrefix.size())));
+          pos += nl + 1;
+          continue;
+        }
+      } else {
+        SpoolRecord rec;
+        size_t consumed = 0;
+        DecodeError e = decode_record_prefix(rest, rec, consumed);
+        if (e == DecodeError::kNone) {
+          seg.records.push_back(std::move(rec));
+          pos += consumed;
+          continue;
+        }
+      }
+      // A damaged region: keep it for a human, resume at the next record.
+      size_t a = rest.find(std::string("\n") + std::string(kSpoolMagic), 1);
+      size_t b = rest.find(std::string("\n") + std::string(kTombstonePrefix), 1);
+      const size_t next = std::min(a, b);
+      const size_t len = next == std::string_view::npos ? rest.size() : next + 1;
+      const std::string dest = dir + "/corrupt/" + name + "." + std::to_string(pos);
+      int fd = io.create_and_write(dest, {rest.substr(0, len)});
+      if (fd >= 0) {
+        io.fsync_now(fd);
+        io.close(fd);
+      }
+      ++st.corrupt;
+      log("spool: damaged region in " + name + " at offset " + std::to_string(pos) + " (" +
+          std::to_string(len) + " bytes) copied to " + dest);
+      pos += len;
+    }
+    all.push_back(std::move(seg));
+  }
+  for (auto& seg : all) {
+    std::vector<SpoolRecord> live;
+    for (auto& r : seg.records) {
+      if (done.count(r.env.id)) {
+        ++st.delivered_skipped;
+      } else {
+        live.push_back(std::move(r));
+      }
+    }
+    seg.records = std::move(live);
+    if (seg.records.empty()) {
+      io.unlink(dir + "/queue/" + seg.name);
+      ++st.removed;
+      continue;
+    }
+    st.recovered += seg.records.size();
+    out->push_back(std::move(seg));
   }
   return st;
 }

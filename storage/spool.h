@@ -1,19 +1,28 @@
-// The durable spool of one data directory (docs/spool-format.md).
+// The durable spool of one shard (docs/spool-format.md).
 //
-// commit() acknowledges a message only when it is durable: the file is
-// written to tmp/, fsynced, renamed into queue/, and queue/ is fsynced. The
-// directory fsync is shared by every message renamed before it started
-// (group commit), so concurrent transactions cost one directory fsync.
+// Messages are appended as self-checking records to the shard's current
+// segment file in spool/queue/. commit() acknowledges a message only when its
+// record is durable: appended, and covered by an fdatasync of the segment
+// that began after the append. All messages appended while one fdatasync
+// runs share the next one (group commit), so N concurrent transactions cost
+// one flush instead of N file fsyncs plus a directory fsync. A new segment's
+// directory entry is made durable (directory fsync) before any record in it
+// is acknowledged.
 //
-// A Spool is used by one shard's thread; several shards share the
-// directories (file names carry the shard) but not the object.
+// Delivery appends a tombstone; a segment whose records are all delivered
+// (and that is no longer the one being appended to) is unlinked.
+//
+// A Spool is used by one shard's thread only; several shards share the
+// directory, each with its own segments.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/smtp_server.h"
 #include "storage/dir_sync.h"
@@ -29,54 +38,85 @@ class Spool {
     const proto::Envelope* env = nullptr;
     std::string_view message;
     void (*done)(Commit* c, proto::CommitResult result) = nullptr;
+    uint64_t segment = 0;  // set by commit(): where the record went
 
    private:
     friend class Spool;
-    struct FileOp : FsyncOp {
-      Commit* owner = nullptr;
-    };
-    struct DirWait : DirSync::Waiter {
+    struct Wait : DirSync::Waiter {
       Commit* owner = nullptr;
     };
     Spool* spool_ = nullptr;
-    FileOp file_op_;
-    DirWait dir_wait_;
+    Wait wait_;
   };
 
-  Spool(FileIo& io, std::string data_dir);
+  // `shard` goes into segment names; `segment_bytes_max` triggers rotation.
+  Spool(FileIo& io, std::string data_dir, uint32_t shard,
+        uint64_t segment_bytes_max = uint64_t{64} << 20);
   ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
 
-  // Creates tmp/, queue/ and corrupt/ and opens queue/ for fsyncs.
+  // Creates queue/ and corrupt/ and the first segment. Blocking.
   int open();
 
   void commit(Commit* c);
 
-  // Removes a delivered message. No fsync: a message that reappears after a
-  // crash is delivered again, and delivery is idempotent.
-  int remove(std::string_view id);
+  // The message is delivered to every recipient: tombstone it (not synced:
+  // a lost tombstone means one more, idempotent, delivery after a crash) and
+  // drop the segment once nothing in it is pending.
+  void delivered(const SpoolRecord& rec);
 
-  struct RecoveryStats {
-    uint64_t tmp_removed = 0;
-    uint64_t recovered = 0;
-    uint64_t corrupt = 0;
+  // Takes over a segment found by recover(): `live` records in it are being
+  // delivered by this spool's shard. Returns the key to put in their
+  // SpoolRecord::segment.
+  uint64_t adopt(const std::string& name, uint64_t live);
+
+  struct RecoveredSegment {
+    std::string name;
+    std::vector<SpoolRecord> records;  // not yet delivered
   };
-  // Start-up only (blocking reads): empties tmp/, validates every queued
-  // file, moves corrupt ones to corrupt/ (logging each through `log`), and
-  // hands every valid record to `take`.
-  RecoveryStats recover(const std::function<void(SpoolRecord&&)>& take,
-                        const std::function<void(const std::string&)>& log);
+  struct RecoveryStats {
+    uint64_t segments = 0;
+    uint64_t recovered = 0;
+    uint64_t delivered_skipped = 0;  // records with a tombstone
+    uint64_t corrupt = 0;            // damaged regions moved to corrupt/
+    uint64_t removed = 0;            // segments with nothing left, unlinked
+  };
+  // Start-up only (blocking reads): parses every segment, moves damaged
+  // regions to corrupt/ (logging each), unlinks segments with nothing left
+  // to deliver and returns the rest.
+  static RecoveryStats recover(FileIo& io, const std::string& data_dir,
+                               std::vector<RecoveredSegment>* out,
+                               const std::function<void(const std::string&)>& log);
 
-  std::string queue_path(std::string_view id) const;
-  uint64_t dir_fsyncs() const { return queue_sync_ ? queue_sync_->fsyncs() : 0; }
+  std::string current_segment_path() const;
+  size_t segment_count() const { return segments_.size(); }
+  uint64_t syncs() const { return syncs_; }
 
  private:
-  static void on_file_synced(FsyncOp* op, int result);
-  static void on_dir_synced(DirSync::Waiter* w, int result);
-  void fail(Commit* c, int err, bool renamed);
+  struct Segment {
+    std::string name;
+    int fd = -1;
+    uint64_t bytes = 0;
+    uint64_t live = 0;     // records not yet delivered (or not yet synced)
+    bool appendable = false;
+    std::unique_ptr<DirSync> sync;  // fdatasync group of this file
+  };
+
+  int rotate();
+  void maybe_drop(uint64_t key);
+  static void on_synced(DirSync::Waiter* w, int result);
 
   FileIo& io_;
   std::string dir_;
-  std::unique_ptr<DirSync> queue_sync_;
+  uint32_t shard_;
+  uint64_t segment_bytes_max_;
+  int queue_dir_fd_ = -1;
+  std::map<uint64_t, Segment> segments_;
+  uint64_t current_ = 0;  // key of the segment being appended to
+  uint64_t next_key_ = 1;
+  uint64_t last_name_us_ = 0;
+  uint64_t syncs_ = 0;
 };
 
 // Maps a negative errno from the file system onto the SMTP outcome:

@@ -71,8 +71,20 @@ EncodedRecord encode_record(const proto::Envelope& env, std::string_view message
   return r;
 }
 
+std::string encode_tombstone(std::string_view id) {
+  return std::string(kTombstonePrefix) + std::string(id) + "\n";
+}
+
 DecodeError decode_record(std::string_view file, SpoolRecord& out) {
+  size_t consumed = 0;
+  DecodeError e = decode_record_prefix(file, out, consumed);
+  if (e == DecodeError::kNone && consumed != file.size()) return DecodeError::kTrailingBytes;
+  return e;
+}
+
+DecodeError decode_record_prefix(std::string_view file, SpoolRecord& out, size_t& consumed) {
   out = SpoolRecord{};
+  consumed = 0;
   std::string_view in = file;
   if (in.substr(0, kSpoolMagic.size()) != kSpoolMagic) return DecodeError::kBadMagic;
   in.remove_prefix(kSpoolMagic.size());
@@ -108,13 +120,13 @@ DecodeError decode_record(std::string_view file, SpoolRecord& out) {
   std::string_view message = in.substr(0, n);
   std::string_view trailer = in.substr(n);
   if (trailer.substr(0, 5) != "\nend " || trailer[13] != '\n') return DecodeError::kTruncated;
-  if (trailer.size() > 14) return DecodeError::kTrailingBytes;
   uint64_t want = 0;
   auto [p, ec] = std::from_chars(trailer.data() + 5, trailer.data() + 13, want, 16);
   if (ec != std::errc() || p != trailer.data() + 13) return DecodeError::kBadChecksum;
   uint32_t crc = crc32c(file.substr(0, header_bytes + n + 1));
   if (crc != want) return DecodeError::kBadChecksum;
   out.message.assign(message);
+  consumed = header_bytes + n + 14;
   return DecodeError::kNone;
 }
 

@@ -12,9 +12,12 @@ namespace ringmail::storage {
 
 inline constexpr std::string_view kSpoolMagic = "ringmail-spool 1\n";
 
+inline constexpr std::string_view kTombstonePrefix = "ringmail-done ";
+
 struct SpoolRecord {
   proto::Envelope env;
   std::string message;  // Received header + content, CRLF line endings
+  uint64_t segment = 0;  // which spool segment holds it (not encoded)
 };
 
 // The file is header + message + trailer; the message is not copied.
@@ -27,7 +30,12 @@ EncodedRecord encode_record(const proto::Envelope& env, std::string_view message
 enum class DecodeError { kNone, kBadMagic, kBadHeader, kTruncated, kBadChecksum, kTrailingBytes };
 const char* to_string(DecodeError e);
 
-// Validates the whole file (structure, lengths, checksum) and fills `out`.
+// Validates the whole input as one record (structure, lengths, checksum).
 DecodeError decode_record(std::string_view file, SpoolRecord& out);
+// Decodes the record at the start of `in`; `consumed` is its length.
+DecodeError decode_record_prefix(std::string_view in, SpoolRecord& out, size_t& consumed);
+
+// "ringmail-done <id>\n": the message was delivered (see spool-format.md).
+std::string encode_tombstone(std::string_view id);
 
 }  // namespace ringmail::storage

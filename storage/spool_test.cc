@@ -37,101 +37,164 @@ std::unique_ptr<Req> make_req(const std::string& id) {
   return r;
 }
 
+SpoolRecord record_of(const Req& r) {
+  SpoolRecord rec;
+  rec.env = r.env_storage;
+  rec.message = r.msg;
+  rec.segment = r.segment;
+  return rec;
+}
+
 class SpoolTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(spool.open(), 0); }
+  void SetUp() override { ASSERT_EQ(spool->open(), 0); }
+
+  std::vector<Spool::RecoveredSegment> recover(Spool::RecoveryStats* st = nullptr,
+                                               std::vector<std::string>* logs = nullptr) {
+    std::vector<Spool::RecoveredSegment> out;
+    auto s = Spool::recover(io, dir.path(), &out, [&](const std::string& l) {
+      if (logs) logs->push_back(l);
+    });
+    if (st) *st = s;
+    return out;
+  }
+
   TempDir dir;
   TestFileIo io;
-  Spool spool{io, dir.path()};
+  std::unique_ptr<Spool> spool = std::make_unique<Spool>(io, dir.path(), 0);
 };
 
-TEST_F(SpoolTest, AcknowledgesOnlyAfterFileAndDirectoryFsync) {
+TEST_F(SpoolTest, AcknowledgesOnlyAfterTheSegmentIsSynced) {
   auto r = make_req("ID1");
-  spool.commit(r.get());
+  spool->commit(r.get());
   EXPECT_FALSE(r->finished);
-  EXPECT_EQ(io.complete_fsyncs(1), 1u);  // the file
-  EXPECT_FALSE(r->finished);             // renamed, directory not yet synced
-  EXPECT_TRUE(io.exists(spool.queue_path("ID1")));
-  EXPECT_EQ(io.complete_fsyncs(1), 1u);  // the directory
+  std::string data;
+  ASSERT_EQ(io.read_file(spool->current_segment_path(), &data), 0);
+  EXPECT_NE(data.find("id ID1\n"), std::string::npos);  // appended, not yet durable
+  EXPECT_EQ(io.complete_fsyncs(), 1u);
   ASSERT_TRUE(r->finished);
   EXPECT_EQ(r->result, proto::CommitResult::kOk);
 }
 
-TEST_F(SpoolTest, GroupCommitSharesDirectoryFsync) {
+TEST_F(SpoolTest, GroupCommitSharesOneSync) {
   std::vector<std::unique_ptr<Req>> reqs;
   for (int i = 0; i < 10; ++i) {
     reqs.push_back(make_req("G" + std::to_string(i)));
-    spool.commit(reqs.back().get());
+    spool->commit(reqs.back().get());
   }
-  EXPECT_EQ(io.complete_fsyncs(10), 10u);  // ten file fsyncs
-  io.complete_fsyncs();                    // directory fsyncs
+  // The first append starts a sync; the nine that arrive while it runs share
+  // the next one.
+  EXPECT_EQ(io.complete_fsyncs(1), 1u);
+  EXPECT_TRUE(reqs[0]->finished);
+  EXPECT_FALSE(reqs[1]->finished);
+  EXPECT_EQ(io.complete_fsyncs(), 1u);
   for (auto& r : reqs) EXPECT_EQ(r->result, proto::CommitResult::kOk);
-  // The first rename starts a directory fsync; the other nine share the next.
-  EXPECT_EQ(spool.dir_fsyncs(), 2u);
-  EXPECT_EQ(io.fsync_calls, 12u);
+  EXPECT_EQ(io.fsync_calls, 2u);
 }
 
-TEST_F(SpoolTest, FsyncFailureGives451AndLeavesNothing) {
+TEST_F(SpoolTest, SyncFailureGives451AndTombstonesTheCopy) {
   auto r = make_req("F1");
-  spool.commit(r.get());
+  spool->commit(r.get());
+  const std::string old_segment = spool->current_segment_path();
   io.fail_fsyncs_with = -EIO;
   io.fail_fsyncs_count = 1;
   io.complete_fsyncs();
   ASSERT_TRUE(r->finished);
   EXPECT_EQ(r->result, proto::CommitResult::kTempFail);
-  EXPECT_FALSE(io.exists(spool.queue_path("F1")));
-  EXPECT_FALSE(io.exists(dir.path() + "/spool/tmp/F1"));
+  EXPECT_NE(spool->current_segment_path(), old_segment);  // stopped appending there
+  // The client will send it again: after a restart this copy is not delivered.
+  spool.reset();
+  EXPECT_TRUE(recover().empty());
 }
 
-TEST_F(SpoolTest, DirectoryFsyncFailureRemovesTheMessage) {
-  auto r = make_req("D1");
-  spool.commit(r.get());
-  io.complete_fsyncs(1);
-  io.fail_fsyncs_with = -EIO;
-  io.fail_fsyncs_count = 1;
+TEST_F(SpoolTest, DiskFullGives452AndCutsThePartialRecord) {
+  auto ok = make_req("K1");
+  spool->commit(ok.get());
   io.complete_fsyncs();
-  EXPECT_EQ(r->result, proto::CommitResult::kTempFail);
-  EXPECT_FALSE(io.exists(spool.queue_path("D1")));
-}
-
-TEST_F(SpoolTest, DiskFullGives452) {
+  io.fail_appends_with = -ENOSPC;
+  io.fail_appends_after_bytes = 10;  // a short write, then ENOSPC
   auto r = make_req("N1");
-  io.fail_writes_with = -ENOSPC;
-  spool.commit(r.get());
+  spool->commit(r.get());
   ASSERT_TRUE(r->finished);
   EXPECT_EQ(r->result, proto::CommitResult::kNoSpace);
+  spool.reset();
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  EXPECT_EQ(st.corrupt, 0u);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  EXPECT_EQ(segs[0].records[0].env.id, "K1");
 }
 
-TEST_F(SpoolTest, RecoveryKeepsValidMovesCorruptRemovesTmp) {
-  auto good = make_req("OK1");
-  spool.commit(good.get());
+TEST_F(SpoolTest, DeliveredRecordsAreNotRecoveredAndEmptySegmentsGo) {
+  auto a = make_req("A");
+  auto b = make_req("B");
+  spool->commit(a.get());
+  spool->commit(b.get());
   io.complete_fsyncs();
-  ASSERT_EQ(good->result, proto::CommitResult::kOk);
-  auto bad = make_req("BAD1");
-  spool.commit(bad.get());
+  spool->delivered(record_of(*a));
+  spool.reset();
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  EXPECT_EQ(segs[0].records[0].env.id, "B");
+  EXPECT_EQ(segs[0].records[0].message, b->msg);
+  EXPECT_EQ(st.delivered_skipped, 1u);
+}
+
+TEST_F(SpoolTest, RotatesAndDropsFullyDeliveredSegments) {
+  spool.reset();
+  std::vector<std::string> names;
+  io.list_dir(dir.path() + "/spool/queue", &names);
+  const size_t before = names.size();  // the (empty) segment of SetUp's spool
+  spool = std::make_unique<Spool>(io, dir.path(), 3, 200);  // tiny segments
+  ASSERT_EQ(spool->open(), 0);
+  std::vector<std::unique_ptr<Req>> reqs;
+  for (int i = 0; i < 5; ++i) {
+    reqs.push_back(make_req("R" + std::to_string(i)));
+    spool->commit(reqs.back().get());
+    io.complete_fsyncs();
+  }
+  EXPECT_GE(spool->segment_count(), 3u);
+  for (auto& r : reqs) spool->delivered(record_of(*r));
+  EXPECT_EQ(spool->segment_count(), 1u);  // only the current one is left
+  io.list_dir(dir.path() + "/spool/queue", &names);
+  EXPECT_EQ(names.size(), before + 1);
+}
+
+TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
+  auto a = make_req("A1");
+  auto b = make_req("B1");
+  auto c = make_req("C1");
+  spool->commit(a.get());
+  spool->commit(b.get());
+  spool->commit(c.get());
   io.complete_fsyncs();
+  const std::string path = spool->current_segment_path();
+  spool.reset();
+  std::string data;
+  ASSERT_EQ(io.read_file(path, &data), 0);
+  size_t at = data.find("Subject: B1");
+  ASSERT_NE(at, std::string::npos);
   {
-    std::fstream f(spool.queue_path("BAD1"), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(40);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
     f.put('#');
   }
-  std::ofstream(dir.path() + "/spool/tmp/LEFTOVER") << "partial";
-  std::vector<SpoolRecord> got;
+  std::ofstream(path, std::ios::app) << "ringmail-spool 1\nid TORN\narr";  // torn tail
+  Spool::RecoveryStats st;
   std::vector<std::string> logs;
-  Spool fresh(io, dir.path());
-  ASSERT_EQ(fresh.open(), 0);
-  auto st = fresh.recover([&](SpoolRecord&& r) { got.push_back(std::move(r)); },
-                          [&](const std::string& l) { logs.push_back(l); });
-  EXPECT_EQ(st.recovered, 1u);
-  EXPECT_EQ(st.corrupt, 1u);
-  EXPECT_EQ(st.tmp_removed, 1u);
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].env.id, "OK1");
-  EXPECT_EQ(got[0].message, good->msg);
-  ASSERT_EQ(logs.size(), 1u);
-  EXPECT_NE(logs[0].find("BAD1"), std::string::npos);
-  EXPECT_TRUE(io.exists(dir.path() + "/spool/corrupt/BAD1"));
-  EXPECT_FALSE(io.exists(dir.path() + "/spool/tmp/LEFTOVER"));
+  auto segs = recover(&st, &logs);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 2u);
+  EXPECT_EQ(segs[0].records[0].env.id, "A1");
+  EXPECT_EQ(segs[0].records[1].env.id, "C1");
+  EXPECT_EQ(st.corrupt, 2u);
+  ASSERT_EQ(logs.size(), 2u);
+  std::vector<std::string> kept;
+  io.list_dir(dir.path() + "/spool/corrupt", &kept);
+  EXPECT_EQ(kept.size(), 2u);
 }
 
 }  // namespace

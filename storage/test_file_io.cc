@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 
 namespace ringmail::storage {
 
@@ -15,6 +16,18 @@ int TestFileIo::create_and_write(const std::string& path,
     return e;
   }
   return PosixFileIo::create_and_write(path, parts);
+}
+
+int TestFileIo::append(int fd, const std::vector<std::string_view>& parts) {
+  if (fail_appends_with != 0) {
+    int e = fail_appends_with;
+    fail_appends_with = 0;
+    std::string all;
+    for (auto p : parts) all.append(p);
+    PosixFileIo::append(fd, {std::string_view(all).substr(0, fail_appends_after_bytes)});
+    return e;
+  }
+  return PosixFileIo::append(fd, parts);
 }
 
 void TestFileIo::fsync(FsyncOp* op) {
