@@ -85,8 +85,9 @@ void Connection::after_io() {
     begin_close();
   }
   if (!shut_) {
+    // The wheel has one-second slots: +1 so a timeout never fires early.
     uint32_t t = session_.in_data() ? shard_.cfg_->data_timeout_s : shard_.cfg_->command_timeout_s;
-    shard_.wheel_.schedule(&timer_, shard_.now_s_ + t);
+    shard_.wheel_.schedule(&timer_, shard_.clock_s() + t + 1);
   }
 }
 

@@ -206,7 +206,24 @@ class EpollBackend final : public Backend {
         if (cfd < 0) {
           if (errno == EAGAIN || errno == EINTR) return n;
           ev.res = -errno;
-          ev.more = true;  // the listener stays armed
+          ++n;
+          if (errno == ECONNABORTED) {
+            ev.more = true;
+            c->complete(ev);
+            continue;
+          }
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            // Out of descriptors: report, and wait for the next connection's
+            // edge instead of spinning.
+            ev.more = true;
+            c->complete(ev);
+            return n;
+          }
+          // EINVAL after shutdown(), or a broken socket: the accept ends.
+          ev.more = false;
+          r.in = nullptr;
+          c->complete(ev);
+          return n;
         } else {
           ev.res = cfd;
           ev.more = true;

@@ -17,11 +17,6 @@ namespace {
 
 constexpr size_t kInboxSlots = 4096;
 
-int64_t wall_s() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return ts.tv_sec;
-}
 
 // Client literal for Received headers (RFC 5321 4.1.3) and ip:port for logs.
 void describe_peer(int fd, std::string* literal, std::string* peer) {
@@ -56,6 +51,12 @@ constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 }  // namespace
 
+int64_t Shard::clock_s() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return ts.tv_sec;
+}
+
 void Shard::RingFileIo::fsync(storage::FsyncOp* op) {
   FsyncC* c = free_;
   if (c != nullptr) {
@@ -80,8 +81,8 @@ void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
 Shard::Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
              BackendKind backend)
     : index_(index), cfg_(std::move(cfg)), listen_fds_(std::move(listen_fds)),
-      backend_kind_(backend), wheel_(wall_s()) {
-  now_s_ = wall_s();
+      backend_kind_(backend), wheel_(clock_s()) {
+  now_s_ = clock_s();
   doorbell_.shard = this;
 }
 
@@ -199,7 +200,7 @@ void Shard::run(std::latch& ready) {
 }
 
 void Shard::tick() {
-  int64_t now = wall_s();
+  int64_t now = clock_s();
   if (now == now_s_) return;
   now_s_ = now;
   wheel_.advance(now, [](TimerWheel::Node* n) {
@@ -316,7 +317,7 @@ void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
       DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
       dj->shard->deliver(dj);
     };
-    self->wheel_.schedule(&job->retry, self->now_s_ + self->cfg_->delivery_retry_s);
+    self->wheel_.schedule(&job->retry, clock_s() + self->cfg_->delivery_retry_s);
     return;
   }
   self->stats_.messages_delivered.fetch_add(1, std::memory_order_relaxed);

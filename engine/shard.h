@@ -93,7 +93,9 @@ class Shard final : public proto::SmtpHost {
   bool is_local_domain(std::string_view domain) const override;
   std::string_view primary_domain() const override;
   std::string new_message_id() override;
-  int64_t now_unix() const override { return now_s_; }
+  int64_t now_unix() const override { return clock_s(); }
+  // Wall-clock seconds (coarse clock, no system call).
+  static int64_t clock_s();
 
  private:
   friend class Connection;

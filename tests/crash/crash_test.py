@@ -302,7 +302,11 @@ def main():
     t_start = time.monotonic()
     print(f"crash test: seed {seed}, backend {args.backend}, dir {workdir}", flush=True)
     try:
-        d.start()
+        try:
+            d.start()
+        except (RuntimeError, OSError) as e:
+            print(f"crash test: ringmaild did not start: {e}\n{d.log_tail()}")
+            return 1
         threads = [threading.Thread(target=client, args=(i, d.port, state, seed), daemon=True)
                    for i in range(args.clients)]
         for t in threads:
@@ -312,7 +316,7 @@ def main():
             d.kill9()
             try:
                 d.start()
-            except RuntimeError as e:
+            except (RuntimeError, OSError) as e:
                 problems.append(f"restart after kill -9 #{cycle + 1} failed: {e}")
                 break
         time.sleep(0.3)
