@@ -39,6 +39,10 @@ struct Config {
   uint32_t shutdown_grace_s = 30;
   uint32_t delivery_retry_s = 60;
   uint32_t delivery_concurrency = 4;  // per shard
+  // Messages waiting for delivery keep their bytes in memory up to this much
+  // per shard; beyond it they are read back from the spool when their turn
+  // comes.
+  uint64_t delivery_backlog_bytes_max = uint64_t{64} << 20;
 };
 
 // The embedded development configuration (README's run command).

@@ -137,6 +137,8 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
     job->rec.segment = self->commit_.segment;
+    job->rec.offset = self->commit_.offset;
+    job->rec.length = self->commit_.length;
     shard.deliver(job);
   }
   self->session_.commit_done(r);

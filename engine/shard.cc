@@ -282,14 +282,39 @@ void Shard::retire(Connection* c) { dead_.push_back(c); }
 void Shard::deliver(DeliveryJob* job) {
   job->shard = this;
   job->done = &Shard::on_delivered;
+  const size_t bytes = job->rec.message.size();
+  if (queued_bytes_ + bytes > cfg_->delivery_backlog_bytes_max) {
+    std::string().swap(job->rec.message);  // read back from the spool later
+  } else {
+    queued_bytes_ += bytes;
+  }
   delivery_queue_.push_back(job);
   start_deliveries();
+}
+
+void Shard::retry_later(DeliveryJob* job) {
+  job->retry.job = job;
+  job->retry.fire = [](TimerEntry* t) {
+    DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
+    dj->shard->deliver(dj);
+  };
+  wheel_.schedule(&job->retry, clock_s() + cfg_->delivery_retry_s);
 }
 
 void Shard::start_deliveries() {
   while (!delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
     DeliveryJob* job = delivery_queue_.front();
     delivery_queue_.pop_front();
+    if (job->rec.message.empty()) {
+      if (int r = spool_->load(job->rec); r < 0) {
+        log_line("delivery id=" + job->rec.env.id + " cannot read the message back from the spool (" +
+                 std::strerror(-r) + "), retry in " + std::to_string(cfg_->delivery_retry_s) + "s");
+        retry_later(job);
+        continue;
+      }
+    } else {
+      queued_bytes_ -= job->rec.message.size();
+    }
     ++deliveries_inflight_;
     maildir_->deliver(job);
   }
@@ -312,12 +337,7 @@ void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
       delete job;  // stays in the spool; recovered at the next start
       return;
     }
-    job->retry.job = job;
-    job->retry.fire = [](TimerEntry* t) {
-      DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
-      dj->shard->deliver(dj);
-    };
-    self->wheel_.schedule(&job->retry, clock_s() + self->cfg_->delivery_retry_s);
+    self->retry_later(job);
     return;
   }
   self->stats_.messages_delivered.fetch_add(1, std::memory_order_relaxed);

@@ -133,6 +133,7 @@ class Shard final : public proto::SmtpHost {
   void begin_stop();
   void deliver(DeliveryJob* job);
   void start_deliveries();
+  void retry_later(DeliveryJob* job);
   static void on_delivered(storage::MaildirDelivery::Job* job, int result);
   void retire(Connection* c);
   void tick();
@@ -156,6 +157,7 @@ class Shard final : public proto::SmtpHost {
   // Deliveries run at most `delivery_concurrency` at a time; the rest wait
   // here, so a burst of arrivals keeps the disk for acknowledging them.
   std::deque<DeliveryJob*> delivery_queue_;
+  uint64_t queued_bytes_ = 0;  // message bytes held by delivery_queue_
   uint64_t deliveries_inflight_ = 0;
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;

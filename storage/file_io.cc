@@ -143,6 +143,25 @@ int PosixFileIo::read_file(const std::string& path, std::string* out) {
   return 0;
 }
 
+int PosixFileIo::read_at(const std::string& path, uint64_t offset, size_t len, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  out->resize(len);
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::pread(fd, out->data() + got, len - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? -errno : -EIO;
+      ::close(fd);
+      return err;
+    }
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return 0;
+}
+
 int PosixFileIo::list_dir(const std::string& path, std::vector<std::string>* names) {
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) return -errno;

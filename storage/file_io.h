@@ -45,6 +45,8 @@ class FileIo {
   virtual int open_dir(const std::string& path) = 0;  // O_DIRECTORY descriptor
   virtual int make_dirs(const std::string& path) = 0;  // mkdir -p, mode 0700
   virtual int read_file(const std::string& path, std::string* out) = 0;
+  // Reads exactly `len` bytes at `offset` (-EIO when the file is shorter).
+  virtual int read_at(const std::string& path, uint64_t offset, size_t len, std::string* out) = 0;
   virtual int list_dir(const std::string& path, std::vector<std::string>* names) = 0;
   virtual bool exists(const std::string& path) = 0;
 };
@@ -65,6 +67,7 @@ class PosixFileIo : public FileIo {
   int open_dir(const std::string& path) override;
   int make_dirs(const std::string& path) override;
   int read_file(const std::string& path, std::string* out) override;
+  int read_at(const std::string& path, uint64_t offset, size_t len, std::string* out) override;
   int list_dir(const std::string& path, std::vector<std::string>* names) override;
   bool exists(const std::string& path) override;
 

@@ -102,7 +102,9 @@ void Spool::commit(Commit* c) {
     c->done(c, commit_result_for(r));
     return;
   }
-  seg->bytes += rec.header.size() + c->message.size() + rec.trailer.size();
+  c->length = rec.header.size() + c->message.size() + rec.trailer.size();
+  c->offset = before;
+  seg->bytes += c->length;
   ++seg->live;
   c->segment = current_;
   c->wait_.owner = c;
@@ -132,6 +134,19 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
     return;
   }
   c->done(c, proto::CommitResult::kOk);
+}
+
+int Spool::load(SpoolRecord& rec) {
+  auto it = segments_.find(rec.segment);
+  if (it == segments_.end()) return -ENOENT;
+  std::string data;
+  if (int r = io_.read_at(dir_ + "/queue/" + it->second.name, rec.offset, rec.length, &data); r < 0) {
+    return r;
+  }
+  SpoolRecord fresh;
+  if (decode_record(data, fresh) != DecodeError::kNone || fresh.env.id != rec.env.id) return -EIO;
+  rec.message = std::move(fresh.message);
+  return 0;
 }
 
 void Spool::delivered(const SpoolRecord& rec) {
@@ -195,6 +210,11 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
         size_t consumed = 0;
         DecodeError e = decode_record_prefix(rest, rec, consumed);
         if (e == DecodeError::kNone) {
+          // Only the envelope stays in memory; delivery reads the message
+          // again (Spool::load), so a large queue recovers in bounded memory.
+          rec.offset = pos;
+          rec.length = consumed;
+          rec.message = std::string();
           seg.records.push_back(std::move(rec));
           pos += consumed;
           continue;

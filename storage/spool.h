@@ -38,7 +38,10 @@ class Spool {
     const proto::Envelope* env = nullptr;
     std::string_view message;
     void (*done)(Commit* c, proto::CommitResult result) = nullptr;
-    uint64_t segment = 0;  // set by commit(): where the record went
+    // Set by commit(): where the record went.
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    uint64_t length = 0;
 
    private:
     friend class Spool;
@@ -66,6 +69,10 @@ class Spool {
   // drop the segment once nothing in it is pending.
   void delivered(const SpoolRecord& rec);
 
+  // Reads the message of `rec` back from its segment (after the caller
+  // dropped it from memory). Blocking read, normally from the page cache.
+  int load(SpoolRecord& rec);
+
   // Takes over a segment found by recover(): `live` records in it are being
   // delivered by this spool's shard. Returns the key to put in their
   // SpoolRecord::segment.
@@ -73,7 +80,7 @@ class Spool {
 
   struct RecoveredSegment {
     std::string name;
-    std::vector<SpoolRecord> records;  // not yet delivered
+    std::vector<SpoolRecord> records;  // not yet delivered; messages not loaded
   };
   struct RecoveryStats {
     uint64_t segments = 0;

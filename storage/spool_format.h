@@ -17,7 +17,12 @@ inline constexpr std::string_view kTombstonePrefix = "ringmail-done ";
 struct SpoolRecord {
   proto::Envelope env;
   std::string message;  // Received header + content, CRLF line endings
-  uint64_t segment = 0;  // which spool segment holds it (not encoded)
+  // Where the record is (not encoded): spool segment key, byte offset and
+  // length of the record in it. The message may be dropped from memory and
+  // read again from there (Spool::load).
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
 };
 
 // The file is header + message + trailer; the message is not copied.

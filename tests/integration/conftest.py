@@ -73,7 +73,7 @@ class Ringmaild:
 
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
-                 data_dir=None):
+                 data_dir=None, extra_args=()):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,7 @@ class Ringmaild:
         self._log = None
         self.clients = []
         self.starts = 0
+        self.extra_args = list(extra_args)
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -124,7 +125,7 @@ class Ringmaild:
 
     def command(self):
         return [self.binary, "--config", str(self.config_path),
-                "--backend", self.backend, "--threads", str(self.threads)]
+                "--backend", self.backend, "--threads", str(self.threads)] + self.extra_args
 
     def start(self, keep_ports=False):
         """Start the daemon and wait until every listener accepts."""
@@ -301,13 +302,15 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def start_ringmaild(request, tmp_path, ringmaild_binary):
-    """Factory: start_ringmaild(limits={...}, **kw) -> running Ringmaild."""
+    """Factory: start_ringmaild(limits={...}, **kw) -> running Ringmaild
+    (start=False: configured but not started; the test calls .start())."""
     started = []
 
-    def _start(limits=None, **kw):
+    def _start(limits=None, start=True, **kw):
         d = Ringmaild(ringmaild_binary, tmp_path / f"rm{len(started)}", limits=limits, **kw)
         started.append(d)
-        d.start()
+        if start:
+            d.start()
         return d
 
     yield _start

@@ -7,7 +7,8 @@ The delivered file is, with LF line endings:
     Delivered-To: <recipient>
     Received: from <helo> (<client-literal>)
     \tby <host> (ringmail) with ESMTP id <ID>
-    \tfor <recipient>; <RFC 5322 date>
+    \tfor <recipient>; <RFC 5322 date>     (when the message has one recipient)
+    \t<RFC 5322 date>                      (otherwise: no recipient is disclosed)
     <the message as sent, dot-unstuffed, CRLF turned into LF>
 
 and its name is <arrival-unix-time>.<ID>_<n>.<host>.
@@ -30,7 +31,7 @@ DELIVERY_RE = re.compile(
     rb"Delivered-To: (?P<dt>[^\n]*)\n"
     rb"Received: from (?P<helo>[^ \n]+) \((?P<lit>[^)\n]*)\)\n"
     rb"\tby (?P<by>[^ \n]+) \(ringmail\) with (?P<proto>[A-Z0-9]+) id (?P<id>[^ \n]+)\n"
-    rb"\tfor (?P<for>[^;\n]+); (?P<date>[^\n]+)\n")
+    rb"\t(?:for (?P<for>[^;\n]+); )?(?P<date>[^\n]+)\n")
 
 LITERAL_V4 = r"\[127\.0\.0\.1\]"
 LITERAL_V6 = r"\[IPv6:(::1|0:0:0:0:0:0:0:1)\]"
@@ -70,7 +71,7 @@ BLOCK_LINES = [
     (rb"Received: from [^ \n]+ \([^)\n]*\)", "Received: from <helo> (<client-literal>)"),
     (rb"\tby [^ \n]+ \(ringmail\) with [A-Z0-9]+ id [^ \n]+",
      "<TAB>by <host> (ringmail) with ESMTP id <ID>"),
-    (rb"\tfor [^;\n]+; [^\n]+", "<TAB>for <recipient>; <RFC 5322 date>"),
+    (rb"\t(?:for [^;\n]+; )?[^\n]+", "<TAB>for <recipient>; <RFC 5322 date>  or  <TAB><RFC 5322 date>"),
 ]
 
 
@@ -91,20 +92,29 @@ def parse_delivery(data, where=""):
 
 
 def check_delivery(path, *, sender, rcpt, helo, hostname, literal=LITERAL_V4,
-                   qid=None, message=None, t0=None, t1=None, proto="ESMTP"):
+                   qid=None, message=None, t0=None, t1=None, proto="ESMTP", nrcpt=1):
     """Check one delivered Maildir file. `message` is the message as the
     client meant it (CRLF line ends, not dot-stuffed); None skips the body
-    comparison. Returns (match, body, filename-match)."""
+    comparison. `nrcpt`: number of accepted recipients of the message (the
+    `for` clause is there only when it is 1). Returns (match, body,
+    filename-match)."""
     data = path.read_bytes()
     m, body = parse_delivery(data, str(path))
-    g = {k: v.decode("utf-8", "replace") for k, v in m.groupdict().items()}
+    g = {k: (v or b"").decode("utf-8", "replace") for k, v in m.groupdict().items()}
     ctx = "in %s:\n%s" % (path, data[:700].decode("utf-8", "replace"))
     assert m.group("rp") == sender.encode("utf-8"), (
         "Return-Path: expected <%s>, got <%s> %s" % (sender, g["rp"], ctx))
     assert m.group("dt").lower() in addr_forms(rcpt), (
         "Delivered-To: expected %s, got %r %s" % (rcpt, g["dt"], ctx))
-    assert m.group("for").lower() in addr_forms(rcpt), (
-        "Received 'for' clause: expected %s, got %r %s" % (rcpt, g["for"], ctx))
+    if nrcpt == 1:
+        assert m.group("for") is not None and m.group("for").lower() in addr_forms(rcpt), (
+            "Received 'for' clause: expected 'for %s;' (message with one recipient), got %r %s"
+            % (rcpt, g["for"], ctx))
+    else:
+        assert m.group("for") is None, (
+            "Received discloses a recipient ('for %s;') of a message with %d recipients %s"
+            % (g["for"], nrcpt, ctx))
+        assert rcpt.lower() not in g["date"].lower(), "recipient disclosed in Received %s" % ctx
     assert g["helo"] == helo, "Received from: expected %r, got %r %s" % (helo, g["helo"], ctx)
     assert re.fullmatch(literal, g["lit"]), (
         "Received client literal: expected /%s/, got %r %s" % (literal, g["lit"], ctx))

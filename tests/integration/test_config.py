@@ -1,0 +1,172 @@
+"""docs/configuration.md: --check-config, configuration errors, --data-dir,
+SIGHUP reload."""
+
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from mailcheck import crlf, parse_delivery
+
+SIMPLE = crlf("Subject: cfg\n\nbody\n")
+
+
+def check_config(binary, path):
+    p = subprocess.run([binary, "--check-config", "--config", str(path)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=20)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def test_check_config_valid(start_ringmaild, ringmaild_binary):
+    d = start_ringmaild(start=False)
+    d.port, d.port6, d.sub_port = 2525, 2525, 2587
+    d.write_config()
+    rc, out, err = check_config(ringmaild_binary, d.config_path)
+    assert rc == 0, f"--check-config on a valid file: exit {rc}\nstdout: {out}\nstderr: {err}"
+
+
+BAD_CONFIGS = {
+    # name: (text, key that must be named, line number of the error)
+    "unknown-top-level-key": (
+        'hostname = "mx.test.example"\n'
+        'data_dir = "/tmp/x"\n'
+        'hostnme = "typo.example"\n'
+        'local_domains = ["example.test"]\n'
+        '[[listener]]\n'
+        'address = "127.0.0.1:2525"\n'
+        'kind = "smtp"\n', "hostnme", 3),
+    "unknown-limits-key": (
+        'hostname = "mx.test.example"\n'
+        'data_dir = "/tmp/x"\n'
+        'local_domains = ["example.test"]\n'
+        '[[listener]]\n'
+        'address = "127.0.0.1:2525"\n'
+        'kind = "smtp"\n'
+        '[limits]\n'
+        'rcpt_count_max = 5\n'
+        'message_byte_max = 1000\n', "message_byte_max", 9),
+    "unknown-listener-key": (
+        'hostname = "mx.test.example"\n'
+        'data_dir = "/tmp/x"\n'
+        'local_domains = ["example.test"]\n'
+        '[[listener]]\n'
+        'address = "127.0.0.1:2525"\n'
+        'knd = "smtp"\n'
+        'kind = "smtp"\n', "knd", 6),
+    "bad-backend-value": (
+        'hostname = "mx.test.example"\n'
+        'data_dir = "/tmp/x"\n'
+        'backend = "kqueue"\n'
+        'local_domains = ["example.test"]\n'
+        '[[listener]]\n'
+        'address = "127.0.0.1:2525"\n'
+        'kind = "smtp"\n', "backend", 3),
+    "wrong-type": (
+        'hostname = "mx.test.example"\n'
+        'data_dir = "/tmp/x"\n'
+        'local_domains = ["example.test"]\n'
+        '[[listener]]\n'
+        'address = "127.0.0.1:2525"\n'
+        'kind = "smtp"\n'
+        '[limits]\n'
+        'errors_max = "ten"\n', "errors_max", 8),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_check_config_invalid(tmp_path, ringmaild_binary, name):
+    text, key, line = BAD_CONFIGS[name]
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    rc, out, err = check_config(ringmaild_binary, path)
+    assert rc == 1, f"--check-config on an invalid file: exit {rc}, expected 1\nstderr: {err}"
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"expected one line on stderr, got {lines!r}"
+    msg = lines[0]
+    assert str(path) in msg or path.name in msg, f"error does not name the file: {msg!r}"
+    assert key in msg, f"error does not name the key {key!r}: {msg!r}"
+    assert re.search(r"(?<!\d)%d(?!\d)" % line, msg.replace(str(path), "")), (
+        f"error does not name line {line}: {msg!r}")
+
+
+def test_invalid_config_stops_startup(tmp_path, ringmaild_binary):
+    text, key, line = BAD_CONFIGS["unknown-limits-key"]
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("/tmp/x", str(tmp_path / "data")))
+    p = subprocess.Popen([ringmaild_binary, "--config", str(path)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("ringmaild kept running with an invalid configuration")
+    assert p.returncode != 0, "ringmaild exited 0 with an invalid configuration"
+    assert key in err.decode("utf-8", "replace"), err
+
+
+def test_data_dir_flag_overrides_file(start_ringmaild, tmp_path):
+    other = tmp_path / "flag-data"
+    d = start_ringmaild(extra_args=["--data-dir", str(other)])
+    c = d.connect(read_greeting=True)
+    c.cmd("EHLO cfg.test.example")
+    c.expect("MAIL FROM:<a@src.example>", "250 2.1.0 Ok")
+    c.expect("RCPT TO:<flag@example.test>", "250 2.1.5 Ok")
+    c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+    c.send(SIMPLE + b".\r\n")
+    c.check_re(c.read_reply(), r"250 2\.0\.0 Ok: queued as \S+")
+    deadline = time.monotonic() + 15
+    target = other / "mail" / "example.test" / "flag" / "Maildir" / "new"
+    while not (target.is_dir() and any(target.iterdir())):
+        assert time.monotonic() < deadline, f"nothing delivered under {target}"
+        time.sleep(0.05)
+    assert not (d.data_dir / "mail" / "example.test" / "flag").exists(), (
+        "delivered under the file's data_dir although --data-dir was given")
+
+
+def greeting_of(d):
+    with socket.create_connection((d.host, d.port), timeout=5) as s:
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(1000)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n")[0].decode()
+
+
+def test_sighup_reload(start_ringmaild):
+    d = start_ringmaild()
+    old = d.connect(read_greeting=True)
+    d.hostname = "reloaded.test.example"
+    d.local_domains = ["example.test", "third.test"]
+    d.limits["message_bytes_max"] = 2000
+    d.write_config()
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while greeting_of(d) != "220 reloaded.test.example ESMTP ringmail":
+        assert time.monotonic() < deadline, f"after SIGHUP the greeting is still {greeting_of(d)!r}"
+        time.sleep(0.1)
+    c = d.connect(read_greeting=False)
+    c.check(c.read_reply(), "220 reloaded.test.example ESMTP ringmail")
+    r = c.cmd("EHLO cfg.test.example")
+    assert r.lines[0] == "250-reloaded.test.example" and "250-SIZE 2000" in r.lines, r.lines
+    c.expect("MAIL FROM:<a@src.example>", "250 2.1.0 Ok")
+    c.expect("RCPT TO:<x@third.test>", "250 2.1.5 Ok")
+    c.expect("RCPT TO:<x@other.test>", "554 5.7.1 Relay access denied")
+    # the connection opened before the reload keeps the old configuration
+    r = old.cmd("EHLO cfg.test.example")
+    assert r.lines[0] == "250-mx.test.example" and "250-SIZE 100000" in r.lines, (
+        f"connection opened before SIGHUP: {r.lines}")
+
+    # an invalid file is refused and the running configuration stays
+    d.config_path.write_text(d.config_path.read_text() + "bogus_key = 1\n")
+    d.signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert d.alive(), "ringmaild died on SIGHUP with an invalid file"
+    assert greeting_of(d) == "220 reloaded.test.example ESMTP ringmail"
+    d.write_config()  # valid again for a clean shutdown
