@@ -196,7 +196,11 @@ void Shard::run(std::latch& ready) {
     }
   }
   // Jobs waiting for a retry stay in the spool and are recovered at start.
-  log_line("stopped");
+  log_line("stopped: " + std::to_string(stats_.accepted_connections.load()) + " connections, " +
+           std::to_string(stats_.messages_queued.load()) + " messages queued with " +
+           std::to_string(spool_->syncs()) + " spool syncs, " +
+           std::to_string(stats_.messages_delivered.load()) + " delivered, " +
+           std::to_string(delivery_queue_.size()) + " left queued for the next start");
 }
 
 void Shard::tick() {
@@ -302,7 +306,8 @@ void Shard::retry_later(DeliveryJob* job) {
 }
 
 void Shard::start_deliveries() {
-  while (!delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
+  // While stopping, queued deliveries stay in the spool for the next start.
+  while (!stopping_ && !delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
     DeliveryJob* job = delivery_queue_.front();
     delivery_queue_.pop_front();
     if (job->rec.message.empty()) {

@@ -109,7 +109,6 @@ void Spool::commit(Commit* c) {
   c->segment = current_;
   c->wait_.owner = c;
   c->wait_.done = &Spool::on_synced;
-  ++syncs_;
   seg->sync->sync_after(&c->wait_);
 }
 
@@ -134,6 +133,14 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
     return;
   }
   c->done(c, proto::CommitResult::kOk);
+}
+
+uint64_t Spool::syncs() const {
+  uint64_t n = dropped_syncs_;
+  for (const auto& [key, seg] : segments_) {
+    if (seg.sync) n += seg.sync->fsyncs();
+  }
+  return n;
 }
 
 int Spool::load(SpoolRecord& rec) {
@@ -169,6 +176,7 @@ void Spool::maybe_drop(uint64_t key) {
   // Not synced: if the unlink is lost in a crash, the segment comes back and
   // its records are delivered again, idempotently.
   io_.unlink(dir_ + "/queue/" + seg.name);
+  if (seg.sync) dropped_syncs_ += seg.sync->fsyncs();
   segments_.erase(it);
 }
 

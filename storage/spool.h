@@ -98,7 +98,8 @@ class Spool {
 
   std::string current_segment_path() const;
   size_t segment_count() const { return segments_.size(); }
-  uint64_t syncs() const { return syncs_; }
+  // fdatasyncs started so far (compare with messages committed: group commit).
+  uint64_t syncs() const;
 
  private:
   struct Segment {
@@ -123,7 +124,7 @@ class Spool {
   uint64_t current_ = 0;  // key of the segment being appended to
   uint64_t next_key_ = 1;
   uint64_t last_name_us_ = 0;
-  uint64_t syncs_ = 0;
+  uint64_t dropped_syncs_ = 0;  // fdatasyncs of segments already removed
 };
 
 // Maps a negative errno from the file system onto the SMTP outcome:
