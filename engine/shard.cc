@@ -142,11 +142,7 @@ std::string Shard::new_message_id() {
   // 11 characters of microseconds since the epoch (monotonic per shard, so
   // unique across restarts as long as the clock does not go back) and 2 of
   // the shard index.
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t us = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-  if (us <= last_id_us_) us = last_id_us_ + 1;
-  last_id_us_ = us;
+  uint64_t us = id_clock_.next_us();
   char id[13];
   for (int i = 10; i >= 0; --i) {
     id[i] = kAlphabet[us & 31];

@@ -22,6 +22,7 @@
 #include "storage/file_io.h"
 #include "storage/maildir.h"
 #include "storage/spool.h"
+#include "storage/unique_clock.h"
 
 namespace ringmail::engine {
 
@@ -164,7 +165,7 @@ class Shard final : public proto::SmtpHost {
   std::vector<Connection*> dead_;
   TimerWheel wheel_;
   int64_t now_s_ = 0;
-  uint64_t last_id_us_ = 0;
+  storage::UniqueClock id_clock_;
   bool stopping_ = false;
   int64_t stop_deadline_s_ = 0;
   ShardStats stats_;

@@ -242,6 +242,26 @@ void SmtpServer::do_helo(std::string_view args, bool extended) {
   out_ += "250 CHUNKING\r\n";
 }
 
+bool SmtpServer::parse_path_or_reply(std::string_view args, bool is_mail) {
+  // RFC 3463: 5.1.7 bad sender, 5.1.3 bad recipient address syntax.
+  switch (parse_path_args(args, is_mail ? "FROM:" : "TO:", is_mail, path_)) {
+    case PathError::kNone:
+      return true;
+    case PathError::kNoPrefix:
+      error(is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address>" : "501 5.5.4 Syntax: RCPT TO:<address>");
+      return false;
+    case PathError::kBadAddress:
+    case PathError::kTooLong:
+      error(is_mail ? "501 5.1.7 Bad sender address syntax" : "501 5.1.3 Bad recipient address syntax");
+      return false;
+    case PathError::kBadParams:
+      error(is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]"
+                    : "501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
+      return false;
+  }
+  return false;
+}
+
 bool SmtpServer::check_mail(std::string_view args) {
   if (!greeted_) {
     error("503 5.5.1 Send HELO/EHLO first");
@@ -256,20 +276,7 @@ bool SmtpServer::check_mail(std::string_view args) {
     error("530 5.7.0 Authentication required");
     return false;
   }
-  switch (parse_path_args(args, "FROM:", true, path_)) {
-    case PathError::kNone:
-      break;
-    case PathError::kNoPrefix:
-      error("501 5.5.4 Syntax: MAIL FROM:<address>");
-      return false;
-    case PathError::kBadAddress:
-    case PathError::kTooLong:
-      error("501 5.1.7 Bad sender address syntax");
-      return false;
-    case PathError::kBadParams:
-      error("501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
-      return false;
-  }
+  if (!parse_path_or_reply(args, true)) return false;
   bool smtputf8 = false;
   for (const auto& [key, value] : path_.params) {
     if (iequals(key, "SIZE")) {
@@ -319,20 +326,7 @@ bool SmtpServer::check_rcpt(std::string_view args) {
     error("503 5.5.1 Need MAIL first");
     return false;
   }
-  switch (parse_path_args(args, "TO:", false, path_)) {
-    case PathError::kNone:
-      break;
-    case PathError::kNoPrefix:
-      error("501 5.5.4 Syntax: RCPT TO:<address>");
-      return false;
-    case PathError::kBadAddress:
-    case PathError::kTooLong:
-      error("501 5.1.3 Bad recipient address syntax");
-      return false;
-    case PathError::kBadParams:
-      error("501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
-      return false;
-  }
+  if (!parse_path_or_reply(args, false)) return false;
   if (!path_.params.empty()) {
     error("555 5.5.4 Unsupported parameter");
     return false;

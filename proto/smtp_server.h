@@ -128,6 +128,8 @@ class SmtpServer {
   // Verb steps: check_* returns false after answering with an error.
   bool check_helo(std::string_view args);
   void do_helo(std::string_view args, bool extended);
+  // Parses MAIL/RCPT arguments into path_, or answers with the error.
+  bool parse_path_or_reply(std::string_view args, bool is_mail);
   bool check_mail(std::string_view args);
   void do_mail();
   bool check_rcpt(std::string_view args);

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 #include <set>
 
 namespace ringmail::storage {
@@ -44,11 +43,7 @@ std::string Spool::current_segment_path() const {
 
 int Spool::rotate() {
   // seg-<microseconds, 16 hex>-<shard>: unique across restarts and shards.
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t us = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-  if (us <= last_name_us_) us = last_name_us_ + 1;
-  last_name_us_ = us;
+  const uint64_t us = clock_.next_us();
   char name[64];
   std::snprintf(name, sizeof name, "seg-%016llx-%u", static_cast<unsigned long long>(us), shard_);
   int fd = io_.open_append(dir_ + "/queue/" + name, true);

@@ -28,6 +28,7 @@
 #include "storage/dir_sync.h"
 #include "storage/file_io.h"
 #include "storage/spool_format.h"
+#include "storage/unique_clock.h"
 
 namespace ringmail::storage {
 
@@ -123,7 +124,7 @@ class Spool {
   std::map<uint64_t, Segment> segments_;
   uint64_t current_ = 0;  // key of the segment being appended to
   uint64_t next_key_ = 1;
-  uint64_t last_name_us_ = 0;
+  UniqueClock clock_;
   uint64_t dropped_syncs_ = 0;  // fdatasyncs of segments already removed
 };
 
