@@ -499,7 +499,8 @@ def test_non_ascii_local_part_with_smtputf8_is_no_mailbox(server):
     c.expect("RCPT TO:<j\u00f6s\u00e9@example.test>", "550 5.1.1 No such user")
 
 
-@pytest.mark.parametrize("line", [f"MAIL FROM:<{SENDER}> FOO=BAR", f"MAIL FROM:<{SENDER}> AUTH=<>"])
+@pytest.mark.parametrize("line", [f"MAIL FROM:<{SENDER}> FOO=BAR", f"MAIL FROM:<{SENDER}> AUTH=<>",
+                                  f"MAIL FROM:<{SENDER}> RET=HDRS", f"MAIL FROM:<{SENDER}> ENVID=x1"])
 def test_unknown_mail_parameter(server, line):
     c = session(server)
     c.expect(line, "555 5.5.4 Unsupported parameter")
