@@ -49,6 +49,8 @@ class Backend {
   // One send (may be partial: res < n). `p` must stay valid until done.
   virtual void send(int fd, const char* p, size_t n, Completion* c) = 0;
   virtual void fsync(int fd, Completion* c) = 0;
+  // syncfs(2) of the file system holding `fd` (on a worker thread).
+  virtual void syncfs(int fd, Completion* c) = 0;
   // Closes a descriptor that has no operation in flight.
   virtual void close(int fd) = 0;
 

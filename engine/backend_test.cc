@@ -132,6 +132,17 @@ TEST_P(BackendTest, FsyncAndDoorbell) {
   EXPECT_EQ(fs.events[0].res, 0);
   ::close(fd);
   ::unlink(path);
+  // syncfs runs on a worker thread and completes on this one.
+  Rec sfs;
+  int dfd = ::open("/tmp", O_RDONLY | O_DIRECTORY);
+  b->syncfs(dfd, &sfs);
+  ASSERT_TRUE(spin([&] { return !sfs.events.empty(); }));
+  EXPECT_EQ(sfs.events[0].res, 0);
+  Rec sfs_bad;
+  b->syncfs(999999, &sfs_bad);
+  ASSERT_TRUE(spin([&] { return !sfs_bad.events.empty(); }));
+  EXPECT_EQ(sfs_bad.events[0].res, -EBADF);
+  ::close(dfd);
   // A bad descriptor gives -EBADF, not success.
   Rec bad;
   b->fsync(999999, &bad);

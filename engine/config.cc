@@ -110,7 +110,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits"});
+                "limits", "maildir_sync"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -132,6 +132,12 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       throw ConfigError{where(source, *t.get("backend"), "backend") +
                         ": must be auto, io_uring or epoll"};
     }
+    std::string msync = get_string(source, t, "maildir_sync", "batch");
+    if (msync != "batch" && msync != "fsync") {
+      throw ConfigError{where(source, *t.get("maildir_sync"), "maildir_sync") +
+                        ": must be batch or fsync"};
+    }
+    cfg->maildir_sync_batch = msync == "batch";
     if (const toml::node* n = t.get("local_domains")) {
       const toml::array* arr = n->as_array();
       if (arr == nullptr) throw ConfigError{where(source, *n, "local_domains") + ": must be an array"};

@@ -43,6 +43,8 @@ struct Config {
   // per shard; beyond it they are read back from the spool when their turn
   // comes.
   uint64_t delivery_backlog_bytes_max = uint64_t{64} << 20;
+  // "batch": one syncfs per group of deliveries; "fsync": fsync every file.
+  bool maildir_sync_batch = true;
 };
 
 // The embedded development configuration (README's run command).

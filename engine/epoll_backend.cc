@@ -1,22 +1,18 @@
 // epoll backend, for where io_uring is refused (container seccomp profiles,
 // kernel.io_uring_disabled). Same contract as the io_uring backend: multishot
-// accept/recv are emulated by readiness loops, fsync runs on one worker
-// thread per shard, completions are always delivered from wait().
+// accept/recv are emulated by readiness loops, fsync and syncfs run on a
+// small worker pool per shard, completions are always delivered from wait().
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "engine/backend.h"
-#include "storage/file_io.h"
+#include "engine/blocking_pool.h"
 
 namespace ringmail::engine {
 namespace {
@@ -27,30 +23,19 @@ constexpr int kFsyncWorkers = 4;
 class EpollBackend final : public Backend {
  public:
   ~EpollBackend() override {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& w : workers_) w.join();
     if (epfd_ >= 0) ::close(epfd_);
     if (efd_ >= 0) ::close(efd_);
-    if (fsync_efd_ >= 0) ::close(fsync_efd_);
   }
 
   int init(std::string* why) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    fsync_efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epfd_ < 0 || efd_ < 0 || fsync_efd_ < 0) {
+    if (epfd_ < 0 || efd_ < 0 || pool_.event_fd() < 0) {
       *why = std::string("epoll set-up: ") + std::strerror(errno);
       return -errno;
     }
     add(efd_, EPOLLIN, &efd_tag_);
-    add(fsync_efd_, EPOLLIN, &fsync_tag_);
-    // Several workers, so fsyncs of different files overlap as they do in
-    // io_uring's io-wq.
-    for (int i = 0; i < kFsyncWorkers; ++i) workers_.emplace_back([this] { fsync_worker(); });
+    add(pool_.event_fd(), EPOLLIN, &pool_tag_);
     return 0;
   }
 
@@ -81,13 +66,8 @@ class EpollBackend final : public Backend {
     pending_writes_.push_back(fd);
   }
 
-  void fsync(int fd, Completion* c) override {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      fsync_todo_.push_back({fd, c, 0});
-    }
-    cv_.notify_one();
-  }
+  void fsync(int fd, Completion* c) override { pool_.submit(BlockingPool::Op::kFsync, fd, c); }
+  void syncfs(int fd, Completion* c) override { pool_.submit(BlockingPool::Op::kSyncfs, fd, c); }
 
   void close(int fd) override {
     if (static_cast<size_t>(fd) < regs_.size()) {
@@ -120,8 +100,8 @@ class EpollBackend final : public Backend {
         ++n;
         continue;
       }
-      if (tag == &fsync_tag_) {
-        n += drain_fsyncs();
+      if (tag == &pool_tag_) {
+        n += pool_.drain();
         continue;
       }
       int fd = static_cast<int>(reinterpret_cast<intptr_t>(tag));
@@ -141,11 +121,6 @@ class EpollBackend final : public Backend {
     bool listener = false;
     bool registered = false;
     uint32_t events = 0;
-  };
-  struct FsyncJob {
-    int fd;
-    Completion* c;
-    int res;
   };
 
   Reg& reg(int fd) {
@@ -271,57 +246,19 @@ class EpollBackend final : public Backend {
     return 1;
   }
 
-  void fsync_worker() {
-    std::unique_lock<std::mutex> lk(mu_);
-    while (true) {
-      cv_.wait(lk, [this] { return stop_ || !fsync_todo_.empty(); });
-      if (stop_) return;
-      FsyncJob job = fsync_todo_.front();
-      fsync_todo_.pop_front();
-      lk.unlock();
-      job.res = storage::fsync_blocking(job.fd);
-      lk.lock();
-      fsync_done_.push_back(job);
-      uint64_t one = 1;
-      [[maybe_unused]] ssize_t n = ::write(fsync_efd_, &one, sizeof one);
-    }
-  }
-
-  int drain_fsyncs() {
-    uint64_t v;
-    [[maybe_unused]] ssize_t rn = ::read(fsync_efd_, &v, sizeof v);
-    std::deque<FsyncJob> done;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done.swap(fsync_done_);
-    }
-    for (auto& j : done) {
-      Event ev;
-      ev.res = j.res;
-      j.c->complete(ev);
-    }
-    return static_cast<int>(done.size());
-  }
-
   int epfd_ = -1;
   int efd_ = -1;
-  int fsync_efd_ = -1;
   char efd_tag_ = 0;
-  char fsync_tag_ = 0;
+  char pool_tag_ = 0;
   Completion* doorbell_ = nullptr;
   std::vector<Reg> regs_;
   std::vector<int> pending_reads_;
   std::vector<int> pending_writes_;
   char buf_[kRecvBytes];
 
-  // The fsync worker's queues; guarded by mu_ (the worker is this shard's
-  // private helper, not shared with other shards).
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<FsyncJob> fsync_todo_;
-  std::deque<FsyncJob> fsync_done_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
+  // Several workers, so fsyncs of different files overlap as they do in
+  // io_uring's io-wq.
+  BlockingPool pool_{kFsyncWorkers};
 };
 
 }  // namespace

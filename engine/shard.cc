@@ -67,7 +67,11 @@ void Shard::RingFileIo::fsync(storage::FsyncOp* op) {
     c->io = this;
   }
   c->op = op;
-  shard_.backend_->fsync(op->fd, c);
+  if (op->whole_fs) {
+    shard_.backend_->syncfs(op->fd, c);
+  } else {
+    shard_.backend_->fsync(op->fd, c);
+  }
 }
 
 void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
@@ -105,8 +109,10 @@ void Shard::set_peers(std::vector<Shard*> peers) {
 int Shard::open_spool() {
   spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_);
   if (int r = spool_->open(); r < 0) return r;
-  maildir_ = std::make_unique<storage::MaildirDelivery>(file_io_, *spool_, cfg_->data_dir,
-                                                        cfg_->hostname);
+  maildir_ = std::make_unique<storage::MaildirDelivery>(
+      file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
+      cfg_->maildir_sync_batch ? storage::MaildirDelivery::SyncMode::kBatch
+                               : storage::MaildirDelivery::SyncMode::kPerFile);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/blocking_pool.h"
 #include "engine/uring_compat.h"
 
 namespace ringmail::engine {
@@ -108,6 +109,16 @@ class UringBackend final : public Backend {
     io_uring_prep_fsync(sqe, fd, 0);
   }
 
+  void syncfs(int fd, Completion* c) override {
+    if (!pool_) {
+      pool_ = std::make_unique<BlockingPool>(1);
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_poll_multishot(sqe, pool_->event_fd(), POLLIN);
+      io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(&pool_mark_));
+    }
+    pool_->submit(BlockingPool::Op::kSyncfs, fd, c);
+  }
+
   void close(int fd) override { ::close(fd); }
 
   void watch_doorbell(Completion* c) override {
@@ -165,6 +176,15 @@ class UringBackend final : public Backend {
       if (doorbell_ != nullptr) doorbell_->complete(Event{});
       return;
     }
+    if (ud == reinterpret_cast<uint64_t>(&pool_mark_)) {
+      if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_poll_multishot(sqe, pool_->event_fd(), POLLIN);
+        io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(&pool_mark_));
+      }
+      pool_->drain();
+      return;
+    }
     if (ud == reinterpret_cast<uint64_t>(&efd_mark_)) {
       uint64_t v;
       [[maybe_unused]] ssize_t rn = ::read(efd_, &v, sizeof v);
@@ -212,6 +232,8 @@ class UringBackend final : public Backend {
   Completion* doorbell_ = nullptr;
   char msg_ring_mark_ = 0;  // addresses used as user_data tags
   char efd_mark_ = 0;
+  char pool_mark_ = 0;
+  std::unique_ptr<BlockingPool> pool_;  // syncfs only; started on first use
 };
 
 }  // namespace

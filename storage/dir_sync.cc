@@ -2,8 +2,9 @@
 
 namespace ringmail::storage {
 
-DirSync::DirSync(FileIo& io, int dir_fd) : io_(io) {
+DirSync::DirSync(FileIo& io, int dir_fd, bool whole_fs) : io_(io) {
   op_.fd = dir_fd;
+  op_.whole_fs = whole_fs;
   op_.done = &DirSync::on_fsync;
   op_.self = this;
 }

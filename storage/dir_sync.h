@@ -18,8 +18,9 @@ class DirSync {
     Waiter* next = nullptr;
   };
 
-  // Takes ownership of `dir_fd`.
-  DirSync(FileIo& io, int dir_fd);
+  // Takes ownership of `dir_fd`. With `whole_fs`, each round is a syncfs(2)
+  // of the file system holding it instead of an fsync of the one file.
+  DirSync(FileIo& io, int dir_fd, bool whole_fs = false);
   ~DirSync();
   DirSync(const DirSync&) = delete;
   DirSync& operator=(const DirSync&) = delete;

@@ -77,7 +77,10 @@ int PosixFileIo::truncate(int fd, uint64_t size) {
 
 int PosixFileIo::fsync_now(int fd) { return fsync_blocking(fd); }
 
-void PosixFileIo::fsync(FsyncOp* op) { deferred_.emplace_back(op, fsync_blocking(op->fd)); }
+void PosixFileIo::fsync(FsyncOp* op) {
+  int r = op->whole_fs ? (::syncfs(op->fd) == 0 ? 0 : -errno) : fsync_blocking(op->fd);
+  deferred_.emplace_back(op, r);
+}
 
 size_t PosixFileIo::run_deferred() {
   size_t ran = 0;

@@ -18,6 +18,8 @@ namespace ringmail::storage {
 // A caller-owned fsync request: it must stay alive until `done` runs.
 struct FsyncOp {
   int fd = -1;
+  // syncfs(2) of the whole file system holding fd instead of fsync(2).
+  bool whole_fs = false;
   void (*done)(FsyncOp* op, int result) = nullptr;
 };
 

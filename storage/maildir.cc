@@ -9,9 +9,9 @@ constexpr size_t kDirSyncCacheMax = 4096;
 }
 
 MaildirDelivery::MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir,
-                                 std::string hostname)
+                                 std::string hostname, SyncMode mode)
     : io_(io), spool_(spool), mail_dir_(std::move(data_dir) + "/mail"),
-      hostname_(std::move(hostname)) {
+      hostname_(std::move(hostname)), mode_(mode) {
   // The host name goes into file names: no '/' or ':' (Maildir info separator).
   for (char& c : hostname_) {
     if (c == '/' || c == ':') c = '_';
@@ -74,10 +74,64 @@ DirSync* MaildirDelivery::dir_sync(const std::string& dir) {
   return dirs_.emplace(dir, std::make_unique<DirSync>(io_, fd)).first->second.get();
 }
 
+void MaildirDelivery::deliver_batched(Job* job) {
+  const auto& env = job->rec.env;
+  for (size_t i = 0; i < env.rcpts.size(); ++i) {
+    const std::string maildir = maildir_for(env.rcpts[i]);
+    if (maildir.empty()) {
+      job->skipped.push_back(env.rcpts[i].to_string());
+      continue;
+    }
+    const std::string name = file_name(env, i);
+    // A file already in new/ may not be durable (its syncfs never completed),
+    // so it is written again; one a reader moved to cur/ is left alone.
+    if (io_.exists(maildir + "/cur/" + name + ":2,")) continue;
+    int r = ensure_maildir(maildir);
+    const std::string tmp = maildir + "/tmp/" + name;
+    if (r == 0) {
+      const std::string content = render(env, i, job->rec.message);
+      int fd = io_.create_and_write(tmp, {content});
+      if (fd == -EEXIST) {
+        io_.unlink(tmp);
+        fd = io_.create_and_write(tmp, {content});
+      }
+      r = fd < 0 ? fd : 0;
+      if (fd >= 0) io_.close(fd);
+    }
+    if (r == 0) r = io_.rename(tmp, maildir + "/new/" + name, false);
+    if (r < 0) {
+      io_.unlink(tmp);
+      job->done(job, r);
+      return;
+    }
+  }
+  if (!fs_sync_) {
+    int fd = io_.make_dirs(mail_dir_) == 0 ? io_.open_dir(mail_dir_) : -EIO;
+    if (fd < 0) {
+      job->done(job, fd);
+      return;
+    }
+    fs_sync_ = std::make_unique<DirSync>(io_, fd, true);
+  }
+  job->fs_wait.job = job;
+  job->fs_wait.done = &MaildirDelivery::on_fs_synced;
+  fs_sync_->sync_after(&job->fs_wait);
+}
+
+void MaildirDelivery::on_fs_synced(DirSync::Waiter* w, int result) {
+  Job* job = static_cast<Job::FsWait*>(w)->job;
+  if (result == 0) job->owner->spool_.delivered(job->rec);
+  job->done(job, result);
+}
+
 void MaildirDelivery::deliver(Job* job) {
   job->owner = this;
   job->first_error = 0;
   job->skipped.clear();
+  if (mode_ == SyncMode::kBatch) {
+    deliver_batched(job);
+    return;
+  }
   const auto& env = job->rec.env;
   job->ops.clear();
   job->ops.resize(env.rcpts.size());

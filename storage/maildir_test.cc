@@ -20,7 +20,9 @@ void on_done(MaildirDelivery::Job* j, int r) {
   d->result = r;
 }
 
-class MaildirTest : public ::testing::Test {
+using Mode = MaildirDelivery::SyncMode;
+
+class MaildirTest : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override { ASSERT_EQ(spool.open(), 0); }
 
@@ -68,10 +70,10 @@ class MaildirTest : public ::testing::Test {
   }
 
   Spool spool{io, dir.path(), 0};
-  MaildirDelivery md{io, spool, dir.path(), "mx.test"};
+  MaildirDelivery md{io, spool, dir.path(), "mx.test", GetParam()};
 };
 
-TEST_F(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
+TEST_P(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
   auto job = spooled("M1", {{"Bob", "Example.TEST"}, {"carol", "example.test"}});
   md.deliver(job.get());
   EXPECT_FALSE(job->finished);
@@ -89,7 +91,7 @@ TEST_F(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
   EXPECT_TRUE(names.empty());
 }
 
-TEST_F(MaildirTest, RepeatedDeliveryDoesNotDuplicate) {
+TEST_P(MaildirTest, RepeatedDeliveryDoesNotDuplicate) {
   auto job = spooled("M2", {{"bob", "example.test"}});
   md.deliver(job.get());
   io.complete_fsyncs();
@@ -103,7 +105,7 @@ TEST_F(MaildirTest, RepeatedDeliveryDoesNotDuplicate) {
   EXPECT_EQ(names.size(), 1u);
 }
 
-TEST_F(MaildirTest, FsyncFailureKeepsTheSpoolEntry) {
+TEST_P(MaildirTest, FsyncFailureKeepsTheSpoolEntry) {
   auto job = spooled("M3", {{"bob", "example.test"}});
   md.deliver(job.get());
   io.fail_fsyncs_with = -EIO;
@@ -113,6 +115,29 @@ TEST_F(MaildirTest, FsyncFailureKeepsTheSpoolEntry) {
   EXPECT_EQ(job->result, -EIO);
   EXPECT_EQ(pending(), std::vector<std::string>{"M3"});
 }
+
+TEST_P(MaildirTest, BatchModeSharesOneFileSystemSync) {
+  if (GetParam() != Mode::kBatch) GTEST_SKIP() << "batch mode only";
+  std::vector<std::unique_ptr<Done>> jobs;
+  for (int i = 0; i < 5; ++i) {
+    jobs.push_back(spooled("B" + std::to_string(i), {{"bob", "example.test"}, {"eve", "example.test"}}));
+  }
+  const uint64_t before = io.fsync_calls;
+  for (auto& j : jobs) md.deliver(j.get());
+  // The first job starts a syncfs; the other four wait for the next one.
+  EXPECT_EQ(io.held(), 1u);
+  for (auto& j : jobs) EXPECT_FALSE(j->finished);
+  io.complete_fsyncs();
+  EXPECT_EQ(io.fsync_calls - before, 2u);
+  for (auto& j : jobs) EXPECT_EQ(j->result, 0);
+  EXPECT_TRUE(pending().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, MaildirTest, ::testing::Values(Mode::kPerFile, Mode::kBatch),
+                         [](const auto& info) {
+                           return info.param == Mode::kBatch ? std::string("batch")
+                                                             : std::string("per_file");
+                         });
 
 }  // namespace
 }  // namespace ringmail::storage

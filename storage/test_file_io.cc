@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -45,7 +46,7 @@ size_t TestFileIo::complete_fsyncs(size_t n) {
       --fail_fsyncs_count;
       res = fail_fsyncs_with;
     } else {
-      res = fsync_blocking(op->fd);
+      res = op->whole_fs ? (::syncfs(op->fd) == 0 ? 0 : -errno) : fsync_blocking(op->fd);
     }
     op->done(op, res);
     ++done;
