@@ -20,6 +20,7 @@
 #include "engine/shard.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tls/wolfssl_info.h"
 
 namespace ringmail::engine {
 namespace {
@@ -107,7 +108,8 @@ int run(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
-           " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()));
+           " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
+           tls::describe(tls::wolfssl_info()));
 
   BackendKind backend = cfg->backend;
   if (backend == BackendKind::kAuto) {
