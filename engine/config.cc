@@ -182,7 +182,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       check_keys(source, *lt, "limits.",
                  {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
                   "command_timeout_s", "data_timeout_s", "connections_max", "shutdown_grace_s",
-                  "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max"});
+                  "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max",
+                  "delivery_sync_delay_ms"});
       const std::string p = "limits.";
       auto& L = cfg->limits;
       L.message_bytes_max = get_uint(source, *lt, p, "message_bytes_max", L.message_bytes_max,
@@ -205,6 +206,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           get_uint(source, *lt, p, "delivery_retry_s", cfg->delivery_retry_s, 1, 86400));
       cfg->delivery_concurrency = static_cast<uint32_t>(get_uint(
           source, *lt, p, "delivery_concurrency", cfg->delivery_concurrency, 1, 10000));
+      cfg->delivery_sync_delay_ms = static_cast<uint32_t>(get_uint(
+          source, *lt, p, "delivery_sync_delay_ms", cfg->delivery_sync_delay_ms, 0, 10000));
       cfg->delivery_backlog_bytes_max =
           get_uint(source, *lt, p, "delivery_backlog_bytes_max", cfg->delivery_backlog_bytes_max,
                    0, uint64_t{1} << 40);

@@ -45,6 +45,9 @@ struct Config {
   uint64_t delivery_backlog_bytes_max = uint64_t{64} << 20;
   // "batch": one syncfs per group of deliveries; "fsync": fsync every file.
   bool maildir_sync_batch = true;
+  // The longest a batch of written deliveries waits for the spool to be idle
+  // before its syncfs starts anyway.
+  uint32_t delivery_sync_delay_ms = 50;
 };
 
 // The embedded development configuration (README's run command).

@@ -181,9 +181,11 @@ void Shard::run(std::latch& ready) {
   ready.count_down();
 
   while (true) {
-    backend_->wait(1000);
+    // While deliveries wait for their syncfs, come back soon to start it.
+    backend_->wait(maildir_->sync_pending() ? 5 : 1000);
     tick();
     drain_inboxes();
+    flush_deliveries();
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
@@ -203,6 +205,24 @@ void Shard::run(std::latch& ready) {
            std::to_string(spool_->syncs()) + " spool syncs, " +
            std::to_string(stats_.messages_delivered.load()) + " delivered, " +
            std::to_string(delivery_queue_.size()) + " left queued for the next start");
+}
+
+void Shard::flush_deliveries() {
+  if (!maildir_->sync_pending()) {
+    delivery_sync_wait_since_ms_ = 0;
+    return;
+  }
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const int64_t now_ms = ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (delivery_sync_wait_since_ms_ == 0) delivery_sync_wait_since_ms_ = now_ms;
+  // Acknowledging mail goes first: a delivery syncfs starts when the spool
+  // has no sync running, or when the batch has waited long enough anyway.
+  if (spool_->idle() || stopping_ ||
+      now_ms - delivery_sync_wait_since_ms_ >= cfg_->delivery_sync_delay_ms) {
+    maildir_->flush();
+    delivery_sync_wait_since_ms_ = 0;
+  }
 }
 
 void Shard::tick() {

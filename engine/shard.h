@@ -138,6 +138,7 @@ class Shard final : public proto::SmtpHost {
   static void on_delivered(storage::MaildirDelivery::Job* job, int result);
   void retire(Connection* c);
   void tick();
+  void flush_deliveries();
 
   const uint32_t index_;
   std::shared_ptr<const Config> cfg_;
@@ -159,6 +160,7 @@ class Shard final : public proto::SmtpHost {
   // here, so a burst of arrivals keeps the disk for acknowledging them.
   std::deque<DeliveryJob*> delivery_queue_;
   uint64_t queued_bytes_ = 0;  // message bytes held by delivery_queue_
+  int64_t delivery_sync_wait_since_ms_ = 0;  // monotonic ms; 0 = none waiting
   uint64_t deliveries_inflight_ = 0;
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;

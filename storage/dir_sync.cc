@@ -16,7 +16,7 @@ DirSync::~DirSync() {
 void DirSync::sync_after(Waiter* w) {
   w->next = waiting_;
   waiting_ = w;
-  if (!busy_) start();
+  if (!busy_ && !manual_) start();
 }
 
 void DirSync::start() {
@@ -34,7 +34,7 @@ void DirSync::on_fsync(FsyncOp* op, int result) {
   self->busy_ = false;
   // Start the next round before completing this one: completions may add
   // waiters, which then join the next round instead of starting another.
-  if (self->waiting_ != nullptr) self->start();
+  if (self->waiting_ != nullptr && !self->manual_) self->start();
   while (w != nullptr) {
     Waiter* next = w->next;
     w->done(w, result);

@@ -28,6 +28,15 @@ class DirSync {
   // Runs `w->done` after an fsync of the directory that began after this call.
   void sync_after(Waiter* w);
 
+  // Manual mode: rounds start only from kick(), so the owner decides when a
+  // batch is large (or old) enough. Waiters still never join a running round.
+  void set_manual(bool manual) { manual_ = manual; }
+  // Starts a round if none is running and someone waits.
+  void kick() {
+    if (!busy_ && waiting_ != nullptr) start();
+  }
+  bool has_waiting() const { return waiting_ != nullptr; }
+
   bool idle() const { return waiting_ == nullptr && inflight_ == nullptr && !busy_; }
   uint64_t fsyncs() const { return fsyncs_; }
 
@@ -43,6 +52,7 @@ class DirSync {
   Waiter* waiting_ = nullptr;   // LIFO is fine: all get the same result
   Waiter* inflight_ = nullptr;
   bool busy_ = false;
+  bool manual_ = false;
   uint64_t fsyncs_ = 0;
 };
 

@@ -112,6 +112,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
       return;
     }
     fs_sync_ = std::make_unique<DirSync>(io_, fd, true);
+    fs_sync_->set_manual(true);
   }
   job->fs_wait.job = job;
   job->fs_wait.done = &MaildirDelivery::on_fs_synced;

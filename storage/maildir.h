@@ -67,6 +67,13 @@ class MaildirDelivery {
 
   void deliver(Job* job);
 
+  // kBatch: deliveries written and waiting for a syncfs. The owner starts
+  // the syncfs with flush() when it judges the batch ready (see Shard).
+  bool sync_pending() const { return fs_sync_ && fs_sync_->has_waiting(); }
+  void flush() {
+    if (fs_sync_) fs_sync_->kick();
+  }
+
   // Where a recipient's Maildir is; empty when the local part cannot be a
   // mailbox.
   std::string maildir_for(const proto::Address& rcpt) const;

@@ -130,6 +130,13 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
   c->done(c, proto::CommitResult::kOk);
 }
 
+bool Spool::idle() const {
+  for (const auto& [key, seg] : segments_) {
+    if (seg.sync && !seg.sync->idle()) return false;
+  }
+  return true;
+}
+
 uint64_t Spool::syncs() const {
   uint64_t n = dropped_syncs_;
   for (const auto& [key, seg] : segments_) {

@@ -97,6 +97,10 @@ class Spool {
                                std::vector<RecoveredSegment>* out,
                                const std::function<void(const std::string&)>& log);
 
+  // No fdatasync running or waiting: acknowledging mail does not need the
+  // disk right now.
+  bool idle() const;
+
   std::string current_segment_path() const;
   size_t segment_count() const { return segments_.size(); }
   // fdatasyncs started so far (compare with messages committed: group commit).
