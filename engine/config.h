@@ -42,7 +42,7 @@ struct Config {
   // Messages waiting for delivery keep their bytes in memory up to this much
   // per shard; beyond it they are read back from the spool when their turn
   // comes.
-  uint64_t delivery_backlog_bytes_max = uint64_t{64} << 20;
+  uint64_t delivery_backlog_bytes_max = uint64_t{16} << 20;
   // "batch": one syncfs per group of deliveries; "fsync": fsync every file.
   bool maildir_sync_batch = true;
   // The longest a batch of written deliveries waits for the spool to be idle
