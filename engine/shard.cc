@@ -256,6 +256,13 @@ void Shard::handle(ShardMessage&& m) {
     case ShardMessage::Type::kPing:
       stats_.pings.fetch_add(1, std::memory_order_relaxed);
       break;
+    case ShardMessage::Type::kPingPeer:
+      if (m.value < peers_.size()) {
+        ShardMessage ping;
+        ping.type = ShardMessage::Type::kPing;
+        peers_[m.value]->post_from_shard(*this, std::move(ping));
+      }
+      break;
     case ShardMessage::Type::kNone:
       break;
   }

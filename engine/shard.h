@@ -44,11 +44,13 @@ struct DeliveryJob : storage::MaildirDelivery::Job {
 };
 
 struct ShardMessage {
-  enum class Type : uint8_t { kNone, kStop, kReload, kDeliver, kPing };
+  // kPing counts in stats().pings; kPingPeer asks the receiver to send a
+  // kPing to shard `value` (exercises shard-to-shard delivery end to end).
+  enum class Type : uint8_t { kNone, kStop, kReload, kDeliver, kPing, kPingPeer };
   Type type = Type::kNone;
   std::shared_ptr<const Config> config;  // kReload
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
-  uint64_t value = 0;                    // kPing
+  uint64_t value = 0;                    // kPingPeer: target shard
 };
 
 // Counters read by other threads (tests, status); written only by the shard.
