@@ -11,7 +11,7 @@
 set -uo pipefail
 
 # ---------------------------------------------------------------- settings
-RINGMAILD=${RINGMAILD:-/work/main/build/engine/ringmaild}
+RINGMAILD=${RINGMAILD:-$(cd "$(dirname "$0")/.." && pwd)/build/engine/ringmaild}
 RINGMAIL_THREADS=${RINGMAIL_THREADS:-2}
 RINGMAILD_ARGS=${RINGMAILD_ARGS:-}          # extra flags, e.g. "--backend epoll"
 RINGMAIL_ALIAS=${RINGMAIL_ALIAS-rm-bench-d}  # run a copy under this name ("" = run $RINGMAILD itself)

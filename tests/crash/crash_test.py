@@ -280,7 +280,7 @@ def scan(data_dir, state):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ringmaild", default=os.environ.get("RINGMAILD",
-                                                          "/work/main/build/engine/ringmaild"))
+                                                          os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "engine", "ringmaild")))
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--backend", default=os.environ.get("RINGMAIL_BACKEND", "auto"))
     ap.add_argument("--threads", type=int, default=2)

@@ -1,7 +1,7 @@
 """Fixtures of the ringmaild integration suite.
 
 Environment:
-  RINGMAILD          path of the daemon (default /work/main/build/engine/ringmaild)
+  RINGMAILD          path of the daemon (default <checkout>/build/engine/ringmaild)
   RINGMAIL_BACKEND   io_uring | epoll | auto (passed as --backend; default auto)
 
 Every test gets its own daemon on its own data directory (tmp_path), with
@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from smtpclient import SMTPConn  # noqa: E402
 
-RINGMAILD = os.environ.get("RINGMAILD", "/work/main/build/engine/ringmaild")
+RINGMAILD = os.environ.get(
+    "RINGMAILD",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "engine", "ringmaild"))
 BACKEND = os.environ.get("RINGMAIL_BACKEND", "auto")
 HOSTNAME = "mx.test.example"
 LOCAL_DOMAINS = ["example.test", "other.test"]
