@@ -96,6 +96,7 @@ Shard::~Shard() {
   }
   for (DeliveryJob* j : preloaded_) delete j;
   for (DeliveryJob* j : delivery_queue_) delete j;
+  for (DeliveryJob* j : retrying_) delete j;  // still in the spool for the next start
 }
 
 void Shard::set_peers(std::vector<Shard*> peers) {
@@ -173,6 +174,7 @@ void Shard::run(std::latch& ready) {
     auto c = std::make_unique<AcceptC>();
     c->shard = this;
     c->listener = i;
+    c->armed = true;
     backend_->accept(listen_fds_[i], c.get());
     accept_cs_.push_back(std::move(c));
   }
@@ -283,12 +285,35 @@ void Shard::begin_stop() {
 }
 
 void Shard::on_accept(size_t listener, const Event& ev) {
-  if (!ev.more && !stopping_) backend_->accept(listen_fds_[listener], accept_cs_[listener].get());
+  AcceptC* ac = accept_cs_[listener].get();
+  if (!ev.more) ac->armed = false;
   if (ev.res < 0) {
     if (!stopping_ && ev.res != -EAGAIN && ev.res != -EINTR && ev.res != -ECONNABORTED) {
-      log_line(std::string("accept: ") + std::strerror(-ev.res));
+      log_line(std::string("accept on ") + cfg_->listeners[listener].address + ": " +
+               std::strerror(-ev.res));
+    }
+    if (!ac->armed && !stopping_) {
+      if (ev.res == -EMFILE || ev.res == -ENFILE || ev.res == -ENOBUFS || ev.res == -ENOMEM) {
+        // Out of descriptors or memory: try again in a second rather than
+        // spinning on the same error.
+        ac->rearm.accept = ac;
+        ac->rearm.fire = [](TimerEntry* t) {
+          AcceptC* a = static_cast<AcceptC::Rearm*>(t)->accept;
+          if (a->shard->stopping_ || a->armed) return;
+          a->armed = true;
+          a->shard->backend_->accept(a->shard->listen_fds_[a->listener], a);
+        };
+        wheel_.schedule(&ac->rearm, clock_s() + 1);
+      } else {
+        ac->armed = true;
+        backend_->accept(listen_fds_[listener], ac);
+      }
     }
     return;
+  }
+  if (!ac->armed && !stopping_) {
+    ac->armed = true;
+    backend_->accept(listen_fds_[listener], ac);
   }
   const int fd = ev.res;
   if (stopping_) {
@@ -326,9 +351,11 @@ void Shard::deliver(DeliveryJob* job) {
 }
 
 void Shard::retry_later(DeliveryJob* job) {
+  retrying_.insert(job);
   job->retry.job = job;
   job->retry.fire = [](TimerEntry* t) {
     DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
+    dj->shard->retrying_.erase(dj);
     dj->shard->deliver(dj);
   };
   wheel_.schedule(&job->retry, clock_s() + cfg_->delivery_retry_s);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/backend.h"
@@ -106,6 +107,12 @@ class Shard final : public proto::SmtpHost {
   struct AcceptC final : Completion {
     Shard* shard = nullptr;
     size_t listener = 0;
+    bool armed = false;
+    // Re-arms the accept a second after running out of descriptors.
+    struct Rearm : TimerEntry {
+      AcceptC* accept = nullptr;
+    };
+    Rearm rearm;
     void complete(const Event& ev) override { shard->on_accept(listener, ev); }
   };
   struct DoorbellC final : Completion {
@@ -164,6 +171,8 @@ class Shard final : public proto::SmtpHost {
   uint64_t queued_bytes_ = 0;  // message bytes held by delivery_queue_
   int64_t delivery_sync_wait_since_ms_ = 0;  // monotonic ms; 0 = none waiting
   uint64_t deliveries_inflight_ = 0;
+
+  std::unordered_set<DeliveryJob*> retrying_;  // waiting in the wheel
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> dead_;
