@@ -317,7 +317,8 @@ void SmtpServer::do_mail() {
   reply("250 2.1.0 Ok");
 }
 
-bool SmtpServer::check_rcpt(std::string_view args) {
+bool SmtpServer::in_mail_transaction() {
+  // RFC 5321 4.1.4: the order of commands; 503 for a command out of order.
   if (!greeted_) {
     error("503 5.5.1 Send HELO/EHLO first");
     return false;
@@ -326,6 +327,11 @@ bool SmtpServer::check_rcpt(std::string_view args) {
     error("503 5.5.1 Need MAIL first");
     return false;
   }
+  return true;
+}
+
+bool SmtpServer::check_rcpt(std::string_view args) {
+  if (!in_mail_transaction()) return false;
   if (!parse_path_or_reply(args, false)) return false;
   if (!path_.params.empty()) {
     error("555 5.5.4 Unsupported parameter");
@@ -360,14 +366,7 @@ void SmtpServer::do_rcpt() {
 }
 
 bool SmtpServer::check_data(std::string_view args) {
-  if (!greeted_) {
-    error("503 5.5.1 Send HELO/EHLO first");
-    return false;
-  }
-  if (!mail_given_) {
-    error("503 5.5.1 Need MAIL first");
-    return false;
-  }
+  if (!in_mail_transaction()) return false;
   if (bdat_used_) {
     error("503 5.5.1 DATA not allowed after BDAT");
     return false;

@@ -132,6 +132,8 @@ class SmtpServer {
   bool parse_path_or_reply(std::string_view args, bool is_mail);
   bool check_mail(std::string_view args);
   void do_mail();
+  // Greeted and MAIL given, or answers 503.
+  bool in_mail_transaction();
   bool check_rcpt(std::string_view args);
   void do_rcpt();
   bool check_data(std::string_view args);
