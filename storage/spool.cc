@@ -17,7 +17,7 @@ proto::CommitResult commit_result_for(int err) {
 }
 
 Spool::Spool(FileIo& io, std::string data_dir, uint32_t shard, uint64_t segment_bytes_max)
-    : io_(io), dir_(std::move(data_dir) + "/spool"), shard_(shard),
+    : io_(io), data_dir_(std::move(data_dir)), dir_(data_dir_ + "/spool"), shard_(shard),
       segment_bytes_max_(segment_bytes_max) {}
 
 Spool::~Spool() {
@@ -148,10 +148,14 @@ uint64_t Spool::syncs() const {
 int Spool::load(SpoolRecord& rec) {
   auto it = segments_.find(rec.segment);
   if (it == segments_.end()) return -ENOENT;
+  return load_from(io_, data_dir_, it->second.name, rec);
+}
+
+int Spool::load_from(FileIo& io, const std::string& data_dir, const std::string& segment,
+                     SpoolRecord& rec) {
   std::string data;
-  if (int r = io_.read_at(dir_ + "/queue/" + it->second.name, rec.offset, rec.length, &data); r < 0) {
-    return r;
-  }
+  const std::string path = data_dir + "/spool/queue/" + segment;
+  if (int r = io.read_at(path, rec.offset, rec.length, &data); r < 0) return r;
   SpoolRecord fresh;
   if (decode_record(data, fresh) != DecodeError::kNone || fresh.env.id != rec.env.id) return -EIO;
   rec.message = std::move(fresh.message);
@@ -182,26 +186,22 @@ void Spool::maybe_drop(uint64_t key) {
   segments_.erase(it);
 }
 
-Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
-                                    std::vector<RecoveredSegment>* out,
-                                    const std::function<void(const std::string&)>& log) {
-  RecoveryStats st;
+Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
+  Scan out;
   const std::string dir = data_dir + "/spool";
   std::vector<std::string> names;
-  if (io.list_dir(dir + "/queue", &names) != 0) return st;
+  if (io.list_dir(dir + "/queue", &names) != 0) return out;
   std::set<std::string> sorted;
   for (auto& n : names) {
     if (n.rfind(kSegmentPrefix, 0) == 0) sorted.insert(n);
   }
-  std::set<std::string> done;  // tombstoned ids, from every segment
-  std::vector<RecoveredSegment> all;
   std::string data;
   for (const auto& name : sorted) {
-    ++st.segments;
-    RecoveredSegment seg;
+    ScannedSegment seg;
     seg.name = name;
-    if (int r = io.read_file(dir + "/queue/" + name, &data); r < 0) {
-      log("spool: cannot read segment " + name + " (errno " + std::to_string(-r) + "), left in place");
+    seg.read_error = io.read_file(dir + "/queue/" + name, &data);
+    if (seg.read_error < 0) {
+      out.segments.push_back(std::move(seg));
       continue;
     }
     std::string_view in = data;
@@ -211,15 +211,15 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       if (rest.substr(0, kTombstonePrefix.size()) == kTombstonePrefix) {
         size_t nl = rest.find('\n');
         if (nl != std::string_view::npos) {
-          done.insert(std::string(rest.substr(kTombstonePrefix.size(), nl - kTombstonePrefix.size())));
+          out.delivered.insert(
+              std::string(rest.substr(kTombstonePrefix.size(), nl - kTombstonePrefix.size())));
           pos += nl + 1;
           continue;
         }
       } else {
         SpoolRecord rec;
         size_t consumed = 0;
-        DecodeError e = decode_record_prefix(rest, rec, consumed);
-        if (e == DecodeError::kNone) {
+        if (decode_record_prefix(rest, rec, consumed) == DecodeError::kNone) {
           // Only the envelope stays in memory; delivery reads the message
           // again (Spool::load), so a large queue recovers in bounded memory.
           rec.offset = pos;
@@ -230,41 +230,64 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
           continue;
         }
       }
-      // A damaged region: keep it for a human, resume at the next record.
+      // A damaged region ends where the next record or tombstone starts.
       size_t a = rest.find(std::string("\n") + std::string(kSpoolMagic), 1);
       size_t b = rest.find(std::string("\n") + std::string(kTombstonePrefix), 1);
       const size_t next = std::min(a, b);
       const size_t len = next == std::string_view::npos ? rest.size() : next + 1;
-      const std::string dest = dir + "/corrupt/" + name + "." + std::to_string(pos);
-      int fd = io.create_and_write(dest, {rest.substr(0, len)});
-      if (fd >= 0) {
-        io.fsync_now(fd);
-        io.close(fd);
-      }
-      ++st.corrupt;
-      log("spool: damaged region in " + name + " at offset " + std::to_string(pos) + " (" +
-          std::to_string(len) + " bytes) copied to " + dest);
+      seg.damaged.emplace_back(pos, len);
       pos += len;
     }
-    all.push_back(std::move(seg));
+    out.segments.push_back(std::move(seg));
   }
-  for (auto& seg : all) {
-    std::vector<SpoolRecord> live;
+  return out;
+}
+
+Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
+                                    std::vector<RecoveredSegment>* out,
+                                    const std::function<void(const std::string&)>& log) {
+  RecoveryStats st;
+  const std::string dir = data_dir + "/spool";
+  Scan sc = scan(io, data_dir);
+  for (auto& seg : sc.segments) {
+    ++st.segments;
+    const std::string path = dir + "/queue/" + seg.name;
+    if (seg.read_error < 0) {
+      log("spool: cannot read segment " + seg.name + " (errno " + std::to_string(-seg.read_error) +
+          "), left in place");
+      continue;
+    }
+    for (auto [offset, len] : seg.damaged) {
+      // Keep the bytes for a human; never drop them silently.
+      const std::string dest = dir + "/corrupt/" + seg.name + "." + std::to_string(offset);
+      std::string bytes;
+      if (io.read_at(path, offset, len, &bytes) == 0) {
+        int fd = io.create_and_write(dest, {bytes});
+        if (fd >= 0) {
+          io.fsync_now(fd);
+          io.close(fd);
+        }
+      }
+      ++st.corrupt;
+      log("spool: damaged region in " + seg.name + " at offset " + std::to_string(offset) + " (" +
+          std::to_string(len) + " bytes) copied to " + dest);
+    }
+    RecoveredSegment keep;
+    keep.name = seg.name;
     for (auto& r : seg.records) {
-      if (done.count(r.env.id)) {
+      if (sc.delivered.count(r.env.id)) {
         ++st.delivered_skipped;
       } else {
-        live.push_back(std::move(r));
+        keep.records.push_back(std::move(r));
       }
     }
-    seg.records = std::move(live);
-    if (seg.records.empty()) {
-      io.unlink(dir + "/queue/" + seg.name);
+    if (keep.records.empty()) {
+      io.unlink(path);
       ++st.removed;
       continue;
     }
-    st.recovered += seg.records.size();
-    out->push_back(std::move(seg));
+    st.recovered += keep.records.size();
+    out->push_back(std::move(keep));
   }
   return st;
 }

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,11 +74,28 @@ class Spool {
   // Reads the message of `rec` back from its segment (after the caller
   // dropped it from memory). Blocking read, normally from the page cache.
   int load(SpoolRecord& rec);
+  // The same for a record found by scan(), given its segment's name.
+  static int load_from(FileIo& io, const std::string& data_dir, const std::string& segment,
+                       SpoolRecord& rec);
 
   // Takes over a segment found by recover(): `live` records in it are being
   // delivered by this spool's shard. Returns the key to put in their
   // SpoolRecord::segment.
   uint64_t adopt(const std::string& name, uint64_t live);
+
+  // What is in the spool, read without changing anything (tools, and the
+  // first half of recover()).
+  struct ScannedSegment {
+    std::string name;
+    int read_error = 0;                                  // -errno, or 0
+    std::vector<SpoolRecord> records;                    // messages not loaded
+    std::vector<std::pair<uint64_t, uint64_t>> damaged;  // offset, length
+  };
+  struct Scan {
+    std::vector<ScannedSegment> segments;  // in name (= creation) order
+    std::set<std::string> delivered;       // ids with a tombstone
+  };
+  static Scan scan(FileIo& io, const std::string& data_dir);
 
   struct RecoveredSegment {
     std::string name;
@@ -121,7 +139,8 @@ class Spool {
   static void on_synced(DirSync::Waiter* w, int result);
 
   FileIo& io_;
-  std::string dir_;
+  std::string data_dir_;
+  std::string dir_;  // data_dir_ + "/spool"
   uint32_t shard_;
   uint64_t segment_bytes_max_;
   int queue_dir_fd_ = -1;
