@@ -1,0 +1,106 @@
+// ringmail: the operator's command. This milestone has the spool commands;
+// user, DKIM and DNS commands join it in later milestones.
+//
+//   ringmail spool-list [--data-dir DIR]        what waits for delivery
+//   ringmail spool-show ID [--data-dir DIR]     one message: envelope and text
+//
+// Reads the spool without changing it (storage::Spool::scan), so it is safe
+// while ringmaild runs.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "storage/file_io.h"
+#include "storage/spool.h"
+
+namespace {
+
+using ringmail::storage::PosixFileIo;
+using ringmail::storage::Spool;
+
+std::string iso_time(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int spool_list(const std::string& data_dir) {
+  PosixFileIo io;
+  Spool::Scan sc = Spool::scan(io, data_dir);
+  size_t pending = 0, damaged = 0, unreadable = 0;
+  for (const auto& seg : sc.segments) {
+    if (seg.read_error < 0) {
+      std::printf("segment %s: cannot read (errno %d)\n", seg.name.c_str(), -seg.read_error);
+      ++unreadable;
+      continue;
+    }
+    for (const auto& [offset, len] : seg.damaged) {
+      std::printf("segment %s: damaged region at offset %llu, %llu bytes\n", seg.name.c_str(),
+                  static_cast<unsigned long long>(offset), static_cast<unsigned long long>(len));
+      ++damaged;
+    }
+    for (const auto& r : seg.records) {
+      if (sc.delivered.count(r.env.id)) continue;
+      ++pending;
+      std::string rcpts;
+      for (const auto& a : r.env.rcpts) rcpts += (rcpts.empty() ? "<" : ", <") + a.to_string() + ">";
+      std::printf("%s  %s  %8llu bytes  <%s> -> %s\n", r.env.id.c_str(),
+                  iso_time(r.env.arrival_unix).c_str(), static_cast<unsigned long long>(r.length),
+                  r.env.from.to_string().c_str(), rcpts.c_str());
+    }
+  }
+  std::printf("%zu message%s waiting for delivery in %zu segment%s", pending,
+              pending == 1 ? "" : "s", sc.segments.size(), sc.segments.size() == 1 ? "" : "s");
+  if (damaged > 0) std::printf(", %zu damaged region%s", damaged, damaged == 1 ? "" : "s");
+  if (unreadable > 0) std::printf(", %zu unreadable segment%s", unreadable, unreadable == 1 ? "" : "s");
+  std::printf("\n");
+  return unreadable > 0 ? 1 : 0;
+}
+
+int spool_show(const std::string& data_dir, const std::string& id) {
+  PosixFileIo io;
+  Spool::Scan sc = Spool::scan(io, data_dir);
+  for (const auto& seg : sc.segments) {
+    for (auto r : seg.records) {
+      if (r.env.id != id) continue;
+      if (int e = Spool::load_from(io, data_dir, seg.name, r); e < 0) {
+        std::fprintf(stderr, "ringmail: cannot read message %s from %s (errno %d)\n", id.c_str(),
+                     seg.name.c_str(), -e);
+        return 1;
+      }
+      std::printf("id: %s\nsegment: %s at offset %llu\nstate: %s\narrival: %s\nclient: %s\n"
+                  "helo: %s\nfrom: <%s>\n",
+                  r.env.id.c_str(), seg.name.c_str(), static_cast<unsigned long long>(r.offset),
+                  sc.delivered.count(id) ? "delivered (segment not yet removed)" : "waiting",
+                  iso_time(r.env.arrival_unix).c_str(), r.env.client.c_str(), r.env.helo.c_str(),
+                  r.env.from.to_string().c_str());
+      for (const auto& a : r.env.rcpts) std::printf("rcpt: <%s>\n", a.to_string().c_str());
+      std::printf("\n");
+      std::fwrite(r.message.data(), 1, r.message.size(), stdout);
+      return 0;
+    }
+  }
+  std::fprintf(stderr, "ringmail: no message %s in %s/spool\n", id.c_str(), data_dir.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ringmail: operate a ringmail relay"};
+  app.require_subcommand(1);
+  std::string data_dir = "/var/spool/ringmail";
+  std::string id;
+  CLI::App* list = app.add_subcommand("spool-list", "list the messages waiting for delivery");
+  list->add_option("--data-dir", data_dir, "ringmaild's data_dir")->capture_default_str();
+  CLI::App* show = app.add_subcommand("spool-show", "print one spooled message");
+  show->add_option("id", id, "message id (from the log or spool-list)")->required();
+  show->add_option("--data-dir", data_dir, "ringmaild's data_dir")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (list->parsed()) return spool_list(data_dir);
+  return spool_show(data_dir, id);
+}
