@@ -618,23 +618,34 @@ def test_bdat_over_limit(server):
 # DATA content checks
 # ====================================================================
 
-def test_data_line_length_limit(server):
+def refused_content_keeps_session(server, ok, ok_rcpt, bad, bad_rcpt, reply, after_rcpt):
+    """`ok` is delivered; `bad` gets `reply` at the end of DATA, is not
+    delivered, and the session goes on to deliver one more message."""
     c = session(server)
-    ok = b"Subject: long lines\r\n\r\n" + b"a" * 998 + b"\r\nend\r\n"   # 1000 octets with CRLF
-    qid = transaction(c, SENDER, ["okline@example.test"], ok)
-    bad = b"Subject: long lines\r\n\r\n" + b"b" * 999 + b"\r\nend\r\n"  # 1001 octets
+    qid = transaction(c, SENDER, [ok_rcpt], ok)
     c.expect(f"MAIL FROM:<{SENDER}>", "250 2.1.0 Ok")
-    c.expect("RCPT TO:<longline@example.test>", "250 2.1.5 Ok")
+    c.expect(f"RCPT TO:<{bad_rcpt}>", "250 2.1.5 Ok")
     c.expect("DATA", R_354)
     c.send(dot_stuff(bad))
-    c.check(c.read_reply(), "554 5.6.0 Message line longer than 1000 octets", "end of DATA")
-    # usable
-    qid2 = transaction(c, SENDER, ["afterlong@example.test"], SIMPLE)
-    [f] = wait_one(server, "okline@example.test")
-    check_delivery(f, sender=SENDER, rcpt="okline@example.test", helo=HELO_NAME,
+    c.check(c.read_reply(), reply, "end of DATA")
+    transaction(c, SENDER, [after_rcpt], SIMPLE)
+    [f] = wait_one(server, ok_rcpt)
+    check_delivery(f, sender=SENDER, rcpt=ok_rcpt, helo=HELO_NAME,
                    hostname=server.hostname, qid=qid, message=ok)
-    wait_one(server, "afterlong@example.test")
-    assert server.mail_files("example.test", "longline") == []
+    wait_one(server, after_rcpt)
+    local, domain = bad_rcpt.split("@")
+    assert server.mail_files(domain, local) == []
+
+
+def test_data_line_length_limit(server):
+    refused_content_keeps_session(
+        server,
+        ok=b"Subject: long lines\r\n\r\n" + b"a" * 998 + b"\r\nend\r\n",   # 1000 octets with CRLF
+        ok_rcpt="okline@example.test",
+        bad=b"Subject: long lines\r\n\r\n" + b"b" * 999 + b"\r\nend\r\n",  # 1001 octets
+        bad_rcpt="longline@example.test",
+        reply="554 5.6.0 Message line longer than 1000 octets",
+        after_rcpt="afterlong@example.test")
 
 
 def received_chain(n):
@@ -643,21 +654,14 @@ def received_chain(n):
 
 
 def test_received_headers_limit(server):
-    c = session(server)
-    ok = received_chain(50) + b"Subject: fifty hops\r\n\r\nbody\r\n"
-    qid = transaction(c, SENDER, ["fifty@example.test"], ok)
-    loop = received_chain(51) + b"Subject: fifty-one hops\r\n\r\nbody\r\n"
-    c.expect(f"MAIL FROM:<{SENDER}>", "250 2.1.0 Ok")
-    c.expect("RCPT TO:<loop@example.test>", "250 2.1.5 Ok")
-    c.expect("DATA", R_354)
-    c.send(dot_stuff(loop))
-    c.check(c.read_reply(), "554 5.4.6 Too many Received headers: mail loop", "end of DATA")
-    qid2 = transaction(c, SENDER, ["afterloop@example.test"], SIMPLE)
-    [f] = wait_one(server, "fifty@example.test")
-    check_delivery(f, sender=SENDER, rcpt="fifty@example.test", helo=HELO_NAME,
-                   hostname=server.hostname, qid=qid, message=ok)
-    wait_one(server, "afterloop@example.test")
-    assert server.mail_files("example.test", "loop") == []
+    refused_content_keeps_session(
+        server,
+        ok=received_chain(50) + b"Subject: fifty hops\r\n\r\nbody\r\n",
+        ok_rcpt="fifty@example.test",
+        bad=received_chain(51) + b"Subject: fifty-one hops\r\n\r\nbody\r\n",
+        bad_rcpt="loop@example.test",
+        reply="554 5.4.6 Too many Received headers: mail loop",
+        after_rcpt="afterloop@example.test")
 
 
 SMUGGLE_TAIL = (b"MAIL FROM:<evil@attacker.example>\r\n"
