@@ -76,3 +76,35 @@ def test_spool_list_empty_dir(tmp_path):
     r = tool("spool-list", "--data-dir", str(tmp_path))
     assert r.returncode == 0
     assert r.stdout == "0 messages waiting for delivery in 0 segments\n"
+
+
+def test_damaged_record_is_moved_aside_and_the_rest_delivered(stuck_server):
+    """End to end: a byte flipped on disk in one spooled message. At the next
+    start that region goes to spool/corrupt/ with a log line, and the other
+    messages are delivered; nothing disappears silently."""
+    d = stuck_server
+    ids = [send(d, f"user{i}@example.test", f"msg{i}") for i in range(3)]
+    rc, problem = d.stop()
+    assert rc == 0, problem
+    segments = sorted((d.data_dir / "spool" / "queue").glob("seg-*"))
+    target = None
+    for seg in segments:
+        data = seg.read_bytes()
+        at = data.find(b"Subject: msg1\r\n")
+        if at >= 0:
+            target = seg
+            seg.write_bytes(data[:at] + b"X" + data[at + 1:])
+    assert target is not None, [s.name for s in segments]
+    # Let delivery work this time.
+    (d.data_dir / "mail" / "example.test").unlink()
+    d.start()
+    d.wait_for_mail("example.test", "user0")
+    d.wait_for_mail("example.test", "user2")
+    time.sleep(0.5)
+    assert d.mail_files("example.test", "user1") == []
+    log = d.log_tail(200)
+    assert f"damaged region in {target.name}" in log, log
+    kept = list((d.data_dir / "spool" / "corrupt").iterdir())
+    assert len(kept) == 1, kept
+    assert ids[1].encode() in kept[0].read_bytes()
+    assert "1 damaged regions moved to corrupt/" in log
