@@ -85,24 +85,6 @@ def check_files(server, files, *, sender, rcpt, to_header, length, literal):
     return qids, mids
 
 
-def wait_count(server, domain, user, count, timeout):
-    deadline = time.monotonic() + timeout
-    last, last_change = -1, time.monotonic()
-    while True:
-        n = len(server.mail_files(domain, user))
-        if n != last:
-            last, last_change = n, time.monotonic()
-        if n >= count or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
-    files = server.mail_files(domain, user)
-    assert len(files) == count, (
-        f"{len(files)} files in {domain}/{user}/Maildir/new after {timeout} s, expected exactly {count}"
-        f"\n--- daemon log ---\n{server.log_tail()}")
-    return files
-
-
 def test_smtp_source_payload_model():
     """The payload model above matches what this smtp-source sends."""
     lsock = socket.socket()
@@ -160,7 +142,7 @@ def test_smtp_source_parallel(server):
                       "-f", "from@src.example", "-t", "rcpt@example.test",
                       f"127.0.0.1:{server.port}"])
     sent_s = time.monotonic() - t
-    files = wait_count(server, "example.test", "rcpt", n, timeout=60)
+    files = server.wait_for_mail("example.test", "rcpt", count=n, timeout=60, settle=0.5)
     qids, mids = check_files(server, files, sender="from@src.example",
                              rcpt="rcpt@example.test", to_header="rcpt@example.test", length=length,
                              literal=LITERAL_V4)
@@ -177,7 +159,7 @@ def test_smtp_source_reused_connections_multi_rcpt_ipv6(server):
                 "-f", "from@src.example", "-t", "m@example.test", f"[::1]:{server.port6}"])
     all_mids = []
     for user in ("m", "2m", "3m"):
-        files = wait_count(server, "example.test", user, n, timeout=30)
+        files = server.wait_for_mail("example.test", user, count=n, timeout=30, settle=0.5)
         qids, mids = check_files(server, files, sender="from@src.example",
                                  rcpt=f"{user}@example.test", to_header="m@example.test",
                                  length=length,
