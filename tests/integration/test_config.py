@@ -29,51 +29,26 @@ def test_check_config_valid(start_ringmaild, ringmaild_binary):
     assert rc == 0, f"--check-config on a valid file: exit {rc}\nstdout: {out}\nstderr: {err}"
 
 
+def config_text(top="", listener="", tail=""):
+    """A valid file with `top` lines after data_dir (line 3 onwards), extra
+    `listener` lines in the [[listener]] table and `tail` at the end."""
+    return ('hostname = "mx.test.example"\n'
+            'data_dir = "/tmp/x"\n' + top +
+            'local_domains = ["example.test"]\n'
+            '[[listener]]\n'
+            'address = "127.0.0.1:2525"\n' + listener +
+            'kind = "smtp"\n' + tail)
+
+
 BAD_CONFIGS = {
     # name: (text, key that must be named, line number of the error)
-    "unknown-top-level-key": (
-        'hostname = "mx.test.example"\n'
-        'data_dir = "/tmp/x"\n'
-        'hostnme = "typo.example"\n'
-        'local_domains = ["example.test"]\n'
-        '[[listener]]\n'
-        'address = "127.0.0.1:2525"\n'
-        'kind = "smtp"\n', "hostnme", 3),
+    "unknown-top-level-key": (config_text(top='hostnme = "typo.example"\n'), "hostnme", 3),
     "unknown-limits-key": (
-        'hostname = "mx.test.example"\n'
-        'data_dir = "/tmp/x"\n'
-        'local_domains = ["example.test"]\n'
-        '[[listener]]\n'
-        'address = "127.0.0.1:2525"\n'
-        'kind = "smtp"\n'
-        '[limits]\n'
-        'rcpt_count_max = 5\n'
-        'message_byte_max = 1000\n', "message_byte_max", 9),
-    "unknown-listener-key": (
-        'hostname = "mx.test.example"\n'
-        'data_dir = "/tmp/x"\n'
-        'local_domains = ["example.test"]\n'
-        '[[listener]]\n'
-        'address = "127.0.0.1:2525"\n'
-        'knd = "smtp"\n'
-        'kind = "smtp"\n', "knd", 6),
-    "bad-backend-value": (
-        'hostname = "mx.test.example"\n'
-        'data_dir = "/tmp/x"\n'
-        'backend = "kqueue"\n'
-        'local_domains = ["example.test"]\n'
-        '[[listener]]\n'
-        'address = "127.0.0.1:2525"\n'
-        'kind = "smtp"\n', "backend", 3),
-    "wrong-type": (
-        'hostname = "mx.test.example"\n'
-        'data_dir = "/tmp/x"\n'
-        'local_domains = ["example.test"]\n'
-        '[[listener]]\n'
-        'address = "127.0.0.1:2525"\n'
-        'kind = "smtp"\n'
-        '[limits]\n'
-        'errors_max = "ten"\n', "errors_max", 8),
+        config_text(tail='[limits]\nrcpt_count_max = 5\nmessage_byte_max = 1000\n'),
+        "message_byte_max", 9),
+    "unknown-listener-key": (config_text(listener='knd = "smtp"\n'), "knd", 6),
+    "bad-backend-value": (config_text(top='backend = "kqueue"\n'), "backend", 3),
+    "wrong-type": (config_text(tail='[limits]\nerrors_max = "ten"\n'), "errors_max", 8),
 }
 
 
