@@ -14,6 +14,7 @@ set -uo pipefail
 RINGMAILD=${RINGMAILD:-$(cd "$(dirname "$0")/.." && pwd)/build/engine/ringmaild}
 RINGMAIL_THREADS=${RINGMAIL_THREADS:-2}
 RINGMAILD_ARGS=${RINGMAILD_ARGS:-}          # extra flags, e.g. "--backend epoll"
+RINGMAIL_TOML=${RINGMAIL_TOML:-}            # extra config lines, e.g. $'[limits]\ndelivery_sync_delay_ms = 200'
 RINGMAIL_ALIAS=${RINGMAIL_ALIAS-rm-bench-d}  # run a copy under this name ("" = run $RINGMAILD itself)
 SINK_ALIAS=${SINK_ALIAS-bench-sink}          # likewise for smtp-sink
 SERVERS=${SERVERS:-"ringmail postfix sink"}  # subset/order to run
@@ -317,6 +318,7 @@ local_domains = ["example.test"]
 address = "$HOST:$port"
 kind = "smtp"
 EOF
+    [[ -z $RINGMAIL_TOML ]] || printf '%s\n' "$RINGMAIL_TOML" >>"$cfg"
     if ! "$RINGMAILD" --check-config --config "$cfg" >"$d/check.log" 2>&1; then
         warn "ringmaild --check-config rejected the config: $(head -n 3 "$d/check.log")"
         return

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 
+#include "storage/file_io.h"
+
 namespace ringmail::engine {
 
 struct Event {
@@ -48,9 +50,10 @@ class Backend {
   virtual void release(uint16_t buf_id) = 0;
   // One send (may be partial: res < n). `p` must stay valid until done.
   virtual void send(int fd, const char* p, size_t n, Completion* c) = 0;
-  virtual void fsync(int fd, Completion* c) = 0;
-  // syncfs(2) of the file system holding `fd` (on a worker thread).
-  virtual void syncfs(int fd, Completion* c) = 0;
+  // Runs `op` (storage::BlockingOp): fsync and fdatasync through the ring
+  // where there is one, everything else on a worker thread. `op` stays alive
+  // until `c` completes.
+  virtual void blocking(storage::BlockingOp* op, Completion* c) = 0;
   // Closes a descriptor that has no operation in flight.
   virtual void close(int fd) = 0;
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -127,7 +128,11 @@ TEST_P(BackendTest, FsyncAndDoorbell) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "x", 1), 1);
   Rec fs;
-  b->fsync(fd, &fs);
+  storage::BlockingOp op_fs;
+  op_fs.fd = fd;
+  op_fs.kind = storage::BlockingOp::Kind::kFsync;
+  op_fs.bytes = 0;
+  b->blocking(&op_fs, &fs);
   ASSERT_TRUE(spin([&] { return !fs.events.empty(); }));
   EXPECT_EQ(fs.events[0].res, 0);
   ::close(fd);
@@ -135,17 +140,29 @@ TEST_P(BackendTest, FsyncAndDoorbell) {
   // syncfs runs on a worker thread and completes on this one.
   Rec sfs;
   int dfd = ::open("/tmp", O_RDONLY | O_DIRECTORY);
-  b->syncfs(dfd, &sfs);
+  storage::BlockingOp op_sfs;
+  op_sfs.fd = dfd;
+  op_sfs.kind = storage::BlockingOp::Kind::kSyncfs;
+  op_sfs.bytes = 0;
+  b->blocking(&op_sfs, &sfs);
   ASSERT_TRUE(spin([&] { return !sfs.events.empty(); }));
   EXPECT_EQ(sfs.events[0].res, 0);
   Rec sfs_bad;
-  b->syncfs(999999, &sfs_bad);
+  storage::BlockingOp op_sfs_bad;
+  op_sfs_bad.fd = 999999;
+  op_sfs_bad.kind = storage::BlockingOp::Kind::kSyncfs;
+  op_sfs_bad.bytes = 0;
+  b->blocking(&op_sfs_bad, &sfs_bad);
   ASSERT_TRUE(spin([&] { return !sfs_bad.events.empty(); }));
   EXPECT_EQ(sfs_bad.events[0].res, -EBADF);
   ::close(dfd);
   // A bad descriptor gives -EBADF, not success.
   Rec bad;
-  b->fsync(999999, &bad);
+  storage::BlockingOp op_bad;
+  op_bad.fd = 999999;
+  op_bad.kind = storage::BlockingOp::Kind::kFsync;
+  op_bad.bytes = 0;
+  b->blocking(&op_bad, &bad);
   ASSERT_TRUE(spin([&] { return !bad.events.empty(); }));
   EXPECT_EQ(bad.events[0].res, -EBADF);
 
@@ -155,6 +172,48 @@ TEST_P(BackendTest, FsyncAndDoorbell) {
   std::thread other([&] { b->wake(); });
   other.join();
   ASSERT_TRUE(spin([&] { return !bell.events.empty(); }));
+}
+
+// fdatasync through the ring, zero-fill on a worker: the file then holds
+// exactly that many zero bytes.
+TEST_P(BackendTest, DataSyncAndZeroFill) {
+  char path[] = "/tmp/ringmail-backend-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "abc", 3), 3);
+  Rec ds;
+  storage::BlockingOp op_ds;
+  op_ds.fd = fd;
+  op_ds.kind = storage::BlockingOp::Kind::kDataSync;
+  op_ds.bytes = 0;
+  b->blocking(&op_ds, &ds);
+  ASSERT_TRUE(spin([&] { return !ds.events.empty(); }));
+  EXPECT_EQ(ds.events[0].res, 0);
+  Rec zf;
+  const uint64_t n = (uint64_t{3} << 20) + 17;  // more than one chunk, not a multiple
+  storage::BlockingOp op_zf;
+  op_zf.fd = fd;
+  op_zf.kind = storage::BlockingOp::Kind::kZeroFill;
+  op_zf.bytes = n;
+  b->blocking(&op_zf, &zf);
+  ASSERT_TRUE(spin([&] { return !zf.events.empty(); }));
+  EXPECT_EQ(zf.events[0].res, 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), n);
+  std::string head(4096, 'x');
+  ASSERT_EQ(::pread(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  EXPECT_EQ(head, std::string(4096, '\0'));
+  ::close(fd);
+  ::unlink(path);
+  Rec zf_bad;
+  storage::BlockingOp op_zf_bad;
+  op_zf_bad.fd = 999999;
+  op_zf_bad.kind = storage::BlockingOp::Kind::kZeroFill;
+  op_zf_bad.bytes = 4096;
+  b->blocking(&op_zf_bad, &zf_bad);
+  ASSERT_TRUE(spin([&] { return !zf_bad.events.empty(); }));
+  EXPECT_EQ(zf_bad.events[0].res, -EBADF);
 }
 
 // MSG_RING (or eventfd) from one backend's thread to another's.

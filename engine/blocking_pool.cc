@@ -22,10 +22,10 @@ BlockingPool::~BlockingPool() {
   if (efd_ >= 0) ::close(efd_);
 }
 
-void BlockingPool::submit(Op op, int fd, Completion* c) {
+void BlockingPool::submit(storage::BlockingOp* op, Completion* c) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    todo_.push_back({op, fd, c, 0});
+    todo_.push_back({op, c, 0});
   }
   cv_.notify_one();
 }
@@ -38,8 +38,7 @@ void BlockingPool::work() {
     Job job = todo_.front();
     todo_.pop_front();
     lk.unlock();
-    int r = job.op == Op::kFsync ? ::fsync(job.fd) : ::syncfs(job.fd);
-    job.res = r == 0 ? 0 : -errno;
+    job.res = storage::run_blocking_op(job.op);
     lk.lock();
     done_.push_back(job);
     uint64_t one = 1;

@@ -1,6 +1,7 @@
 // Worker threads for the few blocking calls a backend cannot issue
-// asynchronously (every fsync on the epoll backend; syncfs on both, as
-// io_uring has no syncfs operation). Owned by one shard's backend: only that
+// asynchronously (every fsync on the epoll backend; syncfs and zero-filling
+// a new spool segment on both, as io_uring has no syncfs operation and a
+// 64 MiB write does not belong on a shard's ring). Owned by one shard's backend: only that
 // shard's thread submits and drains; completions are delivered by drain(),
 // on that thread, after the pool's eventfd became readable.
 #pragma once
@@ -18,8 +19,6 @@ namespace ringmail::engine {
 
 class BlockingPool {
  public:
-  enum class Op : uint8_t { kFsync, kSyncfs };
-
   explicit BlockingPool(int workers);
   ~BlockingPool();
   BlockingPool(const BlockingPool&) = delete;
@@ -27,14 +26,13 @@ class BlockingPool {
 
   // Readable when finished jobs wait for drain(). -1 if set-up failed.
   int event_fd() const { return efd_; }
-  void submit(Op op, int fd, Completion* c);
+  void submit(storage::BlockingOp* op, Completion* c);
   // Completes every finished job; returns how many.
   int drain();
 
  private:
   struct Job {
-    Op op;
-    int fd;
+    storage::BlockingOp* op;
     Completion* c;
     int res;
   };

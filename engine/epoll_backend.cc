@@ -66,8 +66,7 @@ class EpollBackend final : public Backend {
     pending_writes_.push_back(fd);
   }
 
-  void fsync(int fd, Completion* c) override { pool_.submit(BlockingPool::Op::kFsync, fd, c); }
-  void syncfs(int fd, Completion* c) override { pool_.submit(BlockingPool::Op::kSyncfs, fd, c); }
+  void blocking(storage::BlockingOp* op, Completion* c) override { pool_.submit(op, c); }
 
   void close(int fd) override {
     if (static_cast<size_t>(fd) < regs_.size()) {

@@ -57,7 +57,7 @@ int64_t Shard::clock_s() {
   return ts.tv_sec;
 }
 
-void Shard::RingFileIo::fsync(storage::FsyncOp* op) {
+void Shard::RingFileIo::submit(storage::BlockingOp* op) {
   FsyncC* c = free_;
   if (c != nullptr) {
     free_ = c->next_free;
@@ -67,15 +67,11 @@ void Shard::RingFileIo::fsync(storage::FsyncOp* op) {
     c->io = this;
   }
   c->op = op;
-  if (op->whole_fs) {
-    shard_.backend_->syncfs(op->fd, c);
-  } else {
-    shard_.backend_->fsync(op->fd, c);
-  }
+  shard_.backend_->blocking(op, c);
 }
 
 void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
-  storage::FsyncOp* o = op;
+  storage::BlockingOp* o = op;
   op = nullptr;
   next_free = io->free_;
   io->free_ = this;
@@ -108,7 +104,8 @@ void Shard::set_peers(std::vector<Shard*> peers) {
 }
 
 int Shard::open_spool() {
-  spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_);
+  spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_,
+                                            storage::Spool::kSegmentBytesDefault, true);
   if (int r = spool_->open(); r < 0) return r;
   maildir_ = std::make_unique<storage::MaildirDelivery>(
       file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
@@ -178,6 +175,7 @@ void Shard::run(std::latch& ready) {
     backend_->accept(listen_fds_[i], c.get());
     accept_cs_.push_back(std::move(c));
   }
+  spool_->start_preparing();
   for (DeliveryJob* j : preloaded_) deliver(j);
   preloaded_.clear();
   ready.count_down();
@@ -195,7 +193,7 @@ void Shard::run(std::latch& ready) {
     dead_.clear();
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && deliveries_inflight_ == 0) break;
+      if (conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing()) break;
       if (now_s_ >= stop_deadline_s_) {
         for (auto& [c, owned] : conns_) c->abort();
       }

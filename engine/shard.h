@@ -123,11 +123,11 @@ class Shard final : public proto::SmtpHost {
   class RingFileIo final : public storage::PosixFileIo {
    public:
     explicit RingFileIo(Shard& s) : shard_(s) {}
-    void fsync(storage::FsyncOp* op) override;
+    void submit(storage::BlockingOp* op) override;
 
    private:
     struct FsyncC final : Completion {
-      storage::FsyncOp* op = nullptr;
+      storage::BlockingOp* op = nullptr;
       FsyncC* next_free = nullptr;
       RingFileIo* io = nullptr;
       void complete(const Event& ev) override;

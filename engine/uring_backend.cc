@@ -104,19 +104,21 @@ class UringBackend final : public Backend {
     io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
   }
 
-  void fsync(int fd, Completion* c) override {
-    io_uring_sqe* sqe = sqe_for(c);
-    io_uring_prep_fsync(sqe, fd, 0);
-  }
-
-  void syncfs(int fd, Completion* c) override {
+  void blocking(storage::BlockingOp* op, Completion* c) override {
+    using Kind = storage::BlockingOp::Kind;
+    if (op->kind == Kind::kFsync || op->kind == Kind::kDataSync) {
+      io_uring_sqe* sqe = sqe_for(c);
+      io_uring_prep_fsync(sqe, op->fd, op->kind == Kind::kDataSync ? IORING_FSYNC_DATASYNC : 0);
+      return;
+    }
     if (!pool_) {
-      pool_ = std::make_unique<BlockingPool>(1);
+      // Two workers: a segment's zero-fill must not hold up a delivery's syncfs.
+      pool_ = std::make_unique<BlockingPool>(kPoolWorkers);
       io_uring_sqe* sqe = get_sqe();
       io_uring_prep_poll_multishot(sqe, pool_->event_fd(), POLLIN);
       io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(&pool_mark_));
     }
-    pool_->submit(BlockingPool::Op::kSyncfs, fd, c);
+    pool_->submit(op, c);
   }
 
   void close(int fd) override { ::close(fd); }
@@ -233,7 +235,8 @@ class UringBackend final : public Backend {
   char msg_ring_mark_ = 0;  // addresses used as user_data tags
   char efd_mark_ = 0;
   char pool_mark_ = 0;
-  std::unique_ptr<BlockingPool> pool_;  // syncfs only; started on first use
+  static constexpr int kPoolWorkers = 2;
+  std::unique_ptr<BlockingPool> pool_;  // all but fsync; started on first use
 };
 
 }  // namespace

@@ -2,9 +2,9 @@
 
 namespace ringmail::storage {
 
-DirSync::DirSync(FileIo& io, int dir_fd, bool whole_fs) : io_(io) {
+DirSync::DirSync(FileIo& io, int dir_fd, BlockingOp::Kind kind) : io_(io) {
   op_.fd = dir_fd;
-  op_.whole_fs = whole_fs;
+  op_.kind = kind;
   op_.done = &DirSync::on_fsync;
   op_.self = this;
 }
@@ -24,10 +24,10 @@ void DirSync::start() {
   inflight_ = waiting_;
   waiting_ = nullptr;
   ++fsyncs_;
-  io_.fsync(&op_);
+  io_.submit(&op_);
 }
 
-void DirSync::on_fsync(FsyncOp* op, int result) {
+void DirSync::on_fsync(BlockingOp* op, int result) {
   DirSync* self = static_cast<Op*>(op)->self;
   Waiter* w = self->inflight_;
   self->inflight_ = nullptr;

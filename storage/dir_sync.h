@@ -18,9 +18,10 @@ class DirSync {
     Waiter* next = nullptr;
   };
 
-  // Takes ownership of `dir_fd`. With `whole_fs`, each round is a syncfs(2)
-  // of the file system holding it instead of an fsync of the one file.
-  DirSync(FileIo& io, int dir_fd, bool whole_fs = false);
+  // Takes ownership of `dir_fd`. Each round is an BlockingOp of `kind`: fsync(2)
+  // for directories, fdatasync(2) for a file whose metadata does not matter,
+  // or syncfs(2) of the file system holding it.
+  DirSync(FileIo& io, int dir_fd, BlockingOp::Kind kind = BlockingOp::Kind::kFsync);
   ~DirSync();
   DirSync(const DirSync&) = delete;
   DirSync& operator=(const DirSync&) = delete;
@@ -41,10 +42,10 @@ class DirSync {
   uint64_t fsyncs() const { return fsyncs_; }
 
  private:
-  static void on_fsync(FsyncOp* op, int result);
+  static void on_fsync(BlockingOp* op, int result);
   void start();
 
-  struct Op : FsyncOp {
+  struct Op : BlockingOp {
     DirSync* self = nullptr;
   };
   FileIo& io_;

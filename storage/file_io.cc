@@ -6,17 +6,17 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
 namespace ringmail::storage {
 
-int fsync_blocking(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
-
 namespace {
 
-// Writes every part, resuming after short writes.
-int write_all(int fd, const std::vector<std::string_view>& parts) {
+// Writes every part (at `offset`, or at the file position when it is -1),
+// resuming after short writes.
+int write_all(int fd, const std::vector<std::string_view>& parts, int64_t offset = -1) {
   std::vector<iovec> iov;
   iov.reserve(parts.size());
   size_t total = 0;
@@ -28,7 +28,10 @@ int write_all(int fd, const std::vector<std::string_view>& parts) {
   size_t done = 0;
   size_t first = 0;
   while (done < total) {
-    ssize_t n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
+    const int cnt = static_cast<int>(iov.size() - first);
+    ssize_t n = offset < 0 ? ::writev(fd, iov.data() + first, cnt)
+                           : ::pwritev(fd, iov.data() + first, cnt,
+                                       static_cast<off_t>(offset + static_cast<int64_t>(done)));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
@@ -47,7 +50,41 @@ int write_all(int fd, const std::vector<std::string_view>& parts) {
   return 0;
 }
 
+// Zeroes [0, bytes) for real (not as unwritten extents: overwriting those
+// later would cost a metadata update in every fdatasync) and makes it durable.
+int zero_fill(int fd, uint64_t bytes) {
+  static const std::string zeros(1 << 20, '\0');
+  for (uint64_t off = 0; off < bytes;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - off));
+    if (int r = write_all(fd, {std::string_view(zeros).substr(0, n)}, static_cast<int64_t>(off));
+        r < 0) {
+      return r;
+    }
+    off += n;
+  }
+  return ::fdatasync(fd) == 0 ? 0 : -errno;
+}
+
 }  // namespace
+
+int run_blocking_op(BlockingOp* op) {
+  const int fd = op->fd;
+  int r = 0;
+  switch (op->kind) {
+    case BlockingOp::Kind::kFsync:
+      r = ::fsync(fd);
+      break;
+    case BlockingOp::Kind::kDataSync:
+      r = ::fdatasync(fd);
+      break;
+    case BlockingOp::Kind::kSyncfs:
+      r = ::syncfs(fd);
+      break;
+    case BlockingOp::Kind::kZeroFill:
+      return zero_fill(fd, op->bytes);
+  }
+  return r == 0 ? 0 : -errno;
+}
 
 int PosixFileIo::create_and_write(const std::string& path,
                                   const std::vector<std::string_view>& parts) {
@@ -61,25 +98,24 @@ int PosixFileIo::create_and_write(const std::string& path,
   return fd;
 }
 
-int PosixFileIo::open_append(const std::string& path, bool create) {
-  int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+int PosixFileIo::open_rw(const std::string& path, bool create) {
+  int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
   int fd = ::open(path.c_str(), flags, 0600);
   return fd >= 0 ? fd : -errno;
 }
 
-int PosixFileIo::append(int fd, const std::vector<std::string_view>& parts) {
-  return write_all(fd, parts);
+int PosixFileIo::write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) {
+  return write_all(fd, parts, static_cast<int64_t>(offset));
 }
 
 int PosixFileIo::truncate(int fd, uint64_t size) {
   return ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : -errno;
 }
 
-int PosixFileIo::fsync_now(int fd) { return fsync_blocking(fd); }
+int PosixFileIo::fsync_now(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
 
-void PosixFileIo::fsync(FsyncOp* op) {
-  int r = op->whole_fs ? (::syncfs(op->fd) == 0 ? 0 : -errno) : fsync_blocking(op->fd);
-  deferred_.emplace_back(op, r);
+void PosixFileIo::submit(BlockingOp* op) {
+  deferred_.emplace_back(op, run_blocking_op(op));
 }
 
 size_t PosixFileIo::run_deferred() {

@@ -15,13 +15,25 @@
 
 namespace ringmail::storage {
 
-// A caller-owned fsync request: it must stay alive until `done` runs.
-struct FsyncOp {
+// A caller-owned request for file-system work that may block for long (a
+// flush, or zero-filling a new file); it must stay alive until `done` runs.
+// The engine runs fsync/fdatasync on its ring and the rest on worker threads.
+struct BlockingOp {
+  enum class Kind : uint8_t {
+    kFsync,     // fsync(2): data and every inode change (directories, new files)
+    kDataSync,  // fdatasync(2): data, and the size when it grew
+    kSyncfs,    // syncfs(2) of the whole file system holding fd
+    kZeroFill,  // write `bytes` zero bytes from offset 0, then fdatasync(2)
+  };
   int fd = -1;
-  // syncfs(2) of the whole file system holding fd instead of fsync(2).
-  bool whole_fs = false;
-  void (*done)(FsyncOp* op, int result) = nullptr;
+  Kind kind = Kind::kFsync;
+  uint64_t bytes = 0;  // kZeroFill only
+  void (*done)(BlockingOp* op, int result) = nullptr;
 };
+
+// Runs one BlockingOp synchronously: 0 or -errno. Backends call it from worker
+// threads; PosixFileIo from the caller's.
+int run_blocking_op(BlockingOp* op);
 
 class FileIo {
  public:
@@ -29,14 +41,16 @@ class FileIo {
   // Creates `path` exclusively (O_EXCL, mode 0600), writes all of `parts` and
   // returns the open descriptor (>= 0) for a later fsync and close.
   virtual int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) = 0;
-  // Opens `path` for appending, creating it (O_EXCL) when `create` is set.
-  virtual int open_append(const std::string& path, bool create) = 0;
-  // Appends all of `parts` (one writev loop); returns 0 or -errno. On error
-  // some bytes may have been written: the caller truncates them away.
-  virtual int append(int fd, const std::vector<std::string_view>& parts) = 0;
+  // Opens `path` for reading and writing, creating it (O_EXCL) when `create`
+  // is set.
+  virtual int open_rw(const std::string& path, bool create) = 0;
+  // Writes all of `parts` at `offset` (one pwritev loop); returns 0 or
+  // -errno. On error some bytes may have been written.
+  virtual int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) = 0;
   virtual int truncate(int fd, uint64_t size) = 0;
-  // Starts an fsync of `op->fd`; `op->done` runs later on this thread.
-  virtual void fsync(FsyncOp* op) = 0;
+  // Starts `op` (an fsync of `op->fd`, or what its kind says); `op->done`
+  // runs later on this thread.
+  virtual void submit(BlockingOp* op) = 0;
   // Blocking fsync, for rare events (a new spool segment) and start-up.
   virtual int fsync_now(int fd) = 0;
   virtual void close(int fd) = 0;
@@ -58,10 +72,10 @@ class FileIo {
 class PosixFileIo : public FileIo {
  public:
   int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
-  int open_append(const std::string& path, bool create) override;
-  int append(int fd, const std::vector<std::string_view>& parts) override;
+  int open_rw(const std::string& path, bool create) override;
+  int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) override;
   int truncate(int fd, uint64_t size) override;
-  void fsync(FsyncOp* op) override;
+  void submit(BlockingOp* op) override;
   int fsync_now(int fd) override;
   void close(int fd) override;
   int rename(const std::string& from, const std::string& to, bool no_replace) override;
@@ -77,10 +91,7 @@ class PosixFileIo : public FileIo {
   size_t run_deferred();
 
  private:
-  std::vector<std::pair<FsyncOp*, int>> deferred_;
+  std::vector<std::pair<BlockingOp*, int>> deferred_;
 };
-
-// Blocking fsync, exported for backends that run it on a worker thread.
-int fsync_blocking(int fd);
 
 }  // namespace ringmail::storage

@@ -111,7 +111,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
       job->done(job, fd);
       return;
     }
-    fs_sync_ = std::make_unique<DirSync>(io_, fd, true);
+    fs_sync_ = std::make_unique<DirSync>(io_, fd, BlockingOp::Kind::kSyncfs);
     fs_sync_->set_manual(true);
   }
   job->fs_wait.job = job;
@@ -172,12 +172,12 @@ void MaildirDelivery::deliver(Job* job) {
     }
     op->fd = fd;
     op->done = &MaildirDelivery::on_file_synced;
-    io_.fsync(op);
+    io_.submit(op);
   }
   release(job, 0);
 }
 
-void MaildirDelivery::on_file_synced(FsyncOp* fop, int result) {
+void MaildirDelivery::on_file_synced(BlockingOp* fop, int result) {
   auto* op = static_cast<RcptOp*>(fop);
   MaildirDelivery* self = op->job->owner;
   self->io_.close(op->fd);

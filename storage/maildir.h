@@ -31,7 +31,7 @@ class MaildirDelivery {
   //   dirty data of that file system too.
   enum class SyncMode : uint8_t { kPerFile, kBatch };
   struct Job;
-  struct RcptOp : FsyncOp {
+  struct RcptOp : BlockingOp {
     struct Wait : DirSync::Waiter {
       RcptOp* owner = nullptr;
     };
@@ -86,7 +86,7 @@ class MaildirDelivery {
  private:
   void deliver_batched(Job* job);
   static void on_fs_synced(DirSync::Waiter* w, int result);
-  static void on_file_synced(FsyncOp* op, int result);
+  static void on_file_synced(BlockingOp* op, int result);
   static void on_dir_synced(DirSync::Waiter* w, int result);
   void finish_rcpt(RcptOp* op, int result);
   void release(Job* job, int result);

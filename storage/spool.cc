@@ -8,7 +8,11 @@ namespace ringmail::storage {
 
 namespace {
 constexpr std::string_view kSegmentPrefix = "seg-";
-}
+constexpr std::string_view kSparePrefix = "spare-";
+}  // namespace
+
+bool Spool::is_segment_name(std::string_view name) { return name.rfind(kSegmentPrefix, 0) == 0; }
+bool Spool::is_spare_name(std::string_view name) { return name.rfind(kSparePrefix, 0) == 0; }
 
 proto::CommitResult commit_result_for(int err) {
   if (err == 0) return proto::CommitResult::kOk;
@@ -16,14 +20,23 @@ proto::CommitResult commit_result_for(int err) {
   return proto::CommitResult::kTempFail;
 }
 
-Spool::Spool(FileIo& io, std::string data_dir, uint32_t shard, uint64_t segment_bytes_max)
+Spool::Spool(FileIo& io, std::string data_dir, uint32_t shard, uint64_t segment_bytes_max,
+             bool prepare_segments)
     : io_(io), data_dir_(std::move(data_dir)), dir_(data_dir_ + "/spool"), shard_(shard),
-      segment_bytes_max_(segment_bytes_max) {}
+      segment_bytes_max_(segment_bytes_max), prepare_segments_(prepare_segments) {
+  spare_op_.self = this;
+  spare_op_.kind = BlockingOp::Kind::kZeroFill;
+  spare_op_.done = &Spool::on_spare_filled;
+}
 
 Spool::~Spool() {
   for (auto& [key, seg] : segments_) {
     seg.sync.reset();  // closes the descriptor
   }
+  // A spare still filling (its owner did not wait for preparing()) leaks its
+  // descriptor rather than closing it under the worker; the file is removed
+  // at the next start.
+  if (spare_state_ == SpareState::kReady) io_.close(spare_op_.fd);
   if (queue_dir_fd_ >= 0) io_.close(queue_dir_fd_);
 }
 
@@ -33,7 +46,53 @@ int Spool::open() {
   }
   queue_dir_fd_ = io_.open_dir(dir_ + "/queue");
   if (queue_dir_fd_ < 0) return queue_dir_fd_;
+  std::vector<std::string> names;
+  if (io_.list_dir(dir_ + "/queue", &names) == 0) {
+    const std::string mine = "-" + std::to_string(shard_);
+    for (const auto& n : names) {
+      if (is_spare_name(n) && n.size() > mine.size() &&
+          n.compare(n.size() - mine.size(), mine.size(), mine) == 0) {
+        io_.unlink(dir_ + "/queue/" + n);
+      }
+    }
+  }
   return rotate();
+}
+
+void Spool::start_preparing() {
+  preparing_started_ = true;
+  prepare_spare();
+}
+
+void Spool::prepare_spare() {
+  if (!prepare_segments_ || !preparing_started_ || spare_state_ != SpareState::kNone) return;
+  char name[64];
+  std::snprintf(name, sizeof name, "spare-%016llx-%u",
+                static_cast<unsigned long long>(clock_.next_us()), shard_);
+  int fd = io_.open_rw(dir_ + "/queue/" + name, true);
+  if (fd < 0) return;  // rotation falls back to an empty segment
+  spare_name_ = name;
+  spare_state_ = SpareState::kFilling;
+  spare_op_.fd = fd;
+  spare_op_.bytes = segment_bytes_max_;
+  io_.submit(&spare_op_);
+}
+
+void Spool::on_spare_filled(BlockingOp* op, int result) {
+  Spool* s = static_cast<SpareOp*>(op)->self;
+  if (result < 0) {
+    // No spare (disk full, say): segments are created empty until the next
+    // rotation tries again.
+    s->io_.close(op->fd);
+    s->io_.unlink(s->dir_ + "/queue/" + s->spare_name_);
+    s->spare_state_ = SpareState::kNone;
+    return;
+  }
+  s->spare_state_ = SpareState::kReady;
+  // The segment in use was created empty (at start, or when no spare was
+  // ready): move to the prepared one now rather than after 64 MiB.
+  auto cur = s->segments_.find(s->current_);
+  if (cur != s->segments_.end() && !cur->second.prepared) s->rotate();
 }
 
 std::string Spool::current_segment_path() const {
@@ -46,27 +105,51 @@ int Spool::rotate() {
   const uint64_t us = clock_.next_us();
   char name[64];
   std::snprintf(name, sizeof name, "seg-%016llx-%u", static_cast<unsigned long long>(us), shard_);
-  int fd = io_.open_append(dir_ + "/queue/" + name, true);
+  const std::string path = dir_ + "/queue/" + name;
+  int fd = -1;
+  bool prepared = false;
+  if (spare_state_ == SpareState::kReady) {
+    spare_state_ = SpareState::kNone;
+    if (io_.rename(dir_ + "/queue/" + spare_name_, path, true) == 0) {
+      fd = spare_op_.fd;
+      prepared = true;
+    } else {
+      io_.close(spare_op_.fd);
+      io_.unlink(dir_ + "/queue/" + spare_name_);
+    }
+  }
+  if (fd < 0) fd = io_.open_rw(path, true);
   if (fd < 0) return fd;
   // The new name must be durable before a record in it is acknowledged.
   if (int r = io_.fsync_now(queue_dir_fd_); r < 0) {
     io_.close(fd);
-    io_.unlink(dir_ + "/queue/" + name);
+    io_.unlink(path);
     return r;
   }
+  if (prepared) ++prepared_used_;
   const uint64_t old = current_;
   Segment seg;
   seg.name = name;
   seg.fd = fd;
   seg.appendable = true;
-  seg.sync = std::make_unique<DirSync>(io_, fd);
+  seg.prepared = prepared;
+  seg.sync = std::make_unique<DirSync>(io_, fd, BlockingOp::Kind::kDataSync);
   current_ = next_key_++;
   segments_.emplace(current_, std::move(seg));
   if (old != 0) {
     segments_[old].appendable = false;
     maybe_drop(old);
   }
+  prepare_spare();
   return 0;
+}
+
+int Spool::write_tail(Segment& seg, const std::vector<std::string_view>& parts) {
+  int r = io_.write_at(seg.fd, seg.bytes, parts);
+  if (r == 0) {
+    for (auto p : parts) seg.bytes += p.size();
+  }
+  return r;
 }
 
 uint64_t Spool::adopt(const std::string& name, uint64_t live) {
@@ -90,16 +173,15 @@ void Spool::commit(Commit* c) {
   }
   EncodedRecord rec = encode_record(*c->env, c->message);
   const uint64_t before = seg->bytes;
-  if (int r = io_.append(seg->fd, {rec.header, c->message, rec.trailer}); r < 0) {
+  if (int r = write_tail(*seg, {rec.header, c->message, rec.trailer}); r < 0) {
     // Cut the partial record off; if even that fails, stop appending to this
     // segment (recovery will move the damaged tail aside with a log line).
     if (io_.truncate(seg->fd, before) != 0) seg->appendable = false;
     c->done(c, commit_result_for(r));
     return;
   }
-  c->length = rec.header.size() + c->message.size() + rec.trailer.size();
+  c->length = seg->bytes - before;
   c->offset = before;
-  seg->bytes += c->length;
   ++seg->live;
   c->segment = current_;
   c->wait_.owner = c;
@@ -121,7 +203,7 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
     if (s->current_ == c->segment) s->rotate();
     auto cur = s->segments_.find(s->current_);
     if (cur != s->segments_.end() && cur->second.appendable) {
-      s->io_.append(cur->second.fd, {encode_tombstone(c->env->id)});
+      s->write_tail(cur->second, {encode_tombstone(c->env->id)});
     }
     s->maybe_drop(c->segment);
     c->done(c, commit_result_for(result));
@@ -165,8 +247,7 @@ int Spool::load_from(FileIo& io, const std::string& data_dir, const std::string&
 void Spool::delivered(const SpoolRecord& rec) {
   auto cur = segments_.find(current_);
   if (cur != segments_.end() && cur->second.appendable) {
-    io_.append(cur->second.fd, {encode_tombstone(rec.env.id)});
-    cur->second.bytes += kTombstonePrefix.size() + rec.env.id.size() + 1;
+    write_tail(cur->second, {encode_tombstone(rec.env.id)});
   }
   auto it = segments_.find(rec.segment);
   if (it == segments_.end()) return;
@@ -193,7 +274,7 @@ Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
   if (io.list_dir(dir + "/queue", &names) != 0) return out;
   std::set<std::string> sorted;
   for (auto& n : names) {
-    if (n.rfind(kSegmentPrefix, 0) == 0) sorted.insert(n);
+    if (is_segment_name(n)) sorted.insert(n);
   }
   std::string data;
   for (const auto& name : sorted) {
@@ -204,7 +285,12 @@ Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
       out.segments.push_back(std::move(seg));
       continue;
     }
+    // A prepared segment ends in zero bytes not yet written over; every
+    // record and tombstone ends in a newline, so the data ends at the last
+    // byte that is not zero.
     std::string_view in = data;
+    const size_t end = in.find_last_not_of('\0');
+    in = in.substr(0, end == std::string_view::npos ? 0 : end + 1);
     size_t pos = 0;
     while (pos < in.size()) {
       std::string_view rest = in.substr(pos);
@@ -248,6 +334,12 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
                                     const std::function<void(const std::string&)>& log) {
   RecoveryStats st;
   const std::string dir = data_dir + "/spool";
+  std::vector<std::string> names;
+  if (io.list_dir(dir + "/queue", &names) == 0) {
+    for (const auto& n : names) {
+      if (is_spare_name(n)) io.unlink(dir + "/queue/" + n);  // never held a record
+    }
+  }
   Scan sc = scan(io, data_dir);
   for (auto& seg : sc.segments) {
     ++st.segments;

@@ -12,6 +12,12 @@
 // Delivery appends a tombstone; a segment whose records are all delivered
 // (and that is no longer the one being appended to) is unlinked.
 //
+// With segment preparation on, the next segment is zero-filled to its full
+// size and made durable in the background (BlockingOp::kZeroFill), then renamed
+// into place at rotation. Records then overwrite blocks that already exist,
+// so a commit's fdatasync writes data only, not the file's size and extent
+// metadata: measured here 0.19 ms instead of 0.34 ms per 30 KiB flush.
+//
 // A Spool is used by one shard's thread only; several shards share the
 // directory, each with its own segments.
 #pragma once
@@ -55,14 +61,21 @@ class Spool {
   };
 
   // `shard` goes into segment names; `segment_bytes_max` triggers rotation.
+  static constexpr uint64_t kSegmentBytesDefault = uint64_t{64} << 20;
+  // `prepare_segments`: zero-fill the next segment in the background (above).
   Spool(FileIo& io, std::string data_dir, uint32_t shard,
-        uint64_t segment_bytes_max = uint64_t{64} << 20);
+        uint64_t segment_bytes_max = kSegmentBytesDefault, bool prepare_segments = false);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Creates queue/ and corrupt/ and the first segment. Blocking.
+  // Creates queue/ and corrupt/ and the first segment and removes this
+  // shard's unfinished spare segments. Blocking.
   int open();
+  // Starts preparing segments (when enabled): from here on one spare is kept
+  // underway. Separate from open() because the FileIo's asynchronous side
+  // (the owner's ring) may exist only later.
+  void start_preparing();
 
   void commit(Commit* c);
 
@@ -118,11 +131,21 @@ class Spool {
   // No fdatasync running or waiting: acknowledging mail does not need the
   // disk right now.
   bool idle() const;
+  // A spare segment is being zero-filled: its BlockingOp is in flight, so the
+  // spool must not be destroyed yet.
+  bool preparing() const { return spare_state_ == SpareState::kFilling; }
 
   std::string current_segment_path() const;
   size_t segment_count() const { return segments_.size(); }
   // fdatasyncs started so far (compare with messages committed: group commit).
   uint64_t syncs() const;
+  // Segments that started out zero-filled (prepared in the background).
+  uint64_t prepared_segments_used() const { return prepared_used_; }
+
+  // File names: "seg-<16 hex>-<shard>" are segments, "spare-..." segments
+  // being prepared (never read; removed at start).
+  static bool is_segment_name(std::string_view name);
+  static bool is_spare_name(std::string_view name);
 
  private:
   struct Segment {
@@ -131,10 +154,19 @@ class Spool {
     uint64_t bytes = 0;
     uint64_t live = 0;     // records not yet delivered (or not yet synced)
     bool appendable = false;
+    bool prepared = false;  // started out zero-filled
     std::unique_ptr<DirSync> sync;  // fdatasync group of this file
+  };
+  enum class SpareState : uint8_t { kNone, kFilling, kReady };
+  struct SpareOp : BlockingOp {
+    Spool* self = nullptr;
   };
 
   int rotate();
+  // Writes `parts` at the end of the segment's data and advances it.
+  int write_tail(Segment& seg, const std::vector<std::string_view>& parts);
+  void prepare_spare();
+  static void on_spare_filled(BlockingOp* op, int result);
   void maybe_drop(uint64_t key);
   static void on_synced(DirSync::Waiter* w, int result);
 
@@ -149,6 +181,12 @@ class Spool {
   uint64_t next_key_ = 1;
   UniqueClock clock_;
   uint64_t dropped_syncs_ = 0;  // fdatasyncs of segments already removed
+  bool prepare_segments_;
+  bool preparing_started_ = false;
+  SpareState spare_state_ = SpareState::kNone;
+  std::string spare_name_;
+  SpareOp spare_op_;
+  uint64_t prepared_used_ = 0;
 };
 
 // Maps a negative errno from the file system onto the SMTP outcome:

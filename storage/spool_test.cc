@@ -214,5 +214,111 @@ TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
   EXPECT_EQ(kept.size(), 2u);
 }
 
+// Segment preparation: the next segment is zero-filled in the background and
+// records then overwrite it in place.
+class PreparedSpoolTest : public SpoolTest {
+ protected:
+  void SetUp() override {
+    spool = std::make_unique<Spool>(io, dir.path(), 0, kSeg, true);
+    ASSERT_EQ(spool->open(), 0);
+    EXPECT_FALSE(spool->preparing());
+    spool->start_preparing();
+  }
+  std::vector<std::string> queue_names() {
+    std::vector<std::string> names;
+    io.list_dir(dir.path() + "/spool/queue", &names);
+    return names;
+  }
+  static constexpr uint64_t kSeg = 64 * 1024;
+};
+
+TEST_F(PreparedSpoolTest, SwitchesToTheZeroFilledSegmentAndWritesInPlace) {
+  EXPECT_TRUE(spool->preparing());
+  EXPECT_EQ(spool->prepared_segments_used(), 0u);
+  ASSERT_EQ(io.complete_fsyncs(1), 1u);  // the zero-fill
+  // The empty first segment is left for the prepared one, and the next spare
+  // is already being filled.
+  EXPECT_EQ(spool->prepared_segments_used(), 1u);
+  EXPECT_TRUE(spool->preparing());
+  const std::string path = spool->current_segment_path();
+  auto a = make_req("PA");
+  auto b = make_req("PB");
+  spool->commit(a.get());
+  spool->commit(b.get());
+  EXPECT_FALSE(a->finished);
+  io.complete_fsyncs();
+  ASSERT_TRUE(a->finished && b->finished);
+  EXPECT_EQ(a->result, proto::CommitResult::kOk);
+  std::string data;
+  ASSERT_EQ(io.read_file(path, &data), 0);
+  EXPECT_EQ(data.size(), kSeg);  // written over, not appended
+  EXPECT_EQ(b->offset, a->offset + a->length);
+  EXPECT_EQ(data.substr(a->offset, 16), "ringmail-spool 1");
+  EXPECT_EQ(data.back(), '\0');
+  spool.reset();
+  // At start the spare (never a segment) goes and the records come back.
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 2u);
+  EXPECT_EQ(segs[0].records[1].env.id, "PB");
+  EXPECT_EQ(st.corrupt, 0u);
+  for (const auto& n : queue_names()) EXPECT_FALSE(Spool::is_spare_name(n)) << n;
+  SpoolRecord rec = segs[0].records[1];
+  ASSERT_EQ(Spool::load_from(io, dir.path(), segs[0].name, rec), 0);
+  EXPECT_EQ(rec.message, b->msg);
+}
+
+TEST_F(PreparedSpoolTest, TornRecordInTheZeroedTailIsMovedAside) {
+  io.complete_fsyncs(1);
+  auto a = make_req("TA");
+  spool->commit(a.get());
+  io.complete_fsyncs();  // the record's sync and the next spare's zero-fill
+  ASSERT_EQ(a->result, proto::CommitResult::kOk);
+  const std::string path = spool->current_segment_path();
+  spool.reset();
+  {
+    // A write that reached the disk only in part before a crash.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(a->offset + a->length));
+    f << "ringmail-spool 1\nid TORN\narr";
+  }
+  Spool::RecoveryStats st;
+  std::vector<std::string> logs;
+  auto segs = recover(&st, &logs);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  EXPECT_EQ(segs[0].records[0].env.id, "TA");
+  EXPECT_EQ(st.corrupt, 1u);
+  ASSERT_EQ(logs.size(), 1u);
+  // Only the torn bytes, not the zeros after them.
+  EXPECT_NE(logs[0].find("(28 bytes)"), std::string::npos) << logs[0];
+}
+
+TEST_F(PreparedSpoolTest, FailedZeroFillFallsBackToEmptySegments) {
+  io.fail_fsyncs_with = -ENOSPC;
+  io.fail_fsyncs_count = 1;
+  io.complete_fsyncs(1);
+  EXPECT_FALSE(spool->preparing());
+  EXPECT_EQ(spool->prepared_segments_used(), 0u);
+  for (const auto& n : queue_names()) EXPECT_FALSE(Spool::is_spare_name(n)) << n;
+  // Mail is still accepted, into the empty segment.
+  auto a = make_req("FA");
+  spool->commit(a.get());
+  io.complete_fsyncs();
+  EXPECT_EQ(a->result, proto::CommitResult::kOk);
+  // The next rotation tries again.
+  std::vector<std::unique_ptr<Req>> reqs;
+  for (int i = 0; !spool->preparing() && i < 100; ++i) {
+    reqs.push_back(make_req("F" + std::to_string(i)));
+    reqs.back()->msg.append(std::string(4000, 'x') + "\r\n");
+    reqs.back()->message = reqs.back()->msg;
+    spool->commit(reqs.back().get());
+    io.complete_fsyncs(1);
+  }
+  EXPECT_TRUE(spool->preparing());
+  io.complete_fsyncs();
+}
+
 }  // namespace
 }  // namespace ringmail::storage

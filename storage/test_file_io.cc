@@ -19,19 +19,19 @@ int TestFileIo::create_and_write(const std::string& path,
   return PosixFileIo::create_and_write(path, parts);
 }
 
-int TestFileIo::append(int fd, const std::vector<std::string_view>& parts) {
+int TestFileIo::write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) {
   if (fail_appends_with != 0) {
     int e = fail_appends_with;
     fail_appends_with = 0;
     std::string all;
     for (auto p : parts) all.append(p);
-    PosixFileIo::append(fd, {std::string_view(all).substr(0, fail_appends_after_bytes)});
+    PosixFileIo::write_at(fd, offset, {std::string_view(all).substr(0, fail_appends_after_bytes)});
     return e;
   }
-  return PosixFileIo::append(fd, parts);
+  return PosixFileIo::write_at(fd, offset, parts);
 }
 
-void TestFileIo::fsync(FsyncOp* op) {
+void TestFileIo::submit(BlockingOp* op) {
   ++fsync_calls;
   held_.push_back(op);
 }
@@ -39,14 +39,14 @@ void TestFileIo::fsync(FsyncOp* op) {
 size_t TestFileIo::complete_fsyncs(size_t n) {
   size_t done = 0;
   while (!held_.empty() && (n == 0 || done < n)) {
-    FsyncOp* op = held_.front();
+    BlockingOp* op = held_.front();
     held_.pop_front();
     int res = 0;
     if (fail_fsyncs_count > 0) {
       --fail_fsyncs_count;
       res = fail_fsyncs_with;
     } else {
-      res = op->whole_fs ? (::syncfs(op->fd) == 0 ? 0 : -errno) : fsync_blocking(op->fd);
+      res = run_blocking_op(op);
     }
     op->done(op, res);
     ++done;

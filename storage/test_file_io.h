@@ -12,8 +12,8 @@ namespace ringmail::storage {
 class TestFileIo : public PosixFileIo {
  public:
   int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
-  void fsync(FsyncOp* op) override;
-  int append(int fd, const std::vector<std::string_view>& parts) override;
+  void submit(BlockingOp* op) override;
+  int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) override;
 
   // Completes held fsyncs in order (all when n == 0); returns how many.
   size_t complete_fsyncs(size_t n = 0);
@@ -23,11 +23,11 @@ class TestFileIo : public PosixFileIo {
   int fail_writes_with = 0;  // next create_and_write returns this (e.g. -ENOSPC)
   int fail_fsyncs_with = 0;  // held fsyncs complete with this
   int fail_fsyncs_count = 0;  // how many fsyncs fail (then back to success)
-  int fail_appends_with = 0;  // next append writes fail_appends_after_bytes, then fails
+  int fail_appends_with = 0;  // next write_at writes fail_appends_after_bytes, then fails
   size_t fail_appends_after_bytes = 0;
 
  private:
-  std::deque<FsyncOp*> held_;
+  std::deque<BlockingOp*> held_;
 };
 
 // A fresh directory under $TMPDIR, removed by the destructor.
