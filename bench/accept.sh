@@ -233,7 +233,7 @@ settle() {
 declare -A R_MPS R_CPU R_LINE
 ORDER=()
 run_scenario() {   # run_scenario PORT SCENARIO COUNT
-    local port=$1 sc=$2 count=$3 t0 t1 rc msgs secs mps cpu mem status c0 c1
+    local port=$1 sc=$2 count=$3 t0 t1 t2 rc msgs secs mps cpu mem status c0 c1 done_s
     local out=$WORK/source.out err=$WORK/source.err
     local args=(-c -s "$SESSIONS" -m "$count" -l "$MSG_BYTES" -M src.example -f "$FROM" -t "$RCPT")
     [[ $sc == multi_per_session ]] && args+=(-d)
@@ -248,6 +248,7 @@ run_scenario() {   # run_scenario PORT SCENARIO COUNT
     local alive=1
     server_alive || alive=0
     ((alive)) && settle
+    t2=$(date +%s%N)
     c1=$(server_ticks)
     mem=$(server_mem_kb); mem=${mem:--}
     server_alive || alive=0
@@ -264,15 +265,18 @@ run_scenario() {   # run_scenario PORT SCENARIO COUNT
         server_log_tail
     fi
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    # until the server went idle again (all queued work done), less the 0.5 s
+    # settle() needs to see it idle
+    done_s=$(awk -v a="$t0" -v b="$t2" 'BEGIN {d = (b - a) / 1e9 - 0.5; printf "%.2f", (d > 0 ? d : 0)}')
     mps=$(awk -v m="$msgs" -v s="$secs" 'BEGIN {printf "%.1f", (s > 0 ? m / s : 0)}')
     cpu=$(awk -v d="$((c1 - c0))" -v hz="$CLK_TCK" -v m="$msgs" \
         'BEGIN {if (m > 0) printf "%.3f", d / hz / m * 1000; else print "-"}')
     if [[ $status != error && $msgs -gt 0 ]]; then
         R_MPS[$CUR:$sc]=$mps; R_CPU[$CUR:$sc]=$cpu
     fi
-    R_LINE[$CUR:$sc]="$CUR $sc $msgs $secs $mps $cpu $mem $status"
+    R_LINE[$CUR:$sc]="$CUR $sc $msgs $secs $mps $done_s $cpu $mem $status"
     ORDER+=("$CUR:$sc")
-    echo "RESULT server=$CUR scenario=$sc msgs=$msgs secs=$secs msg_per_s=$mps cpu_s_per_1000=$cpu rss_kb=$mem status=$status"
+    echo "RESULT server=$CUR scenario=$sc msgs=$msgs secs=$secs msg_per_s=$mps idle_after_s=$done_s cpu_s_per_1000=$cpu rss_kb=$mem status=$status"
 }
 counts_for() {  # counts_for SERVER SCENARIO
     if [[ $1 == postfix ]]; then
@@ -437,13 +441,14 @@ for s in $SERVERS; do
 done
 
 echo
-printf '%-9s %-18s %8s %8s %10s %13s %10s %s\n' server scenario msgs secs msg/s cpu_s/1000msg mem_kb status
-printf '%-9s %-18s %8s %8s %10s %13s %10s %s\n' --------- ------------------ -------- -------- ---------- ------------- ---------- ------
+printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' server scenario msgs secs msg/s idle_s cpu_s/1000msg mem_kb status
+printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' --------- ------------------ -------- -------- ---------- -------- ------------- ---------- ------
 for k in "${ORDER[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-9s %-18s %8s %8s %10s %13s %10s %s\n' ${R_LINE[$k]}
+    printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' ${R_LINE[$k]}
 done
-echo "(mem_kb: ringmail/sink = VmHWM of the process; postfix = sum of Pss over the instance's live processes)"
+echo "(idle_s: from the start until the server went idle again, queued deliveries done;
+ mem_kb: ringmail/sink = VmHWM of the process; postfix = sum of Pss over the instance's live processes)"
 
 ratio() {  # ratio A B -> A/B or n/a
     if [[ -n ${1:-} && -n ${2:-} && $1 != - && $2 != - ]]; then

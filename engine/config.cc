@@ -183,7 +183,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
                  {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
                   "command_timeout_s", "data_timeout_s", "connections_max", "shutdown_grace_s",
                   "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max",
-                  "delivery_sync_delay_ms"});
+                  "delivery_sync_delay_ms", "delivery_defer_ms", "spool_segment_bytes"});
       const std::string p = "limits.";
       auto& L = cfg->limits;
       L.message_bytes_max = get_uint(source, *lt, p, "message_bytes_max", L.message_bytes_max,
@@ -208,6 +208,10 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           source, *lt, p, "delivery_concurrency", cfg->delivery_concurrency, 1, 10000));
       cfg->delivery_sync_delay_ms = static_cast<uint32_t>(get_uint(
           source, *lt, p, "delivery_sync_delay_ms", cfg->delivery_sync_delay_ms, 0, 10000));
+      cfg->delivery_defer_ms = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "delivery_defer_ms", cfg->delivery_defer_ms, 0, 60000));
+      cfg->spool_segment_bytes = get_uint(source, *lt, p, "spool_segment_bytes",
+                                          cfg->spool_segment_bytes, 65536, uint64_t{1} << 30);
       cfg->delivery_backlog_bytes_max =
           get_uint(source, *lt, p, "delivery_backlog_bytes_max", cfg->delivery_backlog_bytes_max,
                    0, uint64_t{1} << 40);

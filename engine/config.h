@@ -48,6 +48,13 @@ struct Config {
   // The longest a batch of written deliveries waits for the spool to be idle
   // before its syncfs starts anyway.
   uint32_t delivery_sync_delay_ms = 50;
+  // While the shard is acknowledging mail (a spool commit in the last
+  // 100 ms), a new delivery waits up to this long before it starts, so a
+  // burst is accepted first and delivered right after it.
+  uint32_t delivery_defer_ms = 2000;
+  // Spool segments rotate at this size; the next one is zero-filled to it
+  // ahead of time (docs/spool-format.md).
+  uint64_t spool_segment_bytes = uint64_t{16} << 20;
 };
 
 // The embedded development configuration (README's run command).

@@ -36,12 +36,13 @@ TEST(Config, DevConfigParses) {
 TEST(Config, LimitsAndDomains) {
   std::string err;
   auto c = parse_config(std::string(kBase) + "[limits]\nmessage_bytes_max = 2048\nrcpt_count_max = 7\n"
-                                             "command_timeout_s = 5\n",
+                                             "command_timeout_s = 5\ndelivery_defer_ms = 0\n",
                         "t.toml", &err);
   ASSERT_NE(c, nullptr) << err;
   EXPECT_EQ(c->limits.message_bytes_max, 2048u);
   EXPECT_EQ(c->limits.rcpt_count_max, 7u);
   EXPECT_EQ(c->command_timeout_s, 5u);
+  EXPECT_EQ(c->delivery_defer_ms, 0u);
   EXPECT_EQ(c->primary_domain, "example.test");
   EXPECT_TRUE(c->local_domains.count("other.test"));
   EXPECT_EQ(c->listeners[0].addr.ss_family, AF_INET6);
@@ -52,6 +53,8 @@ TEST(Config, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(err_of(std::string(kBase) + "port = 1\n"), "t.toml:6: listener.port: unknown key");
   EXPECT_EQ(err_of(std::string(kBase) + "[limits]\nrcpt_count_max = 0\n"),
             "t.toml:7: limits.rcpt_count_max: must be between 1 and 100000");
+  EXPECT_EQ(err_of(std::string(kBase) + "[limits]\ndelivery_defer_ms = 60001\n"),
+            "t.toml:7: limits.delivery_defer_ms: must be between 0 and 60000");
   EXPECT_THAT(err_of(std::string(kBase) + "[limits]\nrcpt_count_max = \"x\"\n"),
               HasSubstr("t.toml:7: limits.rcpt_count_max: must be an integer"));
   EXPECT_THAT(err_of("hostname = \"mx\"\ndata_dir=\"/x\"\nlocal_domains=[\"a.test\"]\n"

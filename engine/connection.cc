@@ -76,6 +76,7 @@ void Connection::on_recv(const Event& ev) {
 void Connection::after_io() {
   if (session_.awaiting_commit() && !commit_busy_) {
     commit_busy_ = true;
+    shard_.last_commit_ms_ = Shard::mono_ms();
     commit_.env = &session_.envelope();
     commit_.message = session_.message();
     shard_.spool_->commit(&commit_);

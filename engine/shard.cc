@@ -105,7 +105,7 @@ void Shard::set_peers(std::vector<Shard*> peers) {
 
 int Shard::open_spool() {
   spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_,
-                                            storage::Spool::kSegmentBytesDefault, true);
+                                            cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
   maildir_ = std::make_unique<storage::MaildirDelivery>(
       file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
@@ -182,7 +182,7 @@ void Shard::run(std::latch& ready) {
 
   while (true) {
     // While deliveries wait for their syncfs, come back soon to start it.
-    backend_->wait(maildir_->sync_pending() ? 5 : 1000);
+    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : 1000);
     tick();
     drain_inboxes();
     flush_deliveries();
@@ -207,14 +207,19 @@ void Shard::run(std::latch& ready) {
            std::to_string(delivery_queue_.size()) + " left queued for the next start");
 }
 
+int64_t Shard::mono_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void Shard::flush_deliveries() {
+  if (deliveries_deferred_) start_deliveries();
   if (!maildir_->sync_pending()) {
     delivery_sync_wait_since_ms_ = 0;
     return;
   }
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const int64_t now_ms = ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  const int64_t now_ms = mono_ms();
   if (delivery_sync_wait_since_ms_ == 0) delivery_sync_wait_since_ms_ = now_ms;
   // Acknowledging mail goes first: a delivery syncfs starts when the spool
   // has no sync running, or when the batch has waited long enough anyway.
@@ -337,6 +342,8 @@ void Shard::retire(Connection* c) { dead_.push_back(c); }
 
 void Shard::deliver(DeliveryJob* job) {
   job->shard = this;
+  // A retry already waited; only a first attempt is deferred behind a burst.
+  job->queued_ms = job->attempts == 0 ? mono_ms() : 0;
   job->done = &Shard::on_delivered;
   const size_t bytes = job->rec.message.size();
   if (queued_bytes_ + bytes > cfg_->delivery_backlog_bytes_max) {
@@ -360,9 +367,16 @@ void Shard::retry_later(DeliveryJob* job) {
 }
 
 void Shard::start_deliveries() {
+  const int64_t now = mono_ms();
+  const bool accepting = now - last_commit_ms_ < kAcceptingWindowMs;
+  deliveries_deferred_ = false;
   // While stopping, queued deliveries stay in the spool for the next start.
   while (!stopping_ && !delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
     DeliveryJob* job = delivery_queue_.front();
+    if (accepting && now - job->queued_ms < cfg_->delivery_defer_ms) {
+      deliveries_deferred_ = true;  // the loop comes back within a few ms
+      break;
+    }
     delivery_queue_.pop_front();
     if (job->rec.message.empty()) {
       if (int r = spool_->load(job->rec); r < 0) {

@@ -42,6 +42,7 @@ struct DeliveryJob : storage::MaildirDelivery::Job {
   Shard* shard = nullptr;
   Retry retry;
   uint32_t attempts = 0;
+  int64_t queued_ms = 0;  // monotonic; when it first entered the delivery queue
 };
 
 struct ShardMessage {
@@ -148,6 +149,9 @@ class Shard final : public proto::SmtpHost {
   void retire(Connection* c);
   void tick();
   void flush_deliveries();
+  static int64_t mono_ms();
+  // A commit this recent means the shard is acknowledging mail right now.
+  static constexpr int64_t kAcceptingWindowMs = 100;
 
   const uint32_t index_;
   std::shared_ptr<const Config> cfg_;
@@ -170,6 +174,8 @@ class Shard final : public proto::SmtpHost {
   std::deque<DeliveryJob*> delivery_queue_;
   uint64_t queued_bytes_ = 0;  // message bytes held by delivery_queue_
   int64_t delivery_sync_wait_since_ms_ = 0;  // monotonic ms; 0 = none waiting
+  int64_t last_commit_ms_ = 0;  // monotonic ms of the last spool commit started
+  bool deliveries_deferred_ = false;  // start_deliveries() left jobs for later
   uint64_t deliveries_inflight_ = 0;
 
   std::unordered_set<DeliveryJob*> retrying_;  // waiting in the wheel

@@ -65,7 +65,10 @@ void Spool::start_preparing() {
 }
 
 void Spool::prepare_spare() {
-  if (!prepare_segments_ || !preparing_started_ || spare_state_ != SpareState::kNone) return;
+  if (!prepare_segments_ || !preparing_started_ || !committed_any_ ||
+      spare_state_ != SpareState::kNone) {
+    return;
+  }
   char name[64];
   std::snprintf(name, sizeof name, "spare-%016llx-%u",
                 static_cast<unsigned long long>(clock_.next_us()), shard_);
@@ -163,6 +166,10 @@ uint64_t Spool::adopt(const std::string& name, uint64_t live) {
 
 void Spool::commit(Commit* c) {
   c->spool_ = this;
+  if (!committed_any_) {
+    committed_any_ = true;
+    prepare_spare();
+  }
   Segment* seg = &segments_[current_];
   if (seg->bytes >= segment_bytes_max_ || !seg->appendable) {
     if (int r = rotate(); r < 0) {

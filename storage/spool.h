@@ -72,9 +72,10 @@ class Spool {
   // Creates queue/ and corrupt/ and the first segment and removes this
   // shard's unfinished spare segments. Blocking.
   int open();
-  // Starts preparing segments (when enabled): from here on one spare is kept
-  // underway. Separate from open() because the FileIo's asynchronous side
-  // (the owner's ring) may exist only later.
+  // Allows preparing segments (when enabled): from the first commit on, one
+  // spare is kept underway, so a spool that never receives mail uses no
+  // space for one. Separate from open() because the FileIo's asynchronous
+  // side (the owner's ring) may exist only later.
   void start_preparing();
 
   void commit(Commit* c);
@@ -183,6 +184,7 @@ class Spool {
   uint64_t dropped_syncs_ = 0;  // fdatasyncs of segments already removed
   bool prepare_segments_;
   bool preparing_started_ = false;
+  bool committed_any_ = false;
   SpareState spare_state_ = SpareState::kNone;
   std::string spare_name_;
   SpareOp spare_op_;

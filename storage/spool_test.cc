@@ -224,6 +224,20 @@ class PreparedSpoolTest : public SpoolTest {
     EXPECT_FALSE(spool->preparing());
     spool->start_preparing();
   }
+  // The first commit starts the first spare; once it is filled the spool
+  // moves to it. P0 is then delivered, so its (unprepared) segment goes.
+  void first_commit() {
+    EXPECT_FALSE(spool->preparing());  // nothing is prepared before mail comes
+    auto p0 = make_req("P0");
+    spool->commit(p0.get());
+    EXPECT_TRUE(spool->preparing());
+    ASSERT_EQ(io.complete_fsyncs(1), 1u);  // the zero-fill
+    EXPECT_EQ(spool->prepared_segments_used(), 1u);
+    io.complete_fsyncs();  // P0's sync, and the next spare
+    ASSERT_EQ(p0->result, proto::CommitResult::kOk);
+    EXPECT_FALSE(spool->preparing());
+    spool->delivered(record_of(*p0));
+  }
   std::vector<std::string> queue_names() {
     std::vector<std::string> names;
     io.list_dir(dir.path() + "/spool/queue", &names);
@@ -233,13 +247,7 @@ class PreparedSpoolTest : public SpoolTest {
 };
 
 TEST_F(PreparedSpoolTest, SwitchesToTheZeroFilledSegmentAndWritesInPlace) {
-  EXPECT_TRUE(spool->preparing());
-  EXPECT_EQ(spool->prepared_segments_used(), 0u);
-  ASSERT_EQ(io.complete_fsyncs(1), 1u);  // the zero-fill
-  // The empty first segment is left for the prepared one, and the next spare
-  // is already being filled.
-  EXPECT_EQ(spool->prepared_segments_used(), 1u);
-  EXPECT_TRUE(spool->preparing());
+  first_commit();
   const std::string path = spool->current_segment_path();
   auto a = make_req("PA");
   auto b = make_req("PB");
@@ -270,7 +278,7 @@ TEST_F(PreparedSpoolTest, SwitchesToTheZeroFilledSegmentAndWritesInPlace) {
 }
 
 TEST_F(PreparedSpoolTest, TornRecordInTheZeroedTailIsMovedAside) {
-  io.complete_fsyncs(1);
+  first_commit();
   auto a = make_req("TA");
   spool->commit(a.get());
   io.complete_fsyncs();  // the record's sync and the next spare's zero-fill
@@ -296,15 +304,15 @@ TEST_F(PreparedSpoolTest, TornRecordInTheZeroedTailIsMovedAside) {
 }
 
 TEST_F(PreparedSpoolTest, FailedZeroFillFallsBackToEmptySegments) {
+  auto a = make_req("FA");
+  spool->commit(a.get());
   io.fail_fsyncs_with = -ENOSPC;
   io.fail_fsyncs_count = 1;
-  io.complete_fsyncs(1);
+  io.complete_fsyncs(1);  // the zero-fill fails
   EXPECT_FALSE(spool->preparing());
   EXPECT_EQ(spool->prepared_segments_used(), 0u);
   for (const auto& n : queue_names()) EXPECT_FALSE(Spool::is_spare_name(n)) << n;
-  // Mail is still accepted, into the empty segment.
-  auto a = make_req("FA");
-  spool->commit(a.get());
+  // The mail is still acknowledged, from the empty segment.
   io.complete_fsyncs();
   EXPECT_EQ(a->result, proto::CommitResult::kOk);
   // The next rotation tries again.

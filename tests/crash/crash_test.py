@@ -66,7 +66,8 @@ class Daemon:
             f'local_domains = ["example.test", "other.test"]\n\n'
             f'[[listener]]\naddress = "127.0.0.1:{self.port}"\nkind = "smtp"\n\n'
             f'[[listener]]\naddress = "127.0.0.1:{self.sub_port}"\nkind = "submission"\n\n'
-            f'[limits]\ncommand_timeout_s = 30\ndata_timeout_s = 30\nshutdown_grace_s = 5\n')
+            f'[limits]\ncommand_timeout_s = 30\ndata_timeout_s = 30\nshutdown_grace_s = 5\n'
+            f'spool_segment_bytes = 1048576\n')  # rotations under kill -9
         self.proc = None
         self.starts = 0
 

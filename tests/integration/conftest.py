@@ -46,6 +46,9 @@ DEFAULT_LIMITS = {
     "command_timeout_s": 60,
     "data_timeout_s": 60,
     "shutdown_grace_s": 5,
+    # Small segments: rotation is exercised, and ~150 daemons per run do not
+    # each keep tens of MiB of zero-filled segments on disk.
+    "spool_segment_bytes": 1048576,
 }
 
 STOP_TIMEOUT_S = 20
