@@ -29,6 +29,17 @@ kind = "submission"
 [[listener]]
 address = "[::1]:2587"
 kind = "submission"
+
+[[listener]]
+address = "127.0.0.1:2465"
+kind = "submissions"
+
+[[listener]]
+address = "[::1]:2465"
+kind = "submissions"
+
+[tls]
+self_signed = true
 )";
 
 namespace {
@@ -110,7 +121,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits", "maildir_sync"});
+                "limits", "maildir_sync", "tls"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -171,10 +182,35 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
         l.kind = proto::ListenerKind::kSmtp;
       } else if (kind == "submission") {
         l.kind = proto::ListenerKind::kSubmission;
+      } else if (kind == "submissions") {
+        l.kind = proto::ListenerKind::kSubmission;
+        l.implicit_tls = true;
       } else {
-        throw ConfigError{where(source, item, "listener.kind") + ": must be smtp or submission"};
+        throw ConfigError{where(source, item, "listener.kind") +
+                          ": must be smtp, submission or submissions"};
       }
       cfg->listeners.push_back(std::move(l));
+    }
+    if (const toml::node* n = t.get("tls")) {
+      const toml::table* tt = n->as_table();
+      if (tt == nullptr) throw ConfigError{where(source, *n, "tls") + ": must be a table"};
+      check_keys(source, *tt, "tls.", {"cert_dirs", "self_signed"});
+      if (const toml::node* d = tt->get("cert_dirs")) {
+        const toml::array* arr = d->as_array();
+        if (arr == nullptr) throw ConfigError{where(source, *d, "tls.cert_dirs") + ": must be an array"};
+        for (const auto& e : *arr) {
+          auto s = e.value<std::string>();
+          if (!s || s->empty()) {
+            throw ConfigError{where(source, e, "tls.cert_dirs") + ": must be directory names"};
+          }
+          cfg->tls_cert_dirs.push_back(*s);
+        }
+      }
+      if (const toml::node* b = tt->get("self_signed")) {
+        auto v = b->value<bool>();
+        if (!v) throw ConfigError{where(source, *b, "tls.self_signed") + ": must be true or false"};
+        cfg->tls_self_signed = *v;
+      }
     }
     if (const toml::node* n = t.get("limits")) {
       const toml::table* lt = n->as_table();

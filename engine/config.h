@@ -21,6 +21,8 @@ struct ListenerConfig {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   proto::ListenerKind kind = proto::ListenerKind::kSmtp;
+  // "submissions": TLS from the first byte (RFC 8314), no STARTTLS.
+  bool implicit_tls = false;
 };
 
 struct Config {
@@ -32,6 +34,12 @@ struct Config {
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed
   std::vector<ListenerConfig> listeners;
+  // Where certificates are looked for (tls/cert_store.h lists the layouts).
+  std::vector<std::string> tls_cert_dirs;
+  // Also look in <data_dir>/certs, and when no certificate is found there
+  // or in tls_cert_dirs, make a self-signed one for `hostname` in it (the
+  // embedded development configuration does).
+  bool tls_self_signed = false;
   proto::SessionLimits limits;
   uint32_t command_timeout_s = 300;
   uint32_t data_timeout_s = 600;

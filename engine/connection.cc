@@ -9,12 +9,14 @@
 namespace ringmail::engine {
 
 namespace {
-proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client) {
+proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client,
+                                bool have_certs) {
   proto::SessionParams p;
   p.hostname = cfg.hostname;
   p.limits = cfg.limits;
   p.kind = l.kind;
   p.client_literal = std::move(client);
+  p.starttls_offered = have_certs && !l.implicit_tls;
   return p;
 }
 
@@ -31,7 +33,10 @@ const char* result_name(proto::CommitResult r) {
 Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
                        std::string client_literal, std::string peer)
     : shard_(shard), fd_(fd), peer_(std::move(peer)),
-      session_(params_for(*shard.cfg_, listener, std::move(client_literal)), shard) {
+      session_(params_for(*shard.cfg_, listener, std::move(client_literal),
+                          shard.certs_ && !shard.certs_->empty()),
+               shard),
+      implicit_tls_(listener.implicit_tls) {
   recv_c_.conn = this;
   send_c_.conn = this;
   commit_.conn = this;
@@ -41,9 +46,71 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
 }
 
 void Connection::start() {
-  session_.start();
+  if (implicit_tls_) {
+    phase_ = TlsPhase::kHello;  // the greeting goes out once TLS is up
+  } else {
+    session_.start();
+  }
   arm_recv();
   after_io();
+}
+
+void Connection::on_bytes(std::string_view in) {
+  switch (phase_) {
+    case TlsPhase::kClear:
+      session_.feed(in);
+      break;
+    case TlsPhase::kHello:
+      hello_.append(in);
+      read_hello();
+      break;
+    case TlsPhase::kActive:
+      tls_->feed(in);
+      pump_tls();
+      break;
+  }
+}
+
+void Connection::read_hello() {
+  tls::ClientHelloInfo info;
+  switch (tls::parse_client_hello(hello_, &info)) {
+    case tls::HelloStatus::kNeedMore:
+      return;
+    case tls::HelloStatus::kNotTls:
+      log_line("tls client=" + peer_ + ": not a TLS ClientHello, closing");
+      begin_close();
+      return;
+    case tls::HelloStatus::kOk:
+      break;
+  }
+  auto ctx = shard_.certs_ ? shard_.certs_->pick(info, shard_.cfg_->hostname) : nullptr;
+  if (!ctx) {
+    begin_close();
+    return;
+  }
+  tls_ = std::make_unique<tls::TlsSession>(std::move(ctx));
+  phase_ = TlsPhase::kActive;
+  tls_->feed(hello_);
+  std::string().swap(hello_);
+  pump_tls();
+}
+
+void Connection::pump_tls() {
+  const bool was_up = tls_->handshake_done();
+  std::string plain;
+  const tls::TlsSession::Status st = tls_->pump(&plain);
+  if (!was_up && tls_->handshake_done()) {
+    session_.tls_started(proto::TlsInfo{tls_->version(), tls_->cipher()});
+    if (implicit_tls_) session_.start();
+  }
+  if (!plain.empty()) session_.feed(plain);
+  if (st == tls::TlsSession::Status::kError) {
+    log_line("tls client=" + peer_ + ": " + (tls_->handshake_done() ? "" : "handshake ") +
+             "failed: " + tls_->error());
+    begin_close();
+  } else if (st == tls::TlsSession::Status::kClosed) {
+    begin_close();
+  }
 }
 
 void Connection::arm_recv() {
@@ -54,7 +121,7 @@ void Connection::arm_recv() {
 void Connection::on_recv(const Event& ev) {
   if (!ev.more) recv_armed_ = false;
   if (ev.res > 0) {
-    if (!shut_) session_.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (!shut_) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
     if (ev.has_buf) shard_.backend_->release(ev.buf_id);
     after_io();
     if (!recv_armed_ && !shut_) arm_recv();
@@ -81,8 +148,19 @@ void Connection::after_io() {
     commit_.message = session_.message();
     shard_.spool_->commit(&commit_);
   }
+  if (session_.starting_tls() && phase_ == TlsPhase::kClear) {
+    // The 220 goes out in clear (flush below); every later byte is TLS.
+    phase_ = TlsPhase::kHello;
+  }
+  if (session_.closing() && phase_ == TlsPhase::kActive && tls_->handshake_done() && !tls_closed_) {
+    if (!session_.output().empty()) tls_->write(session_.output());
+    session_.output().clear();
+    tls_->close();
+    tls_closed_ = true;
+  }
   flush();
-  if (session_.closing() && !send_busy_ && sending_.empty() && session_.output().empty()) {
+  if (session_.closing() && !send_busy_ && sending_.empty() && session_.output().empty() &&
+      (phase_ != TlsPhase::kActive || tls_->output().empty())) {
     begin_close();
   }
   if (!shut_) {
@@ -95,8 +173,22 @@ void Connection::after_io() {
 void Connection::flush() {
   if (send_busy_ || shut_) return;
   if (sending_.empty()) {
-    if (session_.output().empty()) return;
-    sending_.swap(session_.output());
+    if (phase_ == TlsPhase::kActive) {
+      // Replies are encrypted once the handshake is done; until then only
+      // the handshake's own records go out.
+      if (tls_->handshake_done() && !session_.output().empty()) {
+        if (!tls_->write(session_.output())) {
+          begin_close();
+          return;
+        }
+        session_.output().clear();
+      }
+      if (tls_->output().empty()) return;
+      sending_.swap(tls_->output());
+    } else {
+      if (session_.output().empty()) return;
+      sending_.swap(session_.output());
+    }
     sent_ = 0;
   }
   send_busy_ = true;
@@ -128,7 +220,8 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     line = "not queued id=" + env.id + " (" + result_name(r) + ")";
     shard.stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
   }
-  line += " client=" + self->peer_ + " helo=" + env.helo + " from=<" + env.from.to_string() +
+  line += " client=" + self->peer_ + " helo=" + env.helo +
+          (env.tls.empty() ? std::string() : " tls=" + env.tls) + " from=<" + env.from.to_string() +
           "> rcpts=" + std::to_string(env.rcpts.size()) +
           " bytes=" + std::to_string(self->session_.message().size());
   log_line(line);

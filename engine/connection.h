@@ -5,12 +5,14 @@
 // only once no receive, send or spool commit is in flight.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "engine/backend.h"
 #include "engine/shard.h"
 #include "proto/smtp_server.h"
 #include "storage/spool.h"
+#include "tls/session.h"
 
 namespace ringmail::engine {
 
@@ -44,6 +46,14 @@ class Connection {
     Connection* conn = nullptr;
   };
 
+  // Where received bytes go: the SMTP session in clear, the ClientHello
+  // reader (after STARTTLS, or from the start on an implicit TLS port), or
+  // the TLS session.
+  enum class TlsPhase : uint8_t { kClear, kHello, kActive };
+
+  void on_bytes(std::string_view in);
+  void read_hello();
+  void pump_tls();
   void on_recv(const Event& ev);
   void on_send(const Event& ev);
   static void on_commit(storage::Spool::Commit* c, proto::CommitResult r);
@@ -62,6 +72,11 @@ class Connection {
   SendC send_c_;
   CommitReq commit_;
   Timer timer_;
+  TlsPhase phase_ = TlsPhase::kClear;
+  bool implicit_tls_ = false;
+  std::string hello_;  // ClientHello bytes read so far
+  std::unique_ptr<tls::TlsSession> tls_;
+  bool tls_closed_ = false;  // close_notify queued
   std::string sending_;
   size_t sent_ = 0;
   bool recv_armed_ = false;

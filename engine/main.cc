@@ -13,6 +13,9 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <latch>
 #include <thread>
 
@@ -21,10 +24,80 @@
 #include "engine/shard.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tls/cert_store.h"
+#include "tls/ticket_keys.h"
 #include "tls/wolfssl_info.h"
 
 namespace ringmail::engine {
 namespace {
+
+// Writes a self-signed certificate for the host name into <data_dir>/certs
+// (the embedded development configuration), key readable by us only.
+bool write_self_signed(const Config& cfg, std::string* error) {
+  std::string cert, key;
+  if (!tls::make_self_signed(cfg.hostname, std::time(nullptr), 365, &cert, &key, error)) return false;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(cfg.data_dir) / "certs" / cfg.hostname;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    *error = dir.string() + ": " + ec.message();
+    return false;
+  }
+  {
+    std::ofstream k(dir / "privkey.pem");
+    fs::permissions(dir / "privkey.pem", fs::perms::owner_read | fs::perms::owner_write, ec);
+    k << key;
+    std::ofstream(dir / "fullchain.pem") << cert;
+    if (!k) {
+      *error = (dir / "privkey.pem").string() + ": cannot write";
+      return false;
+    }
+  }
+  log_line("tls: made a self-signed certificate for " + cfg.hostname + " in " + dir.string());
+  return true;
+}
+
+// The certificates for TLS, or an error when a listener needs TLS and there
+// is none.
+std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
+                                                 std::shared_ptr<tls::TicketKeys> tickets,
+                                                 std::string* error) {
+  std::vector<std::string> dirs = cfg.tls_cert_dirs;
+  if (cfg.tls_self_signed) dirs.push_back(cfg.data_dir + "/certs");
+  auto load = [&] {
+    std::vector<std::string> problems;
+    auto store = tls::CertStore::load(dirs, std::time(nullptr), tickets, &problems);
+    for (const auto& p : problems) log_line("tls: certificate skipped: " + p);
+    return store;
+  };
+  auto store = load();
+  if (store->empty() && cfg.tls_self_signed) {
+    if (!write_self_signed(cfg, error)) return nullptr;
+    store = load();
+  }
+  std::string where;
+  for (const auto& d : dirs) where += (where.empty() ? "" : ", ") + d;
+  if (store->empty()) {
+    for (const auto& l : cfg.listeners) {
+      if (l.implicit_tls) {
+        *error = "listener " + l.address + " is kind \"submissions\" (TLS) but no certificate was found in " +
+                 (where.empty() ? std::string("tls.cert_dirs (empty)") : where);
+        return nullptr;
+      }
+    }
+    log_line("tls: no certificate found" + (where.empty() ? std::string() : " in " + where) +
+             ": STARTTLS is not offered");
+    return store;
+  }
+  for (const auto& c : store->contexts()) {
+    std::string names;
+    for (const auto& n : c->names()) names += (names.empty() ? "" : ",") + n;
+    log_line("tls: certificate " + c->cert_path() + " for " + names + (c->ecdsa() ? " (ECDSA)" : " (RSA)") +
+             ", expires " + std::to_string((c->not_after() - std::time(nullptr)) / 86400) + " days from now");
+  }
+  return store;
+}
 
 // One SO_REUSEPORT socket per shard and listener, so the kernel spreads
 // connections over the shards without a shared accept queue.
@@ -130,6 +203,13 @@ int run(int argc, char** argv) {
     }
   }
 
+  auto tickets = tls::TicketKeys::create();
+  auto certs = load_certs(*cfg, tickets, &error);
+  if (!certs) {
+    log_line("cannot start: " + error);
+    return 1;
+  }
+
   // Recover the spool before accepting anything.
   storage::PosixFileIo io;
   std::vector<storage::Spool::RecoveredSegment> recovered;
@@ -154,6 +234,7 @@ int run(int argc, char** argv) {
       fds.push_back(fd);
     }
     shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
+    shards.back()->set_certs(certs);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
       return 1;
@@ -181,7 +262,8 @@ int run(int argc, char** argv) {
   }
   std::string addrs;
   for (const auto& l : cfg->listeners) {
-    addrs += " " + l.address + (l.kind == proto::ListenerKind::kSmtp ? "/smtp" : "/submission");
+    addrs += " " + l.address +
+             (l.kind == proto::ListenerKind::kSmtp ? "/smtp" : l.implicit_tls ? "/submissions" : "/submission");
   }
   if (!failed) {
     log_line("ready: " + std::to_string(shards.size()) + " shards on " +

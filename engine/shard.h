@@ -24,6 +24,7 @@
 #include "storage/maildir.h"
 #include "storage/spool.h"
 #include "storage/unique_clock.h"
+#include "tls/cert_store.h"
 
 namespace ringmail::engine {
 
@@ -80,6 +81,9 @@ class Shard final : public proto::SmtpHost {
   const std::string& error() const { return error_; }
   BackendKind backend_kind() const { return backend_kind_; }
 
+  // Before run(), on the main thread: the certificates new TLS sessions use
+  // (null or empty: no STARTTLS, and implicit TLS ports close at once).
+  void set_certs(std::shared_ptr<const tls::CertStore> certs) { certs_ = std::move(certs); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -165,6 +169,7 @@ class Shard final : public proto::SmtpHost {
   std::vector<std::unique_ptr<SpscQueue<ShardMessage>>> inboxes_;
   DoorbellC doorbell_;
 
+  std::shared_ptr<const tls::CertStore> certs_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
   std::unique_ptr<storage::MaildirDelivery> maildir_;

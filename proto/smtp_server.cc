@@ -70,8 +70,11 @@ struct SmtpServer::Handler {
          }},
         {Verb::kExpn, nullptr,
          [](SmtpServer& s, std::string_view) { s.error("502 5.5.1 EXPN not supported"); }},
-        {Verb::kStarttls, nullptr,
-         [](SmtpServer& s, std::string_view) { s.error("502 5.5.1 Command not implemented"); }},
+        {Verb::kStarttls, [](SmtpServer& s, std::string_view a) { return s.check_starttls(a); },
+         [](SmtpServer& s, std::string_view) {
+           s.reply("220 2.0.0 Ready to start TLS");
+           s.state_ = State::kStartTls;  // process() discards what follows
+         }},
         {Verb::kAuth, nullptr,
          [](SmtpServer& s, std::string_view) { s.error("502 5.5.1 Command not implemented"); }},
         {Verb::kHttp, nullptr,
@@ -127,7 +130,7 @@ void SmtpServer::reset_transaction() {
 }
 
 void SmtpServer::feed(std::string_view in) {
-  if (state_ == State::kClosed) return;
+  if (state_ == State::kClosed || state_ == State::kStartTls) return;
   if (pending_.empty()) {
     size_t used = process(in);
     if (used < in.size()) pending_.append(in.substr(used));
@@ -136,7 +139,7 @@ void SmtpServer::feed(std::string_view in) {
     size_t used = process(pending_);
     pending_.erase(0, used);
   }
-  if (state_ == State::kClosed) {
+  if (state_ == State::kClosed || state_ == State::kStartTls) {
     pending_.clear();
   } else if (pending_.size() > kPendingBytesMax) {
     close_with("421 4.7.0 Too much unanswered input, closing connection");
@@ -148,6 +151,7 @@ size_t SmtpServer::process(std::string_view in) {
   while (pos < in.size()) {
     switch (state_) {
       case State::kClosed:
+      case State::kStartTls:
         return in.size();
       case State::kAwaitCommit:
         return pos;
@@ -239,7 +243,38 @@ void SmtpServer::do_helo(std::string_view args, bool extended) {
   out_ += "250-8BITMIME\r\n";
   out_ += "250-SMTPUTF8\r\n";
   out_ += "250-ENHANCEDSTATUSCODES\r\n";
+  if (params_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
   out_ += "250 CHUNKING\r\n";
+}
+
+bool SmtpServer::check_starttls(std::string_view args) {
+  if (tls_active_) {
+    error("503 5.5.1 TLS already active");
+    return false;
+  }
+  if (!params_.starttls_offered) {
+    error("454 4.7.0 TLS not available");
+    return false;
+  }
+  if (!args.empty()) {
+    error("501 5.5.4 Syntax: STARTTLS");
+    return false;
+  }
+  if (in_transaction()) {
+    error("503 5.5.1 MAIL transaction in progress");
+    return false;
+  }
+  return true;
+}
+
+void SmtpServer::tls_started(const TlsInfo& info) {
+  tls_active_ = true;
+  tls_ = info;
+  reset_transaction();
+  greeted_ = false;
+  extended_ = false;
+  env_.helo.clear();
+  if (state_ == State::kStartTls) state_ = State::kCommand;
 }
 
 bool SmtpServer::parse_path_or_reply(std::string_view args, bool is_mail) {
@@ -386,12 +421,15 @@ void SmtpServer::begin_message() {
   env_.id = host_.new_message_id();
   env_.arrival_unix = host_.now_unix();
   env_.client = params_.client_literal;
+  env_.tls = tls_active_ ? tls_.version + " " + tls_.cipher : std::string();
   message_.clear();
   // RFC 5321 4.4 trace header. "for" only names a single recipient, so a
   // message to several does not disclose the others.
   message_ += "Received: from " + env_.helo + " (" + params_.client_literal + ")\r\n\tby " +
-              params_.hostname + " (ringmail) with " + (extended_ ? "ESMTP" : "SMTP") + " id " +
-              env_.id + "\r\n\t";
+              params_.hostname + " (ringmail) with " +
+              (extended_ ? (tls_active_ ? "ESMTPS" : "ESMTP") : "SMTP") +
+              (tls_active_ ? " (" + tls_.version + ":" + tls_.cipher + ")" : std::string()) +
+              " id " + env_.id + "\r\n\t";
   if (env_.rcpts.size() == 1) message_ += "for <" + env_.rcpts[0].to_string() + ">; ";
   message_ += rfc5322_date(env_.arrival_unix) + "\r\n";
 }

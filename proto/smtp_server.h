@@ -35,6 +35,14 @@ struct SessionParams {
   SessionLimits limits;
   ListenerKind kind = ListenerKind::kSmtp;
   std::string client_literal;  // "[192.0.2.1]" or "[IPv6:2001:db8::1]"
+  // A certificate is there: EHLO offers STARTTLS (until TLS is active).
+  bool starttls_offered = false;
+};
+
+// The TLS a session runs over, once it does.
+struct TlsInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;   // "TLS13-CHACHA20-POLY1305-SHA256"
 };
 
 // What the engine provides to a session. Calls never block.
@@ -58,6 +66,7 @@ struct Envelope {
   std::vector<Address> rcpts;
   bool smtputf8 = false;
   bool body_8bit = false;
+  std::string tls;  // "TLSv1.3 TLS13-..." when received over TLS, else empty
 };
 
 enum class CommitResult { kOk, kTempFail, kNoSpace };
@@ -98,6 +107,15 @@ class SmtpServer {
   // Reports the commit; writes 250 or 451/452 and resumes buffered input.
   void commit_done(CommitResult result);
 
+  // The 220 to STARTTLS is queued: send output() in clear, then hand every
+  // further byte to TLS. Input after the STARTTLS line was discarded (a
+  // client must not pipeline past it; RFC 3207, CVE-2011-0411).
+  bool starting_tls() const { return state_ == State::kStartTls; }
+  // The TLS handshake finished (after STARTTLS, or at once on an implicit
+  // TLS port): the session starts over, waiting for EHLO.
+  void tls_started(const TlsInfo& info);
+  bool tls_active() const { return tls_active_; }
+
   // True while reading message content (the engine picks the data timeout).
   bool in_data() const { return state_ == State::kData || state_ == State::kBdat; }
   bool in_transaction() const { return mail_given_ || state_ != State::kCommand; }
@@ -114,7 +132,7 @@ class SmtpServer {
   struct Handler;
 
  private:
-  enum class State : uint8_t { kCommand, kData, kBdat, kAwaitCommit, kClosed };
+  enum class State : uint8_t { kCommand, kData, kBdat, kAwaitCommit, kStartTls, kClosed };
 
   size_t process(std::string_view in);
   void handle_line(std::string_view line);
@@ -136,6 +154,7 @@ class SmtpServer {
   bool in_mail_transaction();
   bool check_rcpt(std::string_view args);
   void do_rcpt();
+  bool check_starttls(std::string_view args);
   bool check_data(std::string_view args);
   void do_data();
   void do_bdat(std::string_view args);
@@ -153,6 +172,8 @@ class SmtpServer {
   bool bdat_used_ = false;
   bool shutdown_requested_ = false;
   uint32_t errors_ = 0;
+  bool tls_active_ = false;
+  TlsInfo tls_;
   std::string bdat_error_;   // reply to give once a rejected BDAT chunk is read
   PathArgs path_;            // MAIL/RCPT arguments parsed by check, used by proceed
   Envelope env_;

@@ -8,6 +8,7 @@ namespace ringmail::proto {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class FakeHost : public SmtpHost {
@@ -24,8 +25,9 @@ class FakeHost : public SmtpHost {
 class Dialog : public ::testing::Test {
  protected:
   void SetUp() override { make(ListenerKind::kSmtp); }
-  void make(ListenerKind kind) {
+  void make(ListenerKind kind, bool starttls = false) {
     SessionParams p;
+    p.starttls_offered = starttls;
     p.hostname = "mx.test";
     p.kind = kind;
     p.client_literal = "[127.0.0.1]";
@@ -54,6 +56,43 @@ class Dialog : public ::testing::Test {
   FakeHost host;
   std::unique_ptr<SmtpServer> s;
 };
+
+TEST_F(Dialog, StarttlsNotOffered) {
+  EXPECT_THAT(say("EHLO c.example\r\n"), Not(HasSubstr("STARTTLS")));
+  EXPECT_EQ(say("STARTTLS\r\n"), "454 4.7.0 TLS not available\r\n");
+}
+
+// RFC 3207: the server discards what was pipelined after STARTTLS (the
+// CVE-2011-0411 injection), and the client starts over with EHLO.
+TEST_F(Dialog, StarttlsDiscardsPipelinedInputAndResets) {
+  make(ListenerKind::kSmtp, true);
+  EXPECT_THAT(say("EHLO c.example\r\n"), HasSubstr("250-STARTTLS\r\n"));
+  EXPECT_EQ(say("STARTTLS x\r\n"), "501 5.5.4 Syntax: STARTTLS\r\n");
+  EXPECT_EQ(say("STARTTLS\r\nMAIL FROM:<evil@src.example>\r\nRCPT TO:<bob@example.test>\r\n"),
+            "220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_TRUE(s->starting_tls());
+  EXPECT_EQ(say("more plaintext\r\n"), "");  // the engine would not even pass it
+  s->tls_started(TlsInfo{"TLSv1.3", "TLS13-AES128-GCM-SHA256"});
+  EXPECT_TRUE(s->tls_active());
+  EXPECT_EQ(say("MAIL FROM:<a@src.example>\r\n"), "503 5.5.1 Send HELO/EHLO first\r\n");
+  const std::string ehlo = say("EHLO c.example\r\n");
+  EXPECT_THAT(ehlo, Not(HasSubstr("STARTTLS")));
+  EXPECT_EQ(say("STARTTLS\r\n"), "503 5.5.1 TLS already active\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@src.example>\r\n"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<bob@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  say("Subject: x\r\n\r\nhi\r\n.\r\n");
+  ASSERT_TRUE(s->awaiting_commit());
+  EXPECT_THAT(s->message(), HasSubstr("with ESMTPS (TLSv1.3:TLS13-AES128-GCM-SHA256) id "));
+  EXPECT_EQ(s->envelope().tls, "TLSv1.3 TLS13-AES128-GCM-SHA256");
+}
+
+TEST_F(Dialog, StarttlsRefusedInsideATransaction) {
+  make(ListenerKind::kSmtp, true);
+  greet_and_envelope();
+  EXPECT_EQ(say("STARTTLS\r\n"), "503 5.5.1 MAIL transaction in progress\r\n");
+  EXPECT_FALSE(s->starting_tls());
+}
 
 TEST_F(Dialog, EhloAdvertises) {
   EXPECT_EQ(say("EHLO c.example\r\n"),
@@ -239,7 +278,7 @@ TEST_F(Dialog, Timeout) {
 }
 
 TEST_F(Dialog, SimpleVerbs) {
-  EXPECT_EQ(say("NOOP\r\nRSET\r\nHELP\r\nVRFY x\r\nEXPN x\r\nSTARTTLS\r\nQUIT\r\nNOOP\r\n"),
+  EXPECT_EQ(say("NOOP\r\nRSET\r\nHELP\r\nVRFY x\r\nEXPN x\r\nAUTH PLAIN\r\nQUIT\r\nNOOP\r\n"),
             "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n214 2.0.0 See RFC 5321\r\n252 2.0.0 Cannot VRFY user, "
             "but will accept message and attempt delivery\r\n502 5.5.1 EXPN not supported\r\n"
             "502 5.5.1 Command not implemented\r\n221 2.0.0 Bye\r\n");

@@ -78,7 +78,7 @@ class Ringmaild:
 
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
-                 data_dir=None, extra_args=()):
+                 data_dir=None, extra_args=(), tls_cert_dirs=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +100,10 @@ class Ringmaild:
         self.clients = []
         self.starts = 0
         self.extra_args = list(extra_args)
+        # With certificate directories: STARTTLS on the smtp and submission
+        # listeners, and an implicit TLS ("submissions") listener on smtps_port.
+        self.tls_cert_dirs = list(tls_cert_dirs) if tls_cert_dirs else None
+        self.smtps_port = None
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -122,6 +126,12 @@ class Ringmaild:
             f'address = "127.0.0.1:{self.sub_port}"',
             'kind = "submission"',
             "",
+        ]
+        if self.tls_cert_dirs:
+            lines += ["[[listener]]", f'address = "127.0.0.1:{self.smtps_port}"',
+                      'kind = "submissions"', "", "[tls]",
+                      f"cert_dirs = {toml_value([str(d) for d in self.tls_cert_dirs])}", ""]
+        lines += [
             "[limits]",
         ]
         for k, v in self.limits.items():
@@ -140,6 +150,8 @@ class Ringmaild:
                 self.port = free_port(socket.AF_INET, "127.0.0.1")
                 self.port6 = free_port(socket.AF_INET6, "::1")
                 self.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+                if self.tls_cert_dirs:
+                    self.smtps_port = free_port(socket.AF_INET, "127.0.0.1")
             self.write_config()
             self._log = open(self.log_path, "ab")
             self._log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())
@@ -165,6 +177,8 @@ class Ringmaild:
         pending = [(socket.AF_INET, "127.0.0.1", self.port),
                    (socket.AF_INET6, "::1", self.port6),
                    (socket.AF_INET, "127.0.0.1", self.sub_port)]
+        if self.smtps_port:
+            pending.append((socket.AF_INET, "127.0.0.1", self.smtps_port))
         while pending:
             rc = self.proc.poll()
             if rc is not None:

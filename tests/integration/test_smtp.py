@@ -195,10 +195,16 @@ def test_quit_before_ehlo(server):
     c.expect_closed()
 
 
-@pytest.mark.parametrize("line", ["STARTTLS", "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "AUTH LOGIN"])
-def test_starttls_auth_not_implemented(server, line):
+@pytest.mark.parametrize("line", ["AUTH PLAIN AGFsaWNlAHNlY3JldA==", "AUTH LOGIN"])
+def test_auth_not_implemented(server, line):
     c = session(server)
     c.expect(line, "502 5.5.1 Command not implemented")
+    c.expect("NOOP", "250 2.0.0 Ok")
+
+
+def test_starttls_without_certificate(server):
+    c = session(server)
+    c.expect("STARTTLS", "454 4.7.0 TLS not available")
     c.expect("NOOP", "250 2.0.0 Ok")
 
 

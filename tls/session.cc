@@ -1,0 +1,106 @@
+#include "tls/session.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+namespace ringmail::tls {
+
+TlsSession::TlsSession(std::shared_ptr<const TlsContext> ctx) : ctx_(std::move(ctx)) {
+  ssl_ = wolfSSL_new(ctx_->raw());
+  if (ssl_ == nullptr) {
+    error_ = "cannot create a TLS session";
+    return;
+  }
+  wolfSSL_SSLSetIORecv(ssl_, &TlsSession::on_recv);
+  wolfSSL_SSLSetIOSend(ssl_, &TlsSession::on_send);
+  wolfSSL_SetIOReadCtx(ssl_, this);
+  wolfSSL_SetIOWriteCtx(ssl_, this);
+}
+
+TlsSession::~TlsSession() {
+  if (ssl_ != nullptr) wolfSSL_free(ssl_);
+}
+
+int TlsSession::on_recv(WOLFSSL*, char* buf, int sz, void* p) {
+  auto* self = static_cast<TlsSession*>(p);
+  const size_t avail = self->in_.size() - self->in_pos_;
+  if (avail == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+  const size_t n = avail < static_cast<size_t>(sz) ? avail : static_cast<size_t>(sz);
+  self->in_.copy(buf, n, self->in_pos_);
+  self->in_pos_ += n;
+  if (self->in_pos_ == self->in_.size()) {
+    self->in_.clear();
+    self->in_pos_ = 0;
+  }
+  return static_cast<int>(n);
+}
+
+int TlsSession::on_send(WOLFSSL*, char* buf, int sz, void* p) {
+  static_cast<TlsSession*>(p)->out_.append(buf, static_cast<size_t>(sz));
+  return sz;
+}
+
+void TlsSession::feed(std::string_view in) {
+  if (in_pos_ > 0 && in_pos_ * 2 > in_.size()) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+  in_.append(in);
+}
+
+TlsSession::Status TlsSession::fail(int ret) {
+  const int err = wolfSSL_get_error(ssl_, ret);
+  if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) return Status::kOk;
+  if (err == WOLFSSL_ERROR_ZERO_RETURN) return Status::kClosed;
+  char buf[128];
+  wolfSSL_ERR_error_string_n(static_cast<unsigned long>(err), buf, sizeof buf);
+  error_ = buf;
+  return Status::kError;
+}
+
+TlsSession::Status TlsSession::pump(std::string* plain) {
+  if (ssl_ == nullptr) return Status::kError;
+  if (!handshake_done_) {
+    const int r = wolfSSL_accept(ssl_);
+    if (r != WOLFSSL_SUCCESS) return fail(r);
+    handshake_done_ = true;
+  }
+  char buf[16384];
+  while (true) {
+    const int n = wolfSSL_read(ssl_, buf, sizeof buf);
+    if (n <= 0) return fail(n);
+    plain->append(buf, static_cast<size_t>(n));
+  }
+}
+
+bool TlsSession::write(std::string_view plain) {
+  if (ssl_ == nullptr || !handshake_done_) return false;
+  while (!plain.empty()) {
+    const int chunk = plain.size() > 16384 ? 16384 : static_cast<int>(plain.size());
+    const int n = wolfSSL_write(ssl_, plain.data(), chunk);
+    if (n <= 0) {
+      fail(n);
+      return false;
+    }
+    plain.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void TlsSession::close() {
+  if (ssl_ != nullptr && handshake_done_) wolfSSL_shutdown(ssl_);
+}
+
+std::string TlsSession::version() const {
+  const char* v = ssl_ != nullptr ? wolfSSL_get_version(ssl_) : nullptr;
+  return v != nullptr ? v : "";
+}
+
+std::string TlsSession::cipher() const {
+  const char* c = ssl_ != nullptr ? wolfSSL_get_cipher_name(ssl_) : nullptr;
+  return c != nullptr ? c : "";
+}
+
+bool TlsSession::resumed() const { return ssl_ != nullptr && wolfSSL_session_reused(ssl_) == 1; }
+
+}  // namespace ringmail::tls

@@ -1,0 +1,71 @@
+// One server-side TLS session driven as a byte transformer: ciphertext from
+// the peer goes in with feed(), plaintext comes out of pump(); plaintext to
+// send goes in with write(), ciphertext to send comes out of output().
+// wolfSSL sees only these buffers through its I/O callbacks: it never gets a
+// file descriptor and the callbacks make no syscall, so the engine keeps all
+// socket I/O on its ring.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tls/context.h"
+
+struct WOLFSSL;
+
+namespace ringmail::tls {
+
+class TlsSession {
+ public:
+  enum class Status {
+    kOk,       // progress made or more bytes needed
+    kClosed,   // the peer sent close_notify
+    kError,    // handshake or record error: drop the connection
+  };
+
+  explicit TlsSession(std::shared_ptr<const TlsContext> ctx);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Ciphertext received from the peer.
+  void feed(std::string_view in);
+  // Runs the handshake as far as the input allows, then decrypts every
+  // complete record, appending the plaintext to *plain.
+  Status pump(std::string* plain);
+  bool handshake_done() const { return handshake_done_; }
+
+  // Encrypts `plain` into output(). False on error (session unusable).
+  bool write(std::string_view plain);
+  // Starts an orderly close (close_notify into output()).
+  void close();
+
+  // Ciphertext to send; the caller sends it and erases what was sent.
+  std::string& output() { return out_; }
+
+  // After the handshake: "TLSv1.3", the cipher suite name, and whether a
+  // ticket resumed an earlier session.
+  std::string version() const;
+  std::string cipher() const;
+  bool resumed() const;
+  const TlsContext& context() const { return *ctx_; }
+  // The last wolfSSL error, for the log.
+  const std::string& error() const { return error_; }
+
+ private:
+  static int on_recv(WOLFSSL* ssl, char* buf, int sz, void* self);
+  static int on_send(WOLFSSL* ssl, char* buf, int sz, void* self);
+  Status fail(int ret);
+
+  std::shared_ptr<const TlsContext> ctx_;
+  WOLFSSL* ssl_ = nullptr;
+  std::string in_;
+  size_t in_pos_ = 0;
+  std::string out_;
+  bool handshake_done_ = false;
+  std::string error_;
+};
+
+}  // namespace ringmail::tls
