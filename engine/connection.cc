@@ -242,6 +242,14 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
 
 void Connection::on_timeout(TimerEntry* t) {
   Connection* self = static_cast<Timer*>(t)->conn;
+  if (self->phase_ == TlsPhase::kHello ||
+      (self->phase_ == TlsPhase::kActive && !self->tls_->handshake_done())) {
+    // No TLS yet on a connection that must speak it: a reply in clear would
+    // be garbage to the client; just close.
+    log_line("tls client=" + self->peer_ + ": handshake timed out");
+    self->begin_close();
+    return;
+  }
   self->session_.timeout();
   self->after_io();
   self->maybe_finish();
