@@ -207,9 +207,11 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
         }
       }
       if (const toml::node* b = tt->get("self_signed")) {
-        auto v = b->value<bool>();
-        if (!v) throw ConfigError{where(source, *b, "tls.self_signed") + ": must be true or false"};
-        cfg->tls_self_signed = *v;
+        const auto* v = b->as_boolean();
+        if (v == nullptr) {
+          throw ConfigError{where(source, *b, "tls.self_signed") + ": must be true or false"};
+        }
+        cfg->tls_self_signed = v->get();
       }
     }
     if (const toml::node* n = t.get("limits")) {

@@ -27,10 +27,29 @@ TEST(Config, DevConfigParses) {
   auto c = parse_config(kDevConfig, "dev", &err);
   ASSERT_NE(c, nullptr) << err;
   EXPECT_EQ(c->hostname, "localhost.example.test");
-  EXPECT_EQ(c->listeners.size(), 4u);
+  ASSERT_EQ(c->listeners.size(), 6u);
   EXPECT_EQ(c->listeners[3].kind, proto::ListenerKind::kSubmission);
+  EXPECT_FALSE(c->listeners[3].implicit_tls);
+  EXPECT_EQ(c->listeners[4].address, "127.0.0.1:2465");
+  EXPECT_TRUE(c->listeners[4].implicit_tls);
+  EXPECT_TRUE(c->tls_self_signed);
+  EXPECT_TRUE(c->tls_cert_dirs.empty());
   EXPECT_TRUE(c->local_domains.count("example.test"));
   EXPECT_GE(c->threads, 1u);
+}
+
+TEST(Config, TlsTable) {
+  std::string err;
+  auto c = parse_config(std::string(kBase) + "[tls]\ncert_dirs = [\"/etc/letsencrypt\", \"/c\"]\n",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  EXPECT_EQ(c->tls_cert_dirs, (std::vector<std::string>{"/etc/letsencrypt", "/c"}));
+  EXPECT_FALSE(c->tls_self_signed);
+  EXPECT_EQ(err_of(std::string(kBase) + "[tls]\ncert_dirs = \"/x\"\n"),
+            "t.toml:7: tls.cert_dirs: must be an array");
+  EXPECT_EQ(err_of(std::string(kBase) + "[tls]\ncerts = []\n"), "t.toml:7: tls.certs: unknown key");
+  EXPECT_EQ(err_of(std::string(kBase) + "[tls]\nself_signed = 1\n"),
+            "t.toml:7: tls.self_signed: must be true or false");
 }
 
 TEST(Config, LimitsAndDomains) {
