@@ -12,6 +12,7 @@ namespace ringmail::engine {
 const char* const kDevConfig = R"(# embedded development configuration
 hostname = "localhost.example.test"
 data_dir = "./var"
+domains_dir = "./var/domains"
 local_domains = ["example.test"]
 
 [[listener]]
@@ -121,7 +122,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits", "maildir_sync", "tls"});
+                "limits", "maildir_sync", "tls", "domains_dir", "auth"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -190,6 +191,27 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
                           ": must be smtp, submission or submissions"};
       }
       cfg->listeners.push_back(std::move(l));
+    }
+    cfg->domains_dir = get_string(source, t, "domains_dir", cfg->domains_dir);
+    if (const toml::node* n = t.get("auth")) {
+      const toml::table* at = n->as_table();
+      if (at == nullptr) throw ConfigError{where(source, *n, "auth") + ": must be a table"};
+      check_keys(source, *at, "auth.", {"sender_policy", "failures_max", "failure_delay_ms"});
+      const std::string policy = get_string(source, *at, "sender_policy", "own");
+      if (policy == "own") {
+        cfg->sender_policy = proto::SenderPolicy::kOwn;
+      } else if (policy == "domain") {
+        cfg->sender_policy = proto::SenderPolicy::kDomain;
+      } else if (policy == "any") {
+        cfg->sender_policy = proto::SenderPolicy::kAny;
+      } else {
+        throw ConfigError{where(source, *at->get("sender_policy"), "auth.sender_policy") +
+                          ": must be own, domain or any"};
+      }
+      cfg->auth_failures_max = static_cast<uint32_t>(
+          get_uint(source, *at, "auth.", "failures_max", cfg->auth_failures_max, 1, 1000));
+      cfg->auth_failure_delay_ms = static_cast<uint32_t>(get_uint(
+          source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
     }
     if (const toml::node* n = t.get("tls")) {
       const toml::table* tt = n->as_table();

@@ -40,6 +40,14 @@ struct Config {
   // or in tls_cert_dirs, make a self-signed one for `hostname` in it (the
   // embedded development configuration does).
   bool tls_self_signed = false;
+  // One folder per domain: <domains_dir>/<domain>/users (storage/userdb.h).
+  std::string domains_dir = "/etc/ringmail/domains";
+  proto::SenderPolicy sender_policy = proto::SenderPolicy::kOwn;
+  // Failed AUTH attempts per client address (per shard) before 421 and
+  // close; each failure's 535 is held back failure_delay_ms times the count
+  // so far (at most 5 times).
+  uint32_t auth_failures_max = 5;
+  uint32_t auth_failure_delay_ms = 1000;
   proto::SessionLimits limits;
   uint32_t command_timeout_s = 300;
   uint32_t data_timeout_s = 600;

@@ -17,6 +17,8 @@ proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std:
   p.kind = l.kind;
   p.client_literal = std::move(client);
   p.starttls_offered = have_certs && !l.implicit_tls;
+  p.auth_offered = have_certs;  // AUTH needs TLS
+  p.sender_policy = cfg.sender_policy;
   return p;
 }
 
@@ -33,7 +35,7 @@ const char* result_name(proto::CommitResult r) {
 Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
                        std::string client_literal, std::string peer)
     : shard_(shard), fd_(fd), peer_(std::move(peer)),
-      session_(params_for(*shard.cfg_, listener, std::move(client_literal),
+      session_(params_for(*shard.cfg_, listener, client_literal,
                           shard.certs_ && !shard.certs_->empty()),
                shard),
       implicit_tls_(listener.implicit_tls) {
@@ -43,6 +45,11 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
   commit_.done = &Connection::on_commit;
   timer_.conn = this;
   timer_.fire = &Connection::on_timeout;
+  client_literal_ = std::move(client_literal);
+  auth_.conn = this;
+  auth_.on_result = &Connection::on_auth;
+  auth_delay_.conn = this;
+  auth_delay_.fire = &Connection::on_auth_delay;
 }
 
 void Connection::start() {
@@ -141,6 +148,10 @@ void Connection::on_recv(const Event& ev) {
 }
 
 void Connection::after_io() {
+  if (session_.awaiting_auth() && !auth_busy_ && !auth_delay_pending_ && !shut_) {
+    auth_busy_ = true;
+    shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
+  }
   if (session_.awaiting_commit() && !commit_busy_) {
     commit_busy_ = true;
     shard_.last_commit_ms_ = Shard::mono_ms();
@@ -221,7 +232,9 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     shard.stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
   }
   line += " client=" + self->peer_ + " helo=" + env.helo +
-          (env.tls.empty() ? std::string() : " tls=" + env.tls) + " from=<" + env.from.to_string() +
+          (env.tls.empty() ? std::string() : " tls=" + env.tls) +
+          (env.auth_user.empty() ? std::string() : " auth=" + env.auth_user) +
+          " from=<" + env.from.to_string() +
           "> rcpts=" + std::to_string(env.rcpts.size()) +
           " bytes=" + std::to_string(self->session_.message().size());
   log_line(line);
@@ -236,6 +249,49 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     shard.deliver(job);
   }
   self->session_.commit_done(r);
+  self->after_io();
+  self->maybe_finish();
+}
+
+void Connection::on_auth(Authenticator::Check* c, bool ok) {
+  Connection* self = static_cast<AuthC*>(c)->conn;
+  self->auth_busy_ = false;
+  if (self->shut_) {
+    self->maybe_finish();
+    return;
+  }
+  const std::string user = c->user.empty() ? "-" : c->user;
+  if (ok) {
+    log_line("auth ok user=" + user + " client=" + self->peer_);
+    self->session_.auth_done(true, c->user);
+  } else {
+    const Config& cfg = *self->shard_.cfg_;
+    const uint32_t n = self->shard_.auth_->note_failure(self->client_literal_, self->shard_.clock_s());
+    log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
+             " from this address in 10 minutes)");
+    if (n > cfg.auth_failures_max) {
+      self->session_.terminate("421 4.7.0 Too many failed authentications, closing connection");
+    } else {
+      // Hold the 535 back: n seconds at the default delay (one-second
+      // timer slots), at most 5 times the delay.
+      const uint64_t ms = uint64_t{cfg.auth_failure_delay_ms} * (n < 5 ? n : 5);
+      if (ms == 0) {
+        self->session_.auth_done(false, "");
+      } else {
+        self->auth_delay_pending_ = true;
+        self->shard_.wheel_.schedule(&self->auth_delay_,
+                                     self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
+      }
+    }
+  }
+  self->after_io();
+  self->maybe_finish();
+}
+
+void Connection::on_auth_delay(TimerEntry* t) {
+  Connection* self = static_cast<Timer*>(t)->conn;
+  self->auth_delay_pending_ = false;
+  self->session_.auth_done(false, "");
   self->after_io();
   self->maybe_finish();
 }
@@ -267,6 +323,10 @@ void Connection::begin_close() {
   if (!shut_) {
     shut_ = true;
     shard_.wheel_.cancel(&timer_);
+    if (auth_delay_pending_) {
+      shard_.wheel_.cancel(&auth_delay_);
+      auth_delay_pending_ = false;
+    }
     // Wakes a pending multishot receive with end of stream, so it finishes.
     ::shutdown(fd_, SHUT_RDWR);
   }
@@ -274,7 +334,7 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_) return;
+  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_) return;
   retired_ = true;
   shard_.retire(this);
 }

@@ -45,6 +45,9 @@ class Connection {
   struct Timer : TimerEntry {
     Connection* conn = nullptr;
   };
+  struct AuthC : Authenticator::Check {
+    Connection* conn = nullptr;
+  };
 
   // Where received bytes go: the SMTP session in clear, the ClientHello
   // reader (after STARTTLS, or from the start on an implicit TLS port), or
@@ -58,6 +61,8 @@ class Connection {
   void on_send(const Event& ev);
   static void on_commit(storage::Spool::Commit* c, proto::CommitResult r);
   static void on_timeout(TimerEntry* t);
+  static void on_auth(Authenticator::Check* c, bool ok);
+  static void on_auth_delay(TimerEntry* t);
   void after_io();
   void flush();
   void arm_recv();
@@ -72,6 +77,11 @@ class Connection {
   SendC send_c_;
   CommitReq commit_;
   Timer timer_;
+  std::string client_literal_;  // "[192.0.2.1]": failures are counted per address
+  AuthC auth_;
+  Timer auth_delay_;  // holds back a 535
+  bool auth_busy_ = false;
+  bool auth_delay_pending_ = false;
   TlsPhase phase_ = TlsPhase::kClear;
   bool implicit_tls_ = false;
   std::string hello_;  // ClientHello bytes read so far

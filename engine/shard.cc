@@ -107,10 +107,12 @@ int Shard::open_spool() {
   spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_,
                                             cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
+  auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir);
   maildir_ = std::make_unique<storage::MaildirDelivery>(
       file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
       cfg_->maildir_sync_batch ? storage::MaildirDelivery::SyncMode::kBatch
-                               : storage::MaildirDelivery::SyncMode::kPerFile);
+                               : storage::MaildirDelivery::SyncMode::kPerFile,
+      [this](const std::string& domain) { return is_local_domain(domain); });
   return 0;
 }
 
@@ -411,6 +413,14 @@ void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
       return;
     }
     self->retry_later(job);
+    return;
+  }
+  if (!job->remote.empty()) {
+    std::string to;
+    for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
+    log_line("queued id=" + env.id + " for outbound delivery to " + to +
+             " (outbound delivery is not built yet: the message stays in the spool)");
+    delete job;
     return;
   }
   self->stats_.messages_delivered.fetch_add(1, std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/auth.h"
 #include "engine/backend.h"
 #include "engine/config.h"
 #include "engine/spsc.h"
@@ -170,6 +171,7 @@ class Shard final : public proto::SmtpHost {
   DoorbellC doorbell_;
 
   std::shared_ptr<const tls::CertStore> certs_;
+  std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
   std::unique_ptr<storage::MaildirDelivery> maildir_;

@@ -112,7 +112,8 @@ class UringBackend final : public Backend {
       return;
     }
     if (!pool_) {
-      // Two workers: a segment's zero-fill must not hold up a delivery's syncfs.
+      // A few workers: a segment's zero-fill or a password check must not
+      // hold up a delivery's syncfs.
       pool_ = std::make_unique<BlockingPool>(kPoolWorkers);
       io_uring_sqe* sqe = get_sqe();
       io_uring_prep_poll_multishot(sqe, pool_->event_fd(), POLLIN);
@@ -235,7 +236,7 @@ class UringBackend final : public Backend {
   char msg_ring_mark_ = 0;  // addresses used as user_data tags
   char efd_mark_ = 0;
   char pool_mark_ = 0;
-  static constexpr int kPoolWorkers = 2;
+  static constexpr int kPoolWorkers = 3;
   std::unique_ptr<BlockingPool> pool_;  // all but fsync; started on first use
 };
 

@@ -75,8 +75,8 @@ struct SmtpServer::Handler {
            s.reply("220 2.0.0 Ready to start TLS");
            s.state_ = State::kStartTls;  // process() discards what follows
          }},
-        {Verb::kAuth, nullptr,
-         [](SmtpServer& s, std::string_view) { s.error("502 5.5.1 Command not implemented"); }},
+        {Verb::kAuth, [](SmtpServer& s, std::string_view a) { return s.check_auth(a); },
+         [](SmtpServer& s, std::string_view a) { s.do_auth(a); }},
         {Verb::kHttp, nullptr,
          [](SmtpServer& s, std::string_view) {
            s.close_with("500 5.5.1 This is an SMTP server, not HTTP");
@@ -154,6 +154,7 @@ size_t SmtpServer::process(std::string_view in) {
       case State::kStartTls:
         return in.size();
       case State::kAwaitCommit:
+      case State::kAwaitAuth:
         return pos;
       case State::kData:
       case State::kBdat: {
@@ -173,6 +174,9 @@ size_t SmtpServer::process(std::string_view in) {
         }
         break;
       }
+      case State::kAuthPlain:
+      case State::kAuthLoginUser:
+      case State::kAuthLoginPass:
       case State::kCommand: {
         std::string_view rest = in.substr(pos);
         size_t lf = rest.find('\n');
@@ -206,6 +210,10 @@ size_t SmtpServer::process(std::string_view in) {
 }
 
 void SmtpServer::handle_line(std::string_view line) {
+  if (in_auth_exchange()) {
+    auth_response(line);
+    return;
+  }
   if (shutdown_requested_ && !in_transaction()) {
     close_with("421 4.3.2 Service shutting down");
     return;
@@ -244,6 +252,7 @@ void SmtpServer::do_helo(std::string_view args, bool extended) {
   out_ += "250-SMTPUTF8\r\n";
   out_ += "250-ENHANCEDSTATUSCODES\r\n";
   if (params_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
+  if (params_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
   out_ += "250 CHUNKING\r\n";
 }
 
@@ -306,12 +315,16 @@ bool SmtpServer::check_mail(std::string_view args) {
     error("503 5.5.1 Sender already given");
     return false;
   }
-  if (params_.kind == ListenerKind::kSubmission) {
-    // Submission (RFC 6409) requires AUTH, which needs TLS (next milestone).
+  if (params_.kind == ListenerKind::kSubmission && auth_user_.empty()) {
+    // Submission (RFC 6409, 8314) is for authenticated users only.
     error("530 5.7.0 Authentication required");
     return false;
   }
   if (!parse_path_or_reply(args, true)) return false;
+  if (!auth_user_.empty() && !sender_allowed(path_.address)) {
+    error("550 5.7.1 Sender address not allowed for " + auth_user_);
+    return false;
+  }
   bool smtputf8 = false;
   for (const auto& [key, value] : path_.params) {
     if (iequals(key, "SIZE")) {
@@ -383,10 +396,14 @@ bool SmtpServer::check_rcpt(std::string_view args) {
   }
   Address& a = path_.address;
   if (a.domain.empty()) a.domain = std::string(host_.primary_domain());  // <postmaster>
-  // Relay policy: port 25 takes mail for local domains only (RFC 5321 3.6.2).
+  // Relay policy: without AUTH, mail for local domains only (RFC 5321
+  // 3.6.2); an authenticated user may send anywhere.
   if (!host_.is_local_domain(ascii_lower(a.domain))) {
-    error("554 5.7.1 Relay access denied");
-    return false;
+    if (auth_user_.empty()) {
+      error("554 5.7.1 Relay access denied");
+      return false;
+    }
+    return true;
   }
   if (!mailbox_name(a.local)) {
     error("550 5.1.1 No such user");
@@ -422,12 +439,16 @@ void SmtpServer::begin_message() {
   env_.arrival_unix = host_.now_unix();
   env_.client = params_.client_literal;
   env_.tls = tls_active_ ? tls_.version + " " + tls_.cipher : std::string();
+  env_.auth_user = auth_user_;
   message_.clear();
   // RFC 5321 4.4 trace header. "for" only names a single recipient, so a
   // message to several does not disclose the others.
   message_ += "Received: from " + env_.helo + " (" + params_.client_literal + ")\r\n\tby " +
               params_.hostname + " (ringmail) with " +
-              (extended_ ? (tls_active_ ? "ESMTPS" : "ESMTP") : "SMTP") +
+              // RFC 3848: ESMTP, then S for TLS and A for AUTH.
+              (extended_ ? std::string("ESMTP") + (tls_active_ ? "S" : "") +
+                               (auth_user_.empty() ? "" : "A")
+                         : std::string("SMTP")) +
               (tls_active_ ? " (" + tls_.version + ":" + tls_.cipher + ")" : std::string()) +
               " id " + env_.id + "\r\n\t";
   if (env_.rcpts.size() == 1) message_ += "for <" + env_.rcpts[0].to_string() + ">; ";
@@ -538,11 +559,145 @@ void SmtpServer::commit_done(CommitResult result) {
     close_with("421 4.3.2 Service shutting down");
     return;
   }
+  resume_pending();
+}
+
+void SmtpServer::resume_pending() {
   if (!pending_.empty()) {
     size_t used = process(pending_);
     pending_.erase(0, used);
     if (state_ == State::kClosed) pending_.clear();
   }
+}
+
+bool SmtpServer::check_auth(std::string_view args) {
+  if (!params_.auth_offered) {
+    error("502 5.5.1 Command not implemented");
+    return false;
+  }
+  if (!greeted_ || !extended_) {
+    error("503 5.5.1 Send EHLO first");
+    return false;
+  }
+  if (!tls_active_) {
+    error("538 5.7.11 Encryption required for requested authentication mechanism");
+    return false;
+  }
+  if (!auth_user_.empty()) {
+    error("503 5.5.1 Already authenticated");
+    return false;
+  }
+  if (in_transaction()) {
+    error("503 5.5.1 MAIL transaction in progress");
+    return false;
+  }
+  if (args.empty()) {
+    error("501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+    return false;
+  }
+  return true;
+}
+
+void SmtpServer::do_auth(std::string_view args) {
+  const size_t sp = args.find(' ');
+  const std::string_view mech = args.substr(0, sp);
+  const std::string_view initial = sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
+  auth_creds_ = Credentials{};
+  if (iequals(mech, "PLAIN")) {
+    if (sp == std::string_view::npos) {
+      reply("334 ");
+      state_ = State::kAuthPlain;
+      return;
+    }
+    auth_decoded(decode_plain(initial == "=" ? std::string_view() : initial, &auth_creds_));
+  } else if (iequals(mech, "LOGIN")) {
+    if (sp == std::string_view::npos) {
+      reply("334 VXNlcm5hbWU6");  // "Username:"
+      state_ = State::kAuthLoginUser;
+      return;
+    }
+    const SaslError e = decode_login_field(initial, &auth_creds_.user);
+    if (e != SaslError::kNone) {
+      auth_decoded(e);
+      return;
+    }
+    reply("334 UGFzc3dvcmQ6");  // "Password:"
+    state_ = State::kAuthLoginPass;
+  } else {
+    error("504 5.5.4 Unrecognized authentication type");
+  }
+}
+
+void SmtpServer::auth_response(std::string_view line) {
+  const State st = state_;
+  state_ = State::kCommand;
+  if (line == "*") {
+    auth_creds_ = Credentials{};
+    error("501 5.0.0 Authentication cancelled");
+    return;
+  }
+  switch (st) {
+    case State::kAuthPlain:
+      auth_decoded(decode_plain(line, &auth_creds_));
+      return;
+    case State::kAuthLoginUser: {
+      const SaslError e = decode_login_field(line, &auth_creds_.user);
+      if (e != SaslError::kNone) {
+        auth_decoded(e);
+        return;
+      }
+      reply("334 UGFzc3dvcmQ6");
+      state_ = State::kAuthLoginPass;
+      return;
+    }
+    case State::kAuthLoginPass:
+      auth_decoded(decode_login_field(line, &auth_creds_.password));
+      return;
+    default:
+      return;
+  }
+}
+
+void SmtpServer::auth_decoded(SaslError e) {
+  if (e == SaslError::kBadBase64) {
+    auth_creds_ = Credentials{};
+    error("501 5.5.2 Cannot decode response");
+    return;
+  }
+  if (e == SaslError::kMalformed) {
+    auth_creds_ = Credentials{};
+    error("501 5.5.2 Malformed authentication data");
+    return;
+  }
+  state_ = State::kAwaitAuth;
+}
+
+void SmtpServer::auth_done(bool ok, const std::string& user) {
+  if (state_ != State::kAwaitAuth) return;
+  state_ = State::kCommand;
+  auth_creds_ = Credentials{};  // the password is not kept
+  if (ok) {
+    auth_user_ = user;
+    reply("235 2.7.0 Authentication successful");
+  } else {
+    error("535 5.7.8 Authentication credentials invalid");
+  }
+  if (state_ != State::kClosed) resume_pending();
+}
+
+bool SmtpServer::sender_allowed(const Address& from) const {
+  if (params_.sender_policy == SenderPolicy::kAny) return true;
+  if (from.local.empty() && from.domain.empty()) return false;  // <>
+  const size_t at = auth_user_.rfind('@');
+  if (at == std::string::npos) return false;
+  const std::string user_domain = ascii_lower(std::string_view(auth_user_).substr(at + 1));
+  if (ascii_lower(from.domain) != user_domain) return false;
+  if (params_.sender_policy == SenderPolicy::kDomain) return true;
+  // Own address, with any +tag.
+  std::string local = ascii_lower(from.local);
+  const size_t plus = local.find('+');
+  if (plus != std::string::npos) local.resize(plus);
+  return local == ascii_lower(std::string_view(auth_user_).substr(0, at));
 }
 
 void SmtpServer::timeout() {

@@ -17,11 +17,19 @@
 
 #include "proto/address.h"
 #include "proto/data_reader.h"
+#include "proto/sasl.h"
 #include "proto/smtp_command.h"
 
 namespace ringmail::proto {
 
 enum class ListenerKind : uint8_t { kSmtp, kSubmission };
+
+// Which envelope senders an authenticated user may use.
+enum class SenderPolicy : uint8_t {
+  kOwn,     // the user's own address (and user+tag@domain)
+  kDomain,  // any address of the user's domain
+  kAny,     // anything, including <>
+};
 
 struct SessionLimits {
   size_t message_bytes_max = 36700160;
@@ -37,6 +45,9 @@ struct SessionParams {
   std::string client_literal;  // "[192.0.2.1]" or "[IPv6:2001:db8::1]"
   // A certificate is there: EHLO offers STARTTLS (until TLS is active).
   bool starttls_offered = false;
+  // Users can authenticate: EHLO offers AUTH PLAIN LOGIN, over TLS only.
+  bool auth_offered = false;
+  SenderPolicy sender_policy = SenderPolicy::kOwn;
 };
 
 // The TLS a session runs over, once it does.
@@ -67,6 +78,7 @@ struct Envelope {
   bool smtputf8 = false;
   bool body_8bit = false;
   std::string tls;  // "TLSv1.3 TLS13-..." when received over TLS, else empty
+  std::string auth_user;  // the authenticated user, else empty
 };
 
 enum class CommitResult { kOk, kTempFail, kNoSpace };
@@ -116,9 +128,22 @@ class SmtpServer {
   void tls_started(const TlsInfo& info);
   bool tls_active() const { return tls_active_; }
 
+  // An AUTH exchange is complete and its credentials wait to be checked
+  // (off the session: hashing is slow on purpose); feed() buffers input
+  // until auth_done().
+  bool awaiting_auth() const { return state_ == State::kAwaitAuth; }
+  const Credentials& auth_request() const { return auth_creds_; }
+  // The verdict: 235 with `user` (as the user database spells it) now
+  // authenticated, or 535 (which counts as an error). Resumes buffered input.
+  void auth_done(bool ok, const std::string& user);
+  const std::string& auth_user() const { return auth_user_; }
+
   // True while reading message content (the engine picks the data timeout).
   bool in_data() const { return state_ == State::kData || state_ == State::kBdat; }
   bool in_transaction() const { return mail_given_ || state_ != State::kCommand; }
+
+  // Ends the session with `line` (a 421) whatever state it is in.
+  void terminate(std::string_view line) { close_with(line); }
 
   // The peer did not send anything in time.
   void timeout();
@@ -132,7 +157,15 @@ class SmtpServer {
   struct Handler;
 
  private:
-  enum class State : uint8_t { kCommand, kData, kBdat, kAwaitCommit, kStartTls, kClosed };
+  enum class State : uint8_t {
+    kCommand, kData, kBdat, kAwaitCommit, kStartTls,
+    kAuthPlain, kAuthLoginUser, kAuthLoginPass,  // waiting for a 334 response line
+    kAwaitAuth, kClosed,
+  };
+  bool in_auth_exchange() const {
+    return state_ == State::kAuthPlain || state_ == State::kAuthLoginUser ||
+           state_ == State::kAuthLoginPass;
+  }
 
   size_t process(std::string_view in);
   void handle_line(std::string_view line);
@@ -155,6 +188,13 @@ class SmtpServer {
   bool check_rcpt(std::string_view args);
   void do_rcpt();
   bool check_starttls(std::string_view args);
+  bool check_auth(std::string_view args);
+  void do_auth(std::string_view args);
+  void auth_response(std::string_view line);
+  // Checks a decoded credential (or answers 501) and waits for the verdict.
+  void auth_decoded(SaslError e);
+  bool sender_allowed(const Address& from) const;
+  void resume_pending();
   bool check_data(std::string_view args);
   void do_data();
   void do_bdat(std::string_view args);
@@ -174,6 +214,8 @@ class SmtpServer {
   uint32_t errors_ = 0;
   bool tls_active_ = false;
   TlsInfo tls_;
+  Credentials auth_creds_;
+  std::string auth_user_;
   std::string bdat_error_;   // reply to give once a rejected BDAT chunk is read
   PathArgs path_;            // MAIL/RCPT arguments parsed by check, used by proceed
   Envelope env_;

@@ -25,9 +25,12 @@ class FakeHost : public SmtpHost {
 class Dialog : public ::testing::Test {
  protected:
   void SetUp() override { make(ListenerKind::kSmtp); }
-  void make(ListenerKind kind, bool starttls = false) {
+  void make(ListenerKind kind, bool starttls = false, bool auth = false,
+            SenderPolicy policy = SenderPolicy::kOwn) {
     SessionParams p;
     p.starttls_offered = starttls;
+    p.auth_offered = auth;
+    p.sender_policy = policy;
     p.hostname = "mx.test";
     p.kind = kind;
     p.client_literal = "[127.0.0.1]";
@@ -92,6 +95,123 @@ TEST_F(Dialog, StarttlsRefusedInsideATransaction) {
   greet_and_envelope();
   EXPECT_EQ(say("STARTTLS\r\n"), "503 5.5.1 MAIL transaction in progress\r\n");
   EXPECT_FALSE(s->starting_tls());
+}
+
+// AUTH (RFC 4954): over TLS only; PLAIN and LOGIN; the verdict comes from
+// the engine through auth_done().
+class AuthDialog : public Dialog {
+ protected:
+  void start(ListenerKind kind = ListenerKind::kSubmission,
+             SenderPolicy policy = SenderPolicy::kOwn) {
+    make(kind, true, true, policy);
+    s->tls_started(TlsInfo{"TLSv1.3", "TLS13-AES128-GCM-SHA256"});
+    EXPECT_THAT(say("EHLO c.example\r\n"), HasSubstr("250-AUTH PLAIN LOGIN\r\n"));
+  }
+  // "\0alice@example.test\0secret"
+  static constexpr const char* kPlain = "AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=";
+};
+
+TEST_F(AuthDialog, NotBeforeTls) {
+  make(ListenerKind::kSubmission, true, true);
+  EXPECT_THAT(say("EHLO c.example\r\n"), Not(HasSubstr("AUTH")));
+  EXPECT_EQ(say(std::string("AUTH PLAIN ") + kPlain + "\r\n"),
+            "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+  EXPECT_EQ(say("MAIL FROM:<alice@example.test>\r\n"), "530 5.7.0 Authentication required\r\n");
+}
+
+TEST_F(AuthDialog, PlainWithInitialResponse) {
+  start();
+  EXPECT_EQ(say("MAIL FROM:<alice@example.test>\r\n"), "530 5.7.0 Authentication required\r\n");
+  EXPECT_EQ(say(std::string("AUTH PLAIN ") + kPlain + "\r\nNOOP\r\n"), "");
+  ASSERT_TRUE(s->awaiting_auth());
+  EXPECT_EQ(s->auth_request().user, "alice@example.test");
+  EXPECT_EQ(s->auth_request().password, "secret");
+  s->auth_done(true, "alice@example.test");
+  EXPECT_EQ(take(), "235 2.7.0 Authentication successful\r\n250 2.0.0 Ok\r\n");  // NOOP waited
+  EXPECT_EQ(s->auth_request().password, "");  // not kept
+  EXPECT_EQ(say("AUTH PLAIN x\r\n"), "503 5.5.1 Already authenticated\r\n");
+  EXPECT_EQ(say("MAIL FROM:<alice+news@Example.TEST>\r\n"), "250 2.1.0 Ok\r\n");
+  // Authenticated: any destination.
+  EXPECT_EQ(say("RCPT TO:<friend@elsewhere.example>\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  say("Subject: x\r\n\r\nhi\r\n.\r\n");
+  ASSERT_TRUE(s->awaiting_commit());
+  EXPECT_THAT(s->message(), HasSubstr("with ESMTPSA (TLSv1.3:"));
+  EXPECT_EQ(s->envelope().auth_user, "alice@example.test");
+}
+
+TEST_F(AuthDialog, PlainWithContinuationAndFailure) {
+  start();
+  EXPECT_EQ(say("AUTH PLAIN\r\n"), "334 \r\n");
+  EXPECT_EQ(say(std::string(kPlain) + "\r\n"), "");
+  s->auth_done(false, "");
+  EXPECT_EQ(take(), "535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(s->auth_user(), "");
+  EXPECT_EQ(say("MAIL FROM:<alice@example.test>\r\n"), "530 5.7.0 Authentication required\r\n");
+}
+
+TEST_F(AuthDialog, Login) {
+  start();
+  EXPECT_EQ(say("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(say("YWxpY2VAZXhhbXBsZS50ZXN0\r\n"), "334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(say("c2VjcmV0\r\n"), "");
+  EXPECT_EQ(s->auth_request().user, "alice@example.test");
+  EXPECT_EQ(s->auth_request().password, "secret");
+  s->auth_done(true, "alice@example.test");
+  EXPECT_EQ(take(), "235 2.7.0 Authentication successful\r\n");
+  // LOGIN with the user name as initial response.
+  start();
+  EXPECT_EQ(say("AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\n"), "334 UGFzc3dvcmQ6\r\n");
+}
+
+TEST_F(AuthDialog, BadInput) {
+  start();
+  EXPECT_EQ(say("AUTH\r\n"), "501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n");
+  EXPECT_EQ(say("AUTH CRAM-MD5\r\n"), "504 5.5.4 Unrecognized authentication type\r\n");
+  EXPECT_EQ(say("AUTH PLAIN !!!!\r\n"), "501 5.5.2 Cannot decode response\r\n");
+  EXPECT_EQ(say("AUTH PLAIN dXNlcg==\r\n"), "501 5.5.2 Malformed authentication data\r\n");
+  EXPECT_EQ(say("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(say("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
+  EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n");  // back to commands
+  // The sixth error in this session is one too many (errors_max = 5).
+  EXPECT_EQ(say("AUTH PLAIN " + std::string(3000, 'A') + "\r\n"),
+            "500 5.5.2 Line too long\r\n421 4.7.0 Too many errors, closing connection\r\n");
+  EXPECT_FALSE(s->awaiting_auth());
+}
+
+TEST_F(AuthDialog, AuthBeforeEhloAndInsideTransaction) {
+  make(ListenerKind::kSmtp, true, true);
+  s->tls_started(TlsInfo{"TLSv1.3", "x"});
+  EXPECT_EQ(say(std::string("AUTH PLAIN ") + kPlain + "\r\n"), "503 5.5.1 Send EHLO first\r\n");
+  say("EHLO c.example\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@src.example>\r\n"), "250 2.1.0 Ok\r\n");  // port 25: no AUTH needed
+  EXPECT_EQ(say(std::string("AUTH PLAIN ") + kPlain + "\r\n"),
+            "503 5.5.1 MAIL transaction in progress\r\n");
+  // Port 25 without AUTH still refuses relaying.
+  EXPECT_EQ(say("RCPT TO:<x@elsewhere.example>\r\n"), "554 5.7.1 Relay access denied\r\n");
+}
+
+TEST_F(AuthDialog, SenderPolicies) {
+  start();
+  say(std::string("AUTH PLAIN ") + kPlain + "\r\n");
+  s->auth_done(true, "alice@example.test");
+  take();
+  EXPECT_EQ(say("MAIL FROM:<bob@example.test>\r\n"),
+            "550 5.7.1 Sender address not allowed for alice@example.test\r\n");
+  EXPECT_EQ(say("MAIL FROM:<>\r\n"),
+            "550 5.7.1 Sender address not allowed for alice@example.test\r\n");
+  EXPECT_EQ(say("MAIL FROM:<alice@other.test>\r\n"),
+            "550 5.7.1 Sender address not allowed for alice@example.test\r\n");
+  start(ListenerKind::kSubmission, SenderPolicy::kDomain);
+  say(std::string("AUTH PLAIN ") + kPlain + "\r\n");
+  s->auth_done(true, "alice@example.test");
+  take();
+  EXPECT_EQ(say("MAIL FROM:<bob@example.test>\r\n"), "250 2.1.0 Ok\r\n");
+  start(ListenerKind::kSubmission, SenderPolicy::kAny);
+  say(std::string("AUTH PLAIN ") + kPlain + "\r\n");
+  s->auth_done(true, "alice@example.test");
+  take();
+  EXPECT_EQ(say("MAIL FROM:<>\r\n"), "250 2.1.0 Ok\r\n");
 }
 
 TEST_F(Dialog, EhloAdvertises) {

@@ -82,6 +82,8 @@ int run_blocking_op(BlockingOp* op) {
       break;
     case BlockingOp::Kind::kZeroFill:
       return zero_fill(fd, op->bytes);
+    case BlockingOp::Kind::kCall:
+      return op->work(op);
   }
   return r == 0 ? 0 : -errno;
 }

@@ -24,10 +24,15 @@ struct BlockingOp {
     kDataSync,  // fdatasync(2): data, and the size when it grew
     kSyncfs,    // syncfs(2) of the whole file system holding fd
     kZeroFill,  // write `bytes` zero bytes from offset 0, then fdatasync(2)
+    kCall,      // work(op): other slow work, e.g. a password hash check
   };
   int fd = -1;
   Kind kind = Kind::kFsync;
   uint64_t bytes = 0;  // kZeroFill only
+  // kCall only. Runs on another thread while the owner's thread goes on: it
+  // may use only what the op owns, never the owner's other state. Returns
+  // 0 or -errno.
+  int (*work)(BlockingOp* op) = nullptr;
   void (*done)(BlockingOp* op, int result) = nullptr;
 };
 

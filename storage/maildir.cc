@@ -9,13 +9,18 @@ constexpr size_t kDirSyncCacheMax = 4096;
 }
 
 MaildirDelivery::MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir,
-                                 std::string hostname, SyncMode mode)
+                                 std::string hostname, SyncMode mode,
+                                 std::function<bool(const std::string&)> is_local)
     : io_(io), spool_(spool), mail_dir_(std::move(data_dir) + "/mail"),
-      hostname_(std::move(hostname)), mode_(mode) {
+      hostname_(std::move(hostname)), mode_(mode), is_local_(std::move(is_local)) {
   // The host name goes into file names: no '/' or ':' (Maildir info separator).
   for (char& c : hostname_) {
     if (c == '/' || c == ':') c = '_';
   }
+}
+
+bool MaildirDelivery::remote(const proto::Address& rcpt) const {
+  return is_local_ && !is_local_(proto::ascii_lower(rcpt.domain));
 }
 
 std::string MaildirDelivery::maildir_for(const proto::Address& rcpt) const {
@@ -77,6 +82,10 @@ DirSync* MaildirDelivery::dir_sync(const std::string& dir) {
 void MaildirDelivery::deliver_batched(Job* job) {
   const auto& env = job->rec.env;
   for (size_t i = 0; i < env.rcpts.size(); ++i) {
+    if (remote(env.rcpts[i])) {
+      job->remote.push_back(env.rcpts[i].to_string());
+      continue;
+    }
     const std::string maildir = maildir_for(env.rcpts[i]);
     if (maildir.empty()) {
       job->skipped.push_back(env.rcpts[i].to_string());
@@ -121,7 +130,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
 
 void MaildirDelivery::on_fs_synced(DirSync::Waiter* w, int result) {
   Job* job = static_cast<Job::FsWait*>(w)->job;
-  if (result == 0) job->owner->spool_.delivered(job->rec);
+  if (result == 0 && job->remote.empty()) job->owner->spool_.delivered(job->rec);
   job->done(job, result);
 }
 
@@ -129,6 +138,7 @@ void MaildirDelivery::deliver(Job* job) {
   job->owner = this;
   job->first_error = 0;
   job->skipped.clear();
+  job->remote.clear();
   if (mode_ == SyncMode::kBatch) {
     deliver_batched(job);
     return;
@@ -141,6 +151,11 @@ void MaildirDelivery::deliver(Job* job) {
     RcptOp* op = &job->ops[i];
     op->job = job;
     op->index = i;
+    if (remote(env.rcpts[i])) {
+      job->remote.push_back(env.rcpts[i].to_string());
+      finish_rcpt(op, 0);
+      continue;
+    }
     const std::string maildir = maildir_for(env.rcpts[i]);
     if (maildir.empty()) {
       job->skipped.push_back(env.rcpts[i].to_string());
@@ -212,7 +227,7 @@ void MaildirDelivery::finish_rcpt(RcptOp* op, int result) { release(op->job, res
 void MaildirDelivery::release(Job* job, int result) {
   if (result < 0 && job->first_error == 0) job->first_error = result;
   if (--job->remaining > 0) return;
-  if (job->first_error == 0) spool_.delivered(job->rec);
+  if (job->first_error == 0 && job->remote.empty()) spool_.delivered(job->rec);
   job->done(job, job->first_error);
 }
 

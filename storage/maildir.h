@@ -7,6 +7,7 @@
 // name and replaces the earlier copy instead of adding a second one.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -56,14 +57,21 @@ class MaildirDelivery {
     size_t remaining = 0;
     int first_error = 0;
     std::vector<std::string> skipped;  // recipients that cannot be delivered
+    // Recipients in other domains: left for outbound delivery (the message
+    // then stays in the spool; local recipients are delivered, and again,
+    // idempotently, after a restart).
+    std::vector<std::string> remote;
     struct FsWait : DirSync::Waiter {
       Job* job = nullptr;
     };
     FsWait fs_wait;
   };
 
+  // `is_local(domain)` (lower case) says which recipients are delivered
+  // here; null: all of them.
   MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir, std::string hostname,
-                  SyncMode mode = SyncMode::kPerFile);
+                  SyncMode mode = SyncMode::kPerFile,
+                  std::function<bool(const std::string&)> is_local = nullptr);
 
   void deliver(Job* job);
 
@@ -100,6 +108,8 @@ class MaildirDelivery {
   std::unordered_set<std::string> made_;
   std::unordered_map<std::string, std::unique_ptr<DirSync>> dirs_;
   SyncMode mode_;
+  std::function<bool(const std::string&)> is_local_;
+  bool remote(const proto::Address& rcpt) const;
   std::unique_ptr<DirSync> fs_sync_;  // kBatch: syncfs rounds
 };
 

@@ -1,11 +1,17 @@
-// ringmail: the operator's command. This milestone has the spool commands;
-// user, DKIM and DNS commands join it in later milestones.
+// ringmail: the operator's command. DKIM and DNS commands join it later.
 //
 //   ringmail spool-list [--data-dir DIR]        what waits for delivery
 //   ringmail spool-show ID [--data-dir DIR]     one message: envelope and text
+//   ringmail user-add ADDR [--password-stdin]   add a user or set a password
+//   ringmail user-remove ADDR
+//   ringmail user-list [DOMAIN]
+//   ringmail authenticate ADDR [--password-stdin]
+//   ringmail check-users                        validate every users file
+//   (user commands take --domains-dir DIR, default /etc/ringmail/domains)
 //
-// Reads the spool without changing it (storage::Spool::scan), so it is safe
-// while ringmaild runs.
+// The spool commands read without changing anything (storage::Spool::scan),
+// so they are safe while ringmaild runs; ringmaild picks up users file
+// changes by itself.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
@@ -13,6 +19,7 @@
 
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tools/users.h"
 
 namespace {
 
@@ -100,7 +107,32 @@ int main(int argc, char** argv) {
   CLI::App* show = app.add_subcommand("spool-show", "print one spooled message");
   show->add_option("id", id, "message id (from the log or spool-list)")->required();
   show->add_option("--data-dir", data_dir, "ringmaild's data_dir")->capture_default_str();
+  std::string domains_dir = "/etc/ringmail/domains";
+  std::string address, domain;
+  ringmail::tools::PasswordSource pw;
+  auto users_cmd = [&](const char* name, const char* help, bool with_address, bool with_password) {
+    CLI::App* c = app.add_subcommand(name, help);
+    if (with_address) c->add_option("address", address, "user@domain")->required();
+    if (with_password) {
+      c->add_flag("--password-stdin", pw.from_stdin, "read the password from standard input");
+    }
+    c->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
+    return c;
+  };
+  CLI::App* add = users_cmd("user-add", "add a user, or set an existing user's password", true, true);
+  CLI::App* remove = users_cmd("user-remove", "remove a user", true, false);
+  CLI::App* ulist = users_cmd("user-list", "list the users (of one domain)", false, false);
+  ulist->add_option("domain", domain, "only this domain");
+  CLI::App* auth = users_cmd("authenticate", "check a password (exit 0 if right)", true, true);
+  CLI::App* check = users_cmd("check-users", "validate every users file", false, false);
   CLI11_PARSE(app, argc, argv);
+  namespace t = ringmail::tools;
   if (list->parsed()) return spool_list(data_dir);
-  return spool_show(data_dir, id);
+  if (show->parsed()) return spool_show(data_dir, id);
+  if (add->parsed()) return t::user_add(domains_dir, address, pw);
+  if (remove->parsed()) return t::user_remove(domains_dir, address);
+  if (ulist->parsed()) return t::user_list(domains_dir, domain);
+  if (auth->parsed()) return t::authenticate(domains_dir, address, pw);
+  if (check->parsed()) return t::check_users(domains_dir);
+  return 2;
 }

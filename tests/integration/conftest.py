@@ -78,7 +78,8 @@ class Ringmaild:
 
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
-                 data_dir=None, extra_args=(), tls_cert_dirs=None):
+                 data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
+                 auth=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,8 @@ class Ringmaild:
         # listeners, and an implicit TLS ("submissions") listener on smtps_port.
         self.tls_cert_dirs = list(tls_cert_dirs) if tls_cert_dirs else None
         self.smtps_port = None
+        self.domains_dir = Path(domains_dir) if domains_dir else self.workdir / "domains"
+        self.auth = dict(auth or {})  # [auth] keys
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -113,6 +116,7 @@ class Ringmaild:
             f"threads = {self.threads}",
             f"backend = {toml_value(self.backend)}",
             f"local_domains = {toml_value(self.local_domains)}",
+            f"domains_dir = {toml_value(str(self.domains_dir))}",
             "",
             "[[listener]]",
             f'address = "127.0.0.1:{self.port}"',
@@ -131,6 +135,8 @@ class Ringmaild:
             lines += ["[[listener]]", f'address = "127.0.0.1:{self.smtps_port}"',
                       'kind = "submissions"', "", "[tls]",
                       f"cert_dirs = {toml_value([str(d) for d in self.tls_cert_dirs])}", ""]
+        if self.auth:
+            lines += ["[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()] + [""]
         lines += [
             "[limits]",
         ]

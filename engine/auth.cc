@@ -1,0 +1,126 @@
+#include "engine/auth.h"
+
+#include <sys/stat.h>
+
+#include "engine/log.h"
+
+namespace ringmail::engine {
+
+namespace {
+constexpr int64_t kFailureWindowS = 600;
+constexpr size_t kFailureTableMax = 100000;
+
+// The cost of a real check, for users that do not exist or may not log in.
+const storage::UserEntry& dummy_entry() {
+  static const storage::UserEntry e = [] {
+    storage::UserEntry d;
+    d.scheme = storage::UserEntry::Scheme::kScrypt;
+    const tls::ScryptParams p;
+    d.log_n = p.log_n;
+    d.r = p.r;
+    d.p = p.p;
+    d.salt = std::string(16, 'x');
+    d.key = std::string(static_cast<size_t>(p.key_len), '\0');
+    return d;
+  }();
+  return e;
+}
+}  // namespace
+
+const storage::UserDb* Authenticator::users_of(const std::string& domain, int64_t now_s) {
+  DomainUsers& d = domains_[domain];
+  if (d.checked_s == now_s) return d.db.get();
+  d.checked_s = now_s;
+  const std::string path = storage::users_file(domains_dir_, domain);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    d.db.reset();
+    d.mtime_ns = d.size = -1;
+    return nullptr;
+  }
+  const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (d.db && mtime == d.mtime_ns && st.st_size == d.size) return d.db.get();
+  std::string text, error;
+  if (io_.read_file(path, &text) != 0) return d.db.get();
+  auto db = storage::UserDb::parse(text, &error);
+  d.mtime_ns = mtime;
+  d.size = st.st_size;
+  if (!db) {
+    // Keep what worked before; say once per change what is wrong.
+    log_line("auth: " + path + ": " + error + " (keeping the previous users)");
+    return d.db.get();
+  }
+  log_line("auth: loaded " + std::to_string(db->size()) + " users from " + path);
+  d.db = std::make_shared<const storage::UserDb>(std::move(*db));
+  return d.db.get();
+}
+
+void Authenticator::start(Check* c, const proto::Credentials& creds, int64_t now_s) {
+  c->kind = storage::BlockingOp::Kind::kCall;
+  c->work = &Authenticator::work;
+  c->done = &Authenticator::done;
+  c->password = creds.password;
+  c->entry = dummy_entry();
+  c->match_required = false;
+  c->ok = false;
+  c->user.clear();
+  std::string local, domain, error;
+  // Acting as someone else (a PLAIN authzid) is not offered.
+  const bool proxy = !creds.authzid.empty() && creds.authzid != creds.user;
+  if (!proxy && storage::normalize_user(creds.user, &local, &domain, &error)) {
+    c->user = local + "@" + domain;
+    if (const storage::UserDb* db = users_of(domain, now_s)) {
+      if (const storage::UserEntry* e = db->find(local)) {
+        if (e->scheme != storage::UserEntry::Scheme::kDenied) {
+          c->entry = *e;
+          c->match_required = true;
+        }
+      }
+    }
+  }
+  io_.submit(c);
+}
+
+int Authenticator::work(storage::BlockingOp* op) {
+  auto* c = static_cast<Check*>(op);
+  bool match = false;
+  if (c->entry.scheme == storage::UserEntry::Scheme::kPlain) {
+    // chasquid's plain scheme: still pay for a hash, then compare.
+    const auto& d = dummy_entry();
+    tls::scrypt_matches(c->password, d.salt, tls::ScryptParams{d.log_n, d.r, d.p, 32}, d.key);
+    unsigned char diff = c->password.size() == c->entry.password.size() ? 0 : 1;
+    for (size_t i = 0; i < c->password.size() && i < c->entry.password.size(); ++i) {
+      diff |= static_cast<unsigned char>(c->password[i] ^ c->entry.password[i]);
+    }
+    match = diff == 0;
+  } else {
+    const auto& e = c->entry;
+    match = tls::scrypt_matches(c->password, e.salt,
+                                tls::ScryptParams{e.log_n, e.r, e.p, static_cast<int>(e.key.size())},
+                                e.key);
+  }
+  c->ok = match && c->match_required;
+  c->password.assign(c->password.size(), '\0');
+  c->password.clear();
+  return 0;
+}
+
+void Authenticator::done(storage::BlockingOp* op, int result) {
+  auto* c = static_cast<Check*>(op);
+  c->on_result(c, result == 0 && c->ok);
+}
+
+uint32_t Authenticator::note_failure(const std::string& client, int64_t now_s) {
+  if (failures_.size() >= kFailureTableMax) {
+    for (auto it = failures_.begin(); it != failures_.end();) {
+      it = now_s - it->second.last_s > kFailureWindowS ? failures_.erase(it) : std::next(it);
+    }
+    if (failures_.size() >= kFailureTableMax) failures_.clear();
+  }
+  Failures& f = failures_[client];
+  if (now_s - f.last_s > kFailureWindowS) f.count = 0;
+  f.last_s = now_s;
+  return ++f.count;
+}
+
+}  // namespace ringmail::engine

@@ -1,0 +1,246 @@
+"""SMTP AUTH (RFC 4954) against real clients: swaks and smtplib with PLAIN
+and LOGIN over STARTTLS and implicit TLS, the users files (ringmail's, made
+by `ringmail user-add`, and chasquid's as chasquid-util wrote it), failures
+and their slow-down and cut-off, the sender policy, and the open-relay
+matrix on port 25."""
+import base64
+import shutil
+import smtplib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from test_tls import certs, client_context, make_cert  # noqa: F401 (fixture)
+from test_tools import RINGMAIL, tool
+
+CHASQUID_USERS = Path(__file__).resolve().parent.parent / "data" / "chasquid-users"
+PASSWORD = "correct horse battery staple"
+
+
+def add_user(domains_dir, address, password=PASSWORD):
+    r = subprocess.run([RINGMAIL, "user-add", address, "--password-stdin",
+                        "--domains-dir", str(domains_dir)],
+                       input=password + "\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture
+def auth_server(start_ringmaild, certs, tmp_path):  # noqa: F811
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                           auth={"failures_max": 3, "failure_delay_ms": 0})
+
+
+def swaks(server, port, *args):
+    r = subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", *args],
+                       capture_output=True, timeout=60)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_swaks_submission_relays_after_auth(auth_server, mech):
+    rc, out = swaks(auth_server, auth_server.sub_port, "--tls", "--auth", mech,
+                    "--auth-user", "Alice@Example.TEST", "--auth-password", PASSWORD,
+                    "--from", "alice@example.test", "--to", "friend@elsewhere.example",
+                    "--h-Subject", "relayed")
+    assert rc == 0, out
+    assert "235 2.7.0 Authentication successful" in out, out
+    assert "250 2.0.0 Ok: queued as" in out, out
+    # Outbound delivery comes later: the message waits in the spool.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listing = tool("spool-list", "--data-dir", str(auth_server.data_dir)).stdout
+        if "friend@elsewhere.example" in listing:
+            break
+        time.sleep(0.2)
+    assert "<alice@example.test> -> <friend@elsewhere.example>" in listing, listing
+    log = auth_server.log_path.read_text()
+    assert "auth ok user=alice@example.test" in log
+    assert "auth=alice@example.test" in log
+
+
+def test_smtplib_implicit_tls_login_and_local_delivery(auth_server):
+    with smtplib.SMTP_SSL("127.0.0.1", auth_server.smtps_port, timeout=30,
+                          context=client_context()) as s:
+        s.login("alice@example.test", PASSWORD)
+        s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+    data = auth_server.wait_for_mail("example.test", "bob")[0].read_bytes().decode()
+    assert "with ESMTPSA (TLSv1.3:" in data, data
+
+
+def test_auth_needs_tls(auth_server):
+    c = socket.create_connection(("127.0.0.1", auth_server.port), timeout=10)
+    f = c.makefile("rb")
+    f.readline()
+    c.sendall(b"EHLO client.example\r\n")
+    lines = []
+    while True:
+        line = f.readline()
+        lines.append(line)
+        if line.startswith(b"250 "):
+            break
+    assert not any(b"AUTH" in x for x in lines), lines  # not offered in clear
+    c.sendall(b"AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n")
+    assert f.readline().startswith(b"538 5.7.11")
+    c.close()
+
+
+def test_submission_requires_auth_and_the_own_sender(auth_server):
+    with smtplib.SMTP("127.0.0.1", auth_server.sub_port, timeout=30) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 530
+        s.login("alice@example.test", PASSWORD)
+        code, msg = s.docmd("MAIL FROM:<bob@example.test>")
+        assert (code, msg) == (550, b"5.7.1 Sender address not allowed for alice@example.test")
+        assert s.docmd("MAIL FROM:<alice+lists@example.test>")[0] == 250
+
+
+def plain(user, password):
+    return "AUTH PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_wrong_passwords_then_cut_off(auth_server):
+    with smtplib.SMTP("127.0.0.1", auth_server.sub_port, timeout=30) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        for _ in range(3):  # failures_max = 3
+            assert s.docmd(plain("alice@example.test", "wrong")) == (
+                535, b"5.7.8 Authentication credentials invalid")
+        code, msg = s.docmd(plain("alice@example.test", "wrong again"))
+        assert (code, msg) == (421, b"4.7.0 Too many failed authentications, closing connection")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            s.docmd("NOOP")
+    log = auth_server.log_path.read_text()
+    assert "auth failed user=alice@example.test" in log
+    assert "(4 from this address in 10 minutes)" in log
+
+
+def test_failed_auth_is_slowed_down(start_ringmaild, certs, tmp_path):  # noqa: F811
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    server = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                             auth={"failure_delay_ms": 1000}, threads=1)
+    with smtplib.SMTP("127.0.0.1", server.sub_port, timeout=30) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        t0 = time.monotonic()
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("alice@example.test", "wrong")
+        assert time.monotonic() - t0 >= 0.9
+        s.login("alice@example.test", PASSWORD)  # the right one still works
+
+
+def test_unknown_user_and_bad_base64(auth_server):
+    with smtplib.SMTP("127.0.0.1", auth_server.sub_port, timeout=30) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("nobody@example.test", PASSWORD)
+        assert s.docmd("AUTH PLAIN !!notbase64")[0] == 501
+        assert s.docmd("AUTH CRAM-MD5")[0] == 504
+        assert s.docmd("AUTH LOGIN")[0] == 334
+        assert s.docmd("*")[0] == 501
+        assert s.docmd("NOOP")[0] == 250
+
+
+def test_chasquid_users_file_works_as_is(start_ringmaild, certs, tmp_path):  # noqa: F811
+    domains = tmp_path / "domains"
+    (domains / "example.test").mkdir(parents=True)
+    shutil.copy(CHASQUID_USERS, domains / "example.test" / "users")
+    server = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains)
+    with smtplib.SMTP_SSL("127.0.0.1", server.smtps_port, timeout=30,
+                          context=client_context()) as s:
+        s.login("alice@example.test", "secret")  # set by chasquid-util user-add
+    with smtplib.SMTP_SSL("127.0.0.1", server.smtps_port, timeout=30,
+                          context=client_context()) as s:
+        s.login("Bob@example.test", 'p w"\\')
+
+
+def test_user_added_while_running(auth_server):
+    add_user(auth_server.domains_dir, "carol@example.test", "carol's password")
+    time.sleep(1.1)  # the users file is looked at again at most once a second
+    with smtplib.SMTP_SSL("127.0.0.1", auth_server.smtps_port, timeout=30,
+                          context=client_context()) as s:
+        s.login("carol@example.test", "carol's password")
+    assert tool("user-remove", "carol@example.test", "--domains-dir",
+                str(auth_server.domains_dir)).returncode == 0
+    time.sleep(1.1)
+    with smtplib.SMTP_SSL("127.0.0.1", auth_server.smtps_port, timeout=30,
+                          context=client_context()) as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("carol@example.test", "carol's password")
+
+
+@pytest.mark.parametrize("sender,rcpt", [
+    ("a@src.example", "x@elsewhere.example"),
+    ("alice@example.test", "x@elsewhere.example"),        # a local sender is not enough
+    ("<>", "x@elsewhere.example"),
+    ("a@src.example", "x%elsewhere.example@example.test"),   # percent hack
+    ("a@src.example", '"x@elsewhere.example"@example.test'),  # quoted local part
+    ("a@src.example", "x@elsewhere.example@example.test"),
+    ("a@src.example", "x@[127.0.0.1]"),                   # address literal
+    ("a@src.example", "x@example.test.elsewhere.example"),
+    ("a@src.example", "x!elsewhere.example@example.test"),  # bang path
+])
+def test_no_open_relay_on_port_25(auth_server, sender, rcpt):
+    c = socket.create_connection(("127.0.0.1", auth_server.port), timeout=10)
+    f = c.makefile("rb")
+    f.readline()
+    c.sendall(b"EHLO client.example\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    frm = sender if sender == "<>" else f"<{sender}>"
+    c.sendall(f"MAIL FROM:{frm}\r\n".encode())
+    assert f.readline().startswith(b"250")
+    c.sendall(f"RCPT TO:<{rcpt}>\r\n".encode())
+    reply = f.readline()
+    assert not reply.startswith(b"2"), (rcpt, reply)
+    c.close()
+
+
+def test_source_route_is_delivered_locally_not_relayed(auth_server):
+    """RFC 5321 4.1.1.3: a source route is ignored; the mail goes to the
+    final address, here a local one, never to the route's hosts."""
+    with smtplib.SMTP("127.0.0.1", auth_server.port, timeout=30) as s:
+        s.ehlo("client.example")
+        assert s.docmd("MAIL FROM:<a@src.example>")[0] == 250
+        code, msg = s.docmd("RCPT TO:<@elsewhere.example:dave@example.test>")
+        assert code == 250, msg
+        assert s.data(b"Subject: routed\r\n\r\nhi\r\n")[0] == 250
+    auth_server.wait_for_mail("example.test", "dave")
+    assert "outbound" not in auth_server.log_path.read_text()
+
+
+def test_user_tools(tmp_path):
+    domains = tmp_path / "domains"
+    add_user(domains, "Alice@Example.TEST")
+    text = (domains / "example.test" / "users").read_text()
+    assert "alice $scrypt$ln=14,r=8,p=1$" in text
+    assert (domains / "example.test" / "users").stat().st_mode & 0o077 == 0
+    r = subprocess.run([RINGMAIL, "authenticate", "alice@example.test", "--password-stdin",
+                        "--domains-dir", str(domains)], input=PASSWORD + "\n",
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "ok: alice@example.test\n")
+    r = subprocess.run([RINGMAIL, "authenticate", "alice@example.test", "--password-stdin",
+                        "--domains-dir", str(domains)], input="wrong\n",
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (1, "failed: alice@example.test: wrong password\n")
+    assert tool("user-list", "--domains-dir", str(domains)).stdout == "alice@example.test\n"
+    r = tool("check-users", "--domains-dir", str(domains))
+    assert r.returncode == 0 and "1 user" in r.stdout, r.stdout
+    (domains / "bad.test").mkdir()
+    (domains / "bad.test" / "users").write_text("Bob nothing\n")
+    r = tool("check-users", "--domains-dir", str(domains))
+    assert r.returncode == 1
+    assert "bad.test/users: line 1: 'Bob' is not a user name" in r.stderr, r.stderr
+    r = tool("user-add", "not-an-address", "--domains-dir", str(domains))
+    assert r.returncode == 1 and "is not user@domain" in r.stderr
+    r = subprocess.run([RINGMAIL, "user-add", "x@example.test", "--domains-dir", str(domains)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "use --password-stdin" in r.stderr

@@ -1,0 +1,47 @@
+#include "tls/password.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmail::tls {
+namespace {
+
+std::string hex(std::string_view s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+// RFC 7914 section 12, second vector (N=1024, r=8, p=16, 64 bytes).
+TEST(Scrypt, Rfc7914Vector) {
+  std::string key;
+  ASSERT_TRUE(scrypt_key("password", "NaCl", ScryptParams{10, 8, 16, 64}, &key));
+  EXPECT_EQ(hex(key),
+            "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+            "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640");
+}
+
+TEST(Scrypt, MatchesOnlyTheRightPassword) {
+  std::string salt, key;
+  ASSERT_TRUE(random_salt(&salt));
+  EXPECT_EQ(salt.size(), 16u);
+  const ScryptParams p{10, 8, 1, 32};
+  ASSERT_TRUE(scrypt_key("secret", salt, p, &key));
+  EXPECT_TRUE(scrypt_matches("secret", salt, p, key));
+  EXPECT_FALSE(scrypt_matches("Secret", salt, p, key));
+  EXPECT_FALSE(scrypt_matches("secret", salt, ScryptParams{11, 8, 1, 32}, key));
+  EXPECT_FALSE(scrypt_matches("secret", salt, p, key.substr(1)));
+}
+
+TEST(Scrypt, RefusesHostileParameters) {
+  std::string key;
+  EXPECT_FALSE(scrypt_key("x", "salt", ScryptParams{30, 8, 1, 32}, &key));
+  EXPECT_FALSE(scrypt_key("x", "salt", ScryptParams{14, 8, 1000, 32}, &key));
+  EXPECT_FALSE(scrypt_key("x", "", ScryptParams{}, &key));
+}
+
+}  // namespace
+}  // namespace ringmail::tls

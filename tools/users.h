@@ -1,0 +1,19 @@
+// ringmail's user commands (tools/ringmail.cc): the users files under
+// domains_dir, <domains_dir>/<domain>/users (storage/userdb.h).
+#pragma once
+
+#include <string>
+
+namespace ringmail::tools {
+
+struct PasswordSource {
+  bool from_stdin = false;  // one line from standard input, else prompt twice
+};
+
+int user_add(const std::string& domains_dir, const std::string& address, PasswordSource pw);
+int user_remove(const std::string& domains_dir, const std::string& address);
+int user_list(const std::string& domains_dir, const std::string& domain);
+int authenticate(const std::string& domains_dir, const std::string& address, PasswordSource pw);
+int check_users(const std::string& domains_dir);
+
+}  // namespace ringmail::tools
