@@ -31,6 +31,8 @@
 namespace ringmail::engine {
 namespace {
 
+constexpr time_t kCertPollS = 2;
+
 // Writes a self-signed certificate for the host name into <data_dir>/certs
 // (the embedded development configuration), key readable by us only.
 bool write_self_signed(const Config& cfg, std::string* error) {
@@ -58,16 +60,22 @@ bool write_self_signed(const Config& cfg, std::string* error) {
   return true;
 }
 
-// The certificates for TLS, or an error when a listener needs TLS and there
-// is none.
-std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
-                                                 std::shared_ptr<tls::TicketKeys> tickets,
-                                                 std::string* error) {
+std::vector<std::string> cert_dirs(const Config& cfg) {
   std::vector<std::string> dirs = cfg.tls_cert_dirs;
   if (cfg.tls_self_signed) dirs.push_back(cfg.data_dir + "/certs");
+  return dirs;
+}
+
+// The certificates for TLS, or an error when a listener needs TLS and there
+// is none. On a reload, `previous` keeps serving what fails to load now.
+std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
+                                                 std::shared_ptr<tls::TicketKeys> tickets,
+                                                 std::string* error,
+                                                 const tls::CertStore* previous = nullptr) {
+  const std::vector<std::string> dirs = cert_dirs(cfg);
   auto load = [&] {
     std::vector<std::string> problems;
-    auto store = tls::CertStore::load(dirs, std::time(nullptr), tickets, &problems);
+    auto store = tls::CertStore::load(dirs, std::time(nullptr), tickets, &problems, previous);
     for (const auto& p : problems) log_line("tls: certificate skipped: " + p);
     return store;
   };
@@ -270,12 +278,43 @@ int run(int argc, char** argv) {
              to_string(shards[0]->backend_kind()) + ", listening on" + addrs);
   }
 
+  // Certificates are built here, off the shards' threads, validated, and
+  // handed to every shard; sessions in progress keep the context they have.
+  std::string cert_state = tls::cert_files_state(cert_dirs(*cfg));
+  auto reload_certs = [&](const std::string& why) {
+    std::string err;
+    auto fresh = load_certs(*cfg, tickets, &err, certs.get());
+    cert_state = tls::cert_files_state(cert_dirs(*cfg));
+    if (!fresh) {
+      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err);
+      return;
+    }
+    certs = fresh;
+    for (auto& s : shards) {
+      ShardMessage m;
+      m.type = ShardMessage::Type::kCerts;
+      m.certs = certs;
+      s->post_from_main(std::move(m));
+    }
+    log_line("tls: certificates reloaded (" + why + "): " + std::to_string(certs->contexts().size()) +
+             " in use");
+  };
+
   int exit_code = failed ? 1 : 0;
   while (!failed) {
     siginfo_t info;
-    int sig = sigwaitinfo(&sigs, &info);
-    if (sig < 0) continue;
+    // Certificate files are looked at every few seconds (an acme.sh renewal
+    // needs no signal).
+    const timespec poll{kCertPollS, 0};
+    int sig = sigtimedwait(&sigs, &info, &poll);
+    if (sig < 0) {
+      if (errno == EAGAIN && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
+        reload_certs("a certificate file changed");
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
+      reload_certs("SIGHUP");
       if (config_path.empty()) {
         log_line("SIGHUP: the embedded configuration has nothing to reload");
         continue;

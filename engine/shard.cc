@@ -257,6 +257,9 @@ void Shard::handle(ShardMessage&& m) {
       cfg_ = std::move(m.config);
       log_line("configuration reloaded");
       break;
+    case ShardMessage::Type::kCerts:
+      certs_ = std::move(m.certs);  // sessions in progress keep their contexts
+      break;
     case ShardMessage::Type::kDeliver:
       deliver(m.job);
       break;

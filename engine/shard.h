@@ -50,9 +50,10 @@ struct DeliveryJob : storage::MaildirDelivery::Job {
 struct ShardMessage {
   // kPing counts in stats().pings; kPingPeer asks the receiver to send a
   // kPing to shard `value` (exercises shard-to-shard delivery end to end).
-  enum class Type : uint8_t { kNone, kStop, kReload, kDeliver, kPing, kPingPeer };
+  enum class Type : uint8_t { kNone, kStop, kReload, kCerts, kDeliver, kPing, kPingPeer };
   Type type = Type::kNone;
   std::shared_ptr<const Config> config;  // kReload
+  std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
   uint64_t value = 0;                    // kPingPeer: target shard
 };

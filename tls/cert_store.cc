@@ -65,16 +65,41 @@ std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs) {
   return out;
 }
 
+std::string cert_files_state(const std::vector<std::string>& dirs) {
+  std::string state;
+  for (const auto& f : find_cert_files(dirs)) {
+    for (const auto& p : {f.cert, f.key}) {
+      std::error_code ec;
+      const auto size = fs::file_size(p, ec);
+      const auto mtime = fs::last_write_time(p, ec).time_since_epoch().count();
+      state += p + " " + std::to_string(size) + " " + std::to_string(mtime) + "\n";
+    }
+  }
+  return state;
+}
+
 std::shared_ptr<const CertStore> CertStore::load(const std::vector<std::string>& dirs,
                                                  int64_t now_unix,
                                                  std::shared_ptr<TicketKeys> tickets,
-                                                 std::vector<std::string>* problems) {
+                                                 std::vector<std::string>* problems,
+                                                 const CertStore* previous) {
   auto store = std::make_shared<CertStore>();
   for (const auto& f : find_cert_files(dirs)) {
     std::string error;
     auto ctx = TlsContext::load(f.cert, f.key, now_unix, tickets, &error);
     if (ctx) {
       store->contexts_.push_back(std::move(ctx));
+      continue;
+    }
+    std::shared_ptr<const TlsContext> old;
+    if (previous != nullptr) {
+      for (const auto& c : previous->contexts_) {
+        if (c->cert_path() == f.cert) old = c;
+      }
+    }
+    if (old) {
+      problems->push_back(error + " (the certificate loaded before stays in use)");
+      store->contexts_.push_back(std::move(old));
     } else {
       problems->push_back(error);
     }

@@ -29,14 +29,21 @@ struct CertFiles {
 // Every certificate/key pair under `dirs`, in a stable (sorted) order.
 std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs);
 
+// The pairs' paths with their sizes and modification times: when this
+// changes, a certificate was renewed (or added, or removed).
+std::string cert_files_state(const std::vector<std::string>& dirs);
+
 class CertStore {
  public:
   // Loads every pair found. A pair that fails to load is skipped with a line
-  // in *problems (the rest still serve).
+  // in *problems (the rest still serve); on a reload, when `previous` had
+  // loaded that pair, its old context stays in use instead (a broken renewal
+  // does not take a working certificate away).
   static std::shared_ptr<const CertStore> load(const std::vector<std::string>& dirs,
                                                int64_t now_unix,
                                                std::shared_ptr<TicketKeys> tickets,
-                                               std::vector<std::string>* problems);
+                                               std::vector<std::string>* problems,
+                                               const CertStore* previous = nullptr);
 
   bool empty() const { return contexts_.empty(); }
   const std::vector<std::shared_ptr<const TlsContext>>& contexts() const { return contexts_; }

@@ -204,3 +204,81 @@ def test_tls12_ticket_resumes_and_a_restart_falls_back(tls_server, tmp_path):
     after = s_client(args + ["-sess_in", str(sess)])
     assert "New, TLSv1.2" in after, after
     assert "250 CHUNKING" in after or "250-" in after, after
+
+
+# ---------------------------------------------------------------- reloads
+def serial_of(port):
+    """The serial number of the certificate a new STARTTLS session gets."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.starttls(context=client_context())
+        der = s.sock.getpeercert(binary_form=True)
+    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"],
+                       input=der, capture_output=True, check=True)
+    return r.stdout.decode().strip()
+
+
+def replace_host_cert(certs):
+    d = certs / HOSTS["plain"]
+    make_cert(d, HOSTS["plain"], "fullchain.pem.new", "privkey.pem.new")
+    (d / "privkey.pem.new").rename(d / "privkey.pem")  # key first, as acme.sh does
+    (d / "fullchain.pem.new").rename(d / "fullchain.pem")
+
+
+def test_sighup_swaps_certificates_and_open_sessions_go_on(tls_server, certs):
+    old = serial_of(tls_server.port)
+    open_session = smtplib.SMTP("127.0.0.1", tls_server.port, timeout=10)
+    open_session.starttls(context=client_context())
+    open_session.ehlo("client.example")
+    replace_host_cert(certs)
+    tls_server.proc.send_signal(__import__("signal").SIGHUP)
+    new = old
+    deadline = time.monotonic() + 10
+    while new == old and time.monotonic() < deadline:
+        time.sleep(0.2)
+        new = serial_of(tls_server.port)
+    assert new != old, "new connections still get the old certificate"
+    # The session opened before the reload keeps working.
+    open_session.sendmail("a@src.example", ["erin@example.test"], b"Subject: across\r\n\r\nhi\r\n")
+    open_session.quit()
+    tls_server.wait_for_mail("example.test", "erin")
+    assert "tls: certificates reloaded (SIGHUP)" in tls_server.log_path.read_text()
+
+
+def test_renewal_is_noticed_without_a_signal(tls_server, certs):
+    old = serial_of(tls_server.port)
+    replace_host_cert(certs)
+    deadline = time.monotonic() + 15
+    new = old
+    while new == old and time.monotonic() < deadline:
+        time.sleep(0.5)
+        new = serial_of(tls_server.port)
+    assert new != old
+    assert "a certificate file changed" in tls_server.log_path.read_text()
+
+
+def test_a_broken_renewal_keeps_the_old_certificate(tls_server, certs):
+    old = serial_of(tls_server.port)
+    (certs / HOSTS["plain"] / "fullchain.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    tls_server.proc.send_signal(__import__("signal").SIGHUP)
+    deadline = time.monotonic() + 10
+    log = ""
+    while "stays in use" not in log and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log = tls_server.log_path.read_text()
+    assert "the certificate loaded before stays in use" in log, log
+    assert serial_of(tls_server.port) == old
+
+
+def test_tls13_ticket_resumes_across_a_reload(tls_server, certs, tmp_path):
+    sess = tmp_path / "sess13.pem"
+    args = ["-starttls", "smtp", "-connect", f"127.0.0.1:{tls_server.port}", "-tls1_3"]
+    first = s_client(args + ["-sess_out", str(sess)], stdin=b"NOOP\r\nQUIT\r\n")
+    assert "New, TLSv1.3" in first, first
+    replace_host_cert(certs)
+    tls_server.proc.send_signal(__import__("signal").SIGHUP)
+    deadline = time.monotonic() + 10
+    while "certificates reloaded" not in tls_server.log_path.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    again = s_client(args + ["-sess_in", str(sess)])
+    assert "Reused, TLSv1.3" in again, again
