@@ -64,6 +64,26 @@ def test_swaks_submission_relays_after_auth(auth_server, mech):
     assert "auth=alice@example.test" in log
 
 
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_swaks_implicit_tls_auth(auth_server, mech):
+    rc, out = swaks(auth_server, auth_server.smtps_port, "--tlsc", "--auth", mech,
+                    "--auth-user", "alice@example.test", "--auth-password", PASSWORD,
+                    "--from", "alice@example.test", "--to", "frank@example.test")
+    assert rc == 0, out
+    assert "235 2.7.0 Authentication successful" in out, out
+    auth_server.wait_for_mail("example.test", "frank")
+
+
+def test_overlong_and_repeated_auth(auth_server):
+    with smtplib.SMTP("127.0.0.1", auth_server.sub_port, timeout=30) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        code, msg = s.docmd("AUTH PLAIN " + "A" * 5000)
+        assert (code, msg) == (500, b"5.5.2 Line too long")
+        s.login("alice@example.test", PASSWORD)
+        assert s.docmd(plain("alice@example.test", PASSWORD)) == (503, b"5.5.1 Already authenticated")
+
+
 def test_smtplib_implicit_tls_login_and_local_delivery(auth_server):
     with smtplib.SMTP_SSL("127.0.0.1", auth_server.smtps_port, timeout=30,
                           context=client_context()) as s:
