@@ -54,6 +54,17 @@ class BackendTest : public ::testing::TestWithParam<BackendKind> {
   void TearDown() override {
     if (lfd >= 0) ::close(lfd);
   }
+  // Runs one BlockingOp to completion; its result, or 1 if it never came.
+  int run_op(storage::BlockingOp::Kind kind, int fd, uint64_t bytes = 0) {
+    storage::BlockingOp op;
+    op.fd = fd;
+    op.kind = kind;
+    op.bytes = bytes;
+    Rec rec;
+    b->blocking(&op, &rec);
+    if (!spin([&] { return !rec.events.empty(); })) return 1;
+    return rec.events[0].res;
+  }
   int connect_client() {
     int c = ::socket(AF_INET, SOCK_STREAM, 0);
     EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
@@ -127,44 +138,16 @@ TEST_P(BackendTest, FsyncAndDoorbell) {
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "x", 1), 1);
-  Rec fs;
-  storage::BlockingOp op_fs;
-  op_fs.fd = fd;
-  op_fs.kind = storage::BlockingOp::Kind::kFsync;
-  op_fs.bytes = 0;
-  b->blocking(&op_fs, &fs);
-  ASSERT_TRUE(spin([&] { return !fs.events.empty(); }));
-  EXPECT_EQ(fs.events[0].res, 0);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kFsync, fd), 0);
   ::close(fd);
   ::unlink(path);
   // syncfs runs on a worker thread and completes on this one.
-  Rec sfs;
   int dfd = ::open("/tmp", O_RDONLY | O_DIRECTORY);
-  storage::BlockingOp op_sfs;
-  op_sfs.fd = dfd;
-  op_sfs.kind = storage::BlockingOp::Kind::kSyncfs;
-  op_sfs.bytes = 0;
-  b->blocking(&op_sfs, &sfs);
-  ASSERT_TRUE(spin([&] { return !sfs.events.empty(); }));
-  EXPECT_EQ(sfs.events[0].res, 0);
-  Rec sfs_bad;
-  storage::BlockingOp op_sfs_bad;
-  op_sfs_bad.fd = 999999;
-  op_sfs_bad.kind = storage::BlockingOp::Kind::kSyncfs;
-  op_sfs_bad.bytes = 0;
-  b->blocking(&op_sfs_bad, &sfs_bad);
-  ASSERT_TRUE(spin([&] { return !sfs_bad.events.empty(); }));
-  EXPECT_EQ(sfs_bad.events[0].res, -EBADF);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kSyncfs, dfd), 0);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kSyncfs, 999999), -EBADF);
   ::close(dfd);
   // A bad descriptor gives -EBADF, not success.
-  Rec bad;
-  storage::BlockingOp op_bad;
-  op_bad.fd = 999999;
-  op_bad.kind = storage::BlockingOp::Kind::kFsync;
-  op_bad.bytes = 0;
-  b->blocking(&op_bad, &bad);
-  ASSERT_TRUE(spin([&] { return !bad.events.empty(); }));
-  EXPECT_EQ(bad.events[0].res, -EBADF);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kFsync, 999999), -EBADF);
 
   Rec bell;
   b->watch_doorbell(&bell);
@@ -181,23 +164,9 @@ TEST_P(BackendTest, DataSyncAndZeroFill) {
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "abc", 3), 3);
-  Rec ds;
-  storage::BlockingOp op_ds;
-  op_ds.fd = fd;
-  op_ds.kind = storage::BlockingOp::Kind::kDataSync;
-  op_ds.bytes = 0;
-  b->blocking(&op_ds, &ds);
-  ASSERT_TRUE(spin([&] { return !ds.events.empty(); }));
-  EXPECT_EQ(ds.events[0].res, 0);
-  Rec zf;
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kDataSync, fd), 0);
   const uint64_t n = (uint64_t{3} << 20) + 17;  // more than one chunk, not a multiple
-  storage::BlockingOp op_zf;
-  op_zf.fd = fd;
-  op_zf.kind = storage::BlockingOp::Kind::kZeroFill;
-  op_zf.bytes = n;
-  b->blocking(&op_zf, &zf);
-  ASSERT_TRUE(spin([&] { return !zf.events.empty(); }));
-  EXPECT_EQ(zf.events[0].res, 0);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kZeroFill, fd, n), 0);
   struct stat st {};
   ASSERT_EQ(::fstat(fd, &st), 0);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), n);
@@ -206,14 +175,7 @@ TEST_P(BackendTest, DataSyncAndZeroFill) {
   EXPECT_EQ(head, std::string(4096, '\0'));
   ::close(fd);
   ::unlink(path);
-  Rec zf_bad;
-  storage::BlockingOp op_zf_bad;
-  op_zf_bad.fd = 999999;
-  op_zf_bad.kind = storage::BlockingOp::Kind::kZeroFill;
-  op_zf_bad.bytes = 4096;
-  b->blocking(&op_zf_bad, &zf_bad);
-  ASSERT_TRUE(spin([&] { return !zf_bad.events.empty(); }));
-  EXPECT_EQ(zf_bad.events[0].res, -EBADF);
+  EXPECT_EQ(run_op(storage::BlockingOp::Kind::kZeroFill, 999999, 4096), -EBADF);
 }
 
 // MSG_RING (or eventfd) from one backend's thread to another's.

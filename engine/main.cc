@@ -33,6 +33,16 @@ namespace {
 
 constexpr time_t kCertPollS = 2;
 
+// Sends every shard a message that `fill` writes.
+template <typename Fill>
+void post_all(const std::vector<std::unique_ptr<Shard>>& shards, Fill fill) {
+  for (const auto& s : shards) {
+    ShardMessage m;
+    fill(m);
+    s->post_from_main(std::move(m));
+  }
+}
+
 // Writes a self-signed certificate for the host name into <data_dir>/certs
 // (the embedded development configuration), key readable by us only.
 bool write_self_signed(const Config& cfg, std::string* error) {
@@ -290,12 +300,10 @@ int run(int argc, char** argv) {
       return;
     }
     certs = fresh;
-    for (auto& s : shards) {
-      ShardMessage m;
+    post_all(shards, [&](ShardMessage& m) {
       m.type = ShardMessage::Type::kCerts;
       m.certs = certs;
-      s->post_from_main(std::move(m));
-    }
+    });
     log_line("tls: certificates reloaded (" + why + "): " + std::to_string(certs->contexts().size()) +
              " in use");
   };
@@ -331,12 +339,10 @@ int run(int argc, char** argv) {
         log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
       }
       cfg = fresh;
-      for (auto& s : shards) {
-        ShardMessage m;
+      post_all(shards, [&](ShardMessage& m) {
         m.type = ShardMessage::Type::kReload;
         m.config = fresh;
-        s->post_from_main(std::move(m));
-      }
+      });
       continue;
     }
     log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +

@@ -5,6 +5,7 @@
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/random.h>
 
+#include <array>
 #include <cstring>
 
 namespace ringmail::tls {
@@ -17,6 +18,14 @@ bool random_bytes(unsigned char* out, size_t n) {
   const bool ok = wc_RNG_GenerateBlock(&rng, out, static_cast<word32>(n)) == 0;
   wc_FreeRng(&rng);
   return ok;
+}
+
+// The key name and nonce are authenticated along with the ticket.
+std::array<unsigned char, 32> ticket_aad(const unsigned char key_name[16], const unsigned char iv[16]) {
+  std::array<unsigned char, 32> aad;
+  std::memcpy(aad.data(), key_name, 16);
+  std::memcpy(aad.data() + 16, iv, 16);
+  return aad;
 }
 
 int ticket_cb(WOLFSSL* /*ssl*/, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
@@ -52,12 +61,9 @@ int TicketKeys::seal_or_open(unsigned char key_name[16], unsigned char iv[16],
     std::memcpy(key_name, name_.data(), name_.size());
     if (!random_bytes(iv, 16)) return WOLFSSL_TICKET_RET_FATAL;
     std::memset(mac, 0, 32);
-    // The key name and nonce are authenticated along with the ticket.
-    unsigned char aad[32];
-    std::memcpy(aad, key_name, 16);
-    std::memcpy(aad + 16, iv, 16);
-    if (wc_ChaCha20Poly1305_Encrypt(key_.data(), iv, aad, sizeof aad, ticket, len, ticket, mac) !=
-        0) {
+    const auto aad = ticket_aad(key_name, iv);
+    if (wc_ChaCha20Poly1305_Encrypt(key_.data(), iv, aad.data(), aad.size(), ticket, len, ticket,
+                                    mac) != 0) {
       return WOLFSSL_TICKET_RET_FATAL;
     }
     *out_len = in_len;
@@ -66,11 +72,9 @@ int TicketKeys::seal_or_open(unsigned char key_name[16], unsigned char iv[16],
   // A ticket sealed under another key (another process, or forged): not an
   // error, the client just does a full handshake.
   if (std::memcmp(key_name, name_.data(), name_.size()) != 0) return WOLFSSL_TICKET_RET_REJECT;
-  unsigned char aad[32];
-  std::memcpy(aad, key_name, 16);
-  std::memcpy(aad + 16, iv, 16);
-  if (wc_ChaCha20Poly1305_Decrypt(key_.data(), iv, aad, sizeof aad, ticket, len, mac, ticket) !=
-      0) {
+  const auto aad = ticket_aad(key_name, iv);
+  if (wc_ChaCha20Poly1305_Decrypt(key_.data(), iv, aad.data(), aad.size(), ticket, len, mac,
+                                  ticket) != 0) {
     return WOLFSSL_TICKET_RET_REJECT;
   }
   *out_len = in_len;

@@ -120,23 +120,29 @@ bool save(const std::string& path, const UserDb& db) {
   return true;
 }
 
-bool split(const std::string& address, std::string* local, std::string* domain) {
+// One user's domain file, loaded: the normalized name, the file's path and
+// its users (nullopt after saying what is wrong).
+struct DomainFile {
+  std::string local, domain, path;
+  std::optional<UserDb> db;
+};
+DomainFile open_for(const std::string& domains_dir, const std::string& address) {
+  DomainFile f;
   std::string error;
-  if (!storage::normalize_user(address, local, domain, &error)) {
+  if (!storage::normalize_user(address, &f.local, &f.domain, &error)) {
     fail(error);
-    return false;
+    return f;
   }
-  return true;
+  f.path = storage::users_file(domains_dir, f.domain);
+  bool exists = false;
+  f.db = load(f.path, &exists);
+  return f;
 }
 
 }  // namespace
 
 int user_add(const std::string& domains_dir, const std::string& address, PasswordSource src) {
-  std::string local, domain;
-  if (!split(address, &local, &domain)) return 1;
-  const std::string path = storage::users_file(domains_dir, domain);
-  bool exists = false;
-  auto db = load(path, &exists);
+  auto [local, domain, path, db] = open_for(domains_dir, address);
   if (!db) return 1;
   auto pw = read_password(src, true);
   if (!pw) return 1;
@@ -159,11 +165,7 @@ int user_add(const std::string& domains_dir, const std::string& address, Passwor
 }
 
 int user_remove(const std::string& domains_dir, const std::string& address) {
-  std::string local, domain;
-  if (!split(address, &local, &domain)) return 1;
-  const std::string path = storage::users_file(domains_dir, domain);
-  bool exists = false;
-  auto db = load(path, &exists);
+  auto [local, domain, path, db] = open_for(domains_dir, address);
   if (!db) return 1;
   if (!db->remove(local)) return fail("no user " + local + "@" + domain + " in " + path);
   if (!save(path, *db)) return 1;
@@ -197,10 +199,7 @@ int user_list(const std::string& domains_dir, const std::string& only) {
 }
 
 int authenticate(const std::string& domains_dir, const std::string& address, PasswordSource src) {
-  std::string local, domain;
-  if (!split(address, &local, &domain)) return 1;
-  bool exists = false;
-  auto db = load(storage::users_file(domains_dir, domain), &exists);
+  auto [local, domain, path, db] = open_for(domains_dir, address);
   if (!db) return 1;
   auto pw = read_password(src, false);
   if (!pw) return 1;
