@@ -1,0 +1,263 @@
+// Scripted sessions against the outbound SMTP client state machine.
+#include "proto/smtp_client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ringmail::proto {
+namespace {
+
+using ::testing::HasSubstr;
+using State = SmtpClient::State;
+
+const char kEhloFull[] =
+    "250-mx.peer.example\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
+    "250-SMTPUTF8\r\n250-STARTTLS\r\n250 CHUNKING\r\n";
+const char kEhloPlain[] = "250-mx.peer.example\r\n250 SIZE\r\n";  // no pipelining, no limit
+
+class Client : public ::testing::Test {
+ protected:
+  void make(bool starttls = true, bool require_tls = false) {
+    c = std::make_unique<SmtpClient>(SmtpClient::Params{"relay.test", starttls, require_tls});
+  }
+  std::string say(std::string_view server) {
+    c->feed(server);
+    std::string o = std::move(c->output());
+    c->output().clear();
+    return o;
+  }
+  SmtpClient::Message message(std::vector<std::string> rcpts) {
+    SmtpClient::Message m;
+    m.from = Address{"a", "src.example"};
+    for (auto& r : rcpts) {
+      const size_t at = r.find('@');
+      m.rcpts.push_back(Address{r.substr(0, at), r.substr(at + 1)});
+    }
+    m.data = body;
+    return m;
+  }
+  std::string take() {
+    std::string o = std::move(c->output());
+    c->output().clear();
+    return o;
+  }
+  std::string body = "Subject: x\r\n\r\n.hidden\r\nline\r\n";
+  std::unique_ptr<SmtpClient> c;
+};
+
+TEST(ReplyReader, MultiLineAndSplit) {
+  ReplyReader r;
+  std::vector<Reply> out;
+  r.feed("250-first\r\n250-sec", &out);
+  EXPECT_TRUE(out.empty());
+  r.feed("ond\r\n250 last\r\n550 5.1.1 no\r\n", &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].code, 250);
+  EXPECT_EQ(out[0].text, "first\nsecond\nlast");
+  EXPECT_EQ(out[1].summary(), "550 5.1.1 no");
+  out.clear();
+  r.feed("garbage\r\n250-a\r\n251 b\r\n", &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].code, 0);
+  EXPECT_EQ(out[1].code, 0);  // code changed inside a multi-line reply
+  r.feed(std::string(5000, 'x'), &out);
+  EXPECT_TRUE(r.overflow());
+}
+
+TEST(Ehlo, Capabilities) {
+  Reply r{250, "mx\nPIPELINING\nSIZE 10000\n8bitmime\nSMTPUTF8\nSTARTTLS\nCHUNKING\nAUTH PLAIN"};
+  ServerCaps c = parse_ehlo(r);
+  EXPECT_TRUE(c.pipelining && c.starttls && c.eightbitmime && c.smtputf8 && c.chunking && c.size);
+  EXPECT_EQ(c.size_max, 10000u);
+  c = parse_ehlo(Reply{250, "mx.only"});
+  EXPECT_FALSE(c.pipelining || c.starttls || c.size);
+}
+
+TEST(DotStuff, LeadingDotsAndTerminator) {
+  EXPECT_EQ(dot_stuff(".a\r\nb\r\n..c\r\n"), "..a\r\nb\r\n...c\r\n.\r\n");
+  EXPECT_EQ(dot_stuff("no newline"), "no newline\r\n.\r\n");
+  EXPECT_EQ(dot_stuff(""), ".\r\n");
+}
+
+TEST_F(Client, StarttlsThenPipelinedDelivery) {
+  make();
+  EXPECT_EQ(say("220 mx.peer.example ESMTP\r\n"), "EHLO relay.test\r\n");
+  EXPECT_EQ(say(kEhloFull), "STARTTLS\r\n");
+  EXPECT_EQ(say("220 2.0.0 go ahead\r\n"), "");
+  EXPECT_EQ(c->state(), State::kTlsHandshake);
+  c->tls_started();
+  EXPECT_EQ(take(), "EHLO relay.test\r\n");
+  EXPECT_EQ(say(kEhloFull), "");  // STARTTLS is not asked for twice
+  EXPECT_EQ(c->state(), State::kReady);
+  EXPECT_TRUE(c->tls_active());
+  c->send(message({"b@peer.example", "c@peer.example", "d@peer.example"}));
+  EXPECT_EQ(take(),
+            "MAIL FROM:<a@src.example> SIZE=29\r\nRCPT TO:<b@peer.example>\r\n"
+            "RCPT TO:<c@peer.example>\r\nRCPT TO:<d@peer.example>\r\nDATA\r\n");
+  EXPECT_EQ(say("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n"
+                "451 4.2.1 try later\r\n354 go\r\n"),
+            "Subject: x\r\n\r\n..hidden\r\nline\r\n.\r\n");
+  EXPECT_FALSE(c->message_done());
+  EXPECT_EQ(say("250 2.0.0 queued as X\r\n"), "");
+  ASSERT_TRUE(c->message_done());
+  const auto& r = c->results();
+  EXPECT_EQ(r[0].outcome, Outcome::kOk);
+  EXPECT_EQ(r[0].reply, "250 2.0.0 queued as X");
+  EXPECT_EQ(r[1].outcome, Outcome::kPerm);
+  EXPECT_EQ(r[1].reply, "550 5.1.1 no such user");
+  EXPECT_EQ(r[2].outcome, Outcome::kTemp);
+  EXPECT_EQ(c->state(), State::kReady);
+  c->quit();
+  EXPECT_EQ(take(), "QUIT\r\n");
+  say("221 bye\r\n");
+  EXPECT_EQ(c->state(), State::kDone);
+  EXPECT_FALSE(c->failed());
+}
+
+TEST_F(Client, StepByStepWithoutPipelining) {
+  make(false);
+  say("220 mx\r\n");
+  EXPECT_EQ(say(kEhloPlain), "");
+  c->send(message({"b@peer.example", "c@peer.example"}));
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example> SIZE=29\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "RCPT TO:<b@peer.example>\r\n");
+  EXPECT_EQ(say("550 no\r\n"), "RCPT TO:<c@peer.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "DATA\r\n");
+  EXPECT_THAT(say("354 go\r\n"), HasSubstr("\r\n.\r\n"));
+  say("554 5.7.1 content refused\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);
+  EXPECT_EQ(c->results()[0].reply, "550 no");
+  EXPECT_EQ(c->results()[1].reply, "554 5.7.1 content refused");
+  // A second message on the same connection.
+  c->send(message({"e@peer.example"}));
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example> SIZE=29\r\n");
+}
+
+TEST_F(Client, EveryRecipientRefusedMeansRset) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  c->send(message({"b@peer.example"}));
+  take();
+  EXPECT_EQ(say("250 ok\r\n550 5.1.1 no\r\n554 5.5.1 no valid recipients\r\n"), "RSET\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);
+  say("250 reset\r\n");
+  EXPECT_EQ(c->state(), State::kReady);
+}
+
+TEST_F(Client, RefusedSenderFailsEveryRecipient) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  c->send(message({"b@peer.example", "c@peer.example"}));
+  take();
+  say("451 4.7.1 greylisted\r\n503 need mail\r\n503 need mail\r\n503 need mail\r\n");
+  ASSERT_TRUE(c->message_done());
+  for (const auto& r : c->results()) {
+    EXPECT_EQ(r.outcome, Outcome::kTemp);
+    EXPECT_EQ(r.reply, "MAIL: 451 4.7.1 greylisted");
+  }
+}
+
+TEST_F(Client, SizeSmtputfAndEightBitChecks) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);  // SIZE 10000
+  body.assign(20000, 'x');
+  c->send(message({"b@peer.example"}));
+  EXPECT_EQ(take(), "");  // refused before MAIL
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);
+  EXPECT_THAT(c->results()[0].reply, HasSubstr("552 5.3.4"));
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloPlain);
+  body = "short\r\n";
+  auto m = message({"b@peer.example"});
+  m.smtputf8 = true;
+  c->send(m);
+  EXPECT_THAT(c->results()[0].reply, HasSubstr("553 5.6.7"));
+  m.smtputf8 = false;
+  m.body_8bit = true;
+  c->send(m);
+  EXPECT_THAT(c->results()[0].reply, HasSubstr("554 5.6.3"));
+}
+
+TEST_F(Client, GreetingAndEhloFailures) {
+  make();
+  EXPECT_EQ(say("554 5.7.1 go away\r\n"), "QUIT\r\n");
+  EXPECT_TRUE(c->failed());
+  EXPECT_EQ(c->failure(), Outcome::kPerm);
+  make();
+  say("220 mx\r\n");
+  EXPECT_EQ(say("502 what\r\n"), "HELO relay.test\r\n");  // an old server
+  EXPECT_EQ(say("250 hi\r\n"), "");
+  EXPECT_EQ(c->state(), State::kReady);
+  make();
+  say("421 4.3.2 busy\r\n");
+  EXPECT_EQ(c->failure(), Outcome::kTemp);
+}
+
+TEST_F(Client, RequiredTlsMissingOrRefused) {
+  make(true, true);
+  say("220 mx\r\n");
+  EXPECT_EQ(say(kEhloPlain), "QUIT\r\n");
+  EXPECT_TRUE(c->failed());
+  EXPECT_THAT(c->failure_reason(), HasSubstr("TLS is required"));
+  make(true, true);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  EXPECT_EQ(say("454 4.7.0 no tls today\r\n"), "QUIT\r\n");
+  EXPECT_TRUE(c->failed());
+  // Opportunistic: a refused STARTTLS goes on in clear.
+  make(true, false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  say("454 4.7.0 no tls today\r\n");
+  EXPECT_EQ(c->state(), State::kReady);
+  EXPECT_FALSE(c->tls_active());
+}
+
+TEST_F(Client, ConnectionLostMidMessage) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  c->send(message({"b@peer.example", "c@peer.example"}));
+  take();
+  say("250 ok\r\n550 no\r\n");
+  c->connection_lost("reset by peer");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);  // its own answer stays
+  EXPECT_EQ(c->results()[1].outcome, Outcome::kTemp);
+  EXPECT_THAT(c->results()[1].reply, HasSubstr("reset by peer"));
+  EXPECT_TRUE(c->failed());
+}
+
+TEST_F(Client, UnsolicitedReplyFails) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  say("250 surprise\r\n");
+  EXPECT_TRUE(c->failed());
+}
+
+TEST_F(Client, NullSenderAndLoneDotAfterUselessDataGo) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloFull);
+  auto m = message({"b@peer.example"});
+  m.from = Address{};
+  c->send(m);
+  EXPECT_THAT(take(), HasSubstr("MAIL FROM:<> SIZE="));
+  // The recipient is refused but the server still says 354 to DATA.
+  EXPECT_EQ(say("250 ok\r\n550 no\r\n354 go\r\n"), ".\r\n");
+  say("554 no valid recipients\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].reply, "550 no");
+  EXPECT_EQ(c->state(), State::kReady);
+}
+
+}  // namespace
+}  // namespace ringmail::proto

@@ -1,0 +1,39 @@
+// libFuzzer target: the outbound SMTP client (proto/smtp_client.cc) fed any
+// server bytes, in any split, with a message sent whenever it is ready. It
+// must never crash, never read out of bounds, and always end a message with
+// one result per recipient.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "proto/smtp_client.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ringmail::proto;
+  if (size < 2) return 0;
+  const bool pipelining_split = data[0] & 1;
+  SmtpClient c(SmtpClient::Params{"relay.test", (data[0] & 2) != 0, (data[0] & 4) != 0});
+  std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
+  const size_t chunk = 1 + data[1] % 64;
+  SmtpClient::Message m;
+  m.from = Address{"a", "src.example"};
+  m.rcpts = {Address{"b", "peer.example"}, Address{"c", "peer.example"}};
+  m.data = "Subject: fuzz\r\n\r\n.body\r\n";
+  bool sent = false;
+  while (!in.empty() && c.state() != SmtpClient::State::kDone) {
+    const size_t n = pipelining_split ? in.size() : (chunk < in.size() ? chunk : in.size());
+    c.feed(in.substr(0, n));
+    in.remove_prefix(n);
+    c.output().clear();
+    if (c.state() == SmtpClient::State::kTlsHandshake) c.tls_started();
+    if (c.state() == SmtpClient::State::kReady && !sent) {
+      c.send(m);
+      sent = true;
+    }
+    if (sent && c.message_done() && c.results().size() != m.rcpts.size()) std::abort();
+  }
+  c.connection_lost("end of input");
+  if (sent && !c.message_done()) std::abort();
+  return 0;
+}
