@@ -54,6 +54,14 @@ class Backend {
   // where there is one, everything else on a worker thread. `op` stays alive
   // until `c` completes.
   virtual void blocking(storage::BlockingOp* op, Completion* c) = 0;
+  // One-shot readiness wait for a descriptor someone else reads and writes
+  // (c-ares' sockets): `c` completes once, with res = the poll(2) revents
+  // (POLLIN, POLLOUT, POLLERR, POLLHUP) or -errno. `events` is POLLIN
+  // and/or POLLOUT.
+  virtual void poll(int fd, uint32_t events, Completion* c) = 0;
+  // Withdraws a pending poll() (its completion comes with -ECANCELED) and
+  // forgets `fd`, which its owner is about to close.
+  virtual void cancel_poll(int fd, Completion* c) = 0;
   // Closes a descriptor that has no operation in flight.
   virtual void close(int fd) = 0;
 

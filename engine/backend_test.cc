@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -176,6 +177,37 @@ TEST_P(BackendTest, DataSyncAndZeroFill) {
   ::close(fd);
   ::unlink(path);
   EXPECT_EQ(run_op(storage::BlockingOp::Kind::kZeroFill, 999999, 4096), -EBADF);
+}
+
+// One-shot polls on descriptors someone else reads (c-ares' sockets), and
+// withdrawing one.
+TEST_P(BackendTest, PollAndCancel) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+  Rec r;
+  b->poll(sv[0], POLLIN, &r);
+  b->wait(0);
+  EXPECT_TRUE(r.events.empty());  // nothing to read yet
+  ASSERT_EQ(::write(sv[1], "x", 1), 1);
+  ASSERT_TRUE(spin([&] { return !r.events.empty(); }));
+  EXPECT_TRUE(r.events[0].res & POLLIN);
+  // Already readable when armed: completes at once.
+  Rec again;
+  b->poll(sv[0], POLLIN, &again);
+  ASSERT_TRUE(spin([&] { return !again.events.empty(); }));
+  char c;
+  ASSERT_EQ(::read(sv[0], &c, 1), 1);
+  // Withdrawn before anything happens: -ECANCELED, once.
+  Rec w;
+  b->poll(sv[0], POLLIN, &w);
+  b->wait(0);
+  b->cancel_poll(sv[0], &w);
+  ASSERT_TRUE(spin([&] { return !w.events.empty(); }));
+  EXPECT_EQ(w.events[0].res, -ECANCELED);
+  ::close(sv[0]);
+  ::close(sv[1]);
+  for (int i = 0; i < 5; ++i) b->wait(0);
+  EXPECT_EQ(w.events.size(), 1u);
 }
 
 // MSG_RING (or eventfd) from one backend's thread to another's.

@@ -2,6 +2,7 @@
 // kernel.io_uring_disabled). Same contract as the io_uring backend: multishot
 // accept/recv are emulated by readiness loops, fsync and syncfs run on a
 // small worker pool per shard, completions are always delivered from wait().
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -68,6 +69,27 @@ class EpollBackend final : public Backend {
 
   void blocking(storage::BlockingOp* op, Completion* c) override { pool_.submit(op, c); }
 
+  void poll(int fd, uint32_t events, Completion* c) override {
+    Reg& r = reg(fd);
+    r.poll = c;
+    r.poll_events = events;
+    update(fd);
+    pending_polls_.push_back(fd);  // it may be ready already (edge-triggered)
+  }
+
+  void cancel_poll(int fd, Completion* c) override {
+    if (static_cast<size_t>(fd) >= regs_.size()) return;
+    Reg& r = regs_[static_cast<size_t>(fd)];
+    if (r.poll == c) {
+      r.poll = nullptr;
+      cancelled_.push_back(c);
+    }
+    // The owner closes the descriptor next: forget it, so a reuse of the
+    // number starts from scratch.
+    if (r.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    r = Reg{};
+  }
+
   void close(int fd) override {
     if (static_cast<size_t>(fd) < regs_.size()) {
       Reg& r = regs_[static_cast<size_t>(fd)];
@@ -104,6 +126,9 @@ class EpollBackend final : public Backend {
         continue;
       }
       int fd = static_cast<int>(reinterpret_cast<intptr_t>(tag));
+      if (static_cast<size_t>(fd) < regs_.size() && regs_[static_cast<size_t>(fd)].poll != nullptr) {
+        pending_polls_.push_back(fd);
+      }
       if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) pending_reads_.push_back(fd);
       if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) pending_writes_.push_back(fd);
     }
@@ -115,6 +140,8 @@ class EpollBackend final : public Backend {
   struct Reg {
     Completion* in = nullptr;   // accept or recv
     Completion* out = nullptr;  // send
+    Completion* poll = nullptr;  // a one-shot readiness wait
+    uint32_t poll_events = 0;
     const char* out_p = nullptr;
     size_t out_n = 0;
     bool listener = false;
@@ -140,6 +167,8 @@ class EpollBackend final : public Backend {
     uint32_t want = EPOLLET | EPOLLRDHUP;
     if (r.in != nullptr) want |= EPOLLIN;
     if (r.out != nullptr) want |= EPOLLOUT;
+    if (r.poll != nullptr && (r.poll_events & POLLIN)) want |= EPOLLIN;
+    if (r.poll != nullptr && (r.poll_events & POLLOUT)) want |= EPOLLOUT;
     epoll_event ev{};
     ev.events = want;
     ev.data.ptr = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
@@ -154,6 +183,21 @@ class EpollBackend final : public Backend {
 
   int run_pending() {
     int n = 0;
+    while (!cancelled_.empty()) {
+      auto cs = std::move(cancelled_);
+      cancelled_.clear();
+      for (Completion* c : cs) {
+        Event ev;
+        ev.res = -ECANCELED;
+        c->complete(ev);
+        ++n;
+      }
+    }
+    while (!pending_polls_.empty()) {
+      auto fds = std::move(pending_polls_);
+      pending_polls_.clear();
+      for (int fd : fds) n += do_poll(fd);
+    }
     while (!pending_reads_.empty() || !pending_writes_.empty()) {
       auto reads = std::move(pending_reads_);
       pending_reads_.clear();
@@ -227,6 +271,21 @@ class EpollBackend final : public Backend {
     return n;
   }
 
+  int do_poll(int fd) {
+    if (static_cast<size_t>(fd) >= regs_.size()) return 0;
+    Reg& r = regs_[static_cast<size_t>(fd)];
+    Completion* c = r.poll;
+    if (c == nullptr) return 0;
+    pollfd p{fd, static_cast<short>(r.poll_events), 0};
+    if (::poll(&p, 1, 0) <= 0 || p.revents == 0) return 0;  // wait for the edge
+    r.poll = nullptr;
+    update(fd);
+    Event ev;
+    ev.res = p.revents;
+    c->complete(ev);
+    return 1;
+  }
+
   int do_write(int fd) {
     if (static_cast<size_t>(fd) >= regs_.size()) return 0;
     Reg& r = regs_[static_cast<size_t>(fd)];
@@ -252,6 +311,8 @@ class EpollBackend final : public Backend {
   Completion* doorbell_ = nullptr;
   std::vector<Reg> regs_;
   std::vector<int> pending_reads_;
+  std::vector<int> pending_polls_;
+  std::vector<Completion*> cancelled_;
   std::vector<int> pending_writes_;
   char buf_[kRecvBytes];
 

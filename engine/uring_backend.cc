@@ -122,6 +122,17 @@ class UringBackend final : public Backend {
     pool_->submit(op, c);
   }
 
+  void poll(int fd, uint32_t events, Completion* c) override {
+    io_uring_sqe* sqe = sqe_for(c);
+    io_uring_prep_poll_add(sqe, fd, events);
+  }
+
+  void cancel_poll(int, Completion* c) override {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_poll_remove(sqe, reinterpret_cast<uint64_t>(c));
+    io_uring_sqe_set_data64(sqe, 0);  // its own completion is ignored
+  }
+
   void close(int fd) override { ::close(fd); }
 
   void watch_doorbell(Completion* c) override {
