@@ -1,0 +1,220 @@
+#include "engine/resolver.h"
+
+#include <ares.h>
+#include <netinet/in.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace ringmail::engine {
+
+const char* to_string(DnsStatus s) {
+  switch (s) {
+    case DnsStatus::kOk: return "ok";
+    case DnsStatus::kNoData: return "no such record";
+    case DnsStatus::kNxDomain: return "no such domain";
+    case DnsStatus::kTempFail: return "temporary DNS failure";
+  }
+  return "?";
+}
+
+namespace {
+
+DnsStatus status_of(int ares_status) {
+  switch (ares_status) {
+    case ARES_SUCCESS: return DnsStatus::kOk;
+    case ARES_ENODATA: return DnsStatus::kNoData;
+    case ARES_ENOTFOUND: return DnsStatus::kNxDomain;
+    default: return DnsStatus::kTempFail;  // timeouts, SERVFAIL, refused, no memory...
+  }
+}
+
+struct MxQuery {
+  AresResolver* self;
+  std::function<void(MxAnswer)> done;
+};
+
+struct AddrQuery {
+  AresResolver* self;
+  std::function<void(AddrAnswer)> done;
+};
+
+}  // namespace
+
+std::unique_ptr<AresResolver> AresResolver::create(Backend& backend, const std::string& servers,
+                                                   int timeout_ms, int tries, std::string* error) {
+  static std::once_flag once;
+  static int lib_status = ARES_SUCCESS;
+  std::call_once(once, [] { lib_status = ares_library_init(ARES_LIB_INIT_ALL); });
+  if (lib_status != ARES_SUCCESS) {
+    *error = std::string("c-ares: ") + ares_strerror(lib_status);
+    return nullptr;
+  }
+  std::unique_ptr<AresResolver> r(new AresResolver(backend));
+  ares_options opts{};
+  opts.sock_state_cb = &AresResolver::on_sock_state;
+  opts.sock_state_cb_data = r.get();
+  opts.timeout = timeout_ms;
+  opts.tries = tries;
+  const int st = ares_init_options(&r->channel_, &opts,
+                                   ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  if (st != ARES_SUCCESS) {
+    *error = std::string("c-ares: ") + ares_strerror(st);
+    return nullptr;
+  }
+  if (!servers.empty()) {
+    const int s = ares_set_servers_ports_csv(r->channel_, servers.c_str());
+    if (s != ARES_SUCCESS) {
+      *error = "DNS servers '" + servers + "': " + ares_strerror(s);
+      return nullptr;
+    }
+  }
+  return r;
+}
+
+AresResolver::~AresResolver() {
+  if (channel_ == nullptr) return;
+  // Pending lookups end with ARES_EDESTRUCTION; their callbacks only free.
+  ares_destroy(channel_);
+  channel_ = nullptr;
+  // Polls withdrawn just now still complete on the backend: wait for them
+  // before the Sock objects go.
+  for (int i = 0; i < 200; ++i) {
+    bool armed = false;
+    for (const auto& s : dead_) armed |= s->armed;
+    for (const auto& [fd, s] : socks_) armed |= s->armed;
+    if (!armed) break;
+    backend_.wait(5);
+  }
+}
+
+void AresResolver::on_sock_state(void* data, int fd, int readable, int writable) {
+  auto* self = static_cast<AresResolver*>(data);
+  auto it = self->socks_.find(fd);
+  if (!readable && !writable) {
+    if (it == self->socks_.end()) return;
+    Sock* s = it->second.get();
+    s->dead = true;
+    s->want_read = s->want_write = false;
+    // Always: an epoll backend must forget the descriptor before c-ares
+    // closes it (the number will be reused).
+    self->backend_.cancel_poll(fd, s);
+    self->dead_.push_back(std::move(it->second));
+    self->socks_.erase(it);
+    return;
+  }
+  Sock* s;
+  if (it == self->socks_.end()) {
+    auto fresh = std::make_unique<Sock>();
+    fresh->owner = self;
+    fresh->fd = fd;
+    s = fresh.get();
+    self->socks_.emplace(fd, std::move(fresh));
+  } else {
+    s = it->second.get();
+  }
+  const bool changed = s->want_read != static_cast<bool>(readable) ||
+                       s->want_write != static_cast<bool>(writable);
+  s->want_read = readable;
+  s->want_write = writable;
+  if (!s->armed) {
+    self->arm(s);
+  } else if (changed) {
+    self->backend_.cancel_poll(fd, s);  // re-armed with the new events on completion
+  }
+}
+
+void AresResolver::arm(Sock* s) {
+  uint32_t events = 0;
+  if (s->want_read) events |= POLLIN;
+  if (s->want_write) events |= POLLOUT;
+  if (events == 0) return;
+  s->armed = true;
+  backend_.poll(s->fd, events, s);
+}
+
+void AresResolver::Sock::complete(const Event& ev) {
+  armed = false;
+  if (dead || owner->channel_ == nullptr) return;
+  if (ev.res > 0) {
+    const ares_socket_t rfd = (ev.res & (POLLIN | POLLERR | POLLHUP)) ? fd : ARES_SOCKET_BAD;
+    const ares_socket_t wfd = (ev.res & (POLLOUT | POLLERR | POLLHUP)) ? fd : ARES_SOCKET_BAD;
+    // May call on_sock_state, which may mark this socket dead (it is then
+    // kept in dead_, not freed, until collect_dead()).
+    ares_process_fd(owner->channel_, rfd, wfd);
+  }
+  if (!dead && !armed && (want_read || want_write)) owner->arm(this);
+}
+
+void AresResolver::collect_dead() {
+  for (auto it = dead_.begin(); it != dead_.end();) {
+    it = (*it)->armed ? std::next(it) : dead_.erase(it);
+  }
+}
+
+void AresResolver::tick() {
+  if (channel_ == nullptr) return;
+  ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts
+  collect_dead();
+}
+
+void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
+  ++pending_;
+  auto* q = new MxQuery{this, std::move(done)};
+  ares_query(channel_, domain.c_str(), 1 /* C_IN */, 15 /* T_MX */,
+             [](void* arg, int status, int, unsigned char* abuf, int alen) {
+               std::unique_ptr<MxQuery> q(static_cast<MxQuery*>(arg));
+               if (status == ARES_EDESTRUCTION) return;
+               --q->self->pending_;
+               MxAnswer a;
+               a.status = status_of(status);
+               if (status == ARES_SUCCESS) {
+                 ares_mx_reply* mx = nullptr;
+                 const int p = ares_parse_mx_reply(abuf, alen, &mx);
+                 a.status = status_of(p);
+                 for (ares_mx_reply* m = mx; m != nullptr; m = m->next) {
+                   a.records.push_back(proto::MxRecord{m->priority, m->host ? m->host : ""});
+                 }
+                 if (mx != nullptr) ares_free_data(mx);
+                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
+               }
+               q->done(std::move(a));
+             },
+             q);
+}
+
+void AresResolver::addresses(const std::string& host, std::function<void(AddrAnswer)> done) {
+  ++pending_;
+  auto* q = new AddrQuery{this, std::move(done)};
+  ares_addrinfo_hints hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_flags = ARES_AI_NOSORT;
+  ares_getaddrinfo(channel_, host.c_str(), nullptr, &hints,
+                   [](void* arg, int status, int, ares_addrinfo* res) {
+                     std::unique_ptr<AddrQuery> q(static_cast<AddrQuery*>(arg));
+                     if (status == ARES_EDESTRUCTION) {
+                       if (res != nullptr) ares_freeaddrinfo(res);
+                       return;
+                     }
+                     --q->self->pending_;
+                     AddrAnswer a;
+                     a.status = status_of(status);
+                     std::vector<sockaddr_storage> v4;
+                     for (auto* n = res != nullptr ? res->nodes : nullptr; n != nullptr;
+                          n = n->ai_next) {
+                       sockaddr_storage ss{};
+                       if (n->ai_addrlen > sizeof ss) continue;
+                       std::memcpy(&ss, n->ai_addr, n->ai_addrlen);
+                       (n->ai_family == AF_INET6 ? a.addrs : v4).push_back(ss);
+                     }
+                     a.addrs.insert(a.addrs.end(), v4.begin(), v4.end());
+                     if (res != nullptr) ares_freeaddrinfo(res);
+                     if (a.status == DnsStatus::kOk && a.addrs.empty()) a.status = DnsStatus::kNoData;
+                     q->done(std::move(a));
+                   },
+                   q);
+}
+
+}  // namespace ringmail::engine

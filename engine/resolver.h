@@ -1,0 +1,84 @@
+// DNS for outbound delivery. `Resolver` is the interface the queue uses;
+// `AresResolver` is c-ares (Debian's libc-ares) driven from the shard's
+// backend: c-ares says which sockets it wants watched (its socket state
+// callback), the backend polls them (one-shot polls, re-armed), completions
+// run ares_process_fd, and the shard's one-second tick runs c-ares'
+// timeouts. One resolver per shard, used on that shard's thread only.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/backend.h"
+#include "proto/mx.h"
+
+struct ares_channeldata;
+
+namespace ringmail::engine {
+
+// Outcome of a lookup. kNoData: the name exists without records of that
+// type (for MX: use the domain's own addresses).
+enum class DnsStatus : uint8_t { kOk, kNoData, kNxDomain, kTempFail };
+const char* to_string(DnsStatus s);
+
+struct MxAnswer {
+  DnsStatus status = DnsStatus::kTempFail;
+  std::vector<proto::MxRecord> records;
+};
+
+struct AddrAnswer {
+  DnsStatus status = DnsStatus::kTempFail;
+  std::vector<sockaddr_storage> addrs;  // IPv6 first, then IPv4
+};
+
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  virtual void mx(const std::string& domain, std::function<void(MxAnswer)> done) = 0;
+  virtual void addresses(const std::string& host, std::function<void(AddrAnswer)> done) = 0;
+  // About once a second: timeouts and retries.
+  virtual void tick() = 0;
+};
+
+class AresResolver final : public Resolver {
+ public:
+  // `servers`: "host:port,host:port" for c-ares, or empty for the system's
+  // (/etc/resolv.conf). `timeout_ms` per try, `tries` per server.
+  static std::unique_ptr<AresResolver> create(Backend& backend, const std::string& servers,
+                                              int timeout_ms, int tries, std::string* error);
+  ~AresResolver() override;
+
+  void mx(const std::string& domain, std::function<void(MxAnswer)> done) override;
+  void addresses(const std::string& host, std::function<void(AddrAnswer)> done) override;
+  void tick() override;
+  // Lookups not answered yet (tests, shutdown).
+  size_t pending() const { return pending_; }
+
+ private:
+  explicit AresResolver(Backend& b) : backend_(b) {}
+  struct Sock final : Completion {
+    AresResolver* owner = nullptr;
+    int fd = -1;
+    bool want_read = false;
+    bool want_write = false;
+    bool armed = false;
+    bool dead = false;  // c-ares is done with it (and will close it)
+    void complete(const Event& ev) override;
+  };
+  static void on_sock_state(void* data, int fd, int readable, int writable);
+  void arm(Sock* s);
+  void collect_dead();
+
+  Backend& backend_;
+  ares_channeldata* channel_ = nullptr;
+  std::unordered_map<int, std::unique_ptr<Sock>> socks_;
+  std::vector<std::unique_ptr<Sock>> dead_;  // waiting for their last completion
+  size_t pending_ = 0;
+};
+
+}  // namespace ringmail::engine

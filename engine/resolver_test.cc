@@ -1,0 +1,204 @@
+// The c-ares resolver on both backends against a real DNS server on
+// loopback (tests/dns_server.py, python3-dnslib).
+#include "engine/resolver.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+
+namespace ringmail::engine {
+namespace {
+
+const char kZone[] = R"(
+mx.test. 60 IN MX 10 mx1.mx.test.
+mx.test. 60 IN MX 20 mx2.mx.test.
+mx1.mx.test. 60 IN A 127.0.0.2
+mx2.mx.test. 60 IN A 127.0.0.3
+mx2.mx.test. 60 IN AAAA ::1
+nomx.test. 60 IN A 127.0.0.4
+nullmx.test. 60 IN MX 0 .
+)";
+
+// The DNS server process: started once for all tests.
+class DnsServer {
+ public:
+  DnsServer() {
+    char zone[] = "/tmp/ringmail-zone-XXXXXX";
+    const int zfd = ::mkstemp(zone);
+    if (zfd < 0) return;
+    zone_ = zone;
+    [[maybe_unused]] ssize_t w = ::write(zfd, kZone, sizeof kZone - 1);
+    ::close(zfd);
+    int in[2], out[2];
+    if (::pipe(in) != 0 || ::pipe(out) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      ::close(in[1]);
+      ::close(out[0]);
+      const std::string script = std::string(RINGMAIL_SOURCE_DIR) + "/tests/dns_server.py";
+      ::execl("/usr/bin/python3", "python3", script.c_str(), zone_.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_ = in[1];
+    FILE* f = ::fdopen(out[0], "r");
+    if (f != nullptr && std::fscanf(f, "%d", &port_) != 1) port_ = 0;
+    if (f != nullptr) std::fclose(f);
+  }
+  ~DnsServer() {
+    if (stdin_ >= 0) ::close(stdin_);  // the server stops when its input closes
+    if (pid_ > 0) {
+      int st;
+      for (int i = 0; i < 50 && ::waitpid(pid_, &st, WNOHANG) == 0; ++i) ::usleep(20000);
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+    }
+    if (!zone_.empty()) ::unlink(zone_.c_str());
+  }
+  int port() const { return port_; }
+
+ private:
+  std::string zone_;
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  int port_ = 0;
+};
+
+DnsServer* server() {
+  static DnsServer s;
+  return &s;
+}
+
+std::string ip(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+  } else {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+class ResolverTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (GetParam() == BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
+    ASSERT_GT(server()->port(), 0) << "tests/dns_server.py did not start (python3-dnslib?)";
+    b = make_backend(GetParam(), &why);
+    ASSERT_NE(b, nullptr) << why;
+    r = AresResolver::create(*b, "127.0.0.1:" + std::to_string(server()->port()), 1000, 2, &why);
+    ASSERT_NE(r, nullptr) << why;
+  }
+  void TearDown() override {
+    r.reset();
+    b.reset();
+  }
+  bool run_until(const std::function<bool()>& done, int ms = 8000) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!done() && std::chrono::steady_clock::now() < end) {
+      b->wait(20);
+      r->tick();
+    }
+    return done();
+  }
+  MxAnswer mx(const std::string& d) {
+    MxAnswer out;
+    bool got = false;
+    r->mx(d, [&](MxAnswer a) {
+      out = std::move(a);
+      got = true;
+    });
+    EXPECT_TRUE(run_until([&] { return got; })) << d;
+    return out;
+  }
+  AddrAnswer addrs(const std::string& h) {
+    AddrAnswer out;
+    bool got = false;
+    r->addresses(h, [&](AddrAnswer a) {
+      out = std::move(a);
+      got = true;
+    });
+    EXPECT_TRUE(run_until([&] { return got; })) << h;
+    return out;
+  }
+  std::unique_ptr<Backend> b;
+  std::unique_ptr<AresResolver> r;
+};
+
+TEST_P(ResolverTest, MxRecords) {
+  MxAnswer a = mx("mx.test");
+  ASSERT_EQ(a.status, DnsStatus::kOk);
+  ASSERT_EQ(a.records.size(), 2u);
+  auto plan = proto::plan_mx("mx.test", a.records, "", 1);
+  EXPECT_EQ(plan.hosts, (std::vector<std::string>{"mx1.mx.test", "mx2.mx.test"}));
+  EXPECT_EQ(r->pending(), 0u);
+}
+
+TEST_P(ResolverTest, NullMxNoMxAndNoDomain) {
+  MxAnswer n = mx("nullmx.test");
+  ASSERT_EQ(n.status, DnsStatus::kOk);
+  EXPECT_EQ(proto::plan_mx("nullmx.test", n.records, "", 1).kind, proto::MxPlan::Kind::kNullMx);
+  EXPECT_EQ(mx("nomx.test").status, DnsStatus::kNoData);
+  EXPECT_EQ(mx("nothere.test").status, DnsStatus::kNxDomain);
+}
+
+TEST_P(ResolverTest, AddressesIpv6First) {
+  AddrAnswer a = addrs("mx2.mx.test");
+  ASSERT_EQ(a.status, DnsStatus::kOk);
+  ASSERT_EQ(a.addrs.size(), 2u);
+  EXPECT_EQ(ip(a.addrs[0]), "::1");
+  EXPECT_EQ(ip(a.addrs[1]), "127.0.0.3");
+  AddrAnswer one = addrs("nomx.test");
+  ASSERT_EQ(one.addrs.size(), 1u);
+  EXPECT_EQ(ip(one.addrs[0]), "127.0.0.4");
+  EXPECT_EQ(addrs("nothere.test").status, DnsStatus::kNxDomain);
+}
+
+TEST_P(ResolverTest, ManyAtOnce) {
+  int answered = 0;
+  for (int i = 0; i < 50; ++i) {
+    r->mx(i % 2 ? "mx.test" : "nothere.test", [&](MxAnswer a) {
+      EXPECT_NE(a.status, DnsStatus::kTempFail);
+      ++answered;
+    });
+  }
+  EXPECT_TRUE(run_until([&] { return answered == 50; }));
+}
+
+TEST_P(ResolverTest, NoServerIsATemporaryFailure) {
+  // A port nobody listens on: refused or timed out, never an answer.
+  std::string why;
+  r = AresResolver::create(*b, "127.0.0.1:9", 200, 1, &why);
+  ASSERT_NE(r, nullptr) << why;
+  EXPECT_EQ(mx("mx.test").status, DnsStatus::kTempFail);
+}
+
+TEST_P(ResolverTest, DestroyedWithLookupsPending) {
+  bool called = false;
+  r->mx("mx.test", [&](MxAnswer) { called = true; });
+  r.reset();  // must not call back or leave polls behind
+  for (int i = 0; i < 10; ++i) b->wait(5);
+  EXPECT_FALSE(called);
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, ResolverTest,
+                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
+                         [](const auto& info) {
+                           return info.param == BackendKind::kUring ? std::string("uring")
+                                                                    : std::string("epoll");
+                         });
+
+}  // namespace
+}  // namespace ringmail::engine
