@@ -8,6 +8,8 @@
 // (epoll_backend.cc), chosen at start-up (choose_backend()).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -59,9 +61,13 @@ class Backend {
   // (POLLIN, POLLOUT, POLLERR, POLLHUP) or -errno. `events` is POLLIN
   // and/or POLLOUT.
   virtual void poll(int fd, uint32_t events, Completion* c) = 0;
-  // Withdraws a pending poll() (its completion comes with -ECANCELED) and
-  // forgets `fd`, which its owner is about to close.
-  virtual void cancel_poll(int fd, Completion* c) = 0;
+  // Connects `fd` (a non-blocking socket) to `addr`, which stays valid
+  // until `c` completes with 0 or -errno.
+  virtual void connect(int fd, const sockaddr* addr, socklen_t len, Completion* c) = 0;
+  // Withdraws a pending poll() or connect() (its completion comes with
+  // -ECANCELED, or with its result if that was quicker) and forgets `fd`,
+  // which its owner is about to close.
+  virtual void cancel(int fd, Completion* c) = 0;
   // Closes a descriptor that has no operation in flight.
   virtual void close(int fd) = 0;
 

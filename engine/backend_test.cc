@@ -201,13 +201,38 @@ TEST_P(BackendTest, PollAndCancel) {
   Rec w;
   b->poll(sv[0], POLLIN, &w);
   b->wait(0);
-  b->cancel_poll(sv[0], &w);
+  b->cancel(sv[0], &w);
   ASSERT_TRUE(spin([&] { return !w.events.empty(); }));
   EXPECT_EQ(w.events[0].res, -ECANCELED);
   ::close(sv[0]);
   ::close(sv[1]);
   for (int i = 0; i < 5; ++i) b->wait(0);
   EXPECT_EQ(w.events.size(), 1u);
+}
+
+TEST_P(BackendTest, Connect) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  Rec ok;
+  b->connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, &ok);
+  ASSERT_TRUE(spin([&] { return !ok.events.empty(); }));
+  EXPECT_EQ(ok.events[0].res, 0);
+  b->close(fd);
+  // A port nobody listens on.
+  sockaddr_in closed = addr;
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  socklen_t len = sizeof closed;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&closed), &len);
+  ::close(probe);  // bound, never listened: refused
+  fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  Rec refused;
+  b->connect(fd, reinterpret_cast<const sockaddr*>(&closed), sizeof closed, &refused);
+  ASSERT_TRUE(spin([&] { return !refused.events.empty(); }));
+  EXPECT_EQ(refused.events[0].res, -ECONNREFUSED);
+  b->close(fd);
 }
 
 // MSG_RING (or eventfd) from one backend's thread to another's.

@@ -77,12 +77,27 @@ class EpollBackend final : public Backend {
     pending_polls_.push_back(fd);  // it may be ready already (edge-triggered)
   }
 
-  void cancel_poll(int fd, Completion* c) override {
+  void connect(int fd, const sockaddr* addr, socklen_t len, Completion* c) override {
+    if (::connect(fd, addr, len) == 0) {
+      finished_.emplace_back(c, 0);
+      return;
+    }
+    if (errno != EINPROGRESS) {
+      finished_.emplace_back(c, -errno);
+      return;
+    }
+    Reg& r = reg(fd);
+    r.connect = c;
+    update(fd);  // EPOLLOUT says the connection is up (or failed)
+  }
+
+  void cancel(int fd, Completion* c) override {
     if (static_cast<size_t>(fd) >= regs_.size()) return;
     Reg& r = regs_[static_cast<size_t>(fd)];
-    if (r.poll == c) {
-      r.poll = nullptr;
-      cancelled_.push_back(c);
+    if (r.poll == c || r.connect == c) {
+      if (r.poll == c) r.poll = nullptr;
+      if (r.connect == c) r.connect = nullptr;
+      finished_.emplace_back(c, -ECANCELED);
     }
     // The owner closes the descriptor next: forget it, so a reuse of the
     // number starts from scratch.
@@ -141,6 +156,7 @@ class EpollBackend final : public Backend {
     Completion* in = nullptr;   // accept or recv
     Completion* out = nullptr;  // send
     Completion* poll = nullptr;  // a one-shot readiness wait
+    Completion* connect = nullptr;  // a connect in progress
     uint32_t poll_events = 0;
     const char* out_p = nullptr;
     size_t out_n = 0;
@@ -166,7 +182,7 @@ class EpollBackend final : public Backend {
     Reg& r = reg(fd);
     uint32_t want = EPOLLET | EPOLLRDHUP;
     if (r.in != nullptr) want |= EPOLLIN;
-    if (r.out != nullptr) want |= EPOLLOUT;
+    if (r.out != nullptr || r.connect != nullptr) want |= EPOLLOUT;
     if (r.poll != nullptr && (r.poll_events & POLLIN)) want |= EPOLLIN;
     if (r.poll != nullptr && (r.poll_events & POLLOUT)) want |= EPOLLOUT;
     epoll_event ev{};
@@ -183,12 +199,12 @@ class EpollBackend final : public Backend {
 
   int run_pending() {
     int n = 0;
-    while (!cancelled_.empty()) {
-      auto cs = std::move(cancelled_);
-      cancelled_.clear();
-      for (Completion* c : cs) {
+    while (!finished_.empty()) {
+      auto fs = std::move(finished_);
+      finished_.clear();
+      for (auto [c, res] : fs) {
         Event ev;
-        ev.res = -ECANCELED;
+        ev.res = res;
         c->complete(ev);
         ++n;
       }
@@ -289,6 +305,18 @@ class EpollBackend final : public Backend {
   int do_write(int fd) {
     if (static_cast<size_t>(fd) >= regs_.size()) return 0;
     Reg& r = regs_[static_cast<size_t>(fd)];
+    if (Completion* cc = r.connect; cc != nullptr) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err == EINPROGRESS) return 0;
+      r.connect = nullptr;
+      update(fd);
+      Event ev;
+      ev.res = -err;
+      cc->complete(ev);
+      return 1;
+    }
     Completion* c = r.out;
     if (c == nullptr) return 0;
     ssize_t sent = ::send(fd, r.out_p, r.out_n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -312,7 +340,8 @@ class EpollBackend final : public Backend {
   std::vector<Reg> regs_;
   std::vector<int> pending_reads_;
   std::vector<int> pending_polls_;
-  std::vector<Completion*> cancelled_;
+  // Completions decided outside the event loop (cancels, immediate connects).
+  std::vector<std::pair<Completion*, int>> finished_;
   std::vector<int> pending_writes_;
   char buf_[kRecvBytes];
 

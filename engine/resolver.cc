@@ -100,7 +100,7 @@ void AresResolver::on_sock_state(void* data, int fd, int readable, int writable)
     s->want_read = s->want_write = false;
     // Always: an epoll backend must forget the descriptor before c-ares
     // closes it (the number will be reused).
-    self->backend_.cancel_poll(fd, s);
+    self->backend_.cancel(fd, s);
     self->dead_.push_back(std::move(it->second));
     self->socks_.erase(it);
     return;
@@ -122,7 +122,7 @@ void AresResolver::on_sock_state(void* data, int fd, int readable, int writable)
   if (!s->armed) {
     self->arm(s);
   } else if (changed) {
-    self->backend_.cancel_poll(fd, s);  // re-armed with the new events on completion
+    self->backend_.cancel(fd, s);  // re-armed with the new events on completion
   }
 }
 

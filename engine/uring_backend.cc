@@ -127,9 +127,14 @@ class UringBackend final : public Backend {
     io_uring_prep_poll_add(sqe, fd, events);
   }
 
-  void cancel_poll(int, Completion* c) override {
+  void connect(int fd, const sockaddr* addr, socklen_t len, Completion* c) override {
+    io_uring_sqe* sqe = sqe_for(c);
+    io_uring_prep_connect(sqe, fd, addr, len);
+  }
+
+  void cancel(int, Completion* c) override {
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_poll_remove(sqe, reinterpret_cast<uint64_t>(c));
+    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(c), 0);
     io_uring_sqe_set_data64(sqe, 0);  // its own completion is ignored
   }
 
