@@ -34,6 +34,11 @@ class TlsContext {
                                                 const std::string& key_path, int64_t now_unix,
                                                 std::shared_ptr<TicketKeys> tickets,
                                                 std::string* error);
+  // The context for outbound sessions (delivery to other servers): the same
+  // versions and suites; server certificates are checked against the
+  // system's CA store and the result is recorded per session, but never
+  // stops delivery (opportunistic TLS, RFC 3207 and 7435).
+  static std::shared_ptr<const TlsContext> client(std::string* error);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

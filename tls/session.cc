@@ -5,11 +5,23 @@
 
 namespace ringmail::tls {
 
-TlsSession::TlsSession(std::shared_ptr<const TlsContext> ctx) : ctx_(std::move(ctx)) {
+TlsSession::TlsSession(std::shared_ptr<const TlsContext> ctx, Role role,
+                       const std::string& server_name)
+    : ctx_(std::move(ctx)), role_(role) {
   ssl_ = wolfSSL_new(ctx_->raw());
   if (ssl_ == nullptr) {
     error_ = "cannot create a TLS session";
     return;
+  }
+  if (role_ == Role::kClient) {
+    wolfSSL_SetCertCbCtx(ssl_, &verified_);
+    if (!server_name.empty()) {
+      wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
+                     static_cast<unsigned short>(server_name.size()));
+      wolfSSL_check_domain_name(ssl_, server_name.c_str());
+    } else {
+      verified_ = false;  // nothing to check the name against
+    }
   }
   wolfSSL_SSLSetIORecv(ssl_, &TlsSession::on_recv);
   wolfSSL_SSLSetIOSend(ssl_, &TlsSession::on_send);
@@ -61,7 +73,7 @@ TlsSession::Status TlsSession::fail(int ret) {
 TlsSession::Status TlsSession::pump(std::string* plain) {
   if (ssl_ == nullptr) return Status::kError;
   if (!handshake_done_) {
-    const int r = wolfSSL_accept(ssl_);
+    const int r = role_ == Role::kClient ? wolfSSL_connect(ssl_) : wolfSSL_accept(ssl_);
     if (r != WOLFSSL_SUCCESS) return fail(r);
     handshake_done_ = true;
   }

@@ -25,7 +25,11 @@ class TlsSession {
     kError,    // handshake or record error: drop the connection
   };
 
-  explicit TlsSession(std::shared_ptr<const TlsContext> ctx);
+  enum class Role : uint8_t { kServer, kClient };
+  // A client session sends `server_name` as SNI and checks the certificate
+  // against it (recorded in peer_verified(), never fatal).
+  explicit TlsSession(std::shared_ptr<const TlsContext> ctx, Role role = Role::kServer,
+                      const std::string& server_name = "");
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -50,6 +54,8 @@ class TlsSession {
   std::string version() const;
   std::string cipher() const;
   bool resumed() const;
+  // Client sessions: the server's certificate chain and name checked out.
+  bool peer_verified() const { return role_ == Role::kClient && handshake_done_ && verified_; }
   const TlsContext& context() const { return *ctx_; }
   // The last wolfSSL error, for the log.
   const std::string& error() const { return error_; }
@@ -65,6 +71,8 @@ class TlsSession {
   size_t in_pos_ = 0;
   std::string out_;
   bool handshake_done_ = false;
+  Role role_ = Role::kServer;
+  bool verified_ = true;  // cleared by the verify callback on any failure
   std::string error_;
 };
 

@@ -226,3 +226,42 @@ TEST(CertStore, ABrokenPairIsSkippedWithAProblem) {
 
 }  // namespace
 }  // namespace ringmail::tls
+
+namespace ringmail::tls {
+namespace {
+
+// Our own client role against our own server role, in memory: the outbound
+// side of delivery. A self-signed certificate is not verified, and that is
+// recorded, not fatal.
+TEST(TlsClient, HandshakesAndRecordsTheCheck) {
+  TempDir dir;
+  CertFiles f = write_pair(dir.path, "mx", "mx.peer.test");
+  std::string err;
+  auto server_ctx = TlsContext::load(f.cert, f.key, now(), nullptr, &err);
+  ASSERT_TRUE(server_ctx) << err;
+  auto client_ctx = TlsContext::client(&err);
+  ASSERT_TRUE(client_ctx) << err;
+  TlsSession server(server_ctx);
+  TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
+  std::string plain;
+  for (int i = 0; i < 20 && !(server.handshake_done() && client.handshake_done()); ++i) {
+    ASSERT_NE(client.pump(&plain), TlsSession::Status::kError) << client.error();
+    server.feed(client.output());
+    client.output().clear();
+    ASSERT_NE(server.pump(&plain), TlsSession::Status::kError) << server.error();
+    client.feed(server.output());
+    server.output().clear();
+  }
+  ASSERT_TRUE(client.handshake_done() && server.handshake_done());
+  EXPECT_EQ(client.version(), "TLSv1.3");
+  EXPECT_FALSE(client.peer_verified());  // self-signed
+  ASSERT_TRUE(client.write("EHLO relay.test\r\n"));
+  server.feed(client.output());
+  client.output().clear();
+  std::string got;
+  ASSERT_EQ(server.pump(&got), TlsSession::Status::kOk);
+  EXPECT_EQ(got, "EHLO relay.test\r\n");
+}
+
+}  // namespace
+}  // namespace ringmail::tls
