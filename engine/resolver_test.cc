@@ -14,6 +14,8 @@
 #include <fstream>
 #include <functional>
 
+#include "engine/test_dns.h"
+
 namespace ringmail::engine {
 namespace {
 
@@ -27,56 +29,8 @@ nomx.test. 60 IN A 127.0.0.4
 nullmx.test. 60 IN MX 0 .
 )";
 
-// The DNS server process: started once for all tests.
-class DnsServer {
- public:
-  DnsServer() {
-    char zone[] = "/tmp/ringmail-zone-XXXXXX";
-    const int zfd = ::mkstemp(zone);
-    if (zfd < 0) return;
-    zone_ = zone;
-    [[maybe_unused]] ssize_t w = ::write(zfd, kZone, sizeof kZone - 1);
-    ::close(zfd);
-    int in[2], out[2];
-    if (::pipe(in) != 0 || ::pipe(out) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(in[0], 0);
-      ::dup2(out[1], 1);
-      ::close(in[1]);
-      ::close(out[0]);
-      const std::string script = std::string(RINGMAIL_SOURCE_DIR) + "/tests/dns_server.py";
-      ::execl("/usr/bin/python3", "python3", script.c_str(), zone_.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    FILE* f = ::fdopen(out[0], "r");
-    if (f != nullptr && std::fscanf(f, "%d", &port_) != 1) port_ = 0;
-    if (f != nullptr) std::fclose(f);
-  }
-  ~DnsServer() {
-    if (stdin_ >= 0) ::close(stdin_);  // the server stops when its input closes
-    if (pid_ > 0) {
-      int st;
-      for (int i = 0; i < 50 && ::waitpid(pid_, &st, WNOHANG) == 0; ++i) ::usleep(20000);
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-    }
-    if (!zone_.empty()) ::unlink(zone_.c_str());
-  }
-  int port() const { return port_; }
-
- private:
-  std::string zone_;
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int port_ = 0;
-};
-
 DnsServer* server() {
-  static DnsServer s;
+  static DnsServer s(kZone);
   return &s;
 }
 

@@ -1,0 +1,352 @@
+#include "engine/outbound.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace ringmail::engine {
+
+namespace {
+
+std::string ip_of(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+  } else {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+int64_t now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec;
+}
+
+}  // namespace
+
+OutboundSession::OutboundSession(Backend& backend, Resolver& resolver, Params params,
+                                 std::string domain, std::vector<OutboundMessage*> messages,
+                                 std::function<void()> done)
+    : backend_(backend), resolver_(resolver), params_(std::move(params)),
+      domain_(std::move(domain)), messages_(std::move(messages)), done_(std::move(done)) {
+  for (auto [io, on] : {std::pair{&connect_c_, &OutboundSession::on_connect},
+                        std::pair{&recv_c_, &OutboundSession::on_recv},
+                        std::pair{&send_c_, &OutboundSession::on_send}}) {
+    io->s = this;
+    io->on = on;
+  }
+  for (auto* m : messages_) m->results.assign(m->rcpts.size(), proto::SmtpClient::RcptResult{});
+}
+
+OutboundSession::~OutboundSession() { *alive_ = false; }
+
+void OutboundSession::start() {
+  now_s_ = now_s();
+  std::weak_ptr<bool> alive = alive_;
+  lookups_pending_ = true;
+  resolver_.mx(domain_, [this, alive](MxAnswer a) {
+    if (alive.expired() || !*alive.lock()) return;
+    lookups_pending_ = false;
+    on_mx(std::move(a));
+  });
+}
+
+void OutboundSession::on_mx(MxAnswer a) {
+  switch (a.status) {
+    case DnsStatus::kNxDomain:
+      finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " does not exist (DNS: NXDOMAIN)");
+      return;
+    case DnsStatus::kTempFail:
+      finish_rest(proto::Outcome::kTemp, "MX lookup for " + domain_ + " failed for now");
+      return;
+    case DnsStatus::kNoData:
+      a.records.clear();  // no MX: the domain's own address (RFC 5321 5.1)
+      break;
+    case DnsStatus::kOk:
+      break;
+  }
+  const proto::MxPlan plan = proto::plan_mx(domain_, std::move(a.records), params_.self,
+                                            static_cast<uint64_t>(std::time(nullptr)));
+  if (plan.kind == proto::MxPlan::Kind::kNullMx) {
+    finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " accepts no mail (null MX, RFC 7505)");
+    return;
+  }
+  if (plan.kind == proto::MxPlan::Kind::kLoop) {
+    finish_rest(proto::Outcome::kTemp, "the MX of " + domain_ + " is this host: mail loops back");
+    return;
+  }
+  hosts_ = plan.hosts;
+  next_host();
+}
+
+void OutboundSession::next_host() {
+  if (host_index_ >= hosts_.size()) {
+    finish_rest(proto::Outcome::kTemp,
+                last_error_.empty() ? "no mail server of " + domain_ + " could be reached" : last_error_);
+    return;
+  }
+  host_ = hosts_[host_index_++];
+  std::weak_ptr<bool> alive = alive_;
+  lookups_pending_ = true;
+  resolver_.addresses(host_, [this, alive](AddrAnswer a) {
+    if (alive.expired() || !*alive.lock()) return;
+    lookups_pending_ = false;
+    on_addrs(std::move(a));
+  });
+}
+
+void OutboundSession::on_addrs(AddrAnswer a) {
+  if (a.status != DnsStatus::kOk) {
+    last_error_ = "host " + host_ + ": " + to_string(a.status);
+    next_host();
+    return;
+  }
+  addrs_ = std::move(a.addrs);
+  addr_index_ = 0;
+  next_addr();
+}
+
+void OutboundSession::next_addr() {
+  if (next_message_ >= messages_.size()) {
+    maybe_done();
+    return;
+  }
+  if (addr_index_ >= addrs_.size()) {
+    next_host();
+    return;
+  }
+  peer_ = addrs_[addr_index_++];
+  socklen_t len;
+  if (peer_.ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&peer_)->sin6_port = htons(params_.port);
+    len = sizeof(sockaddr_in6);
+  } else {
+    reinterpret_cast<sockaddr_in*>(&peer_)->sin_port = htons(params_.port);
+    len = sizeof(sockaddr_in);
+  }
+  fd_ = ::socket(peer_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    last_error_ = std::string("socket: ") + std::strerror(errno);
+    next_addr();
+    return;
+  }
+  connecting_ = true;
+  deadline_s_ = now_s() + params_.connect_timeout_s;
+  backend_.connect(fd_, reinterpret_cast<const sockaddr*>(&peer_), len, &connect_c_);
+}
+
+void OutboundSession::on_connect(const Event& ev) {
+  connecting_ = false;
+  if (ev.res < 0) {
+    last_error_ = "connect to " + host_ + "[" + ip_of(peer_) + "]:" + std::to_string(params_.port) +
+                  ": " + (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
+    backend_.close(fd_);
+    fd_ = -1;
+    next_addr();
+    return;
+  }
+  smtp_ = std::make_unique<proto::SmtpClient>(
+      proto::SmtpClient::Params{params_.helo, params_.tls != nullptr, false});
+  tls_.reset();
+  started_message_ = false;
+  deadline_s_ = now_s() + params_.command_timeout_s;
+  recv_armed_ = true;
+  backend_.recv(fd_, &recv_c_);
+}
+
+void OutboundSession::on_recv(const Event& ev) {
+  if (!ev.more) recv_armed_ = false;
+  if (ev.res > 0) {
+    if (fd_ >= 0 && smtp_) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (ev.has_buf) backend_.release(ev.buf_id);
+    if (!recv_armed_ && fd_ >= 0 && smtp_ && smtp_->state() != proto::SmtpClient::State::kDone) {
+      recv_armed_ = true;
+      backend_.recv(fd_, &recv_c_);
+    }
+    maybe_done();
+    return;
+  }
+  if (ev.has_buf) backend_.release(ev.buf_id);
+  if (ev.res == -ENOBUFS && fd_ >= 0) {
+    if (!recv_armed_) {
+      recv_armed_ = true;
+      backend_.recv(fd_, &recv_c_);
+    }
+    return;
+  }
+  if (ev.more) return;
+  if (fd_ >= 0) drop_connection("connection closed by " + host_);
+  maybe_done();
+}
+
+void OutboundSession::on_bytes(std::string_view in) {
+  if (tls_) {
+    tls_->feed(in);
+    std::string plain;
+    const bool was_up = tls_->handshake_done();
+    const auto st = tls_->pump(&plain);
+    if (!was_up && tls_->handshake_done()) {
+      used_tls_ = true;
+      tls_verified_ = tls_->peer_verified();
+      smtp_->tls_started();
+    }
+    if (!plain.empty()) smtp_->feed(plain);
+    if (st == tls::TlsSession::Status::kError) {
+      drop_connection("TLS with " + host_ + " failed: " + tls_->error());
+      return;
+    }
+  } else {
+    smtp_->feed(in);
+  }
+  after_io();
+}
+
+void OutboundSession::after_io() {
+  using State = proto::SmtpClient::State;
+  deadline_s_ = now_s() + params_.command_timeout_s;
+  if (smtp_->state() == State::kTlsHandshake && !tls_) {
+    flush();  // nothing should be pending, but keep the order
+    tls_ = std::make_unique<tls::TlsSession>(params_.tls, tls::TlsSession::Role::kClient, host_);
+    std::string none;
+    tls_->pump(&none);  // the ClientHello
+  }
+  // Collect a finished message and start the next one.
+  while (next_message_ < messages_.size()) {
+    OutboundMessage* m = messages_[next_message_];
+    if (started_message_) {
+      if (!smtp_->message_done()) break;
+      m->results = smtp_->results();
+      started_message_ = false;
+      ++next_message_;
+      continue;
+    }
+    if (smtp_->state() != State::kReady) break;
+    proto::SmtpClient::Message msg;
+    msg.from = m->from;
+    msg.rcpts = m->rcpts;
+    msg.data = m->data;
+    msg.smtputf8 = m->smtputf8;
+    msg.body_8bit = m->body_8bit;
+    smtp_->send(msg);
+    started_message_ = true;
+  }
+  if (next_message_ >= messages_.size() && smtp_->state() == State::kReady) smtp_->quit();
+  if (smtp_->state() == State::kDone) {
+    if (smtp_->failed()) {
+      // The server refused us (greeting, EHLO, TLS required...): the next
+      // address or MX may do better for the messages left.
+      last_error_ = host_ + "[" + ip_of(peer_) + "]: " + smtp_->failure_reason();
+      flush();
+      drop_connection(last_error_);
+      return;
+    }
+    flush();
+    drop_connection("");
+    return;
+  }
+  flush();
+}
+
+void OutboundSession::flush() {
+  if (send_busy_ || fd_ < 0) return;
+  if (sending_.empty()) {
+    if (tls_) {
+      if (tls_->handshake_done() && !smtp_->output().empty()) {
+        tls_->write(smtp_->output());
+        smtp_->output().clear();
+      }
+      sending_.swap(tls_->output());
+    } else {
+      sending_.swap(smtp_->output());
+    }
+    sent_ = 0;
+    if (sending_.empty()) return;
+  }
+  send_busy_ = true;
+  backend_.send(fd_, sending_.data() + sent_, sending_.size() - sent_, &send_c_);
+}
+
+void OutboundSession::on_send(const Event& ev) {
+  send_busy_ = false;
+  if (ev.res < 0) {
+    if (fd_ >= 0) drop_connection("send to " + host_ + ": " + std::strerror(-ev.res));
+    maybe_done();
+    return;
+  }
+  sent_ += static_cast<size_t>(ev.res);
+  if (sent_ >= sending_.size()) {
+    sending_.clear();
+    sent_ = 0;
+  }
+  flush();
+  maybe_done();
+}
+
+void OutboundSession::drop_connection(const std::string& why) {
+  if (fd_ < 0) return;
+  if (smtp_ && !why.empty()) {
+    smtp_->connection_lost(why);
+    // The message in flight takes the connection's fate.
+    if (started_message_ && smtp_->message_done() && next_message_ < messages_.size()) {
+      messages_[next_message_]->results = smtp_->results();
+      started_message_ = false;
+      ++next_message_;
+    }
+  }
+  ::shutdown(fd_, SHUT_RDWR);  // ends the receive; closed once nothing is in flight
+  closing_fd_ = fd_;
+  fd_ = -1;
+  sending_.clear();
+  sent_ = 0;
+  if (!recv_armed_ && !send_busy_) {
+    backend_.close(closing_fd_);
+    closing_fd_ = -1;
+  }
+  // Messages left: the next address, or the next MX.
+  if (next_message_ < messages_.size() && !finished_) next_addr();
+}
+
+void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
+  for (size_t i = next_message_; i < messages_.size(); ++i) {
+    for (auto& r : messages_[i]->results) r = proto::SmtpClient::RcptResult{o, why};
+  }
+  next_message_ = messages_.size();
+  maybe_done();
+}
+
+void OutboundSession::maybe_done() {
+  if (closing_fd_ >= 0 && !recv_armed_ && !send_busy_) {
+    backend_.close(closing_fd_);
+    closing_fd_ = -1;
+  }
+  if (finished_ || next_message_ < messages_.size() || fd_ >= 0 || connecting_ ||
+      lookups_pending_ || closing_fd_ >= 0) {
+    return;
+  }
+  finished_ = true;
+  if (done_) done_();
+}
+
+void OutboundSession::tick(int64_t now) {
+  now_s_ = now;
+  if (deadline_s_ == 0 || now < deadline_s_) return;
+  if (connecting_) {
+    backend_.cancel(fd_, &connect_c_);  // on_connect then tries the next address
+    deadline_s_ = 0;
+    return;
+  }
+  if (fd_ >= 0) {
+    deadline_s_ = 0;
+    drop_connection("no reply from " + host_ + " in " + std::to_string(params_.command_timeout_s) + "s");
+    maybe_done();
+  }
+}
+
+}  // namespace ringmail::engine

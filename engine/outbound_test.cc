@@ -1,0 +1,218 @@
+// Outbound delivery sessions against Postfix's smtp-sink on loopback
+// addresses, with MX records from a local DNS server: the right MX, fallback
+// to the next one, per-recipient 4xx/5xx, null MX and NXDOMAIN.
+#include "engine/outbound.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+
+#include "engine/test_dns.h"
+
+namespace ringmail::engine {
+namespace {
+
+const char kZone[] = R"(
+mx.test. 60 IN MX 10 mx1.mx.test.
+mx.test. 60 IN MX 20 mx2.mx.test.
+mx1.mx.test. 60 IN A 127.0.0.2
+mx2.mx.test. 60 IN A 127.0.0.3
+down.test. 60 IN MX 10 mx1.down.test.
+mx1.down.test. 60 IN A 127.0.0.9
+nullmx.test. 60 IN MX 0 .
+direct.test. 60 IN A 127.0.0.3
+)";
+
+DnsServer* dns() {
+  static DnsServer s(kZone);
+  return &s;
+}
+
+int free_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// Postfix's smtp-sink on ip:port with extra options, until destroyed.
+class Sink {
+ public:
+  Sink(const std::string& ip, int port, std::vector<std::string> opts) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<std::string> args{"smtp-sink", "-u", "postfix"};
+      args.insert(args.end(), opts.begin(), opts.end());
+      args.push_back(ip + ":" + std::to_string(port));
+      args.push_back("64");
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv("/usr/sbin/smtp-sink", argv.data());
+      ::_exit(127);
+    }
+    // Wait until it listens.
+    for (int i = 0; i < 100; ++i) {
+      int s = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+      const bool up = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(s);
+      if (up) return;
+      ::usleep(20000);
+    }
+  }
+  ~Sink() {
+    ::kill(pid_, SIGTERM);
+    int st;
+    ::waitpid(pid_, &st, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class OutboundTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (GetParam() == BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
+    if (::access("/usr/sbin/smtp-sink", X_OK) != 0) GTEST_SKIP() << "no smtp-sink (postfix)";
+    ASSERT_GT(dns()->port(), 0);
+    b = make_backend(GetParam(), &why);
+    ASSERT_NE(b, nullptr) << why;
+    r = AresResolver::create(*b, "127.0.0.1:" + std::to_string(dns()->port()), 1000, 2, &why);
+    ASSERT_NE(r, nullptr) << why;
+    port = free_port();
+  }
+  void TearDown() override {
+    r.reset();
+    b.reset();
+  }
+  OutboundMessage message(const std::string& id, std::vector<std::string> rcpts) {
+    OutboundMessage m;
+    m.id = id;
+    m.from = proto::Address{"alice", "example.test"};
+    for (const auto& x : rcpts) {
+      const size_t at = x.find('@');
+      m.rcpts.push_back(proto::Address{x.substr(0, at), x.substr(at + 1)});
+    }
+    m.data = "Subject: " + id + "\r\n\r\nhello\r\n.dot line\r\n";
+    return m;
+  }
+  // Runs one session to the end.
+  std::unique_ptr<OutboundSession> deliver(const std::string& domain,
+                                           std::vector<OutboundMessage*> msgs) {
+    OutboundSession::Params p;
+    p.helo = "relay.example.test";
+    p.port = static_cast<uint16_t>(port);
+    p.connect_timeout_s = 3;
+    p.command_timeout_s = 5;
+    bool done = false;
+    auto s = std::make_unique<OutboundSession>(*b, *r, p, domain, msgs, [&] { done = true; });
+    s->start();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!(done && s->finished()) && std::chrono::steady_clock::now() < end) {
+      b->wait(20);
+      r->tick();
+      s->tick(std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::steady_clock::now().time_since_epoch())
+                  .count());
+    }
+    EXPECT_TRUE(done && s->finished()) << domain;
+    return s;
+  }
+  std::unique_ptr<Backend> b;
+  std::unique_ptr<AresResolver> r;
+  int port = 0;
+};
+
+TEST_P(OutboundTest, DeliversSeveralMessagesToTheBestMx) {
+  Sink mx1("127.0.0.2", port, {});
+  Sink mx2("127.0.0.3", port, {"-f", "MAIL"});  // must not be used
+  auto a = message("A", {"b@mx.test", "c@mx.test"});
+  auto c = message("C", {"d@mx.test"});
+  auto s = deliver("mx.test", {&a, &c});
+  EXPECT_EQ(s->remote_host(), "mx1.mx.test");
+  for (auto* m : {&a, &c}) {
+    for (const auto& res : m->results) {
+      EXPECT_EQ(res.outcome, proto::Outcome::kOk) << m->id << ": " << res.reply;
+      EXPECT_EQ(res.reply.substr(0, 3), "250") << res.reply;
+    }
+  }
+  EXPECT_FALSE(s->used_tls());  // smtp-sink offers no STARTTLS
+}
+
+TEST_P(OutboundTest, FallsBackToTheNextMx) {
+  // Nothing listens on mx1: connection refused, then mx2.
+  Sink mx2("127.0.0.3", port, {});
+  auto a = message("A", {"b@mx.test"});
+  auto s = deliver("mx.test", {&a});
+  EXPECT_EQ(s->remote_host(), "mx2.mx.test");
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+}
+
+TEST_P(OutboundTest, NoMxUsesTheDomainsAddress) {
+  Sink direct("127.0.0.3", port, {});
+  auto a = message("A", {"b@direct.test"});
+  auto s = deliver("direct.test", {&a});
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+  EXPECT_EQ(s->remote_host(), "direct.test");
+}
+
+TEST_P(OutboundTest, PerRecipientTemporaryAndPermanentReplies) {
+  Sink soft("127.0.0.2", port, {"-r", "RCPT"});
+  auto a = message("A", {"b@mx.test"});
+  deliver("mx.test", {&a});
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kTemp) << a.results[0].reply;
+  EXPECT_EQ(a.results[0].reply.substr(0, 1), "4");
+}
+
+TEST_P(OutboundTest, HardRejectIsPermanent) {
+  Sink hard("127.0.0.2", port, {"-f", "RCPT"});
+  auto a = message("A", {"b@mx.test", "c@mx.test"});
+  deliver("mx.test", {&a});
+  for (const auto& res : a.results) {
+    EXPECT_EQ(res.outcome, proto::Outcome::kPerm) << res.reply;
+    EXPECT_EQ(res.reply.substr(0, 1), "5");
+  }
+}
+
+TEST_P(OutboundTest, DnsOutcomes) {
+  auto n = message("N", {"x@nullmx.test"});
+  deliver("nullmx.test", {&n});
+  EXPECT_EQ(n.results[0].outcome, proto::Outcome::kPerm);
+  EXPECT_NE(n.results[0].reply.find("null MX"), std::string::npos) << n.results[0].reply;
+  auto x = message("X", {"x@nothere.test"});
+  deliver("nothere.test", {&x});
+  EXPECT_EQ(x.results[0].outcome, proto::Outcome::kPerm);
+  EXPECT_NE(x.results[0].reply.find("does not exist"), std::string::npos);
+  // Every MX down: a temporary failure naming the last error.
+  auto d = message("D", {"x@down.test"});
+  deliver("down.test", {&d});
+  EXPECT_EQ(d.results[0].outcome, proto::Outcome::kTemp);
+  EXPECT_NE(d.results[0].reply.find("127.0.0.9"), std::string::npos) << d.results[0].reply;
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, OutboundTest,
+                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
+                         [](const auto& info) {
+                           return info.param == BackendKind::kUring ? std::string("uring")
+                                                                    : std::string("epoll");
+                         });
+
+}  // namespace
+}  // namespace ringmail::engine
