@@ -4,6 +4,7 @@
 #include "engine/outbound.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <functional>
 
 #include "engine/test_dns.h"
@@ -205,6 +208,67 @@ TEST_P(OutboundTest, DnsOutcomes) {
   deliver("down.test", {&d});
   EXPECT_EQ(d.results[0].outcome, proto::Outcome::kTemp);
   EXPECT_NE(d.results[0].reply.find("127.0.0.9"), std::string::npos) << d.results[0].reply;
+}
+
+// A receiver that offers STARTTLS: ringmaild itself (the dev configuration's
+// self-signed certificate), taking mail for mx.test.
+TEST_P(OutboundTest, StarttlsWithARealServer) {
+  char dir[] = "/tmp/ringmail-outbound-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string cfg = std::string(dir) + "/r.toml";
+  {
+    FILE* f = std::fopen(cfg.c_str(), "w");
+    std::fprintf(f,
+                 "hostname = \"mx1.mx.test\"\ndata_dir = \"%s/data\"\nlocal_domains = [\"mx.test\"]\n"
+                 "threads = 1\n[[listener]]\naddress = \"127.0.0.2:%d\"\nkind = \"smtp\"\n"
+                 "[tls]\nself_signed = true\n",
+                 dir, port);
+    std::fclose(f);
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string bin = std::string(RINGMAIL_BUILD_DIR) + "/engine/ringmaild";
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl(bin.c_str(), "ringmaild", "--config", cfg.c_str(), nullptr);
+    ::_exit(127);
+  }
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+    up = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (!up) ::usleep(20000);
+  }
+  ASSERT_TRUE(up) << "ringmaild did not start";
+  std::string err;
+  OutboundSession::Params p;
+  p.helo = "relay.example.test";
+  p.port = static_cast<uint16_t>(port);
+  p.tls = tls::TlsContext::client(&err);
+  ASSERT_NE(p.tls, nullptr) << err;
+  auto m = message("T", {"bob@mx.test"});
+  bool done = false;
+  OutboundSession s(*b, *r, p, "mx.test", {&m}, [&] { done = true; });
+  s.start();
+  for (int i = 0; i < 1000 && !(done && s.finished()); ++i) {
+    b->wait(20);
+    r->tick();
+  }
+  ::kill(pid, SIGTERM);
+  int st;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(done && s.finished());
+  EXPECT_EQ(m.results[0].outcome, proto::Outcome::kOk) << m.results[0].reply;
+  EXPECT_TRUE(s.used_tls());
+  EXPECT_FALSE(s.tls_verified());  // self-signed
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, OutboundTest,
