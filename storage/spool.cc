@@ -262,6 +262,23 @@ void Spool::delivered(const SpoolRecord& rec) {
   maybe_drop(rec.segment);
 }
 
+void Spool::recipient_done(const SpoolRecord& rec, size_t index, bool bounced) {
+  auto cur = segments_.find(current_);
+  if (cur == segments_.end() || !cur->second.appendable) return;
+  write_tail(cur->second, {encode_rcpt_done(rec.env.id, index, bounced)});
+  if (!flush_wait_.waiting && cur->second.sync) {
+    flush_wait_.waiting = true;
+    flush_wait_.done = [](DirSync::Waiter* w, int) { static_cast<FlushWait*>(w)->waiting = false; };
+    cur->second.sync->sync_after(&flush_wait_);
+  }
+}
+
+void Spool::retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix) {
+  auto cur = segments_.find(current_);
+  if (cur == segments_.end() || !cur->second.appendable) return;
+  write_tail(cur->second, {encode_retry(rec.env.id, attempts, next_unix)});
+}
+
 void Spool::maybe_drop(uint64_t key) {
   auto it = segments_.find(key);
   if (it == segments_.end()) return;
@@ -272,6 +289,45 @@ void Spool::maybe_drop(uint64_t key) {
   io_.unlink(dir_ + "/queue/" + seg.name);
   if (seg.sync) dropped_syncs_ += seg.sync->fsyncs();
   segments_.erase(it);
+}
+
+namespace {
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
+  }
+  *out = std::strtoull(std::string(s).c_str(), nullptr, 10);
+  return true;
+}
+
+}  // namespace
+
+// A "ringmail-rcpt" or "ringmail-retry" line at the start of `in`: records
+// it and returns its length (with the LF), or 0 when there is none.
+size_t Spool::scan_state_line(std::string_view in, Scan* out) {
+  const bool rcpt = in.substr(0, kRcptPrefix.size()) == kRcptPrefix;
+  const bool retry = !rcpt && in.substr(0, kRetryPrefix.size()) == kRetryPrefix;
+  if (!rcpt && !retry) return 0;
+  const size_t nl = in.find('\n');
+  if (nl == std::string_view::npos || nl > 200) return 0;
+  std::string_view line = in.substr(0, nl).substr(rcpt ? kRcptPrefix.size() : kRetryPrefix.size());
+  std::string_view f[3];
+  for (auto& field : f) {
+    const size_t sp = line.find(' ');
+    field = line.substr(0, sp);
+    line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+  }
+  uint64_t a = 0, b = 0;
+  if (f[0].empty() || !line.empty()) return 0;
+  if (rcpt) {
+    if (!parse_u64(f[1], &a) || a > 100000 || (f[2] != "d" && f[2] != "b")) return 0;
+    out->rcpt_done[std::string(f[0])][static_cast<uint32_t>(a)] = f[2][0];
+  } else {
+    if (!parse_u64(f[1], &a) || !parse_u64(f[2], &b)) return 0;
+    out->retry[std::string(f[0])] = {static_cast<uint32_t>(a), static_cast<int64_t>(b)};
+  }
+  return nl + 1;
 }
 
 Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
@@ -301,6 +357,10 @@ Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
     size_t pos = 0;
     while (pos < in.size()) {
       std::string_view rest = in.substr(pos);
+      if (size_t used = scan_state_line(rest, &out); used > 0) {
+        pos += used;
+        continue;
+      }
       if (rest.substr(0, kTombstonePrefix.size()) == kTombstonePrefix) {
         size_t nl = rest.find('\n');
         if (nl != std::string_view::npos) {
@@ -323,10 +383,8 @@ Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
           continue;
         }
       }
-      // A damaged region ends where the next record or tombstone starts.
-      size_t a = rest.find(std::string("\n") + std::string(kSpoolMagic), 1);
-      size_t b = rest.find(std::string("\n") + std::string(kTombstonePrefix), 1);
-      const size_t next = std::min(a, b);
+      // A damaged region ends where the next record or state line starts.
+      const size_t next = rest.find(std::string("\n") + std::string(kLinePrefix), 1);
       const size_t len = next == std::string_view::npos ? rest.size() : next + 1;
       seg.damaged.emplace_back(pos, len);
       pos += len;
@@ -376,9 +434,28 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
     for (auto& r : seg.records) {
       if (sc.delivered.count(r.env.id)) {
         ++st.delivered_skipped;
-      } else {
-        keep.records.push_back(std::move(r));
+        continue;
       }
+      // Recipients finished before the restart are not tried again.
+      r.rcpt_done.assign(r.env.rcpts.size(), 0);
+      size_t finished = 0;
+      if (auto it = sc.rcpt_done.find(r.env.id); it != sc.rcpt_done.end()) {
+        for (auto [i, state] : it->second) {
+          if (i < r.rcpt_done.size() && r.rcpt_done[i] == 0) {
+            r.rcpt_done[i] = state;
+            ++finished;
+          }
+        }
+      }
+      if (finished == r.rcpt_done.size()) {
+        ++st.delivered_skipped;  // every recipient done; only the tombstone was lost
+        continue;
+      }
+      if (auto it = sc.retry.find(r.env.id); it != sc.retry.end()) {
+        r.attempts = it->second.first;
+        r.next_attempt_unix = it->second.second;
+      }
+      keep.records.push_back(std::move(r));
     }
     if (keep.records.empty()) {
       io.unlink(path);

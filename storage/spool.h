@@ -84,6 +84,14 @@ class Spool {
   // a lost tombstone means one more, idempotent, delivery after a crash) and
   // drop the segment once nothing in it is pending.
   void delivered(const SpoolRecord& rec);
+  // One recipient is finished (delivered, or bounced with a DSN queued).
+  // Flushed with the next group commit (one is started if none is due), so
+  // after a restart that recipient is not tried again. When every recipient
+  // is finished the caller calls delivered().
+  void recipient_done(const SpoolRecord& rec, size_t index, bool bounced);
+  // The message waits for another attempt at `next_unix`: recorded, not
+  // synced (a lost line only means an earlier retry after a restart).
+  void retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix);
 
   // Reads the message of `rec` back from its segment (after the caller
   // dropped it from memory). Blocking read, normally from the page cache.
@@ -108,8 +116,13 @@ class Spool {
   struct Scan {
     std::vector<ScannedSegment> segments;  // in name (= creation) order
     std::set<std::string> delivered;       // ids with a tombstone
+    // Per id: finished recipients (index -> 'd' or 'b'), and the latest
+    // retry line (attempts, next attempt).
+    std::map<std::string, std::map<uint32_t, char>> rcpt_done;
+    std::map<std::string, std::pair<uint32_t, int64_t>> retry;
   };
   static Scan scan(FileIo& io, const std::string& data_dir);
+  static size_t scan_state_line(std::string_view in, Scan* out);
 
   struct RecoveredSegment {
     std::string name;
@@ -189,6 +202,11 @@ class Spool {
   std::string spare_name_;
   SpareOp spare_op_;
   uint64_t prepared_used_ = 0;
+  // recipient_done() asks for a flush with this waiter (one at a time).
+  struct FlushWait : DirSync::Waiter {
+    bool waiting = false;
+  };
+  FlushWait flush_wait_;
 };
 
 // Maps a negative errno from the file system onto the SMTP outcome:

@@ -130,4 +130,14 @@ DecodeError decode_record_prefix(std::string_view file, SpoolRecord& out, size_t
   return DecodeError::kNone;
 }
 
+std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced) {
+  return std::string(kRcptPrefix) + std::string(id) + " " + std::to_string(index) +
+         (bounced ? " b\n" : " d\n");
+}
+
+std::string encode_retry(std::string_view id, uint32_t attempts, int64_t next_unix) {
+  return std::string(kRetryPrefix) + std::string(id) + " " + std::to_string(attempts) + " " +
+         std::to_string(next_unix) + "\n";
+}
+
 }  // namespace ringmail::storage

@@ -13,6 +13,13 @@ namespace ringmail::storage {
 inline constexpr std::string_view kSpoolMagic = "ringmail-spool 1\n";
 
 inline constexpr std::string_view kTombstonePrefix = "ringmail-done ";
+// "ringmail-rcpt <ID> <index> <d|b>": one recipient is finished, delivered
+// (d) or bounced (b); "ringmail-retry <ID> <attempts> <unix>": the next
+// attempt (docs/spool-format.md).
+inline constexpr std::string_view kRcptPrefix = "ringmail-rcpt ";
+inline constexpr std::string_view kRetryPrefix = "ringmail-retry ";
+// Every line type starts with this: where reading resumes after damage.
+inline constexpr std::string_view kLinePrefix = "ringmail-";
 
 struct SpoolRecord {
   proto::Envelope env;
@@ -23,6 +30,11 @@ struct SpoolRecord {
   uint64_t segment = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
+  // Delivery state recovered from the spool: per recipient 0 (pending),
+  // 'd' (delivered) or 'b' (bounced); attempts so far and the next one.
+  std::vector<char> rcpt_done;
+  uint32_t attempts = 0;
+  int64_t next_attempt_unix = 0;
 };
 
 // The file is header + message + trailer; the message is not copied.
@@ -42,5 +54,7 @@ DecodeError decode_record_prefix(std::string_view in, SpoolRecord& out, size_t& 
 
 // "ringmail-done <id>\n": the message was delivered (see spool-format.md).
 std::string encode_tombstone(std::string_view id);
+std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced);
+std::string encode_retry(std::string_view id, uint32_t attempts, int64_t next_unix);
 
 }  // namespace ringmail::storage

@@ -214,6 +214,42 @@ TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
   EXPECT_EQ(kept.size(), 2u);
 }
 
+// Per-recipient state: finished recipients and the retry schedule survive a
+// restart; a message whose recipients are all finished is not recovered.
+TEST_F(SpoolTest, RecipientStateAndRetrySurviveARestart) {
+  auto a = make_req("RA");
+  a->env_storage.rcpts = {proto::Address{"b", "peer.example"}, proto::Address{"c", "peer.example"},
+                          proto::Address{"d", "other.example"}};
+  auto z = make_req("RZ");
+  spool->commit(a.get());
+  spool->commit(z.get());
+  io.complete_fsyncs();
+  ASSERT_EQ(a->result, proto::CommitResult::kOk);
+  SpoolRecord ra = record_of(*a);
+  ra.env = a->env_storage;
+  spool->recipient_done(ra, 0, false);
+  spool->recipient_done(ra, 2, true);
+  EXPECT_GE(io.held(), 1u);  // a flush was asked for
+  io.complete_fsyncs();
+  spool->retry_at(ra, 3, 1795440000);
+  spool->retry_at(ra, 4, 1795450000);  // the latest wins
+  SpoolRecord rz = record_of(*z);
+  spool->recipient_done(rz, 0, false);  // RZ's only recipient: finished
+  io.complete_fsyncs();
+  spool.reset();
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  const SpoolRecord& r = segs[0].records[0];
+  EXPECT_EQ(r.env.id, "RA");
+  EXPECT_EQ(r.rcpt_done, (std::vector<char>{'d', 0, 'b'}));
+  EXPECT_EQ(r.attempts, 4u);
+  EXPECT_EQ(r.next_attempt_unix, 1795450000);
+  EXPECT_EQ(st.delivered_skipped, 1u);  // RZ
+  EXPECT_EQ(st.corrupt, 0u);
+}
+
 // Segment preparation: the next segment is zero-filled in the background and
 // records then overwrite it in place.
 class PreparedSpoolTest : public SpoolTest {
