@@ -122,7 +122,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits", "maildir_sync", "tls", "domains_dir", "auth"});
+                "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -212,6 +212,39 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           get_uint(source, *at, "auth.", "failures_max", cfg->auth_failures_max, 1, 1000));
       cfg->auth_failure_delay_ms = static_cast<uint32_t>(get_uint(
           source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
+    }
+    if (const toml::node* n = t.get("outbound")) {
+      const toml::table* ot = n->as_table();
+      if (ot == nullptr) throw ConfigError{where(source, *n, "outbound") + ": must be a table"};
+      check_keys(source, *ot, "outbound.",
+                 {"dns_servers", "port", "connect_timeout_s", "command_timeout_s", "retry_first_s",
+                  "retry_max_s", "expire_s", "connections_per_domain", "messages_per_connection",
+                  "starttls"});
+      const std::string p = "outbound.";
+      OutboundConfig& o = cfg->outbound;
+      cfg->dns_servers = get_string(source, *ot, "dns_servers", "");
+      o.port = static_cast<uint16_t>(get_uint(source, *ot, p, "port", o.port, 1, 65535));
+      o.connect_timeout_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "connect_timeout_s", o.connect_timeout_s, 1, 600));
+      o.command_timeout_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "command_timeout_s", o.command_timeout_s, 1, 3600));
+      o.retry_first_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "retry_first_s", o.retry_first_s, 1, 86400));
+      o.retry_max_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "retry_max_s", o.retry_max_s, 1, 7 * 86400));
+      o.expire_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "expire_s", o.expire_s, 60, 60 * 86400));
+      o.connections_per_domain = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "connections_per_domain", o.connections_per_domain, 1, 1000));
+      o.messages_per_connection = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "messages_per_connection", o.messages_per_connection, 1, 100000));
+      if (const toml::node* b = ot->get("starttls")) {
+        const auto* v = b->as_boolean();
+        if (v == nullptr) {
+          throw ConfigError{where(source, *b, "outbound.starttls") + ": must be true or false"};
+        }
+        o.starttls = v->get();
+      }
     }
     if (const toml::node* n = t.get("tls")) {
       const toml::table* tt = n->as_table();

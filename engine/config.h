@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/outbound_queue.h"
 #include "proto/smtp_server.h"
 
 namespace ringmail::engine {
@@ -48,6 +49,10 @@ struct Config {
   // so far (at most 5 times).
   uint32_t auth_failures_max = 5;
   uint32_t auth_failure_delay_ms = 1000;
+  // Outbound delivery ([outbound]); DNS servers "host:port,..." (empty: the
+  // system's).
+  OutboundConfig outbound;
+  std::string dns_servers;
   proto::SessionLimits limits;
   uint32_t command_timeout_s = 300;
   uint32_t data_timeout_s = 600;

@@ -52,7 +52,7 @@ void OutboundSession::start() {
   std::weak_ptr<bool> alive = alive_;
   lookups_pending_ = true;
   resolver_.mx(domain_, [this, alive](MxAnswer a) {
-    if (alive.expired() || !*alive.lock()) return;
+    if (alive.expired() || !*alive.lock() || aborted_) return;
     lookups_pending_ = false;
     on_mx(std::move(a));
   });
@@ -96,7 +96,7 @@ void OutboundSession::next_host() {
   std::weak_ptr<bool> alive = alive_;
   lookups_pending_ = true;
   resolver_.addresses(host_, [this, alive](AddrAnswer a) {
-    if (alive.expired() || !*alive.lock()) return;
+    if (alive.expired() || !*alive.lock() || aborted_) return;
     lookups_pending_ = false;
     on_addrs(std::move(a));
   });
@@ -144,6 +144,12 @@ void OutboundSession::next_addr() {
 
 void OutboundSession::on_connect(const Event& ev) {
   connecting_ = false;
+  if (aborted_) {
+    backend_.close(fd_);
+    fd_ = -1;
+    maybe_done();
+    return;
+  }
   if (ev.res < 0) {
     last_error_ = "connect to " + host_ + "[" + ip_of(peer_) + "]:" + std::to_string(params_.port) +
                   ": " + (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
@@ -332,6 +338,16 @@ void OutboundSession::maybe_done() {
   }
   finished_ = true;
   if (done_) done_();
+}
+
+void OutboundSession::abort() {
+  if (aborted_) return;
+  aborted_ = true;
+  lookups_pending_ = false;  // their answers are ignored from now on
+  if (connecting_) backend_.cancel(fd_, &connect_c_);
+  finish_rest(proto::Outcome::kTemp, "delivery interrupted by a shutdown");
+  if (fd_ >= 0) drop_connection("");
+  maybe_done();
 }
 
 void OutboundSession::tick(int64_t now) {

@@ -58,6 +58,8 @@ class OutboundSession {
   void start();
   // About once a second: connect and command deadlines.
   void tick(int64_t now_s);
+  // Gives up at once (shutdown): what is not finished fails temporarily.
+  void abort();
 
   // Who answered the last delivery, and how (for the log and DSNs).
   const std::string& remote_host() const { return host_; }
@@ -121,6 +123,7 @@ class OutboundSession {
   bool lookups_pending_ = false;
   bool finished_ = false;
   bool started_message_ = false;
+  bool aborted_ = false;
   // Resolver callbacks check it: the session may be gone when they run.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

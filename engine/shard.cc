@@ -1,5 +1,9 @@
 #include "engine/shard.h"
 
+#include <ctime>
+
+#include "proto/dsn.h"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -178,6 +182,25 @@ void Shard::run(std::latch& ready) {
     accept_cs_.push_back(std::move(c));
   }
   spool_->start_preparing();
+  {
+    std::string why;
+    resolver_ = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2, &why);
+    auto client_tls = tls::TlsContext::client(&why);
+    if (resolver_ == nullptr) {
+      log_line("outbound: no DNS (" + why + "): mail to other domains stays queued");
+    } else {
+      OutboundQueue::Deps deps;
+      deps.backend = backend_.get();
+      deps.resolver = resolver_.get();
+      deps.spool = spool_.get();
+      deps.helo = cfg_->hostname;
+      deps.tls = client_tls;
+      deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
+        queue_dsn(std::move(b), std::move(done));
+      };
+      outbound_ = std::make_unique<OutboundQueue>(std::move(deps), cfg_->outbound);
+    }
+  }
   for (DeliveryJob* j : preloaded_) deliver(j);
   preloaded_.clear();
   ready.count_down();
@@ -195,12 +218,17 @@ void Shard::run(std::latch& ready) {
     dead_.clear();
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing()) break;
+      if (conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing() &&
+          (!outbound_ || outbound_->idle())) {
+        break;
+      }
       if (now_s_ >= stop_deadline_s_) {
         for (auto& [c, owned] : conns_) c->abort();
       }
     }
   }
+  outbound_.reset();  // its sessions are idle; what is queued stays in the spool
+  resolver_.reset();
   // Jobs waiting for a retry stay in the spool and are recovered at start.
   log_line("stopped: " + std::to_string(stats_.accepted_connections.load()) + " connections, " +
            std::to_string(stats_.messages_queued.load()) + " messages queued with " +
@@ -236,6 +264,8 @@ void Shard::tick() {
   int64_t now = clock_s();
   if (now == now_s_) return;
   now_s_ = now;
+  if (resolver_) resolver_->tick();
+  if (outbound_) outbound_->tick(static_cast<int64_t>(std::time(nullptr)));
   wheel_.advance(now, [](TimerWheel::Node* n) {
     auto* t = static_cast<TimerEntry*>(n);
     t->fire(t);
@@ -290,6 +320,7 @@ void Shard::begin_stop() {
   std::vector<Connection*> all;
   for (auto& [c, owned] : conns_) all.push_back(c);
   for (Connection* c : all) c->request_shutdown();
+  if (outbound_) outbound_->stop();
 }
 
 void Shard::on_accept(size_t listener, const Event& ev) {
@@ -398,6 +429,58 @@ void Shard::start_deliveries() {
   }
 }
 
+namespace {
+// A DSN on its way into the spool.
+struct DsnCommit : storage::Spool::Commit {
+  Shard* shard = nullptr;
+  proto::Envelope envelope;
+  std::string text;
+  std::function<void(bool)> then;
+};
+}  // namespace
+
+void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
+  proto::DsnInput in;
+  in.reporting_host = cfg_->hostname;
+  in.message_id = b.rec.env.id;
+  in.sender = b.rec.env.from;
+  in.arrival_unix = b.rec.env.arrival_unix;
+  in.now_unix = static_cast<int64_t>(std::time(nullptr));
+  for (const auto& [idx, res] : b.failed) {
+    in.recipients.push_back(proto::DsnRecipient{b.rec.env.rcpts[idx], "", res.reply, b.remote_host});
+  }
+  in.original = b.rec.message;
+  auto* c = new DsnCommit();
+  c->shard = this;
+  c->envelope.id = new_message_id();
+  c->envelope.client = "[127.0.0.1]";
+  c->envelope.helo = cfg_->hostname;
+  c->envelope.arrival_unix = in.now_unix;
+  c->envelope.rcpts = {b.rec.env.from};  // from <>: a DSN is never bounced again
+  c->envelope.smtputf8 = b.rec.env.smtputf8;
+  c->text = proto::make_dsn(in);
+  c->env = &c->envelope;
+  c->message = c->text;
+  c->then = std::move(done);
+  c->done = [](storage::Spool::Commit* cc, proto::CommitResult r) {
+    std::unique_ptr<DsnCommit> d(static_cast<DsnCommit*>(cc));
+    const bool ok = r == proto::CommitResult::kOk;
+    log_line("bounce id=" + d->envelope.id + " for " + d->envelope.rcpts[0].to_string() +
+             (ok ? " queued" : " not queued (will try again)"));
+    if (ok) {
+      auto* job = new DeliveryJob();
+      job->rec.env = d->envelope;
+      job->rec.message = std::move(d->text);
+      job->rec.segment = d->segment;
+      job->rec.offset = d->offset;
+      job->rec.length = d->length;
+      d->shard->deliver(job);
+    }
+    d->then(ok);
+  };
+  spool_->commit(c);
+}
+
 void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
   auto* job = static_cast<DeliveryJob*>(j);
   Shard* self = job->shard;
@@ -419,10 +502,26 @@ void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
     return;
   }
   if (!job->remote.empty()) {
+    // The local recipients are delivered; the others go to the outbound queue.
+    std::vector<size_t> remote;
+    for (size_t i = 0; i < env.rcpts.size(); ++i) {
+      if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
+      if (self->is_local_domain(proto::ascii_lower(env.rcpts[i].domain))) {
+        self->spool_->recipient_done(job->rec, i, false);
+        continue;
+      }
+      remote.push_back(i);
+    }
     std::string to;
     for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
-    log_line("queued id=" + env.id + " for outbound delivery to " + to +
-             " (outbound delivery is not built yet: the message stays in the spool)");
+    if (self->outbound_ && !self->stopping_) {
+      log_line("queued id=" + env.id + " for outbound delivery to " + to);
+      self->outbound_->add(std::move(job->rec), std::move(remote),
+                           static_cast<int64_t>(std::time(nullptr)));
+    } else {
+      log_line("queued id=" + env.id + " for outbound delivery to " + to +
+               " (not now: it stays in the spool)");
+    }
     delete job;
     return;
   }

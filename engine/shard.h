@@ -17,6 +17,8 @@
 
 #include "engine/auth.h"
 #include "engine/backend.h"
+#include "engine/outbound_queue.h"
+#include "engine/resolver.h"
 #include "engine/config.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
@@ -176,6 +178,12 @@ class Shard final : public proto::SmtpHost {
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
   std::unique_ptr<storage::MaildirDelivery> maildir_;
+  // Outbound delivery: created in run() (they need the backend), reset
+  // before it goes.
+  std::unique_ptr<AresResolver> resolver_;
+  std::unique_ptr<OutboundQueue> outbound_;
+  // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).
+  void queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done);
   std::vector<DeliveryJob*> preloaded_;
   // Deliveries run at most `delivery_concurrency` at a time; the rest wait
   // here, so a burst of arrivals keeps the disk for acknowledging them.

@@ -82,6 +82,7 @@ DirSync* MaildirDelivery::dir_sync(const std::string& dir) {
 void MaildirDelivery::deliver_batched(Job* job) {
   const auto& env = job->rec.env;
   for (size_t i = 0; i < env.rcpts.size(); ++i) {
+    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;  // done before a restart
     if (remote(env.rcpts[i])) {
       job->remote.push_back(env.rcpts[i].to_string());
       continue;
@@ -151,6 +152,10 @@ void MaildirDelivery::deliver(Job* job) {
     RcptOp* op = &job->ops[i];
     op->job = job;
     op->index = i;
+    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) {
+      finish_rcpt(op, 0);  // done before a restart
+      continue;
+    }
     if (remote(env.rcpts[i])) {
       job->remote.push_back(env.rcpts[i].to_string());
       finish_rcpt(op, 0);

@@ -79,7 +79,7 @@ class Ringmaild:
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
-                 auth=None):
+                 auth=None, outbound=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +107,11 @@ class Ringmaild:
         self.smtps_port = None
         self.domains_dir = Path(domains_dir) if domains_dir else self.workdir / "domains"
         self.auth = dict(auth or {})  # [auth] keys
+        # [outbound] keys. By default DNS goes to a closed loopback port: no
+        # test ever asks a resolver outside this machine; outbound mail then
+        # waits in the queue (temporary DNS failure).
+        self.outbound = {"dns_servers": "127.0.0.1:9"}
+        self.outbound.update(outbound or {})
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -137,6 +142,7 @@ class Ringmaild:
                       f"cert_dirs = {toml_value([str(d) for d in self.tls_cert_dirs])}", ""]
         if self.auth:
             lines += ["[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()] + [""]
+        lines += ["[outbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.outbound.items()] + [""]
         lines += [
             "[limits]",
         ]
