@@ -38,6 +38,24 @@ TEST(Config, DevConfigParses) {
   EXPECT_GE(c->threads, 1u);
 }
 
+TEST(Config, OutboundTable) {
+  std::string err;
+  auto c = parse_config(std::string(kBase) +
+                            "[outbound]\ndns_servers = \"127.0.0.1:5353\"\nport = 2526\n"
+                            "retry_first_s = 60\nstarttls = false\n",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  EXPECT_EQ(c->dns_servers, "127.0.0.1:5353");
+  EXPECT_EQ(c->outbound.port, 2526);
+  EXPECT_EQ(c->outbound.retry_first_s, 60u);
+  EXPECT_EQ(c->outbound.retry_max_s, 3600u);  // default
+  EXPECT_FALSE(c->outbound.starttls);
+  EXPECT_EQ(err_of(std::string(kBase) + "[outbound]\nport = 0\n"),
+            "t.toml:7: outbound.port: must be between 1 and 65535");
+  EXPECT_EQ(err_of(std::string(kBase) + "[outbound]\nretries = 3\n"),
+            "t.toml:7: outbound.retries: unknown key");
+}
+
 TEST(Config, TlsTable) {
   std::string err;
   auto c = parse_config(std::string(kBase) + "[tls]\ncert_dirs = [\"/etc/letsencrypt\", \"/c\"]\n",
