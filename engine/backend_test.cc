@@ -1,5 +1,6 @@
 // Both backends against real sockets on loopback: the same contract.
 #include "engine/backend.h"
+#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -252,9 +253,7 @@ TEST_P(BackendTest, RingAnotherBackend) {
   EXPECT_FALSE(bell.events.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, BackendTest,
-                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
-                         [](const auto& info) { return std::string(to_string(info.param)) == "io_uring" ? "uring" : "epoll"; });
+RINGMAIL_ON_BOTH_BACKENDS(BackendTest);
 
 }  // namespace
 }  // namespace ringmail::engine

@@ -11,25 +11,11 @@
 
 namespace ringmail::engine {
 
-namespace {
-
-std::string ip_of(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
-  } else {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
-  }
-  return buf;
-}
-
-int64_t now_s() {
+int64_t monotonic_s() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return ts.tv_sec;
 }
-
-}  // namespace
 
 OutboundSession::OutboundSession(Backend& backend, Resolver& resolver, Params params,
                                  std::string domain, std::vector<OutboundMessage*> messages,
@@ -48,7 +34,7 @@ OutboundSession::OutboundSession(Backend& backend, Resolver& resolver, Params pa
 OutboundSession::~OutboundSession() { *alive_ = false; }
 
 void OutboundSession::start() {
-  now_s_ = now_s();
+  now_s_ = monotonic_s();
   std::weak_ptr<bool> alive = alive_;
   lookups_pending_ = true;
   resolver_.mx(domain_, [this, alive](MxAnswer a) {
@@ -138,7 +124,7 @@ void OutboundSession::next_addr() {
     return;
   }
   connecting_ = true;
-  deadline_s_ = now_s() + params_.connect_timeout_s;
+  deadline_s_ = monotonic_s() + params_.connect_timeout_s;
   backend_.connect(fd_, reinterpret_cast<const sockaddr*>(&peer_), len, &connect_c_);
 }
 
@@ -151,7 +137,7 @@ void OutboundSession::on_connect(const Event& ev) {
     return;
   }
   if (ev.res < 0) {
-    last_error_ = "connect to " + host_ + "[" + ip_of(peer_) + "]:" + std::to_string(params_.port) +
+    last_error_ = "connect to " + host_ + "[" + ip_text(peer_) + "]:" + std::to_string(params_.port) +
                   ": " + (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
     backend_.close(fd_);
     fd_ = -1;
@@ -162,7 +148,7 @@ void OutboundSession::on_connect(const Event& ev) {
       proto::SmtpClient::Params{params_.helo, params_.tls != nullptr, false});
   tls_.reset();
   started_message_ = false;
-  deadline_s_ = now_s() + params_.command_timeout_s;
+  deadline_s_ = monotonic_s() + params_.command_timeout_s;
   recv_armed_ = true;
   backend_.recv(fd_, &recv_c_);
 }
@@ -216,7 +202,7 @@ void OutboundSession::on_bytes(std::string_view in) {
 
 void OutboundSession::after_io() {
   using State = proto::SmtpClient::State;
-  deadline_s_ = now_s() + params_.command_timeout_s;
+  deadline_s_ = monotonic_s() + params_.command_timeout_s;
   if (smtp_->state() == State::kTlsHandshake && !tls_) {
     flush();  // nothing should be pending, but keep the order
     tls_ = std::make_unique<tls::TlsSession>(params_.tls, tls::TlsSession::Role::kClient, host_);
@@ -248,7 +234,7 @@ void OutboundSession::after_io() {
     if (smtp_->failed()) {
       // The server refused us (greeting, EHLO, TLS required...): the next
       // address or MX may do better for the messages left.
-      last_error_ = host_ + "[" + ip_of(peer_) + "]: " + smtp_->failure_reason();
+      last_error_ = host_ + "[" + ip_text(peer_) + "]: " + smtp_->failure_reason();
       flush();
       drop_connection(last_error_);
       return;

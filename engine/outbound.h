@@ -25,6 +25,9 @@
 
 namespace ringmail::engine {
 
+// CLOCK_MONOTONIC_COARSE in seconds: what session deadlines count in.
+int64_t monotonic_s();
+
 struct OutboundMessage {
   std::string id;
   proto::Address from;

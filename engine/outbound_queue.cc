@@ -9,12 +9,6 @@ namespace ringmail::engine {
 
 namespace {
 
-int64_t mono_s() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_sec;
-}
-
 std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.domain); }
 
 }  // namespace
@@ -40,7 +34,7 @@ int64_t OutboundQueue::backoff(uint32_t attempts) {
 }
 
 void OutboundQueue::tick(int64_t now_s) {
-  const int64_t mono = mono_s();
+  const int64_t mono = monotonic_s();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     Session* s = it->get();
     if (!s->done) s->s->tick(mono);

@@ -2,6 +2,7 @@
 // addresses, with MX records from a local DNS server: the right MX, fallback
 // to the next one, per-recipient 4xx/5xx, null MX and NXDOMAIN.
 #include "engine/outbound.h"
+#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -271,12 +272,7 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
   std::filesystem::remove_all(dir, ec);
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, OutboundTest,
-                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
-                         [](const auto& info) {
-                           return info.param == BackendKind::kUring ? std::string("uring")
-                                                                    : std::string("epoll");
-                         });
+RINGMAIL_ON_BOTH_BACKENDS(OutboundTest);
 
 }  // namespace
 }  // namespace ringmail::engine

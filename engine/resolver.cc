@@ -1,5 +1,6 @@
 #include "engine/resolver.h"
 
+#include <arpa/inet.h>
 #include <ares.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,6 +19,16 @@ const char* to_string(DnsStatus s) {
     case DnsStatus::kTempFail: return "temporary DNS failure";
   }
   return "?";
+}
+
+std::string ip_text(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+  } else {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+  }
+  return buf;
 }
 
 namespace {

@@ -25,6 +25,8 @@ namespace ringmail::engine {
 // type (for MX: use the domain's own addresses).
 enum class DnsStatus : uint8_t { kOk, kNoData, kNxDomain, kTempFail };
 const char* to_string(DnsStatus s);
+// "192.0.2.1" or "2001:db8::1".
+std::string ip_text(const sockaddr_storage& ss);
 
 struct MxAnswer {
   DnsStatus status = DnsStatus::kTempFail;

@@ -1,6 +1,7 @@
 // The c-ares resolver on both backends against a real DNS server on
 // loopback (tests/dns_server.py, python3-dnslib).
 #include "engine/resolver.h"
+#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -32,16 +33,6 @@ nullmx.test. 60 IN MX 0 .
 DnsServer* server() {
   static DnsServer s(kZone);
   return &s;
-}
-
-std::string ip(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
-  } else {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
-  }
-  return buf;
 }
 
 class ResolverTest : public ::testing::TestWithParam<BackendKind> {
@@ -112,11 +103,11 @@ TEST_P(ResolverTest, AddressesIpv6First) {
   AddrAnswer a = addrs("mx2.mx.test");
   ASSERT_EQ(a.status, DnsStatus::kOk);
   ASSERT_EQ(a.addrs.size(), 2u);
-  EXPECT_EQ(ip(a.addrs[0]), "::1");
-  EXPECT_EQ(ip(a.addrs[1]), "127.0.0.3");
+  EXPECT_EQ(ip_text(a.addrs[0]), "::1");
+  EXPECT_EQ(ip_text(a.addrs[1]), "127.0.0.3");
   AddrAnswer one = addrs("nomx.test");
   ASSERT_EQ(one.addrs.size(), 1u);
-  EXPECT_EQ(ip(one.addrs[0]), "127.0.0.4");
+  EXPECT_EQ(ip_text(one.addrs[0]), "127.0.0.4");
   EXPECT_EQ(addrs("nothere.test").status, DnsStatus::kNxDomain);
 }
 
@@ -147,12 +138,7 @@ TEST_P(ResolverTest, DestroyedWithLookupsPending) {
   EXPECT_FALSE(called);
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, ResolverTest,
-                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
-                         [](const auto& info) {
-                           return info.param == BackendKind::kUring ? std::string("uring")
-                                                                    : std::string("epoll");
-                         });
+RINGMAIL_ON_BOTH_BACKENDS(ResolverTest);
 
 }  // namespace
 }  // namespace ringmail::engine

@@ -1,6 +1,7 @@
 // Real shards on real backends: messages from the main thread and between
 // shards (SPSC inbox + MSG_RING doorbell on io_uring, eventfd on epoll).
 #include "engine/shard.h"
+#include "engine/test_backends.h"
 
 #include <gtest/gtest.h>
 
@@ -77,12 +78,7 @@ TEST_P(ShardMesh, EveryShardReachesEveryOther) {
   EXPECT_EQ(shards_[0]->backend_kind(), GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, ShardMesh,
-                         ::testing::Values(BackendKind::kUring, BackendKind::kEpoll),
-                         [](const auto& info) {
-                           return info.param == BackendKind::kUring ? std::string("uring")
-                                                                    : std::string("epoll");
-                         });
+RINGMAIL_ON_BOTH_BACKENDS(ShardMesh);
 
 }  // namespace
 }  // namespace ringmail::engine
