@@ -1,7 +1,9 @@
 #include "engine/config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -114,6 +116,64 @@ bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t
   return true;
 }
 
+bool parse_network(std::string_view text, Network* out) {
+  const size_t slash = text.find('/');
+  const std::string host(text.substr(0, slash));
+  Network n;
+  if (inet_pton(AF_INET, host.c_str(), n.addr) == 1) {
+    n.v6 = false;
+    n.prefix = 32;
+  } else if (inet_pton(AF_INET6, host.c_str(), n.addr) == 1) {
+    n.v6 = true;
+    n.prefix = 128;
+  } else {
+    return false;
+  }
+  if (slash != std::string_view::npos) {
+    const std::string_view p = text.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
+    }
+    const int v = std::stoi(std::string(p));
+    if (v > n.prefix) return false;
+    n.prefix = v;
+  }
+  *out = n;
+  return true;
+}
+
+bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& ss) {
+  uint8_t a[16];
+  bool v6;
+  if (ss.ss_family == AF_INET) {
+    std::memcpy(a, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, 4);
+    v6 = false;
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      std::memcpy(a, &s6->sin6_addr.s6_addr[12], 4);
+      v6 = false;
+    } else {
+      std::memcpy(a, &s6->sin6_addr, 16);
+      v6 = true;
+    }
+  } else {
+    return false;
+  }
+  for (const auto& n : nets) {
+    if (n.v6 != v6) continue;
+    int bits = n.prefix, i = 0;
+    bool match = true;
+    for (; bits >= 8; bits -= 8, ++i) match &= a[i] == n.addr[i];
+    if (bits > 0) {
+      const uint8_t mask = static_cast<uint8_t>(0xff << (8 - bits));
+      match &= (a[i] & mask) == (n.addr[i] & mask);
+    }
+    if (match) return true;
+  }
+  return false;
+}
+
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& source,
                                            std::string* error) {
   auto cfg = std::make_shared<Config>();
@@ -122,7 +182,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound"});
+                "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
+                "relay_networks"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -193,6 +254,19 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       cfg->listeners.push_back(std::move(l));
     }
     cfg->domains_dir = get_string(source, t, "domains_dir", cfg->domains_dir);
+    if (const toml::node* n = t.get("relay_networks")) {
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) throw ConfigError{where(source, *n, "relay_networks") + ": must be an array"};
+      for (const auto& e : *arr) {
+        auto s = e.value<std::string>();
+        Network net;
+        if (!s || !parse_network(*s, &net)) {
+          throw ConfigError{where(source, e, "relay_networks") +
+                            ": not an address range like 127.0.0.0/8 or ::1/128"};
+        }
+        cfg->relay_networks.push_back(net);
+      }
+    }
     if (const toml::node* n = t.get("auth")) {
       const toml::table* at = n->as_table();
       if (at == nullptr) throw ConfigError{where(source, *n, "auth") + ": must be a table"};

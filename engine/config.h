@@ -17,6 +17,16 @@
 
 namespace ringmail::engine {
 
+// An address range ("127.0.0.0/8", "2001:db8::/32").
+struct Network {
+  bool v6 = false;
+  uint8_t addr[16] = {};
+  int prefix = 0;
+};
+bool parse_network(std::string_view text, Network* out);
+// IPv4-mapped IPv6 addresses match IPv4 ranges.
+bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& addr);
+
 struct ListenerConfig {
   std::string address;  // as written, e.g. "[::1]:2525"
   sockaddr_storage addr{};
@@ -49,6 +59,9 @@ struct Config {
   // so far (at most 5 times).
   uint32_t auth_failures_max = 5;
   uint32_t auth_failure_delay_ms = 1000;
+  // Clients that may relay without AUTH (Postfix's mynetworks); empty by
+  // default.
+  std::vector<Network> relay_networks;
   // Outbound delivery ([outbound]); DNS servers "host:port,..." (empty: the
   // system's).
   OutboundConfig outbound;

@@ -1,5 +1,7 @@
 #include "engine/config.h"
 
+#include <arpa/inet.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -54,6 +56,38 @@ TEST(Config, OutboundTable) {
             "t.toml:7: outbound.port: must be between 1 and 65535");
   EXPECT_EQ(err_of(std::string(kBase) + "[outbound]\nretries = 3\n"),
             "t.toml:7: outbound.retries: unknown key");
+}
+
+TEST(Config, RelayNetworks) {
+  std::string err;
+  auto c = parse_config("relay_networks = [\"127.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n" +
+                            std::string(kBase),
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  auto v4 = [](const char* ip) {
+    sockaddr_storage ss{};
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &a->sin_addr);
+    return ss;
+  };
+  auto v6 = [](const char* ip) {
+    sockaddr_storage ss{};
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, ip, &a->sin6_addr);
+    return ss;
+  };
+  EXPECT_TRUE(in_networks(c->relay_networks, v4("127.9.9.9")));
+  EXPECT_TRUE(in_networks(c->relay_networks, v4("192.0.2.7")));
+  EXPECT_FALSE(in_networks(c->relay_networks, v4("192.0.2.8")));
+  EXPECT_TRUE(in_networks(c->relay_networks, v6("::ffff:127.0.0.1")));  // v4-mapped
+  EXPECT_TRUE(in_networks(c->relay_networks, v6("2001:db8:1::5")));
+  EXPECT_FALSE(in_networks(c->relay_networks, v6("::1")));
+  EXPECT_THAT(err_of("relay_networks = [\"10.0.0.0/33\"]\n" + std::string(kBase)),
+              HasSubstr("t.toml:1: relay_networks: not an address range"));
+  EXPECT_THAT(err_of("relay_networks = [\"example.com\"]\n" + std::string(kBase)),
+              HasSubstr("relay_networks: not an address range"));
 }
 
 TEST(Config, TlsTable) {

@@ -10,7 +10,7 @@ namespace ringmail::engine {
 
 namespace {
 proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client,
-                                bool have_certs) {
+                                bool have_certs, bool trusted) {
   proto::SessionParams p;
   p.hostname = cfg.hostname;
   p.limits = cfg.limits;
@@ -19,6 +19,7 @@ proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std:
   p.starttls_offered = have_certs && !l.implicit_tls;
   p.auth_offered = have_certs;  // AUTH needs TLS
   p.sender_policy = cfg.sender_policy;
+  p.trusted_relay = trusted;
   return p;
 }
 
@@ -33,10 +34,10 @@ const char* result_name(proto::CommitResult r) {
 }  // namespace
 
 Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
-                       std::string client_literal, std::string peer)
+                       std::string client_literal, std::string peer, bool trusted)
     : shard_(shard), fd_(fd), peer_(std::move(peer)),
       session_(params_for(*shard.cfg_, listener, client_literal,
-                          shard.certs_ && !shard.certs_->empty()),
+                          shard.certs_ && !shard.certs_->empty(), trusted),
                shard),
       implicit_tls_(listener.implicit_tls) {
   recv_c_.conn = this;

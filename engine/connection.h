@@ -18,8 +18,9 @@ namespace ringmail::engine {
 
 class Connection {
  public:
+  // `trusted`: the client is in relay_networks.
   Connection(Shard& shard, int fd, const ListenerConfig& listener, std::string client_literal,
-             std::string peer);
+             std::string peer, bool trusted = false);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 

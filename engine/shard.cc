@@ -23,8 +23,8 @@ constexpr size_t kInboxSlots = 4096;
 
 
 // Client literal for Received headers (RFC 5321 4.1.3) and ip:port for logs.
-void describe_peer(int fd, std::string* literal, std::string* peer) {
-  sockaddr_storage ss{};
+void describe_peer(int fd, std::string* literal, std::string* peer, sockaddr_storage* out) {
+  sockaddr_storage& ss = *out;
   socklen_t len = sizeof ss;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     *literal = "[unknown]";
@@ -367,8 +367,11 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     return;
   }
   std::string literal, peer;
-  describe_peer(fd, &literal, &peer);
-  auto conn = std::make_unique<Connection>(*this, fd, cfg_->listeners[listener], literal, peer);
+  sockaddr_storage addr{};
+  describe_peer(fd, &literal, &peer, &addr);
+  const bool trusted = in_networks(cfg_->relay_networks, addr);
+  auto conn =
+      std::make_unique<Connection>(*this, fd, cfg_->listeners[listener], literal, peer, trusted);
   Connection* c = conn.get();
   conns_.emplace(c, std::move(conn));
   c->start();

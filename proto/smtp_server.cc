@@ -399,7 +399,7 @@ bool SmtpServer::check_rcpt(std::string_view args) {
   // Relay policy: without AUTH, mail for local domains only (RFC 5321
   // 3.6.2); an authenticated user may send anywhere.
   if (!host_.is_local_domain(ascii_lower(a.domain))) {
-    if (auth_user_.empty()) {
+    if (auth_user_.empty() && !params_.trusted_relay) {
       error("554 5.7.1 Relay access denied");
       return false;
     }

@@ -47,6 +47,10 @@ struct SessionParams {
   bool starttls_offered = false;
   // Users can authenticate: EHLO offers AUTH PLAIN LOGIN, over TLS only.
   bool auth_offered = false;
+  // The client is in a trusted network (relay_networks): it may relay
+  // without AUTH, as Postfix's mynetworks (an MTA that uses us as its
+  // relayhost).
+  bool trusted_relay = false;
   SenderPolicy sender_policy = SenderPolicy::kOwn;
 };
 

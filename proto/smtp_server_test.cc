@@ -214,6 +214,21 @@ TEST_F(AuthDialog, SenderPolicies) {
   EXPECT_EQ(say("MAIL FROM:<>\r\n"), "250 2.1.0 Ok\r\n");
 }
 
+// A client in relay_networks (an MTA using us as relayhost) relays without
+// AUTH; others do not.
+TEST_F(Dialog, TrustedNetworkRelays) {
+  SessionParams p;
+  p.hostname = "mx.test";
+  p.client_literal = "[127.0.0.1]";
+  p.trusted_relay = true;
+  s = std::make_unique<SmtpServer>(p, host);
+  s->start();
+  take();
+  say("EHLO postfix.example\r\n");
+  EXPECT_EQ(say("MAIL FROM:<app@src.example>\r\n"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<someone@elsewhere.example>\r\n"), "250 2.1.5 Ok\r\n");
+}
+
 TEST_F(Dialog, EhloAdvertises) {
   EXPECT_EQ(say("EHLO c.example\r\n"),
             "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1500\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"

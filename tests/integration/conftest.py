@@ -79,7 +79,7 @@ class Ringmaild:
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
-                 auth=None, outbound=None):
+                 auth=None, outbound=None, relay_networks=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +112,7 @@ class Ringmaild:
         # waits in the queue (temporary DNS failure).
         self.outbound = {"dns_servers": "127.0.0.1:9"}
         self.outbound.update(outbound or {})
+        self.relay_networks = list(relay_networks or [])
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -122,6 +123,7 @@ class Ringmaild:
             f"backend = {toml_value(self.backend)}",
             f"local_domains = {toml_value(self.local_domains)}",
             f"domains_dir = {toml_value(str(self.domains_dir))}",
+            f"relay_networks = {toml_value(self.relay_networks)}",
             "",
             "[[listener]]",
             f'address = "127.0.0.1:{self.port}"',

@@ -133,6 +133,25 @@ def test_relays_to_the_best_mx_over_starttls(relay, receiver):
     assert "0 messages waiting" in _spool_list(relay)
 
 
+def test_trusted_network_relays_without_auth(start_ringmaild, dns, port, receiver):
+    """An MTA on a relay_networks address (Postfix with relayhost = us) hands
+    over mail for any domain on port 25 without AUTH."""
+    relay = start_ringmaild(relay_networks=["127.0.0.0/8"],
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+        s.sendmail("app@src.example", ["carol@peer.test"], b"Subject: via relayhost\r\n\r\nhi\r\n")
+    box = receiver / "carol" / "Maildir" / "new"
+    deadline = time.monotonic() + 20
+    while not (box.exists() and any(box.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert box.exists() and len(list(box.iterdir())) == 1, relay.log_tail()
+    # Over IPv6 (::1 is not in the list) the same is refused.
+    with smtplib.SMTP("::1", relay.port6, timeout=30) as s:
+        s.ehlo("client.example")
+        s.docmd("MAIL FROM:<app@src.example>")
+        assert s.docmd("RCPT TO:<carol@peer.test>")[0] == 554
+
+
 def test_permanent_failure_bounces_to_the_sender(relay, port):
     s = sink("127.0.0.4", port, "-f", "RCPT")
     try:
