@@ -19,8 +19,15 @@ void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, i
   auto it = std::make_unique<Item>();
   it->next_attempt = rec.next_attempt_unix > now_s ? rec.next_attempt_unix : now_s;
   it->rec = std::move(rec);
+  if (held_bytes_ + it->rec.message.size() > d_.held_bytes_max) {
+    std::string().swap(it->rec.message);  // read back when its attempt starts
+  } else {
+    it->held = it->rec.message.size();
+    held_bytes_ += it->held;
+  }
   it->pending = std::move(indices);
   items_.push_back(std::move(it));
+  dirty_ = true;
 }
 
 int64_t OutboundQueue::backoff(uint32_t attempts) {
@@ -35,9 +42,18 @@ int64_t OutboundQueue::backoff(uint32_t attempts) {
 
 void OutboundQueue::tick(int64_t now_s) {
   const int64_t mono = monotonic_s();
+  for (auto& s : sessions_) {
+    if (!s->done) s->s->tick(mono);
+  }
+  dirty_ = true;  // retries may have come due
+  service(now_s);
+}
+
+void OutboundQueue::service(int64_t now_s) {
+  if (!dirty_) return;
+  dirty_ = false;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     Session* s = it->get();
-    if (!s->done) s->s->tick(mono);
     if (s->done && s->s->finished()) {
       finish(s, now_s);
       it = sessions_.erase(it);
@@ -123,7 +139,10 @@ void OutboundQueue::start_session(const std::string& domain, std::vector<Item*> 
   if (cfg_.starttls) params.tls = d_.tls;
   Session* raw = s.get();
   s->s = std::make_unique<OutboundSession>(*d_.backend, *d_.resolver, params, domain, msgs,
-                                           [raw] { raw->done = true; });
+                                           [this, raw] {
+                                             raw->done = true;
+                                             dirty_ = true;
+                                           });
   ++per_domain_[domain];
   sessions_.push_back(std::move(s));
   raw->s->start();
@@ -208,6 +227,8 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
   }
   if (it->pending.empty() && it->to_bounce.empty() && !it->busy && !it->bouncing) {
     d_.spool->delivered(it->rec);  // every recipient is finished
+    held_bytes_ -= it->held;
+    it->held = 0;
     std::string().swap(it->rec.message);
   }
 }

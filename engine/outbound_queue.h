@@ -50,6 +50,9 @@ class OutboundQueue {
     // Queues a DSN; calls `done(true)` once it is durable (then the
     // recipients are marked bounced), `done(false)` to try again later.
     std::function<void(Bounce, std::function<void(bool)> done)> bounce;
+    // Message bytes kept in memory for queued messages; beyond it they are
+    // read back from the spool when their attempt starts.
+    uint64_t held_bytes_max = uint64_t{16} << 20;
   };
 
   OutboundQueue(Deps deps, OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}
@@ -58,8 +61,12 @@ class OutboundQueue {
   // Takes over the recipients `indices` of `rec` (the others are done or
   // not ours). `rec.message` may be empty: it is read back when needed.
   void add(storage::SpoolRecord rec, std::vector<size_t> indices, int64_t now_s);
-  // About once a second: starts due attempts, runs session deadlines.
+  // About once a second: session deadlines, then service().
   void tick(int64_t now_s);
+  // After any event: when something changed (a message added, a session
+  // finished), collects finished sessions and starts due attempts at once,
+  // so delivery does not wait for the next tick.
+  void service(int64_t now_s);
   // Drops every connection; what was in flight is retried after a restart.
   void stop();
   bool idle() const { return sessions_.empty() && bounces_in_flight_ == 0; }
@@ -74,6 +81,7 @@ class OutboundQueue {
     std::string bounce_host;
     int64_t next_attempt = 0;
     bool busy = false;  // some recipients are in a session right now
+    uint64_t held = 0;  // message bytes counted in held_bytes_
     bool bouncing = false;
   };
   struct Part {  // one item's recipients in one session
@@ -101,6 +109,8 @@ class OutboundQueue {
   size_t bounces_in_flight_ = 0;
   uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
   bool stopping_ = false;
+  bool dirty_ = false;
+  uint64_t held_bytes_ = 0;
 };
 
 }  // namespace ringmail::engine

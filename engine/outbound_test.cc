@@ -66,8 +66,8 @@ class Sink {
       ::execv("/usr/sbin/smtp-sink", argv.data());
       ::_exit(127);
     }
-    // Wait until it listens.
-    for (int i = 0; i < 100; ++i) {
+    // Wait until it listens (10 s: the machine may be busy).
+    for (int i = 0; i < 500; ++i) {
       int s = ::socket(AF_INET, SOCK_STREAM, 0);
       sockaddr_in a{};
       a.sin_family = AF_INET;
@@ -236,7 +236,7 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
     ::_exit(127);
   }
   bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
+  for (int i = 0; i < 750 && !up; ++i) {  // 15 s
     int s = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -257,7 +257,7 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
   bool done = false;
   OutboundSession s(*b, *r, p, "mx.test", {&m}, [&] { done = true; });
   s.start();
-  for (int i = 0; i < 1000 && !(done && s.finished()); ++i) {
+  for (int i = 0; i < 1500 && !(done && s.finished()); ++i) {
     b->wait(20);
     r->tick();
   }

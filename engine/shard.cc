@@ -195,6 +195,7 @@ void Shard::run(std::latch& ready) {
       deps.spool = spool_.get();
       deps.helo = cfg_->hostname;
       deps.tls = client_tls;
+      deps.held_bytes_max = cfg_->delivery_backlog_bytes_max;
       deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
         queue_dsn(std::move(b), std::move(done));
       };
@@ -211,6 +212,7 @@ void Shard::run(std::latch& ready) {
     tick();
     drain_inboxes();
     flush_deliveries();
+    if (outbound_) outbound_->service(static_cast<int64_t>(std::time(nullptr)));
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
@@ -381,6 +383,27 @@ void Shard::retire(Connection* c) { dead_.push_back(c); }
 
 void Shard::deliver(DeliveryJob* job) {
   job->shard = this;
+  // Nothing for the local mailboxes: straight to the outbound queue.
+  if (outbound_ && !stopping_) {
+    std::vector<size_t> remote;
+    bool any_local = false;
+    const auto& rcpts = job->rec.env.rcpts;
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
+      if (is_local_domain(proto::ascii_lower(rcpts[i].domain))) {
+        any_local = true;
+        break;
+      }
+      remote.push_back(i);
+    }
+    if (!any_local && !remote.empty()) {
+      log_line("queued id=" + job->rec.env.id + " for outbound delivery (" +
+               std::to_string(remote.size()) + " recipients)");
+      outbound_->add(std::move(job->rec), std::move(remote), static_cast<int64_t>(std::time(nullptr)));
+      delete job;
+      return;
+    }
+  }
   // A retry already waited; only a first attempt is deferred behind a burst.
   job->queued_ms = job->attempts == 0 ? mono_ms() : 0;
   job->done = &Shard::on_delivered;

@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""End-to-end relay rate: smtp-source hands N messages (10 KiB) to the relay
+on 127.0.0.1, the relay delivers them to Postfix's smtp-sink on 127.0.0.2
+(no storage), for ringmaild and for a private Postfix instance, in one run.
+The figure is messages per second from the first connection until the
+relay's queue is empty; time in queue percentiles are from ringmaild's log.
+
+ringmaild finds the sink by MX (a local DNS server, tests/dns_server.py) and
+relays for 127.0.0.0/8 (relay_networks); Postfix uses relayhost =
+[127.0.0.2]:port and mynetworks = 127.0.0.0/8. Both fsync what they queue.
+Loopback only; every run is bounded by the message count and a time limit.
+
+    bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1]
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+RINGMAILD = os.environ.get("RINGMAILD", str(TOP / "build" / "engine" / "ringmaild"))
+DNS_SERVER = TOP / "tests" / "dns_server.py"
+SINK_IP = "127.0.0.2"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port(ip="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(ip, port, secs=15):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((ip, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in f[11:15])
+        except OSError:
+            pass
+    return total
+
+
+def children(pid):
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if Path(p, "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+def smtp_source(port, sessions, count, rcpt):
+    return subprocess.run(["/usr/sbin/smtp-source", "-c", "-s", str(sessions), "-m", str(count),
+                           "-l", "10240", "-M", "src.example", "-f", "a@src.example", "-t", rcpt,
+                           f"127.0.0.1:{port}"], capture_output=True, timeout=600)
+
+
+def run_ringmail(work, sink_port, dns_port, sessions, count, threads):
+    d = work / f"ringmail-{sessions}"
+    d.mkdir()
+    port = free_port()
+    (d / "cfg.toml").write_text(f"""hostname = "relay.bench.test"
+data_dir = "{d}/data"
+local_domains = ["bench.test"]
+threads = {threads}
+relay_networks = ["127.0.0.0/8"]
+[[listener]]
+address = "127.0.0.1:{port}"
+kind = "smtp"
+[outbound]
+dns_servers = "127.0.0.1:{dns_port}"
+port = {sink_port}
+starttls = false
+""")
+    log = open(d / "log", "wb")
+    p = subprocess.Popen([RINGMAILD, "--config", str(d / "cfg.toml")], stdout=log,
+                         stderr=subprocess.STDOUT)
+    try:
+        if not wait_port("127.0.0.1", port):
+            sys.exit(f"ringmaild did not start: {(d / 'log').read_text()[-400:]}")
+        c0 = ticks([p.pid])
+        t0 = time.monotonic()
+        smtp_source(port, sessions, count, "sink@sink.test")
+        accepted = time.monotonic() - t0
+        deadline = time.monotonic() + 300
+        done = 0
+        while time.monotonic() < deadline:
+            done = (d / "log").read_text().count(": delivered: 250")
+            if done >= count:
+                break
+            time.sleep(0.05)
+        total = time.monotonic() - t0
+        cpu = (ticks([p.pid]) - c0) / CLK_TCK
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+    return accepted, total, done, cpu, in_queue_times(d / "log")
+
+
+def in_queue_times(log):
+    """Seconds from 'queued id=X' to its outbound delivery, per message."""
+    stamp = re.compile(r"^(\S+Z) shard \d+: (queued id=(\S+) client|outbound id=(\S+) .*: delivered: 250)")
+    start, times = {}, []
+    for line in log.read_text().splitlines():
+        m = stamp.match(line)
+        if not m:
+            continue
+        t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+        if m.group(3):
+            start[m.group(3)] = t
+        elif m.group(4) in start:
+            times.append(t - start.pop(m.group(4)))
+    return sorted(times)
+
+
+def run_postfix(work, sink_port, sessions, count):
+    d = work / f"postfix-{sessions}"
+    etc, queue, data = d / "etc", d / "queue", d / "data"
+    for x in (etc, queue, data):
+        x.mkdir(parents=True)
+    os.chmod(d, 0o755)
+    port = free_port()
+    master = []
+    for line in Path("/etc/postfix/master.cf").read_text().splitlines():
+        f = line.split()
+        if len(f) > 1 and f[0] == "smtp" and f[1] == "inet":  # smtpd on our port
+            line = f"127.0.0.1:{port} " + line[len("smtp"):]
+        master.append(line)
+    (etc / "master.cf").write_text("\n".join(master) + "\n")
+    (etc / "main.cf").write_text(f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix-relay.bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [{SINK_IP}]:{sink_port}
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+biff = no
+maillog_file_prefixes = {d}
+maillog_file = {d}/maillog
+""")
+    subprocess.run(["/usr/sbin/postconf", "-c", str(etc), "-F", "*/*/chroot = n"], check=True)
+    shutil.chown(data, "postfix")
+    subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "check"], capture_output=True)
+    subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "start"], capture_output=True)
+    try:
+        if not wait_port("127.0.0.1", port):
+            sys.exit("postfix did not start")
+        master_pid = int((queue / "pid" / "master.pid").read_text().strip())
+        c0 = ticks([master_pid] + children(master_pid))
+        t0 = time.monotonic()
+        smtp_source(port, sessions, count, "sink@sink.test")
+        accepted = time.monotonic() - t0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            q = subprocess.run(["/usr/sbin/postqueue", "-c", str(etc), "-p"], capture_output=True, text=True)
+            if "Mail queue is empty" in q.stdout:
+                break
+            time.sleep(0.2)
+        total = time.monotonic() - t0
+        cpu = (ticks([master_pid] + children(master_pid)) - c0) / CLK_TCK
+    finally:
+        subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "stop"], capture_output=True)
+    return accepted, total, cpu
+
+
+def pct(v, p):
+    return v[min(len(v) - 1, int(len(v) * p / 100))] if v else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--postfix-messages", type=int, default=3000)
+    ap.add_argument("--sessions", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ringmail-relay.") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        zone = work / "zone"
+        zone.write_text(f"sink.test. 60 IN MX 10 mx.sink.test.\nmx.sink.test. 60 IN A {SINK_IP}\n")
+        dns = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        dns_port = int(dns.stdout.readline())
+        sink_port = free_port(SINK_IP)
+        sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "postfix", "-c",
+                                 f"{SINK_IP}:{sink_port}", "1024"], stdout=subprocess.DEVNULL)
+        wait_port(SINK_IP, sink_port)
+        try:
+            for s in a.sessions:
+                acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages, a.threads)
+                print(f"RESULT server=ringmail sessions={s} msgs={a.messages} delivered={done} "
+                      f"accept_s={acc:.2f} end_to_end_s={total:.2f} msg_per_s={done / total:.0f} "
+                      f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f} "
+                      f"in_queue_p50={pct(tq, 50):.3f} p90={pct(tq, 90):.3f} p99={pct(tq, 99):.3f} "
+                      f"max={tq[-1] if tq else float('nan'):.3f}", flush=True)
+                acc, total, cpu = run_postfix(work, sink_port, s, a.postfix_messages)
+                print(f"RESULT server=postfix sessions={s} msgs={a.postfix_messages} "
+                      f"accept_s={acc:.2f} end_to_end_s={total:.2f} "
+                      f"msg_per_s={a.postfix_messages / total:.0f} "
+                      f"cpu_ms_per_msg={cpu / a.postfix_messages * 1000:.3f}", flush=True)
+        finally:
+            sink.terminate()
+            sink.wait()
+            dns.stdin.close()
+            dns.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
