@@ -307,7 +307,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       o.retry_max_s = static_cast<uint32_t>(
           get_uint(source, *ot, p, "retry_max_s", o.retry_max_s, 1, 7 * 86400));
       o.expire_s = static_cast<uint32_t>(
-          get_uint(source, *ot, p, "expire_s", o.expire_s, 60, 60 * 86400));
+          get_uint(source, *ot, p, "expire_s", o.expire_s, 1, 60 * 86400));
       o.connections_per_domain = static_cast<uint32_t>(
           get_uint(source, *ot, p, "connections_per_domain", o.connections_per_domain, 1, 1000));
       o.messages_per_connection = static_cast<uint32_t>(

@@ -169,6 +169,23 @@ def test_permanent_failure_bounces_to_the_sender(relay, port):
     assert "Return-Path: <>" in bounce  # the DSN's own envelope sender is null
 
 
+def test_expiry_bounces(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+    """A destination that never answers: retried, and after expire_s the
+    sender gets a DSN saying so."""
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
+                                      "retry_first_s": 1, "retry_max_s": 1, "expire_s": 3,
+                                      "connect_timeout_s": 1})
+    submit(relay, ["gone@soft.test"])  # nothing listens on mx.soft.test here
+    bounce = relay.wait_for_mail("example.test", "alice", timeout=30)[0].read_bytes().decode()
+    assert "Final-Recipient: rfc822; gone@soft.test" in bounce
+    assert "the message expired" in bounce
+    log = relay.log_path.read_text()
+    assert log.count("to=<gone@soft.test>") >= 2, log  # it was tried more than once
+
+
 def test_null_mx_bounces_at_once(relay):
     submit(relay, ["x@nullmx.test"])
     bounce = relay.wait_for_mail("example.test", "alice", timeout=20)[0].read_bytes().decode()
