@@ -208,10 +208,7 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
     seg.appendable = false;
     if (seg.live > 0) --seg.live;
     if (s->current_ == c->segment) s->rotate();
-    auto cur = s->segments_.find(s->current_);
-    if (cur != s->segments_.end() && cur->second.appendable) {
-      s->write_tail(cur->second, {encode_tombstone(c->env->id)});
-    }
+    s->append_line(encode_tombstone(c->env->id));
     s->maybe_drop(c->segment);
     c->done(c, commit_result_for(result));
     return;
@@ -252,31 +249,31 @@ int Spool::load_from(FileIo& io, const std::string& data_dir, const std::string&
 }
 
 void Spool::delivered(const SpoolRecord& rec) {
-  auto cur = segments_.find(current_);
-  if (cur != segments_.end() && cur->second.appendable) {
-    write_tail(cur->second, {encode_tombstone(rec.env.id)});
-  }
+  append_line(encode_tombstone(rec.env.id));
   auto it = segments_.find(rec.segment);
   if (it == segments_.end()) return;
   if (it->second.live > 0) --it->second.live;
   maybe_drop(rec.segment);
 }
 
-void Spool::recipient_done(const SpoolRecord& rec, size_t index, bool bounced) {
+Spool::Segment* Spool::append_line(const std::string& line) {
   auto cur = segments_.find(current_);
-  if (cur == segments_.end() || !cur->second.appendable) return;
-  write_tail(cur->second, {encode_rcpt_done(rec.env.id, index, bounced)});
-  if (!flush_wait_.waiting && cur->second.sync) {
+  if (cur == segments_.end() || !cur->second.appendable) return nullptr;
+  if (write_tail(cur->second, {line}) != 0) return nullptr;
+  return &cur->second;
+}
+
+void Spool::recipient_done(const SpoolRecord& rec, size_t index, bool bounced) {
+  Segment* seg = append_line(encode_rcpt_done(rec.env.id, index, bounced));
+  if (seg != nullptr && seg->sync && !flush_wait_.waiting) {
     flush_wait_.waiting = true;
     flush_wait_.done = [](DirSync::Waiter* w, int) { static_cast<FlushWait*>(w)->waiting = false; };
-    cur->second.sync->sync_after(&flush_wait_);
+    seg->sync->sync_after(&flush_wait_);
   }
 }
 
 void Spool::retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix) {
-  auto cur = segments_.find(current_);
-  if (cur == segments_.end() || !cur->second.appendable) return;
-  write_tail(cur->second, {encode_retry(rec.env.id, attempts, next_unix)});
+  append_line(encode_retry(rec.env.id, attempts, next_unix));
 }
 
 void Spool::maybe_drop(uint64_t key) {

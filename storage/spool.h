@@ -179,6 +179,9 @@ class Spool {
   int rotate();
   // Writes `parts` at the end of the segment's data and advances it.
   int write_tail(Segment& seg, const std::vector<std::string_view>& parts);
+  // A state line (tombstone, recipient, retry) at the end of the current
+  // segment, unsynced; the segment, or null when nothing could be written.
+  Segment* append_line(const std::string& line);
   void prepare_spare();
   static void on_spare_filled(BlockingOp* op, int result);
   void maybe_drop(uint64_t key);
