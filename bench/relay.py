@@ -15,7 +15,6 @@ Loopback only; every run is bounded by the message count and a time limit.
 import argparse
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +28,8 @@ RINGMAILD = os.environ.get("RINGMAILD", str(TOP / "build" / "engine" / "ringmail
 DNS_SERVER = TOP / "tests" / "dns_server.py"
 SINK_IP = "127.0.0.2"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(TOP / "tests" / "integration"))
+from postfix_instance import PostfixInstance  # noqa: E402
 
 
 def free_port(ip="127.0.0.1"):
@@ -136,61 +137,21 @@ def in_queue_times(log):
 
 
 def run_postfix(work, sink_port, sessions, count):
-    d = work / f"postfix-{sessions}"
-    etc, queue, data = d / "etc", d / "queue", d / "data"
-    for x in (etc, queue, data):
-        x.mkdir(parents=True)
-    os.chmod(d, 0o755)
-    port = free_port()
-    master = []
-    for line in Path("/etc/postfix/master.cf").read_text().splitlines():
-        f = line.split()
-        if len(f) > 1 and f[0] == "smtp" and f[1] == "inet":  # smtpd on our port
-            line = f"127.0.0.1:{port} " + line[len("smtp"):]
-        master.append(line)
-    (etc / "master.cf").write_text("\n".join(master) + "\n")
-    (etc / "main.cf").write_text(f"""compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = postfix-relay.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [{SINK_IP}]:{sink_port}
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-biff = no
-maillog_file_prefixes = {d}
-maillog_file = {d}/maillog
-""")
-    subprocess.run(["/usr/sbin/postconf", "-c", str(etc), "-F", "*/*/chroot = n"], check=True)
-    shutil.chown(data, "postfix")
-    subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "check"], capture_output=True)
-    subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "start"], capture_output=True)
+    pf = PostfixInstance(f"[{SINK_IP}]:{sink_port}", hostname="postfix-relay.bench.test")
     try:
-        if not wait_port("127.0.0.1", port):
-            sys.exit("postfix did not start")
-        master_pid = int((queue / "pid" / "master.pid").read_text().strip())
+        pf.start()
+        master_pid = pf.master_pid()
         c0 = ticks([master_pid] + children(master_pid))
         t0 = time.monotonic()
-        smtp_source(port, sessions, count, "sink@sink.test")
+        smtp_source(pf.port, sessions, count, "sink@sink.test")
         accepted = time.monotonic() - t0
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            q = subprocess.run(["/usr/sbin/postqueue", "-c", str(etc), "-p"], capture_output=True, text=True)
-            if "Mail queue is empty" in q.stdout:
-                break
+        while time.monotonic() < deadline and not pf.queue_empty():
             time.sleep(0.2)
         total = time.monotonic() - t0
         cpu = (ticks([master_pid] + children(master_pid)) - c0) / CLK_TCK
     finally:
-        subprocess.run(["/usr/sbin/postfix", "-c", str(etc), "stop"], capture_output=True)
+        pf.stop()
     return accepted, total, cpu
 
 

@@ -87,6 +87,90 @@ uint64_t get_uint(const std::string& source, const toml::table& t, const std::st
   return static_cast<uint64_t>(v);
 }
 
+// One [[outbound.route]] table.
+OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
+  const std::string p = "outbound.route.";
+  check_keys(source, rt, p,
+             {"domain", "next_hop", "tls", "ca_file", "auth_user", "auth_password",
+              "auth_password_file", "connections", "messages_per_connection", "messages_per_minute"});
+  OutboundRoute r;
+  r.domain = proto::ascii_lower(get_string(source, rt, "domain", ""));
+  if (r.domain != "*" && !proto::is_valid_domain(r.domain)) {
+    const toml::node* n = rt.get("domain");
+    throw ConfigError{n ? where(source, *n, p + "domain") + ": not a domain or \"*\""
+                        : where(source, rt, p + "domain") + ": is required"};
+  }
+  const std::string hop = get_string(source, rt, "next_hop", "");
+  if (!hop.empty()) {
+    // host, host:port, [host]:port, [IPv6]:port (brackets as in Postfix:
+    // this host itself, no MX lookup; routes never look up MX records).
+    std::string host = hop, port;
+    if (hop.front() == '[') {
+      const size_t close = hop.find(']');
+      if (close == std::string::npos) host.clear();
+      else {
+        host = hop.substr(1, close - 1);
+        if (close + 1 < hop.size()) {
+          if (hop[close + 1] != ':') host.clear();
+          port = hop.substr(close + 2);
+        }
+      }
+    } else if (const size_t colon = hop.rfind(':'); colon != std::string::npos) {
+      host = hop.substr(0, colon);
+      port = hop.substr(colon + 1);
+    }
+    unsigned char buf[16];
+    const bool literal = inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    bool ok = !host.empty() && (literal || proto::is_valid_domain(host));
+    if (ok && !port.empty()) {
+      ok = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+           std::stoul(port) >= 1 && std::stoul(port) <= 65535;
+      if (ok) r.port = static_cast<uint16_t>(std::stoul(port));
+    }
+    if (!ok) {
+      throw ConfigError{where(source, *rt.get("next_hop"), p + "next_hop") + ": '" + hop +
+                        "' is not HOST, HOST:PORT or [ADDRESS]:PORT"};
+    }
+    r.host = host;
+  }
+  const std::string tls = get_string(source, rt, "tls", "opportunistic");
+  if (tls == "opportunistic") r.tls = OutboundRoute::Tls::kOpportunistic;
+  else if (tls == "none") r.tls = OutboundRoute::Tls::kNone;
+  else if (tls == "required") r.tls = OutboundRoute::Tls::kRequired;
+  else if (tls == "verify") r.tls = OutboundRoute::Tls::kVerify;
+  else {
+    throw ConfigError{where(source, *rt.get("tls"), p + "tls") +
+                      ": must be opportunistic, none, required or verify"};
+  }
+  r.ca_file = get_string(source, rt, "ca_file", "");
+  r.auth_user = get_string(source, rt, "auth_user", "");
+  r.auth_password = get_string(source, rt, "auth_password", "");
+  const std::string pw_file = get_string(source, rt, "auth_password_file", "");
+  if (!pw_file.empty()) {
+    if (!r.auth_password.empty()) {
+      throw ConfigError{where(source, *rt.get("auth_password_file"), p + "auth_password_file") +
+                        ": give auth_password or auth_password_file, not both"};
+    }
+    std::ifstream f(pw_file);
+    if (!f || !std::getline(f, r.auth_password) || r.auth_password.empty()) {
+      throw ConfigError{where(source, *rt.get("auth_password_file"), p + "auth_password_file") +
+                        ": cannot read a password from " + pw_file};
+    }
+  }
+  if (r.auth_user.empty() != r.auth_password.empty()) {
+    throw ConfigError{where(source, rt, p + "auth_user") + ": auth_user needs a password, and a password needs auth_user"};
+  }
+  if (!r.auth_user.empty() && r.tls == OutboundRoute::Tls::kNone) {
+    throw ConfigError{where(source, rt, p + "auth_user") + ": AUTH is only used over TLS; tls = \"none\" cannot go with it"};
+  }
+  r.connections = static_cast<uint32_t>(get_uint(source, rt, p, "connections", 0, 0, 1000));
+  r.messages_per_connection =
+      static_cast<uint32_t>(get_uint(source, rt, p, "messages_per_connection", 0, 0, 100000));
+  r.messages_per_minute =
+      static_cast<uint32_t>(get_uint(source, rt, p, "messages_per_minute", 0, 0, 10000000));
+  return r;
+}
+
 }  // namespace
 
 bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len) {
@@ -293,7 +377,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       check_keys(source, *ot, "outbound.",
                  {"dns_servers", "port", "connect_timeout_s", "command_timeout_s", "retry_first_s",
                   "retry_max_s", "expire_s", "connections_per_domain", "messages_per_connection",
-                  "starttls"});
+                  "messages_per_minute", "starttls", "source_v4", "source_v6", "delay_warning_s",
+                  "route"});
       const std::string p = "outbound.";
       OutboundConfig& o = cfg->outbound;
       cfg->dns_servers = get_string(source, *ot, "dns_servers", "");
@@ -318,6 +403,29 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           throw ConfigError{where(source, *b, "outbound.starttls") + ": must be true or false"};
         }
         o.starttls = v->get();
+      }
+      o.messages_per_minute = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "messages_per_minute", o.messages_per_minute, 0, 10000000));
+      o.delay_warning_s = static_cast<uint32_t>(
+          get_uint(source, *ot, p, "delay_warning_s", o.delay_warning_s, 0, 60 * 86400));
+      for (const char* key : {"source_v4", "source_v6"}) {
+        const std::string v = get_string(source, *ot, key, "");
+        unsigned char buf[16];
+        const int fam = std::string_view(key) == "source_v4" ? AF_INET : AF_INET6;
+        if (!v.empty() && inet_pton(fam, v.c_str(), buf) != 1) {
+          throw ConfigError{where(source, *ot->get(key), p + key) + ": not an IPv" +
+                            (fam == AF_INET ? "4" : "6") + " address"};
+        }
+        (fam == AF_INET ? o.source_v4 : o.source_v6) = v;
+      }
+      if (const toml::node* rn = ot->get("route")) {
+        const toml::array* arr = rn->as_array();
+        if (arr == nullptr) throw ConfigError{where(source, *rn, "outbound.route") + ": use [[outbound.route]] tables"};
+        for (const auto& item : *arr) {
+          const toml::table* rt = item.as_table();
+          if (rt == nullptr) throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
+          o.routes.push_back(parse_route(source, *rt));
+        }
       }
     }
     if (const toml::node* n = t.get("tls")) {

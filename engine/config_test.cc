@@ -58,6 +58,78 @@ TEST(Config, OutboundTable) {
             "t.toml:7: outbound.retries: unknown key");
 }
 
+TEST(Config, OutboundRoutesAndLimits) {
+  std::string err;
+  auto c = parse_config(std::string(kBase) + R"([outbound]
+messages_per_minute = 600
+delay_warning_s = 14400
+source_v4 = "127.0.0.9"
+source_v6 = "::1"
+[[outbound.route]]
+domain = "*"
+next_hop = "smtp.provider.test:587"
+tls = "verify"
+auth_user = "me@example.test"
+auth_password = "pw"
+[[outbound.route]]
+domain = "Gmail.COM"
+connections = 3
+messages_per_connection = 20
+messages_per_minute = 120
+[[outbound.route]]
+domain = "lab.test"
+next_hop = "[2001:db8::1]:2525"
+tls = "none"
+)",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  const OutboundConfig& o = c->outbound;
+  EXPECT_EQ(o.messages_per_minute, 600u);
+  EXPECT_EQ(o.delay_warning_s, 14400u);
+  EXPECT_EQ(o.source_v4, "127.0.0.9");
+  ASSERT_EQ(o.routes.size(), 3u);
+  const OutboundRoute* star = o.route_for("example.net");
+  ASSERT_NE(star, nullptr);
+  EXPECT_EQ(star->host, "smtp.provider.test");
+  EXPECT_EQ(star->port, 587);
+  EXPECT_EQ(star->tls, OutboundRoute::Tls::kVerify);
+  EXPECT_EQ(star->auth_password, "pw");
+  const OutboundRoute* g = o.route_for("gmail.com");
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->host.empty());  // limits only: MX delivery
+  EXPECT_EQ(o.connections_for(g), 3u);
+  EXPECT_EQ(o.messages_per_connection_for(g), 20u);
+  EXPECT_EQ(o.rate_for(g), 120u);
+  EXPECT_EQ(o.connections_for(star), 10u);  // the global default
+  EXPECT_EQ(o.rate_for(star), 600u);
+  const OutboundRoute* lab = o.route_for("lab.test");
+  EXPECT_EQ(lab->host, "2001:db8::1");
+  EXPECT_EQ(lab->port, 2525);
+  EXPECT_EQ(lab->tls, OutboundRoute::Tls::kNone);
+  // Without a "*" route other domains have none.
+  c = parse_config(std::string(kBase) + "[[outbound.route]]\ndomain = \"a.test\"\nconnections = 1\n",
+                   "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  EXPECT_EQ(c->outbound.route_for("b.test"), nullptr);
+
+  const std::string r = std::string(kBase) + "[[outbound.route]]\n";
+  EXPECT_EQ(err_of(r + "domain = \"*\"\nnext_hop = \"a b:25\"\n"),
+            "t.toml:8: outbound.route.next_hop: 'a b:25' is not HOST, HOST:PORT or [ADDRESS]:PORT");
+  EXPECT_EQ(err_of(r + "domain = \"*\"\nnext_hop = \"relay.test:70000\"\n"),
+            "t.toml:8: outbound.route.next_hop: 'relay.test:70000' is not HOST, HOST:PORT or [ADDRESS]:PORT");
+  EXPECT_EQ(err_of(r + "domain = \"*\"\ntls = \"maybe\"\n"),
+            "t.toml:8: outbound.route.tls: must be opportunistic, none, required or verify");
+  EXPECT_EQ(err_of(r + "next_hop = \"relay.test\"\n"), "t.toml:6: outbound.route.domain: is required");
+  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\n"), HasSubstr("auth_user needs a password"));
+  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password = \"p\"\ntls = \"none\"\n"),
+              HasSubstr("AUTH is only used over TLS"));
+  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password_file = \"/nonexistent/pw\"\n"),
+              HasSubstr("cannot read a password from /nonexistent/pw"));
+  EXPECT_EQ(err_of(r + "domain = \"*\"\nweight = 3\n"), "t.toml:8: outbound.route.weight: unknown key");
+  EXPECT_EQ(err_of(std::string(kBase) + "[outbound]\nsource_v4 = \"::1\"\n"),
+            "t.toml:7: outbound.source_v4: not an IPv4 address");
+}
+
 TEST(Config, RelayNetworks) {
   std::string err;
   auto c = parse_config("relay_networks = [\"127.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n" +

@@ -18,23 +18,52 @@ int64_t monotonic_s() {
 }
 
 OutboundSession::OutboundSession(Backend& backend, Resolver& resolver, Params params,
-                                 std::string domain, std::vector<OutboundMessage*> messages,
+                                 std::string domain, Pull pull, Result result,
                                  std::function<void()> done)
     : backend_(backend), resolver_(resolver), params_(std::move(params)),
-      domain_(std::move(domain)), messages_(std::move(messages)), done_(std::move(done)) {
+      domain_(std::move(domain)), pull_(std::move(pull)), result_(std::move(result)),
+      done_(std::move(done)) {
   for (auto [io, on] : {std::pair{&connect_c_, &OutboundSession::on_connect},
                         std::pair{&recv_c_, &OutboundSession::on_recv},
                         std::pair{&send_c_, &OutboundSession::on_send}}) {
     io->s = this;
     io->on = on;
   }
-  for (auto* m : messages_) m->results.assign(m->rcpts.size(), proto::SmtpClient::RcptResult{});
 }
 
 OutboundSession::~OutboundSession() { *alive_ = false; }
 
+bool OutboundSession::take_next() {
+  if (pull_ended_ || aborted_) return false;
+  OutboundMessage* m = pull_ ? pull_() : nullptr;
+  if (m == nullptr) {
+    pull_ended_ = true;
+    return false;
+  }
+  m->results.assign(m->rcpts.size(), proto::SmtpClient::RcptResult{});
+  messages_.push_back(m);
+  return true;
+}
+
+void OutboundSession::settle_message(size_t i) {
+  OutboundMessage* m = messages_[i];
+  m->remote_host = host_;
+  m->used_tls = used_tls_;
+  m->tls_verified = tls_verified_;
+  if (result_) result_(m);
+}
+
 void OutboundSession::start() {
   now_s_ = monotonic_s();
+  if (!take_next()) {
+    maybe_done();
+    return;
+  }
+  if (!params_.next_hop.empty()) {
+    hosts_ = {params_.next_hop};  // a route: no MX lookup
+    next_host();
+    return;
+  }
   std::weak_ptr<bool> alive = alive_;
   lookups_pending_ = true;
   resolver_.mx(domain_, [this, alive](MxAnswer a) {
@@ -123,9 +152,40 @@ void OutboundSession::next_addr() {
     next_addr();
     return;
   }
+  if (!bind_source()) {
+    ::close(fd_);
+    fd_ = -1;
+    next_addr();
+    return;
+  }
   connecting_ = true;
   deadline_s_ = monotonic_s() + params_.connect_timeout_s;
   backend_.connect(fd_, reinterpret_cast<const sockaddr*>(&peer_), len, &connect_c_);
+}
+
+bool OutboundSession::bind_source() {
+  const bool v6 = peer_.ss_family == AF_INET6;
+  const std::string& src = v6 ? params_.source_v6 : params_.source_v4;
+  if (src.empty()) return true;
+  sockaddr_storage a{};
+  socklen_t len;
+  if (v6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&a);
+    a6->sin6_family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+    if (inet_pton(AF_INET6, src.c_str(), &a6->sin6_addr) != 1) len = 0;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&a);
+    a4->sin_family = AF_INET;
+    len = sizeof(sockaddr_in);
+    if (inet_pton(AF_INET, src.c_str(), &a4->sin_addr) != 1) len = 0;
+  }
+  if (len == 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
+    last_error_ = "cannot use the source address " + src + ": " +
+                  (len == 0 ? std::string("not an address") : std::string(std::strerror(errno)));
+    return false;
+  }
+  return true;
 }
 
 void OutboundSession::on_connect(const Event& ev) {
@@ -144,8 +204,14 @@ void OutboundSession::on_connect(const Event& ev) {
     next_addr();
     return;
   }
-  smtp_ = std::make_unique<proto::SmtpClient>(
-      proto::SmtpClient::Params{params_.helo, params_.tls != nullptr, false});
+  connected_ever_ = true;
+  proto::SmtpClient::Params cp;
+  cp.helo = params_.helo;
+  cp.starttls = params_.tls != nullptr;
+  cp.require_tls = params_.require_tls;
+  cp.auth_user = params_.auth_user;
+  cp.auth_password = params_.auth_password;
+  smtp_ = std::make_unique<proto::SmtpClient>(std::move(cp));
   tls_.reset();
   started_message_ = false;
   deadline_s_ = monotonic_s() + params_.command_timeout_s;
@@ -187,6 +253,11 @@ void OutboundSession::on_bytes(std::string_view in) {
     if (!was_up && tls_->handshake_done()) {
       used_tls_ = true;
       tls_verified_ = tls_->peer_verified();
+      if (params_.verify_tls && !tls_verified_) {
+        last_error_ = "the TLS certificate of " + host_ + " could not be verified";
+        drop_connection(last_error_);
+        return;
+      }
       smtp_->tls_started();
     }
     if (!plain.empty()) smtp_->feed(plain);
@@ -210,16 +281,17 @@ void OutboundSession::after_io() {
     tls_->pump(&none);  // the ClientHello
   }
   // Collect a finished message and start the next one.
-  while (next_message_ < messages_.size()) {
-    OutboundMessage* m = messages_[next_message_];
+  while (true) {
     if (started_message_) {
       if (!smtp_->message_done()) break;
-      m->results = smtp_->results();
+      messages_[next_message_]->results = smtp_->results();
       started_message_ = false;
-      ++next_message_;
+      settle_message(next_message_++);
       continue;
     }
     if (smtp_->state() != State::kReady) break;
+    if (next_message_ >= messages_.size() && !take_next()) break;
+    OutboundMessage* m = messages_[next_message_];
     proto::SmtpClient::Message msg;
     msg.from = m->from;
     msg.rcpts = m->rcpts;
@@ -229,7 +301,9 @@ void OutboundSession::after_io() {
     smtp_->send(msg);
     started_message_ = true;
   }
-  if (next_message_ >= messages_.size() && smtp_->state() == State::kReady) smtp_->quit();
+  if (next_message_ >= messages_.size() && pull_ended_ && smtp_->state() == State::kReady) {
+    smtp_->quit();
+  }
   if (smtp_->state() == State::kDone) {
     if (smtp_->failed()) {
       // The server refused us (greeting, EHLO, TLS required...): the next
@@ -289,7 +363,7 @@ void OutboundSession::drop_connection(const std::string& why) {
     if (started_message_ && smtp_->message_done() && next_message_ < messages_.size()) {
       messages_[next_message_]->results = smtp_->results();
       started_message_ = false;
-      ++next_message_;
+      settle_message(next_message_++);
     }
   }
   ::shutdown(fd_, SHUT_RDWR);  // ends the receive; closed once nothing is in flight
@@ -306,10 +380,16 @@ void OutboundSession::drop_connection(const std::string& why) {
 }
 
 void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
-  for (size_t i = next_message_; i < messages_.size(); ++i) {
-    for (auto& r : messages_[i]->results) r = proto::SmtpClient::RcptResult{o, why};
+  pull_ended_ = true;  // what is not taken yet stays with the caller
+  if (!gave_up_) {
+    gave_up_ = true;
+    gave_up_outcome_ = o;
+    gave_up_reason_ = why;
   }
-  next_message_ = messages_.size();
+  while (next_message_ < messages_.size()) {
+    for (auto& r : messages_[next_message_]->results) r = proto::SmtpClient::RcptResult{o, why};
+    settle_message(next_message_++);
+  }
   maybe_done();
 }
 

@@ -35,8 +35,20 @@ struct OutboundMessage {
   std::string data;  // CRLF, not dot-stuffed
   bool smtputf8 = false;
   bool body_8bit = false;
-  // Filled by the session: one per recipient.
+  // Filled by the session: one per recipient, and who answered, how.
   std::vector<proto::SmtpClient::RcptResult> results;
+  std::string remote_host;
+  bool used_tls = false;
+  bool tls_verified = false;
+};
+
+// Crosses threads: made by the home shard's queue (engine/outbound_queue.h), filled by the owner,
+// returned. Neither side touches it while the other has it.
+struct OutboundBatch {
+  uint32_t home = 0;   // the shard whose queue made it (and gets it back)
+  std::string domain;  // lower case
+  std::vector<OutboundMessage*> msgs;  // owned by the home queue
+  size_t unfinished = 0;  // the owner's count of messages without results
 };
 
 class OutboundSession {
@@ -48,12 +60,26 @@ class OutboundSession {
     uint32_t connect_timeout_s = 30;
     uint32_t command_timeout_s = 300;
     std::shared_ptr<const tls::TlsContext> tls;  // null: no STARTTLS
+    bool require_tls = false;    // no TLS: the next host, then retry later
+    bool verify_tls = false;     // and the certificate must check out
+    // A fixed next hop (a route): this host instead of the MX records.
+    std::string next_hop;
+    std::string auth_user;       // AUTH (over TLS) when set
+    std::string auth_password;
+    // Source addresses to bind before connecting ("" : the kernel's choice).
+    std::string source_v4;
+    std::string source_v6;
   };
+  // The next message for this connection, or null (then the session ends).
+  // A message taken stays valid until `result` has been called for it.
+  using Pull = std::function<OutboundMessage*()>;
+  // A message has its results (every recipient), set by the session.
+  using Result = std::function<void(OutboundMessage*)>;
 
-  // `messages` outlive the session; `done` runs once, when every message
-  // has a result for every recipient.
+  // `done` runs once, when every message taken has its results and nothing
+  // is in flight; the session may then be destroyed.
   OutboundSession(Backend& backend, Resolver& resolver, Params params, std::string domain,
-                  std::vector<OutboundMessage*> messages, std::function<void()> done);
+                  Pull pull, Result result, std::function<void()> done);
   ~OutboundSession();
   OutboundSession(const OutboundSession&) = delete;
   OutboundSession& operator=(const OutboundSession&) = delete;
@@ -71,6 +97,14 @@ class OutboundSession {
   // Every message has its results and nothing is in flight: the session
   // may be destroyed.
   bool finished() const { return finished_; }
+  // A connection got as far as the server's greeting at least once.
+  bool connected_ever() const { return connected_ever_; }
+  // Why the messages were failed without a connection (DNS, unreachable):
+  // set when finish_rest() ran; the same holds for more of this domain's
+  // mail right now.
+  bool gave_up() const { return gave_up_; }
+  proto::Outcome gave_up_outcome() const { return gave_up_outcome_; }
+  const std::string& gave_up_reason() const { return gave_up_reason_; }
 
  private:
   struct Io final : Completion {
@@ -92,14 +126,24 @@ class OutboundSession {
   void drop_connection(const std::string& why);
   void finish_rest(proto::Outcome o, const std::string& why);
   void maybe_done();
+  void settle_message(size_t i);
+  bool take_next();
+  bool bind_source();
 
   Backend& backend_;
   Resolver& resolver_;
   Params params_;
   std::string domain_;
-  std::vector<OutboundMessage*> messages_;
+  Pull pull_;
+  Result result_;
+  std::vector<OutboundMessage*> messages_;  // taken so far
   size_t next_message_ = 0;  // index of the message being sent, or next to send
+  bool pull_ended_ = false;  // pull() said no more
   std::function<void()> done_;
+  bool connected_ever_ = false;
+  bool gave_up_ = false;
+  proto::Outcome gave_up_outcome_ = proto::Outcome::kTemp;
+  std::string gave_up_reason_;
 
   std::vector<std::string> hosts_;
   size_t host_index_ = 0;

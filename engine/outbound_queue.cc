@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "engine/log.h"
+#include "engine/outbound_dispatch.h"
 
 namespace ringmail::engine {
 
@@ -12,6 +13,28 @@ namespace {
 std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.domain); }
 
 }  // namespace
+
+const OutboundRoute* OutboundConfig::route_for(const std::string& domain) const {
+  const OutboundRoute* star = nullptr;
+  for (const auto& r : routes) {
+    if (r.domain == domain) return &r;
+    if (r.domain == "*" && star == nullptr) star = &r;
+  }
+  return star;
+}
+
+uint32_t OutboundConfig::connections_for(const OutboundRoute* r) const {
+  return r != nullptr && r->connections != 0 ? r->connections : connections_per_domain;
+}
+
+uint32_t OutboundConfig::messages_per_connection_for(const OutboundRoute* r) const {
+  return r != nullptr && r->messages_per_connection != 0 ? r->messages_per_connection
+                                                         : messages_per_connection;
+}
+
+uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
+  return r != nullptr && r->messages_per_minute != 0 ? r->messages_per_minute : messages_per_minute;
+}
 
 OutboundQueue::~OutboundQueue() { stop(); }
 
@@ -41,22 +64,25 @@ int64_t OutboundQueue::backoff(uint32_t attempts) {
 }
 
 void OutboundQueue::tick(int64_t now_s) {
-  const int64_t mono = monotonic_s();
-  for (auto& s : sessions_) {
-    if (!s->done) s->s->tick(mono);
-  }
   dirty_ = true;  // retries may have come due
   service(now_s);
+}
+
+void OutboundQueue::batch_done(OutboundBatch* b) {
+  for (auto& x : batches_) {
+    if (&x->b == b) x->done = true;
+  }
+  dirty_ = true;
 }
 
 void OutboundQueue::service(int64_t now_s) {
   if (!dirty_) return;
   dirty_ = false;
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    Session* s = it->get();
-    if (s->done && s->s->finished()) {
-      finish(s, now_s);
-      it = sessions_.erase(it);
+  for (auto it = batches_.begin(); it != batches_.end();) {
+    if ((*it)->done) {
+      Batch* b = it->get();
+      finish(b, now_s);
+      it = batches_.erase(it);
     } else {
       ++it;
     }
@@ -79,6 +105,10 @@ void OutboundQueue::service(int64_t now_s) {
       settle(it, now_s);
       continue;
     }
+    if (cfg_.delay_warning_s != 0 && !it->rec.delay_warned && it->rec.attempts > 0 &&
+        now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.delay_warning_s)) {
+      warn_delayed(it, now_s);
+    }
     std::vector<std::string> seen;
     for (size_t idx : it->pending) {
       const std::string d = domain_of(it->rec.env.rcpts[idx]);
@@ -88,27 +118,33 @@ void OutboundQueue::service(int64_t now_s) {
       }
     }
   }
+  std::vector<Batch*> sent;
   for (auto& [domain, items] : due) {
-    size_t next = 0;
-    while (next < items.size() && per_domain_[domain] < cfg_.connections_per_domain) {
-      const size_t n = std::min<size_t>(cfg_.messages_per_connection, items.size() - next);
-      start_session(domain, std::vector<Item*>(items.begin() + next, items.begin() + next + n), now_s);
-      next += n;
-    }
+    // At most what the destination's connections carry in one round is
+    // out at a time; the rest waits here, its bytes maybe on disk only.
+    const OutboundRoute* r = cfg_.route_for(domain);
+    const size_t cap = static_cast<size_t>(cfg_.connections_for(r)) * cfg_.messages_per_connection_for(r);
+    size_t& out = out_per_domain_[domain];
+    if (out >= cap) continue;
+    const size_t n = std::min(items.size(), cap - out);
+    send_batch(domain, std::vector<Item*>(items.begin(), items.begin() + static_cast<ptrdiff_t>(n)));
+    if (!batches_.empty() && batches_.back()->b.domain == domain) sent.push_back(batches_.back().get());
   }
   // Items are marked busy only once all their domains had their turn.
-  for (auto& s : sessions_) {
-    for (auto& p : s->parts) p->item->busy = true;
+  for (auto& b : batches_) {
+    for (auto& p : b->parts) p->item->busy = true;
   }
+  // Then out they go (a dispatcher on this shard may answer at once).
+  for (Batch* b : sent) d_.dispatch(&b->b);
   items_.remove_if([](const std::unique_ptr<Item>& it) {
     return it->pending.empty() && it->to_bounce.empty() && !it->busy && !it->bouncing;
   });
 }
 
-void OutboundQueue::start_session(const std::string& domain, std::vector<Item*> items, int64_t) {
-  auto s = std::make_unique<Session>();
-  s->domain = domain;
-  std::vector<OutboundMessage*> msgs;
+void OutboundQueue::send_batch(const std::string& domain, const std::vector<Item*>& items) {
+  auto b = std::make_unique<Batch>();
+  b->b.home = d_.shard;
+  b->b.domain = domain;
   for (Item* it : items) {
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
       log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool");
@@ -126,30 +162,20 @@ void OutboundQueue::start_session(const std::string& domain, std::vector<Item*> 
       p->indices.push_back(idx);
       p->msg.rcpts.push_back(it->rec.env.rcpts[idx]);
     }
-    msgs.push_back(&p->msg);
-    s->parts.push_back(std::move(p));
+    b->b.msgs.push_back(&p->msg);
+    b->parts.push_back(std::move(p));
   }
-  if (msgs.empty()) return;
-  OutboundSession::Params params;
-  params.helo = d_.helo;
-  params.self = d_.helo;
-  params.port = cfg_.port;
-  params.connect_timeout_s = cfg_.connect_timeout_s;
-  params.command_timeout_s = cfg_.command_timeout_s;
-  if (cfg_.starttls) params.tls = d_.tls;
-  Session* raw = s.get();
-  s->s = std::make_unique<OutboundSession>(*d_.backend, *d_.resolver, params, domain, msgs,
-                                           [this, raw] {
-                                             raw->done = true;
-                                             dirty_ = true;
-                                           });
-  ++per_domain_[domain];
-  sessions_.push_back(std::move(s));
-  raw->s->start();
+  if (b->parts.empty()) return;
+  out_per_domain_[domain] += b->parts.size();
+  batches_.push_back(std::move(b));
 }
 
-void OutboundQueue::finish(Session* s, int64_t now_s) {
-  if (per_domain_[s->domain] > 0) --per_domain_[s->domain];
+void OutboundQueue::finish(Batch* s, int64_t now_s) {
+  auto od = out_per_domain_.find(s->b.domain);
+  if (od != out_per_domain_.end()) {
+    od->second -= std::min(od->second, s->parts.size());
+    if (od->second == 0) out_per_domain_.erase(od);
+  }
   std::vector<Item*> touched;
   for (auto& p : s->parts) {
     Item* it = p->item;
@@ -159,8 +185,8 @@ void OutboundQueue::finish(Session* s, int64_t now_s) {
       const auto& res = p->msg.results[k];
       const std::string who = "outbound id=" + it->rec.env.id + " to=<" +
                               it->rec.env.rcpts[idx].to_string() + "> via " +
-                              (s->s->remote_host().empty() ? "-" : s->s->remote_host()) +
-                              (s->s->used_tls() ? (s->s->tls_verified() ? " tls=verified" : " tls=unverified") : "");
+                              (p->msg.remote_host.empty() ? "-" : p->msg.remote_host) +
+                              (p->msg.used_tls ? (p->msg.tls_verified ? " tls=verified" : " tls=unverified") : "");
       switch (res.outcome) {
         case proto::Outcome::kOk:
           log_line(who + ": delivered: " + res.reply);
@@ -170,11 +196,12 @@ void OutboundQueue::finish(Session* s, int64_t now_s) {
         case proto::Outcome::kPerm:
           log_line(who + ": failed permanently: " + res.reply);
           it->to_bounce.push_back({idx, res});
-          it->bounce_host = s->s->remote_host();
+          it->bounce_host = p->msg.remote_host;
           it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx), it->pending.end());
           break;
         case proto::Outcome::kTemp:
           log_line(who + ": deferred: " + res.reply);
+          it->last_reply[idx] = res.reply;
           break;
       }
     }
@@ -182,7 +209,7 @@ void OutboundQueue::finish(Session* s, int64_t now_s) {
   for (Item* it : touched) {
     // Busy until every session holding a part of it has finished.
     bool still = false;
-    for (auto& other : sessions_) {
+    for (auto& other : batches_) {
       if (other.get() == s) continue;
       for (auto& p : other->parts) still |= p->item == it;
     }
@@ -233,11 +260,35 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
   }
 }
 
-void OutboundQueue::stop() {
-  stopping_ = true;
-  for (auto& s : sessions_) {
-    if (!s->done) s->s->abort();
+void OutboundQueue::stop() { stopping_ = true; }
+
+void OutboundQueue::warn_delayed(Item* it, int64_t now_s) {
+  it->rec.delay_warned = true;
+  if (it->rec.env.from.is_null() || !d_.bounce) {
+    d_.spool->delay_warned(it->rec);
+    return;
   }
+  Bounce b;
+  b.rec = it->rec;
+  if (b.rec.message.empty()) d_.spool->load(b.rec);
+  b.delayed = true;
+  b.retry_until_unix = it->rec.env.arrival_unix + static_cast<int64_t>(cfg_.expire_s);
+  for (size_t idx : it->pending) {
+    auto r = it->last_reply.find(idx);
+    b.failed.push_back({idx, proto::SmtpClient::RcptResult{
+                                 proto::Outcome::kTemp,
+                                 r == it->last_reply.end() ? "not delivered yet" : r->second}});
+  }
+  log_line("outbound id=" + it->rec.env.id + ": delayed for " +
+           std::to_string((now_s - it->rec.env.arrival_unix) / 60) + " minutes; warning the sender");
+  ++bounces_in_flight_;
+  // Only the id is needed afterwards: the item may be gone by then.
+  storage::SpoolRecord ref;
+  ref.env.id = it->rec.env.id;
+  d_.bounce(std::move(b), [this, ref](bool ok) {
+    --bounces_in_flight_;
+    if (ok) d_.spool->delay_warned(ref);  // else warned once more after a restart
+  });
 }
 
 }  // namespace ringmail::engine

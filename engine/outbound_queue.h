@@ -1,8 +1,9 @@
 // One shard's outbound queue: the recipients in other domains of the
-// messages the shard owns, grouped by destination domain at each attempt,
-// delivered by OutboundSessions (several messages per connection, a limit
-// of connections per domain), retried with exponential backoff and jitter,
-// bounced (a DSN to the sender) when they fail permanently or expire.
+// messages the shard owns, grouped by destination domain at each attempt
+// into batches that go to the domain's owner shard (its dispatcher makes
+// the connections: engine/outbound_dispatch.h), retried with exponential
+// backoff and jitter, bounced (a DSN to the sender) when they fail
+// permanently or expire.
 // Per-recipient outcomes go to the spool (Spool::recipient_done), so a
 // restart neither repeats an accepted recipient nor forgets the schedule.
 #pragma once
@@ -21,6 +22,29 @@
 
 namespace ringmail::engine {
 
+// How mail for a destination domain leaves ([[outbound.route]] in
+// docs/configuration.md): a fixed next hop instead of the MX records (a
+// smarthost or provider relay), its TLS demands and credentials, and limits
+// that replace the global ones for this destination.
+struct OutboundRoute {
+  enum class Tls : uint8_t {
+    kOpportunistic,  // STARTTLS when offered (the default)
+    kNone,           // never STARTTLS
+    kRequired,       // no TLS, no delivery; any certificate
+    kVerify,         // and the certificate must check out (CA store, host name)
+  };
+  std::string domain;     // lower case; "*" = every domain without its own route
+  std::string host;       // next hop; empty: the domain's MX records
+  uint16_t port = 0;      // 0: [outbound] port
+  Tls tls = Tls::kOpportunistic;
+  std::string ca_file;    // kVerify: CA certificates (PEM); empty: the system's
+  std::string auth_user;  // AUTH PLAIN/LOGIN (over TLS only) when set
+  std::string auth_password;
+  uint32_t connections = 0;              // 0: the global value
+  uint32_t messages_per_connection = 0;  // 0: the global value
+  uint32_t messages_per_minute = 0;      // 0: the global value
+};
+
 struct OutboundConfig {
   uint16_t port = 25;
   uint32_t connect_timeout_s = 30;
@@ -30,7 +54,22 @@ struct OutboundConfig {
   uint32_t expire_s = 5 * 86400;   // then bounce
   uint32_t connections_per_domain = 10;
   uint32_t messages_per_connection = 100;
+  uint32_t messages_per_minute = 0;  // per destination domain; 0: no limit
   bool starttls = true;
+  // Source addresses for outbound connections (empty: the kernel's choice).
+  std::string source_v4;
+  std::string source_v6;
+  // After this long in the queue the sender gets a delay warning DSN
+  // (once); 0: never.
+  uint32_t delay_warning_s = 0;
+  std::vector<OutboundRoute> routes;
+  // The route for `domain` (lower case): its own, else "*", else null.
+  const OutboundRoute* route_for(const std::string& domain) const;
+  // The limits in force with route `r` (may be null). They hold for the
+  // whole process: one shard owns each destination's connections.
+  uint32_t connections_for(const OutboundRoute* r) const;
+  uint32_t messages_per_connection_for(const OutboundRoute* r) const;
+  uint32_t rate_for(const OutboundRoute* r) const;  // messages per minute, 0: none
 };
 
 class OutboundQueue {
@@ -40,6 +79,8 @@ class OutboundQueue {
     storage::SpoolRecord rec;  // the original (message loaded)
     std::vector<std::pair<size_t, proto::SmtpClient::RcptResult>> failed;  // index, why
     std::string remote_host;
+    bool delayed = false;  // a delay warning: `failed` are still being tried
+    int64_t retry_until_unix = 0;
   };
   struct Deps {
     Backend* backend = nullptr;
@@ -50,6 +91,10 @@ class OutboundQueue {
     // Queues a DSN; calls `done(true)` once it is durable (then the
     // recipients are marked bounced), `done(false)` to try again later.
     std::function<void(Bounce, std::function<void(bool)> done)> bounce;
+    // Hands a batch to the owner of its domain (OutboundDispatcher::submit
+    // there); it comes back through batch_done().
+    std::function<void(OutboundBatch*)> dispatch;
+    uint32_t shard = 0;  // this queue's shard (OutboundBatch::home)
     // Message bytes kept in memory for queued messages; beyond it they are
     // read back from the spool when their attempt starts.
     uint64_t held_bytes_max = uint64_t{16} << 20;
@@ -67,11 +112,15 @@ class OutboundQueue {
   // finished), collects finished sessions and starts due attempts at once,
   // so delivery does not wait for the next tick.
   void service(int64_t now_s);
-  // Drops every connection; what was in flight is retried after a restart.
+  // A batch is back from its owner with every message's results.
+  void batch_done(OutboundBatch* b);
+  // No more batches go out; what is out comes back (the dispatchers stop
+  // too) and what was not delivered is retried after a restart.
   void stop();
-  bool idle() const { return sessions_.empty() && bounces_in_flight_ == 0; }
+  void reconfigure(OutboundConfig cfg) { cfg_ = std::move(cfg); }
+  bool idle() const { return batches_.empty() && bounces_in_flight_ == 0; }
   size_t queued() const { return items_.size(); }
-  size_t active_sessions() const { return sessions_.size(); }
+  size_t batches_out() const { return batches_.size(); }
 
  private:
   struct Item {
@@ -79,6 +128,7 @@ class OutboundQueue {
     std::vector<size_t> pending;  // recipient indices still to deliver
     std::vector<std::pair<size_t, proto::SmtpClient::RcptResult>> to_bounce;
     std::string bounce_host;
+    std::map<size_t, std::string> last_reply;  // why each pending recipient was deferred
     int64_t next_attempt = 0;
     bool busy = false;  // some recipients are in a session right now
     uint64_t held = 0;  // message bytes counted in held_bytes_
@@ -89,23 +139,23 @@ class OutboundQueue {
     std::vector<size_t> indices;
     OutboundMessage msg;
   };
-  struct Session {
-    std::string domain;
+  struct Batch {
+    OutboundBatch b;
     std::vector<std::unique_ptr<Part>> parts;
-    std::unique_ptr<OutboundSession> s;
     bool done = false;
   };
 
-  void start_session(const std::string& domain, std::vector<Item*> items, int64_t now_s);
-  void finish(Session* s, int64_t now_s);
+  void send_batch(const std::string& domain, const std::vector<Item*>& items);
+  void finish(Batch* b, int64_t now_s);
+  void warn_delayed(Item* it, int64_t now_s);
   void settle(Item* it, int64_t now_s);
   int64_t backoff(uint32_t attempts);
 
   Deps d_;
   OutboundConfig cfg_;
   std::list<std::unique_ptr<Item>> items_;
-  std::list<std::unique_ptr<Session>> sessions_;
-  std::map<std::string, uint32_t> per_domain_;  // sessions open per domain
+  std::list<std::unique_ptr<Batch>> batches_;
+  std::map<std::string, size_t> out_per_domain_;  // messages out in batches
   size_t bounces_in_flight_ = 0;
   uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
   bool stopping_ = false;

@@ -168,6 +168,7 @@ void Shard::run(std::latch& ready) {
   backend_ = make_backend(backend_kind_, &error_);
   if (backend_ == nullptr) {
     error_ = "cannot start the " + std::string(to_string(backend_kind_)) + " backend: " + error_;
+    outbound_quiesced_.store(true, std::memory_order_release);
     ready.count_down();
     return;
   }
@@ -199,12 +200,22 @@ void Shard::run(std::latch& ready) {
       deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
         queue_dsn(std::move(b), std::move(done));
       };
+      deps.dispatch = [this](OutboundBatch* b) { dispatch_batch(b); };
+      deps.shard = index_;
       outbound_ = std::make_unique<OutboundQueue>(std::move(deps), cfg_->outbound);
+      OutboundDispatcher::Deps dd;
+      dd.backend = backend_.get();
+      dd.resolver = resolver_.get();
+      dd.helo = cfg_->hostname;
+      dd.tls = client_tls;
+      dd.complete = [this](OutboundBatch* b) { batch_complete(b); };
+      dispatcher_ = std::make_unique<OutboundDispatcher>(std::move(dd), cfg_->outbound);
     }
   }
   for (DeliveryJob* j : preloaded_) deliver(j);
   preloaded_.clear();
-  ready.count_down();
+  // Every shard's ring exists before any shard sends another a message.
+  ready.arrive_and_wait();
 
   while (true) {
     // While deliveries wait for their syncfs, come back soon to start it.
@@ -212,7 +223,12 @@ void Shard::run(std::latch& ready) {
     tick();
     drain_inboxes();
     flush_deliveries();
-    if (outbound_) outbound_->service(static_cast<int64_t>(std::time(nullptr)));
+    if (outbound_) {
+      const auto now = static_cast<int64_t>(std::time(nullptr));
+      outbound_->service(now);
+      dispatcher_->service();
+      outbound_->service(now);  // batches the dispatcher finished at once
+    }
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
@@ -221,15 +237,23 @@ void Shard::run(std::latch& ready) {
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing() &&
-          (!outbound_ || outbound_->idle())) {
-        break;
+          (!outbound_ || outbound_->idle()) && peers_quiesced()) {
+        // No shard sends batches any more (seen after their last push):
+        // anything still in the inbox is taken before the final check.
+        drain_inboxes();
+        if (dispatcher_) dispatcher_->service();
+        if (!dispatcher_ || dispatcher_->idle()) {
+          backend_->wait(0);  // submits the last messages to other shards
+          break;
+        }
       }
       if (now_s_ >= stop_deadline_s_) {
         for (auto& [c, owned] : conns_) c->abort();
       }
     }
   }
-  outbound_.reset();  // its sessions are idle; what is queued stays in the spool
+  dispatcher_.reset();
+  outbound_.reset();  // its batches are back; what is queued stays in the spool
   resolver_.reset();
   // Jobs waiting for a retry stay in the spool and are recovered at start.
   log_line("stopped: " + std::to_string(stats_.accepted_connections.load()) + " connections, " +
@@ -267,7 +291,10 @@ void Shard::tick() {
   if (now == now_s_) return;
   now_s_ = now;
   if (resolver_) resolver_->tick();
-  if (outbound_) outbound_->tick(static_cast<int64_t>(std::time(nullptr)));
+  if (outbound_) {
+    dispatcher_->tick();
+    outbound_->tick(static_cast<int64_t>(std::time(nullptr)));
+  }
   wheel_.advance(now, [](TimerWheel::Node* n) {
     auto* t = static_cast<TimerEntry*>(n);
     t->fire(t);
@@ -287,6 +314,10 @@ void Shard::handle(ShardMessage&& m) {
       break;
     case ShardMessage::Type::kReload:
       cfg_ = std::move(m.config);
+      if (outbound_) {
+        outbound_->reconfigure(cfg_->outbound);
+        dispatcher_->reconfigure(cfg_->outbound);
+      }
       log_line("configuration reloaded");
       break;
     case ShardMessage::Type::kCerts:
@@ -305,9 +336,54 @@ void Shard::handle(ShardMessage&& m) {
         peers_[m.value]->post_from_shard(*this, std::move(ping));
       }
       break;
+    case ShardMessage::Type::kOutboundBatch:
+      if (dispatcher_) {
+        dispatcher_->submit(m.batch);
+      } else {
+        // No DNS here (see run()): the mail waits for a later attempt.
+        for (OutboundMessage* msg : m.batch->msgs) {
+          msg->results.assign(msg->rcpts.size(),
+                              proto::SmtpClient::RcptResult{proto::Outcome::kTemp, "no DNS resolver"});
+        }
+        batch_complete(m.batch);
+      }
+      break;
+    case ShardMessage::Type::kOutboundDone:
+      if (outbound_) outbound_->batch_done(m.batch);
+      break;
     case ShardMessage::Type::kNone:
       break;
   }
+}
+
+void Shard::dispatch_batch(OutboundBatch* b) {
+  const uint32_t owner = owner_shard(b->domain, static_cast<uint32_t>(peers_.size()));
+  if (owner == index_ || owner >= peers_.size()) {
+    dispatcher_->submit(b);
+    return;
+  }
+  ShardMessage m;
+  m.type = ShardMessage::Type::kOutboundBatch;
+  m.batch = b;
+  peers_[owner]->post_from_shard(*this, std::move(m));
+}
+
+void Shard::batch_complete(OutboundBatch* b) {
+  if (b->home == index_ || b->home >= peers_.size()) {
+    if (outbound_) outbound_->batch_done(b);
+    return;
+  }
+  ShardMessage m;
+  m.type = ShardMessage::Type::kOutboundDone;
+  m.batch = b;
+  peers_[b->home]->post_from_shard(*this, std::move(m));
+}
+
+bool Shard::peers_quiesced() const {
+  for (const Shard* p : peers_) {
+    if (p != this && !p->outbound_quiesced_.load(std::memory_order_acquire)) return false;
+  }
+  return true;
 }
 
 void Shard::begin_stop() {
@@ -322,7 +398,17 @@ void Shard::begin_stop() {
   std::vector<Connection*> all;
   for (auto& [c, owned] : conns_) all.push_back(c);
   for (Connection* c : all) c->request_shutdown();
-  if (outbound_) outbound_->stop();
+  if (outbound_) {
+    outbound_->stop();
+    dispatcher_->stop();
+  }
+  outbound_quiesced_.store(true, std::memory_order_release);
+  // Wake the others: one of them may be waiting only for this. (A message
+  // through the ring would wait for this shard's next submit, and this
+  // shard may be about to leave its loop.)
+  for (Shard* p : peers_) {
+    if (p != this && p->backend_ != nullptr) p->backend_->wake();
+  }
 }
 
 void Shard::on_accept(size_t listener, const Event& ev) {
@@ -472,6 +558,8 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   in.sender = b.rec.env.from;
   in.arrival_unix = b.rec.env.arrival_unix;
   in.now_unix = static_cast<int64_t>(std::time(nullptr));
+  in.delayed = b.delayed;
+  in.retry_until_unix = b.retry_until_unix;
   for (const auto& [idx, res] : b.failed) {
     in.recipients.push_back(proto::DsnRecipient{b.rec.env.rcpts[idx], "", res.reply, b.remote_host});
   }

@@ -17,6 +17,7 @@
 
 #include "engine/auth.h"
 #include "engine/backend.h"
+#include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
 #include "engine/resolver.h"
 #include "engine/config.h"
@@ -52,12 +53,16 @@ struct DeliveryJob : storage::MaildirDelivery::Job {
 struct ShardMessage {
   // kPing counts in stats().pings; kPingPeer asks the receiver to send a
   // kPing to shard `value` (exercises shard-to-shard delivery end to end).
-  enum class Type : uint8_t { kNone, kStop, kReload, kCerts, kDeliver, kPing, kPingPeer };
+  // kOutboundBatch: to a domain's owner; kOutboundDone: back to its home.
+  enum class Type : uint8_t {
+    kNone, kStop, kReload, kCerts, kDeliver, kPing, kPingPeer, kOutboundBatch, kOutboundDone
+  };
   Type type = Type::kNone;
   std::shared_ptr<const Config> config;  // kReload
   std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
   uint64_t value = 0;                    // kPingPeer: target shard
+  OutboundBatch* batch = nullptr;        // kOutboundBatch, kOutboundDone
 };
 
 // Counters read by other threads (tests, status); written only by the shard.
@@ -182,6 +187,14 @@ class Shard final : public proto::SmtpHost {
   // before it goes.
   std::unique_ptr<AresResolver> resolver_;
   std::unique_ptr<OutboundQueue> outbound_;
+  // The connections to the domains this shard owns (owner_shard()).
+  std::unique_ptr<OutboundDispatcher> dispatcher_;
+  // Set once this shard sends no more batches (stopping); a shard leaves
+  // its loop only when every shard has set it and nothing is out.
+  std::atomic<bool> outbound_quiesced_{false};
+  void dispatch_batch(OutboundBatch* b);
+  void batch_complete(OutboundBatch* b);
+  bool peers_quiesced() const;
   // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).
   void queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done);
   std::vector<DeliveryJob*> preloaded_;

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "proto/sasl.h"
+
 namespace ringmail::proto {
 
 std::string Reply::summary() const {
@@ -78,6 +80,19 @@ ServerCaps parse_ehlo(const Reply& r) {
       c.smtputf8 = true;
     } else if (iequals(kw, "CHUNKING")) {
       c.chunking = true;
+    } else if (iequals(kw, "AUTH") || (kw.size() > 5 && iequals(kw.substr(0, 5), "AUTH="))) {
+      // "AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN" form.
+      std::string_view rest = kw.size() > 5                  ? line.substr(5)
+                              : sp == std::string_view::npos ? std::string_view()
+                                                             : line.substr(sp + 1);
+      while (!rest.empty()) {
+        const size_t e = rest.find(' ');
+        const std::string_view mech = rest.substr(0, e);
+        if (iequals(mech, "PLAIN")) c.auth_plain = true;
+        if (iequals(mech, "LOGIN")) c.auth_login = true;
+        if (e == std::string_view::npos) break;
+        rest.remove_prefix(e + 1);
+      }
     } else if (iequals(kw, "SIZE")) {
       c.size = true;
       if (sp == std::string_view::npos) continue;
@@ -154,7 +169,49 @@ void SmtpClient::after_ehlo() {
     fail(Outcome::kTemp, "TLS is required for this destination and the server does not offer it");
     return;
   }
+  if (!params_.auth_user.empty() && !authenticated_) {
+    if (!tls_ && !params_.auth_in_clear) {
+      out_ += "QUIT\r\n";
+      fail(Outcome::kTemp, "the password is never sent without TLS, and this session has none");
+      return;
+    }
+    if (caps_.auth_plain) {
+      std::string m;
+      m += '\0';
+      m += params_.auth_user;
+      m += '\0';
+      m += params_.auth_password;
+      out_ += "AUTH PLAIN " + base64_encode(m) + "\r\n";
+      auth_step_ = 2;
+    } else if (caps_.auth_login) {
+      out_ += "AUTH LOGIN\r\n";
+      auth_step_ = 0;
+    } else {
+      out_ += "QUIT\r\n";
+      fail(Outcome::kTemp, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+      return;
+    }
+    state_ = State::kAuth;
+    return;
+  }
   state_ = State::kReady;
+}
+
+void SmtpClient::auth_reply(const Reply& r) {
+  if (r.code == 235) {
+    authenticated_ = true;
+    state_ = State::kReady;
+    return;
+  }
+  if (r.code == 334 && auth_step_ < 2) {
+    out_ += base64_encode(auth_step_ == 0 ? params_.auth_user : params_.auth_password) + "\r\n";
+    ++auth_step_;
+    return;
+  }
+  // Wrong credentials are the administrator's to fix: the mail waits
+  // (as Postfix defers on SASL failures) instead of bouncing.
+  out_ += "QUIT\r\n";
+  fail(Outcome::kTemp, "authentication as " + params_.auth_user + " failed: " + r.summary());
 }
 
 void SmtpClient::tls_started() {
@@ -205,6 +262,9 @@ void SmtpClient::on_reply(const Reply& r) {
         state_ = State::kReady;  // opportunistic: go on in clear
       }
       return;
+    case State::kAuth:
+      auth_reply(r);
+      return;
     case State::kMail:
       envelope_reply(r);
       return;
@@ -248,6 +308,7 @@ void SmtpClient::send(const Message& m) {
   mail_ok_ = false;
   rcpts_ok_ = 0;
   next_reply_ = 0;
+  bdat_ = params_.chunking && caps_.chunking;
   // What the server said it cannot take fails before MAIL.
   std::string refuse;
   if (caps_.size_max != 0 && m.data.size() > caps_.size_max) {
@@ -267,7 +328,13 @@ void SmtpClient::send(const Message& m) {
   if (caps_.pipelining) {
     out_ += mail_command();
     for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
-    out_ += "DATA\r\n";
+    if (bdat_) {
+      // The chunk goes with the envelope (RFC 3030 4.2); with no
+      // recipient accepted its reply is an error that changes nothing.
+      send_bdat();
+    } else {
+      out_ += "DATA\r\n";
+    }
     commands_sent_ = m.rcpts.size() + 2;
   } else {
     out_ += mail_command();
@@ -279,6 +346,8 @@ void SmtpClient::send_next_envelope_command() {
   const size_t n = msg_.rcpts.size();
   if (commands_sent_ <= n) {
     out_ += "RCPT TO:<" + msg_.rcpts[commands_sent_ - 1].to_string() + ">\r\n";
+  } else if (bdat_) {
+    send_bdat();
   } else {
     out_ += "DATA\r\n";
   }
@@ -303,6 +372,17 @@ void SmtpClient::envelope_reply(const Reply& r) {
         results_[idx - 1] = RcptResult{o, r.summary()};
       }
     }
+  } else if (bdat_) {
+    // The reply to BDAT LAST: the message's final reply.
+    if (mail_ok_ && rcpts_ok_ > 0) finish_all(o, r.summary());
+    message_done_ = true;
+    if (o == Outcome::kOk) {
+      state_ = State::kReady;
+    } else {
+      out_ += "RSET\r\n";
+      state_ = State::kRset;
+    }
+    return;
   } else {
     // The reply to DATA.
     if (r.code == 354) {
@@ -345,6 +425,14 @@ void SmtpClient::envelope_reply(const Reply& r) {
     return;
   }
   send_next_envelope_command();
+}
+
+void SmtpClient::send_bdat() {
+  const bool crlf = msg_.data.size() >= 2 && msg_.data.substr(msg_.data.size() - 2) == "\r\n";
+  const size_t size = msg_.data.size() + (crlf || msg_.data.empty() ? 0 : 2);
+  out_ += "BDAT " + std::to_string(size) + " LAST\r\n";
+  out_.append(msg_.data);
+  if (size != msg_.data.size()) out_ += "\r\n";
 }
 
 void SmtpClient::send_content() {

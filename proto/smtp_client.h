@@ -53,6 +53,8 @@ struct ServerCaps {
   bool chunking = false;
   bool size = false;      // SIZE announced: MAIL carries SIZE=
   uint64_t size_max = 0;  // 0: no limit given
+  bool auth_plain = false;  // AUTH mechanisms offered
+  bool auth_login = false;
 };
 ServerCaps parse_ehlo(const Reply& r);
 
@@ -67,6 +69,11 @@ class SmtpClient {
     std::string helo;           // our host name
     bool starttls = true;       // use STARTTLS when offered
     bool require_tls = false;   // without TLS, fail the session (a route may demand it)
+    bool chunking = true;       // use BDAT when offered
+    // AUTH before the first message when auth_user is set (a smarthost).
+    std::string auth_user;
+    std::string auth_password;
+    bool auth_in_clear = false;  // allow AUTH without TLS (never by default)
   };
   struct Message {
     Address from;
@@ -86,6 +93,7 @@ class SmtpClient {
     kHelo,           // HELO sent (after EHLO was refused)
     kStartTls,       // STARTTLS sent
     kTlsHandshake,   // 220 to STARTTLS: the engine must run the handshake now
+    kAuth,           // AUTH sent (and LOGIN's answers)
     kReady,          // idle: give a message or quit()
     kMail,           // envelope and DATA (pipelined or step by step)
     kData,           // content sent, waiting for the final reply
@@ -123,6 +131,7 @@ class SmtpClient {
   void connection_lost(std::string_view why);
 
   const ServerCaps& caps() const { return caps_; }
+  bool authenticated() const { return authenticated_; }
 
  private:
   void on_reply(const Reply& r);
@@ -133,6 +142,8 @@ class SmtpClient {
   void send_next_envelope_command();
   void envelope_reply(const Reply& r);
   void send_content();
+  void send_bdat();
+  void auth_reply(const Reply& r);
   void finish_all(Outcome o, const std::string& reply);
   std::string mail_command() const;
 
@@ -142,6 +153,8 @@ class SmtpClient {
   ReplyReader reader_;
   std::string out_;
   bool tls_ = false;
+  bool authenticated_ = false;
+  int auth_step_ = 0;  // LOGIN: 0 = AUTH sent, 1 = user name sent, 2 = password sent
   bool failed_ = false;
   Outcome failure_ = Outcome::kTemp;
   std::string failure_reason_;
@@ -156,6 +169,7 @@ class SmtpClient {
   size_t commands_sent_ = 0;  // step-by-step mode: how many were sent
   bool mail_ok_ = false;
   size_t rcpts_ok_ = 0;
+  bool bdat_ = false;  // the message goes as one BDAT LAST chunk
 };
 
 // `data` with leading dots doubled and the terminating ".\r\n" appended

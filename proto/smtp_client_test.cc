@@ -12,7 +12,9 @@ using State = SmtpClient::State;
 
 const char kEhloFull[] =
     "250-mx.peer.example\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
-    "250-SMTPUTF8\r\n250-STARTTLS\r\n250 CHUNKING\r\n";
+    "250-SMTPUTF8\r\n250 STARTTLS\r\n";
+const char kEhloChunking[] =
+    "250-mx.peer.example\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE\r\n";
 const char kEhloPlain[] = "250-mx.peer.example\r\n250 SIZE\r\n";  // no pipelining, no limit
 
 class Client : public ::testing::Test {
@@ -20,6 +22,7 @@ class Client : public ::testing::Test {
   void make(bool starttls = true, bool require_tls = false) {
     c = std::make_unique<SmtpClient>(SmtpClient::Params{"relay.test", starttls, require_tls});
   }
+  void make(SmtpClient::Params p) { c = std::make_unique<SmtpClient>(std::move(p)); }
   std::string say(std::string_view server) {
     c->feed(server);
     std::string o = std::move(c->output());
@@ -69,8 +72,13 @@ TEST(Ehlo, Capabilities) {
   ServerCaps c = parse_ehlo(r);
   EXPECT_TRUE(c.pipelining && c.starttls && c.eightbitmime && c.smtputf8 && c.chunking && c.size);
   EXPECT_EQ(c.size_max, 10000u);
+  EXPECT_TRUE(c.auth_plain);
+  EXPECT_FALSE(c.auth_login);
   c = parse_ehlo(Reply{250, "mx.only"});
-  EXPECT_FALSE(c.pipelining || c.starttls || c.size);
+  EXPECT_FALSE(c.pipelining || c.starttls || c.size || c.auth_plain || c.auth_login);
+  c = parse_ehlo(Reply{250, "mx\nAUTH=LOGIN\nAUTH"});  // the old form; a bare AUTH offers nothing
+  EXPECT_TRUE(c.auth_login);
+  EXPECT_FALSE(c.auth_plain);
 }
 
 TEST(DotStuff, LeadingDotsAndTerminator) {
@@ -257,6 +265,102 @@ TEST_F(Client, NullSenderAndLoneDotAfterUselessDataGo) {
   ASSERT_TRUE(c->message_done());
   EXPECT_EQ(c->results()[0].reply, "550 no");
   EXPECT_EQ(c->state(), State::kReady);
+}
+
+TEST_F(Client, ChunkingSendsTheMessageAsItIsInOneBdatLast) {
+  make(false);
+  say("220 mx\r\n");
+  EXPECT_EQ(say(kEhloChunking), "");
+  c->send(message({"b@peer.example", "c@peer.example"}));
+  // Pipelined with the envelope; no dot-stuffing, no terminating dot.
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example> SIZE=29\r\nRCPT TO:<b@peer.example>\r\n"
+                    "RCPT TO:<c@peer.example>\r\nBDAT 29 LAST\r\n" + body);
+  say("250 ok\r\n250 ok\r\n550 5.1.1 no\r\n");
+  EXPECT_FALSE(c->message_done());
+  EXPECT_EQ(say("250 2.0.0 queued\r\n"), "");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kOk);
+  EXPECT_EQ(c->results()[0].reply, "250 2.0.0 queued");
+  EXPECT_EQ(c->results()[1].reply, "550 5.1.1 no");
+  EXPECT_EQ(c->state(), State::kReady);
+  // A refused chunk fails the accepted recipients and resets.
+  c->send(message({"b@peer.example"}));
+  take();
+  EXPECT_EQ(say("250 ok\r\n250 ok\r\n452 4.3.1 disk full\r\n"), "RSET\r\n");
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kTemp);
+  EXPECT_EQ(c->results()[0].reply, "452 4.3.1 disk full");
+  say("250 ok\r\n");
+  EXPECT_EQ(c->state(), State::kReady);
+}
+
+TEST_F(Client, ChunkingStepByStepAndOffSwitch) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 CHUNKING\r\n");
+  c->send(message({"b@peer.example"}));
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "RCPT TO:<b@peer.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "BDAT 29 LAST\r\n" + body);
+  say("250 ok\r\n");
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kOk);
+  SmtpClient::Params p{"relay.test", false, false};
+  p.chunking = false;
+  make(p);
+  say("220 mx\r\n");
+  say(kEhloChunking);
+  c->send(message({"b@peer.example"}));
+  EXPECT_THAT(take(), HasSubstr("\r\nDATA\r\n"));
+}
+
+TEST_F(Client, AuthPlainAfterStarttls) {
+  SmtpClient::Params p{"relay.test", true, true};
+  p.auth_user = "relay@src.example";
+  p.auth_password = "s3cret";
+  make(p);
+  say("220 mx\r\n");
+  EXPECT_EQ(say("250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"), "STARTTLS\r\n");
+  say("220 go\r\n");
+  c->tls_started();
+  take();
+  // base64("\0relay@src.example\0s3cret")
+  EXPECT_EQ(say("250-mx\r\n250 AUTH PLAIN LOGIN\r\n"),
+            "AUTH PLAIN AHJlbGF5QHNyYy5leGFtcGxlAHMzY3JldA==\r\n");
+  EXPECT_EQ(c->state(), State::kAuth);
+  EXPECT_EQ(say("235 2.7.0 ok\r\n"), "");
+  EXPECT_EQ(c->state(), State::kReady);
+  EXPECT_TRUE(c->authenticated());
+}
+
+TEST_F(Client, AuthLoginAndItsFailure) {
+  SmtpClient::Params p{"relay.test", false, false};
+  p.auth_user = "u";
+  p.auth_password = "pw";
+  p.auth_in_clear = true;
+  make(p);
+  say("220 mx\r\n");
+  EXPECT_EQ(say("250-mx\r\n250 AUTH LOGIN\r\n"), "AUTH LOGIN\r\n");
+  EXPECT_EQ(say("334 VXNlcm5hbWU6\r\n"), "dQ==\r\n");
+  EXPECT_EQ(say("334 UGFzc3dvcmQ6\r\n"), "cHc=\r\n");
+  EXPECT_EQ(say("535 5.7.8 bad credentials\r\n"), "QUIT\r\n");
+  EXPECT_TRUE(c->failed());
+  EXPECT_EQ(c->failure(), Outcome::kTemp);  // waits for the administrator
+  EXPECT_THAT(c->failure_reason(), HasSubstr("535 5.7.8 bad credentials"));
+}
+
+TEST_F(Client, NoPasswordInClearAndNoMechanism) {
+  SmtpClient::Params p{"relay.test", true, false};
+  p.auth_user = "u";
+  p.auth_password = "pw";
+  make(p);
+  say("220 mx\r\n");
+  EXPECT_EQ(say("250-mx\r\n250 AUTH PLAIN\r\n"), "QUIT\r\n");  // no STARTTLS offered
+  EXPECT_TRUE(c->failed());
+  EXPECT_THAT(c->failure_reason(), HasSubstr("without TLS"));
+  p.auth_in_clear = true;
+  make(p);
+  say("220 mx\r\n");
+  EXPECT_EQ(say("250-mx\r\n250 AUTH CRAM-MD5\r\n"), "QUIT\r\n");
+  EXPECT_THAT(c->failure_reason(), HasSubstr("neither AUTH PLAIN nor AUTH LOGIN"));
 }
 
 }  // namespace

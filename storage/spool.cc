@@ -276,6 +276,8 @@ void Spool::retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_uni
   append_line(encode_retry(rec.env.id, attempts, next_unix));
 }
 
+void Spool::delay_warned(const SpoolRecord& rec) { append_line(encode_warned(rec.env.id)); }
+
 void Spool::maybe_drop(uint64_t key) {
   auto it = segments_.find(key);
   if (it == segments_.end()) return;
@@ -305,9 +307,16 @@ bool parse_u64(std::string_view s, uint64_t* out) {
 size_t Spool::scan_state_line(std::string_view in, Scan* out) {
   const bool rcpt = in.substr(0, kRcptPrefix.size()) == kRcptPrefix;
   const bool retry = !rcpt && in.substr(0, kRetryPrefix.size()) == kRetryPrefix;
-  if (!rcpt && !retry) return 0;
+  const bool warned = !rcpt && !retry && in.substr(0, kWarnedPrefix.size()) == kWarnedPrefix;
+  if (!rcpt && !retry && !warned) return 0;
   const size_t nl = in.find('\n');
   if (nl == std::string_view::npos || nl > 200) return 0;
+  if (warned) {
+    const std::string_view id = in.substr(kWarnedPrefix.size(), nl - kWarnedPrefix.size());
+    if (id.empty() || id.find(' ') != std::string_view::npos) return 0;
+    out->warned.insert(std::string(id));
+    return nl + 1;
+  }
   std::string_view line = in.substr(0, nl).substr(rcpt ? kRcptPrefix.size() : kRetryPrefix.size());
   std::string_view f[3];
   for (auto& field : f) {
@@ -452,6 +461,7 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
         r.attempts = it->second.first;
         r.next_attempt_unix = it->second.second;
       }
+      r.delay_warned = sc.warned.count(r.env.id) > 0;
       keep.records.push_back(std::move(r));
     }
     if (keep.records.empty()) {

@@ -92,6 +92,8 @@ class Spool {
   // The message waits for another attempt at `next_unix`: recorded, not
   // synced (a lost line only means an earlier retry after a restart).
   void retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix);
+  // The sender got a delay warning (recorded like retry_at).
+  void delay_warned(const SpoolRecord& rec);
 
   // Reads the message of `rec` back from its segment (after the caller
   // dropped it from memory). Blocking read, normally from the page cache.
@@ -120,6 +122,7 @@ class Spool {
     // retry line (attempts, next attempt).
     std::map<std::string, std::map<uint32_t, char>> rcpt_done;
     std::map<std::string, std::pair<uint32_t, int64_t>> retry;
+    std::set<std::string> warned;  // ids whose sender got a delay warning
   };
   static Scan scan(FileIo& io, const std::string& data_dir);
   static size_t scan_state_line(std::string_view in, Scan* out);

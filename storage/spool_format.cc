@@ -135,6 +135,10 @@ std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced) {
          (bounced ? " b\n" : " d\n");
 }
 
+std::string encode_warned(std::string_view id) {
+  return std::string(kWarnedPrefix) + std::string(id) + "\n";
+}
+
 std::string encode_retry(std::string_view id, uint32_t attempts, int64_t next_unix) {
   return std::string(kRetryPrefix) + std::string(id) + " " + std::to_string(attempts) + " " +
          std::to_string(next_unix) + "\n";

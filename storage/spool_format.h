@@ -15,9 +15,11 @@ inline constexpr std::string_view kSpoolMagic = "ringmail-spool 1\n";
 inline constexpr std::string_view kTombstonePrefix = "ringmail-done ";
 // "ringmail-rcpt <ID> <index> <d|b>": one recipient is finished, delivered
 // (d) or bounced (b); "ringmail-retry <ID> <attempts> <unix>": the next
-// attempt (docs/spool-format.md).
+// attempt; "ringmail-warned <ID>": the sender was told of the delay
+// (docs/spool-format.md).
 inline constexpr std::string_view kRcptPrefix = "ringmail-rcpt ";
 inline constexpr std::string_view kRetryPrefix = "ringmail-retry ";
+inline constexpr std::string_view kWarnedPrefix = "ringmail-warned ";
 // Every line type starts with this: where reading resumes after damage.
 inline constexpr std::string_view kLinePrefix = "ringmail-";
 
@@ -35,6 +37,7 @@ struct SpoolRecord {
   std::vector<char> rcpt_done;
   uint32_t attempts = 0;
   int64_t next_attempt_unix = 0;
+  bool delay_warned = false;  // a delay warning DSN went to the sender
 };
 
 // The file is header + message + trailer; the message is not copied.
@@ -56,5 +59,6 @@ DecodeError decode_record_prefix(std::string_view in, SpoolRecord& out, size_t& 
 std::string encode_tombstone(std::string_view id);
 std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced);
 std::string encode_retry(std::string_view id, uint32_t attempts, int64_t next_unix);
+std::string encode_warned(std::string_view id);
 
 }  // namespace ringmail::storage

@@ -233,6 +233,7 @@ TEST_F(SpoolTest, RecipientStateAndRetrySurviveARestart) {
   io.complete_fsyncs();
   spool->retry_at(ra, 3, 1795440000);
   spool->retry_at(ra, 4, 1795450000);  // the latest wins
+  spool->delay_warned(ra);
   SpoolRecord rz = record_of(*z);
   spool->recipient_done(rz, 0, false);  // RZ's only recipient: finished
   io.complete_fsyncs();
@@ -246,6 +247,7 @@ TEST_F(SpoolTest, RecipientStateAndRetrySurviveARestart) {
   EXPECT_EQ(r.rcpt_done, (std::vector<char>{'d', 0, 'b'}));
   EXPECT_EQ(r.attempts, 4u);
   EXPECT_EQ(r.next_attempt_unix, 1795450000);
+  EXPECT_TRUE(r.delay_warned);
   EXPECT_EQ(st.delivered_skipped, 1u);  // RZ
   EXPECT_EQ(st.corrupt, 0u);
 }

@@ -131,7 +131,7 @@ int record_verify(int preverify_ok, WOLFSSL_X509_STORE_CTX* store) {
 }
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::client(std::string* error) {
+std::shared_ptr<const TlsContext> TlsContext::client(std::string* error, const std::string& ca_file) {
   init_library();
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_client_method());
@@ -140,8 +140,15 @@ std::shared_ptr<const TlsContext> TlsContext::client(std::string* error) {
     *error = "cannot create the outbound TLS context";
     return nullptr;
   }
-  // Without a CA store every peer is "not verified"; delivery goes on.
-  wolfSSL_CTX_load_system_CA_certs(c->ctx_);
+  if (!ca_file.empty()) {
+    if (wolfSSL_CTX_load_verify_locations(c->ctx_, ca_file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
+      *error = "cannot load CA certificates from " + ca_file;
+      return nullptr;
+    }
+  } else {
+    // Without a CA store every peer is "not verified"; delivery goes on.
+    wolfSSL_CTX_load_system_CA_certs(c->ctx_);
+  }
   wolfSSL_CTX_set_verify(c->ctx_, WOLFSSL_VERIFY_PEER, &record_verify);
   return c;
 }

@@ -37,8 +37,11 @@ class TlsContext {
   // The context for outbound sessions (delivery to other servers): the same
   // versions and suites; server certificates are checked against the
   // system's CA store and the result is recorded per session, but never
-  // stops delivery (opportunistic TLS, RFC 3207 and 7435).
-  static std::shared_ptr<const TlsContext> client(std::string* error);
+  // stops delivery (opportunistic TLS, RFC 3207 and 7435). With `ca_file`
+  // (PEM), certificates are checked against those CAs instead (a route to
+  // a relay with a private CA).
+  static std::shared_ptr<const TlsContext> client(std::string* error,
+                                                  const std::string& ca_file = "");
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

@@ -144,7 +144,13 @@ class Ringmaild:
                       f"cert_dirs = {toml_value([str(d) for d in self.tls_cert_dirs])}", ""]
         if self.auth:
             lines += ["[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()] + [""]
-        lines += ["[outbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.outbound.items()] + [""]
+        # A list of dicts (e.g. "route") becomes [[outbound.<key>]] tables.
+        tables = {k: v for k, v in self.outbound.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        lines += ["[outbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.outbound.items()
+                                   if k not in tables] + [""]
+        for k, entries in tables.items():
+            for e in entries:
+                lines += [f"[[outbound.{k}]]"] + [f"{ek} = {toml_value(ev)}" for ek, ev in e.items()] + [""]
         lines += [
             "[limits]",
         ]

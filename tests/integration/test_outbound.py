@@ -14,7 +14,8 @@ import pytest
 
 from conftest import free_port
 from test_auth import PASSWORD, add_user, plain
-from test_tls import certs, client_context  # noqa: F401 (fixture)
+from postfix_instance import PostfixInstance
+from test_tls import certs, client_context, make_cert  # noqa: F401 (fixture)
 
 DNS_SERVER = Path(__file__).resolve().parent.parent / "dns_server.py"
 ZONE = """
@@ -27,6 +28,7 @@ mx.reject.test. 60 IN A 127.0.0.4
 soft.test. 60 IN MX 10 mx.soft.test.
 mx.soft.test. 60 IN A 127.0.0.5
 nullmx.test. 60 IN MX 0 .
+smarthost.peer.test. 60 IN A 127.0.0.6
 """
 
 
@@ -87,30 +89,67 @@ def wait_log(server, text, timeout=20):
     raise AssertionError(f"'{text}' not in the log:\n{server.log_tail()}")
 
 
+class Peer:
+    """Another ringmaild taking mail for peer.test (its Maildir shows what
+    arrived); `listeners` are (address, kind) pairs."""
+
+    def __init__(self, binary, d, hostname, listeners, cert_dirs, extra=""):
+        d.mkdir(parents=True, exist_ok=True)
+        self.dir = d
+        self.log = d / "log"
+        cfg = d / "r.toml"
+        lines = [f'hostname = "{hostname}"', f'data_dir = "{d}/data"', "threads = 1",
+                 'local_domains = ["peer.test"]', f'domains_dir = "{d}/domains"', ""]
+        for addr, kind in listeners:
+            lines += ["[[listener]]", f'address = "{addr}"', f'kind = "{kind}"', ""]
+        lines += ["[tls]", f"cert_dirs = {[str(c) for c in cert_dirs]!r}".replace("'", '"'), "",
+                  "[outbound]", 'dns_servers = "127.0.0.1:9"', "", extra]
+        cfg.write_text("\n".join(lines) + "\n")
+        self.cmd = [binary, "--config", str(cfg)]
+        self.first = listeners[0][0].rsplit(":", 1)
+        self.start()
+
+    def start(self):
+        self.p = subprocess.Popen(self.cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        for _ in range(200):
+            try:
+                socket.create_connection((self.first[0], int(self.first[1])), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("peer ringmaild did not start:\n" + self.log.read_text())
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(timeout=40)
+
+    def box(self, user):
+        return self.dir / "data" / "mail" / "peer.test" / user / "Maildir" / "new"
+
+    def wait_mail(self, user, n=1, timeout=20):
+        box = self.box(user)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if box.exists() and len(list(box.iterdir())) >= n:
+                break
+            time.sleep(0.2)
+        files = sorted(box.iterdir()) if box.exists() else []
+        assert len(files) >= n, self.log.read_text()[-3000:]
+        return files
+
+
 @pytest.fixture
-def receiver(ringmaild_binary, certs, tmp_path, port):  # noqa: F811
+def peer(ringmaild_binary, certs, tmp_path, port):  # noqa: F811
     """Another ringmaild, on 127.0.0.2, taking mail for peer.test."""
-    d = tmp_path / "receiver"
-    d.mkdir()
-    cfg = d / "r.toml"
-    cfg.write_text("\n".join([
-        'hostname = "mx1.peer.test"', f'data_dir = "{d}/data"', "threads = 1",
-        'local_domains = ["peer.test"]', f'domains_dir = "{d}/domains"', "",
-        "[[listener]]", f'address = "127.0.0.2:{port}"', 'kind = "smtp"', "",
-        "[tls]", f'cert_dirs = ["{certs}"]', "",
-        "[outbound]", 'dns_servers = "127.0.0.1:9"', ""]))
-    log = open(d / "log", "wb")
-    p = subprocess.Popen([ringmaild_binary, "--config", str(cfg)], stdout=log,
-                         stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.2", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield d / "data" / "mail" / "peer.test"
-    p.terminate()
-    p.wait(timeout=40)
+    p = Peer(ringmaild_binary, tmp_path / "receiver", "mx1.peer.test",
+             [(f"127.0.0.2:{port}", "smtp")], [certs])
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def receiver(peer):
+    return peer.dir / "data" / "mail" / "peer.test"
 
 
 def test_relays_to_the_best_mx_over_starttls(relay, receiver):
@@ -213,3 +252,124 @@ def test_temporary_failure_is_retried(relay, port):
 def _spool_list(server):
     from test_tools import tool
     return tool("spool-list", "--data-dir", str(server.data_dir)).stdout
+
+
+def test_smarthost_route_with_verified_tls_and_auth(start_ringmaild, certs, tmp_path, dns,  # noqa: F811
+                                                     ringmaild_binary, port):
+    """A route sends everything to a fixed next hop (a provider's relay: here
+    another ringmaild's submission port) over STARTTLS with its certificate
+    checked against the route's CA file, and AUTH; no MX lookup."""
+    sh_certs = tmp_path / "sh-certs"
+    make_cert(sh_certs / "smarthost.peer.test", "smarthost.peer.test", "fullchain.pem", "privkey.pem")
+    sh = Peer(ringmaild_binary, tmp_path / "smarthost", "smarthost.peer.test",
+              [(f"127.0.0.6:{port}", "submission")], [sh_certs],
+              extra='[auth]\nsender_policy = "any"\n')
+    try:
+        add_user(sh.dir / "domains", "relay@peer.test", "relay password")
+        domains = tmp_path / "domains"
+        add_user(domains, "alice@example.test")
+        route = {"domain": "*", "next_hop": f"smarthost.peer.test:{port}", "tls": "verify",
+                 "ca_file": str(sh_certs / "smarthost.peer.test" / "fullchain.pem"),
+                 "auth_user": "relay@peer.test", "auth_password": "relay password"}
+        relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                                outbound={"dns_servers": f"127.0.0.1:{dns}", "retry_first_s": 2,
+                                          "retry_max_s": 2, "route": [route]})
+        # bob@peer.test's MX (127.0.0.2) is not running: only the route can deliver.
+        submit(relay, ["bob@peer.test"], subject="via smarthost")
+        data = sh.wait_mail("bob")[0].read_bytes().decode()
+        assert "Subject: via smarthost" in data
+        assert "with ESMTPSA" in data, data  # STARTTLS and AUTH
+        log = wait_log(relay, "delivered: 250")
+        assert "to=<bob@peer.test> via smarthost.peer.test tls=verified" in log, log
+
+        # A wrong password: the mail waits (4xx-like), it does not bounce.
+        route["auth_password"] = "wrong"
+        relay2 = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                                 outbound={"dns_servers": f"127.0.0.1:{dns}", "route": [route]})
+        submit(relay2, ["carol@peer.test"])
+        log = wait_log(relay2, "to=<carol@peer.test> via smarthost.peer.test")
+        log = wait_log(relay2, "deferred:")
+        assert "authentication as relay@peer.test failed: 535" in log, log
+        # A CA that did not sign the relay's certificate: no delivery either.
+        route.update(auth_password="relay password",
+                     ca_file=str(certs / "mx.test.example" / "fullchain.pem"))
+        relay3 = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                                 outbound={"dns_servers": f"127.0.0.1:{dns}", "route": [route]})
+        submit(relay3, ["dave@peer.test"])
+        log = wait_log(relay3, "deferred:")
+        assert "TLS certificate of smarthost.peer.test could not be verified" in log, log
+        assert not sh.box("dave").exists()
+    finally:
+        sh.stop()
+
+
+def test_postfix_relayhost_delivers_through_ringmail(start_ringmaild, certs, dns, port, peer):  # noqa: F811
+    """A real Postfix with relayhost = [ringmail]:port (ringmail trusts
+    127.0.0.0/8) hands its mail over; ringmail delivers it by MX."""
+    relay = start_ringmaild(relay_networks=["127.0.0.0/8"], tls_cert_dirs=[certs],
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+    pf = PostfixInstance(f"[127.0.0.1]:{relay.port}", tls="may").start()
+    try:
+        with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
+            s.sendmail("app@src.example", ["erin@peer.test", "frank@peer.test"],
+                       b"Subject: postfix to ringmail\r\nFrom: app@src.example\r\n\r\nhi\r\n")
+        for user in ("erin", "frank"):
+            data = peer.wait_mail(user, timeout=40)[0].read_bytes().decode()
+            assert "Subject: postfix to ringmail" in data
+            # Received by ringmail from Postfix (over STARTTLS), then by the peer.
+            assert "from postfix-relay.test" in data, data
+            assert "by mx.test.example (ringmail) with ESMTPS" in data, data
+    finally:
+        pf.stop()
+    assert "status=sent" in pf.log_text(), pf.log_text()
+
+
+def test_receiver_down_across_a_restart(start_ringmaild, certs, tmp_path, dns, port,  # noqa: F811
+                                        ringmaild_binary):
+    """The destination is down; ringmail restarts with the message queued
+    (its schedule recovered from the spool); the destination comes back and
+    the message arrives exactly once."""
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
+                                      "retry_first_s": 1, "retry_max_s": 2, "connect_timeout_s": 2})
+    submit(relay, ["gina@peer.test"], subject="survives a restart")
+    wait_log(relay, "deferred:")
+    relay.stop()
+    assert "0 messages waiting" not in _spool_list(relay), _spool_list(relay)
+    relay.start(keep_ports=True)
+    p = Peer(ringmaild_binary, tmp_path / "late", "mx1.peer.test", [(f"127.0.0.2:{port}", "smtp")], [certs])
+    try:
+        files = p.wait_mail("gina", timeout=30)
+        assert "Subject: survives a restart" in files[0].read_bytes().decode()
+        wait_log(relay, "to=<gina@peer.test> via mx1.peer.test tls=unverified: delivered: 250")
+        time.sleep(3)  # no second copy comes
+        assert len(list(p.box("gina").iterdir())) == 1
+    finally:
+        p.stop()
+
+
+def test_delay_warning_then_delivery(start_ringmaild, certs, tmp_path, dns, port,  # noqa: F811
+                                     ringmaild_binary):
+    """After delay_warning_s the sender is told (once) that the message is
+    still being tried; it is delivered when the destination comes back."""
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
+                                      "retry_first_s": 1, "retry_max_s": 1, "connect_timeout_s": 1,
+                                      "delay_warning_s": 2})
+    submit(relay, ["hank@peer.test"], subject="slow one")
+    warning = relay.wait_for_mail("example.test", "alice", timeout=30)[0].read_bytes().decode()
+    assert "Action: delayed" in warning, warning
+    assert "Final-Recipient: rfc822; hank@peer.test" in warning
+    p = Peer(ringmaild_binary, tmp_path / "late", "mx1.peer.test", [(f"127.0.0.2:{port}", "smtp")], [certs])
+    try:
+        p.wait_mail("hank", timeout=30)
+    finally:
+        p.stop()
+    time.sleep(1)
+    # One warning only, and no failure DSN.
+    box = relay.data_dir / "mail" / "example.test" / "alice" / "Maildir" / "new"
+    assert len(list(box.iterdir())) == 1
