@@ -168,6 +168,7 @@ void OutboundDispatcher::start_session(const std::string& domain, Dest& d) {
         dirty_ = true;
       });
   ++d.sessions;
+  ++sessions_started_;
   sessions_.push_back(std::move(s));
   raw->s->start();
 }

@@ -62,6 +62,7 @@ class OutboundDispatcher {
   void stop();
   bool idle() const { return sessions_.empty() && held_ == 0; }
   size_t sessions() const { return sessions_.size(); }
+  uint64_t sessions_started() const { return sessions_started_; }
 
  private:
   struct Waiting {
@@ -98,6 +99,7 @@ class OutboundDispatcher {
   // Contexts with a route's own CA file, by file name.
   std::map<std::string, std::shared_ptr<const tls::TlsContext>> route_tls_;
   size_t held_ = 0;  // batches not yet complete
+  uint64_t sessions_started_ = 0;
   bool stopping_ = false;
   bool dirty_ = false;
 };

@@ -2,6 +2,7 @@
 // addresses, with MX records from a local DNS server: the right MX, fallback
 // to the next one, per-recipient 4xx/5xx, null MX and NXDOMAIN.
 #include "engine/outbound.h"
+#include "engine/outbound_dispatch.h"
 #include "engine/test_backends.h"
 
 #include <arpa/inet.h>
@@ -283,7 +284,159 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// The dispatcher: batches from several shards share the destination's
+// connections within its limits.
+class DispatcherTest : public OutboundTest {
+ protected:
+  std::unique_ptr<OutboundDispatcher> make(OutboundRoute route) {
+    OutboundConfig cfg;
+    cfg.port = static_cast<uint16_t>(port);
+    cfg.connect_timeout_s = 3;
+    cfg.command_timeout_s = 5;
+    cfg.routes.push_back(route);
+    OutboundDispatcher::Deps d;
+    d.backend = b.get();
+    d.resolver = r.get();
+    d.helo = "relay.example.test";
+    d.complete = [this](OutboundBatch* batch) { completed.push_back(batch); };
+    return std::make_unique<OutboundDispatcher>(std::move(d), cfg);
+  }
+  // Runs the loop until `until` holds or 20 s pass; `each` after every turn.
+  void run(OutboundDispatcher& d, const std::function<bool()>& until,
+           const std::function<void()>& each = [] {}) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto next_tick = std::chrono::steady_clock::now();
+    while (!until() && std::chrono::steady_clock::now() < end) {
+      d.service();
+      b->wait(10);
+      r->tick();
+      if (std::chrono::steady_clock::now() >= next_tick) {
+        d.tick();
+        next_tick += std::chrono::milliseconds(100);
+      }
+      each();
+    }
+  }
+  OutboundBatch batch(uint32_t home, std::vector<OutboundMessage>& msgs) {
+    OutboundBatch x;
+    x.home = home;
+    x.domain = "mx.test";
+    for (auto& m : msgs) x.msgs.push_back(&m);
+    return x;
+  }
+  std::vector<OutboundMessage> messages(const std::string& prefix, int n) {
+    std::vector<OutboundMessage> v;
+    for (int i = 0; i < n; ++i) v.push_back(message(prefix + std::to_string(i), {"u@mx.test"}));
+    return v;
+  }
+  std::vector<OutboundBatch*> completed;
+};
+
+TEST_P(DispatcherTest, BatchesFromTwoShardsShareTheConnectionLimit) {
+  Sink mx1("127.0.0.2", port, {});
+  OutboundRoute route;
+  route.domain = "mx.test";
+  route.connections = 2;
+  auto d = make(route);
+  auto m0 = messages("A", 10), m1 = messages("B", 10);
+  OutboundBatch b0 = batch(0, m0), b1 = batch(1, m1);
+  d->submit(&b0);
+  d->submit(&b1);
+  size_t most = 0;
+  run(*d, [&] { return completed.size() == 2; }, [&] { most = std::max(most, d->sessions()); });
+  ASSERT_EQ(completed.size(), 2u);
+  EXPECT_LE(most, 2u);
+  // Everything was waiting when the sessions started: each connection
+  // carried several messages.
+  EXPECT_LE(d->sessions_started(), 2u);
+  for (auto* v : {&m0, &m1}) {
+    for (auto& m : *v) {
+      EXPECT_EQ(m.results[0].outcome, proto::Outcome::kOk) << m.id << ": " << m.results[0].reply;
+      EXPECT_EQ(m.remote_host, "mx1.mx.test");
+    }
+  }
+  run(*d, [&] { return d->idle(); });
+  EXPECT_TRUE(d->idle());
+}
+
+TEST_P(DispatcherTest, MessagesPerConnectionLimit) {
+  Sink mx1("127.0.0.2", port, {});
+  OutboundRoute route;
+  route.domain = "mx.test";
+  route.connections = 1;
+  route.messages_per_connection = 3;
+  auto d = make(route);
+  auto m0 = messages("A", 7);
+  OutboundBatch b0 = batch(0, m0);
+  d->submit(&b0);
+  run(*d, [&] { return completed.size() == 1; });
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(d->sessions_started(), 3u);  // 3 + 3 + 1
+  for (auto& m : m0) EXPECT_EQ(m.results[0].outcome, proto::Outcome::kOk) << m.results[0].reply;
+}
+
+TEST_P(DispatcherTest, RateLimitHoldsMessagesBack) {
+  Sink mx1("127.0.0.2", port, {});
+  OutboundRoute route;
+  route.domain = "mx.test";
+  route.messages_per_minute = 60;  // one a second, bursts of one
+  auto d = make(route);
+  auto m0 = messages("A", 4);
+  OutboundBatch b0 = batch(0, m0);
+  d->submit(&b0);
+  auto done = [&] {
+    size_t n = 0;
+    for (auto& m : m0) n += m.results.empty() || m.results[0].reply.empty() ? 0 : 1;
+    return n;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  run(*d, [&] { return std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(1500); });
+  // An upper bound only (a slow machine delivers fewer): the first message
+  // at once, one more per second.
+  EXPECT_LE(done(), 2u);
+  run(*d, [&] { return completed.size() == 1; });
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(done(), 4u);
+}
+
+TEST_P(DispatcherTest, AnUnreachableDestinationFailsWhatWaitsWithOneAttempt) {
+  OutboundRoute route;
+  route.domain = "down.test";
+  route.connections = 1;
+  auto d = make(route);
+  std::vector<OutboundMessage> m0;
+  for (int i = 0; i < 5; ++i) m0.push_back(message("D" + std::to_string(i), {"u@down.test"}));
+  OutboundBatch b0;
+  b0.domain = "down.test";
+  for (auto& m : m0) b0.msgs.push_back(&m);
+  d->submit(&b0);
+  run(*d, [&] { return completed.size() == 1; });
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(d->sessions_started(), 1u);
+  for (auto& m : m0) {
+    EXPECT_EQ(m.results[0].outcome, proto::Outcome::kTemp);
+    EXPECT_NE(m.results[0].reply.find("127.0.0.9"), std::string::npos) << m.results[0].reply;
+  }
+}
+
+TEST_P(DispatcherTest, StopCompletesEverythingHeld) {
+  OutboundRoute route;
+  route.domain = "down.test";
+  auto d = make(route);
+  auto m0 = messages("S", 3);
+  OutboundBatch b0 = batch(0, m0);
+  d->submit(&b0);
+  d->service();
+  d->stop();
+  run(*d, [&] { return completed.size() == 1 && d->idle(); });
+  EXPECT_TRUE(d->idle());
+  OutboundBatch late = batch(1, m0);
+  d->submit(&late);  // after stop: completed at once
+  EXPECT_EQ(completed.size(), 2u);
+}
+
 RINGMAIL_ON_BOTH_BACKENDS(OutboundTest);
+RINGMAIL_ON_BOTH_BACKENDS(DispatcherTest);
 
 }  // namespace
 }  // namespace ringmail::engine

@@ -117,11 +117,11 @@ for backend in io_uring epoll; do
     RINGMAIL_BACKEND=$backend $py -m pytest -q -p no:cacheprovider "$top/tests/integration"
 done
 
-note "crash test: kill -9 under load, $crash_cycles cycles"
+note "crash test: kill -9 under load (local and relayed recipients), $crash_cycles cycles"
 out=$($py "$top/tests/crash/crash_test.py" --ringmaild "$build/engine/ringmaild" \
-  --cycles "$crash_cycles" --backend io_uring 2>&1)
+  --cycles "$crash_cycles" --backend io_uring --relay 2>&1)
 rc=$?
-printf '%s\n' "$out" | tail -5
+printf '%s\n' "$out" | tail -6
 if [ $rc -eq 0 ]; then count crash 1 0; echo "crash: 1 passed, 0 failed"; else count crash 0 1; echo "crash: 0 passed, 1 failed"; fi
 
 echo

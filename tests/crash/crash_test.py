@@ -19,6 +19,14 @@ the clients stop, the daemon gets time to deliver, is stopped with SIGTERM
   - every delivered file is intact: known id, a recipient of that message,
     checksum matches (else corrupt).
 
+With --relay some recipients are in another domain (peer.test): the daemon
+relays them (it trusts 127.0.0.0/8) by MX, from a local DNS server, to a
+second ringmaild on 127.0.0.2 that is never killed, and whose Maildirs are
+checked the same way. A remote copy delivered twice is counted and reported
+as a duplicate inside a kill window (the peer said 250, the daemon died
+before its record of that was on disk); the run fails if there are more
+than ten per kill (one per open connection).
+
 Prints one summary line and exits 0 only when nothing is lost, duplicated or
 corrupt and the daemon behaved (restarts, exit status).
 """
@@ -41,6 +49,9 @@ from pathlib import Path
 HOSTNAME = "crash.test.example"
 DOMAINS = ["example.test", "other.test"]
 MAILBOXES = ["c0@example.test", "c1@example.test", "c2@other.test", "c3@other.test"]
+REMOTE = ["r0@peer.test", "r1@peer.test"]
+PEER_IP = "127.0.0.2"
+TOP = Path(__file__).resolve().parent.parent.parent
 SENDER = "crash@src.example"
 QUEUED = re.compile(rb"^250 2\.0\.0 Ok: queued as (\S+)$")
 
@@ -52,22 +63,28 @@ def free_port(family, addr):
 
 
 class Daemon:
-    def __init__(self, binary, workdir, backend, threads):
+    def __init__(self, binary, workdir, backend, threads, hostname=HOSTNAME, ip="127.0.0.1",
+                 domains=("example.test", "other.test"), extra=""):
         self.binary, self.backend, self.threads = binary, backend, threads
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
-        self.port = free_port(socket.AF_INET, "127.0.0.1")
-        self.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+        self.ip = ip
+        self.port = free_port(socket.AF_INET, ip)
+        self.sub_port = free_port(socket.AF_INET, ip)
         self.config = self.workdir / "ringmaild.toml"
         self.log_path = self.workdir / "ringmaild.log"
+        doms = ", ".join(f'"{x}"' for x in domains)
         self.config.write_text(
-            f'hostname = "{HOSTNAME}"\n'
+            f'hostname = "{hostname}"\n'
             f'data_dir = "{self.data_dir}"\n'
-            f'local_domains = ["example.test", "other.test"]\n\n'
-            f'[[listener]]\naddress = "127.0.0.1:{self.port}"\nkind = "smtp"\n\n'
-            f'[[listener]]\naddress = "127.0.0.1:{self.sub_port}"\nkind = "submission"\n\n'
+            f'local_domains = [{doms}]\n'
+            f'relay_networks = ["127.0.0.0/8"]\n\n'
+            f'[[listener]]\naddress = "{ip}:{self.port}"\nkind = "smtp"\n\n'
+            f'[[listener]]\naddress = "{ip}:{self.sub_port}"\nkind = "submission"\n\n'
             f'[limits]\ncommand_timeout_s = 30\ndata_timeout_s = 30\nshutdown_grace_s = 5\n'
-            f'spool_segment_bytes = 1048576\n')  # rotations under kill -9
+            f'spool_segment_bytes = 1048576\n'  # rotations under kill -9
+            f'{extra}')
         self.proc = None
         self.starts = 0
 
@@ -86,7 +103,7 @@ class Daemon:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    with socket.create_connection((self.ip, self.port), timeout=1):
                         return time.monotonic()
                 except OSError:
                     time.sleep(0.02)
@@ -171,7 +188,7 @@ class State:
         self.stop = threading.Event()
 
 
-def client(idx, port, state, seed):
+def client(idx, port, state, seed, mailboxes):
     rnd = random.Random(seed * 1000 + idx)
     seq = 0
     while not state.stop.is_set():
@@ -192,7 +209,7 @@ def client(idx, port, state, seed):
                     break
                 seq += 1
                 mid = f"s{seed}c{idx}m{seq}"
-                rcpts = rnd.sample(MAILBOXES, rnd.randint(1, 3))
+                rcpts = rnd.sample(mailboxes, rnd.randint(1, 3))
                 msg = make_message(rnd, mid)
                 r = c.cmd(f"MAIL FROM:<{SENDER}>\r\n".encode())
                 if r != [b"250 2.1.0 Ok"]:
@@ -234,11 +251,13 @@ def client(idx, port, state, seed):
             c.close()
 
 
-def scan(data_dir, state):
+def scan(data_dirs, state):
     """-> (copies: {(mid, rcpt): [paths]}, corrupt: [(path, why)])"""
     copies, corrupt = {}, []
-    root = Path(data_dir) / "mail"
-    files = list(root.glob("*/*/Maildir/new/*")) + list(root.glob("*/*/Maildir/cur/*"))
+    files = []
+    for data_dir in data_dirs:
+        root = Path(data_dir) / "mail"
+        files += list(root.glob("*/*/Maildir/new/*")) + list(root.glob("*/*/Maildir/cur/*"))
     for p in files:
         domain, user = p.parts[-5], p.parts[-4]
         rcpt = f"{user}@{domain}"
@@ -289,6 +308,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--drain-timeout", type=float, default=30)
+    ap.add_argument("--relay", action="store_true",
+                    help="also recipients in another domain, relayed to a second ringmaild")
     args = ap.parse_args()
 
     if not os.access(args.ringmaild, os.X_OK):
@@ -297,18 +318,38 @@ def main():
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rnd = random.Random(seed)
     workdir = tempfile.mkdtemp(prefix="ringmail-crash-")
-    d = Daemon(args.ringmaild, workdir, args.backend, args.threads)
+    peer = dns = None
+    mailboxes = list(MAILBOXES)
+    data_dirs = []
+    extra = ""
+    if args.relay:
+        peer = Daemon(args.ringmaild, Path(workdir) / "peer", args.backend, 1,
+                      hostname="mx.peer.test", ip=PEER_IP, domains=("peer.test",))
+        zone = Path(workdir) / "zone"
+        zone.write_text(f"peer.test. 60 IN MX 10 mx.peer.test.\nmx.peer.test. 60 IN A {PEER_IP}\n")
+        dns = subprocess.Popen(["/usr/bin/python3", str(TOP / "tests" / "dns_server.py"), str(zone)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        dns_port = int(dns.stdout.readline())
+        extra = (f'\n[outbound]\ndns_servers = "127.0.0.1:{dns_port}"\nport = {peer.port}\n'
+                 f'retry_first_s = 1\nretry_max_s = 2\nconnect_timeout_s = 5\n')
+        mailboxes += REMOTE
+        data_dirs.append(peer.data_dir)
+    d = Daemon(args.ringmaild, workdir, args.backend, args.threads, extra=extra)
+    data_dirs.insert(0, d.data_dir)
     state = State()
     problems = []
     t_start = time.monotonic()
-    print(f"crash test: seed {seed}, backend {args.backend}, dir {workdir}", flush=True)
+    print(f"crash test: seed {seed}, backend {args.backend}, dir {workdir}"
+          f"{', relaying to a peer' if args.relay else ''}", flush=True)
     try:
+        if peer is not None:
+            peer.start()
         try:
             d.start()
         except (RuntimeError, OSError) as e:
             print(f"crash test: ringmaild did not start: {e}\n{d.log_tail()}")
             return 1
-        threads = [threading.Thread(target=client, args=(i, d.port, state, seed), daemon=True)
+        threads = [threading.Thread(target=client, args=(i, d.port, state, seed, mailboxes), daemon=True)
                    for i in range(args.clients)]
         for t in threads:
             t.start()
@@ -330,7 +371,7 @@ def main():
         deadline = time.monotonic() + args.drain_timeout
         if d.proc is not None and d.proc.poll() is None:
             while time.monotonic() < deadline:
-                copies, _ = scan(d.data_dir, state)
+                copies, _ = scan(data_dirs, state)
                 missing = [(mid, r) for mid, (rs, _) in state.acked.items() for r in rs
                            if (mid, r) not in copies]
                 if not missing:
@@ -342,18 +383,32 @@ def main():
                 problems.append(f"exit status {rc} after SIGTERM (None = hung > 20 s)")
         else:
             problems.append("ringmaild not running at the end")
+        if peer is not None and peer.terminate() != 0:
+            problems.append("the peer did not stop cleanly")
     finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        for x in (d, peer):
+            if x is not None and x.proc is not None and x.proc.poll() is None:
+                x.proc.kill()
+                x.proc.wait()
+        if dns is not None:
+            dns.stdin.close()
+            dns.wait(timeout=10)
 
-    copies, corrupt = scan(d.data_dir, state)
+    copies, corrupt = scan(data_dirs, state)
     acked_pairs = [(mid, r) for mid, (rs, _) in state.acked.items() for r in rs]
     lost = [(mid, r) for (mid, r) in acked_pairs if (mid, r) not in copies]
     lost_msgs = {mid for mid, _ in lost}
     delivered_acked = sum(1 for mid in state.acked if mid not in lost_msgs)
     dups = {k: v for k, v in copies.items() if len(v) > 1}
+    # Remote copies delivered twice: the peer said 250 and the daemon was
+    # killed before its record of that was durable (reported, bounded).
+    remote_dups = {k: v for k, v in dups.items() if k[1] in REMOTE}
+    dups = {k: v for k, v in dups.items() if k[1] not in REMOTE}
     n_dup = sum(len(v) - 1 for v in dups.values())
+    n_remote_dup = sum(len(v) - 1 for v in remote_dups.values())
+    if n_remote_dup > 10 * args.cycles:  # at most one per open connection (10) per kill
+        problems.append(f"{n_remote_dup} remote duplicates for {args.cycles} kills")
+    remote_acked = sum(1 for mid, (rs, _) in state.acked.items() for r in rs if r in REMOTE)
     unacked_delivered = len({mid for (mid, _) in copies if mid not in state.acked})
     corrupt_dir = d.data_dir / "spool" / "corrupt"
     n_spool_corrupt = len(list(corrupt_dir.iterdir())) if corrupt_dir.is_dir() else 0
@@ -373,6 +428,9 @@ def main():
     print(f"info: {d.starts} starts, {len(state.attempted)} messages sent, "
           f"{unacked_delivered} unacknowledged delivered, {n_spool_corrupt} in spool/corrupt, "
           f"{time.monotonic() - t_start:.1f} s")
+    if args.relay:
+        print(f"relay: {remote_acked} acknowledged remote recipients, "
+              f"{n_remote_dup} delivered twice inside a kill window")
     print(f"crash test: {args.cycles} cycles, {len(state.acked)} acknowledged, "
           f"{delivered_acked} delivered, {len(lost_msgs)} lost, {n_dup} duplicates, "
           f"{len(corrupt)} corrupt", flush=True)

@@ -13,7 +13,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ringmail::proto;
   if (size < 2) return 0;
   const bool pipelining_split = data[0] & 1;
-  SmtpClient c(SmtpClient::Params{"relay.test", (data[0] & 2) != 0, (data[0] & 4) != 0});
+  SmtpClient::Params p{"relay.test", (data[0] & 2) != 0, (data[0] & 4) != 0};
+  p.chunking = (data[0] & 8) != 0;  // BDAT when the server offers CHUNKING
+  if (data[0] & 16) {               // AUTH PLAIN/LOGIN, allowed in clear so it runs
+    p.auth_user = "relay@src.example";
+    p.auth_password = "pw";
+    p.auth_in_clear = (data[0] & 32) != 0;
+  }
+  SmtpClient c(std::move(p));
   std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
   const size_t chunk = 1 + data[1] % 64;
   SmtpClient::Message m;
