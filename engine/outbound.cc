@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -159,7 +160,16 @@ void OutboundSession::next_addr() {
     return;
   }
   connecting_ = true;
-  deadline_s_ = monotonic_s() + params_.connect_timeout_s;
+  // IPv6 goes first; when IPv4 addresses follow, a v6 path that does not
+  // answer quickly (a black hole) gives way to them after 2 s instead of
+  // the whole connect timeout (in the spirit of Happy Eyeballs, RFC 8305).
+  uint32_t limit = params_.connect_timeout_s;
+  if (peer_.ss_family == AF_INET6) {
+    for (size_t i = addr_index_; i < addrs_.size(); ++i) {
+      if (addrs_[i].ss_family == AF_INET) limit = std::min<uint32_t>(limit, kV6HeadStartS);
+    }
+  }
+  deadline_s_ = monotonic_s() + limit;
   backend_.connect(fd_, reinterpret_cast<const sockaddr*>(&peer_), len, &connect_c_);
 }
 

@@ -84,6 +84,10 @@ class OutboundSession {
   OutboundSession(const OutboundSession&) = delete;
   OutboundSession& operator=(const OutboundSession&) = delete;
 
+  // An IPv6 connect that has not completed after this long gives way to
+  // the host's IPv4 addresses.
+  static constexpr uint32_t kV6HeadStartS = 2;
+
   void start();
   // About once a second: connect and command deadlines.
   void tick(int64_t now_s);

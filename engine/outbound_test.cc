@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 
 #include "engine/test_dns.h"
@@ -32,6 +35,9 @@ down.test. 60 IN MX 10 mx1.down.test.
 mx1.down.test. 60 IN A 127.0.0.9
 nullmx.test. 60 IN MX 0 .
 direct.test. 60 IN A 127.0.0.3
+dual.test. 60 IN MX 10 mx.dual.test.
+mx.dual.test. 60 IN AAAA ::1
+mx.dual.test. 60 IN A 127.0.0.3
 )";
 
 DnsServer* dns() {
@@ -68,13 +74,25 @@ class Sink {
       ::_exit(127);
     }
     // Wait until it listens (10 s: the machine may be busy).
+    const bool v6 = ip.front() == '[';
     for (int i = 0; i < 500; ++i) {
-      int s = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(port));
-      ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-      const bool up = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      int s = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+      sockaddr_storage ss{};
+      socklen_t len;
+      if (v6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(static_cast<uint16_t>(port));
+        ::inet_pton(AF_INET6, ip.substr(1, ip.size() - 2).c_str(), &a->sin6_addr);
+        len = sizeof *a;
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(static_cast<uint16_t>(port));
+        ::inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
+        len = sizeof *a;
+      }
+      const bool up = ::connect(s, reinterpret_cast<sockaddr*>(&ss), len) == 0;
       ::close(s);
       if (up) return;
       ::usleep(20000);
@@ -126,14 +144,17 @@ class OutboundTest : public ::testing::TestWithParam<BackendKind> {
     return [this](OutboundMessage*) { ++results; };
   }
   int results = 0;
+  std::string source_v4;
+  uint32_t connect_timeout_s = 3;
   // Runs one session to the end.
   std::unique_ptr<OutboundSession> deliver(const std::string& domain,
                                            std::vector<OutboundMessage*> msgs) {
     OutboundSession::Params p;
     p.helo = "relay.example.test";
     p.port = static_cast<uint16_t>(port);
-    p.connect_timeout_s = 3;
+    p.connect_timeout_s = connect_timeout_s;
     p.command_timeout_s = 5;
+    p.source_v4 = source_v4;
     bool done = false;
     results = 0;
     auto s = std::make_unique<OutboundSession>(*b, *r, p, domain, pull_from(msgs), count_results(),
@@ -187,6 +208,77 @@ TEST_P(OutboundTest, NoMxUsesTheDomainsAddress) {
   auto s = deliver("direct.test", {&a});
   EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
   EXPECT_EQ(s->remote_host(), "direct.test");
+}
+
+TEST_P(OutboundTest, IpV6FirstThenIpV4) {
+  {
+    Sink v6("[::1]", port, {});
+    Sink v4("127.0.0.3", port, {"-f", "MAIL"});  // must not be used
+    auto a = message("A", {"b@dual.test"});
+    deliver("dual.test", {&a});
+    EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+  }
+  // Nothing on ::1: IPv4 next.
+  Sink v4("127.0.0.3", port, {});
+  auto a = message("A", {"b@dual.test"});
+  deliver("dual.test", {&a});
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+}
+
+TEST_P(OutboundTest, AnIpV6BlackHoleGivesWayToIpV4) {
+  // A listener on [::1] whose accept queue is full and never drained: the
+  // kernel drops further SYNs, so a connect there just hangs.
+  int l = ::socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a6{};
+  a6.sin6_family = AF_INET6;
+  a6.sin6_port = htons(static_cast<uint16_t>(port));
+  a6.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a6), sizeof a6), 0);
+  ASSERT_EQ(::listen(l, 0), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {
+    int c = ::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(c, reinterpret_cast<sockaddr*>(&a6), sizeof a6);
+    fillers.push_back(c);
+  }
+  ::usleep(100000);
+  Sink v4("127.0.0.3", port, {});
+  connect_timeout_s = 30;  // longer than deliver()'s 20 s: only the head start gets it through
+  auto a = message("A", {"b@dual.test"});
+  deliver("dual.test", {&a});
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+  for (int c : fillers) ::close(c);
+  ::close(l);
+}
+
+TEST_P(OutboundTest, SourceAddress) {
+  // smtp-sink dumps each transaction with the client's address.
+  char tmpl[] = "/tmp/ringmail-sink-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dump = tmpl;
+  ::chmod(dump.c_str(), 0777);  // smtp-sink writes as postfix
+  {
+    Sink mx1("127.0.0.2", port, {"-d", dump + "/%M."});
+    source_v4 = "127.0.0.77";
+    auto a = message("A", {"b@mx.test"});
+    deliver("mx.test", {&a});
+    EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+  }
+  std::string seen;
+  for (const auto& e : std::filesystem::directory_iterator(dump)) {
+    std::ifstream f(e.path());
+    seen.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  EXPECT_NE(seen.find("X-Client-Addr: 127.0.0.77"), std::string::npos) << seen;
+  std::filesystem::remove_all(dump);
+  Sink mx1("127.0.0.2", port, {});
+  // An address this machine does not have: a clear reason, retried later.
+  source_v4 = "192.0.2.1";
+  auto c = message("C", {"b@mx.test"});
+  deliver("mx.test", {&c});
+  EXPECT_EQ(c.results[0].outcome, proto::Outcome::kTemp);
+  EXPECT_NE(c.results[0].reply.find("cannot use the source address 192.0.2.1"), std::string::npos)
+      << c.results[0].reply;
 }
 
 TEST_P(OutboundTest, PerRecipientTemporaryAndPermanentReplies) {
