@@ -87,8 +87,10 @@ bool OutboundDispatcher::take_token(const std::string& domain, Dest& d) {
 }
 
 std::shared_ptr<const tls::TlsContext> OutboundDispatcher::context_for(const OutboundRoute* r) {
-  if (r != nullptr && r->tls == OutboundRoute::Tls::kNone) return nullptr;
-  if (r == nullptr || r->ca_file.empty()) return cfg_.starttls || r != nullptr ? d_.tls : nullptr;
+  using Tls = OutboundRoute::Tls;
+  const Tls mode = r != nullptr ? r->tls : Tls::kOpportunistic;
+  if (mode == Tls::kNone || (mode == Tls::kOpportunistic && !cfg_.starttls)) return nullptr;
+  if (r == nullptr || r->ca_file.empty()) return d_.tls;
   auto it = route_tls_.find(r->ca_file);
   if (it != route_tls_.end()) return it->second;
   std::string why;

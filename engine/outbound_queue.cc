@@ -39,8 +39,8 @@ uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
 OutboundQueue::~OutboundQueue() { stop(); }
 
 void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, int64_t now_s) {
-  auto it = std::make_unique<Item>();
-  it->next_attempt = rec.next_attempt_unix > now_s ? rec.next_attempt_unix : now_s;
+  auto up = std::make_unique<Item>();
+  Item* it = up.get();
   it->rec = std::move(rec);
   if (held_bytes_ + it->rec.message.size() > d_.held_bytes_max) {
     std::string().swap(it->rec.message);  // read back when its attempt starts
@@ -49,7 +49,16 @@ void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, i
     held_bytes_ += it->held;
   }
   it->pending = std::move(indices);
-  items_.push_back(std::move(it));
+  items_.push_back(std::move(up));
+  it->self = std::prev(items_.end());
+  schedule(it, it->rec.next_attempt_unix > now_s ? it->rec.next_attempt_unix : now_s);
+}
+
+void OutboundQueue::schedule(Item* it, int64_t when) {
+  it->next_attempt = when;
+  it->scheduled = true;
+  it->attempted = false;
+  schedule_.emplace(when, it);
   dirty_ = true;
 }
 
@@ -88,66 +97,73 @@ void OutboundQueue::service(int64_t now_s) {
     }
   }
   if (stopping_) return;
-  // Due items, grouped by destination domain.
-  std::map<std::string, std::vector<Item*>> due;
-  for (auto& up : items_) {
-    Item* it = up.get();
-    if (it->busy || it->bouncing || it->pending.empty() || it->next_attempt > now_s) continue;
-    if (now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
-      for (size_t idx : it->pending) {
-        it->to_bounce.push_back(
-            {idx, proto::SmtpClient::RcptResult{
-                      proto::Outcome::kPerm,
-                      "delivery failed for " + std::to_string(cfg_.expire_s / 86400) +
-                          " days; the message expired"}});
-      }
-      it->pending.clear();
-      settle(it, now_s);
-      continue;
-    }
-    if (cfg_.delay_warning_s != 0 && !it->rec.delay_warned && it->rec.attempts > 0 &&
-        now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.delay_warning_s)) {
-      warn_delayed(it, now_s);
-    }
-    std::vector<std::string> seen;
-    for (size_t idx : it->pending) {
-      const std::string d = domain_of(it->rec.env.rcpts[idx]);
-      if (std::find(seen.begin(), seen.end(), d) == seen.end()) {
-        seen.push_back(d);
-        due[d].push_back(it);
-      }
-    }
+  // Items whose time has come become due for each of their domains.
+  while (!schedule_.empty() && schedule_.begin()->first <= now_s) {
+    Item* it = schedule_.begin()->second;
+    schedule_.erase(schedule_.begin());
+    it->scheduled = false;
+    make_due(it, now_s);
   }
   std::vector<Batch*> sent;
-  for (auto& [domain, items] : due) {
+  for (auto d = due_.begin(); d != due_.end();) {
     // At most what the destination's connections carry in one round is
     // out at a time; the rest waits here, its bytes maybe on disk only.
-    const OutboundRoute* r = cfg_.route_for(domain);
+    const OutboundRoute* r = cfg_.route_for(d->first);
     const size_t cap = static_cast<size_t>(cfg_.connections_for(r)) * cfg_.messages_per_connection_for(r);
-    size_t& out = out_per_domain_[domain];
-    if (out >= cap) continue;
-    const size_t n = std::min(items.size(), cap - out);
-    send_batch(domain, std::vector<Item*>(items.begin(), items.begin() + static_cast<ptrdiff_t>(n)));
-    if (!batches_.empty() && batches_.back()->b.domain == domain) sent.push_back(batches_.back().get());
-  }
-  // Items are marked busy only once all their domains had their turn.
-  for (auto& b : batches_) {
-    for (auto& p : b->parts) p->item->busy = true;
+    auto o = out_per_domain_.find(d->first);
+    const size_t out = o == out_per_domain_.end() ? 0 : o->second;
+    if (out < cap && !d->second.empty()) {
+      Batch* b = send_batch(d->first, d->second, std::min(d->second.size(), cap - out), now_s);
+      if (b != nullptr) sent.push_back(b);
+    }
+    d = d->second.empty() ? due_.erase(d) : std::next(d);
   }
   // Then out they go (a dispatcher on this shard may answer at once).
   for (Batch* b : sent) d_.dispatch(&b->b);
-  items_.remove_if([](const std::unique_ptr<Item>& it) {
-    return it->pending.empty() && it->to_bounce.empty() && !it->busy && !it->bouncing;
-  });
 }
 
-void OutboundQueue::send_batch(const std::string& domain, const std::vector<Item*>& items) {
+void OutboundQueue::make_due(Item* it, int64_t now_s) {
+  if (!it->pending.empty() && now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
+    for (size_t idx : it->pending) {
+      it->to_bounce.push_back(
+          {idx, proto::SmtpClient::RcptResult{
+                    proto::Outcome::kPerm,
+                    "delivery failed for " + std::to_string(cfg_.expire_s / 86400) +
+                        " days; the message expired"}});
+    }
+    it->pending.clear();
+  }
+  if (!it->pending.empty() && cfg_.delay_warning_s != 0 && !it->rec.delay_warned &&
+      it->rec.attempts > 0 &&
+      now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.delay_warning_s)) {
+    warn_delayed(it, now_s);
+  }
+  std::vector<std::string> seen;
+  for (size_t idx : it->pending) {
+    std::string d = domain_of(it->rec.env.rcpts[idx]);
+    if (std::find(seen.begin(), seen.end(), d) != seen.end()) continue;
+    due_[d].push_back(it);
+    ++it->due_in;
+    seen.push_back(std::move(d));
+  }
+  if (it->due_in == 0) settle(it, now_s);  // nothing to send: bounces, or finished
+}
+
+OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::deque<Item*>& due,
+                                                size_t n, int64_t now_s) {
   auto b = std::make_unique<Batch>();
   b->b.home = d_.shard;
   b->b.domain = domain;
-  for (Item* it : items) {
+  std::vector<Item*> unreadable;
+  for (size_t k = 0; k < n; ++k) {
+    Item* it = due.front();
+    due.pop_front();
+    --it->due_in;
+    it->attempted = true;
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
+      // Counts as a failed attempt: tried again after a backoff.
       log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool");
+      unreadable.push_back(it);
       continue;
     }
     auto p = std::make_unique<Part>();
@@ -162,12 +178,15 @@ void OutboundQueue::send_batch(const std::string& domain, const std::vector<Item
       p->indices.push_back(idx);
       p->msg.rcpts.push_back(it->rec.env.rcpts[idx]);
     }
+    ++it->out;
     b->b.msgs.push_back(&p->msg);
     b->parts.push_back(std::move(p));
   }
-  if (b->parts.empty()) return;
+  for (Item* it : unreadable) settle(it, now_s);
+  if (b->parts.empty()) return nullptr;
   out_per_domain_[domain] += b->parts.size();
   batches_.push_back(std::move(b));
+  return batches_.back().get();
 }
 
 void OutboundQueue::finish(Batch* s, int64_t now_s) {
@@ -176,10 +195,8 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
     od->second -= std::min(od->second, s->parts.size());
     if (od->second == 0) out_per_domain_.erase(od);
   }
-  std::vector<Item*> touched;
   for (auto& p : s->parts) {
     Item* it = p->item;
-    if (std::find(touched.begin(), touched.end(), it) == touched.end()) touched.push_back(it);
     for (size_t k = 0; k < p->indices.size(); ++k) {
       const size_t idx = p->indices[k];
       const auto& res = p->msg.results[k];
@@ -205,26 +222,16 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           break;
       }
     }
-  }
-  for (Item* it : touched) {
-    // Busy until every session holding a part of it has finished.
-    bool still = false;
-    for (auto& other : batches_) {
-      if (other.get() == s) continue;
-      for (auto& p : other->parts) still |= p->item == it;
-    }
-    it->busy = still;
-    if (!still && !it->pending.empty()) {
-      ++it->rec.attempts;
-      it->next_attempt = now_s + backoff(it->rec.attempts);
-      d_.spool->retry_at(it->rec, it->rec.attempts, it->next_attempt);
-    }
+    --it->out;
     settle(it, now_s);
   }
 }
 
 void OutboundQueue::settle(Item* it, int64_t now_s) {
-  if (!it->to_bounce.empty() && !it->bouncing) {
+  // Only once every part of this attempt is back (one DSN for what failed
+  // in it), and not while a DSN is being queued.
+  if (it->out > 0 || it->due_in > 0 || it->bouncing || it->scheduled) return;
+  if (!it->to_bounce.empty()) {
     if (it->rec.env.from.is_null()) {
       // RFC 3464 2.0... a bounce never goes to the null sender.
       for (auto& [idx, res] : it->to_bounce) {
@@ -238,26 +245,38 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
       ++bounces_in_flight_;
       if (it->rec.message.empty()) d_.spool->load(it->rec);
       Bounce b{it->rec, it->to_bounce, it->bounce_host};
-      d_.bounce(std::move(b), [this, it, now_s](bool ok) {
+      d_.bounce(std::move(b), [this, it](bool ok) {
         --bounces_in_flight_;
         it->bouncing = false;
+        const auto now = static_cast<int64_t>(std::time(nullptr));
         if (ok) {
           for (auto& [idx, res] : it->to_bounce) d_.spool->recipient_done(it->rec, idx, true);
           it->to_bounce.clear();
+          settle(it, now);
         } else {
-          it->next_attempt = now_s + static_cast<int64_t>(cfg_.retry_first_s);  // try the DSN again
+          schedule(it, now + static_cast<int64_t>(cfg_.retry_first_s));  // the DSN again, later
         }
-        settle(it, now_s);
       });
       return;
     }
   }
-  if (it->pending.empty() && it->to_bounce.empty() && !it->busy && !it->bouncing) {
-    d_.spool->delivered(it->rec);  // every recipient is finished
-    held_bytes_ -= it->held;
-    it->held = 0;
-    std::string().swap(it->rec.message);
+  if (!it->pending.empty()) {
+    // A shutdown's interruption is not an attempt: the message is tried
+    // again right after the restart, not after a backoff.
+    if (stopping_) return;
+    if (it->attempted) {
+      ++it->rec.attempts;
+      const int64_t when = now_s + backoff(it->rec.attempts);
+      d_.spool->retry_at(it->rec, it->rec.attempts, when);
+      schedule(it, when);
+    } else {
+      schedule(it, now_s);
+    }
+    return;
   }
+  d_.spool->delivered(it->rec);  // every recipient is finished
+  held_bytes_ -= it->held;
+  items_.erase(it->self);
 }
 
 void OutboundQueue::stop() { stopping_ = true; }

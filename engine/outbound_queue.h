@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -123,6 +124,11 @@ class OutboundQueue {
   size_t batches_out() const { return batches_.size(); }
 
  private:
+  // A message's life here: scheduled (in schedule_, waiting for its next
+  // attempt) -> due (in due_ of each domain it has recipients in) -> out
+  // (a part in a batch per domain) -> back: delivered, bounced, or
+  // scheduled again with a backoff. Only items whose time has come are
+  // looked at, so a large queue costs nothing until it is due.
   struct Item {
     storage::SpoolRecord rec;
     std::vector<size_t> pending;  // recipient indices still to deliver
@@ -130,9 +136,13 @@ class OutboundQueue {
     std::string bounce_host;
     std::map<size_t, std::string> last_reply;  // why each pending recipient was deferred
     int64_t next_attempt = 0;
-    bool busy = false;  // some recipients are in a session right now
-    uint64_t held = 0;  // message bytes counted in held_bytes_
+    uint32_t due_in = 0;      // due_ lists it is in
+    uint32_t out = 0;         // parts out in batches
+    bool scheduled = false;   // in schedule_
+    bool attempted = false;   // a part went out since it was last scheduled
+    uint64_t held = 0;        // message bytes counted in held_bytes_
     bool bouncing = false;
+    std::list<std::unique_ptr<Item>>::iterator self;
   };
   struct Part {  // one item's recipients in one session
     Item* item;
@@ -145,8 +155,10 @@ class OutboundQueue {
     bool done = false;
   };
 
-  void send_batch(const std::string& domain, const std::vector<Item*>& items);
+  Batch* send_batch(const std::string& domain, std::deque<Item*>& due, size_t n, int64_t now_s);
   void finish(Batch* b, int64_t now_s);
+  void schedule(Item* it, int64_t when);
+  void make_due(Item* it, int64_t now_s);
   void warn_delayed(Item* it, int64_t now_s);
   void settle(Item* it, int64_t now_s);
   int64_t backoff(uint32_t attempts);
@@ -154,6 +166,8 @@ class OutboundQueue {
   Deps d_;
   OutboundConfig cfg_;
   std::list<std::unique_ptr<Item>> items_;
+  std::multimap<int64_t, Item*> schedule_;
+  std::map<std::string, std::deque<Item*>> due_;
   std::list<std::unique_ptr<Batch>> batches_;
   std::map<std::string, size_t> out_per_domain_;  // messages out in batches
   size_t bounces_in_flight_ = 0;
