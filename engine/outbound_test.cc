@@ -35,6 +35,9 @@ down.test. 60 IN MX 10 mx1.down.test.
 mx1.down.test. 60 IN A 127.0.0.9
 nullmx.test. 60 IN MX 0 .
 direct.test. 60 IN A 127.0.0.3
+cname.test. 60 IN CNAME mx.test.
+viacname.test. 60 IN MX 10 alias.viacname.test.
+alias.viacname.test. 60 IN CNAME mx2.mx.test.
 dual.test. 60 IN MX 10 mx.dual.test.
 mx.dual.test. 60 IN AAAA ::1
 mx.dual.test. 60 IN A 127.0.0.3
@@ -208,6 +211,21 @@ TEST_P(OutboundTest, NoMxUsesTheDomainsAddress) {
   auto s = deliver("direct.test", {&a});
   EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
   EXPECT_EQ(s->remote_host(), "direct.test");
+}
+
+TEST_P(OutboundTest, CnamesAreFollowed) {
+  Sink mx1("127.0.0.2", port, {});
+  Sink mx2("127.0.0.3", port, {});
+  // The domain is an alias of one with MX records.
+  auto a = message("A", {"b@cname.test"});
+  auto s = deliver("cname.test", {&a});
+  EXPECT_EQ(a.results[0].outcome, proto::Outcome::kOk) << a.results[0].reply;
+  EXPECT_EQ(s->remote_host(), "mx1.mx.test");
+  // The MX host is an alias (not allowed by RFC 5321, found in the wild).
+  auto c = message("C", {"b@viacname.test"});
+  s = deliver("viacname.test", {&c});
+  EXPECT_EQ(c.results[0].outcome, proto::Outcome::kOk) << c.results[0].reply;
+  EXPECT_EQ(s->remote_host(), "alias.viacname.test");
 }
 
 TEST_P(OutboundTest, IpV6FirstThenIpV4) {

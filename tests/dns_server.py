@@ -3,12 +3,13 @@
 on 127.0.0.1 at a free UDP and TCP port, prints the port on one line, and
 runs until its standard input closes. Unlike dnslib's plain zone resolver it
 answers NOERROR with no records (NODATA) for a name that exists with other
-types, as a real server does: "no MX" must not look like "no such domain".
+types, as a real server does: "no MX" must not look like "no such domain";
+and, like a recursive resolver, it follows a CNAME inside the zone (the
+answer holds the CNAME and the target's records of the type asked for).
 
     dns_server.py ZONEFILE
 """
 import sys
-import threading
 
 from dnslib import QTYPE, RCODE
 from dnslib.server import DNSLogger, DNSServer
@@ -21,6 +22,28 @@ class Resolver(ZoneResolver):
         qname = request.q.qname
         if reply.header.rcode == RCODE.NXDOMAIN and any(name == qname for name, _, _ in self.zone):
             reply.header.rcode = RCODE.NOERROR
+        qtype = QTYPE[request.q.qtype]
+        seen = {str(qname)}
+        for rr in list(reply.rr):
+            if QTYPE[rr.rtype] != "CNAME" or qtype in ("CNAME", "ANY"):
+                continue
+            target = rr.rdata.label
+            for _ in range(8):  # a chain, not a loop
+                if str(target) in seen:
+                    break
+                seen.add(str(target))
+                nxt = None
+                for name, rtype, a in self.zone:
+                    if name != target:
+                        continue
+                    if rtype == qtype:
+                        reply.add_answer(a)
+                    elif rtype == "CNAME":
+                        reply.add_answer(a)
+                        nxt = a.rdata.label
+                if nxt is None:
+                    break
+                target = nxt
         return reply
 
 

@@ -373,3 +373,25 @@ def test_delay_warning_then_delivery(start_ringmaild, certs, tmp_path, dns, port
     # One warning only, and no failure DSN.
     box = relay.data_dir / "mail" / "example.test" / "alice" / "Maildir" / "new"
     assert len(list(box.iterdir())) == 1
+
+
+def test_no_dsn_for_the_null_sender(start_ringmaild, dns, port):
+    """A bounce that cannot be delivered (MAIL FROM:<>) is dropped with a
+    log line, never bounced again."""
+    relay = start_ringmaild(relay_networks=["127.0.0.0/8"],
+                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+    s = sink("127.0.0.4", port, "-f", "RCPT")
+    try:
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+            c.sendmail("", ["nobody@reject.test"], b"Subject: a bounce\r\n\r\nundeliverable\r\n")
+        log = wait_log(relay, "to=<nobody@reject.test>: no DSN for the null sender")
+    finally:
+        s.kill()
+        s.wait()
+    assert "failed permanently: 5" in log
+    assert "bounce id=" not in log, log
+    deadline = time.monotonic() + 10
+    while "0 messages waiting" not in _spool_list(relay) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "0 messages waiting" in _spool_list(relay)
+    assert not list((relay.data_dir / "mail").glob("*/*/Maildir/new/*"))
