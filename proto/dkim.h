@@ -1,0 +1,98 @@
+// DKIM (RFC 6376) text handling: relaxed canonicalization of headers and
+// (streaming) of the body, the choice of header fields to sign, and the
+// DKIM-Signature field's text. Pure: hashing and signing are the caller's
+// (tls/sha256.h, tls/dkim_key.h); this file produces the exact bytes they
+// run over.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringmail::proto::dkim {
+
+// One header field as it appears in a message: name, and the raw text after
+// the colon up to (not including) the CRLF that ends the field; folding
+// CRLFs inside are kept.
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+
+// The header fields of `message` (CRLF line endings) in order, and the
+// offset where the body starts (after the empty line; message.size() when
+// there is none). Lines that are not fields (no colon) end the header.
+std::vector<HeaderField> split_header(std::string_view message, size_t* body_offset);
+
+// Relaxed header canonicalization (RFC 6376 3.4.2): "name:value\r\n" with
+// the name lower-cased, the value unfolded, runs of WSP as one SP, and no
+// WSP around the value.
+std::string relaxed_header(const HeaderField& f);
+void append_relaxed_header(const HeaderField& f, std::string* out);
+
+// Relaxed body canonicalization (RFC 6376 3.4.4), fed in chunks of any
+// size: WSP runs become one SP, WSP at line ends goes, empty lines at the
+// end go, a last line without CRLF gets one; the empty body stays empty.
+// Canonical bytes go to `out` as they are known (empty lines are held back
+// until something follows them).
+class RelaxedBody {
+ public:
+  using Sink = std::function<void(std::string_view)>;
+  explicit RelaxedBody(Sink out) : out_(std::move(out)) {}
+  void feed(std::string_view chunk);
+  void finish();
+  uint64_t canonical_bytes() const { return emitted_; }
+
+ private:
+  void emit(std::string_view s);
+  void content(char c);
+
+  Sink out_;
+  std::string buf_;  // canonical bytes not yet handed to out_
+  uint64_t emitted_ = 0;
+  size_t empty_lines_ = 0;  // CRLFs held back
+  bool wsp_ = false;        // WSP seen in the current line, not yet written
+  bool in_line_ = false;    // the current line has content
+  bool cr_ = false;         // the last byte was a CR
+};
+
+// The header fields a signature covers (RFC 6376 5.4): names from `wanted`
+// that occur in the message, each as many times as it occurs, plus From
+// once more than it occurs (over-signing: a From added later breaks the
+// signature). Lower case, in `wanted` order.
+std::vector<std::string> choose_signed_headers(const std::vector<HeaderField>& fields,
+                                               const std::vector<std::string>& wanted);
+// The usual list: From, To, Cc, Subject, Date, Message-ID, Reply-To,
+// In-Reply-To, References, MIME-Version, Content-Type,
+// Content-Transfer-Encoding.
+const std::vector<std::string>& default_signed_headers();
+
+// The canonical header data a signature is computed over (RFC 6376 3.7):
+// the fields named in `h` (instances taken from the bottom up; a name with
+// no instance left adds nothing) followed by the DKIM-Signature field
+// `sig_field` ("DKIM-Signature: ...", b= empty) without its final CRLF.
+std::string signed_header_data(const std::vector<HeaderField>& fields,
+                               const std::vector<std::string>& h, std::string_view sig_field);
+
+enum class Algorithm : uint8_t { kRsaSha256, kEd25519Sha256 };
+const char* algorithm_name(Algorithm a);  // "rsa-sha256", "ed25519-sha256"
+
+struct SignatureParams {
+  Algorithm algorithm = Algorithm::kRsaSha256;
+  std::string domain;    // d=
+  std::string selector;  // s=
+  int64_t timestamp = 0; // t=
+  std::vector<std::string> headers;  // h=
+  std::string body_hash_b64;         // bh=
+};
+// "DKIM-Signature: v=1; a=...; c=relaxed/relaxed; d=...; s=...; t=...;\r\n
+// \th=...;\r\n\tbh=...;\r\n\tb=" : the field with an empty b= at the end
+// (no CRLF); the caller signs it and appends the base64 signature (folded
+// with fold_b64()) and CRLF.
+std::string signature_field(const SignatureParams& p);
+// Base64 text folded into lines of at most 72 characters ("\r\n\t" between).
+std::string fold_b64(std::string_view b64, size_t first_line_room);
+
+}  // namespace ringmail::proto::dkim

@@ -1,0 +1,49 @@
+// DKIM signing keys (RFC 6376, RFC 8463): RSA and Ed25519 private keys from
+// PEM (PKCS#8 "PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY"), signatures over
+// the canonical header data, new keys, and the public key as published in
+// DNS. wolfCrypt does the arithmetic.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace ringmail::tls {
+
+class DkimKey {
+ public:
+  enum class Type : uint8_t { kRsa, kEd25519 };
+
+  // Null and a one-line reason when the text is not a usable key.
+  static std::unique_ptr<DkimKey> from_pem(std::string_view pem, std::string* error);
+  static std::unique_ptr<DkimKey> load(const std::string& path, std::string* error);
+  // A new key as PKCS#8 PEM ("PRIVATE KEY"); `rsa_bits` for RSA (2048, 3072).
+  static std::string generate_pem(Type t, int rsa_bits, std::string* error);
+
+  ~DkimKey();
+  DkimKey(const DkimKey&) = delete;
+  DkimKey& operator=(const DkimKey&) = delete;
+
+  Type type() const { return type_; }
+  int bits() const { return bits_; }  // RSA modulus size; 256 for Ed25519
+
+  // The signature over `data` (the header data of RFC 6376 3.7): RSA
+  // PKCS#1 v1.5 with SHA-256; Ed25519 over the SHA-256 of the data (RFC
+  // 8463 3). Raw bytes; false and a reason on failure.
+  bool sign(std::string_view data, std::string* sig, std::string* error) const;
+  // Checks a signature made by this key (tests and self-checks).
+  bool verify(std::string_view data, std::string_view sig) const;
+
+  // The public key as DNS publishes it (p=, before base64): RSA's
+  // SubjectPublicKeyInfo DER, or Ed25519's 32 bytes.
+  const std::string& public_key() const { return public_; }
+
+ private:
+  DkimKey() = default;
+  Type type_ = Type::kRsa;
+  int bits_ = 0;
+  void* key_ = nullptr;  // RsaKey or ed25519_key
+  std::string public_;
+};
+
+}  // namespace ringmail::tls

@@ -1,0 +1,77 @@
+// DKIM keys: generated, read back (PKCS#8 and PKCS#1), sign and verify, the
+// public key for DNS; keys made by openssl read the same way.
+#include "tls/dkim_key.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace ringmail::tls {
+namespace {
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+TEST(DkimKey, GeneratedKeysSignAndVerify) {
+  for (auto [type, bits] : {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
+    std::string err;
+    const std::string pem = DkimKey::generate_pem(type, bits, &err);
+    ASSERT_FALSE(pem.empty()) << err;
+    EXPECT_NE(pem.find("-----BEGIN PRIVATE KEY-----"), std::string::npos);  // PKCS#8
+    auto k = DkimKey::from_pem(pem, &err);
+    ASSERT_NE(k, nullptr) << err;
+    EXPECT_EQ(k->type(), type);
+    std::string sig;
+    ASSERT_TRUE(k->sign("header data", &sig, &err)) << err;
+    EXPECT_EQ(sig.size(), type == DkimKey::Type::kRsa ? 256u : 64u);
+    EXPECT_TRUE(k->verify("header data", sig));
+    EXPECT_FALSE(k->verify("header datA", sig));
+    EXPECT_EQ(k->public_key().size(), type == DkimKey::Type::kRsa ? 294u : 32u);
+  }
+}
+
+TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
+  if (run("command -v openssl").empty()) GTEST_SKIP() << "no openssl";
+  std::string err;
+  auto pkcs1 = DkimKey::from_pem(run("openssl genrsa -traditional 2048 2>/dev/null"), &err);
+  ASSERT_NE(pkcs1, nullptr) << err;
+  EXPECT_EQ(pkcs1->bits(), 2048);
+  const std::string ed_pem = run("openssl genpkey -algorithm ed25519 2>/dev/null");
+  auto ed = DkimKey::from_pem(ed_pem, &err);
+  ASSERT_NE(ed, nullptr) << err;
+  // The public key matches openssl's (the last 32 bytes of its SPKI DER).
+  char tmpl[] = "/tmp/ringmail-dkim-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  FILE* f = ::fdopen(fd, "w");
+  std::fwrite(ed_pem.data(), 1, ed_pem.size(), f);
+  std::fclose(f);
+  const std::string spki = run(std::string("openssl pkey -in ") + tmpl + " -pubout -outform DER 2>/dev/null");
+  std::remove(tmpl);
+  ASSERT_EQ(spki.size(), 44u);
+  EXPECT_EQ(ed->public_key(), spki.substr(12));
+}
+
+TEST(DkimKey, RefusesWhatIsNotAKey) {
+  std::string err;
+  EXPECT_EQ(DkimKey::from_pem("hello", &err), nullptr);
+  EXPECT_EQ(err, "not a PEM private key");
+  EXPECT_EQ(DkimKey::load("/nonexistent/key.pem", &err), nullptr);
+  EXPECT_EQ(err, "/nonexistent/key.pem: cannot read");
+  if (run("command -v openssl").empty()) return;
+  EXPECT_EQ(DkimKey::from_pem(run("openssl genrsa -traditional 512 2>/dev/null"), &err), nullptr);
+  EXPECT_NE(err.find("at least 1024"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace ringmail::tls

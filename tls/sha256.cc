@@ -1,0 +1,182 @@
+#include "tls/sha256.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include <cstring>
+
+namespace ringmail::tls {
+
+namespace {
+
+constexpr uint32_t kInit[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+alignas(16) constexpr uint32_t kK[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return f;
+  const bool osxsave = (c >> 27) & 1;
+  uint64_t xcr0 = 0;
+  if (osxsave) {
+    uint32_t lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    xcr0 = (static_cast<uint64_t>(hi) << 32) | lo;
+  }
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return f;
+  f.sha_ni = (b >> 29) & 1;
+  const bool ymm = (xcr0 & 0x6) == 0x6;
+  const bool zmm = ymm && (xcr0 & 0xe0) == 0xe0;
+  f.avx2 = ymm && ((b >> 5) & 1);
+  f.avx512 = zmm && ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // F, BW, VL
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+const char* to_string(Sha256Backend b) {
+  switch (b) {
+    case Sha256Backend::kAuto: return "auto";
+    case Sha256Backend::kWolfCrypt: return "wolfcrypt";
+    case Sha256Backend::kShaNi: return "sha-ni";
+  }
+  return "?";
+}
+
+Sha256Backend resolve(Sha256Backend b) {
+  if (b == Sha256Backend::kAuto) {
+    return cpu_features().sha_ni ? Sha256Backend::kShaNi : Sha256Backend::kWolfCrypt;
+  }
+  if (b == Sha256Backend::kShaNi && !cpu_features().sha_ni) return Sha256Backend::kWolfCrypt;
+  return b;
+}
+
+// Two rounds per sha256rnds2, four per group; the message schedule keeps
+// the last four groups of words in w[0..3] (Intel's SHA extensions, as in
+// the SDM's description of SHA256RNDS2/MSG1/MSG2).
+__attribute__((target("sha,sse4.1,ssse3")))
+void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  // state a..h -> the ABEF and CDGH layouts the instructions use.
+  __m128i t = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);
+  __m128i s0 = _mm_alignr_epi8(t, s1, 8);
+  s1 = _mm_blend_epi16(s1, t, 0xF0);
+  for (; blocks > 0; --blocks, data += 64) {
+    const __m128i save0 = s0, save1 = s1;
+    __m128i w[4];
+    for (int g = 0; g < 16; ++g) {
+      __m128i& cur = w[g & 3];
+      if (g < 4) {
+        cur = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * g)), bswap);
+      } else {
+        const __m128i prev = w[(g + 3) & 3];  // W[g-1]
+        __m128i x = _mm_sha256msg1_epu32(cur, w[(g + 1) & 3]);
+        x = _mm_add_epi32(x, _mm_alignr_epi8(prev, w[(g + 2) & 3], 4));
+        cur = _mm_sha256msg2_epu32(x, prev);
+      }
+      __m128i m = _mm_add_epi32(cur, _mm_load_si128(reinterpret_cast<const __m128i*>(kK + 4 * g)));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      m = _mm_shuffle_epi32(m, 0x0E);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, m);
+    }
+    s0 = _mm_add_epi32(s0, save0);
+    s1 = _mm_add_epi32(s1, save1);
+  }
+  t = _mm_shuffle_epi32(s0, 0x1B);
+  s1 = _mm_shuffle_epi32(s1, 0xB1);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state), _mm_blend_epi16(t, s1, 0xF0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), _mm_alignr_epi8(s1, t, 8));
+}
+
+Sha256Job::Sha256Job(Sha256Backend b) : backend_(resolve(b)) {
+  std::memcpy(state_, kInit, sizeof state_);
+  if (backend_ == Sha256Backend::kWolfCrypt) {
+    auto* w = new wc_Sha256;
+    wc_InitSha256(w);
+    wolf_ = w;
+  }
+}
+
+Sha256Job::~Sha256Job() {
+  if (wolf_ != nullptr) {
+    wc_Sha256Free(static_cast<wc_Sha256*>(wolf_));
+    delete static_cast<wc_Sha256*>(wolf_);
+  }
+}
+
+void Sha256Job::update(std::string_view in) {
+  length_ += in.size();
+  if (wolf_ != nullptr) {
+    wc_Sha256Update(static_cast<wc_Sha256*>(wolf_), reinterpret_cast<const byte*>(in.data()),
+                    static_cast<word32>(in.size()));
+    return;
+  }
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  size_t n = in.size();
+  if (partial_len_ > 0) {
+    const size_t take = std::min(n, 64 - partial_len_);
+    std::memcpy(partial_ + partial_len_, p, take);
+    partial_len_ += take;
+    p += take;
+    n -= take;
+    if (partial_len_ < 64) return;
+    sha256_blocks_shani(state_, partial_, 1);
+    partial_len_ = 0;
+  }
+  if (n >= 64) {
+    sha256_blocks_shani(state_, p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+  }
+  std::memcpy(partial_, p, n);
+  partial_len_ = n;
+}
+
+Sha256Digest Sha256Job::finish() {
+  Sha256Digest out{};
+  if (wolf_ != nullptr) {
+    wc_Sha256Final(static_cast<wc_Sha256*>(wolf_), out.data());
+    return out;
+  }
+  // Padding: 0x80, zeros, the length in bits (big-endian) in the last 8 bytes.
+  uint8_t pad[128] = {0x80};
+  const size_t padlen = (partial_len_ < 56 ? 56 : 120) - partial_len_;
+  const uint64_t bits = length_ * 8;
+  for (int i = 0; i < 8; ++i) pad[padlen + static_cast<size_t>(i)] = static_cast<uint8_t>(bits >> (56 - 8 * i));
+  const uint64_t keep = length_;
+  update(std::string_view(reinterpret_cast<const char*>(pad), padlen + 8));
+  length_ = keep;
+  for (int i = 0; i < 8; ++i) {
+    out[static_cast<size_t>(4 * i)] = static_cast<uint8_t>(state_[i] >> 24);
+    out[static_cast<size_t>(4 * i + 1)] = static_cast<uint8_t>(state_[i] >> 16);
+    out[static_cast<size_t>(4 * i + 2)] = static_cast<uint8_t>(state_[i] >> 8);
+    out[static_cast<size_t>(4 * i + 3)] = static_cast<uint8_t>(state_[i]);
+  }
+  return out;
+}
+
+Sha256Digest Sha256Job::hash(std::string_view data, Sha256Backend b) {
+  Sha256Job h(b);
+  h.update(data);
+  return h.finish();
+}
+
+}  // namespace ringmail::tls

@@ -1,0 +1,59 @@
+// SHA-256 (FIPS 180-4) for DKIM body and header hashes, as resumable jobs:
+// state, partial block and length, fed in chunks of any size. Backends:
+// wolfCrypt's (the scalar reference), and a SHA-NI kernel (x86 SHA
+// extensions) used by default where the CPU has them. The backend is picked
+// once per process (cpu_features(), or forced: tests and benchmarks).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ringmail::tls {
+
+enum class Sha256Backend : uint8_t { kAuto, kWolfCrypt, kShaNi };
+const char* to_string(Sha256Backend b);
+
+struct CpuFeatures {
+  bool sha_ni = false;
+  bool avx2 = false;
+  bool avx512 = false;  // F, VL, BW, and the OS saves the state
+};
+const CpuFeatures& cpu_features();
+
+// kAuto resolves to SHA-NI when the CPU has it, else wolfCrypt. A backend
+// the CPU lacks resolves to wolfCrypt.
+Sha256Backend resolve(Sha256Backend b);
+
+using Sha256Digest = std::array<uint8_t, 32>;
+
+class Sha256Job {
+ public:
+  explicit Sha256Job(Sha256Backend b = Sha256Backend::kAuto);
+  ~Sha256Job();
+  Sha256Job(const Sha256Job&) = delete;
+  Sha256Job& operator=(const Sha256Job&) = delete;
+
+  void update(std::string_view data);
+  Sha256Digest finish();  // the job is spent afterwards
+  Sha256Backend backend() const { return backend_; }
+  uint64_t length() const { return length_; }
+
+  static Sha256Digest hash(std::string_view data, Sha256Backend b = Sha256Backend::kAuto);
+
+ private:
+  Sha256Backend backend_;
+  uint32_t state_[8];
+  uint8_t partial_[64];
+  size_t partial_len_ = 0;
+  uint64_t length_ = 0;
+  void* wolf_ = nullptr;  // wc_Sha256, for the wolfCrypt backend
+};
+
+// The compression function on whole 64-byte blocks (exposed for tests and
+// the benchmark).
+void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks);
+
+}  // namespace ringmail::tls
