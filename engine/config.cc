@@ -267,7 +267,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
                 "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
-                "relay_networks"});
+                "relay_networks", "dkim"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -426,6 +426,22 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           if (rt == nullptr) throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
           o.routes.push_back(parse_route(source, *rt));
         }
+      }
+    }
+    if (const toml::node* n = t.get("dkim")) {
+      const toml::table* dt = n->as_table();
+      if (dt == nullptr) throw ConfigError{where(source, *n, "dkim") + ": must be a table"};
+      check_keys(source, *dt, "dkim.", {"sha256_backend"});
+      const std::string b = get_string(source, *dt, "sha256_backend", "auto");
+      if (b == "auto") {
+        cfg->dkim_sha256 = tls::Sha256Backend::kAuto;
+      } else if (b == "wolfcrypt") {
+        cfg->dkim_sha256 = tls::Sha256Backend::kWolfCrypt;
+      } else if (b == "sha-ni") {
+        cfg->dkim_sha256 = tls::Sha256Backend::kShaNi;
+      } else {
+        throw ConfigError{where(source, *dt->get("sha256_backend"), "dkim.sha256_backend") +
+                          ": must be auto, wolfcrypt or sha-ni"};
       }
     }
     if (const toml::node* n = t.get("tls")) {

@@ -14,6 +14,7 @@
 #include "engine/backend.h"
 #include "engine/outbound_queue.h"
 #include "proto/smtp_server.h"
+#include "tls/sha256.h"
 
 namespace ringmail::engine {
 
@@ -66,6 +67,9 @@ struct Config {
   // system's).
   OutboundConfig outbound;
   std::string dns_servers;
+  // [dkim]: the SHA-256 code for body and header hashes (auto: SHA-NI when
+  // the CPU has it).
+  tls::Sha256Backend dkim_sha256 = tls::Sha256Backend::kAuto;
   proto::SessionLimits limits;
   uint32_t command_timeout_s = 300;
   uint32_t data_timeout_s = 600;

@@ -28,6 +28,7 @@ const char* result_name(proto::CommitResult r) {
     case proto::CommitResult::kOk: return "ok";
     case proto::CommitResult::kTempFail: return "451 write/fsync error";
     case proto::CommitResult::kNoSpace: return "452 no space";
+    case proto::CommitResult::kSignFail: return "451 DKIM signing failed";
   }
   return "?";
 }
@@ -39,7 +40,7 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
       session_(params_for(*shard.cfg_, listener, client_literal,
                           shard.certs_ && !shard.certs_->empty(), trusted),
                shard),
-      implicit_tls_(listener.implicit_tls) {
+      implicit_tls_(listener.implicit_tls), trusted_(trusted) {
   recv_c_.conn = this;
   send_c_.conn = this;
   commit_.conn = this;
@@ -153,7 +154,8 @@ void Connection::after_io() {
     auth_busy_ = true;
     shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
   }
-  if (session_.awaiting_commit() && !commit_busy_) {
+  if (session_.awaiting_commit() && !commit_busy_ && !sign_busy_ && !(!signed_ && start_signing())) {
+    signed_ = false;
     commit_busy_ = true;
     shard_.last_commit_ms_ = Shard::mono_ms();
     commit_.env = &session_.envelope();
@@ -254,6 +256,39 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   self->maybe_finish();
 }
 
+bool Connection::start_signing() {
+  signed_ = true;  // asked once per message
+  const DkimKeys* keys = shard_.dkim_.get();
+  const proto::Envelope& env = session_.envelope();
+  if (keys == nullptr || keys->size() == 0 || (env.auth_user.empty() && !trusted_)) return false;
+  const std::string domain = signing_domain(session_.message(), env.from, *keys);
+  if (domain.empty()) return false;
+  sign_.conn = this;
+  sign_.message = session_.message();
+  sign_.keys = *keys->find(domain);
+  sign_.now_unix = shard_.clock_s();
+  sign_.backend = shard_.cfg_->dkim_sha256;
+  sign_.on_result = &Connection::on_signed;
+  sign_busy_ = true;
+  start_dkim_sign(shard_.file_io_, &sign_);
+  return true;
+}
+
+void Connection::on_signed(DkimSignJob* j, bool ok) {
+  Connection* self = static_cast<SignC*>(j)->conn;
+  self->sign_busy_ = false;
+  if (!ok) {
+    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error);
+    self->signed_ = false;
+    self->session_.commit_done(proto::CommitResult::kSignFail);
+  } else {
+    self->session_.message().insert(0, j->fields);
+  }
+  j->fields.clear();
+  self->after_io();
+  self->maybe_finish();
+}
+
 void Connection::on_auth(Authenticator::Check* c, bool ok) {
   Connection* self = static_cast<AuthC*>(c)->conn;
   self->auth_busy_ = false;
@@ -335,7 +370,7 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_) return;
+  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_ || sign_busy_) return;
   retired_ = true;
   shard_.retire(this);
 }

@@ -49,6 +49,9 @@ class Connection {
   struct AuthC : Authenticator::Check {
     Connection* conn = nullptr;
   };
+  struct SignC : DkimSignJob {
+    Connection* conn = nullptr;
+  };
 
   // Where received bytes go: the SMTP session in clear, the ClientHello
   // reader (after STARTTLS, or from the start on an implicit TLS port), or
@@ -64,6 +67,10 @@ class Connection {
   static void on_timeout(TimerEntry* t);
   static void on_auth(Authenticator::Check* c, bool ok);
   static void on_auth_delay(TimerEntry* t);
+  static void on_signed(DkimSignJob* j, bool ok);
+  // Starts signing the message waiting for its commit, when it should be
+  // (authenticated or trusted client, keys for its domain); false if not.
+  bool start_signing();
   void after_io();
   void flush();
   void arm_recv();
@@ -85,6 +92,7 @@ class Connection {
   bool auth_delay_pending_ = false;
   TlsPhase phase_ = TlsPhase::kClear;
   bool implicit_tls_ = false;
+  bool trusted_ = false;  // relay_networks: an MTA or an application here
   std::string hello_;  // ClientHello bytes read so far
   std::unique_ptr<tls::TlsSession> tls_;
   bool tls_closed_ = false;  // close_notify queued
@@ -93,6 +101,9 @@ class Connection {
   bool recv_armed_ = false;
   bool send_busy_ = false;
   bool commit_busy_ = false;
+  SignC sign_;
+  bool sign_busy_ = false;
+  bool signed_ = false;  // the message waiting for its commit carries its signatures
   bool shut_ = false;
   bool retired_ = false;
 };

@@ -228,6 +228,24 @@ int run(int argc, char** argv) {
     return 1;
   }
 
+  auto load_dkim = [&](const Config& c) {
+    std::vector<std::string> problems;
+    auto keys = DkimKeys::load(c.domains_dir, &problems);
+    for (const auto& p : problems) log_line("dkim: " + p + " (skipped)");
+    for (const auto& [domain, list] : keys->all()) {
+      for (const auto& k : list) {
+        log_line("dkim: " + domain + " selector " + k.selector + " (" +
+                 (k.key->type() == tls::DkimKey::Type::kRsa ? "rsa " + std::to_string(k.key->bits())
+                                                             : std::string("ed25519")) +
+                 ")");
+      }
+    }
+    return keys;
+  };
+  auto dkim = load_dkim(*cfg);
+  log_line(std::string("dkim: body hashing with ") +
+           tls::to_string(tls::resolve(cfg->dkim_sha256)));
+
   // Recover the spool before accepting anything.
   storage::PosixFileIo io;
   std::vector<storage::Spool::RecoveredSegment> recovered;
@@ -253,6 +271,7 @@ int run(int argc, char** argv) {
     }
     shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
     shards.back()->set_certs(certs);
+    shards.back()->set_dkim(dkim);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
       return 1;
@@ -339,9 +358,11 @@ int run(int argc, char** argv) {
         log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
       }
       cfg = fresh;
+      dkim = load_dkim(*cfg);
       post_all(shards, [&](ShardMessage& m) {
         m.type = ShardMessage::Type::kReload;
         m.config = fresh;
+        m.dkim = dkim;
       });
       continue;
     }

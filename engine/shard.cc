@@ -314,6 +314,7 @@ void Shard::handle(ShardMessage&& m) {
       break;
     case ShardMessage::Type::kReload:
       cfg_ = std::move(m.config);
+      if (m.dkim) dkim_ = std::move(m.dkim);
       if (outbound_) {
         outbound_->reconfigure(cfg_->outbound);
         dispatcher_->reconfigure(cfg_->outbound);

@@ -21,6 +21,7 @@
 #include "engine/outbound_queue.h"
 #include "engine/resolver.h"
 #include "engine/config.h"
+#include "engine/dkim.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
 #include "proto/smtp_server.h"
@@ -60,6 +61,7 @@ struct ShardMessage {
   Type type = Type::kNone;
   std::shared_ptr<const Config> config;  // kReload
   std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
+  std::shared_ptr<const DkimKeys> dkim;  // kReload: the signing keys read again
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
   uint64_t value = 0;                    // kPingPeer: target shard
   OutboundBatch* batch = nullptr;        // kOutboundBatch, kOutboundDone
@@ -93,6 +95,8 @@ class Shard final : public proto::SmtpHost {
   // Before run(), on the main thread: the certificates new TLS sessions use
   // (null or empty: no STARTTLS, and implicit TLS ports close at once).
   void set_certs(std::shared_ptr<const tls::CertStore> certs) { certs_ = std::move(certs); }
+  // Before run(): the DKIM signing keys (replaced on reload).
+  void set_dkim(std::shared_ptr<const DkimKeys> keys) { dkim_ = std::move(keys); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -179,6 +183,7 @@ class Shard final : public proto::SmtpHost {
   DoorbellC doorbell_;
 
   std::shared_ptr<const tls::CertStore> certs_;
+  std::shared_ptr<const DkimKeys> dkim_;
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;

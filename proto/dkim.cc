@@ -245,4 +245,19 @@ std::string fold_b64(std::string_view b64, size_t first_line_room) {
   return out;
 }
 
+std::string dns_record(Algorithm a, std::string_view public_key_b64) {
+  return std::string("v=DKIM1; k=") + (a == Algorithm::kRsaSha256 ? "rsa" : "ed25519") +
+         "; p=" + std::string(public_key_b64);
+}
+
+std::string zone_line(const std::string& selector, const std::string& domain, std::string_view record) {
+  std::string out = selector + "._domainkey." + domain + ". 3600 IN TXT";
+  while (!record.empty()) {
+    const size_t n = std::min<size_t>(255, record.size());
+    out += " \"" + std::string(record.substr(0, n)) + "\"";
+    record.remove_prefix(n);
+  }
+  return out;
+}
+
 }  // namespace ringmail::proto::dkim

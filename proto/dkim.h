@@ -95,4 +95,10 @@ std::string signature_field(const SignatureParams& p);
 // Base64 text folded into lines of at most 72 characters ("\r\n\t" between).
 std::string fold_b64(std::string_view b64, size_t first_line_room);
 
+// The DNS TXT record for a public key: "v=DKIM1; k=rsa; p=<base64>" (or
+// k=ed25519), and the zone-file line that publishes it at
+// <selector>._domainkey.<domain>, in strings of at most 255 bytes.
+std::string dns_record(Algorithm a, std::string_view public_key_b64);
+std::string zone_line(const std::string& selector, const std::string& domain, std::string_view record);
+
 }  // namespace ringmail::proto::dkim

@@ -85,7 +85,9 @@ struct Envelope {
   std::string auth_user;  // the authenticated user, else empty
 };
 
-enum class CommitResult { kOk, kTempFail, kNoSpace };
+// kSignFail: the message should have been DKIM-signed and could not be
+// (never queued unsigned).
+enum class CommitResult { kOk, kTempFail, kNoSpace, kSignFail };
 
 // The mailbox a local part maps to: lower case, only [a-z0-9._+-=], not
 // starting with a dot. nullopt when the local part cannot be a mailbox.

@@ -9,6 +9,9 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 #include <wolfssl/wolfcrypt/signature.h>
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -243,6 +246,42 @@ bool DkimKey::verify(std::string_view data, std::string_view sig) const {
   return wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()), static_cast<word32>(sig.size()),
                                digest, sizeof digest, &ok, static_cast<ed25519_key*>(key_)) == 0 &&
          ok == 1;
+}
+
+namespace {
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string dkim_key_path(const std::string& domains_dir, const std::string& domain,
+                          const std::string& selector) {
+  return domains_dir + "/" + domain + "/dkim:" + selector + ".pem";
+}
+
+std::vector<DkimKeyFile> list_dkim_key_files(const std::string& domains_dir,
+                                             const std::string& only_domain) {
+  std::vector<DkimKeyFile> out;
+  const std::vector<std::string> domains =
+      only_domain.empty() ? list_dir(domains_dir) : std::vector<std::string>{only_domain};
+  for (const auto& domain : domains) {
+    for (const auto& f : list_dir(domains_dir + "/" + domain)) {
+      if (f.rfind("dkim:", 0) != 0 || f.size() <= 9 || f.compare(f.size() - 4, 4, ".pem") != 0) continue;
+      out.push_back(DkimKeyFile{domain, f.substr(5, f.size() - 9), domains_dir + "/" + domain + "/" + f});
+    }
+  }
+  return out;
 }
 
 }  // namespace ringmail::tls

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringmail::tls {
 
@@ -45,5 +46,17 @@ class DkimKey {
   void* key_ = nullptr;  // RsaKey or ed25519_key
   std::string public_;
 };
+
+// Key files: <domains_dir>/<domain>/dkim:<selector>.pem (chasquid's naming).
+struct DkimKeyFile {
+  std::string domain;  // as the folder is named
+  std::string selector;
+  std::string path;
+};
+// Every key file, or those of one domain; sorted by domain and selector.
+std::vector<DkimKeyFile> list_dkim_key_files(const std::string& domains_dir,
+                                             const std::string& only_domain = "");
+std::string dkim_key_path(const std::string& domains_dir, const std::string& domain,
+                          const std::string& selector);
 
 }  // namespace ringmail::tls

@@ -1,4 +1,4 @@
-// ringmail: the operator's command. DKIM and DNS commands join it later.
+// ringmail: the operator's command.
 //
 //   ringmail spool-list [--data-dir DIR]        what waits for delivery
 //   ringmail spool-show ID [--data-dir DIR]     one message: envelope and text
@@ -7,7 +7,9 @@
 //   ringmail user-list [DOMAIN]
 //   ringmail authenticate ADDR [--password-stdin]
 //   ringmail check-users                        validate every users file
-//   (user commands take --domains-dir DIR, default /etc/ringmail/domains)
+//   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
+//   ringmail dkim-dns DOMAIN                    the TXT records to publish
+//   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
 //
 // The spool commands read without changing anything (storage::Spool::scan),
 // so they are safe while ringmaild runs; ringmaild picks up users file
@@ -19,6 +21,7 @@
 
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tools/dkim.h"
 #include "tools/users.h"
 
 namespace {
@@ -125,6 +128,15 @@ int main(int argc, char** argv) {
   ulist->add_option("domain", domain, "only this domain");
   CLI::App* auth = users_cmd("authenticate", "check a password (exit 0 if right)", true, true);
   CLI::App* check = users_cmd("check-users", "validate every users file", false, false);
+  std::string selector, algo = "rsa2048";
+  CLI::App* keygen = app.add_subcommand("dkim-keygen", "make a DKIM signing key, print its DNS record");
+  keygen->add_option("domain", domain, "the signing domain (d=)")->required();
+  keygen->add_option("--selector", selector, "s= (default: today's date, 20261123)");
+  keygen->add_option("--algo", algo, "rsa2048, rsa3072 or ed25519")->capture_default_str();
+  keygen->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
+  CLI::App* dns = app.add_subcommand("dkim-dns", "print the DNS records of a domain's DKIM keys");
+  dns->add_option("domain", domain, "the signing domain")->required();
+  dns->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   namespace t = ringmail::tools;
   if (list->parsed()) return spool_list(data_dir);
@@ -134,5 +146,7 @@ int main(int argc, char** argv) {
   if (ulist->parsed()) return t::user_list(domains_dir, domain);
   if (auth->parsed()) return t::authenticate(domains_dir, address, pw);
   if (check->parsed()) return t::check_users(domains_dir);
+  if (keygen->parsed()) return t::dkim_keygen(domains_dir, domain, selector, algo);
+  if (dns->parsed()) return t::dkim_dns(domains_dir, domain);
   return 2;
 }

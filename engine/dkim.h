@@ -1,0 +1,72 @@
+// DKIM signing in the daemon: the keys of every domain (read from the
+// domains directory at start and on SIGHUP), the choice of the signing
+// domain, and the signing itself as a job on a backend worker thread
+// (body canonicalization and hash, then one signature per key).
+//
+// Key files: <domains_dir>/<domain>/dkim:<selector>.pem, chasquid's naming;
+// RSA or Ed25519, PKCS#8 or PKCS#1 PEM. A domain with an RSA and an Ed25519
+// key gets both signatures (RFC 8463's advice).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/address.h"
+#include "storage/file_io.h"
+#include "tls/dkim_key.h"
+#include "tls/sha256.h"
+
+namespace ringmail::engine {
+
+struct DkimSigner {
+  std::string domain;  // lower case
+  std::string selector;
+  std::shared_ptr<const tls::DkimKey> key;
+  std::string path;
+};
+
+class DkimKeys {
+ public:
+  // Reads every key under `domains_dir`; a file that is not a usable key
+  // is skipped with a line in `problems`.
+  static std::shared_ptr<const DkimKeys> load(const std::string& domains_dir,
+                                              std::vector<std::string>* problems);
+  // The keys of `domain` (lower case), or null.
+  const std::vector<DkimSigner>* find(const std::string& domain) const;
+  size_t size() const { return count_; }
+  const std::map<std::string, std::vector<DkimSigner>>& all() const { return by_domain_; }
+
+ private:
+  std::map<std::string, std::vector<DkimSigner>> by_domain_;
+  size_t count_ = 0;
+};
+
+// The domain that signs `message`: its From header's domain when that has
+// keys, else the envelope sender's; empty when neither has.
+std::string signing_domain(std::string_view message, const proto::Address& env_from,
+                           const DkimKeys& keys);
+
+// The DKIM-Signature fields (each ending in CRLF) to put on top of
+// `message` (CRLF line endings), one per key; false and a reason when a
+// signature could not be made.
+bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
+               tls::Sha256Backend backend, std::string* fields, std::string* error);
+
+// The same on a worker thread (storage::FileIo::submit); `message` stays
+// untouched by its owner until on_result runs on the owner's thread.
+struct DkimSignJob : storage::BlockingOp {
+  std::string_view message;
+  std::vector<DkimSigner> keys;
+  int64_t now_unix = 0;
+  tls::Sha256Backend backend = tls::Sha256Backend::kAuto;
+  std::string fields;
+  std::string error;
+  void (*on_result)(DkimSignJob* job, bool ok) = nullptr;
+};
+void start_dkim_sign(storage::FileIo& io, DkimSignJob* job);
+
+}  // namespace ringmail::engine

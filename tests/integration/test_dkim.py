@@ -1,0 +1,173 @@
+"""DKIM signing end to end: keys made with `ringmail dkim-keygen`, mail
+submitted by an authenticated user (or a relay_networks client) is signed
+with RSA and Ed25519 before it is queued, and every signature verifies with
+dkimpy (python3-dkim) against the records `ringmail dkim-dns` prints.
+Edge cases: folded headers, trailing whitespace, empty body, long lines,
+repeated headers, UTF-8 headers, a large body; tampering is caught."""
+import re
+import smtplib
+
+import dkim
+import pytest
+
+from test_auth import PASSWORD, add_user
+from test_tls import certs, client_context  # noqa: F401,F811 (fixture)
+from test_tools import tool as run_tool
+
+DOMAIN = "example.test"
+
+
+tool = run_tool
+
+
+def ok(*args):
+    r = run_tool(*args)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    ok("dkim-keygen", DOMAIN, "--selector", "rsa1", "--domains-dir", str(domains))
+    ok("dkim-keygen", DOMAIN, "--selector", "ed1", "--algo", "ed25519", "--domains-dir", str(domains))
+    return domains
+
+
+def dns_records(domains):
+    """name -> TXT text, from `ringmail dkim-dns` (strings joined)."""
+    out = {}
+    for line in ok("dkim-dns", DOMAIN, "--domains-dir", str(domains)).stdout.splitlines():
+        name = line.split()[0].rstrip(".")
+        out[name] = "".join(re.findall(r'"([^"]*)"', line))
+    return out
+
+
+def verifies(msg, records, idx=0):
+    """dkimpy's verdict on signature `idx` of `msg` (CRLF); a mismatch it
+    raises about is a failure too."""
+    try:
+        return dkim.DKIM(msg).verify(idx=idx, dnsfunc=lambda name, timeout=5: records.get(
+            name.decode().rstrip("."), "").encode())
+    except dkim.DKIMException:
+        return False
+
+
+def verify_all(data, records):
+    """Each DKIM-Signature of `data` (bytes, LF or CRLF) verifies; returns
+    the algorithms seen."""
+    msg = re.sub(rb"\r?\n", b"\r\n", data)
+
+    def dnsfunc(name, timeout=5):
+        return records.get(name.decode().rstrip("."), "").encode()
+
+    d = dkim.DKIM(msg)
+    n = len(re.findall(rb"(?im)^DKIM-Signature:", msg))
+    algos = []
+    for i in range(n):
+        assert d.verify(idx=i, dnsfunc=dnsfunc), f"signature {i} does not verify:\n{msg[:3000]!r}"
+        algos.append(d.signature_fields[b"a"].decode())
+    return algos
+
+
+@pytest.fixture
+def signer(start_ringmaild, certs, keyed):  # noqa: F811
+    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=keyed,
+                           limits={"message_bytes_max": 30 * 1024 * 1024},
+                           relay_networks=["127.0.0.2/32"])
+
+
+def submit(server, raw, rcpt="bob@example.test", sender="alice@example.test", **kw):
+    with smtplib.SMTP("127.0.0.1", server.sub_port, timeout=60) as s:
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        s.login("alice@example.test", PASSWORD)
+        s.sendmail(sender, [rcpt], raw, **kw)
+
+
+CASES = {
+    "plain": b"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nhello\r\n",
+    "folded": (b"From: Alice\r\n <alice@example.test>\r\nTo: bob@example.test,\r\n\tcarol@example.test\r\n"
+               b"Subject:   many    spaces\r\n   and a fold  \r\n\r\nbody  with \t spaces \t \r\n"),
+    "empty_body": b"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: empty\r\n\r\n",
+    "trailing_blank_lines": b"From: alice@example.test\r\nSubject: blanks\r\n\r\ntext\r\n\r\n\r\n \r\n",
+    "long_lines": b"From: alice@example.test\r\nSubject: long\r\n\r\n" + b"x" * 990 + b"\r\n" + b"y " * 400 + b"\r\n",
+    "repeated": (b"From: alice@example.test\r\nTo: a@example.test\r\nTo: b@example.test\r\n"
+                 b"Cc: c@example.test\r\nSubject: one\r\nReferences: <1@x>\r\nReferences: <2@x>\r\n\r\nr\r\n"),
+    "dots": b"From: alice@example.test\r\nSubject: dots\r\n\r\n.leading dot\r\n..two\r\n.\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_signed_messages_verify_with_dkimpy(signer, keyed, case):
+    submit(signer, CASES[case])
+    data = signer.wait_for_mail(DOMAIN, "bob")[0].read_bytes()
+    assert sorted(verify_all(data, dns_records(keyed))) == ["ed25519-sha256", "rsa-sha256"]
+    text = data.decode("utf-8", "replace")
+    assert "c=relaxed/relaxed" in text and "h=from:from:" in text.replace("\n\t", "").replace(" ", "")
+    assert "l=" not in re.sub(r"(?s)b=[^;]*$", "", text.split("\n\n")[0]).replace("\n", "")
+
+
+def test_utf8_headers_and_a_large_body(signer, keyed):
+    raw = ("From: Zoë <alice@example.test>\r\nTo: bob@example.test\r\nSubject: héllo wörld\r\n\r\n"
+           ).encode() + (b"0123456789abcdef" * 4 + b"\r\n") * 340000  # over 20 MiB
+    submit(signer, raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    data = signer.wait_for_mail(DOMAIN, "bob", timeout=60)[0].read_bytes()
+    assert len(data) > 20 * 1024 * 1024
+    assert sorted(verify_all(data, dns_records(keyed))) == ["ed25519-sha256", "rsa-sha256"]
+
+
+def test_tampering_is_caught(signer, keyed):
+    submit(signer, CASES["plain"])
+    data = signer.wait_for_mail(DOMAIN, "bob")[0].read_bytes()
+    records = dns_records(keyed)
+    for before, after in [(b"hello", b"hellO"), (b"Subject: hi", b"Subject: hI"),
+                          (b"From: Alice", b"From: Eve")]:
+        bad = re.sub(rb"\r?\n", b"\r\n", data.replace(before, after, 1))
+        assert not verifies(bad, records, 0) and not verifies(bad, records, 1), before
+    # A second From added below the signed one breaks it (From is over-signed).
+    good = re.sub(rb"\r?\n", b"\r\n", data)
+    assert verifies(good, records, 0) and verifies(good, records, 1)
+    bad = good.replace(b"\r\n\r\n", b"\r\nFrom: eve@evil.example\r\n\r\n", 1)
+    assert not verifies(bad, records, 0) and not verifies(bad, records, 1)
+
+
+def test_only_authenticated_or_trusted_mail_is_signed(signer, keyed):
+    # Port 25 from an untrusted address: not signed (it is not ours).
+    with smtplib.SMTP("127.0.0.1", signer.port, timeout=30) as s:
+        s.sendmail("alice@example.test", ["carol@example.test"], CASES["plain"])
+    data = signer.wait_for_mail(DOMAIN, "carol")[0].read_bytes()
+    assert b"DKIM-Signature:" not in data
+    # From a relay_networks address (an application here): signed.
+    with smtplib.SMTP("127.0.0.1", signer.port, timeout=30, source_address=("127.0.0.2", 0)) as s:
+        s.sendmail("app@example.test", ["dave@example.test"], CASES["plain"])
+    data = signer.wait_for_mail(DOMAIN, "dave")[0].read_bytes()
+    assert sorted(verify_all(data, dns_records(keyed))) == ["ed25519-sha256", "rsa-sha256"]
+    # A From domain without keys and an envelope sender without keys: unsigned.
+    with smtplib.SMTP("127.0.0.1", signer.port, timeout=30, source_address=("127.0.0.2", 0)) as s:
+        s.sendmail("app@other.test", ["erin@example.test"],
+                   b"From: someone@elsewhere.example\r\nSubject: x\r\n\r\nx\r\n")
+    data = signer.wait_for_mail(DOMAIN, "erin")[0].read_bytes()
+    assert b"DKIM-Signature:" not in data
+    log = signer.log_path.read_text()
+    assert "dkim: example.test selector rsa1 (rsa 2048)" in log
+    assert "dkim: example.test selector ed1 (ed25519)" in log
+
+
+def test_keygen_and_dns_commands(tmp_path):
+    d = tmp_path / "domains"
+    r = ok("dkim-keygen", "Example.ORG", "--domains-dir", str(d))
+    assert "._domainkey.example.org. 3600 IN TXT \"v=DKIM1; k=rsa; p=MII" in r.stdout
+    assert "mode 0600" in r.stderr
+    key = list((d / "example.org").glob("dkim:*.pem"))
+    assert len(key) == 1 and oct(key[0].stat().st_mode & 0o777) == "0o600"
+    # RSA-2048 records are longer than 255 bytes: several strings.
+    assert r.stdout.count('" "') >= 1
+    sel = key[0].name[5:-4]
+    again = tool("dkim-keygen", "example.org", "--selector", sel, "--domains-dir", str(d))
+    assert again.returncode == 1 and "exists already" in again.stderr
+    bad = tool("dkim-keygen", "example.org", "--algo", "dsa", "--domains-dir", str(d))
+    assert bad.returncode == 1 and "--algo must be" in bad.stderr
+    none = tool("dkim-dns", "nokeys.example", "--domains-dir", str(d))
+    assert none.returncode == 1 and "no DKIM key for nokeys.example" in none.stderr
