@@ -263,6 +263,9 @@ bool Connection::start_signing() {
   if (keys == nullptr || keys->size() == 0 || (env.auth_user.empty() && !trusted_)) return false;
   const std::string domain = signing_domain(session_.message(), env.from, *keys);
   if (domain.empty()) return false;
+  // Sent with a final CRLF in any case (DATA and BDAT alike): signed so.
+  std::string& m = session_.message();
+  if (m.size() < 2 || m.compare(m.size() - 2, 2, "\r\n") != 0) m += "\r\n";
   sign_.conn = this;
   sign_.message = session_.message();
   sign_.keys = *keys->find(domain);

@@ -142,16 +142,10 @@ void RelaxedBody::finish() {
     cr_ = false;
     content('\r');
   }
-  // A last line without CRLF gets one; trailing WSP there stays as one SP
-  // (as dkimpy and the RFC's order of steps have it).
-  if (wsp_) {
-    if (!in_line_) {
-      for (; empty_lines_ > 0; --empty_lines_) emit("\r\n");
-      in_line_ = true;
-    }
-    emit(" ");
-    wsp_ = false;
-  }
+  // A last line without CRLF gets one; WSP at its end goes as at the end
+  // of any line (dkimpy keeps one SP there; the signer never meets the
+  // case: a message is always sent, and signed, ending in CRLF).
+  wsp_ = false;
   if (in_line_) {
     emit("\r\n");
     in_line_ = false;

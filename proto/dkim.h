@@ -34,7 +34,8 @@ void append_relaxed_header(const HeaderField& f, std::string* out);
 
 // Relaxed body canonicalization (RFC 6376 3.4.4), fed in chunks of any
 // size: WSP runs become one SP, WSP at line ends goes, empty lines at the
-// end go, a last line without CRLF gets one; the empty body stays empty.
+// end go, a last line without CRLF gets one (WSP at its end goes too); the
+// empty body stays empty. The canonical form canonicalizes to itself.
 // Canonical bytes go to `out` as they are known (empty lines are held back
 // until something follows them).
 class RelaxedBody {

@@ -269,6 +269,15 @@ TEST_F(Dialog, PipelinedInputWaitsForCommit) {
   EXPECT_TRUE(s->closing());
 }
 
+TEST_F(Dialog, SigningFailureIsATemporaryError) {
+  s->feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n");
+  ASSERT_TRUE(s->awaiting_commit());
+  take();
+  s->commit_done(CommitResult::kSignFail);
+  EXPECT_EQ(take(), "451 4.7.0 Cannot DKIM-sign the message now, try again later\r\n");
+  EXPECT_FALSE(s->awaiting_commit());
+}
+
 TEST_F(Dialog, CommandSplitAcrossFeeds) {
   s->feed("EH");
   s->feed("LO c");
