@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <ctime>
 
@@ -169,6 +171,7 @@ void Shard::run(std::latch& ready) {
   if (backend_ == nullptr) {
     error_ = "cannot start the " + std::string(to_string(backend_kind_)) + " backend: " + error_;
     outbound_quiesced_.store(true, std::memory_order_release);
+    started_.store(true, std::memory_order_release);  // nobody waits for it to start
     ready.count_down();
     return;
   }
@@ -215,7 +218,13 @@ void Shard::run(std::latch& ready) {
   for (DeliveryJob* j : preloaded_) deliver(j);
   preloaded_.clear();
   // Every shard's ring exists before any shard sends another a message.
-  ready.arrive_and_wait();
+  // (Not by waiting on `ready`: its owner may destroy it as soon as the
+  // count reaches zero.)
+  started_.store(true, std::memory_order_release);
+  ready.count_down();
+  for (const Shard* p : peers_) {
+    while (!p->started_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 
   while (true) {
     // While deliveries wait for their syncfs, come back soon to start it.

@@ -197,6 +197,9 @@ class Shard final : public proto::SmtpHost {
   // Set once this shard sends no more batches (stopping); a shard leaves
   // its loop only when every shard has set it and nothing is out.
   std::atomic<bool> outbound_quiesced_{false};
+  // Set once run() has its backend (or gave up): peers wait for it before
+  // their loops start, so no message goes to a ring that is not there yet.
+  std::atomic<bool> started_{false};
   void dispatch_batch(OutboundBatch* b);
   void batch_complete(OutboundBatch* b);
   bool peers_quiesced() const;
