@@ -82,6 +82,7 @@ void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks) 
   for (; blocks > 0; --blocks, data += 64) {
     const __m128i save0 = s0, save1 = s1;
     __m128i w[4];
+#pragma GCC unroll 16
     for (int g = 0; g < 16; ++g) {
       __m128i& cur = w[g & 3];
       if (g < 4) {
