@@ -7,7 +7,10 @@ types, as a real server does: "no MX" must not look like "no such domain";
 and, like a recursive resolver, it follows a CNAME inside the zone (the
 answer holds the CNAME and the target's records of the type asked for).
 
-    dns_server.py ZONEFILE
+    dns_server.py ZONEFILE [PORT]
+
+PORT (default: a free one) is for tests that run it as a network
+namespace's resolver on port 53.
 """
 import sys
 
@@ -51,7 +54,8 @@ def main():
     zone = open(sys.argv[1]).read()
     resolver = Resolver(zone)
     logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-    udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=logger)
+    want = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    udp = DNSServer(resolver, port=want, address="127.0.0.1", logger=logger)
     port = udp.server.server_address[1]
     tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=logger)
     udp.start_thread()

@@ -5,7 +5,9 @@ dkimpy (python3-dkim) against the records `ringmail dkim-dns` prints.
 Edge cases: folded headers, trailing whitespace, empty body, long lines,
 repeated headers, UTF-8 headers, a large body; tampering is caught."""
 import re
+import shutil
 import smtplib
+import subprocess
 
 import dkim
 import pytest
@@ -71,6 +73,21 @@ def verify_all(data, records):
     return algos
 
 
+def opendkim_results(data, records, work):
+    """OpenDKIM's verdicts (`opendkim -t`, its test mode) on every signature
+    of `data`: a list of (result, algorithm). Keys come from `records`
+    through its TestDNSData hook (a file of name/TXT pairs)."""
+    if shutil.which("opendkim") is None:
+        pytest.skip("no opendkim")
+    work.mkdir(exist_ok=True)
+    (work / "dns").write_text("".join(f"{n} {t}\n" for n, t in records.items()))
+    (work / "opendkim.conf").write_text(f"Mode v\nSyslog no\nTestDNSData file:{work / 'dns'}\n")
+    (work / "msg").write_bytes(re.sub(rb"\r?\n", b"\n", data))
+    r = subprocess.run(["opendkim", "-x", str(work / "opendkim.conf"), "-t", str(work / "msg"), "-vvv"],
+                       capture_output=True, text=True, timeout=60)
+    return re.findall(r"dkim=(\w+)[^;]*header\.a=([\w-]+)", r.stdout + r.stderr)
+
+
 @pytest.fixture
 def signer(start_ringmaild, certs, keyed):  # noqa: F811
     return start_ringmaild(tls_cert_dirs=[certs], domains_dir=keyed,
@@ -100,25 +117,31 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_signed_messages_verify_with_dkimpy(signer, keyed, case):
+def test_signed_messages_verify_with_dkimpy_and_opendkim(signer, keyed, case, tmp_path):
     submit(signer, CASES[case])
     data = signer.wait_for_mail(DOMAIN, "bob")[0].read_bytes()
-    assert sorted(verify_all(data, dns_records(keyed))) == ["ed25519-sha256", "rsa-sha256"]
+    records = dns_records(keyed)
+    assert sorted(verify_all(data, records)) == ["ed25519-sha256", "rsa-sha256"]
+    assert sorted(opendkim_results(data, records, tmp_path / "od")) == [
+        ("pass", "ed25519-sha256"), ("pass", "rsa-sha256")]
     text = data.decode("utf-8", "replace")
     assert "c=relaxed/relaxed" in text and "h=from:from:" in text.replace("\n\t", "").replace(" ", "")
     assert "l=" not in re.sub(r"(?s)b=[^;]*$", "", text.split("\n\n")[0]).replace("\n", "")
 
 
-def test_utf8_headers_and_a_large_body(signer, keyed):
+def test_utf8_headers_and_a_large_body(signer, keyed, tmp_path):
     raw = ("From: Zoë <alice@example.test>\r\nTo: bob@example.test\r\nSubject: héllo wörld\r\n\r\n"
            ).encode() + (b"0123456789abcdef" * 4 + b"\r\n") * 340000  # over 20 MiB
     submit(signer, raw, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
     data = signer.wait_for_mail(DOMAIN, "bob", timeout=60)[0].read_bytes()
     assert len(data) > 20 * 1024 * 1024
-    assert sorted(verify_all(data, dns_records(keyed))) == ["ed25519-sha256", "rsa-sha256"]
+    records = dns_records(keyed)
+    assert sorted(verify_all(data, records)) == ["ed25519-sha256", "rsa-sha256"]
+    assert sorted(opendkim_results(data, records, tmp_path / "od")) == [
+        ("pass", "ed25519-sha256"), ("pass", "rsa-sha256")]
 
 
-def test_tampering_is_caught(signer, keyed):
+def test_tampering_is_caught(signer, keyed, tmp_path):
     submit(signer, CASES["plain"])
     data = signer.wait_for_mail(DOMAIN, "bob")[0].read_bytes()
     records = dns_records(keyed)
@@ -126,6 +149,7 @@ def test_tampering_is_caught(signer, keyed):
                           (b"From: Alice", b"From: Eve")]:
         bad = re.sub(rb"\r?\n", b"\r\n", data.replace(before, after, 1))
         assert not verifies(bad, records, 0) and not verifies(bad, records, 1), before
+        assert [r for r, _ in opendkim_results(bad, records, tmp_path / "od")] == ["fail", "fail"], before
     # A second From added below the signed one breaks it (From is over-signed).
     good = re.sub(rb"\r?\n", b"\r\n", data)
     assert verifies(good, records, 0) and verifies(good, records, 1)
