@@ -10,7 +10,11 @@ relays for 127.0.0.0/8 (relay_networks); Postfix uses relayhost =
 [127.0.0.2]:port and mynetworks = 127.0.0.0/8. Both fsync what they queue.
 Loopback only; every run is bounded by the message count and a time limit.
 
-    bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1]
+    bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1] [--dkim]
+
+With --dkim ringmail runs twice per session count: as above, and signing
+every message (the relay_networks client's From domain src.example has an
+RSA-2048 and an Ed25519 key: two signatures per message).
 """
 import argparse
 import os
@@ -78,12 +82,18 @@ def smtp_source(port, sessions, count, rcpt):
                            f"127.0.0.1:{port}"], capture_output=True, timeout=600)
 
 
-def run_ringmail(work, sink_port, dns_port, sessions, count, threads):
-    d = work / f"ringmail-{sessions}"
+def run_ringmail(work, sink_port, dns_port, sessions, count, threads, dkim=False):
+    d = work / f"ringmail-{sessions}{'-dkim' if dkim else ''}"
     d.mkdir()
     port = free_port()
+    if dkim:
+        for sel, algo in (("r1", "rsa2048"), ("e1", "ed25519")):
+            subprocess.run([str(TOP / "build" / "tools" / "ringmail"), "dkim-keygen", "src.example",
+                            "--selector", sel, "--algo", algo, "--domains-dir", str(d / "domains")],
+                           check=True, capture_output=True)
     (d / "cfg.toml").write_text(f"""hostname = "relay.bench.test"
 data_dir = "{d}/data"
+domains_dir = "{d}/domains"
 local_domains = ["bench.test"]
 threads = {threads}
 relay_networks = ["127.0.0.0/8"]
@@ -170,6 +180,7 @@ def main():
     ap.add_argument("--postfix-messages", type=int, default=3000)
     ap.add_argument("--sessions", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dkim", action="store_true", help="also a run with DKIM signing")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringmail-relay.") as tmp:
         work = Path(tmp)
@@ -185,12 +196,15 @@ def main():
         wait_port(SINK_IP, sink_port)
         try:
             for s in a.sessions:
-                acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages, a.threads)
-                print(f"RESULT server=ringmail sessions={s} msgs={a.messages} delivered={done} "
-                      f"accept_s={acc:.2f} end_to_end_s={total:.2f} msg_per_s={done / total:.0f} "
-                      f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f} "
-                      f"in_queue_p50={pct(tq, 50):.3f} p90={pct(tq, 90):.3f} p99={pct(tq, 99):.3f} "
-                      f"max={tq[-1] if tq else float('nan'):.3f}", flush=True)
+                for dkim in ([False, True] if a.dkim else [False]):
+                    acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages,
+                                                             a.threads, dkim)
+                    print(f"RESULT server=ringmail{'+dkim' if dkim else ''} sessions={s} "
+                          f"msgs={a.messages} delivered={done} "
+                          f"accept_s={acc:.2f} end_to_end_s={total:.2f} msg_per_s={done / total:.0f} "
+                          f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f} "
+                          f"in_queue_p50={pct(tq, 50):.3f} p90={pct(tq, 90):.3f} p99={pct(tq, 99):.3f} "
+                          f"max={tq[-1] if tq else float('nan'):.3f}", flush=True)
                 acc, total, cpu = run_postfix(work, sink_port, s, a.postfix_messages)
                 print(f"RESULT server=postfix sessions={s} msgs={a.postfix_messages} "
                       f"accept_s={acc:.2f} end_to_end_s={total:.2f} "

@@ -12,6 +12,8 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <atomic>
+#include <utility>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -68,7 +70,10 @@ std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* er
     return nullptr;
   }
   der.resize(static_cast<size_t>(n));
+  static std::atomic<uint64_t> serials{0};
   std::unique_ptr<DkimKey> k(new DkimKey());
+  k->pem_ = std::string(pem);
+  k->serial_ = ++serials;
   {
     auto* rsa = new RsaKey;
     word32 idx = 0;
@@ -191,7 +196,29 @@ std::string DkimKey::generate_pem(Type t, int rsa_bits, std::string* error) {
   return to_pem(der, PKCS8_PRIVATEKEY_TYPE, error);
 }
 
+const DkimKey& DkimKey::local() const {
+  // A few keys per thread, by serial (never reused, unlike addresses).
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<DkimKey>>> mine;
+  for (const auto& [serial, k] : mine) {
+    if (serial == serial_) return *k;
+  }
+  if (mine.size() >= 64) mine.clear();
+  std::string err;
+  auto copy = from_pem(pem_, &err);
+  if (copy == nullptr) return *this;  // cannot happen: pem_ was read once already
+  mine.emplace_back(serial_, std::move(copy));
+  return *mine.back().second;
+}
+
 bool DkimKey::sign(std::string_view data, std::string* sig, std::string* error) const {
+  return local().sign_here(data, sig, error);
+}
+
+bool DkimKey::verify(std::string_view data, std::string_view sig) const {
+  return local().verify_here(data, sig);
+}
+
+bool DkimKey::sign_here(std::string_view data, std::string* sig, std::string* error) const {
   if (type_ == Type::kRsa) {
     WC_RNG* rng = thread_rng();
     auto* rsa = static_cast<RsaKey*>(key_);
@@ -230,7 +257,7 @@ bool DkimKey::sign(std::string_view data, std::string* sig, std::string* error) 
   return true;
 }
 
-bool DkimKey::verify(std::string_view data, std::string_view sig) const {
+bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
   if (type_ == Type::kRsa) {
     return wc_SignatureVerify(WC_HASH_TYPE_SHA256, WC_SIGNATURE_TYPE_RSA_W_ENC,
                               reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()),

@@ -30,7 +30,9 @@ class DkimKey {
 
   // The signature over `data` (the header data of RFC 6376 3.7): RSA
   // PKCS#1 v1.5 with SHA-256; Ed25519 over the SHA-256 of the data (RFC
-  // 8463 3). Raw bytes; false and a reason on failure.
+  // 8463 3). Raw bytes; false and a reason on failure. Any thread may call
+  // it at any time: wolfCrypt's key objects are not safe to share, so each
+  // thread signs with its own copy of the key.
   bool sign(std::string_view data, std::string* sig, std::string* error) const;
   // Checks a signature made by this key (tests and self-checks).
   bool verify(std::string_view data, std::string_view sig) const;
@@ -41,6 +43,12 @@ class DkimKey {
 
  private:
   DkimKey() = default;
+  // This thread's copy of the key (made from pem_ on first use).
+  const DkimKey& local() const;
+  bool sign_here(std::string_view data, std::string* sig, std::string* error) const;
+  bool verify_here(std::string_view data, std::string_view sig) const;
+  std::string pem_;
+  uint64_t serial_ = 0;
   Type type_ = Type::kRsa;
   int bits_ = 0;
   void* key_ = nullptr;  // RsaKey or ed25519_key

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace ringmail::tls {
 namespace {
@@ -60,6 +63,29 @@ TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
   std::remove(tmpl);
   ASSERT_EQ(spki.size(), 44u);
   EXPECT_EQ(ed->public_key(), spki.substr(12));
+}
+
+// One key, many threads signing at once (the daemon's worker pool does):
+// every signature is right.
+TEST(DkimKey, ConcurrentSigningWithOneKey) {
+  for (auto [type, bits] : {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
+    std::string err;
+    auto k = DkimKey::from_pem(DkimKey::generate_pem(type, bits, &err), &err);
+    ASSERT_NE(k, nullptr) << err;
+    std::atomic<int> bad{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 8; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) {
+          const std::string data = "data " + std::to_string(t) + "/" + std::to_string(i);
+          std::string sig, e;
+          if (!k->sign(data, &sig, &e) || !k->verify(data, sig)) ++bad;
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    EXPECT_EQ(bad.load(), 0);
+  }
 }
 
 TEST(DkimKey, RefusesWhatIsNotAKey) {
