@@ -9,6 +9,22 @@
 namespace ringmail::engine {
 
 namespace {
+// Fields we add to a message go below our own Received field (its first),
+// where an MTA's filters put theirs: the trace block stays together.
+void insert_below_received(std::string* m, const std::string& fields) {
+  size_t end = 0;
+  while (true) {
+    end = m->find("\r\n", end);
+    if (end == std::string::npos) {
+      end = 0;
+      break;
+    }
+    end += 2;
+    if (end >= m->size() || ((*m)[end] != ' ' && (*m)[end] != '\t')) break;
+  }
+  m->insert(end, fields);
+}
+
 proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client,
                                 bool have_certs, bool trusted) {
   proto::SessionParams p;
@@ -40,7 +56,8 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
       session_(params_for(*shard.cfg_, listener, client_literal,
                           shard.certs_ && !shard.certs_->empty(), trusted),
                shard),
-      implicit_tls_(listener.implicit_tls), trusted_(trusted) {
+      implicit_tls_(listener.implicit_tls), trusted_(trusted),
+      inbound_(listener.kind == proto::ListenerKind::kSmtp) {
   recv_c_.conn = this;
   send_c_.conn = this;
   commit_.conn = this;
@@ -53,6 +70,8 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
   auth_delay_.conn = this;
   auth_delay_.fire = &Connection::on_auth_delay;
 }
+
+Connection::~Connection() { *alive_ = false; }
 
 void Connection::start() {
   if (implicit_tls_) {
@@ -154,8 +173,8 @@ void Connection::after_io() {
     auth_busy_ = true;
     shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
   }
-  if (session_.awaiting_commit() && !commit_busy_ && !sign_busy_ && !(!signed_ && start_signing())) {
-    signed_ = false;
+  if (session_.awaiting_commit() && !commit_busy_ && ready_to_commit()) {
+    prepared_ = false;
     commit_busy_ = true;
     shard_.last_commit_ms_ = Shard::mono_ms();
     commit_.env = &session_.envelope();
@@ -256,8 +275,69 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   self->maybe_finish();
 }
 
+bool Connection::ready_to_commit() {
+  if (sign_busy_ || verify_busy_) return false;
+  if (!prepared_) {
+    prepared_ = true;  // once per message
+    if (start_signing() || start_verifying()) return false;
+  }
+  return true;
+}
+
+bool Connection::start_verifying() {
+  const proto::Envelope& env = session_.envelope();
+  if (!inbound_ || !env.auth_user.empty() || trusted_) return false;
+  std::string& m = session_.message();
+  remove_forged_results(&m, shard_.cfg_->hostname);
+  auto checks = dkim_find(m);
+  if (checks.empty()) {
+    insert_below_received(&m, authentication_results(shard_.cfg_->hostname, checks));
+    return false;
+  }
+  verify_.conn = this;
+  verify_.checks = std::move(checks);
+  verify_.on_result = &Connection::on_verified;
+  verify_busy_ = true;
+  verify_lookups_ = 0;
+  if (shard_.resolver_) {
+    for (size_t i = 0; i < verify_.checks.size(); ++i) {
+      if (!verify_.checks[i].result.empty()) continue;
+      ++verify_lookups_;
+      std::weak_ptr<bool> alive = alive_;
+      shard_.resolver_->txt(verify_.checks[i].key_name(), [this, alive, i](TxtAnswer a) {
+        if (alive.expired() || !*alive.lock()) return;
+        verify_.checks[i].key = std::move(a);
+        if (--verify_lookups_ == 0) verify_lookups_done();
+      });
+    }
+  }
+  if (verify_lookups_ == 0) verify_lookups_done();
+  return true;
+}
+
+void Connection::verify_lookups_done() {
+  verify_.message = session_.message();
+  verify_.now_unix = shard_.clock_s();
+  verify_.backend = shard_.cfg_->dkim_sha256;
+  start_dkim_verify(shard_.file_io_, &verify_);
+}
+
+void Connection::on_verified(DkimVerifyJob* j) {
+  Connection* self = static_cast<VerifyC*>(j)->conn;
+  self->verify_busy_ = false;
+  std::string line = "dkim id=" + self->session_.envelope().id;
+  for (const auto& c : j->checks) {
+    line += " " + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
+  }
+  log_line(line);
+  insert_below_received(&self->session_.message(),
+                        authentication_results(self->shard_.cfg_->hostname, j->checks));
+  j->checks.clear();
+  self->after_io();
+  self->maybe_finish();
+}
+
 bool Connection::start_signing() {
-  signed_ = true;  // asked once per message
   const DkimKeys* keys = shard_.dkim_.get();
   const proto::Envelope& env = session_.envelope();
   if (keys == nullptr || keys->size() == 0 || (env.auth_user.empty() && !trusted_)) return false;
@@ -282,10 +362,10 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
   self->sign_busy_ = false;
   if (!ok) {
     log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error);
-    self->signed_ = false;
+    self->prepared_ = false;
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {
-    self->session_.message().insert(0, j->fields);
+    insert_below_received(&self->session_.message(), j->fields);
   }
   j->fields.clear();
   self->after_io();
@@ -373,7 +453,10 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_ || sign_busy_) return;
+  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_ || sign_busy_ ||
+      verify_busy_) {
+    return;
+  }
   retired_ = true;
   shard_.retire(this);
 }

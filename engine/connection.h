@@ -19,6 +19,7 @@ namespace ringmail::engine {
 class Connection {
  public:
   // `trusted`: the client is in relay_networks.
+  ~Connection();
   Connection(Shard& shard, int fd, const ListenerConfig& listener, std::string client_literal,
              std::string peer, bool trusted = false);
   Connection(const Connection&) = delete;
@@ -52,6 +53,9 @@ class Connection {
   struct SignC : DkimSignJob {
     Connection* conn = nullptr;
   };
+  struct VerifyC : DkimVerifyJob {
+    Connection* conn = nullptr;
+  };
 
   // Where received bytes go: the SMTP session in clear, the ClientHello
   // reader (after STARTTLS, or from the start on an implicit TLS port), or
@@ -68,9 +72,14 @@ class Connection {
   static void on_auth(Authenticator::Check* c, bool ok);
   static void on_auth_delay(TimerEntry* t);
   static void on_signed(DkimSignJob* j, bool ok);
-  // Starts signing the message waiting for its commit, when it should be
-  // (authenticated or trusted client, keys for its domain); false if not.
+  static void on_verified(DkimVerifyJob* j);
+  // Before a message is committed: signed (authenticated or trusted client,
+  // keys for its domain) or, inbound on port 25, its signatures verified
+  // into an Authentication-Results field. False while that runs.
+  bool ready_to_commit();
   bool start_signing();
+  bool start_verifying();
+  void verify_lookups_done();
   void after_io();
   void flush();
   void arm_recv();
@@ -103,7 +112,13 @@ class Connection {
   bool commit_busy_ = false;
   SignC sign_;
   bool sign_busy_ = false;
-  bool signed_ = false;  // the message waiting for its commit carries its signatures
+  VerifyC verify_;
+  bool verify_busy_ = false;
+  size_t verify_lookups_ = 0;
+  bool prepared_ = false;  // the message waiting for its commit was signed or verified
+  bool inbound_ = false;   // an smtp (port 25) listener
+  // Resolver callbacks check it: the connection may be gone when they run.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool shut_ = false;
   bool retired_ = false;
 };

@@ -115,3 +115,162 @@ void start_dkim_sign(storage::FileIo& io, DkimSignJob* job) {
 }
 
 }  // namespace ringmail::engine
+
+namespace ringmail::engine {
+
+std::vector<DkimCheck> dkim_find(std::string_view message) {
+  std::vector<DkimCheck> out;
+  size_t body;
+  const auto fields = proto::dkim::split_header(message, &body);
+  for (size_t i = 0; i < fields.size() && out.size() < kDkimMaxSignatures; ++i) {
+    if (!proto::iequals(fields[i].name, "dkim-signature")) continue;
+    DkimCheck c;
+    c.field = i;
+    std::string err;
+    if (!proto::dkim::parse_signature(fields[i].value, &c.sig, &err)) {
+      c.result = "permerror";
+      c.reason = err;
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+namespace {
+
+std::string body_hash(std::string_view body, bool relaxed, int64_t length, tls::Sha256Backend b) {
+  tls::Sha256Job h(b);
+  uint64_t left = length < 0 ? UINT64_MAX : static_cast<uint64_t>(length);
+  auto sink = [&](std::string_view s) {
+    if (left == 0) return;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, s.size()));
+    h.update(s.substr(0, n));
+    left -= n;
+  };
+  if (relaxed) {
+    proto::dkim::RelaxedBody c(sink);
+    c.feed(body);
+    c.finish();
+  } else {
+    proto::dkim::SimpleBody c(sink);
+    c.feed(body);
+    c.finish();
+  }
+  const auto d = h.finish();
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64_t now_unix,
+                 tls::Sha256Backend backend) {
+  size_t body_off;
+  const auto fields = proto::dkim::split_header(message, &body_off);
+  const std::string_view body = message.substr(body_off);
+  for (auto& c : *checks) {
+    if (!c.result.empty()) continue;  // decided already (syntax)
+    const auto& s = c.sig;
+    if (s.expires >= 0 && s.expires < now_unix) {
+      c.result = "fail";
+      c.reason = "signature expired";
+      continue;
+    }
+    if (c.key.status == DnsStatus::kTempFail) {
+      c.result = "temperror";
+      c.reason = "key lookup failed for now";
+      continue;
+    }
+    if (c.key.status != DnsStatus::kOk || c.key.records.empty()) {
+      c.result = "permerror";
+      c.reason = "no key at " + c.key_name();
+      continue;
+    }
+    proto::dkim::KeyRecord k;
+    std::string err;
+    if (c.key.records.size() != 1 || !proto::dkim::parse_key_record(c.key.records[0], &k, &err)) {
+      c.result = "permerror";
+      c.reason = c.key.records.size() != 1 ? "several key records" : err;
+      continue;
+    }
+    if (k.public_key.empty()) {
+      c.result = "fail";
+      c.reason = "key revoked";
+      continue;
+    }
+    if (k.ed25519 != (s.algorithm == proto::dkim::Algorithm::kEd25519Sha256) || !k.sha256_allowed) {
+      c.result = "permerror";
+      c.reason = "key does not match a=";
+      continue;
+    }
+    if (body_hash(body, s.body_relaxed, s.length, backend) != s.body_hash) {
+      c.result = "fail";
+      c.reason = "body hash mismatch";
+      continue;
+    }
+    const std::string sig_field = proto::dkim::without_b_value(fields[c.field]);
+    const std::string data = proto::dkim::signed_header_data(fields, s.headers, sig_field, s.header_relaxed);
+    if (!tls::dkim_verify_with(k.ed25519, k.public_key, data, s.signature, &err)) {
+      c.result = "fail";
+      c.reason = err;
+      continue;
+    }
+    c.result = "pass";
+  }
+}
+
+std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks) {
+  std::string out = "Authentication-Results: " + authserv_id + ";";
+  if (checks.empty()) return out + " dkim=none\r\n";
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const auto& c = checks[i];
+    out += "\r\n\tdkim=" + (c.result.empty() ? std::string("neutral") : c.result);
+    if (c.result != "pass" && !c.reason.empty()) {
+      std::string r = c.reason;
+      for (char& ch : r) {
+        if (ch == '(' || ch == ')' || ch == '\\' || ch == '\r' || ch == '\n') ch = ' ';
+      }
+      out += " (" + r + ")";
+    }
+    if (!c.sig.domain.empty()) {
+      out += " header.d=" + c.sig.domain + " header.s=" + c.sig.selector + " header.a=" +
+             proto::dkim::algorithm_name(c.sig.algorithm) + " header.b=" + c.sig.b_tag.substr(0, 8);
+    }
+    out += i + 1 < checks.size() ? ";" : "";
+  }
+  return out + "\r\n";
+}
+
+void remove_forged_results(std::string* message, const std::string& authserv_id) {
+  size_t body;
+  const auto fields = proto::dkim::split_header(*message, &body);
+  // From the last so that earlier offsets stay right.
+  for (size_t i = fields.size(); i-- > 0;) {
+    const auto& f = fields[i];
+    if (!proto::iequals(f.name, "authentication-results")) continue;
+    std::string_view v = f.value;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n')) {
+      v.remove_prefix(1);
+    }
+    const std::string_view id = v.substr(0, v.find_first_of("; \t\r\n"));
+    if (!proto::iequals(id, authserv_id)) continue;
+    const size_t start = static_cast<size_t>(f.name.data() - message->data());
+    const size_t end = static_cast<size_t>(f.value.data() + f.value.size() - message->data()) + 2;
+    message->erase(start, end - start);
+  }
+}
+
+void start_dkim_verify(storage::FileIo& io, DkimVerifyJob* job) {
+  job->kind = storage::BlockingOp::Kind::kCall;
+  job->work = [](storage::BlockingOp* op) {
+    auto* j = static_cast<DkimVerifyJob*>(op);
+    dkim_verify(j->message, &j->checks, j->now_unix, j->backend);
+    return 0;
+  };
+  job->done = [](storage::BlockingOp* op, int) {
+    auto* j = static_cast<DkimVerifyJob*>(op);
+    j->on_result(j);
+  };
+  io.submit(job);
+}
+
+}  // namespace ringmail::engine

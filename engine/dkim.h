@@ -15,7 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/resolver.h"
 #include "proto/address.h"
+#include "proto/dkim.h"
 #include "storage/file_io.h"
 #include "tls/dkim_key.h"
 #include "tls/sha256.h"
@@ -68,5 +70,41 @@ struct DkimSignJob : storage::BlockingOp {
   void (*on_result)(DkimSignJob* job, bool ok) = nullptr;
 };
 void start_dkim_sign(storage::FileIo& io, DkimSignJob* job);
+
+// --- Verification of incoming mail (RFC 6376 6, results per RFC 8601) ---
+
+struct DkimCheck {
+  size_t field = 0;              // index of its DKIM-Signature field in the header
+  proto::dkim::Signature sig;    // when parsed
+  std::string result;            // pass fail neutral permerror temperror ("" until known)
+  std::string reason;
+  TxtAnswer key;                 // the key record lookup
+  std::string key_name() const { return sig.selector + "._domainkey." + sig.domain; }
+};
+// At most this many signatures are checked (the rest are ignored).
+inline constexpr size_t kDkimMaxSignatures = 5;
+
+// The signatures of `message`, parsed; those that cannot be parsed already
+// carry permerror.
+std::vector<DkimCheck> dkim_find(std::string_view message);
+// With the key records fetched: body hashes and signatures (a worker's job).
+void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64_t now_unix,
+                 tls::Sha256Backend backend);
+// "Authentication-Results: <authserv_id>; dkim=..." with CRLF; dkim=none
+// when there are no signatures.
+std::string authentication_results(const std::string& authserv_id,
+                                   const std::vector<DkimCheck>& checks);
+// Removes Authentication-Results fields that claim to be ours (RFC 8601 5):
+// nobody upstream may speak for us.
+void remove_forged_results(std::string* message, const std::string& authserv_id);
+
+struct DkimVerifyJob : storage::BlockingOp {
+  std::string_view message;
+  std::vector<DkimCheck> checks;
+  int64_t now_unix = 0;
+  tls::Sha256Backend backend = tls::Sha256Backend::kAuto;
+  void (*on_result)(DkimVerifyJob* job) = nullptr;
+};
+void start_dkim_verify(storage::FileIo& io, DkimVerifyJob* job);
 
 }  // namespace ringmail::engine

@@ -47,6 +47,11 @@ struct MxQuery {
   std::function<void(MxAnswer)> done;
 };
 
+struct TxtQuery {
+  AresResolver* self;
+  std::function<void(TxtAnswer)> done;
+};
+
 struct AddrQuery {
   AresResolver* self;
   std::function<void(AddrAnswer)> done;
@@ -189,6 +194,33 @@ void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> d
                    a.records.push_back(proto::MxRecord{m->priority, m->host ? m->host : ""});
                  }
                  if (mx != nullptr) ares_free_data(mx);
+                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
+               }
+               q->done(std::move(a));
+             },
+             q);
+}
+
+void AresResolver::txt(const std::string& name, std::function<void(TxtAnswer)> done) {
+  ++pending_;
+  auto* q = new TxtQuery{this, std::move(done)};
+  ares_query(channel_, name.c_str(), 1 /* C_IN */, 16 /* T_TXT */,
+             [](void* arg, int status, int, unsigned char* abuf, int alen) {
+               std::unique_ptr<TxtQuery> q(static_cast<TxtQuery*>(arg));
+               if (status == ARES_EDESTRUCTION) return;
+               --q->self->pending_;
+               TxtAnswer a;
+               a.status = status_of(status);
+               if (status == ARES_SUCCESS) {
+                 ares_txt_ext* txt = nullptr;
+                 const int p = ares_parse_txt_reply_ext(abuf, alen, &txt);
+                 a.status = status_of(p);
+                 // One record is several strings: record_start marks each first.
+                 for (ares_txt_ext* t = txt; t != nullptr; t = t->next) {
+                   if (t->record_start || a.records.empty()) a.records.emplace_back();
+                   a.records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
+                 }
+                 if (txt != nullptr) ares_free_data(txt);
                  if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
                }
                q->done(std::move(a));

@@ -38,9 +38,15 @@ struct AddrAnswer {
   std::vector<sockaddr_storage> addrs;  // IPv6 first, then IPv4
 };
 
+struct TxtAnswer {
+  DnsStatus status = DnsStatus::kTempFail;
+  std::vector<std::string> records;  // each record's strings joined
+};
+
 class Resolver {
  public:
   virtual ~Resolver() = default;
+  virtual void txt(const std::string& name, std::function<void(TxtAnswer)> done) = 0;
   virtual void mx(const std::string& domain, std::function<void(MxAnswer)> done) = 0;
   virtual void addresses(const std::string& host, std::function<void(AddrAnswer)> done) = 0;
   // About once a second: timeouts and retries.
@@ -57,6 +63,7 @@ class AresResolver final : public Resolver {
 
   void mx(const std::string& domain, std::function<void(MxAnswer)> done) override;
   void addresses(const std::string& host, std::function<void(AddrAnswer)> done) override;
+  void txt(const std::string& name, std::function<void(TxtAnswer)> done) override;
   void tick() override;
   // Lookups not answered yet (tests, shutdown).
   size_t pending() const { return pending_; }

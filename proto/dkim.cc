@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/address.h"
+#include "proto/sasl.h"
 
 namespace ringmail::proto::dkim {
 
@@ -177,8 +178,19 @@ std::vector<std::string> choose_signed_headers(const std::vector<HeaderField>& f
 }
 
 std::string signed_header_data(const std::vector<HeaderField>& fields,
-                               const std::vector<std::string>& h, std::string_view sig_field) {
+                               const std::vector<std::string>& h, std::string_view sig_field,
+                               bool relaxed) {
   std::string out;
+  auto add = [&](const HeaderField& f) {
+    if (relaxed) {
+      append_relaxed_header(f, &out);
+    } else {
+      out.append(f.name);
+      out += ':';
+      out.append(f.value);
+      out += "\r\n";
+    }
+  };
   // How many instances of each name were used so far (from the bottom).
   std::vector<std::pair<std::string, size_t>> used;
   for (const auto& name : h) {
@@ -191,14 +203,14 @@ std::string signed_header_data(const std::vector<HeaderField>& fields,
     for (size_t i = fields.size(); i-- > 0;) {
       if (!iequals(fields[i].name, name)) continue;
       if (skip-- == 0) {
-        append_relaxed_header(fields[i], &out);
+        add(fields[i]);
         break;
       }
     }
   }
   // The signature field itself, canonicalized, without the final CRLF.
   const size_t colon = sig_field.find(':');
-  append_relaxed_header(HeaderField{sig_field.substr(0, colon), sig_field.substr(colon + 1)}, &out);
+  add(HeaderField{sig_field.substr(0, colon), sig_field.substr(colon + 1)});
   out.resize(out.size() - 2);
   return out;
 }
@@ -237,6 +249,294 @@ std::string fold_b64(std::string_view b64, size_t first_line_room) {
     room = 72;
   }
   return out;
+}
+
+void SimpleBody::feed(std::string_view in) {
+  std::string out;
+  size_t i = 0;
+  while (i < in.size()) {
+    if (cr_) {
+      cr_ = false;
+      if (in[i] == '\n') {
+        ++held_crlf_;
+        ++i;
+        continue;
+      }
+      // A lone CR is content.
+      for (; held_crlf_ > 0; --held_crlf_) out += "\r\n";
+      out += '\r';
+      any_ = true;
+    }
+    const size_t cr = in.find('\r', i);
+    const size_t end = cr == std::string_view::npos ? in.size() : cr;
+    if (end > i) {
+      for (; held_crlf_ > 0; --held_crlf_) out += "\r\n";
+      out.append(in.substr(i, end - i));
+      any_ = true;
+    }
+    if (cr != std::string_view::npos) cr_ = true;
+    i = end + (cr != std::string_view::npos ? 1 : 0);
+  }
+  if (!out.empty()) out_(out);
+}
+
+void SimpleBody::finish() {
+  std::string out;
+  if (cr_) {
+    for (; held_crlf_ > 0; --held_crlf_) out += "\r\n";
+    out += '\r';
+    any_ = true;
+    cr_ = false;
+  }
+  // Content ends with one CRLF (added if missing); the empty body is CRLF.
+  out += "\r\n";
+  out_(out);
+}
+
+namespace {
+
+// Tag-list (3.2): name=value pairs separated by ';', FWS allowed around
+// them; values keep inner spaces except where the caller strips them.
+bool tag_list(std::string_view v, std::vector<std::pair<std::string, std::string>>* out) {
+  while (!v.empty()) {
+    const size_t semi = v.find(';');
+    std::string_view item = v.substr(0, semi);
+    v = semi == std::string_view::npos ? std::string_view() : v.substr(semi + 1);
+    auto trim = [](std::string_view s) {
+      while (!s.empty() && (is_wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
+      while (!s.empty() && (is_wsp(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+      return s;
+    };
+    item = trim(item);
+    if (item.empty()) continue;  // a trailing ';'
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return false;
+    const std::string name(trim(item.substr(0, eq)));
+    if (name.empty()) return false;
+    for (const auto& [n, val] : *out) {
+      if (n == name) return false;  // a tag twice: invalid (3.2)
+    }
+    out->emplace_back(name, std::string(trim(item.substr(eq + 1))));
+  }
+  return true;
+}
+
+std::string no_fws(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    if (!is_wsp(c) && c != '\r' && c != '\n') o += c;
+  }
+  return o;
+}
+
+bool number(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  *out = std::stoll(std::string(s));
+  return true;
+}
+
+}  // namespace
+
+bool parse_signature(std::string_view value, Signature* out, std::string* error) {
+  std::vector<std::pair<std::string, std::string>> tags;
+  if (!tag_list(value, &tags)) {
+    *error = "signature syntax";
+    return false;
+  }
+  Signature s;
+  bool have_v = false, have_a = false, have_b = false, have_bh = false, have_d = false,
+       have_h = false, have_s = false;
+  for (const auto& [n, v] : tags) {
+    if (n == "v") {
+      have_v = true;
+      if (v != "1") {
+        *error = "unknown signature version " + v;
+        return false;
+      }
+    } else if (n == "a") {
+      have_a = true;
+      if (v == "rsa-sha256") {
+        s.algorithm = Algorithm::kRsaSha256;
+      } else if (v == "ed25519-sha256") {
+        s.algorithm = Algorithm::kEd25519Sha256;
+      } else {
+        *error = "unsupported algorithm " + v;  // rsa-sha1 included (RFC 8301)
+        return false;
+      }
+    } else if (n == "b") {
+      have_b = true;
+      s.b_tag = no_fws(v);
+      auto d = base64_decode(s.b_tag);
+      if (!d || d->empty()) {
+        *error = "b= is not base64";
+        return false;
+      }
+      s.signature = std::move(*d);
+    } else if (n == "bh") {
+      have_bh = true;
+      auto d = base64_decode(no_fws(v));
+      if (!d || d->size() != 32) {
+        *error = "bh= is not a base64 SHA-256 hash";
+        return false;
+      }
+      s.body_hash = std::move(*d);
+    } else if (n == "c") {
+      const std::string c = ascii_lower(no_fws(v));
+      const size_t slash = c.find('/');
+      const std::string hc = c.substr(0, slash);
+      const std::string bc = slash == std::string::npos ? "simple" : c.substr(slash + 1);
+      if ((hc != "simple" && hc != "relaxed") || (bc != "simple" && bc != "relaxed")) {
+        *error = "unknown canonicalization " + c;
+        return false;
+      }
+      s.header_relaxed = hc == "relaxed";
+      s.body_relaxed = bc == "relaxed";
+    } else if (n == "d") {
+      have_d = true;
+      s.domain = ascii_lower(no_fws(v));
+    } else if (n == "h") {
+      have_h = true;
+      std::string_view hv = v;
+      while (true) {
+        const size_t colon = hv.find(':');
+        std::string name = ascii_lower(no_fws(hv.substr(0, colon)));
+        if (name.empty()) {
+          *error = "empty name in h=";
+          return false;
+        }
+        s.headers.push_back(std::move(name));
+        if (colon == std::string_view::npos) break;
+        hv.remove_prefix(colon + 1);
+      }
+    } else if (n == "i") {
+      s.identity = no_fws(v);
+    } else if (n == "l") {
+      if (!number(no_fws(v), &s.length)) {
+        *error = "bad l=";
+        return false;
+      }
+    } else if (n == "q") {
+      if (no_fws(v).find("dns/txt") == std::string::npos) {
+        *error = "unknown query method " + v;
+        return false;
+      }
+    } else if (n == "s") {
+      have_s = true;
+      s.selector = no_fws(v);
+    } else if (n == "t") {
+      if (!number(no_fws(v), &s.timestamp)) {
+        *error = "bad t=";
+        return false;
+      }
+    } else if (n == "x") {
+      if (!number(no_fws(v), &s.expires)) {
+        *error = "bad x=";
+        return false;
+      }
+    }
+    // Unknown tags are ignored (3.2).
+  }
+  if (!(have_v && have_a && have_b && have_bh && have_d && have_h && have_s)) {
+    *error = "a required tag is missing";
+    return false;
+  }
+  if (std::find(s.headers.begin(), s.headers.end(), "from") == s.headers.end()) {
+    *error = "From is not signed";
+    return false;
+  }
+  if (s.domain.empty() || s.selector.empty()) {
+    *error = "empty d= or s=";
+    return false;
+  }
+  if (s.identity.empty()) {
+    s.identity = "@" + s.domain;
+  } else {
+    // i= must be in d= or a subdomain of it (6.1.1).
+    const size_t at = s.identity.rfind('@');
+    const std::string idom = ascii_lower(at == std::string::npos ? "" : s.identity.substr(at + 1));
+    if (idom != s.domain && !(idom.size() > s.domain.size() &&
+                              idom.compare(idom.size() - s.domain.size(), s.domain.size(), s.domain) == 0 &&
+                              idom[idom.size() - s.domain.size() - 1] == '.')) {
+      *error = "i= is not in d=";
+      return false;
+    }
+  }
+  if (s.expires >= 0 && s.timestamp >= 0 && s.expires < s.timestamp) {
+    *error = "x= before t=";
+    return false;
+  }
+  *out = std::move(s);
+  return true;
+}
+
+std::string without_b_value(const HeaderField& f) {
+  std::string v(f.value);
+  // The b= tag (not bh=): at the start or after ';', FWS allowed before it.
+  size_t pos = 0;
+  while (pos < v.size()) {
+    size_t p = pos;
+    while (p < v.size() && (is_wsp(v[p]) || v[p] == '\r' || v[p] == '\n')) ++p;
+    if (p + 1 < v.size() && v[p] == 'b' && (v[p + 1] == '=' || is_wsp(v[p + 1]))) {
+      size_t eq = v.find('=', p);
+      const size_t end = v.find(';', eq);
+      v.erase(eq + 1, end == std::string::npos ? std::string::npos : end - eq - 1);
+      break;
+    }
+    const size_t semi = v.find(';', pos);
+    if (semi == std::string::npos) break;
+    pos = semi + 1;
+  }
+  return std::string(f.name) + ":" + v;
+}
+
+bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error) {
+  std::vector<std::pair<std::string, std::string>> tags;
+  if (!tag_list(txt, &tags)) {
+    *error = "key record syntax";
+    return false;
+  }
+  KeyRecord k;
+  bool have_p = false;
+  for (const auto& [n, v] : tags) {
+    if (n == "v" && v != "DKIM1") {
+      *error = "key record version " + v;
+      return false;
+    }
+    if (n == "k") {
+      const std::string kv = ascii_lower(no_fws(v));
+      if (kv == "ed25519") {
+        k.ed25519 = true;
+      } else if (kv != "rsa") {
+        *error = "unknown key type " + kv;
+        return false;
+      }
+    } else if (n == "p") {
+      have_p = true;
+      const std::string p = no_fws(v);
+      if (!p.empty()) {
+        auto d = base64_decode(p);
+        if (!d) {
+          *error = "p= is not base64";
+          return false;
+        }
+        k.public_key = std::move(*d);
+      }
+    } else if (n == "h") {
+      k.sha256_allowed = ascii_lower(v).find("sha256") != std::string::npos;
+    } else if (n == "t") {
+      const std::string t = no_fws(v);
+      for (size_t i = 0; i < t.size(); i += 2) {
+        k.testing |= t[i] == 'y';
+        k.strict_identity |= t[i] == 's';
+      }
+    }
+  }
+  if (!have_p) {
+    *error = "no p= in the key record";
+    return false;
+  }
+  *out = std::move(k);
+  return true;
 }
 
 std::string dns_record(Algorithm a, std::string_view public_key_b64) {

@@ -74,8 +74,10 @@ const std::vector<std::string>& default_signed_headers();
 // the fields named in `h` (instances taken from the bottom up; a name with
 // no instance left adds nothing) followed by the DKIM-Signature field
 // `sig_field` ("DKIM-Signature: ...", b= empty) without its final CRLF.
+// `relaxed` false: simple header canonicalization (the fields as they are).
 std::string signed_header_data(const std::vector<HeaderField>& fields,
-                               const std::vector<std::string>& h, std::string_view sig_field);
+                               const std::vector<std::string>& h, std::string_view sig_field,
+                               bool relaxed = true);
 
 enum class Algorithm : uint8_t { kRsaSha256, kEd25519Sha256 };
 const char* algorithm_name(Algorithm a);  // "rsa-sha256", "ed25519-sha256"
@@ -95,6 +97,56 @@ struct SignatureParams {
 std::string signature_field(const SignatureParams& p);
 // Base64 text folded into lines of at most 72 characters ("\r\n\t" between).
 std::string fold_b64(std::string_view b64, size_t first_line_room);
+
+// --- Verification (RFC 6376 3.5, 6) ---
+
+// Simple body canonicalization (3.4.3), streaming: the body as it is,
+// without empty lines at its end; an empty body is one CRLF.
+class SimpleBody {
+ public:
+  using Sink = std::function<void(std::string_view)>;
+  explicit SimpleBody(Sink out) : out_(std::move(out)) {}
+  void feed(std::string_view chunk);
+  void finish();
+
+ private:
+  Sink out_;
+  size_t held_crlf_ = 0;  // CRLFs not yet known to be followed by content
+  bool cr_ = false;
+  bool any_ = false;      // something was written
+};
+
+// A DKIM-Signature field's tags, checked (RFC 6376 3.5 and 6.1.1).
+struct Signature {
+  Algorithm algorithm = Algorithm::kRsaSha256;
+  bool header_relaxed = false;  // c= header part (default simple)
+  bool body_relaxed = false;    // c= body part (default simple)
+  std::string domain;           // d=, lower case
+  std::string selector;         // s=
+  std::vector<std::string> headers;  // h=, lower case
+  std::string body_hash;        // bh=, decoded
+  std::string signature;        // b=, decoded
+  std::string b_tag;            // b= as written, whitespace removed (for the AR header.b)
+  std::string identity;         // i= (default "@" + d)
+  int64_t length = -1;          // l=, -1 when absent
+  int64_t timestamp = -1;       // t=
+  int64_t expires = -1;         // x=
+};
+// Parses the value of a DKIM-Signature field. False with a reason (a
+// "permerror": the signature cannot be checked at all).
+bool parse_signature(std::string_view value, Signature* out, std::string* error);
+// The field with the value of its b= tag removed (what the signer hashed).
+std::string without_b_value(const HeaderField& f);
+
+// A key record (3.6.1): "v=DKIM1; k=rsa; p=...".
+struct KeyRecord {
+  bool ed25519 = false;  // k=ed25519, else rsa
+  std::string public_key;  // p=, decoded; empty: revoked
+  bool sha256_allowed = true;  // h= (when present, must list sha256)
+  bool testing = false;        // t=y
+  bool strict_identity = false;  // t=s
+};
+bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
 
 // The DNS TXT record for a public key: "v=DKIM1; k=rsa; p=<base64>" (or
 // k=ed25519), and the zone-file line that publishes it at

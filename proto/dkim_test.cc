@@ -104,3 +104,78 @@ TEST(Signature, FieldText) {
 
 }  // namespace
 }  // namespace ringmail::proto::dkim
+
+namespace ringmail::proto::dkim {
+namespace {
+
+TEST(SimpleBody, Cases) {
+  auto run = [](std::string_view in, size_t split) {
+    std::string out;
+    SimpleBody b([&](std::string_view s) { out.append(s); });
+    b.feed(in.substr(0, split));
+    b.feed(in.substr(split));
+    b.finish();
+    return out;
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "\r\n"}, {"\r\n", "\r\n"}, {"a  b \r\n\r\n\r\n", "a  b \r\n"}, {"x", "x\r\n"},
+      {"a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"}, {"cr\r", "cr\r\r\n"}};
+  for (const auto& [in, want] : cases) {
+    for (size_t i = 0; i <= in.size(); ++i) ASSERT_EQ(run(in, i), want) << in << " split " << i;
+  }
+}
+
+TEST(Verify, ParseSignature) {
+  Signature s;
+  std::string err;
+  ASSERT_TRUE(parse_signature(
+      " v=1; a=rsa-sha256; c=relaxed/simple; d=Example.COM; s=sel;\r\n\t t=100; x=200; l=5;\r\n"
+      "\th=From : To:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n\tb=AAAA\r\n BBBB",
+      &s, &err))
+      << err;
+  EXPECT_EQ(s.domain, "example.com");
+  EXPECT_EQ(s.headers, (std::vector<std::string>{"from", "to", "subject"}));
+  EXPECT_TRUE(s.header_relaxed);
+  EXPECT_FALSE(s.body_relaxed);
+  EXPECT_EQ(s.length, 5);
+  EXPECT_EQ(s.b_tag, "AAAABBBB");
+  EXPECT_EQ(s.identity, "@example.com");
+  const std::string ok = "v=1; a=rsa-sha256; d=a.test; s=x; h=from; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA";
+  EXPECT_TRUE(parse_signature(ok, &s, &err)) << err;
+  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha1; d=a.test", &s, &err));
+  EXPECT_EQ(err, "unsupported algorithm rsa-sha1");
+  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha256; d=a.test; s=x; h=to; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA", &s, &err));
+  EXPECT_EQ(err, "From is not signed");
+  EXPECT_FALSE(parse_signature(ok + "; i=@evil.test", &s, &err));
+  EXPECT_EQ(err, "i= is not in d=");
+  EXPECT_TRUE(parse_signature(ok + "; i=user@sub.a.test", &s, &err)) << err;
+  EXPECT_FALSE(parse_signature(ok + "; d=b.test", &s, &err));  // a tag twice
+  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha256; s=x", &s, &err));
+  EXPECT_EQ(err, "a required tag is missing");
+}
+
+TEST(Verify, WithoutBValueKeepsBh) {
+  const std::string f = "DKIM-Signature: v=1; bh=abc=; b=xyz\r\n\t123; d=a";
+  HeaderField hf{std::string_view(f).substr(0, 14), std::string_view(f).substr(15)};
+  EXPECT_EQ(without_b_value(hf), "DKIM-Signature: v=1; bh=abc=; b=; d=a");
+  const std::string g = "DKIM-Signature: v=1; bh=abc=;\r\n\tb=xyz";
+  HeaderField hg{std::string_view(g).substr(0, 14), std::string_view(g).substr(15)};
+  EXPECT_EQ(without_b_value(hg), "DKIM-Signature: v=1; bh=abc=;\r\n\tb=");
+}
+
+TEST(Verify, KeyRecords) {
+  KeyRecord k;
+  std::string err;
+  ASSERT_TRUE(parse_key_record("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", &k, &err));
+  EXPECT_TRUE(k.ed25519);
+  EXPECT_EQ(k.public_key.size(), 32u);
+  ASSERT_TRUE(parse_key_record("v=DKIM1; p=; t=y:s", &k, &err));
+  EXPECT_TRUE(k.public_key.empty());  // revoked
+  EXPECT_TRUE(k.testing && k.strict_identity);
+  EXPECT_FALSE(parse_key_record("v=DKIM1; k=dsa; p=AAAA", &k, &err));
+  EXPECT_FALSE(parse_key_record("v=DKIM1; k=rsa", &k, &err));
+  EXPECT_EQ(err, "no p= in the key record");
+}
+
+}  // namespace
+}  // namespace ringmail::proto::dkim

@@ -275,6 +275,54 @@ bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
          ok == 1;
 }
 
+bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
+                      std::string_view sig, std::string* why) {
+  if (ed25519) {
+    ed25519_key key;
+    if (pub.size() != ED25519_PUB_KEY_SIZE || wc_ed25519_init(&key) != 0) {
+      *why = "not an Ed25519 public key";
+      return false;
+    }
+    byte digest[WC_SHA256_DIGEST_SIZE];
+    int ok = 0;
+    const bool good =
+        wc_ed25519_import_public(reinterpret_cast<const byte*>(pub.data()), ED25519_PUB_KEY_SIZE, &key) == 0 &&
+        wc_Sha256Hash(reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()), digest) == 0 &&
+        wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()), static_cast<word32>(sig.size()),
+                              digest, sizeof digest, &ok, &key) == 0 &&
+        ok == 1;
+    wc_ed25519_free(&key);
+    if (!good) *why = "signature does not verify";
+    return good;
+  }
+  RsaKey key;
+  if (wc_InitRsaKey(&key, nullptr) != 0) {
+    *why = "no RSA key object";
+    return false;
+  }
+  word32 idx = 0;
+  if (wc_RsaPublicKeyDecode(reinterpret_cast<const byte*>(pub.data()), &idx, &key,
+                            static_cast<word32>(pub.size())) != 0) {
+    wc_FreeRsaKey(&key);
+    *why = "not an RSA public key";
+    return false;
+  }
+  const int bits = wc_RsaEncryptSize(&key) * 8;
+  if (bits < 1024) {
+    wc_FreeRsaKey(&key);
+    *why = "RSA key of " + std::to_string(bits) + " bits (under 1024)";
+    return false;
+  }
+  const bool good = wc_SignatureVerify(WC_HASH_TYPE_SHA256, WC_SIGNATURE_TYPE_RSA_W_ENC,
+                                       reinterpret_cast<const byte*>(data.data()),
+                                       static_cast<word32>(data.size()),
+                                       reinterpret_cast<const byte*>(sig.data()),
+                                       static_cast<word32>(sig.size()), &key, sizeof key) == 0;
+  wc_FreeRsaKey(&key);
+  if (!good) *why = "signature does not verify";
+  return good;
+}
+
 namespace {
 
 std::vector<std::string> list_dir(const std::string& dir) {

@@ -55,6 +55,13 @@ class DkimKey {
   std::string public_;
 };
 
+// Checks a signature over `data` with a public key as DNS publishes it:
+// RSA (SubjectPublicKeyInfo or RSAPublicKey DER; under 1024 bits fails, RFC
+// 8301) or Ed25519 (the 32 bytes; the signature is over SHA-256(data)).
+// False with the reason.
+bool dkim_verify_with(bool ed25519, std::string_view public_key, std::string_view data,
+                      std::string_view sig, std::string* why);
+
 // Key files: <domains_dir>/<domain>/dkim:<selector>.pem (chasquid's naming).
 struct DkimKeyFile {
   std::string domain;  // as the folder is named

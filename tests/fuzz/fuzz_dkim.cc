@@ -52,5 +52,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const auto h = choose_signed_headers(fields, default_signed_headers());
   (void)signed_header_data(fields, h, "DKIM-Signature: v=1; b=");
+  // Verification's parsers on whatever the fields hold.
+  for (const auto& f : fields) {
+    Signature sig;
+    std::string err;
+    if (parse_signature(f.value, &sig, &err) && sig.headers.empty()) std::abort();
+    (void)without_b_value(f);
+    KeyRecord k;
+    (void)parse_key_record(f.value, &k, &err);
+  }
+  std::string simple;
+  SimpleBody sb([&](std::string_view s) { simple.append(s); });
+  sb.feed(in);
+  sb.finish();
+  if (simple.size() < 2 || simple.compare(simple.size() - 2, 2, "\r\n") != 0) std::abort();
   return 0;
 }

@@ -4,15 +4,18 @@ with RSA and Ed25519 before it is queued, and every signature verifies with
 dkimpy (python3-dkim) against the records `ringmail dkim-dns` prints.
 Edge cases: folded headers, trailing whitespace, empty body, long lines,
 repeated headers, UTF-8 headers, a large body; tampering is caught."""
+import base64
 import re
 import shutil
 import smtplib
 import subprocess
+from pathlib import Path
 
 import dkim
 import pytest
 
 from test_auth import PASSWORD, add_user
+from test_outbound import dns as _dns_fixture  # noqa: F401
 from test_tls import certs, client_context  # noqa: F401,F811 (fixture)
 from test_tools import tool as run_tool
 
@@ -195,3 +198,78 @@ def test_keygen_and_dns_commands(tmp_path):
     assert bad.returncode == 1 and "--algo must be" in bad.stderr
     none = tool("dkim-dns", "nokeys.example", "--domains-dir", str(d))
     assert none.returncode == 1 and "no DKIM key for nokeys.example" in none.stderr
+
+
+# --- Verification of incoming mail -------------------------------------------
+
+DNS_SERVER = Path(__file__).resolve().parent.parent / "dns_server.py"
+
+
+@pytest.fixture
+def verifier(start_ringmaild, tmp_path):
+    """ringmaild whose resolver is a local DNS server holding the keys of
+    signer.test (made with ringmail dkim-keygen, signed with by dkimpy)."""
+    keys = tmp_path / "signer-keys"
+    ok("dkim-keygen", "signer.test", "--selector", "r1", "--domains-dir", str(keys))
+    ok("dkim-keygen", "signer.test", "--selector", "e1", "--algo", "ed25519", "--domains-dir", str(keys))
+    zone = tmp_path / "zone"
+    zone.write_text(ok("dkim-dns", "signer.test", "--domains-dir", str(keys)).stdout)
+    p = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline())
+    server = start_ringmaild(outbound={"dns_servers": f"127.0.0.1:{port}"})
+    server.keys = keys / "signer.test"
+    yield server
+    p.stdin.close()
+    p.wait(timeout=10)
+
+
+def dkimpy_sign(msg, keydir, selector, algo=b"rsa-sha256", canon=(b"relaxed", b"relaxed")):
+    pem = (keydir / f"dkim:{selector}.pem").read_bytes()
+    if algo == b"ed25519-sha256":
+        der = base64.b64decode(b"".join(l for l in pem.splitlines() if not l.startswith(b"-----")))
+        pem = base64.b64encode(der[-32:])  # dkimpy takes the raw 32-byte seed
+    return dkim.sign(msg, selector.encode(), b"signer.test", pem, canonicalize=canon,
+                     signature_algorithm=algo, include_headers=[b"from", b"to", b"subject"])
+
+
+def receive(server, raw, user):
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+        s.sendmail("news@signer.test", [f"{user}@example.test"], raw)
+    data = server.wait_for_mail(DOMAIN, user)[0].read_bytes().decode()
+    header = data.split("\n\n", 1)[0].replace("\n\t", " ")
+    return [l for l in header.splitlines() if l.startswith("Authentication-Results:")]
+
+
+MSG = b"From: News <news@signer.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n\r\nSigned body.\r\n"
+
+
+def test_incoming_signatures_are_verified(verifier):
+    once = dkimpy_sign(MSG, verifier.keys, "e1", b"ed25519-sha256") + MSG
+    both = dkimpy_sign(once, verifier.keys, "r1") + once
+    ar = receive(verifier, both, "v1")
+    assert len(ar) == 1, ar
+    assert ar[0].startswith("Authentication-Results: mx.test.example;")
+    assert "dkim=pass header.d=signer.test header.s=r1 header.a=rsa-sha256" in ar[0], ar
+    assert "dkim=pass header.d=signer.test header.s=e1 header.a=ed25519-sha256" in ar[0], ar
+    # simple/simple canonicalization.
+    ar = receive(verifier, dkimpy_sign(MSG, verifier.keys, "r1", canon=(b"simple", b"simple")) + MSG, "v2")
+    assert "dkim=pass header.d=signer.test" in ar[0], ar
+    assert "dkim id=" in verifier.log_path.read_text()
+
+
+def test_incoming_failures_have_reasons(verifier):
+    signed = dkimpy_sign(MSG, verifier.keys, "r1") + MSG
+    ar = receive(verifier, signed.replace(b"Signed body.", b"Changed body."), "f1")
+    assert "dkim=fail (body hash mismatch) header.d=signer.test" in ar[0], ar
+    ar = receive(verifier, signed.replace(b"Subject: hello", b"Subject: HELLO"), "f2")
+    assert "dkim=fail (signature does not verify)" in ar[0], ar
+    ar = receive(verifier, signed.replace(b"s=r1", b"s=zz"), "f3")
+    assert "dkim=permerror (no key at zz._domainkey.signer.test)" in ar[0], ar
+    ar = receive(verifier, b"DKIM-Signature: v=1; a=rsa-sha1; d=x.test\r\n" + MSG, "f4")
+    assert "dkim=permerror (unsupported algorithm rsa-sha1)" in ar[0], ar
+    # Unsigned: none; a forged result in our name is dropped, others stay.
+    ar = receive(verifier, b"Authentication-Results: mx.test.example; dkim=pass\r\n"
+                           b"Authentication-Results: other.example; dkim=pass\r\n" + MSG, "f5")
+    assert ar == ["Authentication-Results: mx.test.example; dkim=none",
+                  "Authentication-Results: other.example; dkim=pass"], ar

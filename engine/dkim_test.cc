@@ -1,0 +1,85 @@
+// DKIM in the daemon: what dkim_sign produces, dkim_verify accepts (both
+// key types, both hash backends), and the Authentication-Results text.
+#include "engine/dkim.h"
+
+#include <gtest/gtest.h>
+
+#include "proto/sasl.h"
+
+namespace ringmail::engine {
+namespace {
+
+DkimSigner signer(tls::DkimKey::Type t, const std::string& selector) {
+  std::string err;
+  DkimSigner s;
+  s.domain = "example.test";
+  s.selector = selector;
+  s.key = tls::DkimKey::from_pem(tls::DkimKey::generate_pem(t, 2048, &err), &err);
+  EXPECT_NE(s.key, nullptr) << err;
+  return s;
+}
+
+TxtAnswer record_of(const DkimSigner& s) {
+  TxtAnswer a;
+  a.status = DnsStatus::kOk;
+  a.records.push_back(proto::dkim::dns_record(
+      s.key->type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
+                                                : proto::dkim::Algorithm::kEd25519Sha256,
+      proto::base64_encode(s.key->public_key())));
+  return a;
+}
+
+TEST(Dkim, SignedMessagesVerify) {
+  const std::vector<DkimSigner> keys = {signer(tls::DkimKey::Type::kRsa, "r"),
+                                        signer(tls::DkimKey::Type::kEd25519, "e")};
+  const std::string msg =
+      "Received: from x\r\n\tby y\r\nFrom: A <a@example.test>\r\nTo: b@peer.test\r\n"
+      "Subject:  spaced   out \r\n\r\nline one  \r\n\r\n.line two\r\n\r\n";
+  for (auto backend : {tls::Sha256Backend::kWolfCrypt, tls::Sha256Backend::kShaNi}) {
+    std::string fields, err;
+    ASSERT_TRUE(dkim_sign(msg, keys, 1795000000, backend, &fields, &err)) << err;
+    const std::string signed_msg = fields + msg;
+    auto checks = dkim_find(signed_msg);
+    ASSERT_EQ(checks.size(), 2u);
+    for (auto& c : checks) c.key = record_of(c.sig.selector == "r" ? keys[0] : keys[1]);
+    dkim_verify(signed_msg, &checks, 1795000001, backend);
+    for (const auto& c : checks) EXPECT_EQ(c.result, "pass") << c.sig.selector << ": " << c.reason;
+    const std::string ar = authentication_results("mx.test", checks);
+    EXPECT_NE(ar.find("dkim=pass header.d=example.test header.s=r header.a=rsa-sha256"), std::string::npos) << ar;
+    // One changed byte in the body, or in a signed header.
+    for (auto [from, to] : {std::pair{"line one", "line One"}, std::pair{"spaced", "Spaced"}}) {
+      std::string bad = signed_msg;
+      bad.replace(bad.find(from), std::string(from).size(), to);
+      auto bc = dkim_find(bad);
+      for (auto& c : bc) c.key = record_of(c.sig.selector == "r" ? keys[0] : keys[1]);
+      dkim_verify(bad, &bc, 1795000001, backend);
+      for (const auto& c : bc) EXPECT_EQ(c.result, "fail") << from;
+    }
+  }
+}
+
+TEST(Dkim, KeyProblemsAndResults) {
+  const std::vector<DkimSigner> keys = {signer(tls::DkimKey::Type::kEd25519, "e")};
+  const std::string msg = "From: a@example.test\r\n\r\nx\r\n";
+  std::string fields, err;
+  ASSERT_TRUE(dkim_sign(msg, keys, 1795000000, tls::Sha256Backend::kAuto, &fields, &err)) << err;
+  const std::string m = fields + msg;
+  auto run = [&](TxtAnswer a) {
+    auto c = dkim_find(m);
+    c[0].key = std::move(a);
+    dkim_verify(m, &c, 1795000001, tls::Sha256Backend::kAuto);
+    return c[0].result + " " + c[0].reason;
+  };
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kTempFail, {}}), "temperror key lookup failed for now");
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kNxDomain, {}}), "permerror no key at e._domainkey.example.test");
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kOk, {"v=DKIM1; k=ed25519; p="}}), "fail key revoked");
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kOk, {"v=DKIM1; k=rsa; p=AAAA"}}), "permerror key does not match a=");
+  EXPECT_EQ(authentication_results("mx.test", {}), "Authentication-Results: mx.test; dkim=none\r\n");
+  std::string forged = "Received: x\r\nAuthentication-Results: MX.test; dkim=pass\r\n\tmore\r\n"
+                       "Authentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n";
+  remove_forged_results(&forged, "mx.test");
+  EXPECT_EQ(forged, "Received: x\r\nAuthentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n");
+}
+
+}  // namespace
+}  // namespace ringmail::engine
