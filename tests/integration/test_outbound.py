@@ -61,14 +61,17 @@ def sink(ip, port, *opts):
     raise AssertionError("smtp-sink did not start")
 
 
-@pytest.fixture
-def relay(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+def alice_relay(start_ringmaild, certs, tmp_path, **outbound):  # noqa: F811
+    """A relay where alice@example.test submits (AUTH), with these [outbound] keys."""
     domains = tmp_path / "domains"
     add_user(domains, "alice@example.test")
-    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
-                           outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
-                                     "retry_first_s": 2, "retry_max_s": 4,
-                                     "connect_timeout_s": 3, "command_timeout_s": 10})
+    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains, outbound=outbound)
+
+
+@pytest.fixture
+def relay(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+    return alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns}", port=port,
+                       retry_first_s=2, retry_max_s=4, connect_timeout_s=3, command_timeout_s=10)
 
 
 def submit(relay, rcpts, subject="outbound test", sender="alice@example.test"):
@@ -211,12 +214,8 @@ def test_permanent_failure_bounces_to_the_sender(relay, port):
 def test_expiry_bounces(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
     """A destination that never answers: retried, and after expire_s the
     sender gets a DSN saying so."""
-    domains = tmp_path / "domains"
-    add_user(domains, "alice@example.test")
-    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
-                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
-                                      "retry_first_s": 1, "retry_max_s": 1, "expire_s": 3,
-                                      "connect_timeout_s": 1})
+    relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns}", port=port,
+                        retry_first_s=1, retry_max_s=1, expire_s=3, connect_timeout_s=1)
     submit(relay, ["gone@soft.test"])  # nothing listens on mx.soft.test here
     bounce = relay.wait_for_mail("example.test", "alice", timeout=30)[0].read_bytes().decode()
     assert "Final-Recipient: rfc822; gone@soft.test" in bounce
@@ -329,11 +328,8 @@ def test_receiver_down_across_a_restart(start_ringmaild, certs, tmp_path, dns, p
     """The destination is down; ringmail restarts with the message queued
     (its schedule recovered from the spool); the destination comes back and
     the message arrives exactly once."""
-    domains = tmp_path / "domains"
-    add_user(domains, "alice@example.test")
-    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
-                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
-                                      "retry_first_s": 1, "retry_max_s": 2, "connect_timeout_s": 2})
+    relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns}", port=port,
+                        retry_first_s=1, retry_max_s=2, connect_timeout_s=2)
     submit(relay, ["gina@peer.test"], subject="survives a restart")
     wait_log(relay, "deferred:")
     relay.stop()
@@ -354,12 +350,8 @@ def test_delay_warning_then_delivery(start_ringmaild, certs, tmp_path, dns, port
                                      ringmaild_binary):
     """After delay_warning_s the sender is told (once) that the message is
     still being tried; it is delivered when the destination comes back."""
-    domains = tmp_path / "domains"
-    add_user(domains, "alice@example.test")
-    relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
-                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
-                                      "retry_first_s": 1, "retry_max_s": 1, "connect_timeout_s": 1,
-                                      "delay_warning_s": 2})
+    relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns}", port=port,
+                        retry_first_s=1, retry_max_s=1, connect_timeout_s=1, delay_warning_s=2)
     submit(relay, ["hank@peer.test"], subject="slow one")
     warning = relay.wait_for_mail("example.test", "alice", timeout=30)[0].read_bytes().decode()
     assert "Action: delayed" in warning, warning
