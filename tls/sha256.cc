@@ -56,11 +56,15 @@ const char* to_string(Sha256Backend b) {
     case Sha256Backend::kAuto: return "auto";
     case Sha256Backend::kWolfCrypt: return "wolfcrypt";
     case Sha256Backend::kShaNi: return "sha-ni";
+    case Sha256Backend::kAvx512x16: return "avx512x16";
   }
   return "?";
 }
 
 Sha256Backend resolve(Sha256Backend b) {
+  // Single streams have no AVX-512 kernel: they use SHA-NI (sha256_many()
+  // is where the 16 lanes work).
+  if (b == Sha256Backend::kAvx512x16) b = Sha256Backend::kAuto;
   if (b == Sha256Backend::kAuto) {
     return cpu_features().sha_ni ? Sha256Backend::kShaNi : Sha256Backend::kWolfCrypt;
   }

@@ -13,7 +13,7 @@
 
 namespace ringmail::tls {
 
-enum class Sha256Backend : uint8_t { kAuto, kWolfCrypt, kShaNi };
+enum class Sha256Backend : uint8_t { kAuto, kWolfCrypt, kShaNi, kAvx512x16 };
 const char* to_string(Sha256Backend b);
 
 struct CpuFeatures {
@@ -55,5 +55,24 @@ class Sha256Job {
 // The compression function on whole 64-byte blocks (exposed for tests and
 // the benchmark).
 void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks);
+
+}  // namespace ringmail::tls
+
+namespace ringmail::tls {
+
+// Multi-buffer SHA-256: 16 independent streams in the 16 lanes of AVX-512
+// registers. `states[i]` advances by `blocks` whole blocks of `data[i]`
+// (lanes that are not used point at a scratch state and null data). Needs
+// cpu_features().avx512.
+void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* const data[16], size_t blocks);
+// Portable compression function (finishing a multi-buffer job without
+// SHA-NI, and the differential tests).
+void sha256_blocks_portable(uint32_t state[8], const uint8_t* data, size_t blocks);
+
+// Hashes n complete messages at once: AVX-512 16 lanes at a time when the
+// CPU has it and `b` allows it (kAuto or kAvx512x16), else one by one with
+// `b`. The batched path for many small bodies (bulk sending).
+void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out,
+                 Sha256Backend b = Sha256Backend::kAuto);
 
 }  // namespace ringmail::tls

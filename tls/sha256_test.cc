@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace ringmail::tls {
 namespace {
@@ -57,6 +59,48 @@ TEST_P(Sha256Test, SameAsWolfCryptForEveryLengthAndSplit) {
     }
     ASSERT_EQ(hex(h.finish()), hex(want)) << "length " << len;
   }
+}
+
+// The 16-lane kernel and sha256_many() against wolfCrypt: messages of
+// every length 0..2048 hashed 16 at a time with different lengths in the
+// lanes, and the portable compression function.
+TEST(Sha256, ManyAtOnceEveryLengthEveryLane) {
+  if (!cpu_features().avx512) GTEST_SKIP() << "no AVX-512";
+  std::mt19937_64 rng(9);
+  std::string data(4096, '\0');
+  for (auto& c : data) c = static_cast<char>(rng());
+  std::vector<std::string_view> msgs;
+  for (size_t len = 0; len <= 2048; ++len) {
+    // Lanes start at different offsets and run different lengths.
+    msgs.push_back(std::string_view(data).substr(len % 97, len));
+  }
+  std::vector<Sha256Digest> got(msgs.size());
+  sha256_many(msgs.data(), msgs.size(), got.data(), Sha256Backend::kAvx512x16);
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    ASSERT_EQ(hex(got[i]), hex(Sha256Job::hash(msgs[i], Sha256Backend::kWolfCrypt))) << "length " << i;
+  }
+  // Sixteen long equal messages: every lane busy for many blocks.
+  std::vector<std::string> big(16);
+  std::vector<std::string_view> bv;
+  for (size_t i = 0; i < 16; ++i) {
+    big[i].assign(100000 + i, static_cast<char>('a' + i));
+    bv.push_back(big[i]);
+  }
+  std::vector<Sha256Digest> bg(16);
+  sha256_many(bv.data(), 16, bg.data());
+  for (size_t i = 0; i < 16; ++i) EXPECT_EQ(hex(bg[i]), hex(Sha256Job::hash(bv[i], Sha256Backend::kWolfCrypt)));
+}
+
+TEST(Sha256, PortableCompression) {
+  std::string block(128, 'q');
+  uint32_t a[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint32_t b[8];
+  std::memcpy(b, a, sizeof a);
+  sha256_blocks_portable(a, reinterpret_cast<const uint8_t*>(block.data()), 2);
+  if (!cpu_features().sha_ni) GTEST_SKIP() << "no SHA-NI to compare with";
+  sha256_blocks_shani(b, reinterpret_cast<const uint8_t*>(block.data()), 2);
+  EXPECT_EQ(0, std::memcmp(a, b, sizeof a));
 }
 
 TEST(Sha256, BackendResolution) {

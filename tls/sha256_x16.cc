@@ -1,0 +1,229 @@
+// SHA-256 over 16 streams at once (AVX-512), a portable compression
+// function, and sha256_many() which batches whole messages through them.
+// FIPS 180-4 section 6.2, one stream per 32-bit lane: every step of the
+// single-stream algorithm is done on 16 words at a time.
+// GCC 12's AVX-512 headers trip its own uninitialized-value warnings
+// (_mm512_undefined_* inside the intrinsics); nothing here is uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "tls/sha256.h"
+
+namespace ringmail::tls {
+
+namespace {
+
+constexpr uint32_t kK[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+constexpr uint32_t kInit[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+inline uint32_t load_be(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+}  // namespace
+
+void sha256_blocks_portable(uint32_t state[8], const uint8_t* data, size_t blocks) {
+  for (; blocks > 0; --blocks, data += 64) {
+    uint32_t w[64];
+    for (int t = 0; t < 16; ++t) w[t] = load_be(data + 4 * t);
+    for (int t = 16; t < 64; ++t) {
+      const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+    for (int t = 0; t < 64; ++t) {
+      const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + kK[t] + w[t];
+      const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+    state[5] += f;
+    state[6] += g;
+    state[7] += h;
+  }
+}
+
+#define RM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+RM_AVX512 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* const data[16],
+                                 size_t blocks) {
+  // The 16 states, word-major: v[j] lane i = states[i][j].
+  alignas(64) uint32_t tmp[8][16];
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) tmp[j][i] = states[i][j];
+  }
+  __m512i st[8];
+  for (int j = 0; j < 8; ++j) st[j] = _mm512_load_si512(tmp[j]);
+  // Byte order within each 32-bit word: big-endian message words.
+  const __m512i bswap = _mm512_broadcast_i32x4(
+      _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
+  // Transposes a 16x16 matrix of words: the 16 lanes' blocks into
+  // word-major rows (w[t] lane i = word t of lane i's block).
+  alignas(64) uint32_t blk[16][16];
+  for (size_t n = 0; n < blocks; ++n) {
+    for (int i = 0; i < 16; ++i) {
+      // A lane without data (null) hashes zeros into its scratch state.
+      _mm512_store_si512(blk[i], data[i] != nullptr ? _mm512_loadu_si512(data[i] + 64 * n)
+                                                    : _mm512_setzero_si512());
+    }
+    __m512i w[16];
+    const __m512i idx = _mm512_set_epi32(15 * 16, 14 * 16, 13 * 16, 12 * 16, 11 * 16, 10 * 16, 9 * 16,
+                                         8 * 16, 7 * 16, 6 * 16, 5 * 16, 4 * 16, 3 * 16, 2 * 16, 16, 0);
+    for (int t = 0; t < 16; ++t) {
+      w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(idx, &blk[0][t], 4), bswap);
+    }
+    __m512i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+#pragma GCC unroll 8
+    for (int t = 0; t < 64; ++t) {
+      __m512i wt;
+      if (t < 16) {
+        wt = w[t];
+      } else {
+        const __m512i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
+        const __m512i s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(w15, 7), _mm512_ror_epi32(w15, 18),
+                                                     _mm512_srli_epi32(w15, 3), 0x96);
+        const __m512i s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(w2, 17), _mm512_ror_epi32(w2, 19),
+                                                     _mm512_srli_epi32(w2, 10), 0x96);
+        wt = _mm512_add_epi32(_mm512_add_epi32(w[t & 15], s0), _mm512_add_epi32(w[(t - 7) & 15], s1));
+        w[t & 15] = wt;
+      }
+      const __m512i S1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(e, 6), _mm512_ror_epi32(e, 11),
+                                                   _mm512_ror_epi32(e, 25), 0x96);
+      const __m512i ch = _mm512_ternarylogic_epi32(e, f, g, 0xCA);
+      const __m512i t1 = _mm512_add_epi32(
+          _mm512_add_epi32(h, S1),
+          _mm512_add_epi32(ch, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(kK[t])), wt)));
+      const __m512i S0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(a, 2), _mm512_ror_epi32(a, 13),
+                                                   _mm512_ror_epi32(a, 22), 0x96);
+      const __m512i maj = _mm512_ternarylogic_epi32(a, b, c, 0xE8);
+      h = g;
+      g = f;
+      f = e;
+      e = _mm512_add_epi32(d, t1);
+      d = c;
+      c = b;
+      b = a;
+      a = _mm512_add_epi32(t1, _mm512_add_epi32(S0, maj));
+    }
+    st[0] = _mm512_add_epi32(st[0], a);
+    st[1] = _mm512_add_epi32(st[1], b);
+    st[2] = _mm512_add_epi32(st[2], c);
+    st[3] = _mm512_add_epi32(st[3], d);
+    st[4] = _mm512_add_epi32(st[4], e);
+    st[5] = _mm512_add_epi32(st[5], f);
+    st[6] = _mm512_add_epi32(st[6], g);
+    st[7] = _mm512_add_epi32(st[7], h);
+  }
+  for (int j = 0; j < 8; ++j) _mm512_store_si512(tmp[j], st[j]);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) states[i][j] = tmp[j][i];
+  }
+}
+
+void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha256Backend b) {
+  const bool batch = cpu_features().avx512 &&
+                     (b == Sha256Backend::kAuto || b == Sha256Backend::kAvx512x16);
+  if (!batch) {
+    for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
+    return;
+  }
+  const bool shani = cpu_features().sha_ni;
+  for (size_t base = 0; base < n; base += 16) {
+    const size_t m = std::min<size_t>(16, n - base);
+    uint32_t st[16][8];
+    uint32_t* states[16];
+    const uint8_t* ptr[16];
+    size_t left[16];
+    uint32_t scratch[8];
+    for (size_t i = 0; i < 16; ++i) {
+      std::memcpy(st[i], kInit, sizeof kInit);
+      const bool real = i < m;
+      states[i] = real ? st[i] : scratch;
+      ptr[i] = real ? reinterpret_cast<const uint8_t*>(msgs[base + i].data()) : nullptr;
+      left[i] = real ? msgs[base + i].size() / 64 : 0;
+    }
+    // Lockstep over the blocks all remaining lanes still have; a lane that
+    // runs out is parked on the scratch state.
+    while (true) {
+      size_t k = SIZE_MAX;
+      for (size_t i = 0; i < m; ++i) {
+        if (left[i] > 0) k = std::min(k, left[i]);
+      }
+      if (k == SIZE_MAX) break;
+      const uint8_t* lane_data[16];
+      uint32_t* lane_state[16];
+      for (size_t i = 0; i < 16; ++i) {
+        const bool active = i < m && left[i] > 0;
+        lane_state[i] = active ? states[i] : scratch;
+        lane_data[i] = active ? ptr[i] : nullptr;
+      }
+      if (k > 0 && std::count_if(left, left + m, [](size_t x) { return x > 0; }) == 1) {
+        // One lane left: the single-stream kernel is faster.
+        for (size_t i = 0; i < m; ++i) {
+          if (left[i] == 0) continue;
+          if (shani) sha256_blocks_shani(states[i], ptr[i], left[i]);
+          else sha256_blocks_portable(states[i], ptr[i], left[i]);
+          ptr[i] += 64 * left[i];
+          left[i] = 0;
+        }
+        break;
+      }
+      sha256_x16_avx512(lane_state, lane_data, k);
+      for (size_t i = 0; i < m; ++i) {
+        if (left[i] == 0) continue;
+        ptr[i] += 64 * k;
+        left[i] -= k;
+      }
+    }
+    // The tail and the padding, lane by lane.
+    for (size_t i = 0; i < m; ++i) {
+      const std::string_view msg = msgs[base + i];
+      const size_t tail = msg.size() % 64;
+      uint8_t pad[128] = {};
+      std::memcpy(pad, msg.data() + msg.size() - tail, tail);
+      pad[tail] = 0x80;
+      const size_t total = tail < 56 ? 64 : 128;
+      const uint64_t bits = static_cast<uint64_t>(msg.size()) * 8;
+      for (int j = 0; j < 8; ++j) pad[total - 1 - static_cast<size_t>(j)] = static_cast<uint8_t>(bits >> (8 * j));
+      if (shani) sha256_blocks_shani(st[i], pad, total / 64);
+      else sha256_blocks_portable(st[i], pad, total / 64);
+      for (int j = 0; j < 8; ++j) {
+        out[base + i][static_cast<size_t>(4 * j)] = static_cast<uint8_t>(st[i][j] >> 24);
+        out[base + i][static_cast<size_t>(4 * j + 1)] = static_cast<uint8_t>(st[i][j] >> 16);
+        out[base + i][static_cast<size_t>(4 * j + 2)] = static_cast<uint8_t>(st[i][j] >> 8);
+        out[base + i][static_cast<size_t>(4 * j + 3)] = static_cast<uint8_t>(st[i][j]);
+      }
+    }
+  }
+}
+
+}  // namespace ringmail::tls
