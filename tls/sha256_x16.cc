@@ -86,20 +86,36 @@ RM_AVX512 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* cons
   // Byte order within each 32-bit word: big-endian message words.
   const __m512i bswap = _mm512_broadcast_i32x4(
       _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
-  // Transposes a 16x16 matrix of words: the 16 lanes' blocks into
-  // word-major rows (w[t] lane i = word t of lane i's block).
-  alignas(64) uint32_t blk[16][16];
   for (size_t n = 0; n < blocks; ++n) {
+    // The 16 lanes' blocks, one row each, transposed into word-major rows
+    // (w[t] lane i = word t of lane i's block): 4x4 transposes inside each
+    // 128-bit lane, then 128-bit lanes regrouped.
+    __m512i r[16];
     for (int i = 0; i < 16; ++i) {
       // A lane without data (null) hashes zeros into its scratch state.
-      _mm512_store_si512(blk[i], data[i] != nullptr ? _mm512_loadu_si512(data[i] + 64 * n)
-                                                    : _mm512_setzero_si512());
+      r[i] = data[i] != nullptr ? _mm512_loadu_si512(data[i] + 64 * n) : _mm512_setzero_si512();
+    }
+    __m512i u[4][4];
+    for (int g = 0; g < 4; ++g) {
+      const __m512i t0 = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+      const __m512i t1 = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+      const __m512i t2 = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+      const __m512i t3 = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+      u[g][0] = _mm512_unpacklo_epi64(t0, t2);
+      u[g][1] = _mm512_unpackhi_epi64(t0, t2);
+      u[g][2] = _mm512_unpacklo_epi64(t1, t3);
+      u[g][3] = _mm512_unpackhi_epi64(t1, t3);
     }
     __m512i w[16];
-    const __m512i idx = _mm512_set_epi32(15 * 16, 14 * 16, 13 * 16, 12 * 16, 11 * 16, 10 * 16, 9 * 16,
-                                         8 * 16, 7 * 16, 6 * 16, 5 * 16, 4 * 16, 3 * 16, 2 * 16, 16, 0);
-    for (int t = 0; t < 16; ++t) {
-      w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(idx, &blk[0][t], 4), bswap);
+    for (int k = 0; k < 4; ++k) {
+      const __m512i x01 = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0x44);
+      const __m512i y01 = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0x44);
+      const __m512i x23 = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0xEE);
+      const __m512i y23 = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0xEE);
+      w[k] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x01, y01, 0x88), bswap);
+      w[4 + k] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x01, y01, 0xDD), bswap);
+      w[8 + k] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x23, y23, 0x88), bswap);
+      w[12 + k] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x23, y23, 0xDD), bswap);
     }
     __m512i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
 #pragma GCC unroll 8
