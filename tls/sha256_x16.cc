@@ -4,8 +4,10 @@
 // single-stream algorithm is done on 16 words at a time.
 // GCC 12's AVX-512 headers trip its own uninitialized-value warnings
 // (_mm512_undefined_* inside the intrinsics); nothing here is uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
