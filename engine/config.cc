@@ -439,9 +439,11 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
         cfg->dkim_sha256 = tls::Sha256Backend::kWolfCrypt;
       } else if (b == "sha-ni") {
         cfg->dkim_sha256 = tls::Sha256Backend::kShaNi;
+      } else if (b == "avx512x16") {
+        cfg->dkim_sha256 = tls::Sha256Backend::kAvx512x16;
       } else {
         throw ConfigError{where(source, *dt->get("sha256_backend"), "dkim.sha256_backend") +
-                          ": must be auto, wolfcrypt or sha-ni"};
+                          ": must be auto, wolfcrypt, sha-ni or avx512x16"};
       }
     }
     if (const toml::node* n = t.get("tls")) {

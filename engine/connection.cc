@@ -353,7 +353,7 @@ bool Connection::start_signing() {
   sign_.backend = shard_.cfg_->dkim_sha256;
   sign_.on_result = &Connection::on_signed;
   sign_busy_ = true;
-  start_dkim_sign(shard_.file_io_, &sign_);
+  shard_.queue_signing(&sign_);  // batched with others at the end of the loop turn
   return true;
 }
 

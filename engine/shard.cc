@@ -238,6 +238,7 @@ void Shard::run(std::latch& ready) {
       dispatcher_->service();
       outbound_->service(now);  // batches the dispatcher finished at once
     }
+    flush_signing();
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
@@ -387,6 +388,17 @@ void Shard::batch_complete(OutboundBatch* b) {
   m.type = ShardMessage::Type::kOutboundDone;
   m.batch = b;
   peers_[b->home]->post_from_shard(*this, std::move(m));
+}
+
+void Shard::flush_signing() {
+  if (signing_.empty()) return;
+  if (signing_.size() >= kDkimBatchMin && dkim_batching()) {
+    log_line("dkim: " + std::to_string(signing_.size()) + " messages signed in one 16-lane batch");
+    start_dkim_sign_batch(file_io_, std::move(signing_));
+  } else {
+    for (DkimSignJob* j : signing_) start_dkim_sign(file_io_, j);
+  }
+  signing_.clear();
 }
 
 bool Shard::peers_quiesced() const {

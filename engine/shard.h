@@ -201,6 +201,11 @@ class Shard final : public proto::SmtpHost {
   // their loops start, so no message goes to a ring that is not there yet.
   std::atomic<bool> started_{false};
   void dispatch_batch(OutboundBatch* b);
+  // DKIM signing requests of this loop turn: one batch job when there are
+  // enough of them (dkim_batching()), else one job each.
+  void queue_signing(DkimSignJob* job) { signing_.push_back(job); }
+  void flush_signing();
+  std::vector<DkimSignJob*> signing_;
   void batch_complete(OutboundBatch* b);
   bool peers_quiesced() const;
   // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).

@@ -76,3 +76,29 @@ void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out,
                  Sha256Backend b = Sha256Backend::kAuto);
 
 }  // namespace ringmail::tls
+
+namespace ringmail::tls {
+
+// Up to 16 SHA-256 jobs fed chunk by chunk, in any order: each lane keeps
+// what it was given until every busy lane has whole blocks, then the
+// 16-lane kernel runs over the blocks they all have. A lane holds at most
+// what its feeder gave since the last pump (bodies are never held whole).
+class Sha256Lanes {
+ public:
+  static constexpr size_t kLanes = 16;
+  Sha256Lanes();
+  // Lane `i` gets `data` (i < kLanes); the kernel runs once every busy
+  // lane has a block or more.
+  void feed(size_t i, std::string_view data);
+  // No more data for lane `i`: its digest (the lane is free again).
+  Sha256Digest finish(size_t i);
+
+ private:
+  void pump(bool force);
+  uint32_t state_[kLanes][8];
+  std::string pending_[kLanes];
+  uint64_t length_[kLanes] = {};
+  bool busy_[kLanes] = {};
+};
+
+}  // namespace ringmail::tls

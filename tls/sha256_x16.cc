@@ -245,3 +245,76 @@ void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha2
 }
 
 }  // namespace ringmail::tls
+
+namespace ringmail::tls {
+
+Sha256Lanes::Sha256Lanes() {
+  for (auto& s : state_) std::memcpy(s, kInit, sizeof kInit);
+}
+
+void Sha256Lanes::feed(size_t i, std::string_view data) {
+  busy_[i] = true;
+  pending_[i].append(data);
+  length_[i] += data.size();
+  pump(pending_[i].size() >= 64 * 1024);  // a lane far ahead: do not let it grow
+}
+
+void Sha256Lanes::pump(bool force) {
+  while (true) {
+    size_t k = SIZE_MAX;
+    size_t busy = 0;
+    for (size_t i = 0; i < kLanes; ++i) {
+      if (!busy_[i]) continue;
+      ++busy;
+      k = std::min(k, pending_[i].size() / 64);
+    }
+    if (busy == 0) return;
+    if (k == 0) {
+      if (!force) return;
+      // One lane is far ahead of one that has nothing: it goes alone.
+      for (size_t i = 0; i < kLanes; ++i) {
+        const size_t n = pending_[i].size() / 64;
+        if (!busy_[i] || n == 0 || pending_[i].size() < 64 * 1024) continue;
+        if (cpu_features().sha_ni) sha256_blocks_shani(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
+        else sha256_blocks_portable(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
+        pending_[i].erase(0, n * 64);
+      }
+      return;
+    }
+    uint32_t scratch[8];
+    uint32_t* states[kLanes];
+    const uint8_t* data[kLanes];
+    for (size_t i = 0; i < kLanes; ++i) {
+      states[i] = busy_[i] ? state_[i] : scratch;
+      data[i] = busy_[i] ? reinterpret_cast<const uint8_t*>(pending_[i].data()) : nullptr;
+    }
+    sha256_x16_avx512(states, data, k);
+    for (size_t i = 0; i < kLanes; ++i) {
+      if (busy_[i]) pending_[i].erase(0, k * 64);
+    }
+  }
+}
+
+Sha256Digest Sha256Lanes::finish(size_t i) {
+  std::string& p = pending_[i];
+  p += '\x80';
+  while (p.size() % 64 != 56) p += '\0';
+  const uint64_t bits = length_[i] * 8;
+  for (int j = 7; j >= 0; --j) p += static_cast<char>(bits >> (8 * j));
+  if (cpu_features().sha_ni) sha256_blocks_shani(state_[i], reinterpret_cast<const uint8_t*>(p.data()), p.size() / 64);
+  else sha256_blocks_portable(state_[i], reinterpret_cast<const uint8_t*>(p.data()), p.size() / 64);
+  Sha256Digest out;
+  for (int j = 0; j < 8; ++j) {
+    out[static_cast<size_t>(4 * j)] = static_cast<uint8_t>(state_[i][j] >> 24);
+    out[static_cast<size_t>(4 * j + 1)] = static_cast<uint8_t>(state_[i][j] >> 16);
+    out[static_cast<size_t>(4 * j + 2)] = static_cast<uint8_t>(state_[i][j] >> 8);
+    out[static_cast<size_t>(4 * j + 3)] = static_cast<uint8_t>(state_[i][j]);
+  }
+  std::memcpy(state_[i], kInit, sizeof kInit);
+  p.clear();
+  length_[i] = 0;
+  busy_[i] = false;
+  return out;
+}
+
+}  // namespace ringmail::tls
