@@ -55,9 +55,18 @@ def main():
     resolver = Resolver(zone)
     logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
     want = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    udp = DNSServer(resolver, port=want, address="127.0.0.1", logger=logger)
-    port = udp.server.server_address[1]
-    tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=logger)
+    # The UDP port is picked free; the same number may be taken for TCP
+    # (another test's connection): then pick again.
+    for attempt in range(50):
+        udp = DNSServer(resolver, port=want, address="127.0.0.1", logger=logger)
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=logger)
+            break
+        except OSError:
+            udp.server.server_close()
+            if want or attempt == 49:
+                raise
     udp.start_thread()
     tcp.start_thread()
     print(port, flush=True)
