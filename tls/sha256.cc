@@ -48,6 +48,7 @@ const char* to_string(Sha256Backend b) {
     case Sha256Backend::kWolfCrypt: return "wolfcrypt";
     case Sha256Backend::kShaNi: return "sha-ni";
     case Sha256Backend::kAvx512x16: return "avx512x16";
+    case Sha256Backend::kAvx2x8: return "avx2x8";
   }
   return "?";
 }
@@ -55,7 +56,7 @@ const char* to_string(Sha256Backend b) {
 Sha256Backend resolve(Sha256Backend b) {
   // Single streams have no AVX-512 kernel: they use SHA-NI (sha256_many()
   // is where the 16 lanes work).
-  if (b == Sha256Backend::kAvx512x16) b = Sha256Backend::kAuto;
+  if (b == Sha256Backend::kAvx512x16 || b == Sha256Backend::kAvx2x8) b = Sha256Backend::kAuto;
   if (b == Sha256Backend::kAuto) {
     return cpu_features().sha_ni ? Sha256Backend::kShaNi : Sha256Backend::kWolfCrypt;
   }

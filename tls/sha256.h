@@ -13,7 +13,7 @@
 
 namespace ringmail::tls {
 
-enum class Sha256Backend : uint8_t { kAuto, kWolfCrypt, kShaNi, kAvx512x16 };
+enum class Sha256Backend : uint8_t { kAuto, kWolfCrypt, kShaNi, kAvx512x16, kAvx2x8 };
 const char* to_string(Sha256Backend b);
 
 struct CpuFeatures {
@@ -65,13 +65,17 @@ namespace ringmail::tls {
 // (lanes that are not used point at a scratch state and null data). Needs
 // cpu_features().avx512.
 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* const data[16], size_t blocks);
+// The same with 8 lanes of AVX2 registers (CPUs without AVX-512; where
+// there is no SHA-NI either, it beats one stream at a time).
+void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data[8], size_t blocks);
 // Portable compression function (finishing a multi-buffer job without
 // SHA-NI, and the differential tests).
 void sha256_blocks_portable(uint32_t state[8], const uint8_t* data, size_t blocks);
 
 // Hashes n complete messages at once: AVX-512 16 lanes at a time when the
-// CPU has it and `b` allows it (kAuto or kAvx512x16), else one by one with
-// `b`. The batched path for many small bodies (bulk sending).
+// CPU has it and `b` allows it (kAuto or kAvx512x16); AVX2 8 lanes when
+// asked for (kAvx2x8) or, with kAuto, on a CPU with AVX2 but neither
+// AVX-512 nor SHA-NI; else one by one with `b`.
 void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out,
                  Sha256Backend b = Sha256Backend::kAuto);
 

@@ -158,55 +158,147 @@ RM_AVX512 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* cons
   }
 }
 
-void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha256Backend b) {
-  const bool batch = cpu_features().avx512 &&
-                     (b == Sha256Backend::kAuto || b == Sha256Backend::kAvx512x16);
-  if (!batch) {
-    for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
-    return;
+#define RM_AVX2 __attribute__((target("avx2")))
+
+namespace {
+
+RM_AVX2 inline __m256i ror8(__m256i x, int n) {
+  return _mm256_or_si256(_mm256_srli_epi32(x, n), _mm256_slli_epi32(x, 32 - n));
+}
+
+RM_AVX2 inline __m256i xor3(__m256i a, __m256i b, __m256i c) {
+  return _mm256_xor_si256(_mm256_xor_si256(a, b), c);
+}
+
+// 8 rows of 8 words (each row 32 bytes at p[i] + off) -> 8 word-major rows.
+RM_AVX2 void transpose8(const uint8_t* const p[8], size_t off, __m256i bswap, __m256i* w) {
+  __m256i r[8];
+  for (int i = 0; i < 8; ++i) {
+    r[i] = p[i] != nullptr ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[i] + off))
+                           : _mm256_setzero_si256();
   }
+  __m256i u[8];
+  for (int g = 0; g < 2; ++g) {
+    const __m256i t0 = _mm256_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+    const __m256i t1 = _mm256_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+    const __m256i t3 = _mm256_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+    u[4 * g] = _mm256_unpacklo_epi64(t0, t2);
+    u[4 * g + 1] = _mm256_unpackhi_epi64(t0, t2);
+    u[4 * g + 2] = _mm256_unpacklo_epi64(t1, t3);
+    u[4 * g + 3] = _mm256_unpackhi_epi64(t1, t3);
+  }
+  for (int k = 0; k < 4; ++k) {
+    w[k] = _mm256_shuffle_epi8(_mm256_permute2x128_si256(u[k], u[4 + k], 0x20), bswap);
+    w[4 + k] = _mm256_shuffle_epi8(_mm256_permute2x128_si256(u[k], u[4 + k], 0x31), bswap);
+  }
+}
+
+}  // namespace
+
+RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data[8], size_t blocks) {
+  alignas(32) uint32_t tmp[8][8];
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) tmp[j][i] = states[i][j];
+  }
+  __m256i st[8];
+  for (int j = 0; j < 8; ++j) st[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp[j]));
+  const __m256i bswap = _mm256_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3,
+                                        12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+  for (size_t n = 0; n < blocks; ++n) {
+    __m256i w[16];
+    transpose8(data, 64 * n, bswap, w);
+    transpose8(data, 64 * n + 32, bswap, w + 8);
+    __m256i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+#pragma GCC unroll 8
+    for (int t = 0; t < 64; ++t) {
+      __m256i wt;
+      if (t < 16) {
+        wt = w[t];
+      } else {
+        const __m256i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
+        const __m256i s0 = xor3(ror8(w15, 7), ror8(w15, 18), _mm256_srli_epi32(w15, 3));
+        const __m256i s1 = xor3(ror8(w2, 17), ror8(w2, 19), _mm256_srli_epi32(w2, 10));
+        wt = _mm256_add_epi32(_mm256_add_epi32(w[t & 15], s0), _mm256_add_epi32(w[(t - 7) & 15], s1));
+        w[t & 15] = wt;
+      }
+      const __m256i S1 = xor3(ror8(e, 6), ror8(e, 11), ror8(e, 25));
+      const __m256i ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
+      const __m256i t1 = _mm256_add_epi32(
+          _mm256_add_epi32(h, S1),
+          _mm256_add_epi32(ch, _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(kK[t])), wt)));
+      const __m256i S0 = xor3(ror8(a, 2), ror8(a, 13), ror8(a, 22));
+      const __m256i maj = _mm256_or_si256(_mm256_and_si256(_mm256_or_si256(a, b), c), _mm256_and_si256(a, b));
+      h = g;
+      g = f;
+      f = e;
+      e = _mm256_add_epi32(d, t1);
+      d = c;
+      c = b;
+      b = a;
+      a = _mm256_add_epi32(t1, _mm256_add_epi32(S0, maj));
+    }
+    st[0] = _mm256_add_epi32(st[0], a);
+    st[1] = _mm256_add_epi32(st[1], b);
+    st[2] = _mm256_add_epi32(st[2], c);
+    st[3] = _mm256_add_epi32(st[3], d);
+    st[4] = _mm256_add_epi32(st[4], e);
+    st[5] = _mm256_add_epi32(st[5], f);
+    st[6] = _mm256_add_epi32(st[6], g);
+    st[7] = _mm256_add_epi32(st[7], h);
+  }
+  for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(tmp[j]), st[j]);
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) states[i][j] = tmp[j][i];
+  }
+}
+
+namespace {
+
+// Whole messages through an L-lane kernel, L at a time.
+template <size_t L>
+void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
+                void (*kernel)(uint32_t* const*, const uint8_t* const*, size_t)) {
   const bool shani = cpu_features().sha_ni;
-  for (size_t base = 0; base < n; base += 16) {
-    const size_t m = std::min<size_t>(16, n - base);
-    uint32_t st[16][8];
-    uint32_t* states[16];
-    const uint8_t* ptr[16];
-    size_t left[16];
+  for (size_t base = 0; base < n; base += L) {
+    const size_t m = std::min<size_t>(L, n - base);
+    uint32_t st[L][8];
+    const uint8_t* ptr[L];
+    size_t left[L];
     uint32_t scratch[8];
-    for (size_t i = 0; i < 16; ++i) {
+    for (size_t i = 0; i < L; ++i) {
       std::memcpy(st[i], kInit, sizeof kInit);
-      const bool real = i < m;
-      states[i] = real ? st[i] : scratch;
-      ptr[i] = real ? reinterpret_cast<const uint8_t*>(msgs[base + i].data()) : nullptr;
-      left[i] = real ? msgs[base + i].size() / 64 : 0;
+      ptr[i] = i < m ? reinterpret_cast<const uint8_t*>(msgs[base + i].data()) : nullptr;
+      left[i] = i < m ? msgs[base + i].size() / 64 : 0;
     }
     // Lockstep over the blocks all remaining lanes still have; a lane that
-    // runs out is parked on the scratch state.
+    // runs out is parked on the scratch state with no data.
     while (true) {
-      size_t k = SIZE_MAX;
+      size_t k = SIZE_MAX, active = 0;
       for (size_t i = 0; i < m; ++i) {
-        if (left[i] > 0) k = std::min(k, left[i]);
+        if (left[i] == 0) continue;
+        k = std::min(k, left[i]);
+        ++active;
       }
-      if (k == SIZE_MAX) break;
-      const uint8_t* lane_data[16];
-      uint32_t* lane_state[16];
-      for (size_t i = 0; i < 16; ++i) {
-        const bool active = i < m && left[i] > 0;
-        lane_state[i] = active ? states[i] : scratch;
-        lane_data[i] = active ? ptr[i] : nullptr;
-      }
-      if (k > 0 && std::count_if(left, left + m, [](size_t x) { return x > 0; }) == 1) {
+      if (active == 0) break;
+      if (active == 1) {
         // One lane left: the single-stream kernel is faster.
         for (size_t i = 0; i < m; ++i) {
           if (left[i] == 0) continue;
-          if (shani) sha256_blocks_shani(states[i], ptr[i], left[i]);
-          else sha256_blocks_portable(states[i], ptr[i], left[i]);
-          ptr[i] += 64 * left[i];
+          if (shani) sha256_blocks_shani(st[i], ptr[i], left[i]);
+          else sha256_blocks_portable(st[i], ptr[i], left[i]);
           left[i] = 0;
         }
         break;
       }
-      sha256_x16_avx512(lane_state, lane_data, k);
+      uint32_t* lane_state[L];
+      const uint8_t* lane_data[L];
+      for (size_t i = 0; i < L; ++i) {
+        const bool on = i < m && left[i] > 0;
+        lane_state[i] = on ? st[i] : scratch;
+        lane_data[i] = on ? ptr[i] : nullptr;
+      }
+      kernel(lane_state, lane_data, k);
       for (size_t i = 0; i < m; ++i) {
         if (left[i] == 0) continue;
         ptr[i] += 64 * k;
@@ -227,6 +319,19 @@ void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha2
       else sha256_blocks_portable(st[i], pad, total / 64);
       out[base + i] = sha256_detail::to_digest(st[i]);
     }
+  }
+}
+
+}  // namespace
+
+void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha256Backend b) {
+  const auto& cpu = cpu_features();
+  if (cpu.avx512 && (b == Sha256Backend::kAuto || b == Sha256Backend::kAvx512x16)) {
+    many_lanes<16>(msgs, n, out, &sha256_x16_avx512);
+  } else if (cpu.avx2 && (b == Sha256Backend::kAvx2x8 || (b == Sha256Backend::kAuto && !cpu.sha_ni))) {
+    many_lanes<8>(msgs, n, out, &sha256_x8_avx2);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
   }
 }
 

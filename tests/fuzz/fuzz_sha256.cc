@@ -1,6 +1,7 @@
 // libFuzzer target, differential: the SHA-NI SHA-256 job against wolfCrypt's
 // on any input fed in any split, and the 16-lane batch on the input cut into
-// up to 16 messages (tls/sha256.cc, tls/sha256_x16.cc).
+// up to 16 messages in 16 AVX-512 and 8 AVX2 lanes (tls/sha256.cc,
+// tls/sha256_x16.cc).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -17,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Sha256Job a(Sha256Backend::kShaNi);
   for (size_t pos = 0; pos < in.size(); pos += step) a.update(in.substr(pos, step));
   if (a.finish() != Sha256Job::hash(in, Sha256Backend::kWolfCrypt)) std::abort();
-  if (cpu_features().avx512) {
+  for (auto b : {Sha256Backend::kAvx512x16, Sha256Backend::kAvx2x8}) {
+    if (b == Sha256Backend::kAvx512x16 ? !cpu_features().avx512 : !cpu_features().avx2) continue;
     std::string_view msgs[16];
     size_t n = 0, pos = 0;
     while (n < 16 && pos <= in.size()) {
@@ -26,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pos += len + 1;
     }
     Sha256Digest out[16];
-    sha256_many(msgs, n, out, Sha256Backend::kAvx512x16);
+    sha256_many(msgs, n, out, b);
     for (size_t i = 0; i < n; ++i) {
       if (out[i] != Sha256Job::hash(msgs[i], Sha256Backend::kWolfCrypt)) std::abort();
     }
