@@ -153,15 +153,8 @@ Sha256Digest Sha256Job::finish() {
     wc_Sha256Final(static_cast<wc_Sha256*>(wolf_), out.data());
     return out;
   }
-  // Padding: 0x80, zeros, the length in bits (big-endian) in the last 8 bytes.
-  uint8_t pad[128] = {0x80};
-  const size_t padlen = (partial_len_ < 56 ? 56 : 120) - partial_len_;
-  const uint64_t bits = length_ * 8;
-  for (int i = 0; i < 8; ++i) pad[padlen + static_cast<size_t>(i)] = static_cast<uint8_t>(bits >> (56 - 8 * i));
-  const uint64_t keep = length_;
-  update(std::string_view(reinterpret_cast<const char*>(pad), padlen + 8));
-  length_ = keep;
-  return sha256_detail::to_digest(state_);
+  return sha256_detail::finish_tail(
+      state_, std::string_view(reinterpret_cast<const char*>(partial_), partial_len_), length_);
 }
 
 Sha256Digest Sha256Job::hash(std::string_view data, Sha256Backend b) {

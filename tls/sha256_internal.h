@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "tls/sha256.h"
 
@@ -32,5 +33,13 @@ inline Sha256Digest to_digest(const uint32_t state[8]) {
   }
   return out;
 }
+
+// One stream's whole blocks: SHA-NI when the CPU has it, else portable.
+void blocks_single(uint32_t state[8], const uint8_t* data, size_t blocks);
+
+// The end of a message of `total` bytes whose last `tail` bytes (any
+// length, whole blocks included) are not in `state` yet: those, the
+// padding (0x80, zeros, the length in bits), and the digest.
+Sha256Digest finish_tail(uint32_t state[8], std::string_view tail, uint64_t total);
 
 }  // namespace ringmail::tls::sha256_detail

@@ -31,6 +31,32 @@ inline uint32_t load_be(const uint8_t* p) {
 
 }  // namespace
 
+namespace sha256_detail {
+
+void blocks_single(uint32_t state[8], const uint8_t* data, size_t blocks) {
+  if (cpu_features().sha_ni) {
+    sha256_blocks_shani(state, data, blocks);
+  } else {
+    sha256_blocks_portable(state, data, blocks);
+  }
+}
+
+Sha256Digest finish_tail(uint32_t state[8], std::string_view tail, uint64_t total) {
+  const size_t whole = tail.size() / 64;
+  blocks_single(state, reinterpret_cast<const uint8_t*>(tail.data()), whole);
+  tail.remove_prefix(whole * 64);
+  uint8_t pad[128] = {};
+  std::memcpy(pad, tail.data(), tail.size());
+  pad[tail.size()] = 0x80;
+  const size_t n = tail.size() < 56 ? 64 : 128;
+  const uint64_t bits = total * 8;
+  for (size_t j = 0; j < 8; ++j) pad[n - 1 - j] = static_cast<uint8_t>(bits >> (8 * j));
+  blocks_single(state, pad, n / 64);
+  return to_digest(state);
+}
+
+}  // namespace sha256_detail
+
 void sha256_blocks_portable(uint32_t state[8], const uint8_t* data, size_t blocks) {
   for (; blocks > 0; --blocks, data += 64) {
     uint32_t w[64];
@@ -259,7 +285,6 @@ namespace {
 template <size_t L>
 void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
                 void (*kernel)(uint32_t* const*, const uint8_t* const*, size_t)) {
-  const bool shani = cpu_features().sha_ni;
   for (size_t base = 0; base < n; base += L) {
     const size_t m = std::min<size_t>(L, n - base);
     uint32_t st[L][8];
@@ -285,8 +310,7 @@ void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
         // One lane left: the single-stream kernel is faster.
         for (size_t i = 0; i < m; ++i) {
           if (left[i] == 0) continue;
-          if (shani) sha256_blocks_shani(st[i], ptr[i], left[i]);
-          else sha256_blocks_portable(st[i], ptr[i], left[i]);
+          sha256_detail::blocks_single(st[i], ptr[i], left[i]);
           left[i] = 0;
         }
         break;
@@ -308,16 +332,7 @@ void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
     // The tail and the padding, lane by lane.
     for (size_t i = 0; i < m; ++i) {
       const std::string_view msg = msgs[base + i];
-      const size_t tail = msg.size() % 64;
-      uint8_t pad[128] = {};
-      std::memcpy(pad, msg.data() + msg.size() - tail, tail);
-      pad[tail] = 0x80;
-      const size_t total = tail < 56 ? 64 : 128;
-      const uint64_t bits = static_cast<uint64_t>(msg.size()) * 8;
-      for (int j = 0; j < 8; ++j) pad[total - 1 - static_cast<size_t>(j)] = static_cast<uint8_t>(bits >> (8 * j));
-      if (shani) sha256_blocks_shani(st[i], pad, total / 64);
-      else sha256_blocks_portable(st[i], pad, total / 64);
-      out[base + i] = sha256_detail::to_digest(st[i]);
+      out[base + i] = sha256_detail::finish_tail(st[i], msg.substr(msg.size() - msg.size() % 64), msg.size());
     }
   }
 }
@@ -366,8 +381,7 @@ void Sha256Lanes::pump(bool force) {
       for (size_t i = 0; i < kLanes; ++i) {
         const size_t n = pending_[i].size() / 64;
         if (!busy_[i] || n == 0 || pending_[i].size() < 64 * 1024) continue;
-        if (cpu_features().sha_ni) sha256_blocks_shani(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
-        else sha256_blocks_portable(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
+        sha256_detail::blocks_single(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
         pending_[i].erase(0, n * 64);
       }
       return;
@@ -387,16 +401,9 @@ void Sha256Lanes::pump(bool force) {
 }
 
 Sha256Digest Sha256Lanes::finish(size_t i) {
-  std::string& p = pending_[i];
-  p += '\x80';
-  while (p.size() % 64 != 56) p += '\0';
-  const uint64_t bits = length_[i] * 8;
-  for (int j = 7; j >= 0; --j) p += static_cast<char>(bits >> (8 * j));
-  if (cpu_features().sha_ni) sha256_blocks_shani(state_[i], reinterpret_cast<const uint8_t*>(p.data()), p.size() / 64);
-  else sha256_blocks_portable(state_[i], reinterpret_cast<const uint8_t*>(p.data()), p.size() / 64);
-  const Sha256Digest out = sha256_detail::to_digest(state_[i]);
+  const Sha256Digest out = sha256_detail::finish_tail(state_[i], pending_[i], length_[i]);
   std::memcpy(state_[i], kInit, sizeof kInit);
-  p.clear();
+  pending_[i].clear();
   length_[i] = 0;
   busy_[i] = false;
   return out;
