@@ -12,16 +12,9 @@ namespace {
 // Fields we add to a message go below our own Received field (its first),
 // where an MTA's filters put theirs: the trace block stays together.
 void insert_below_received(std::string* m, const std::string& fields) {
-  size_t end = 0;
-  while (true) {
-    end = m->find("\r\n", end);
-    if (end == std::string::npos) {
-      end = 0;
-      break;
-    }
-    end += 2;
-    if (end >= m->size() || ((*m)[end] != ' ' && (*m)[end] != '\t')) break;
-  }
+  size_t body;
+  const auto header = proto::dkim::split_header(*m, &body);
+  const size_t end = header.empty() ? 0 : static_cast<size_t>(header[0].value.end() - m->data()) + 2;
   m->insert(end, fields);
 }
 

@@ -72,12 +72,11 @@ std::string signing_domain(std::string_view message, const proto::Address& env_f
 
 namespace {
 
-// The signature fields for `message` whose relaxed body hash is `bh`.
-bool sign_with_hash(std::string_view message, const tls::Sha256Digest& bh,
+// The signature fields for a message with these header fields and this
+// relaxed body hash.
+bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header, const tls::Sha256Digest& bh,
                     const std::vector<DkimSigner>& keys, int64_t now_unix, std::string* fields,
                     std::string* error) {
-  size_t body_off = 0;
-  const auto header = proto::dkim::split_header(message, &body_off);
   const std::string bh64 =
       proto::base64_encode(std::string_view(reinterpret_cast<const char*>(bh.data()), bh.size()));
   fields->clear();
@@ -107,12 +106,12 @@ bool sign_with_hash(std::string_view message, const tls::Sha256Digest& bh,
 bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
                tls::Sha256Backend backend, std::string* fields, std::string* error) {
   size_t body_off = 0;
-  proto::dkim::split_header(message, &body_off);
+  const auto header = proto::dkim::split_header(message, &body_off);
   tls::Sha256Job body_hash(backend);
   proto::dkim::RelaxedBody canon([&](std::string_view s) { body_hash.update(s); });
   canon.feed(message.substr(body_off));
   canon.finish();
-  return sign_with_hash(message, body_hash.finish(), keys, now_unix, fields, error);
+  return sign_with_hash(header, body_hash.finish(), keys, now_unix, fields, error);
 }
 
 void dkim_sign_batch(const std::vector<DkimSignJob*>& jobs) {
@@ -123,9 +122,10 @@ void dkim_sign_batch(const std::vector<DkimSignJob*>& jobs) {
     std::vector<std::unique_ptr<proto::dkim::RelaxedBody>> canon;
     std::vector<std::string_view> body(n);
     std::vector<tls::Sha256Digest> bh(n);
+    std::vector<std::vector<proto::dkim::HeaderField>> header(n);
     for (size_t i = 0; i < n; ++i) {
       size_t off = 0;
-      proto::dkim::split_header(jobs[base + i]->message, &off);
+      header[i] = proto::dkim::split_header(jobs[base + i]->message, &off);
       body[i] = jobs[base + i]->message.substr(off);
       canon.push_back(std::make_unique<proto::dkim::RelaxedBody>(
           [&lanes, i](std::string_view s) { lanes.feed(i, s); }));
@@ -149,7 +149,7 @@ void dkim_sign_batch(const std::vector<DkimSignJob*>& jobs) {
     }
     for (size_t i = 0; i < n; ++i) {
       DkimSignJob* j = jobs[base + i];
-      j->batch_ok = sign_with_hash(j->message, bh[i], j->keys, j->now_unix, &j->fields, &j->error);
+      j->batch_ok = sign_with_hash(header[i], bh[i], j->keys, j->now_unix, &j->fields, &j->error);
     }
   }
 }

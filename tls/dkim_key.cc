@@ -9,11 +9,10 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 #include <wolfssl/wolfcrypt/signature.h>
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <atomic>
 #include <utility>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -325,15 +324,13 @@ bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
 
 namespace {
 
+// Names in `dir`, sorted; none when it cannot be read.
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    out.push_back(it->path().filename().string());
   }
-  ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }
