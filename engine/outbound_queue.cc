@@ -55,7 +55,6 @@ void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, i
 }
 
 void OutboundQueue::schedule(Item* it, int64_t when) {
-  it->next_attempt = when;
   it->scheduled = true;
   it->attempted = false;
   schedule_.emplace(when, it);

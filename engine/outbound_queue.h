@@ -120,8 +120,6 @@ class OutboundQueue {
   void stop();
   void reconfigure(OutboundConfig cfg) { cfg_ = std::move(cfg); }
   bool idle() const { return batches_.empty() && bounces_in_flight_ == 0; }
-  size_t queued() const { return items_.size(); }
-  size_t batches_out() const { return batches_.size(); }
 
  private:
   // A message's life here: scheduled (in schedule_, waiting for its next
@@ -135,7 +133,6 @@ class OutboundQueue {
     std::vector<std::pair<size_t, proto::SmtpClient::RcptResult>> to_bounce;
     std::string bounce_host;
     std::map<size_t, std::string> last_reply;  // why each pending recipient was deferred
-    int64_t next_attempt = 0;
     uint32_t due_in = 0;      // due_ lists it is in
     uint32_t out = 0;         // parts out in batches
     bool scheduled = false;   // in schedule_
