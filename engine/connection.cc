@@ -64,7 +64,10 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
   auth_delay_.fire = &Connection::on_auth_delay;
 }
 
-Connection::~Connection() { *alive_ = false; }
+Connection::~Connection() {
+  *alive_ = false;
+  if (hasher_ != nullptr) shard_.forget_hashing(hasher_.get());
+}
 
 void Connection::start() {
   if (implicit_tls_) {
@@ -80,6 +83,7 @@ void Connection::on_bytes(std::string_view in) {
   switch (phase_) {
     case TlsPhase::kClear:
       session_.feed(in);
+      hash_progress();
       break;
     case TlsPhase::kHello:
       hello_.append(in);
@@ -124,7 +128,10 @@ void Connection::pump_tls() {
     session_.tls_started(proto::TlsInfo{tls_->version(), tls_->cipher()});
     if (implicit_tls_) session_.start();
   }
-  if (!plain.empty()) session_.feed(plain);
+  if (!plain.empty()) {
+    session_.feed(plain);
+    hash_progress();
+  }
   if (st == tls::TlsSession::Status::kError) {
     log_line("tls client=" + peer_ + ": " + (tls_->handshake_done() ? "" : "handshake ") +
              "failed: " + tls_->error());
@@ -268,10 +275,34 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   self->maybe_finish();
 }
 
+void Connection::hash_progress() {
+  if (!session_.in_data() && !session_.awaiting_commit()) return;
+  const proto::Envelope& env = session_.envelope();
+  if (hashed_id_ != env.id) {
+    hashed_id_ = env.id;
+    if (hasher_ != nullptr) shard_.forget_hashing(hasher_.get());
+    hasher_.reset();
+    const bool ours = !env.auth_user.empty() || trusted_;
+    const bool sign = ours && shard_.dkim_ != nullptr && shard_.dkim_->size() > 0;
+    const bool verify = inbound_ && !ours;
+    if (sign || verify) {
+      hasher_ = std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(), shard_.cfg_->dkim_sha256);
+    }
+  }
+  if (hasher_ == nullptr || hasher_->finished()) return;
+  hasher_->update(session_.message());
+  shard_.queue_hashing(hasher_.get());
+}
+
 bool Connection::ready_to_commit() {
   if (sign_busy_ || verify_busy_) return false;
   if (!prepared_) {
     prepared_ = true;  // once per message
+    hash_progress();
+    if (hasher_ != nullptr) {
+      shard_.forget_hashing(hasher_.get());
+      hasher_->finish(session_.message());  // before any field is added or removed
+    }
     if (start_signing() || start_verifying()) return false;
   }
   return true;
@@ -310,6 +341,7 @@ bool Connection::start_verifying() {
 
 void Connection::verify_lookups_done() {
   verify_.message = session_.message();
+  verify_.hashed = hasher_.get();
   verify_.now_unix = shard_.clock_s();
   verify_.backend = shard_.cfg_->dkim_sha256;
   start_dkim_verify(shard_.file_io_, &verify_);
@@ -337,16 +369,24 @@ bool Connection::start_signing() {
   const std::string domain = signing_domain(session_.message(), env.from, *keys);
   if (domain.empty()) return false;
   // Sent with a final CRLF in any case (DATA and BDAT alike): signed so.
+  // (The relaxed body hash is the same with or without it.)
   std::string& m = session_.message();
   if (m.size() < 2 || m.compare(m.size() - 2, 2, "\r\n") != 0) m += "\r\n";
+  const tls::Sha256Digest* bh = hasher_ != nullptr ? hasher_->find(true, -1) : nullptr;
+  if (bh == nullptr) {  // the keys came with a reload during DATA
+    DkimBodyHasher here(true, false, false, shard_.cfg_->dkim_sha256);
+    here.finish(m);
+    sign_.body_hash = *here.find(true, -1);
+  } else {
+    sign_.body_hash = *bh;
+  }
   sign_.conn = this;
-  sign_.message = session_.message();
+  sign_.message = m;
   sign_.keys = *keys->find(domain);
   sign_.now_unix = shard_.clock_s();
-  sign_.backend = shard_.cfg_->dkim_sha256;
   sign_.on_result = &Connection::on_signed;
   sign_busy_ = true;
-  shard_.queue_signing(&sign_);  // batched with others at the end of the loop turn
+  start_dkim_sign(shard_.file_io_, &sign_);
   return true;
 }
 

@@ -80,6 +80,9 @@ class Connection {
   bool start_signing();
   bool start_verifying();
   void verify_lookups_done();
+  // Feeds the message's new bytes to its body hasher (made at the first
+  // bytes of each message, when it will be signed or verified).
+  void hash_progress();
   void after_io();
   void flush();
   void arm_recv();
@@ -116,6 +119,8 @@ class Connection {
   bool verify_busy_ = false;
   size_t verify_lookups_ = 0;
   bool prepared_ = false;  // the message waiting for its commit was signed or verified
+  std::unique_ptr<DkimBodyHasher> hasher_;
+  std::string hashed_id_;  // the message hasher_ is for
   bool inbound_ = false;   // an smtp (port 25) listener
   // Resolver callbacks check it: the connection may be gone when they run.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

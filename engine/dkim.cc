@@ -103,55 +103,100 @@ bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header, const t
 
 }  // namespace
 
+struct DkimBodyHasher::Stream {
+  bool relaxed;
+  int64_t length;
+  uint64_t left;  // bytes l= still lets in
+  tls::Sha256Deferred hash;
+  std::unique_ptr<proto::dkim::RelaxedBody> relaxed_canon;
+  std::unique_ptr<proto::dkim::SimpleBody> simple_canon;
+  tls::Sha256Digest digest{};
+
+  Stream(bool r, int64_t l, bool defer, tls::Sha256Backend b)
+      : relaxed(r), length(l), left(l < 0 ? UINT64_MAX : static_cast<uint64_t>(l)), hash(defer, b) {
+    auto sink = [this](std::string_view s) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, s.size()));
+      if (n == 0) return;
+      hash.add(s.substr(0, n));
+      left -= n;
+    };
+    if (relaxed) {
+      relaxed_canon = std::make_unique<proto::dkim::RelaxedBody>(sink);
+    } else {
+      simple_canon = std::make_unique<proto::dkim::SimpleBody>(sink);
+    }
+  }
+  void feed(std::string_view s) { relaxed ? relaxed_canon->feed(s) : simple_canon->feed(s); }
+  void finish() {
+    relaxed ? relaxed_canon->finish() : simple_canon->finish();
+    digest = hash.finish();
+  }
+};
+
+DkimBodyHasher::DkimBodyHasher(bool sign, bool verify, bool defer, tls::Sha256Backend backend)
+    : sign_(sign), verify_(verify), defer_(defer), backend_(backend) {}
+
+DkimBodyHasher::~DkimBodyHasher() = default;
+
+void DkimBodyHasher::start_body(std::string_view m) {
+  auto add = [this](bool relaxed, int64_t length) {
+    for (const auto& s : streams_) {
+      if (s->relaxed == relaxed && s->length == length) return;
+    }
+    streams_.push_back(std::make_unique<Stream>(relaxed, length, defer_, backend_));
+  };
+  if (sign_) add(true, -1);
+  if (verify_) {
+    for (const DkimCheck& c : dkim_find(m.substr(0, start_.offset()))) {
+      if (c.result.empty()) add(c.sig.body_relaxed, c.sig.length);
+    }
+  }
+  fed_ = start_.offset();
+}
+
+void DkimBodyHasher::update(std::string_view m) {
+  if (finished_) return;
+  if (!start_.found()) {
+    if (!start_.scan(m)) return;
+    start_body(m);
+  }
+  if (m.size() <= fed_) return;
+  for (auto& s : streams_) s->feed(m.substr(fed_));
+  fed_ = m.size();
+}
+
+void DkimBodyHasher::finish(std::string_view m) {
+  if (finished_) return;
+  update(m);
+  if (!start_.found()) {
+    start_.finish(m);
+    start_body(m);
+    for (auto& s : streams_) s->feed(m.substr(fed_));
+  }
+  for (auto& s : streams_) s->finish();
+  finished_ = true;
+}
+
+const tls::Sha256Digest* DkimBodyHasher::find(bool relaxed, int64_t length) const {
+  if (!finished_) return nullptr;
+  for (const auto& s : streams_) {
+    if (s->relaxed == relaxed && s->length == length) return &s->digest;
+  }
+  return nullptr;
+}
+
+void DkimBodyHasher::jobs(std::vector<tls::Sha256Deferred*>* out) {
+  if (finished_) return;
+  for (auto& s : streams_) out->push_back(&s->hash);
+}
+
 bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
                tls::Sha256Backend backend, std::string* fields, std::string* error) {
   size_t body_off = 0;
   const auto header = proto::dkim::split_header(message, &body_off);
-  tls::Sha256Job body_hash(backend);
-  proto::dkim::RelaxedBody canon([&](std::string_view s) { body_hash.update(s); });
-  canon.feed(message.substr(body_off));
-  canon.finish();
-  return sign_with_hash(header, body_hash.finish(), keys, now_unix, fields, error);
-}
-
-void dkim_sign_batch(const std::vector<DkimSignJob*>& jobs) {
-  constexpr size_t kSlice = 16 * 1024;
-  for (size_t base = 0; base < jobs.size(); base += tls::Sha256Lanes::kLanes) {
-    const size_t n = std::min(tls::Sha256Lanes::kLanes, jobs.size() - base);
-    tls::Sha256Lanes lanes;
-    std::vector<std::unique_ptr<proto::dkim::RelaxedBody>> canon;
-    std::vector<std::string_view> body(n);
-    std::vector<tls::Sha256Digest> bh(n);
-    std::vector<std::vector<proto::dkim::HeaderField>> header(n);
-    for (size_t i = 0; i < n; ++i) {
-      size_t off = 0;
-      header[i] = proto::dkim::split_header(jobs[base + i]->message, &off);
-      body[i] = jobs[base + i]->message.substr(off);
-      canon.push_back(std::make_unique<proto::dkim::RelaxedBody>(
-          [&lanes, i](std::string_view s) { lanes.feed(i, s); }));
-    }
-    // Round-robin slices keep the lanes level.
-    for (bool more = true; more;) {
-      more = false;
-      for (size_t i = 0; i < n; ++i) {
-        if (canon[i] == nullptr) continue;
-        const std::string_view slice = body[i].substr(0, kSlice);
-        body[i].remove_prefix(slice.size());
-        canon[i]->feed(slice);
-        if (body[i].empty()) {
-          canon[i]->finish();
-          canon[i].reset();
-          bh[i] = lanes.finish(i);
-        } else {
-          more = true;
-        }
-      }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      DkimSignJob* j = jobs[base + i];
-      j->batch_ok = sign_with_hash(header[i], bh[i], j->keys, j->now_unix, &j->fields, &j->error);
-    }
-  }
+  DkimBodyHasher body(true, false, false, backend);
+  body.finish(message);
+  return sign_with_hash(header, *body.find(true, -1), keys, now_unix, fields, error);
 }
 
 namespace {
@@ -189,29 +234,13 @@ double calibrate_dkim_batching(tls::Sha256Backend configured) {
   return gain;
 }
 
-void start_dkim_sign_batch(storage::FileIo& io, std::vector<DkimSignJob*> jobs) {
-  struct Batch : storage::BlockingOp {
-    std::vector<DkimSignJob*> jobs;
-  };
-  auto* b = new Batch();
-  b->jobs = std::move(jobs);
-  b->kind = storage::BlockingOp::Kind::kCall;
-  b->work = [](storage::BlockingOp* op) {
-    dkim_sign_batch(static_cast<Batch*>(op)->jobs);
-    return 0;
-  };
-  b->done = [](storage::BlockingOp* op, int) {
-    std::unique_ptr<Batch> me(static_cast<Batch*>(op));
-    for (DkimSignJob* j : me->jobs) j->on_result(j, j->batch_ok);
-  };
-  io.submit(b);
-}
-
 void start_dkim_sign(storage::FileIo& io, DkimSignJob* job) {
   job->kind = storage::BlockingOp::Kind::kCall;
   job->work = [](storage::BlockingOp* op) {
     auto* j = static_cast<DkimSignJob*>(op);
-    return dkim_sign(j->message, j->keys, j->now_unix, j->backend, &j->fields, &j->error) ? 0 : -EIO;
+    size_t body_off = 0;
+    const auto header = proto::dkim::split_header(j->message, &body_off);
+    return sign_with_hash(header, j->body_hash, j->keys, j->now_unix, &j->fields, &j->error) ? 0 : -EIO;
   };
   job->done = [](storage::BlockingOp* op, int result) {
     auto* j = static_cast<DkimSignJob*>(op);
@@ -242,37 +271,11 @@ std::vector<DkimCheck> dkim_find(std::string_view message) {
   return out;
 }
 
-namespace {
-
-std::string body_hash(std::string_view body, bool relaxed, int64_t length, tls::Sha256Backend b) {
-  tls::Sha256Job h(b);
-  uint64_t left = length < 0 ? UINT64_MAX : static_cast<uint64_t>(length);
-  auto sink = [&](std::string_view s) {
-    if (left == 0) return;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, s.size()));
-    h.update(s.substr(0, n));
-    left -= n;
-  };
-  if (relaxed) {
-    proto::dkim::RelaxedBody c(sink);
-    c.feed(body);
-    c.finish();
-  } else {
-    proto::dkim::SimpleBody c(sink);
-    c.feed(body);
-    c.finish();
-  }
-  const auto d = h.finish();
-  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
-
-}  // namespace
-
 void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64_t now_unix,
-                 tls::Sha256Backend backend) {
+                 tls::Sha256Backend backend, const DkimBodyHasher* hashed) {
   size_t body_off;
   const auto fields = proto::dkim::split_header(message, &body_off);
-  const std::string_view body = message.substr(body_off);
+  std::unique_ptr<DkimBodyHasher> here;
   for (auto& c : *checks) {
     if (!c.result.empty()) continue;  // decided already (syntax)
     const auto& s = c.sig;
@@ -308,7 +311,20 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
       c.reason = "key does not match a=";
       continue;
     }
-    if (body_hash(body, s.body_relaxed, s.length, backend) != s.body_hash) {
+    const tls::Sha256Digest* bh = hashed != nullptr ? hashed->find(s.body_relaxed, s.length) : nullptr;
+    if (bh == nullptr) {
+      if (here == nullptr) {
+        here = std::make_unique<DkimBodyHasher>(false, true, false, backend);
+        here->finish(message);
+      }
+      bh = here->find(s.body_relaxed, s.length);
+    }
+    if (bh == nullptr) {  // cannot happen: both read the same DKIM-Signature fields
+      c.result = "temperror";
+      c.reason = "body hash not computed";
+      continue;
+    }
+    if (std::string_view(reinterpret_cast<const char*>(bh->data()), bh->size()) != s.body_hash) {
       c.result = "fail";
       c.reason = "body hash mismatch";
       continue;
@@ -369,7 +385,7 @@ void start_dkim_verify(storage::FileIo& io, DkimVerifyJob* job) {
   job->kind = storage::BlockingOp::Kind::kCall;
   job->work = [](storage::BlockingOp* op) {
     auto* j = static_cast<DkimVerifyJob*>(op);
-    dkim_verify(j->message, &j->checks, j->now_unix, j->backend);
+    dkim_verify(j->message, &j->checks, j->now_unix, j->backend, j->hashed);
     return 0;
   };
   job->done = [](storage::BlockingOp* op, int) {

@@ -58,26 +58,58 @@ std::string signing_domain(std::string_view message, const proto::Address& env_f
 bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
                tls::Sha256Backend backend, std::string* fields, std::string* error);
 
-// The same on a worker thread (storage::FileIo::submit); `message` stays
-// untouched by its owner until on_result runs on the owner's thread.
+// The body hashes (RFC 6376 3.7) a message being received will need,
+// computed as its bytes arrive, so the body is read once and never held a
+// second time: relaxed for signing, and for verification those its
+// DKIM-Signature fields ask for (c= body part and l=, known once the header
+// is complete). Deferred hashing: the canonical bytes wait in
+// tls::Sha256Deferred jobs for the shard to hash them (batched in the
+// lanes with other connections' at the end of the loop turn).
+class DkimBodyHasher {
+ public:
+  DkimBodyHasher(bool sign, bool verify, bool defer, tls::Sha256Backend backend);
+  DkimBodyHasher(const DkimBodyHasher&) = delete;
+  DkimBodyHasher& operator=(const DkimBodyHasher&) = delete;
+  ~DkimBodyHasher();
+  // `message_so_far` only grows: its new bytes are read.
+  void update(std::string_view message_so_far);
+  // The message is complete: every hash final.
+  void finish(std::string_view message);
+  // The finished hash for this body canonicalization and l= (-1: none);
+  // null when it was not computed.
+  const tls::Sha256Digest* find(bool relaxed, int64_t length) const;
+  // The hash jobs (for the shard's batches).
+  void jobs(std::vector<tls::Sha256Deferred*>* out);
+  bool finished() const { return finished_; }
+  bool queued = false;  // on its shard's list of hashers with bytes waiting
+
+ private:
+  struct Stream;
+  void start_body(std::string_view message);
+  bool sign_, verify_, defer_;
+  tls::Sha256Backend backend_;
+  proto::dkim::BodyStart start_;
+  size_t fed_ = 0;  // message bytes read
+  bool finished_ = false;
+  std::vector<std::unique_ptr<Stream>> streams_;
+};
+
+// One or more signatures (one per key) for a message whose relaxed body
+// hash is known, on a worker thread (storage::FileIo::submit). `message`
+// (for its header) stays untouched by its owner until on_result runs on
+// the owner's thread.
 struct DkimSignJob : storage::BlockingOp {
   std::string_view message;
+  tls::Sha256Digest body_hash{};
   std::vector<DkimSigner> keys;
   int64_t now_unix = 0;
-  tls::Sha256Backend backend = tls::Sha256Backend::kAuto;
   std::string fields;
   std::string error;
-  bool batch_ok = false;  // the outcome when signed in a batch
   void (*on_result)(DkimSignJob* job, bool ok) = nullptr;
 };
 void start_dkim_sign(storage::FileIo& io, DkimSignJob* job);
-
-// Several signing jobs in one worker job, their bodies hashed together in
-// the AVX-512 lanes (tls::Sha256Lanes), fed slice by slice so no body is
-// copied whole. Each job's on_result runs on the owner's thread.
-void dkim_sign_batch(const std::vector<DkimSignJob*>& jobs);
-void start_dkim_sign_batch(storage::FileIo& io, std::vector<DkimSignJob*> jobs);
-// Batching pays from this many jobs at once (and needs AVX-512).
+// Batching the lanes pays from this many jobs with blocks waiting at once
+// (and needs AVX-512, or AVX2 without SHA-NI).
 inline constexpr size_t kDkimBatchMin = 7;
 // At start: times 16 bodies hashed one by one (SHA-NI or wolfCrypt) against
 // the 16 lanes; batching is used only where the lanes win clearly. Returns
@@ -102,8 +134,10 @@ inline constexpr size_t kDkimMaxSignatures = 5;
 // carry permerror.
 std::vector<DkimCheck> dkim_find(std::string_view message);
 // With the key records fetched: body hashes and signatures (a worker's job).
+// Body hashes come from `hashed` when it has them (computed as the message
+// arrived), else they are computed here.
 void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64_t now_unix,
-                 tls::Sha256Backend backend);
+                 tls::Sha256Backend backend, const DkimBodyHasher* hashed = nullptr);
 // "Authentication-Results: <authserv_id>; dkim=..." with CRLF; dkim=none
 // when there are no signatures.
 std::string authentication_results(const std::string& authserv_id,
@@ -114,6 +148,7 @@ void remove_forged_results(std::string* message, const std::string& authserv_id)
 
 struct DkimVerifyJob : storage::BlockingOp {
   std::string_view message;
+  const DkimBodyHasher* hashed = nullptr;
   std::vector<DkimCheck> checks;
   int64_t now_unix = 0;
   tls::Sha256Backend backend = tls::Sha256Backend::kAuto;

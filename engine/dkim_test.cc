@@ -63,38 +63,61 @@ TEST(Dkim, SignedMessagesVerify) {
   }
 }
 
-// The batch path (bodies hashed together in AVX-512 lanes, fed in slices)
-// signs exactly as the one-by-one path: every signature verifies.
-TEST(Dkim, BatchedSigningVerifies) {
-  if (!tls::cpu_features().avx512) GTEST_SKIP() << "no AVX-512";
+// Feeds `msgs` to deferred hashers the way a shard does: each message
+// grows by a random piece per loop turn, and at the end of each turn the
+// waiting blocks of all of them are hashed together (in the lanes when
+// `b` has them and enough hashers have blocks).
+std::vector<std::unique_ptr<DkimBodyHasher>> hash_streamed(const std::vector<std::string>& msgs,
+                                                           bool sign, bool verify, tls::Sha256Backend b,
+                                                           uint32_t seed) {
+  std::vector<std::unique_ptr<DkimBodyHasher>> h;
+  std::vector<size_t> got(msgs.size(), 0);
+  for (size_t i = 0; i < msgs.size(); ++i) h.push_back(std::make_unique<DkimBodyHasher>(sign, verify, true, b));
+  uint32_t r = seed;
+  for (bool more = true; more;) {
+    more = false;
+    std::vector<tls::Sha256Deferred*> jobs;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      if (got[i] == msgs[i].size()) continue;
+      r = r * 1103515245 + 12345;
+      got[i] = std::min(msgs[i].size(), got[i] + 1 + (r >> 8) % 9000);
+      h[i]->update(std::string_view(msgs[i]).substr(0, got[i]));
+      h[i]->jobs(&jobs);
+      more = true;
+    }
+    tls::pump_many(jobs.data(), jobs.size(), kDkimBatchMin, b);
+  }
+  for (size_t i = 0; i < msgs.size(); ++i) h[i]->finish(msgs[i]);
+  return h;
+}
+
+// Body hashes computed as messages arrive, batched across messages in the
+// lanes or not, equal those of the whole message hashed at once by
+// wolfCrypt: signatures dkim_sign() made verify with them.
+TEST(Dkim, StreamedBodyHashesSignAlike) {
   const std::vector<DkimSigner> keys = {signer(tls::DkimKey::Type::kEd25519, "e")};
   std::vector<std::string> msgs;
-  for (int i = 0; i < 21; ++i) {  // more than 16: two rounds of lanes
+  for (int i = 0; i < 21; ++i) {  // more than 16: two groups of lanes
     std::string body;
     for (int k = 0; k < i * 211; ++k) body += "line " + std::to_string(k) + (k % 3 ? "  \t\r\n" : "\r\n");
     msgs.push_back("From: a@example.test\r\nSubject: m" + std::to_string(i) + "\r\n\r\n" + body);
   }
-  std::vector<DkimSignJob> jobs(msgs.size());
-  std::vector<DkimSignJob*> ptrs;
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    jobs[i].message = msgs[i];
-    jobs[i].keys = keys;
-    jobs[i].now_unix = 1795000000;
-    ptrs.push_back(&jobs[i]);
-  }
-  dkim_sign_batch(ptrs);
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    ASSERT_TRUE(jobs[i].batch_ok) << jobs[i].error;
-    std::string single, err;
-    ASSERT_TRUE(dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kShaNi, &single, &err));
-    // Same body hash as the one-by-one path (Ed25519 signatures are
-    // deterministic too, so the whole fields match).
-    EXPECT_EQ(jobs[i].fields, single) << i;
-    const std::string m = jobs[i].fields + msgs[i];
-    auto c = dkim_find(m);
-    c[0].key = record_of(keys[0]);
-    dkim_verify(m, &c, 1795000001, tls::Sha256Backend::kAuto);
-    EXPECT_EQ(c[0].result, "pass") << i << ": " << c[0].reason;
+  msgs.push_back("From: a@example.test\r\n");  // no body at all
+  msgs.push_back("From: a@example.test\r\nSubject: x\r\n\r\n\r\n\r\n");
+  for (auto b : {tls::Sha256Backend::kAvx512x16, tls::Sha256Backend::kAvx2x8, tls::Sha256Backend::kShaNi,
+                 tls::Sha256Backend::kWolfCrypt}) {
+    const auto h = hash_streamed(msgs, true, false, b, 7 + static_cast<uint32_t>(b));
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      ASSERT_NE(h[i]->find(true, -1), nullptr);
+      EXPECT_EQ(h[i]->find(false, -1), nullptr);  // only what was asked for
+      std::string fields, err;
+      ASSERT_TRUE(dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kWolfCrypt, &fields, &err));
+      const std::string m = fields + msgs[i];
+      auto c = dkim_find(m);
+      c[0].key = record_of(keys[0]);
+      dkim_verify(m, &c, 1795000001, tls::Sha256Backend::kAuto, h[i].get());
+      EXPECT_EQ(c[0].result, "pass") << tls::to_string(b) << " " << i << ": " << c[0].reason;
+    }
   }
 }
 
@@ -140,6 +163,21 @@ TEST(Dkim, GoldenFiles) {
       }
       dkim_verify(msg, &checks, 1795000000, backend);
       EXPECT_EQ(checks[0].result, want) << e.path().filename() << ": " << checks[0].reason;
+    }
+    // The same with the body hashes computed as the message arrives, in
+    // pieces, deferred and batched with 15 other copies.
+    for (auto backend : {tls::Sha256Backend::kAvx512x16, tls::Sha256Backend::kShaNi}) {
+      const auto h = hash_streamed(std::vector<std::string>(16, msg), false, true, backend, 3);
+      for (size_t i = 0; i < h.size(); ++i) {
+        auto checks = dkim_find(msg);
+        for (auto& c : checks) {
+          c.key.status = DnsStatus::kOk;
+          c.key.records = {zone[c.key_name()]};
+          ASSERT_NE(h[i]->find(c.sig.body_relaxed, c.sig.length), nullptr) << e.path();
+        }
+        dkim_verify(msg, &checks, 1795000000, backend, h[i].get());
+        EXPECT_EQ(checks[0].result, want) << e.path().filename() << " streamed: " << checks[0].reason;
+      }
     }
   }
   EXPECT_EQ(cases, 9);

@@ -238,7 +238,7 @@ void Shard::run(std::latch& ready) {
       dispatcher_->service();
       outbound_->service(now);  // batches the dispatcher finished at once
     }
-    flush_signing();
+    flush_hashing();
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
@@ -390,15 +390,27 @@ void Shard::batch_complete(OutboundBatch* b) {
   peers_[b->home]->post_from_shard(*this, std::move(m));
 }
 
-void Shard::flush_signing() {
-  if (signing_.empty()) return;
-  if (signing_.size() >= kDkimBatchMin && dkim_batching()) {
-    log_line("dkim: " + std::to_string(signing_.size()) + " messages signed in one 16-lane batch");
-    start_dkim_sign_batch(file_io_, std::move(signing_));
-  } else {
-    for (DkimSignJob* j : signing_) start_dkim_sign(file_io_, j);
+void Shard::queue_hashing(DkimBodyHasher* h) {
+  if (h->queued) return;
+  h->queued = true;
+  hashing_.push_back(h);
+}
+
+void Shard::forget_hashing(DkimBodyHasher* h) {
+  if (!h->queued) return;
+  h->queued = false;
+  std::erase(hashing_, h);
+}
+
+void Shard::flush_hashing() {
+  if (hashing_.empty()) return;
+  std::vector<tls::Sha256Deferred*> jobs;
+  for (DkimBodyHasher* h : hashing_) {
+    h->jobs(&jobs);
+    h->queued = false;
   }
-  signing_.clear();
+  hashing_.clear();
+  tls::pump_many(jobs.data(), jobs.size(), kDkimBatchMin, cfg_->dkim_sha256);
 }
 
 bool Shard::peers_quiesced() const {

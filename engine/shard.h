@@ -201,11 +201,13 @@ class Shard final : public proto::SmtpHost {
   // their loops start, so no message goes to a ring that is not there yet.
   std::atomic<bool> started_{false};
   void dispatch_batch(OutboundBatch* b);
-  // DKIM signing requests of this loop turn: one batch job when there are
-  // enough of them (dkim_batching()), else one job each.
-  void queue_signing(DkimSignJob* job) { signing_.push_back(job); }
-  void flush_signing();
-  std::vector<DkimSignJob*> signing_;
+  // DKIM body hashers with canonical bytes waiting (deferred hashing): at
+  // the end of the loop turn their whole blocks are hashed together, in the
+  // lanes when enough of them have some (kDkimBatchMin).
+  void queue_hashing(DkimBodyHasher* h);
+  void forget_hashing(DkimBodyHasher* h);
+  void flush_hashing();
+  std::vector<DkimBodyHasher*> hashing_;
   void batch_complete(OutboundBatch* b);
   bool peers_quiesced() const;
   // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).

@@ -47,6 +47,52 @@ std::vector<HeaderField> split_header(std::string_view m, size_t* body_offset) {
   return out;
 }
 
+bool BodyStart::scan(std::string_view m) {
+  while (!found_) {
+    if (m.size() < line_ + 2) return false;  // is it the empty line?
+    if (m.compare(line_, 2, "\r\n") == 0) {
+      offset_ = line_ + 2;
+      found_ = true;
+      break;
+    }
+    // The field runs to a CRLF not followed by WSP: that needs the byte
+    // after the CRLF.
+    const size_t crlf = m.find("\r\n", next_);
+    const size_t seen = crlf == std::string_view::npos ? m.size() - 1 : crlf;
+    if (colon_ == std::string_view::npos && seen > next_) {
+      const size_t c = m.substr(0, seen).find(':', next_);
+      if (c != std::string_view::npos) colon_ = c;
+    }
+    if (crlf == std::string_view::npos || crlf + 2 >= m.size()) {
+      next_ = std::max(next_, seen);
+      return false;
+    }
+    if (is_wsp(m[crlf + 2])) {
+      next_ = crlf + 2;
+      continue;
+    }
+    if (colon_ == std::string_view::npos || colon_ == line_) {  // not a field: the body starts
+      offset_ = line_;
+      found_ = true;
+      break;
+    }
+    line_ = next_ = crlf + 2;
+    colon_ = std::string_view::npos;
+  }
+  return true;
+}
+
+size_t BodyStart::finish(std::string_view m) {
+  if (!found_) {
+    // The rest from the field being read, with the end of input known.
+    size_t rest = 0;
+    split_header(m.substr(std::min(line_, m.size())), &rest);
+    offset_ = std::min(line_, m.size()) + rest;
+    found_ = true;
+  }
+  return offset_;
+}
+
 void append_relaxed_header(const HeaderField& f, std::string* out) {
   std::string_view name = f.name;
   while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);

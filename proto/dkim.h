@@ -26,6 +26,25 @@ struct HeaderField {
 // there is none). Lines that are not fields (no colon) end the header.
 std::vector<HeaderField> split_header(std::string_view message, size_t* body_offset);
 
+// split_header()'s body offset found as the message arrives: scan() is
+// given the message so far (it only grows) and reads only what is new.
+class BodyStart {
+ public:
+  // True once the offset is known (offset() then holds it).
+  bool scan(std::string_view message_so_far);
+  // The whole message is there: the offset in any case.
+  size_t finish(std::string_view message);
+  bool found() const { return found_; }
+  size_t offset() const { return offset_; }
+
+ private:
+  size_t line_ = 0;   // start of the field being read
+  size_t next_ = 0;   // where to look for its next CRLF
+  size_t colon_ = std::string_view::npos;  // its first colon
+  bool found_ = false;
+  size_t offset_ = 0;
+};
+
 // Relaxed header canonicalization (RFC 6376 3.4.2): "name:value\r\n" with
 // the name lower-cased, the value unfolded, runs of WSP as one SP, and no
 // WSP around the value.

@@ -67,6 +67,40 @@ TEST(Header, SplitAndRelaxed) {
   EXPECT_EQ(off, 6u);
 }
 
+// BodyStart finds split_header's body offset from the message read in
+// pieces of every size: folded fields, a line that is not a field, no empty
+// line, a CRLF right at the end of what has arrived.
+TEST(Header, BodyStartStreamingAgreesWithSplit) {
+  const std::vector<std::string> msgs = {
+      "Subject: a\r\n b\r\nFrom: x@y\r\n\r\nbody\r\n",
+      "\r\nbody only\r\n",
+      "A: b\r\n",
+      "A: b\r\n\tc\r\n",
+      "A: b\r\nnot a field\r\nC: d\r\n\r\nx",
+      ":bad\r\n\r\n",
+      "A: b\r\n ",
+      "A: b\r",
+      "Long:" + std::string(3000, 'v') + "\r\n\t" + std::string(3000, 'w') + "\r\nB: c\r\n\r\nz\r\n",
+      "",
+  };
+  for (const auto& m : msgs) {
+    size_t want = 0;
+    split_header(m, &want);
+    for (size_t step = 1; step <= m.size() + 1; step += (step < 16 ? 1 : 97)) {
+      BodyStart s;
+      size_t at = 0;
+      while (at < m.size()) {
+        at = std::min(m.size(), at + step);
+        if (s.scan(std::string_view(m).substr(0, at))) {
+          EXPECT_EQ(s.offset(), want) << m << " step " << step;
+          break;
+        }
+      }
+      EXPECT_EQ(s.finish(m), want) << m << " step " << step;
+    }
+  }
+}
+
 TEST(Header, ChoiceOverSignsFromAndSignsEveryInstance) {
   const std::string m =
       "Received: x\r\nFrom: a@b\r\nTo: c@d\r\nTo: e@f\r\nSubject: s\r\nX-Other: y\r\n\r\n";

@@ -83,26 +83,42 @@ void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out,
 
 namespace ringmail::tls {
 
-// Up to 16 SHA-256 jobs fed chunk by chunk, in any order: each lane keeps
-// what it was given until every busy lane has whole blocks, then the
-// 16-lane kernel runs over the blocks they all have. A lane holds at most
-// what its feeder gave since the last pump (bodies are never held whole).
-class Sha256Lanes {
+// A SHA-256 job whose input can wait for its owner to run the compression:
+// one stream at a time (pump()) or the whole blocks of several jobs at once
+// in the lanes (pump_many()). A shard's DKIM body hashes are these: each
+// connection adds canonical body bytes as they arrive, and at the end of a
+// loop turn the shard hashes what all of them hold in one pass of the
+// 16-lane kernel. `defer` false: every add() is hashed at once with
+// `backend` (no batching: wolfCrypt forced, or no lanes worth using).
+class Sha256Deferred {
  public:
-  static constexpr size_t kLanes = 16;
-  Sha256Lanes();
-  // Lane `i` gets `data` (i < kLanes); the kernel runs once every busy
-  // lane has a block or more.
-  void feed(size_t i, std::string_view data);
-  // No more data for lane `i`: its digest (the lane is free again).
-  Sha256Digest finish(size_t i);
+  explicit Sha256Deferred(bool defer, Sha256Backend backend = Sha256Backend::kAuto);
+  Sha256Deferred(const Sha256Deferred&) = delete;
+  Sha256Deferred& operator=(const Sha256Deferred&) = delete;
+
+  void add(std::string_view data);
+  // Whole blocks waiting (0 when not deferred).
+  size_t waiting_blocks() const { return pending_.size() / 64; }
+  void pump();
+  Sha256Digest finish();  // spent afterwards
+  uint64_t length() const { return length_; }
+  // A job never holds more than this much input (it pumps itself).
+  static constexpr size_t kMaxPending = 64 * 1024;
 
  private:
-  void pump(bool force);
-  uint32_t state_[kLanes][8];
-  std::string pending_[kLanes];
-  uint64_t length_[kLanes] = {};
-  bool busy_[kLanes] = {};
+  friend void pump_many(Sha256Deferred* const* jobs, size_t n, size_t min_lanes, Sha256Backend b);
+  bool defer_;
+  Sha256Job now_;
+  uint32_t state_[8];
+  std::string pending_;
+  uint64_t length_ = 0;
 };
+
+// The waiting whole blocks of `jobs` (deferred ones), 16 jobs at a time in
+// the AVX-512 lanes (or 8 in AVX2 ones, chosen as in sha256_many()) while
+// at least `min_lanes` of a group still have blocks; the rest one stream
+// at a time.
+void pump_many(Sha256Deferred* const* jobs, size_t n, size_t min_lanes,
+               Sha256Backend b = Sha256Backend::kAuto);
 
 }  // namespace ringmail::tls

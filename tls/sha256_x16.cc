@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "tls/sha256.h"
 #include "tls/sha256_internal.h"
@@ -281,54 +282,66 @@ RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data
 
 namespace {
 
+using Kernel = void (*)(uint32_t* const*, const uint8_t* const*, size_t);
+
+// Lanes 0..m-1 (m <= L) advance `st[i]` over `left[i]` whole blocks at
+// `ptr[i]` in lockstep, over the blocks all remaining lanes still have;
+// a lane that runs out is parked on a scratch state with no data. Once
+// fewer than `min_lanes` lanes have blocks, they finish one by one (the
+// single-stream kernel is faster then). `ptr` and `left` are consumed.
+template <size_t L>
+void run_lanes(uint32_t* const* st, const uint8_t** ptr, size_t* left, size_t m, size_t min_lanes,
+               Kernel kernel) {
+  uint32_t scratch[8];
+  while (true) {
+    size_t k = SIZE_MAX, active = 0;
+    for (size_t i = 0; i < m; ++i) {
+      if (left[i] == 0) continue;
+      k = std::min(k, left[i]);
+      ++active;
+    }
+    if (active == 0) return;
+    if (active < std::max<size_t>(min_lanes, 2)) {
+      for (size_t i = 0; i < m; ++i) {
+        if (left[i] == 0) continue;
+        sha256_detail::blocks_single(st[i], ptr[i], left[i]);
+        ptr[i] += 64 * left[i];
+        left[i] = 0;
+      }
+      return;
+    }
+    uint32_t* lane_state[L];
+    const uint8_t* lane_data[L];
+    for (size_t i = 0; i < L; ++i) {
+      const bool on = i < m && left[i] > 0;
+      lane_state[i] = on ? st[i] : scratch;
+      lane_data[i] = on ? ptr[i] : nullptr;
+    }
+    kernel(lane_state, lane_data, k);
+    for (size_t i = 0; i < m; ++i) {
+      if (left[i] == 0) continue;
+      ptr[i] += 64 * k;
+      left[i] -= k;
+    }
+  }
+}
+
 // Whole messages through an L-lane kernel, L at a time.
 template <size_t L>
-void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
-                void (*kernel)(uint32_t* const*, const uint8_t* const*, size_t)) {
+void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out, Kernel kernel) {
   for (size_t base = 0; base < n; base += L) {
     const size_t m = std::min<size_t>(L, n - base);
     uint32_t st[L][8];
+    uint32_t* sp[L];
     const uint8_t* ptr[L];
     size_t left[L];
-    uint32_t scratch[8];
-    for (size_t i = 0; i < L; ++i) {
+    for (size_t i = 0; i < m; ++i) {
       std::memcpy(st[i], kInit, sizeof kInit);
-      ptr[i] = i < m ? reinterpret_cast<const uint8_t*>(msgs[base + i].data()) : nullptr;
-      left[i] = i < m ? msgs[base + i].size() / 64 : 0;
+      sp[i] = st[i];
+      ptr[i] = reinterpret_cast<const uint8_t*>(msgs[base + i].data());
+      left[i] = msgs[base + i].size() / 64;
     }
-    // Lockstep over the blocks all remaining lanes still have; a lane that
-    // runs out is parked on the scratch state with no data.
-    while (true) {
-      size_t k = SIZE_MAX, active = 0;
-      for (size_t i = 0; i < m; ++i) {
-        if (left[i] == 0) continue;
-        k = std::min(k, left[i]);
-        ++active;
-      }
-      if (active == 0) break;
-      if (active == 1) {
-        // One lane left: the single-stream kernel is faster.
-        for (size_t i = 0; i < m; ++i) {
-          if (left[i] == 0) continue;
-          sha256_detail::blocks_single(st[i], ptr[i], left[i]);
-          left[i] = 0;
-        }
-        break;
-      }
-      uint32_t* lane_state[L];
-      const uint8_t* lane_data[L];
-      for (size_t i = 0; i < L; ++i) {
-        const bool on = i < m && left[i] > 0;
-        lane_state[i] = on ? st[i] : scratch;
-        lane_data[i] = on ? ptr[i] : nullptr;
-      }
-      kernel(lane_state, lane_data, k);
-      for (size_t i = 0; i < m; ++i) {
-        if (left[i] == 0) continue;
-        ptr[i] += 64 * k;
-        left[i] -= k;
-      }
-    }
+    run_lanes<L>(sp, ptr, left, m, 2, kernel);
     // The tail and the padding, lane by lane.
     for (size_t i = 0; i < m; ++i) {
       const std::string_view msg = msgs[base + i];
@@ -337,16 +350,30 @@ void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out,
   }
 }
 
+// The lane kernel sha256_many() and pump_many() use for `b` on this CPU:
+// its width, 0 for none.
+size_t lane_kernel(Sha256Backend b, Kernel* kernel) {
+  const auto& cpu = cpu_features();
+  if (cpu.avx512 && (b == Sha256Backend::kAuto || b == Sha256Backend::kAvx512x16)) {
+    *kernel = &sha256_x16_avx512;
+    return 16;
+  }
+  if (cpu.avx2 && (b == Sha256Backend::kAvx2x8 || (b == Sha256Backend::kAuto && !cpu.sha_ni))) {
+    *kernel = &sha256_x8_avx2;
+    return 8;
+  }
+  return 0;
+}
+
 }  // namespace
 
 void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha256Backend b) {
-  const auto& cpu = cpu_features();
-  if (cpu.avx512 && (b == Sha256Backend::kAuto || b == Sha256Backend::kAvx512x16)) {
-    many_lanes<16>(msgs, n, out, &sha256_x16_avx512);
-  } else if (cpu.avx2 && (b == Sha256Backend::kAvx2x8 || (b == Sha256Backend::kAuto && !cpu.sha_ni))) {
-    many_lanes<8>(msgs, n, out, &sha256_x8_avx2);
-  } else {
-    for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
+  Kernel kernel = nullptr;
+  switch (lane_kernel(b, &kernel)) {
+    case 16: many_lanes<16>(msgs, n, out, kernel); return;
+    case 8: many_lanes<8>(msgs, n, out, kernel); return;
+    default:
+      for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
   }
 }
 
@@ -354,59 +381,64 @@ void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha2
 
 namespace ringmail::tls {
 
-Sha256Lanes::Sha256Lanes() {
-  for (auto& s : state_) std::memcpy(s, kInit, sizeof kInit);
+Sha256Deferred::Sha256Deferred(bool defer, Sha256Backend backend)
+    : defer_(defer && resolve(backend) != Sha256Backend::kWolfCrypt), now_(backend) {
+  std::memcpy(state_, kInit, sizeof kInit);
 }
 
-void Sha256Lanes::feed(size_t i, std::string_view data) {
-  busy_[i] = true;
-  pending_[i].append(data);
-  length_[i] += data.size();
-  pump(pending_[i].size() >= 64 * 1024);  // a lane far ahead: do not let it grow
+void Sha256Deferred::add(std::string_view data) {
+  length_ += data.size();
+  if (!defer_) {
+    now_.update(data);
+    return;
+  }
+  pending_.append(data);
+  if (pending_.size() >= kMaxPending) pump();
 }
 
-void Sha256Lanes::pump(bool force) {
-  while (true) {
-    size_t k = SIZE_MAX;
-    size_t busy = 0;
-    for (size_t i = 0; i < kLanes; ++i) {
-      if (!busy_[i]) continue;
-      ++busy;
-      k = std::min(k, pending_[i].size() / 64);
-    }
-    if (busy == 0) return;
-    if (k == 0) {
-      if (!force) return;
-      // One lane is far ahead of one that has nothing: it goes alone.
-      for (size_t i = 0; i < kLanes; ++i) {
-        const size_t n = pending_[i].size() / 64;
-        if (!busy_[i] || n == 0 || pending_[i].size() < 64 * 1024) continue;
-        sha256_detail::blocks_single(state_[i], reinterpret_cast<const uint8_t*>(pending_[i].data()), n);
-        pending_[i].erase(0, n * 64);
-      }
-      return;
-    }
-    uint32_t scratch[8];
-    uint32_t* states[kLanes];
-    const uint8_t* data[kLanes];
-    for (size_t i = 0; i < kLanes; ++i) {
-      states[i] = busy_[i] ? state_[i] : scratch;
-      data[i] = busy_[i] ? reinterpret_cast<const uint8_t*>(pending_[i].data()) : nullptr;
-    }
-    sha256_x16_avx512(states, data, k);
-    for (size_t i = 0; i < kLanes; ++i) {
-      if (busy_[i]) pending_[i].erase(0, k * 64);
+void Sha256Deferred::pump() {
+  const size_t n = pending_.size() / 64;
+  if (n == 0) return;
+  sha256_detail::blocks_single(state_, reinterpret_cast<const uint8_t*>(pending_.data()), n);
+  pending_.erase(0, n * 64);
+}
+
+Sha256Digest Sha256Deferred::finish() {
+  if (!defer_) return now_.finish();
+  return sha256_detail::finish_tail(state_, pending_, length_);
+}
+
+void pump_many(Sha256Deferred* const* jobs, size_t n, size_t min_lanes, Sha256Backend b) {
+  std::vector<Sha256Deferred*> busy;
+  std::vector<uint32_t*> st;
+  std::vector<const uint8_t*> ptr;
+  std::vector<size_t> left;
+  for (size_t i = 0; i < n; ++i) {
+    Sha256Deferred* j = jobs[i];
+    if (!j->defer_ || j->waiting_blocks() == 0) continue;
+    busy.push_back(j);
+    st.push_back(j->state_);
+    ptr.push_back(reinterpret_cast<const uint8_t*>(j->pending_.data()));
+    left.push_back(j->waiting_blocks());
+  }
+  Kernel kernel = nullptr;
+  const size_t width = lane_kernel(b, &kernel);
+  for (size_t base = 0; base < busy.size(); base += width == 0 ? busy.size() : width) {
+    const size_t m = std::min(width, busy.size() - base);
+    if (width == 16) {
+      run_lanes<16>(&st[base], &ptr[base], &left[base], m, min_lanes, kernel);
+    } else if (width == 8) {
+      run_lanes<8>(&st[base], &ptr[base], &left[base], m, min_lanes, kernel);
     }
   }
-}
-
-Sha256Digest Sha256Lanes::finish(size_t i) {
-  const Sha256Digest out = sha256_detail::finish_tail(state_[i], pending_[i], length_[i]);
-  std::memcpy(state_[i], kInit, sizeof kInit);
-  pending_[i].clear();
-  length_[i] = 0;
-  busy_[i] = false;
-  return out;
+  for (size_t i = 0; i < busy.size(); ++i) {
+    if (width == 0) {
+      busy[i]->pump();
+    } else {
+      // run_lanes() hashed every whole block (in the lanes or alone).
+      busy[i]->pending_.erase(0, busy[i]->waiting_blocks() * 64);
+    }
+  }
 }
 
 }  // namespace ringmail::tls

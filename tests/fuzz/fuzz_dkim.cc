@@ -2,7 +2,8 @@
 // canonicalizer fed in random splits must give the same bytes as fed whole,
 // never a CR/LF pair out of place, and a result that is a fixed point (the
 // canonical form canonicalizes to itself); header splitting and relaxed
-// header forms must stay inside the input.
+// header forms must stay inside the input, and the streaming body start
+// (BodyStart) must find split_header's offset.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -45,6 +46,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t body = 0;
   const auto fields = split_header(in, &body);
   if (body > in.size()) std::abort();
+  // The streaming body start agrees with split_header, in any split.
+  BodyStart start;
+  size_t seen = 0;
+  for (size_t i = 0; i < nsplits && seen < in.size(); ++i) {
+    seen = std::min(in.size(), seen + splits[i]);
+    if (start.scan(in.substr(0, seen)) && start.offset() != body) std::abort();
+  }
+  if (start.finish(in) != body) std::abort();
   std::string out;
   for (const auto& f : fields) {
     append_relaxed_header(f, &out);
