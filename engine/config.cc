@@ -267,7 +267,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
                 "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
-                "relay_networks", "dkim"});
+                "relay_networks", "dkim", "aliases"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -425,6 +425,19 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           const toml::table* rt = item.as_table();
           if (rt == nullptr) throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
           o.routes.push_back(parse_route(source, *rt));
+        }
+      }
+    }
+    if (const toml::node* n = t.get("aliases")) {
+      const toml::table* at = n->as_table();
+      if (at == nullptr) throw ConfigError{where(source, *n, "aliases") + ": must be a table"};
+      check_keys(source, *at, "aliases.", {"suffix_separators", "drop_characters"});
+      cfg->aliases.suffix_separators = get_string(source, *at, "suffix_separators", "+");
+      cfg->aliases.drop_chars = get_string(source, *at, "drop_characters", ".");
+      for (char c : cfg->aliases.suffix_separators + cfg->aliases.drop_chars) {
+        if (c == '@' || c == ' ' || c == ',' || c == ':' || static_cast<unsigned char>(c) < 0x21) {
+          throw ConfigError{where(source, *n, "aliases") + ": '" + std::string(1, c) +
+                            "' cannot be a suffix separator or drop character"};
         }
       }
     }

@@ -13,6 +13,7 @@
 
 #include "engine/backend.h"
 #include "engine/outbound_queue.h"
+#include "proto/aliases.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"
 
@@ -55,6 +56,9 @@ struct Config {
   // One folder per domain: <domains_dir>/<domain>/users (storage/userdb.h).
   std::string domains_dir = "/etc/ringmail/domains";
   proto::SenderPolicy sender_policy = proto::SenderPolicy::kOwn;
+  // [aliases]: suffix separators and drop characters (chasquid's
+  // suffix_separators and drop_characters).
+  proto::AliasOptions aliases;
   // Failed AUTH attempts per client address (per shard) before 421 and
   // close; each failure's 535 is held back failure_delay_ms times the count
   // so far (at most 5 times).

@@ -243,6 +243,22 @@ int run(int argc, char** argv) {
     return keys;
   };
   auto dkim = load_dkim(*cfg);
+
+  // Domains, users and aliases: read at start, on SIGHUP, and when a users
+  // or aliases file changes (looked at with the certificates).
+  std::string domains_state;
+  auto load_domains = [&](const Config& c) {
+    domains_state = storage::Domains::fingerprint(c.domains_dir);
+    std::vector<std::string> problems;
+    storage::PosixFileIo fio;
+    auto d = storage::Domains::load(fio, c.domains_dir,
+                                    std::vector<std::string>(c.local_domains.begin(), c.local_domains.end()),
+                                    c.aliases, &problems);
+    for (const auto& p : problems) log_line("domains: " + p + " (mail for the domain waits with 451 until fixed)");
+    log_line("domains: " + std::to_string(d->domains().size()) + " local domains");
+    return d;
+  };
+  auto domains = load_domains(*cfg);
   {
     const double gain = calibrate_dkim_batching(cfg->dkim_sha256);
     log_line(std::string("dkim: body hashing with ") + tls::to_string(tls::resolve(cfg->dkim_sha256)) +
@@ -277,6 +293,7 @@ int run(int argc, char** argv) {
     shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
     shards.back()->set_certs(certs);
     shards.back()->set_dkim(dkim);
+    shards.back()->set_domains(domains);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
       return 1;
@@ -343,12 +360,27 @@ int run(int argc, char** argv) {
       if (errno == EAGAIN && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
         reload_certs("a certificate file changed");
       }
+      if (errno == EAGAIN && storage::Domains::fingerprint(cfg->domains_dir) != domains_state) {
+        domains = load_domains(*cfg);
+        post_all(shards, [&](ShardMessage& m) {
+          m.type = ShardMessage::Type::kDomains;
+          m.domains = domains;
+        });
+      }
       continue;
     }
     if (sig == SIGHUP) {
       reload_certs("SIGHUP");
       if (config_path.empty()) {
-        log_line("SIGHUP: the embedded configuration has nothing to reload");
+        dkim = load_dkim(*cfg);
+        domains = load_domains(*cfg);
+        post_all(shards, [&](ShardMessage& m) {
+          m.type = ShardMessage::Type::kReload;
+          m.config = cfg;
+          m.dkim = dkim;
+          m.domains = domains;
+        });
+        log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
         continue;
       }
       std::string err;
@@ -364,10 +396,12 @@ int run(int argc, char** argv) {
       }
       cfg = fresh;
       dkim = load_dkim(*cfg);
+      domains = load_domains(*cfg);
       post_all(shards, [&](ShardMessage& m) {
         m.type = ShardMessage::Type::kReload;
         m.config = fresh;
         m.dkim = dkim;
+        m.domains = domains;
       });
       continue;
     }

@@ -1,5 +1,7 @@
 #include "engine/shard.h"
 
+#include <algorithm>
+
 #include <ctime>
 
 #include "proto/dsn.h"
@@ -145,7 +147,71 @@ void Shard::post_from_shard(Shard& from, ShardMessage m) {
 }
 
 bool Shard::is_local_domain(std::string_view domain) const {
+  if (domains_) return domains_->is_local_domain(std::string(domain));
   return cfg_->local_domains.count(std::string(domain)) > 0;
+}
+
+std::string Shard::check_local_recipient(const proto::Address& a) const {
+  const std::string domain = proto::ascii_lower(a.domain);
+  if (!domains_) return proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
+  if (domains_->broken(domain)) {
+    return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again later";
+  }
+  const proto::Resolution r = domains_->resolve(a.local, domain);
+  switch (r.status) {
+    case proto::Resolution::Status::kOk:
+      break;
+    case proto::Resolution::Status::kUnknown:
+      return "550 5.1.1 No such user";
+    case proto::Resolution::Status::kLoop:
+    case proto::Resolution::Status::kTooDeep:
+      log_line("aliases: " + a.to_string() + " cannot be resolved: " +
+               (r.status == proto::Resolution::Status::kLoop ? "a loop at " : "too deep at ") + r.detail);
+      return "451 4.3.0 The aliases of this address are misconfigured, try again later";
+  }
+  for (const auto& d : r.destinations) {
+    if (d.kind == proto::Destination::Kind::kMailbox &&
+        !proto::mailbox_name(std::string_view(d.address).substr(0, d.address.rfind('@')))) {
+      return "550 5.1.1 No such user";
+    }
+  }
+  return "";
+}
+
+std::vector<proto::Address> Shard::expand_recipients(const proto::Envelope& env) const {
+  std::vector<proto::Address> out;
+  auto add = [&out](proto::Address a) {
+    for (const auto& o : out) {
+      if (o.local == a.local && proto::iequals(o.domain, a.domain)) return;
+    }
+    out.push_back(std::move(a));
+  };
+  for (const auto& rcpt : env.rcpts) {
+    const std::string domain = proto::ascii_lower(rcpt.domain);
+    if (!domains_ || !domains_->is_local_domain(domain)) {
+      add(rcpt);
+      continue;
+    }
+    const proto::Resolution r = domains_->resolve(rcpt.local, domain);
+    if (r.status != proto::Resolution::Status::kOk) {
+      add(rcpt);  // changed since RCPT (a reload): kept as it was accepted
+      continue;
+    }
+    std::string line;
+    for (const auto& d : r.destinations) {
+      const size_t at = d.address.rfind('@');
+      proto::Address a;
+      a.local = d.address.substr(0, at);
+      a.domain = d.address.substr(at + 1);
+      a.utf8 = std::any_of(d.address.begin(), d.address.end(), [](char c) { return c & 0x80; });
+      line += (line.empty() ? "" : ", ") + (d.kind == proto::Destination::Kind::kPipe ? "|" + d.command : d.address);
+      add(std::move(a));
+    }
+    if (r.destinations.size() != 1 || r.destinations[0].address != proto::ascii_lower(rcpt.to_string())) {
+      log_line("aliases id=" + env.id + " <" + rcpt.to_string() + "> -> " + line);
+    }
+  }
+  return out;
 }
 
 std::string_view Shard::primary_domain() const { return cfg_->primary_domain; }
@@ -325,11 +391,15 @@ void Shard::handle(ShardMessage&& m) {
     case ShardMessage::Type::kReload:
       cfg_ = std::move(m.config);
       if (m.dkim) dkim_ = std::move(m.dkim);
+      if (m.domains) domains_ = std::move(m.domains);
       if (outbound_) {
         outbound_->reconfigure(cfg_->outbound);
         dispatcher_->reconfigure(cfg_->outbound);
       }
       log_line("configuration reloaded");
+      break;
+    case ShardMessage::Type::kDomains:
+      domains_ = std::move(m.domains);
       break;
     case ShardMessage::Type::kCerts:
       certs_ = std::move(m.certs);  // sessions in progress keep their contexts

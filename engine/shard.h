@@ -22,6 +22,7 @@
 #include "engine/resolver.h"
 #include "engine/config.h"
 #include "engine/dkim.h"
+#include "storage/domains.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
 #include "proto/smtp_server.h"
@@ -56,12 +57,13 @@ struct ShardMessage {
   // kPing to shard `value` (exercises shard-to-shard delivery end to end).
   // kOutboundBatch: to a domain's owner; kOutboundDone: back to its home.
   enum class Type : uint8_t {
-    kNone, kStop, kReload, kCerts, kDeliver, kPing, kPingPeer, kOutboundBatch, kOutboundDone
+    kNone, kStop, kReload, kCerts, kDomains, kDeliver, kPing, kPingPeer, kOutboundBatch, kOutboundDone
   };
   Type type = Type::kNone;
   std::shared_ptr<const Config> config;  // kReload
   std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
   std::shared_ptr<const DkimKeys> dkim;  // kReload: the signing keys read again
+  std::shared_ptr<const storage::Domains> domains;  // kReload, kDomains: users and aliases
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
   uint64_t value = 0;                    // kPingPeer: target shard
   OutboundBatch* batch = nullptr;        // kOutboundBatch, kOutboundDone
@@ -97,6 +99,9 @@ class Shard final : public proto::SmtpHost {
   void set_certs(std::shared_ptr<const tls::CertStore> certs) { certs_ = std::move(certs); }
   // Before run(): the DKIM signing keys (replaced on reload).
   void set_dkim(std::shared_ptr<const DkimKeys> keys) { dkim_ = std::move(keys); }
+  // Before run(): the domains, users and aliases (replaced on reload; without
+  // them, the configuration's local_domains take any mailbox name).
+  void set_domains(std::shared_ptr<const storage::Domains> d) { domains_ = std::move(d); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -113,6 +118,7 @@ class Shard final : public proto::SmtpHost {
 
   // proto::SmtpHost
   bool is_local_domain(std::string_view domain) const override;
+  std::string check_local_recipient(const proto::Address& a) const override;
   std::string_view primary_domain() const override;
   std::string new_message_id() override;
   int64_t now_unix() const override { return clock_s(); }
@@ -184,6 +190,10 @@ class Shard final : public proto::SmtpHost {
 
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
+  std::shared_ptr<const storage::Domains> domains_;
+  // The recipients a message is stored for: local ones through the
+  // aliases (users' mailboxes, outside addresses, pipe aliases), each once.
+  std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;

@@ -163,9 +163,14 @@ class Resolver {
         return follow(*t, any, local, domain, depth);
       }
     }
-    // RFC 5321 4.5.1: postmaster is always taken.
-    if (base == "postmaster" || dir_.accepts_any_mailbox(domain)) {
-      add(Destination{Destination::Kind::kMailbox, base + "@" + domain, ""});
+    // RFC 5321 4.5.1: postmaster is always taken. A domain without files
+    // takes any mailbox name, as it is (the foundation's behaviour).
+    if (base == "postmaster") {
+      add(Destination{Destination::Kind::kMailbox, "postmaster@" + domain, ""});
+      return true;
+    }
+    if (dir_.accepts_any_mailbox(domain)) {
+      add(Destination{Destination::Kind::kMailbox, ascii_lower(local) + "@" + domain, ""});
       return true;
     }
     return failed(Resolution::Status::kUnknown, local + "@" + domain);

@@ -126,7 +126,7 @@ TEST(AliasResolve, LoopsAndDepth) {
 TEST(AliasResolve, DomainWithoutFilesTakesAnyMailbox) {
   Dir dir;
   dir.open.insert("open.test");
-  EXPECT_EQ(where(dir, "Someone+tag", "open.test"), V{"mbox someone@open.test"});
+  EXPECT_EQ(where(dir, "First.Last+tag", "open.test"), V{"mbox first.last+tag@open.test"});
 }
 
 }  // namespace

@@ -405,8 +405,8 @@ bool SmtpServer::check_rcpt(std::string_view args) {
     }
     return true;
   }
-  if (!mailbox_name(a.local)) {
-    error("550 5.1.1 No such user");
+  if (std::string refuse = host_.check_local_recipient(a); !refuse.empty()) {
+    error(refuse);
     return false;
   }
   return true;

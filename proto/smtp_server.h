@@ -66,6 +66,9 @@ class SmtpHost {
   virtual ~SmtpHost() = default;
   // `domain` is in lower case.
   virtual bool is_local_domain(std::string_view domain) const = 0;
+  // RCPT for an address at a local domain: "" when it is taken, else the
+  // reply ("550 5.1.1 ..." for an unknown address).
+  virtual std::string check_local_recipient(const Address& a) const = 0;
   // The domain that "<postmaster>" without a domain belongs to.
   virtual std::string_view primary_domain() const = 0;
   virtual std::string new_message_id() = 0;
@@ -124,6 +127,11 @@ class SmtpServer {
   std::string& message() { return message_; }
   // Reports the commit; writes 250 or 451/452 and resumes buffered input.
   void commit_done(CommitResult result);
+  // While the message waits for its commit: the recipients it is stored
+  // for (local ones expanded through the aliases).
+  void set_recipients(std::vector<Address> rcpts) {
+    if (state_ == State::kAwaitCommit) env_.rcpts = std::move(rcpts);
+  }
 
   // The 220 to STARTTLS is queued: send output() in clear, then hand every
   // further byte to TLS. Input after the STARTTLS line was discarded (a

@@ -13,6 +13,9 @@ using ::testing::StartsWith;
 
 class FakeHost : public SmtpHost {
  public:
+  std::string check_local_recipient(const ringmail::proto::Address& a) const override {
+    return ringmail::proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
+  }
   bool is_local_domain(std::string_view d) const override {
     return d == "example.test" || d == "other.test";
   }

@@ -13,6 +13,9 @@ using namespace ringmail::proto;
 namespace {
 class Host : public SmtpHost {
  public:
+  std::string check_local_recipient(const ringmail::proto::Address& a) const override {
+    return ringmail::proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
+  }
   bool is_local_domain(std::string_view d) const override { return d == "example.test"; }
   std::string_view primary_domain() const override { return "example.test"; }
   std::string new_message_id() override { return "FUZZ"; }

@@ -28,10 +28,21 @@ def add_user(domains_dir, address, password=PASSWORD):
     return r
 
 
+def add_mailboxes(domains_dir, domain, *names):
+    """Users that receive mail but may not log in ("name !" lines): a
+    domain with a users file takes mail only for its users and aliases."""
+    users = Path(domains_dir) / domain / "users"
+    users.parent.mkdir(parents=True, exist_ok=True)
+    lines = users.read_text().splitlines() if users.exists() else []
+    lines += [f"{n} !" for n in names]
+    users.write_text("\n".join(sorted(lines)) + "\n")
+
+
 @pytest.fixture
 def auth_server(start_ringmaild, certs, tmp_path):  # noqa: F811
     domains = tmp_path / "domains"
     add_user(domains, "alice@example.test")
+    add_mailboxes(domains, "example.test", "bob", "carol", "dave", "frank", "lists")
     return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
                            auth={"failures_max": 3, "failure_delay_ms": 0})
 

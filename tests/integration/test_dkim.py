@@ -21,7 +21,7 @@ import pytest
 
 from conftest import free_port
 from postfix_instance import PostfixInstance
-from test_auth import PASSWORD, add_user
+from test_auth import PASSWORD, add_mailboxes, add_user
 from test_outbound import dns as _dns_fixture  # noqa: F401
 from test_tls import certs, client_context  # noqa: F401,F811 (fixture)
 from test_tools import tool as run_tool
@@ -44,6 +44,7 @@ def ok(*args):
 def keyed(tmp_path):
     domains = tmp_path / "domains"
     add_user(domains, "alice@example.test")
+    add_mailboxes(domains, DOMAIN, "bob", "carol", "dave", "erin", *[f"b{i}" for i in range(24)])
     ok("dkim-keygen", DOMAIN, "--selector", "rsa1", "--domains-dir", str(domains))
     ok("dkim-keygen", DOMAIN, "--selector", "ed1", "--algo", "ed25519", "--domains-dir", str(domains))
     return domains

@@ -1,0 +1,95 @@
+#include "storage/domains.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "proto/address.h"
+#include "storage/userdb.h"
+
+namespace ringmail::storage {
+
+std::string aliases_file(const std::string& domains_dir, const std::string& domain) {
+  return domains_dir + "/" + domain + "/aliases";
+}
+
+std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& domains_dir,
+                                             const std::vector<std::string>& configured,
+                                             const proto::AliasOptions& options,
+                                             std::vector<std::string>* problems) {
+  auto d = std::make_shared<Domains>();
+  d->options_ = options;
+  d->local_.insert(configured.begin(), configured.end());
+  std::vector<std::string> folders;
+  io.list_dir(domains_dir, &folders);  // none is fine: only the configured ones
+  for (const auto& f : folders) {
+    const std::string lower = proto::ascii_lower(f);
+    if (proto::is_valid_domain(lower) && io.exists(domains_dir + "/" + f + "/.")) d->local_.insert(lower);
+  }
+  for (const auto& domain : d->local_) {
+    std::string text, error;
+    const std::string users = users_file(domains_dir, domain);
+    if (io.exists(users)) {
+      d->with_files_.insert(domain);
+      std::optional<UserDb> db;
+      if (io.read_file(users, &text) != 0 || !(db = UserDb::parse(text, &error))) {
+        problems->push_back(users + ": " + (error.empty() ? "cannot be read" : error));
+        d->broken_.insert(domain);
+      } else {
+        auto& keys = d->users_[domain];
+        for (const auto& name : db->names()) keys[proto::normalize_local(name, options, false)] = name;
+      }
+    }
+    const std::string aliases = aliases_file(domains_dir, domain);
+    if (io.exists(aliases)) {
+      d->with_files_.insert(domain);
+      text.clear();
+      std::optional<proto::AliasTable> t;
+      if (io.read_file(aliases, &text) != 0 || !(t = proto::AliasTable::parse(text, options.drop_chars, &error))) {
+        problems->push_back(aliases + ": " + (error.empty() ? "cannot be read" : error));
+        d->broken_.insert(domain);
+      } else {
+        d->aliases_.emplace(domain, std::move(*t));
+      }
+    }
+  }
+  return d;
+}
+
+std::string Domains::fingerprint(const std::string& domains_dir) {
+  std::string out;
+  PosixFileIo io;
+  std::vector<std::string> folders;
+  io.list_dir(domains_dir, &folders);
+  std::sort(folders.begin(), folders.end());
+  for (const auto& f : folders) {
+    out += f + "/";
+    for (const char* name : {"/users", "/aliases"}) {
+      struct stat st {};
+      if (::stat((domains_dir + "/" + f + name).c_str(), &st) == 0) {
+        out += std::string(name) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
+               "." + std::to_string(st.st_mtim.tv_nsec);
+      }
+    }
+    out += ";";
+  }
+  return out;
+}
+
+const proto::AliasTable* Domains::aliases(const std::string& domain) const {
+  auto it = aliases_.find(domain);
+  return it == aliases_.end() ? nullptr : &it->second;
+}
+
+const std::string* Domains::find_user(const std::string& domain, const std::string& key) const {
+  auto it = users_.find(domain);
+  if (it == users_.end()) return nullptr;
+  auto u = it->second.find(key);
+  return u == it->second.end() ? nullptr : &u->second;
+}
+
+bool Domains::accepts_any_mailbox(const std::string& domain) const {
+  return local_.count(domain) > 0 && with_files_.count(domain) == 0;
+}
+
+}  // namespace ringmail::storage
