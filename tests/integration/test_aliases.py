@@ -1,0 +1,105 @@
+"""Aliases end to end (docs/aliases.md): local aliases, several targets,
+suffixes and drop characters, unknown addresses and loops at RCPT, the
+catch-all that forwards a whole domain to an outside inbox (the user
+story), an alias file changed while running. Outside addresses are
+another ringmaild (peer.test) found through a local DNS server."""
+import re
+import smtplib
+import time
+
+import pytest
+
+from test_auth import add_mailboxes
+from test_outbound import dns, peer, port, wait_log  # noqa: F401 (fixtures)
+from test_tls import certs  # noqa: F401 (fixture)
+
+ALIASES = """\
+# aliases of example.test
+pepe: bob
+team: alice, bob
+first.last: alice
+fwd: carol@peer.test
+both: alice, dave@peer.test
+loop1: loop2
+loop2: loop1
+"""
+
+
+def subjects(files):
+    return sorted(re.search(rb"Subject: ([^\r\n]*)", f.read_bytes()).group(1).decode() for f in files)
+
+
+def message(subject):
+    return f"From: x@src.example\r\nTo: someone\r\nSubject: {subject}\r\n\r\nhello\r\n".encode()
+
+
+@pytest.fixture
+def mx(start_ringmaild, tmp_path, dns, port, peer):  # noqa: F811
+    domains = tmp_path / "domains"
+    add_mailboxes(domains, "example.test", "alice", "bob")
+    (domains / "example.test" / "aliases").write_text(ALIASES)
+    # A domain that exists only as a folder: every address to one inbox.
+    (domains / "catch.test").mkdir()
+    (domains / "catch.test" / "aliases").write_text("*: inbox@peer.test\n")
+    return start_ringmaild(domains_dir=domains,
+                           outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+
+
+def rcpt_reply(server, rcpt):
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+        s.ehlo("client.example")
+        s.mail("x@src.example")
+        return s.rcpt(rcpt)
+
+
+def test_local_aliases_suffixes_and_drop_characters(mx):
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.sendmail("x@src.example", ["pepe@example.test"], message("plain"))
+        s.sendmail("x@src.example", ["Team@example.test"], message("two"))
+        s.sendmail("x@src.example", ["pepe+news@example.test"], message("suffix"))
+        s.sendmail("x@src.example", ["firstlast@example.test"], message("dropped"))
+        s.sendmail("x@src.example", ["f.i.r.s.t.l.a.s.t+x@example.test"], message("both"))
+    bob = mx.wait_for_mail("example.test", "bob", count=3)
+    alice = mx.wait_for_mail("example.test", "alice", count=3)
+    assert subjects(bob) == ["plain", "suffix", "two"]
+    assert subjects(alice) == ["both", "dropped", "two"]
+    # No mailbox was made for an alias name.
+    assert not (mx.data_dir / "mail" / "example.test" / "pepe").exists()
+    assert "aliases id=" in mx.log_path.read_text()
+
+
+def test_unknown_addresses_and_loops_are_refused_at_rcpt(mx):
+    assert rcpt_reply(mx, "nobody@example.test") == (550, b"5.1.1 No such user")
+    assert rcpt_reply(mx, "loop1@example.test")[0] == 451
+    assert rcpt_reply(mx, "postmaster@example.test")[0] == 250  # always taken (RFC 5321 4.5.1)
+    assert rcpt_reply(mx, "bob@example.test")[0] == 250
+    assert "loop1@example.test cannot be resolved: a loop" in mx.log_path.read_text()
+
+
+def test_catch_all_forwards_a_domain_and_aliases_reach_outside(mx, peer):  # noqa: F811
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.sendmail("x@src.example", ["anything@catch.test"], message("caught"))
+        s.sendmail("x@src.example", ["fwd@example.test"], message("forwarded"))
+        s.sendmail("x@src.example", ["both@example.test"], message("local and outside"))
+    assert b"Subject: caught" in peer.wait_mail("inbox")[0].read_bytes()
+    assert b"Subject: forwarded" in peer.wait_mail("carol")[0].read_bytes()
+    assert b"Subject: local and outside" in peer.wait_mail("dave")[0].read_bytes()
+    assert b"local and outside" in mx.wait_for_mail("example.test", "alice")[0].read_bytes()
+
+
+def test_an_aliases_file_changed_while_running(mx):
+    assert rcpt_reply(mx, "newalias@example.test")[0] == 550
+    aliases = mx.domains_dir / "example.test" / "aliases"
+    aliases.write_text(ALIASES + "newalias: bob\n")
+    wait_log(mx, "domains: ", timeout=5)
+    deadline = time.monotonic() + 15
+    while rcpt_reply(mx, "newalias@example.test")[0] != 250:
+        assert time.monotonic() < deadline, mx.log_tail()
+        time.sleep(0.5)
+    # A file that does not parse: mail for the domain waits (451), nothing bounces.
+    aliases.write_text(ALIASES + "broken line\n")
+    deadline = time.monotonic() + 15
+    while rcpt_reply(mx, "bob@example.test")[0] != 451:
+        assert time.monotonic() < deadline, mx.log_tail()
+        time.sleep(0.5)
+    assert "aliases: line 9: no ':'" in mx.log_path.read_text()
