@@ -431,7 +431,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     if (const toml::node* n = t.get("aliases")) {
       const toml::table* at = n->as_table();
       if (at == nullptr) throw ConfigError{where(source, *n, "aliases") + ": must be a table"};
-      check_keys(source, *at, "aliases.", {"suffix_separators", "drop_characters"});
+      check_keys(source, *at, "aliases.", {"suffix_separators", "drop_characters", "pipe_timeout_s"});
+      cfg->pipe_timeout_s = static_cast<uint32_t>(get_uint(source, *at, "aliases.", "pipe_timeout_s", 60, 1, 3600));
       cfg->aliases.suffix_separators = get_string(source, *at, "suffix_separators", "+");
       cfg->aliases.drop_chars = get_string(source, *at, "drop_characters", ".");
       for (char c : cfg->aliases.suffix_separators + cfg->aliases.drop_chars) {

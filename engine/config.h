@@ -77,6 +77,9 @@ struct Config {
   proto::SessionLimits limits;
   uint32_t command_timeout_s = 300;
   uint32_t data_timeout_s = 600;
+  // [aliases] pipe_timeout_s: a pipe alias's command is killed after this
+  // (the delivery is then tried again later).
+  uint32_t pipe_timeout_s = 60;
   uint32_t connections_max = 20000;
   uint32_t shutdown_grace_s = 30;
   uint32_t delivery_retry_s = 60;

@@ -1,5 +1,7 @@
 #include "engine/shard.h"
 
+#include "engine/pipe.h"
+
 #include <algorithm>
 
 #include <ctime>
@@ -294,7 +296,8 @@ void Shard::run(std::latch& ready) {
 
   while (true) {
     // While deliveries wait for their syncfs, come back soon to start it.
-    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : 1000);
+    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : pipes_inflight_ > 0 ? 20 : 1000);
+    if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());
     tick();
     drain_inboxes();
     flush_deliveries();
@@ -641,8 +644,124 @@ void Shard::start_deliveries() {
       queued_bytes_ -= job->rec.message.size();
     }
     ++deliveries_inflight_;
+    if (start_pipes(job)) continue;  // the Maildirs after the commands
     maildir_->deliver(job);
   }
+}
+
+namespace {
+
+// The pipe-alias recipients of one delivery job and what their commands did.
+struct PipeOp : storage::BlockingOp {
+  struct Rcpt {
+    size_t index;
+    std::vector<std::string> commands;
+    PipeOutcome outcome;
+  };
+  DeliveryJob* job = nullptr;
+  std::vector<Rcpt> rcpts;
+  int timeout_s = 0;
+  struct Done final : Completion {
+    PipeOp* op = nullptr;
+    void complete(const Event&) override { op->done(op, 0); }
+  } wake;
+};
+
+int run_pipes(storage::BlockingOp* o) {
+  auto* op = static_cast<PipeOp*>(o);
+  const proto::Envelope& env = op->job->rec.env;
+  for (auto& r : op->rcpts) {
+    const proto::Address& a = env.rcpts[r.index];
+    // LF line endings, and the trace fields a Maildir copy gets.
+    std::string text = storage::MaildirDelivery::render(env, r.index, op->job->rec.message);
+    const std::vector<std::pair<std::string, std::string>> vars = {
+        {"SENDER", env.from.to_string()}, {"RECIPIENT", a.to_string()}, {"USER", a.local},
+        {"DOMAIN", a.domain}, {"QUEUE_ID", env.id}};
+    for (const auto& cmd : r.commands) {
+      r.outcome = run_pipe(cmd, text, vars, op->timeout_s);
+      if (r.outcome.kind != PipeOutcome::Kind::kOk) break;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool Shard::start_pipes(DeliveryJob* job) {
+  if (!domains_) return false;
+  auto op = std::make_unique<PipeOp>();
+  const auto& rcpts = job->rec.env.rcpts;
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
+    const std::string domain = proto::ascii_lower(rcpts[i].domain);
+    if (!domains_->is_local_domain(domain)) continue;
+    const proto::Resolution r = domains_->resolve(rcpts[i].local, domain);
+    PipeOp::Rcpt pr{i, {}, {}};
+    for (const auto& d : r.destinations) {
+      // Stored for its alias: "<alias>@<domain>" is the pipe itself.
+      if (d.kind == proto::Destination::Kind::kPipe && proto::iequals(d.address, rcpts[i].to_string())) {
+        pr.commands.push_back(d.command);
+      }
+    }
+    if (!pr.commands.empty()) op->rcpts.push_back(std::move(pr));
+  }
+  if (op->rcpts.empty()) return false;
+  if (!pipe_pool_) pipe_pool_ = std::make_unique<BlockingPool>(2);
+  op->job = job;
+  op->timeout_s = static_cast<int>(cfg_->pipe_timeout_s);
+  op->kind = storage::BlockingOp::Kind::kCall;
+  op->work = &run_pipes;
+  op->done = [](storage::BlockingOp* o, int) {
+    std::unique_ptr<PipeOp> op(static_cast<PipeOp*>(o));
+    DeliveryJob* job = op->job;
+    Shard* self = job->shard;
+    const auto& env = job->rec.env;
+    bool again = false;
+    if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
+    for (const auto& r : op->rcpts) {
+      const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> pipe";
+      switch (r.outcome.kind) {
+        case PipeOutcome::Kind::kOk:
+          log_line("delivered id=" + env.id + to);
+          job->rec.rcpt_done[r.index] = 1;
+          self->spool_->recipient_done(job->rec, r.index, false);
+          break;
+        case PipeOutcome::Kind::kTemporary:
+          log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.detail);
+          again = true;
+          break;
+        case PipeOutcome::Kind::kPermanent: {
+          log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.detail);
+          job->rec.rcpt_done[r.index] = 1;
+          OutboundQueue::Bounce b;
+          b.rec = job->rec;
+          b.failed.push_back({r.index, proto::SmtpClient::RcptResult{
+                                           proto::Outcome::kPerm, "550 5.3.0 The command failed: " +
+                                                                      r.outcome.detail}});
+          b.remote_host = self->cfg_->hostname;
+          if (!env.from.is_null()) self->queue_dsn(std::move(b), [](bool) {});
+          self->spool_->recipient_done(job->rec, r.index, true);
+          break;
+        }
+      }
+    }
+    if (again) {
+      --self->deliveries_inflight_;
+      if (self->stopping_) {
+        delete job;  // stays in the spool; recovered at the next start
+      } else {
+        self->retry_later(job);
+      }
+      self->start_deliveries();
+      return;
+    }
+    self->maildir_->deliver(job);
+  };
+  op->wake.op = op.get();
+  ++pipes_inflight_;
+  pipe_pool_->submit(op.get(), &op->wake);
+  op.release();
+  return true;
 }
 
 namespace {

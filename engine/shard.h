@@ -21,6 +21,7 @@
 #include "engine/outbound_queue.h"
 #include "engine/resolver.h"
 #include "engine/config.h"
+#include "engine/blocking_pool.h"
 #include "engine/dkim.h"
 #include "storage/domains.h"
 #include "engine/spsc.h"
@@ -191,6 +192,13 @@ class Shard final : public proto::SmtpHost {
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
   std::shared_ptr<const storage::Domains> domains_;
+  // Pipe aliases run on their own workers, so a slow command never holds
+  // up the spool's syncs; the loop drains them while any is running.
+  std::unique_ptr<BlockingPool> pipe_pool_;
+  size_t pipes_inflight_ = 0;
+  // A job's recipients that are pipe aliases go to their commands before
+  // the rest goes to the Maildirs; false when it has none.
+  bool start_pipes(DeliveryJob* job);
   // The recipients a message is stored for: local ones through the
   // aliases (users' mailboxes, outside addresses, pipe aliases), each once.
   std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;

@@ -37,12 +37,19 @@ def message(subject):
 def mx(start_ringmaild, tmp_path, dns, port, peer):  # noqa: F811
     domains = tmp_path / "domains"
     add_mailboxes(domains, "example.test", "alice", "bob")
-    (domains / "example.test" / "aliases").write_text(ALIASES)
+    out = tmp_path / "piped"
+    out.mkdir()
+    (domains / "example.test" / "aliases").write_text(
+        ALIASES + f"tubo: | cat > {out}/$QUEUE_ID.eml\n"
+        f"later: | test -e {out}/go || exit 75; cat > {out}/later.eml\n"
+        "broken: | echo no such list >&2; exit 1\n")
     # A domain that exists only as a folder: every address to one inbox.
     (domains / "catch.test").mkdir()
     (domains / "catch.test" / "aliases").write_text("*: inbox@peer.test\n")
-    return start_ringmaild(domains_dir=domains,
-                           outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+    server = start_ringmaild(domains_dir=domains, limits={"delivery_retry_s": 1},
+                             outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port})
+    server.piped = out
+    return server
 
 
 def rcpt_reply(server, rcpt):
@@ -103,3 +110,25 @@ def test_an_aliases_file_changed_while_running(mx):
         assert time.monotonic() < deadline, mx.log_tail()
         time.sleep(0.5)
     assert "aliases: line 9: no ':'" in mx.log_path.read_text()
+
+
+def test_pipe_aliases(mx):
+    """The command gets the message on stdin; exit 75 is tried again, any
+    other failure bounces to the sender."""
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.sendmail("x@src.example", ["tubo@example.test", "bob@example.test"], message("piped"))
+        s.sendmail("x@src.example", ["later@example.test"], message("later"))
+        s.sendmail("x@example.test", ["broken@example.test"], message("refused"))
+    log = wait_log(mx, " to=<tubo@example.test> pipe")
+    piped = list(mx.piped.glob("*.eml"))
+    assert len(piped) == 1 and b"Subject: piped" in piped[0].read_bytes(), log
+    assert b"\r\n" not in piped[0].read_bytes()  # LF line endings, like a Maildir file
+    assert b"Subject: piped" in mx.wait_for_mail("example.test", "bob")[0].read_bytes()
+    wait_log(mx, " to=<later@example.test> pipe deferred: exit 75")
+    (mx.piped / "go").touch()
+    deadline = time.monotonic() + 20
+    while not (mx.piped / "later.eml").exists():
+        assert time.monotonic() < deadline, mx.log_tail()
+        time.sleep(0.2)
+    wait_log(mx, " to=<broken@example.test> pipe failed permanently: exit 1: no such list")
+    assert "for x@example.test queued" in wait_log(mx, "for x@example.test queued")  # the DSN

@@ -1,0 +1,128 @@
+#include "engine/pipe.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace ringmail::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int ms_left(Clock::time_point deadline) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return ms < 0 ? 0 : static_cast<int>(std::min<long long>(ms, 1000));
+}
+
+}  // namespace
+
+PipeOutcome run_pipe(const std::string& command, std::string_view input,
+                     const std::vector<std::pair<std::string, std::string>>& env, int timeout_s) {
+  using K = PipeOutcome::Kind;
+  // Everything the child needs is made before fork: after it, only
+  // async-signal-safe calls.
+  std::vector<std::string> env_text = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "SHELL=/bin/sh"};
+  for (const auto& [k, v] : env) env_text.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+
+  int in[2], out[2];
+  if (::pipe2(in, O_CLOEXEC) != 0) return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
+    return {K::kTemporary, std::string("fork: ") + std::strerror(errno)};
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);  // killed as a group on timeout
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::execve("/bin/sh", const_cast<char* const*>(argv), envp.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+  const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+  std::string output;
+  size_t sent = 0;
+  int wfd = in[1];
+  bool out_open = true, timed_out = false;
+  if (input.empty()) {
+    ::close(wfd);
+    wfd = -1;
+  }
+  // Write the input and read the output together: a command that talks
+  // before it has read everything must not block us (nor we it).
+  while (wfd >= 0 || out_open) {
+    if (Clock::now() >= deadline) {
+      timed_out = true;
+      break;
+    }
+    pollfd p[2];
+    int n = 0;
+    if (wfd >= 0) p[n++] = {wfd, POLLOUT, 0};
+    if (out_open) p[n++] = {out[0], POLLIN, 0};
+    if (::poll(p, static_cast<nfds_t>(n), ms_left(deadline)) < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; ++i) {
+      if (p[i].fd == wfd && (p[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+        const ssize_t w = ::write(wfd, input.data() + sent, input.size() - sent);
+        if (w > 0) sent += static_cast<size_t>(w);
+        if ((w < 0 && errno != EAGAIN) || sent == input.size()) {  // EPIPE: it stopped reading
+          ::close(wfd);
+          wfd = -1;
+        }
+      } else if (p[i].fd == out[0] && (p[i].revents & (POLLIN | POLLERR | POLLHUP))) {
+        char buf[4096];
+        const ssize_t r = ::read(out[0], buf, sizeof buf);
+        if (r > 0 && output.size() < 4096) output.append(buf, static_cast<size_t>(r));
+        if (r == 0 || (r < 0 && errno != EAGAIN)) out_open = false;
+      }
+    }
+  }
+  if (wfd >= 0) ::close(wfd);
+  ::close(out[0]);
+  int status = 0;
+  while (!timed_out) {
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (Clock::now() >= deadline) {
+      timed_out = true;
+      break;
+    }
+    ::usleep(10000);
+  }
+  if (timed_out) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return {K::kTemporary, "timed out after " + std::to_string(timeout_s) + " s"};
+  }
+  std::string first = output.substr(0, output.find('\n'));
+  if (first.size() > 200) first.resize(200);
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    if (code == 0) return {K::kOk, ""};
+    const std::string why = "exit " + std::to_string(code) + (first.empty() ? "" : ": " + first);
+    return {code == 75 ? K::kTemporary : K::kPermanent, why};
+  }
+  return {K::kPermanent, "killed by signal " + std::to_string(WTERMSIG(status))};
+}
+
+}  // namespace ringmail::engine

@@ -1,0 +1,26 @@
+// Pipe aliases ("name: | command", docs/aliases.md): the command run with
+// /bin/sh -c, the message on its standard input, in its own process group,
+// for at most a timeout. Blocking: it runs on the shard's pipe workers
+// (Shard::pipe_pool_), never on a shard's loop.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ringmail::engine {
+
+struct PipeOutcome {
+  enum class Kind : uint8_t { kOk, kTemporary, kPermanent };
+  Kind kind = Kind::kOk;
+  std::string detail;  // "exit 1: <first line of its output>", "timed out after 60 s", ...
+};
+
+// Exit 0: delivered. Exit 75 (EX_TEMPFAIL), a timeout, or a failure to
+// start: temporary. Any other exit or a signal: permanent. `env` is added
+// to a minimal environment (PATH, HOME=/, SHELL=/bin/sh).
+PipeOutcome run_pipe(const std::string& command, std::string_view input,
+                     const std::vector<std::pair<std::string, std::string>>& env, int timeout_s);
+
+}  // namespace ringmail::engine
