@@ -743,6 +743,11 @@ bool Evaluator::explain(std::string_view exp_spec, const std::string& domain) {
   if (!valid_macro_string(text, true)) return true;
   std::string out;
   if (!expand(text, domain, true, &out)) return false;
+  // The text goes into an SMTP reply: macros must not bring in line breaks
+  // or other bytes the record itself may not hold.
+  for (char c : out) {
+    if (c < 0x20 || c > 0x7e) return true;
+  }
   verdict_.explanation = std::move(out);
   return true;
 }

@@ -139,6 +139,17 @@ TEST(SpfMacros, ExplanationMacros) {
   EXPECT_EQ(r.verdict.mechanism, "-all");
 }
 
+// The explanation goes into an SMTP reply: a sender's control bytes must
+// not reach it through a macro.
+TEST(SpfMacros, ExplanationWithControlBytesIsDropped) {
+  Zone zone;
+  zone.txt("email.example.com", {"v=spf1 -all exp=why.%{d}"}).txt("why.email.example.com", {"%{l} denied"});
+  EXPECT_EQ(drive(request("192.0.2.3", "ok@email.example.com"), zone).verdict.explanation, "ok denied");
+  const Verdict v = drive(request("192.0.2.3", "a\r\nb@email.example.com"), zone).verdict;
+  EXPECT_EQ(v.result, Result::kFail);
+  EXPECT_EQ(v.explanation, "");
+}
+
 TEST(SpfMacros, ValidatedNamePrefersTheDomain) {
   Zone zone;
   zone.txt("email.example.com", {"v=spf1 exists:%{p}.x.example.com -all"})
