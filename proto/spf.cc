@@ -857,7 +857,7 @@ std::string received_spf(const Request& req, const Verdict& v) {
   out += "; helo=" + header_value(req.helo);
   out += "; receiver=" + header_value(who);
   out += std::string("; identity=") + (helo ? "helo" : "mailfrom");
-  if (!v.mechanism.empty() && v.mechanism != "default") out += "; mechanism=" + header_value(v.mechanism);
+  if (!v.mechanism.empty()) out += "; mechanism=" + header_value(v.mechanism);
   if (!v.problem.empty() && (v.result == Result::kTemperror || v.result == Result::kPermerror)) {
     out += "; problem=" + header_value(v.problem);
   }

@@ -55,13 +55,15 @@ class Dns {
   size_t size() const { return answers_.size(); }
 
  private:
-  std::map<std::pair<QueryType, std::string>, Answer, std::less<>> answers_;
+  std::map<std::pair<QueryType, std::string>, Answer> answers_;
 };
 
 enum class Identity : uint8_t { kMailFrom, kHelo };
 
 struct Request {
-  std::string client_ip;  // IPv4 or IPv6 text; IPv4-mapped IPv6 counts as IPv4
+  // IPv4 or IPv6 text; IPv4-mapped IPv6 counts as IPv4. Text that is
+  // neither gives none with a problem (a caller's bug, not the sender's).
+  std::string client_ip;
   std::string helo;       // the HELO/EHLO argument
   // The MAIL FROM address without angle brackets; empty for "<>", which
   // makes the sender postmaster@helo (RFC 7208 2.4). A missing local part
@@ -76,8 +78,9 @@ struct Verdict {
   Result result = Result::kNone;
   std::string domain;       // the domain checked first (no trailing dot)
   std::string sender;       // <sender>: local@domain as used for macros
-  std::string mechanism;    // the directive that decided, as written
-                            // ("default" when none matched)
+  std::string mechanism;    // the directive that decided, as written;
+                            // "default" when none matched (9.1); empty
+                            // for none and errors
   std::string explanation;  // fail only: the exp= text, empty when none
   std::string problem;      // permerror, temperror: what went wrong
 };
@@ -90,8 +93,8 @@ std::optional<Verdict> evaluate(const Request& req, const Dns& known, Query* mis
 
 // The value of a Received-SPF header field (RFC 7208 9.1), without the
 // field name or CRLF: result, comment, then the key-value pairs
-// client-ip, envelope-from, helo, receiver, identity, mechanism (when one
-// matched) and problem (for errors).
+// client-ip, envelope-from, helo, receiver, identity, mechanism (unless
+// the result is none or an error) and problem (for errors).
 std::string received_spf(const Request& req, const Verdict& v);
 
 // The SPF part of an Authentication-Results field (RFC 8601 2.7.2):

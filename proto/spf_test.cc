@@ -302,6 +302,14 @@ TEST(SpfText, ReceivedSpfAndAuthenticationResults) {
             "receiver=mx.example.net; identity=helo; "
             "problem=\"syntax error in \\\"a:(x)\\\" (SPF record of email.example.com)\"");
   EXPECT_EQ(auth_results(helo, e), "spf=permerror smtp.helo=email.example.com");
+  Zone neutral;
+  neutral.txt("email.example.com", {"v=spf1 ip4:198.51.100.1"});
+  const Verdict n = drive(req, neutral).verdict;
+  EXPECT_EQ(received_spf(req, n),
+            "neutral (mx.example.net: 192.0.2.3 is neither permitted nor denied by domain of "
+            "strong-bad@email.example.com) client-ip=192.0.2.3; "
+            "envelope-from=\"strong-bad@email.example.com\"; helo=mx.example.org; "
+            "receiver=mx.example.net; identity=mailfrom; mechanism=default");
   Request odd = request("192.0.2.3", "\"a b\"@email.example.com");
   EXPECT_EQ(auth_results(odd, drive(odd, zone).verdict),
             "spf=pass smtp.mailfrom=\"\\\"a b\\\"@email.example.com\"");
