@@ -20,7 +20,7 @@ ALLOWED = {
 }
 # Third-party headers each layer may use (proto: standard library only).
 FORBIDDEN_SYSTEM = {
-    "proto": re.compile(r"^(liburing|wolfssl|ares|sys/socket|netinet|unistd|fcntl|toml)"),
+    "proto": re.compile(r"^(liburing|wolfssl|ares|libpsl|sys/socket|netinet|unistd|fcntl|toml)"),
     "tls": re.compile(r"^(liburing|ares|sys/socket)"),
     "storage": re.compile(r"^(liburing|wolfssl|ares)"),
 }

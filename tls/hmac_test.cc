@@ -1,0 +1,35 @@
+// HMAC-SHA1 against RFC 2202's test cases.
+#include "tls/hmac.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmail::tls {
+namespace {
+
+std::string hex(std::string_view s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+TEST(HmacSha1, Rfc2202) {
+  EXPECT_EQ(hex(hmac_sha1(std::string(20, '\x0b'), "Hi There")),
+            "b617318655057264e28bc0b6fb378c8ef146be00");
+  EXPECT_EQ(hex(hmac_sha1("Jefe", "what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  // A key longer than the block is hashed first.
+  EXPECT_EQ(hex(hmac_sha1(std::string(80, '\xaa'),
+                          "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+}
+
+TEST(HmacSha1, EmptyKeyAndData) {
+  EXPECT_EQ(hex(hmac_sha1("", "")), "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d");
+}
+
+}  // namespace
+}  // namespace ringmail::tls
