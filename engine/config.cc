@@ -267,7 +267,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
                 "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
-                "relay_networks", "dkim", "aliases"});
+                "relay_networks", "dkim", "aliases", "srs"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -441,6 +441,21 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
                             "' cannot be a suffix separator or drop character"};
         }
       }
+    }
+    if (const toml::node* n = t.get("srs")) {
+      const toml::table* st = n->as_table();
+      if (st == nullptr) throw ConfigError{where(source, *n, "srs") + ": must be a table"};
+      check_keys(source, *st, "srs.", {"enabled", "domain", "secret_file", "max_age_days"});
+      if (const toml::node* e = st->get("enabled")) {
+        if (!e->is_boolean()) throw ConfigError{where(source, *e, "srs.enabled") + ": must be true or false"};
+        cfg->srs_enabled = e->as_boolean()->get();
+      }
+      cfg->srs_domain = proto::ascii_lower(get_string(source, *st, "domain", ""));
+      if (!cfg->srs_domain.empty() && !proto::is_valid_domain(cfg->srs_domain)) {
+        throw ConfigError{where(source, *st->get("domain"), "srs.domain") + ": not a valid domain"};
+      }
+      cfg->srs_secret_file = get_string(source, *st, "secret_file", "");
+      cfg->srs_max_age_days = static_cast<uint32_t>(get_uint(source, *st, "srs.", "max_age_days", 21, 1, 365));
     }
     if (const toml::node* n = t.get("dkim")) {
       const toml::table* dt = n->as_table();

@@ -80,6 +80,13 @@ struct Config {
   // [aliases] pipe_timeout_s: a pipe alias's command is killed after this
   // (the delivery is then tried again later).
   uint32_t pipe_timeout_s = 60;
+  // [srs]: forwarded mail's envelope sender is rewritten into srs_domain
+  // (default: the first local domain), signed with the first secret of
+  // srs_secret_file (default <data_dir>/srs.secret, made when absent).
+  bool srs_enabled = true;
+  std::string srs_domain;
+  std::string srs_secret_file;
+  uint32_t srs_max_age_days = 21;
   uint32_t connections_max = 20000;
   uint32_t shutdown_grace_s = 30;
   uint32_t delivery_retry_s = 60;

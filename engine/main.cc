@@ -22,6 +22,7 @@
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/shard.h"
+#include "engine/srs.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
 #include "tls/cert_store.h"
@@ -259,6 +260,14 @@ int run(int argc, char** argv) {
     return d;
   };
   auto domains = load_domains(*cfg);
+  auto load_srs_config = [&](const Config& c) {
+    std::string err;
+    auto s = load_srs(c, &err);
+    if (s == nullptr && !err.empty()) log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
+    if (s != nullptr) log_line("srs: forwarded senders rewritten into " + s->domain);
+    return s;
+  };
+  auto srs = load_srs_config(*cfg);
   {
     const double gain = calibrate_dkim_batching(cfg->dkim_sha256);
     log_line(std::string("dkim: body hashing with ") + tls::to_string(tls::resolve(cfg->dkim_sha256)) +
@@ -294,6 +303,7 @@ int run(int argc, char** argv) {
     shards.back()->set_certs(certs);
     shards.back()->set_dkim(dkim);
     shards.back()->set_domains(domains);
+    shards.back()->set_srs(srs);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
       return 1;
@@ -379,6 +389,7 @@ int run(int argc, char** argv) {
           m.config = cfg;
           m.dkim = dkim;
           m.domains = domains;
+          m.srs = srs;
         });
         log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
         continue;
@@ -397,11 +408,13 @@ int run(int argc, char** argv) {
       cfg = fresh;
       dkim = load_dkim(*cfg);
       domains = load_domains(*cfg);
+      srs = load_srs_config(*cfg);
       post_all(shards, [&](ShardMessage& m) {
         m.type = ShardMessage::Type::kReload;
         m.config = fresh;
         m.dkim = dkim;
         m.domains = domains;
+        m.srs = srs;
       });
       continue;
     }

@@ -168,7 +168,7 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
     auto p = std::make_unique<Part>();
     p->item = it;
     p->msg.id = it->rec.env.id;
-    p->msg.from = it->rec.env.from;
+    p->msg.from = d_.envelope_sender ? d_.envelope_sender(it->rec.env.from) : it->rec.env.from;
     p->msg.data = it->rec.message;
     p->msg.smtputf8 = it->rec.env.smtputf8;
     p->msg.body_8bit = it->rec.env.body_8bit;

@@ -99,6 +99,9 @@ class OutboundQueue {
     // Message bytes kept in memory for queued messages; beyond it they are
     // read back from the spool when their attempt starts.
     uint64_t held_bytes_max = uint64_t{16} << 20;
+    // The MAIL FROM to send for a message's envelope sender (SRS for
+    // forwarded mail); null: the sender as it is.
+    std::function<proto::Address(const proto::Address&)> envelope_sender;
   };
 
   OutboundQueue(Deps deps, OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}

@@ -153,8 +153,26 @@ bool Shard::is_local_domain(std::string_view domain) const {
   return cfg_->local_domains.count(std::string(domain)) > 0;
 }
 
+proto::srs::Error Shard::srs_reverse(const proto::Address& a, std::string* original) const {
+  if (!srs_ || !proto::iequals(a.domain, srs_->domain) || !proto::srs::is_srs(a.to_string())) {
+    return proto::srs::Error::kNotSrs;
+  }
+  return proto::srs::reverse(*srs_, a.local + "@" + proto::ascii_lower(a.domain),
+                             static_cast<int64_t>(std::time(nullptr)), original);
+}
+
 std::string Shard::check_local_recipient(const proto::Address& a) const {
   const std::string domain = proto::ascii_lower(a.domain);
+  std::string original;
+  switch (const auto e = srs_reverse(a, &original)) {
+    case proto::srs::Error::kNotSrs:
+      break;
+    case proto::srs::Error::kNone:
+      return "";  // a bounce of forwarded mail: it goes back to `original`
+    default:
+      log_line("srs: refused <" + a.to_string() + ">: " + proto::srs::to_string(e));
+      return std::string("550 5.1.1 Not a valid SRS address (") + proto::srs::to_string(e) + ")";
+  }
   if (!domains_) return proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
   if (domains_->broken(domain)) {
     return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again later";
@@ -190,6 +208,16 @@ std::vector<proto::Address> Shard::expand_recipients(const proto::Envelope& env)
   };
   for (const auto& rcpt : env.rcpts) {
     const std::string domain = proto::ascii_lower(rcpt.domain);
+    std::string original;
+    if (srs_reverse(rcpt, &original) == proto::srs::Error::kNone) {
+      const size_t at = original.rfind('@');
+      proto::Address back;
+      back.local = original.substr(0, at);
+      back.domain = original.substr(at + 1);
+      log_line("srs id=" + env.id + " <" + rcpt.to_string() + "> -> <" + original + ">");
+      add(std::move(back));
+      continue;
+    }
     if (!domains_ || !domains_->is_local_domain(domain)) {
       add(rcpt);
       continue;
@@ -265,6 +293,20 @@ void Shard::run(std::latch& ready) {
       deps.backend = backend_.get();
       deps.resolver = resolver_.get();
       deps.spool = spool_.get();
+      // Mail relayed for a sender of another domain (forwarded by an alias,
+      // or from an MTA using us as its relay) goes out with an SRS sender,
+      // so the receiver's SPF check is against our domain.
+      deps.envelope_sender = [this](const proto::Address& from) {
+        if (!srs_ || from.is_null() || is_local_domain(proto::ascii_lower(from.domain))) return from;
+        std::string out;
+        const auto e = proto::srs::forward(*srs_, from.local + "@" + from.domain,
+                                           static_cast<int64_t>(std::time(nullptr)), &out);
+        if (e != proto::srs::Error::kNone) return from;
+        proto::Address a;
+        a.local = out.substr(0, out.rfind('@'));
+        a.domain = out.substr(out.rfind('@') + 1);
+        return a;
+      };
       deps.helo = cfg_->hostname;
       deps.tls = client_tls;
       deps.held_bytes_max = cfg_->delivery_backlog_bytes_max;
@@ -395,6 +437,7 @@ void Shard::handle(ShardMessage&& m) {
       cfg_ = std::move(m.config);
       if (m.dkim) dkim_ = std::move(m.dkim);
       if (m.domains) domains_ = std::move(m.domains);
+      srs_ = std::move(m.srs);
       if (outbound_) {
         outbound_->reconfigure(cfg_->outbound);
         dispatcher_->reconfigure(cfg_->outbound);

@@ -23,6 +23,7 @@
 #include "engine/config.h"
 #include "engine/blocking_pool.h"
 #include "engine/dkim.h"
+#include "proto/srs.h"
 #include "storage/domains.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
@@ -65,6 +66,7 @@ struct ShardMessage {
   std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
   std::shared_ptr<const DkimKeys> dkim;  // kReload: the signing keys read again
   std::shared_ptr<const storage::Domains> domains;  // kReload, kDomains: users and aliases
+  std::shared_ptr<const proto::srs::Config> srs;    // kReload: SRS (null: off)
   DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
   uint64_t value = 0;                    // kPingPeer: target shard
   OutboundBatch* batch = nullptr;        // kOutboundBatch, kOutboundDone
@@ -103,6 +105,8 @@ class Shard final : public proto::SmtpHost {
   // Before run(): the domains, users and aliases (replaced on reload; without
   // them, the configuration's local_domains take any mailbox name).
   void set_domains(std::shared_ptr<const storage::Domains> d) { domains_ = std::move(d); }
+  // Before run(): SRS for forwarded mail (null: senders are sent as they are).
+  void set_srs(std::shared_ptr<const proto::srs::Config> s) { srs_ = std::move(s); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -192,6 +196,10 @@ class Shard final : public proto::SmtpHost {
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
   std::shared_ptr<const storage::Domains> domains_;
+  std::shared_ptr<const proto::srs::Config> srs_;
+  // A bounce to one of our SRS addresses: kNotSrs when `a` is not one,
+  // else the reversal's outcome and the address it goes back to.
+  proto::srs::Error srs_reverse(const proto::Address& a, std::string* original) const;
   // Pipe aliases run on their own workers, so a slow command never holds
   // up the spool's syncs; the loop drains them while any is running.
   std::unique_ptr<BlockingPool> pipe_pool_;

@@ -132,3 +132,28 @@ def test_pipe_aliases(mx):
         time.sleep(0.2)
     wait_log(mx, " to=<broken@example.test> pipe failed permanently: exit 1: no such list")
     assert "for x@example.test queued" in wait_log(mx, "for x@example.test queued")  # the DSN
+
+
+def test_forwarding_rewrites_the_sender_with_srs_and_bounces_come_back(mx, peer):  # noqa: F811
+    """Mail forwarded to an outside address leaves with an SRS0 sender at
+    our domain (its From and body untouched); a bounce to that address is
+    taken on port 25 and goes back to the original sender; a forged or
+    altered one is refused."""
+    body = b"From: orig@peer.test\r\nSubject: forward me\r\n\r\nsame body\r\n"
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.sendmail("orig@peer.test", ["fwd@example.test"], body)
+    got = peer.wait_mail("carol")[0].read_bytes()
+    srs = re.search(rb"Return-Path: <(SRS0=[^>]+)>", got).group(1).decode()
+    assert re.fullmatch(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=peer\.test=orig@example\.test", srs), srs
+    assert b"From: orig@peer.test" in got and b"same body" in got
+    assert (mx.data_dir / "srs.secret").stat().st_mode & 0o077 == 0
+    # The receiver bounces: to the SRS address, from <>.
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.sendmail("", [srs], b"Subject: bounce\r\n\r\nundeliverable\r\n")
+    assert b"Subject: bounce" in peer.wait_mail("orig")[0].read_bytes()
+    assert f"srs id=" in mx.log_path.read_text()
+    # Altered hash, or a made-up one: refused at RCPT.
+    forged = srs.replace("=peer.test=orig", "=peer.test=someone")
+    code, text = rcpt_reply(mx, forged)
+    assert (code, text) == (550, b"5.1.1 Not a valid SRS address (bad SRS hash)"), text
+    assert rcpt_reply(mx, "SRS0=abcd=AA=peer.test=orig@example.test")[0] == 550

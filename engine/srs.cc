@@ -1,0 +1,76 @@
+#include "engine/srs.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tls/hmac.h"
+
+namespace ringmail::engine {
+
+namespace {
+
+// 32 random bytes as hex, in a new file only we can read.
+bool make_secret_file(const std::string& path, std::string* error) {
+  unsigned char raw[32];
+  if (::getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
+    *error = std::string("getrandom: ") + std::strerror(errno);
+    return false;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string line;
+  for (unsigned char b : raw) {
+    line += hex[b >> 4];
+    line += hex[b & 15];
+  }
+  line = "# SRS secrets: the first line signs, every line verifies (add a new one on top to rotate)\n" +
+         line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  if (!ok) *error = path + ": " + std::strerror(errno);
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::string* error) {
+  if (!cfg.srs_enabled) return nullptr;
+  const std::string path = cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
+  if (::access(path.c_str(), F_OK) != 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);  // a first start
+    if (!make_secret_file(path, error)) return nullptr;
+  }
+  std::ifstream f(path);
+  if (!f) {
+    *error = path + ": cannot be read";
+    return nullptr;
+  }
+  auto c = std::make_shared<proto::srs::Config>();
+  for (std::string line; std::getline(f, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    c->secrets.push_back(line);
+  }
+  if (c->secrets.empty()) {
+    *error = path + ": no secret in it";
+    return nullptr;
+  }
+  c->domain = cfg.srs_domain.empty() ? cfg.primary_domain : cfg.srs_domain;
+  c->max_age_days = static_cast<int>(cfg.srs_max_age_days);
+  c->hmac = [](std::string_view key, std::string_view data) { return tls::hmac_sha1(key, data); };
+  return c;
+}
+
+}  // namespace ringmail::engine

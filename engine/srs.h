@@ -1,0 +1,19 @@
+// SRS in the daemon ([srs], docs/aliases.md "Forwarding"): the secrets file
+// (made on first start when absent) and the proto::srs configuration the
+// shards use to rewrite the envelope sender of forwarded mail and to take
+// bounces to rewritten addresses back.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/config.h"
+#include "proto/srs.h"
+
+namespace ringmail::engine {
+
+// Null with a reason when the secrets file can be neither read nor made,
+// or SRS is off ([srs] enabled = false: then *error stays empty).
+std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::string* error);
+
+}  // namespace ringmail::engine
