@@ -267,7 +267,7 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
                 "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
-                "relay_networks", "dkim", "aliases", "srs"});
+                "relay_networks", "dkim", "aliases", "srs", "inbound"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -440,6 +440,18 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           throw ConfigError{where(source, *n, "aliases") + ": '" + std::string(1, c) +
                             "' cannot be a suffix separator or drop character"};
         }
+      }
+    }
+    if (const toml::node* n = t.get("inbound")) {
+      const toml::table* it = n->as_table();
+      if (it == nullptr) throw ConfigError{where(source, *n, "inbound") + ": must be a table"};
+      check_keys(source, *it, "inbound.", {"spf_fail", "dmarc_reject"});
+      for (auto [key, out] : {std::pair{"spf_fail", &cfg->spf_fail}, std::pair{"dmarc_reject", &cfg->dmarc_reject}}) {
+        const std::string v = get_string(source, *it, key, "reject");
+        if (v != "reject" && v != "mark") {
+          throw ConfigError{where(source, *it->get(key), std::string("inbound.") + key) + ": must be reject or mark"};
+        }
+        *out = v == "reject" ? FailAction::kReject : FailAction::kMark;
       }
     }
     if (const toml::node* n = t.get("srs")) {

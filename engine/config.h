@@ -13,6 +13,7 @@
 
 #include "engine/backend.h"
 #include "engine/outbound_queue.h"
+#include "engine/mail_auth.h"
 #include "proto/aliases.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"
@@ -83,6 +84,11 @@ struct Config {
   // [srs]: forwarded mail's envelope sender is rewritten into srs_domain
   // (default: the first local domain), signed with the first secret of
   // srs_secret_file (default <data_dir>/srs.secret, made when absent).
+  // [inbound]: what mail on port 25 that fails SPF (fail) or DMARC (a
+  // p=reject policy) gets: refused at the end of DATA (550 5.7.23, 550
+  // 5.7.1), or taken with the results in its header.
+  FailAction spf_fail = FailAction::kReject;
+  FailAction dmarc_reject = FailAction::kReject;
   bool srs_enabled = true;
   std::string srs_domain;
   std::string srs_secret_file;

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "engine/log.h"
+#include "engine/psl.h"
 
 namespace ringmail::engine {
 
@@ -314,15 +315,26 @@ bool Connection::start_verifying() {
   if (!inbound_ || !env.auth_user.empty() || trusted_) return false;
   std::string& m = session_.message();
   remove_forged_results(&m, shard_.cfg_->hostname);
+  verify_busy_ = true;
+  checks_pending_ = 2;  // SPF, DKIM; then DMARC
+  // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
+  std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
+  if (ip.rfind("IPv6:", 0) == 0) ip.erase(0, 5);
+  spf_request_ = proto::spf::Request{ip, env.helo, env.from.is_null() ? "" : env.from.to_string(),
+                                     proto::spf::Identity::kMailFrom, shard_.cfg_->hostname, shard_.clock_s()};
+  run_spf(shard_.resolver_.get(), spf_request_, alive_, [this](proto::spf::Verdict v) {
+    spf_ = std::move(v);
+    check_done();
+  });
   auto checks = dkim_find(m);
   if (checks.empty()) {
-    insert_below_received(&m, authentication_results(shard_.cfg_->hostname, checks));
-    return false;
+    dkim_checks_.clear();
+    check_done();
+    return true;
   }
   verify_.conn = this;
   verify_.checks = std::move(checks);
   verify_.on_result = &Connection::on_verified;
-  verify_busy_ = true;
   verify_lookups_ = 0;
   if (shard_.resolver_) {
     for (size_t i = 0; i < verify_.checks.size(); ++i) {
@@ -350,17 +362,67 @@ void Connection::verify_lookups_done() {
 
 void Connection::on_verified(DkimVerifyJob* j) {
   Connection* self = static_cast<VerifyC*>(j)->conn;
-  self->verify_busy_ = false;
-  std::string line = "dkim id=" + self->session_.envelope().id;
-  for (const auto& c : j->checks) {
-    line += " " + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
-  }
-  log_line(line);
-  insert_below_received(&self->session_.message(),
-                        authentication_results(self->shard_.cfg_->hostname, j->checks));
+  self->dkim_checks_ = std::move(j->checks);
   j->checks.clear();
-  self->after_io();
-  self->maybe_finish();
+  self->check_done();
+}
+
+void Connection::check_done() {
+  if (--checks_pending_ > 0) return;
+  size_t body;
+  std::string from;
+  if (!proto::dmarc::from_domain(proto::dkim::split_header(session_.message(), &body), &from)) {
+    finish_checks(proto::dmarc::Discovered{});  // evaluated as permerror (no usable From)
+    return;
+  }
+  run_dmarc_discovery(shard_.resolver_.get(), from, alive_,
+                      [this](proto::dmarc::Discovered d) { finish_checks(d); });
+}
+
+void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
+  verify_busy_ = false;
+  const proto::Envelope& env = session_.envelope();
+  std::string& m = session_.message();
+  // DMARC over the SPF and DKIM results.
+  proto::dmarc::Input in;
+  in.source_ip = spf_request_.client_ip;
+  size_t body;
+  if (!proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &in.from_domain)) in.from_domain.clear();
+  in.envelope_from = env.from.is_null() ? "" : proto::ascii_lower(env.from.domain);
+  in.spf = {proto::spf::result_name(spf_.result), spf_.domain};
+  for (const auto& c : dkim_checks_) in.dkim.push_back({c.result, c.sig.domain});
+  const auto org = [](std::string_view d) { return organizational_domain(d); };
+  const auto dmarc = proto::dmarc::evaluate(in, policy, org, static_cast<int>(std::rand() % 100));
+  std::string line = "checks id=" + env.id + " spf=" + proto::spf::result_name(spf_.result);
+  for (const auto& c : dkim_checks_) line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
+  log_line(line + " " + dmarc.log_record);
+
+  const Config& cfg = *shard_.cfg_;
+  std::string refuse;
+  if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == FailAction::kReject) {
+    refuse = "550 5.7.23 SPF check failed for " + (spf_.domain.empty() ? env.helo : spf_.domain) +
+             (spf_.explanation.empty() ? std::string(": the sending address is not allowed from ") + spf_request_.client_ip
+                                       : ": " + spf_.explanation);
+  } else if (dmarc.disposition == proto::dmarc::Policy::kReject && cfg.dmarc_reject == FailAction::kReject) {
+    refuse = "550 5.7.1 Message refused by the DMARC policy of " + in.from_domain;
+  }
+  if (!refuse.empty()) {
+    log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() + ">: " + refuse);
+    prepared_ = false;
+    session_.refuse_message(refuse);
+  } else {
+    std::string fields = "Received-SPF: " + proto::spf::received_spf(spf_request_, spf_) + "\r\n" +
+                         authentication_results(cfg.hostname, dkim_checks_,
+                                                {proto::spf::auth_results(spf_request_, spf_), dmarc.auth_results});
+    if (dmarc.disposition != proto::dmarc::Policy::kNone) {
+      fields += std::string("X-Ringmail-Disposition: ") + proto::dmarc::to_string(dmarc.disposition) +
+                " (DMARC policy of " + in.from_domain + ")\r\n";
+    }
+    insert_below_received(&m, fields);
+  }
+  dkim_checks_.clear();
+  after_io();
+  maybe_finish();
 }
 
 bool Connection::start_signing() {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/backend.h"
+#include "engine/mail_auth.h"
 #include "engine/shard.h"
 #include "proto/smtp_server.h"
 #include "storage/spool.h"
@@ -80,6 +81,10 @@ class Connection {
   bool start_signing();
   bool start_verifying();
   void verify_lookups_done();
+  // SPF and DKIM done (checks_pending_ at 0): DMARC, then the header
+  // fields and the decision.
+  void check_done();
+  void finish_checks(const proto::dmarc::Discovered& policy);
   // Feeds the message's new bytes to its body hasher (made at the first
   // bytes of each message, when it will be signed or verified).
   void hash_progress();
@@ -118,6 +123,10 @@ class Connection {
   VerifyC verify_;
   bool verify_busy_ = false;
   size_t verify_lookups_ = 0;
+  size_t checks_pending_ = 0;
+  proto::spf::Request spf_request_;
+  proto::spf::Verdict spf_;
+  std::vector<DkimCheck> dkim_checks_;
   bool prepared_ = false;  // the message waiting for its commit was signed or verified
   std::unique_ptr<DkimBodyHasher> hasher_;
   std::string hashed_id_;  // the message hasher_ is for

@@ -340,25 +340,30 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
   }
 }
 
-std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks) {
-  std::string out = "Authentication-Results: " + authserv_id + ";";
-  if (checks.empty()) return out + " dkim=none\r\n";
-  for (size_t i = 0; i < checks.size(); ++i) {
-    const auto& c = checks[i];
-    out += "\r\n\tdkim=" + (c.result.empty() ? std::string("neutral") : c.result);
+std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks,
+                                   const std::vector<std::string>& more) {
+  std::vector<std::string> parts;
+  if (checks.empty()) parts.push_back("dkim=none");
+  for (const auto& c : checks) {
+    std::string p = "dkim=" + (c.result.empty() ? std::string("neutral") : c.result);
     if (c.result != "pass" && !c.reason.empty()) {
       std::string r = c.reason;
       for (char& ch : r) {
         if (ch == '(' || ch == ')' || ch == '\\' || ch == '\r' || ch == '\n') ch = ' ';
       }
-      out += " (" + r + ")";
+      p += " (" + r + ")";
     }
     if (!c.sig.domain.empty()) {
-      out += " header.d=" + c.sig.domain + " header.s=" + c.sig.selector + " header.a=" +
-             proto::dkim::algorithm_name(c.sig.algorithm) + " header.b=" + c.sig.b_tag.substr(0, 8);
+      p += " header.d=" + c.sig.domain + " header.s=" + c.sig.selector + " header.a=" +
+           proto::dkim::algorithm_name(c.sig.algorithm) + " header.b=" + c.sig.b_tag.substr(0, 8);
     }
-    out += i + 1 < checks.size() ? ";" : "";
+    parts.push_back(std::move(p));
   }
+  parts.insert(parts.end(), more.begin(), more.end());
+  std::string out = "Authentication-Results: " + authserv_id + ";";
+  // One method per line: a single "dkim=none" stays on the first.
+  if (parts.size() == 1 && checks.empty()) return out + " " + parts[0] + "\r\n";
+  for (size_t i = 0; i < parts.size(); ++i) out += "\r\n\t" + parts[i] + (i + 1 < parts.size() ? ";" : "");
   return out + "\r\n";
 }
 

@@ -140,8 +140,10 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
                  tls::Sha256Backend backend, const DkimBodyHasher* hashed = nullptr);
 // "Authentication-Results: <authserv_id>; dkim=..." with CRLF; dkim=none
 // when there are no signatures.
-std::string authentication_results(const std::string& authserv_id,
-                                   const std::vector<DkimCheck>& checks);
+// `more`: further method results ("spf=pass smtp.mailfrom=...",
+// "dmarc=..."), each on its own line after the DKIM ones.
+std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks,
+                                   const std::vector<std::string>& more = {});
 // Removes Authentication-Results fields that claim to be ours (RFC 8601 5):
 // nobody upstream may speak for us.
 void remove_forged_results(std::string* message, const std::string& authserv_id);

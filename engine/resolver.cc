@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ares.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 
@@ -221,6 +222,33 @@ void AresResolver::txt(const std::string& name, std::function<void(TxtAnswer)> d
                    a.records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
                  }
                  if (txt != nullptr) ares_free_data(txt);
+                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
+               }
+               q->done(std::move(a));
+             },
+             q);
+}
+
+void AresResolver::ptr(const std::string& name, std::function<void(TxtAnswer)> done) {
+  ++pending_;
+  auto* q = new TxtQuery{this, std::move(done)};
+  ares_query(channel_, name.c_str(), 1 /* C_IN */, 12 /* T_PTR */,
+             [](void* arg, int status, int, unsigned char* abuf, int alen) {
+               std::unique_ptr<TxtQuery> q(static_cast<TxtQuery*>(arg));
+               if (status == ARES_EDESTRUCTION) return;
+               --q->self->pending_;
+               TxtAnswer a;
+               a.status = status_of(status);
+               if (status == ARES_SUCCESS) {
+                 hostent* h = nullptr;
+                 const unsigned char none[4] = {};
+                 a.status = status_of(ares_parse_ptr_reply(abuf, alen, none, 4, AF_INET, &h));
+                 if (h != nullptr) {
+                   // The first name is h_name, the others aliases.
+                   if (h->h_name != nullptr) a.records.emplace_back(h->h_name);
+                   for (char** al = h->h_aliases; al != nullptr && *al != nullptr; ++al) a.records.emplace_back(*al);
+                   ares_free_hostent(h);
+                 }
                  if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
                }
                q->done(std::move(a));

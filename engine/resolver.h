@@ -49,6 +49,9 @@ class Resolver {
   virtual void txt(const std::string& name, std::function<void(TxtAnswer)> done) = 0;
   virtual void mx(const std::string& domain, std::function<void(MxAnswer)> done) = 0;
   virtual void addresses(const std::string& host, std::function<void(AddrAnswer)> done) = 0;
+  // PTR records of `name` ("4.3.2.1.in-addr.arpa"): the host names, in
+  // `records`. Resolvers for tests that have none answer a temporary failure.
+  virtual void ptr(const std::string& /*name*/, std::function<void(TxtAnswer)> done) { done(TxtAnswer{}); }
   // About once a second: timeouts and retries.
   virtual void tick() = 0;
 };
@@ -64,6 +67,7 @@ class AresResolver final : public Resolver {
   void mx(const std::string& domain, std::function<void(MxAnswer)> done) override;
   void addresses(const std::string& host, std::function<void(AddrAnswer)> done) override;
   void txt(const std::string& name, std::function<void(TxtAnswer)> done) override;
+  void ptr(const std::string& name, std::function<void(TxtAnswer)> done) override;
   void tick() override;
   // Lookups not answered yet (tests, shutdown).
   size_t pending() const { return pending_; }

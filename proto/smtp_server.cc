@@ -565,6 +565,18 @@ void SmtpServer::commit_done(CommitResult result) {
   resume_pending();
 }
 
+void SmtpServer::refuse_message(const std::string& text) {
+  if (state_ != State::kAwaitCommit) return;
+  state_ = State::kCommand;
+  reply(text);
+  reset_transaction();
+  if (shutdown_requested_) {
+    close_with("421 4.3.2 Service shutting down");
+    return;
+  }
+  resume_pending();
+}
+
 void SmtpServer::resume_pending() {
   if (!pending_.empty()) {
     size_t used = process(pending_);

@@ -127,6 +127,9 @@ class SmtpServer {
   std::string& message() { return message_; }
   // Reports the commit; writes 250 or 451/452 and resumes buffered input.
   void commit_done(CommitResult result);
+  // Instead of commit_done(): the message is not taken, for a policy
+  // (SPF, DMARC); `reply` is the whole reply line ("550 5.7.23 ...").
+  void refuse_message(const std::string& reply);
   // While the message waits for its commit: the recipients it is stored
   // for (local ones expanded through the aliases).
   void set_recipients(std::vector<Address> rcpts) {

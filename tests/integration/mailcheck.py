@@ -32,9 +32,10 @@ DELIVERY_RE = re.compile(
     rb"Received: from (?P<helo>[^ \n]+) \((?P<lit>[^)\n]*)\)\n"
     rb"\tby (?P<by>[^ \n]+) \(ringmail\) with (?P<proto>[A-Z0-9]+) id (?P<id>[^ \n]+)\n"
     rb"\t(?:for (?P<for>[^;\n]+); )?(?P<date>[^\n]+)\n"
-    # Added by ringmail below its Received (docs/smtp-replies.md): the DKIM
-    # result of inbound mail, or signatures of submitted mail.
-    rb"(?P<added>(?:(?:Authentication-Results|DKIM-Signature): [^\n]*\n(?:[ \t][^\n]*\n)*)*)")
+    # Added by ringmail below its Received (docs/smtp-replies.md): the SPF,
+    # DKIM and DMARC results of inbound mail, or signatures of submitted mail.
+    rb"(?P<added>(?:(?:Authentication-Results|DKIM-Signature|Received-SPF|X-Ringmail-Disposition): "
+    rb"[^\n]*\n(?:[ \t][^\n]*\n)*)*)")
 
 LITERAL_V4 = r"\[127\.0\.0\.1\]"
 LITERAL_V6 = r"\[IPv6:(::1|0:0:0:0:0:0:0:1)\]"

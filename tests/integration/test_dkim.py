@@ -395,7 +395,7 @@ def test_incoming_signatures_are_verified(verifier):
     # simple/simple canonicalization.
     ar = receive(verifier, dkimpy_sign(MSG, verifier.keys, "r1", canon=(b"simple", b"simple")) + MSG, "v2")
     assert "dkim=pass header.d=signer.test" in ar[0], ar
-    assert "dkim id=" in verifier.log_path.read_text()
+    assert "checks id=" in verifier.log_path.read_text()
 
 
 def test_incoming_failures_have_reasons(verifier):
@@ -411,7 +411,8 @@ def test_incoming_failures_have_reasons(verifier):
     # Unsigned: none; a forged result in our name is dropped, others stay.
     ar = receive(verifier, b"Authentication-Results: mx.test.example; dkim=pass\r\n"
                            b"Authentication-Results: other.example; dkim=pass\r\n" + MSG, "f5")
-    assert ar == ["Authentication-Results: mx.test.example; dkim=none",
+    assert ar == ["Authentication-Results: mx.test.example; dkim=none; "
+                  "spf=none smtp.mailfrom=news@signer.test; dmarc=none header.from=signer.test",
                   "Authentication-Results: other.example; dkim=pass"], ar
 
 

@@ -1,0 +1,27 @@
+// SPF (RFC 7208) and DMARC (RFC 7489) for mail arriving on port 25, driven
+// through the shard's resolver: proto/spf.h and proto/dmarc.h say which
+// lookup they need next, these look it up and go on. Callbacks run on the
+// shard's thread; `alive` turns false when the connection that asked is
+// gone (then nothing is called).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/resolver.h"
+#include "proto/dmarc.h"
+#include "proto/spf.h"
+
+namespace ringmail::engine {
+
+void run_spf(Resolver* resolver, proto::spf::Request request, std::weak_ptr<bool> alive,
+             std::function<void(proto::spf::Verdict)> done);
+
+void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain, std::weak_ptr<bool> alive,
+                         std::function<void(proto::dmarc::Discovered)> done);
+
+// What to do with mail that fails ([inbound] spf_fail, dmarc_reject).
+enum class FailAction : uint8_t { kReject, kMark };
+
+}  // namespace ringmail::engine
