@@ -79,7 +79,7 @@ class Ringmaild:
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
-                 auth=None, outbound=None, relay_networks=None, dkim=None):
+                 auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,7 @@ class Ringmaild:
         self.outbound.update(outbound or {})
         self.relay_networks = list(relay_networks or [])
         self.dkim = dict(dkim or {})  # [dkim] keys
+        self.inbound = dict(inbound or {})  # [inbound] keys
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -147,6 +148,8 @@ class Ringmaild:
             lines += ["[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()] + [""]
         if self.dkim:
             lines += ["[dkim]"] + [f"{k} = {toml_value(v)}" for k, v in self.dkim.items()] + [""]
+        if self.inbound:
+            lines += ["[inbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.inbound.items()] + [""]
         # A list of dicts (e.g. "route") becomes [[outbound.<key>]] tables.
         tables = {k: v for k, v in self.outbound.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
         lines += ["[outbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.outbound.items()

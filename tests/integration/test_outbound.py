@@ -96,7 +96,7 @@ class Peer:
     """Another ringmaild taking mail for peer.test (its Maildir shows what
     arrived); `listeners` are (address, kind) pairs."""
 
-    def __init__(self, binary, d, hostname, listeners, cert_dirs, extra=""):
+    def __init__(self, binary, d, hostname, listeners, cert_dirs, extra="", dns="127.0.0.1:9"):
         d.mkdir(parents=True, exist_ok=True)
         self.dir = d
         self.log = d / "log"
@@ -106,7 +106,7 @@ class Peer:
         for addr, kind in listeners:
             lines += ["[[listener]]", f'address = "{addr}"', f'kind = "{kind}"', ""]
         lines += ["[tls]", f"cert_dirs = {[str(c) for c in cert_dirs]!r}".replace("'", '"'), "",
-                  "[outbound]", 'dns_servers = "127.0.0.1:9"', "", extra]
+                  "[outbound]", f'dns_servers = "{dns}"', "", extra]
         cfg.write_text("\n".join(lines) + "\n")
         self.cmd = [binary, "--config", str(cfg)]
         self.first = listeners[0][0].rsplit(":", 1)
