@@ -445,7 +445,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     if (const toml::node* n = t.get("inbound")) {
       const toml::table* it = n->as_table();
       if (it == nullptr) throw ConfigError{where(source, *n, "inbound") + ": must be a table"};
-      check_keys(source, *it, "inbound.", {"spf_fail", "dmarc_reject"});
+      check_keys(source, *it, "inbound.", {"spf_fail", "dmarc_reject", "greeting_delay_s"});
+      cfg->greeting_delay_s = static_cast<uint32_t>(get_uint(source, *it, "inbound.", "greeting_delay_s", 0, 0, 60));
       for (auto [key, out] : {std::pair{"spf_fail", &cfg->spf_fail}, std::pair{"dmarc_reject", &cfg->dmarc_reject}}) {
         const std::string v = get_string(source, *it, key, "reject");
         if (v != "reject" && v != "mark") {

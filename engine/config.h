@@ -89,6 +89,10 @@ struct Config {
   // 5.7.1), or taken with the results in its header.
   FailAction spf_fail = FailAction::kReject;
   FailAction dmarc_reject = FailAction::kReject;
+  // [inbound] greeting_delay_s: port 25 waits this long before its 220; a
+  // client that talks before it (a spam engine that does not wait for
+  // replies) gets 554 and is disconnected. 0: greet at once.
+  uint32_t greeting_delay_s = 0;
   bool srs_enabled = true;
   std::string srs_domain;
   std::string srs_secret_file;

@@ -63,6 +63,8 @@ Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
   auth_.on_result = &Connection::on_auth;
   auth_delay_.conn = this;
   auth_delay_.fire = &Connection::on_auth_delay;
+  greeting_.conn = this;
+  greeting_.fire = &Connection::on_greeting_due;
 }
 
 Connection::~Connection() {
@@ -71,8 +73,12 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
+  const uint32_t delay = shard_.cfg_->greeting_delay_s;
   if (implicit_tls_) {
     phase_ = TlsPhase::kHello;  // the greeting goes out once TLS is up
+  } else if (inbound_ && delay > 0 && !trusted_) {
+    greeting_pending_ = true;  // on_greeting_due() greets
+    shard_.wheel_.schedule(&greeting_, shard_.clock_s() + delay);
   } else {
     session_.start();
   }
@@ -83,6 +89,15 @@ void Connection::start() {
 void Connection::on_bytes(std::string_view in) {
   switch (phase_) {
     case TlsPhase::kClear:
+      if (greeting_pending_) {
+        // RFC 5321 4.3.1: the client waits for the greeting. One that
+        // talks first is not an MTA.
+        greeting_pending_ = false;
+        shard_.wheel_.cancel(&greeting_);
+        log_line("pregreet client=" + peer_ + ": talked before the greeting, disconnected");
+        session_.terminate("554 5.7.1 " + shard_.cfg_->hostname + " Talking before the greeting is not allowed");
+        break;
+      }
       session_.feed(in);
       hash_progress();
       break;
@@ -511,6 +526,14 @@ void Connection::on_auth_delay(TimerEntry* t) {
   self->maybe_finish();
 }
 
+void Connection::on_greeting_due(TimerEntry* t) {
+  Connection* self = static_cast<Timer*>(t)->conn;
+  self->greeting_pending_ = false;
+  self->session_.start();
+  self->after_io();
+  self->maybe_finish();
+}
+
 void Connection::on_timeout(TimerEntry* t) {
   Connection* self = static_cast<Timer*>(t)->conn;
   if (self->phase_ == TlsPhase::kHello ||
@@ -538,6 +561,10 @@ void Connection::begin_close() {
   if (!shut_) {
     shut_ = true;
     shard_.wheel_.cancel(&timer_);
+    if (greeting_pending_) {
+      shard_.wheel_.cancel(&greeting_);
+      greeting_pending_ = false;
+    }
     if (auth_delay_pending_) {
       shard_.wheel_.cancel(&auth_delay_);
       auth_delay_pending_ = false;

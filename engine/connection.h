@@ -70,6 +70,7 @@ class Connection {
   void on_send(const Event& ev);
   static void on_commit(storage::Spool::Commit* c, proto::CommitResult r);
   static void on_timeout(TimerEntry* t);
+  static void on_greeting_due(TimerEntry* t);
   static void on_auth(Authenticator::Check* c, bool ok);
   static void on_auth_delay(TimerEntry* t);
   static void on_signed(DkimSignJob* j, bool ok);
@@ -105,6 +106,8 @@ class Connection {
   std::string client_literal_;  // "[192.0.2.1]": failures are counted per address
   AuthC auth_;
   Timer auth_delay_;  // holds back a 535
+  Timer greeting_;    // [inbound] greeting_delay_s
+  bool greeting_pending_ = false;
   bool auth_busy_ = false;
   bool auth_delay_pending_ = false;
   TlsPhase phase_ = TlsPhase::kClear;

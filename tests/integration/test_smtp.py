@@ -1172,3 +1172,21 @@ def test_swaks_relay_denied(server):
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode != 0, out
     assert "554 5.7.1 Relay access denied" in out, out
+
+
+def test_greeting_delay_refuses_clients_that_talk_first(start_ringmaild):
+    """[inbound] greeting_delay_s: a client that sends before the 220 gets
+    554 and is disconnected; one that waits is served."""
+    srv = start_ringmaild(inbound={"greeting_delay_s": 1})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"EHLO spam.example\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"554 5.7.1 ") and b"Talking before the greeting" in data, data
+    assert "talked before the greeting" in srv.log_path.read_text()
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:  # waits for the 220
+        assert s.ehlo("client.example")[0] == 250
