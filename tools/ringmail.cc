@@ -9,18 +9,21 @@
 //   ringmail check-users                        validate every users file
 //   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
+//   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
 //   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
 //
 // The spool commands read without changing anything (storage::Spool::scan),
 // so they are safe while ringmaild runs; ringmaild picks up users file
 // changes by itself.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 #include <cstdio>
 #include <ctime>
 #include <string>
 
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tools/aliases.h"
 #include "tools/dkim.h"
 #include "tools/users.h"
 
@@ -137,7 +140,25 @@ int main(int argc, char** argv) {
   CLI::App* dns = app.add_subcommand("dkim-dns", "print the DNS records of a domain's DKIM keys");
   dns->add_option("domain", domain, "the signing domain")->required();
   dns->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
+  std::string config = "/etc/ringmail/ringmail.toml";
+  ringmail::tools::AliasSettings alias_settings;
+  CLI::App* resolve = app.add_subcommand("aliases-resolve", "show where mail for an address goes");
+  resolve->add_option("address", address, "local@domain")->required();
+  resolve->add_option("--config", config, "ringmaild's configuration (domains_dir, local_domains, [aliases])")
+      ->capture_default_str();
+  CLI::Option* resolve_dir = resolve->add_option("--domains-dir", alias_settings.domains_dir,
+                                                 "instead of the configuration's");
   CLI11_PARSE(app, argc, argv);
+  if (resolve->parsed()) {
+    std::string err;
+    const std::string dir = alias_settings.domains_dir;
+    if (::access(config.c_str(), R_OK) == 0 && !ringmail::tools::read_alias_settings(config, &alias_settings, &err)) {
+      std::fprintf(stderr, "ringmail: %s\n", err.c_str());
+      return 2;
+    }
+    if (resolve_dir->count() > 0) alias_settings.domains_dir = dir;
+    return ringmail::tools::aliases_resolve(alias_settings, address);
+  }
   namespace t = ringmail::tools;
   if (list->parsed()) return spool_list(data_dir);
   if (show->parsed()) return spool_show(data_dir, id);

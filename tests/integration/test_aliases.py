@@ -157,3 +157,25 @@ def test_forwarding_rewrites_the_sender_with_srs_and_bounces_come_back(mx, peer)
     code, text = rcpt_reply(mx, forged)
     assert (code, text) == (550, b"5.1.1 Not a valid SRS address (bad SRS hash)"), text
     assert rcpt_reply(mx, "SRS0=abcd=AA=peer.test=orig@example.test")[0] == 550
+
+
+def test_aliases_resolve_tool(mx):
+    """`ringmail aliases-resolve` reads the daemon's configuration and files
+    and answers what the daemon does."""
+    from test_tools import tool
+    cfg = str(mx.config_path)
+    r = tool("aliases-resolve", "Team+x@example.test", "--config", cfg)
+    assert r.returncode == 0 and r.stdout == "mailbox  alice@example.test\nmailbox  bob@example.test\n", r
+    r = tool("aliases-resolve", "both@example.test", "--config", cfg)
+    assert r.stdout == "mailbox  alice@example.test\nforward  dave@peer.test\n", r
+    r = tool("aliases-resolve", "tubo@example.test", "--config", cfg)
+    assert r.returncode == 0 and r.stdout.startswith("pipe     cat > "), r
+    assert r.stdout.rstrip().endswith("(alias tubo@example.test)"), r
+    r = tool("aliases-resolve", "anyone@catch.test", "--config", cfg)
+    assert r.stdout == "forward  inbox@peer.test\n", r
+    r = tool("aliases-resolve", "nobody@example.test", "--config", cfg)
+    assert r.returncode == 1 and r.stderr == "ringmail: nobody@example.test: no such user (550 5.1.1)\n", r
+    r = tool("aliases-resolve", "loop1@example.test", "--config", cfg)
+    assert r.returncode == 1 and "the aliases loop" in r.stderr, r
+    r = tool("aliases-resolve", "not-an-address", "--config", cfg)
+    assert r.returncode == 2 and "not an address" in r.stderr, r
