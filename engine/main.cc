@@ -382,36 +382,27 @@ int run(int argc, char** argv) {
     if (sig == SIGHUP) {
       reload_certs("SIGHUP");
       if (config_path.empty()) {
-        dkim = load_dkim(*cfg);
-        domains = load_domains(*cfg);
-        post_all(shards, [&](ShardMessage& m) {
-          m.type = ShardMessage::Type::kReload;
-          m.config = cfg;
-          m.dkim = dkim;
-          m.domains = domains;
-          m.srs = srs;
-        });
         log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
-        continue;
+      } else {
+        std::string err;
+        auto fresh = load_config_file(config_path, &err);
+        if (fresh == nullptr) {
+          log_line("SIGHUP: configuration refused, keeping the running one: " + err);
+          continue;
+        }
+        fresh = apply_flags(fresh);
+        if (fresh->listeners.size() != cfg->listeners.size() || fresh->threads != cfg->threads ||
+            fresh->data_dir != cfg->data_dir) {
+          log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
+        }
+        cfg = fresh;
       }
-      std::string err;
-      auto fresh = load_config_file(config_path, &err);
-      if (fresh == nullptr) {
-        log_line("SIGHUP: configuration refused, keeping the running one: " + err);
-        continue;
-      }
-      fresh = apply_flags(fresh);
-      if (fresh->listeners.size() != cfg->listeners.size() || fresh->threads != cfg->threads ||
-          fresh->data_dir != cfg->data_dir) {
-        log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
-      }
-      cfg = fresh;
       dkim = load_dkim(*cfg);
       domains = load_domains(*cfg);
       srs = load_srs_config(*cfg);
       post_all(shards, [&](ShardMessage& m) {
         m.type = ShardMessage::Type::kReload;
-        m.config = fresh;
+        m.config = cfg;
         m.dkim = dkim;
         m.domains = domains;
         m.srs = srs;

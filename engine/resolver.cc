@@ -43,16 +43,6 @@ DnsStatus status_of(int ares_status) {
   }
 }
 
-struct MxQuery {
-  AresResolver* self;
-  std::function<void(MxAnswer)> done;
-};
-
-struct TxtQuery {
-  AresResolver* self;
-  std::function<void(TxtAnswer)> done;
-};
-
 struct AddrQuery {
   AresResolver* self;
   std::function<void(AddrAnswer)> done;
@@ -177,83 +167,82 @@ void AresResolver::tick() {
   collect_dead();
 }
 
-void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
+namespace {
+
+// The records of one answer into `a` (status set from the parse). Each
+// returns the c-ares parse status.
+int parse_mx(unsigned char* abuf, int alen, MxAnswer* a) {
+  ares_mx_reply* mx = nullptr;
+  const int p = ares_parse_mx_reply(abuf, alen, &mx);
+  for (ares_mx_reply* m = mx; m != nullptr; m = m->next) {
+    a->records.push_back(proto::MxRecord{m->priority, m->host ? m->host : ""});
+  }
+  if (mx != nullptr) ares_free_data(mx);
+  return p;
+}
+
+int parse_txt(unsigned char* abuf, int alen, TxtAnswer* a) {
+  ares_txt_ext* txt = nullptr;
+  const int p = ares_parse_txt_reply_ext(abuf, alen, &txt);
+  // One record is several strings: record_start marks each first.
+  for (ares_txt_ext* t = txt; t != nullptr; t = t->next) {
+    if (t->record_start || a->records.empty()) a->records.emplace_back();
+    a->records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
+  }
+  if (txt != nullptr) ares_free_data(txt);
+  return p;
+}
+
+int parse_ptr(unsigned char* abuf, int alen, TxtAnswer* a) {
+  hostent* h = nullptr;
+  const unsigned char none[4] = {};
+  const int p = ares_parse_ptr_reply(abuf, alen, none, 4, AF_INET, &h);
+  if (h != nullptr) {
+    // The first name is h_name, the others aliases.
+    if (h->h_name != nullptr) a->records.emplace_back(h->h_name);
+    for (char** al = h->h_aliases; al != nullptr && *al != nullptr; ++al) a->records.emplace_back(*al);
+    ares_free_hostent(h);
+  }
+  return p;
+}
+
+}  // namespace
+
+template <typename Answer>
+void AresResolver::query(const std::string& name, int type, int (*parse)(unsigned char*, int, Answer*),
+                         std::function<void(Answer)> done) {
+  struct Q {
+    AresResolver* self;
+    int (*parse)(unsigned char*, int, Answer*);
+    std::function<void(Answer)> done;
+  };
   ++pending_;
-  auto* q = new MxQuery{this, std::move(done)};
-  ares_query(channel_, domain.c_str(), 1 /* C_IN */, 15 /* T_MX */,
+  ares_query(channel_, name.c_str(), 1 /* C_IN */, type,
              [](void* arg, int status, int, unsigned char* abuf, int alen) {
-               std::unique_ptr<MxQuery> q(static_cast<MxQuery*>(arg));
+               std::unique_ptr<Q> q(static_cast<Q*>(arg));
                if (status == ARES_EDESTRUCTION) return;
                --q->self->pending_;
-               MxAnswer a;
+               Answer a;
                a.status = status_of(status);
                if (status == ARES_SUCCESS) {
-                 ares_mx_reply* mx = nullptr;
-                 const int p = ares_parse_mx_reply(abuf, alen, &mx);
-                 a.status = status_of(p);
-                 for (ares_mx_reply* m = mx; m != nullptr; m = m->next) {
-                   a.records.push_back(proto::MxRecord{m->priority, m->host ? m->host : ""});
-                 }
-                 if (mx != nullptr) ares_free_data(mx);
+                 a.status = status_of(q->parse(abuf, alen, &a));
                  if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
                }
                q->done(std::move(a));
              },
-             q);
+             new Q{this, parse, std::move(done)});
+}
+
+void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
+  query<MxAnswer>(domain, 15 /* T_MX */, &parse_mx, std::move(done));
 }
 
 void AresResolver::txt(const std::string& name, std::function<void(TxtAnswer)> done) {
-  ++pending_;
-  auto* q = new TxtQuery{this, std::move(done)};
-  ares_query(channel_, name.c_str(), 1 /* C_IN */, 16 /* T_TXT */,
-             [](void* arg, int status, int, unsigned char* abuf, int alen) {
-               std::unique_ptr<TxtQuery> q(static_cast<TxtQuery*>(arg));
-               if (status == ARES_EDESTRUCTION) return;
-               --q->self->pending_;
-               TxtAnswer a;
-               a.status = status_of(status);
-               if (status == ARES_SUCCESS) {
-                 ares_txt_ext* txt = nullptr;
-                 const int p = ares_parse_txt_reply_ext(abuf, alen, &txt);
-                 a.status = status_of(p);
-                 // One record is several strings: record_start marks each first.
-                 for (ares_txt_ext* t = txt; t != nullptr; t = t->next) {
-                   if (t->record_start || a.records.empty()) a.records.emplace_back();
-                   a.records.back().append(reinterpret_cast<const char*>(t->txt), t->length);
-                 }
-                 if (txt != nullptr) ares_free_data(txt);
-                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
-               }
-               q->done(std::move(a));
-             },
-             q);
+  query<TxtAnswer>(name, 16 /* T_TXT */, &parse_txt, std::move(done));
 }
 
 void AresResolver::ptr(const std::string& name, std::function<void(TxtAnswer)> done) {
-  ++pending_;
-  auto* q = new TxtQuery{this, std::move(done)};
-  ares_query(channel_, name.c_str(), 1 /* C_IN */, 12 /* T_PTR */,
-             [](void* arg, int status, int, unsigned char* abuf, int alen) {
-               std::unique_ptr<TxtQuery> q(static_cast<TxtQuery*>(arg));
-               if (status == ARES_EDESTRUCTION) return;
-               --q->self->pending_;
-               TxtAnswer a;
-               a.status = status_of(status);
-               if (status == ARES_SUCCESS) {
-                 hostent* h = nullptr;
-                 const unsigned char none[4] = {};
-                 a.status = status_of(ares_parse_ptr_reply(abuf, alen, none, 4, AF_INET, &h));
-                 if (h != nullptr) {
-                   // The first name is h_name, the others aliases.
-                   if (h->h_name != nullptr) a.records.emplace_back(h->h_name);
-                   for (char** al = h->h_aliases; al != nullptr && *al != nullptr; ++al) a.records.emplace_back(*al);
-                   ares_free_hostent(h);
-                 }
-                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
-               }
-               q->done(std::move(a));
-             },
-             q);
+  query<TxtAnswer>(name, 12 /* T_PTR */, &parse_ptr, std::move(done));
 }
 
 void AresResolver::addresses(const std::string& host, std::function<void(AddrAnswer)> done) {

@@ -84,6 +84,10 @@ class AresResolver final : public Resolver {
     void complete(const Event& ev) override;
   };
   static void on_sock_state(void* data, int fd, int readable, int writable);
+  // One query of `type` whose answer `parse` reads (mx, txt, ptr).
+  template <typename Answer>
+  void query(const std::string& name, int type, int (*parse)(unsigned char*, int, Answer*),
+             std::function<void(Answer)> done);
   void arm(Sock* s);
   void collect_dead();
 

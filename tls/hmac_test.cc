@@ -3,18 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include "tls/test_hex.h"
+
 namespace ringmail::tls {
 namespace {
-
-std::string hex(std::string_view s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 TEST(HmacSha1, Rfc2202) {
   EXPECT_EQ(hex(hmac_sha1(std::string(20, '\x0b'), "Hi There")),

@@ -2,18 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "tls/test_hex.h"
+
 namespace ringmail::tls {
 namespace {
-
-std::string hex(std::string_view s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 // RFC 7914 section 12, second vector (N=1024, r=8, p=16, 64 bytes).
 TEST(Scrypt, Rfc7914Vector) {
