@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,6 +125,98 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
     return {code == 75 ? K::kTemporary : K::kPermanent, why};
   }
   return {K::kPermanent, "killed by signal " + std::to_string(WTERMSIG(status))};
+}
+
+namespace {
+
+// A blocking LMTP conversation; every call has the socket's timeouts.
+class Lmtp {
+ public:
+  explicit Lmtp(int fd) : fd_(fd) {}
+  bool send(std::string_view s) {
+    while (!s.empty()) {
+      const ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      s.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // The next reply (its last line); 0 when the server is gone or silent.
+  int reply(std::string* text) {
+    while (true) {
+      const size_t nl = buf_.find("\r\n");
+      if (nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 2);
+        if (line.size() >= 4 && line[3] == '-') continue;  // a continuation line
+        *text = line;
+        return line.size() >= 3 ? std::atoi(line.substr(0, 3).c_str()) : 0;
+      }
+      char b[1024];
+      const ssize_t n = ::recv(fd_, b, sizeof b, 0);
+      if (n <= 0) return 0;
+      buf_.append(b, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+}  // namespace
+
+PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo, const std::string& sender,
+                         const std::string& rcpt, std::string_view message, int timeout_s) {
+  using K = PipeOutcome::Kind;
+  sockaddr_un addr{};
+  if (socket_path.size() >= sizeof addr.sun_path) return {K::kPermanent, "LMTP socket path too long"};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {K::kTemporary, std::string("socket: ") + std::strerror(errno)};
+  const timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = "LMTP " + socket_path + ": " + std::strerror(errno);
+    ::close(fd);
+    return {K::kTemporary, why};
+  }
+  Lmtp c(fd);
+  std::string text;
+  PipeOutcome out{K::kOk, ""};
+  // Each step: what to send, and the reply it needs (2xx; 3xx for DATA).
+  auto step = [&](const std::string& line, int want) {
+    if (!line.empty() && !c.send(line)) {
+      out = {K::kTemporary, "LMTP: connection lost"};
+      return false;
+    }
+    const int code = c.reply(&text);
+    if (code / 100 == want) return true;
+    if (code == 0) {
+      out = {K::kTemporary, "LMTP: no reply" + (line.empty() ? std::string() : " to " + line.substr(0, 4))};
+    } else {
+      out = {code / 100 == 5 ? K::kPermanent : K::kTemporary, "LMTP: " + text};
+    }
+    return false;
+  };
+  // Dot-stuffed, ending in CRLF . CRLF.
+  std::string data;
+  data.reserve(message.size() + message.size() / 64 + 8);
+  bool bol = true;
+  for (char ch : message) {
+    if (bol && ch == '.') data += '.';
+    data += ch;
+    bol = ch == '\n';
+  }
+  if (!bol) data += "\r\n";
+  data += ".\r\n";
+  const bool ok = step("", 2) && step("LHLO " + lhlo + "\r\n", 2) && step("MAIL FROM:<" + sender + ">\r\n", 2) &&
+                  step("RCPT TO:<" + rcpt + ">\r\n", 2) && step("DATA\r\n", 3) && step(data, 2);
+  if (ok) c.send("QUIT\r\n");
+  ::close(fd);
+  return out;
 }
 
 }  // namespace ringmail::engine

@@ -23,4 +23,11 @@ struct PipeOutcome {
 PipeOutcome run_pipe(const std::string& command, std::string_view input,
                      const std::vector<std::pair<std::string, std::string>>& env, int timeout_s);
 
+// One message to one recipient over LMTP (RFC 2033) on a UNIX socket
+// (Dovecot's lmtp service): LHLO, MAIL, RCPT, DATA with `message` (CRLF
+// line endings, not dot-stuffed), QUIT. 2xx delivered, 4xx (or no answer
+// within the timeout, or no socket) temporary, 5xx permanent.
+PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo, const std::string& sender,
+                         const std::string& rcpt, std::string_view message, int timeout_s);
+
 }  // namespace ringmail::engine

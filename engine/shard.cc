@@ -698,12 +698,15 @@ namespace {
 struct PipeOp : storage::BlockingOp {
   struct Rcpt {
     size_t index;
-    std::vector<std::string> commands;
+    std::vector<std::string> commands;  // pipe aliases, or the domain's MDA
+    std::string lmtp_socket;            // or the domain's LMTP server
+    const char* via = "pipe";           // for the log: pipe, mda, lmtp
     PipeOutcome outcome;
   };
   DeliveryJob* job = nullptr;
   std::vector<Rcpt> rcpts;
   int timeout_s = 0;
+  std::string hostname;  // LHLO
   struct Done final : Completion {
     PipeOp* op = nullptr;
     void complete(const Event&) override { op->done(op, 0); }
@@ -715,6 +718,11 @@ int run_pipes(storage::BlockingOp* o) {
   const proto::Envelope& env = op->job->rec.env;
   for (auto& r : op->rcpts) {
     const proto::Address& a = env.rcpts[r.index];
+    if (!r.lmtp_socket.empty()) {
+      r.outcome = lmtp_deliver(r.lmtp_socket, op->hostname, env.from.to_string(), a.to_string(),
+                               op->job->rec.message, op->timeout_s);
+      continue;
+    }
     // LF line endings, and the trace fields a Maildir copy gets.
     std::string text = storage::MaildirDelivery::render(env, r.index, op->job->rec.message);
     const std::vector<std::pair<std::string, std::string>> vars = {
@@ -739,19 +747,30 @@ bool Shard::start_pipes(DeliveryJob* job) {
     const std::string domain = proto::ascii_lower(rcpts[i].domain);
     if (!domains_->is_local_domain(domain)) continue;
     const proto::Resolution r = domains_->resolve(rcpts[i].local, domain);
-    PipeOp::Rcpt pr{i, {}, {}};
+    PipeOp::Rcpt pr{i, {}, {}, "pipe", {}};
     for (const auto& d : r.destinations) {
       // Stored for its alias: "<alias>@<domain>" is the pipe itself.
       if (d.kind == proto::Destination::Kind::kPipe && proto::iequals(d.address, rcpts[i].to_string())) {
         pr.commands.push_back(d.command);
       }
     }
-    if (!pr.commands.empty()) op->rcpts.push_back(std::move(pr));
+    // A mailbox of a domain whose mail goes to an MDA or an LMTP server.
+    const storage::DomainDelivery& dd = domains_->delivery(domain);
+    if (pr.commands.empty() && dd.kind == storage::DomainDelivery::Kind::kMda) {
+      pr.commands.push_back(dd.mda);
+      pr.via = "mda";
+    }
+    if (pr.commands.empty() && dd.kind == storage::DomainDelivery::Kind::kLmtp) {
+      pr.lmtp_socket = dd.lmtp_socket;
+      pr.via = "lmtp";
+    }
+    if (!pr.commands.empty() || !pr.lmtp_socket.empty()) op->rcpts.push_back(std::move(pr));
   }
   if (op->rcpts.empty()) return false;
   if (!pipe_pool_) pipe_pool_ = std::make_unique<BlockingPool>(2);
   op->job = job;
   op->timeout_s = static_cast<int>(cfg_->pipe_timeout_s);
+  op->hostname = cfg_->hostname;
   op->kind = storage::BlockingOp::Kind::kCall;
   op->work = &run_pipes;
   op->done = [](storage::BlockingOp* o, int) {
@@ -762,7 +781,7 @@ bool Shard::start_pipes(DeliveryJob* job) {
     bool again = false;
     if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
     for (const auto& r : op->rcpts) {
-      const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> pipe";
+      const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> " + r.via;
       switch (r.outcome.kind) {
         case PipeOutcome::Kind::kOk:
           log_line("delivered id=" + env.id + to);
@@ -779,7 +798,7 @@ bool Shard::start_pipes(DeliveryJob* job) {
           OutboundQueue::Bounce b;
           b.rec = job->rec;
           b.failed.push_back({r.index, proto::SmtpClient::RcptResult{
-                                           proto::Outcome::kPerm, "550 5.3.0 The command failed: " +
+                                           proto::Outcome::kPerm, "550 5.3.0 Local delivery failed: " +
                                                                       r.outcome.detail}});
           b.remote_host = self->cfg_->hostname;
           if (!env.from.is_null()) self->queue_dsn(std::move(b), [](bool) {});

@@ -7,7 +7,45 @@
 #include "proto/address.h"
 #include "storage/userdb.h"
 
+#include <toml++/toml.h>
+
 namespace ringmail::storage {
+
+bool parse_domain_settings(std::string_view text, DomainDelivery* out, std::string* error) {
+  try {
+    const toml::table t = toml::parse(text);
+    for (const auto& [k, v] : t) {
+      if (k != "delivery" && k != "mda" && k != "lmtp_socket") {
+        *error = "unknown key " + std::string(k.str());
+        return false;
+      }
+      if (!v.is_string()) {
+        *error = std::string(k.str()) + " must be a string";
+        return false;
+      }
+    }
+    const std::string kind = t["delivery"].value_or(std::string("maildir"));
+    out->mda = t["mda"].value_or(std::string());
+    out->lmtp_socket = t["lmtp_socket"].value_or(std::string());
+    if (kind == "maildir") {
+      out->kind = DomainDelivery::Kind::kMaildir;
+    } else if (kind == "mda") {
+      out->kind = DomainDelivery::Kind::kMda;
+      if (out->mda.empty()) *error = "delivery = \"mda\" needs mda = \"command\"";
+    } else if (kind == "lmtp") {
+      out->kind = DomainDelivery::Kind::kLmtp;
+      if (out->lmtp_socket.empty() || out->lmtp_socket[0] != '/') {
+        *error = "delivery = \"lmtp\" needs lmtp_socket = \"/path/to/socket\"";
+      }
+    } else {
+      *error = "delivery must be maildir, mda or lmtp";
+    }
+    return error->empty();
+  } catch (const toml::parse_error& e) {
+    *error = "line " + std::to_string(e.source().begin.line) + ": " + std::string(e.description());
+    return false;
+  }
+}
 
 std::string aliases_file(const std::string& domains_dir, const std::string& domain) {
   return domains_dir + "/" + domain + "/aliases";
@@ -38,6 +76,17 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
       } else {
         auto& keys = d->users_[domain];
         for (const auto& name : db->names()) keys[proto::normalize_local(name, options, false)] = name;
+      }
+    }
+    const std::string settings = domains_dir + "/" + domain + "/domain.toml";
+    if (io.exists(settings)) {
+      text.clear();
+      DomainDelivery dd;
+      if (io.read_file(settings, &text) != 0 || !parse_domain_settings(text, &dd, &error)) {
+        problems->push_back(settings + ": " + (error.empty() ? "cannot be read" : error));
+        d->broken_.insert(domain);
+      } else {
+        d->delivery_[domain] = std::move(dd);
       }
     }
     const std::string aliases = aliases_file(domains_dir, domain);
@@ -74,6 +123,12 @@ std::string Domains::fingerprint(const std::string& domains_dir) {
     out += ";";
   }
   return out;
+}
+
+const DomainDelivery& Domains::delivery(const std::string& domain) const {
+  static const DomainDelivery maildir;
+  auto it = delivery_.find(domain);
+  return it == delivery_.end() ? maildir : it->second;
 }
 
 const proto::AliasTable* Domains::aliases(const std::string& domain) const {

@@ -16,6 +16,17 @@
 
 namespace ringmail::storage {
 
+// How a domain's mailboxes get their mail (<domain>/domain.toml):
+//   delivery = "maildir"                      the default: <data_dir>/mail/<domain>/<user>/Maildir
+//   delivery = "mda"   mda = "/usr/bin/maildrop -d ${USER}@${DOMAIN}"
+//   delivery = "lmtp"  lmtp_socket = "/run/dovecot/lmtp"
+struct DomainDelivery {
+  enum class Kind : uint8_t { kMaildir, kMda, kLmtp };
+  Kind kind = Kind::kMaildir;
+  std::string mda;          // run by /bin/sh -c with SENDER, RECIPIENT, USER, DOMAIN set
+  std::string lmtp_socket;  // a UNIX socket (Dovecot's lmtp service)
+};
+
 class Domains final : public proto::AliasDirectory {
  public:
   // `configured`: the configuration's local_domains (lower case). A file
@@ -36,6 +47,8 @@ class Domains final : public proto::AliasDirectory {
   // Its users or aliases file is there and wrong: mail for it waits (4xx)
   // until the file is fixed, rather than bouncing or landing elsewhere.
   bool broken(const std::string& domain) const { return broken_.count(domain) > 0; }
+  // Its domain.toml's delivery (Maildir when it has none).
+  const DomainDelivery& delivery(const std::string& domain) const;
 
   proto::Resolution resolve(const std::string& local, const std::string& domain) const {
     return proto::resolve_alias(local, domain, *this, options_);
@@ -50,8 +63,11 @@ class Domains final : public proto::AliasDirectory {
   std::set<std::string> broken_;
   std::map<std::string, proto::AliasTable> aliases_;
   std::map<std::string, std::map<std::string, std::string>> users_;  // domain -> key -> name
+  std::map<std::string, DomainDelivery> delivery_;
 };
 
 std::string aliases_file(const std::string& domains_dir, const std::string& domain);
+// domain.toml's text; false with a reason.
+bool parse_domain_settings(std::string_view text, DomainDelivery* out, std::string* error);
 
 }  // namespace ringmail::storage
