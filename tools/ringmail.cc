@@ -11,6 +11,14 @@
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
 //   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
 //   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
+//   ringmail import-chasquid CHASQUID_DIR [--to DIR] [--data-dir DIR] [--force]
+//       chasquid's configuration (/etc/chasquid) as ringmail's (default
+//       --to /etc/ringmail): domains/ (users, aliases, dkim:<selector>.pem)
+//       and certs/ copied as they are, chasquid.conf turned into
+//       ringmail.toml; every setting or file without an equivalent is
+//       reported on one line. Exit 0 when the result is usable, 1 with one
+//       line on stderr when not (no chasquid.conf, a line of it that does
+//       not parse, a destination file that exists without --force).
 //
 // The spool commands read without changing anything (storage::Spool::scan),
 // so they are safe while ringmaild runs; ringmaild picks up users file
@@ -24,6 +32,7 @@
 #include "storage/file_io.h"
 #include "storage/spool.h"
 #include "tools/aliases.h"
+#include "tools/chasquid.h"
 #include "tools/dkim.h"
 #include "tools/users.h"
 
@@ -148,7 +157,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI::Option* resolve_dir = resolve->add_option("--domains-dir", alias_settings.domains_dir,
                                                  "instead of the configuration's");
+  ringmail::tools::ImportOptions import_opts;
+  CLI::App* import = app.add_subcommand("import-chasquid", "turn a chasquid configuration into a ringmail one");
+  import->add_option("chasquid_dir", import_opts.from, "chasquid's configuration directory (/etc/chasquid)")
+      ->required();
+  import->add_option("--to", import_opts.to, "ringmail's configuration directory")->capture_default_str();
+  import->add_option("--data-dir", import_opts.data_dir, "ringmail's data_dir (spool and Maildirs)")
+      ->capture_default_str();
+  import->add_flag("--force", import_opts.force, "overwrite ringmail.toml and copied files that exist");
   CLI11_PARSE(app, argc, argv);
+  if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
   if (resolve->parsed()) {
     std::string err;
     const std::string dir = alias_settings.domains_dir;
