@@ -784,7 +784,8 @@ int import_chasquid(const ImportOptions& o) {
     }
     note(rep.at(conf.get("mail_delivery_agent_bin")) + ": mail_delivery_agent_bin \"" + mda + "\" (" +
          args.substr(1) + "): local delivery is Maildir under data_dir (" + o.data_dir +
-         "/mail/<domain>/<user>/Maildir); an MDA is not supported yet");
+         "/mail/<domain>/<user>/Maildir); for an MDA or Dovecot's LMTP set delivery in a "
+         "domain's domain.toml (docs/aliases.md)");
   }
   note(rep.at(conf.get("data_dir")) + ": data_dir \"" + conf.str("data_dir", "/var/lib/chasquid") +
        "\": chasquid's queue and domain records are not imported (let its queue empty before switching); "

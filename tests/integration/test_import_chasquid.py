@@ -103,8 +103,8 @@ def test_report_and_files(chasquid_dir, tmp_path):
         'chasquid.conf:5: smtp_address "mail.internal:2525": \'mail.internal\' is a host name; '
         "ringmail listens on IP addresses (write one in the [[listener]]): not imported",
         'chasquid.conf:10: mail_delivery_agent_bin "maildrop" (-f %from% -d %to_user%): local '
-        f"delivery is Maildir under data_dir ({data}/mail/<domain>/<user>/Maildir); an MDA is "
-        "not supported yet",
+        f"delivery is Maildir under data_dir ({data}/mail/<domain>/<user>/Maildir); for an MDA "
+        "or Dovecot's LMTP set delivery in a domain's domain.toml (docs/aliases.md)",
         'chasquid.conf:12: data_dir "/var/lib/chasquid": chasquid\'s queue and domain records are '
         "not imported (let its queue empty before switching); ringmail's data_dir is " + str(data),
         'chasquid.conf:9: monitoring_address "127.0.0.1:1099": ringmaild has no monitoring HTTP '
@@ -309,7 +309,8 @@ def test_defaults_systemd_and_parser(tmp_path):
         "does not take sockets from systemd: listening on 0.0.0.0:465 and [::]:465",
         "chasquid.conf (chasquid's default): mail_delivery_agent_bin \"maildrop\" (-f %from% -d "
         f"%to_user%): local delivery is Maildir under data_dir ({data}/mail/<domain>/<user>/"
-        "Maildir); an MDA is not supported yet",
+        "Maildir); for an MDA or Dovecot's LMTP set delivery in a domain's domain.toml "
+        "(docs/aliases.md)",
         "chasquid.conf (chasquid's default): data_dir \"/var/lib/chasquid\": chasquid's queue and "
         "domain records are not imported (let its queue empty before switching); ringmail's "
         f"data_dir is {data}",
