@@ -331,7 +331,7 @@ bool Connection::start_verifying() {
   std::string& m = session_.message();
   remove_forged_results(&m, shard_.cfg_->hostname);
   verify_busy_ = true;
-  checks_pending_ = 2;  // SPF, DKIM; then DMARC
+  checks_pending_ = 3;  // SPF of MAIL FROM and of HELO, DKIM; then DMARC
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
   std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
   if (ip.rfind("IPv6:", 0) == 0) ip.erase(0, 5);
@@ -341,6 +341,17 @@ bool Connection::start_verifying() {
     spf_ = std::move(v);
     check_done();
   });
+  helo_request_ = spf_request_;
+  helo_request_.identity = proto::spf::Identity::kHelo;
+  helo_spf_ = {};
+  if (env.from.is_null()) {
+    check_done();  // the MAIL FROM check above is the HELO one
+  } else {
+    run_spf(shard_.resolver_.get(), helo_request_, alive_, [this](proto::spf::Verdict v) {
+      helo_spf_ = std::move(v);
+      check_done();
+    });
+  }
   auto checks = dkim_find(m);
   if (checks.empty()) {
     dkim_checks_.clear();
@@ -426,9 +437,11 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     prepared_ = false;
     session_.refuse_message(refuse);
   } else {
+    std::vector<std::string> parts = {proto::spf::auth_results(spf_request_, spf_)};
+    if (!env.from.is_null()) parts.push_back(proto::spf::auth_results(helo_request_, helo_spf_));
+    parts.push_back(dmarc.auth_results);
     std::string fields = "Received-SPF: " + proto::spf::received_spf(spf_request_, spf_) + "\r\n" +
-                         authentication_results(cfg.hostname, dkim_checks_,
-                                                {proto::spf::auth_results(spf_request_, spf_), dmarc.auth_results});
+                         authentication_results(cfg.hostname, dkim_checks_, parts);
     if (dmarc.disposition != proto::dmarc::Policy::kNone) {
       fields += std::string("X-Ringmail-Disposition: ") + proto::dmarc::to_string(dmarc.disposition) +
                 " (DMARC policy of " + in.from_domain + ")\r\n";

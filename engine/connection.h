@@ -129,6 +129,8 @@ class Connection {
   size_t checks_pending_ = 0;
   proto::spf::Request spf_request_;
   proto::spf::Verdict spf_;
+  proto::spf::Request helo_request_;  // the HELO identity too (recorded, never refused on)
+  proto::spf::Verdict helo_spf_;
   std::vector<DkimCheck> dkim_checks_;
   bool prepared_ = false;  // the message waiting for its commit was signed or verified
   std::unique_ptr<DkimBodyHasher> hasher_;

@@ -119,7 +119,9 @@ class Resolver {
       const size_t at = t.text.rfind('@');
       std::string l = at == std::string::npos ? t.text : t.text.substr(0, at);
       const std::string d = at == std::string::npos ? domain : ascii_lower(t.text.substr(at + 1));
-      for (size_t star; (star = l.find('*')) != std::string::npos;) l.replace(star, 1, local);
+      for (size_t star = 0; (star = l.find('*', star)) != std::string::npos; star += local.size()) {
+        l.replace(star, 1, local);  // `local` may hold a '*' itself
+      }
       if (!expand(l, d, depth + 1)) break;
     }
     path_.pop_back();

@@ -109,6 +109,7 @@ TEST(AliasResolve, CatchAllPipesAndChains) {
             (V{"mbox alice@d.test", "remote alice@backup.example", "mbox bob@e.test", "pipe archive@d.test /bin/cat"}));
   EXPECT_EQ(where(dir, "Lilly+x", "e.test"), V{"remote Lilly+x@pond.example"});  // '*' is the local part as given
   EXPECT_EQ(where(dir, "bob", "e.test"), V{"mbox bob@e.test"});  // a user before the catch-all
+  EXPECT_EQ(where(dir, "a*b", "e.test"), V{"remote a*b@pond.example"});  // found by the fuzzer: no endless '*' 
 }
 
 TEST(AliasResolve, LoopsAndDepth) {

@@ -22,7 +22,7 @@ fwd: carol@peer.test
 both: alice, dave@peer.test
 loop1: loop2
 loop2: loop1
-"""
+""" + "".join(f"d{i}: d{i + 1}\n" for i in range(12))  # 12 levels: deeper than the limit of 10
 
 
 def subjects(files):
@@ -78,6 +78,8 @@ def test_local_aliases_suffixes_and_drop_characters(mx):
 def test_unknown_addresses_and_loops_are_refused_at_rcpt(mx):
     assert rcpt_reply(mx, "nobody@example.test") == (550, b"5.1.1 No such user")
     assert rcpt_reply(mx, "loop1@example.test")[0] == 451
+    assert rcpt_reply(mx, "d0@example.test")[0] == 451
+    assert "d0@example.test cannot be resolved: too deep" in mx.log_path.read_text()
     assert rcpt_reply(mx, "postmaster@example.test")[0] == 250  # always taken (RFC 5321 4.5.1)
     assert rcpt_reply(mx, "bob@example.test")[0] == 250
     assert "loop1@example.test cannot be resolved: a loop" in mx.log_path.read_text()
@@ -109,7 +111,7 @@ def test_an_aliases_file_changed_while_running(mx):
     while rcpt_reply(mx, "bob@example.test")[0] != 451:
         assert time.monotonic() < deadline, mx.log_tail()
         time.sleep(0.5)
-    assert "aliases: line 9: no ':'" in mx.log_path.read_text()
+    assert "aliases: line 21: no ':'" in mx.log_path.read_text()
 
 
 def test_pipe_aliases(mx):

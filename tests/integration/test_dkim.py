@@ -411,9 +411,10 @@ def test_incoming_failures_have_reasons(verifier):
     # Unsigned: none; a forged result in our name is dropped, others stay.
     ar = receive(verifier, b"Authentication-Results: mx.test.example; dkim=pass\r\n"
                            b"Authentication-Results: other.example; dkim=pass\r\n" + MSG, "f5")
-    assert ar == ["Authentication-Results: mx.test.example; dkim=none; "
-                  "spf=none smtp.mailfrom=news@signer.test; dmarc=none header.from=signer.test",
-                  "Authentication-Results: other.example; dkim=pass"], ar
+    assert len(ar) == 2 and ar[1] == "Authentication-Results: other.example; dkim=pass", ar
+    assert re.fullmatch(r"Authentication-Results: mx\.test\.example; dkim=none; "
+                        r"spf=none smtp\.mailfrom=news@signer\.test; spf=\w+ smtp\.helo=\S+; "
+                        r"dmarc=none header\.from=signer\.test", ar[0]), ar
 
 
 # --- Signatures made by the opendkim milter ------------------------------------

@@ -74,7 +74,13 @@ def test_spf_results_and_refusal(start_ringmaild, dns_port):
     h = send(mx, "a@spf-soft.test", "a@spf-soft.test", "r2@example.test")
     assert "spf=softfail smtp.mailfrom=a@spf-soft.test" in h, h
     h = send(mx, "", "a@nodns.test", "r3@example.test")
-    assert "spf=none smtp.helo=client.example" in h, h
+    assert "spf=none smtp.helo=client.example" in h and "smtp.mailfrom" not in h, h
+    # The HELO identity is checked too, and only recorded.
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
+        s.helo("spf-fail.test")
+        s.sendmail("a@spf-pass.test", ["r4@example.test"], b"From: a@spf-pass.test\r\n\r\nx\r\n")
+    h = mx.wait_for_mail("example.test", "r4", settle=0)[-1].read_bytes().decode().replace("\n\t", " ")
+    assert "spf=pass smtp.mailfrom=a@spf-pass.test; spf=fail smtp.helo=spf-fail.test" in h, h
     code, text = refused(mx, "a@spf-fail.test", "a@spf-fail.test")
     assert code == 550 and text.startswith("5.7.23 SPF check failed for spf-fail.test"), text
     assert "not queued id=" in mx.log_path.read_text()
