@@ -266,7 +266,10 @@ def scan(data_dirs, state):
         except OSError as e:
             corrupt.append((p, f"unreadable: {e}"))
             continue
-        if not data.startswith(f"Return-Path: <{SENDER}>\n".encode()):
+        # Relayed copies leave with the sender rewritten by SRS (docs/aliases.md).
+        local, domain = SENDER.split("@")
+        srs = rb"Return-Path: <SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=" + re.escape(f"{domain}={local}@".encode())
+        if not (data.startswith(f"Return-Path: <{SENDER}>\n".encode()) or re.match(srs, data)):
             corrupt.append((p, f"does not start with Return-Path: {data[:80]!r}"))
             continue
         m = re.search(rb"\nSubject: crash-id (\S+)\n", data)
