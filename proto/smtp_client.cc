@@ -215,6 +215,10 @@ void SmtpClient::auth_reply(const Reply& r) {
 }
 
 void SmtpClient::tls_started() {
+  if (state_ == State::kGreeting) {
+    tls_ = true;  // implicit TLS (port 465): the greeting comes over it
+    return;
+  }
   if (state_ != State::kTlsHandshake) return;
   tls_ = true;
   caps_ = ServerCaps{};

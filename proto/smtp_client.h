@@ -110,7 +110,8 @@ class SmtpClient {
   State state() const { return state_; }
 
   // After kTlsHandshake: the handshake succeeded (the session repeats EHLO)
-  // or failed (the engine closes; the session is over).
+  // or failed (the engine closes; the session is over). Before the greeting:
+  // the connection is TLS from its first byte (implicit TLS, RFC 8314).
   void tls_started();
   bool tls_active() const { return tls_; }
 

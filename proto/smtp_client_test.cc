@@ -142,6 +142,18 @@ TEST_F(Client, StepByStepWithoutPipelining) {
   EXPECT_EQ(take(), "MAIL FROM:<a@src.example> SIZE=29\r\n");
 }
 
+// Implicit TLS (port 465): TLS before the greeting satisfies require_tls
+// without STARTTLS.
+TEST_F(Client, ImplicitTlsNeedsNoStarttls) {
+  make(true, true);
+  c->tls_started();
+  EXPECT_TRUE(c->tls_active());
+  EXPECT_THAT(say("220 mx\r\n"), HasSubstr("EHLO relay.test"));
+  say(kEhloPlain);
+  EXPECT_EQ(c->state(), SmtpClient::State::kReady);
+  EXPECT_FALSE(c->failed());
+}
+
 TEST_F(Client, EveryRecipientRefusedMeansRset) {
   make(false);
   say("220 mx\r\n");

@@ -10,6 +10,7 @@
 //   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
 //   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
+//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
 //   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
 //   ringmail import-chasquid CHASQUID_DIR [--to DIR] [--data-dir DIR] [--force]
 //       chasquid's configuration (/etc/chasquid) as ringmail's (default
@@ -34,6 +35,7 @@
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
+#include "tools/send_test.h"
 #include "tools/users.h"
 
 namespace {
@@ -165,8 +167,23 @@ int main(int argc, char** argv) {
   import->add_option("--data-dir", import_opts.data_dir, "ringmail's data_dir (spool and Maildirs)")
       ->capture_default_str();
   import->add_flag("--force", import_opts.force, "overwrite ringmail.toml and copied files that exist");
+  ringmail::tools::SendTest st;
+  CLI::App* sendtest = app.add_subcommand("send-test", "submit a test message over TLS with AUTH");
+  sendtest->add_option("--to", st.to, "recipient")->required();
+  sendtest->add_option("--user", st.user, "user@domain to log in as (also the sender)")->required();
+  sendtest->add_flag("--password-stdin", pw.from_stdin, "read the password from standard input");
+  sendtest->add_option("--server", st.server, "HOST:PORT (587: STARTTLS; 465: TLS at once)")->capture_default_str();
+  sendtest->add_flag("--tls", st.implicit_tls, "TLS from the first byte (port 465)");
+  sendtest->add_option("--ca-file", st.ca_file, "trust this CA (PEM) instead of the system's");
+  sendtest->add_flag("--insecure", st.insecure, "go on when the certificate does not check out");
   CLI11_PARSE(app, argc, argv);
   if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
+  if (sendtest->parsed()) {
+    auto secret = ringmail::tools::password(pw, false);
+    if (!secret) return 2;
+    st.password = *secret;
+    return ringmail::tools::send_test(st);
+  }
   if (resolve->parsed()) {
     std::string err;
     const std::string dir = alias_settings.domains_dir;

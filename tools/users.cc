@@ -141,6 +141,8 @@ DomainFile open_for(const std::string& domains_dir, const std::string& address) 
 
 }  // namespace
 
+std::optional<std::string> password(PasswordSource src, bool confirm) { return read_password(src, confirm); }
+
 int user_add(const std::string& domains_dir, const std::string& address, PasswordSource src) {
   auto [local, domain, path, db] = open_for(domains_dir, address);
   if (!db) return 1;

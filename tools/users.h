@@ -2,6 +2,7 @@
 // domains_dir, <domains_dir>/<domain>/users (storage/userdb.h).
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace ringmail::tools {
@@ -9,6 +10,9 @@ namespace ringmail::tools {
 struct PasswordSource {
   bool from_stdin = false;  // one line from standard input, else prompt twice
 };
+
+// The password (asked twice when `confirm`), or nullopt after saying why not.
+std::optional<std::string> password(PasswordSource src, bool confirm);
 
 int user_add(const std::string& domains_dir, const std::string& address, PasswordSource pw);
 int user_remove(const std::string& domains_dir, const std::string& address);
