@@ -1,0 +1,463 @@
+// smtp-blaster: a load generator for any SMTP server, on ringmail's own
+// engine (the shard's io_uring backend, or epoll) and SMTP client state
+// machine (proto::SmtpClient, PIPELINING when offered).
+//
+//   smtp-blaster --target HOST:PORT [--connections N] (--messages N | --duration S)
+//                [--per-connection N] [--recipients N] [--size B | --size-min B --size-max B]
+//                [--from ADDR] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
+//                [--backend auto|io_uring|epoll] [--json]
+//
+// Closed loop: every connection sends its next message as soon as the last
+// one is answered, --per-connection messages per connection, then QUIT and
+// a new connection. Always bounded (messages or duration). `{n}` in --to is
+// the message's number (recipients of one message get n, n+1, ...).
+// Reports sent/accepted/temp-failed/perm-failed/connection errors, reply
+// codes, messages/s and bytes/s, and latency per transaction (MAIL to the
+// reply after the data) and per connect, p50/p90/p99/p99.9/max.
+#include <CLI/CLI.hpp>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "proto/smtp_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ringmail::engine::Backend;
+using ringmail::engine::Completion;
+using ringmail::engine::Event;
+using ringmail::proto::Address;
+using ringmail::proto::SmtpClient;
+
+// Log-linear latency histogram, microseconds: 64 sub-buckets per power of
+// two (under 1.6% error), up to about 73 minutes.
+class Histogram {
+ public:
+  void add(double seconds) {
+    const uint64_t us = static_cast<uint64_t>(std::max(0.0, seconds) * 1e6);
+    ++counts_[bucket(us)];
+    ++n_;
+    max_ = std::max(max_, us);
+  }
+  // The value at quantile q (0..1), seconds.
+  double at(double q) const {
+    if (n_ == 0) return 0;
+    const uint64_t want = static_cast<uint64_t>(std::ceil(q * static_cast<double>(n_)));
+    uint64_t seen = 0;
+    for (size_t b = 0; b < counts_.size(); ++b) {
+      seen += counts_[b];
+      if (seen >= std::max<uint64_t>(want, 1)) return std::min(upper(b), max_) / 1e6;
+    }
+    return max_ / 1e6;
+  }
+  double max() const { return max_ / 1e6; }
+  uint64_t count() const { return n_; }
+
+ private:
+  static constexpr int kSub = 64;
+  static size_t bucket(uint64_t us) {
+    if (us < kSub) return us;
+    const int e = 63 - __builtin_clzll(us) - 5;  // us >> e in [64, 128)
+    return static_cast<size_t>(e) * kSub + static_cast<size_t>(us >> e);
+  }
+  static uint64_t upper(size_t b) {
+    if (b < 2 * kSub) return b;
+    const size_t e = b / kSub - 1;
+    return ((b % kSub + kSub + 1) << e) - 1;
+  }
+  std::array<uint64_t, 64 * 40> counts_{};
+  uint64_t n_ = 0;
+  uint64_t max_ = 0;
+};
+
+struct Settings {
+  std::string target;
+  int connections = 10;
+  uint64_t messages = 0;
+  double duration = 0;
+  int per_connection = 100;
+  int recipients = 1;
+  size_t size = 1024, size_min = 0, size_max = 0;
+  std::string from = "blaster@example.org";
+  std::string to = "user{n}@example.test";
+  std::string domains;
+  std::string helo = "blaster.example.org";
+  std::string backend = "auto";
+  bool json = false;
+};
+
+struct Stats {
+  uint64_t started = 0, accepted = 0, temp = 0, perm = 0, conn_errors = 0, bytes = 0, connects = 0;
+  std::map<std::string, uint64_t> codes;
+  Histogram txn, connect;
+};
+
+class Blaster;
+
+struct Conn {
+  struct Op final : Completion {
+    Conn* c = nullptr;
+    void (Conn::*fn)(const Event&) = nullptr;
+    void complete(const Event& ev) override { (c->*fn)(ev); }
+  };
+  Blaster* b = nullptr;
+  int fd = -1;
+  std::unique_ptr<SmtpClient> smtp;
+  std::string sending;
+  size_t sent = 0;
+  bool send_busy = false, recv_armed = false, closing = false, message_out = false;
+  int done_here = 0;
+  Clock::time_point t_connect, t_txn;
+  std::string data;
+  SmtpClient::Message msg;
+  Op on_connect_op, on_recv_op, on_send_op;
+
+  void on_connect(const Event& ev);
+  void on_recv(const Event& ev);
+  void on_send(const Event& ev);
+  void pump();
+};
+
+class Blaster {
+ public:
+  Blaster(Settings s, sockaddr_storage addr, socklen_t len, std::unique_ptr<Backend> be)
+      : s_(std::move(s)), addr_(addr), len_(len), be_(std::move(be)) {
+    if (!s_.domains.empty()) {
+      for (std::string_view rest = s_.domains; !rest.empty();) {
+        const size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
+        const size_t colon = item.find(':');
+        const int w = colon == std::string_view::npos ? 1 : std::atoi(std::string(item.substr(colon + 1)).c_str());
+        for (int i = 0; i < std::max(w, 1); ++i) domain_mix_.emplace_back(item.substr(0, colon));
+      }
+    }
+  }
+
+  int run() {
+    t0_ = Clock::now();
+    conns_.resize(static_cast<size_t>(s_.connections));
+    for (auto& c : conns_) open(&c);
+    while (active_ > 0) {
+      be_->wait(100);
+      progress();
+    }
+    report();
+    return 0;
+  }
+
+  // Whether another message may start.
+  bool more() {
+    if (s_.messages > 0 && stats_.started >= s_.messages) return false;
+    if (s_.duration > 0 && seconds() >= s_.duration) return false;
+    return true;
+  }
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+
+  void next_message(Conn* c) {
+    const uint64_t n = stats_.started++;
+    std::string to = s_.to;
+    c->msg = SmtpClient::Message{};
+    c->msg.from = address(s_.from);
+    for (int r = 0; r < s_.recipients; ++r) {
+      std::string a = to;
+      const std::string num = std::to_string(n + static_cast<uint64_t>(r));
+      for (size_t p; (p = a.find("{n}")) != std::string::npos;) a.replace(p, 3, num);
+      if (!domain_mix_.empty()) a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
+      c->msg.rcpts.push_back(address(a));
+    }
+    size_t size = s_.size;
+    if (s_.size_max > 0) size = std::uniform_int_distribution<size_t>(s_.size_min, s_.size_max)(rng_);
+    c->data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() + ">\r\nSubject: blaster " +
+              std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) + ".blaster@" + s_.helo + ">\r\n\r\n";
+    static const std::string line =
+        "The quick brown fox jumps over the lazy dog while the blaster keeps sending\r\n";
+    while (c->data.size() + line.size() <= size) c->data += line;
+    if (c->data.size() + 2 < size) c->data += std::string(size - c->data.size() - 2, 'x') + "\r\n";
+    c->msg.data = c->data;
+    c->t_txn = Clock::now();
+    c->message_out = true;
+  }
+
+  void finished(Conn* c) {
+    c->message_out = false;
+    stats_.txn.add(std::chrono::duration<double>(Clock::now() - c->t_txn).count());
+    const auto& results = c->smtp->results();
+    bool all_ok = !results.empty(), any_temp = false;
+    for (const auto& r : results) {
+      all_ok &= r.outcome == ringmail::proto::Outcome::kOk;
+      any_temp |= r.outcome == ringmail::proto::Outcome::kTemp;
+      ++stats_.codes[r.reply.substr(0, 3)];
+    }
+    if (all_ok) {
+      ++stats_.accepted;
+      stats_.bytes += c->data.size();
+    } else if (any_temp) {
+      ++stats_.temp;
+    } else {
+      ++stats_.perm;
+    }
+  }
+
+  void open(Conn* c) {
+    if (!more()) return;
+    *c = Conn{};
+    c->b = this;
+    c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    SmtpClient::Params p;
+    p.helo = s_.helo;
+    p.starttls = false;
+    c->smtp = std::make_unique<SmtpClient>(p);
+    c->on_connect_op = {};
+    c->on_connect_op.c = c;
+    c->on_connect_op.fn = &Conn::on_connect;
+    c->on_recv_op.c = c;
+    c->on_recv_op.fn = &Conn::on_recv;
+    c->on_send_op.c = c;
+    c->on_send_op.fn = &Conn::on_send;
+    c->t_connect = Clock::now();
+    ++active_;
+    ++stats_.connects;
+    be_->connect(c->fd, reinterpret_cast<const sockaddr*>(&addr_), len_, &c->on_connect_op);
+  }
+
+  // The connection is over (QUIT answered, or an error): a new one if
+  // there is work left.
+  void closed(Conn* c, bool error) {
+    if (error) ++stats_.conn_errors;
+    if (c->message_out) {
+      c->message_out = false;
+      ++stats_.temp;
+      ++stats_.codes["conn"];
+    }
+    be_->close(c->fd);
+    c->fd = -1;
+    --active_;
+    open(c);
+  }
+
+  Backend& backend() { return *be_; }
+  const Settings& settings() const { return s_; }
+  Stats& stats() { return stats_; }
+
+ private:
+  static Address address(const std::string& text) {
+    Address a;
+    const size_t at = text.rfind('@');
+    a.local = text.substr(0, at);
+    a.domain = at == std::string::npos ? "" : text.substr(at + 1);
+    return a;
+  }
+
+  void progress() {
+    if (s_.json || !::isatty(2)) return;
+    const double t = seconds();
+    if (t - last_progress_ < 1) return;
+    last_progress_ = t;
+    std::fprintf(stderr, "\r%6.1fs  %llu accepted  %.0f msg/s  %d connections   ", t,
+                 static_cast<unsigned long long>(stats_.accepted), stats_.accepted / t, active_);
+  }
+
+  void report() {
+    const double t = seconds();
+    const Stats& st = stats_;
+    auto lat = [](const Histogram& h) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "\"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"p99.9\": %.6f, \"max\": %.6f",
+                    h.at(0.5), h.at(0.9), h.at(0.99), h.at(0.999), h.max());
+      return std::string(buf);
+    };
+    if (s_.json) {
+      std::string codes;
+      for (const auto& [k, v] : st.codes) codes += (codes.empty() ? "" : ", ") + ("\"" + k + "\": " + std::to_string(v));
+      std::printf("{\"seconds\": %.3f, \"messages\": %llu, \"accepted\": %llu, \"temp_failed\": %llu, "
+                  "\"perm_failed\": %llu, \"connection_errors\": %llu, \"connections\": %llu, "
+                  "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"codes\": {%s}, "
+                  "\"latency_s\": {%s}, \"connect_s\": {%s}}\n",
+                  t, static_cast<unsigned long long>(st.started), static_cast<unsigned long long>(st.accepted),
+                  static_cast<unsigned long long>(st.temp), static_cast<unsigned long long>(st.perm),
+                  static_cast<unsigned long long>(st.conn_errors), static_cast<unsigned long long>(st.connects),
+                  st.accepted / t, st.bytes / t, codes.c_str(), lat(st.txn).c_str(), lat(st.connect).c_str());
+      return;
+    }
+    if (::isatty(2)) std::fprintf(stderr, "\n");
+    std::printf("%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, %llu connection errors "
+                "(%llu connections, %s)\n",
+                t, static_cast<unsigned long long>(st.started), static_cast<unsigned long long>(st.accepted),
+                static_cast<unsigned long long>(st.temp), static_cast<unsigned long long>(st.perm),
+                static_cast<unsigned long long>(st.conn_errors), static_cast<unsigned long long>(st.connects),
+                ringmail::engine::to_string(be_->kind()));
+    std::printf("%.1f messages/s, %.2f MB/s\n", st.accepted / t, st.bytes / t / 1e6);
+    std::string codes;
+    for (const auto& [k, v] : st.codes) codes += " " + k + ":" + std::to_string(v);
+    std::printf("replies:%s\n", codes.c_str());
+    auto line = [](const char* what, const Histogram& h) {
+      std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n", what,
+                  h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3, h.max() * 1e3,
+                  static_cast<unsigned long long>(h.count()));
+    };
+    line("transaction", st.txn);
+    line("connect    ", st.connect);
+  }
+
+  Settings s_;
+  sockaddr_storage addr_;
+  socklen_t len_;
+  std::unique_ptr<Backend> be_;
+  std::vector<Conn> conns_;
+  std::vector<std::string> domain_mix_;
+  Stats stats_;
+  std::mt19937_64 rng_{1};
+  Clock::time_point t0_;
+  int active_ = 0;
+  double last_progress_ = 0;
+};
+
+void Conn::on_connect(const Event& ev) {
+  if (ev.res < 0) {
+    b->closed(this, true);
+    return;
+  }
+  b->stats().connect.add(std::chrono::duration<double>(Clock::now() - t_connect).count());
+  recv_armed = true;
+  b->backend().recv(fd, &on_recv_op);
+}
+
+void Conn::on_recv(const Event& ev) {
+  if (!ev.more) recv_armed = false;
+  if (ev.res > 0) {
+    smtp->feed(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (ev.has_buf) b->backend().release(ev.buf_id);
+    pump();
+    if (!recv_armed && fd >= 0 && !closing) {
+      recv_armed = true;
+      b->backend().recv(fd, &on_recv_op);
+    }
+    return;
+  }
+  if (ev.has_buf) b->backend().release(ev.buf_id);
+  if (ev.res == -ENOBUFS && !recv_armed) {
+    recv_armed = true;
+    b->backend().recv(fd, &on_recv_op);
+    return;
+  }
+  if (ev.more) return;
+  if (send_busy) {
+    closing = true;  // on_send finishes it
+    return;
+  }
+  const bool clean = smtp->state() == SmtpClient::State::kDone && !smtp->failed();
+  b->closed(this, !clean);
+}
+
+void Conn::on_send(const Event& ev) {
+  send_busy = false;
+  if (ev.res < 0 || closing) {
+    closing = true;
+    ::shutdown(fd, SHUT_RDWR);
+    if (!recv_armed) b->closed(this, ev.res < 0);  // *this is the next connection afterwards
+    return;
+  }
+  sent += static_cast<size_t>(ev.res);
+  pump();
+}
+
+void Conn::pump() {
+  if (message_out && smtp->message_done()) b->finished(this);
+  if (smtp->state() == SmtpClient::State::kReady && !message_out) {
+    if (done_here < b->settings().per_connection && b->more()) {
+      ++done_here;
+      b->next_message(this);
+      smtp->send(msg);
+    } else {
+      smtp->quit();
+    }
+  }
+  if (send_busy) return;
+  if (sent >= sending.size()) {
+    sending.clear();
+    sent = 0;
+    sending.swap(smtp->output());
+  }
+  if (sending.size() > sent) {
+    send_busy = true;
+    b->backend().send(fd, sending.data() + sent, sending.size() - sent, &on_send_op);
+  } else if (smtp->state() == SmtpClient::State::kDone) {
+    ::shutdown(fd, SHUT_RDWR);  // the multishot receive ends; on_recv closes
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"smtp-blaster: load for an SMTP server"};
+  app.add_option("--target", s.target, "HOST:PORT ([v6]:port)")->required();
+  app.add_option("--connections", s.connections, "concurrent connections")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  auto* msgs = app.add_option("--messages", s.messages, "stop after this many messages");
+  auto* dur = app.add_option("--duration", s.duration, "stop after this many seconds");
+  app.add_option("--per-connection", s.per_connection, "messages per connection")->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--recipients", s.recipients, "recipients per message")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--size", s.size, "message size in bytes")->capture_default_str();
+  app.add_option("--size-min", s.size_min, "smallest size (with --size-max: uniform)");
+  app.add_option("--size-max", s.size_max, "largest size");
+  app.add_option("--from", s.from, "envelope sender")->capture_default_str();
+  app.add_option("--to", s.to, "recipient pattern ({n}: the message number)")->capture_default_str();
+  app.add_option("--domain", s.domains, "recipient domain mix, e.g. a.test:3,b.test:1");
+  app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
+  app.add_option("--backend", s.backend, "auto, io_uring or epoll")->capture_default_str();
+  app.add_flag("--json", s.json, "one JSON object on stdout");
+  CLI11_PARSE(app, argc, argv);
+  if (msgs->count() == 0 && dur->count() == 0) {
+    std::fprintf(stderr, "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");
+    return 2;
+  }
+  if (s.size_max > 0 && s.size_min > s.size_max) {
+    std::fprintf(stderr, "smtp-blaster: --size-min is above --size-max\n");
+    return 2;
+  }
+  const size_t colon = s.target.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "smtp-blaster: --target must be HOST:PORT\n");
+    return 2;
+  }
+  std::string host = s.target.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (int e = ::getaddrinfo(host.c_str(), s.target.substr(colon + 1).c_str(), &hints, &res); e != 0) {
+    std::fprintf(stderr, "smtp-blaster: %s: %s\n", s.target.c_str(), gai_strerror(e));
+    return 2;
+  }
+  sockaddr_storage addr{};
+  std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  const socklen_t len = res->ai_addrlen;
+  ::freeaddrinfo(res);
+  std::string why;
+  const auto kind = s.backend == "io_uring" ? ringmail::engine::BackendKind::kUring
+                    : s.backend == "epoll"  ? ringmail::engine::BackendKind::kEpoll
+                                            : ringmail::engine::BackendKind::kAuto;
+  auto be = ringmail::engine::make_backend(kind, &why);
+  if (be == nullptr) {
+    std::fprintf(stderr, "smtp-blaster: %s\n", why.c_str());
+    return 2;
+  }
+  return Blaster(std::move(s), addr, len, std::move(be)).run();
+}
