@@ -31,19 +31,24 @@ bool valid_selector(const std::string& s) {
   return true;
 }
 
-void print_record(const std::string& domain, const std::string& selector, const tls::DkimKey& k) {
-  const auto alg = k.type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
-                                                       : proto::dkim::Algorithm::kEd25519Sha256;
-  const std::string record = proto::dkim::dns_record(alg, proto::base64_encode(k.public_key()));
-  std::printf("%s\n", proto::dkim::zone_line(selector, domain, record).c_str());
-}
-
 }  // namespace
 
-int dkim_keygen(const std::string& domains_dir, const std::string& domain_in, std::string selector,
-                const std::string& algo) {
-  const std::string domain = proto::ascii_lower(domain_in);
-  if (!proto::is_valid_domain(domain)) return fail("'" + domain_in + "' is not a domain name");
+std::string dkim_record(const tls::DkimKey& k) {
+  const auto alg = k.type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
+                                                       : proto::dkim::Algorithm::kEd25519Sha256;
+  return proto::dkim::dns_record(alg, proto::base64_encode(k.public_key()));
+}
+
+std::string default_selector(bool ed25519) {
+  char stamp[16];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d", std::gmtime(&now));
+  return std::string(stamp) + (ed25519 ? "-ed25519" : "");
+}
+
+bool dkim_make_key(const std::string& domains_dir, const std::string& domain, std::string selector,
+                   const std::string& algo, std::string* path_out, std::string* zone_line,
+                   std::string* error) {
   tls::DkimKey::Type type;
   int bits = 0;
   if (algo == "rsa2048" || algo == "rsa3072") {
@@ -52,45 +57,57 @@ int dkim_keygen(const std::string& domains_dir, const std::string& domain_in, st
   } else if (algo == "ed25519") {
     type = tls::DkimKey::Type::kEd25519;
   } else {
-    return fail("--algo must be rsa2048, rsa3072 or ed25519");
+    *error = "--algo must be rsa2048, rsa3072 or ed25519";
+    return false;
   }
-  if (selector.empty()) {
-    char stamp[16];
-    const std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof stamp, "%Y%m%d", std::gmtime(&now));
-    selector = stamp;
-    if (type == tls::DkimKey::Type::kEd25519) selector += "-ed25519";
+  if (selector.empty()) selector = default_selector(type == tls::DkimKey::Type::kEd25519);
+  if (!valid_selector(selector)) {
+    *error = "'" + selector + "' is not a selector (letters, digits, - and _)";
+    return false;
   }
-  if (!valid_selector(selector)) return fail("'" + selector + "' is not a selector (letters, digits, - and _)");
-  std::string err;
-  const std::string pem = tls::DkimKey::generate_pem(type, bits, &err);
-  if (pem.empty()) return fail(err);
+  const std::string pem = tls::DkimKey::generate_pem(type, bits, error);
+  if (pem.empty()) return false;
   const std::string dir = domains_dir + "/" + domain;
   if (::mkdir(domains_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return fail("cannot create " + domains_dir + ": " + std::strerror(errno));
+    *error = "cannot create " + domains_dir + ": " + std::strerror(errno);
+    return false;
   }
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return fail("cannot create " + dir + ": " + std::strerror(errno));
+    *error = "cannot create " + dir + ": " + std::strerror(errno);
+    return false;
   }
   const std::string path = tls::dkim_key_path(domains_dir, domain, selector);
   // Never over an existing key: a published selector keeps its key.
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return fail(errno == EEXIST ? path + " exists already: choose another --selector"
-                                : "cannot create " + path + ": " + std::strerror(errno));
+    *error = errno == EEXIST ? path + " exists already: choose another --selector"
+                             : "cannot create " + path + ": " + std::strerror(errno);
+    return false;
   }
   const bool ok = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) &&
                   ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) {
     ::unlink(path.c_str());
-    return fail("cannot write " + path);
+    *error = "cannot write " + path;
+    return false;
   }
-  auto key = tls::DkimKey::from_pem(pem, &err);
-  if (key == nullptr) return fail(err);
+  auto key = tls::DkimKey::from_pem(pem, error);
+  if (key == nullptr) return false;
+  *path_out = path;
+  *zone_line = proto::dkim::zone_line(selector, domain, dkim_record(*key));
+  return true;
+}
+
+int dkim_keygen(const std::string& domains_dir, const std::string& domain_in, std::string selector,
+                const std::string& algo) {
+  const std::string domain = proto::ascii_lower(domain_in);
+  if (!proto::is_valid_domain(domain)) return fail("'" + domain_in + "' is not a domain name");
+  std::string path, line, err;
+  if (!dkim_make_key(domains_dir, domain, selector, algo, &path, &line, &err)) return fail(err);
   std::fprintf(stderr, "wrote %s (%s, mode 0600); publish this record, then reload ringmaild:\n",
-               path.c_str(), type == tls::DkimKey::Type::kRsa ? algo.c_str() : "ed25519");
-  print_record(domain, selector, *key);
+               path.c_str(), algo.c_str());
+  std::printf("%s\n", line.c_str());
   return 0;
 }
 
@@ -109,7 +126,7 @@ int dkim_dns(const std::string& domains_dir, const std::string& domain_in) {
       rc = fail(err);
       continue;
     }
-    print_record(domain, f.selector, *key);
+    std::printf("%s\n", proto::dkim::zone_line(f.selector, domain, dkim_record(*key)).c_str());
   }
   return rc;
 }

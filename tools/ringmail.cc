@@ -12,6 +12,36 @@
 //   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
 //   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
 //   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
+//   ringmail init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
+//                 [--addresses IP,IP] [--letsencrypt-dir DIR]
+//       a first configuration: DIR/ringmail.toml (default /etc/ringmail:
+//       hostname, data_dir, local_domains, domains_dir, listeners on
+//       0.0.0.0 and [::] ports 25 smtp, 587 submission, 465 submissions,
+//       [tls] cert_dirs for certificates found in ~/.acme.sh/<name>[_ecc]
+//       or <letsencrypt-dir>/live/<name> for the hostname or the domain; 465
+//       is left commented out when there is none), DIR/domains/DOMAIN/ with
+//       an empty users file (0600), an aliases file of commented examples
+//       and two DKIM keys (RSA-2048, Ed25519). Prints the next steps and
+//       every DNS record to publish, in zone-file form: MX, A/AAAA, SPF
+//       (v=spf1 mx ip4:.. ip6:.. ~all), both DKIM keys, DMARC (p=none,
+//       rua=postmaster@), and the PTR records to ask the hosting provider
+//       for. Addresses: --addresses, else the interfaces' global ones
+//       (getifaddrs). An existing ringmail.toml is never overwritten (one
+//       line on stderr, exit 1).
+//   ringmail dns-check DOMAIN [--hostname H] [--addresses IP,IP]
+//                      [--resolver IPV4:PORT] [--config F]
+//       looks the domain's records up (the system's resolver, or
+//       --resolver) and prints one line per check, "pass|warn|fail|info
+//       <what>  <fix>": MX names the hostname; the hostname's A/AAAA are
+//       this server's addresses; each address's PTR names the hostname
+//       and it resolves back; one valid SPF record that passes each
+//       address (proto/spf.h's evaluator); each local DKIM key
+//       (<domains_dir>/DOMAIN/dkim:<selector>.pem, domains_dir from
+//       --config) is the one published at <selector>._domainkey; one
+//       valid DMARC record; MTA-STS and TLS-RPT records (info only).
+//       The hostname comes from --hostname, else the configuration
+//       (default /etc/ringmail/ringmail.toml when it exists), else
+//       mail.DOMAIN. Exit 1 when any check fails.
 //   ringmail import-chasquid CHASQUID_DIR [--to DIR] [--data-dir DIR] [--force]
 //       chasquid's configuration (/etc/chasquid) as ringmail's (default
 //       --to /etc/ringmail): domains/ (users, aliases, dkim:<selector>.pem)
@@ -36,6 +66,7 @@
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
 #include "tools/send_test.h"
+#include "tools/setup.h"
 #include "tools/users.h"
 
 namespace {
@@ -176,7 +207,32 @@ int main(int argc, char** argv) {
   sendtest->add_flag("--tls", st.implicit_tls, "TLS from the first byte (port 465)");
   sendtest->add_option("--ca-file", st.ca_file, "trust this CA (PEM) instead of the system's");
   sendtest->add_flag("--insecure", st.insecure, "go on when the certificate does not check out");
+  ringmail::tools::InitOptions init_opts;
+  CLI::App* init = app.add_subcommand("init", "write a first configuration for a domain, print its DNS records");
+  init->add_option("domain", init_opts.domain, "the mail domain (example.com)")->required();
+  init->add_option("--hostname", init_opts.hostname, "this server's name (default: mail.DOMAIN)");
+  init->add_option("--config-dir", init_opts.config_dir, "where ringmail.toml and domains/ go")->capture_default_str();
+  init->add_option("--data-dir", init_opts.data_dir, "ringmaild's data_dir (spool and Maildirs)")->capture_default_str();
+  init->add_option("--addresses", init_opts.addresses,
+                   "this server's public addresses, IP,IP (default: the interfaces' global ones)");
+  init->add_option("--letsencrypt-dir", init_opts.letsencrypt_dir, "certbot's directory (live/<name>/)")
+      ->capture_default_str();
+  ringmail::tools::DnsCheckOptions check_opts;
+  CLI::App* dns_check = app.add_subcommand("dns-check", "check a domain's DNS records for this server");
+  dns_check->add_option("domain", check_opts.domain, "the mail domain")->required();
+  dns_check->add_option("--hostname", check_opts.hostname, "this server's name (default: the configuration's, else mail.DOMAIN)");
+  dns_check->add_option("--addresses", check_opts.addresses,
+                        "this server's public addresses, IP,IP (default: the interfaces' global ones)");
+  dns_check->add_option("--resolver", check_opts.resolver, "ask this DNS server, IPV4:PORT (default: /etc/resolv.conf's)");
+  CLI::Option* check_config = dns_check->add_option("--config", check_opts.config,
+                                                    "ringmaild's configuration (hostname, domains_dir for DKIM keys)")
+                                  ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (init->parsed()) return ringmail::tools::init(init_opts);
+  if (dns_check->parsed()) {
+    check_opts.config_given = check_config->count() > 0;
+    return ringmail::tools::dns_check(check_opts);
+  }
   if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
   if (sendtest->parsed()) {
     auto secret = ringmail::tools::password(pw, false);

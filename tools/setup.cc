@@ -1,0 +1,808 @@
+#include "tools/setup.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <ctime>
+#include <tuple>
+#include <string>
+#include <toml++/toml.h>
+#include <vector>
+
+#include "proto/address.h"
+#include "proto/dkim.h"
+#include "proto/dmarc.h"
+#include "proto/ip.h"
+#include "proto/spf.h"
+#include "tls/dkim_key.h"
+#include "tools/dkim.h"
+
+namespace ringmail::tools {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kTtl = 3600;
+
+int fail(const std::string& why) {
+  std::fprintf(stderr, "ringmail: %s\n", why.c_str());
+  return 1;
+}
+
+std::string toml_str(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+bool in_net(const proto::IpAddress& a, const char* net, unsigned bits) {
+  auto n = proto::parse_ip(net);
+  return n && n->v6 == a.v6 && proto::same_prefix(a, *n, bits);
+}
+
+// Publicly routable: not private, loopback, link-local, shared (CGNAT),
+// documentation, multicast or reserved space. IPv6: 2000::/3 only.
+bool is_global(const proto::IpAddress& a) {
+  if (!a.v6) {
+    static const std::pair<const char*, unsigned> kNot[] = {
+        {"0.0.0.0", 8},      {"10.0.0.0", 8},      {"100.64.0.0", 10},   {"127.0.0.0", 8},
+        {"169.254.0.0", 16}, {"172.16.0.0", 12},   {"192.0.0.0", 24},    {"192.0.2.0", 24},
+        {"192.168.0.0", 16}, {"198.18.0.0", 15},   {"198.51.100.0", 24}, {"203.0.113.0", 24},
+        {"224.0.0.0", 4},    {"240.0.0.0", 4}};
+    for (const auto& [n, b] : kNot) {
+      if (in_net(a, n, b)) return false;
+    }
+    return true;
+  }
+  return in_net(a, "2000::", 3) && !in_net(a, "2001:db8::", 32);
+}
+
+std::vector<proto::IpAddress> interface_addresses() {
+  std::vector<proto::IpAddress> out;
+  ifaddrs* ifa = nullptr;
+  if (::getifaddrs(&ifa) != 0) return out;
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    char buf[INET6_ADDRSTRLEN];
+    if (i->ifa_addr->sa_family == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, buf, sizeof buf);
+    } else {
+      continue;
+    }
+    auto a = proto::parse_ip(buf);
+    if (a && is_global(*a) && std::find(out.begin(), out.end(), *a) == out.end()) out.push_back(*a);
+  }
+  ::freeifaddrs(ifa);
+  // IPv4 first, each family in a stable order.
+  std::sort(out.begin(), out.end(), [](const proto::IpAddress& x, const proto::IpAddress& y) {
+    return std::make_pair(x.v6, x.bytes) < std::make_pair(y.v6, y.bytes);
+  });
+  return out;
+}
+
+// --addresses "ip,ip" (any address, for tests and for hosts behind NAT), or
+// the interfaces' global ones. False with a reason for text that is not an
+// address.
+bool server_addresses(const std::string& list, std::vector<proto::IpAddress>* out, std::string* error) {
+  if (list.empty()) {
+    *out = interface_addresses();
+    return true;
+  }
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    const std::string item = list.substr(start, comma - start);
+    auto a = proto::parse_ip(item);
+    if (!a) {
+      *error = "--addresses: '" + item + "' is not an IP address";
+      return false;
+    }
+    out->push_back(a->unmapped());
+    start = comma + 1;
+  }
+  return true;
+}
+
+std::string reverse_name(const proto::IpAddress& a) {
+  std::string out;
+  char buf[8];
+  if (!a.v6) {
+    for (int i = 3; i >= 0; --i) {
+      std::snprintf(buf, sizeof buf, "%u.", a.bytes[i]);
+      out += buf;
+    }
+    return out + "in-addr.arpa";
+  }
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out += kHex[a.bytes[i] & 0xf];
+    out += '.';
+    out += kHex[a.bytes[i] >> 4];
+    out += '.';
+  }
+  return out + "ip6.arpa";
+}
+
+std::string spf_record(const std::vector<proto::IpAddress>& addrs) {
+  std::string r = "v=spf1 mx";
+  for (const auto& a : addrs) r += (a.v6 ? " ip6:" : " ip4:") + a.to_string();
+  return r + " ~all";
+}
+
+std::string dmarc_record(const std::string& domain) {
+  return "v=DMARC1; p=none; rua=mailto:postmaster@" + domain;
+}
+
+std::string rr(const std::string& name, const char* type, const std::string& data) {
+  return name + ". " + std::to_string(kTtl) + " IN " + type + " " + data;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+bool write_new(const std::string& path, const std::string& data, mode_t mode, std::string* error) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    *error = "cannot create " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  bool ok = ::fchmod(fd, mode) == 0;
+  size_t off = 0;
+  while (ok && off < data.size()) {
+    const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) ok = false;
+    else off += static_cast<size_t>(w);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok) {
+    *error = "cannot write " + path + ": " + std::strerror(saved);
+    ::unlink(path.c_str());
+  }
+  return ok;
+}
+
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(fs::symlink_status(p, ec));
+}
+
+// A certificate for `names` in the layouts tls/cert_store.h reads: the
+// directory to put in cert_dirs and what was found (empty when nothing).
+struct FoundCert {
+  std::string cert_dir;  // for [tls] cert_dirs
+  std::string where;     // the certificate's folder
+  std::string layout;    // "acme.sh" | "certbot"
+};
+std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const std::string& letsencrypt) {
+  std::vector<FoundCert> out;
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home != '\0') {
+    const fs::path acme = fs::path(home) / ".acme.sh";
+    for (const auto& n : names) {
+      for (const std::string& sub : {n + "_ecc", n}) {
+        const fs::path d = acme / sub;
+        if (path_exists(d / "fullchain.cer") && path_exists(d / (n + ".key"))) out.push_back({acme.string(), d.string(), "acme.sh"});
+      }
+    }
+  }
+  for (const auto& n : names) {
+    const fs::path d = fs::path(letsencrypt) / "live" / n;
+    if (path_exists(d / "fullchain.pem") && path_exists(d / "privkey.pem")) out.push_back({letsencrypt, d.string(), "certbot"});
+  }
+  return out;
+}
+
+const char* kUsersText =
+    "# ringmail users (docs/users-format.md): one line per user, \"name <hash>\",\n"
+    "# sorted by name; written by `ringmail user-add`, never by hand, e.g.\n"
+    "#   ringmail user-add alice@%s --password-stdin --domains-dir %s\n"
+    "# which adds a line like\n"
+    "#   alice $scrypt$ln=14,r=8,p=1$<salt>$<key>\n";
+
+const char* kAliasesText =
+    "# Aliases of %s (docs/aliases.md): \"local: target, target\".\n"
+    "# Examples (remove the '#' to use them):\n"
+    "#postmaster: alice                 # to alice@%s; DMARC reports go to postmaster@\n"
+    "#abuse: alice\n"
+    "#info: alice, bob@other.example    # to several, local or not\n"
+    "#*: alice                          # catch-all: every address that is neither a user\n"
+    "#                                  # nor another alias\n";
+
+std::string printf_string(const char* fmt, const std::string& a, const std::string& b) {
+  char buf[2048];
+  std::snprintf(buf, sizeof buf, fmt, a.c_str(), b.c_str());
+  return buf;
+}
+
+}  // namespace
+
+int init(const InitOptions& o) {
+  const std::string domain = proto::ascii_lower(o.domain);
+  if (!proto::is_valid_domain(domain) || domain.find('.') == std::string::npos) {
+    return fail("'" + o.domain + "' is not a domain name");
+  }
+  const std::string hostname = proto::ascii_lower(o.hostname.empty() ? "mail." + domain : o.hostname);
+  if (!proto::is_valid_domain(hostname)) return fail("--hostname: '" + o.hostname + "' is not a host name");
+  if (o.config_dir.empty()) return fail("--config-dir must not be empty");
+  if (o.data_dir.empty()) return fail("--data-dir must not be empty");
+  std::vector<proto::IpAddress> addrs;
+  std::string err;
+  if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
+  std::error_code ec;
+  const fs::path config_dir = fs::absolute(o.config_dir, ec);
+  const fs::path data_dir = fs::absolute(o.data_dir, ec);
+  const fs::path toml_path = config_dir / "ringmail.toml";
+  const fs::path domains_dir = config_dir / "domains";
+  const fs::path dom = domains_dir / domain;
+  if (path_exists(toml_path)) return fail(toml_path.string() + " exists already: init does not overwrite a configuration");
+  for (const char* f : {"users", "aliases"}) {
+    if (path_exists(dom / f)) return fail((dom / f).string() + " exists already: init does not overwrite it");
+  }
+  fs::create_directories(dom, ec);
+  if (ec) return fail("cannot create " + dom.string() + ": " + ec.message());
+
+  // DKIM keys first: what can fail most is done before the files that make
+  // a second run refuse.
+  const std::string rsa_sel = default_selector(false), ed_sel = default_selector(true);
+  std::string rsa_path, rsa_line, ed_path, ed_line;
+  if (!dkim_make_key(domains_dir.string(), domain, rsa_sel, "rsa2048", &rsa_path, &rsa_line, &err) ||
+      !dkim_make_key(domains_dir.string(), domain, ed_sel, "ed25519", &ed_path, &ed_line, &err)) {
+    return fail(err);
+  }
+  if (!write_new((dom / "users").string(), printf_string(kUsersText, domain, domains_dir.string()), 0600, &err) ||
+      !write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644, &err)) {
+    return fail(err);
+  }
+
+  const auto certs = find_certs(hostname == domain ? std::vector<std::string>{hostname}
+                                                   : std::vector<std::string>{hostname, domain},
+                                o.letsencrypt_dir);
+  std::vector<std::string> cert_dirs;
+  for (const auto& c : certs) {
+    if (std::find(cert_dirs.begin(), cert_dirs.end(), c.cert_dir) == cert_dirs.end()) cert_dirs.push_back(c.cert_dir);
+  }
+
+  std::string t;
+  t += "# ringmaild's configuration (docs/configuration.md), written by `ringmail init " + domain + "`.\n";
+  t += "hostname = " + toml_str(hostname) + "\n";
+  t += "data_dir = " + toml_str(data_dir.string()) + "  # spool and mail: <data_dir>/mail/<domain>/<user>/Maildir\n";
+  t += "domains_dir = " + toml_str(domains_dir.string()) + "  # <domain>/users, aliases, dkim:<selector>.pem\n";
+  t += "local_domains = [" + toml_str(domain) + "]\n";
+  struct L { const char* port; const char* kind; const char* what; };
+  for (const L& l : {L{"25", "smtp", "mail from other servers"},
+                     L{"587", "submission", "your mail programs: STARTTLS, then AUTH"},
+                     L{"465", "submissions", "your mail programs: TLS from the first byte"}}) {
+    const bool off = cert_dirs.empty() && std::strcmp(l.kind, "submissions") == 0;
+    if (off) t += "\n# No certificate yet: port 465 needs one. Uncomment these once [tls] cert_dirs finds it.";
+    for (const char* host : {"0.0.0.0", "[::]"}) {
+      const char* c = off ? "#" : "";
+      t += std::string("\n") + c + "[[listener]]  # " + l.what + "\n" + c + "address = " +
+           toml_str(std::string(host) + ":" + l.port) + "\n" + c + "kind = " + toml_str(l.kind) + "\n";
+    }
+  }
+  t += "\n[tls]\ncert_dirs = [";
+  for (size_t i = 0; i < cert_dirs.size(); ++i) t += (i ? ", " : "") + toml_str(cert_dirs[i]);
+  t += "]  # certbot: /etc/letsencrypt; acme.sh: ~/.acme.sh (docs/configuration.md)\n";
+  try {
+    (void)toml::parse(t, toml_path.string());
+  } catch (const toml::parse_error& e) {
+    return fail("internal error: the configuration written does not parse: " + std::string(e.description()));
+  }
+  if (!write_new(toml_path.string(), t, 0644, &err)) return fail(err);
+
+  std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(), domain.c_str());
+  std::printf("wrote %s (no users yet, mode 0600) and %s (examples only)\n", (dom / "users").c_str(),
+              (dom / "aliases").c_str());
+  std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519)\n", rsa_path.c_str(), ed_path.c_str());
+  if (certs.empty()) {
+    std::printf("certificates: none found for %s in ~/.acme.sh (acme.sh) or %s/live (certbot); "
+                "port 465 is left commented out and STARTTLS is not offered until there is one\n",
+                hostname.c_str(), o.letsencrypt_dir.c_str());
+  } else {
+    for (const auto& c : certs) std::printf("certificates: found %s (%s)\n", c.where.c_str(), c.layout.c_str());
+  }
+  std::string alist;
+  for (const auto& a : addrs) alist += (alist.empty() ? "" : ", ") + a.to_string();
+  if (addrs.empty()) {
+    std::printf("addresses: no global address found on this host's interfaces (behind NAT? "
+                "run again with --addresses)\n");
+  } else {
+    std::printf("addresses: %s (%s)\n", alist.c_str(), o.addresses.empty() ? "from the interfaces" : "from --addresses");
+  }
+
+  const std::string conf = toml_path.string();
+  int step = 0;
+  std::printf("\nNext steps:\n");
+  std::printf("  %d. Publish the DNS records below at your DNS provider; ask your hosting provider for the PTR records.\n", ++step);
+  if (certs.empty()) {
+    std::printf("  %d. Get a certificate for %s (certbot certonly --standalone -d %s, or acme.sh --issue "
+                "--standalone -d %s), add its directory to [tls] cert_dirs and uncomment the 465 listeners.\n",
+                ++step, hostname.c_str(), hostname.c_str(), hostname.c_str());
+  }
+  std::printf("  %d. Add a user: ringmail user-add you@%s --password-stdin --domains-dir %s\n", ++step,
+              domain.c_str(), domains_dir.c_str());
+  std::printf("  %d. Make postmaster@%s reach someone: edit %s\n", ++step, domain.c_str(), (dom / "aliases").c_str());
+  std::printf("  %d. Check the configuration and start: ringmaild --check-config --config %s; ringmaild --config %s\n",
+              ++step, conf.c_str(), conf.c_str());
+  std::printf("  %d. Once DNS has the records: ringmail dns-check %s --config %s\n", ++step, domain.c_str(), conf.c_str());
+
+  std::printf("\n; DNS records for %s, in zone-file form.\n", domain.c_str());
+  std::printf("; MX: mail for %s goes to %s.\n", domain.c_str(), hostname.c_str());
+  std::printf("%s\n", rr(domain, "MX", "10 " + hostname + ".").c_str());
+  std::printf("; The mail host's addresses (other servers connect to them; PTR records must resolve back).\n");
+  if (addrs.empty()) std::printf("; (no global address known: publish an A and/or AAAA record for %s)\n", hostname.c_str());
+  for (const auto& a : addrs) std::printf("%s\n", rr(hostname, a.v6 ? "AAAA" : "A", a.to_string()).c_str());
+  std::printf("; SPF: the servers that may send mail from @%s (its MX host%s); ~all: others soft-fail.\n",
+              domain.c_str(), addrs.empty() ? "" : " and the addresses above");
+  std::printf("%s\n", rr(domain, "TXT", quoted(spf_record(addrs))).c_str());
+  std::printf("; DKIM: the public keys of the signatures ringmaild adds (RSA for every receiver, Ed25519 for those that check it).\n");
+  std::printf("%s\n%s\n", rsa_line.c_str(), ed_line.c_str());
+  std::printf("; DMARC: what receivers do with mail that fails SPF and DKIM alignment. p=none: deliver it\n"
+              "; anyway (start here; p=quarantine or p=reject once the reports look right); rua: where\n"
+              "; daily aggregate reports go; ruf: where failure reports go (optional, few send them);\n"
+              "; fo: when to send failure reports (0: all checks failed, 1: any failed).\n");
+  std::printf("%s\n", rr("_dmarc." + domain, "TXT", quoted(dmarc_record(domain))).c_str());
+  std::printf("; PTR (reverse DNS): set by whoever owns the address, usually your hosting provider; ask\n"
+              "; them for these. Many receivers refuse mail from addresses without a matching PTR.\n");
+  if (addrs.empty()) std::printf("; (no global address known: ask for a PTR record naming %s for each)\n", hostname.c_str());
+  for (const auto& a : addrs) std::printf("%s\n", rr(reverse_name(a), "PTR", hostname + ".").c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- dns-check
+
+namespace {
+
+using proto::spf::Answer;
+using proto::spf::DnsStatus;
+using proto::spf::QueryType;
+
+class Resolver {
+ public:
+  bool init(const std::string& server, std::string* error) {
+    if (::res_ninit(&st_) != 0) {
+      *error = "cannot initialise the resolver (/etc/resolv.conf)";
+      return false;
+    }
+    ready_ = true;
+    st_.options &= ~(RES_DNSRCH | RES_DEFNAMES);
+    st_.retrans = 2;
+    st_.retry = 2;
+    if (server.empty()) return true;
+    const size_t colon = server.rfind(':');
+    in_addr ip{};
+    int port = 0;
+    if (colon == std::string::npos || ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
+        (port = std::atoi(server.c_str() + colon + 1)) <= 0 || port > 65535 ||
+        server.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      *error = "--resolver: '" + server + "' is not IPV4:PORT (e.g. 127.0.0.1:53)";
+      return false;
+    }
+    st_.nscount = 1;
+    st_.nsaddr_list[0] = sockaddr_in{};
+    st_.nsaddr_list[0].sin_family = AF_INET;
+    st_.nsaddr_list[0].sin_port = htons(static_cast<uint16_t>(port));
+    st_.nsaddr_list[0].sin_addr = ip;
+    return true;
+  }
+  ~Resolver() {
+    if (ready_) ::res_nclose(&st_);
+  }
+
+  Answer query(QueryType t, const std::string& name) {
+    const auto key = std::make_pair(t, proto::ascii_lower(name));
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    Answer a = lookup(t, name);
+    cache_[key] = a;
+    return a;
+  }
+
+ private:
+  Answer lookup(QueryType t, const std::string& name) {
+    int type = ns_t_txt;
+    switch (t) {
+      case QueryType::kTxt: type = ns_t_txt; break;
+      case QueryType::kA: type = ns_t_a; break;
+      case QueryType::kAaaa: type = ns_t_aaaa; break;
+      case QueryType::kMx: type = ns_t_mx; break;
+      case QueryType::kPtr: type = ns_t_ptr; break;
+    }
+    std::vector<unsigned char> buf(65535);
+    Answer out;
+    const int n = ::res_nquery(&st_, name.c_str(), ns_c_in, type, buf.data(), static_cast<int>(buf.size()));
+    if (n < 0) {
+      switch (st_.res_h_errno) {
+        case HOST_NOT_FOUND: out.status = DnsStatus::kNxDomain; break;
+        case NO_DATA: out.status = DnsStatus::kNoData; break;
+        default: out.status = DnsStatus::kTempFail; break;
+      }
+      return out;
+    }
+    ns_msg msg;
+    if (ns_initparse(buf.data(), n, &msg) != 0) {
+      out.status = DnsStatus::kTempFail;
+      return out;
+    }
+    std::vector<std::pair<int, std::string>> mx;
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an); ++i) {
+      ns_rr r;
+      if (ns_parserr(&msg, ns_s_an, i, &r) != 0) continue;
+      if (ns_rr_type(r) != type) continue;  // a CNAME on the way
+      const unsigned char* d = ns_rr_rdata(r);
+      const int len = ns_rr_rdlen(r);
+      char text[NS_MAXDNAME];
+      if (type == ns_t_a && len == 4) {
+        out.records.push_back(::inet_ntop(AF_INET, d, text, sizeof text));
+      } else if (type == ns_t_aaaa && len == 16) {
+        out.records.push_back(::inet_ntop(AF_INET6, d, text, sizeof text));
+      } else if (type == ns_t_txt) {
+        std::string s;
+        for (int p = 0; p < len;) {
+          const int l = d[p];
+          if (p + 1 + l > len) break;
+          s.append(reinterpret_cast<const char*>(d + p + 1), l);
+          p += 1 + l;
+        }
+        out.records.push_back(s);
+      } else if (type == ns_t_mx && len >= 3) {
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d + 2, text, sizeof text) < 0) continue;
+        mx.emplace_back(ns_get16(d), proto::ascii_lower(text));
+      } else if (type == ns_t_ptr) {
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d, text, sizeof text) < 0) continue;
+        out.records.push_back(proto::ascii_lower(text));
+      }
+    }
+    std::stable_sort(mx.begin(), mx.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (auto& m : mx) out.records.push_back(m.second);
+    if (out.records.empty()) out.status = DnsStatus::kNoData;
+    return out;
+  }
+
+  struct __res_state st_ {};
+  bool ready_ = false;
+  std::map<std::pair<QueryType, std::string>, Answer> cache_;
+};
+
+std::string strip_dot(std::string s) {
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+const char* status_text(DnsStatus s) {
+  switch (s) {
+    case DnsStatus::kOk: return "records";
+    case DnsStatus::kNoData: return "no record";
+    case DnsStatus::kNxDomain: return "no such name (NXDOMAIN)";
+    case DnsStatus::kTempFail: return "the DNS query failed (SERVFAIL or no answer)";
+    case DnsStatus::kTimeout: return "the DNS query timed out";
+  }
+  return "?";
+}
+
+bool temp(const Answer& a) { return a.status == DnsStatus::kTempFail || a.status == DnsStatus::kTimeout; }
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool starts_with_tag(const std::string& txt, const char* tag) {
+  const size_t n = std::strlen(tag);
+  return txt.size() >= n && proto::ascii_lower(txt.substr(0, n)) == proto::ascii_lower(tag) &&
+         (txt.size() == n || txt[n] == ' ' || txt[n] == ';');
+}
+
+struct Report {
+  int failures = 0;
+  void line(const char* status, const std::string& what, const std::string& fix = "") {
+    if (std::strcmp(status, "fail") == 0) ++failures;
+    std::printf("%-4s  %s%s%s\n", status, what.c_str(), fix.empty() ? "" : "  ", fix.c_str());
+  }
+};
+
+}  // namespace
+
+int dns_check(const DnsCheckOptions& o) {
+  const std::string domain = strip_dot(proto::ascii_lower(o.domain));
+  if (!proto::is_valid_domain(domain) || domain.find('.') == std::string::npos) {
+    return fail("'" + o.domain + "' is not a domain name");
+  }
+  std::string hostname = strip_dot(proto::ascii_lower(o.hostname));
+  std::string domains_dir = "/etc/ringmail/domains";
+  if (o.config_given || ::access(o.config.c_str(), F_OK) == 0) {
+    try {
+      const toml::table t = toml::parse_file(o.config);
+      if (auto h = t["hostname"].value<std::string>(); h && hostname.empty()) hostname = proto::ascii_lower(*h);
+      if (auto d = t["domains_dir"].value<std::string>()) domains_dir = *d;
+    } catch (const toml::parse_error& e) {
+      return fail(o.config + ": " + std::string(e.description()));
+    }
+  }
+  if (hostname.empty()) hostname = "mail." + domain;
+  if (!proto::is_valid_domain(hostname)) return fail("--hostname: '" + hostname + "' is not a host name");
+  std::vector<proto::IpAddress> addrs;
+  std::string err;
+  if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
+  Resolver res;
+  if (!res.init(o.resolver, &err)) return fail(err);
+  Report rep;
+  const std::string mx_line = rr(domain, "MX", "10 " + hostname + ".");
+
+  // MX
+  {
+    const Answer a = res.query(QueryType::kMx, domain);
+    if (temp(a)) {
+      rep.line("fail", "MX of " + domain + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+    } else if (a.records.empty()) {
+      rep.line("fail", "MX of " + domain + ": none", "publish: " + mx_line);
+    } else if (std::find(a.records.begin(), a.records.end(), hostname) == a.records.end()) {
+      rep.line("fail", "MX of " + domain + ": " + join(a.records) + ", not " + hostname,
+               "publish: " + mx_line + " (and remove the others unless they relay to this host)");
+    } else if (a.records.front() != hostname) {
+      rep.line("warn", "MX of " + domain + ": " + join(a.records) + "; " + hostname + " is not the first choice",
+               "give " + hostname + " the lowest preference number");
+    } else {
+      rep.line("pass", "MX of " + domain + ": " + join(a.records));
+    }
+  }
+
+  // The host's A/AAAA records.
+  if (addrs.empty()) {
+    rep.line("warn", "addresses of " + hostname + ": this host has no global address to compare with",
+             "run again with --addresses IP,IP (the addresses other servers reach this host at)");
+  }
+  for (bool v6 : {false, true}) {
+    std::vector<std::string> want;
+    for (const auto& a : addrs) {
+      if (a.v6 == v6) want.push_back(a.to_string());
+    }
+    const char* type = v6 ? "AAAA" : "A";
+    const Answer a = res.query(v6 ? QueryType::kAaaa : QueryType::kA, hostname);
+    std::vector<std::string> have;
+    for (const auto& r : a.records) {
+      if (auto ip = proto::parse_ip(r)) have.push_back(ip->to_string());
+    }
+    const std::string what = std::string(type) + " of " + hostname + ": ";
+    if (temp(a)) {
+      rep.line("fail", what + status_text(a.status), "check the domain's name servers (or --resolver)");
+      continue;
+    }
+    if (want.empty()) {
+      if (!have.empty()) {
+        rep.line("warn", what + join(have) + ", but this host has no such " + (v6 ? "IPv6" : "IPv4") + " address",
+                 "remove the " + std::string(type) + " record unless it reaches this host (NAT): then pass --addresses");
+      }
+      continue;
+    }
+    std::vector<std::string> missing, extra;
+    for (const auto& w : want) {
+      if (std::find(have.begin(), have.end(), w) == have.end()) missing.push_back(w);
+    }
+    for (const auto& h : have) {
+      if (std::find(want.begin(), want.end(), h) == want.end()) extra.push_back(h);
+    }
+    if (!missing.empty()) {
+      std::string fix = "publish:";
+      for (const auto& m : missing) fix += " " + rr(hostname, type, m) + ";";
+      fix.pop_back();
+      if (!extra.empty()) fix += " and remove " + join(extra);
+      rep.line("fail", what + (have.empty() ? std::string("none") : join(have)) + ", not " + join(missing), fix);
+    } else if (!extra.empty()) {
+      rep.line("warn", what + join(have) + ": " + join(extra) + " is not this host's", "remove " + join(extra) + " unless it reaches this host");
+    } else {
+      rep.line("pass", what + join(have));
+    }
+  }
+
+  // PTR and forward confirmation.
+  for (const auto& ip : addrs) {
+    const std::string rev = reverse_name(ip);
+    const std::string what = "PTR of " + ip.to_string() + ": ";
+    const std::string fix = "ask your hosting provider to set the PTR of " + ip.to_string() + " to " + hostname +
+                            " (" + rr(rev, "PTR", hostname + ".") + ")";
+    const Answer a = res.query(QueryType::kPtr, rev);
+    if (temp(a)) {
+      rep.line("fail", what + status_text(a.status), fix);
+      continue;
+    }
+    if (a.records.empty()) {
+      rep.line("fail", what + "none", fix);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto& r : a.records) names.push_back(strip_dot(r));
+    if (std::find(names.begin(), names.end(), hostname) == names.end()) {
+      rep.line("fail", what + join(names) + ", not " + hostname, fix);
+      continue;
+    }
+    const Answer f = res.query(ip.v6 ? QueryType::kAaaa : QueryType::kA, hostname);
+    bool back = false;
+    for (const auto& r : f.records) {
+      if (auto x = proto::parse_ip(r); x && *x == ip) back = true;
+    }
+    if (!back) {
+      rep.line("fail", what + hostname + ", but " + hostname + " does not resolve back to " + ip.to_string(),
+               "publish: " + rr(hostname, ip.v6 ? "AAAA" : "A", ip.to_string()));
+    } else {
+      rep.line("pass", what + hostname + " (and back)");
+    }
+  }
+
+  // SPF
+  {
+    const Answer a = res.query(QueryType::kTxt, domain);
+    std::vector<std::string> spf;
+    for (const auto& r : a.records) {
+      if (starts_with_tag(r, "v=spf1")) spf.push_back(r);
+    }
+    const std::string fix = "publish: " + rr(domain, "TXT", quoted(spf_record(addrs)));
+    if (temp(a)) {
+      rep.line("fail", "SPF of " + domain + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+    } else if (spf.empty()) {
+      rep.line("fail", "SPF of " + domain + ": no v=spf1 record", fix);
+    } else if (spf.size() > 1) {
+      rep.line("fail", "SPF of " + domain + ": " + std::to_string(spf.size()) + " v=spf1 records (a permerror)",
+               "merge them into one: " + fix);
+    } else if (addrs.empty()) {
+      rep.line("warn", "SPF of " + domain + ": \"" + spf[0] + "\" (no address to check it with)",
+               "run again with --addresses");
+    } else {
+      std::vector<std::string> bad;
+      std::string problem;
+      for (const auto& ip : addrs) {
+        proto::spf::Request req;
+        req.client_ip = ip.to_string();
+        req.helo = hostname;
+        req.mail_from = "postmaster@" + domain;
+        req.receiver = "dns-check";
+        req.now_s = std::time(nullptr);
+        proto::spf::Dns known;
+        std::optional<proto::spf::Verdict> v;
+        for (int round = 0; round < 200; ++round) {
+          proto::spf::Query missing;
+          v = proto::spf::evaluate(req, known, &missing);
+          if (v) break;
+          known.add(missing, res.query(missing.type, missing.name));
+        }
+        if (!v) {
+          bad.push_back(ip.to_string() + ": too many lookups");
+        } else if (v->result == proto::spf::Result::kPermerror || v->result == proto::spf::Result::kTemperror) {
+          problem = std::string(proto::spf::result_name(v->result)) + ": " + v->problem;
+        } else if (v->result != proto::spf::Result::kPass) {
+          bad.push_back(ip.to_string() + " gets " + proto::spf::result_name(v->result));
+        }
+      }
+      if (!problem.empty()) {
+        rep.line("fail", "SPF of " + domain + ": \"" + spf[0] + "\" is not valid (" + problem + ")", fix);
+      } else if (!bad.empty()) {
+        std::string add;
+        for (const auto& ip : addrs) add += (ip.v6 ? " ip6:" : " ip4:") + ip.to_string();
+        rep.line("fail", "SPF of " + domain + ": \"" + spf[0] + "\": " + join(bad),
+                 "add" + add + " (or mx) before the all: " + fix);
+      } else {
+        rep.line("pass", "SPF of " + domain + ": \"" + spf[0] + "\" passes " +
+                             [&] { std::vector<std::string> s; for (auto& i : addrs) s.push_back(i.to_string()); return join(s); }());
+      }
+    }
+  }
+
+  // DKIM
+  {
+    const auto files = tls::list_dkim_key_files(domains_dir, domain);
+    if (files.empty()) {
+      rep.line("warn", "DKIM of " + domain + ": no local key in " + domains_dir + "/" + domain,
+               "make one: ringmail dkim-keygen " + domain + " --domains-dir " + domains_dir);
+    }
+    for (const auto& f : files) {
+      const std::string name = f.selector + "._domainkey." + domain;
+      std::string kerr;
+      auto key = tls::DkimKey::load(f.path, &kerr);
+      if (key == nullptr) {
+        rep.line("fail", "DKIM " + name + ": the local key " + f.path + " does not load (" + kerr + ")",
+                 "make a new one: ringmail dkim-keygen " + domain);
+        continue;
+      }
+      const std::string fix = "publish: " + proto::dkim::zone_line(f.selector, domain, dkim_record(*key));
+      const Answer a = res.query(QueryType::kTxt, name);
+      if (temp(a)) {
+        rep.line("fail", "DKIM " + name + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+        continue;
+      }
+      std::vector<proto::dkim::KeyRecord> recs;
+      std::string perr;
+      for (const auto& r : a.records) {
+        proto::dkim::KeyRecord k;
+        if (proto::dkim::parse_key_record(r, &k, &perr)) recs.push_back(k);
+      }
+      const bool ed = key->type() == tls::DkimKey::Type::kEd25519;
+      if (a.records.empty()) {
+        rep.line("fail", "DKIM " + name + ": no record", fix);
+      } else if (recs.empty()) {
+        rep.line("fail", "DKIM " + name + ": not a valid key record (" + perr + ")", fix);
+      } else if (recs.size() > 1) {
+        rep.line("fail", "DKIM " + name + ": " + std::to_string(recs.size()) + " key records", "keep only one: " + fix);
+      } else if (recs[0].ed25519 != ed || recs[0].public_key != key->public_key()) {
+        rep.line("fail", "DKIM " + name + ": the published key is not " + f.path + "'s", fix);
+      } else {
+        rep.line("pass", "DKIM " + name + ": matches " + f.path + (recs[0].testing ? " (t=y: testing)" : ""));
+      }
+    }
+  }
+
+  // DMARC
+  {
+    const std::string name = "_dmarc." + domain;
+    const std::string fix = "publish: " + rr(name, "TXT", quoted(dmarc_record(domain)));
+    const Answer a = res.query(QueryType::kTxt, name);
+    std::vector<std::string> recs;
+    for (const auto& r : a.records) {
+      if (starts_with_tag(r, "v=DMARC1")) recs.push_back(r);
+    }
+    proto::dmarc::Record d;
+    if (temp(a)) {
+      rep.line("fail", "DMARC " + name + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+    } else if (recs.empty()) {
+      rep.line("fail", "DMARC " + name + ": no v=DMARC1 record", fix);
+    } else if (recs.size() > 1) {
+      rep.line("fail", "DMARC " + name + ": " + std::to_string(recs.size()) + " records (receivers ignore them all)",
+               "keep only one: " + fix);
+    } else if (proto::dmarc::parse_record(recs[0], &d) != proto::dmarc::ParseResult::kOk) {
+      rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" is not valid (p= missing or wrong)", fix);
+    } else {
+      rep.line("pass", "DMARC " + name + ": p=" + proto::dmarc::to_string(d.p) +
+                           (d.rua.empty() ? ", no rua (no reports)" : ", reports to " + join(d.rua)));
+    }
+  }
+
+  // MTA-STS and TLS-RPT: information only.
+  for (const auto& [prefix, tag, what] :
+       {std::tuple<const char*, const char*, const char*>{"_mta-sts.", "v=STSv1", "MTA-STS (senders require TLS to this domain)"},
+        std::tuple<const char*, const char*, const char*>{"_smtp._tls.", "v=TLSRPTv1", "TLS-RPT (reports about TLS failures)"}}) {
+    const std::string name = prefix + domain;
+    const Answer a = res.query(QueryType::kTxt, name);
+    std::string found;
+    for (const auto& r : a.records) {
+      if (starts_with_tag(r, tag)) found = r;
+    }
+    rep.line("info", std::string(what) + ": " + (found.empty() ? "no " + std::string(tag) + " record at " + name
+                                                               : "\"" + found + "\" at " + name));
+  }
+
+  std::printf("%d check%s failed\n", rep.failures, rep.failures == 1 ? "" : "s");
+  return rep.failures > 0 ? 1 : 0;
+}
+
+}  // namespace ringmail::tools
