@@ -5,11 +5,14 @@
 //   smtp-blaster --target HOST:PORT [--connections N] (--messages N | --duration S)
 //                [--per-connection N] [--recipients N] [--size B | --size-min B --size-max B]
 //                [--from ADDR] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
-//                [--backend auto|io_uring|epoll] [--json]
+//                [--rate R] [--backend auto|io_uring|epoll] [--json]
 //
-// Closed loop: every connection sends its next message as soon as the last
-// one is answered, --per-connection messages per connection, then QUIT and
-// a new connection. Always bounded (messages or duration). `{n}` in --to is
+// Closed loop (default): every connection sends its next message as soon as
+// the last one is answered, --per-connection messages per connection, then
+// QUIT and a new connection. Open loop (--rate R): message n is due at
+// n/R seconds and goes out on the first free connection; its latency counts
+// from when it was due, so a server that cannot keep up shows as latency
+// (and a backlog), not as a quietly lower rate. Always bounded (messages or duration). `{n}` in --to is
 // the message's number (recipients of one message get n, n+1, ...).
 // Reports sent/accepted/temp-failed/perm-failed/connection errors, reply
 // codes, messages/s and bytes/s, and latency per transaction (MAIL to the
@@ -98,6 +101,7 @@ struct Settings {
   std::string helo = "blaster.example.org";
   std::string backend = "auto";
   bool json = false;
+  double rate = 0;  // messages per second; 0: closed loop
 };
 
 struct Stats {
@@ -120,6 +124,7 @@ struct Conn {
   std::string sending;
   size_t sent = 0;
   bool send_busy = false, recv_armed = false, closing = false, message_out = false;
+  bool idle = false;  // open loop: ready, waiting for the next message to be due
   int done_here = 0;
   Clock::time_point t_connect, t_txn;
   std::string data;
@@ -153,19 +158,27 @@ class Blaster {
     conns_.resize(static_cast<size_t>(s_.connections));
     for (auto& c : conns_) open(&c);
     while (active_ > 0) {
-      be_->wait(100);
+      be_->wait(s_.rate > 0 ? 1 : 100);
+      if (s_.rate > 0) {
+        for (auto& c : conns_) {
+          if (c.fd >= 0 && c.idle) c.pump();
+        }
+      }
       progress();
     }
     report();
     return 0;
   }
 
-  // Whether another message may start.
+  // Whether another message may start (now or, open loop, later).
   bool more() {
     if (s_.messages > 0 && stats_.started >= s_.messages) return false;
+    if (s_.rate > 0 && s_.duration > 0) return stats_.started < static_cast<uint64_t>(s_.rate * s_.duration);
     if (s_.duration > 0 && seconds() >= s_.duration) return false;
     return true;
   }
+  // Open loop: the next message's time has come.
+  bool due() const { return s_.rate <= 0 || static_cast<double>(stats_.started) <= seconds() * s_.rate; }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
 
   void next_message(Conn* c) {
@@ -189,7 +202,10 @@ class Blaster {
     while (c->data.size() + line.size() <= size) c->data += line;
     if (c->data.size() + 2 < size) c->data += std::string(size - c->data.size() - 2, 'x') + "\r\n";
     c->msg.data = c->data;
-    c->t_txn = Clock::now();
+    // Open loop: latency from when the message was due.
+    c->t_txn = s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
+                           : Clock::now();
     c->message_out = true;
   }
 
@@ -378,11 +394,16 @@ void Conn::on_send(const Event& ev) {
 
 void Conn::pump() {
   if (message_out && smtp->message_done()) b->finished(this);
+  idle = false;
   if (smtp->state() == SmtpClient::State::kReady && !message_out) {
     if (done_here < b->settings().per_connection && b->more()) {
-      ++done_here;
-      b->next_message(this);
-      smtp->send(msg);
+      if (b->due()) {
+        ++done_here;
+        b->next_message(this);
+        smtp->send(msg);
+      } else {
+        idle = true;  // the loop comes back every millisecond
+      }
     } else {
       smtp->quit();
     }
@@ -424,6 +445,8 @@ int main(int argc, char** argv) {
   app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
   app.add_option("--backend", s.backend, "auto, io_uring or epoll")->capture_default_str();
   app.add_flag("--json", s.json, "one JSON object on stdout");
+  app.add_option("--rate", s.rate, "open loop: messages per second (latency from each one's due time)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   if (msgs->count() == 0 && dur->count() == 0) {
     std::fprintf(stderr, "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");

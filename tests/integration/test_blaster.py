@@ -64,3 +64,19 @@ def test_bad_arguments_get_one_line():
         r = subprocess.run([BLASTER, *args], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and text in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
+
+
+def test_open_loop_rate_paces_the_messages():
+    """--rate: message n is not sent before n/rate seconds (a lower bound
+    by construction, not a speed measurement), and latency counts from
+    each message's due time."""
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    p = sink("127.0.0.1", port)
+    try:
+        out = blast("--target", f"127.0.0.1:{port}", "--connections", "4", "--messages", "60",
+                    "--rate", "40", "--size", "500")
+    finally:
+        p.kill()
+        p.wait()
+    assert out["accepted"] == 60, out
+    assert out["seconds"] >= 59 / 40, out  # the last one was due at 1.475 s
