@@ -3,8 +3,10 @@
 // machine (proto::SmtpClient, PIPELINING when offered).
 //
 //   smtp-blaster --target HOST:PORT [--connections N] (--messages N | --duration S)
-//                [--per-connection N] [--recipients N] [--size B | --size-min B --size-max B]
+//                [--per-connection N] [--recipients N]
+//                [--size B | --size-min B --size-max B | --size-file FILE] [--body-file FILE]
 //                [--from ADDR] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
+//                [--starttls | --tls] [--sni NAME] [--auth USER:PASS] [--pipelining on|off]
 //                [--rate R] [--backend auto|io_uring|epoll] [--json]
 //
 // Closed loop (default): every connection sends its next message as soon as
@@ -14,11 +16,18 @@
 // from when it was due, so a server that cannot keep up shows as latency
 // (and a backlog), not as a quietly lower rate. Always bounded (messages or duration). `{n}` in --to is
 // the message's number (recipients of one message get n, n+1, ...).
+// TLS (STARTTLS or implicit) runs through tls::TlsSession as a byte
+// transformer on the same loop; the server's certificate is not checked (a
+// load tester talks to test servers). AUTH (PLAIN or LOGIN) goes once per
+// connection, over TLS only.
 // Reports sent/accepted/temp-failed/perm-failed/connection errors, reply
-// codes, messages/s and bytes/s, and latency per transaction (MAIL to the
-// reply after the data) and per connect, p50/p90/p99/p99.9/max.
+// codes, why sessions failed, messages/s and bytes/s, and latency per
+// transaction (MAIL to the reply after the data) and per phase (TCP
+// connect, TLS handshake, session set-up from connect to the first MAIL),
+// p50/p90/p99/p99.9/max.
 #include <CLI/CLI.hpp>
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +37,8 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -36,6 +47,8 @@
 
 #include "engine/backend.h"
 #include "proto/smtp_client.h"
+#include "tls/context.h"
+#include "tls/session.h"
 
 namespace {
 
@@ -45,6 +58,7 @@ using ringmail::engine::Completion;
 using ringmail::engine::Event;
 using ringmail::proto::Address;
 using ringmail::proto::SmtpClient;
+using ringmail::tls::TlsSession;
 
 // Log-linear latency histogram, microseconds: 64 sub-buckets per power of
 // two (under 1.6% error), up to about 73 minutes.
@@ -102,13 +116,41 @@ struct Settings {
   std::string backend = "auto";
   bool json = false;
   double rate = 0;  // messages per second; 0: closed loop
+  bool starttls = false, implicit_tls = false;
+  std::string sni;
+  std::string auth_user, auth_password;
+  bool pipelining = true;
+  std::string body;  // --body-file, CRLF line endings
+  // --size-file: sizes and their weights.
+  std::vector<size_t> sizes;
+  std::vector<double> weights;
 };
 
 struct Stats {
   uint64_t started = 0, accepted = 0, temp = 0, perm = 0, conn_errors = 0, bytes = 0, connects = 0;
+  uint64_t tls_sessions = 0;
   std::map<std::string, uint64_t> codes;
-  Histogram txn, connect;
+  std::map<std::string, uint64_t> errors;  // why connections failed
+  std::string tls_seen;                    // version and cipher of the first TLS session
+  Histogram txn, connect, tls, setup;
 };
+
+std::string json_string(std::string_view in) {
+  std::string out = "\"";
+  for (unsigned char ch : in) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
 
 class Blaster;
 
@@ -121,21 +163,39 @@ struct Conn {
   Blaster* b = nullptr;
   int fd = -1;
   std::unique_ptr<SmtpClient> smtp;
+  std::unique_ptr<TlsSession> tls;
   std::string sending;
   size_t sent = 0;
-  bool send_busy = false, recv_armed = false, closing = false, message_out = false;
+  bool send_busy = false, recv_armed = false, closing = false;
   bool idle = false;  // open loop: ready, waiting for the next message to be due
+  bool ready_seen = false;
   int done_here = 0;
-  Clock::time_point t_connect, t_txn;
-  std::string data;
+  std::string error;  // why the connection failed, when it did
+  Clock::time_point t_connect, t_tls;
+  // Messages handed to the client and not answered yet: the current one
+  // and, pipelined behind it, the next (SmtpClient::send_next).
+  struct InFlight {
+    Clock::time_point t;  // when its transaction started (open loop: was due)
+    size_t bytes = 0;
+  };
+  InFlight inflight[2];
+  int n_inflight = 0;
+  std::string data[2];  // their contents (each valid until its message is done)
+  int slot = 0;
   SmtpClient::Message msg;
   Op on_connect_op, on_recv_op, on_send_op;
 
   void on_connect(const Event& ev);
   void on_recv(const Event& ev);
   void on_send(const Event& ev);
+  void on_bytes(std::string_view in);
+  void start_tls();
   void pump();
+  void flush();
+  void drop(std::string why);
 };
+
+constexpr size_t kFillerLine = 77;  // bytes per filler line, CRLF included
 
 class Blaster {
  public:
@@ -151,7 +211,25 @@ class Blaster {
         for (int i = 0; i < std::max(w, 1); ++i) domain_mix_.emplace_back(item.substr(0, colon));
       }
     }
+    if (!s_.sizes.empty()) size_pick_ = std::discrete_distribution<size_t>(s_.weights.begin(), s_.weights.end());
+    // Filler text for the largest message, cut to each one's size.
+    size_t biggest = std::max(s_.size, s_.size_max);
+    for (size_t z : s_.sizes) biggest = std::max(biggest, z);
+    static const std::string line =
+        "The quick brown fox jumps over the lazy dog while the blaster keeps sending\r\n";
+    static_assert(kFillerLine == 77);
+    while (filler_.size() < biggest) filler_ += line;
   }
+
+  // The client context for TLS sessions; false (with a reason) when it
+  // cannot be made.
+  bool init_tls(std::string* why) {
+    if (!s_.starttls && !s_.implicit_tls) return true;
+    ringmail::tls::init_library();
+    tls_ctx_ = ringmail::tls::TlsContext::client(why);
+    return tls_ctx_ != nullptr;
+  }
+  const std::shared_ptr<const ringmail::tls::TlsContext>& tls_context() const { return tls_ctx_; }
 
   int run() {
     t0_ = Clock::now();
@@ -193,26 +271,47 @@ class Blaster {
       if (!domain_mix_.empty()) a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
       c->msg.rcpts.push_back(address(a));
     }
-    size_t size = s_.size;
-    if (s_.size_max > 0) size = std::uniform_int_distribution<size_t>(s_.size_min, s_.size_max)(rng_);
-    c->data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() + ">\r\nSubject: blaster " +
+    c->slot ^= 1;
+    std::string& data = c->data[c->slot];
+    data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() + ">\r\nSubject: blaster " +
               std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) + ".blaster@" + s_.helo + ">\r\n\r\n";
-    static const std::string line =
-        "The quick brown fox jumps over the lazy dog while the blaster keeps sending\r\n";
-    while (c->data.size() + line.size() <= size) c->data += line;
-    if (c->data.size() + 2 < size) c->data += std::string(size - c->data.size() - 2, 'x') + "\r\n";
-    c->msg.data = c->data;
+    if (!s_.body.empty()) {
+      data += s_.body;
+    } else {
+      size_t size = s_.size;
+      if (!s_.sizes.empty()) {
+        size = s_.sizes[size_pick_(rng_)];
+      } else if (s_.size_max > 0) {
+        size = std::uniform_int_distribution<size_t>(s_.size_min, s_.size_max)(rng_);
+      }
+      // Whole filler lines, then one short line to reach the size exactly
+      // (headers and CRLFs included) where the headers leave room.
+      if (size > data.size() + 2) {
+        const size_t room = size - data.size();
+        const size_t whole = room - room % kFillerLine;
+        data.append(filler_, 0, whole);
+        if (room - whole >= 2) data += std::string(room - whole - 2, 'x') + "\r\n";
+      }
+    }
+    c->msg.data = data;
     // Open loop: latency from when the message was due.
-    c->t_txn = s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
-                           : Clock::now();
-    c->message_out = true;
+    Conn::InFlight& f = c->inflight[c->n_inflight++];
+    f.t = s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
+                      : Clock::now();
+    f.bytes = data.size();
   }
 
-  void finished(Conn* c) {
-    c->message_out = false;
-    stats_.txn.add(std::chrono::duration<double>(Clock::now() - c->t_txn).count());
-    const auto& results = c->smtp->results();
+  // A message next_message() made was not sent after all.
+  void unstart() { --stats_.started; }
+
+  // The oldest message in flight on `c` has these results.
+  void finished(Conn* c, const std::vector<SmtpClient::RcptResult>& results) {
+    if (c->n_inflight == 0) return;
+    const Conn::InFlight f = c->inflight[0];
+    c->inflight[0] = c->inflight[1];
+    --c->n_inflight;
+    stats_.txn.add(std::chrono::duration<double>(Clock::now() - f.t).count());
     bool all_ok = !results.empty(), any_temp = false;
     for (const auto& r : results) {
       all_ok &= r.outcome == ringmail::proto::Outcome::kOk;
@@ -221,7 +320,7 @@ class Blaster {
     }
     if (all_ok) {
       ++stats_.accepted;
-      stats_.bytes += c->data.size();
+      stats_.bytes += f.bytes;
     } else if (any_temp) {
       ++stats_.temp;
     } else {
@@ -236,7 +335,11 @@ class Blaster {
     c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     SmtpClient::Params p;
     p.helo = s_.helo;
-    p.starttls = false;
+    p.starttls = s_.starttls;
+    p.require_tls = s_.starttls;  // asked for and not offered: each session fails, visibly
+    p.pipelining = s_.pipelining;
+    p.auth_user = s_.auth_user;
+    p.auth_password = s_.auth_password;
     c->smtp = std::make_unique<SmtpClient>(p);
     c->on_connect_op = {};
     c->on_connect_op.c = c;
@@ -254,9 +357,15 @@ class Blaster {
   // The connection is over (QUIT answered, or an error): a new one if
   // there is work left.
   void closed(Conn* c, bool error) {
-    if (error) ++stats_.conn_errors;
-    if (c->message_out) {
-      c->message_out = false;
+    if (error) {
+      ++stats_.conn_errors;
+      std::string why = c->error;
+      if (why.empty() && c->smtp->failed()) why = c->smtp->failure_reason();
+      if (why.empty()) why = "connection closed by the server";
+      if (why.size() > 120) why.resize(120);
+      ++stats_.errors[why];
+    }
+    for (; c->n_inflight > 0; --c->n_inflight) {
       ++stats_.temp;
       ++stats_.codes["conn"];
     }
@@ -300,14 +409,21 @@ class Blaster {
     if (s_.json) {
       std::string codes;
       for (const auto& [k, v] : st.codes) codes += (codes.empty() ? "" : ", ") + ("\"" + k + "\": " + std::to_string(v));
+      std::string errors;
+      for (const auto& [k, v] : st.errors) errors += (errors.empty() ? "" : ", ") + json_string(k) + ": " + std::to_string(v);
       std::printf("{\"seconds\": %.3f, \"messages\": %llu, \"accepted\": %llu, \"temp_failed\": %llu, "
                   "\"perm_failed\": %llu, \"connection_errors\": %llu, \"connections\": %llu, "
-                  "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"codes\": {%s}, "
-                  "\"latency_s\": {%s}, \"connect_s\": {%s}}\n",
+                  "\"tls_sessions\": %llu, \"tls\": %s, "
+                  "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"bytes\": %llu, \"codes\": {%s}, "
+                  "\"errors\": {%s}, \"latency_s\": {%s}, \"connect_s\": {%s}, \"tls_handshake_s\": {%s}, "
+                  "\"setup_s\": {%s}}\n",
                   t, static_cast<unsigned long long>(st.started), static_cast<unsigned long long>(st.accepted),
                   static_cast<unsigned long long>(st.temp), static_cast<unsigned long long>(st.perm),
                   static_cast<unsigned long long>(st.conn_errors), static_cast<unsigned long long>(st.connects),
-                  st.accepted / t, st.bytes / t, codes.c_str(), lat(st.txn).c_str(), lat(st.connect).c_str());
+                  static_cast<unsigned long long>(st.tls_sessions), json_string(st.tls_seen).c_str(),
+                  st.accepted / t, st.bytes / t, static_cast<unsigned long long>(st.bytes), codes.c_str(),
+                  errors.c_str(), lat(st.txn).c_str(), lat(st.connect).c_str(), lat(st.tls).c_str(),
+                  lat(st.setup).c_str());
       return;
     }
     if (::isatty(2)) std::fprintf(stderr, "\n");
@@ -321,6 +437,10 @@ class Blaster {
     std::string codes;
     for (const auto& [k, v] : st.codes) codes += " " + k + ":" + std::to_string(v);
     std::printf("replies:%s\n", codes.c_str());
+    if (st.tls_sessions > 0) {
+      std::printf("TLS: %llu sessions, %s\n", static_cast<unsigned long long>(st.tls_sessions), st.tls_seen.c_str());
+    }
+    for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", static_cast<unsigned long long>(v), k.c_str());
     auto line = [](const char* what, const Histogram& h) {
       std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n", what,
                   h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3, h.max() * 1e3,
@@ -328,6 +448,8 @@ class Blaster {
     };
     line("transaction", st.txn);
     line("connect    ", st.connect);
+    if (st.tls.count() > 0) line("TLS        ", st.tls);
+    line("set-up     ", st.setup);
   }
 
   Settings s_;
@@ -338,6 +460,9 @@ class Blaster {
   std::vector<std::string> domain_mix_;
   Stats stats_;
   std::mt19937_64 rng_{1};
+  std::discrete_distribution<size_t> size_pick_;
+  std::string filler_;
+  std::shared_ptr<const ringmail::tls::TlsContext> tls_ctx_;
   Clock::time_point t0_;
   int active_ = 0;
   double last_progress_ = 0;
@@ -345,20 +470,32 @@ class Blaster {
 
 void Conn::on_connect(const Event& ev) {
   if (ev.res < 0) {
+    error = std::string("connect: ") + std::strerror(-ev.res);
     b->closed(this, true);
     return;
   }
   b->stats().connect.add(std::chrono::duration<double>(Clock::now() - t_connect).count());
   recv_armed = true;
   b->backend().recv(fd, &on_recv_op);
+  if (b->settings().implicit_tls) {
+    smtp->tls_started();  // the greeting comes over TLS
+    start_tls();
+    flush();
+  }
+}
+
+void Conn::start_tls() {
+  tls = std::make_unique<TlsSession>(b->tls_context(), TlsSession::Role::kClient, b->settings().sni);
+  t_tls = Clock::now();
+  std::string none;
+  tls->pump(&none);  // the ClientHello
 }
 
 void Conn::on_recv(const Event& ev) {
   if (!ev.more) recv_armed = false;
   if (ev.res > 0) {
-    smtp->feed(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (!closing) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
     if (ev.has_buf) b->backend().release(ev.buf_id);
-    pump();
     if (!recv_armed && fd >= 0 && !closing) {
       recv_armed = true;
       b->backend().recv(fd, &on_recv_op);
@@ -376,27 +513,65 @@ void Conn::on_recv(const Event& ev) {
     closing = true;  // on_send finishes it
     return;
   }
-  const bool clean = smtp->state() == SmtpClient::State::kDone && !smtp->failed();
+  const bool clean = error.empty() && smtp->state() == SmtpClient::State::kDone && !smtp->failed();
   b->closed(this, !clean);
+}
+
+void Conn::on_bytes(std::string_view in) {
+  if (!tls) {
+    smtp->feed(in);
+    pump();
+    return;
+  }
+  tls->feed(in);
+  std::string plain;
+  const bool was_up = tls->handshake_done();
+  const auto st = tls->pump(&plain);
+  if (!was_up && tls->handshake_done()) {
+    b->stats().tls.add(std::chrono::duration<double>(Clock::now() - t_tls).count());
+    if (b->stats().tls_sessions++ == 0) b->stats().tls_seen = tls->version() + " " + tls->cipher();
+    if (smtp->state() == SmtpClient::State::kTlsHandshake) smtp->tls_started();
+  }
+  if (!plain.empty()) smtp->feed(plain);
+  if (st == TlsSession::Status::kError) {
+    drop("TLS: " + tls->error());
+    return;
+  }
+  pump();
 }
 
 void Conn::on_send(const Event& ev) {
   send_busy = false;
   if (ev.res < 0 || closing) {
+    if (ev.res < 0 && error.empty()) error = std::string("send: ") + std::strerror(-ev.res);
     closing = true;
     ::shutdown(fd, SHUT_RDWR);
-    if (!recv_armed) b->closed(this, ev.res < 0);  // *this is the next connection afterwards
+    if (!recv_armed) b->closed(this, !error.empty() || ev.res < 0);  // *this is the next connection afterwards
     return;
   }
   sent += static_cast<size_t>(ev.res);
   pump();
 }
 
+// The connection cannot go on: the receive ends and on_recv closes.
+void Conn::drop(std::string why) {
+  if (error.empty()) error = std::move(why);
+  smtp->connection_lost(error);
+  ::shutdown(fd, SHUT_RDWR);
+}
+
 void Conn::pump() {
-  if (message_out && smtp->message_done()) b->finished(this);
+  if (smtp->state() == SmtpClient::State::kTlsHandshake && !tls) start_tls();
+  for (const auto& results : smtp->take_finished()) b->finished(this, results);
+  if (n_inflight > 0 && smtp->message_done()) b->finished(this, smtp->results());
   idle = false;
-  if (smtp->state() == SmtpClient::State::kReady && !message_out) {
-    if (done_here < b->settings().per_connection && b->more()) {
+  const bool want_more = done_here < b->settings().per_connection && b->more();
+  if (smtp->state() == SmtpClient::State::kReady && n_inflight == 0) {
+    if (!ready_seen) {
+      ready_seen = true;
+      b->stats().setup.add(std::chrono::duration<double>(Clock::now() - t_connect).count());
+    }
+    if (want_more) {
       if (b->due()) {
         ++done_here;
         b->next_message(this);
@@ -407,12 +582,37 @@ void Conn::pump() {
     } else {
       smtp->quit();
     }
+  } else if (want_more && n_inflight == 1 && smtp->can_send_next()) {
+    // The next envelope goes out behind this message's end of data.
+    if (b->due()) {
+      ++done_here;
+      b->next_message(this);
+      if (!smtp->send_next(msg)) {
+        --n_inflight;  // refused before MAIL: it goes by send() once this one is done
+        --done_here;
+        b->unstart();
+      }
+    } else {
+      idle = true;
+    }
   }
+  flush();
+}
+
+void Conn::flush() {
   if (send_busy) return;
   if (sent >= sending.size()) {
     sending.clear();
     sent = 0;
-    sending.swap(smtp->output());
+    if (tls) {
+      if (tls->handshake_done() && !smtp->output().empty()) {
+        tls->write(smtp->output());
+        smtp->output().clear();
+      }
+      sending.swap(tls->output());
+    } else {
+      sending.swap(smtp->output());
+    }
   }
   if (sending.size() > sent) {
     send_busy = true;
@@ -420,6 +620,71 @@ void Conn::pump() {
   } else if (smtp->state() == SmtpClient::State::kDone) {
     ::shutdown(fd, SHUT_RDWR);  // the multishot receive ends; on_recv closes
   }
+}
+
+// --size-file: "BYTES [WEIGHT]" per line, '#' comments and blank lines
+// skipped; a size is drawn for each message with those weights.
+bool parse_size_file(const std::string& path, Settings* s) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "smtp-blaster: %s: %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (const size_t h = line.find('#'); h != std::string::npos) line.resize(h);
+    std::istringstream f(line);
+    std::string size_text, weight_text, extra;
+    if (!(f >> size_text)) continue;
+    f >> weight_text >> extra;
+    char* end = nullptr;
+    const unsigned long long size = std::strtoull(size_text.c_str(), &end, 10);
+    double weight = 1;
+    bool ok = *end == '\0' && size_text[0] != '-' && size > 0 && size <= (64u << 20) && extra.empty();
+    if (ok && !weight_text.empty()) {
+      weight = std::strtod(weight_text.c_str(), &end);
+      ok = *end == '\0' && weight > 0 && std::isfinite(weight);
+    }
+    if (!ok) {
+      std::fprintf(stderr, "smtp-blaster: %s:%d: want 'BYTES [WEIGHT]' (1 byte to 64 MiB, weight above 0)\n",
+                   path.c_str(), no);
+      return false;
+    }
+    s->sizes.push_back(static_cast<size_t>(size));
+    s->weights.push_back(weight);
+  }
+  if (s->sizes.empty()) {
+    std::fprintf(stderr, "smtp-blaster: %s: no sizes in the file\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// --body-file: the body as it is, bare LF (and CR) line ends made CRLF.
+bool read_body_file(const std::string& path, Settings* s) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "smtp-blaster: %s: %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (raw.empty()) {
+    std::fprintf(stderr, "smtp-blaster: %s: the file is empty\n", path.c_str());
+    return false;
+  }
+  s->body.reserve(raw.size() + raw.size() / 32);
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\r') {
+      s->body += "\r\n";
+      if (i + 1 < raw.size() && raw[i + 1] == '\n') ++i;
+    } else if (raw[i] == '\n') {
+      s->body += "\r\n";
+    } else {
+      s->body += raw[i];
+    }
+  }
+  if (s->body.size() < 2 || s->body.compare(s->body.size() - 2, 2, "\r\n") != 0) s->body += "\r\n";
+  return true;
 }
 
 }  // namespace
@@ -443,7 +708,17 @@ int main(int argc, char** argv) {
   app.add_option("--to", s.to, "recipient pattern ({n}: the message number)")->capture_default_str();
   app.add_option("--domain", s.domains, "recipient domain mix, e.g. a.test:3,b.test:1");
   app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
-  app.add_option("--backend", s.backend, "auto, io_uring or epoll")->capture_default_str();
+  app.add_option("--backend", s.backend, "auto, io_uring or epoll")->capture_default_str()
+      ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
+  std::string size_file, body_file, auth, pipelining = "on";
+  auto* size_opt = app.add_option("--size-file", size_file, "sizes to draw from: one 'BYTES [WEIGHT]' a line");
+  app.add_option("--body-file", body_file, "message body to send (headers are added; LF becomes CRLF)");
+  auto* starttls = app.add_flag("--starttls", s.starttls, "STARTTLS (required: a server without it fails)");
+  app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)")->excludes(starttls);
+  app.add_option("--sni", s.sni, "TLS server name (default: the target's host name unless an address)");
+  app.add_option("--auth", auth, "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only)");
+  app.add_option("--pipelining", pipelining, "use PIPELINING when offered")->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--json", s.json, "one JSON object on stdout");
   app.add_option("--rate", s.rate, "open loop: messages per second (latency from each one's due time)")
       ->check(CLI::PositiveNumber);
@@ -456,6 +731,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "smtp-blaster: --size-min is above --size-max\n");
     return 2;
   }
+  s.pipelining = pipelining == "on";
+  if (!auth.empty()) {
+    const size_t c = auth.find(':');
+    if (c == std::string::npos || c == 0) {
+      std::fprintf(stderr, "smtp-blaster: --auth must be USER:PASS\n");
+      return 2;
+    }
+    s.auth_user = auth.substr(0, c);
+    s.auth_password = auth.substr(c + 1);
+    if (!s.starttls && !s.implicit_tls) {
+      std::fprintf(stderr, "smtp-blaster: --auth needs --starttls or --tls (a password never goes in clear)\n");
+      return 2;
+    }
+  }
+  if (size_opt->count() > 0 && !parse_size_file(size_file, &s)) return 2;
+  if (!body_file.empty() && !read_body_file(body_file, &s)) return 2;
   const size_t colon = s.target.rfind(':');
   if (colon == std::string::npos) {
     std::fprintf(stderr, "smtp-blaster: --target must be HOST:PORT\n");
@@ -463,6 +754,9 @@ int main(int argc, char** argv) {
   }
   std::string host = s.target.substr(0, colon);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (s.sni.empty() && host.find_first_not_of("0123456789.") != std::string::npos && host.find(':') == std::string::npos) {
+    s.sni = host;
+  }
   addrinfo hints{}, *res = nullptr;
   hints.ai_socktype = SOCK_STREAM;
   if (int e = ::getaddrinfo(host.c_str(), s.target.substr(colon + 1).c_str(), &hints, &res); e != 0) {
@@ -482,5 +776,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "smtp-blaster: %s\n", why.c_str());
     return 2;
   }
-  return Blaster(std::move(s), addr, len, std::move(be)).run();
+  // Room for every connection's descriptor.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  Blaster blaster(std::move(s), addr, len, std::move(be));
+  if (!blaster.init_tls(&why)) {
+    std::fprintf(stderr, "smtp-blaster: TLS: %s\n", why.c_str());
+    return 2;
+  }
+  return blaster.run();
 }

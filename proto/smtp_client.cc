@@ -138,6 +138,10 @@ void SmtpClient::feed(std::string_view in) {
 
 void SmtpClient::fail(Outcome o, std::string reason) {
   if (state_ == State::kMail || state_ == State::kData) finish_all(o, reason);
+  if (next_queued_) {
+    start_queued();  // the queued message fails the same way
+    finish_all(o, reason);
+  }
   failed_ = true;
   failure_ = o;
   failure_reason_ = std::move(reason);
@@ -239,6 +243,7 @@ void SmtpClient::on_reply(const Reply& r) {
     case State::kEhlo:
       if (r.code == 250) {
         caps_ = parse_ehlo(r);
+        caps_.pipelining &= params_.pipelining;
         after_ehlo();
       } else if (r.code >= 500 && r.code < 600) {
         out_ += "HELO " + params_.helo + "\r\n";  // a server without ESMTP
@@ -274,7 +279,11 @@ void SmtpClient::on_reply(const Reply& r) {
       return;
     case State::kData: {
       finish_all(classify(r.code), r.summary());
-      state_ = State::kReady;
+      if (next_queued_) {
+        start_queued();
+      } else {
+        state_ = State::kReady;
+      }
       return;
     }
     case State::kRset:
@@ -296,12 +305,53 @@ void SmtpClient::on_reply(const Reply& r) {
   }
 }
 
-std::string SmtpClient::mail_command() const {
-  std::string cmd = "MAIL FROM:<" + (msg_.from.is_null() ? std::string() : msg_.from.to_string()) + ">";
-  if (caps_.size) cmd += " SIZE=" + std::to_string(msg_.data.size());
-  if (msg_.body_8bit && caps_.eightbitmime) cmd += " BODY=8BITMIME";
-  if (msg_.smtputf8) cmd += " SMTPUTF8";
+std::string SmtpClient::mail_command(const Message& m) const {
+  std::string cmd = "MAIL FROM:<" + (m.from.is_null() ? std::string() : m.from.to_string()) + ">";
+  if (caps_.size) cmd += " SIZE=" + std::to_string(m.data.size());
+  if (m.body_8bit && caps_.eightbitmime) cmd += " BODY=8BITMIME";
+  if (m.smtputf8) cmd += " SMTPUTF8";
   return cmd + "\r\n";
+}
+
+// What the server said it cannot take fails before MAIL: the reply to
+// record for every recipient, or "".
+std::string SmtpClient::local_refusal(const Message& m) const {
+  if (caps_.size_max != 0 && m.data.size() > caps_.size_max) {
+    return "552 5.3.4 Message too big for the server (its SIZE is " + std::to_string(caps_.size_max) + ")";
+  }
+  if (m.smtputf8 && !caps_.smtputf8) return "553 5.6.7 The server does not support SMTPUTF8";
+  if (m.body_8bit && !caps_.eightbitmime) return "554 5.6.3 8-bit content and the server does not offer 8BITMIME";
+  return "";
+}
+
+bool SmtpClient::can_send_next() const {
+  return state_ == State::kData && caps_.pipelining && !bdat_ && !next_queued_;
+}
+
+bool SmtpClient::send_next(const Message& m) {
+  if (!can_send_next() || m.rcpts.empty() || !local_refusal(m).empty()) return false;
+  next_msg_ = m;
+  next_queued_ = true;
+  out_ += mail_command(m);
+  for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
+  out_ += "DATA\r\n";
+  return true;
+}
+
+// The current message is finished and a queued one's envelope is already
+// out: it becomes the current message, its replies next in line.
+void SmtpClient::start_queued() {
+  finished_.push_back(std::move(results_));
+  next_queued_ = false;
+  msg_ = next_msg_;
+  results_.assign(msg_.rcpts.size(), RcptResult{});
+  message_done_ = false;
+  mail_ok_ = false;
+  rcpts_ok_ = 0;
+  next_reply_ = 0;
+  bdat_ = false;
+  commands_sent_ = msg_.rcpts.size() + 2;
+  state_ = State::kMail;
 }
 
 void SmtpClient::send(const Message& m) {
@@ -313,16 +363,7 @@ void SmtpClient::send(const Message& m) {
   rcpts_ok_ = 0;
   next_reply_ = 0;
   bdat_ = params_.chunking && caps_.chunking;
-  // What the server said it cannot take fails before MAIL.
-  std::string refuse;
-  if (caps_.size_max != 0 && m.data.size() > caps_.size_max) {
-    refuse = "552 5.3.4 Message too big for the server (its SIZE is " +
-             std::to_string(caps_.size_max) + ")";
-  } else if (m.smtputf8 && !caps_.smtputf8) {
-    refuse = "553 5.6.7 The server does not support SMTPUTF8";
-  } else if (m.body_8bit && !caps_.eightbitmime) {
-    refuse = "554 5.6.3 8-bit content and the server does not offer 8BITMIME";
-  }
+  const std::string refuse = local_refusal(m);
   if (!refuse.empty()) {
     for (auto& r : results_) r = RcptResult{Outcome::kPerm, refuse};
     message_done_ = true;
@@ -330,7 +371,7 @@ void SmtpClient::send(const Message& m) {
   }
   state_ = State::kMail;
   if (caps_.pipelining) {
-    out_ += mail_command();
+    out_ += mail_command(msg_);
     for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
     if (bdat_) {
       // The chunk goes with the envelope (RFC 3030 4.2); with no
@@ -341,7 +382,7 @@ void SmtpClient::send(const Message& m) {
     }
     commands_sent_ = m.rcpts.size() + 2;
   } else {
-    out_ += mail_command();
+    out_ += mail_command(msg_);
     commands_sent_ = 1;
   }
 }

@@ -70,6 +70,7 @@ class SmtpClient {
     bool starttls = true;       // use STARTTLS when offered
     bool require_tls = false;   // without TLS, fail the session (a route may demand it)
     bool chunking = true;       // use BDAT when offered
+    bool pipelining = true;     // use PIPELINING when offered (off: one command, one reply)
     // AUTH before the first message when auth_user is set (a smarthost).
     std::string auth_user;
     std::string auth_password;
@@ -122,6 +123,21 @@ class SmtpClient {
   bool message_done() const { return message_done_; }
   const std::vector<RcptResult>& results() const { return results_; }
 
+  // Pipelining across messages (as Exim does): while the reply to one
+  // message's final "." is awaited (state kData, PIPELINING offered, no
+  // BDAT), the next message's MAIL, RCPTs and DATA may go out at once; the
+  // transaction ends with the "." whatever its reply, so the next MAIL is
+  // valid either way. send_next() returns false (and sends nothing) when
+  // that is not possible now, or when the message would be refused before
+  // MAIL (SIZE, SMTPUTF8, 8BITMIME): give it to send() in kReady then.
+  // Once the earlier message's reply arrives its results move to
+  // take_finished() and the queued message becomes the current one
+  // (message_done(), results()). Its bytes must stay valid likewise.
+  bool can_send_next() const;
+  bool send_next(const Message& m);
+  // Results of messages finished while a queued one took over, oldest first.
+  std::vector<std::vector<RcptResult>> take_finished() { return std::move(finished_); }
+
   void quit();
   // The session ended without a normal QUIT (refused greeting, broken
   // reply, required TLS missing...): temp or perm, and the reply or reason.
@@ -146,7 +162,9 @@ class SmtpClient {
   void send_bdat();
   void auth_reply(const Reply& r);
   void finish_all(Outcome o, const std::string& reply);
-  std::string mail_command() const;
+  std::string mail_command(const Message& m) const;
+  std::string local_refusal(const Message& m) const;
+  void start_queued();
 
   Params params_;
   State state_ = State::kGreeting;
@@ -171,6 +189,10 @@ class SmtpClient {
   bool mail_ok_ = false;
   size_t rcpts_ok_ = 0;
   bool bdat_ = false;  // the message goes as one BDAT LAST chunk
+  // send_next(): the message whose envelope went out behind the current one.
+  bool next_queued_ = false;
+  Message next_msg_;
+  std::vector<std::vector<RcptResult>> finished_;
 };
 
 // `data` with leading dots doubled and the terminating ".\r\n" appended

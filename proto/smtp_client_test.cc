@@ -324,6 +324,102 @@ TEST_F(Client, ChunkingStepByStepAndOffSwitch) {
   EXPECT_THAT(take(), HasSubstr("\r\nDATA\r\n"));
 }
 
+// pipelining = false: a server that offers PIPELINING still gets one
+// command at a time (a load tester's switch).
+TEST_F(Client, PipeliningOffSwitch) {
+  SmtpClient::Params p{"relay.test", false, false};
+  p.pipelining = false;
+  make(p);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  EXPECT_FALSE(c->caps().pipelining);
+  c->send(message({"b@peer.example", "c@peer.example"}));
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "RCPT TO:<b@peer.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "RCPT TO:<c@peer.example>\r\n");
+  EXPECT_EQ(say("250 ok\r\n"), "DATA\r\n");
+  make(SmtpClient::Params{"relay.test", false, false});
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  c->send(message({"b@peer.example"}));
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example>\r\nRCPT TO:<b@peer.example>\r\nDATA\r\n");
+}
+
+// send_next(): the next message's envelope goes out with the wait for the
+// last one's final reply; results come back per message, in order.
+TEST_F(Client, PipelinedNextMessage) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  EXPECT_FALSE(c->can_send_next());
+  c->send(message({"b@peer.example"}));
+  take();
+  EXPECT_FALSE(c->can_send_next());  // the envelope is not answered yet
+  EXPECT_THAT(say("250 ok\r\n250 ok\r\n354 go\r\n"), HasSubstr("\r\n.\r\n"));
+  ASSERT_TRUE(c->can_send_next());
+  ASSERT_TRUE(c->send_next(message({"c@peer.example", "d@peer.example"})));
+  EXPECT_FALSE(c->can_send_next());  // one queued at most
+  EXPECT_EQ(take(), "MAIL FROM:<a@src.example>\r\nRCPT TO:<c@peer.example>\r\n"
+                    "RCPT TO:<d@peer.example>\r\nDATA\r\n");
+  // The first one is refused at the end; the second goes on regardless.
+  EXPECT_THAT(say("554 5.7.1 no thanks\r\n250 ok\r\n550 5.1.1 unknown\r\n250 ok\r\n354 go\r\n"),
+              HasSubstr("\r\n.\r\n"));
+  auto earlier = c->take_finished();
+  ASSERT_EQ(earlier.size(), 1u);
+  ASSERT_EQ(earlier[0].size(), 1u);
+  EXPECT_EQ(earlier[0][0].outcome, Outcome::kPerm);
+  EXPECT_EQ(earlier[0][0].reply, "554 5.7.1 no thanks");
+  EXPECT_FALSE(c->message_done());
+  say("250 queued\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->state(), State::kReady);
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);
+  EXPECT_EQ(c->results()[1].outcome, Outcome::kOk);
+  EXPECT_TRUE(c->take_finished().empty());
+}
+
+TEST_F(Client, PipelinedNextFailsWithTheConnection) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
+  c->connection_lost("reset");
+  auto earlier = c->take_finished();
+  ASSERT_EQ(earlier.size(), 1u);
+  EXPECT_EQ(earlier[0][0].outcome, Outcome::kTemp);
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kTemp);
+  EXPECT_THAT(c->results()[0].reply, HasSubstr("reset"));
+}
+
+TEST_F(Client, NoPipelinedNextWithoutPipeliningOrWithBdatOrTooBig) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 SIZE 40\r\n");
+  c->send(message({"b@peer.example"}));
+  take();
+  say("250 ok\r\n");
+  say("250 ok\r\n");
+  say("354 go\r\n");
+  EXPECT_FALSE(c->send_next(message({"c@peer.example"})));  // no PIPELINING
+  EXPECT_EQ(take(), "");
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250-PIPELINING\r\n250 SIZE 40\r\n");
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  body = std::string(100, 'x');
+  EXPECT_FALSE(c->send_next(message({"c@peer.example"})));  // over SIZE: send() refuses it later
+  EXPECT_EQ(take(), "");
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloChunking);
+  c->send(message({"b@peer.example"}));
+  EXPECT_FALSE(c->can_send_next());  // BDAT: one round trip a message already
+}
+
 TEST_F(Client, AuthPlainAfterStarttls) {
   SmtpClient::Params p{"relay.test", true, true};
   p.auth_user = "relay@src.example";
