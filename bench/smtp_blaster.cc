@@ -120,6 +120,7 @@ struct Settings {
   std::string sni;
   std::string auth_user, auth_password;
   bool pipelining = true;
+  uint64_t max_errors = 100;
   std::string body;  // --body-file, CRLF line endings
   // --size-file: sizes and their weights.
   std::vector<size_t> sizes;
@@ -245,6 +246,16 @@ class Blaster {
       progress();
     }
     report();
+    if (gave_up_) {
+      std::string top;
+      uint64_t most = 0;
+      for (const auto& [k, v] : stats_.errors) {
+        if (v > most) most = v, top = k;
+      }
+      std::fprintf(stderr, "smtp-blaster: gave up after %llu failed connections (most often: %s)\n",
+                   static_cast<unsigned long long>(stats_.conn_errors), top.c_str());
+      return 1;
+    }
     return 0;
   }
 
@@ -329,7 +340,7 @@ class Blaster {
   }
 
   void open(Conn* c) {
-    if (!more()) return;
+    if (!more() || gave_up_) return;
     *c = Conn{};
     c->b = this;
     c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -364,6 +375,8 @@ class Blaster {
       if (why.empty()) why = "connection closed by the server";
       if (why.size() > 120) why.resize(120);
       ++stats_.errors[why];
+      // A server that refuses every session would be asked forever.
+      if (s_.max_errors > 0 && stats_.conn_errors >= s_.max_errors) gave_up_ = true;
     }
     for (; c->n_inflight > 0; --c->n_inflight) {
       ++stats_.temp;
@@ -465,6 +478,7 @@ class Blaster {
   std::shared_ptr<const ringmail::tls::TlsContext> tls_ctx_;
   Clock::time_point t0_;
   int active_ = 0;
+  bool gave_up_ = false;
   double last_progress_ = 0;
 };
 
@@ -717,6 +731,8 @@ int main(int argc, char** argv) {
   app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)")->excludes(starttls);
   app.add_option("--sni", s.sni, "TLS server name (default: the target's host name unless an address)");
   app.add_option("--auth", auth, "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only)");
+  app.add_option("--max-errors", s.max_errors, "stop after this many failed connections (0: never)")
+      ->capture_default_str();
   app.add_option("--pipelining", pipelining, "use PIPELINING when offered")->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--json", s.json, "one JSON object on stdout");
