@@ -17,10 +17,16 @@ CRLF bytes.
 
     bench/blaster_vs_source.py [--connections 1,8,32] [--messages 20000]
                                [--payload 1000] [--reps 3] [--blaster PATH]
+                               [--one-per-connection] [--pipelining on|off]
+
+By default each connection carries message after message (smtp-source -d,
+smtp-blaster --per-connection MESSAGES); --one-per-connection makes every
+message a session of its own (smtp-source without -d, --per-connection 1).
 
 Needs root (smtp-sink -u postfix) and the postfix package. Loopback only.
 """
 import argparse
+import json
 import os
 import re
 import resource
@@ -147,6 +153,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--blaster", default=os.path.join(HERE, "..", "build", "smtp-blaster"))
     ap.add_argument("--pipelining", default="on", choices=["on", "off"])
+    ap.add_argument("--one-per-connection", action="store_true")
     a = ap.parse_args()
     for exe in (SINK, SOURCE, a.blaster):
         if not os.access(exe, os.X_OK):
@@ -162,19 +169,19 @@ def main():
                 order = ["source", "blaster"] if rep % 2 == 0 else ["blaster", "source"]
                 for gen in order:
                     if gen == "source":
-                        cmd = [SOURCE, "-s", str(conns), "-m", str(a.messages), "-l", str(a.payload), "-d",
+                        cmd = [SOURCE, "-s", str(conns), "-m", str(a.messages), "-l", str(a.payload),
+                               *([] if a.one_per_connection else ["-d"]),
                                "-f", "a@src.test", "-t", "b@dst.test", f"127.0.0.1:{sink.port}"]
                     else:
                         cmd = [a.blaster, "--json", "--target", f"127.0.0.1:{sink.port}",
                                "--connections", str(conns), "--messages", str(a.messages),
-                               "--per-connection", str(a.messages), "--size", str(size),
+                               "--per-connection", "1" if a.one_per_connection else str(a.messages), "--size", str(size),
                                "--from", "a@src.test", "--to", "b@dst.test", "--pipelining", a.pipelining]
                     n0, c0 = sink.messages(), sink.cpu()
                     wall, cpu, out = timed(cmd)
                     got = sink.messages() - n0
                     sink_cpu = sink.cpu() - c0
                     if gen == "blaster":
-                        import json
                         rep_json = json.loads(out)
                         if rep_json["accepted"] != got:
                             raise SystemExit(f"smtp-blaster says {rep_json['accepted']} accepted, "

@@ -596,6 +596,8 @@ void Conn::pump() {
     } else {
       smtp->quit();
     }
+  } else if (!want_more && n_inflight == 1 && smtp->state() == SmtpClient::State::kData) {
+    smtp->quit();  // behind the last message's "." (PIPELINING), or after its reply
   } else if (want_more && n_inflight == 1 && smtp->can_send_next()) {
     // The next envelope goes out behind this message's end of data.
     if (b->due()) {

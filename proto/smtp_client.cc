@@ -282,7 +282,8 @@ void SmtpClient::on_reply(const Reply& r) {
       if (next_queued_) {
         start_queued();
       } else {
-        state_ = State::kReady;
+        if (quit_queued_ && !quit_sent_) out_ += "QUIT\r\n";
+        state_ = quit_queued_ ? State::kQuit : State::kReady;
       }
       return;
     }
@@ -325,7 +326,7 @@ std::string SmtpClient::local_refusal(const Message& m) const {
 }
 
 bool SmtpClient::can_send_next() const {
-  return state_ == State::kData && caps_.pipelining && !bdat_ && !next_queued_;
+  return state_ == State::kData && caps_.pipelining && !bdat_ && !next_queued_ && !quit_queued_;
 }
 
 bool SmtpClient::send_next(const Message& m) {
@@ -496,7 +497,15 @@ void SmtpClient::finish_all(Outcome o, const std::string& reply) {
 }
 
 void SmtpClient::quit() {
-  if (state_ == State::kDone) return;
+  if (state_ == State::kDone || quit_queued_) return;
+  if (state_ == State::kData && !next_queued_) {
+    // The message's reply is still to come: QUIT follows it, right behind
+    // the "." with PIPELINING (RFC 2920's example), after the reply without.
+    quit_queued_ = true;
+    quit_sent_ = caps_.pipelining;
+    if (quit_sent_) out_ += "QUIT\r\n";
+    return;
+  }
   out_ += "QUIT\r\n";
   state_ = State::kQuit;
 }

@@ -138,6 +138,9 @@ class SmtpClient {
   // Results of messages finished while a queued one took over, oldest first.
   std::vector<std::vector<RcptResult>> take_finished() { return std::move(finished_); }
 
+  // Ends the session. In kData (nothing queued behind) the message's reply
+  // is still taken: with PIPELINING the QUIT goes right behind the ".",
+  // without it once the reply is in.
   void quit();
   // The session ended without a normal QUIT (refused greeting, broken
   // reply, required TLS missing...): temp or perm, and the reply or reason.
@@ -191,6 +194,8 @@ class SmtpClient {
   bool bdat_ = false;  // the message goes as one BDAT LAST chunk
   // send_next(): the message whose envelope went out behind the current one.
   bool next_queued_ = false;
+  bool quit_queued_ = false;  // quit() while the reply to "." is awaited
+  bool quit_sent_ = false;    // ... and the QUIT is already out (PIPELINING)
   Message next_msg_;
   std::vector<std::vector<RcptResult>> finished_;
 };

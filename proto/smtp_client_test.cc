@@ -378,6 +378,38 @@ TEST_F(Client, PipelinedNextMessage) {
   EXPECT_TRUE(c->take_finished().empty());
 }
 
+TEST_F(Client, QuitBehindTheLastDot) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  c->quit();
+  EXPECT_EQ(take(), "QUIT\r\n");
+  EXPECT_FALSE(c->can_send_next());
+  EXPECT_EQ(c->state(), State::kData);
+  say("250 queued\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kOk);
+  EXPECT_EQ(c->state(), State::kQuit);
+  say("221 bye\r\n");
+  EXPECT_EQ(c->state(), State::kDone);
+  EXPECT_FALSE(c->failed());
+  // Without PIPELINING QUIT waits for the reply.
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloPlain);
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n");
+  say("250 ok\r\n");
+  say("354 go\r\n");
+  c->quit();
+  EXPECT_EQ(take(), "");  // not before the reply
+  EXPECT_EQ(say("250 queued\r\n"), "QUIT\r\n");
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kOk);
+  EXPECT_EQ(c->state(), State::kQuit);
+}
+
 TEST_F(Client, PipelinedNextFailsWithTheConnection) {
   make(false);
   say("220 mx\r\n");
