@@ -14,38 +14,36 @@
 // QUIT and a new connection. Open loop (--rate R): message n is due at
 // n/R seconds and goes out on the first free connection; its latency counts
 // from when it was due, so a server that cannot keep up shows as latency
-// (and a backlog), not as a quietly lower rate. Always bounded (messages or duration). `{n}` in --to is
-// the message's number (recipients of one message get n, n+1, ...).
-// TLS (STARTTLS or implicit) runs through tls::TlsSession as a byte
-// transformer on the same loop; the server's certificate is not checked (a
-// load tester talks to test servers). AUTH (PLAIN or LOGIN) goes once per
-// connection, over TLS only.
-// Reports sent/accepted/temp-failed/perm-failed/connection errors, reply
-// codes, why sessions failed, messages/s and bytes/s, and latency per
-// transaction (MAIL to the reply after the data) and per phase (TCP
-// connect, TLS handshake, session set-up from connect to the first MAIL),
-// p50/p90/p99/p99.9/max.
-#include <CLI/CLI.hpp>
+// (and a backlog), not as a quietly lower rate. Always bounded (messages or duration). `{n}` in
+// --to is the message's number (recipients of one message get n, n+1, ...). TLS (STARTTLS or
+// implicit) runs through tls::TlsSession as a byte transformer on the same loop; the server's
+// certificate is not checked (a load tester talks to test servers). AUTH (PLAIN or LOGIN) goes once
+// per connection, over TLS only. Reports sent/accepted/temp-failed/perm-failed/connection errors,
+// reply codes, why sessions failed, messages/s and bytes/s, and latency per transaction (MAIL to
+// the reply after the data) and per phase (TCP connect, TLS handshake, session set-up from connect
+// to the first MAIL), p50/p90/p99/p99.9/max.
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/backend.h"
+#include "proto/quoted.h"
 #include "proto/smtp_client.h"
 #include "tls/context.h"
 #include "tls/session.h"
@@ -136,23 +134,6 @@ struct Stats {
   Histogram txn, connect, tls, setup;
 };
 
-std::string json_string(std::string_view in) {
-  std::string out = "\"";
-  for (unsigned char ch : in) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += static_cast<char>(ch);
-    } else if (ch < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-    } else {
-      out += static_cast<char>(ch);
-    }
-  }
-  return out + "\"";
-}
-
 class Blaster;
 
 struct Conn {
@@ -208,11 +189,14 @@ class Blaster {
         std::string_view item = rest.substr(0, comma);
         rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
         const size_t colon = item.find(':');
-        const int w = colon == std::string_view::npos ? 1 : std::atoi(std::string(item.substr(colon + 1)).c_str());
+        const int w = colon == std::string_view::npos
+                          ? 1
+                          : std::atoi(std::string(item.substr(colon + 1)).c_str());
         for (int i = 0; i < std::max(w, 1); ++i) domain_mix_.emplace_back(item.substr(0, colon));
       }
     }
-    if (!s_.sizes.empty()) size_pick_ = std::discrete_distribution<size_t>(s_.weights.begin(), s_.weights.end());
+    if (!s_.sizes.empty())
+      size_pick_ = std::discrete_distribution<size_t>(s_.weights.begin(), s_.weights.end());
     // Filler text for the largest message, cut to each one's size.
     size_t biggest = std::max(s_.size, s_.size_max);
     for (size_t z : s_.sizes) biggest = std::max(biggest, z);
@@ -262,12 +246,15 @@ class Blaster {
   // Whether another message may start (now or, open loop, later).
   bool more() {
     if (s_.messages > 0 && stats_.started >= s_.messages) return false;
-    if (s_.rate > 0 && s_.duration > 0) return stats_.started < static_cast<uint64_t>(s_.rate * s_.duration);
+    if (s_.rate > 0 && s_.duration > 0)
+      return stats_.started < static_cast<uint64_t>(s_.rate * s_.duration);
     if (s_.duration > 0 && seconds() >= s_.duration) return false;
     return true;
   }
   // Open loop: the next message's time has come.
-  bool due() const { return s_.rate <= 0 || static_cast<double>(stats_.started) <= seconds() * s_.rate; }
+  bool due() const {
+    return s_.rate <= 0 || static_cast<double>(stats_.started) <= seconds() * s_.rate;
+  }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
 
   void next_message(Conn* c) {
@@ -279,13 +266,15 @@ class Blaster {
       std::string a = to;
       const std::string num = std::to_string(n + static_cast<uint64_t>(r));
       for (size_t p; (p = a.find("{n}")) != std::string::npos;) a.replace(p, 3, num);
-      if (!domain_mix_.empty()) a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
+      if (!domain_mix_.empty())
+        a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
       c->msg.rcpts.push_back(address(a));
     }
     c->slot ^= 1;
     std::string& data = c->data[c->slot];
-    data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() + ">\r\nSubject: blaster " +
-              std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) + ".blaster@" + s_.helo + ">\r\n\r\n";
+    data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() +
+           ">\r\nSubject: blaster " + std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) +
+           ".blaster@" + s_.helo + ">\r\n\r\n";
     if (!s_.body.empty()) {
       data += s_.body;
     } else {
@@ -308,7 +297,7 @@ class Blaster {
     // Open loop: latency from when the message was due.
     Conn::InFlight& f = c->inflight[c->n_inflight++];
     f.t = s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
+                                  std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
                       : Clock::now();
     f.bytes = data.size();
   }
@@ -415,49 +404,60 @@ class Blaster {
     const Stats& st = stats_;
     auto lat = [](const Histogram& h) {
       char buf[200];
-      std::snprintf(buf, sizeof buf, "\"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"p99.9\": %.6f, \"max\": %.6f",
+      std::snprintf(buf, sizeof buf,
+                    "\"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"p99.9\": %.6f, \"max\": %.6f",
                     h.at(0.5), h.at(0.9), h.at(0.99), h.at(0.999), h.max());
       return std::string(buf);
     };
     if (s_.json) {
       std::string codes;
-      for (const auto& [k, v] : st.codes) codes += (codes.empty() ? "" : ", ") + ("\"" + k + "\": " + std::to_string(v));
+      for (const auto& [k, v] : st.codes)
+        codes += (codes.empty() ? "" : ", ") + ("\"" + k + "\": " + std::to_string(v));
       std::string errors;
-      for (const auto& [k, v] : st.errors) errors += (errors.empty() ? "" : ", ") + json_string(k) + ": " + std::to_string(v);
-      std::printf("{\"seconds\": %.3f, \"messages\": %llu, \"accepted\": %llu, \"temp_failed\": %llu, "
-                  "\"perm_failed\": %llu, \"connection_errors\": %llu, \"connections\": %llu, "
-                  "\"tls_sessions\": %llu, \"tls\": %s, "
-                  "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"bytes\": %llu, \"codes\": {%s}, "
-                  "\"errors\": {%s}, \"latency_s\": {%s}, \"connect_s\": {%s}, \"tls_handshake_s\": {%s}, "
-                  "\"setup_s\": {%s}}\n",
-                  t, static_cast<unsigned long long>(st.started), static_cast<unsigned long long>(st.accepted),
-                  static_cast<unsigned long long>(st.temp), static_cast<unsigned long long>(st.perm),
-                  static_cast<unsigned long long>(st.conn_errors), static_cast<unsigned long long>(st.connects),
-                  static_cast<unsigned long long>(st.tls_sessions), json_string(st.tls_seen).c_str(),
-                  st.accepted / t, st.bytes / t, static_cast<unsigned long long>(st.bytes), codes.c_str(),
-                  errors.c_str(), lat(st.txn).c_str(), lat(st.connect).c_str(), lat(st.tls).c_str(),
-                  lat(st.setup).c_str());
+      for (const auto& [k, v] : st.errors) {
+        errors +=
+            (errors.empty() ? "" : ", ") + ringmail::proto::quoted(k) + ": " + std::to_string(v);
+      }
+      std::printf(
+          "{\"seconds\": %.3f, \"messages\": %llu, \"accepted\": %llu, \"temp_failed\": %llu, "
+          "\"perm_failed\": %llu, \"connection_errors\": %llu, \"connections\": %llu, "
+          "\"tls_sessions\": %llu, \"tls\": %s, "
+          "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"bytes\": %llu, \"codes\": {%s}, "
+          "\"errors\": {%s}, \"latency_s\": {%s}, \"connect_s\": {%s}, \"tls_handshake_s\": {%s}, "
+          "\"setup_s\": {%s}}\n",
+          t, static_cast<unsigned long long>(st.started),
+          static_cast<unsigned long long>(st.accepted), static_cast<unsigned long long>(st.temp),
+          static_cast<unsigned long long>(st.perm), static_cast<unsigned long long>(st.conn_errors),
+          static_cast<unsigned long long>(st.connects),
+          static_cast<unsigned long long>(st.tls_sessions),
+          ringmail::proto::quoted(st.tls_seen).c_str(), st.accepted / t, st.bytes / t,
+          static_cast<unsigned long long>(st.bytes), codes.c_str(), errors.c_str(),
+          lat(st.txn).c_str(), lat(st.connect).c_str(), lat(st.tls).c_str(), lat(st.setup).c_str());
       return;
     }
     if (::isatty(2)) std::fprintf(stderr, "\n");
-    std::printf("%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, %llu connection errors "
-                "(%llu connections, %s)\n",
-                t, static_cast<unsigned long long>(st.started), static_cast<unsigned long long>(st.accepted),
-                static_cast<unsigned long long>(st.temp), static_cast<unsigned long long>(st.perm),
-                static_cast<unsigned long long>(st.conn_errors), static_cast<unsigned long long>(st.connects),
-                ringmail::engine::to_string(be_->kind()));
+    std::printf(
+        "%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, %llu connection "
+        "errors "
+        "(%llu connections, %s)\n",
+        t, static_cast<unsigned long long>(st.started),
+        static_cast<unsigned long long>(st.accepted), static_cast<unsigned long long>(st.temp),
+        static_cast<unsigned long long>(st.perm), static_cast<unsigned long long>(st.conn_errors),
+        static_cast<unsigned long long>(st.connects), ringmail::engine::to_string(be_->kind()));
     std::printf("%.1f messages/s, %.2f MB/s\n", st.accepted / t, st.bytes / t / 1e6);
     std::string codes;
     for (const auto& [k, v] : st.codes) codes += " " + k + ":" + std::to_string(v);
     std::printf("replies:%s\n", codes.c_str());
     if (st.tls_sessions > 0) {
-      std::printf("TLS: %llu sessions, %s\n", static_cast<unsigned long long>(st.tls_sessions), st.tls_seen.c_str());
+      std::printf("TLS: %llu sessions, %s\n", static_cast<unsigned long long>(st.tls_sessions),
+                  st.tls_seen.c_str());
     }
-    for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", static_cast<unsigned long long>(v), k.c_str());
+    for (const auto& [k, v] : st.errors)
+      std::printf("failed: %llu x %s\n", static_cast<unsigned long long>(v), k.c_str());
     auto line = [](const char* what, const Histogram& h) {
-      std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n", what,
-                  h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3, h.max() * 1e3,
-                  static_cast<unsigned long long>(h.count()));
+      std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n",
+                  what, h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3,
+                  h.max() * 1e3, static_cast<unsigned long long>(h.count()));
     };
     line("transaction", st.txn);
     line("connect    ", st.connect);
@@ -499,7 +499,8 @@ void Conn::on_connect(const Event& ev) {
 }
 
 void Conn::start_tls() {
-  tls = std::make_unique<TlsSession>(b->tls_context(), TlsSession::Role::kClient, b->settings().sni);
+  tls =
+      std::make_unique<TlsSession>(b->tls_context(), TlsSession::Role::kClient, b->settings().sni);
   t_tls = Clock::now();
   std::string none;
   tls->pump(&none);  // the ClientHello
@@ -560,7 +561,8 @@ void Conn::on_send(const Event& ev) {
     if (ev.res < 0 && error.empty()) error = std::string("send: ") + std::strerror(-ev.res);
     closing = true;
     ::shutdown(fd, SHUT_RDWR);
-    if (!recv_armed) b->closed(this, !error.empty() || ev.res < 0);  // *this is the next connection afterwards
+    if (!recv_armed)
+      b->closed(this, !error.empty() || ev.res < 0);  // *this is the next connection afterwards
     return;
   }
   sent += static_cast<size_t>(ev.res);
@@ -656,14 +658,16 @@ bool parse_size_file(const std::string& path, Settings* s) {
     char* end = nullptr;
     const unsigned long long size = std::strtoull(size_text.c_str(), &end, 10);
     double weight = 1;
-    bool ok = *end == '\0' && size_text[0] != '-' && size > 0 && size <= (64u << 20) && extra.empty();
+    bool ok =
+        *end == '\0' && size_text[0] != '-' && size > 0 && size <= (64u << 20) && extra.empty();
     if (ok && !weight_text.empty()) {
       weight = std::strtod(weight_text.c_str(), &end);
       ok = *end == '\0' && weight > 0 && std::isfinite(weight);
     }
     if (!ok) {
-      std::fprintf(stderr, "smtp-blaster: %s:%d: want 'BYTES [WEIGHT]' (1 byte to 64 MiB, weight above 0)\n",
-                   path.c_str(), no);
+      std::fprintf(
+          stderr, "smtp-blaster: %s:%d: want 'BYTES [WEIGHT]' (1 byte to 64 MiB, weight above 0)\n",
+          path.c_str(), no);
       return false;
     }
     s->sizes.push_back(static_cast<size_t>(size));
@@ -709,40 +713,53 @@ int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"smtp-blaster: load for an SMTP server"};
   app.add_option("--target", s.target, "HOST:PORT ([v6]:port)")->required();
-  app.add_option("--connections", s.connections, "concurrent connections")->capture_default_str()
+  app.add_option("--connections", s.connections, "concurrent connections")
+      ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   auto* msgs = app.add_option("--messages", s.messages, "stop after this many messages");
   auto* dur = app.add_option("--duration", s.duration, "stop after this many seconds");
-  app.add_option("--per-connection", s.per_connection, "messages per connection")->capture_default_str()
+  app.add_option("--per-connection", s.per_connection, "messages per connection")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  app.add_option("--recipients", s.recipients, "recipients per message")->capture_default_str()
+  app.add_option("--recipients", s.recipients, "recipients per message")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--size", s.size, "message size in bytes")->capture_default_str();
   app.add_option("--size-min", s.size_min, "smallest size (with --size-max: uniform)");
   app.add_option("--size-max", s.size_max, "largest size");
   app.add_option("--from", s.from, "envelope sender")->capture_default_str();
-  app.add_option("--to", s.to, "recipient pattern ({n}: the message number)")->capture_default_str();
+  app.add_option("--to", s.to, "recipient pattern ({n}: the message number)")
+      ->capture_default_str();
   app.add_option("--domain", s.domains, "recipient domain mix, e.g. a.test:3,b.test:1");
   app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
-  app.add_option("--backend", s.backend, "auto, io_uring or epoll")->capture_default_str()
+  app.add_option("--backend", s.backend, "auto, io_uring or epoll")
+      ->capture_default_str()
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   std::string size_file, body_file, auth, pipelining = "on";
-  auto* size_opt = app.add_option("--size-file", size_file, "sizes to draw from: one 'BYTES [WEIGHT]' a line");
-  app.add_option("--body-file", body_file, "message body to send (headers are added; LF becomes CRLF)");
-  auto* starttls = app.add_flag("--starttls", s.starttls, "STARTTLS (required: a server without it fails)");
-  app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)")->excludes(starttls);
-  app.add_option("--sni", s.sni, "TLS server name (default: the target's host name unless an address)");
+  auto* size_opt =
+      app.add_option("--size-file", size_file, "sizes to draw from: one 'BYTES [WEIGHT]' a line");
+  app.add_option("--body-file", body_file,
+                 "message body to send (headers are added; LF becomes CRLF)");
+  auto* starttls =
+      app.add_flag("--starttls", s.starttls, "STARTTLS (required: a server without it fails)");
+  app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)")
+      ->excludes(starttls);
+  app.add_option("--sni", s.sni,
+                 "TLS server name (default: the target's host name unless an address)");
   app.add_option("--auth", auth, "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only)");
   app.add_option("--max-errors", s.max_errors, "stop after this many failed connections (0: never)")
       ->capture_default_str();
-  app.add_option("--pipelining", pipelining, "use PIPELINING when offered")->capture_default_str()
+  app.add_option("--pipelining", pipelining, "use PIPELINING when offered")
+      ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--json", s.json, "one JSON object on stdout");
-  app.add_option("--rate", s.rate, "open loop: messages per second (latency from each one's due time)")
+  app.add_option("--rate", s.rate,
+                 "open loop: messages per second (latency from each one's due time)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   if (msgs->count() == 0 && dur->count() == 0) {
-    std::fprintf(stderr, "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");
+    std::fprintf(stderr,
+                 "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");
     return 2;
   }
   if (s.size_max > 0 && s.size_min > s.size_max) {
@@ -759,7 +776,9 @@ int main(int argc, char** argv) {
     s.auth_user = auth.substr(0, c);
     s.auth_password = auth.substr(c + 1);
     if (!s.starttls && !s.implicit_tls) {
-      std::fprintf(stderr, "smtp-blaster: --auth needs --starttls or --tls (a password never goes in clear)\n");
+      std::fprintf(
+          stderr,
+          "smtp-blaster: --auth needs --starttls or --tls (a password never goes in clear)\n");
       return 2;
     }
   }
@@ -772,12 +791,14 @@ int main(int argc, char** argv) {
   }
   std::string host = s.target.substr(0, colon);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (s.sni.empty() && host.find_first_not_of("0123456789.") != std::string::npos && host.find(':') == std::string::npos) {
+  if (s.sni.empty() && host.find_first_not_of("0123456789.") != std::string::npos &&
+      host.find(':') == std::string::npos) {
     s.sni = host;
   }
   addrinfo hints{}, *res = nullptr;
   hints.ai_socktype = SOCK_STREAM;
-  if (int e = ::getaddrinfo(host.c_str(), s.target.substr(colon + 1).c_str(), &hints, &res); e != 0) {
+  if (int e = ::getaddrinfo(host.c_str(), s.target.substr(colon + 1).c_str(), &hints, &res);
+      e != 0) {
     std::fprintf(stderr, "smtp-blaster: %s: %s\n", s.target.c_str(), gai_strerror(e));
     return 2;
   }

@@ -20,6 +20,7 @@
 #include <toml++/toml.h>
 
 #include "proto/address.h"
+#include "proto/quoted.h"
 #include "storage/domains.h"
 #include "storage/file_io.h"
 #include "tls/cert_store.h"
@@ -322,22 +323,7 @@ int fail(const std::string& why) {
 
 void report(const std::string& line) { std::printf("%s\n", line.c_str()); }
 
-std::string toml_str(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+std::string toml_str(const std::string& s) { return proto::quoted(s); }
 
 enum class Type { kString, kStrings, kInt, kBool };
 

@@ -28,6 +28,7 @@
 #include "proto/dkim.h"
 #include "proto/dmarc.h"
 #include "proto/ip.h"
+#include "proto/quoted.h"
 #include "proto/spf.h"
 #include "tls/dkim_key.h"
 #include "tools/dkim.h"
@@ -45,22 +46,7 @@ int fail(const std::string& why) {
   return 1;
 }
 
-std::string toml_str(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+std::string toml_str(const std::string& s) { return proto::quoted(s); }
 
 bool in_net(const proto::IpAddress& a, const char* net, unsigned bits) {
   auto n = proto::parse_ip(net);

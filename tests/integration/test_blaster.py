@@ -13,12 +13,10 @@ import tempfile
 import threading
 import time
 
-import pytest
-
 from conftest import free_port
-from test_auth import PASSWORD, add_mailboxes, add_user
+from test_auth import PASSWORD
 from test_outbound import sink
-from test_tls import make_cert
+from test_send_test import submission  # noqa: F401 (fixture)
 
 BLASTER = os.environ.get(
     "RINGMAIL_BLASTER",
@@ -172,16 +170,6 @@ def test_open_loop_rate_paces_the_messages():
     for when, n in s.arrivals:
         # message k (from 0) is due at k/40 s: by time t at most 40t+1 are due
         assert n <= 40 * (when - t0) + 1, (when - t0, n)
-
-
-@pytest.fixture
-def submission(start_ringmaild, tmp_path):
-    certs = tmp_path / "certs"
-    make_cert(certs / "localhost", "localhost", "fullchain.pem", "privkey.pem")
-    domains = tmp_path / "domains"
-    add_user(domains, "alice@example.test")
-    add_mailboxes(domains, "example.test", "bob")
-    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains, hostname="localhost")
 
 
 def maildir_count(server, user, want):
