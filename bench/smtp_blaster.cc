@@ -400,6 +400,7 @@ class Blaster {
   }
 
   void report() {
+    using ull = unsigned long long;
     const double t = seconds();
     const Stats& st = stats_;
     auto lat = [](const Histogram& h) {
@@ -412,7 +413,8 @@ class Blaster {
     if (s_.json) {
       std::string codes;
       for (const auto& [k, v] : st.codes)
-        codes += (codes.empty() ? "" : ", ") + ("\"" + k + "\": " + std::to_string(v));
+        codes +=
+            (codes.empty() ? "" : ", ") + ringmail::proto::quoted(k) + ": " + std::to_string(v);
       std::string errors;
       for (const auto& [k, v] : st.errors) {
         errors +=
@@ -425,35 +427,26 @@ class Blaster {
           "\"messages_per_s\": %.1f, \"bytes_per_s\": %.0f, \"bytes\": %llu, \"codes\": {%s}, "
           "\"errors\": {%s}, \"latency_s\": {%s}, \"connect_s\": {%s}, \"tls_handshake_s\": {%s}, "
           "\"setup_s\": {%s}}\n",
-          t, static_cast<unsigned long long>(st.started),
-          static_cast<unsigned long long>(st.accepted), static_cast<unsigned long long>(st.temp),
-          static_cast<unsigned long long>(st.perm), static_cast<unsigned long long>(st.conn_errors),
-          static_cast<unsigned long long>(st.connects),
-          static_cast<unsigned long long>(st.tls_sessions),
-          ringmail::proto::quoted(st.tls_seen).c_str(), st.accepted / t, st.bytes / t,
-          static_cast<unsigned long long>(st.bytes), codes.c_str(), errors.c_str(),
+          t, ull(st.started), ull(st.accepted), ull(st.temp), ull(st.perm), ull(st.conn_errors),
+          ull(st.connects), ull(st.tls_sessions), ringmail::proto::quoted(st.tls_seen).c_str(),
+          st.accepted / t, st.bytes / t, ull(st.bytes), codes.c_str(), errors.c_str(),
           lat(st.txn).c_str(), lat(st.connect).c_str(), lat(st.tls).c_str(), lat(st.setup).c_str());
       return;
     }
     if (::isatty(2)) std::fprintf(stderr, "\n");
     std::printf(
-        "%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, %llu connection "
-        "errors "
-        "(%llu connections, %s)\n",
-        t, static_cast<unsigned long long>(st.started),
-        static_cast<unsigned long long>(st.accepted), static_cast<unsigned long long>(st.temp),
-        static_cast<unsigned long long>(st.perm), static_cast<unsigned long long>(st.conn_errors),
-        static_cast<unsigned long long>(st.connects), ringmail::engine::to_string(be_->kind()));
+        "%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, "
+        "%llu connection errors (%llu connections, %s)\n",
+        t, ull(st.started), ull(st.accepted), ull(st.temp), ull(st.perm), ull(st.conn_errors),
+        ull(st.connects), ringmail::engine::to_string(be_->kind()));
     std::printf("%.1f messages/s, %.2f MB/s\n", st.accepted / t, st.bytes / t / 1e6);
     std::string codes;
     for (const auto& [k, v] : st.codes) codes += " " + k + ":" + std::to_string(v);
     std::printf("replies:%s\n", codes.c_str());
     if (st.tls_sessions > 0) {
-      std::printf("TLS: %llu sessions, %s\n", static_cast<unsigned long long>(st.tls_sessions),
-                  st.tls_seen.c_str());
+      std::printf("TLS: %llu sessions, %s\n", ull(st.tls_sessions), st.tls_seen.c_str());
     }
-    for (const auto& [k, v] : st.errors)
-      std::printf("failed: %llu x %s\n", static_cast<unsigned long long>(v), k.c_str());
+    for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", ull(v), k.c_str());
     auto line = [](const char* what, const Histogram& h) {
       std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n",
                   what, h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3,
