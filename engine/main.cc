@@ -21,6 +21,7 @@
 
 #include "engine/config.h"
 #include "engine/log.h"
+#include "engine/notify.h"
 #include "engine/shard.h"
 #include "engine/srs.h"
 #include "storage/file_io.h"
@@ -334,9 +335,40 @@ int run(int argc, char** argv) {
     addrs += " " + l.address +
              (l.kind == proto::ListenerKind::kSmtp ? "/smtp" : l.implicit_tls ? "/submissions" : "/submission");
   }
+  const std::string ready_status = std::to_string(shards.size()) + " shards on " +
+                                   to_string(shards[0]->backend_kind()) + ", listening on" + addrs;
   if (!failed) {
-    log_line("ready: " + std::to_string(shards.size()) + " shards on " +
-             to_string(shards[0]->backend_kind()) + ", listening on" + addrs);
+    log_line("ready: " + ready_status);
+    notify::ready(ready_status);  // listeners bound, spool recovered
+  }
+  // The watchdog is pinged from here while every shard's loop turns; a
+  // stuck shard stops the pings and the service manager restarts us.
+  const uint64_t watchdog_us = notify::watchdog_usec();
+  const int64_t ping_every_ms = static_cast<int64_t>(watchdog_us / 3000);
+  const int64_t stale_ms = std::max<int64_t>(static_cast<int64_t>(watchdog_us / 2000), 1500);
+  int64_t last_ping_ms = 0;
+  bool stale_logged = false;
+  auto pet_watchdog = [&] {
+    if (watchdog_us == 0) return;
+    const int64_t now = Shard::steady_ms();
+    if (now - last_ping_ms < ping_every_ms) return;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const int64_t idle = now - shards[i]->last_turn_ms();
+      if (idle > stale_ms) {
+        if (!stale_logged) {
+          log_line("watchdog: shard " + std::to_string(i) + " has not turned for " +
+                   std::to_string(idle) + " ms; no more pings");
+          stale_logged = true;
+        }
+        return;
+      }
+    }
+    stale_logged = false;
+    last_ping_ms = now;
+    notify::watchdog();
+  };
+  if (watchdog_us != 0 && !failed) {
+    log_line("watchdog: pinging every " + std::to_string(ping_every_ms) + " ms while every shard turns");
   }
 
   // Certificates are built here, off the shards' threads, validated, and
@@ -364,8 +396,13 @@ int run(int argc, char** argv) {
     siginfo_t info;
     // Certificate files are looked at every few seconds (an acme.sh renewal
     // needs no signal).
-    const timespec poll{kCertPollS, 0};
+    pet_watchdog();
+    timespec poll{kCertPollS, 0};
+    if (watchdog_us != 0 && ping_every_ms < kCertPollS * 1000) {
+      poll = timespec{ping_every_ms / 1000, (ping_every_ms % 1000) * 1000000};
+    }
     int sig = sigtimedwait(&sigs, &info, &poll);
+    pet_watchdog();
     if (sig < 0) {
       if (errno == EAGAIN && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
         reload_certs("a certificate file changed");
@@ -380,6 +417,12 @@ int run(int argc, char** argv) {
       continue;
     }
     if (sig == SIGHUP) {
+      notify::reloading();
+      // Whatever the outcome, the daemon serves again: READY=1 at the end.
+      struct ReadyAgain {
+        const std::string& status;
+        ~ReadyAgain() { notify::ready(status); }
+      } ready_again{ready_status};
       reload_certs("SIGHUP");
       if (config_path.empty()) {
         log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
@@ -411,6 +454,7 @@ int run(int argc, char** argv) {
     }
     log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
              ": stopping (open transactions get " + std::to_string(cfg->shutdown_grace_s) + "s)");
+    notify::stopping("stopping: finishing open transactions and deliveries in flight");
     for (auto& s : shards) {
       ShardMessage m;
       m.type = ShardMessage::Type::kStop;

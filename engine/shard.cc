@@ -261,6 +261,12 @@ std::string Shard::new_message_id() {
   return std::string(id, 13);
 }
 
+int64_t Shard::steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void Shard::run(std::latch& ready) {
   set_log_shard(static_cast<int>(index_));
   backend_ = make_backend(backend_kind_, &error_);
@@ -337,6 +343,7 @@ void Shard::run(std::latch& ready) {
   }
 
   while (true) {
+    last_turn_ms_.store(steady_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
     backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : pipes_inflight_ > 0 ? 20 : 1000);
     if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());

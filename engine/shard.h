@@ -96,6 +96,10 @@ class Shard final : public proto::SmtpHost {
   void run(std::latch& ready);
   const std::string& error() const { return error_; }
   BackendKind backend_kind() const { return backend_kind_; }
+  // Steady-clock milliseconds of the loop's last turn (it turns at least
+  // once a second): the watchdog's sign that the shard is alive.
+  int64_t last_turn_ms() const { return last_turn_ms_.load(std::memory_order_relaxed); }
+  static int64_t steady_ms();
 
   // Before run(), on the main thread: the certificates new TLS sessions use
   // (null or empty: no STARTTLS, and implicit TLS ports close at once).
@@ -226,6 +230,7 @@ class Shard final : public proto::SmtpHost {
   // Set once run() has its backend (or gave up): peers wait for it before
   // their loops start, so no message goes to a ring that is not there yet.
   std::atomic<bool> started_{false};
+  std::atomic<int64_t> last_turn_ms_{0};
   void dispatch_batch(OutboundBatch* b);
   // DKIM body hashers with canonical bytes waiting (deferred hashing): at
   // the end of the loop turn their whole blocks are hashed together, in the

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <resolv.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -179,6 +180,20 @@ bool write_new(const std::string& path, const std::string& data, mode_t mode, st
   return ok;
 }
 
+// On a host where `meson install` made the ringmail user, the daemon runs
+// as it: give its group read access to the secrets init wrote (0640,
+// root:ringmail). Elsewhere the files stay 0600 for their owner.
+std::string share_with_daemon_group(const std::vector<std::string>& paths) {
+  const group* g = ::getgrnam("ringmail");
+  if (g == nullptr || ::geteuid() != 0) return "";
+  for (const auto& p : paths) {
+    if (::chown(p.c_str(), 0, g->gr_gid) != 0 || ::chmod(p.c_str(), 0640) != 0) {
+      return "could not give group ringmail read access to " + p + ": " + std::strerror(errno);
+    }
+  }
+  return "ok";
+}
+
 bool path_exists(const fs::path& p) {
   std::error_code ec;
   return fs::exists(fs::symlink_status(p, ec));
@@ -271,6 +286,7 @@ int init(const InitOptions& o) {
       !write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644, &err)) {
     return fail(err);
   }
+  const std::string shared = share_with_daemon_group({(dom / "users").string(), rsa_path, ed_path});
 
   const auto certs = find_certs(hostname == domain ? std::vector<std::string>{hostname}
                                                    : std::vector<std::string>{hostname, domain},
@@ -309,9 +325,12 @@ int init(const InitOptions& o) {
   if (!write_new(toml_path.string(), t, 0644, &err)) return fail(err);
 
   std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(), domain.c_str());
-  std::printf("wrote %s (no users yet, mode 0600) and %s (examples only)\n", (dom / "users").c_str(),
+  const char* mode = shared == "ok" ? "mode 0640, group ringmail" : "mode 0600";
+  std::printf("wrote %s (no users yet, %s) and %s (examples only)\n", (dom / "users").c_str(), mode,
               (dom / "aliases").c_str());
-  std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519)\n", rsa_path.c_str(), ed_path.c_str());
+  std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519), %s\n", rsa_path.c_str(), ed_path.c_str(),
+              mode);
+  if (!shared.empty() && shared != "ok") std::printf("warning: %s\n", shared.c_str());
   if (certs.empty()) {
     std::printf("certificates: none found for %s in ~/.acme.sh (acme.sh) or %s/live (certbot); "
                 "port 465 is left commented out and STARTTLS is not offered until there is one\n",

@@ -79,7 +79,8 @@ class Ringmaild:
     def __init__(self, binary, workdir, limits=None, hostname=HOSTNAME,
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
-                 auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None):
+                 auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None,
+                 env=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,7 @@ class Ringmaild:
         self.relay_networks = list(relay_networks or [])
         self.dkim = dict(dkim or {})  # [dkim] keys
         self.inbound = dict(inbound or {})  # [inbound] keys
+        self.env = dict(env or {})  # added to the daemon's environment
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -183,7 +185,8 @@ class Ringmaild:
             self._log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())
             self._log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=subprocess.STDOUT)
+                                         stdout=self._log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **self.env})
             self.starts += 1
             self.returncode = None
             err = self._wait_listening()
