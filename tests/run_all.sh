@@ -70,7 +70,7 @@ if [ ! -f "$fz/build.ninja" ]; then
   CXX=clang++ meson setup "$fz" "$top" -Dfuzz=true -Dtests=false -Dbenchmarks=false \
     -Db_sanitize=address,undefined -Db_lundef=false "${wolf[@]}" >/dev/null
 fi
-targets=(smtp_command data_reader smtp_session spool_format client_hello sasl smtp_client dkim spf sha256 dmarc srs aliases)
+targets=(smtp_command data_reader smtp_session spool_format client_hello sasl smtp_client dkim spf sha256 dmarc srs aliases http)
 if ninja -C "$fz" $(printf 'tests/fuzz_%s ' "${targets[@]}") >"$fz.log" 2>&1; then
   fok=0; ffail=0
   for t in "${targets[@]}"; do

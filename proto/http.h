@@ -1,0 +1,56 @@
+// HTTP/1.1 requests read from a byte stream with Debian's http-parser
+// (the parser node.js used; not hand-written), for ringmaild's HTTP
+// listener (/metrics, /healthz, later the injection API). Pure parsing: the
+// engine owns the socket. Requests come out whole, in order, pipelined ones
+// included; responses are built by http_response().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ringmail::proto {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // the URL's path, without the query
+  std::string query;   // after '?', or ""
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower case
+  std::string body;
+  bool keep_alive = true;
+  // The first header of this name (lower case), or "".
+  std::string header(std::string_view name) const;
+};
+
+class HttpRequestReader {
+ public:
+  explicit HttpRequestReader(size_t body_max = 1 << 20);
+  ~HttpRequestReader();
+  HttpRequestReader(const HttpRequestReader&) = delete;
+  HttpRequestReader& operator=(const HttpRequestReader&) = delete;
+
+  // Consumes bytes; complete requests are appended to *out. False once the
+  // stream is broken (error() says why, status() the reply: 400, 413, 431);
+  // nothing after that is read.
+  bool feed(std::string_view in, std::vector<HttpRequest>* out);
+  int status() const { return status_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int status_ = 0;
+  std::string error_;
+};
+
+// A complete HTTP/1.1 response with Content-Length (and Connection: close
+// when !keep_alive).
+std::string http_response(int status, std::string_view content_type, std::string_view body,
+                          bool keep_alive);
+const char* http_reason(int status);
+
+}  // namespace ringmail::proto

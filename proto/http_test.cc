@@ -1,0 +1,80 @@
+#include "proto/http.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmail::proto {
+namespace {
+
+TEST(Http, GetWithQueryAndHeaders) {
+  HttpRequestReader r;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(r.feed("GET /api/queue?domain=example.com HTTP/1.1\r\nHost: x\r\nX-Thing: A b\r\n\r\n", &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].method, "GET");
+  EXPECT_EQ(out[0].path, "/api/queue");
+  EXPECT_EQ(out[0].query, "domain=example.com");
+  EXPECT_EQ(out[0].header("x-thing"), "A b");
+  EXPECT_EQ(out[0].header("host"), "x");
+  EXPECT_TRUE(out[0].keep_alive);
+}
+
+TEST(Http, PipelinedAndSplitByteByByte) {
+  const std::string two =
+      "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+      "GET /b HTTP/1.1\r\nConnection: close\r\n\r\n";
+  HttpRequestReader r;
+  std::vector<HttpRequest> out;
+  for (char c : two) ASSERT_TRUE(r.feed(std::string_view(&c, 1), &out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].body, "hello");
+  EXPECT_TRUE(out[0].keep_alive);
+  EXPECT_EQ(out[1].path, "/b");
+  EXPECT_FALSE(out[1].keep_alive);
+  HttpRequestReader whole;
+  out.clear();
+  ASSERT_TRUE(whole.feed(two, &out));
+  EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(Http, ChunkedBodyAndHttp10) {
+  HttpRequestReader r;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(r.feed("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].body, "abcde");
+  HttpRequestReader old;
+  out.clear();
+  ASSERT_TRUE(old.feed("GET / HTTP/1.0\r\n\r\n", &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].keep_alive);
+}
+
+TEST(Http, Refusals) {
+  std::vector<HttpRequest> out;
+  HttpRequestReader big(10);
+  EXPECT_FALSE(big.feed("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", &out));
+  EXPECT_EQ(big.status(), 413);
+  HttpRequestReader chunky(4);
+  EXPECT_FALSE(chunky.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n", &out));
+  EXPECT_EQ(chunky.status(), 413);
+  HttpRequestReader garbage;
+  EXPECT_FALSE(garbage.feed("HELO there\r\n\r\n", &out));
+  EXPECT_EQ(garbage.status(), 400);
+  EXPECT_FALSE(garbage.feed("GET / HTTP/1.1\r\n\r\n", &out));  // stays broken
+  HttpRequestReader fields;
+  EXPECT_FALSE(fields.feed("GET / HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n", &out));
+  EXPECT_EQ(fields.status(), 431);
+  HttpRequestReader upgrade;
+  EXPECT_FALSE(upgrade.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &out));
+  EXPECT_EQ(upgrade.status(), 400);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(Http, Response) {
+  EXPECT_EQ(http_response(404, "text/plain", "no\n", true),
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n");
+  EXPECT_NE(http_response(200, "text/plain", "", false).find("Connection: close\r\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ringmail::proto
