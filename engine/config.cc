@@ -331,9 +331,11 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       } else if (kind == "submissions") {
         l.kind = proto::ListenerKind::kSubmission;
         l.implicit_tls = true;
+      } else if (kind == "http") {
+        l.http = true;
       } else {
         throw ConfigError{where(source, item, "listener.kind") +
-                          ": must be smtp, submission or submissions"};
+                          ": must be smtp, submission, submissions or http"};
       }
       cfg->listeners.push_back(std::move(l));
     }

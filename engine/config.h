@@ -37,6 +37,8 @@ struct ListenerConfig {
   proto::ListenerKind kind = proto::ListenerKind::kSmtp;
   // "submissions": TLS from the first byte (RFC 8314), no STARTTLS.
   bool implicit_tls = false;
+  // "http": the HTTP listener (/metrics, /healthz), not SMTP.
+  bool http = false;
 };
 
 struct Config {

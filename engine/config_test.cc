@@ -208,6 +208,18 @@ TEST(Config, ErrorsNameFileLineAndKey) {
               HasSubstr("backend: must be auto, io_uring or epoll"));
 }
 
+TEST(Config, HttpListener) {
+  std::string err;
+  auto c = parse_config(std::string(kBase) + "[[listener]]\naddress = \"127.0.0.1:2580\"\nkind = \"http\"\n",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  ASSERT_EQ(c->listeners.size(), 2u);
+  EXPECT_FALSE(c->listeners[0].http);
+  EXPECT_TRUE(c->listeners[1].http);
+  EXPECT_THAT(err_of(std::string(kBase) + "kind = \"gopher\"\n"),
+              HasSubstr("listener.kind: must be smtp, submission, submissions or http"));
+}
+
 TEST(Config, ListenAddresses) {
   sockaddr_storage ss;
   socklen_t len;

@@ -141,6 +141,7 @@ void Connection::pump_tls() {
   std::string plain;
   const tls::TlsSession::Status st = tls_->pump(&plain);
   if (!was_up && tls_->handshake_done()) {
+    shard_.stats_.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
     session_.tls_started(proto::TlsInfo{tls_->version(), tls_->cipher()});
     if (implicit_tls_) session_.start();
   }

@@ -333,7 +333,10 @@ int run(int argc, char** argv) {
   std::string addrs;
   for (const auto& l : cfg->listeners) {
     addrs += " " + l.address +
-             (l.kind == proto::ListenerKind::kSmtp ? "/smtp" : l.implicit_tls ? "/submissions" : "/submission");
+             (l.http                                 ? "/http"
+              : l.kind == proto::ListenerKind::kSmtp ? "/smtp"
+              : l.implicit_tls                       ? "/submissions"
+                                                     : "/submission");
   }
   const std::string ready_status = std::to_string(shards.size()) + " shards on " +
                                    to_string(shards[0]->backend_kind()) + ", listening on" + addrs;

@@ -19,6 +19,7 @@
 #include <ctime>
 
 #include "engine/connection.h"
+#include "engine/http_server.h"
 #include "engine/log.h"
 
 namespace ringmail::engine {
@@ -342,10 +343,16 @@ void Shard::run(std::latch& ready) {
     while (!p->started_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 
+  auto turn_end = std::chrono::steady_clock::now();
   while (true) {
     last_turn_ms_.store(steady_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
     backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : pipes_inflight_ > 0 ? 20 : 1000);
+    const auto woke = std::chrono::steady_clock::now();
+    const auto us = [](auto d) {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
+    stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
     if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());
     tick();
     drain_inboxes();
@@ -360,11 +367,19 @@ void Shard::run(std::latch& ready) {
     for (Connection* c : dead_) {
       backend_->close(c->fd());
       conns_.erase(c);
+      stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
     }
     dead_.clear();
+    for (HttpConnection* c : dead_http_) {
+      backend_->close(c->fd());
+      http_conns_.erase(c);
+    }
+    dead_http_.clear();
+    turn_end = std::chrono::steady_clock::now();
+    stats_.loop_busy_us.fetch_add(us(turn_end - woke), std::memory_order_relaxed);
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing() &&
+      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing() &&
           (!outbound_ || outbound_->idle()) && peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
@@ -555,6 +570,9 @@ void Shard::begin_stop() {
   std::vector<Connection*> all;
   for (auto& [c, owned] : conns_) all.push_back(c);
   for (Connection* c : all) c->request_shutdown();
+  std::vector<HttpConnection*> http;
+  for (auto& [c, owned] : http_conns_) http.push_back(c);
+  for (HttpConnection* c : http) c->abort();
   if (outbound_) {
     outbound_->stop();
     dispatcher_->stop();
@@ -605,6 +623,16 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     return;
   }
   stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+  if (cfg_->listeners[listener].http) {
+    std::string literal, peer;
+    sockaddr_storage addr{};
+    describe_peer(fd, &literal, &peer, &addr);
+    auto conn = std::make_unique<HttpConnection>(*this, fd, peer);
+    HttpConnection* c = conn.get();
+    http_conns_.emplace(c, std::move(conn));
+    c->start();
+    return;
+  }
   if (conns_.size() >= cfg_->connections_max) {
     static constexpr char kBusy[] = "421 4.7.0 Too many connections\r\n";
     [[maybe_unused]] ssize_t n = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -619,7 +647,89 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       std::make_unique<Connection>(*this, fd, cfg_->listeners[listener], literal, peer, trusted);
   Connection* c = conn.get();
   conns_.emplace(c, std::move(conn));
+  stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
   c->start();
+}
+
+std::string Shard::http_respond(const proto::HttpRequest& req, const std::string& peer,
+                                bool* keep_alive) {
+  stats_.http_requests.fetch_add(1, std::memory_order_relaxed);
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  int status = 200;
+  std::string type = "text/plain; charset=utf-8", body;
+  if (req.path == "/healthz") {
+    if (!get) {
+      status = 405;
+      body = "use GET\n";
+    } else if (stopping_) {
+      status = 503;
+      body = "stopping\n";
+    } else {
+      body = "ok\n";
+    }
+  } else if (req.path == "/metrics") {
+    if (!get) {
+      status = 405;
+      body = "use GET\n";
+    } else {
+      type = "text/plain; version=0.0.4; charset=utf-8";
+      body = metrics_text();
+    }
+  } else {
+    status = 404;
+    body = "no such path: " + req.path + " (try /metrics or /healthz)\n";
+  }
+  if (status >= 400) log_line("http client=" + peer + ": " + req.method + " " + req.path + " " + std::to_string(status));
+  if (stopping_) *keep_alive = false;
+  std::string r = proto::http_response(status, type, body, *keep_alive);
+  if (req.method == "HEAD") r.resize(r.size() - body.size());
+  return r;
+}
+
+std::string Shard::metrics_text() const {
+  struct Metric {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const Shard&);
+  };
+  static const Metric kMetrics[] = {
+      {"ringmail_connections_accepted_total", "counter", "Connections accepted (SMTP and HTTP).",
+       [](const Shard& s) { return double(s.stats_.accepted_connections.load()); }},
+      {"ringmail_connections_open", "gauge", "SMTP sessions open now.",
+       [](const Shard& s) { return double(s.stats_.open_connections.load()); }},
+      {"ringmail_tls_handshakes_total", "counter", "Inbound TLS handshakes completed.",
+       [](const Shard& s) { return double(s.stats_.tls_handshakes.load()); }},
+      {"ringmail_messages_accepted_total", "counter",
+       "Messages acknowledged with 250 (on disk and fsynced).",
+       [](const Shard& s) { return double(s.stats_.messages_queued.load()); }},
+      {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
+       [](const Shard& s) { return double(s.stats_.messages_delivered.load()); }},
+      {"ringmail_spool_commit_failures_total", "counter",
+       "Messages refused because the spool could not store them.",
+       [](const Shard& s) { return double(s.stats_.commit_failures.load()); }},
+      {"ringmail_http_requests_total", "counter", "Requests to the HTTP listener.",
+       [](const Shard& s) { return double(s.stats_.http_requests.load()); }},
+      {"ringmail_loop_wait_seconds_total", "counter", "Time the shard's loop waited for events.",
+       [](const Shard& s) { return double(s.stats_.loop_wait_us.load()) / 1e6; }},
+      {"ringmail_loop_busy_seconds_total", "counter",
+       "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
+       [](const Shard& s) { return double(s.stats_.loop_busy_us.load()) / 1e6; }},
+      {"ringmail_loop_last_turn_age_seconds", "gauge", "Seconds since the shard's loop last turned.",
+       [](const Shard& s) { return double(steady_ms() - s.last_turn_ms()) / 1e3; }},
+  };
+  std::string out;
+  char num[64];
+  for (const Metric& m : kMetrics) {
+    out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
+    for (const Shard* p : peers_) {
+      std::snprintf(num, sizeof num, "%.17g", m.value(*p));
+      out += std::string(m.name) + "{shard=\"" + std::to_string(p->index_) + "\"} " + num + "\n";
+    }
+  }
+  out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +
+         std::string(stopping_ ? "0" : "1") + "\n";
+  return out;
 }
 
 void Shard::retire(Connection* c) { dead_.push_back(c); }

@@ -23,6 +23,7 @@
 #include "engine/config.h"
 #include "engine/blocking_pool.h"
 #include "engine/dkim.h"
+#include "proto/http.h"
 #include "proto/srs.h"
 #include "storage/domains.h"
 #include "engine/spsc.h"
@@ -37,6 +38,7 @@
 namespace ringmail::engine {
 
 class Connection;
+class HttpConnection;
 class Shard;
 
 // Fired by the shard's timer wheel.
@@ -75,6 +77,12 @@ struct ShardMessage {
 // Counters read by other threads (tests, status); written only by the shard.
 struct ShardStats {
   std::atomic<uint64_t> accepted_connections{0};
+  std::atomic<uint64_t> open_connections{0};  // SMTP sessions now
+  std::atomic<uint64_t> tls_handshakes{0};
+  std::atomic<uint64_t> http_requests{0};
+  // Loop time: waiting for events, and working on them (microseconds).
+  std::atomic<uint64_t> loop_wait_us{0};
+  std::atomic<uint64_t> loop_busy_us{0};
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
@@ -100,6 +108,14 @@ class Shard final : public proto::SmtpHost {
   // once a second): the watchdog's sign that the shard is alive.
   int64_t last_turn_ms() const { return last_turn_ms_.load(std::memory_order_relaxed); }
   static int64_t steady_ms();
+
+  // The HTTP listener's answer to one request (shard thread). *keep_alive
+  // comes in as the request's and may be cleared.
+  std::string http_respond(const proto::HttpRequest& req, const std::string& peer,
+                           bool* keep_alive);
+  // Every shard's counters in Prometheus' text format (version 0.0.4).
+  std::string metrics_text() const;
+  static size_t http_body_max() { return 16u << 20; }
 
   // Before run(), on the main thread: the certificates new TLS sessions use
   // (null or empty: no STARTTLS, and implicit TLS ports close at once).
@@ -136,6 +152,7 @@ class Shard final : public proto::SmtpHost {
 
  private:
   friend class Connection;
+  friend class HttpConnection;
 
   struct AcceptC final : Completion {
     Shard* shard = nullptr;
@@ -257,6 +274,9 @@ class Shard final : public proto::SmtpHost {
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> dead_;
+  std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_conns_;
+  std::vector<HttpConnection*> dead_http_;
+  void retire(HttpConnection* c) { dead_http_.push_back(c); }
   TimerWheel wheel_;
   int64_t now_s_ = 0;
   storage::UniqueClock id_clock_;

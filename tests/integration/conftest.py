@@ -80,7 +80,7 @@ class Ringmaild:
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
                  auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None,
-                 env=None):
+                 env=None, http=False):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +117,8 @@ class Ringmaild:
         self.dkim = dict(dkim or {})  # [dkim] keys
         self.inbound = dict(inbound or {})  # [inbound] keys
         self.env = dict(env or {})  # added to the daemon's environment
+        self.http = http  # an HTTP listener (/metrics, /healthz) on http_port
+        self.http_port = None
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -142,6 +144,8 @@ class Ringmaild:
             'kind = "submission"',
             "",
         ]
+        if self.http:
+            lines += ["[[listener]]", f'address = "127.0.0.1:{self.http_port}"', 'kind = "http"', ""]
         if self.tls_cert_dirs:
             lines += ["[[listener]]", f'address = "127.0.0.1:{self.smtps_port}"',
                       'kind = "submissions"', "", "[tls]",
@@ -180,6 +184,8 @@ class Ringmaild:
                 self.sub_port = free_port(socket.AF_INET, "127.0.0.1")
                 if self.tls_cert_dirs:
                     self.smtps_port = free_port(socket.AF_INET, "127.0.0.1")
+                if self.http:
+                    self.http_port = free_port(socket.AF_INET, "127.0.0.1")
             self.write_config()
             self._log = open(self.log_path, "ab")
             self._log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())
@@ -208,6 +214,8 @@ class Ringmaild:
                    (socket.AF_INET, "127.0.0.1", self.sub_port)]
         if self.smtps_port:
             pending.append((socket.AF_INET, "127.0.0.1", self.smtps_port))
+        if self.http_port:
+            pending.append((socket.AF_INET, "127.0.0.1", self.http_port))
         while pending:
             rc = self.proc.poll()
             if rc is not None:

@@ -1,0 +1,61 @@
+// One connection to ringmaild's HTTP listener (a [[listener]] of kind
+// "http"): requests read by proto::HttpRequestReader from the ring's
+// receive buffers, answered in order by Shard::http_respond(), keep-alive
+// and pipelining as HTTP/1.1 has them. An idle connection is closed after
+// a minute; a broken request gets its 400/413/431 and the close.
+#pragma once
+
+#include <string>
+
+#include "engine/backend.h"
+#include "engine/shard.h"
+#include "proto/http.h"
+
+namespace ringmail::engine {
+
+class HttpConnection {
+ public:
+  HttpConnection(Shard& shard, int fd, std::string peer);
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  void start();
+  void abort();  // shutting down: close at once
+  int fd() const { return fd_; }
+
+ private:
+  struct RecvC final : Completion {
+    HttpConnection* conn = nullptr;
+    void complete(const Event& ev) override { conn->on_recv(ev); }
+  };
+  struct SendC final : Completion {
+    HttpConnection* conn = nullptr;
+    void complete(const Event& ev) override { conn->on_send(ev); }
+  };
+  struct Timer : TimerEntry {
+    HttpConnection* conn = nullptr;
+  };
+  static constexpr int64_t kIdleS = 60;
+  static constexpr size_t kPendingMax = 16 << 20;  // responses not yet sent
+
+  void on_recv(const Event& ev);
+  void on_send(const Event& ev);
+  static void on_idle(TimerEntry* t);
+  void flush();
+  void begin_close();
+  void maybe_finish();
+
+  Shard& shard_;
+  int fd_;
+  std::string peer_;
+  proto::HttpRequestReader reader_;
+  std::string sending_, pending_;
+  size_t sent_ = 0;
+  bool recv_armed_ = false, send_busy_ = false, shut_ = false, retired_ = false;
+  bool close_after_send_ = false;
+  RecvC recv_c_;
+  SendC send_c_;
+  Timer idle_;
+};
+
+}  // namespace ringmail::engine
