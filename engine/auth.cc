@@ -47,7 +47,7 @@ const storage::UserDb* Authenticator::users_of(const std::string& domain, int64_
   d.size = st.st_size;
   if (!db) {
     // Keep what worked before; say once per change what is wrong.
-    log_line("auth: " + path + ": " + error + " (keeping the previous users)");
+    log_line("auth: " + path + ": " + error + " (keeping the previous users)", LogLevel::kWarning);
     return d.db.get();
   }
   log_line("auth: loaded " + std::to_string(db->size()) + " users from " + path);

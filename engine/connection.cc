@@ -277,7 +277,7 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
           " from=<" + env.from.to_string() +
           "> rcpts=" + std::to_string(env.rcpts.size()) +
           " bytes=" + std::to_string(self->session_.message().size());
-  log_line(line);
+  log_line(line, r == proto::CommitResult::kOk ? LogLevel::kInfo : LogLevel::kError);
   if (r == proto::CommitResult::kOk) {
     shard.stats_.messages_queued.fetch_add(1, std::memory_order_relaxed);
     auto* job = new DeliveryJob();
@@ -486,7 +486,7 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
   Connection* self = static_cast<SignC*>(j)->conn;
   self->sign_busy_ = false;
   if (!ok) {
-    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error);
+    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error, LogLevel::kError);
     self->prepared_ = false;
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {

@@ -226,7 +226,7 @@ int run(int argc, char** argv) {
   auto tickets = tls::TicketKeys::create();
   auto certs = load_certs(*cfg, tickets, &error);
   if (!certs) {
-    log_line("cannot start: " + error);
+    log_line("cannot start: " + error, LogLevel::kError);
     return 1;
   }
 
@@ -294,7 +294,7 @@ int run(int argc, char** argv) {
     for (const auto& l : cfg->listeners) {
       int fd = open_listener(l, &error);
       if (fd < 0) {
-        log_line("cannot listen on " + error);
+        log_line("cannot listen on " + error, LogLevel::kError);
         for (int f : fds) ::close(f);
         return 1;
       }
@@ -306,7 +306,7 @@ int run(int argc, char** argv) {
     shards.back()->set_domains(domains);
     shards.back()->set_srs(srs);
     if (int r = shards.back()->open_spool(); r < 0) {
-      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r));
+      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r), LogLevel::kError);
       return 1;
     }
   }
@@ -326,7 +326,7 @@ int run(int argc, char** argv) {
   bool failed = false;
   for (auto& s : shards) {
     if (!s->error().empty()) {
-      log_line(s->error());
+      log_line(s->error(), LogLevel::kError);
       failed = true;
     }
   }
@@ -360,7 +360,7 @@ int run(int argc, char** argv) {
       if (idle > stale_ms) {
         if (!stale_logged) {
           log_line("watchdog: shard " + std::to_string(i) + " has not turned for " +
-                   std::to_string(idle) + " ms; no more pings");
+                   std::to_string(idle) + " ms; no more pings", LogLevel::kError);
           stale_logged = true;
         }
         return;
@@ -382,7 +382,7 @@ int run(int argc, char** argv) {
     auto fresh = load_certs(*cfg, tickets, &err, certs.get());
     cert_state = tls::cert_files_state(cert_dirs(*cfg));
     if (!fresh) {
-      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err);
+      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err, LogLevel::kWarning);
       return;
     }
     certs = fresh;
@@ -433,7 +433,7 @@ int run(int argc, char** argv) {
         std::string err;
         auto fresh = load_config_file(config_path, &err);
         if (fresh == nullptr) {
-          log_line("SIGHUP: configuration refused, keeping the running one: " + err);
+          log_line("SIGHUP: configuration refused, keeping the running one: " + err, LogLevel::kWarning);
           continue;
         }
         fresh = apply_flags(fresh);
@@ -466,7 +466,7 @@ int run(int argc, char** argv) {
     break;
   }
   for (auto& t : threads_v) t.join();
-  log_line(exit_code == 0 ? "stopped" : "start-up failed");
+  log_line(exit_code == 0 ? "stopped" : "start-up failed", exit_code == 0 ? LogLevel::kInfo : LogLevel::kError);
   return exit_code;
 }
 

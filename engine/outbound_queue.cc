@@ -161,7 +161,7 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
     it->attempted = true;
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
       // Counts as a failed attempt: tried again after a backoff.
-      log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool");
+      log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool", LogLevel::kError);
       unreadable.push_back(it);
       continue;
     }

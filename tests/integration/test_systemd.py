@@ -227,3 +227,49 @@ def test_init_shares_secrets_with_the_ringmail_group(tmp_path):
     finally:
         if made:
             subprocess.run(["groupdel", "ringmail"], timeout=60)
+
+
+def test_journal_stream_gets_priorities(start_ringmaild, tmp_path):
+    """With stderr being the journal's stream (JOURNAL_STREAM names its
+    device and inode, as systemd sets it), lines carry a <N> priority
+    prefix instead of a timestamp: journald makes it the entry's PRIORITY."""
+    srv = start_ringmaild(start=False)
+    srv.log_path.parent.mkdir(parents=True, exist_ok=True)
+    srv.log_path.touch()
+    st = srv.log_path.stat()
+    srv.env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    srv.start()
+    good = srv.config_path.read_text()
+    srv.config_path.write_text("threads = \"many\"\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while "configuration refused" not in srv.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    srv.config_path.write_text(good)
+    lines = [x for x in srv.log_path.read_text().splitlines() if not x.startswith("====")]
+    assert any(x.startswith("<6>main: ready: ") for x in lines), lines[:20]
+    assert any(x.startswith("<4>main: SIGHUP: configuration refused") for x in lines), lines
+    assert all(x[:1] == "<" and x[2:3] == ">" for x in lines), [x for x in lines if x[:1] != "<"][:5]
+    # Without JOURNAL_STREAM (or naming another file): timestamps as before.
+    other = start_ringmaild(env={"JOURNAL_STREAM": "1:1"})
+    first = [x for x in other.log_path.read_text().splitlines() if not x.startswith("====")][0]
+    assert first[:2] == "20" and first[10] == "T", first
+
+
+def test_start_failure_is_logged_as_an_error(tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cfg = tmp_path / "r.toml"
+    cfg.write_text(f'hostname = "mx.test"\ndata_dir = "{tmp_path}/data"\nlocal_domains = ["example.test"]\n'
+                   f'[[listener]]\naddress = "127.0.0.1:{port}"\nkind = "smtp"\n')
+    log = tmp_path / "log"
+    with open(log, "wb") as f:
+        st = os.fstat(f.fileno())
+        r = subprocess.run([RINGMAILD, "--config", str(cfg)], stdout=f, stderr=f, timeout=60,
+                           env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    busy.close()
+    text = log.read_text()
+    assert r.returncode != 0, text
+    assert any(x.startswith("<3>") and "in use" in x for x in text.splitlines()), text
