@@ -210,7 +210,7 @@ void Connection::after_io() {
     tls_closed_ = true;
   }
   flush();
-  if (session_.closing() && !send_busy_ && sending_.empty() && session_.output().empty() &&
+  if (session_.closing() && out_.idle() && session_.output().empty() &&
       (phase_ != TlsPhase::kActive || tls_->output().empty())) {
     begin_close();
   }
@@ -222,8 +222,8 @@ void Connection::after_io() {
 }
 
 void Connection::flush() {
-  if (send_busy_ || shut_) return;
-  if (sending_.empty()) {
+  if (out_.busy() || shut_) return;
+  if (out_.empty()) {
     if (phase_ == TlsPhase::kActive) {
       // Replies are encrypted once the handshake is done; until then only
       // the handshake's own records go out.
@@ -235,27 +235,19 @@ void Connection::flush() {
         session_.output().clear();
       }
       if (tls_->output().empty()) return;
-      sending_.swap(tls_->output());
+      out_.take(tls_->output());
     } else {
       if (session_.output().empty()) return;
-      sending_.swap(session_.output());
+      out_.take(session_.output());
     }
-    sent_ = 0;
   }
-  send_busy_ = true;
-  shard_.backend_->send(fd_, sending_.data() + sent_, sending_.size() - sent_, &send_c_);
+  out_.start(*shard_.backend_, fd_, &send_c_);
 }
 
 void Connection::on_send(const Event& ev) {
-  send_busy_ = false;
-  if (ev.res < 0) {
+  if (!out_.on_sent(ev)) {
     begin_close();
     return;
-  }
-  sent_ += static_cast<size_t>(ev.res);
-  if (sent_ >= sending_.size()) {
-    sending_.clear();
-    sent_ = 0;
   }
   after_io();
   maybe_finish();
@@ -491,6 +483,7 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {
     insert_below_received(&self->session_.message(), j->fields);
+    self->shard_.stats_.dkim_signatures.fetch_add(1, std::memory_order_relaxed);
   }
   j->fields.clear();
   self->after_io();
@@ -590,7 +583,7 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || send_busy_ || commit_busy_ || auth_busy_ || sign_busy_ ||
+  if (!shut_ || retired_ || recv_armed_ || out_.busy() || commit_busy_ || auth_busy_ || sign_busy_ ||
       verify_busy_) {
     return;
   }

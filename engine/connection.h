@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/mail_auth.h"
+#include "engine/send_buffer.h"
 #include "engine/shard.h"
 #include "proto/smtp_server.h"
 #include "storage/spool.h"
@@ -116,10 +117,8 @@ class Connection {
   std::string hello_;  // ClientHello bytes read so far
   std::unique_ptr<tls::TlsSession> tls_;
   bool tls_closed_ = false;  // close_notify queued
-  std::string sending_;
-  size_t sent_ = 0;
+  SendBuffer out_;
   bool recv_armed_ = false;
-  bool send_busy_ = false;
   bool commit_busy_ = false;
   SignC sign_;
   bool sign_busy_ = false;

@@ -70,29 +70,19 @@ void HttpConnection::on_recv(const Event& ev) {
 }
 
 void HttpConnection::flush() {
-  if (send_busy_ || shut_) return;
-  if (sending_.empty()) {
-    sending_.swap(pending_);
-    sent_ = 0;
-  }
-  if (sending_.empty()) {
+  if (out_.busy() || shut_) return;
+  out_.take(pending_);
+  if (out_.empty()) {
     if (close_after_send_) begin_close();
     return;
   }
-  send_busy_ = true;
-  shard_.backend_->send(fd_, sending_.data() + sent_, sending_.size() - sent_, &send_c_);
+  out_.start(*shard_.backend_, fd_, &send_c_);
 }
 
 void HttpConnection::on_send(const Event& ev) {
-  send_busy_ = false;
-  if (ev.res < 0) {
+  if (!out_.on_sent(ev)) {
     begin_close();
     return;
-  }
-  sent_ += static_cast<size_t>(ev.res);
-  if (sent_ >= sending_.size()) {
-    sending_.clear();
-    sent_ = 0;
   }
   flush();
   maybe_finish();
@@ -110,7 +100,7 @@ void HttpConnection::begin_close() {
 }
 
 void HttpConnection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || send_busy_) return;
+  if (!shut_ || retired_ || recv_armed_ || out_.busy()) return;
   retired_ = true;
   shard_.retire(this);
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/backend.h"
+#include "engine/send_buffer.h"
 #include "engine/shard.h"
 #include "proto/http.h"
 
@@ -49,9 +50,9 @@ class HttpConnection {
   int fd_;
   std::string peer_;
   proto::HttpRequestReader reader_;
-  std::string sending_, pending_;
-  size_t sent_ = 0;
-  bool recv_armed_ = false, send_busy_ = false, shut_ = false, retired_ = false;
+  std::string pending_;  // responses not handed to out_ yet
+  SendBuffer out_;
+  bool recv_armed_ = false, shut_ = false, retired_ = false;
   bool close_after_send_ = false;
   RecvC recv_c_;
   SendC send_c_;

@@ -331,35 +331,26 @@ void OutboundSession::after_io() {
 }
 
 void OutboundSession::flush() {
-  if (send_busy_ || fd_ < 0) return;
-  if (sending_.empty()) {
+  if (out_.busy() || fd_ < 0) return;
+  if (out_.empty()) {
     if (tls_) {
       if (tls_->handshake_done() && !smtp_->output().empty()) {
         tls_->write(smtp_->output());
         smtp_->output().clear();
       }
-      sending_.swap(tls_->output());
+      out_.take(tls_->output());
     } else {
-      sending_.swap(smtp_->output());
+      out_.take(smtp_->output());
     }
-    sent_ = 0;
-    if (sending_.empty()) return;
   }
-  send_busy_ = true;
-  backend_.send(fd_, sending_.data() + sent_, sending_.size() - sent_, &send_c_);
+  out_.start(backend_, fd_, &send_c_);
 }
 
 void OutboundSession::on_send(const Event& ev) {
-  send_busy_ = false;
-  if (ev.res < 0) {
+  if (!out_.on_sent(ev)) {
     if (fd_ >= 0) drop_connection("send to " + host_ + ": " + std::strerror(-ev.res));
     maybe_done();
     return;
-  }
-  sent_ += static_cast<size_t>(ev.res);
-  if (sent_ >= sending_.size()) {
-    sending_.clear();
-    sent_ = 0;
   }
   flush();
   maybe_done();
@@ -379,9 +370,8 @@ void OutboundSession::drop_connection(const std::string& why) {
   ::shutdown(fd_, SHUT_RDWR);  // ends the receive; closed once nothing is in flight
   closing_fd_ = fd_;
   fd_ = -1;
-  sending_.clear();
-  sent_ = 0;
-  if (!recv_armed_ && !send_busy_) {
+  out_.clear();
+  if (!recv_armed_ && !out_.busy()) {
     backend_.close(closing_fd_);
     closing_fd_ = -1;
   }
@@ -404,7 +394,7 @@ void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
 }
 
 void OutboundSession::maybe_done() {
-  if (closing_fd_ >= 0 && !recv_armed_ && !send_busy_) {
+  if (closing_fd_ >= 0 && !recv_armed_ && !out_.busy()) {
     backend_.close(closing_fd_);
     closing_fd_ = -1;
   }

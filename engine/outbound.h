@@ -20,6 +20,7 @@
 
 #include "engine/backend.h"
 #include "engine/resolver.h"
+#include "engine/send_buffer.h"
 #include "proto/smtp_client.h"
 #include "tls/session.h"
 
@@ -162,9 +163,7 @@ class OutboundSession {
   Io connect_c_, recv_c_, send_c_;
   bool connecting_ = false;
   bool recv_armed_ = false;
-  bool send_busy_ = false;
-  std::string sending_;
-  size_t sent_ = 0;
+  SendBuffer out_;
   std::unique_ptr<proto::SmtpClient> smtp_;
   std::unique_ptr<tls::TlsSession> tls_;
   bool used_tls_ = false;

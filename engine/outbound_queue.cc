@@ -206,17 +206,20 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
       switch (res.outcome) {
         case proto::Outcome::kOk:
           log_line(who + ": delivered: " + res.reply);
+          if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
           d_.spool->recipient_done(it->rec, idx, false);
           it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx), it->pending.end());
           break;
         case proto::Outcome::kPerm:
           log_line(who + ": failed permanently: " + res.reply);
+          if (d_.counters) d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
           it->to_bounce.push_back({idx, res});
           it->bounce_host = p->msg.remote_host;
           it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx), it->pending.end());
           break;
         case proto::Outcome::kTemp:
           log_line(who + ": deferred: " + res.reply);
+          if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
           it->last_reply[idx] = res.reply;
           break;
       }

@@ -8,6 +8,7 @@
 // restart neither repeats an accepted recipient nor forgets the schedule.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -83,7 +84,12 @@ class OutboundQueue {
     bool delayed = false;  // a delay warning: `failed` are still being tried
     int64_t retry_until_unix = 0;
   };
+  // Recipient outcomes, for /metrics (written by the queue's shard only).
+  struct Counters {
+    std::atomic<uint64_t> delivered{0}, deferred{0}, failed{0};
+  };
   struct Deps {
+    Counters* counters = nullptr;
     Backend* backend = nullptr;
     Resolver* resolver = nullptr;
     storage::Spool* spool = nullptr;

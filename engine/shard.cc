@@ -297,6 +297,7 @@ void Shard::run(std::latch& ready) {
       log_line("outbound: no DNS (" + why + "): mail to other domains stays queued");
     } else {
       OutboundQueue::Deps deps;
+      deps.counters = &stats_.outbound;
       deps.backend = backend_.get();
       deps.resolver = resolver_.get();
       deps.spool = spool_.get();
@@ -705,6 +706,21 @@ std::string Shard::metrics_text() const {
        [](const Shard& s) { return double(s.stats_.messages_queued.load()); }},
       {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
        [](const Shard& s) { return double(s.stats_.messages_delivered.load()); }},
+      {"ringmail_outbound_delivered_total", "counter", "Remote recipients delivered.",
+       [](const Shard& s) { return double(s.stats_.outbound.delivered.load()); }},
+      {"ringmail_outbound_deferred_total", "counter",
+       "Remote delivery attempts deferred (4xx, no answer, DNS): tried again later.",
+       [](const Shard& s) { return double(s.stats_.outbound.deferred.load()); }},
+      {"ringmail_outbound_failed_total", "counter", "Remote recipients failed for good (5xx, expiry).",
+       [](const Shard& s) { return double(s.stats_.outbound.failed.load()); }},
+      {"ringmail_local_deferred_total", "counter", "Local deliveries deferred, to be retried.",
+       [](const Shard& s) { return double(s.stats_.local_deferred.load()); }},
+      {"ringmail_local_failed_total", "counter", "Local recipients failed for good.",
+       [](const Shard& s) { return double(s.stats_.local_failed.load()); }},
+      {"ringmail_dsn_queued_total", "counter", "Delivery status notifications (bounces) queued.",
+       [](const Shard& s) { return double(s.stats_.dsns_queued.load()); }},
+      {"ringmail_dkim_signatures_total", "counter", "Messages DKIM-signed.",
+       [](const Shard& s) { return double(s.stats_.dkim_signatures.load()); }},
       {"ringmail_spool_commit_failures_total", "counter",
        "Messages refused because the spool could not store them.",
        [](const Shard& s) { return double(s.stats_.commit_failures.load()); }},
@@ -907,10 +923,12 @@ bool Shard::start_pipes(DeliveryJob* job) {
           break;
         case PipeOutcome::Kind::kTemporary:
           log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.detail);
+          self->stats_.local_deferred.fetch_add(1, std::memory_order_relaxed);
           again = true;
           break;
         case PipeOutcome::Kind::kPermanent: {
           log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.detail);
+          self->stats_.local_failed.fetch_add(1, std::memory_order_relaxed);
           job->rec.rcpt_done[r.index] = 1;
           OutboundQueue::Bounce b;
           b.rec = job->rec;
@@ -954,6 +972,7 @@ struct DsnCommit : storage::Spool::Commit {
 }  // namespace
 
 void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
+  stats_.dsns_queued.fetch_add(1, std::memory_order_relaxed);
   proto::DsnInput in;
   in.reporting_host = cfg_->hostname;
   in.message_id = b.rec.env.id;
@@ -1006,8 +1025,10 @@ void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
   const auto& env = job->rec.env;
   for (const auto& r : job->skipped) {
     log_line("delivery id=" + env.id + " to=<" + r + "> failed permanently: not a valid mailbox");
+    self->stats_.local_failed.fetch_add(1, std::memory_order_relaxed);
   }
   if (result < 0) {
+    self->stats_.local_deferred.fetch_add(1, std::memory_order_relaxed);
     log_line("delivery id=" + env.id + " deferred (" + std::strerror(-result) + "), retry in " +
              std::to_string(self->cfg_->delivery_retry_s) + "s");
     if (self->stopping_) {

@@ -83,6 +83,11 @@ struct ShardStats {
   // Loop time: waiting for events, and working on them (microseconds).
   std::atomic<uint64_t> loop_wait_us{0};
   std::atomic<uint64_t> loop_busy_us{0};
+  OutboundQueue::Counters outbound;            // remote recipients
+  std::atomic<uint64_t> local_deferred{0};     // local deliveries to retry
+  std::atomic<uint64_t> local_failed{0};       // local recipients failed for good
+  std::atomic<uint64_t> dsns_queued{0};        // bounces and delay notices
+  std::atomic<uint64_t> dkim_signatures{0};    // messages signed
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};

@@ -552,3 +552,11 @@ def test_opendkim_signatures_are_verified(verifier, opendkim_postfix, canon):
         for selector, algorithm in (("r1", "rsa-sha256"), ("e1", "ed25519-sha256")):
             verdict = "dkim=pass" if reason is None else f"dkim=fail ({reason})"
             assert f"{verdict} header.d=signer.test header.s={selector} header.a={algorithm}" in ar[0], (user, ar)
+
+
+def test_signatures_are_counted_in_metrics(start_ringmaild, certs, keyed):  # noqa: F811
+    from test_http import scrape
+    srv = start_ringmaild(tls_cert_dirs=[certs], domains_dir=keyed, http=True)
+    for i in range(3):
+        submit(srv, CASES["plain"])
+    assert sum(scrape(srv)["ringmail_dkim_signatures_total"].values()) == 3

@@ -97,3 +97,21 @@ def test_healthz_keepalive_pipelining_and_errors(start_ringmaild):
     assert out.startswith(b"HTTP/1.1 413 "), out[:100]
     # SMTP still works beside it.
     assert scrape(srv)["ringmail_up"][""] == 1
+
+
+def test_metrics_count_deferred_outbound(start_ringmaild):
+    """A relayed message whose domain cannot be resolved (DNS goes to a
+    closed port in the tests) is deferred: the counter says so."""
+    import smtplib
+    srv = start_ringmaild(http=True, relay_networks=["127.0.0.0/8"],
+                          outbound={"retry_first_s": 60, "connect_timeout_s": 2})
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.sendmail("app@example.test", ["someone@remote.example"],
+                   b"From: app@example.test\r\nTo: someone@remote.example\r\nSubject: m\r\n\r\nhi\r\n")
+    deadline = time.monotonic() + 30
+    while sum(scrape(srv)["ringmail_outbound_deferred_total"].values()) < 1:
+        assert time.monotonic() < deadline, scrape(srv)
+        time.sleep(0.2)
+    after = scrape(srv)
+    assert sum(after["ringmail_outbound_delivered_total"].values()) == 0
+    assert sum(after["ringmail_messages_accepted_total"].values()) == 1
