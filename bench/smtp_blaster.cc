@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/send_buffer.h"
 #include "proto/quoted.h"
 #include "proto/smtp_client.h"
 #include "tls/context.h"
@@ -146,9 +147,8 @@ struct Conn {
   int fd = -1;
   std::unique_ptr<SmtpClient> smtp;
   std::unique_ptr<TlsSession> tls;
-  std::string sending;
-  size_t sent = 0;
-  bool send_busy = false, recv_armed = false, closing = false;
+  ringmail::engine::SendBuffer out;
+  bool recv_armed = false, closing = false;
   bool idle = false;  // open loop: ready, waiting for the next message to be due
   bool ready_seen = false;
   int done_here = 0;
@@ -517,7 +517,7 @@ void Conn::on_recv(const Event& ev) {
     return;
   }
   if (ev.more) return;
-  if (send_busy) {
+  if (out.busy()) {
     closing = true;  // on_send finishes it
     return;
   }
@@ -549,8 +549,8 @@ void Conn::on_bytes(std::string_view in) {
 }
 
 void Conn::on_send(const Event& ev) {
-  send_busy = false;
-  if (ev.res < 0 || closing) {
+  const bool ok = out.on_sent(ev);
+  if (!ok || closing) {
     if (ev.res < 0 && error.empty()) error = std::string("send: ") + std::strerror(-ev.res);
     closing = true;
     ::shutdown(fd, SHUT_RDWR);
@@ -558,7 +558,6 @@ void Conn::on_send(const Event& ev) {
       b->closed(this, !error.empty() || ev.res < 0);  // *this is the next connection afterwards
     return;
   }
-  sent += static_cast<size_t>(ev.res);
   pump();
 }
 
@@ -611,23 +610,10 @@ void Conn::pump() {
 }
 
 void Conn::flush() {
-  if (send_busy) return;
-  if (sent >= sending.size()) {
-    sending.clear();
-    sent = 0;
-    if (tls) {
-      if (tls->handshake_done() && !smtp->output().empty()) {
-        tls->write(smtp->output());
-        smtp->output().clear();
-      }
-      sending.swap(tls->output());
-    } else {
-      sending.swap(smtp->output());
-    }
-  }
-  if (sending.size() > sent) {
-    send_busy = true;
-    b->backend().send(fd, sending.data() + sent, sending.size() - sent, &on_send_op);
+  if (out.busy()) return;
+  out.take_through(smtp->output(), tls.get());
+  if (!out.empty()) {
+    out.start(b->backend(), fd, &on_send_op);
   } else if (smtp->state() == SmtpClient::State::kDone) {
     ::shutdown(fd, SHUT_RDWR);  // the multishot receive ends; on_recv closes
   }

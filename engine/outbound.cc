@@ -332,17 +332,7 @@ void OutboundSession::after_io() {
 
 void OutboundSession::flush() {
   if (out_.busy() || fd_ < 0) return;
-  if (out_.empty()) {
-    if (tls_) {
-      if (tls_->handshake_done() && !smtp_->output().empty()) {
-        tls_->write(smtp_->output());
-        smtp_->output().clear();
-      }
-      out_.take(tls_->output());
-    } else {
-      out_.take(smtp_->output());
-    }
-  }
+  out_.take_through(smtp_->output(), tls_.get());
   out_.start(backend_, fd_, &send_c_);
 }
 

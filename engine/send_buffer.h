@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/backend.h"
+#include "tls/session.h"
 
 namespace ringmail::engine {
 
@@ -23,6 +24,21 @@ class SendBuffer {
     bytes_.swap(out);
     out.clear();
     sent_ = 0;
+  }
+  // When empty: an SMTP client's output `plain`, through `tls` when there
+  // is a session (encrypted once its handshake is done; until then only
+  // the handshake's own records go).
+  void take_through(std::string& plain, tls::TlsSession* tls) {
+    if (!bytes_.empty()) return;
+    if (tls == nullptr) {
+      take(plain);
+      return;
+    }
+    if (tls->handshake_done() && !plain.empty()) {
+      tls->write(plain);
+      plain.clear();
+    }
+    take(tls->output());
   }
   // Sends what is left, unless a send is in flight or nothing is left.
   void start(Backend& be, int fd, Completion* c) {

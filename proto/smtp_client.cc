@@ -333,10 +333,23 @@ bool SmtpClient::send_next(const Message& m) {
   if (!can_send_next() || m.rcpts.empty() || !local_refusal(m).empty()) return false;
   next_msg_ = m;
   next_queued_ = true;
-  out_ += mail_command(m);
-  for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
+  append_envelope(m);
   out_ += "DATA\r\n";
   return true;
+}
+
+void SmtpClient::append_envelope(const Message& m) {
+  out_ += mail_command(m);
+  for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
+}
+
+void SmtpClient::begin_message(const Message& m) {
+  msg_ = m;
+  results_.assign(m.rcpts.size(), RcptResult{});
+  message_done_ = false;
+  mail_ok_ = false;
+  rcpts_ok_ = 0;
+  next_reply_ = 0;
 }
 
 // The current message is finished and a queued one's envelope is already
@@ -344,12 +357,7 @@ bool SmtpClient::send_next(const Message& m) {
 void SmtpClient::start_queued() {
   finished_.push_back(std::move(results_));
   next_queued_ = false;
-  msg_ = next_msg_;
-  results_.assign(msg_.rcpts.size(), RcptResult{});
-  message_done_ = false;
-  mail_ok_ = false;
-  rcpts_ok_ = 0;
-  next_reply_ = 0;
+  begin_message(next_msg_);
   bdat_ = false;
   commands_sent_ = msg_.rcpts.size() + 2;
   state_ = State::kMail;
@@ -357,12 +365,7 @@ void SmtpClient::start_queued() {
 
 void SmtpClient::send(const Message& m) {
   if (state_ != State::kReady) return;
-  msg_ = m;
-  results_.assign(m.rcpts.size(), RcptResult{});
-  message_done_ = false;
-  mail_ok_ = false;
-  rcpts_ok_ = 0;
-  next_reply_ = 0;
+  begin_message(m);
   bdat_ = params_.chunking && caps_.chunking;
   const std::string refuse = local_refusal(m);
   if (!refuse.empty()) {
@@ -372,8 +375,7 @@ void SmtpClient::send(const Message& m) {
   }
   state_ = State::kMail;
   if (caps_.pipelining) {
-    out_ += mail_command(msg_);
-    for (const auto& a : m.rcpts) out_ += "RCPT TO:<" + a.to_string() + ">\r\n";
+    append_envelope(m);
     if (bdat_) {
       // The chunk goes with the envelope (RFC 3030 4.2); with no
       // recipient accepted its reply is an error that changes nothing.

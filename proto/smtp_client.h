@@ -167,6 +167,8 @@ class SmtpClient {
   void finish_all(Outcome o, const std::string& reply);
   std::string mail_command(const Message& m) const;
   std::string local_refusal(const Message& m) const;
+  void begin_message(const Message& m);    // per-message state for `m`
+  void append_envelope(const Message& m);  // MAIL and every RCPT into out_
   void start_queued();
 
   Params params_;
