@@ -405,12 +405,14 @@ int run(int argc, char** argv) {
       poll = timespec{ping_every_ms / 1000, (ping_every_ms % 1000) * 1000000};
     }
     int sig = sigtimedwait(&sigs, &info, &poll);
+    // Taken at once: the checks below make system calls that set errno.
+    const bool timed_out = sig < 0 && errno == EAGAIN;
     pet_watchdog();
     if (sig < 0) {
-      if (errno == EAGAIN && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
+      if (timed_out && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
         reload_certs("a certificate file changed");
       }
-      if (errno == EAGAIN && storage::Domains::fingerprint(cfg->domains_dir) != domains_state) {
+      if (timed_out && storage::Domains::fingerprint(cfg->domains_dir) != domains_state) {
         domains = load_domains(*cfg);
         post_all(shards, [&](ShardMessage& m) {
           m.type = ShardMessage::Type::kDomains;

@@ -181,3 +181,20 @@ def test_aliases_resolve_tool(mx):
     assert r.returncode == 1 and "the aliases loop" in r.stderr, r
     r = tool("aliases-resolve", "not-an-address", "--config", cfg)
     assert r.returncode == 2 and "not an address" in r.stderr, r
+
+def test_aliases_reread_without_sighup_when_certificates_are_configured(start_ringmaild, tmp_path,
+                                                                         certs):  # noqa: F811
+    """Regression (issue 19, defect 7): the 2-second poll of users and
+    aliases tested errno after the certificate check had overwritten it, so
+    with certificates configured an edited aliases file was never read
+    again without SIGHUP."""
+    domains = tmp_path / "domains"
+    add_mailboxes(domains, "example.test", "alice", "bob")
+    (domains / "example.test" / "aliases").write_text("pepe: bob\n")
+    server = start_ringmaild(domains_dir=domains, tls_cert_dirs=[certs])
+    assert rcpt_reply(server, "newalias@example.test")[0] == 550
+    (domains / "example.test" / "aliases").write_text("pepe: bob\nnewalias: bob\n")
+    deadline = time.monotonic() + 6  # the poll runs every 2 s
+    while rcpt_reply(server, "newalias@example.test")[0] != 250:
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.3)
