@@ -24,6 +24,7 @@
 #include "engine/notify.h"
 #include "engine/shard.h"
 #include "engine/srs.h"
+#include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
 #include "tls/cert_store.h"
@@ -211,6 +212,14 @@ int run(int argc, char** argv) {
   log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
            " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
            tls::describe(tls::wolfssl_info()));
+
+  // One daemon per data_dir, taken before anything in it is touched: spool
+  // recovery would remove the live segments of a daemon already running.
+  storage::DataDirLock data_lock;
+  if (!data_lock.acquire(cfg->data_dir, &error)) {
+    log_line("cannot start: " + error, LogLevel::kError);
+    return 1;
+  }
 
   BackendKind backend = cfg->backend;
   if (backend == BackendKind::kAuto) {

@@ -61,6 +61,7 @@
 #include <string>
 
 #include "storage/file_io.h"
+#include "storage/data_dir_lock.h"
 #include "storage/spool.h"
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
@@ -83,7 +84,17 @@ std::string iso_time(int64_t t) {
   return buf;
 }
 
+// The spool tools read without the daemon's lock (storage/data_dir_lock.h):
+// say so when one is running, since what they print may change under them.
+void note_live_spool(const std::string& data_dir) {
+  const long pid = ringmail::storage::DataDirLock::holder(data_dir);
+  if (pid == 0) return;
+  std::fprintf(stderr, "ringmail: reading a live spool: ringmaild%s is running on %s\n",
+               pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : "", data_dir.c_str());
+}
+
 int spool_list(const std::string& data_dir) {
+  note_live_spool(data_dir);
   PosixFileIo io;
   Spool::Scan sc = Spool::scan(io, data_dir);
   size_t pending = 0, damaged = 0, unreadable = 0;
@@ -117,6 +128,7 @@ int spool_list(const std::string& data_dir) {
 }
 
 int spool_show(const std::string& data_dir, const std::string& id) {
+  note_live_spool(data_dir);
   PosixFileIo io;
   Spool::Scan sc = Spool::scan(io, data_dir);
   for (const auto& seg : sc.segments) {

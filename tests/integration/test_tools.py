@@ -67,7 +67,9 @@ def test_spool_list_and_show(stuck_server):
 def test_spool_show_unknown_id(stuck_server):
     r = tool("spool-show", "NOSUCHID", "--data-dir", str(stuck_server.data_dir))
     assert r.returncode == 1
-    assert r.stderr.strip() == f"ringmail: no message NOSUCHID in {stuck_server.data_dir}/spool"
+    note, err = r.stderr.strip().splitlines()
+    assert note.startswith("ringmail: reading a live spool: ringmaild (pid "), note
+    assert err == f"ringmail: no message NOSUCHID in {stuck_server.data_dir}/spool"
 
 
 def test_spool_list_empty_dir(tmp_path):
@@ -108,3 +110,32 @@ def test_damaged_record_is_moved_aside_and_the_rest_delivered(stuck_server):
     assert len(kept) == 1, kept
     assert ids[1].encode() in kept[0].read_bytes()
     assert "1 damaged regions moved to corrupt/" in log
+
+
+def test_second_daemon_on_the_same_data_dir_is_refused(stuck_server, start_ringmaild):
+    """Regression (issue 19, defect 1): a second ringmaild on a data_dir in
+    use ran spool recovery, removed the first daemon's segments and lost
+    mail it had answered 250 for. It must refuse to start and touch
+    nothing; the spool tools say they read a live spool."""
+    d = stuck_server
+    ids = [send(d, "bob@example.test", f"kept {i}") for i in range(4)]
+    segments = sorted(p.name for p in (d.data_dir / "spool" / "queue").iterdir())
+    second = start_ringmaild(start=False, data_dir=d.data_dir)
+    second.port, second.port6, second.sub_port = d.port + 0, d.port6, d.sub_port
+    second.write_config()
+    r = subprocess.run(second.command(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert f"cannot start: another ringmaild (pid {d.proc.pid}) uses {d.data_dir}" in out, out
+    assert "spool recovered" not in out and "empty segments removed" not in out, out
+    assert sorted(p.name for p in (d.data_dir / "spool" / "queue").iterdir()) == segments
+    listing = tool("spool-list", "--data-dir", str(d.data_dir))
+    assert f"reading a live spool: ringmaild (pid {d.proc.pid}) is running on {d.data_dir}" in listing.stderr
+    for qid in ids:
+        assert qid in listing.stdout, listing.stdout
+    # Every message survives the first daemon's restart.
+    d.stop()
+    d.start()
+    listing = tool("spool-list", "--data-dir", str(d.data_dir)).stdout
+    for qid in ids:
+        assert qid in listing, listing
