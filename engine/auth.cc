@@ -1,14 +1,15 @@
 #include "engine/auth.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
+
+#include <cstring>
 
 #include "engine/log.h"
 
 namespace ringmail::engine {
 
 namespace {
-constexpr int64_t kFailureWindowS = 600;
-constexpr size_t kFailureTableMax = 100000;
 
 // The cost of a real check, for users that do not exist or may not log in.
 const storage::UserEntry& dummy_entry() {
@@ -110,17 +111,41 @@ void Authenticator::done(storage::BlockingOp* op, int result) {
   c->on_result(c, result == 0 && c->ok);
 }
 
-uint32_t Authenticator::note_failure(const std::string& client, int64_t now_s) {
-  if (failures_.size() >= kFailureTableMax) {
-    for (auto it = failures_.begin(); it != failures_.end();) {
-      it = now_s - it->second.last_s > kFailureWindowS ? failures_.erase(it) : std::next(it);
+std::string AuthFailures::key_of(const std::string& literal) {
+  static constexpr std::string_view kV6 = "[IPv6:";
+  if (literal.size() < kV6.size() + 2 || literal.compare(0, kV6.size(), kV6) != 0) return literal;
+  const std::string text = literal.substr(kV6.size(), literal.size() - kV6.size() - 1);
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, text.c_str(), &a) != 1) return literal;
+  std::memset(a.s6_addr + 8, 0, 8);
+  char out[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &a, out, sizeof out);
+  return std::string(kV6) + out + "/64]";
+}
+
+uint32_t AuthFailures::note(const std::string& client_literal, int64_t now_s) {
+  const std::string key = key_of(client_literal);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (table_.size() >= kTableMax) {
+    for (auto it = table_.begin(); it != table_.end();) {
+      it = now_s - it->second.last_s > kWindowS ? table_.erase(it) : std::next(it);
     }
-    if (failures_.size() >= kFailureTableMax) failures_.clear();
+    // Still full of live entries: forget all (an attacker with 100,000
+    // addresses gains little from one reset).
+    if (table_.size() >= kTableMax) table_.clear();
   }
-  Failures& f = failures_[client];
-  if (now_s - f.last_s > kFailureWindowS) f.count = 0;
-  f.last_s = now_s;
-  return ++f.count;
+  Entry& e = table_[key];
+  if (now_s - e.last_s > kWindowS) e.count = 0;
+  e.last_s = now_s;
+  return ++e.count;
+}
+
+uint32_t AuthFailures::count(const std::string& client_literal, int64_t now_s) const {
+  const std::string key = key_of(client_literal);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = table_.find(key);
+  if (it == table_.end() || now_s - it->second.last_s > kWindowS) return 0;
+  return it->second.count;
 }
 
 }  // namespace ringmail::engine

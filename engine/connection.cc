@@ -187,8 +187,13 @@ void Connection::on_recv(const Event& ev) {
 
 void Connection::after_io() {
   if (session_.awaiting_auth() && !auth_busy_ && !auth_delay_pending_ && !shut_) {
-    auth_busy_ = true;
-    shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
+    if (locked_out(session_.auth_request().user)) {
+      // The password is not even looked at: a locked-out client learns
+      // nothing from an answer, right password or wrong.
+    } else {
+      auth_busy_ = true;
+      shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
+    }
   }
   if (session_.awaiting_commit() && !commit_busy_ && ready_to_commit()) {
     prepared_ = false;
@@ -498,6 +503,13 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     return;
   }
   const std::string user = c->user.empty() ? "-" : c->user;
+  // Locked out while this check ran (other sessions from the address
+  // failed meanwhile): refused like any attempt made after the lock-out.
+  if (ok && self->locked_out(user)) {
+    self->after_io();
+    self->maybe_finish();
+    return;
+  }
   if (ok) {
     log_line("auth ok user=" + user + " client=" + self->peer_);
     self->session_.auth_done(true, c->user);
@@ -523,6 +535,16 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
   }
   self->after_io();
   self->maybe_finish();
+}
+
+bool Connection::locked_out(const std::string& user) {
+  const Config& cfg = *shard_.cfg_;
+  const uint32_t n = shard_.auth_->failures(client_literal_, shard_.clock_s());
+  if (n < cfg.auth_failures_max) return false;
+  log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +
+           ": locked out (" + std::to_string(n) + " failures from this address in 10 minutes)");
+  session_.terminate("421 4.7.0 Too many failed authentications, closing connection");
+  return true;
 }
 
 void Connection::on_auth_delay(TimerEntry* t) {

@@ -74,6 +74,9 @@ class Connection {
   static void on_greeting_due(TimerEntry* t);
   static void on_auth(Authenticator::Check* c, bool ok);
   static void on_auth_delay(TimerEntry* t);
+  // True (and the session ends with 421) when the client has used up its
+  // AUTH failures ([auth] failures_max in 10 minutes, all shards).
+  bool locked_out(const std::string& user);
   static void on_signed(DkimSignJob* j, bool ok);
   static void on_verified(DkimVerifyJob* j);
   // Before a message is committed: signed (authenticated or trusted client,

@@ -298,6 +298,7 @@ int run(int argc, char** argv) {
            std::to_string(st.removed) + " empty segments removed");
 
   std::vector<std::unique_ptr<Shard>> shards;
+  auto auth_failures = std::make_shared<AuthFailures>();  // one lock-out for all shards
   for (uint32_t i = 0; i < cfg->threads; ++i) {
     std::vector<int> fds;
     for (const auto& l : cfg->listeners) {
@@ -314,6 +315,7 @@ int run(int argc, char** argv) {
     shards.back()->set_dkim(dkim);
     shards.back()->set_domains(domains);
     shards.back()->set_srs(srs);
+    shards.back()->set_auth_failures(auth_failures);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r), LogLevel::kError);
       return 1;

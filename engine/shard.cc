@@ -118,7 +118,7 @@ int Shard::open_spool() {
   spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_,
                                             cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
-  auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir);
+  auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir, auth_failures_);
   maildir_ = std::make_unique<storage::MaildirDelivery>(
       file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
       cfg_->maildir_sync_batch ? storage::MaildirDelivery::SyncMode::kBatch

@@ -132,6 +132,9 @@ class Shard final : public proto::SmtpHost {
   void set_domains(std::shared_ptr<const storage::Domains> d) { domains_ = std::move(d); }
   // Before run(): SRS for forwarded mail (null: senders are sent as they are).
   void set_srs(std::shared_ptr<const proto::srs::Config> s) { srs_ = std::move(s); }
+  // Before open_spool(): the process's table of AUTH failures, shared by
+  // every shard (null: this shard counts alone).
+  void set_auth_failures(std::shared_ptr<AuthFailures> f) { auth_failures_ = std::move(f); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -236,6 +239,7 @@ class Shard final : public proto::SmtpHost {
   // The recipients a message is stored for: local ones through the
   // aliases (users' mailboxes, outside addresses, pipe aliases), each once.
   std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;
+  std::shared_ptr<AuthFailures> auth_failures_;
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;

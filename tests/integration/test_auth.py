@@ -149,7 +149,43 @@ def test_wrong_passwords_then_cut_off(auth_server):
             s.docmd("NOOP")
     log = auth_server.log_path.read_text()
     assert "auth failed user=alice@example.test" in log
-    assert "(4 from this address in 10 minutes)" in log
+    assert "(3 from this address in 10 minutes)" in log
+    assert "auth refused user=alice@example.test client=" in log
+    assert ": locked out (3 failures from this address in 10 minutes)" in log
+
+
+def _auth_login(s, user, password):
+    code, _ = s.docmd("AUTH LOGIN")
+    assert code == 334
+    code, _ = s.docmd(base64.b64encode(user.encode()).decode())
+    assert code == 334
+    return s.docmd(base64.b64encode(password.encode()).decode())
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_locked_out_address_is_refused_even_with_the_right_password(auth_server, mech):
+    """Regression (issue 19, defect 2): once an address had used up its
+    failures, a wrong password got 421 but the right one still got 235, a
+    fast password oracle; and each shard counted alone. Failures spread
+    over connections (so over both shards) lock the address out; then
+    every AUTH gets the same 421 whatever the password, without a hash."""
+    def attempt(password):
+        with smtplib.SMTP("127.0.0.1", auth_server.sub_port, timeout=30) as s:
+            s.starttls(context=client_context())
+            s.ehlo("client.example")
+            if mech == "PLAIN":
+                return s.docmd(plain("alice@example.test", password))
+            return _auth_login(s, "alice@example.test", password)
+
+    for _ in range(3):  # failures_max = 3, one connection each
+        assert attempt("wrong") == (535, b"5.7.8 Authentication credentials invalid")
+    locked = (421, b"4.7.0 Too many failed authentications, closing connection")
+    for i in range(6):  # several connections: both shards see the lock-out
+        assert attempt(PASSWORD if i % 2 == 0 else "wrong") == locked
+    log = auth_server.log_path.read_text()
+    assert "auth ok" not in log, log
+    assert log.count("auth failed user=") == 3, log  # no password was checked after the lock-out
+    assert log.count(": locked out (3 failures") == 6, log
 
 
 def test_failed_auth_is_slowed_down(start_ringmaild, certs, tmp_path):  # noqa: F811
