@@ -141,10 +141,15 @@ DataReader::Status DataReader::feed(std::string_view in, size_t& consumed) {
 
 void DataReader::finish_chunked() {
   assert(mode_ == Mode::kChunked);
-  if (pending_cr_ || !at_line_start_ || line_bytes_ != 0) {
-    // A CR at the very end, or a last line without CRLF.
-    if (pending_cr_) append("\r", 1);
+  if (pending_cr_) {
+    // A CR at the very end: a bare CR like any other.
+    append("\r", 1);
     findings_.bare_line_ending = true;
+  } else if (!at_line_start_ || line_bytes_ != 0) {
+    // The last line has no CRLF. BDAT frames content by length, so this is
+    // no bare line ending (RFC 3030 asks for none): end it as Postfix and
+    // Exim do, so the stored message ends in CRLF.
+    end_line();  // appends the CRLF
   }
 }
 

@@ -111,12 +111,26 @@ TEST(DataReader, ChunkedNotesBareLineEndings) {
   EXPECT_TRUE(r.findings().bare_line_ending);
 }
 
-TEST(DataReader, ChunkedMissingFinalCrlf) {
+// Regression (issue 19, defect 9): BDAT LAST content without a final CRLF
+// got "554 5.6.0 Bare CR or LF line ending", though it has neither; it is
+// accepted and ended with CRLF.
+TEST(DataReader, ChunkedMissingFinalCrlfIsEndedNotRefused) {
   std::string out;
   DataReader r(DataReader::Mode::kChunked, &out, 1 << 20);
-  r.begin_chunk(3);
+  r.begin_chunk(17);
   size_t used = 0;
-  EXPECT_EQ(r.feed("abc", used), DataReader::Status::kDone);
+  EXPECT_EQ(r.feed("Subject: x\r\n\r\nabc", used), DataReader::Status::kDone);
+  r.finish_chunked();
+  EXPECT_FALSE(r.findings().bare_line_ending);
+  EXPECT_EQ(out, "Subject: x\r\n\r\nabc\r\n");
+}
+
+TEST(DataReader, ChunkedFinalLoneCrIsBare) {
+  std::string out;
+  DataReader r(DataReader::Mode::kChunked, &out, 1 << 20);
+  r.begin_chunk(4);
+  size_t used = 0;
+  EXPECT_EQ(r.feed("abc\r", used), DataReader::Status::kDone);
   r.finish_chunked();
   EXPECT_TRUE(r.findings().bare_line_ending);
 }

@@ -769,6 +769,18 @@ def test_bdat_then_data_transactions(server):
     wait_one(server, "mix@example.test", count=2)
 
 
+def test_bdat_last_without_final_crlf_is_accepted(server):
+    """Regression (issue 19, defect 9): BDAT LAST content that does not
+    end in CRLF got "554 5.6.0 Bare CR or LF line ending not allowed",
+    though it holds neither; it is taken and stored ending in CRLF."""
+    c = session(server)
+    content = b"Subject: no final crlf\r\n\r\nlast line"
+    qid = bdat_transaction(c, ["nocrlf@example.test"], [content[:20], content[20:]])
+    [f] = wait_one(server, "nocrlf@example.test")
+    check_delivery(f, sender=SENDER, rcpt="nocrlf@example.test", helo=HELO_NAME,
+                   hostname=server.hostname, qid=qid, message=content + b"\r\n")
+
+
 @pytest.mark.parametrize("content", [b"Subject: b\r\n\r\nbad\nline\r\n",
                                      b"Subject: b\r\n\r\nbad\rline\r\n",
                                      b"Subject: b\r\n\r\nhello\n.\nMAIL FROM:<e@x.example>\r\n"],
