@@ -173,6 +173,21 @@ OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
 
 }  // namespace
 
+bool listen_addresses_overlap(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && (x.sin_addr.s_addr == y.sin_addr.s_addr || x.sin_addr.s_addr == INADDR_ANY ||
+                                        y.sin_addr.s_addr == INADDR_ANY);
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+  return x.sin6_port == y.sin6_port &&
+         (IN6_ARE_ADDR_EQUAL(&x.sin6_addr, &y.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&x.sin6_addr) ||
+          IN6_IS_ADDR_UNSPECIFIED(&y.sin6_addr));
+}
+
 bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len) {
   out = sockaddr_storage{};
   size_t colon = s.rfind(':');
@@ -336,6 +351,16 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       } else {
         throw ConfigError{where(source, item, "listener.kind") +
                           ": must be smtp, submission, submissions or http"};
+      }
+      // Two listeners on one port would both bind (SO_REUSEPORT) and split
+      // the connections between them: the same address twice, or a
+      // wildcard address and another of its family on the same port.
+      for (const auto& other : cfg->listeners) {
+        if (listen_addresses_overlap(l.addr, other.addr)) {
+          const toml::node* an = lt->get("address");
+          throw ConfigError{where(source, an != nullptr ? *an : item, "listener.address") + ": '" + l.address +
+                            "' overlaps the listener '" + other.address + "' (the same port)"};
+        }
       }
       cfg->listeners.push_back(std::move(l));
     }

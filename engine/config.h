@@ -132,5 +132,9 @@ std::shared_ptr<const Config> load_config_file(const std::string& path, std::str
 
 // "127.0.0.1:25", "[::1]:25", "0.0.0.0:25", "[::]:25".
 bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len);
+// True when a socket bound to `a` and one bound to `b` would take the same
+// connections: same family and port, and the same address or either a
+// wildcard (IPv6 listeners are IPV6_V6ONLY, so the families never mix).
+bool listen_addresses_overlap(const sockaddr_storage& a, const sockaddr_storage& b);
 
 }  // namespace ringmail::engine

@@ -233,3 +233,29 @@ TEST(Config, ListenAddresses) {
 
 }  // namespace
 }  // namespace ringmail::engine
+
+namespace ringmail::engine {
+namespace {
+
+// Regression (issue 19, defect 4): the same listener twice in one file bound
+// twice (SO_REUSEPORT) and split the connections; a configuration error now.
+TEST(Config, DuplicateListenerIsAnError) {
+  const std::string base = "hostname = \"mx.test\"\ndata_dir = \"/x\"\nlocal_domains = [\"a.test\"]\n";
+  const auto listener = [](const char* a) { return std::string("[[listener]]\naddress = \"") + a + "\"\n"; };
+  EXPECT_EQ(err_of(base + listener("127.0.0.1:25") + listener("127.0.0.1:25")),
+            "t.toml:7: listener.address: '127.0.0.1:25' overlaps the listener '127.0.0.1:25' (the same port)");
+  EXPECT_THAT(err_of(base + listener("0.0.0.0:25") + listener("192.0.2.1:25")),
+              HasSubstr("'192.0.2.1:25' overlaps the listener '0.0.0.0:25'"));
+  EXPECT_THAT(err_of(base + listener("[::1]:587") + listener("[::]:587")),
+              HasSubstr("'[::]:587' overlaps the listener '[::1]:587'"));
+  std::string err;
+  // Other ports, other addresses, or other families: fine.
+  EXPECT_NE(parse_config(base + listener("127.0.0.1:25") + listener("127.0.0.2:25") + listener("127.0.0.1:587") +
+                             listener("[::]:25") + listener("0.0.0.0:465"),
+                         "t.toml", &err),
+            nullptr)
+      << err;
+}
+
+}  // namespace
+}  // namespace ringmail::engine

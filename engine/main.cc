@@ -120,6 +120,31 @@ std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
   return store;
 }
 
+// SO_REUSEPORT lets any process of the same user join a listening address,
+// and the kernel would then split the connections between us and it. So,
+// before the shards bind, a probe binds the address alone (SO_REUSEADDR for
+// TIME_WAIT leftovers, no SO_REUSEPORT): that fails while anyone listens
+// there. Another process could still bind in the moment between the probe
+// and the shards' binds; a second ringmaild started later always fails.
+bool address_free(const ListenerConfig& l, std::string* error) {
+  const int fd = ::socket(l.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = l.address + ": socket: " + std::strerror(errno);
+    return false;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (l.addr.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok) {
+    *error = l.address + ": " + std::strerror(e) +
+             (e == EADDRINUSE ? " (another process listens there: another ringmaild, or another MTA)" : "");
+  }
+  return ok;
+}
+
 // One SO_REUSEPORT socket per shard and listener, so the kernel spreads
 // connections over the shards without a shared accept queue.
 int open_listener(const ListenerConfig& l, std::string* error) {
@@ -284,6 +309,14 @@ int run(int argc, char** argv) {
              (gain > 0 ? "; 16-lane AVX-512 batches " + std::string(dkim_batching() ? "on" : "off") +
                              " (" + std::to_string(gain).substr(0, 4) + "x in calibration)"
                        : std::string()));
+  }
+
+  // Nobody else listens on our addresses (see address_free).
+  for (const auto& l : cfg->listeners) {
+    if (!address_free(l, &error)) {
+      log_line("cannot listen on " + error, LogLevel::kError);
+      return 1;
+    }
   }
 
   // Recover the spool before accepting anything.

@@ -49,6 +49,9 @@ BAD_CONFIGS = {
     "unknown-listener-key": (config_text(listener='knd = "smtp"\n'), "knd", 6),
     "bad-backend-value": (config_text(top='backend = "kqueue"\n'), "backend", 3),
     "wrong-type": (config_text(tail='[limits]\nerrors_max = "ten"\n'), "errors_max", 8),
+    # Regression (issue 19, defect 4): a listener listed twice bound twice.
+    "duplicate-listener": (config_text(tail='[[listener]]\naddress = "127.0.0.1:2525"\n'),
+                           "listener.address", 8),
 }
 
 
@@ -145,3 +148,29 @@ def test_sighup_reload(start_ringmaild):
     assert d.alive(), "ringmaild died on SIGHUP with an invalid file"
     assert greeting_of(d) == "220 reloaded.test.example ESMTP ringmail"
     d.write_config()  # valid again for a clean shutdown
+
+
+def test_second_daemon_cannot_share_a_listening_address(start_ringmaild):
+    """Regression (issue 19, defect 4): SO_REUSEPORT let another ringmaild
+    (another configuration, another data_dir) bind an address in use, and
+    the connections were split between the two. It must refuse to start."""
+    first = start_ringmaild()
+    second = start_ringmaild(start=False)
+    second.port, second.port6, second.sub_port = free_port_of(first)
+    second.write_config()
+    p = subprocess.run(second.command(), stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert p.returncode == 1, out
+    assert (f"cannot listen on 127.0.0.1:{first.port}: Address already in use "
+            "(another process listens there: another ringmaild, or another MTA)") in out, out
+    assert "spool recovered" not in out, out
+    # Every connection still reaches the first daemon.
+    for _ in range(20):
+        c = first.connect(read_greeting=True)
+        c.close()
+
+
+def free_port_of(first):
+    """The first daemon's smtp port, and fresh ports for the others."""
+    from conftest import free_port
+    return first.port, free_port(socket.AF_INET6, "::1"), free_port(socket.AF_INET, "127.0.0.1")
