@@ -211,7 +211,9 @@ class Blaster {
   bool init_tls(std::string* why) {
     if (!s_.starttls && !s_.implicit_tls) return true;
     ringmail::tls::init_library();
-    tls_ctx_ = ringmail::tls::TlsContext::client(why);
+    // A load generator: the server's certificate is not checked.
+    tls_ctx_ = ringmail::tls::TlsContext::client(
+        ringmail::tls::TlsContext::ClientMode::kOpportunistic, why);
     return tls_ctx_ != nullptr;
   }
   const std::shared_ptr<const ringmail::tls::TlsContext>& tls_context() const { return tls_ctx_; }

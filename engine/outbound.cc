@@ -272,6 +272,12 @@ void OutboundSession::on_bytes(std::string_view in) {
     }
     if (!plain.empty()) smtp_->feed(plain);
     if (st == tls::TlsSession::Status::kError) {
+      if (tls_->certificate_failed()) {  // a verifying context stopped the handshake
+        last_error_ = "the TLS certificate of " + host_ + " could not be verified (" +
+                      tls_->certificate_problem() + ")";
+        drop_connection(last_error_);
+        return;
+      }
       drop_connection("TLS with " + host_ + " failed: " + tls_->error());
       return;
     }

@@ -62,7 +62,10 @@ class OutboundSession {
     uint32_t command_timeout_s = 300;
     std::shared_ptr<const tls::TlsContext> tls;  // null: no STARTTLS
     bool require_tls = false;    // no TLS: the next host, then retry later
-    bool verify_tls = false;     // and the certificate must check out
+    // And the certificate must check out: `tls` is then a verifying context
+    // (a certificate failure ends its handshake; an opportunistic context
+    // never verifies, so nothing would be delivered).
+    bool verify_tls = false;
     // A fixed next hop (a route): this host instead of the MX records.
     std::string next_hop;
     std::string auth_user;       // AUTH (over TLS) when set

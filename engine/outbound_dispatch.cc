@@ -90,11 +90,15 @@ std::shared_ptr<const tls::TlsContext> OutboundDispatcher::context_for(const Out
   using Tls = OutboundRoute::Tls;
   const Tls mode = r != nullptr ? r->tls : Tls::kOpportunistic;
   if (mode == Tls::kNone || (mode == Tls::kOpportunistic && !cfg_.starttls)) return nullptr;
-  if (r == nullptr || r->ca_file.empty()) return d_.tls;
+  // Opportunistic and "required" take any certificate: the shared context
+  // that checks none.
+  if (mode != Tls::kVerify) return d_.tls;
+  // "verify": a verifying context, never the shared one (a context must
+  // not mix verifying and opportunistic sessions: see tls/context.h).
   auto it = route_tls_.find(r->ca_file);
   if (it != route_tls_.end()) return it->second;
   std::string why;
-  auto c = tls::TlsContext::client(&why, r->ca_file);
+  auto c = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, &why, r->ca_file);
   if (c == nullptr) log_line("outbound: route for " + r->domain + ": " + why);
   route_tls_[r->ca_file] = c;
   return c;

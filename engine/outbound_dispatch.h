@@ -39,8 +39,10 @@ class OutboundDispatcher {
     Backend* backend = nullptr;
     Resolver* resolver = nullptr;
     std::string helo;
-    // Outbound TLS for MX delivery and routes without a CA file of their
-    // own; null: no STARTTLS.
+    // Outbound TLS for MX delivery and routes with tls = "opportunistic" or
+    // "required": an opportunistic context (it checks no certificate);
+    // null: no STARTTLS. Routes with tls = "verify" get their own
+    // verifying contexts (route_tls_).
     std::shared_ptr<const tls::TlsContext> tls;
     // Every message of the batch has its results: give it back.
     std::function<void(OutboundBatch*)> complete;
@@ -96,7 +98,8 @@ class OutboundDispatcher {
   OutboundConfig cfg_;
   std::map<std::string, Dest> dests_;
   std::list<std::unique_ptr<Session>> sessions_;
-  // Contexts with a route's own CA file, by file name.
+  // Verifying contexts for tls = "verify" routes, by CA file ("": the
+  // system's CA store).
   std::map<std::string, std::shared_ptr<const tls::TlsContext>> route_tls_;
   size_t held_ = 0;  // batches not yet complete
   uint64_t sessions_started_ = 0;

@@ -292,7 +292,9 @@ void Shard::run(std::latch& ready) {
   {
     std::string why;
     resolver_ = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2, &why);
-    auto client_tls = tls::TlsContext::client(&why);
+    // MX delivery is opportunistic: certificates are not checked (routes
+    // with tls = "verify" get verifying contexts of their own).
+    auto client_tls = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic, &why);
     if (resolver_ == nullptr) {
       log_line("outbound: no DNS (" + why + "): mail to other domains stays queued");
     } else {

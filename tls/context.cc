@@ -121,17 +121,25 @@ std::shared_ptr<const TlsContext> TlsContext::load(const std::string& cert_path,
 }
 
 namespace {
-// Accepts every certificate, remembering on the session whether any check
-// failed (see TlsSession::peer_verified()).
+// A verifying context's callback: records the first failed check on the
+// session (its PeerCheck) and returns preverify_ok unchanged. Returning 1
+// for a failure would override it, and wolfSSL would then add a failing
+// chain CA to the context's trusted CAs (see TlsContext::client()).
 int record_verify(int preverify_ok, WOLFSSL_X509_STORE_CTX* store) {
   if (preverify_ok == 0 && store != nullptr && store->userCtx != nullptr) {
-    *static_cast<bool*>(store->userCtx) = false;
+    auto* check = static_cast<PeerCheck*>(store->userCtx);
+    if (!check->failed) {
+      check->failed = true;
+      check->error = store->error;
+      check->depth = store->error_depth;
+    }
   }
-  return 1;
+  return preverify_ok;
 }
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::client(std::string* error, const std::string& ca_file) {
+std::shared_ptr<const TlsContext> TlsContext::client(ClientMode mode, std::string* error,
+                                                     const std::string& ca_file) {
   init_library();
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_client_method());
@@ -140,14 +148,25 @@ std::shared_ptr<const TlsContext> TlsContext::client(std::string* error, const s
     *error = "cannot create the outbound TLS context";
     return nullptr;
   }
+  if (mode == ClientMode::kOpportunistic) {
+    if (!ca_file.empty()) {
+      *error = "a CA file needs a verifying TLS context";
+      return nullptr;
+    }
+    // No CA store, no callback: nothing is checked and nothing is learned.
+    wolfSSL_CTX_set_verify(c->ctx_, WOLFSSL_VERIFY_NONE, nullptr);
+    return c;
+  }
+  c->verifying_ = true;
   if (!ca_file.empty()) {
     if (wolfSSL_CTX_load_verify_locations(c->ctx_, ca_file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
       *error = "cannot load CA certificates from " + ca_file;
       return nullptr;
     }
-  } else {
-    // Without a CA store every peer is "not verified"; delivery goes on.
-    wolfSSL_CTX_load_system_CA_certs(c->ctx_);
+  } else if (wolfSSL_CTX_load_system_CA_certs(c->ctx_) != WOLFSSL_SUCCESS) {
+    // Without a CA store no server verifies: every handshake fails.
+    *error = "cannot load the system's CA certificates";
+    return nullptr;
   }
   wolfSSL_CTX_set_verify(c->ctx_, WOLFSSL_VERIFY_PEER, &record_verify);
   return c;

@@ -34,19 +34,41 @@ class TlsContext {
                                                 const std::string& key_path, int64_t now_unix,
                                                 std::shared_ptr<TicketKeys> tickets,
                                                 std::string* error);
-  // The context for outbound sessions (delivery to other servers): the same
-  // versions and suites; server certificates are checked against the
-  // system's CA store and the result is recorded per session, but never
-  // stops delivery (opportunistic TLS, RFC 3207 and 7435). With `ca_file`
-  // (PEM), certificates are checked against those CAs instead (a route to
-  // a relay with a private CA).
-  static std::shared_ptr<const TlsContext> client(std::string* error,
+  // How a client context treats the server's certificate.
+  enum class ClientMode : uint8_t {
+    // Not checked at all (WOLFSSL_VERIFY_NONE, no CA store): encryption
+    // against passive eavesdroppers only, never stops delivery
+    // (opportunistic TLS, RFC 3207 and 7435). Sessions are never
+    // peer_verified().
+    kOpportunistic,
+    // Checked (chain to a trusted CA, dates, and the session's host name):
+    // any failure ends the handshake, recorded on the session
+    // (TlsSession::certificate_failed()).
+    kVerify,
+  };
+  // A context for outbound sessions (delivery to other servers, send-test):
+  // the same versions and suites. kVerify trusts the system's CA store, or
+  // with `ca_file` (PEM) those CAs instead (a route to a relay with a
+  // private CA); kOpportunistic takes no `ca_file`.
+  //
+  // The two modes never share a context, and a verifying context never
+  // overrides a failed check: wolfSSL (5.5.4, src/internal.c
+  // ProcessPeerCerts) calls AddCA() for every CA certificate of a peer's
+  // chain that passed the check, or whose failure the verify callback
+  // overrode (no error left after DoVerifyCallback), putting it in the
+  // WOLFSSL_CTX's certificate manager, which every later session of the
+  // context trusts. A callback that overrode failures made a server's own
+  // untrusted CA trusted from its second connection on. With
+  // WOLFSSL_VERIFY_NONE (options.verifyNone) wolfSSL adds none.
+  static std::shared_ptr<const TlsContext> client(ClientMode mode, std::string* error,
                                                   const std::string& ca_file = "");
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   WOLFSSL_CTX* raw() const { return ctx_; }
+  // A client context of ClientMode::kVerify.
+  bool verifying() const { return verifying_; }
   // DNS names the certificate is for (subjectAltName, else the CN), lower
   // case; wildcards as "*.example.com".
   const std::vector<std::string>& names() const { return names_; }
@@ -62,6 +84,7 @@ class TlsContext {
  private:
   TlsContext() = default;
   WOLFSSL_CTX* ctx_ = nullptr;
+  bool verifying_ = false;
   std::vector<std::string> names_;
   bool ecdsa_ = false;
   int64_t not_before_ = 0;
@@ -69,6 +92,14 @@ class TlsContext {
   std::string serial_hex_;
   std::string cert_path_;
   std::shared_ptr<TicketKeys> tickets_;
+};
+
+// What the verify callback of a verifying context found in one session
+// (its wolfSSL_SetCertCbCtx).
+struct PeerCheck {
+  bool failed = false;
+  int error = 0;  // the first failed check's wolfSSL error code
+  int depth = 0;  // the certificate it failed on: 0 the server's own, 1 its issuer...
 };
 
 // The cipher suites, in server preference order.

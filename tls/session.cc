@@ -1,26 +1,32 @@
 #include "tls/session.h"
 
+// wolfSSL's options.h must come first: it carries the build's feature macros.
+// clang-format off
 #include <wolfssl/options.h>
+#include <wolfssl/error-ssl.h>  // DOMAIN_NAME_MISMATCH
 #include <wolfssl/ssl.h>
+// clang-format on
 
 namespace ringmail::tls {
 
 TlsSession::TlsSession(std::shared_ptr<const TlsContext> ctx, Role role,
                        const std::string& server_name)
-    : ctx_(std::move(ctx)), role_(role) {
+    : ctx_(std::move(ctx)), role_(role), server_name_(server_name) {
   ssl_ = wolfSSL_new(ctx_->raw());
   if (ssl_ == nullptr) {
     error_ = "cannot create a TLS session";
     return;
   }
   if (role_ == Role::kClient) {
-    wolfSSL_SetCertCbCtx(ssl_, &verified_);
     if (!server_name.empty()) {
       wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
                      static_cast<unsigned short>(server_name.size()));
-      wolfSSL_check_domain_name(ssl_, server_name.c_str());
-    } else {
-      verified_ = false;  // nothing to check the name against
+    }
+    if (ctx_->verifying()) {
+      wolfSSL_SetCertCbCtx(ssl_, &check_);
+      // Without a name nothing is checked against: never peer_verified().
+      name_checked_ = !server_name.empty() &&
+                      wolfSSL_check_domain_name(ssl_, server_name.c_str()) == WOLFSSL_SUCCESS;
     }
   }
   wolfSSL_SSLSetIORecv(ssl_, &TlsSession::on_recv);
@@ -111,6 +117,39 @@ std::string TlsSession::version() const {
 std::string TlsSession::cipher() const {
   const char* c = ssl_ != nullptr ? wolfSSL_get_cipher_name(ssl_) : nullptr;
   return c != nullptr ? c : "";
+}
+
+bool TlsSession::peer_verified() const {
+  return role_ == Role::kClient && handshake_done_ && ctx_->verifying() && name_checked_ &&
+         !check_.failed;
+}
+
+std::string TlsSession::certificate_problem() const {
+  if (!check_.failed) return "";
+  const bool own = check_.depth == 0;
+  switch (check_.error) {
+    case ASN_NO_SIGNER_E:
+    case ASN_SELF_SIGNED_E:
+      return own ? "untrusted issuer: it is not signed by a trusted CA"
+                 : "untrusted issuer: its chain does not lead to a trusted CA";
+    case DOMAIN_NAME_MISMATCH:
+    case IPADDR_MISMATCH:
+      return "name mismatch: it is not for " + server_name_;
+    case ASN_AFTER_DATE_E:
+      return own ? "expired" : "expired: a CA certificate of its chain";
+    case ASN_BEFORE_DATE_E:
+      return own ? "not valid yet" : "not valid yet: a CA certificate of its chain";
+    case ASN_SIG_CONFIRM_E:
+    case ASN_SIG_OID_E:
+    case ASN_SIG_HASH_E:
+    case ASN_SIG_KEY_E:
+      return "bad signature";
+    default: {
+      char buf[128];
+      wolfSSL_ERR_error_string_n(static_cast<unsigned long>(check_.error), buf, sizeof buf);
+      return std::string("rejected: ") + buf;
+    }
+  }
 }
 
 bool TlsSession::resumed() const { return ssl_ != nullptr && wolfSSL_session_reused(ssl_) == 1; }

@@ -26,8 +26,9 @@ class TlsSession {
   };
 
   enum class Role : uint8_t { kServer, kClient };
-  // A client session sends `server_name` as SNI and checks the certificate
-  // against it (recorded in peer_verified(), never fatal).
+  // A client session sends `server_name` as SNI; under a verifying context
+  // (TlsContext::ClientMode::kVerify) the certificate must also be for that
+  // name, or the handshake fails.
   explicit TlsSession(std::shared_ptr<const TlsContext> ctx, Role role = Role::kServer,
                       const std::string& server_name = "");
   ~TlsSession();
@@ -54,8 +55,16 @@ class TlsSession {
   std::string version() const;
   std::string cipher() const;
   bool resumed() const;
-  // Client sessions: the server's certificate chain and name checked out.
-  bool peer_verified() const { return role_ == Role::kClient && handshake_done_ && verified_; }
+  // Client sessions: the handshake is done under a verifying context, and
+  // the server's certificate chain, dates and name (the server_name given)
+  // checked out. Never under an opportunistic context, which checks nothing.
+  bool peer_verified() const;
+  // Client sessions under a verifying context: a check of the server's
+  // certificate failed, which ends the handshake (pump() returns kError).
+  bool certificate_failed() const { return check_.failed; }
+  // Which check failed, in plain words ("untrusted issuer: ...", "name
+  // mismatch: ...", "expired"...); empty when none did.
+  std::string certificate_problem() const;
   const TlsContext& context() const { return *ctx_; }
   // The last wolfSSL error, for the log.
   const std::string& error() const { return error_; }
@@ -72,7 +81,9 @@ class TlsSession {
   std::string out_;
   bool handshake_done_ = false;
   Role role_ = Role::kServer;
-  bool verified_ = true;  // cleared by the verify callback on any failure
+  std::string server_name_;
+  bool name_checked_ = false;  // wolfSSL checks the certificate against server_name_
+  PeerCheck check_;            // filled by a verifying context's callback
   std::string error_;
 };
 

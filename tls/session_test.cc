@@ -1,7 +1,13 @@
 #include "tls/session.h"
 
 #include <gtest/gtest.h>
+#include <wolfssl/options.h>  // the first of wolfSSL's: the build's feature macros
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
 
+#include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -231,15 +237,15 @@ namespace ringmail::tls {
 namespace {
 
 // Our own client role against our own server role, in memory: the outbound
-// side of delivery. A self-signed certificate is not verified, and that is
-// recorded, not fatal.
-TEST(TlsClient, HandshakesAndRecordsTheCheck) {
+// side of delivery. An opportunistic context checks no certificate: a
+// self-signed one completes the handshake, never peer_verified().
+TEST(TlsClient, OpportunisticHandshakeChecksNothing) {
   TempDir dir;
   CertFiles f = write_pair(dir.path, "mx", "mx.peer.test");
   std::string err;
   auto server_ctx = TlsContext::load(f.cert, f.key, now(), nullptr, &err);
   ASSERT_TRUE(server_ctx) << err;
-  auto client_ctx = TlsContext::client(&err);
+  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err);
   ASSERT_TRUE(client_ctx) << err;
   TlsSession server(server_ctx);
   TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
@@ -254,13 +260,175 @@ TEST(TlsClient, HandshakesAndRecordsTheCheck) {
   }
   ASSERT_TRUE(client.handshake_done() && server.handshake_done());
   EXPECT_EQ(client.version(), "TLSv1.3");
-  EXPECT_FALSE(client.peer_verified());  // self-signed
+  EXPECT_FALSE(client.peer_verified());  // not checked
+  EXPECT_FALSE(client.certificate_failed());
   ASSERT_TRUE(client.write("EHLO relay.test\r\n"));
   server.feed(client.output());
   client.output().clear();
   std::string got;
   ASSERT_EQ(server.pump(&got), TlsSession::Status::kOk);
   EXPECT_EQ(got, "EHLO relay.test\r\n");
+}
+
+// A certificate made with wolfCrypt, DER and PEM, with its key.
+struct Issued {
+  std::vector<byte> der, key_der;
+  std::string pem, key_pem;
+};
+
+std::string to_pem(const std::vector<byte>& der, int type) {
+  std::vector<byte> pem(der.size() * 2 + 256);
+  const int n = wc_DerToPem(der.data(), static_cast<word32>(der.size()), pem.data(),
+                            static_cast<word32>(pem.size()), type);
+  return n > 0 ? std::string(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(n)) : "";
+}
+
+// Without `issuer`: a self-signed CA certificate (basicConstraints CA)
+// named `name`; with it: a server certificate for `name` signed by it.
+Issued issue(const std::string& name, const Issued* issuer) {
+  init_library();
+  Issued out;
+  WC_RNG rng;
+  ecc_key key, signer_key;
+  EXPECT_EQ(wc_InitRng(&rng), 0);
+  EXPECT_EQ(wc_ecc_init(&key), 0);
+  EXPECT_EQ(wc_ecc_init(&signer_key), 0);
+  EXPECT_EQ(wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1), 0);
+  Cert cert;
+  EXPECT_EQ(wc_InitCert(&cert), 0);
+  std::strncpy(cert.subject.commonName, name.c_str(), CTC_NAME_SIZE - 1);
+  std::strncpy(cert.subject.org, "ringmail test", CTC_NAME_SIZE - 1);
+  cert.daysValid = 30;
+  cert.sigType = CTC_SHA256wECDSA;
+  cert.isCA = issuer == nullptr ? 1 : 0;
+  ecc_key* signer = &key;
+  if (issuer != nullptr) {
+    EXPECT_EQ(wc_SetIssuerBuffer(&cert, issuer->der.data(), static_cast<int>(issuer->der.size())),
+              0);
+    word32 idx = 0;
+    EXPECT_EQ(wc_EccPrivateKeyDecode(issuer->key_der.data(), &idx, &signer_key,
+                                     static_cast<word32>(issuer->key_der.size())),
+              0);
+    signer = &signer_key;
+  }
+  std::vector<byte> der(4096);
+  int n = wc_MakeCert_ex(&cert, der.data(), static_cast<word32>(der.size()), ECC_TYPE, &key, &rng);
+  EXPECT_GT(n, 0);
+  n = wc_SignCert_ex(cert.bodySz, cert.sigType, der.data(), static_cast<word32>(der.size()),
+                     ECC_TYPE, signer, &rng);
+  EXPECT_GT(n, 0);
+  out.der.assign(der.begin(), der.begin() + std::max(n, 0));
+  n = wc_EccKeyToDer(&key, der.data(), static_cast<word32>(der.size()));
+  EXPECT_GT(n, 0);
+  out.key_der.assign(der.begin(), der.begin() + std::max(n, 0));
+  out.pem = to_pem(out.der, CERT_TYPE);
+  out.key_pem = to_pem(out.key_der, ECC_PRIVATEKEY_TYPE);
+  wc_ecc_free(&signer_key);
+  wc_ecc_free(&key);
+  wc_FreeRng(&rng);
+  return out;
+}
+
+// Runs a client session against a server session in memory until both are
+// done (true) or either fails (false).
+bool connect(TlsSession& client, TlsSession& server) {
+  std::string plain;
+  for (int i = 0; i < 20 && !(server.handshake_done() && client.handshake_done()); ++i) {
+    if (client.pump(&plain) == TlsSession::Status::kError) return false;
+    server.feed(client.output());
+    client.output().clear();
+    if (server.pump(&plain) == TlsSession::Status::kError) return false;
+    client.feed(server.output());
+    server.output().clear();
+  }
+  return client.handshake_done() && server.handshake_done();
+}
+
+// A server whose certificate for mx.peer.test is signed by its own CA
+// ("Rogue CA", trusted by nobody), sending the chain leaf + CA.
+class UntrustedChain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rogue = issue("Rogue CA", nullptr);
+    const Issued leaf = issue("mx.peer.test", &rogue);
+    const Issued other = issue("Other CA", nullptr);
+    chain = dir.path + "/fullchain.pem";
+    rogue_ca = dir.path + "/rogue-ca.pem";
+    other_ca = dir.path + "/other-ca.pem";
+    std::ofstream(chain) << leaf.pem << rogue.pem;
+    std::ofstream(dir.path + "/privkey.pem") << leaf.key_pem;
+    std::ofstream(rogue_ca) << rogue.pem;
+    std::ofstream(other_ca) << other.pem;
+    std::string err;
+    server_ctx = TlsContext::load(chain, dir.path + "/privkey.pem", now(), nullptr, &err);
+    ASSERT_TRUE(server_ctx) << err;
+  }
+  TempDir dir;
+  Issued rogue;
+  std::string chain, rogue_ca, other_ca;
+  std::shared_ptr<const TlsContext> server_ctx;
+};
+
+// The defect: the verify callback overrode every failure, so wolfSSL took
+// the peer's failing chain CA as verified and added it to the context's
+// trusted CAs (ProcessPeerCerts: AddCA() when the callback left no error);
+// the second handshake on the same context then verified the untrusted
+// chain. A verifying context fails both, and every one after.
+TEST_F(UntrustedChain, VerifyingContextNeverLearnsPeerCa) {
+  std::string err;
+  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kVerify, &err, other_ca);
+  ASSERT_TRUE(client_ctx) << err;
+  ASSERT_TRUE(client_ctx->verifying());
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    SCOPED_TRACE("handshake " + std::to_string(attempt));
+    TlsSession server(server_ctx);
+    TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
+    EXPECT_FALSE(connect(client, server));
+    EXPECT_FALSE(client.handshake_done());
+    EXPECT_FALSE(client.peer_verified());
+    EXPECT_TRUE(client.certificate_failed());
+    EXPECT_EQ(client.certificate_problem(),
+              "untrusted issuer: its chain does not lead to a trusted CA");
+  }
+}
+
+// The same chain where its CA is trusted: it checks out (so the failures
+// above are the CA's), and the host name is checked too.
+TEST_F(UntrustedChain, VerifiesWithTheRightCaAndName) {
+  std::string err;
+  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kVerify, &err, rogue_ca);
+  ASSERT_TRUE(client_ctx) << err;
+  {
+    TlsSession server(server_ctx);
+    TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
+    ASSERT_TRUE(connect(client, server)) << client.error();
+    EXPECT_TRUE(client.peer_verified());
+    EXPECT_FALSE(client.certificate_failed());
+  }
+  TlsSession server(server_ctx);
+  TlsSession client(client_ctx, TlsSession::Role::kClient, "other.peer.test");
+  EXPECT_FALSE(connect(client, server));
+  EXPECT_FALSE(client.peer_verified());
+  EXPECT_TRUE(client.certificate_failed());
+  EXPECT_EQ(client.certificate_problem(), "name mismatch: it is not for other.peer.test");
+}
+
+// An opportunistic context completes the handshake with the untrusted
+// chain, verifies nothing, and learns nothing: a verifying context is
+// another context.
+TEST_F(UntrustedChain, OpportunisticContextTakesItUnverified) {
+  std::string err;
+  EXPECT_FALSE(TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err, other_ca));
+  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err);
+  ASSERT_TRUE(client_ctx) << err;
+  EXPECT_FALSE(client_ctx->verifying());
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    TlsSession server(server_ctx);
+    TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
+    ASSERT_TRUE(connect(client, server)) << client.error();
+    EXPECT_FALSE(client.peer_verified());
+    EXPECT_FALSE(client.certificate_failed());
+  }
 }
 
 }  // namespace

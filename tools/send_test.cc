@@ -80,19 +80,12 @@ std::string explain(const std::string& reply) {
   return "the server refused it";
 }
 
-}  // namespace
-
-int send_test(const SendTest& t) {
-  const size_t colon = t.server.rfind(':');
-  const std::string host = colon == std::string::npos ? t.server : t.server.substr(0, colon);
-  const std::string port = colon == std::string::npos ? "587" : t.server.substr(colon + 1);
-  const bool implicit = t.implicit_tls || port == "465";
+// One session over a new connection, its certificate checked or not as
+// `ctx` does. A verifying context stops the handshake at a certificate that
+// does not check out: then *bad_certificate, and no password is sent.
+int run_session(const SendTest& t, const std::string& host, const std::string& port, bool implicit,
+                const std::shared_ptr<const tls::TlsContext>& ctx, bool* bad_certificate) {
   std::string why;
-  auto ctx = tls::TlsContext::client(&why, t.ca_file);
-  if (ctx == nullptr) {
-    std::fprintf(stderr, "ringmail: TLS: %s\n", why.c_str());
-    return 1;
-  }
   const int fd = connect_to(host, port, &why);
   if (fd < 0) {
     std::fprintf(stderr, "ringmail: %s\n", why.c_str());
@@ -132,13 +125,23 @@ int send_test(const SendTest& t) {
     tls = std::make_unique<tls::TlsSession>(ctx, tls::TlsSession::Role::kClient, host);
     std::string plain;
     while (!tls->handshake_done()) {
-      if (tls->pump(&plain) == tls::TlsSession::Status::kError) {
-        std::fprintf(stderr, "ringmail: the TLS handshake failed: %s\n", tls->error().c_str());
-        return false;
-      }
-      if (!tls->output().empty()) {
+      const bool failed = tls->pump(&plain) == tls::TlsSession::Status::kError;
+      if (!tls->output().empty()) {  // the handshake, or the alert that ends it
         ::send(fd, tls->output().data(), tls->output().size(), MSG_NOSIGNAL);
         tls->output().clear();
+      }
+      if (failed && tls->certificate_failed()) {
+        *bad_certificate = true;
+        const std::string problem = tls->certificate_problem();
+        const bool issuer = problem.rfind("untrusted issuer", 0) == 0;
+        std::fprintf(stderr, "ringmail: the server's certificate is not valid for %s (%s%s)\n",
+                     host.c_str(), problem.c_str(),
+                     issuer ? "; --ca-file trusts a private CA" : "");
+        return false;  // never send the password over it
+      }
+      if (failed) {
+        std::fprintf(stderr, "ringmail: the TLS handshake failed: %s\n", tls->error().c_str());
+        return false;
       }
       if (tls->handshake_done()) break;
       char buf[16384];
@@ -149,15 +152,14 @@ int send_test(const SendTest& t) {
       }
       tls->feed(std::string_view(buf, static_cast<size_t>(n)));
     }
-    std::printf("== TLS: %s %s; certificate %s\n", tls->version().c_str(), tls->cipher().c_str(),
-                tls->peer_verified() ? ("valid for " + host).c_str() : "NOT valid");
-    if (!tls->peer_verified()) {
-      std::fprintf(stderr,
-                   "ringmail: the server's certificate is not valid for %s (a name that does not match, "
-                   "an expired certificate, or one not signed by a known CA; --ca-file trusts a private CA)\n",
+    if (ctx->verifying() && !tls->peer_verified()) {  // no name to check it against
+      *bad_certificate = true;
+      std::fprintf(stderr, "ringmail: the server's certificate could not be checked for \"%s\"\n",
                    host.c_str());
-      if (!t.insecure) return false;  // never send the password over it
+      return false;
     }
+    std::printf("== TLS: %s %s; certificate %s\n", tls->version().c_str(), tls->cipher().c_str(),
+                ctx->verifying() ? ("valid for " + host).c_str() : "NOT checked (--insecure)");
     return true;
   };
   if (implicit && !start_tls()) return 1;
@@ -214,6 +216,33 @@ int send_test(const SendTest& t) {
   }
   std::printf("== sent: %s\n", c.results()[0].reply.c_str());
   return 0;
+}
+
+}  // namespace
+
+int send_test(const SendTest& t) {
+  const size_t colon = t.server.rfind(':');
+  const std::string host = colon == std::string::npos ? t.server : t.server.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "587" : t.server.substr(colon + 1);
+  const bool implicit = t.implicit_tls || port == "465";
+  std::string why;
+  auto ctx = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, &why, t.ca_file);
+  if (ctx == nullptr) {
+    std::fprintf(stderr, "ringmail: TLS: %s\n", why.c_str());
+    return 1;
+  }
+  bool bad_certificate = false;
+  const int rc = run_session(t, host, port, implicit, ctx, &bad_certificate);
+  if (!bad_certificate || !t.insecure) return rc;
+  // --insecure: again, over a connection whose certificate is not checked
+  // (its own context: a verifying one never takes a failed certificate).
+  auto unchecked = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic, &why);
+  if (unchecked == nullptr) {
+    std::fprintf(stderr, "ringmail: TLS: %s\n", why.c_str());
+    return 1;
+  }
+  std::printf("== --insecure: connecting again without checking the certificate\n");
+  return run_session(t, host, port, implicit, unchecked, &bad_certificate);
 }
 
 }  // namespace ringmail::tools

@@ -302,6 +302,70 @@ def test_smarthost_route_with_verified_tls_and_auth(start_ringmaild, certs, tmp_
         sh.stop()
 
 
+def make_ca(directory, name):
+    """A CA of its own (openssl): directory/ca.pem and ca.key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "30", "-keyout", str(directory / "ca.key"),
+                    "-out", str(directory / "ca.pem"), "-subj", f"/CN={name}"],
+                   check=True, capture_output=True)
+    return directory / "ca.pem"
+
+
+def make_leaf(directory, host, ca_dir):
+    """A certificate for `host` signed by the CA in ca_dir: directory/fullchain.pem
+    (the certificate, then the CA's) and privkey.pem."""
+    directory.mkdir(parents=True, exist_ok=True)
+    csr, leaf, ext = directory / "leaf.csr", directory / "leaf.pem", directory / "leaf.ext"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(directory / "privkey.pem"), "-out", str(csr),
+                    "-subj", f"/CN={host}"], check=True, capture_output=True)
+    ext.write_text(f"basicConstraints = CA:FALSE\nsubjectAltName = DNS:{host}\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_dir / "ca.pem"),
+                    "-CAkey", str(ca_dir / "ca.key"), "-CAcreateserial", "-days", "30",
+                    "-extfile", str(ext), "-out", str(leaf)], check=True, capture_output=True)
+    (directory / "fullchain.pem").write_text(leaf.read_text() + (ca_dir / "ca.pem").read_text())
+    for f in (csr, leaf, ext):
+        f.unlink()
+
+
+def test_verify_route_refuses_untrusted_ca_twice(start_ringmaild, certs, tmp_path, dns,  # noqa: F811
+                                                 ringmaild_binary, port):
+    """The defect: a tls = "verify" route refused a certificate from a CA
+    nobody configured, then trusted it on the retry (wolfSSL had added the
+    CA that came in the server's chain to the context's trusted CAs). Every
+    attempt must refuse it, and the mail must never arrive."""
+    untrusted = tmp_path / "untrusted-ca"
+    make_ca(untrusted, "Untrusted CA")
+    sh_certs = tmp_path / "sh-certs"
+    make_leaf(sh_certs / "smarthost.peer.test", "smarthost.peer.test", untrusted)
+    other_ca = make_ca(tmp_path / "other-ca", "Other CA")
+    sh = Peer(ringmaild_binary, tmp_path / "smarthost", "smarthost.peer.test",
+              [(f"127.0.0.6:{port}", "smtp")], [sh_certs])
+    try:
+        route = {"domain": "*", "next_hop": f"smarthost.peer.test:{port}", "tls": "verify",
+                 "ca_file": str(other_ca)}
+        add_user(tmp_path / "domains", "alice@example.test")
+        relay = start_ringmaild(tls_cert_dirs=[certs], domains_dir=tmp_path / "domains",
+                                outbound={"dns_servers": f"127.0.0.1:{dns}", "retry_first_s": 2,
+                                          "retry_max_s": 2, "route": [route]})
+        submit(relay, ["bob@peer.test"], subject="must not arrive")
+        refused = "the TLS certificate of smarthost.peer.test could not be verified"
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            log = relay.log_path.read_text()
+            if log.count(refused) >= 3 or "delivered:" in log:
+                break
+            time.sleep(0.2)
+        log = relay.log_path.read_text()
+        assert log.count(refused) >= 3, relay.log_tail()  # the first attempt and two retries
+        assert "tls=verified" not in log and "delivered:" not in log, log
+        assert "untrusted issuer" in log, log  # which check failed
+        assert not sh.box("bob").exists()
+    finally:
+        sh.stop()
+
+
 def test_postfix_relayhost_delivers_through_ringmail(start_ringmaild, certs, dns, port, peer):  # noqa: F811
     """A real Postfix with relayhost = [ringmail]:port (ringmail trusts
     127.0.0.0/8) hands its mail over; ringmail delivers it by MX."""

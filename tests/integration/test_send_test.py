@@ -1,7 +1,8 @@
 """ringmail send-test: the user story's last step, against ringmaild's
 submission ports (STARTTLS on 587's stand-in, TLS at once on 465's), with
 the failures a user meets explained: wrong password, a certificate for
-another name, nothing listening."""
+another name or from an unknown CA (which check failed), nothing
+listening."""
 import socket
 import subprocess
 
@@ -49,10 +50,20 @@ def test_failures_in_plain_words(submission):
     r = send_test(*base, "--server", f"localhost:{submission.sub_port}", "--ca-file", str(submission.ca),
                   password="wrong")
     assert r.returncode == 1 and "the user name or password is wrong" in r.stderr, r.stderr
-    # 127.0.0.1 is not the name on the certificate: stop before AUTH.
+    # 127.0.0.1 is not the name on the certificate: stop before AUTH, saying
+    # which check failed.
     r = send_test(*base, "--server", f"127.0.0.1:{submission.sub_port}", "--ca-file", str(submission.ca))
-    assert r.returncode == 1 and "not valid for 127.0.0.1" in r.stderr, r.stderr
+    assert r.returncode == 1 and "not valid for 127.0.0.1 (name mismatch" in r.stderr, r.stderr
     assert "AUTH" not in r.stdout, r.stdout
+    # The system's CAs did not sign it.
+    r = send_test(*base, "--server", f"localhost:{submission.sub_port}")
+    assert r.returncode == 1 and "not valid for localhost (untrusted issuer" in r.stderr, r.stderr
+    assert "AUTH" not in r.stdout, r.stdout
+    # --insecure: said so, then sent over a connection that checks nothing.
+    r = send_test(*base, "--server", f"127.0.0.1:{submission.sub_port}", "--ca-file", str(submission.ca),
+                  "--insecure")
+    assert r.returncode == 0 and "name mismatch" in r.stderr, r.stdout + r.stderr
+    assert "certificate NOT checked (--insecure)" in r.stdout and "== sent: 250" in r.stdout, r.stdout
     closed = free_port(socket.AF_INET, "127.0.0.1")
     r = send_test(*base, "--server", f"127.0.0.1:{closed}")
     assert r.returncode == 1 and "nothing listens there" in r.stderr, r.stderr
