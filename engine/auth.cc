@@ -1,9 +1,8 @@
 #include "engine/auth.h"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 
-#include <cstring>
+#include "engine/client_limits.h"
 
 #include "engine/log.h"
 
@@ -111,17 +110,7 @@ void Authenticator::done(storage::BlockingOp* op, int result) {
   c->on_result(c, result == 0 && c->ok);
 }
 
-std::string AuthFailures::key_of(const std::string& literal) {
-  static constexpr std::string_view kV6 = "[IPv6:";
-  if (literal.size() < kV6.size() + 2 || literal.compare(0, kV6.size(), kV6) != 0) return literal;
-  const std::string text = literal.substr(kV6.size(), literal.size() - kV6.size() - 1);
-  in6_addr a{};
-  if (::inet_pton(AF_INET6, text.c_str(), &a) != 1) return literal;
-  std::memset(a.s6_addr + 8, 0, 8);
-  char out[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET6, &a, out, sizeof out);
-  return std::string(kV6) + out + "/64]";
-}
+std::string AuthFailures::key_of(const std::string& literal) { return client_key(literal); }
 
 uint32_t AuthFailures::note(const std::string& client_literal, int64_t now_s) {
   const std::string key = key_of(client_literal);

@@ -543,7 +543,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       if (lt == nullptr) throw ConfigError{where(source, *n, "limits") + ": must be a table"};
       check_keys(source, *lt, "limits.",
                  {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
-                  "command_timeout_s", "data_timeout_s", "connections_max", "shutdown_grace_s",
+                  "command_timeout_s", "data_timeout_s", "connections_max", "connections_per_ip_max",
+                  "shutdown_grace_s",
                   "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max",
                   "delivery_sync_delay_ms", "delivery_defer_ms", "spool_segment_bytes"});
       const std::string p = "limits.";
@@ -562,6 +563,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           get_uint(source, *lt, p, "data_timeout_s", cfg->data_timeout_s, 1, 86400));
       cfg->connections_max = static_cast<uint32_t>(
           get_uint(source, *lt, p, "connections_max", cfg->connections_max, 1, 10000000));
+      cfg->connections_per_ip_max = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "connections_per_ip_max", cfg->connections_per_ip_max, 1, 10000000));
       cfg->shutdown_grace_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "shutdown_grace_s", cfg->shutdown_grace_s, 0, 3600));
       cfg->delivery_retry_s = static_cast<uint32_t>(

@@ -99,7 +99,10 @@ struct Config {
   std::string srs_domain;
   std::string srs_secret_file;
   uint32_t srs_max_age_days = 21;
-  uint32_t connections_max = 20000;
+  uint32_t connections_max = 20000;  // per shard
+  // Open SMTP connections from one client (IPv4 address or IPv6 /64) over
+  // all shards; relay_networks clients are not counted.
+  uint32_t connections_per_ip_max = 50;
   uint32_t shutdown_grace_s = 30;
   uint32_t delivery_retry_s = 60;
   uint32_t delivery_concurrency = 4;  // per shard

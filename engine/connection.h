@@ -33,6 +33,10 @@ class Connection {
   // Hard stop (grace period over): drop the connection.
   void abort();
   int fd() const { return fd_; }
+  // The ConnectionsPerClient key this connection is counted under ("" when
+  // its client is not limited: relay_networks).
+  void set_limit_key(std::string k) { limit_key_ = std::move(k); }
+  const std::string& limit_key() const { return limit_key_; }
 
  private:
   struct RecvC final : Completion {
@@ -108,6 +112,7 @@ class Connection {
   CommitReq commit_;
   Timer timer_;
   std::string client_literal_;  // "[192.0.2.1]": failures are counted per address
+  std::string limit_key_;
   AuthC auth_;
   Timer auth_delay_;  // holds back a 535
   Timer greeting_;    // [inbound] greeting_delay_s

@@ -237,6 +237,17 @@ int run(int argc, char** argv) {
   log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
            " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
            tls::describe(tls::wolfssl_info()));
+  // Each connection is a descriptor: say so when the limits allow more
+  // connections than descriptors (past that, clients get 421 from the
+  // shards' reserve descriptor, not a session).
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+      uint64_t{cfg->connections_max} * cfg->threads > static_cast<uint64_t>(nofile.rlim_cur)) {
+    log_line("limits: connections_max " + std::to_string(cfg->connections_max) + " x " +
+                 std::to_string(cfg->threads) + " shards is more than the open-file limit " +
+                 std::to_string(nofile.rlim_cur) +
+                 " (RLIMIT_NOFILE): past it new clients get 421; raise LimitNOFILE= or lower connections_max",
+             LogLevel::kWarning);
+  }
 
   // One daemon per data_dir, taken before anything in it is touched: spool
   // recovery would remove the live segments of a daemon already running.
@@ -332,6 +343,15 @@ int run(int argc, char** argv) {
 
   std::vector<std::unique_ptr<Shard>> shards;
   auto auth_failures = std::make_shared<AuthFailures>();  // one lock-out for all shards
+  auto per_client = std::make_shared<ConnectionsPerClient>();  // one count for all shards
+  // Descriptors beyond connections: spool segments, Maildir files, pipes,
+  // DNS and outbound sockets, rings. Past the rest, clients are accepted
+  // and told 421, so accepting never fails for want of descriptors (and
+  // when it does anyway, each shard's reserve descriptor answers).
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    const uint64_t spare = std::max<uint64_t>(64, nofile.rlim_cur / 8);
+    per_client->set_total_max(nofile.rlim_cur > spare ? nofile.rlim_cur - spare : 1);
+  }
   for (uint32_t i = 0; i < cfg->threads; ++i) {
     std::vector<int> fds;
     for (const auto& l : cfg->listeners) {
@@ -349,6 +369,7 @@ int run(int argc, char** argv) {
     shards.back()->set_domains(domains);
     shards.back()->set_srs(srs);
     shards.back()->set_auth_failures(auth_failures);
+    shards.back()->set_connections_per_client(per_client);
     if (int r = shards.back()->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r), LogLevel::kError);
       return 1;

@@ -9,6 +9,7 @@
 #include "proto/dsn.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +28,14 @@ namespace ringmail::engine {
 namespace {
 
 constexpr size_t kInboxSlots = 4096;
+constexpr char kTooManyConnections[] = "421 4.7.0 Too many connections\r\n";
+
+// A connection refused before its session: the reply, sent without
+// waiting (the socket buffer of a new connection takes it), and the close.
+void refuse_connection(int fd, std::string_view reply) {
+  [[maybe_unused]] ssize_t n = ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::close(fd);
+}
 
 
 // Client literal for Received headers (RFC 5321 4.1.3) and ip:port for logs.
@@ -95,12 +104,14 @@ Shard::Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int>
       backend_kind_(backend), wheel_(clock_s()) {
   now_s_ = clock_s();
   doorbell_.shard = this;
+  per_client_ = std::make_shared<ConnectionsPerClient>();
 }
 
 Shard::~Shard() {
   for (int fd : listen_fds_) {
     if (fd >= 0) ::close(fd);
   }
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
   for (DeliveryJob* j : preloaded_) delete j;
   for (DeliveryJob* j : delivery_queue_) delete j;
   for (DeliveryJob* j : retrying_) delete j;  // still in the spool for the next start
@@ -280,6 +291,7 @@ void Shard::run(std::latch& ready) {
   }
   backend_kind_ = backend_->kind();
   backend_->watch_doorbell(&doorbell_);
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     auto c = std::make_unique<AcceptC>();
     c->shard = this;
@@ -370,6 +382,7 @@ void Shard::run(std::latch& ready) {
     }
     flush_hashing();
     for (Connection* c : dead_) {
+      per_client_->remove(c->limit_key());
       backend_->close(c->fd());
       conns_.erase(c);
       stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -595,12 +608,22 @@ void Shard::on_accept(size_t listener, const Event& ev) {
   AcceptC* ac = accept_cs_[listener].get();
   if (!ev.more) ac->armed = false;
   if (ev.res < 0) {
-    if (!stopping_ && ev.res != -EAGAIN && ev.res != -EINTR && ev.res != -ECONNABORTED) {
+    const bool no_fds = ev.res == -EMFILE || ev.res == -ENFILE;
+    if (!stopping_ && !no_fds && ev.res != -EAGAIN && ev.res != -EINTR && ev.res != -ECONNABORTED) {
       log_line(std::string("accept on ") + cfg_->listeners[listener].address + ": " +
                std::strerror(-ev.res));
     }
+    // Out of descriptors: the clients waiting in the backlog get their 421
+    // through the reserve descriptor instead of hanging (the epoll backend
+    // reports this with the accept still armed).
+    const size_t served = no_fds && !stopping_ ? refuse_out_of_descriptors(listener) : 0;
     if (!ac->armed && !stopping_) {
-      if (ev.res == -EMFILE || ev.res == -ENFILE || ev.res == -ENOBUFS || ev.res == -ENOMEM) {
+      // If some were waiting, accepting goes on at once; else in a second
+      // (io_uring's accept fails at once while no descriptor is free).
+      if (served > 0) {
+        ac->armed = true;
+        backend_->accept(listen_fds_[listener], ac);
+      } else if (no_fds || ev.res == -ENOBUFS || ev.res == -ENOMEM) {
         // Out of descriptors or memory: try again in a second rather than
         // spinning on the same error.
         ac->rearm.accept = ac;
@@ -639,18 +662,35 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     return;
   }
   if (conns_.size() >= cfg_->connections_max) {
-    static constexpr char kBusy[] = "421 4.7.0 Too many connections\r\n";
-    [[maybe_unused]] ssize_t n = ::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    ::close(fd);
+    refuse_connection(fd, kTooManyConnections);
+    note_refusal("connections_max (" + std::to_string(cfg_->connections_max) + " on this shard)");
     return;
   }
   std::string literal, peer;
   sockaddr_storage addr{};
   describe_peer(fd, &literal, &peer, &addr);
   const bool trusted = in_networks(cfg_->relay_networks, addr);
+  // Counted over all shards; relay_networks (our own MTAs and applications)
+  // are not limited.
+  std::string key = trusted ? std::string() : client_key(literal);
+  switch (per_client_->try_add(key, cfg_->connections_per_ip_max)) {
+    case ConnectionsPerClient::Verdict::kOk:
+      break;
+    case ConnectionsPerClient::Verdict::kClientFull:
+      refuse_connection(fd, "421 4.7.0 Too many connections from your address\r\n");
+      note_refusal("client=" + peer + ": connections_per_ip_max (" + std::to_string(cfg_->connections_per_ip_max) +
+                   " from " + key + ")");
+      return;
+    case ConnectionsPerClient::Verdict::kAllFull:
+      refuse_connection(fd, kTooManyConnections);
+      note_refusal("client=" + peer + ": " + std::to_string(per_client_->total_max()) +
+                   " connections in all, the most the open-file limit allows");
+      return;
+  }
   auto conn =
       std::make_unique<Connection>(*this, fd, cfg_->listeners[listener], literal, peer, trusted);
   Connection* c = conn.get();
+  c->set_limit_key(std::move(key));
   conns_.emplace(c, std::move(conn));
   stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
   c->start();
@@ -753,6 +793,36 @@ std::string Shard::metrics_text() const {
 }
 
 void Shard::retire(Connection* c) { dead_.push_back(c); }
+
+void Shard::note_refusal(const std::string& what) {
+  const int64_t now = clock_s();
+  if (now == refused_log_s_) {
+    ++refused_unlogged_;  // one line a second at most, under a flood
+    return;
+  }
+  log_line("connection refused with 421: " + what +
+               (refused_unlogged_ > 0 ? " (and " + std::to_string(refused_unlogged_) + " more in the last second)"
+                                      : std::string()),
+           LogLevel::kWarning);
+  refused_log_s_ = now;
+  refused_unlogged_ = 0;
+}
+
+size_t Shard::refuse_out_of_descriptors(size_t listener) {
+  if (reserve_fd_ < 0) return 0;
+  ::close(reserve_fd_);
+  reserve_fd_ = -1;
+  size_t served = 0;
+  // Bounded: the loop must turn again for everything else.
+  for (; served < 256; ++served) {
+    const int fd = ::accept4(listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) break;
+    refuse_connection(fd, kTooManyConnections);
+  }
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (served > 0) note_refusal("out of file descriptors (RLIMIT_NOFILE); the reserve one answered");
+  return served;
+}
 
 void Shard::deliver(DeliveryJob* job) {
   job->shard = this;

@@ -22,6 +22,7 @@
 #include "engine/resolver.h"
 #include "engine/config.h"
 #include "engine/blocking_pool.h"
+#include "engine/client_limits.h"
 #include "engine/dkim.h"
 #include "proto/http.h"
 #include "proto/srs.h"
@@ -135,6 +136,9 @@ class Shard final : public proto::SmtpHost {
   // Before open_spool(): the process's table of AUTH failures, shared by
   // every shard (null: this shard counts alone).
   void set_auth_failures(std::shared_ptr<AuthFailures> f) { auth_failures_ = std::move(f); }
+  // Before run(): the process's count of connections per client, shared by
+  // every shard (null: this shard counts alone).
+  void set_connections_per_client(std::shared_ptr<ConnectionsPerClient> c) { per_client_ = std::move(c); }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -240,6 +244,16 @@ class Shard final : public proto::SmtpHost {
   // aliases (users' mailboxes, outside addresses, pipe aliases), each once.
   std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;
   std::shared_ptr<AuthFailures> auth_failures_;
+  std::shared_ptr<ConnectionsPerClient> per_client_;
+  // An open descriptor kept in reserve: when accept fails for want of
+  // descriptors, it is closed so that waiting clients can be accepted and
+  // told 421 instead of hanging (refuse_out_of_descriptors()).
+  int reserve_fd_ = -1;
+  // Refusals of one second, logged as one line.
+  int64_t refused_log_s_ = 0;
+  uint64_t refused_unlogged_ = 0;
+  void note_refusal(const std::string& what);
+  size_t refuse_out_of_descriptors(size_t listener);
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
