@@ -542,7 +542,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       const toml::table* lt = n->as_table();
       if (lt == nullptr) throw ConfigError{where(source, *n, "limits") + ": must be a table"};
       check_keys(source, *lt, "limits.",
-                 {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
+                 {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max", "junk_commands_max",
+                  "data_rate_min_bytes_s",
                   "command_timeout_s", "data_timeout_s", "connections_max", "connections_per_ip_max",
                   "shutdown_grace_s",
                   "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max",
@@ -557,6 +558,10 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           static_cast<uint32_t>(get_uint(source, *lt, p, "errors_max", L.errors_max, 1, 1000));
       L.received_headers_max = static_cast<uint32_t>(
           get_uint(source, *lt, p, "received_headers_max", L.received_headers_max, 1, 1000));
+      L.junk_commands_max = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "junk_commands_max", L.junk_commands_max, 0, 100000));
+      cfg->data_rate_min_bytes_s = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "data_rate_min_bytes_s", cfg->data_rate_min_bytes_s, 1, 1u << 30));
       cfg->command_timeout_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "command_timeout_s", cfg->command_timeout_s, 1, 86400));
       cfg->data_timeout_s = static_cast<uint32_t>(

@@ -99,6 +99,10 @@ struct Config {
   std::string srs_domain;
   std::string srs_secret_file;
   uint32_t srs_max_age_days = 21;
+  // DATA/BDAT: the transfer starts with data_timeout_s to go; each byte
+  // received adds 1/data_rate_min_bytes_s seconds, never beyond
+  // data_timeout_s from now. A client slower than the rate runs out.
+  uint32_t data_rate_min_bytes_s = 1024;
   uint32_t connections_max = 20000;  // per shard
   // Open SMTP connections from one client (IPv4 address or IPv6 /64) over
   // all shards; relay_networks clients are not counted.

@@ -166,6 +166,7 @@ void Connection::arm_recv() {
 void Connection::on_recv(const Event& ev) {
   if (!ev.more) recv_armed_ = false;
   if (ev.res > 0) {
+    data_credit_bytes_ += static_cast<uint64_t>(ev.res);
     if (!shut_) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
     if (ev.has_buf) shard_.backend_->release(ev.buf_id);
     after_io();
@@ -219,11 +220,35 @@ void Connection::after_io() {
       (phase_ != TlsPhase::kActive || tls_->output().empty())) {
     begin_close();
   }
-  if (!shut_) {
-    // The wheel has one-second slots: +1 so a timeout never fires early.
-    uint32_t t = session_.in_data() ? shard_.cfg_->data_timeout_s : shard_.cfg_->command_timeout_s;
-    shard_.wheel_.schedule(&timer_, shard_.clock_s() + t + 1);
+  if (!shut_) update_deadline();
+}
+
+void Connection::update_deadline() {
+  const Config& cfg = *shard_.cfg_;
+  const int64_t now = shard_.clock_s();
+  if (session_.in_data()) {
+    if (!deadline_in_data_) {
+      deadline_in_data_ = true;
+      deadline_s_ = now + cfg.data_timeout_s;
+      data_credit_bytes_ = 0;
+    }
+    // Each byte buys 1/data_rate_min_bytes_s seconds, up to data_timeout_s
+    // ahead: a client trickling below the rate runs out of time.
+    const uint64_t gained_s = data_credit_bytes_ / cfg.data_rate_min_bytes_s;
+    data_credit_bytes_ %= cfg.data_rate_min_bytes_s;
+    deadline_s_ = std::min<int64_t>(now + cfg.data_timeout_s, deadline_s_ + static_cast<int64_t>(gained_s));
+  } else {
+    deadline_in_data_ = false;
+    data_credit_bytes_ = 0;
+    // A new deadline only when the session waits for a whole new command:
+    // the bytes of one line (or of a TLS handshake) do not each buy
+    // command_timeout_s more.
+    const bool mid = session_.mid_command() || phase_ == TlsPhase::kHello ||
+                     (phase_ == TlsPhase::kActive && !tls_->handshake_done());
+    if (!mid || deadline_s_ == 0) deadline_s_ = now + cfg.command_timeout_s;
   }
+  // The wheel has one-second slots: +1 so a timeout never fires early.
+  shard_.wheel_.schedule(&timer_, deadline_s_ + 1);
 }
 
 void Connection::flush() {

@@ -98,6 +98,10 @@ class Connection {
   // bytes of each message, when it will be signed or verified).
   void hash_progress();
   void after_io();
+  // Sets the session's timer: a whole command line must arrive within
+  // command_timeout_s of the session starting to wait for it, and DATA/BDAT
+  // at data_rate_min_bytes_s at least (Config). A byte alone never resets it.
+  void update_deadline();
   void flush();
   void arm_recv();
   void begin_close();
@@ -117,6 +121,9 @@ class Connection {
   Timer auth_delay_;  // holds back a 535
   Timer greeting_;    // [inbound] greeting_delay_s
   bool greeting_pending_ = false;
+  int64_t deadline_s_ = 0;          // when timer_ fires (clock_s)
+  bool deadline_in_data_ = false;   // deadline_s_ is the DATA/BDAT one
+  uint64_t data_credit_bytes_ = 0;  // received, not yet turned into time
   bool auth_busy_ = false;
   bool auth_delay_pending_ = false;
   TlsPhase phase_ = TlsPhase::kClear;

@@ -57,16 +57,16 @@ struct SmtpServer::Handler {
         {Verb::kRset, nullptr,
          [](SmtpServer& s, std::string_view) {
            s.reset_transaction();
-           s.reply("250 2.0.0 Ok");
+           s.junk("250 2.0.0 Ok");
          }},
-        {Verb::kNoop, nullptr, [](SmtpServer& s, std::string_view) { s.reply("250 2.0.0 Ok"); }},
+        {Verb::kNoop, nullptr, [](SmtpServer& s, std::string_view) { s.junk("250 2.0.0 Ok"); }},
         {Verb::kQuit, nullptr,
          [](SmtpServer& s, std::string_view) { s.close_with("221 2.0.0 Bye"); }},
         {Verb::kHelp, nullptr,
-         [](SmtpServer& s, std::string_view) { s.reply("214 2.0.0 See RFC 5321"); }},
+         [](SmtpServer& s, std::string_view) { s.junk("214 2.0.0 See RFC 5321"); }},
         {Verb::kVrfy, nullptr,
          [](SmtpServer& s, std::string_view) {
-           s.reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+           s.junk("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
          }},
         {Verb::kExpn, nullptr,
          [](SmtpServer& s, std::string_view) { s.error("502 5.5.1 EXPN not supported"); }},
@@ -101,6 +101,14 @@ void SmtpServer::start() {
 void SmtpServer::reply(std::string_view line) {
   out_.append(line);
   out_ += "\r\n";
+}
+
+void SmtpServer::junk(std::string_view line) {
+  if (++junk_ > params_.limits.junk_commands_max) {
+    error(line);
+  } else {
+    reply(line);
+  }
 }
 
 void SmtpServer::error(std::string_view line) {
@@ -546,6 +554,7 @@ void SmtpServer::commit_done(CommitResult result) {
   switch (result) {
     case CommitResult::kOk:
       reply("250 2.0.0 Ok: queued as " + env_.id);
+      junk_ = 0;  // a client that sends mail may RSET and NOOP between messages
       break;
     case CommitResult::kTempFail:
       reply("451 4.3.0 Local error writing message, try again later");

@@ -36,6 +36,10 @@ struct SessionLimits {
   uint32_t rcpt_count_max = 100;
   uint32_t errors_max = 10;
   uint32_t received_headers_max = 50;
+  // NOOP, RSET, VRFY and HELP beyond this many since the session's last
+  // accepted message each count as an error (Postfix's
+  // smtpd_junk_command_limit): a client cannot hold a session with them.
+  uint32_t junk_commands_max = 100;
 };
 
 struct SessionParams {
@@ -157,6 +161,10 @@ class SmtpServer {
 
   // True while reading message content (the engine picks the data timeout).
   bool in_data() const { return state_ == State::kData || state_ == State::kBdat; }
+  // Part of a command line has arrived, not all of it (or input waits
+  // behind a commit or an AUTH check): the engine's deadline for the line
+  // keeps running instead of starting again with each byte.
+  bool mid_command() const { return skipping_line_ || (!in_data() && !pending_.empty()); }
   bool in_transaction() const { return mail_given_ || state_ != State::kCommand; }
 
   // Ends the session with `line` (a 421) whatever state it is in.
@@ -188,6 +196,7 @@ class SmtpServer {
   void handle_line(std::string_view line);
   void reply(std::string_view line);
   void error(std::string_view line);  // counts towards errors_max
+  void junk(std::string_view line);   // NOOP & co: an error past junk_commands_max
   void close_with(std::string_view line);
   void reset_transaction();
   void begin_message();
@@ -229,6 +238,7 @@ class SmtpServer {
   bool bdat_used_ = false;
   bool shutdown_requested_ = false;
   uint32_t errors_ = 0;
+  uint32_t junk_ = 0;  // NOOP, RSET, VRFY, HELP since the last accepted message
   bool tls_active_ = false;
   TlsInfo tls_;
   Credentials auth_creds_;

@@ -442,3 +442,55 @@ TEST(Date, Rfc5322) { EXPECT_EQ(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +000
 
 }  // namespace
 }  // namespace ringmail::proto
+
+namespace ringmail::proto {
+namespace {
+
+// Regression (issue 19, defect 6): NOOPs were unlimited, so a client could
+// hold a session forever with them. Past junk_commands_max (here 100, the
+// default) each NOOP/RSET/VRFY/HELP counts as an error (errors_max = 5).
+TEST_F(Dialog, JunkCommandsCountAsErrorsPastTheirLimit) {
+  say("EHLO c.example\r\n");
+  std::string many;
+  for (int i = 0; i < 100; ++i) {
+    static const char* const kJunk[] = {"NOOP\r\n", "RSET\r\n", "VRFY x\r\n", "HELP\r\n"};
+    many += kJunk[i % 4];
+  }
+  EXPECT_EQ(say(many).find("421"), std::string::npos);
+  EXPECT_FALSE(s->closing());
+  std::string out;
+  for (int i = 0; i < 6; ++i) out += say("NOOP\r\n");
+  std::string want;
+  for (int i = 0; i < 6; ++i) want += "250 2.0.0 Ok\r\n";
+  EXPECT_EQ(out, want + "421 4.7.0 Too many errors, closing connection\r\n");
+  EXPECT_TRUE(s->closing());
+}
+
+TEST_F(Dialog, AcceptedMessageStartsTheJunkCountAgain) {
+  say("EHLO c.example\r\n");
+  for (int i = 0; i < 100; ++i) say("NOOP\r\n");
+  greet_and_envelope();
+  say("DATA\r\n");
+  say("Subject: x\r\n\r\nhi\r\n.\r\n");
+  ASSERT_TRUE(s->awaiting_commit());
+  s->commit_done(CommitResult::kOk);
+  take();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+  EXPECT_FALSE(s->closing());
+}
+
+TEST_F(Dialog, MidCommandWhileALineIsIncomplete) {
+  say("EHLO c.example\r\n");
+  EXPECT_FALSE(s->mid_command());
+  say("NO");
+  EXPECT_TRUE(s->mid_command());
+  EXPECT_EQ(say("OP\r\n"), "250 2.0.0 Ok\r\n");
+  EXPECT_FALSE(s->mid_command());
+  greet_and_envelope();
+  say("DATA\r\n");
+  say("partial line");
+  EXPECT_FALSE(s->mid_command());  // DATA has its own deadline
+}
+
+}  // namespace
+}  // namespace ringmail::proto

@@ -93,3 +93,81 @@ def test_out_of_descriptors_clients_still_get_421(start_ringmaild):
     log = server.log_path.read_text()
     assert "is more than the open-file limit 160 (RLIMIT_NOFILE)" in log, log
     assert "96 connections in all, the most the open-file limit allows" in log, log
+
+
+def trickle(sock, data, every_s, until_s):
+    """Send `data` one byte every `every_s` seconds until the server
+    answers or `until_s` passes (without the deadlines, it never answers);
+    returns (reply, seconds taken)."""
+    sock.settimeout(every_s)
+    t0 = time.monotonic()
+    got = b""
+    i = 0
+    while time.monotonic() - t0 < until_s:
+        try:
+            chunk = sock.recv(512)
+            if not chunk:
+                break
+            got += chunk
+            if got.endswith(b"\r\n"):
+                break
+        except socket.timeout:
+            pass
+        try:
+            sock.sendall(data[i % len(data):i % len(data) + 1])
+        except OSError:
+            break
+        i += 1
+    return got.decode("ascii", "replace").strip(), time.monotonic() - t0
+
+
+def test_command_line_trickle_times_out(start_ringmaild):
+    """Regression (issue 19, defect 6): the command timeout restarted on
+    every byte, so one byte a second kept a connection forever. A whole
+    command line must now arrive within command_timeout_s."""
+    server = start_ringmaild(limits={"command_timeout_s": 2})
+    s, line = first_line(server.host, server.port)
+    assert line.startswith("220 "), line
+    reply, _ = trickle(s, b"NOOP NOOP NOOP NOOP NOOP NOOP NOOP ", 0.4, 30)
+    s.close()
+    assert reply.startswith("421 4.4.2 ") and "Timeout" in reply, reply
+
+
+def test_data_trickle_below_the_minimum_rate_times_out(start_ringmaild):
+    """Regression (issue 19, defect 6): DATA at one byte a second never
+    timed out. The transfer has data_timeout_s, extended only by bytes
+    arriving at data_rate_min_bytes_s or faster."""
+    server = start_ringmaild(limits={"data_timeout_s": 2, "data_rate_min_bytes_s": 1000})
+    s, line = first_line(server.host, server.port)
+    for cmd, code in ((b"EHLO slow.example\r\n", b"250 "), (b"MAIL FROM:<a@src.example>\r\n", b"250 "),
+                      (b"RCPT TO:<bob@example.test>\r\n", b"250 "), (b"DATA\r\n", b"354 ")):
+        s.sendall(cmd)
+        got = b""
+        while not (got.startswith(code) and got.endswith(b"\r\n")) and b"\r\n" + code not in got:
+            got += s.recv(4096)
+    reply, _ = trickle(s, b"Subject: slow\r\n\r\nline\r\n", 0.3, 30)
+    s.close()
+    assert reply.startswith("421 4.4.2 ") and "Timeout" in reply, reply
+    assert not list(server.data_dir.glob("mail/example.test/bob/Maildir/new/*"))
+
+
+def test_data_at_the_minimum_rate_is_not_cut(start_ringmaild):
+    """The rate, not a total alone: a transfer longer than data_timeout_s
+    that keeps above data_rate_min_bytes_s is taken."""
+    server = start_ringmaild(limits={"data_timeout_s": 2, "data_rate_min_bytes_s": 1000})
+    s, _ = first_line(server.host, server.port)
+    s.sendall(b"EHLO fast.example\r\nMAIL FROM:<a@src.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+    got = b""
+    while b"354 " not in got:
+        got += s.recv(4096)
+    s.sendall(b"Subject: steady\r\n\r\n")
+    for _ in range(8):  # 4 s at about 20 KB/s
+        s.sendall((b"x" * 998 + b"\r\n") * 10)
+        time.sleep(0.5)
+    s.sendall(b".\r\n")
+    got = b""
+    s.settimeout(10)
+    while not got.endswith(b"\r\n"):
+        got += s.recv(4096)
+    s.close()
+    assert got.startswith(b"250 2.0.0 Ok: queued as "), got
