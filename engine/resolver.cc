@@ -60,25 +60,62 @@ std::unique_ptr<AresResolver> AresResolver::create(Backend& backend, const std::
     return nullptr;
   }
   std::unique_ptr<AresResolver> r(new AresResolver(backend));
+  r->timeout_ms_ = timeout_ms;
+  r->tries_ = tries;
+  r->channel_ = r->new_channel(servers, error);
+  if (r->channel_ == nullptr) return nullptr;
+  return r;
+}
+
+ares_channeldata* AresResolver::new_channel(const std::string& servers, std::string* error) {
   ares_options opts{};
   opts.sock_state_cb = &AresResolver::on_sock_state;
-  opts.sock_state_cb_data = r.get();
-  opts.timeout = timeout_ms;
-  opts.tries = tries;
-  const int st = ares_init_options(&r->channel_, &opts,
-                                   ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  opts.sock_state_cb_data = this;
+  opts.timeout = timeout_ms_;
+  opts.tries = tries_;
+  ares_channeldata* ch = nullptr;
+  const int st = ares_init_options(&ch, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
   if (st != ARES_SUCCESS) {
     *error = std::string("c-ares: ") + ares_strerror(st);
     return nullptr;
   }
   if (!servers.empty()) {
-    const int s = ares_set_servers_ports_csv(r->channel_, servers.c_str());
+    const int s = ares_set_servers_ports_csv(ch, servers.c_str());
     if (s != ARES_SUCCESS) {
       *error = "DNS servers '" + servers + "': " + ares_strerror(s);
+      ares_destroy(ch);
       return nullptr;
     }
   }
-  return r;
+  return ch;
+}
+
+void AresResolver::set_servers(const std::string& servers, std::function<void(const std::string&)> applied) {
+  switching_ = true;
+  next_servers_ = servers;
+  on_switched_ = std::move(applied);
+  switch_servers();
+}
+
+void AresResolver::switch_servers() {
+  if (!switching_ || pending_ > 0 || channel_ == nullptr) return;
+  switching_ = false;
+  std::string error;
+  // A new channel rather than ares_set_servers on this one: c-ares changes
+  // servers only while nothing is pending, and "" (the system's servers)
+  // means reading resolv.conf again, which only a new channel does.
+  ares_channeldata* fresh = new_channel(next_servers_, &error);
+  if (fresh != nullptr) {
+    ares_destroy(channel_);  // idle: its sockets close (on_sock_state marks them dead)
+    channel_ = fresh;
+  }
+  if (on_switched_) on_switched_(error);
+  on_switched_ = nullptr;
+  // The lookups held meanwhile go out now, in order, to the new servers
+  // (or the old ones when the new could not be set).
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& start : held) start();
 }
 
 AresResolver::~AresResolver() {
@@ -164,6 +201,7 @@ void AresResolver::collect_dead() {
 void AresResolver::tick() {
   if (channel_ == nullptr) return;
   ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts
+  switch_servers();  // here, never from inside a c-ares callback
   collect_dead();
 }
 
@@ -234,18 +272,34 @@ void AresResolver::query(const std::string& name, int type, int (*parse)(unsigne
 }
 
 void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
+  if (switching_) {
+    held_.push_back([this, domain, done = std::move(done)]() mutable { mx(domain, std::move(done)); });
+    return;
+  }
   query<MxAnswer>(domain, 15 /* T_MX */, &parse_mx, std::move(done));
 }
 
 void AresResolver::txt(const std::string& name, std::function<void(TxtAnswer)> done) {
+  if (switching_) {
+    held_.push_back([this, name, done = std::move(done)]() mutable { txt(name, std::move(done)); });
+    return;
+  }
   query<TxtAnswer>(name, 16 /* T_TXT */, &parse_txt, std::move(done));
 }
 
 void AresResolver::ptr(const std::string& name, std::function<void(TxtAnswer)> done) {
+  if (switching_) {
+    held_.push_back([this, name, done = std::move(done)]() mutable { ptr(name, std::move(done)); });
+    return;
+  }
   query<TxtAnswer>(name, 12 /* T_PTR */, &parse_ptr, std::move(done));
 }
 
 void AresResolver::addresses(const std::string& host, std::function<void(AddrAnswer)> done) {
+  if (switching_) {
+    held_.push_back([this, host, done = std::move(done)]() mutable { addresses(host, std::move(done)); });
+    return;
+  }
   ++pending_;
   auto* q = new AddrQuery{this, std::move(done)};
   ares_addrinfo_hints hints{};

@@ -70,7 +70,13 @@ class AresResolver final : public Resolver {
   void ptr(const std::string& name, std::function<void(TxtAnswer)> done) override;
   void tick() override;
   // Lookups not answered yet (tests, shutdown).
-  size_t pending() const { return pending_; }
+  size_t pending() const { return pending_ + held_.size(); }
+  // Asks the servers `servers` ("" = the system's) from now on (SIGHUP).
+  // Lookups in flight finish on the old ones; new ones are held, in order,
+  // until they have (a few seconds at most: every lookup has a timeout),
+  // then go to the new ones. `applied` runs then, with "" or the reason the
+  // new servers could not be set (the old ones stay).
+  void set_servers(const std::string& servers, std::function<void(const std::string& error)> applied);
 
  private:
   explicit AresResolver(Backend& b) : backend_(b) {}
@@ -90,12 +96,20 @@ class AresResolver final : public Resolver {
              std::function<void(Answer)> done);
   void arm(Sock* s);
   void collect_dead();
+  ares_channeldata* new_channel(const std::string& servers, std::string* error);
+  void switch_servers();  // set_servers(), once nothing is pending
 
   Backend& backend_;
   ares_channeldata* channel_ = nullptr;
   std::unordered_map<int, std::unique_ptr<Sock>> socks_;
   std::vector<std::unique_ptr<Sock>> dead_;  // waiting for their last completion
   size_t pending_ = 0;
+  int timeout_ms_ = 2000;
+  int tries_ = 2;
+  bool switching_ = false;                      // set_servers() waits for pending_ to drain
+  std::string next_servers_;
+  std::function<void(const std::string&)> on_switched_;
+  std::vector<std::function<void()>> held_;     // lookups started while switching
 };
 
 }  // namespace ringmail::engine

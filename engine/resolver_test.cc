@@ -138,6 +138,38 @@ TEST_P(ResolverTest, DestroyedWithLookupsPending) {
   EXPECT_FALSE(called);
 }
 
+// Regression (issue 19, defect 8): SIGHUP did not apply new dns_servers.
+// A lookup in flight on the old (silent) server finishes there; one started
+// while switching waits and goes to the new server.
+TEST_P(ResolverTest, SetServersSwitchesAfterPendingLookups) {
+  std::string why;
+  r = AresResolver::create(*b, "127.0.0.1:9", 300, 1, &why);  // nobody answers there
+  ASSERT_NE(r, nullptr) << why;
+  bool old_done = false, new_done = false;
+  MxAnswer old_answer, new_answer;
+  r->mx("mx.test", [&](MxAnswer a) {
+    old_answer = std::move(a);
+    old_done = true;
+  });
+  std::string applied = "not yet";
+  r->set_servers("127.0.0.1:" + std::to_string(server()->port()), [&](const std::string& e) { applied = e; });
+  r->mx("mx.test", [&](MxAnswer a) {
+    new_answer = std::move(a);
+    new_done = true;
+  });
+  EXPECT_EQ(r->pending(), 2u);
+  ASSERT_TRUE(run_until([&] { return old_done && new_done; }));
+  EXPECT_EQ(old_answer.status, DnsStatus::kTempFail);
+  EXPECT_EQ(applied, "");
+  EXPECT_EQ(new_answer.status, DnsStatus::kOk);
+  EXPECT_EQ(new_answer.records.size(), 2u);
+  // Bad servers are refused and the current ones stay.
+  r->set_servers("not a server list", [&](const std::string& e) { applied = e; });
+  run_until([&] { return applied != ""; }, 3000);
+  EXPECT_NE(applied.find("DNS servers 'not a server list'"), std::string::npos) << applied;
+  EXPECT_EQ(mx("mx.test").status, DnsStatus::kOk);
+}
+
 RINGMAIL_ON_BOTH_BACKENDS(ResolverTest);
 
 }  // namespace

@@ -473,8 +473,25 @@ void Shard::handle(ShardMessage&& m) {
     case ShardMessage::Type::kStop:
       begin_stop();
       break;
-    case ShardMessage::Type::kReload:
+    case ShardMessage::Type::kReload: {
+      const std::string old_dns = cfg_->dns_servers;
       cfg_ = std::move(m.config);
+      if (cfg_->dns_servers != old_dns) {
+        const std::string now = cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
+        if (resolver_ == nullptr) {
+          log_line("dns: dns_servers changed to " + now + ", but this shard started without DNS: restart to use them",
+                   LogLevel::kWarning);
+        } else {
+          resolver_->set_servers(cfg_->dns_servers, [now](const std::string& error) {
+            if (error.empty()) {
+              log_line("dns: now asking " + now);
+            } else {
+              log_line("dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
+                       LogLevel::kWarning);
+            }
+          });
+        }
+      }
       if (m.dkim) dkim_ = std::move(m.dkim);
       if (m.domains) domains_ = std::move(m.domains);
       srs_ = std::move(m.srs);
@@ -484,6 +501,7 @@ void Shard::handle(ShardMessage&& m) {
       }
       log_line("configuration reloaded");
       break;
+    }
     case ShardMessage::Type::kDomains:
       domains_ = std::move(m.domains);
       break;

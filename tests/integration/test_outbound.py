@@ -3,6 +3,7 @@ records come from a local DNS server (tests/dns_server.py), to receivers on
 other loopback addresses: a second ringmaild (its Maildir shows what
 arrived), or Postfix's smtp-sink injecting 4xx/5xx. Loopback only."""
 import base64
+import signal
 import smtplib
 import socket
 import subprocess
@@ -229,6 +230,28 @@ def test_null_mx_bounces_at_once(relay):
     bounce = relay.wait_for_mail("example.test", "alice", timeout=20)[0].read_bytes().decode()
     assert "null MX" in bounce
     assert "Status: 5.0.0" in bounce or "Status: 5." in bounce
+
+
+def test_sighup_applies_new_dns_servers(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+    """Regression (issue 19, defect 8): SIGHUP logged the configuration as
+    reloaded but kept asking the old DNS servers. The new ones are used
+    from then on: mail deferred for DNS is delivered by the retry."""
+    relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers="127.0.0.1:9", port=port,
+                        retry_first_s=2, retry_max_s=2, connect_timeout_s=3)
+    s = sink("127.0.0.2", port)
+    try:
+        submit(relay, ["newdns@peer.test"])
+        wait_log(relay, "to=<newdns@peer.test>")
+        log = wait_log(relay, "deferred:")
+        assert "delivered: 250" not in log
+        relay.outbound["dns_servers"] = f"127.0.0.1:{dns}"
+        relay.write_config()
+        relay.signal(signal.SIGHUP)
+        wait_log(relay, f"dns: now asking 127.0.0.1:{dns}")
+        wait_log(relay, "to=<newdns@peer.test> via mx1.peer.test: delivered: 250", timeout=30)
+    finally:
+        s.kill()
+        s.wait()
 
 
 def test_temporary_failure_is_retried(relay, port):
