@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <optional>
 #include <ctime>
@@ -194,6 +196,15 @@ std::string share_with_daemon_group(const std::vector<std::string>& paths) {
   return "ok";
 }
 
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return static_cast<bool>(f) || f.eof();
+}
+
 bool path_exists(const fs::path& p) {
   std::error_code ec;
   return fs::exists(fs::symlink_status(p, ec));
@@ -202,9 +213,11 @@ bool path_exists(const fs::path& p) {
 // A certificate for `names` in the layouts tls/cert_store.h reads: the
 // directory to put in cert_dirs and what was found (empty when nothing).
 struct FoundCert {
-  std::string cert_dir;  // for [tls] cert_dirs
+  std::string name;      // the certificate's name (a host name)
   std::string where;     // the certificate's folder
   std::string layout;    // "acme.sh" | "certbot"
+  std::string chain, key;
+  bool ecc = false;      // acme.sh's _ecc folder
 };
 std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const std::string& letsencrypt) {
   std::vector<FoundCert> out;
@@ -214,13 +227,18 @@ std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const s
     for (const auto& n : names) {
       for (const std::string& sub : {n + "_ecc", n}) {
         const fs::path d = acme / sub;
-        if (path_exists(d / "fullchain.cer") && path_exists(d / (n + ".key"))) out.push_back({acme.string(), d.string(), "acme.sh"});
+        if (path_exists(d / "fullchain.cer") && path_exists(d / (n + ".key"))) {
+          out.push_back({n, d.string(), "acme.sh", (d / "fullchain.cer").string(), (d / (n + ".key")).string(),
+                         sub != n});
+        }
       }
     }
   }
   for (const auto& n : names) {
     const fs::path d = fs::path(letsencrypt) / "live" / n;
-    if (path_exists(d / "fullchain.pem") && path_exists(d / "privkey.pem")) out.push_back({letsencrypt, d.string(), "certbot"});
+    if (path_exists(d / "fullchain.pem") && path_exists(d / "privkey.pem")) {
+      out.push_back({n, d.string(), "certbot", (d / "fullchain.pem").string(), (d / "privkey.pem").string(), false});
+    }
   }
   return out;
 }
@@ -288,13 +306,30 @@ int init(const InitOptions& o) {
   }
   const std::string shared = share_with_daemon_group({(dom / "users").string(), rsa_path, ed_path});
 
+  // Certificates live in <config_dir>/certs, where the service can read
+  // them: acme.sh's ~/.acme.sh is hidden from it (ProtectHome=yes) and
+  // certbot's keys are root's only. What is found is copied there once;
+  // the renewal command printed below keeps the copy fresh.
   const auto certs = find_certs(hostname == domain ? std::vector<std::string>{hostname}
                                                    : std::vector<std::string>{hostname, domain},
                                 o.letsencrypt_dir);
-  std::vector<std::string> cert_dirs;
+  const fs::path certs_dir = config_dir / "certs";
+  fs::create_directories(certs_dir, ec);
+  if (ec) return fail("cannot create " + certs_dir.string() + ": " + ec.message());
+  std::vector<std::string> cert_dirs{certs_dir.string()};
+  std::vector<std::string> copied;
   for (const auto& c : certs) {
-    if (std::find(cert_dirs.begin(), cert_dirs.end(), c.cert_dir) == cert_dirs.end()) cert_dirs.push_back(c.cert_dir);
+    const fs::path dest = certs_dir / (c.name + (c.ecc ? "_ecc" : ""));
+    std::string chain, key;
+    if (!read_file(c.chain, &chain) || !read_file(c.key, &key)) return fail("cannot read the certificate in " + c.where);
+    fs::create_directories(dest, ec);
+    if (ec || !write_new((dest / "fullchain.pem").string(), chain, 0644, &err) ||
+        !write_new((dest / "privkey.pem").string(), key, 0600, &err)) {
+      return fail(ec ? "cannot create " + dest.string() + ": " + ec.message() : err);
+    }
+    copied.push_back((dest / "privkey.pem").string());
   }
+  share_with_daemon_group(copied);
 
   std::string t;
   t += "# ringmaild's configuration (docs/configuration.md), written by `ringmail init " + domain + "`.\n";
@@ -306,8 +341,8 @@ int init(const InitOptions& o) {
   for (const L& l : {L{"25", "smtp", "mail from other servers"},
                      L{"587", "submission", "your mail programs: STARTTLS, then AUTH"},
                      L{"465", "submissions", "your mail programs: TLS from the first byte"}}) {
-    const bool off = cert_dirs.empty() && std::strcmp(l.kind, "submissions") == 0;
-    if (off) t += "\n# No certificate yet: port 465 needs one. Uncomment these once [tls] cert_dirs finds it.";
+    const bool off = certs.empty() && std::strcmp(l.kind, "submissions") == 0;
+    if (off) t += "\n# No certificate yet: port 465 needs one. Uncomment these once [tls] cert_dirs has it.";
     for (const char* host : {"0.0.0.0", "[::]"}) {
       const char* c = off ? "#" : "";
       t += std::string("\n") + c + "[[listener]]  # " + l.what + "\n" + c + "address = " +
@@ -316,7 +351,7 @@ int init(const InitOptions& o) {
   }
   t += "\n[tls]\ncert_dirs = [";
   for (size_t i = 0; i < cert_dirs.size(); ++i) t += (i ? ", " : "") + toml_str(cert_dirs[i]);
-  t += "]  # certbot: /etc/letsencrypt; acme.sh: ~/.acme.sh (docs/configuration.md)\n";
+  t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's output)\n";
   try {
     (void)toml::parse(t, toml_path.string());
   } catch (const toml::parse_error& e) {
@@ -336,7 +371,10 @@ int init(const InitOptions& o) {
                 "port 465 is left commented out and STARTTLS is not offered until there is one\n",
                 hostname.c_str(), o.letsencrypt_dir.c_str());
   } else {
-    for (const auto& c : certs) std::printf("certificates: found %s (%s)\n", c.where.c_str(), c.layout.c_str());
+    for (const auto& c : certs) {
+      std::printf("certificates: found %s (%s), copied to %s/%s%s\n", c.where.c_str(), c.layout.c_str(),
+                  certs_dir.c_str(), c.name.c_str(), c.ecc ? "_ecc" : "");
+    }
   }
   std::string alist;
   for (const auto& a : addrs) alist += (alist.empty() ? "" : ", ") + a.to_string();
@@ -353,8 +391,29 @@ int init(const InitOptions& o) {
   std::printf("  %d. Publish the DNS records below at your DNS provider; ask your hosting provider for the PTR records.\n", ++step);
   if (certs.empty()) {
     std::printf("  %d. Get a certificate for %s (certbot certonly --standalone -d %s, or acme.sh --issue "
-                "--standalone -d %s), add its directory to [tls] cert_dirs and uncomment the 465 listeners.\n",
+                "--standalone -d %s), install it as below and uncomment the 465 listeners.\n",
                 ++step, hostname.c_str(), hostname.c_str(), hostname.c_str());
+  }
+  // Renewals: the CA client copies the new files where ringmaild reads
+  // them and reloads it (the daemon also notices changed files by itself).
+  const bool any_certbot =
+      std::any_of(certs.begin(), certs.end(), [](const FoundCert& c) { return c.layout == "certbot"; });
+  if (certs.empty() || !any_certbot) {
+    const FoundCert* c = certs.empty() ? nullptr : &certs.front();
+    const std::string name = c != nullptr ? c->name : hostname;
+    const std::string dir = (certs_dir / (name + (c != nullptr && c->ecc ? "_ecc" : ""))).string();
+    std::printf("  %d. %s renewals with acme.sh: acme.sh --install-cert -d %s%s --fullchain-file %s/fullchain.pem "
+                "--key-file %s/privkey.pem --reloadcmd \"systemctl reload ringmail\"\n",
+                ++step, certs.empty() ? "Then install it and its" : "Install its", name.c_str(),
+                c != nullptr && c->ecc ? " --ecc" : "", dir.c_str(), dir.c_str());
+  }
+  if (certs.empty() || any_certbot) {
+    const std::string name = certs.empty() ? hostname : certs.front().name;
+    std::printf("  %d. With certbot instead: a deploy hook copies each renewal, e.g. %s/renewal-hooks/deploy/ringmail:\n"
+                "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/fullchain.pem\" %s/%s/fullchain.pem &&\n"
+                "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/privkey.pem\" %s/%s/privkey.pem &&\n"
+                "       systemctl reload ringmail\n",
+                ++step, o.letsencrypt_dir.c_str(), certs_dir.c_str(), name.c_str(), certs_dir.c_str(), name.c_str());
   }
   std::printf("  %d. Add a user: ringmail user-add you@%s --password-stdin --domains-dir %s\n", ++step,
               domain.c_str(), domains_dir.c_str());

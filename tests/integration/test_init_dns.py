@@ -94,13 +94,19 @@ def test_init_config_accepted_and_daemon_serves_it(tmp_path):
     etc = tmp_path / "etc"
     config = etc / "ringmail.toml"
     dom = etc / "domains" / DOMAIN
-    assert f"certificates: found {home}/.acme.sh/{HOST}_ecc (acme.sh)" in r.stdout
+    # Copied where the service can read it (not ~/.acme.sh: ProtectHome=yes),
+    # with the acme.sh line that keeps the copy fresh (issue 19, defect 10).
+    assert (f"certificates: found {home}/.acme.sh/{HOST}_ecc (acme.sh), copied to {etc}/certs/{HOST}_ecc"
+            in r.stdout), r.stdout
+    assert (f"acme.sh --install-cert -d {HOST} --ecc --fullchain-file {etc}/certs/{HOST}_ecc/fullchain.pem "
+            f'--key-file {etc}/certs/{HOST}_ecc/privkey.pem --reloadcmd "systemctl reload ringmail"') in r.stdout
+    assert (etc / "certs" / (HOST + "_ecc") / "privkey.pem").stat().st_mode & 0o777 == 0o600
     text = config.read_text()
     assert f'hostname = "{HOST}"' in text
     assert f'local_domains = ["{DOMAIN}"]' in text
     assert f'domains_dir = "{etc}/domains"' in text
     assert f'data_dir = "{tmp_path}/data"' in text
-    assert f'cert_dirs = ["{home}/.acme.sh"]' in text
+    assert f'cert_dirs = ["{etc}/certs"]' in text
     listeners = re.findall(r'^address = "([^"]*)"\nkind = "([^"]*)"', text, re.M)
     assert sorted(listeners) == sorted([(f"{h}:{p}", k) for p, k in
                                         [("25", "smtp"), ("587", "submission"), ("465", "submissions")]
@@ -180,7 +186,8 @@ def test_init_records_and_next_steps(tmp_path):
     # No certificate: said so, port 465 left commented out, still a valid configuration.
     assert "certificates: none found" in r.stdout
     text = (tmp_path / "etc" / "ringmail.toml").read_text()
-    assert '#address = "0.0.0.0:465"' in text and "cert_dirs = []" in text
+    assert '#address = "0.0.0.0:465"' in text and f'cert_dirs = ["{tmp_path}/etc/certs"]' in text
+    assert "acme.sh --install-cert -d mx1.example.test --fullchain-file" in r.stdout
     if os.path.exists(RINGMAILD):
         c = subprocess.run([RINGMAILD, "--check-config", "--config", str(tmp_path / "etc" / "ringmail.toml")],
                            capture_output=True, text=True)
@@ -192,8 +199,9 @@ def test_init_finds_certbot_certificate(tmp_path):
     make_cert(le / "live" / DOMAIN, DOMAIN, "fullchain.pem", "privkey.pem")
     r = run_init(tmp_path, "--addresses", "127.0.0.1")
     assert r.returncode == 0, r.stderr
-    assert f"certificates: found {le}/live/{DOMAIN} (certbot)" in r.stdout
-    assert f'cert_dirs = ["{le}"]' in (tmp_path / "etc" / "ringmail.toml").read_text()
+    assert f"certificates: found {le}/live/{DOMAIN} (certbot), copied to {tmp_path}/etc/certs/{DOMAIN}" in r.stdout
+    assert f'cert_dirs = ["{tmp_path}/etc/certs"]' in (tmp_path / "etc" / "ringmail.toml").read_text()
+    assert f"{le}/renewal-hooks/deploy/ringmail" in r.stdout
 
 
 def test_init_refuses_to_overwrite(tmp_path):
