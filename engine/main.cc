@@ -5,6 +5,7 @@
 #include <mimalloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "engine/config.h"
+#include "engine/config_check.h"
 #include "engine/log.h"
 #include "engine/notify.h"
 #include "engine/shard.h"
@@ -73,27 +75,43 @@ bool write_self_signed(const Config& cfg, std::string* error) {
   return true;
 }
 
+// The configured directories, and the self-signed one once it exists.
 std::vector<std::string> cert_dirs(const Config& cfg) {
   std::vector<std::string> dirs = cfg.tls_cert_dirs;
-  if (cfg.tls_self_signed) dirs.push_back(cfg.data_dir + "/certs");
+  std::error_code ec;
+  if (cfg.tls_self_signed && std::filesystem::is_directory(cfg.data_dir + "/certs", ec)) {
+    dirs.push_back(cfg.data_dir + "/certs");
+  }
   return dirs;
 }
 
 // The certificates for TLS, or an error when a listener needs TLS and there
 // is none. On a reload, `previous` keeps serving what fails to load now.
+// With `check` (--check-config) nothing is written or logged: every problem
+// goes into *check, a self-signed certificate still to be made counts as
+// one that will exist.
 std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
                                                  std::shared_ptr<tls::TicketKeys> tickets,
                                                  std::string* error,
-                                                 const tls::CertStore* previous = nullptr) {
-  const std::vector<std::string> dirs = cert_dirs(cfg);
+                                                 const tls::CertStore* previous = nullptr,
+                                                 std::vector<std::string>* check = nullptr) {
+  std::vector<std::string> dirs;
   auto load = [&] {
+    dirs = cert_dirs(cfg);
     std::vector<std::string> problems;
     auto store = tls::CertStore::load(dirs, std::time(nullptr), tickets, &problems, previous);
-    for (const auto& p : problems) log_line("tls: certificate skipped: " + p);
+    for (const auto& p : problems) {
+      if (check != nullptr) {
+        check->push_back("certificate: " + p);
+      } else {
+        log_line("tls: certificate skipped: " + p, LogLevel::kWarning);
+      }
+    }
     return store;
   };
   auto store = load();
   if (store->empty() && cfg.tls_self_signed) {
+    if (check != nullptr) return store;  // made at the first start
     if (!write_self_signed(cfg, error)) return nullptr;
     store = load();
   }
@@ -107,10 +125,13 @@ std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
         return nullptr;
       }
     }
-    log_line("tls: no certificate found" + (where.empty() ? std::string() : " in " + where) +
-             ": STARTTLS is not offered");
+    if (check == nullptr) {
+      log_line("tls: no certificate found" + (where.empty() ? std::string() : " in " + where) +
+               ": STARTTLS is not offered");
+    }
     return store;
   }
+  if (check != nullptr) return store;
   for (const auto& c : store->contexts()) {
     std::string names;
     for (const auto& n : c->names()) names += (names.empty() ? "" : ",") + n;
@@ -170,6 +191,62 @@ int open_listener(const ListenerConfig& l, std::string* error) {
   return fd;
 }
 
+// --check-config: loads what the daemon loads, without writing or binding
+// anything, and says what would go wrong. 0 when nothing would.
+int check_config(const Config& cfg, const std::string& config_path, std::string check_as) {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings = config_warnings(cfg);
+  for (auto& h : hidden_from_service(cfg, config_path)) warnings.push_back(std::move(h));
+  if (std::string p = data_dir_problem(cfg.data_dir); !p.empty()) errors.push_back(p);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(cfg.domains_dir, ec)) {
+    errors.push_back(cfg.domains_dir +
+                     ": domains_dir does not exist (users, aliases and DKIM keys live there; ringmail init makes it)");
+  }
+  std::string err;
+  if (!load_certs(cfg, nullptr, &err, nullptr, &errors)) errors.push_back(err);
+  std::vector<std::string> problems;
+  DkimKeys::load(cfg.domains_dir, &problems);
+  for (const auto& p : problems) errors.push_back("dkim: " + p);
+  problems.clear();
+  storage::PosixFileIo fio;
+  storage::Domains::load(fio, cfg.domains_dir,
+                         std::vector<std::string>(cfg.local_domains.begin(), cfg.local_domains.end()), cfg.aliases,
+                         &problems);
+  for (const auto& p : problems) errors.push_back("domains: " + p);
+  if (cfg.srs_enabled && !cfg.srs_secret_file.empty()) {
+    if (std::filesystem::exists(cfg.srs_secret_file, ec) && ::access(cfg.srs_secret_file.c_str(), R_OK) != 0) {
+      errors.push_back(cfg.srs_secret_file + ": srs.secret_file is not readable");
+    }
+  }
+  if (std::string p = dns_servers_problem(cfg.dns_servers); !p.empty()) errors.push_back(p);
+  for (const auto& l : cfg.listeners) {
+    if (address_free(l, &err)) continue;
+    if (const long pid = storage::DataDirLock::holder(cfg.data_dir); pid > 0) {
+      warnings.push_back(err + " (by the ringmaild, pid " + std::to_string(pid) +
+                         ", running on this data_dir: fine for a reload; a restart frees it first)");
+    } else {
+      errors.push_back("listener " + err);
+    }
+  }
+  // As the user the service runs as: ringmail.service's User=, when it
+  // exists and we are root (or whom --check-as names).
+  if (check_as.empty() && ::geteuid() == 0 && ::getpwnam("ringmail") != nullptr) check_as = "ringmail";
+  if (!check_as.empty()) {
+    for (auto& p : check_as_user(cfg, config_path, cert_dirs(cfg), check_as)) errors.push_back(std::move(p));
+  }
+  for (const auto& w : warnings) std::fprintf(stderr, "ringmaild: %s: warning: %s\n", cfg.source.c_str(), w.c_str());
+  for (const auto& e : errors) std::fprintf(stderr, "ringmaild: %s: %s\n", cfg.source.c_str(), e.c_str());
+  if (!errors.empty()) {
+    std::fprintf(stderr, "ringmaild: %s: %zu problem%s\n", cfg.source.c_str(), errors.size(),
+                 errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  std::printf("%s: configuration ok%s\n", cfg.source.c_str(),
+              check_as.empty() ? "" : (" (files checked as user " + check_as + ")").c_str());
+  return 0;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"ringmaild: the ringmail mail relay daemon"};
   std::string config_path;
@@ -178,7 +255,10 @@ int run(int argc, char** argv) {
   std::string backend_flag, data_dir;
   app.add_option("--config,-c", config_path, "configuration file (TOML)");
   app.add_flag("--dev", dev, "use the embedded development configuration");
-  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_flag("--check-config", check_only, "load the configuration as the daemon would, say what is wrong, exit");
+  std::string check_as;
+  app.add_option("--check-as", check_as,
+                 "with --check-config: read every file as this user (default: ringmail, when it exists and we are root)");
   app.add_option("--threads", threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
   app.add_option("--backend", backend_flag, "auto, io_uring or epoll")
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
@@ -212,10 +292,7 @@ int run(int argc, char** argv) {
     return std::shared_ptr<const Config>(std::move(m));
   };
   cfg = apply_flags(cfg);
-  if (check_only) {
-    std::printf("%s: configuration ok\n", cfg->source.c_str());
-    return 0;
-  }
+  if (check_only) return check_config(*cfg, config_path, check_as);
 
   // Signals are taken by this thread alone (sigwaitinfo below); shard
   // threads inherit the blocked mask.
@@ -237,6 +314,7 @@ int run(int argc, char** argv) {
   log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
            " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
            tls::describe(tls::wolfssl_info()));
+  for (const auto& w : config_warnings(*cfg)) log_line("configuration: " + w, LogLevel::kWarning);
   // Each connection is a descriptor: say so when the limits allow more
   // connections than descriptors (past that, clients get 421 from the
   // shards' reserve descriptor, not a session).

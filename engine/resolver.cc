@@ -118,6 +118,19 @@ void AresResolver::switch_servers() {
   for (auto& start : held) start();
 }
 
+std::string dns_servers_problem(const std::string& servers) {
+  if (servers.empty()) return "";
+  ares_channeldata* ch = nullptr;
+  ares_options opts{};
+  if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS || ares_init_options(&ch, &opts, 0) != ARES_SUCCESS) {
+    return "c-ares cannot start";
+  }
+  const int s = ares_set_servers_ports_csv(ch, servers.c_str());
+  ares_destroy(ch);
+  ares_library_cleanup();
+  return s == ARES_SUCCESS ? "" : "dns_servers '" + servers + "': " + ares_strerror(s);
+}
+
 AresResolver::~AresResolver() {
   if (channel_ == nullptr) return;
   // Pending lookups end with ARES_EDESTRUCTION; their callbacks only free.

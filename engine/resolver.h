@@ -56,6 +56,10 @@ class Resolver {
   virtual void tick() = 0;
 };
 
+// "" when c-ares takes `servers` ("host:port,..." as in dns_servers; ""
+// for the system's), else why not (--check-config).
+std::string dns_servers_problem(const std::string& servers);
+
 class AresResolver final : public Resolver {
  public:
   // `servers`: "host:port,host:port" for c-ares, or empty for the system's

@@ -22,8 +22,10 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-// The pair in one certificate directory, if it has one.
-bool pair_in(const fs::path& dir, CertFiles* out) {
+// The pair in one certificate directory, if it has one. A chain without
+// its key is a problem worth a line (a copy that forgot the key), not
+// silence.
+bool pair_in(const fs::path& dir, CertFiles* out, std::vector<std::string>* problems) {
   std::string name = dir.filename().string();
   if (name.size() > 4 && name.compare(name.size() - 4, 4, "_ecc") == 0) name.resize(name.size() - 4);
   for (const char* chain : {"fullchain.pem", "fullchain.cer"}) {
@@ -35,26 +37,35 @@ bool pair_in(const fs::path& dir, CertFiles* out) {
         return true;
       }
     }
+    if (problems != nullptr) {
+      problems->push_back((dir / chain).string() + ": no key beside it (privkey.pem or " + name + ".key)");
+    }
   }
   return false;
 }
 
-void scan_dir(const fs::path& d, std::vector<CertFiles>* out) {
+void scan_dir(const fs::path& d, std::vector<CertFiles>* out, std::vector<std::string>* problems) {
   std::error_code ec;
   for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
     if (!it->is_directory(ec)) continue;
     CertFiles f;
-    if (pair_in(it->path(), &f)) out->push_back(std::move(f));
+    if (pair_in(it->path(), &f, problems)) out->push_back(std::move(f));
   }
 }
 
 }  // namespace
 
-std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs) {
+std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs, std::vector<std::string>* problems) {
   std::vector<CertFiles> out;
   for (const auto& d : dirs) {
-    scan_dir(d, &out);
-    scan_dir(fs::path(d) / "live", &out);
+    std::error_code ec;
+    if (problems != nullptr && !fs::is_directory(d, ec)) {
+      problems->push_back(d + ": " + (fs::exists(d, ec) ? "not a directory" : "no such directory") +
+                          " (tls.cert_dirs)");
+      continue;
+    }
+    scan_dir(d, &out, problems);
+    scan_dir(fs::path(d) / "live", &out, problems);  // certbot's layout
   }
   std::sort(out.begin(), out.end(), [](const CertFiles& a, const CertFiles& b) {
     return a.cert < b.cert;
@@ -84,7 +95,7 @@ std::shared_ptr<const CertStore> CertStore::load(const std::vector<std::string>&
                                                  std::vector<std::string>* problems,
                                                  const CertStore* previous) {
   auto store = std::make_shared<CertStore>();
-  for (const auto& f : find_cert_files(dirs)) {
+  for (const auto& f : find_cert_files(dirs, problems)) {
     std::string error;
     auto ctx = TlsContext::load(f.cert, f.key, now_unix, tickets, &error);
     if (ctx) {

@@ -27,7 +27,10 @@ struct CertFiles {
 };
 
 // Every certificate/key pair under `dirs`, in a stable (sorted) order.
-std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs);
+// With `problems`: a line for each directory that is missing and each chain
+// found without its key.
+std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs,
+                                       std::vector<std::string>* problems = nullptr);
 
 // The pairs' paths with their sizes and modification times: when this
 // changes, a certificate was renewed (or added, or removed).

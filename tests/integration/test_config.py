@@ -1,7 +1,9 @@
 """docs/configuration.md: --check-config, configuration errors, --data-dir,
 SIGHUP reload."""
 
+import os
 import re
+from pathlib import Path
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ def check_config(binary, path):
 def test_check_config_valid(start_ringmaild, ringmaild_binary):
     d = start_ringmaild(start=False)
     d.port, d.port6, d.sub_port = 2525, 2525, 2587
+    d.domains_dir.mkdir(parents=True)
     d.write_config()
     rc, out, err = check_config(ringmaild_binary, d.config_path)
     assert rc == 0, f"--check-config on a valid file: exit {rc}\nstdout: {out}\nstderr: {err}"
@@ -174,3 +177,114 @@ def free_port_of(first):
     """The first daemon's smtp port, and fresh ports for the others."""
     from conftest import free_port
     return first.port, free_port(socket.AF_INET6, "::1"), free_port(socket.AF_INET, "127.0.0.1")
+
+
+def checked(d, ringmaild_binary, *extra):
+    """--check-config on the Ringmaild `d` as configured now (free ports)."""
+    from conftest import free_port
+    if d.port is None:
+        d.port = free_port(socket.AF_INET, "127.0.0.1")
+        d.port6 = free_port(socket.AF_INET6, "::1")
+        d.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+        d.smtps_port = free_port(socket.AF_INET, "127.0.0.1")
+    d.write_config()
+    p = subprocess.run([ringmaild_binary, "--check-config", "--config", str(d.config_path), *extra],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_check_config_loads_what_the_daemon_loads(start_ringmaild, ringmaild_binary, tmp_path):
+    """Regression (issue 19, defect 10): --check-config said ok for
+    configurations that cannot start. Each case alone fails the check with
+    a line that says what is wrong."""
+    from test_tls import make_cert
+    d = start_ringmaild(start=False)
+    d.domains_dir.mkdir(parents=True)
+    assert checked(d, ringmaild_binary)[0] == 0
+
+    # A submissions listener with no certificate.
+    d.tls_cert_dirs = [tmp_path / "empty-certs"]
+    (tmp_path / "empty-certs").mkdir()
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and 'is kind "submissions" (TLS) but no certificate was found' in err, err
+
+    # A certificate whose key is missing (the daemon logged "no certificate found").
+    make_cert(tmp_path / "certs" / "mx.test.example", "mx.test.example", "fullchain.pem", "privkey.pem")
+    (tmp_path / "certs" / "mx.test.example" / "privkey.pem").unlink()
+    d.tls_cert_dirs = [tmp_path / "certs"]
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and "fullchain.pem: no key beside it (privkey.pem or mx.test.example.key)" in err, err
+    d.tls_cert_dirs = None
+
+    # An address already in use by another process.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    d.port = busy.getsockname()[1]
+    rc, _, err = checked(d, ringmaild_binary)
+    busy.close()
+    assert rc == 1 and f"listener 127.0.0.1:{d.port}: Address already in use" in err, err
+    d.port = None
+
+    # An unusable data_dir, bad dns_servers, a missing domains_dir.
+    (tmp_path / "a-file").write_text("x")
+    d.data_dir = tmp_path / "a-file" / "data"
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and "data_dir cannot be made" in err, err
+    d.data_dir = tmp_path / "data"
+    d.outbound["dns_servers"] = "nonsense here"
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and "dns_servers 'nonsense here'" in err, err
+    d.outbound["dns_servers"] = "127.0.0.1:9"
+    d.domains_dir = tmp_path / "nowhere"
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and "nowhere: domains_dir does not exist" in err, err
+
+
+def test_check_config_warns_of_an_open_relay(start_ringmaild, ringmaild_binary):
+    d = start_ringmaild(start=False, relay_networks=["0.0.0.0/0"])
+    d.domains_dir.mkdir(parents=True)
+    rc, out, err = checked(d, ringmaild_binary)
+    assert rc == 0, err
+    assert "warning: relay_networks has 0.0.0.0/0: every client on the Internet may relay" in err, err
+    assert "configuration ok" in out
+
+
+def test_check_config_reads_files_as_the_service_user(ringmaild_binary):
+    """The files must be readable by the user the service runs as, not
+    only by root (who runs the check)."""
+    import shutil
+    import tempfile
+    from conftest import Ringmaild
+    from test_tls import make_cert
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    base = Path(tempfile.mkdtemp(prefix="ringmail-checkas-"))  # /tmp's pytest folders are 0700
+    try:
+        base.chmod(0o755)
+        certs = base / "certs"
+        make_cert(certs / "mx.test.example", "mx.test.example", "fullchain.pem", "privkey.pem")
+        d = Ringmaild(ringmaild_binary, base / "rm", tls_cert_dirs=[certs])
+        d.domains_dir.mkdir(parents=True)
+        d.data_dir.mkdir(parents=True)
+        d.data_dir.chmod(0o777)
+        for p in [certs, *certs.rglob("*"), d.workdir, d.domains_dir]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (certs / "mx.test.example" / "privkey.pem").chmod(0o600)  # root's only
+        rc, out, err = checked(d, ringmaild_binary, "--check-as", "nobody")
+        assert rc == 1, out + err
+        assert "privkey.pem: not readable by user nobody (Permission denied)" in err, err
+        assert err.count("not readable by user nobody") == 1, err
+        (certs / "mx.test.example" / "privkey.pem").chmod(0o644)
+        rc, out, err = checked(d, ringmaild_binary, "--check-as", "nobody")
+        assert rc == 0, err
+        assert "(files checked as user nobody)" in out
+    finally:
+        shutil.rmtree(base)
+
+
+def test_check_config_warns_of_paths_the_service_cannot_see(start_ringmaild, ringmaild_binary):
+    d = start_ringmaild(start=False, tls_cert_dirs=["/root/.acme.sh"])
+    d.domains_dir.mkdir(parents=True)
+    rc, out, err = checked(d, ringmaild_binary)
+    assert "/root/.acme.sh (tls.cert_dirs) is under /root, which ringmail.service does not see" in err, err
