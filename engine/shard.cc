@@ -397,7 +397,8 @@ void Shard::run(std::latch& ready) {
     stats_.loop_busy_us.fetch_add(us(turn_end - woke), std::memory_order_relaxed);
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 && !spool_->preparing() &&
+      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 && dsns_signing_ == 0 &&
+          !spool_->preparing() &&
           (!outbound_ || outbound_->idle()) && peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
@@ -1054,13 +1055,30 @@ bool Shard::start_pipes(DeliveryJob* job) {
 }
 
 namespace {
-// A DSN on its way into the spool.
+// A DSN on its way into the spool, signed first when it can be.
 struct DsnCommit : storage::Spool::Commit {
+  struct Sign : DkimSignJob {
+    DsnCommit* owner = nullptr;
+  };
   Shard* shard = nullptr;
   proto::Envelope envelope;
   std::string text;
   std::function<void(bool)> then;
+  Sign sign;
 };
+
+// The keys that sign our own messages (DSNs, delay warnings), whose From is
+// MAILER-DAEMON@<hostname>: the hostname's, else its nearest parent
+// domain's that has keys (mail.example.com signs as example.com, which
+// DMARC's relaxed alignment accepts).
+const std::vector<DkimSigner>* own_keys(const DkimKeys* keys, std::string domain) {
+  if (keys == nullptr) return nullptr;
+  while (domain.find('.') != std::string::npos) {
+    if (const auto* k = keys->find(domain)) return k;
+    domain.erase(0, domain.find('.') + 1);
+  }
+  return nullptr;
+}
 }  // namespace
 
 void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
@@ -1087,7 +1105,6 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   c->envelope.smtputf8 = b.rec.env.smtputf8;
   c->text = proto::make_dsn(in);
   c->env = &c->envelope;
-  c->message = c->text;
   c->then = std::move(done);
   c->done = [](storage::Spool::Commit* cc, proto::CommitResult r) {
     std::unique_ptr<DsnCommit> d(static_cast<DsnCommit*>(cc));
@@ -1105,6 +1122,35 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
     }
     d->then(ok);
   };
+  // Signed like our users' mail, so receivers see dkim=pass and DMARC
+  // passes for our own bounces; off the shard's thread (RSA costs a
+  // millisecond or two, and bounces come in bursts).
+  if (const auto* keys = own_keys(dkim_.get(), proto::ascii_lower(cfg_->hostname))) {
+    DkimBodyHasher hasher(true, false, false, cfg_->dkim_sha256);
+    hasher.finish(c->text);
+    c->sign.owner = c;
+    c->sign.message = c->text;
+    c->sign.body_hash = *hasher.find(true, -1);
+    c->sign.keys = *keys;
+    c->sign.now_unix = in.now_unix;
+    c->sign.on_result = [](DkimSignJob* j, bool ok) {
+      DsnCommit* d = static_cast<DsnCommit::Sign*>(j)->owner;
+      --d->shard->dsns_signing_;
+      if (ok) {
+        d->text.insert(0, j->fields);
+      } else {
+        // Never lose a bounce for want of a signature.
+        log_line("bounce id=" + d->envelope.id + ": DKIM signing failed (" + j->error + "), sent unsigned",
+                 LogLevel::kWarning);
+      }
+      d->message = d->text;
+      d->shard->spool_->commit(d);
+    };
+    ++dsns_signing_;
+    start_dkim_sign(file_io_, &c->sign);
+    return;
+  }
+  c->message = c->text;
   spool_->commit(c);
 }
 

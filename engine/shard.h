@@ -245,6 +245,7 @@ class Shard final : public proto::SmtpHost {
   std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;
   std::shared_ptr<AuthFailures> auth_failures_;
   std::shared_ptr<ConnectionsPerClient> per_client_;
+  size_t dsns_signing_ = 0;  // DSNs whose DKIM signature is being made (stop waits)
   // An open descriptor kept in reserve: when accept fails for want of
   // descriptors, it is closed so that waiting clients can be accepted and
   // told 421 instead of hanging (refuse_out_of_descriptors()).

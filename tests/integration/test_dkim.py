@@ -560,3 +560,21 @@ def test_signatures_are_counted_in_metrics(start_ringmaild, certs, keyed):  # no
     for i in range(3):
         submit(srv, CASES["plain"])
     assert sum(scrape(srv)["ringmail_dkim_signatures_total"].values()) == 3
+
+
+def test_bounces_are_signed_with_the_hostnames_domain_key(start_ringmaild, keyed):
+    """Regression (issue 19, defect 11): our own DSNs went out unsigned, so
+    receivers saw dkim=none and DMARC failed for them. A bounce (From
+    MAILER-DAEMON@mx.test.example) is signed with the key of the
+    hostname's nearest domain that has one (test.example here)."""
+    ok("dkim-keygen", "test.example", "--selector", "host1", "--domains-dir", str(keyed))
+    (keyed / DOMAIN / "aliases").write_text("broken: | echo no such list >&2; exit 1\n")
+    srv = start_ringmaild(domains_dir=keyed)
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.sendmail("bob@example.test", ["broken@example.test"],
+                   b"From: bob@example.test\r\nSubject: to a broken list\r\n\r\nhello\r\n")
+    bounce = srv.wait_for_mail(DOMAIN, "bob", timeout=30)[0].read_bytes()
+    assert b"From: Mail Delivery System <MAILER-DAEMON@mx.test.example>" in bounce
+    assert re.search(rb"(?m)^DKIM-Signature:.*\bd=test\.example;", bounce), bounce[:1500]
+    body = bounce[bounce.index(b"DKIM-Signature:"):]  # from the signature on (Return-Path/Delivered-To are ours)
+    assert verify_all(body, dns_records(keyed, "test.example")) == ["rsa-sha256"]
