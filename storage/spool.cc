@@ -400,6 +400,22 @@ Spool::Scan Spool::scan(FileIo& io, const std::string& data_dir) {
   return out;
 }
 
+namespace {
+// The ids of the records whose headers are readable in damaged bytes
+// ("id X" right after a magic line), for the log: "A1, B1".
+std::string ids_in(std::string_view bytes) {
+  std::string ids;
+  const std::string magic = std::string(kSpoolMagic) + "id ";
+  for (size_t at = bytes.find(magic); at != std::string_view::npos; at = bytes.find(magic, at + 1)) {
+    const size_t start = at + magic.size();
+    const size_t end = bytes.find('\n', start);
+    if (end == std::string_view::npos || end - start > 64) continue;
+    ids += (ids.empty() ? "" : ", ") + std::string(bytes.substr(start, end - start));
+  }
+  return ids;
+}
+}  // namespace
+
 Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
                                     std::vector<RecoveredSegment>* out,
                                     const std::function<void(const std::string&)>& log) {
@@ -432,8 +448,10 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
         }
       }
       ++st.corrupt;
+      const std::string ids = ids_in(bytes);
       log("spool: damaged region in " + seg.name + " at offset " + std::to_string(offset) + " (" +
-          std::to_string(len) + " bytes) copied to " + dest);
+          std::to_string(len) + " bytes" + (ids.empty() ? std::string() : ", message " + ids) + ") copied to " +
+          dest);
     }
     RecoveredSegment keep;
     keep.name = seg.name;
@@ -465,8 +483,12 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       keep.records.push_back(std::move(r));
     }
     if (keep.records.empty()) {
-      io.unlink(path);
-      ++st.removed;
+      // Counted only when it went (a read-only spool removes nothing).
+      if (const int e = io.unlink(path); e == 0) {
+        ++st.removed;
+      } else {
+        log("spool: cannot remove the finished segment " + seg.name + " (errno " + std::to_string(-e) + ")");
+      }
       continue;
     }
     st.recovered += keep.records.size();

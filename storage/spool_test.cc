@@ -160,6 +160,27 @@ TEST_F(SpoolTest, DeliveredRecordsAreNotRecoveredAndEmptySegmentsGo) {
   EXPECT_EQ(rec.message, b->msg);
 }
 
+// Regression (issue 19, defect 12): a read-only start logged "2 empty
+// segments removed" when nothing was removed.
+TEST_F(SpoolTest, FinishedSegmentsAreCountedOnlyWhenRemoved) {
+  auto a = make_req("RO");
+  spool->commit(a.get());
+  io.complete_fsyncs();
+  spool->delivered(record_of(*a));
+  spool.reset();
+  io.fail_unlinks_with = -EROFS;
+  Spool::RecoveryStats st;
+  std::vector<std::string> logs;
+  recover(&st, &logs);
+  EXPECT_EQ(st.removed, 0u);
+  ASSERT_FALSE(logs.empty());
+  EXPECT_NE(logs[0].find("cannot remove the finished segment"), std::string::npos) << logs[0];
+  EXPECT_NE(logs[0].find("(errno " + std::to_string(EROFS) + ")"), std::string::npos) << logs[0];
+  io.fail_unlinks_with = 0;
+  recover(&st);
+  EXPECT_EQ(st.removed, 1u);
+}
+
 TEST_F(SpoolTest, RotatesAndDropsFullyDeliveredSegments) {
   spool.reset();
   std::vector<std::string> names;
@@ -209,6 +230,10 @@ TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
   EXPECT_EQ(segs[0].records[1].env.id, "C1");
   EXPECT_EQ(st.corrupt, 2u);
   ASSERT_EQ(logs.size(), 2u);
+  // Regression (issue 19, defect 12): the lines name the messages whose
+  // headers are still readable.
+  EXPECT_NE(logs[0].find(", message B1) copied to "), std::string::npos) << logs[0];
+  EXPECT_NE(logs[1].find(", message TORN) copied to "), std::string::npos) << logs[1];
   std::vector<std::string> kept;
   io.list_dir(dir.path() + "/spool/corrupt", &kept);
   EXPECT_EQ(kept.size(), 2u);
@@ -338,7 +363,7 @@ TEST_F(PreparedSpoolTest, TornRecordInTheZeroedTailIsMovedAside) {
   EXPECT_EQ(st.corrupt, 1u);
   ASSERT_EQ(logs.size(), 1u);
   // Only the torn bytes, not the zeros after them.
-  EXPECT_NE(logs[0].find("(28 bytes)"), std::string::npos) << logs[0];
+  EXPECT_NE(logs[0].find("(28 bytes, message TORN)"), std::string::npos) << logs[0];
 }
 
 TEST_F(PreparedSpoolTest, FailedZeroFillFallsBackToEmptySegments) {

@@ -14,6 +14,9 @@ class TestFileIo : public PosixFileIo {
   int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
   void submit(BlockingOp* op) override;
   int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) override;
+  int unlink(const std::string& path) override {
+    return fail_unlinks_with != 0 ? fail_unlinks_with : PosixFileIo::unlink(path);
+  }
 
   // Completes held fsyncs in order (all when n == 0); returns how many.
   size_t complete_fsyncs(size_t n = 0);
@@ -25,6 +28,7 @@ class TestFileIo : public PosixFileIo {
   int fail_fsyncs_count = 0;  // how many fsyncs fail (then back to success)
   int fail_appends_with = 0;  // next write_at writes fail_appends_after_bytes, then fails
   size_t fail_appends_after_bytes = 0;
+  int fail_unlinks_with = 0;  // every unlink returns this (e.g. -EROFS)
 
  private:
   std::deque<BlockingOp*> held_;
