@@ -41,9 +41,9 @@ struct SmtpServer::Handler {
 
   static const Handler* find(Verb v) {
     static const Handler kTable[] = {
-        {Verb::kEhlo, [](SmtpServer& s, std::string_view a) { return s.check_helo(a); },
+        {Verb::kEhlo, [](SmtpServer& s, std::string_view a) { return s.check_helo(a, true); },
          [](SmtpServer& s, std::string_view a) { s.do_helo(a, true); }},
-        {Verb::kHelo, [](SmtpServer& s, std::string_view a) { return s.check_helo(a); },
+        {Verb::kHelo, [](SmtpServer& s, std::string_view a) { return s.check_helo(a, false); },
          [](SmtpServer& s, std::string_view a) { s.do_helo(a, false); }},
         {Verb::kMail, [](SmtpServer& s, std::string_view a) { return s.check_mail(a); },
          [](SmtpServer& s, std::string_view) { s.do_mail(); }},
@@ -236,9 +236,9 @@ void SmtpServer::handle_line(std::string_view line) {
   h->proceed(*this, cmd.args);
 }
 
-bool SmtpServer::check_helo(std::string_view args) {
+bool SmtpServer::check_helo(std::string_view args, bool extended) {
   if (!is_valid_helo(args)) {
-    error("501 5.5.4 Syntax: EHLO hostname");
+    error(extended ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
     return false;
   }
   return true;

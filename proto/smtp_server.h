@@ -203,7 +203,7 @@ class SmtpServer {
   void finish_message(const DataReader::Findings& f, bool chunked);
 
   // Verb steps: check_* returns false after answering with an error.
-  bool check_helo(std::string_view args);
+  bool check_helo(std::string_view args, bool extended);
   void do_helo(std::string_view args, bool extended);
   // Parses MAIL/RCPT arguments into path_, or answers with the error.
   bool parse_path_or_reply(std::string_view args, bool is_mail);

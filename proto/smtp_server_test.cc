@@ -494,3 +494,15 @@ TEST_F(Dialog, MidCommandWhileALineIsIncomplete) {
 
 }  // namespace
 }  // namespace ringmail::proto
+
+namespace ringmail::proto {
+namespace {
+
+// Regression (issue 19, defect 12): a bad HELO was answered about EHLO.
+TEST_F(Dialog, HeloErrorsNameHelo) {
+  EXPECT_EQ(say("HELO\r\n"), "501 5.5.4 Syntax: HELO hostname\r\n");
+  EXPECT_EQ(say("EHLO\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
+}
+
+}  // namespace
+}  // namespace ringmail::proto
