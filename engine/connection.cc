@@ -609,7 +609,26 @@ void Connection::request_shutdown() {
   maybe_finish();
 }
 
-void Connection::abort() { begin_close(); }
+void Connection::abort() {
+  // First call: the client is told, as RFC 5321 4.1.1.5 asks of a server
+  // that closes (a 421 in DATA too: the message is not taken, the client
+  // will send it again). A message whose commit runs is left to finish.
+  // Later calls (each loop turn) close once the 421 is sent, or after two
+  // seconds of a client that does not read it.
+  if (!aborting_ && !shut_ && !session_.closing() && !session_.awaiting_commit() && !commit_busy_) {
+    aborting_ = true;
+    aborted_s_ = shard_.clock_s();
+    if (session_.in_data()) {
+      log_line("client=" + peer_ + ": shutdown grace over during DATA; 421, the message is not taken");
+    }
+    session_.terminate("421 4.3.2 Service shutting down, closing connection");
+    after_io();
+    maybe_finish();
+    return;
+  }
+  if (aborting_ && out_.busy() && shard_.clock_s() < aborted_s_ + 2) return;
+  begin_close();
+}
 
 void Connection::begin_close() {
   if (!shut_) {

@@ -121,6 +121,8 @@ class Connection {
   Timer auth_delay_;  // holds back a 535
   Timer greeting_;    // [inbound] greeting_delay_s
   bool greeting_pending_ = false;
+  bool aborting_ = false;  // abort(): the 421 is on its way
+  int64_t aborted_s_ = 0;
   int64_t deadline_s_ = 0;          // when timer_ fires (clock_s)
   bool deadline_in_data_ = false;   // deadline_s_ is the DATA/BDAT one
   uint64_t data_credit_bytes_ = 0;  // received, not yet turned into time

@@ -1017,6 +1017,27 @@ def test_sigterm_idle_sessions(server):
     assert rc == 0, f"exit status {rc} after SIGTERM (None = still running after 20 s)"
 
 
+def test_sigterm_grace_over_during_data_gets_421(start_ringmaild):
+    """Regression (issue 19, defect 12): when shutdown_grace_s ran out, a
+    client in DATA was disconnected without a reply. It gets 421 (so it
+    knows to send again) and nothing of the message is taken."""
+    server = start_ringmaild(limits={"shutdown_grace_s": 1})
+    c = session(server)
+    c.expect(f"MAIL FROM:<{SENDER}>", "250 2.1.0 Ok")
+    c.expect("RCPT TO:<cutoff@example.test>", "250 2.1.5 Ok")
+    c.expect("DATA", R_354)
+    c.send(b"Subject: cut off\r\n\r\nthe first line only\r\n")
+    server.signal(signal.SIGTERM)
+    c.check(c.read_reply(timeout=15), "421 4.3.2 Service shutting down, closing connection",
+            "grace over in DATA")
+    c.expect_closed()
+    rc = server.wait_exit(20)
+    assert rc == 0, f"exit status {rc} after SIGTERM"
+    server.stop()
+    assert "shutdown grace over during DATA; 421" in server.log_path.read_text()
+    assert not list(server.data_dir.glob("mail/example.test/cutoff/Maildir/new/*"))
+
+
 def test_sigterm_lets_open_transaction_finish(server):
     c = session(server)
     c.expect(f"MAIL FROM:<{SENDER}>", "250 2.1.0 Ok")
