@@ -211,6 +211,7 @@ ParseResult parse_record(std::string_view txt, Record* out) {
   if (!have_p || !p_ok || !sp_ok) {
     if (r.rua.empty()) return ParseResult::kInvalid;
     r.p = r.sp = Policy::kNone;  // 6.6.3 step 6: as if p=none had been published
+    r.policy_defaulted = true;
   }
   *out = std::move(r);
   return ParseResult::kOk;

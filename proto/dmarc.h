@@ -31,6 +31,9 @@ struct Record {
   std::string fo = "0";
   std::string rf = "afrf";
   uint32_t ri = 86400;
+  // p (or sp) was missing or not a policy, and the record counts as p=none
+  // only because it has rua (6.6.3 step 6): what its owner should fix.
+  bool policy_defaulted = false;
 };
 
 enum class ParseResult : uint8_t {

@@ -94,6 +94,8 @@ TEST(Record, MissingOrBadPolicy) {
 TEST(Record, BadPolicyWithRuaIsNone) {
   Record r = parsed("v=DMARC1; p=block; rua=mailto:d@example.com");
   EXPECT_EQ(r.p, Policy::kNone);
+  EXPECT_TRUE(r.policy_defaulted);  // dns-check says so (issue 19, defect 12)
+  EXPECT_FALSE(parsed("v=DMARC1; p=quarantine; rua=mailto:d@example.com").policy_defaulted);
   EXPECT_EQ(r.sp, Policy::kNone);
   EXPECT_EQ(r.rua, std::vector<std::string>{"mailto:d@example.com"});
   r = parsed("v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com");

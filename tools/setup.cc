@@ -845,6 +845,11 @@ int dns_check(const DnsCheckOptions& o) {
                "keep only one: " + fix);
     } else if (proto::dmarc::parse_record(recs[0], &d) != proto::dmarc::ParseResult::kOk) {
       rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" is not valid (p= missing or wrong)", fix);
+    } else if (d.policy_defaulted) {
+      // Receivers read it as p=none (RFC 7489 6.6.3), but it says
+      // something else: a typo such as p=nnoe, or a bad sp.
+      rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" has no valid p= (or a bad sp=); receivers treat it as p=none",
+               fix);
     } else {
       rep.line("pass", "DMARC " + name + ": p=" + proto::dmarc::to_string(d.p) +
                            (d.rua.empty() ? ", no rua (no reports)" : ", reports to " + join(d.rua)));

@@ -342,6 +342,11 @@ BROKEN = {
                   '"v=DMARC1; p=bogus" is not valid',
                   f'publish: _dmarc.{DOMAIN}. 3600 IN TXT "v=DMARC1; p=none; rua=mailto:postmaster@{DOMAIN}"'),
     "no DMARC": (drop(r"^_dmarc"), f"DMARC _dmarc.{DOMAIN}", "no v=DMARC1 record", "publish: _dmarc."),
+    # Regression (issue 19, defect 12): a typo in p= beside a valid rua was
+    # reported as "pass ... p=none".
+    "DMARC p typo": (replace(r'"v=DMARC1; .*"', f'"v=DMARC1; p=nnoe; rua=mailto:postmaster@{DOMAIN}"'),
+                     f"DMARC _dmarc.{DOMAIN}", "has no valid p= (or a bad sp=); receivers treat it as p=none",
+                     f'publish: _dmarc.{DOMAIN}. 3600 IN TXT "v=DMARC1; p=none; rua=mailto:postmaster@{DOMAIN}"'),
 }
 
 
