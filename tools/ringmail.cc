@@ -10,7 +10,7 @@
 //   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
 //   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
-//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
+//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587] [--tls-name NAME]
 //   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
 //   ringmail init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
 //                 [--addresses IP,IP] [--letsencrypt-dir DIR]
@@ -218,6 +218,8 @@ int main(int argc, char** argv) {
   sendtest->add_option("--server", st.server, "HOST:PORT (587: STARTTLS; 465: TLS at once)")->capture_default_str();
   sendtest->add_flag("--tls", st.implicit_tls, "TLS from the first byte (port 465)");
   sendtest->add_option("--ca-file", st.ca_file, "trust this CA (PEM) instead of the system's");
+  sendtest->add_option("--tls-name", st.tls_name,
+                       "the name the certificate must be for (and SNI), when --server is an address");
   sendtest->add_flag("--insecure", st.insecure, "go on when the certificate does not check out");
   ringmail::tools::InitOptions init_opts;
   CLI::App* init = app.add_subcommand("init", "write a first configuration for a domain, print its DNS records");

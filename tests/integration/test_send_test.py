@@ -3,6 +3,7 @@ submission ports (STARTTLS on 587's stand-in, TLS at once on 465's), with
 the failures a user meets explained: wrong password, a certificate for
 another name or from an unknown CA (which check failed), nothing
 listening."""
+import re
 import socket
 import subprocess
 
@@ -67,3 +68,20 @@ def test_failures_in_plain_words(submission):
     closed = free_port(socket.AF_INET, "127.0.0.1")
     r = send_test(*base, "--server", f"127.0.0.1:{closed}")
     assert r.returncode == 1 and "nothing listens there" in r.stderr, r.stderr
+
+
+def test_tls_name_and_message_id(submission):
+    """Regression (issue 19, defect 12): send-test could not check the
+    certificate against a name other than --server's host (a server
+    reached by address), and sent no Message-ID."""
+    r = send_test("--to", "bob@example.test", "--user", "alice@example.test",
+                  "--server", f"127.0.0.1:{submission.sub_port}", "--ca-file", str(submission.ca),
+                  "--tls-name", "localhost")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "certificate valid for localhost" in r.stdout, r.stdout
+    data = submission.wait_for_mail("example.test", "bob")[0].read_bytes()
+    assert re.search(rb"(?m)^Message-ID: <send-test\.\d+\.[0-9a-f]{16}@example\.test>\r?$", data), data[:800]
+    r = send_test("--to", "bob@example.test", "--user", "alice@example.test",
+                  "--server", f"localhost:{submission.sub_port}", "--ca-file", str(submission.ca),
+                  "--tls-name", "mail.elsewhere.test")
+    assert r.returncode == 1 and "not valid for mail.elsewhere.test (name mismatch" in r.stderr, r.stderr
