@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "engine/log.h"
@@ -76,6 +77,12 @@ void Connection::start() {
   const uint32_t delay = shard_.cfg_->greeting_delay_s;
   if (implicit_tls_) {
     phase_ = TlsPhase::kHello;  // the greeting goes out once TLS is up
+    // A TLS client speaks first, at once; one still silent after a few
+    // seconds waits for a 220 in clear (STARTTLS on the wrong port).
+    // (Before the handshake's own timeout.)
+    greeting_pending_ = true;
+    const int64_t half = std::max<int64_t>(1, shard_.cfg_->command_timeout_s / 2);
+    shard_.wheel_.schedule(&greeting_, shard_.clock_s() + std::min<int64_t>(kImplicitTlsHintS, half));
   } else if (inbound_ && delay > 0 && !trusted_) {
     greeting_pending_ = true;  // on_greeting_due() greets
     shard_.wheel_.schedule(&greeting_, shard_.clock_s() + delay);
@@ -112,12 +119,30 @@ void Connection::on_bytes(std::string_view in) {
   }
 }
 
+namespace {
+// The first bytes of a plain SMTP client: a command a client sends first.
+bool looks_like_smtp(std::string_view in) {
+  for (std::string_view verb : {"EHLO", "HELO", "STARTTLS", "QUIT", "NOOP", "MAIL", "AUTH", "RSET"}) {
+    if (in.size() >= verb.size() && proto::iequals(in.substr(0, verb.size()), verb)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 void Connection::read_hello() {
   tls::ClientHelloInfo info;
   switch (tls::parse_client_hello(hello_, &info)) {
     case tls::HelloStatus::kNeedMore:
       return;
     case tls::HelloStatus::kNotTls:
+      if (implicit_tls_ && tls_ == nullptr && looks_like_smtp(hello_)) {
+        // Plain SMTP on the implicit TLS port: say so in its language
+        // (anything else gets nothing in clear).
+        log_line("tls client=" + peer_ + ": plain text on the implicit TLS port, told so");
+        std::string().swap(hello_);
+        implicit_tls_hint();
+        return;
+      }
       log_line("tls client=" + peer_ + ": not a TLS ClientHello, closing");
       begin_close();
       return;
@@ -580,8 +605,28 @@ void Connection::on_auth_delay(TimerEntry* t) {
   self->maybe_finish();
 }
 
+void Connection::implicit_tls_hint() {
+  if (greeting_pending_) {
+    shard_.wheel_.cancel(&greeting_);
+    greeting_pending_ = false;
+  }
+  phase_ = TlsPhase::kClear;  // the reply goes out in clear
+  session_.terminate("421 4.7.0 This port speaks TLS from the first byte (RFC 8314): connect with TLS, "
+                     "or use port 587 with STARTTLS");
+  after_io();
+  maybe_finish();
+}
+
 void Connection::on_greeting_due(TimerEntry* t) {
   Connection* self = static_cast<Timer*>(t)->conn;
+  if (self->implicit_tls_) {
+    self->greeting_pending_ = false;
+    if (self->phase_ == TlsPhase::kHello && self->hello_.empty()) {
+      log_line("tls client=" + self->peer_ + ": silent on the implicit TLS port (waiting for a 220?), told so");
+      self->implicit_tls_hint();
+    }
+    return;
+  }
   self->greeting_pending_ = false;
   self->session_.start();
   self->after_io();

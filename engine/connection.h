@@ -76,6 +76,10 @@ class Connection {
   static void on_commit(storage::Spool::Commit* c, proto::CommitResult r);
   static void on_timeout(TimerEntry* t);
   static void on_greeting_due(TimerEntry* t);
+  // Implicit TLS port, a client speaking plain SMTP or waiting for a 220:
+  // a 421 in clear that says so, and the close.
+  void implicit_tls_hint();
+  static constexpr int64_t kImplicitTlsHintS = 5;
   static void on_auth(Authenticator::Check* c, bool ok);
   static void on_auth_delay(TimerEntry* t);
   // True (and the session ends with 421) when the client has used up its

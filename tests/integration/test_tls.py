@@ -282,3 +282,29 @@ def test_tls13_ticket_resumes_across_a_reload(tls_server, certs, tmp_path):
         time.sleep(0.2)
     again = s_client(args + ["-sess_in", str(sess)])
     assert "Reused, TLSv1.3" in again, again
+
+
+HINT = ("421 4.7.0 This port speaks TLS from the first byte (RFC 8314): connect with TLS, "
+        "or use port 587 with STARTTLS")
+
+
+def test_plain_smtp_on_the_implicit_tls_port_gets_a_hint(tls_server):
+    """Regression (issue 19, defect 12): a client speaking plain SMTP to
+    the 465 port (STARTTLS on the wrong port) waited for the timeout with
+    no word. A client that sends plain text is told at once; one that
+    waits for a 220 is told after a few seconds, in clear."""
+    with socket.create_connection(("127.0.0.1", tls_server.smtps_port), timeout=20) as s:
+        s.sendall(b"EHLO client.example\r\n")
+        assert s.recv(1024).decode().strip() == HINT
+        assert s.recv(1024) == b""  # closed
+    with socket.create_connection(("127.0.0.1", tls_server.smtps_port), timeout=20) as s:
+        assert s.recv(1024).decode().strip() == HINT  # nothing sent: waiting for a 220
+        assert s.recv(1024) == b""
+    log = tls_server.log_path.read_text()
+    assert "plain text on the implicit TLS port, told so" in log
+    assert "silent on the implicit TLS port (waiting for a 220?), told so" in log
+    # A TLS client is not affected.
+    ctx = client_context()
+    with socket.create_connection(("127.0.0.1", tls_server.smtps_port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOSTS["plain"]) as s:
+            assert s.recv(1024).startswith(b"220 ")
