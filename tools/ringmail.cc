@@ -229,6 +229,8 @@ int main(int argc, char** argv) {
   init->add_option("--data-dir", init_opts.data_dir, "ringmaild's data_dir (spool and Maildirs)")->capture_default_str();
   init->add_option("--addresses", init_opts.addresses,
                    "this server's public addresses, IP,IP (default: the interfaces' global ones)");
+  init->add_flag("--force", init_opts.force,
+                 "write the configuration again (the old one as .bak), keeping users, aliases and DKIM keys");
   init->add_option("--letsencrypt-dir", init_opts.letsencrypt_dir, "certbot's directory (live/<name>/)")
       ->capture_default_str();
   ringmail::tools::DnsCheckOptions check_opts;

@@ -285,26 +285,59 @@ int init(const InitOptions& o) {
   const fs::path toml_path = config_dir / "ringmail.toml";
   const fs::path domains_dir = config_dir / "domains";
   const fs::path dom = domains_dir / domain;
-  if (path_exists(toml_path)) return fail(toml_path.string() + " exists already: init does not overwrite a configuration");
-  for (const char* f : {"users", "aliases"}) {
-    if (path_exists(dom / f)) return fail((dom / f).string() + " exists already: init does not overwrite it");
+  // Without --force nothing that exists is touched. With it the
+  // configuration is written again (the old one kept as .bak), while the
+  // users, aliases and DKIM keys stay as they are: the records printed
+  // are those of the keys in use.
+  if (!o.force) {
+    if (path_exists(toml_path)) {
+      return fail(toml_path.string() +
+                  " exists already: init does not overwrite a configuration (--force writes it again, keeping "
+                  "users, aliases and DKIM keys, and prints the DNS records)");
+    }
+    for (const char* f : {"users", "aliases"}) {
+      if (path_exists(dom / f)) return fail((dom / f).string() + " exists already: init does not overwrite it");
+    }
   }
   fs::create_directories(dom, ec);
   if (ec) return fail("cannot create " + dom.string() + ": " + ec.message());
 
   // DKIM keys first: what can fail most is done before the files that make
   // a second run refuse.
-  const std::string rsa_sel = default_selector(false), ed_sel = default_selector(true);
-  std::string rsa_path, rsa_line, ed_path, ed_line;
-  if (!dkim_make_key(domains_dir.string(), domain, rsa_sel, "rsa2048", &rsa_path, &rsa_line, &err) ||
-      !dkim_make_key(domains_dir.string(), domain, ed_sel, "ed25519", &ed_path, &ed_line, &err)) {
-    return fail(err);
+  std::vector<std::string> dkim_lines, dkim_paths;
+  const auto existing = tls::list_dkim_key_files(domains_dir.string(), domain);
+  if (o.force && !existing.empty()) {
+    for (const auto& f : existing) {
+      auto key = tls::DkimKey::load(f.path, &err);
+      if (key == nullptr) return fail(err);
+      dkim_lines.push_back(proto::dkim::zone_line(f.selector, domain, dkim_record(*key)));
+    }
+  } else {
+    std::string rsa_path, rsa_line, ed_path, ed_line;
+    if (!dkim_make_key(domains_dir.string(), domain, default_selector(false), "rsa2048", &rsa_path, &rsa_line,
+                       &err) ||
+        !dkim_make_key(domains_dir.string(), domain, default_selector(true), "ed25519", &ed_path, &ed_line, &err)) {
+      return fail(err);
+    }
+    dkim_lines = {rsa_line, ed_line};
+    dkim_paths = {rsa_path, ed_path};
   }
-  if (!write_new((dom / "users").string(), printf_string(kUsersText, domain, domains_dir.string()), 0600, &err) ||
-      !write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644, &err)) {
-    return fail(err);
+  std::vector<std::string> written;
+  if (!path_exists(dom / "users")) {
+    if (!write_new((dom / "users").string(), printf_string(kUsersText, domain, domains_dir.string()), 0600, &err)) {
+      return fail(err);
+    }
+    written.push_back((dom / "users").string());
   }
-  const std::string shared = share_with_daemon_group({(dom / "users").string(), rsa_path, ed_path});
+  if (!path_exists(dom / "aliases")) {
+    if (!write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644, &err)) {
+      return fail(err);
+    }
+    written.push_back((dom / "aliases").string());
+  }
+  std::vector<std::string> secret = dkim_paths;
+  if (!written.empty() && written[0] == (dom / "users").string()) secret.push_back(written[0]);
+  const std::string shared = share_with_daemon_group(secret);
 
   // Certificates live in <config_dir>/certs, where the service can read
   // them: acme.sh's ~/.acme.sh is hidden from it (ProtectHome=yes) and
@@ -323,6 +356,11 @@ int init(const InitOptions& o) {
     std::string chain, key;
     if (!read_file(c.chain, &chain) || !read_file(c.key, &key)) return fail("cannot read the certificate in " + c.where);
     fs::create_directories(dest, ec);
+    if (o.force) {  // a copy made before is replaced
+      fs::remove(dest / "fullchain.pem", ec);
+      fs::remove(dest / "privkey.pem", ec);
+      ec.clear();
+    }
     if (ec || !write_new((dest / "fullchain.pem").string(), chain, 0644, &err) ||
         !write_new((dest / "privkey.pem").string(), key, 0600, &err)) {
       return fail(ec ? "cannot create " + dest.string() + ": " + ec.message() : err);
@@ -337,6 +375,9 @@ int init(const InitOptions& o) {
   t += "data_dir = " + toml_str(data_dir.string()) + "  # spool and mail: <data_dir>/mail/<domain>/<user>/Maildir\n";
   t += "domains_dir = " + toml_str(domains_dir.string()) + "  # <domain>/users, aliases, dkim:<selector>.pem\n";
   t += "local_domains = [" + toml_str(domain) + "]\n";
+  t += "# Programs on this machine (ringmail-sendmail, cron, a web application) may send to any\n"
+       "# domain, DKIM-signed, as Postfix's mynetworks allows by default. Remove to make them AUTH.\n";
+  t += "relay_networks = [\"127.0.0.0/8\", \"::1/128\"]\n";
   struct L { const char* port; const char* kind; const char* what; };
   for (const L& l : {L{"25", "smtp", "mail from other servers"},
                      L{"587", "submission", "your mail programs: STARTTLS, then AUTH"},
@@ -357,14 +398,27 @@ int init(const InitOptions& o) {
   } catch (const toml::parse_error& e) {
     return fail("internal error: the configuration written does not parse: " + std::string(e.description()));
   }
+  if (o.force && path_exists(toml_path)) {
+    fs::rename(toml_path, toml_path.string() + ".bak", ec);
+    if (ec) return fail("cannot keep " + toml_path.string() + " as .bak: " + ec.message());
+    std::printf("kept the previous configuration as %s.bak\n", toml_path.c_str());
+  }
   if (!write_new(toml_path.string(), t, 0644, &err)) return fail(err);
 
   std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(), domain.c_str());
   const char* mode = shared == "ok" ? "mode 0640, group ringmail" : "mode 0600";
-  std::printf("wrote %s (no users yet, %s) and %s (examples only)\n", (dom / "users").c_str(), mode,
-              (dom / "aliases").c_str());
-  std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519), %s\n", rsa_path.c_str(), ed_path.c_str(),
-              mode);
+  if (written.size() == 2) {
+    std::printf("wrote %s (no users yet, %s) and %s (examples only)\n", (dom / "users").c_str(), mode,
+                (dom / "aliases").c_str());
+  } else {
+    std::printf("kept %s's users and aliases as they are\n", dom.c_str());
+  }
+  if (dkim_paths.size() == 2) {
+    std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519), %s\n", dkim_paths[0].c_str(), dkim_paths[1].c_str(),
+                mode);
+  } else {
+    std::printf("kept the DKIM keys in %s (their records are below)\n", dom.c_str());
+  }
   if (!shared.empty() && shared != "ok") std::printf("warning: %s\n", shared.c_str());
   if (certs.empty()) {
     std::printf("certificates: none found for %s in ~/.acme.sh (acme.sh) or %s/live (certbot); "
@@ -432,7 +486,7 @@ int init(const InitOptions& o) {
               domain.c_str(), addrs.empty() ? "" : " and the addresses above");
   std::printf("%s\n", rr(domain, "TXT", quoted(spf_record(addrs))).c_str());
   std::printf("; DKIM: the public keys of the signatures ringmaild adds (RSA for every receiver, Ed25519 for those that check it).\n");
-  std::printf("%s\n%s\n", rsa_line.c_str(), ed_line.c_str());
+  for (const auto& l : dkim_lines) std::printf("%s\n", l.c_str());
   std::printf("; DMARC: what receivers do with mail that fails SPF and DKIM alignment. p=none: deliver it\n"
               "; anyway (start here; p=quarantine or p=reject once the reports look right); rua: where\n"
               "; daily aggregate reports go; ruf: where failure reports go (optional, few send them);\n"

@@ -15,6 +15,7 @@ struct InitOptions {
   std::string data_dir = "/var/spool/ringmail";
   std::string addresses;                     // "ip,ip"; "" = the interfaces' global ones
   std::string letsencrypt_dir = "/etc/letsencrypt";  // certbot's; acme.sh's is $HOME/.acme.sh
+  bool force = false;  // write the configuration again (old as .bak), keep users, aliases and keys
 };
 int init(const InitOptions& o);
 

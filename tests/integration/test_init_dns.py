@@ -215,6 +215,35 @@ def test_init_refuses_to_overwrite(tmp_path):
     assert sorted((tmp_path / "etc" / "domains" / DOMAIN).iterdir()) == keys
 
 
+def test_init_force_rewrites_the_configuration_and_keeps_keys(tmp_path):
+    """Regression (issue 19, defect 12): init could not be run again, so
+    its DNS records could not be printed again. --force writes the
+    configuration anew (the old one kept as .bak) and keeps users,
+    aliases and DKIM keys, printing the records of the keys in use."""
+    first = run_init(tmp_path, "--addresses", "127.0.0.1")
+    assert first.returncode == 0, first.stderr
+    etc = tmp_path / "etc"
+    dom = etc / "domains" / DOMAIN
+    (dom / "users").write_text((dom / "users").read_text() + "# a line of ours\n")
+    before = {p.name: p.read_bytes() for p in dom.iterdir()}
+    old_config = (etc / "ringmail.toml").read_text()
+    again = run_init(tmp_path, "--addresses", "127.0.0.1", "--hostname", "mx2.example.test", "--force")
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_bytes() for p in dom.iterdir()} == before  # nothing made or changed
+    assert (etc / "ringmail.toml.bak").read_text() == old_config
+    assert 'hostname = "mx2.example.test"' in (etc / "ringmail.toml").read_text()
+    dkim_first = sorted(l for l in records(first.stdout) if "._domainkey." in l)
+    assert sorted(l for l in records(again.stdout) if "._domainkey." in l) == dkim_first
+    assert "kept the DKIM keys" in again.stdout
+
+
+def test_init_lets_local_programs_relay(tmp_path):
+    """Regression (issue 19, defect 12): init did not set relay_networks,
+    so ringmail-sendmail from this machine could not send out."""
+    assert run_init(tmp_path, "--addresses", "127.0.0.1").returncode == 0
+    assert 'relay_networks = ["127.0.0.0/8", "::1/128"]' in (tmp_path / "etc" / "ringmail.toml").read_text()
+
+
 @pytest.mark.parametrize("args,words", [
     (["init", "not a domain"], "not a domain name"),
     (["init", DOMAIN, "--hostname", "bad host!"], "--hostname"),
