@@ -48,6 +48,7 @@ size_t TestFileIo::complete_fsyncs(size_t n) {
     } else {
       res = run_blocking_op(op);
     }
+    on_completed(op, res);
     op->done(op, res);
     ++done;
   }

@@ -20,6 +20,8 @@ class TestFileIo : public PosixFileIo {
 
   // Completes held fsyncs in order (all when n == 0); returns how many.
   size_t complete_fsyncs(size_t n = 0);
+  // Forgets the held operations: they never complete (a power loss).
+  void drop_held() { held_.clear(); }
   size_t held() const { return held_.size(); }
   uint64_t fsync_calls = 0;
 
@@ -29,6 +31,10 @@ class TestFileIo : public PosixFileIo {
   int fail_appends_with = 0;  // next write_at writes fail_appends_after_bytes, then fails
   size_t fail_appends_after_bytes = 0;
   int fail_unlinks_with = 0;  // every unlink returns this (e.g. -EROFS)
+
+ protected:
+  // Called when a held operation has run, before its `done`.
+  virtual void on_completed(BlockingOp* /*op*/, int /*result*/) {}
 
  private:
   std::deque<BlockingOp*> held_;
