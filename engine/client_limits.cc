@@ -19,7 +19,8 @@ std::string client_key(const std::string& literal) {
   return std::string(kV6) + out + "/64]";
 }
 
-ConnectionsPerClient::Verdict ConnectionsPerClient::try_add(const std::string& key, uint32_t per_client_max) {
+ConnectionsPerClient::Verdict ConnectionsPerClient::try_add(const std::string& key,
+                                                            uint32_t per_client_max) {
   std::lock_guard<std::mutex> lock(mu_);
   if (total_ >= total_max_) return Verdict::kAllFull;
   if (!key.empty()) {

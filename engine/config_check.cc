@@ -38,7 +38,8 @@ bool under(const std::string& path, const char* dir) {
 }
 
 // The paths the daemon reads, with what each is for.
-std::vector<std::pair<std::string, std::string>> used_paths(const Config& cfg, const std::string& config_path) {
+std::vector<std::pair<std::string, std::string>> used_paths(const Config& cfg,
+                                                            const std::string& config_path) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!config_path.empty()) out.emplace_back(config_path, "the configuration");
   out.emplace_back(cfg.data_dir, "data_dir");
@@ -74,9 +75,10 @@ std::vector<std::string> hidden_from_service(const Config& cfg, const std::strin
     const std::string abs = fs::absolute(path, ec).lexically_normal().string();
     for (const char* dir : {"/root", "/home", "/run/user"}) {
       if (under(abs, dir)) {
-        out.push_back(abs + " (" + what + ") is under " + dir +
-                      ", which ringmail.service does not see (ProtectHome=yes): use /etc/ringmail or "
-                      "/var/lib/ringmail");
+        out.push_back(
+            abs + " (" + what + ") is under " + dir +
+            ", which ringmail.service does not see (ProtectHome=yes): use /etc/ringmail or "
+            "/var/lib/ringmail");
       }
     }
   }
@@ -88,13 +90,15 @@ std::string data_dir_problem(const std::string& data_dir) {
   fs::path p = fs::absolute(data_dir, ec);
   if (fs::exists(p, ec)) {
     if (!fs::is_directory(p, ec)) return data_dir + ": data_dir is not a directory";
-    if (::access(p.c_str(), W_OK | X_OK) != 0) return data_dir + ": data_dir is not writable (" + std::strerror(errno) + ")";
+    if (::access(p.c_str(), W_OK | X_OK) != 0)
+      return data_dir + ": data_dir is not writable (" + std::strerror(errno) + ")";
     return "";
   }
   // Made at the first start: its nearest existing parent must let us.
   fs::path parent = p.parent_path();
   while (!parent.empty() && !fs::exists(parent, ec)) parent = parent.parent_path();
-  if (!fs::is_directory(parent, ec)) return data_dir + ": data_dir cannot be made (" + parent.string() + " is no directory)";
+  if (!fs::is_directory(parent, ec))
+    return data_dir + ": data_dir cannot be made (" + parent.string() + " is no directory)";
   if (::access(parent.c_str(), W_OK | X_OK) != 0) {
     return data_dir + ": data_dir does not exist and cannot be made in " + parent.string() + " (" +
            std::strerror(errno) + ")";
@@ -103,7 +107,8 @@ std::string data_dir_problem(const std::string& data_dir) {
 }
 
 std::vector<std::string> check_as_user(const Config& cfg, const std::string& config_path,
-                                       const std::vector<std::string>& cert_dirs, const std::string& user) {
+                                       const std::vector<std::string>& cert_dirs,
+                                       const std::string& user) {
   const passwd* pw = ::getpwnam(user.c_str());
   if (pw == nullptr) return {"--check-as " + user + ": no such user"};
   if (::geteuid() != 0) return {"--check-as " + user + ": needs root"};
@@ -120,7 +125,9 @@ std::vector<std::string> check_as_user(const Config& cfg, const std::string& con
     }
     if (!fs::is_directory(root, ec)) return;
     dirs.push_back(root);
-    for (fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec), end;
+    for (fs::recursive_directory_iterator
+             it(root, fs::directory_options::follow_directory_symlink, ec),
+         end;
          !ec && it != end; it.increment(ec)) {
       if (it->is_regular_file(ec)) files.push_back(it->path().string());
       if (it->is_directory(ec)) dirs.push_back(it->path().string());
@@ -132,7 +139,8 @@ std::vector<std::string> check_as_user(const Config& cfg, const std::string& con
   for (const auto& r : cfg.outbound.routes) {
     if (!r.ca_file.empty()) files.push_back(r.ca_file);
   }
-  const std::string srs = cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
+  const std::string srs =
+      cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
   std::error_code ec;
   if (cfg.srs_enabled && fs::exists(srs, ec)) files.push_back(srs);
 
@@ -169,7 +177,8 @@ std::vector<std::string> check_as_user(const Config& cfg, const std::string& con
   ::close(fds[1]);
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);

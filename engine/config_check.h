@@ -30,6 +30,7 @@ std::string data_dir_problem(const std::string& data_dir);
 // and groups): the lines of what it cannot read or write. Needs root; an
 // unknown user is one line.
 std::vector<std::string> check_as_user(const Config& cfg, const std::string& config_path,
-                                       const std::vector<std::string>& cert_dirs, const std::string& user);
+                                       const std::vector<std::string>& cert_dirs,
+                                       const std::string& user);
 
 }  // namespace ringmail::engine

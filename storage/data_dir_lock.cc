@@ -13,7 +13,9 @@ namespace ringmail::storage {
 
 namespace {
 
-std::string lock_path(const std::string& data_dir) { return data_dir + "/" + DataDirLock::kFileName; }
+std::string lock_path(const std::string& data_dir) {
+  return data_dir + "/" + DataDirLock::kFileName;
+}
 
 long read_pid(int fd) {
   char buf[32] = {};
@@ -48,8 +50,9 @@ bool DataDirLock::acquire(const std::string& data_dir, std::string* error) {
     const int e = errno;
     if (e == EWOULDBLOCK) {
       const long pid = read_pid(fd);
-      *error = "another ringmaild" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
-               " uses " + data_dir + "; stop it first (its lock: " + path + ")";
+      *error = "another ringmaild" +
+               (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) + " uses " +
+               data_dir + "; stop it first (its lock: " + path + ")";
     } else {
       *error = path + ": flock: " + std::strerror(e);
     }
@@ -57,7 +60,8 @@ bool DataDirLock::acquire(const std::string& data_dir, std::string* error) {
     return false;
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     *error = path + ": " + std::strerror(errno);
     ::close(fd);
     return false;
