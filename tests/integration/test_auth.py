@@ -311,3 +311,53 @@ def test_user_tools(tmp_path):
     r = subprocess.run([RINGMAIL, "user-add", "x@example.test", "--domains-dir", str(domains)],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "use --password-stdin" in r.stderr
+
+
+# The open-relay battery (issue 19): 20 recipient forms that must never be
+# relayed for a client without AUTH on port 25, each from 3 senders (null,
+# outside, one of our own addresses): 60 forms. Local-looking forms whose
+# mailbox does not exist are refused as unknown; none may get a 2xx.
+RELAY_RCPTS = [
+    "x@elsewhere.example",
+    "x@ELSEWHERE.EXAMPLE",
+    "x@elsewhere.example.",                   # trailing dot
+    "x%elsewhere.example@example.test",       # percent hack
+    "x%elsewhere.example",                    # percent hack, no domain
+    '"x@elsewhere.example"@example.test',     # quoted local part
+    "x@elsewhere.example@example.test",       # two @
+    "x!elsewhere.example@example.test",       # bang path
+    "elsewhere.example!x",                    # bang path, no domain
+    "x@[127.0.0.1]",                          # address literals
+    "x@[192.0.2.1]",
+    "x@[IPv6:::1]",
+    "x@example.test.elsewhere.example",       # our domain as a prefix
+    "@example.test:x@elsewhere.example",      # source route ending outside
+    "@elsewhere.example:x@elsewhere.example",
+    "x@sub.example.test",                     # a subdomain is not ours
+    "x@xn--bcher-kva.example",                # IDN, ACE form
+    "x@b\u00fccher.example",                  # IDN, UTF-8 without SMTPUTF8
+    '"x"@elsewhere.example',
+    "x@localhost",
+]
+RELAY_SENDERS = ["<>", "<a@src.example>", "<alice@example.test>"]
+
+
+@pytest.mark.parametrize("sender", RELAY_SENDERS)
+def test_open_relay_battery(auth_server, sender):
+    relayed = []
+    for rcpt in RELAY_RCPTS:  # a connection each: refusals count as errors
+        c = socket.create_connection(("127.0.0.1", auth_server.port), timeout=10)
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(b"EHLO client.example\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        c.sendall(f"MAIL FROM:{sender}\r\n".encode())
+        assert f.readline().startswith(b"250")
+        c.sendall(f"RCPT TO:<{rcpt}>\r\n".encode("utf-8"))
+        reply = f.readline()
+        if reply[:1] not in (b"4", b"5"):
+            relayed.append((rcpt, reply))
+        c.close()
+    assert relayed == [], relayed
+    assert "auth ok" not in auth_server.log_path.read_text()

@@ -139,3 +139,47 @@ def test_second_daemon_on_the_same_data_dir_is_refused(stuck_server, start_ringm
     listing = tool("spool-list", "--data-dir", str(d.data_dir)).stdout
     for qid in ids:
         assert qid in listing, listing
+
+
+def test_disk_full_answers_452_and_loses_nothing(start_ringmaild, tmp_path):
+    """The spool on a 4 MiB tmpfs (docs/reliability.md): messages are
+    taken until the disk is full, then answered 452 4.3.1; every message
+    answered 250 is still in the spool after a restart."""
+    if not os.path.exists(RINGMAIL):
+        pytest.skip(f"{RINGMAIL} not built")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.decode())
+    try:
+        d = start_ringmaild(start=False, data_dir=mnt / "data", threads=1,
+                            limits={"message_bytes_max": 200000, "spool_segment_bytes": 262144})
+        (mnt / "data" / "mail").mkdir(parents=True)
+        (mnt / "data" / "mail" / "example.test").write_text("not a directory\n")  # deliveries wait
+        d.start()
+        acked, refused = [], None
+        body = ("x" * 998 + "\r\n") * 60
+        for i in range(200):
+            with smtplib.SMTP(d.host, d.port, timeout=30) as s:
+                s.ehlo("full.test.example")
+                s.docmd("MAIL FROM:<alice@src.example>")
+                s.docmd("RCPT TO:<bob@example.test>")
+                code, resp = s.data(f"Subject: fill {i}\r\n\r\n{body}".encode())
+                if code == 250:
+                    acked.append(resp.decode().rsplit(" ", 1)[1])
+                    continue
+                refused = (code, resp)
+                break
+        assert refused is not None, "a 4 MiB disk took 12 MB of mail"
+        assert refused == (452, b"4.3.1 Insufficient system storage"), refused
+        assert len(acked) > 10, acked
+        print(f"disk full after {len(acked)} messages of 60 KB: {refused}")
+        d.stop()
+        d.start()
+        listing = tool("spool-list", "--data-dir", str(d.data_dir)).stdout
+        missing = [q for q in acked if q not in listing]
+        assert missing == [], (missing, listing[-500:])
+        d.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
