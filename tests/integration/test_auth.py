@@ -244,6 +244,23 @@ def test_user_added_while_running(auth_server):
             s.login("carol@example.test", "carol's password")
 
 
+def rcpt_reply_without_auth(server, sender, rcpt):
+    """The reply to RCPT TO:<rcpt> on port 25 after MAIL FROM:sender (an
+    address in <>), on a connection of its own."""
+    c = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    f = c.makefile("rb")
+    f.readline()
+    c.sendall(b"EHLO client.example\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    c.sendall(f"MAIL FROM:{sender}\r\n".encode())
+    assert f.readline().startswith(b"250")
+    c.sendall(f"RCPT TO:<{rcpt}>\r\n".encode("utf-8"))
+    reply = f.readline()
+    c.close()
+    return reply
+
+
 @pytest.mark.parametrize("sender,rcpt", [
     ("a@src.example", "x@elsewhere.example"),
     ("alice@example.test", "x@elsewhere.example"),        # a local sender is not enough
@@ -256,19 +273,8 @@ def test_user_added_while_running(auth_server):
     ("a@src.example", "x!elsewhere.example@example.test"),  # bang path
 ])
 def test_no_open_relay_on_port_25(auth_server, sender, rcpt):
-    c = socket.create_connection(("127.0.0.1", auth_server.port), timeout=10)
-    f = c.makefile("rb")
-    f.readline()
-    c.sendall(b"EHLO client.example\r\n")
-    while not f.readline().startswith(b"250 "):
-        pass
-    frm = sender if sender == "<>" else f"<{sender}>"
-    c.sendall(f"MAIL FROM:{frm}\r\n".encode())
-    assert f.readline().startswith(b"250")
-    c.sendall(f"RCPT TO:<{rcpt}>\r\n".encode())
-    reply = f.readline()
+    reply = rcpt_reply_without_auth(auth_server, sender if sender == "<>" else f"<{sender}>", rcpt)
     assert not reply.startswith(b"2"), (rcpt, reply)
-    c.close()
 
 
 def test_source_route_is_delivered_locally_not_relayed(auth_server):
@@ -346,18 +352,8 @@ RELAY_SENDERS = ["<>", "<a@src.example>", "<alice@example.test>"]
 def test_open_relay_battery(auth_server, sender):
     relayed = []
     for rcpt in RELAY_RCPTS:  # a connection each: refusals count as errors
-        c = socket.create_connection(("127.0.0.1", auth_server.port), timeout=10)
-        f = c.makefile("rb")
-        f.readline()
-        c.sendall(b"EHLO client.example\r\n")
-        while not f.readline().startswith(b"250 "):
-            pass
-        c.sendall(f"MAIL FROM:{sender}\r\n".encode())
-        assert f.readline().startswith(b"250")
-        c.sendall(f"RCPT TO:<{rcpt}>\r\n".encode("utf-8"))
-        reply = f.readline()
+        reply = rcpt_reply_without_auth(auth_server, sender, rcpt)
         if reply[:1] not in (b"4", b"5"):
             relayed.append((rcpt, reply))
-        c.close()
     assert relayed == [], relayed
     assert "auth ok" not in auth_server.log_path.read_text()

@@ -24,6 +24,19 @@ def first_line(host, port, source=None, timeout=3):
     return s, data.decode("ascii", "replace").strip()
 
 
+def wait_for_220(server, timeout=5):
+    """Connects until a connection gets its 220 (places freed by closed
+    connections are given back as the server notices the closes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s, line = first_line(server.host, server.port)
+        s.close()
+        if line.startswith("220 "):
+            return
+        assert time.monotonic() < deadline, line
+        time.sleep(0.1)
+
+
 def test_connections_per_ip_are_limited_over_all_shards(start_ringmaild):
     """Regression (issue 19, defect 5): nothing limited the connections of
     one address, so one client could take every connection. Five are
@@ -42,14 +55,7 @@ def test_connections_per_ip_are_limited_over_all_shards(start_ringmaild):
     assert line.startswith("220 "), line
     other.close()
     held.pop().close()
-    deadline = time.monotonic() + 5
-    while True:
-        s, line = first_line(server.host, server.port)
-        s.close()
-        if line.startswith("220 "):
-            break
-        assert time.monotonic() < deadline, line
-        time.sleep(0.1)
+    wait_for_220(server)
     for s in held:
         s.close()
     assert "connection refused with 421: client=127.0.0.1:" in server.log_path.read_text()
@@ -82,14 +88,7 @@ def test_out_of_descriptors_clients_still_get_421(start_ringmaild):
     assert line == "421 4.7.0 Too many connections", (line, len(held), refused, server.log_tail())
     for s in held:
         s.close()
-    deadline = time.monotonic() + 5
-    while True:
-        s, line = first_line(server.host, server.port)
-        s.close()
-        if line.startswith("220 "):
-            break
-        assert time.monotonic() < deadline, line
-        time.sleep(0.1)
+    wait_for_220(server)
     log = server.log_path.read_text()
     assert "is more than the open-file limit 160 (RLIMIT_NOFILE)" in log, log
     assert "96 connections in all, the most the open-file limit allows" in log, log
