@@ -115,13 +115,47 @@ std::string dot_stuff(std::string_view data) {
   std::string out;
   out.reserve(data.size() + data.size() / 64 + 8);
   bool line_start = true;
-  for (char c : data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    const char c = data[i];
+    if (c == '\r' || c == '\n') {
+      // CRLF, a lone CR and a lone LF all end a line as CRLF: a receiver
+      // that reads a lone CR or LF as a line ending must never see a "."
+      // line we did not mean (SMTP smuggling).
+      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') ++i;
+      out += "\r\n";
+      line_start = true;
+      continue;
+    }
     if (line_start && c == '.') out += '.';
     out += c;
-    line_start = c == '\n';
+    line_start = false;
   }
-  if (!data.empty() && !(data.size() >= 2 && data.substr(data.size() - 2) == "\r\n")) out += "\r\n";
+  if (!line_start) out += "\r\n";
   out += ".\r\n";
+  return out;
+}
+
+bool has_bare_line_ending(std::string_view data) {
+  for (size_t i = data.find_first_of("\r\n"); i != std::string_view::npos; i = data.find_first_of("\r\n", i + 1)) {
+    if (data[i] == '\n') return true;  // an LF not taken with its CR below
+    if (i + 1 >= data.size() || data[i + 1] != '\n') return true;
+    ++i;  // CRLF
+  }
+  return false;
+}
+
+std::string crlf_only(std::string_view data) {
+  std::string out;
+  out.reserve(data.size() + 16);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const char c = data[i];
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') ++i;
+      out += "\r\n";
+    } else {
+      out += c;
+    }
+  }
   return out;
 }
 
@@ -476,11 +510,20 @@ void SmtpClient::envelope_reply(const Reply& r) {
 }
 
 void SmtpClient::send_bdat() {
-  const bool crlf = msg_.data.size() >= 2 && msg_.data.substr(msg_.data.size() - 2) == "\r\n";
-  const size_t size = msg_.data.size() + (crlf || msg_.data.empty() ? 0 : 2);
+  // Lone CRs and LFs become CRLF here too: the receiver may pass the
+  // message on with DATA (see dot_stuff). Messages we store have none, so
+  // the copy is rare.
+  std::string fixed;
+  std::string_view data = msg_.data;
+  if (has_bare_line_ending(data)) {
+    fixed = crlf_only(data);
+    data = fixed;
+  }
+  const bool crlf = data.size() >= 2 && data.substr(data.size() - 2) == "\r\n";
+  const size_t size = data.size() + (crlf || data.empty() ? 0 : 2);
   out_ += "BDAT " + std::to_string(size) + " LAST\r\n";
-  out_.append(msg_.data);
-  if (size != msg_.data.size()) out_ += "\r\n";
+  out_.append(data);
+  if (size != data.size()) out_ += "\r\n";
 }
 
 void SmtpClient::send_content() {

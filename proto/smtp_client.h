@@ -203,7 +203,13 @@ class SmtpClient {
 };
 
 // `data` with leading dots doubled and the terminating ".\r\n" appended
-// (RFC 5321 4.5.2). A message not ending in CRLF gets one.
+// (RFC 5321 4.5.2). A message not ending in CRLF gets one, and a lone CR
+// or LF is sent as CRLF (never a bare line ending a receiver might read a
+// "." line in).
 std::string dot_stuff(std::string_view data);
+// True when `data` has a CR or LF that is not part of a CRLF.
+bool has_bare_line_ending(std::string_view data);
+// `data` with every lone CR and lone LF made CRLF.
+std::string crlf_only(std::string_view data);
 
 }  // namespace ringmail::proto

@@ -85,6 +85,16 @@ TEST(DotStuff, LeadingDotsAndTerminator) {
   EXPECT_EQ(dot_stuff(".a\r\nb\r\n..c\r\n"), "..a\r\nb\r\n...c\r\n.\r\n");
   EXPECT_EQ(dot_stuff("no newline"), "no newline\r\n.\r\n");
   EXPECT_EQ(dot_stuff(""), ".\r\n");
+  // Outbound smuggling (issue 19, the smuggling battery): lone CR and LF
+  // are sent as CRLF, and the dot after them is stuffed.
+  EXPECT_EQ(dot_stuff("a\n.\nMAIL FROM:<x@y>\r\n"), "a\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n");
+  EXPECT_EQ(dot_stuff("a\r.\rb"), "a\r\n..\r\nb\r\n.\r\n");
+  EXPECT_EQ(dot_stuff("a\r\n.\r"), "a\r\n..\r\n.\r\n");
+  EXPECT_FALSE(has_bare_line_ending("a\r\nb\r\n"));
+  EXPECT_TRUE(has_bare_line_ending("a\nb"));
+  EXPECT_TRUE(has_bare_line_ending("a\r"));
+  EXPECT_TRUE(has_bare_line_ending("a\r\r\n"));
+  EXPECT_EQ(crlf_only("a\rb\nc\r\n"), "a\r\nb\r\nc\r\n");
 }
 
 TEST_F(Client, StarttlsThenPipelinedDelivery) {
@@ -303,6 +313,18 @@ TEST_F(Client, ChunkingSendsTheMessageAsItIsInOneBdatLast) {
   EXPECT_EQ(c->results()[0].reply, "452 4.3.1 disk full");
   say("250 ok\r\n");
   EXPECT_EQ(c->state(), State::kReady);
+}
+
+// Outbound smuggling: a message with lone CR/LF (none is stored from SMTP,
+// but the client takes no chances) goes out with CRLF only under BDAT too.
+TEST_F(Client, ChunkingSendsBareLineEndingsAsCrlf) {
+  make(false);
+  say("220 mx\r\n");
+  say(kEhloChunking);
+  auto m = message({"b@peer.example"});
+  m.data = "Subject: s\r\n\r\nhi\n.\nMAIL FROM:<e@x.example>\r\n";
+  c->send(m);
+  EXPECT_THAT(take(), HasSubstr("BDAT 46 LAST\r\nSubject: s\r\n\r\nhi\r\n.\r\nMAIL FROM:<e@x.example>\r\n"));
 }
 
 TEST_F(Client, ChunkingStepByStepAndOffSwitch) {
