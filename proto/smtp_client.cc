@@ -316,14 +316,13 @@ void SmtpClient::on_reply(const Reply& r) {
       if (next_queued_) {
         start_queued();
       } else {
-        if (quit_queued_ && !quit_sent_) out_ += "QUIT\r\n";
-        state_ = quit_queued_ ? State::kQuit : State::kReady;
+        become_ready();
       }
       return;
     }
     case State::kRset:
       if (r.code == 250) {
-        state_ = State::kReady;
+        become_ready();
       } else {
         fail(Outcome::kTemp, "RSET: " + r.summary());
       }
@@ -459,7 +458,7 @@ void SmtpClient::envelope_reply(const Reply& r) {
     if (mail_ok_ && rcpts_ok_ > 0) finish_all(o, r.summary());
     message_done_ = true;
     if (o == Outcome::kOk) {
-      state_ = State::kReady;
+      become_ready();
     } else {
       out_ += "RSET\r\n";
       state_ = State::kRset;
@@ -543,15 +542,27 @@ void SmtpClient::finish_all(Outcome o, const std::string& reply) {
 
 void SmtpClient::quit() {
   if (state_ == State::kDone || quit_queued_) return;
-  if (state_ == State::kData && !next_queued_) {
+  if (state_ == State::kData) {
     // The message's reply is still to come: QUIT follows it, right behind
     // the "." with PIPELINING (RFC 2920's example), after the reply without.
+    // With the next message's envelope already behind the ".", QUIT waits
+    // until that message is finished too (its content is still to send).
     quit_queued_ = true;
-    quit_sent_ = caps_.pipelining;
+    quit_sent_ = caps_.pipelining && !next_queued_;
     if (quit_sent_) out_ += "QUIT\r\n";
     return;
   }
   out_ += "QUIT\r\n";
+  state_ = State::kQuit;
+}
+
+void SmtpClient::become_ready() {
+  if (!quit_queued_) {
+    state_ = State::kReady;
+    return;
+  }
+  if (!quit_sent_) out_ += "QUIT\r\n";
+  quit_sent_ = true;
   state_ = State::kQuit;
 }
 

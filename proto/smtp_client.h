@@ -198,6 +198,9 @@ class SmtpClient {
   bool next_queued_ = false;
   bool quit_queued_ = false;  // quit() while the reply to "." is awaited
   bool quit_sent_ = false;    // ... and the QUIT is already out (PIPELINING)
+  // A message (and any queued behind it) is finished: kReady, or the
+  // queued QUIT goes out now (kQuit).
+  void become_ready();
   Message next_msg_;
   std::vector<std::vector<RcptResult>> finished_;
 };

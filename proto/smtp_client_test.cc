@@ -432,6 +432,47 @@ TEST_F(Client, QuitBehindTheLastDot) {
   EXPECT_EQ(c->state(), State::kQuit);
 }
 
+// Regression (found by fuzz_smtp_client in a 10-minute run, issue 19):
+// quit() with the next message queued behind the "." sent QUIT at once and
+// took the following replies for QUIT's, so both messages ended without
+// results. QUIT now waits until the queued message is finished.
+TEST_F(Client, QuitWithTheNextMessageQueuedWaitsForIt) {
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
+  take();
+  c->quit();
+  EXPECT_EQ(take(), "");  // not yet: the next message's content is still to send
+  EXPECT_THAT(say("250 first queued\r\n250 ok\r\n250 ok\r\n354 go\r\n"), HasSubstr("\r\n.\r\n"));
+  auto earlier = c->take_finished();
+  ASSERT_EQ(earlier.size(), 1u);
+  EXPECT_EQ(earlier[0][0].outcome, Outcome::kOk);
+  EXPECT_EQ(say("250 second queued\r\n"), "QUIT\r\n");
+  ASSERT_TRUE(c->message_done());
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kOk);
+  EXPECT_EQ(c->state(), State::kQuit);
+  say("221 bye\r\n");
+  EXPECT_EQ(c->state(), State::kDone);
+  EXPECT_FALSE(c->failed());
+  // The queued message refused at RCPT: after its RSET, the QUIT.
+  make(false);
+  say("220 mx\r\n");
+  say("250-mx\r\n250 PIPELINING\r\n");
+  c->send(message({"b@peer.example"}));
+  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
+  c->quit();
+  take();
+  const std::string out = say("250 first queued\r\n250 ok\r\n550 5.1.1 no\r\n554 no valid recipients\r\n");
+  EXPECT_THAT(out, HasSubstr("RSET\r\n"));
+  EXPECT_EQ(say("250 reset\r\n"), "QUIT\r\n");
+  EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);
+  EXPECT_EQ(c->state(), State::kQuit);
+}
+
 TEST_F(Client, PipelinedNextFailsWithTheConnection) {
   make(false);
   say("220 mx\r\n");
