@@ -39,6 +39,15 @@ class Client : public ::testing::Test {
     m.data = body;
     return m;
   }
+  // A session with PIPELINING whose message to b@peer.example has had its
+  // envelope accepted and its content sent: the final reply is awaited.
+  void in_data_with_pipelining() {
+    make(false);
+    say("220 mx\r\n");
+    say("250-mx\r\n250 PIPELINING\r\n");
+    c->send(message({"b@peer.example"}));
+    say("250 ok\r\n250 ok\r\n354 go\r\n");
+  }
   std::string take() {
     std::string o = std::move(c->output());
     c->output().clear();
@@ -401,11 +410,7 @@ TEST_F(Client, PipelinedNextMessage) {
 }
 
 TEST_F(Client, QuitBehindTheLastDot) {
-  make(false);
-  say("220 mx\r\n");
-  say("250-mx\r\n250 PIPELINING\r\n");
-  c->send(message({"b@peer.example"}));
-  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  in_data_with_pipelining();
   c->quit();
   EXPECT_EQ(take(), "QUIT\r\n");
   EXPECT_FALSE(c->can_send_next());
@@ -437,11 +442,7 @@ TEST_F(Client, QuitBehindTheLastDot) {
 // took the following replies for QUIT's, so both messages ended without
 // results. QUIT now waits until the queued message is finished.
 TEST_F(Client, QuitWithTheNextMessageQueuedWaitsForIt) {
-  make(false);
-  say("220 mx\r\n");
-  say("250-mx\r\n250 PIPELINING\r\n");
-  c->send(message({"b@peer.example"}));
-  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  in_data_with_pipelining();
   ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
   take();
   c->quit();
@@ -458,11 +459,7 @@ TEST_F(Client, QuitWithTheNextMessageQueuedWaitsForIt) {
   EXPECT_EQ(c->state(), State::kDone);
   EXPECT_FALSE(c->failed());
   // The queued message refused at RCPT: after its RSET, the QUIT.
-  make(false);
-  say("220 mx\r\n");
-  say("250-mx\r\n250 PIPELINING\r\n");
-  c->send(message({"b@peer.example"}));
-  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  in_data_with_pipelining();
   ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
   c->quit();
   take();
@@ -474,11 +471,7 @@ TEST_F(Client, QuitWithTheNextMessageQueuedWaitsForIt) {
 }
 
 TEST_F(Client, PipelinedNextFailsWithTheConnection) {
-  make(false);
-  say("220 mx\r\n");
-  say("250-mx\r\n250 PIPELINING\r\n");
-  c->send(message({"b@peer.example"}));
-  say("250 ok\r\n250 ok\r\n354 go\r\n");
+  in_data_with_pipelining();
   ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
   c->connection_lost("reset");
   auto earlier = c->take_finished();
