@@ -44,7 +44,10 @@ void hash(benchmark::State& st, Sha256Backend b) {
   for (auto _ : st) benchmark::DoNotOptimize(ringmail::tls::Sha256Job::hash(data, b));
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * st.range(0));
 }
-BENCHMARK_CAPTURE(hash, wolfcrypt, Sha256Backend::kWolfCrypt)->Arg(1 << 10)->Arg(10 << 10)->Arg(100 << 10);
+BENCHMARK_CAPTURE(hash, wolfcrypt, Sha256Backend::kWolfCrypt)
+    ->Arg(1 << 10)
+    ->Arg(10 << 10)
+    ->Arg(100 << 10);
 BENCHMARK_CAPTURE(hash, sha_ni, Sha256Backend::kShaNi)->Arg(1 << 10)->Arg(10 << 10)->Arg(100 << 10);
 
 // Sixteen bodies at once (bulk sending): SHA-NI one after another against
@@ -57,7 +60,8 @@ void hash16(benchmark::State& st, Sha256Backend b) {
   }
   std::vector<std::string> bodies;
   std::vector<std::string_view> views;
-  for (int i = 0; i < 16; ++i) bodies.push_back(text(static_cast<size_t>(st.range(0))) + std::to_string(i));
+  for (int i = 0; i < 16; ++i)
+    bodies.push_back(text(static_cast<size_t>(st.range(0))) + std::to_string(i));
   for (auto& x : bodies) views.push_back(x);
   std::vector<ringmail::tls::Sha256Digest> out(16);
   for (auto _ : st) {
@@ -68,9 +72,18 @@ void hash16(benchmark::State& st, Sha256Backend b) {
   for (auto& x : bodies) bytes += static_cast<int64_t>(x.size());
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * bytes);
 }
-BENCHMARK_CAPTURE(hash16, sha_ni, Sha256Backend::kShaNi)->Arg(1 << 10)->Arg(10 << 10)->Arg(100 << 10);
-BENCHMARK_CAPTURE(hash16, avx512x16, Sha256Backend::kAvx512x16)->Arg(1 << 10)->Arg(10 << 10)->Arg(100 << 10);
-BENCHMARK_CAPTURE(hash16, avx2x8, Sha256Backend::kAvx2x8)->Arg(1 << 10)->Arg(10 << 10)->Arg(100 << 10);
+BENCHMARK_CAPTURE(hash16, sha_ni, Sha256Backend::kShaNi)
+    ->Arg(1 << 10)
+    ->Arg(10 << 10)
+    ->Arg(100 << 10);
+BENCHMARK_CAPTURE(hash16, avx512x16, Sha256Backend::kAvx512x16)
+    ->Arg(1 << 10)
+    ->Arg(10 << 10)
+    ->Arg(100 << 10);
+BENCHMARK_CAPTURE(hash16, avx2x8, Sha256Backend::kAvx2x8)
+    ->Arg(1 << 10)
+    ->Arg(10 << 10)
+    ->Arg(100 << 10);
 BENCHMARK_CAPTURE(hash16, wolfcrypt, Sha256Backend::kWolfCrypt)->Arg(10 << 10);
 
 // The daemon's path for 16 connections receiving bodies at once: each loop
@@ -84,14 +97,16 @@ void stream16(benchmark::State& st, bool defer) {
   }
   constexpr size_t kPiece = 16 * 1024;
   std::vector<std::string> bodies;
-  for (int i = 0; i < 16; ++i) bodies.push_back(text(static_cast<size_t>(st.range(0))) + std::to_string(i));
+  for (int i = 0; i < 16; ++i)
+    bodies.push_back(text(static_cast<size_t>(st.range(0))) + std::to_string(i));
   for (auto _ : st) {
     std::vector<std::unique_ptr<ringmail::tls::Sha256Deferred>> jobs;
     std::vector<std::unique_ptr<ringmail::proto::dkim::RelaxedBody>> canon;
     for (int i = 0; i < 16; ++i) {
       jobs.push_back(std::make_unique<ringmail::tls::Sha256Deferred>(defer, Sha256Backend::kShaNi));
       auto* j = jobs.back().get();
-      canon.push_back(std::make_unique<ringmail::proto::dkim::RelaxedBody>([j](std::string_view s) { j->add(s); }));
+      canon.push_back(std::make_unique<ringmail::proto::dkim::RelaxedBody>(
+          [j](std::string_view s) { j->add(s); }));
     }
     std::vector<ringmail::tls::Sha256Deferred*> turn;
     for (size_t at = 0; at < bodies[0].size(); at += kPiece) {
@@ -129,7 +144,8 @@ BENCHMARK(canon_and_hash)->Arg(10 << 10)->Arg(100 << 10);
 
 void sign(benchmark::State& st, ringmail::tls::DkimKey::Type t) {
   std::string err;
-  auto key = ringmail::tls::DkimKey::from_pem(ringmail::tls::DkimKey::generate_pem(t, 2048, &err), &err);
+  auto key =
+      ringmail::tls::DkimKey::from_pem(ringmail::tls::DkimKey::generate_pem(t, 2048, &err), &err);
   if (key == nullptr) {
     st.SkipWithError(err.c_str());
     return;

@@ -76,7 +76,8 @@ void BM_CommandParse(benchmark::State& state) {
   for (auto _ : state) {
     for (const auto& l : lines) {
       Command c = parse_command(l);
-      if (c.verb == Verb::kMail) benchmark::DoNotOptimize(parse_path_args(c.args, "FROM:", true, p));
+      if (c.verb == Verb::kMail)
+        benchmark::DoNotOptimize(parse_path_args(c.args, "FROM:", true, p));
       if (c.verb == Verb::kRcpt) benchmark::DoNotOptimize(parse_path_args(c.args, "TO:", false, p));
       benchmark::DoNotOptimize(c);
     }

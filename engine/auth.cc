@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include "engine/client_limits.h"
-
 #include "engine/log.h"
 
 namespace ringmail::engine {
@@ -95,9 +94,9 @@ int Authenticator::work(storage::BlockingOp* op) {
     match = diff == 0;
   } else {
     const auto& e = c->entry;
-    match = tls::scrypt_matches(c->password, e.salt,
-                                tls::ScryptParams{e.log_n, e.r, e.p, static_cast<int>(e.key.size())},
-                                e.key);
+    match = tls::scrypt_matches(
+        c->password, e.salt, tls::ScryptParams{e.log_n, e.r, e.p, static_cast<int>(e.key.size())},
+        e.key);
   }
   c->ok = match && c->match_required;
   c->password.assign(c->password.size(), '\0');

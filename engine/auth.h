@@ -64,7 +64,8 @@ class Authenticator {
   };
 
   // `failures`: the process's table (null: one of its own, for tests).
-  Authenticator(storage::FileIo& io, std::string domains_dir, std::shared_ptr<AuthFailures> failures = nullptr)
+  Authenticator(storage::FileIo& io, std::string domains_dir,
+                std::shared_ptr<AuthFailures> failures = nullptr)
       : io_(io),
         domains_dir_(std::move(domains_dir)),
         failures_(failures ? std::move(failures) : std::make_shared<AuthFailures>()) {}
@@ -73,9 +74,13 @@ class Authenticator {
   void start(Check* c, const proto::Credentials& creds, int64_t now_s);
 
   // Failures from one client in the last 10 minutes, after adding this one.
-  uint32_t note_failure(const std::string& client, int64_t now_s) { return failures_->note(client, now_s); }
+  uint32_t note_failure(const std::string& client, int64_t now_s) {
+    return failures_->note(client, now_s);
+  }
   // Failures from one client in the last 10 minutes.
-  uint32_t failures(const std::string& client, int64_t now_s) const { return failures_->count(client, now_s); }
+  uint32_t failures(const std::string& client, int64_t now_s) const {
+    return failures_->count(client, now_s);
+  }
 
  private:
   struct DomainUsers {

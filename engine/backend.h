@@ -21,9 +21,9 @@ namespace ringmail::engine {
 
 struct Event {
   int res = 0;
-  bool more = false;          // a multishot operation goes on
-  const char* data = nullptr; // recv: the bytes (valid until release())
-  uint16_t buf_id = 0;        // recv: give back with Backend::release()
+  bool more = false;           // a multishot operation goes on
+  const char* data = nullptr;  // recv: the bytes (valid until release())
+  uint16_t buf_id = 0;         // recv: give back with Backend::release()
   bool has_buf = false;
 };
 
@@ -74,8 +74,8 @@ class Backend {
   // Cross-thread doorbell. `c` completes (once per wake-up, possibly
   // coalesced) after any thread called wake() or another shard rang().
   virtual void watch_doorbell(Completion* c) = 0;
-  virtual void wake() = 0;                      // any thread
-  virtual void ring(Backend& target) = 0;       // from this backend's thread
+  virtual void wake() = 0;                 // any thread
+  virtual void ring(Backend& target) = 0;  // from this backend's thread
 
   // Submits pending work, waits up to timeout_ms for at least one event and
   // dispatches every available event. Returns the number dispatched.

@@ -1,21 +1,21 @@
 // Both backends against real sockets on loopback: the same contract.
 #include "engine/backend.h"
-#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/stat.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <string>
 #include <thread>
+
+#include "engine/test_backends.h"
 
 namespace ringmail::engine {
 namespace {

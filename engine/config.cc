@@ -2,12 +2,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <toml++/toml.h>
 
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <toml++/toml.h>
 
 namespace ringmail::engine {
 
@@ -90,9 +90,10 @@ uint64_t get_uint(const std::string& source, const toml::table& t, const std::st
 // One [[outbound.route]] table.
 OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
   const std::string p = "outbound.route.";
-  check_keys(source, rt, p,
-             {"domain", "next_hop", "tls", "ca_file", "auth_user", "auth_password",
-              "auth_password_file", "connections", "messages_per_connection", "messages_per_minute"});
+  check_keys(
+      source, rt, p,
+      {"domain", "next_hop", "tls", "ca_file", "auth_user", "auth_password", "auth_password_file",
+       "connections", "messages_per_connection", "messages_per_minute"});
   OutboundRoute r;
   r.domain = proto::ascii_lower(get_string(source, rt, "domain", ""));
   if (r.domain != "*" && !proto::is_valid_domain(r.domain)) {
@@ -107,7 +108,8 @@ OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
     std::string host = hop, port;
     if (hop.front() == '[') {
       const size_t close = hop.find(']');
-      if (close == std::string::npos) host.clear();
+      if (close == std::string::npos)
+        host.clear();
       else {
         host = hop.substr(1, close - 1);
         if (close + 1 < hop.size()) {
@@ -120,7 +122,8 @@ OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
       port = hop.substr(colon + 1);
     }
     unsigned char buf[16];
-    const bool literal = inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    const bool literal =
+        inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
     bool ok = !host.empty() && (literal || proto::is_valid_domain(host));
     if (ok && !port.empty()) {
       ok = port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
@@ -134,10 +137,14 @@ OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
     r.host = host;
   }
   const std::string tls = get_string(source, rt, "tls", "opportunistic");
-  if (tls == "opportunistic") r.tls = OutboundRoute::Tls::kOpportunistic;
-  else if (tls == "none") r.tls = OutboundRoute::Tls::kNone;
-  else if (tls == "required") r.tls = OutboundRoute::Tls::kRequired;
-  else if (tls == "verify") r.tls = OutboundRoute::Tls::kVerify;
+  if (tls == "opportunistic")
+    r.tls = OutboundRoute::Tls::kOpportunistic;
+  else if (tls == "none")
+    r.tls = OutboundRoute::Tls::kNone;
+  else if (tls == "required")
+    r.tls = OutboundRoute::Tls::kRequired;
+  else if (tls == "verify")
+    r.tls = OutboundRoute::Tls::kVerify;
   else {
     throw ConfigError{where(source, *rt.get("tls"), p + "tls") +
                       ": must be opportunistic, none, required or verify"};
@@ -158,10 +165,12 @@ OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
     }
   }
   if (r.auth_user.empty() != r.auth_password.empty()) {
-    throw ConfigError{where(source, rt, p + "auth_user") + ": auth_user needs a password, and a password needs auth_user"};
+    throw ConfigError{where(source, rt, p + "auth_user") +
+                      ": auth_user needs a password, and a password needs auth_user"};
   }
   if (!r.auth_user.empty() && r.tls == OutboundRoute::Tls::kNone) {
-    throw ConfigError{where(source, rt, p + "auth_user") + ": AUTH is only used over TLS; tls = \"none\" cannot go with it"};
+    throw ConfigError{where(source, rt, p + "auth_user") +
+                      ": AUTH is only used over TLS; tls = \"none\" cannot go with it"};
   }
   r.connections = static_cast<uint32_t>(get_uint(source, rt, p, "connections", 0, 0, 1000));
   r.messages_per_connection =
@@ -178,8 +187,9 @@ bool listen_addresses_overlap(const sockaddr_storage& a, const sockaddr_storage&
   if (a.ss_family == AF_INET) {
     const auto& x = reinterpret_cast<const sockaddr_in&>(a);
     const auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && (x.sin_addr.s_addr == y.sin_addr.s_addr || x.sin_addr.s_addr == INADDR_ANY ||
-                                        y.sin_addr.s_addr == INADDR_ANY);
+    return x.sin_port == y.sin_port &&
+           (x.sin_addr.s_addr == y.sin_addr.s_addr || x.sin_addr.s_addr == INADDR_ANY ||
+            y.sin_addr.s_addr == INADDR_ANY);
   }
   const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
   const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
@@ -194,7 +204,8 @@ bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t
   if (colon == std::string::npos || colon + 1 >= s.size()) return false;
   std::string host = s.substr(0, colon);
   std::string port_s = s.substr(colon + 1);
-  if (port_s.find_first_not_of("0123456789") != std::string::npos || port_s.size() > 5) return false;
+  if (port_s.find_first_not_of("0123456789") != std::string::npos || port_s.size() > 5)
+    return false;
   unsigned long port = std::stoul(port_s);
   if (port == 0 || port > 65535) return false;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -280,9 +291,9 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
   try {
     toml::table t = toml::parse(text, source);
     check_keys(source, t, "",
-               {"hostname", "data_dir", "threads", "backend", "local_domains", "listener",
-                "limits", "maildir_sync", "tls", "domains_dir", "auth", "outbound",
-                "relay_networks", "dkim", "aliases", "srs", "inbound"});
+               {"hostname", "data_dir", "threads", "backend", "local_domains", "listener", "limits",
+                "maildir_sync", "tls", "domains_dir", "auth", "outbound", "relay_networks", "dkim",
+                "aliases", "srs", "inbound"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -312,7 +323,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     cfg->maildir_sync_batch = msync == "batch";
     if (const toml::node* n = t.get("local_domains")) {
       const toml::array* arr = n->as_array();
-      if (arr == nullptr) throw ConfigError{where(source, *n, "local_domains") + ": must be an array"};
+      if (arr == nullptr)
+        throw ConfigError{where(source, *n, "local_domains") + ": must be an array"};
       for (const auto& d : *arr) {
         auto s = d.value<std::string>();
         if (!s || !proto::is_valid_domain(*s)) {
@@ -323,11 +335,13 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
         cfg->local_domains.insert(lower);
       }
     }
-    if (cfg->local_domains.empty()) throw ConfigError{source + ": local_domains needs at least one domain"};
+    if (cfg->local_domains.empty())
+      throw ConfigError{source + ": local_domains needs at least one domain"};
     const toml::node* ln = t.get("listener");
     if (ln == nullptr) throw ConfigError{source + ": at least one [[listener]] is required"};
     const toml::array* larr = ln->as_array();
-    if (larr == nullptr) throw ConfigError{where(source, *ln, "listener") + ": use [[listener]] tables"};
+    if (larr == nullptr)
+      throw ConfigError{where(source, *ln, "listener") + ": use [[listener]] tables"};
     for (const auto& item : *larr) {
       const toml::table* lt = item.as_table();
       if (lt == nullptr) throw ConfigError{where(source, item, "listener") + ": must be a table"};
@@ -358,8 +372,9 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       for (const auto& other : cfg->listeners) {
         if (listen_addresses_overlap(l.addr, other.addr)) {
           const toml::node* an = lt->get("address");
-          throw ConfigError{where(source, an != nullptr ? *an : item, "listener.address") + ": '" + l.address +
-                            "' overlaps the listener '" + other.address + "' (the same port)"};
+          throw ConfigError{where(source, an != nullptr ? *an : item, "listener.address") + ": '" +
+                            l.address + "' overlaps the listener '" + other.address +
+                            "' (the same port)"};
         }
       }
       cfg->listeners.push_back(std::move(l));
@@ -367,7 +382,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     cfg->domains_dir = get_string(source, t, "domains_dir", cfg->domains_dir);
     if (const toml::node* n = t.get("relay_networks")) {
       const toml::array* arr = n->as_array();
-      if (arr == nullptr) throw ConfigError{where(source, *n, "relay_networks") + ": must be an array"};
+      if (arr == nullptr)
+        throw ConfigError{where(source, *n, "relay_networks") + ": must be an array"};
       for (const auto& e : *arr) {
         auto s = e.value<std::string>();
         Network net;
@@ -395,8 +411,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       }
       cfg->auth_failures_max = static_cast<uint32_t>(
           get_uint(source, *at, "auth.", "failures_max", cfg->auth_failures_max, 1, 1000));
-      cfg->auth_failure_delay_ms = static_cast<uint32_t>(get_uint(
-          source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
+      cfg->auth_failure_delay_ms = static_cast<uint32_t>(
+          get_uint(source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
     }
     if (const toml::node* n = t.get("outbound")) {
       const toml::table* ot = n->as_table();
@@ -418,12 +434,12 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           get_uint(source, *ot, p, "retry_first_s", o.retry_first_s, 1, 86400));
       o.retry_max_s = static_cast<uint32_t>(
           get_uint(source, *ot, p, "retry_max_s", o.retry_max_s, 1, 7 * 86400));
-      o.expire_s = static_cast<uint32_t>(
-          get_uint(source, *ot, p, "expire_s", o.expire_s, 1, 60 * 86400));
+      o.expire_s =
+          static_cast<uint32_t>(get_uint(source, *ot, p, "expire_s", o.expire_s, 1, 60 * 86400));
       o.connections_per_domain = static_cast<uint32_t>(
           get_uint(source, *ot, p, "connections_per_domain", o.connections_per_domain, 1, 1000));
-      o.messages_per_connection = static_cast<uint32_t>(
-          get_uint(source, *ot, p, "messages_per_connection", o.messages_per_connection, 1, 100000));
+      o.messages_per_connection = static_cast<uint32_t>(get_uint(
+          source, *ot, p, "messages_per_connection", o.messages_per_connection, 1, 100000));
       if (const toml::node* b = ot->get("starttls")) {
         const auto* v = b->as_boolean();
         if (v == nullptr) {
@@ -447,10 +463,13 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       }
       if (const toml::node* rn = ot->get("route")) {
         const toml::array* arr = rn->as_array();
-        if (arr == nullptr) throw ConfigError{where(source, *rn, "outbound.route") + ": use [[outbound.route]] tables"};
+        if (arr == nullptr)
+          throw ConfigError{where(source, *rn, "outbound.route") +
+                            ": use [[outbound.route]] tables"};
         for (const auto& item : *arr) {
           const toml::table* rt = item.as_table();
-          if (rt == nullptr) throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
+          if (rt == nullptr)
+            throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
           o.routes.push_back(parse_route(source, *rt));
         }
       }
@@ -458,8 +477,10 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
     if (const toml::node* n = t.get("aliases")) {
       const toml::table* at = n->as_table();
       if (at == nullptr) throw ConfigError{where(source, *n, "aliases") + ": must be a table"};
-      check_keys(source, *at, "aliases.", {"suffix_separators", "drop_characters", "pipe_timeout_s"});
-      cfg->pipe_timeout_s = static_cast<uint32_t>(get_uint(source, *at, "aliases.", "pipe_timeout_s", 60, 1, 3600));
+      check_keys(source, *at, "aliases.",
+                 {"suffix_separators", "drop_characters", "pipe_timeout_s"});
+      cfg->pipe_timeout_s =
+          static_cast<uint32_t>(get_uint(source, *at, "aliases.", "pipe_timeout_s", 60, 1, 3600));
       cfg->aliases.suffix_separators = get_string(source, *at, "suffix_separators", "+");
       cfg->aliases.drop_chars = get_string(source, *at, "drop_characters", ".");
       for (char c : cfg->aliases.suffix_separators + cfg->aliases.drop_chars) {
@@ -473,11 +494,14 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       const toml::table* it = n->as_table();
       if (it == nullptr) throw ConfigError{where(source, *n, "inbound") + ": must be a table"};
       check_keys(source, *it, "inbound.", {"spf_fail", "dmarc_reject", "greeting_delay_s"});
-      cfg->greeting_delay_s = static_cast<uint32_t>(get_uint(source, *it, "inbound.", "greeting_delay_s", 0, 0, 60));
-      for (auto [key, out] : {std::pair{"spf_fail", &cfg->spf_fail}, std::pair{"dmarc_reject", &cfg->dmarc_reject}}) {
+      cfg->greeting_delay_s =
+          static_cast<uint32_t>(get_uint(source, *it, "inbound.", "greeting_delay_s", 0, 0, 60));
+      for (auto [key, out] :
+           {std::pair{"spf_fail", &cfg->spf_fail}, std::pair{"dmarc_reject", &cfg->dmarc_reject}}) {
         const std::string v = get_string(source, *it, key, "reject");
         if (v != "reject" && v != "mark") {
-          throw ConfigError{where(source, *it->get(key), std::string("inbound.") + key) + ": must be reject or mark"};
+          throw ConfigError{where(source, *it->get(key), std::string("inbound.") + key) +
+                            ": must be reject or mark"};
         }
         *out = v == "reject" ? FailAction::kReject : FailAction::kMark;
       }
@@ -487,7 +511,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       if (st == nullptr) throw ConfigError{where(source, *n, "srs") + ": must be a table"};
       check_keys(source, *st, "srs.", {"enabled", "domain", "secret_file", "max_age_days"});
       if (const toml::node* e = st->get("enabled")) {
-        if (!e->is_boolean()) throw ConfigError{where(source, *e, "srs.enabled") + ": must be true or false"};
+        if (!e->is_boolean())
+          throw ConfigError{where(source, *e, "srs.enabled") + ": must be true or false"};
         cfg->srs_enabled = e->as_boolean()->get();
       }
       cfg->srs_domain = proto::ascii_lower(get_string(source, *st, "domain", ""));
@@ -495,7 +520,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
         throw ConfigError{where(source, *st->get("domain"), "srs.domain") + ": not a valid domain"};
       }
       cfg->srs_secret_file = get_string(source, *st, "secret_file", "");
-      cfg->srs_max_age_days = static_cast<uint32_t>(get_uint(source, *st, "srs.", "max_age_days", 21, 1, 365));
+      cfg->srs_max_age_days =
+          static_cast<uint32_t>(get_uint(source, *st, "srs.", "max_age_days", 21, 1, 365));
     }
     if (const toml::node* n = t.get("dkim")) {
       const toml::table* dt = n->as_table();
@@ -521,7 +547,8 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       check_keys(source, *tt, "tls.", {"cert_dirs", "self_signed"});
       if (const toml::node* d = tt->get("cert_dirs")) {
         const toml::array* arr = d->as_array();
-        if (arr == nullptr) throw ConfigError{where(source, *d, "tls.cert_dirs") + ": must be an array"};
+        if (arr == nullptr)
+          throw ConfigError{where(source, *d, "tls.cert_dirs") + ": must be an array"};
         for (const auto& e : *arr) {
           auto s = e.value<std::string>();
           if (!s || s->empty()) {
@@ -542,16 +569,15 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       const toml::table* lt = n->as_table();
       if (lt == nullptr) throw ConfigError{where(source, *n, "limits") + ": must be a table"};
       check_keys(source, *lt, "limits.",
-                 {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max", "junk_commands_max",
-                  "data_rate_min_bytes_s",
-                  "command_timeout_s", "data_timeout_s", "connections_max", "connections_per_ip_max",
-                  "shutdown_grace_s",
+                 {"message_bytes_max", "rcpt_count_max", "errors_max", "received_headers_max",
+                  "junk_commands_max", "data_rate_min_bytes_s", "command_timeout_s",
+                  "data_timeout_s", "connections_max", "connections_per_ip_max", "shutdown_grace_s",
                   "delivery_retry_s", "delivery_concurrency", "delivery_backlog_bytes_max",
                   "delivery_sync_delay_ms", "delivery_defer_ms", "spool_segment_bytes"});
       const std::string p = "limits.";
       auto& L = cfg->limits;
-      L.message_bytes_max = get_uint(source, *lt, p, "message_bytes_max", L.message_bytes_max,
-                                     1024, uint64_t{1} << 32);
+      L.message_bytes_max = get_uint(source, *lt, p, "message_bytes_max", L.message_bytes_max, 1024,
+                                     uint64_t{1} << 32);
       L.rcpt_count_max = static_cast<uint32_t>(
           get_uint(source, *lt, p, "rcpt_count_max", L.rcpt_count_max, 1, 100000));
       L.errors_max =
@@ -560,22 +586,22 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
           get_uint(source, *lt, p, "received_headers_max", L.received_headers_max, 1, 1000));
       L.junk_commands_max = static_cast<uint32_t>(
           get_uint(source, *lt, p, "junk_commands_max", L.junk_commands_max, 0, 100000));
-      cfg->data_rate_min_bytes_s = static_cast<uint32_t>(
-          get_uint(source, *lt, p, "data_rate_min_bytes_s", cfg->data_rate_min_bytes_s, 1, 1u << 30));
+      cfg->data_rate_min_bytes_s = static_cast<uint32_t>(get_uint(
+          source, *lt, p, "data_rate_min_bytes_s", cfg->data_rate_min_bytes_s, 1, 1u << 30));
       cfg->command_timeout_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "command_timeout_s", cfg->command_timeout_s, 1, 86400));
       cfg->data_timeout_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "data_timeout_s", cfg->data_timeout_s, 1, 86400));
       cfg->connections_max = static_cast<uint32_t>(
           get_uint(source, *lt, p, "connections_max", cfg->connections_max, 1, 10000000));
-      cfg->connections_per_ip_max = static_cast<uint32_t>(
-          get_uint(source, *lt, p, "connections_per_ip_max", cfg->connections_per_ip_max, 1, 10000000));
+      cfg->connections_per_ip_max = static_cast<uint32_t>(get_uint(
+          source, *lt, p, "connections_per_ip_max", cfg->connections_per_ip_max, 1, 10000000));
       cfg->shutdown_grace_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "shutdown_grace_s", cfg->shutdown_grace_s, 0, 3600));
       cfg->delivery_retry_s = static_cast<uint32_t>(
           get_uint(source, *lt, p, "delivery_retry_s", cfg->delivery_retry_s, 1, 86400));
-      cfg->delivery_concurrency = static_cast<uint32_t>(get_uint(
-          source, *lt, p, "delivery_concurrency", cfg->delivery_concurrency, 1, 10000));
+      cfg->delivery_concurrency = static_cast<uint32_t>(
+          get_uint(source, *lt, p, "delivery_concurrency", cfg->delivery_concurrency, 1, 10000));
       cfg->delivery_sync_delay_ms = static_cast<uint32_t>(get_uint(
           source, *lt, p, "delivery_sync_delay_ms", cfg->delivery_sync_delay_ms, 0, 10000));
       cfg->delivery_defer_ms = static_cast<uint32_t>(
@@ -583,12 +609,12 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
       cfg->spool_segment_bytes = get_uint(source, *lt, p, "spool_segment_bytes",
                                           cfg->spool_segment_bytes, 65536, uint64_t{1} << 30);
       cfg->delivery_backlog_bytes_max =
-          get_uint(source, *lt, p, "delivery_backlog_bytes_max", cfg->delivery_backlog_bytes_max,
-                   0, uint64_t{1} << 40);
+          get_uint(source, *lt, p, "delivery_backlog_bytes_max", cfg->delivery_backlog_bytes_max, 0,
+                   uint64_t{1} << 40);
     }
   } catch (const toml::parse_error& e) {
-    *error = source + ":" + std::to_string(e.source().begin.line) + ": " +
-             std::string(e.description());
+    *error =
+        source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description());
     return nullptr;
   } catch (const ConfigError& e) {
     *error = e.msg;

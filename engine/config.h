@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/outbound_queue.h"
 #include "engine/mail_auth.h"
+#include "engine/outbound_queue.h"
 #include "proto/aliases.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"

@@ -1,7 +1,6 @@
 #include "engine/config.h"
 
 #include <arpa/inet.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -107,8 +106,9 @@ tls = "none"
   EXPECT_EQ(lab->port, 2525);
   EXPECT_EQ(lab->tls, OutboundRoute::Tls::kNone);
   // Without a "*" route other domains have none.
-  c = parse_config(std::string(kBase) + "[[outbound.route]]\ndomain = \"a.test\"\nconnections = 1\n",
-                   "t.toml", &err);
+  c = parse_config(
+      std::string(kBase) + "[[outbound.route]]\ndomain = \"a.test\"\nconnections = 1\n", "t.toml",
+      &err);
   ASSERT_NE(c, nullptr) << err;
   EXPECT_EQ(c->outbound.route_for("b.test"), nullptr);
 
@@ -116,25 +116,31 @@ tls = "none"
   EXPECT_EQ(err_of(r + "domain = \"*\"\nnext_hop = \"a b:25\"\n"),
             "t.toml:8: outbound.route.next_hop: 'a b:25' is not HOST, HOST:PORT or [ADDRESS]:PORT");
   EXPECT_EQ(err_of(r + "domain = \"*\"\nnext_hop = \"relay.test:70000\"\n"),
-            "t.toml:8: outbound.route.next_hop: 'relay.test:70000' is not HOST, HOST:PORT or [ADDRESS]:PORT");
+            "t.toml:8: outbound.route.next_hop: 'relay.test:70000' is not HOST, HOST:PORT or "
+            "[ADDRESS]:PORT");
   EXPECT_EQ(err_of(r + "domain = \"*\"\ntls = \"maybe\"\n"),
             "t.toml:8: outbound.route.tls: must be opportunistic, none, required or verify");
-  EXPECT_EQ(err_of(r + "next_hop = \"relay.test\"\n"), "t.toml:6: outbound.route.domain: is required");
-  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\n"), HasSubstr("auth_user needs a password"));
-  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password = \"p\"\ntls = \"none\"\n"),
-              HasSubstr("AUTH is only used over TLS"));
-  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password_file = \"/nonexistent/pw\"\n"),
-              HasSubstr("cannot read a password from /nonexistent/pw"));
-  EXPECT_EQ(err_of(r + "domain = \"*\"\nweight = 3\n"), "t.toml:8: outbound.route.weight: unknown key");
+  EXPECT_EQ(err_of(r + "next_hop = \"relay.test\"\n"),
+            "t.toml:6: outbound.route.domain: is required");
+  EXPECT_THAT(err_of(r + "domain = \"*\"\nauth_user = \"u\"\n"),
+              HasSubstr("auth_user needs a password"));
+  EXPECT_THAT(
+      err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password = \"p\"\ntls = \"none\"\n"),
+      HasSubstr("AUTH is only used over TLS"));
+  EXPECT_THAT(
+      err_of(r + "domain = \"*\"\nauth_user = \"u\"\nauth_password_file = \"/nonexistent/pw\"\n"),
+      HasSubstr("cannot read a password from /nonexistent/pw"));
+  EXPECT_EQ(err_of(r + "domain = \"*\"\nweight = 3\n"),
+            "t.toml:8: outbound.route.weight: unknown key");
   EXPECT_EQ(err_of(std::string(kBase) + "[outbound]\nsource_v4 = \"::1\"\n"),
             "t.toml:7: outbound.source_v4: not an IPv4 address");
 }
 
 TEST(Config, RelayNetworks) {
   std::string err;
-  auto c = parse_config("relay_networks = [\"127.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n" +
-                            std::string(kBase),
-                        "t.toml", &err);
+  auto c = parse_config(
+      "relay_networks = [\"127.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n" + std::string(kBase),
+      "t.toml", &err);
   ASSERT_NE(c, nullptr) << err;
   auto v4 = [](const char* ip) {
     sockaddr_storage ss{};
@@ -178,8 +184,9 @@ TEST(Config, TlsTable) {
 
 TEST(Config, LimitsAndDomains) {
   std::string err;
-  auto c = parse_config(std::string(kBase) + "[limits]\nmessage_bytes_max = 2048\nrcpt_count_max = 7\n"
-                                             "command_timeout_s = 5\ndelivery_defer_ms = 0\n",
+  auto c = parse_config(std::string(kBase) +
+                            "[limits]\nmessage_bytes_max = 2048\nrcpt_count_max = 7\n"
+                            "command_timeout_s = 5\ndelivery_defer_ms = 0\n",
                         "t.toml", &err);
   ASSERT_NE(c, nullptr) << err;
   EXPECT_EQ(c->limits.message_bytes_max, 2048u);
@@ -210,8 +217,9 @@ TEST(Config, ErrorsNameFileLineAndKey) {
 
 TEST(Config, HttpListener) {
   std::string err;
-  auto c = parse_config(std::string(kBase) + "[[listener]]\naddress = \"127.0.0.1:2580\"\nkind = \"http\"\n",
-                        "t.toml", &err);
+  auto c = parse_config(
+      std::string(kBase) + "[[listener]]\naddress = \"127.0.0.1:2580\"\nkind = \"http\"\n",
+      "t.toml", &err);
   ASSERT_NE(c, nullptr) << err;
   ASSERT_EQ(c->listeners.size(), 2u);
   EXPECT_FALSE(c->listeners[0].http);
@@ -240,20 +248,25 @@ namespace {
 // Regression (issue 19, defect 4): the same listener twice in one file bound
 // twice (SO_REUSEPORT) and split the connections; a configuration error now.
 TEST(Config, DuplicateListenerIsAnError) {
-  const std::string base = "hostname = \"mx.test\"\ndata_dir = \"/x\"\nlocal_domains = [\"a.test\"]\n";
-  const auto listener = [](const char* a) { return std::string("[[listener]]\naddress = \"") + a + "\"\n"; };
+  const std::string base =
+      "hostname = \"mx.test\"\ndata_dir = \"/x\"\nlocal_domains = [\"a.test\"]\n";
+  const auto listener = [](const char* a) {
+    return std::string("[[listener]]\naddress = \"") + a + "\"\n";
+  };
   EXPECT_EQ(err_of(base + listener("127.0.0.1:25") + listener("127.0.0.1:25")),
-            "t.toml:7: listener.address: '127.0.0.1:25' overlaps the listener '127.0.0.1:25' (the same port)");
+            "t.toml:7: listener.address: '127.0.0.1:25' overlaps the listener '127.0.0.1:25' (the "
+            "same port)");
   EXPECT_THAT(err_of(base + listener("0.0.0.0:25") + listener("192.0.2.1:25")),
               HasSubstr("'192.0.2.1:25' overlaps the listener '0.0.0.0:25'"));
   EXPECT_THAT(err_of(base + listener("[::1]:587") + listener("[::]:587")),
               HasSubstr("'[::]:587' overlaps the listener '[::1]:587'"));
   std::string err;
   // Other ports, other addresses, or other families: fine.
-  EXPECT_NE(parse_config(base + listener("127.0.0.1:25") + listener("127.0.0.2:25") + listener("127.0.0.1:587") +
-                             listener("[::]:25") + listener("0.0.0.0:465"),
-                         "t.toml", &err),
-            nullptr)
+  EXPECT_NE(
+      parse_config(base + listener("127.0.0.1:25") + listener("127.0.0.2:25") +
+                       listener("127.0.0.1:587") + listener("[::]:25") + listener("0.0.0.0:465"),
+                   "t.toml", &err),
+      nullptr)
       << err;
 }
 

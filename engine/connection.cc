@@ -16,7 +16,8 @@ namespace {
 void insert_below_received(std::string* m, const std::string& fields) {
   size_t body;
   const auto header = proto::dkim::split_header(*m, &body);
-  const size_t end = header.empty() ? 0 : static_cast<size_t>(header[0].value.end() - m->data()) + 2;
+  const size_t end =
+      header.empty() ? 0 : static_cast<size_t>(header[0].value.end() - m->data()) + 2;
   m->insert(end, fields);
 }
 
@@ -36,10 +37,14 @@ proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std:
 
 const char* result_name(proto::CommitResult r) {
   switch (r) {
-    case proto::CommitResult::kOk: return "ok";
-    case proto::CommitResult::kTempFail: return "451 write/fsync error";
-    case proto::CommitResult::kNoSpace: return "452 no space";
-    case proto::CommitResult::kSignFail: return "451 DKIM signing failed";
+    case proto::CommitResult::kOk:
+      return "ok";
+    case proto::CommitResult::kTempFail:
+      return "451 write/fsync error";
+    case proto::CommitResult::kNoSpace:
+      return "452 no space";
+    case proto::CommitResult::kSignFail:
+      return "451 DKIM signing failed";
   }
   return "?";
 }
@@ -47,11 +52,14 @@ const char* result_name(proto::CommitResult r) {
 
 Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
                        std::string client_literal, std::string peer, bool trusted)
-    : shard_(shard), fd_(fd), peer_(std::move(peer)),
+    : shard_(shard),
+      fd_(fd),
+      peer_(std::move(peer)),
       session_(params_for(*shard.cfg_, listener, client_literal,
                           shard.certs_ && !shard.certs_->empty(), trusted),
                shard),
-      implicit_tls_(listener.implicit_tls), trusted_(trusted),
+      implicit_tls_(listener.implicit_tls),
+      trusted_(trusted),
       inbound_(listener.kind == proto::ListenerKind::kSmtp) {
   recv_c_.conn = this;
   send_c_.conn = this;
@@ -82,7 +90,8 @@ void Connection::start() {
     // (Before the handshake's own timeout.)
     greeting_pending_ = true;
     const int64_t half = std::max<int64_t>(1, shard_.cfg_->command_timeout_s / 2);
-    shard_.wheel_.schedule(&greeting_, shard_.clock_s() + std::min<int64_t>(kImplicitTlsHintS, half));
+    shard_.wheel_.schedule(&greeting_,
+                           shard_.clock_s() + std::min<int64_t>(kImplicitTlsHintS, half));
   } else if (inbound_ && delay > 0 && !trusted_) {
     greeting_pending_ = true;  // on_greeting_due() greets
     shard_.wheel_.schedule(&greeting_, shard_.clock_s() + delay);
@@ -102,7 +111,8 @@ void Connection::on_bytes(std::string_view in) {
         greeting_pending_ = false;
         shard_.wheel_.cancel(&greeting_);
         log_line("pregreet client=" + peer_ + ": talked before the greeting, disconnected");
-        session_.terminate("554 5.7.1 " + shard_.cfg_->hostname + " Talking before the greeting is not allowed");
+        session_.terminate("554 5.7.1 " + shard_.cfg_->hostname +
+                           " Talking before the greeting is not allowed");
         break;
       }
       session_.feed(in);
@@ -122,7 +132,8 @@ void Connection::on_bytes(std::string_view in) {
 namespace {
 // The first bytes of a plain SMTP client: a command a client sends first.
 bool looks_like_smtp(std::string_view in) {
-  for (std::string_view verb : {"EHLO", "HELO", "STARTTLS", "QUIT", "NOOP", "MAIL", "AUTH", "RSET"}) {
+  for (std::string_view verb :
+       {"EHLO", "HELO", "STARTTLS", "QUIT", "NOOP", "MAIL", "AUTH", "RSET"}) {
     if (in.size() >= verb.size() && proto::iequals(in.substr(0, verb.size()), verb)) return true;
   }
   return false;
@@ -261,7 +272,8 @@ void Connection::update_deadline() {
     // ahead: a client trickling below the rate runs out of time.
     const uint64_t gained_s = data_credit_bytes_ / cfg.data_rate_min_bytes_s;
     data_credit_bytes_ %= cfg.data_rate_min_bytes_s;
-    deadline_s_ = std::min<int64_t>(now + cfg.data_timeout_s, deadline_s_ + static_cast<int64_t>(gained_s));
+    deadline_s_ =
+        std::min<int64_t>(now + cfg.data_timeout_s, deadline_s_ + static_cast<int64_t>(gained_s));
   } else {
     deadline_in_data_ = false;
     data_credit_bytes_ = 0;
@@ -320,9 +332,8 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   }
   line += " client=" + self->peer_ + " helo=" + env.helo +
           (env.tls.empty() ? std::string() : " tls=" + env.tls) +
-          (env.auth_user.empty() ? std::string() : " auth=" + env.auth_user) +
-          " from=<" + env.from.to_string() +
-          "> rcpts=" + std::to_string(env.rcpts.size()) +
+          (env.auth_user.empty() ? std::string() : " auth=" + env.auth_user) + " from=<" +
+          env.from.to_string() + "> rcpts=" + std::to_string(env.rcpts.size()) +
           " bytes=" + std::to_string(self->session_.message().size());
   log_line(line, r == proto::CommitResult::kOk ? LogLevel::kInfo : LogLevel::kError);
   if (r == proto::CommitResult::kOk) {
@@ -351,7 +362,8 @@ void Connection::hash_progress() {
     const bool sign = ours && shard_.dkim_ != nullptr && shard_.dkim_->size() > 0;
     const bool verify = inbound_ && !ours;
     if (sign || verify) {
-      hasher_ = std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(), shard_.cfg_->dkim_sha256);
+      hasher_ =
+          std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(), shard_.cfg_->dkim_sha256);
     }
   }
   if (hasher_ == nullptr || hasher_->finished()) return;
@@ -383,8 +395,12 @@ bool Connection::start_verifying() {
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
   std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
   if (ip.rfind("IPv6:", 0) == 0) ip.erase(0, 5);
-  spf_request_ = proto::spf::Request{ip, env.helo, env.from.is_null() ? "" : env.from.to_string(),
-                                     proto::spf::Identity::kMailFrom, shard_.cfg_->hostname, shard_.clock_s()};
+  spf_request_ = proto::spf::Request{ip,
+                                     env.helo,
+                                     env.from.is_null() ? "" : env.from.to_string(),
+                                     proto::spf::Identity::kMailFrom,
+                                     shard_.cfg_->hostname,
+                                     shard_.clock_s()};
   run_spf(shard_.resolver_.get(), spf_request_, alive_, [this](proto::spf::Verdict v) {
     spf_ = std::move(v);
     check_done();
@@ -461,27 +477,32 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
   proto::dmarc::Input in;
   in.source_ip = spf_request_.client_ip;
   size_t body;
-  if (!proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &in.from_domain)) in.from_domain.clear();
+  if (!proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &in.from_domain))
+    in.from_domain.clear();
   in.envelope_from = env.from.is_null() ? "" : proto::ascii_lower(env.from.domain);
   in.spf = {proto::spf::result_name(spf_.result), spf_.domain};
   for (const auto& c : dkim_checks_) in.dkim.push_back({c.result, c.sig.domain});
   const auto org = [](std::string_view d) { return organizational_domain(d); };
   const auto dmarc = proto::dmarc::evaluate(in, policy, org, static_cast<int>(std::rand() % 100));
   std::string line = "checks id=" + env.id + " spf=" + proto::spf::result_name(spf_.result);
-  for (const auto& c : dkim_checks_) line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
+  for (const auto& c : dkim_checks_)
+    line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
   log_line(line + " " + dmarc.log_record);
 
   const Config& cfg = *shard_.cfg_;
   std::string refuse;
   if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == FailAction::kReject) {
     refuse = "550 5.7.23 SPF check failed for " + (spf_.domain.empty() ? env.helo : spf_.domain) +
-             (spf_.explanation.empty() ? std::string(": the sending address is not allowed from ") + spf_request_.client_ip
+             (spf_.explanation.empty() ? std::string(": the sending address is not allowed from ") +
+                                             spf_request_.client_ip
                                        : ": " + spf_.explanation);
-  } else if (dmarc.disposition == proto::dmarc::Policy::kReject && cfg.dmarc_reject == FailAction::kReject) {
+  } else if (dmarc.disposition == proto::dmarc::Policy::kReject &&
+             cfg.dmarc_reject == FailAction::kReject) {
     refuse = "550 5.7.1 Message refused by the DMARC policy of " + in.from_domain;
   }
   if (!refuse.empty()) {
-    log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() + ">: " + refuse);
+    log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() +
+             ">: " + refuse);
     prepared_ = false;
     session_.refuse_message(refuse);
   } else {
@@ -491,8 +512,9 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     std::string fields = "Received-SPF: " + proto::spf::received_spf(spf_request_, spf_) + "\r\n" +
                          authentication_results(cfg.hostname, dkim_checks_, parts);
     if (dmarc.disposition != proto::dmarc::Policy::kNone) {
-      fields += std::string("X-Ringmail-Disposition: ") + proto::dmarc::to_string(dmarc.disposition) +
-                " (DMARC policy of " + in.from_domain + ")\r\n";
+      fields += std::string("X-Ringmail-Disposition: ") +
+                proto::dmarc::to_string(dmarc.disposition) + " (DMARC policy of " + in.from_domain +
+                ")\r\n";
     }
     insert_below_received(&m, fields);
   }
@@ -533,7 +555,8 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
   Connection* self = static_cast<SignC*>(j)->conn;
   self->sign_busy_ = false;
   if (!ok) {
-    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error, LogLevel::kError);
+    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error,
+             LogLevel::kError);
     self->prepared_ = false;
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {
@@ -565,7 +588,8 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     self->session_.auth_done(true, c->user);
   } else {
     const Config& cfg = *self->shard_.cfg_;
-    const uint32_t n = self->shard_.auth_->note_failure(self->client_literal_, self->shard_.clock_s());
+    const uint32_t n =
+        self->shard_.auth_->note_failure(self->client_literal_, self->shard_.clock_s());
     log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
              " from this address in 10 minutes)");
     if (n > cfg.auth_failures_max) {
@@ -578,8 +602,8 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
         self->session_.auth_done(false, "");
       } else {
         self->auth_delay_pending_ = true;
-        self->shard_.wheel_.schedule(&self->auth_delay_,
-                                     self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
+        self->shard_.wheel_.schedule(
+            &self->auth_delay_, self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
       }
     }
   }
@@ -611,8 +635,9 @@ void Connection::implicit_tls_hint() {
     greeting_pending_ = false;
   }
   phase_ = TlsPhase::kClear;  // the reply goes out in clear
-  session_.terminate("421 4.7.0 This port speaks TLS from the first byte (RFC 8314): connect with TLS, "
-                     "or use port 587 with STARTTLS");
+  session_.terminate(
+      "421 4.7.0 This port speaks TLS from the first byte (RFC 8314): connect with TLS, "
+      "or use port 587 with STARTTLS");
   after_io();
   maybe_finish();
 }
@@ -622,7 +647,8 @@ void Connection::on_greeting_due(TimerEntry* t) {
   if (self->implicit_tls_) {
     self->greeting_pending_ = false;
     if (self->phase_ == TlsPhase::kHello && self->hello_.empty()) {
-      log_line("tls client=" + self->peer_ + ": silent on the implicit TLS port (waiting for a 220?), told so");
+      log_line("tls client=" + self->peer_ +
+               ": silent on the implicit TLS port (waiting for a 220?), told so");
       self->implicit_tls_hint();
     }
     return;
@@ -664,7 +690,8 @@ void Connection::abort() {
     aborting_ = true;
     aborted_s_ = shard_.clock_s();
     if (session_.in_data()) {
-      log_line("client=" + peer_ + ": shutdown grace over during DATA; 421, the message is not taken");
+      log_line("client=" + peer_ +
+               ": shutdown grace over during DATA; 421, the message is not taken");
     }
     session_.terminate("421 4.3.2 Service shutting down, closing connection");
     after_io();
@@ -694,8 +721,8 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || out_.busy() || commit_busy_ || auth_busy_ || sign_busy_ ||
-      verify_busy_) {
+  if (!shut_ || retired_ || recv_armed_ || out_.busy() || commit_busy_ || auth_busy_ ||
+      sign_busy_ || verify_busy_) {
     return;
   }
   retired_ = true;

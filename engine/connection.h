@@ -135,7 +135,7 @@ class Connection {
   TlsPhase phase_ = TlsPhase::kClear;
   bool implicit_tls_ = false;
   bool trusted_ = false;  // relay_networks: an MTA or an application here
-  std::string hello_;  // ClientHello bytes read so far
+  std::string hello_;     // ClientHello bytes read so far
   std::unique_ptr<tls::TlsSession> tls_;
   bool tls_closed_ = false;  // close_notify queued
   SendBuffer out_;

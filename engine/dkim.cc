@@ -74,16 +74,17 @@ namespace {
 
 // The signature fields for a message with these header fields and this
 // relaxed body hash.
-bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header, const tls::Sha256Digest& bh,
-                    const std::vector<DkimSigner>& keys, int64_t now_unix, std::string* fields,
-                    std::string* error) {
+bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header,
+                    const tls::Sha256Digest& bh, const std::vector<DkimSigner>& keys,
+                    int64_t now_unix, std::string* fields, std::string* error) {
   const std::string bh64 =
       proto::base64_encode(std::string_view(reinterpret_cast<const char*>(bh.data()), bh.size()));
   fields->clear();
   for (const auto& k : keys) {
     proto::dkim::SignatureParams p;
-    p.algorithm = k.key->type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
-                                                             : proto::dkim::Algorithm::kEd25519Sha256;
+    p.algorithm = k.key->type() == tls::DkimKey::Type::kRsa
+                      ? proto::dkim::Algorithm::kRsaSha256
+                      : proto::dkim::Algorithm::kEd25519Sha256;
     p.domain = k.domain;
     p.selector = k.selector;
     p.timestamp = now_unix;
@@ -220,14 +221,16 @@ double calibrate_dkim_batching(tls::Sha256Backend configured) {
     for (int r = 0; r < 15; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       f();
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;
   };
   const double one = time([&] {
     for (size_t i = 0; i < 16; ++i) out[i] = tls::Sha256Job::hash(views[i], configured);
   });
-  const double lanes = time([&] { tls::sha256_many(views.data(), 16, out.data(), tls::Sha256Backend::kAvx512x16); });
+  const double lanes =
+      time([&] { tls::sha256_many(views.data(), 16, out.data(), tls::Sha256Backend::kAvx512x16); });
   const double gain = lanes > 0 ? one / lanes : 0;
   // avx512x16 in the configuration forces the batches (tests use it).
   g_batching = gain >= 1.2 || configured == tls::Sha256Backend::kAvx512x16;
@@ -240,7 +243,8 @@ void start_dkim_sign(storage::FileIo& io, DkimSignJob* job) {
     auto* j = static_cast<DkimSignJob*>(op);
     size_t body_off = 0;
     const auto header = proto::dkim::split_header(j->message, &body_off);
-    return sign_with_hash(header, j->body_hash, j->keys, j->now_unix, &j->fields, &j->error) ? 0 : -EIO;
+    return sign_with_hash(header, j->body_hash, j->keys, j->now_unix, &j->fields, &j->error) ? 0
+                                                                                             : -EIO;
   };
   job->done = [](storage::BlockingOp* op, int result) {
     auto* j = static_cast<DkimSignJob*>(op);
@@ -311,7 +315,8 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
       c.reason = "key does not match a=";
       continue;
     }
-    const tls::Sha256Digest* bh = hashed != nullptr ? hashed->find(s.body_relaxed, s.length) : nullptr;
+    const tls::Sha256Digest* bh =
+        hashed != nullptr ? hashed->find(s.body_relaxed, s.length) : nullptr;
     if (bh == nullptr) {
       if (here == nullptr) {
         here = std::make_unique<DkimBodyHasher>(false, true, false, backend);
@@ -330,7 +335,8 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
       continue;
     }
     const std::string sig_field = proto::dkim::without_b_value(fields[c.field]);
-    const std::string data = proto::dkim::signed_header_data(fields, s.headers, sig_field, s.header_relaxed);
+    const std::string data =
+        proto::dkim::signed_header_data(fields, s.headers, sig_field, s.header_relaxed);
     if (!tls::dkim_verify_with(k.ed25519, k.public_key, data, s.signature, &err)) {
       c.result = "fail";
       c.reason = err;
@@ -340,7 +346,8 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
   }
 }
 
-std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks,
+std::string authentication_results(const std::string& authserv_id,
+                                   const std::vector<DkimCheck>& checks,
                                    const std::vector<std::string>& more) {
   std::vector<std::string> parts;
   if (checks.empty()) parts.push_back("dkim=none");
@@ -354,8 +361,9 @@ std::string authentication_results(const std::string& authserv_id, const std::ve
       p += " (" + r + ")";
     }
     if (!c.sig.domain.empty()) {
-      p += " header.d=" + c.sig.domain + " header.s=" + c.sig.selector + " header.a=" +
-           proto::dkim::algorithm_name(c.sig.algorithm) + " header.b=" + c.sig.b_tag.substr(0, 8);
+      p += " header.d=" + c.sig.domain + " header.s=" + c.sig.selector +
+           " header.a=" + proto::dkim::algorithm_name(c.sig.algorithm) +
+           " header.b=" + c.sig.b_tag.substr(0, 8);
     }
     parts.push_back(std::move(p));
   }
@@ -363,7 +371,8 @@ std::string authentication_results(const std::string& authserv_id, const std::ve
   std::string out = "Authentication-Results: " + authserv_id + ";";
   // One method per line: a single "dkim=none" stays on the first.
   if (parts.size() == 1 && checks.empty()) return out + " " + parts[0] + "\r\n";
-  for (size_t i = 0; i < parts.size(); ++i) out += "\r\n\t" + parts[i] + (i + 1 < parts.size() ? ";" : "");
+  for (size_t i = 0; i < parts.size(); ++i)
+    out += "\r\n\t" + parts[i] + (i + 1 < parts.size() ? ";" : "");
   return out + "\r\n";
 }
 
@@ -375,7 +384,8 @@ void remove_forged_results(std::string* message, const std::string& authserv_id)
     const auto& f = fields[i];
     if (!proto::iequals(f.name, "authentication-results")) continue;
     std::string_view v = f.value;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n')) {
+    while (!v.empty() &&
+           (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n')) {
       v.remove_prefix(1);
     }
     const std::string_view id = v.substr(0, v.find_first_of("; \t\r\n"));

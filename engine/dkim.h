@@ -120,11 +120,11 @@ bool dkim_batching();
 // --- Verification of incoming mail (RFC 6376 6, results per RFC 8601) ---
 
 struct DkimCheck {
-  size_t field = 0;              // index of its DKIM-Signature field in the header
-  proto::dkim::Signature sig;    // when parsed
-  std::string result;            // pass fail neutral permerror temperror ("" until known)
+  size_t field = 0;            // index of its DKIM-Signature field in the header
+  proto::dkim::Signature sig;  // when parsed
+  std::string result;          // pass fail neutral permerror temperror ("" until known)
   std::string reason;
-  TxtAnswer key;                 // the key record lookup
+  TxtAnswer key;  // the key record lookup
   std::string key_name() const { return sig.selector + "._domainkey." + sig.domain; }
 };
 // At most this many signatures are checked (the rest are ignored).
@@ -142,7 +142,8 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
 // when there are no signatures.
 // `more`: further method results ("spf=pass smtp.mailfrom=...",
 // "dmarc=..."), each on its own line after the DKIM ones.
-std::string authentication_results(const std::string& authserv_id, const std::vector<DkimCheck>& checks,
+std::string authentication_results(const std::string& authserv_id,
+                                   const std::vector<DkimCheck>& checks,
                                    const std::vector<std::string>& more = {});
 // Removes Authentication-Results fields that claim to be ours (RFC 8601 5):
 // nobody upstream may speak for us.

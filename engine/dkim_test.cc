@@ -27,10 +27,10 @@ DkimSigner signer(tls::DkimKey::Type t, const std::string& selector) {
 TxtAnswer record_of(const DkimSigner& s) {
   TxtAnswer a;
   a.status = DnsStatus::kOk;
-  a.records.push_back(proto::dkim::dns_record(
-      s.key->type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
-                                                : proto::dkim::Algorithm::kEd25519Sha256,
-      proto::base64_encode(s.key->public_key())));
+  a.records.push_back(proto::dkim::dns_record(s.key->type() == tls::DkimKey::Type::kRsa
+                                                  ? proto::dkim::Algorithm::kRsaSha256
+                                                  : proto::dkim::Algorithm::kEd25519Sha256,
+                                              proto::base64_encode(s.key->public_key())));
   return a;
 }
 
@@ -50,7 +50,9 @@ TEST(Dkim, SignedMessagesVerify) {
     dkim_verify(signed_msg, &checks, 1795000001, backend);
     for (const auto& c : checks) EXPECT_EQ(c.result, "pass") << c.sig.selector << ": " << c.reason;
     const std::string ar = authentication_results("mx.test", checks);
-    EXPECT_NE(ar.find("dkim=pass header.d=example.test header.s=r header.a=rsa-sha256"), std::string::npos) << ar;
+    EXPECT_NE(ar.find("dkim=pass header.d=example.test header.s=r header.a=rsa-sha256"),
+              std::string::npos)
+        << ar;
     // One changed byte in the body, or in a signed header.
     for (auto [from, to] : {std::pair{"line one", "line One"}, std::pair{"spaced", "Spaced"}}) {
       std::string bad = signed_msg;
@@ -68,11 +70,12 @@ TEST(Dkim, SignedMessagesVerify) {
 // waiting blocks of all of them are hashed together (in the lanes when
 // `b` has them and enough hashers have blocks).
 std::vector<std::unique_ptr<DkimBodyHasher>> hash_streamed(const std::vector<std::string>& msgs,
-                                                           bool sign, bool verify, tls::Sha256Backend b,
-                                                           uint32_t seed) {
+                                                           bool sign, bool verify,
+                                                           tls::Sha256Backend b, uint32_t seed) {
   std::vector<std::unique_ptr<DkimBodyHasher>> h;
   std::vector<size_t> got(msgs.size(), 0);
-  for (size_t i = 0; i < msgs.size(); ++i) h.push_back(std::make_unique<DkimBodyHasher>(sign, verify, true, b));
+  for (size_t i = 0; i < msgs.size(); ++i)
+    h.push_back(std::make_unique<DkimBodyHasher>(sign, verify, true, b));
   uint32_t r = seed;
   for (bool more = true; more;) {
     more = false;
@@ -99,19 +102,21 @@ TEST(Dkim, StreamedBodyHashesSignAlike) {
   std::vector<std::string> msgs;
   for (int i = 0; i < 21; ++i) {  // more than 16: two groups of lanes
     std::string body;
-    for (int k = 0; k < i * 211; ++k) body += "line " + std::to_string(k) + (k % 3 ? "  \t\r\n" : "\r\n");
+    for (int k = 0; k < i * 211; ++k)
+      body += "line " + std::to_string(k) + (k % 3 ? "  \t\r\n" : "\r\n");
     msgs.push_back("From: a@example.test\r\nSubject: m" + std::to_string(i) + "\r\n\r\n" + body);
   }
   msgs.push_back("From: a@example.test\r\n");  // no body at all
   msgs.push_back("From: a@example.test\r\nSubject: x\r\n\r\n\r\n\r\n");
-  for (auto b : {tls::Sha256Backend::kAvx512x16, tls::Sha256Backend::kAvx2x8, tls::Sha256Backend::kShaNi,
-                 tls::Sha256Backend::kWolfCrypt}) {
+  for (auto b : {tls::Sha256Backend::kAvx512x16, tls::Sha256Backend::kAvx2x8,
+                 tls::Sha256Backend::kShaNi, tls::Sha256Backend::kWolfCrypt}) {
     const auto h = hash_streamed(msgs, true, false, b, 7 + static_cast<uint32_t>(b));
     for (size_t i = 0; i < msgs.size(); ++i) {
       ASSERT_NE(h[i]->find(true, -1), nullptr);
       EXPECT_EQ(h[i]->find(false, -1), nullptr);  // only what was asked for
       std::string fields, err;
-      ASSERT_TRUE(dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kWolfCrypt, &fields, &err));
+      ASSERT_TRUE(
+          dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kWolfCrypt, &fields, &err));
       const std::string m = fields + msgs[i];
       auto c = dkim_find(m);
       c[0].key = record_of(keys[0]);
@@ -176,7 +181,8 @@ TEST(Dkim, GoldenFiles) {
           ASSERT_NE(h[i]->find(c.sig.body_relaxed, c.sig.length), nullptr) << e.path();
         }
         dkim_verify(msg, &checks, 1795000000, backend, h[i].get());
-        EXPECT_EQ(checks[0].result, want) << e.path().filename() << " streamed: " << checks[0].reason;
+        EXPECT_EQ(checks[0].result, want)
+            << e.path().filename() << " streamed: " << checks[0].reason;
       }
     }
   }
@@ -196,14 +202,20 @@ TEST(Dkim, KeyProblemsAndResults) {
     return c[0].result + " " + c[0].reason;
   };
   EXPECT_EQ(run(TxtAnswer{DnsStatus::kTempFail, {}}), "temperror key lookup failed for now");
-  EXPECT_EQ(run(TxtAnswer{DnsStatus::kNxDomain, {}}), "permerror no key at e._domainkey.example.test");
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kNxDomain, {}}),
+            "permerror no key at e._domainkey.example.test");
   EXPECT_EQ(run(TxtAnswer{DnsStatus::kOk, {"v=DKIM1; k=ed25519; p="}}), "fail key revoked");
-  EXPECT_EQ(run(TxtAnswer{DnsStatus::kOk, {"v=DKIM1; k=rsa; p=AAAA"}}), "permerror key does not match a=");
-  EXPECT_EQ(authentication_results("mx.test", {}), "Authentication-Results: mx.test; dkim=none\r\n");
-  std::string forged = "Received: x\r\nAuthentication-Results: MX.test; dkim=pass\r\n\tmore\r\n"
-                       "Authentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n";
+  EXPECT_EQ(run(TxtAnswer{DnsStatus::kOk, {"v=DKIM1; k=rsa; p=AAAA"}}),
+            "permerror key does not match a=");
+  EXPECT_EQ(authentication_results("mx.test", {}),
+            "Authentication-Results: mx.test; dkim=none\r\n");
+  std::string forged =
+      "Received: x\r\nAuthentication-Results: MX.test; dkim=pass\r\n\tmore\r\n"
+      "Authentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n";
   remove_forged_results(&forged, "mx.test");
-  EXPECT_EQ(forged, "Received: x\r\nAuthentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n");
+  EXPECT_EQ(
+      forged,
+      "Received: x\r\nAuthentication-Results: other.test; dkim=pass\r\nFrom: a\r\n\r\nbody\r\n");
 }
 
 }  // namespace

@@ -141,10 +141,12 @@ class EpollBackend final : public Backend {
         continue;
       }
       int fd = static_cast<int>(reinterpret_cast<intptr_t>(tag));
-      if (static_cast<size_t>(fd) < regs_.size() && regs_[static_cast<size_t>(fd)].poll != nullptr) {
+      if (static_cast<size_t>(fd) < regs_.size() &&
+          regs_[static_cast<size_t>(fd)].poll != nullptr) {
         pending_polls_.push_back(fd);
       }
-      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) pending_reads_.push_back(fd);
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        pending_reads_.push_back(fd);
       if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) pending_writes_.push_back(fd);
     }
     n += run_pending();
@@ -153,9 +155,9 @@ class EpollBackend final : public Backend {
 
  private:
   struct Reg {
-    Completion* in = nullptr;   // accept or recv
-    Completion* out = nullptr;  // send
-    Completion* poll = nullptr;  // a one-shot readiness wait
+    Completion* in = nullptr;       // accept or recv
+    Completion* out = nullptr;      // send
+    Completion* poll = nullptr;     // a one-shot readiness wait
     Completion* connect = nullptr;  // a connect in progress
     uint32_t poll_events = 0;
     const char* out_p = nullptr;

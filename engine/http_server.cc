@@ -39,7 +39,8 @@ void HttpConnection::on_recv(const Event& ev) {
         }
       }
       if (!ok && !close_after_send_) {
-        log_line("http client=" + peer_ + ": " + std::to_string(reader_.status()) + " " + reader_.error());
+        log_line("http client=" + peer_ + ": " + std::to_string(reader_.status()) + " " +
+                 reader_.error());
         pending_ += proto::http_response(reader_.status(), "text/plain; charset=utf-8",
                                          reader_.error() + "\n", false);
         close_after_send_ = true;

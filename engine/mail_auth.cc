@@ -12,10 +12,14 @@ namespace {
 
 proto::spf::DnsStatus spf_status(DnsStatus s) {
   switch (s) {
-    case DnsStatus::kOk: return proto::spf::DnsStatus::kOk;
-    case DnsStatus::kNoData: return proto::spf::DnsStatus::kNoData;
-    case DnsStatus::kNxDomain: return proto::spf::DnsStatus::kNxDomain;
-    case DnsStatus::kTempFail: break;
+    case DnsStatus::kOk:
+      return proto::spf::DnsStatus::kOk;
+    case DnsStatus::kNoData:
+      return proto::spf::DnsStatus::kNoData;
+    case DnsStatus::kNxDomain:
+      return proto::spf::DnsStatus::kNxDomain;
+    case DnsStatus::kTempFail:
+      break;
   }
   return proto::spf::DnsStatus::kTempFail;
 }
@@ -116,8 +120,10 @@ struct DmarcRun : std::enable_shared_from_this<DmarcRun> {
 
   DmarcRun(Resolver* r, const std::string& from, std::weak_ptr<bool> a,
            std::function<void(proto::dmarc::Discovered)> d)
-      : resolver(r), discovery(from, [](std::string_view x) { return organizational_domain(x); }),
-        alive(std::move(a)), done(std::move(d)) {}
+      : resolver(r),
+        discovery(from, [](std::string_view x) { return organizational_domain(x); }),
+        alive(std::move(a)),
+        done(std::move(d)) {}
 
   void step() {
     if (discovery.next_query().empty()) {
@@ -127,7 +133,7 @@ struct DmarcRun : std::enable_shared_from_this<DmarcRun> {
     resolver->txt(discovery.next_query(), [self = shared_from_this()](TxtAnswer a) {
       if (self->alive.expired()) return;
       proto::dmarc::TxtLookup l;
-      l.status = a.status == DnsStatus::kOk ? proto::dmarc::TxtLookup::Status::kOk
+      l.status = a.status == DnsStatus::kOk         ? proto::dmarc::TxtLookup::Status::kOk
                  : a.status == DnsStatus::kTempFail ? proto::dmarc::TxtLookup::Status::kTempFail
                                                     : proto::dmarc::TxtLookup::Status::kNoRecord;
       l.records = std::move(a.records);
@@ -139,7 +145,8 @@ struct DmarcRun : std::enable_shared_from_this<DmarcRun> {
 
 }  // namespace
 
-void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain, std::weak_ptr<bool> alive,
+void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain,
+                         std::weak_ptr<bool> alive,
                          std::function<void(proto::dmarc::Discovered)> done) {
   if (resolver == nullptr) {
     proto::dmarc::Discovered d;

@@ -18,7 +18,8 @@ namespace ringmail::engine {
 void run_spf(Resolver* resolver, proto::spf::Request request, std::weak_ptr<bool> alive,
              std::function<void(proto::spf::Verdict)> done);
 
-void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain, std::weak_ptr<bool> alive,
+void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain,
+                         std::weak_ptr<bool> alive,
                          std::function<void(proto::dmarc::Discovered)> done);
 
 // What to do with mail that fails ([inbound] spf_fail, dmarc_reject).

@@ -52,7 +52,8 @@ void post_all(const std::vector<std::unique_ptr<Shard>>& shards, Fill fill) {
 // (the embedded development configuration), key readable by us only.
 bool write_self_signed(const Config& cfg, std::string* error) {
   std::string cert, key;
-  if (!tls::make_self_signed(cfg.hostname, std::time(nullptr), 365, &cert, &key, error)) return false;
+  if (!tls::make_self_signed(cfg.hostname, std::time(nullptr), 365, &cert, &key, error))
+    return false;
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(cfg.data_dir) / "certs" / cfg.hostname;
   std::error_code ec;
@@ -120,7 +121,8 @@ std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
   if (store->empty()) {
     for (const auto& l : cfg.listeners) {
       if (l.implicit_tls) {
-        *error = "listener " + l.address + " is kind \"submissions\" (TLS) but no certificate was found in " +
+        *error = "listener " + l.address +
+                 " is kind \"submissions\" (TLS) but no certificate was found in " +
                  (where.empty() ? std::string("tls.cert_dirs (empty)") : where);
         return nullptr;
       }
@@ -135,8 +137,9 @@ std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
   for (const auto& c : store->contexts()) {
     std::string names;
     for (const auto& n : c->names()) names += (names.empty() ? "" : ",") + n;
-    log_line("tls: certificate " + c->cert_path() + " for " + names + (c->ecdsa() ? " (ECDSA)" : " (RSA)") +
-             ", expires " + std::to_string((c->not_after() - std::time(nullptr)) / 86400) + " days from now");
+    log_line("tls: certificate " + c->cert_path() + " for " + names +
+             (c->ecdsa() ? " (ECDSA)" : " (RSA)") + ", expires " +
+             std::to_string((c->not_after() - std::time(nullptr)) / 86400) + " days from now");
   }
   return store;
 }
@@ -160,8 +163,10 @@ bool address_free(const ListenerConfig& l, std::string* error) {
   const int e = errno;
   ::close(fd);
   if (!ok) {
-    *error = l.address + ": " + std::strerror(e) +
-             (e == EADDRINUSE ? " (another process listens there: another ringmaild, or another MTA)" : "");
+    *error =
+        l.address + ": " + std::strerror(e) +
+        (e == EADDRINUSE ? " (another process listens there: another ringmaild, or another MTA)"
+                         : "");
   }
   return ok;
 }
@@ -201,7 +206,8 @@ int check_config(const Config& cfg, const std::string& config_path, std::string 
   std::error_code ec;
   if (!std::filesystem::is_directory(cfg.domains_dir, ec)) {
     errors.push_back(cfg.domains_dir +
-                     ": domains_dir does not exist (users, aliases and DKIM keys live there; ringmail init makes it)");
+                     ": domains_dir does not exist (users, aliases and DKIM keys live there; "
+                     "ringmail init makes it)");
   }
   std::string err;
   if (!load_certs(cfg, nullptr, &err, nullptr, &errors)) errors.push_back(err);
@@ -210,12 +216,14 @@ int check_config(const Config& cfg, const std::string& config_path, std::string 
   for (const auto& p : problems) errors.push_back("dkim: " + p);
   problems.clear();
   storage::PosixFileIo fio;
-  storage::Domains::load(fio, cfg.domains_dir,
-                         std::vector<std::string>(cfg.local_domains.begin(), cfg.local_domains.end()), cfg.aliases,
-                         &problems);
+  storage::Domains::load(
+      fio, cfg.domains_dir,
+      std::vector<std::string>(cfg.local_domains.begin(), cfg.local_domains.end()), cfg.aliases,
+      &problems);
   for (const auto& p : problems) errors.push_back("domains: " + p);
   if (cfg.srs_enabled && !cfg.srs_secret_file.empty()) {
-    if (std::filesystem::exists(cfg.srs_secret_file, ec) && ::access(cfg.srs_secret_file.c_str(), R_OK) != 0) {
+    if (std::filesystem::exists(cfg.srs_secret_file, ec) &&
+        ::access(cfg.srs_secret_file.c_str(), R_OK) != 0) {
       errors.push_back(cfg.srs_secret_file + ": srs.secret_file is not readable");
     }
   }
@@ -223,20 +231,25 @@ int check_config(const Config& cfg, const std::string& config_path, std::string 
   for (const auto& l : cfg.listeners) {
     if (address_free(l, &err)) continue;
     if (const long pid = storage::DataDirLock::holder(cfg.data_dir); pid > 0) {
-      warnings.push_back(err + " (by the ringmaild, pid " + std::to_string(pid) +
-                         ", running on this data_dir: fine for a reload; a restart frees it first)");
+      warnings.push_back(
+          err + " (by the ringmaild, pid " + std::to_string(pid) +
+          ", running on this data_dir: fine for a reload; a restart frees it first)");
     } else {
       errors.push_back("listener " + err);
     }
   }
   // As the user the service runs as: ringmail.service's User=, when it
   // exists and we are root (or whom --check-as names).
-  if (check_as.empty() && ::geteuid() == 0 && ::getpwnam("ringmail") != nullptr) check_as = "ringmail";
+  if (check_as.empty() && ::geteuid() == 0 && ::getpwnam("ringmail") != nullptr)
+    check_as = "ringmail";
   if (!check_as.empty()) {
-    for (auto& p : check_as_user(cfg, config_path, cert_dirs(cfg), check_as)) errors.push_back(std::move(p));
+    for (auto& p : check_as_user(cfg, config_path, cert_dirs(cfg), check_as))
+      errors.push_back(std::move(p));
   }
-  for (const auto& w : warnings) std::fprintf(stderr, "ringmaild: %s: warning: %s\n", cfg.source.c_str(), w.c_str());
-  for (const auto& e : errors) std::fprintf(stderr, "ringmaild: %s: %s\n", cfg.source.c_str(), e.c_str());
+  for (const auto& w : warnings)
+    std::fprintf(stderr, "ringmaild: %s: warning: %s\n", cfg.source.c_str(), w.c_str());
+  for (const auto& e : errors)
+    std::fprintf(stderr, "ringmaild: %s: %s\n", cfg.source.c_str(), e.c_str());
   if (!errors.empty()) {
     std::fprintf(stderr, "ringmaild: %s: %zu problem%s\n", cfg.source.c_str(), errors.size(),
                  errors.size() == 1 ? "" : "s");
@@ -255,10 +268,12 @@ int run(int argc, char** argv) {
   std::string backend_flag, data_dir;
   app.add_option("--config,-c", config_path, "configuration file (TOML)");
   app.add_flag("--dev", dev, "use the embedded development configuration");
-  app.add_flag("--check-config", check_only, "load the configuration as the daemon would, say what is wrong, exit");
+  app.add_flag("--check-config", check_only,
+               "load the configuration as the daemon would, say what is wrong, exit");
   std::string check_as;
   app.add_option("--check-as", check_as,
-                 "with --check-config: read every file as this user (default: ringmail, when it exists and we are root)");
+                 "with --check-config: read every file as this user (default: ringmail, when it "
+                 "exists and we are root)");
   app.add_option("--threads", threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
   app.add_option("--backend", backend_flag, "auto, io_uring or epoll")
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
@@ -323,7 +338,8 @@ int run(int argc, char** argv) {
     log_line("limits: connections_max " + std::to_string(cfg->connections_max) + " x " +
                  std::to_string(cfg->threads) + " shards is more than the open-file limit " +
                  std::to_string(nofile.rlim_cur) +
-                 " (RLIMIT_NOFILE): past it new clients get 421; raise LimitNOFILE= or lower connections_max",
+                 " (RLIMIT_NOFILE): past it new clients get 421; raise LimitNOFILE= or lower "
+                 "connections_max",
              LogLevel::kWarning);
   }
 
@@ -361,7 +377,7 @@ int run(int argc, char** argv) {
       for (const auto& k : list) {
         log_line("dkim: " + domain + " selector " + k.selector + " (" +
                  (k.key->type() == tls::DkimKey::Type::kRsa ? "rsa " + std::to_string(k.key->bits())
-                                                             : std::string("ed25519")) +
+                                                            : std::string("ed25519")) +
                  ")");
       }
     }
@@ -376,10 +392,12 @@ int run(int argc, char** argv) {
     domains_state = storage::Domains::fingerprint(c.domains_dir);
     std::vector<std::string> problems;
     storage::PosixFileIo fio;
-    auto d = storage::Domains::load(fio, c.domains_dir,
-                                    std::vector<std::string>(c.local_domains.begin(), c.local_domains.end()),
-                                    c.aliases, &problems);
-    for (const auto& p : problems) log_line("domains: " + p + " (mail for the domain waits with 451 until fixed)");
+    auto d = storage::Domains::load(
+        fio, c.domains_dir,
+        std::vector<std::string>(c.local_domains.begin(), c.local_domains.end()), c.aliases,
+        &problems);
+    for (const auto& p : problems)
+      log_line("domains: " + p + " (mail for the domain waits with 451 until fixed)");
     log_line("domains: " + std::to_string(d->domains().size()) + " local domains");
     return d;
   };
@@ -387,17 +405,19 @@ int run(int argc, char** argv) {
   auto load_srs_config = [&](const Config& c) {
     std::string err;
     auto s = load_srs(c, &err);
-    if (s == nullptr && !err.empty()) log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
+    if (s == nullptr && !err.empty())
+      log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
     if (s != nullptr) log_line("srs: forwarded senders rewritten into " + s->domain);
     return s;
   };
   auto srs = load_srs_config(*cfg);
   {
     const double gain = calibrate_dkim_batching(cfg->dkim_sha256);
-    log_line(std::string("dkim: body hashing with ") + tls::to_string(tls::resolve(cfg->dkim_sha256)) +
-             (gain > 0 ? "; 16-lane AVX-512 batches " + std::string(dkim_batching() ? "on" : "off") +
-                             " (" + std::to_string(gain).substr(0, 4) + "x in calibration)"
-                       : std::string()));
+    log_line(
+        std::string("dkim: body hashing with ") + tls::to_string(tls::resolve(cfg->dkim_sha256)) +
+        (gain > 0 ? "; 16-lane AVX-512 batches " + std::string(dkim_batching() ? "on" : "off") +
+                        " (" + std::to_string(gain).substr(0, 4) + "x in calibration)"
+                  : std::string()));
   }
 
   // Nobody else listens on our addresses (see address_free).
@@ -414,13 +434,13 @@ int run(int argc, char** argv) {
   auto st = storage::Spool::recover(io, cfg->data_dir, &recovered,
                                     [](const std::string& line) { log_line(line); });
   log_line("spool recovered: " + std::to_string(st.recovered) + " to deliver in " +
-           std::to_string(recovered.size()) + " segments, " +
-           std::to_string(st.delivered_skipped) + " already delivered, " +
-           std::to_string(st.corrupt) + " damaged regions moved to corrupt/, " +
-           std::to_string(st.removed) + " empty segments removed");
+           std::to_string(recovered.size()) + " segments, " + std::to_string(st.delivered_skipped) +
+           " already delivered, " + std::to_string(st.corrupt) +
+           " damaged regions moved to corrupt/, " + std::to_string(st.removed) +
+           " empty segments removed");
 
   std::vector<std::unique_ptr<Shard>> shards;
-  auto auth_failures = std::make_shared<AuthFailures>();  // one lock-out for all shards
+  auto auth_failures = std::make_shared<AuthFailures>();       // one lock-out for all shards
   auto per_client = std::make_shared<ConnectionsPerClient>();  // one count for all shards
   // Descriptors beyond connections: spool segments, Maildir files, pipes,
   // DNS and outbound sockets, rings. Past the rest, clients are accepted
@@ -449,7 +469,8 @@ int run(int argc, char** argv) {
     shards.back()->set_auth_failures(auth_failures);
     shards.back()->set_connections_per_client(per_client);
     if (int r = shards.back()->open_spool(); r < 0) {
-      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r), LogLevel::kError);
+      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r),
+               LogLevel::kError);
       return 1;
     }
   }
@@ -503,7 +524,8 @@ int run(int argc, char** argv) {
       if (idle > stale_ms) {
         if (!stale_logged) {
           log_line("watchdog: shard " + std::to_string(i) + " has not turned for " +
-                   std::to_string(idle) + " ms; no more pings", LogLevel::kError);
+                       std::to_string(idle) + " ms; no more pings",
+                   LogLevel::kError);
           stale_logged = true;
         }
         return;
@@ -514,7 +536,8 @@ int run(int argc, char** argv) {
     notify::watchdog();
   };
   if (watchdog_us != 0 && !failed) {
-    log_line("watchdog: pinging every " + std::to_string(ping_every_ms) + " ms while every shard turns");
+    log_line("watchdog: pinging every " + std::to_string(ping_every_ms) +
+             " ms while every shard turns");
   }
 
   // Certificates are built here, off the shards' threads, validated, and
@@ -525,7 +548,8 @@ int run(int argc, char** argv) {
     auto fresh = load_certs(*cfg, tickets, &err, certs.get());
     cert_state = tls::cert_files_state(cert_dirs(*cfg));
     if (!fresh) {
-      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err, LogLevel::kWarning);
+      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err,
+               LogLevel::kWarning);
       return;
     }
     certs = fresh;
@@ -533,8 +557,8 @@ int run(int argc, char** argv) {
       m.type = ShardMessage::Type::kCerts;
       m.certs = certs;
     });
-    log_line("tls: certificates reloaded (" + why + "): " + std::to_string(certs->contexts().size()) +
-             " in use");
+    log_line("tls: certificates reloaded (" + why +
+             "): " + std::to_string(certs->contexts().size()) + " in use");
   };
 
   int exit_code = failed ? 1 : 0;
@@ -578,13 +602,15 @@ int run(int argc, char** argv) {
         std::string err;
         auto fresh = load_config_file(config_path, &err);
         if (fresh == nullptr) {
-          log_line("SIGHUP: configuration refused, keeping the running one: " + err, LogLevel::kWarning);
+          log_line("SIGHUP: configuration refused, keeping the running one: " + err,
+                   LogLevel::kWarning);
           continue;
         }
         fresh = apply_flags(fresh);
         if (fresh->listeners.size() != cfg->listeners.size() || fresh->threads != cfg->threads ||
             fresh->data_dir != cfg->data_dir) {
-          log_line("SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
+          log_line(
+              "SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
         }
         cfg = fresh;
       }
@@ -611,7 +637,8 @@ int run(int argc, char** argv) {
     break;
   }
   for (auto& t : threads_v) t.join();
-  log_line(exit_code == 0 ? "stopped" : "start-up failed", exit_code == 0 ? LogLevel::kInfo : LogLevel::kError);
+  log_line(exit_code == 0 ? "stopped" : "start-up failed",
+           exit_code == 0 ? LogLevel::kInfo : LogLevel::kError);
   return exit_code;
 }
 

@@ -21,8 +21,12 @@ int64_t monotonic_s() {
 OutboundSession::OutboundSession(Backend& backend, Resolver& resolver, Params params,
                                  std::string domain, Pull pull, Result result,
                                  std::function<void()> done)
-    : backend_(backend), resolver_(resolver), params_(std::move(params)),
-      domain_(std::move(domain)), pull_(std::move(pull)), result_(std::move(result)),
+    : backend_(backend),
+      resolver_(resolver),
+      params_(std::move(params)),
+      domain_(std::move(domain)),
+      pull_(std::move(pull)),
+      result_(std::move(result)),
       done_(std::move(done)) {
   for (auto [io, on] : {std::pair{&connect_c_, &OutboundSession::on_connect},
                         std::pair{&recv_c_, &OutboundSession::on_recv},
@@ -91,7 +95,8 @@ void OutboundSession::on_mx(MxAnswer a) {
   const proto::MxPlan plan = proto::plan_mx(domain_, std::move(a.records), params_.self,
                                             static_cast<uint64_t>(std::time(nullptr)));
   if (plan.kind == proto::MxPlan::Kind::kNullMx) {
-    finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " accepts no mail (null MX, RFC 7505)");
+    finish_rest(proto::Outcome::kPerm,
+                "domain " + domain_ + " accepts no mail (null MX, RFC 7505)");
     return;
   }
   if (plan.kind == proto::MxPlan::Kind::kLoop) {
@@ -104,8 +109,9 @@ void OutboundSession::on_mx(MxAnswer a) {
 
 void OutboundSession::next_host() {
   if (host_index_ >= hosts_.size()) {
-    finish_rest(proto::Outcome::kTemp,
-                last_error_.empty() ? "no mail server of " + domain_ + " could be reached" : last_error_);
+    finish_rest(proto::Outcome::kTemp, last_error_.empty()
+                                           ? "no mail server of " + domain_ + " could be reached"
+                                           : last_error_);
     return;
   }
   host_ = hosts_[host_index_++];
@@ -207,8 +213,9 @@ void OutboundSession::on_connect(const Event& ev) {
     return;
   }
   if (ev.res < 0) {
-    last_error_ = "connect to " + host_ + "[" + ip_text(peer_) + "]:" + std::to_string(params_.port) +
-                  ": " + (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
+    last_error_ = "connect to " + host_ + "[" + ip_text(peer_) +
+                  "]:" + std::to_string(params_.port) + ": " +
+                  (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
     backend_.close(fd_);
     fd_ = -1;
     next_addr();
@@ -422,7 +429,8 @@ void OutboundSession::tick(int64_t now) {
   }
   if (fd_ >= 0) {
     deadline_s_ = 0;
-    drop_connection("no reply from " + host_ + " in " + std::to_string(params_.command_timeout_s) + "s");
+    drop_connection("no reply from " + host_ + " in " + std::to_string(params_.command_timeout_s) +
+                    "s");
     maybe_done();
   }
 }

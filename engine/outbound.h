@@ -46,29 +46,29 @@ struct OutboundMessage {
 // Crosses threads: made by the home shard's queue (engine/outbound_queue.h), filled by the owner,
 // returned. Neither side touches it while the other has it.
 struct OutboundBatch {
-  uint32_t home = 0;   // the shard whose queue made it (and gets it back)
-  std::string domain;  // lower case
+  uint32_t home = 0;                   // the shard whose queue made it (and gets it back)
+  std::string domain;                  // lower case
   std::vector<OutboundMessage*> msgs;  // owned by the home queue
-  size_t unfinished = 0;  // the owner's count of messages without results
+  size_t unfinished = 0;               // the owner's count of messages without results
 };
 
 class OutboundSession {
  public:
   struct Params {
-    std::string helo;            // our host name
-    uint16_t port = 25;          // tests point this at a sink's port
-    std::string self;            // our name as an MX, to avoid loops
+    std::string helo;    // our host name
+    uint16_t port = 25;  // tests point this at a sink's port
+    std::string self;    // our name as an MX, to avoid loops
     uint32_t connect_timeout_s = 30;
     uint32_t command_timeout_s = 300;
     std::shared_ptr<const tls::TlsContext> tls;  // null: no STARTTLS
-    bool require_tls = false;    // no TLS: the next host, then retry later
+    bool require_tls = false;                    // no TLS: the next host, then retry later
     // And the certificate must check out: `tls` is then a verifying context
     // (a certificate failure ends its handshake; an opportunistic context
     // never verifies, so nothing would be delivered).
     bool verify_tls = false;
     // A fixed next hop (a route): this host instead of the MX records.
     std::string next_hop;
-    std::string auth_user;       // AUTH (over TLS) when set
+    std::string auth_user;  // AUTH (over TLS) when set
     std::string auth_password;
     // Source addresses to bind before connecting ("" : the kernel's choice).
     std::string source_v4;
@@ -145,8 +145,8 @@ class OutboundSession {
   Pull pull_;
   Result result_;
   std::vector<OutboundMessage*> messages_;  // taken so far
-  size_t next_message_ = 0;  // index of the message being sent, or next to send
-  bool pull_ended_ = false;  // pull() said no more
+  size_t next_message_ = 0;                 // index of the message being sent, or next to send
+  bool pull_ended_ = false;                 // pull() said no more
   std::function<void()> done_;
   bool connected_ever_ = false;
   bool gave_up_ = false;

@@ -146,7 +146,8 @@ void OutboundDispatcher::start_session(const std::string& domain, Dest& d) {
   params.source_v6 = cfg_.source_v6;
   if (r != nullptr) {
     params.next_hop = r->host;
-    params.require_tls = r->tls == OutboundRoute::Tls::kRequired || r->tls == OutboundRoute::Tls::kVerify;
+    params.require_tls =
+        r->tls == OutboundRoute::Tls::kRequired || r->tls == OutboundRoute::Tls::kVerify;
     params.verify_tls = r->tls == OutboundRoute::Tls::kVerify;
     params.auth_user = r->auth_user;
     params.auth_password = r->auth_password;
@@ -240,7 +241,8 @@ void OutboundDispatcher::stop() {
   for (auto& [domain, d] : dests_) {
     std::deque<Waiting> w;
     w.swap(d.waiting);
-    for (const Waiting& x : w) settle(x, proto::Outcome::kTemp, "delivery interrupted by a shutdown");
+    for (const Waiting& x : w)
+      settle(x, proto::Outcome::kTemp, "delivery interrupted by a shutdown");
   }
   for (auto& s : sessions_) {
     if (!s->done) s->s->abort();

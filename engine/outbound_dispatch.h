@@ -74,7 +74,7 @@ class OutboundDispatcher {
   struct Dest {
     std::deque<Waiting> waiting;
     uint32_t sessions = 0;
-    double tokens = -1;   // rate limit; < 0: not started
+    double tokens = -1;  // rate limit; < 0: not started
     int64_t refill_ms = 0;
   };
   struct Session {

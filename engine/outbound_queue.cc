@@ -68,7 +68,8 @@ int64_t OutboundQueue::backoff(uint32_t attempts) {
   // +-10% so that messages that failed together do not retry together.
   jitter_state_ = jitter_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
   const int64_t span = static_cast<int64_t>(d / 5) + 1;
-  return static_cast<int64_t>(d) - span / 2 + static_cast<int64_t>((jitter_state_ >> 33) % static_cast<uint64_t>(span));
+  return static_cast<int64_t>(d) - span / 2 +
+         static_cast<int64_t>((jitter_state_ >> 33) % static_cast<uint64_t>(span));
 }
 
 void OutboundQueue::tick(int64_t now_s) {
@@ -108,7 +109,8 @@ void OutboundQueue::service(int64_t now_s) {
     // At most what the destination's connections carry in one round is
     // out at a time; the rest waits here, its bytes maybe on disk only.
     const OutboundRoute* r = cfg_.route_for(d->first);
-    const size_t cap = static_cast<size_t>(cfg_.connections_for(r)) * cfg_.messages_per_connection_for(r);
+    const size_t cap =
+        static_cast<size_t>(cfg_.connections_for(r)) * cfg_.messages_per_connection_for(r);
     auto o = out_per_domain_.find(d->first);
     const size_t out = o == out_per_domain_.end() ? 0 : o->second;
     if (out < cap && !d->second.empty()) {
@@ -122,13 +124,14 @@ void OutboundQueue::service(int64_t now_s) {
 }
 
 void OutboundQueue::make_due(Item* it, int64_t now_s) {
-  if (!it->pending.empty() && now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
+  if (!it->pending.empty() &&
+      now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
     for (size_t idx : it->pending) {
       it->to_bounce.push_back(
-          {idx, proto::SmtpClient::RcptResult{
-                    proto::Outcome::kPerm,
-                    "delivery failed for " + std::to_string(cfg_.expire_s / 86400) +
-                        " days; the message expired"}});
+          {idx, proto::SmtpClient::RcptResult{proto::Outcome::kPerm,
+                                              "delivery failed for " +
+                                                  std::to_string(cfg_.expire_s / 86400) +
+                                                  " days; the message expired"}});
     }
     it->pending.clear();
   }
@@ -161,7 +164,8 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
     it->attempted = true;
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
       // Counts as a failed attempt: tried again after a backoff.
-      log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool", LogLevel::kError);
+      log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool",
+               LogLevel::kError);
       unreadable.push_back(it);
       continue;
     }
@@ -199,23 +203,25 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
     for (size_t k = 0; k < p->indices.size(); ++k) {
       const size_t idx = p->indices[k];
       const auto& res = p->msg.results[k];
-      const std::string who = "outbound id=" + it->rec.env.id + " to=<" +
-                              it->rec.env.rcpts[idx].to_string() + "> via " +
-                              (p->msg.remote_host.empty() ? "-" : p->msg.remote_host) +
-                              (p->msg.used_tls ? (p->msg.tls_verified ? " tls=verified" : " tls=unverified") : "");
+      const std::string who =
+          "outbound id=" + it->rec.env.id + " to=<" + it->rec.env.rcpts[idx].to_string() +
+          "> via " + (p->msg.remote_host.empty() ? "-" : p->msg.remote_host) +
+          (p->msg.used_tls ? (p->msg.tls_verified ? " tls=verified" : " tls=unverified") : "");
       switch (res.outcome) {
         case proto::Outcome::kOk:
           log_line(who + ": delivered: " + res.reply);
           if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
           d_.spool->recipient_done(it->rec, idx, false);
-          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx), it->pending.end());
+          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx),
+                            it->pending.end());
           break;
         case proto::Outcome::kPerm:
           log_line(who + ": failed permanently: " + res.reply);
           if (d_.counters) d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
           it->to_bounce.push_back({idx, res});
           it->bounce_host = p->msg.remote_host;
-          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx), it->pending.end());
+          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx),
+                            it->pending.end());
           break;
         case proto::Outcome::kTemp:
           log_line(who + ": deferred: " + res.reply);
@@ -301,7 +307,8 @@ void OutboundQueue::warn_delayed(Item* it, int64_t now_s) {
                                  r == it->last_reply.end() ? "not delivered yet" : r->second}});
   }
   log_line("outbound id=" + it->rec.env.id + ": delayed for " +
-           std::to_string((now_s - it->rec.env.arrival_unix) / 60) + " minutes; warning the sender");
+           std::to_string((now_s - it->rec.env.arrival_unix) / 60) +
+           " minutes; warning the sender");
   ++bounces_in_flight_;
   // Only the id is needed afterwards: the item may be gone by then.
   storage::SpoolRecord ref;

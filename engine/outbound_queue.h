@@ -35,9 +35,9 @@ struct OutboundRoute {
     kRequired,       // no TLS, no delivery; any certificate
     kVerify,         // and the certificate must check out (CA store, host name)
   };
-  std::string domain;     // lower case; "*" = every domain without its own route
-  std::string host;       // next hop; empty: the domain's MX records
-  uint16_t port = 0;      // 0: [outbound] port
+  std::string domain;  // lower case; "*" = every domain without its own route
+  std::string host;    // next hop; empty: the domain's MX records
+  uint16_t port = 0;   // 0: [outbound] port
   Tls tls = Tls::kOpportunistic;
   std::string ca_file;    // kVerify: CA certificates (PEM); empty: the system's
   std::string auth_user;  // AUTH PLAIN/LOGIN (over TLS only) when set
@@ -51,9 +51,9 @@ struct OutboundConfig {
   uint16_t port = 25;
   uint32_t connect_timeout_s = 30;
   uint32_t command_timeout_s = 300;
-  uint32_t retry_first_s = 300;    // first retry after 5 minutes
-  uint32_t retry_max_s = 3600;     // at most an hour between tries
-  uint32_t expire_s = 5 * 86400;   // then bounce
+  uint32_t retry_first_s = 300;   // first retry after 5 minutes
+  uint32_t retry_max_s = 3600;    // at most an hour between tries
+  uint32_t expire_s = 5 * 86400;  // then bounce
   uint32_t connections_per_domain = 10;
   uint32_t messages_per_connection = 100;
   uint32_t messages_per_minute = 0;  // per destination domain; 0: no limit
@@ -142,11 +142,11 @@ class OutboundQueue {
     std::vector<std::pair<size_t, proto::SmtpClient::RcptResult>> to_bounce;
     std::string bounce_host;
     std::map<size_t, std::string> last_reply;  // why each pending recipient was deferred
-    uint32_t due_in = 0;      // due_ lists it is in
-    uint32_t out = 0;         // parts out in batches
-    bool scheduled = false;   // in schedule_
-    bool attempted = false;   // a part went out since it was last scheduled
-    uint64_t held = 0;        // message bytes counted in held_bytes_
+    uint32_t due_in = 0;                       // due_ lists it is in
+    uint32_t out = 0;                          // parts out in batches
+    bool scheduled = false;                    // in schedule_
+    bool attempted = false;                    // a part went out since it was last scheduled
+    uint64_t held = 0;                         // message bytes counted in held_bytes_
     bool bouncing = false;
     std::list<std::unique_ptr<Item>>::iterator self;
   };

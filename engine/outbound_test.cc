@@ -2,25 +2,24 @@
 // addresses, with MX records from a local DNS server: the right MX, fallback
 // to the next one, per-recipient 4xx/5xx, null MX and NXDOMAIN.
 #include "engine/outbound.h"
-#include "engine/outbound_dispatch.h"
-#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 
+#include "engine/outbound_dispatch.h"
+#include "engine/test_backends.h"
 #include "engine/test_dns.h"
 
 namespace ringmail::engine {
@@ -341,11 +340,12 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
   const std::string cfg = std::string(dir) + "/r.toml";
   {
     FILE* f = std::fopen(cfg.c_str(), "w");
-    std::fprintf(f,
-                 "hostname = \"mx1.mx.test\"\ndata_dir = \"%s/data\"\nlocal_domains = [\"mx.test\"]\n"
-                 "threads = 1\n[[listener]]\naddress = \"127.0.0.2:%d\"\nkind = \"smtp\"\n"
-                 "[tls]\nself_signed = true\n",
-                 dir, port);
+    std::fprintf(
+        f,
+        "hostname = \"mx1.mx.test\"\ndata_dir = \"%s/data\"\nlocal_domains = [\"mx.test\"]\n"
+        "threads = 1\n[[listener]]\naddress = \"127.0.0.2:%d\"\nkind = \"smtp\"\n"
+        "[tls]\nself_signed = true\n",
+        dir, port);
     std::fclose(f);
   }
   const pid_t pid = ::fork();
@@ -412,8 +412,9 @@ class DispatcherTest : public OutboundTest {
     return std::make_unique<OutboundDispatcher>(std::move(d), cfg);
   }
   // Runs the loop until `until` holds or 20 s pass; `each` after every turn.
-  void run(OutboundDispatcher& d, const std::function<bool()>& until,
-           const std::function<void()>& each = [] {}) {
+  void run(
+      OutboundDispatcher& d, const std::function<bool()>& until,
+      const std::function<void()>& each = [] {}) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     auto next_tick = std::chrono::steady_clock::now();
     while (!until() && std::chrono::steady_clock::now() < end) {
@@ -453,7 +454,8 @@ TEST_P(DispatcherTest, BatchesFromTwoShardsShareTheConnectionLimit) {
   d->submit(&b0);
   d->submit(&b1);
   size_t most = 0;
-  run(*d, [&] { return completed.size() == 2; }, [&] { most = std::max(most, d->sessions()); });
+  run(
+      *d, [&] { return completed.size() == 2; }, [&] { most = std::max(most, d->sessions()); });
   ASSERT_EQ(completed.size(), 2u);
   EXPECT_LE(most, 2u);
   // Everything was waiting when the sessions started: each connection

@@ -19,7 +19,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int ms_left(Clock::time_point deadline) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return ms < 0 ? 0 : static_cast<int>(std::min<long long>(ms, 1000));
 }
 
@@ -30,7 +31,8 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
   using K = PipeOutcome::Kind;
   // Everything the child needs is made before fork: after it, only
   // async-signal-safe calls.
-  std::vector<std::string> env_text = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "SHELL=/bin/sh"};
+  std::vector<std::string> env_text = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/",
+                                       "SHELL=/bin/sh"};
   for (const auto& [k, v] : env) env_text.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& e : env_text) envp.push_back(e.data());
@@ -38,7 +40,8 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
 
   int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0) return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
+  if (::pipe2(in, O_CLOEXEC) != 0)
+    return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
   if (::pipe2(out, O_CLOEXEC) != 0) {
     ::close(in[0]);
     ::close(in[1]);
@@ -166,11 +169,13 @@ class Lmtp {
 
 }  // namespace
 
-PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo, const std::string& sender,
-                         const std::string& rcpt, std::string_view message, int timeout_s) {
+PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo,
+                         const std::string& sender, const std::string& rcpt,
+                         std::string_view message, int timeout_s) {
   using K = PipeOutcome::Kind;
   sockaddr_un addr{};
-  if (socket_path.size() >= sizeof addr.sun_path) return {K::kPermanent, "LMTP socket path too long"};
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return {K::kPermanent, "LMTP socket path too long"};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -195,7 +200,8 @@ PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo
     const int code = c.reply(&text);
     if (code / 100 == want) return true;
     if (code == 0) {
-      out = {K::kTemporary, "LMTP: no reply" + (line.empty() ? std::string() : " to " + line.substr(0, 4))};
+      out = {K::kTemporary,
+             "LMTP: no reply" + (line.empty() ? std::string() : " to " + line.substr(0, 4))};
     } else {
       out = {code / 100 == 5 ? K::kPermanent : K::kTemporary, "LMTP: " + text};
     }
@@ -212,7 +218,8 @@ PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo
   }
   if (!bol) data += "\r\n";
   data += ".\r\n";
-  const bool ok = step("", 2) && step("LHLO " + lhlo + "\r\n", 2) && step("MAIL FROM:<" + sender + ">\r\n", 2) &&
+  const bool ok = step("", 2) && step("LHLO " + lhlo + "\r\n", 2) &&
+                  step("MAIL FROM:<" + sender + ">\r\n", 2) &&
                   step("RCPT TO:<" + rcpt + ">\r\n", 2) && step("DATA\r\n", 3) && step(data, 2);
   if (ok) c.send("QUIT\r\n");
   ::close(fd);

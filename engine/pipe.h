@@ -27,7 +27,8 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
 // (Dovecot's lmtp service): LHLO, MAIL, RCPT, DATA with `message` (CRLF
 // line endings, not dot-stuffed), QUIT. 2xx delivered, 4xx (or no answer
 // within the timeout, or no socket) temporary, 5xx permanent.
-PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo, const std::string& sender,
-                         const std::string& rcpt, std::string_view message, int timeout_s);
+PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo,
+                         const std::string& sender, const std::string& rcpt,
+                         std::string_view message, int timeout_s);
 
 }  // namespace ringmail::engine

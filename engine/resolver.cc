@@ -1,7 +1,7 @@
 #include "engine/resolver.h"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,10 +14,14 @@ namespace ringmail::engine {
 
 const char* to_string(DnsStatus s) {
   switch (s) {
-    case DnsStatus::kOk: return "ok";
-    case DnsStatus::kNoData: return "no such record";
-    case DnsStatus::kNxDomain: return "no such domain";
-    case DnsStatus::kTempFail: return "temporary DNS failure";
+    case DnsStatus::kOk:
+      return "ok";
+    case DnsStatus::kNoData:
+      return "no such record";
+    case DnsStatus::kNxDomain:
+      return "no such domain";
+    case DnsStatus::kTempFail:
+      return "temporary DNS failure";
   }
   return "?";
 }
@@ -36,10 +40,14 @@ namespace {
 
 DnsStatus status_of(int ares_status) {
   switch (ares_status) {
-    case ARES_SUCCESS: return DnsStatus::kOk;
-    case ARES_ENODATA: return DnsStatus::kNoData;
-    case ARES_ENOTFOUND: return DnsStatus::kNxDomain;
-    default: return DnsStatus::kTempFail;  // timeouts, SERVFAIL, refused, no memory...
+    case ARES_SUCCESS:
+      return DnsStatus::kOk;
+    case ARES_ENODATA:
+      return DnsStatus::kNoData;
+    case ARES_ENOTFOUND:
+      return DnsStatus::kNxDomain;
+    default:
+      return DnsStatus::kTempFail;  // timeouts, SERVFAIL, refused, no memory...
   }
 }
 
@@ -74,7 +82,8 @@ ares_channeldata* AresResolver::new_channel(const std::string& servers, std::str
   opts.timeout = timeout_ms_;
   opts.tries = tries_;
   ares_channeldata* ch = nullptr;
-  const int st = ares_init_options(&ch, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  const int st =
+      ares_init_options(&ch, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
   if (st != ARES_SUCCESS) {
     *error = std::string("c-ares: ") + ares_strerror(st);
     return nullptr;
@@ -90,7 +99,8 @@ ares_channeldata* AresResolver::new_channel(const std::string& servers, std::str
   return ch;
 }
 
-void AresResolver::set_servers(const std::string& servers, std::function<void(const std::string&)> applied) {
+void AresResolver::set_servers(const std::string& servers,
+                               std::function<void(const std::string&)> applied) {
   switching_ = true;
   next_servers_ = servers;
   on_switched_ = std::move(applied);
@@ -122,7 +132,8 @@ std::string dns_servers_problem(const std::string& servers) {
   if (servers.empty()) return "";
   ares_channeldata* ch = nullptr;
   ares_options opts{};
-  if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS || ares_init_options(&ch, &opts, 0) != ARES_SUCCESS) {
+  if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS ||
+      ares_init_options(&ch, &opts, 0) != ARES_SUCCESS) {
     return "c-ares cannot start";
   }
   const int s = ares_set_servers_ports_csv(ch, servers.c_str());
@@ -172,8 +183,8 @@ void AresResolver::on_sock_state(void* data, int fd, int readable, int writable)
   } else {
     s = it->second.get();
   }
-  const bool changed = s->want_read != static_cast<bool>(readable) ||
-                       s->want_write != static_cast<bool>(writable);
+  const bool changed =
+      s->want_read != static_cast<bool>(readable) || s->want_write != static_cast<bool>(writable);
   s->want_read = readable;
   s->want_write = writable;
   if (!s->armed) {
@@ -251,7 +262,8 @@ int parse_ptr(unsigned char* abuf, int alen, TxtAnswer* a) {
   if (h != nullptr) {
     // The first name is h_name, the others aliases.
     if (h->h_name != nullptr) a->records.emplace_back(h->h_name);
-    for (char** al = h->h_aliases; al != nullptr && *al != nullptr; ++al) a->records.emplace_back(*al);
+    for (char** al = h->h_aliases; al != nullptr && *al != nullptr; ++al)
+      a->records.emplace_back(*al);
     ares_free_hostent(h);
   }
   return p;
@@ -260,7 +272,8 @@ int parse_ptr(unsigned char* abuf, int alen, TxtAnswer* a) {
 }  // namespace
 
 template <typename Answer>
-void AresResolver::query(const std::string& name, int type, int (*parse)(unsigned char*, int, Answer*),
+void AresResolver::query(const std::string& name, int type,
+                         int (*parse)(unsigned char*, int, Answer*),
                          std::function<void(Answer)> done) {
   struct Q {
     AresResolver* self;
@@ -268,25 +281,27 @@ void AresResolver::query(const std::string& name, int type, int (*parse)(unsigne
     std::function<void(Answer)> done;
   };
   ++pending_;
-  ares_query(channel_, name.c_str(), 1 /* C_IN */, type,
-             [](void* arg, int status, int, unsigned char* abuf, int alen) {
-               std::unique_ptr<Q> q(static_cast<Q*>(arg));
-               if (status == ARES_EDESTRUCTION) return;
-               --q->self->pending_;
-               Answer a;
-               a.status = status_of(status);
-               if (status == ARES_SUCCESS) {
-                 a.status = status_of(q->parse(abuf, alen, &a));
-                 if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
-               }
-               q->done(std::move(a));
-             },
-             new Q{this, parse, std::move(done)});
+  ares_query(
+      channel_, name.c_str(), 1 /* C_IN */, type,
+      [](void* arg, int status, int, unsigned char* abuf, int alen) {
+        std::unique_ptr<Q> q(static_cast<Q*>(arg));
+        if (status == ARES_EDESTRUCTION) return;
+        --q->self->pending_;
+        Answer a;
+        a.status = status_of(status);
+        if (status == ARES_SUCCESS) {
+          a.status = status_of(q->parse(abuf, alen, &a));
+          if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
+        }
+        q->done(std::move(a));
+      },
+      new Q{this, parse, std::move(done)});
 }
 
 void AresResolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
   if (switching_) {
-    held_.push_back([this, domain, done = std::move(done)]() mutable { mx(domain, std::move(done)); });
+    held_.push_back(
+        [this, domain, done = std::move(done)]() mutable { mx(domain, std::move(done)); });
     return;
   }
   query<MxAnswer>(domain, 15 /* T_MX */, &parse_mx, std::move(done));
@@ -310,7 +325,8 @@ void AresResolver::ptr(const std::string& name, std::function<void(TxtAnswer)> d
 
 void AresResolver::addresses(const std::string& host, std::function<void(AddrAnswer)> done) {
   if (switching_) {
-    held_.push_back([this, host, done = std::move(done)]() mutable { addresses(host, std::move(done)); });
+    held_.push_back(
+        [this, host, done = std::move(done)]() mutable { addresses(host, std::move(done)); });
     return;
   }
   ++pending_;
@@ -318,30 +334,30 @@ void AresResolver::addresses(const std::string& host, std::function<void(AddrAns
   ares_addrinfo_hints hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_flags = ARES_AI_NOSORT;
-  ares_getaddrinfo(channel_, host.c_str(), nullptr, &hints,
-                   [](void* arg, int status, int, ares_addrinfo* res) {
-                     std::unique_ptr<AddrQuery> q(static_cast<AddrQuery*>(arg));
-                     if (status == ARES_EDESTRUCTION) {
-                       if (res != nullptr) ares_freeaddrinfo(res);
-                       return;
-                     }
-                     --q->self->pending_;
-                     AddrAnswer a;
-                     a.status = status_of(status);
-                     std::vector<sockaddr_storage> v4;
-                     for (auto* n = res != nullptr ? res->nodes : nullptr; n != nullptr;
-                          n = n->ai_next) {
-                       sockaddr_storage ss{};
-                       if (n->ai_addrlen > sizeof ss) continue;
-                       std::memcpy(&ss, n->ai_addr, n->ai_addrlen);
-                       (n->ai_family == AF_INET6 ? a.addrs : v4).push_back(ss);
-                     }
-                     a.addrs.insert(a.addrs.end(), v4.begin(), v4.end());
-                     if (res != nullptr) ares_freeaddrinfo(res);
-                     if (a.status == DnsStatus::kOk && a.addrs.empty()) a.status = DnsStatus::kNoData;
-                     q->done(std::move(a));
-                   },
-                   q);
+  ares_getaddrinfo(
+      channel_, host.c_str(), nullptr, &hints,
+      [](void* arg, int status, int, ares_addrinfo* res) {
+        std::unique_ptr<AddrQuery> q(static_cast<AddrQuery*>(arg));
+        if (status == ARES_EDESTRUCTION) {
+          if (res != nullptr) ares_freeaddrinfo(res);
+          return;
+        }
+        --q->self->pending_;
+        AddrAnswer a;
+        a.status = status_of(status);
+        std::vector<sockaddr_storage> v4;
+        for (auto* n = res != nullptr ? res->nodes : nullptr; n != nullptr; n = n->ai_next) {
+          sockaddr_storage ss{};
+          if (n->ai_addrlen > sizeof ss) continue;
+          std::memcpy(&ss, n->ai_addr, n->ai_addrlen);
+          (n->ai_family == AF_INET6 ? a.addrs : v4).push_back(ss);
+        }
+        a.addrs.insert(a.addrs.end(), v4.begin(), v4.end());
+        if (res != nullptr) ares_freeaddrinfo(res);
+        if (a.status == DnsStatus::kOk && a.addrs.empty()) a.status = DnsStatus::kNoData;
+        q->done(std::move(a));
+      },
+      q);
 }
 
 }  // namespace ringmail::engine

@@ -51,7 +51,9 @@ class Resolver {
   virtual void addresses(const std::string& host, std::function<void(AddrAnswer)> done) = 0;
   // PTR records of `name` ("4.3.2.1.in-addr.arpa"): the host names, in
   // `records`. Resolvers for tests that have none answer a temporary failure.
-  virtual void ptr(const std::string& /*name*/, std::function<void(TxtAnswer)> done) { done(TxtAnswer{}); }
+  virtual void ptr(const std::string& /*name*/, std::function<void(TxtAnswer)> done) {
+    done(TxtAnswer{});
+  }
   // About once a second: timeouts and retries.
   virtual void tick() = 0;
 };
@@ -80,7 +82,8 @@ class AresResolver final : public Resolver {
   // until they have (a few seconds at most: every lookup has a timeout),
   // then go to the new ones. `applied` runs then, with "" or the reason the
   // new servers could not be set (the old ones stay).
-  void set_servers(const std::string& servers, std::function<void(const std::string& error)> applied);
+  void set_servers(const std::string& servers,
+                   std::function<void(const std::string& error)> applied);
 
  private:
   explicit AresResolver(Backend& b) : backend_(b) {}
@@ -110,10 +113,10 @@ class AresResolver final : public Resolver {
   size_t pending_ = 0;
   int timeout_ms_ = 2000;
   int tries_ = 2;
-  bool switching_ = false;                      // set_servers() waits for pending_ to drain
+  bool switching_ = false;  // set_servers() waits for pending_ to drain
   std::string next_servers_;
   std::function<void(const std::string&)> on_switched_;
-  std::vector<std::function<void()>> held_;     // lookups started while switching
+  std::vector<std::function<void()>> held_;  // lookups started while switching
 };
 
 }  // namespace ringmail::engine

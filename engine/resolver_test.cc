@@ -1,20 +1,19 @@
 // The c-ares resolver on both backends against a real DNS server on
 // loopback (tests/dns_server.py, python3-dnslib).
 #include "engine/resolver.h"
-#include "engine/test_backends.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 
+#include "engine/test_backends.h"
 #include "engine/test_dns.h"
 
 namespace ringmail::engine {
@@ -152,7 +151,8 @@ TEST_P(ResolverTest, SetServersSwitchesAfterPendingLookups) {
     old_done = true;
   });
   std::string applied = "not yet";
-  r->set_servers("127.0.0.1:" + std::to_string(server()->port()), [&](const std::string& e) { applied = e; });
+  r->set_servers("127.0.0.1:" + std::to_string(server()->port()),
+                 [&](const std::string& e) { applied = e; });
   r->mx("mx.test", [&](MxAnswer a) {
     new_answer = std::move(a);
     new_done = true;

@@ -1,27 +1,22 @@
 #include "engine/shard.h"
 
-#include "engine/pipe.h"
-
-#include <algorithm>
-
-#include <ctime>
-
-#include "proto/dsn.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 #include "engine/connection.h"
 #include "engine/http_server.h"
 #include "engine/log.h"
+#include "engine/pipe.h"
+#include "proto/dsn.h"
 
 namespace ringmail::engine {
 
@@ -36,7 +31,6 @@ void refuse_connection(int fd, std::string_view reply) {
   [[maybe_unused]] ssize_t n = ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::close(fd);
 }
-
 
 // Client literal for Received headers (RFC 5321 4.1.3) and ip:port for logs.
 void describe_peer(int fd, std::string* literal, std::string* peer, sockaddr_storage* out) {
@@ -100,8 +94,11 @@ void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
 
 Shard::Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
              BackendKind backend)
-    : index_(index), cfg_(std::move(cfg)), listen_fds_(std::move(listen_fds)),
-      backend_kind_(backend), wheel_(clock_s()) {
+    : index_(index),
+      cfg_(std::move(cfg)),
+      listen_fds_(std::move(listen_fds)),
+      backend_kind_(backend),
+      wheel_(clock_s()) {
   now_s_ = clock_s();
   doorbell_.shard = this;
   per_client_ = std::make_shared<ConnectionsPerClient>();
@@ -187,7 +184,8 @@ std::string Shard::check_local_recipient(const proto::Address& a) const {
   }
   if (!domains_) return proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
   if (domains_->broken(domain)) {
-    return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again later";
+    return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again "
+           "later";
   }
   const proto::Resolution r = domains_->resolve(a.local, domain);
   switch (r.status) {
@@ -198,7 +196,8 @@ std::string Shard::check_local_recipient(const proto::Address& a) const {
     case proto::Resolution::Status::kLoop:
     case proto::Resolution::Status::kTooDeep:
       log_line("aliases: " + a.to_string() + " cannot be resolved: " +
-               (r.status == proto::Resolution::Status::kLoop ? "a loop at " : "too deep at ") + r.detail);
+               (r.status == proto::Resolution::Status::kLoop ? "a loop at " : "too deep at ") +
+               r.detail);
       return "451 4.3.0 The aliases of this address are misconfigured, try again later";
   }
   for (const auto& d : r.destinations) {
@@ -246,10 +245,12 @@ std::vector<proto::Address> Shard::expand_recipients(const proto::Envelope& env)
       a.local = d.address.substr(0, at);
       a.domain = d.address.substr(at + 1);
       a.utf8 = std::any_of(d.address.begin(), d.address.end(), [](char c) { return c & 0x80; });
-      line += (line.empty() ? "" : ", ") + (d.kind == proto::Destination::Kind::kPipe ? "|" + d.command : d.address);
+      line += (line.empty() ? "" : ", ") +
+              (d.kind == proto::Destination::Kind::kPipe ? "|" + d.command : d.address);
       add(std::move(a));
     }
-    if (r.destinations.size() != 1 || r.destinations[0].address != proto::ascii_lower(rcpt.to_string())) {
+    if (r.destinations.size() != 1 ||
+        r.destinations[0].address != proto::ascii_lower(rcpt.to_string())) {
       log_line("aliases id=" + env.id + " <" + rcpt.to_string() + "> -> " + line);
     }
   }
@@ -319,7 +320,8 @@ void Shard::run(std::latch& ready) {
       // or from an MTA using us as its relay) goes out with an SRS sender,
       // so the receiver's SPF check is against our domain.
       deps.envelope_sender = [this](const proto::Address& from) {
-        if (!srs_ || from.is_null() || is_local_domain(proto::ascii_lower(from.domain))) return from;
+        if (!srs_ || from.is_null() || is_local_domain(proto::ascii_lower(from.domain)))
+          return from;
         std::string out;
         const auto e = proto::srs::forward(*srs_, from.local + "@" + from.domain,
                                            static_cast<int64_t>(std::time(nullptr)), &out);
@@ -355,19 +357,24 @@ void Shard::run(std::latch& ready) {
   started_.store(true, std::memory_order_release);
   ready.count_down();
   for (const Shard* p : peers_) {
-    while (!p->started_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (!p->started_.load(std::memory_order_acquire))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 
   auto turn_end = std::chrono::steady_clock::now();
   while (true) {
     // The turn starts where the last one ended: no extra clock read.
-    last_turn_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(turn_end.time_since_epoch()).count(),
-                        std::memory_order_relaxed);
+    last_turn_ms_.store(
+        std::chrono::duration_cast<std::chrono::milliseconds>(turn_end.time_since_epoch()).count(),
+        std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
-    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5 : pipes_inflight_ > 0 ? 20 : 1000);
+    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5
+                   : pipes_inflight_ > 0                            ? 20
+                                                                    : 1000);
     const auto woke = std::chrono::steady_clock::now();
     const auto us = [](auto d) {
-      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+      return static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(d).count());
     };
     stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
     if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());
@@ -397,9 +404,9 @@ void Shard::run(std::latch& ready) {
     stats_.loop_busy_us.fetch_add(us(turn_end - woke), std::memory_order_relaxed);
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 && dsns_signing_ == 0 &&
-          !spool_->preparing() &&
-          (!outbound_ || outbound_->idle()) && peers_quiesced()) {
+      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 &&
+          dsns_signing_ == 0 && !spool_->preparing() && (!outbound_ || outbound_->idle()) &&
+          peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
         drain_inboxes();
@@ -478,17 +485,20 @@ void Shard::handle(ShardMessage&& m) {
       const std::string old_dns = cfg_->dns_servers;
       cfg_ = std::move(m.config);
       if (cfg_->dns_servers != old_dns) {
-        const std::string now = cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
+        const std::string now =
+            cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
         if (resolver_ == nullptr) {
-          log_line("dns: dns_servers changed to " + now + ", but this shard started without DNS: restart to use them",
+          log_line("dns: dns_servers changed to " + now +
+                       ", but this shard started without DNS: restart to use them",
                    LogLevel::kWarning);
         } else {
           resolver_->set_servers(cfg_->dns_servers, [now](const std::string& error) {
             if (error.empty()) {
               log_line("dns: now asking " + now);
             } else {
-              log_line("dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
-                       LogLevel::kWarning);
+              log_line(
+                  "dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
+                  LogLevel::kWarning);
             }
           });
         }
@@ -528,8 +538,8 @@ void Shard::handle(ShardMessage&& m) {
       } else {
         // No DNS here (see run()): the mail waits for a later attempt.
         for (OutboundMessage* msg : m.batch->msgs) {
-          msg->results.assign(msg->rcpts.size(),
-                              proto::SmtpClient::RcptResult{proto::Outcome::kTemp, "no DNS resolver"});
+          msg->results.assign(msg->rcpts.size(), proto::SmtpClient::RcptResult{
+                                                     proto::Outcome::kTemp, "no DNS resolver"});
         }
         batch_complete(m.batch);
       }
@@ -697,8 +707,8 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       break;
     case ConnectionsPerClient::Verdict::kClientFull:
       refuse_connection(fd, "421 4.7.0 Too many connections from your address\r\n");
-      note_refusal("client=" + peer + ": connections_per_ip_max (" + std::to_string(cfg_->connections_per_ip_max) +
-                   " from " + key + ")");
+      note_refusal("client=" + peer + ": connections_per_ip_max (" +
+                   std::to_string(cfg_->connections_per_ip_max) + " from " + key + ")");
       return;
     case ConnectionsPerClient::Verdict::kAllFull:
       refuse_connection(fd, kTooManyConnections);
@@ -743,7 +753,9 @@ std::string Shard::http_respond(const proto::HttpRequest& req, const std::string
     status = 404;
     body = "no such path: " + req.path + " (try /metrics or /healthz)\n";
   }
-  if (status >= 400) log_line("http client=" + peer + ": " + req.method + " " + req.path + " " + std::to_string(status));
+  if (status >= 400)
+    log_line("http client=" + peer + ": " + req.method + " " + req.path + " " +
+             std::to_string(status));
   if (stopping_) *keep_alive = false;
   std::string r = proto::http_response(status, type, body, *keep_alive);
   if (req.method == "HEAD") r.resize(r.size() - body.size());
@@ -774,7 +786,8 @@ std::string Shard::metrics_text() const {
       {"ringmail_outbound_deferred_total", "counter",
        "Remote delivery attempts deferred (4xx, no answer, DNS): tried again later.",
        [](const Shard& s) { return double(s.stats_.outbound.deferred.load()); }},
-      {"ringmail_outbound_failed_total", "counter", "Remote recipients failed for good (5xx, expiry).",
+      {"ringmail_outbound_failed_total", "counter",
+       "Remote recipients failed for good (5xx, expiry).",
        [](const Shard& s) { return double(s.stats_.outbound.failed.load()); }},
       {"ringmail_local_deferred_total", "counter", "Local deliveries deferred, to be retried.",
        [](const Shard& s) { return double(s.stats_.local_deferred.load()); }},
@@ -794,13 +807,15 @@ std::string Shard::metrics_text() const {
       {"ringmail_loop_busy_seconds_total", "counter",
        "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
        [](const Shard& s) { return double(s.stats_.loop_busy_us.load()) / 1e6; }},
-      {"ringmail_loop_last_turn_age_seconds", "gauge", "Seconds since the shard's loop last turned.",
+      {"ringmail_loop_last_turn_age_seconds", "gauge",
+       "Seconds since the shard's loop last turned.",
        [](const Shard& s) { return double(steady_ms() - s.last_turn_ms()) / 1e3; }},
   };
   std::string out;
   char num[64];
   for (const Metric& m : kMetrics) {
-    out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
+    out +=
+        std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
     for (const Shard* p : peers_) {
       std::snprintf(num, sizeof num, "%.17g", m.value(*p));
       out += std::string(m.name) + "{shard=\"" + std::to_string(p->index_) + "\"} " + num + "\n";
@@ -820,8 +835,9 @@ void Shard::note_refusal(const std::string& what) {
     return;
   }
   log_line("connection refused with 421: " + what +
-               (refused_unlogged_ > 0 ? " (and " + std::to_string(refused_unlogged_) + " more in the last second)"
-                                      : std::string()),
+               (refused_unlogged_ > 0
+                    ? " (and " + std::to_string(refused_unlogged_) + " more in the last second)"
+                    : std::string()),
            LogLevel::kWarning);
   refused_log_s_ = now;
   refused_unlogged_ = 0;
@@ -861,7 +877,8 @@ void Shard::deliver(DeliveryJob* job) {
     if (!any_local && !remote.empty()) {
       log_line("queued id=" + job->rec.env.id + " for outbound delivery (" +
                std::to_string(remote.size()) + " recipients)");
-      outbound_->add(std::move(job->rec), std::move(remote), static_cast<int64_t>(std::time(nullptr)));
+      outbound_->add(std::move(job->rec), std::move(remote),
+                     static_cast<int64_t>(std::time(nullptr)));
       delete job;
       return;
     }
@@ -895,7 +912,8 @@ void Shard::start_deliveries() {
   const bool accepting = now - last_commit_ms_ < kAcceptingWindowMs;
   deliveries_deferred_ = false;
   // While stopping, queued deliveries stay in the spool for the next start.
-  while (!stopping_ && !delivery_queue_.empty() && deliveries_inflight_ < cfg_->delivery_concurrency) {
+  while (!stopping_ && !delivery_queue_.empty() &&
+         deliveries_inflight_ < cfg_->delivery_concurrency) {
     DeliveryJob* job = delivery_queue_.front();
     if (accepting && now - job->queued_ms < cfg_->delivery_defer_ms) {
       deliveries_deferred_ = true;  // the loop comes back within a few ms
@@ -904,8 +922,9 @@ void Shard::start_deliveries() {
     delivery_queue_.pop_front();
     if (job->rec.message.empty()) {
       if (int r = spool_->load(job->rec); r < 0) {
-        log_line("delivery id=" + job->rec.env.id + " cannot read the message back from the spool (" +
-                 std::strerror(-r) + "), retry in " + std::to_string(cfg_->delivery_retry_s) + "s");
+        log_line("delivery id=" + job->rec.env.id +
+                 " cannot read the message back from the spool (" + std::strerror(-r) +
+                 "), retry in " + std::to_string(cfg_->delivery_retry_s) + "s");
         retry_later(job);
         continue;
       }
@@ -951,9 +970,11 @@ int run_pipes(storage::BlockingOp* o) {
     }
     // LF line endings, and the trace fields a Maildir copy gets.
     std::string text = storage::MaildirDelivery::render(env, r.index, op->job->rec.message);
-    const std::vector<std::pair<std::string, std::string>> vars = {
-        {"SENDER", env.from.to_string()}, {"RECIPIENT", a.to_string()}, {"USER", a.local},
-        {"DOMAIN", a.domain}, {"QUEUE_ID", env.id}};
+    const std::vector<std::pair<std::string, std::string>> vars = {{"SENDER", env.from.to_string()},
+                                                                   {"RECIPIENT", a.to_string()},
+                                                                   {"USER", a.local},
+                                                                   {"DOMAIN", a.domain},
+                                                                   {"QUEUE_ID", env.id}};
     for (const auto& cmd : r.commands) {
       r.outcome = run_pipe(cmd, text, vars, op->timeout_s);
       if (r.outcome.kind != PipeOutcome::Kind::kOk) break;
@@ -976,7 +997,8 @@ bool Shard::start_pipes(DeliveryJob* job) {
     PipeOp::Rcpt pr{i, {}, {}, "pipe", {}};
     for (const auto& d : r.destinations) {
       // Stored for its alias: "<alias>@<domain>" is the pipe itself.
-      if (d.kind == proto::Destination::Kind::kPipe && proto::iequals(d.address, rcpts[i].to_string())) {
+      if (d.kind == proto::Destination::Kind::kPipe &&
+          proto::iequals(d.address, rcpts[i].to_string())) {
         pr.commands.push_back(d.command);
       }
     }
@@ -1005,7 +1027,8 @@ bool Shard::start_pipes(DeliveryJob* job) {
     Shard* self = job->shard;
     const auto& env = job->rec.env;
     bool again = false;
-    if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
+    if (job->rec.rcpt_done.size() < env.rcpts.size())
+      job->rec.rcpt_done.resize(env.rcpts.size(), 0);
     for (const auto& r : op->rcpts) {
       const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> " + r.via;
       switch (r.outcome.kind) {
@@ -1025,9 +1048,10 @@ bool Shard::start_pipes(DeliveryJob* job) {
           job->rec.rcpt_done[r.index] = 1;
           OutboundQueue::Bounce b;
           b.rec = job->rec;
-          b.failed.push_back({r.index, proto::SmtpClient::RcptResult{
-                                           proto::Outcome::kPerm, "550 5.3.0 Local delivery failed: " +
-                                                                      r.outcome.detail}});
+          b.failed.push_back(
+              {r.index,
+               proto::SmtpClient::RcptResult{
+                   proto::Outcome::kPerm, "550 5.3.0 Local delivery failed: " + r.outcome.detail}});
           b.remote_host = self->cfg_->hostname;
           if (!env.from.is_null()) self->queue_dsn(std::move(b), [](bool) {});
           self->spool_->recipient_done(job->rec, r.index, true);
@@ -1092,7 +1116,8 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   in.delayed = b.delayed;
   in.retry_until_unix = b.retry_until_unix;
   for (const auto& [idx, res] : b.failed) {
-    in.recipients.push_back(proto::DsnRecipient{b.rec.env.rcpts[idx], "", res.reply, b.remote_host});
+    in.recipients.push_back(
+        proto::DsnRecipient{b.rec.env.rcpts[idx], "", res.reply, b.remote_host});
   }
   in.original = b.rec.message;
   auto* c = new DsnCommit();
@@ -1140,7 +1165,8 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
         d->text.insert(0, j->fields);
       } else {
         // Never lose a bounce for want of a signature.
-        log_line("bounce id=" + d->envelope.id + ": DKIM signing failed (" + j->error + "), sent unsigned",
+        log_line("bounce id=" + d->envelope.id + ": DKIM signing failed (" + j->error +
+                     "), sent unsigned",
                  LogLevel::kWarning);
       }
       d->message = d->text;

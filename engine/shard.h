@@ -6,8 +6,8 @@
 #pragma once
 
 #include <atomic>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <latch>
 #include <memory>
 #include <string>
@@ -17,19 +17,19 @@
 
 #include "engine/auth.h"
 #include "engine/backend.h"
+#include "engine/blocking_pool.h"
+#include "engine/client_limits.h"
+#include "engine/config.h"
+#include "engine/dkim.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
 #include "engine/resolver.h"
-#include "engine/config.h"
-#include "engine/blocking_pool.h"
-#include "engine/client_limits.h"
-#include "engine/dkim.h"
-#include "proto/http.h"
-#include "proto/srs.h"
-#include "storage/domains.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
+#include "proto/http.h"
 #include "proto/smtp_server.h"
+#include "proto/srs.h"
+#include "storage/domains.h"
 #include "storage/file_io.h"
 #include "storage/maildir.h"
 #include "storage/spool.h"
@@ -62,17 +62,26 @@ struct ShardMessage {
   // kPing to shard `value` (exercises shard-to-shard delivery end to end).
   // kOutboundBatch: to a domain's owner; kOutboundDone: back to its home.
   enum class Type : uint8_t {
-    kNone, kStop, kReload, kCerts, kDomains, kDeliver, kPing, kPingPeer, kOutboundBatch, kOutboundDone
+    kNone,
+    kStop,
+    kReload,
+    kCerts,
+    kDomains,
+    kDeliver,
+    kPing,
+    kPingPeer,
+    kOutboundBatch,
+    kOutboundDone
   };
   Type type = Type::kNone;
-  std::shared_ptr<const Config> config;  // kReload
-  std::shared_ptr<const tls::CertStore> certs;  // kCerts: for new TLS sessions
-  std::shared_ptr<const DkimKeys> dkim;  // kReload: the signing keys read again
+  std::shared_ptr<const Config> config;             // kReload
+  std::shared_ptr<const tls::CertStore> certs;      // kCerts: for new TLS sessions
+  std::shared_ptr<const DkimKeys> dkim;             // kReload: the signing keys read again
   std::shared_ptr<const storage::Domains> domains;  // kReload, kDomains: users and aliases
   std::shared_ptr<const proto::srs::Config> srs;    // kReload: SRS (null: off)
-  DeliveryJob* job = nullptr;            // kDeliver: ownership passes to the receiver
-  uint64_t value = 0;                    // kPingPeer: target shard
-  OutboundBatch* batch = nullptr;        // kOutboundBatch, kOutboundDone
+  DeliveryJob* job = nullptr;                       // kDeliver: ownership passes to the receiver
+  uint64_t value = 0;                               // kPingPeer: target shard
+  OutboundBatch* batch = nullptr;                   // kOutboundBatch, kOutboundDone
 };
 
 // Counters read by other threads (tests, status); written only by the shard.
@@ -84,11 +93,11 @@ struct ShardStats {
   // Loop time: waiting for events, and working on them (microseconds).
   std::atomic<uint64_t> loop_wait_us{0};
   std::atomic<uint64_t> loop_busy_us{0};
-  OutboundQueue::Counters outbound;            // remote recipients
-  std::atomic<uint64_t> local_deferred{0};     // local deliveries to retry
-  std::atomic<uint64_t> local_failed{0};       // local recipients failed for good
-  std::atomic<uint64_t> dsns_queued{0};        // bounces and delay notices
-  std::atomic<uint64_t> dkim_signatures{0};    // messages signed
+  OutboundQueue::Counters outbound;          // remote recipients
+  std::atomic<uint64_t> local_deferred{0};   // local deliveries to retry
+  std::atomic<uint64_t> local_failed{0};     // local recipients failed for good
+  std::atomic<uint64_t> dsns_queued{0};      // bounces and delay notices
+  std::atomic<uint64_t> dkim_signatures{0};  // messages signed
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
@@ -138,7 +147,9 @@ class Shard final : public proto::SmtpHost {
   void set_auth_failures(std::shared_ptr<AuthFailures> f) { auth_failures_ = std::move(f); }
   // Before run(): the process's count of connections per client, shared by
   // every shard (null: this shard counts alone).
-  void set_connections_per_client(std::shared_ptr<ConnectionsPerClient> c) { per_client_ = std::move(c); }
+  void set_connections_per_client(std::shared_ptr<ConnectionsPerClient> c) {
+    per_client_ = std::move(c);
+  }
   // Before run(), on the main thread: creates the shard's spool segment.
   int open_spool();
   // Before run(): takes over a recovered spool segment and delivers its
@@ -288,10 +299,10 @@ class Shard final : public proto::SmtpHost {
   // Deliveries run at most `delivery_concurrency` at a time; the rest wait
   // here, so a burst of arrivals keeps the disk for acknowledging them.
   std::deque<DeliveryJob*> delivery_queue_;
-  uint64_t queued_bytes_ = 0;  // message bytes held by delivery_queue_
+  uint64_t queued_bytes_ = 0;                // message bytes held by delivery_queue_
   int64_t delivery_sync_wait_since_ms_ = 0;  // monotonic ms; 0 = none waiting
-  int64_t last_commit_ms_ = 0;  // monotonic ms of the last spool commit started
-  bool deliveries_deferred_ = false;  // start_deliveries() left jobs for later
+  int64_t last_commit_ms_ = 0;               // monotonic ms of the last spool commit started
+  bool deliveries_deferred_ = false;         // start_deliveries() left jobs for later
   uint64_t deliveries_inflight_ = 0;
 
   std::unordered_set<DeliveryJob*> retrying_;  // waiting in the wheel

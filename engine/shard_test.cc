@@ -1,7 +1,6 @@
 // Real shards on real backends: messages from the main thread and between
 // shards (SPSC inbox + MSG_RING doorbell on io_uring, eventfd on epoll).
 #include "engine/shard.h"
-#include "engine/test_backends.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +9,8 @@
 #include <filesystem>
 #include <latch>
 #include <thread>
+
+#include "engine/test_backends.h"
 
 namespace ringmail::engine {
 namespace {
@@ -50,7 +51,8 @@ class ShardMesh : public ::testing::TestWithParam<BackendKind> {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   static bool eventually(const std::function<bool()>& pred) {
-    for (int i = 0; i < 500 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && !pred(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return pred();
   }
   std::string dir_;

@@ -13,7 +13,8 @@ namespace ringmail::engine {
 template <typename T>
 class SpscQueue {
  public:
-  explicit SpscQueue(size_t capacity_pow2) : mask_(capacity_pow2 - 1), slots_(new T[capacity_pow2]) {}
+  explicit SpscQueue(size_t capacity_pow2)
+      : mask_(capacity_pow2 - 1), slots_(new T[capacity_pow2]) {}
 
   // Producer side. False when full: the producer keeps the item and retries.
   bool push(T&& v) {

@@ -29,14 +29,17 @@ bool make_secret_file(const std::string& path, std::string* error) {
     line += hex[b >> 4];
     line += hex[b & 15];
   }
-  line = "# SRS secrets: the first line signs, every line verifies (add a new one on top to rotate)\n" +
-         line + "\n";
+  line =
+      "# SRS secrets: the first line signs, every line verifies (add a new one on top to "
+      "rotate)\n" +
+      line + "\n";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     *error = path + ": " + std::strerror(errno);
     return false;
   }
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
   if (!ok) *error = path + ": " + std::strerror(errno);
   ::close(fd);
   return ok;
@@ -46,10 +49,12 @@ bool make_secret_file(const std::string& path, std::string* error) {
 
 std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::string* error) {
   if (!cfg.srs_enabled) return nullptr;
-  const std::string path = cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
+  const std::string path =
+      cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
   if (::access(path.c_str(), F_OK) != 0) {
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);  // a first start
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(),
+                                        ec);  // a first start
     if (!make_secret_file(path, error)) return nullptr;
   }
   std::ifstream f(path);
@@ -59,7 +64,8 @@ std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::strin
   }
   auto c = std::make_shared<proto::srs::Config>();
   for (std::string line; std::getline(f, line);) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
     if (line.empty() || line[0] == '#') continue;
     c->secrets.push_back(line);
   }

@@ -13,9 +13,8 @@ inline std::string backend_test_name(const ::testing::TestParamInfo<BackendKind>
   return info.param == BackendKind::kUring ? "uring" : "epoll";
 }
 
-#define RINGMAIL_ON_BOTH_BACKENDS(Suite)                                                   \
-  INSTANTIATE_TEST_SUITE_P(Both, Suite,                                                    \
-                           ::testing::Values(BackendKind::kUring, BackendKind::kEpoll), \
-                           backend_test_name)
+#define RINGMAIL_ON_BOTH_BACKENDS(Suite) \
+  INSTANTIATE_TEST_SUITE_P(              \
+      Both, Suite, ::testing::Values(BackendKind::kUring, BackendKind::kEpoll), backend_test_name)
 
 }  // namespace ringmail::engine

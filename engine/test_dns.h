@@ -61,5 +61,4 @@ class DnsServer {
   int port_ = 0;
 };
 
-
 }  // namespace ringmail::engine

@@ -22,8 +22,8 @@ namespace {
 
 constexpr unsigned kSqEntries = 1024;
 constexpr unsigned kCqEntries = 16384;
-constexpr unsigned kBufCount = 1024;     // provided receive buffers per shard
-constexpr unsigned kBufBytes = 16384;    // 16 MiB of address space, touched on use
+constexpr unsigned kBufCount = 1024;   // provided receive buffers per shard
+constexpr unsigned kBufBytes = 16384;  // 16 MiB of address space, touched on use
 constexpr int kBufGroup = 0;
 
 class UringBackend final : public Backend {
@@ -168,8 +168,8 @@ class UringBackend final : public Backend {
     ts.tv_sec = timeout_ms / 1000;
     ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000L;
     io_uring_cqe* cqe = nullptr;
-    int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout_ms >= 0 ? &ts : nullptr,
-                                             nullptr);
+    int r =
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout_ms >= 0 ? &ts : nullptr, nullptr);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) return r;
     int n = 0;
     // Completions may queue new submissions; those go out on the next wait.
@@ -260,9 +260,12 @@ class UringBackend final : public Backend {
 
 const char* to_string(BackendKind k) {
   switch (k) {
-    case BackendKind::kAuto: return "auto";
-    case BackendKind::kUring: return "io_uring";
-    case BackendKind::kEpoll: return "epoll";
+    case BackendKind::kAuto:
+      return "auto";
+    case BackendKind::kUring:
+      return "io_uring";
+    case BackendKind::kEpoll:
+      return "epoll";
   }
   return "?";
 }

@@ -9,9 +9,9 @@
 
 namespace ringmail::proto {
 
-inline constexpr size_t kLocalPartBytesMax = 64;   // RFC 5321 4.5.3.1.1
-inline constexpr size_t kDomainBytesMax = 255;     // RFC 5321 4.5.3.1.2
-inline constexpr size_t kPathBytesMax = 256;       // RFC 5321 4.5.3.1.3
+inline constexpr size_t kLocalPartBytesMax = 64;  // RFC 5321 4.5.3.1.1
+inline constexpr size_t kDomainBytesMax = 255;    // RFC 5321 4.5.3.1.2
+inline constexpr size_t kPathBytesMax = 256;      // RFC 5321 4.5.3.1.3
 
 struct Address {
   std::string local;   // as written, quotes removed (quoted-pairs resolved)

@@ -58,9 +58,11 @@ TEST(Address, AddressLiterals) {
 }
 
 TEST(Address, Utf8) {
-  Address a = parse_ok("<j\xC3\xB6rg@b\xC3\xBC" "cher.example>");
+  Address a = parse_ok(
+      "<j\xC3\xB6rg@b\xC3\xBC"
+      "cher.example>");
   EXPECT_TRUE(a.utf8);
-  EXPECT_EQ(parse_err("<j\xC3rg@example.com>"), AddressError::kSyntax);  // truncated sequence
+  EXPECT_EQ(parse_err("<j\xC3rg@example.com>"), AddressError::kSyntax);   // truncated sequence
   EXPECT_EQ(parse_err("<\xC0\xAF@example.com>"), AddressError::kSyntax);  // overlong
 }
 
@@ -68,7 +70,9 @@ TEST(Address, Rejects) {
   for (std::string_view bad :
        {"user@example.com", "<user@example.com", "<user@>", "<@example.com>", "<a..b@example.com>",
         "<.a@example.com>", "<a.@example.com>", "<a b@example.com>", "<a@-example.com>",
-        "<a@example-.com>", "<a@exa mple.com>", "<a@example..com>", "<a@>", "<a\x01" "@x.com>"}) {
+        "<a@example-.com>", "<a@exa mple.com>", "<a@example..com>", "<a@>",
+        "<a\x01"
+        "@x.com>"}) {
     EXPECT_NE(parse_err(bad), AddressError::kNone) << bad;
   }
 }

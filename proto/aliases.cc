@@ -9,8 +9,10 @@ namespace ringmail::proto {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -108,8 +110,8 @@ class Resolver {
   }
 
   // The targets of one rule; `local` (as given) replaces '*' in theirs.
-  bool follow(const std::vector<AliasTarget>& targets, const std::string& key, const std::string& local,
-              const std::string& domain, size_t depth) {
+  bool follow(const std::vector<AliasTarget>& targets, const std::string& key,
+              const std::string& local, const std::string& domain, size_t depth) {
     path_.push_back(key);
     for (const auto& t : targets) {
       if (t.kind == AliasTarget::Kind::kPipe) {
@@ -150,7 +152,8 @@ class Resolver {
     const AliasTable* table = dir_.aliases(domain);
     if (table != nullptr) {
       if (const auto* t = table->find(full)) return follow(*t, key, local, domain, depth);
-      if (const auto* t = table->find(base)) return follow(*t, base + "@" + domain, local, domain, depth);
+      if (const auto* t = table->find(base))
+        return follow(*t, base + "@" + domain, local, domain, depth);
     }
     if (user != nullptr) {
       add(Destination{Destination::Kind::kMailbox, *user + "@" + domain, ""});
@@ -160,7 +163,8 @@ class Resolver {
       if (const auto* t = table->find("*")) {
         const std::string any = "*@" + domain;
         if (std::find(path_.begin(), path_.end(), any) != path_.end()) {
-          return failed(Resolution::Status::kLoop, local + "@" + domain);  // the catch-all to itself
+          return failed(Resolution::Status::kLoop,
+                        local + "@" + domain);  // the catch-all to itself
         }
         return follow(*t, any, local, domain, depth);
       }
@@ -186,8 +190,8 @@ class Resolver {
 
 }  // namespace
 
-Resolution resolve_alias(const std::string& local, const std::string& domain, const AliasDirectory& dir,
-                         const AliasOptions& opt) {
+Resolution resolve_alias(const std::string& local, const std::string& domain,
+                         const AliasDirectory& dir, const AliasOptions& opt) {
   return Resolver(dir, opt).run(local, domain);
 }
 

@@ -80,7 +80,7 @@ struct Resolution {
   enum class Status : uint8_t { kOk, kUnknown, kLoop, kTooDeep };
   Status status = Status::kOk;
   std::vector<Destination> destinations;  // kOk: in order, without repeats
-  std::string detail;  // for errors: the address where it went wrong
+  std::string detail;                     // for errors: the address where it went wrong
 };
 
 // The local part as lookups see it: lower case, drop characters removed,
@@ -89,7 +89,7 @@ std::string normalize_local(std::string_view local, const AliasOptions& opt, boo
 
 // Resolves `local`@`domain` (domain lower case). An address outside the
 // local domains is a kRemote destination as it is.
-Resolution resolve_alias(const std::string& local, const std::string& domain, const AliasDirectory& dir,
-                         const AliasOptions& opt);
+Resolution resolve_alias(const std::string& local, const std::string& domain,
+                         const AliasDirectory& dir, const AliasOptions& opt);
 
 }  // namespace ringmail::proto

@@ -43,9 +43,15 @@ std::vector<std::string> where(const Dir& dir, const std::string& local, const s
   std::vector<std::string> out;
   for (const auto& d : r.destinations) {
     switch (d.kind) {
-      case Destination::Kind::kMailbox: out.push_back("mbox " + d.address); break;
-      case Destination::Kind::kRemote: out.push_back("remote " + d.address); break;
-      case Destination::Kind::kPipe: out.push_back("pipe " + d.address + " " + d.command); break;
+      case Destination::Kind::kMailbox:
+        out.push_back("mbox " + d.address);
+        break;
+      case Destination::Kind::kRemote:
+        out.push_back("remote " + d.address);
+        break;
+      case Destination::Kind::kPipe:
+        out.push_back("pipe " + d.address + " " + d.command);
+        break;
     }
   }
   return out;
@@ -84,10 +90,13 @@ TEST(AliasFile, ErrorsNameTheLine) {
 
 TEST(AliasResolve, OrderSuffixesDropCharacters) {
   Dir dir;
-  dir.users["d.test"] = {{"jose", "jose"}, {"juan", "juan"}, {"firstlast", "first.last"}, {"pepe", "pepe"}};
-  dir.table("d.test", "pepe: jose\nflowers: rose@garden.example, lilly@pond.example\nlist+x: juan\n");
+  dir.users["d.test"] = {
+      {"jose", "jose"}, {"juan", "juan"}, {"firstlast", "first.last"}, {"pepe", "pepe"}};
+  dir.table("d.test",
+            "pepe: jose\nflowers: rose@garden.example, lilly@pond.example\nlist+x: juan\n");
   EXPECT_EQ(where(dir, "pepe", "d.test"), V{"mbox jose@d.test"});  // an alias before the user
-  EXPECT_EQ(where(dir, "Flowers", "d.test"), (V{"remote rose@garden.example", "remote lilly@pond.example"}));
+  EXPECT_EQ(where(dir, "Flowers", "d.test"),
+            (V{"remote rose@garden.example", "remote lilly@pond.example"}));
   EXPECT_EQ(where(dir, "pe.pe+tag", "d.test"), V{"mbox jose@d.test"});
   EXPECT_EQ(where(dir, "first.last+news", "d.test"), V{"mbox first.last@d.test"});
   EXPECT_EQ(where(dir, "list+x", "d.test"), V{"mbox juan@d.test"});  // with its suffix first
@@ -101,22 +110,27 @@ TEST(AliasResolve, CatchAllPipesAndChains) {
   Dir dir;
   dir.users["d.test"] = {{"alice", "alice"}};
   dir.users["e.test"] = {{"bob", "bob"}};
-  dir.table("d.test", "*: inbox@gmail.example\nsales: team\nteam: alice, bob@e.test, archive\narchive: | /bin/cat\n"
-                      "alice: alice, alice@backup.example\n");
+  dir.table(
+      "d.test",
+      "*: inbox@gmail.example\nsales: team\nteam: alice, bob@e.test, archive\narchive: | /bin/cat\n"
+      "alice: alice, alice@backup.example\n");
   dir.table("e.test", "*: *@pond.example\n");
   EXPECT_EQ(where(dir, "anything", "d.test"), V{"remote inbox@gmail.example"});
-  EXPECT_EQ(where(dir, "sales", "d.test"),
-            (V{"mbox alice@d.test", "remote alice@backup.example", "mbox bob@e.test", "pipe archive@d.test /bin/cat"}));
-  EXPECT_EQ(where(dir, "Lilly+x", "e.test"), V{"remote Lilly+x@pond.example"});  // '*' is the local part as given
+  EXPECT_EQ(where(dir, "sales", "d.test"), (V{"mbox alice@d.test", "remote alice@backup.example",
+                                              "mbox bob@e.test", "pipe archive@d.test /bin/cat"}));
+  EXPECT_EQ(where(dir, "Lilly+x", "e.test"),
+            V{"remote Lilly+x@pond.example"});                   // '*' is the local part as given
   EXPECT_EQ(where(dir, "bob", "e.test"), V{"mbox bob@e.test"});  // a user before the catch-all
-  EXPECT_EQ(where(dir, "a*b", "e.test"), V{"remote a*b@pond.example"});  // found by the fuzzer: no endless '*' 
+  EXPECT_EQ(where(dir, "a*b", "e.test"),
+            V{"remote a*b@pond.example"});  // found by the fuzzer: no endless '*'
 }
 
 TEST(AliasResolve, LoopsAndDepth) {
   Dir dir;
   dir.users["d.test"] = {};
   std::string chain;
-  for (int i = 0; i < 12; ++i) chain += "a" + std::to_string(i) + ": a" + std::to_string(i + 1) + "\n";
+  for (int i = 0; i < 12; ++i)
+    chain += "a" + std::to_string(i) + ": a" + std::to_string(i + 1) + "\n";
   dir.table("d.test", "x: y\ny: x\n*: nobody\n" + chain + "a12: me@far.example\n");
   where(dir, "x", "d.test", Resolution::Status::kLoop);
   where(dir, "whoever", "d.test", Resolution::Status::kLoop);  // the catch-all back to itself

@@ -27,8 +27,8 @@ class DataReader {
   };
   // Problems that do not stop reading: reported once the content is complete.
   struct Findings {
-    bool too_big = false;         // more than bytes_max
-    bool line_too_long = false;   // a line over kTextLineBytesMax
+    bool too_big = false;           // more than bytes_max
+    bool line_too_long = false;     // a line over kTextLineBytesMax
     bool bare_line_ending = false;  // only in chunked mode
     uint32_t received_headers = 0;  // "Received:" lines in the header section
   };
@@ -63,10 +63,10 @@ class DataReader {
   size_t bytes_max_;
   uint64_t total_bytes_ = 0;
   uint64_t chunk_remaining_ = 0;
-  size_t line_bytes_ = 0;     // octets of the current line so far, without CRLF
+  size_t line_bytes_ = 0;  // octets of the current line so far, without CRLF
   bool at_line_start_ = true;
-  bool dot_line_ = false;     // the current line began with a (removed) dot
-  bool pending_cr_ = false;   // the last octet seen was a CR
+  bool dot_line_ = false;    // the current line began with a (removed) dot
+  bool pending_cr_ = false;  // the last octet seen was a CR
   bool in_headers_ = true;
   uint8_t header_prefix_len_ = 0;
   char header_prefix_[9] = {};

@@ -80,8 +80,9 @@ TEST(DataReader, SizeLimitCountsButDrops) {
 }
 
 TEST(DataReader, CountsReceivedHeadersOnlyInHeaderSection) {
-  std::string in = "Received: a\r\n\tcont\r\nRECEIVED: b\r\nX-Received: c\r\nReceived:d\r\n\r\n"
-                   "Received: in body\r\n.\r\n";
+  std::string in =
+      "Received: a\r\n\tcont\r\nRECEIVED: b\r\nX-Received: c\r\nReceived:d\r\n\r\n"
+      "Received: in body\r\n.\r\n";
   for (size_t piece : {0, 1, 4}) {
     EXPECT_EQ(read_dot(in, piece).findings.received_headers, 3u) << piece;
   }

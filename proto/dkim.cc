@@ -147,8 +147,10 @@ size_t plain_run_end(std::string_view in, size_t i) {
   };
   for (; j + 17 <= n; j += 16) {
     __m128i here_sp, next_sp;
-    const __m128i here = specials(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in.data() + j)), &here_sp);
-    const __m128i next = specials(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in.data() + j + 1)), &next_sp);
+    const __m128i here =
+        specials(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in.data() + j)), &here_sp);
+    const __m128i next =
+        specials(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in.data() + j + 1)), &next_sp);
     // Special, except an SP whose next byte is not.
     const __m128i ends = _mm_andnot_si128(_mm_andnot_si128(next, here_sp), here);
     const int m = _mm_movemask_epi8(ends);
@@ -250,7 +252,8 @@ void RelaxedBody::finish() {
 
 const std::vector<std::string>& default_signed_headers() {
   static const std::vector<std::string> h = {
-      "from", "to", "cc", "subject", "date", "message-id", "reply-to", "in-reply-to",
+      "from",       "to",           "cc",           "subject",
+      "date",       "message-id",   "reply-to",     "in-reply-to",
       "references", "mime-version", "content-type", "content-transfer-encoding"};
   return h;
 }
@@ -284,7 +287,8 @@ std::string signed_header_data(const std::vector<HeaderField>& fields,
   // How many instances of each name were used so far (from the bottom).
   std::vector<std::pair<std::string, size_t>> used;
   for (const auto& name : h) {
-    auto u = std::find_if(used.begin(), used.end(), [&](const auto& p) { return iequals(p.first, name); });
+    auto u = std::find_if(used.begin(), used.end(),
+                          [&](const auto& p) { return iequals(p.first, name); });
     if (u == used.end()) {
       used.emplace_back(name, 0);
       u = used.end() - 1;
@@ -393,8 +397,10 @@ bool tag_list(std::string_view v, std::vector<std::pair<std::string, std::string
     std::string_view item = v.substr(0, semi);
     v = semi == std::string_view::npos ? std::string_view() : v.substr(semi + 1);
     auto trim = [](std::string_view s) {
-      while (!s.empty() && (is_wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
-      while (!s.empty() && (is_wsp(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+      while (!s.empty() && (is_wsp(s.front()) || s.front() == '\r' || s.front() == '\n'))
+        s.remove_prefix(1);
+      while (!s.empty() && (is_wsp(s.back()) || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
       return s;
     };
     item = trim(item);
@@ -420,7 +426,8 @@ std::string no_fws(std::string_view s) {
 }
 
 bool number(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
   *out = std::stoll(std::string(s));
   return true;
 }
@@ -544,9 +551,10 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
     // i= must be in d= or a subdomain of it (6.1.1).
     const size_t at = s.identity.rfind('@');
     const std::string idom = ascii_lower(at == std::string::npos ? "" : s.identity.substr(at + 1));
-    if (idom != s.domain && !(idom.size() > s.domain.size() &&
-                              idom.compare(idom.size() - s.domain.size(), s.domain.size(), s.domain) == 0 &&
-                              idom[idom.size() - s.domain.size() - 1] == '.')) {
+    if (idom != s.domain &&
+        !(idom.size() > s.domain.size() &&
+          idom.compare(idom.size() - s.domain.size(), s.domain.size(), s.domain) == 0 &&
+          idom[idom.size() - s.domain.size() - 1] == '.')) {
       *error = "i= is not in d=";
       return false;
     }
@@ -634,7 +642,8 @@ std::string dns_record(Algorithm a, std::string_view public_key_b64) {
          "; p=" + std::string(public_key_b64);
 }
 
-std::string zone_line(const std::string& selector, const std::string& domain, std::string_view record) {
+std::string zone_line(const std::string& selector, const std::string& domain,
+                      std::string_view record) {
   std::string out = selector + "._domainkey." + domain + ". 3600 IN TXT";
   while (!record.empty()) {
     const size_t n = std::min<size_t>(255, record.size());

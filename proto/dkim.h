@@ -38,8 +38,8 @@ class BodyStart {
   size_t offset() const { return offset_; }
 
  private:
-  size_t line_ = 0;   // start of the field being read
-  size_t next_ = 0;   // where to look for its next CRLF
+  size_t line_ = 0;                        // start of the field being read
+  size_t next_ = 0;                        // where to look for its next CRLF
   size_t colon_ = std::string_view::npos;  // its first colon
   bool found_ = false;
   size_t offset_ = 0;
@@ -103,9 +103,9 @@ const char* algorithm_name(Algorithm a);  // "rsa-sha256", "ed25519-sha256"
 
 struct SignatureParams {
   Algorithm algorithm = Algorithm::kRsaSha256;
-  std::string domain;    // d=
-  std::string selector;  // s=
-  int64_t timestamp = 0; // t=
+  std::string domain;                // d=
+  std::string selector;              // s=
+  int64_t timestamp = 0;             // t=
   std::vector<std::string> headers;  // h=
   std::string body_hash_b64;         // bh=
 };
@@ -132,24 +132,24 @@ class SimpleBody {
   Sink out_;
   size_t held_crlf_ = 0;  // CRLFs not yet known to be followed by content
   bool cr_ = false;
-  bool any_ = false;      // something was written
+  bool any_ = false;  // something was written
 };
 
 // A DKIM-Signature field's tags, checked (RFC 6376 3.5 and 6.1.1).
 struct Signature {
   Algorithm algorithm = Algorithm::kRsaSha256;
-  bool header_relaxed = false;  // c= header part (default simple)
-  bool body_relaxed = false;    // c= body part (default simple)
-  std::string domain;           // d=, lower case
-  std::string selector;         // s=
+  bool header_relaxed = false;       // c= header part (default simple)
+  bool body_relaxed = false;         // c= body part (default simple)
+  std::string domain;                // d=, lower case
+  std::string selector;              // s=
   std::vector<std::string> headers;  // h=, lower case
-  std::string body_hash;        // bh=, decoded
-  std::string signature;        // b=, decoded
-  std::string b_tag;            // b= as written, whitespace removed (for the AR header.b)
-  std::string identity;         // i= (default "@" + d)
-  int64_t length = -1;          // l=, -1 when absent
-  int64_t timestamp = -1;       // t=
-  int64_t expires = -1;         // x=
+  std::string body_hash;             // bh=, decoded
+  std::string signature;             // b=, decoded
+  std::string b_tag;                 // b= as written, whitespace removed (for the AR header.b)
+  std::string identity;              // i= (default "@" + d)
+  int64_t length = -1;               // l=, -1 when absent
+  int64_t timestamp = -1;            // t=
+  int64_t expires = -1;              // x=
 };
 // Parses the value of a DKIM-Signature field. False with a reason (a
 // "permerror": the signature cannot be checked at all).
@@ -159,10 +159,10 @@ std::string without_b_value(const HeaderField& f);
 
 // A key record (3.6.1): "v=DKIM1; k=rsa; p=...".
 struct KeyRecord {
-  bool ed25519 = false;  // k=ed25519, else rsa
-  std::string public_key;  // p=, decoded; empty: revoked
-  bool sha256_allowed = true;  // h= (when present, must list sha256)
-  bool testing = false;        // t=y
+  bool ed25519 = false;          // k=ed25519, else rsa
+  std::string public_key;        // p=, decoded; empty: revoked
+  bool sha256_allowed = true;    // h= (when present, must list sha256)
+  bool testing = false;          // t=y
   bool strict_identity = false;  // t=s
 };
 bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
@@ -171,6 +171,7 @@ bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
 // k=ed25519), and the zone-file line that publishes it at
 // <selector>._domainkey.<domain>, in strings of at most 255 bytes.
 std::string dns_record(Algorithm a, std::string_view public_key_b64);
-std::string zone_line(const std::string& selector, const std::string& domain, std::string_view record);
+std::string zone_line(const std::string& selector, const std::string& domain,
+                      std::string_view record);
 
 }  // namespace ringmail::proto::dkim

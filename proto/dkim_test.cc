@@ -99,7 +99,8 @@ TEST(Header, BodyStartStreamingAgreesWithSplit) {
       ":bad\r\n\r\n",
       "A: b\r\n ",
       "A: b\r",
-      "Long:" + std::string(3000, 'v') + "\r\n\t" + std::string(3000, 'w') + "\r\nB: c\r\n\r\nz\r\n",
+      "Long:" + std::string(3000, 'v') + "\r\n\t" + std::string(3000, 'w') +
+          "\r\nB: c\r\n\r\nz\r\n",
       "",
   };
   for (const auto& m : msgs) {
@@ -151,8 +152,9 @@ TEST(Signature, FieldText) {
             "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com; "
             "s=20261123; t=1795000000;\r\n\th=from:from:to:subject;\r\n\t"
             "bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n\tb=");
-  EXPECT_EQ(fold_b64(std::string(100, 'A'), 10),
-            std::string(10, 'A') + "\r\n\t " + std::string(72, 'A') + "\r\n\t " + std::string(18, 'A'));
+  EXPECT_EQ(
+      fold_b64(std::string(100, 'A'), 10),
+      std::string(10, 'A') + "\r\n\t " + std::string(72, 'A') + "\r\n\t " + std::string(18, 'A'));
 }
 
 }  // namespace
@@ -170,9 +172,12 @@ TEST(SimpleBody, Cases) {
     b.finish();
     return out;
   };
-  const std::pair<std::string, std::string> cases[] = {
-      {"", "\r\n"}, {"\r\n", "\r\n"}, {"a  b \r\n\r\n\r\n", "a  b \r\n"}, {"x", "x\r\n"},
-      {"a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"}, {"cr\r", "cr\r\r\n"}};
+  const std::pair<std::string, std::string> cases[] = {{"", "\r\n"},
+                                                       {"\r\n", "\r\n"},
+                                                       {"a  b \r\n\r\n\r\n", "a  b \r\n"},
+                                                       {"x", "x\r\n"},
+                                                       {"a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"},
+                                                       {"cr\r", "cr\r\r\n"}};
   for (const auto& [in, want] : cases) {
     for (size_t i = 0; i <= in.size(); ++i) ASSERT_EQ(run(in, i), want) << in << " split " << i;
   }
@@ -183,7 +188,8 @@ TEST(Verify, ParseSignature) {
   std::string err;
   ASSERT_TRUE(parse_signature(
       " v=1; a=rsa-sha256; c=relaxed/simple; d=Example.COM; s=sel;\r\n\t t=100; x=200; l=5;\r\n"
-      "\th=From : To:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n\tb=AAAA\r\n BBBB",
+      "\th=From : To:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n\tb=AAAA\r\n "
+      "BBBB",
       &s, &err))
       << err;
   EXPECT_EQ(s.domain, "example.com");
@@ -193,11 +199,16 @@ TEST(Verify, ParseSignature) {
   EXPECT_EQ(s.length, 5);
   EXPECT_EQ(s.b_tag, "AAAABBBB");
   EXPECT_EQ(s.identity, "@example.com");
-  const std::string ok = "v=1; a=rsa-sha256; d=a.test; s=x; h=from; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA";
+  const std::string ok =
+      "v=1; a=rsa-sha256; d=a.test; s=x; h=from; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; "
+      "b=AAAA";
   EXPECT_TRUE(parse_signature(ok, &s, &err)) << err;
   EXPECT_FALSE(parse_signature("v=1; a=rsa-sha1; d=a.test", &s, &err));
   EXPECT_EQ(err, "unsupported algorithm rsa-sha1");
-  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha256; d=a.test; s=x; h=to; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA", &s, &err));
+  EXPECT_FALSE(
+      parse_signature("v=1; a=rsa-sha256; d=a.test; s=x; h=to; "
+                      "bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA",
+                      &s, &err));
   EXPECT_EQ(err, "From is not signed");
   EXPECT_FALSE(parse_signature(ok + "; i=@evil.test", &s, &err));
   EXPECT_EQ(err, "i= is not in d=");
@@ -219,7 +230,8 @@ TEST(Verify, WithoutBValueKeepsBh) {
 TEST(Verify, KeyRecords) {
   KeyRecord k;
   std::string err;
-  ASSERT_TRUE(parse_key_record("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", &k, &err));
+  ASSERT_TRUE(parse_key_record(
+      "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", &k, &err));
   EXPECT_TRUE(k.ed25519);
   EXPECT_EQ(k.public_key.size(), 32u);
   ASSERT_TRUE(parse_key_record("v=DKIM1; p=; t=y:s", &k, &err));

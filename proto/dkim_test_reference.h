@@ -22,9 +22,11 @@ inline std::string relaxed_body(std::string_view in) {
     if (had_crlf || !c.empty()) out += c + "\r\n";
   };
   size_t pos = 0;
-  for (size_t e; (e = in.find("\r\n", pos)) != std::string_view::npos; pos = e + 2) line(in.substr(pos, e - pos), true);
+  for (size_t e; (e = in.find("\r\n", pos)) != std::string_view::npos; pos = e + 2)
+    line(in.substr(pos, e - pos), true);
   line(in.substr(pos), false);
-  while (out.size() >= 4 && out.compare(out.size() - 4, 4, "\r\n\r\n") == 0) out.resize(out.size() - 2);
+  while (out.size() >= 4 && out.compare(out.size() - 4, 4, "\r\n\r\n") == 0)
+    out.resize(out.size() - 2);
   if (out == "\r\n") out.clear();
   return out;
 }

@@ -98,7 +98,8 @@ std::string make_dsn(const DsnInput& in) {
     if (!r.remote_mta.empty()) m += "Remote-MTA: dns; " + r.remote_mta + "\r\n";
     if (!r.diagnostic.empty()) {
       // An SMTP reply is an smtp diagnostic; our own reasons are text.
-      const bool smtp = r.diagnostic.size() >= 3 && std::isdigit(static_cast<unsigned char>(r.diagnostic[0]));
+      const bool smtp =
+          r.diagnostic.size() >= 3 && std::isdigit(static_cast<unsigned char>(r.diagnostic[0]));
       m += std::string("Diagnostic-Code: ") + (smtp ? "smtp; " : "X-ringmail; ") +
            one_line(r.diagnostic) + "\r\n";
     }

@@ -25,9 +25,12 @@ DsnInput input() {
   in.sender = Address{"alice", "example.test"};
   in.arrival_unix = 1795430311;
   in.now_unix = 1795430411;
-  in.recipients.push_back({Address{"bob", "peer.example"}, "", "550 5.1.1 no such user", "mx.peer.example"});
-  in.recipients.push_back({Address{"carol", "null.example"}, "5.1.10", "the domain takes no mail (null MX)", ""});
-  in.original = "Received: from x\r\nSubject: hello\r\nFrom: alice@example.test\r\n\r\nsecret body\r\n";
+  in.recipients.push_back(
+      {Address{"bob", "peer.example"}, "", "550 5.1.1 no such user", "mx.peer.example"});
+  in.recipients.push_back(
+      {Address{"carol", "null.example"}, "5.1.10", "the domain takes no mail (null MX)", ""});
+  in.original =
+      "Received: from x\r\nSubject: hello\r\nFrom: alice@example.test\r\n\r\nsecret body\r\n";
   return in;
 }
 
@@ -41,8 +44,9 @@ TEST(Dsn, FailureReport) {
   EXPECT_THAT(d, HasSubstr("Final-Recipient: rfc822; bob@peer.example\r\nAction: failed\r\n"
                            "Status: 5.1.1\r\nRemote-MTA: dns; mx.peer.example\r\n"
                            "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
-  EXPECT_THAT(d, HasSubstr("Final-Recipient: rfc822; carol@null.example\r\nAction: failed\r\n"
-                           "Status: 5.1.10\r\nDiagnostic-Code: X-ringmail; the domain takes no mail"));
+  EXPECT_THAT(d,
+              HasSubstr("Final-Recipient: rfc822; carol@null.example\r\nAction: failed\r\n"
+                        "Status: 5.1.10\r\nDiagnostic-Code: X-ringmail; the domain takes no mail"));
   EXPECT_THAT(d, HasSubstr("Content-Type: text/rfc822-headers\r\n\r\nReceived: from x\r\n"
                            "Subject: hello\r\nFrom: alice@example.test\r\n"));
   EXPECT_THAT(d, Not(HasSubstr("secret body")));  // headers only

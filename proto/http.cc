@@ -72,7 +72,8 @@ struct HttpRequestReader::Impl {
     settings.on_headers_complete = [](http_parser* p) {
       Impl* s = self(p);
       if (p->content_length != ULLONG_MAX && p->content_length > s->body_max) {
-        return kStopHeaders * s->fail(413, "the body is larger than " + std::to_string(s->body_max) + " bytes");
+        return kStopHeaders *
+               s->fail(413, "the body is larger than " + std::to_string(s->body_max) + " bytes");
       }
       http_parser_url u;
       http_parser_url_init(&u);
@@ -153,17 +154,28 @@ bool HttpRequestReader::feed(std::string_view in, std::vector<HttpRequest>* out)
 
 const char* http_reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Content Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 

@@ -16,9 +16,9 @@
 namespace ringmail::proto {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // the URL's path, without the query
-  std::string query;   // after '?', or ""
+  std::string method;                                        // "GET", "POST", ...
+  std::string path;                                          // the URL's path, without the query
+  std::string query;                                         // after '?', or ""
   std::vector<std::pair<std::string, std::string>> headers;  // names lower case
   std::string body;
   bool keep_alive = true;

@@ -8,7 +8,8 @@ namespace {
 TEST(Http, GetWithQueryAndHeaders) {
   HttpRequestReader r;
   std::vector<HttpRequest> out;
-  ASSERT_TRUE(r.feed("GET /api/queue?domain=example.com HTTP/1.1\r\nHost: x\r\nX-Thing: A b\r\n\r\n", &out));
+  ASSERT_TRUE(r.feed(
+      "GET /api/queue?domain=example.com HTTP/1.1\r\nHost: x\r\nX-Thing: A b\r\n\r\n", &out));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].method, "GET");
   EXPECT_EQ(out[0].path, "/api/queue");
@@ -39,7 +40,9 @@ TEST(Http, PipelinedAndSplitByteByByte) {
 TEST(Http, ChunkedBodyAndHttp10) {
   HttpRequestReader r;
   std::vector<HttpRequest> out;
-  ASSERT_TRUE(r.feed("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", &out));
+  ASSERT_TRUE(r.feed(
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+      &out));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].body, "abcde");
   HttpRequestReader old;
@@ -55,7 +58,8 @@ TEST(Http, Refusals) {
   EXPECT_FALSE(big.feed("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", &out));
   EXPECT_EQ(big.status(), 413);
   HttpRequestReader chunky(4);
-  EXPECT_FALSE(chunky.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n", &out));
+  EXPECT_FALSE(
+      chunky.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n", &out));
   EXPECT_EQ(chunky.status(), 413);
   HttpRequestReader garbage;
   EXPECT_FALSE(garbage.feed("HELO there\r\n\r\n", &out));
@@ -65,7 +69,8 @@ TEST(Http, Refusals) {
   EXPECT_FALSE(fields.feed("GET / HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n", &out));
   EXPECT_EQ(fields.status(), 431);
   HttpRequestReader upgrade;
-  EXPECT_FALSE(upgrade.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &out));
+  EXPECT_FALSE(
+      upgrade.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &out));
   EXPECT_EQ(upgrade.status(), 400);
   EXPECT_TRUE(out.empty());
 }
@@ -73,7 +78,8 @@ TEST(Http, Refusals) {
 TEST(Http, Response) {
   EXPECT_EQ(http_response(404, "text/plain", "no\n", true),
             "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n");
-  EXPECT_NE(http_response(200, "text/plain", "", false).find("Connection: close\r\n"), std::string::npos);
+  EXPECT_NE(http_response(200, "text/plain", "", false).find("Connection: close\r\n"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -37,8 +37,9 @@ MxPlan plan_mx(std::string_view domain, std::vector<MxRecord> records, std::stri
     plan.kind = MxPlan::Kind::kNullMx;
     return plan;
   }
-  std::stable_sort(records.begin(), records.end(),
-                   [](const MxRecord& a, const MxRecord& b) { return a.preference < b.preference; });
+  std::stable_sort(records.begin(), records.end(), [](const MxRecord& a, const MxRecord& b) {
+    return a.preference < b.preference;
+  });
   // Shuffle each run of equal preference (Fisher-Yates).
   for (size_t i = 0; i < records.size();) {
     size_t j = i;
@@ -60,7 +61,8 @@ MxPlan plan_mx(std::string_view domain, std::vector<MxRecord> records, std::stri
     if (std::find(plan.hosts.begin(), plan.hosts.end(), r.host) != plan.hosts.end()) continue;
     plan.hosts.push_back(r.host);
   }
-  if (plan.hosts.empty()) plan.kind = self_pref != UINT32_MAX ? MxPlan::Kind::kLoop : MxPlan::Kind::kNullMx;
+  if (plan.hosts.empty())
+    plan.kind = self_pref != UINT32_MAX ? MxPlan::Kind::kLoop : MxPlan::Kind::kNullMx;
   return plan;
 }
 

@@ -44,7 +44,8 @@ TEST(Mx, EqualPreferencesAreShuffled) {
 }
 
 TEST(Mx, OurselvesAndWorseAreDropped) {
-  auto p = plan_mx("x.test", {{10, "backup.test"}, {5, "primary.test"}, {10, "relay.me"}}, "RELAY.me", 1);
+  auto p = plan_mx("x.test", {{10, "backup.test"}, {5, "primary.test"}, {10, "relay.me"}},
+                   "RELAY.me", 1);
   EXPECT_EQ(p.hosts, (V{"primary.test"}));
   auto loop = plan_mx("x.test", {{10, "relay.me"}, {20, "other.test"}}, "relay.me", 1);
   EXPECT_EQ(loop.kind, MxPlan::Kind::kLoop);

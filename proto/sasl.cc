@@ -59,8 +59,8 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                       static_cast<uint8_t>(in[i + 2]);
+    const uint32_t n = (static_cast<uint8_t>(in[i]) << 16) |
+                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
     out += kAlphabet[n >> 18];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -88,7 +88,8 @@ SaslError decode_plain(std::string_view b64, Credentials* out) {
   const std::string_view authzid = s.substr(0, a);
   const std::string_view user = s.substr(a + 1, b - a - 1);
   const std::string_view pass = s.substr(b + 1);
-  if (authzid.size() > kFieldMax || !field_ok(user) || !field_ok(pass)) return SaslError::kMalformed;
+  if (authzid.size() > kFieldMax || !field_ok(user) || !field_ok(pass))
+    return SaslError::kMalformed;
   out->authzid.assign(authzid);
   out->user.assign(user);
   out->password.assign(pass);

@@ -19,8 +19,8 @@ TEST(Base64, RoundTripsEveryLength) {
 }
 
 TEST(Base64, RejectsWhatIsNotCanonical) {
-  for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9=v", "Zm 9v", "Zm9v\r\n", "Zh==", "Zm9=",
-                          "====", "Zg==Zg==", "Z!9v"}) {
+  for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9=v", "Zm 9v", "Zm9v\r\n",
+                          "Zh==", "Zm9=", "====", "Zg==Zg==", "Z!9v"}) {
     EXPECT_FALSE(base64_decode(bad)) << bad;
   }
   EXPECT_EQ(*base64_decode(""), "");
@@ -45,7 +45,8 @@ TEST(SaslPlain, Malformed) {
   EXPECT_EQ(decode_plain(base64_encode(std::string("\0\0pw", 4)), &c), SaslError::kMalformed);
   EXPECT_EQ(decode_plain(base64_encode(std::string("\0u\0", 3)), &c), SaslError::kMalformed);
   EXPECT_EQ(decode_plain(base64_encode(std::string("\0u\0p\0q", 6)), &c), SaslError::kMalformed);
-  EXPECT_EQ(decode_plain(base64_encode(std::string("\0u\0", 3) + std::string(256, 'p')), &c), SaslError::kMalformed);
+  EXPECT_EQ(decode_plain(base64_encode(std::string("\0u\0", 3) + std::string(256, 'p')), &c),
+            SaslError::kMalformed);
 }
 
 TEST(SaslLogin, Field) {

@@ -66,8 +66,8 @@ ServerCaps parse_ehlo(const Reply& r) {
   while (pos != std::string::npos) {
     const size_t start = pos + 1;
     pos = r.text.find('\n', start);
-    const std::string_view line =
-        std::string_view(r.text).substr(start, pos == std::string::npos ? std::string::npos : pos - start);
+    const std::string_view line = std::string_view(r.text).substr(
+        start, pos == std::string::npos ? std::string::npos : pos - start);
     const size_t sp = line.find(' ');
     const std::string_view kw = line.substr(0, sp);
     if (iequals(kw, "PIPELINING")) {
@@ -97,7 +97,8 @@ ServerCaps parse_ehlo(const Reply& r) {
       c.size = true;
       if (sp == std::string_view::npos) continue;
       const std::string_view n = line.substr(sp + 1);
-      if (!n.empty() && n.size() <= 18 && n.find_first_not_of("0123456789") == std::string_view::npos) {
+      if (!n.empty() && n.size() <= 18 &&
+          n.find_first_not_of("0123456789") == std::string_view::npos) {
         c.size_max = std::strtoull(std::string(n).c_str(), nullptr, 10);
       }
     }
@@ -136,7 +137,8 @@ std::string dot_stuff(std::string_view data) {
 }
 
 bool has_bare_line_ending(std::string_view data) {
-  for (size_t i = data.find_first_of("\r\n"); i != std::string_view::npos; i = data.find_first_of("\r\n", i + 1)) {
+  for (size_t i = data.find_first_of("\r\n"); i != std::string_view::npos;
+       i = data.find_first_of("\r\n", i + 1)) {
     if (data[i] == '\n') return true;  // an LF not taken with its CR below
     if (i + 1 >= data.size() || data[i + 1] != '\n') return true;
     ++i;  // CRLF
@@ -351,10 +353,12 @@ std::string SmtpClient::mail_command(const Message& m) const {
 // record for every recipient, or "".
 std::string SmtpClient::local_refusal(const Message& m) const {
   if (caps_.size_max != 0 && m.data.size() > caps_.size_max) {
-    return "552 5.3.4 Message too big for the server (its SIZE is " + std::to_string(caps_.size_max) + ")";
+    return "552 5.3.4 Message too big for the server (its SIZE is " +
+           std::to_string(caps_.size_max) + ")";
   }
   if (m.smtputf8 && !caps_.smtputf8) return "553 5.6.7 The server does not support SMTPUTF8";
-  if (m.body_8bit && !caps_.eightbitmime) return "554 5.6.3 8-bit content and the server does not offer 8BITMIME";
+  if (m.body_8bit && !caps_.eightbitmime)
+    return "554 5.6.3 8-bit content and the server does not offer 8BITMIME";
   return "";
 }
 

@@ -23,9 +23,9 @@ namespace ringmail::proto {
 
 // One complete server reply, maybe multi-line.
 struct Reply {
-  int code = 0;                  // 0: malformed
-  std::string text;              // the lines' text joined by "\n", enhanced code included
-  std::string summary() const;   // "451 4.3.0 text" on one line, for logs and DSNs
+  int code = 0;                 // 0: malformed
+  std::string text;             // the lines' text joined by "\n", enhanced code included
+  std::string summary() const;  // "451 4.3.0 text" on one line, for logs and DSNs
 };
 
 // Collects reply lines from a byte stream.
@@ -51,8 +51,8 @@ struct ServerCaps {
   bool eightbitmime = false;
   bool smtputf8 = false;
   bool chunking = false;
-  bool size = false;      // SIZE announced: MAIL carries SIZE=
-  uint64_t size_max = 0;  // 0: no limit given
+  bool size = false;        // SIZE announced: MAIL carries SIZE=
+  uint64_t size_max = 0;    // 0: no limit given
   bool auth_plain = false;  // AUTH mechanisms offered
   bool auth_login = false;
 };
@@ -66,11 +66,11 @@ Outcome classify(int code);
 class SmtpClient {
  public:
   struct Params {
-    std::string helo;           // our host name
-    bool starttls = true;       // use STARTTLS when offered
-    bool require_tls = false;   // without TLS, fail the session (a route may demand it)
-    bool chunking = true;       // use BDAT when offered
-    bool pipelining = true;     // use PIPELINING when offered (off: one command, one reply)
+    std::string helo;          // our host name
+    bool starttls = true;      // use STARTTLS when offered
+    bool require_tls = false;  // without TLS, fail the session (a route may demand it)
+    bool chunking = true;      // use BDAT when offered
+    bool pipelining = true;    // use PIPELINING when offered (off: one command, one reply)
     // AUTH before the first message when auth_user is set (a smarthost).
     std::string auth_user;
     std::string auth_password;
@@ -89,18 +89,18 @@ class SmtpClient {
     std::string reply;  // the server's reply, summarised
   };
   enum class State : uint8_t {
-    kGreeting,       // waiting for 220
-    kEhlo,           // EHLO sent
-    kHelo,           // HELO sent (after EHLO was refused)
-    kStartTls,       // STARTTLS sent
-    kTlsHandshake,   // 220 to STARTTLS: the engine must run the handshake now
-    kAuth,           // AUTH sent (and LOGIN's answers)
-    kReady,          // idle: give a message or quit()
-    kMail,           // envelope and DATA (pipelined or step by step)
-    kData,           // content sent, waiting for the final reply
+    kGreeting,      // waiting for 220
+    kEhlo,          // EHLO sent
+    kHelo,          // HELO sent (after EHLO was refused)
+    kStartTls,      // STARTTLS sent
+    kTlsHandshake,  // 220 to STARTTLS: the engine must run the handshake now
+    kAuth,          // AUTH sent (and LOGIN's answers)
+    kReady,         // idle: give a message or quit()
+    kMail,          // envelope and DATA (pipelined or step by step)
+    kData,          // content sent, waiting for the final reply
     kRset,
     kQuit,
-    kDone,           // session over; see failed()
+    kDone,  // session over; see failed()
   };
 
   explicit SmtpClient(Params p) : params_(std::move(p)) {}

@@ -304,8 +304,10 @@ TEST_F(Client, ChunkingSendsTheMessageAsItIsInOneBdatLast) {
   EXPECT_EQ(say(kEhloChunking), "");
   c->send(message({"b@peer.example", "c@peer.example"}));
   // Pipelined with the envelope; no dot-stuffing, no terminating dot.
-  EXPECT_EQ(take(), "MAIL FROM:<a@src.example> SIZE=29\r\nRCPT TO:<b@peer.example>\r\n"
-                    "RCPT TO:<c@peer.example>\r\nBDAT 29 LAST\r\n" + body);
+  EXPECT_EQ(take(),
+            "MAIL FROM:<a@src.example> SIZE=29\r\nRCPT TO:<b@peer.example>\r\n"
+            "RCPT TO:<c@peer.example>\r\nBDAT 29 LAST\r\n" +
+                body);
   say("250 ok\r\n250 ok\r\n550 5.1.1 no\r\n");
   EXPECT_FALSE(c->message_done());
   EXPECT_EQ(say("250 2.0.0 queued\r\n"), "");
@@ -333,7 +335,9 @@ TEST_F(Client, ChunkingSendsBareLineEndingsAsCrlf) {
   auto m = message({"b@peer.example"});
   m.data = "Subject: s\r\n\r\nhi\n.\nMAIL FROM:<e@x.example>\r\n";
   c->send(m);
-  EXPECT_THAT(take(), HasSubstr("BDAT 46 LAST\r\nSubject: s\r\n\r\nhi\r\n.\r\nMAIL FROM:<e@x.example>\r\n"));
+  EXPECT_THAT(
+      take(),
+      HasSubstr("BDAT 46 LAST\r\nSubject: s\r\n\r\nhi\r\n.\r\nMAIL FROM:<e@x.example>\r\n"));
 }
 
 TEST_F(Client, ChunkingStepByStepAndOffSwitch) {
@@ -390,8 +394,9 @@ TEST_F(Client, PipelinedNextMessage) {
   ASSERT_TRUE(c->can_send_next());
   ASSERT_TRUE(c->send_next(message({"c@peer.example", "d@peer.example"})));
   EXPECT_FALSE(c->can_send_next());  // one queued at most
-  EXPECT_EQ(take(), "MAIL FROM:<a@src.example>\r\nRCPT TO:<c@peer.example>\r\n"
-                    "RCPT TO:<d@peer.example>\r\nDATA\r\n");
+  EXPECT_EQ(take(),
+            "MAIL FROM:<a@src.example>\r\nRCPT TO:<c@peer.example>\r\n"
+            "RCPT TO:<d@peer.example>\r\nDATA\r\n");
   // The first one is refused at the end; the second goes on regardless.
   EXPECT_THAT(say("554 5.7.1 no thanks\r\n250 ok\r\n550 5.1.1 unknown\r\n250 ok\r\n354 go\r\n"),
               HasSubstr("\r\n.\r\n"));
@@ -463,7 +468,8 @@ TEST_F(Client, QuitWithTheNextMessageQueuedWaitsForIt) {
   ASSERT_TRUE(c->send_next(message({"c@peer.example"})));
   c->quit();
   take();
-  const std::string out = say("250 first queued\r\n250 ok\r\n550 5.1.1 no\r\n554 no valid recipients\r\n");
+  const std::string out =
+      say("250 first queued\r\n250 ok\r\n550 5.1.1 no\r\n554 no valid recipients\r\n");
   EXPECT_THAT(out, HasSubstr("RSET\r\n"));
   EXPECT_EQ(say("250 reset\r\n"), "QUIT\r\n");
   EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);

@@ -8,16 +8,30 @@ struct VerbName {
   Verb verb;
 };
 constexpr VerbName kVerbs[] = {
-    {"HELO", Verb::kHelo}, {"EHLO", Verb::kEhlo}, {"MAIL", Verb::kMail},
-    {"RCPT", Verb::kRcpt}, {"DATA", Verb::kData}, {"BDAT", Verb::kBdat},
-    {"RSET", Verb::kRset}, {"NOOP", Verb::kNoop}, {"QUIT", Verb::kQuit},
-    {"HELP", Verb::kHelp}, {"VRFY", Verb::kVrfy}, {"EXPN", Verb::kExpn},
-    {"STARTTLS", Verb::kStarttls}, {"AUTH", Verb::kAuth},
+    {"HELO", Verb::kHelo},
+    {"EHLO", Verb::kEhlo},
+    {"MAIL", Verb::kMail},
+    {"RCPT", Verb::kRcpt},
+    {"DATA", Verb::kData},
+    {"BDAT", Verb::kBdat},
+    {"RSET", Verb::kRset},
+    {"NOOP", Verb::kNoop},
+    {"QUIT", Verb::kQuit},
+    {"HELP", Verb::kHelp},
+    {"VRFY", Verb::kVrfy},
+    {"EXPN", Verb::kExpn},
+    {"STARTTLS", Verb::kStarttls},
+    {"AUTH", Verb::kAuth},
     // HTTP methods: someone pointed a browser or an HTTP tool at an SMTP port
     // (or a cross-protocol attack); answered with an error and closed.
-    {"GET", Verb::kHttp}, {"POST", Verb::kHttp}, {"HEAD", Verb::kHttp},
-    {"PUT", Verb::kHttp}, {"OPTIONS", Verb::kHttp}, {"CONNECT", Verb::kHttp},
-    {"DELETE", Verb::kHttp}, {"PATCH", Verb::kHttp},
+    {"GET", Verb::kHttp},
+    {"POST", Verb::kHttp},
+    {"HEAD", Verb::kHttp},
+    {"PUT", Verb::kHttp},
+    {"OPTIONS", Verb::kHttp},
+    {"CONNECT", Verb::kHttp},
+    {"DELETE", Verb::kHttp},
+    {"PATCH", Verb::kHttp},
 };
 
 std::string_view trim_right(std::string_view s) {
@@ -72,7 +86,8 @@ PathError parse_path_args(std::string_view args, std::string_view prefix, bool i
     args.remove_prefix(param.size());
     size_t eq = param.find('=');
     std::string_view key = param.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
     if (key.empty()) return PathError::kBadParams;
     for (char c : key) {
       if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

@@ -14,8 +14,22 @@ namespace ringmail::proto {
 inline constexpr size_t kCommandLineBytesMax = 2048;  // Postfix's line_length_limit
 
 enum class Verb : uint8_t {
-  kUnknown, kHelo, kEhlo, kMail, kRcpt, kData, kBdat, kRset, kNoop, kQuit,
-  kHelp, kVrfy, kExpn, kStarttls, kAuth, kHttp,
+  kUnknown,
+  kHelo,
+  kEhlo,
+  kMail,
+  kRcpt,
+  kData,
+  kBdat,
+  kRset,
+  kNoop,
+  kQuit,
+  kHelp,
+  kVrfy,
+  kExpn,
+  kStarttls,
+  kAuth,
+  kHttp,
 };
 
 struct Command {

@@ -300,11 +300,13 @@ bool SmtpServer::parse_path_or_reply(std::string_view args, bool is_mail) {
     case PathError::kNone:
       return true;
     case PathError::kNoPrefix:
-      error(is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address>" : "501 5.5.4 Syntax: RCPT TO:<address>");
+      error(is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address>"
+                    : "501 5.5.4 Syntax: RCPT TO:<address>");
       return false;
     case PathError::kBadAddress:
     case PathError::kTooLong:
-      error(is_mail ? "501 5.1.7 Bad sender address syntax" : "501 5.1.3 Bad recipient address syntax");
+      error(is_mail ? "501 5.1.7 Bad sender address syntax"
+                    : "501 5.1.3 Bad recipient address syntax");
       return false;
     case PathError::kBadParams:
       error(is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]"
@@ -451,14 +453,14 @@ void SmtpServer::begin_message() {
   message_.clear();
   // RFC 5321 4.4 trace header. "for" only names a single recipient, so a
   // message to several does not disclose the others.
-  message_ += "Received: from " + env_.helo + " (" + params_.client_literal + ")\r\n\tby " +
-              params_.hostname + " (ringmail) with " +
-              // RFC 3848: ESMTP, then S for TLS and A for AUTH.
-              (extended_ ? std::string("ESMTP") + (tls_active_ ? "S" : "") +
-                               (auth_user_.empty() ? "" : "A")
-                         : std::string("SMTP")) +
-              (tls_active_ ? " (" + tls_.version + ":" + tls_.cipher + ")" : std::string()) +
-              " id " + env_.id + "\r\n\t";
+  message_ +=
+      "Received: from " + env_.helo + " (" + params_.client_literal + ")\r\n\tby " +
+      params_.hostname + " (ringmail) with " +
+      // RFC 3848: ESMTP, then S for TLS and A for AUTH.
+      (extended_ ? std::string("ESMTP") + (tls_active_ ? "S" : "") + (auth_user_.empty() ? "" : "A")
+                 : std::string("SMTP")) +
+      (tls_active_ ? " (" + tls_.version + ":" + tls_.cipher + ")" : std::string()) + " id " +
+      env_.id + "\r\n\t";
   if (env_.rcpts.size() == 1) message_ += "for <" + env_.rcpts[0].to_string() + ">; ";
   message_ += rfc5322_date(env_.arrival_unix) + "\r\n";
 }
@@ -625,7 +627,8 @@ bool SmtpServer::check_auth(std::string_view args) {
 void SmtpServer::do_auth(std::string_view args) {
   const size_t sp = args.find(' ');
   const std::string_view mech = args.substr(0, sp);
-  const std::string_view initial = sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
+  const std::string_view initial =
+      sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
   auth_creds_ = Credentials{};
   if (iequals(mech, "PLAIN")) {
     if (sp == std::string_view::npos) {

@@ -88,7 +88,7 @@ struct Envelope {
   std::vector<Address> rcpts;
   bool smtputf8 = false;
   bool body_8bit = false;
-  std::string tls;  // "TLSv1.3 TLS13-..." when received over TLS, else empty
+  std::string tls;        // "TLSv1.3 TLS13-..." when received over TLS, else empty
   std::string auth_user;  // the authenticated user, else empty
 };
 
@@ -183,9 +183,16 @@ class SmtpServer {
 
  private:
   enum class State : uint8_t {
-    kCommand, kData, kBdat, kAwaitCommit, kStartTls,
-    kAuthPlain, kAuthLoginUser, kAuthLoginPass,  // waiting for a 334 response line
-    kAwaitAuth, kClosed,
+    kCommand,
+    kData,
+    kBdat,
+    kAwaitCommit,
+    kStartTls,
+    kAuthPlain,
+    kAuthLoginUser,
+    kAuthLoginPass,  // waiting for a 334 response line
+    kAwaitAuth,
+    kClosed,
   };
   bool in_auth_exchange() const {
     return state_ == State::kAuthPlain || state_ == State::kAuthLoginUser ||
@@ -230,10 +237,10 @@ class SmtpServer {
   SmtpHost& host_;
   State state_ = State::kCommand;
   std::string out_;
-  std::string pending_;      // input not yet handled
+  std::string pending_;         // input not yet handled
   bool skipping_line_ = false;  // discarding the rest of an over-long line
   bool greeted_ = false;
-  bool extended_ = false;    // EHLO (not HELO)
+  bool extended_ = false;  // EHLO (not HELO)
   bool mail_given_ = false;
   bool bdat_used_ = false;
   bool shutdown_requested_ = false;
@@ -243,11 +250,11 @@ class SmtpServer {
   TlsInfo tls_;
   Credentials auth_creds_;
   std::string auth_user_;
-  std::string bdat_error_;   // reply to give once a rejected BDAT chunk is read
-  PathArgs path_;            // MAIL/RCPT arguments parsed by check, used by proceed
+  std::string bdat_error_;  // reply to give once a rejected BDAT chunk is read
+  PathArgs path_;           // MAIL/RCPT arguments parsed by check, used by proceed
   Envelope env_;
   std::string message_;
-  std::string discard_;      // sink for BDAT chunks of a rejected transaction
+  std::string discard_;  // sink for BDAT chunks of a rejected transaction
   std::unique_ptr<DataReader> reader_;
   bool bdat_last_ = false;
   uint64_t bdat_chunk_bytes_ = 0;

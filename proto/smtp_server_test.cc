@@ -131,7 +131,7 @@ TEST_F(AuthDialog, PlainWithInitialResponse) {
   EXPECT_EQ(s->auth_request().password, "secret");
   s->auth_done(true, "alice@example.test");
   EXPECT_EQ(take(), "235 2.7.0 Authentication successful\r\n250 2.0.0 Ok\r\n");  // NOOP waited
-  EXPECT_EQ(s->auth_request().password, "");  // not kept
+  EXPECT_EQ(s->auth_request().password, "");                                     // not kept
   EXPECT_EQ(say("AUTH PLAIN x\r\n"), "503 5.5.1 Already authenticated\r\n");
   EXPECT_EQ(say("MAIL FROM:<alice+news@Example.TEST>\r\n"), "250 2.1.0 Ok\r\n");
   // Authenticated: any destination.
@@ -247,8 +247,9 @@ TEST_F(Dialog, FullTransaction) {
   ASSERT_TRUE(s->awaiting_commit());
   EXPECT_EQ(s->envelope().id, "ID1");
   EXPECT_EQ(s->envelope().rcpts.size(), 1u);
-  EXPECT_THAT(s->message(), StartsWith("Received: from client.example ([127.0.0.1])\r\n\tby mx.test "
-                                       "(ringmail) with ESMTP id ID1\r\n\tfor <bob@example.test>; "));
+  EXPECT_THAT(s->message(),
+              StartsWith("Received: from client.example ([127.0.0.1])\r\n\tby mx.test "
+                         "(ringmail) with ESMTP id ID1\r\n\tfor <bob@example.test>; "));
   EXPECT_THAT(s->message(), HasSubstr("+0000\r\nSubject: hi\r\n\r\n.body\r\n"));
   s->commit_done(CommitResult::kOk);
   EXPECT_EQ(take(), "250 2.0.0 Ok: queued as ID1\r\n");
@@ -256,8 +257,9 @@ TEST_F(Dialog, FullTransaction) {
 }
 
 TEST_F(Dialog, PipelinedInputWaitsForCommit) {
-  s->feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n"
-          "MAIL FROM:<c@d.example>\r\nRCPT TO:<y@other.test>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n");
+  s->feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n"
+      "MAIL FROM:<c@d.example>\r\nRCPT TO:<y@other.test>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n");
   ASSERT_TRUE(s->awaiting_commit());
   std::string o = take();
   EXPECT_THAT(o, HasSubstr("250 2.1.5 Ok\r\n354 End"));
@@ -273,7 +275,8 @@ TEST_F(Dialog, PipelinedInputWaitsForCommit) {
 }
 
 TEST_F(Dialog, SigningFailureIsATemporaryError) {
-  s->feed("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n");
+  s->feed(
+      "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n");
   ASSERT_TRUE(s->awaiting_commit());
   take();
   s->commit_done(CommitResult::kSignFail);
@@ -309,8 +312,9 @@ TEST_F(Dialog, SyntaxAndPolicy) {
   EXPECT_EQ(say("MAIL FROM:<\xC3\xA9@b.example>\r\n"),
             "553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n");
   // Five errors so far; the sixth closes (errors_max = 5).
-  EXPECT_EQ(say("FOO\r\n"),
-            "500 5.5.2 Command not recognized\r\n421 4.7.0 Too many errors, closing connection\r\n");
+  EXPECT_EQ(
+      say("FOO\r\n"),
+      "500 5.5.2 Command not recognized\r\n421 4.7.0 Too many errors, closing connection\r\n");
   EXPECT_TRUE(s->closing());
 }
 
@@ -381,9 +385,10 @@ TEST_F(Dialog, Bdat) {
 
 TEST_F(Dialog, BdatZeroLastAndRefusedChunkIsSkipped) {
   EXPECT_EQ(say("EHLO c\r\nBDAT 4\r\nQUITNOOP\r\n"),
-            std::string("250-mx.test") + "\r\n250-PIPELINING\r\n250-SIZE 1500\r\n250-8BITMIME\r\n"
-            "250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n"
-            "503 5.5.1 Need MAIL first\r\n250 2.0.0 Ok\r\n");
+            std::string("250-mx.test") +
+                "\r\n250-PIPELINING\r\n250-SIZE 1500\r\n250-8BITMIME\r\n"
+                "250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n"
+                "503 5.5.1 Need MAIL first\r\n250 2.0.0 Ok\r\n");
   greet_and_envelope();
   EXPECT_EQ(say("BDAT 5\r\nx\r\n\r\n"), "250 2.0.0 5 octets received\r\n");
   say("BDAT 0 LAST\r\n");
@@ -413,8 +418,9 @@ TEST_F(Dialog, ShutdownWhenIdleAndAfterTransaction) {
   EXPECT_FALSE(s->closing());
   s->feed("DATA\r\nx\r\n.\r\n");
   s->commit_done(CommitResult::kOk);
-  EXPECT_EQ(take(), "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as ID1\r\n"
-                    "421 4.3.2 Service shutting down\r\n");
+  EXPECT_EQ(take(),
+            "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as ID1\r\n"
+            "421 4.3.2 Service shutting down\r\n");
   EXPECT_TRUE(s->closing());
 }
 

@@ -64,7 +64,7 @@ struct MacroItem {
   bool url_escape = false;   // the letter was upper case (7.3)
   unsigned keep_parts = 0;   // the DIGIT transformer; 0 keeps all
   bool reverse = false;
-  std::string_view delimiters;  // empty means "."
+  std::string_view delimiters;   // empty means "."
   bool is_macro_expand = false;  // "%..." of any kind (a domain-end)
 };
 
@@ -84,11 +84,22 @@ bool next_macro_item(std::string_view s, size_t* pos, bool exp_text, MacroItem* 
   m->is_macro_expand = true;
   if (i + 1 >= s.size()) return false;
   switch (s[i + 1]) {
-    case '%': m->literal = "%"; *pos = i + 2; return true;
-    case '_': m->literal = " "; *pos = i + 2; return true;
-    case '-': m->literal = "%20"; *pos = i + 2; return true;
-    case '{': break;
-    default: return false;
+    case '%':
+      m->literal = "%";
+      *pos = i + 2;
+      return true;
+    case '_':
+      m->literal = " ";
+      *pos = i + 2;
+      return true;
+    case '-':
+      m->literal = "%20";
+      *pos = i + 2;
+      return true;
+    case '{':
+      break;
+    default:
+      return false;
   }
   i += 2;
   if (i >= s.size()) return false;
@@ -99,7 +110,8 @@ bool next_macro_item(std::string_view s, size_t* pos, bool exp_text, MacroItem* 
   ++i;
   size_t digits = 0;
   while (i < s.size() && is_digit(s[i])) {
-    m->keep_parts = std::min(kMacroPartsMax, m->keep_parts * 10 + static_cast<unsigned>(s[i] - '0'));
+    m->keep_parts =
+        std::min(kMacroPartsMax, m->keep_parts * 10 + static_cast<unsigned>(s[i] - '0'));
     ++i, ++digits;
   }
   if (digits > 0 && m->keep_parts == 0) return false;  // 7.3: must be nonzero
@@ -239,7 +251,8 @@ struct Record {
 };
 
 bool is_spf_record(std::string_view txt) {
-  return txt.size() >= 6 && iequals(txt.substr(0, 6), "v=spf1") && (txt.size() == 6 || txt[6] == ' ');
+  return txt.size() >= 6 && iequals(txt.substr(0, 6), "v=spf1") &&
+         (txt.size() == 6 || txt[6] == ' ');
 }
 
 // "/N" with N in 0..max, no leading zeros (ip4-cidr-length, ip6-cidr-length).
@@ -299,11 +312,24 @@ bool parse_network_arg(std::string_view arg, bool v6, Directive* d) {
 bool parse_directive(std::string_view term, Directive* d, std::string* error) {
   d->text = term;
   switch (term[0]) {
-    case '+': d->qualifier = Result::kPass; term.remove_prefix(1); break;
-    case '-': d->qualifier = Result::kFail; term.remove_prefix(1); break;
-    case '~': d->qualifier = Result::kSoftfail; term.remove_prefix(1); break;
-    case '?': d->qualifier = Result::kNeutral; term.remove_prefix(1); break;
-    default: break;
+    case '+':
+      d->qualifier = Result::kPass;
+      term.remove_prefix(1);
+      break;
+    case '-':
+      d->qualifier = Result::kFail;
+      term.remove_prefix(1);
+      break;
+    case '~':
+      d->qualifier = Result::kSoftfail;
+      term.remove_prefix(1);
+      break;
+    case '?':
+      d->qualifier = Result::kNeutral;
+      term.remove_prefix(1);
+      break;
+    default:
+      break;
   }
   const size_t name_end = std::min(term.find_first_of(":/"), term.size());
   const std::string name = ascii_lower(term.substr(0, name_end));
@@ -355,13 +381,16 @@ bool parse_record(std::string_view text, Record* out, std::string* error) {
     size_t n = 0;
     if (is_alpha(term[0])) {
       n = 1;
-      while (n < term.size() && (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.')) ++n;
+      while (n < term.size() &&
+             (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.'))
+        ++n;
     }
     if (n > 0 && n < term.size() && term[n] == '=') {
       const std::string name = ascii_lower(term.substr(0, n));
       const std::string_view value = term.substr(n + 1);
-      std::optional<std::string_view>* known =
-          name == "redirect" ? &out->redirect : name == "exp" ? &out->exp : nullptr;
+      std::optional<std::string_view>* known = name == "redirect" ? &out->redirect
+                                               : name == "exp"    ? &out->exp
+                                                                  : nullptr;
       if (known) {
         if (known->has_value()) {
           *error = name + "= given twice";  // 6
@@ -518,11 +547,16 @@ std::optional<Result> Evaluator::check_host(const std::string& domain, int inclu
       return Result::kPermerror;
     }
     switch (match(d, domain, include_depth)) {
-      case Flow::kNeed: return std::nullopt;
-      case Flow::kTemperror: return Result::kTemperror;
-      case Flow::kPermerror: return Result::kPermerror;
-      case Flow::kNoMatch: continue;
-      case Flow::kMatch: break;
+      case Flow::kNeed:
+        return std::nullopt;
+      case Flow::kTemperror:
+        return Result::kTemperror;
+      case Flow::kPermerror:
+        return Result::kPermerror;
+      case Flow::kNoMatch:
+        continue;
+      case Flow::kMatch:
+        break;
     }
     if (include_depth == 0) {
       verdict_.mechanism = d.text;
@@ -556,7 +590,7 @@ Evaluator::Flow Evaluator::match(const Directive& d, const std::string& domain, 
   if (d.mechanism == Mechanism::kIp4 || d.mechanism == Mechanism::kIp6) {
     const bool v6 = d.mechanism == Mechanism::kIp6;
     return ip_.v6 == v6 && same_prefix(ip_, d.network, v6 ? d.cidr6 : d.cidr4) ? Flow::kMatch
-                                                                                : Flow::kNoMatch;
+                                                                               : Flow::kNoMatch;
   }
   std::string target;
   if (!target_name(d.domain_spec, domain, &target)) return Flow::kNeed;
@@ -592,15 +626,19 @@ Evaluator::Flow Evaluator::match(const Directive& d, const std::string& domain, 
       const auto r = check_host(target, include_depth + 1);
       if (!r) return Flow::kNeed;
       switch (*r) {  // 5.2's table
-        case Result::kPass: return Flow::kMatch;
+        case Result::kPass:
+          return Flow::kMatch;
         case Result::kFail:
         case Result::kSoftfail:
-        case Result::kNeutral: return Flow::kNoMatch;
-        case Result::kTemperror: return Flow::kTemperror;
+        case Result::kNeutral:
+          return Flow::kNoMatch;
+        case Result::kTemperror:
+          return Flow::kTemperror;
         case Result::kNone:
           problem("include:" + target + " has no SPF record");
           return Flow::kPermerror;
-        case Result::kPermerror: return Flow::kPermerror;
+        case Result::kPermerror:
+          return Flow::kPermerror;
       }
       return Flow::kPermerror;
     }
@@ -687,23 +725,44 @@ bool Evaluator::expand(std::string_view text, const std::string& domain, bool ex
     }
     std::string value;
     switch (m.letter) {
-      case 's': value = local_ + "@" + sender_domain_; break;
-      case 'l': value = local_; break;
-      case 'o': value = sender_domain_; break;
-      case 'd': value = domain; break;
-      case 'i': value = dotted_ip(ip_); break;
+      case 's':
+        value = local_ + "@" + sender_domain_;
+        break;
+      case 'l':
+        value = local_;
+        break;
+      case 'o':
+        value = sender_domain_;
+        break;
+      case 'd':
+        value = domain;
+        break;
+      case 'i':
+        value = dotted_ip(ip_);
+        break;
       case 'p': {
         auto name = validated_name(domain);
         if (!name) return false;
         value = std::move(*name);
         break;
       }
-      case 'v': value = ip_.v6 ? "ip6" : "in-addr"; break;
-      case 'h': value = req_.helo; break;
-      case 'c': value = ip_.to_string(); break;
-      case 'r': value = req_.receiver.empty() ? "unknown" : req_.receiver; break;
-      case 't': value = std::to_string(req_.now_s); break;
-      default: break;
+      case 'v':
+        value = ip_.v6 ? "ip6" : "in-addr";
+        break;
+      case 'h':
+        value = req_.helo;
+        break;
+      case 'c':
+        value = ip_.to_string();
+        break;
+      case 'r':
+        value = req_.receiver.empty() ? "unknown" : req_.receiver;
+        break;
+      case 't':
+        value = std::to_string(req_.now_s);
+        break;
+      default:
+        break;
     }
     value = transform(value, m);
     out->append(m.url_escape ? url_escape(value) : value);
@@ -765,7 +824,8 @@ std::string comment_text(std::string_view s) {
 
 bool is_dot_atom(std::string_view s) {
   static const char kAtextSpecials[] = "!#$%&'*+-/=?^_`{|}~";
-  bool atom = !s.empty() && s.front() != '.' && s.back() != '.' && s.find("..") == std::string_view::npos;
+  bool atom =
+      !s.empty() && s.front() != '.' && s.back() != '.' && s.find("..") == std::string_view::npos;
   for (char c : s) atom &= is_alnum(c) || c == '.' || (c != 0 && std::strchr(kAtextSpecials, c));
   return atom;
 }
@@ -786,24 +846,36 @@ std::string header_value(std::string_view s, bool always_quote = false) {
 
 const char* result_name(Result r) {
   switch (r) {
-    case Result::kNone: return "none";
-    case Result::kNeutral: return "neutral";
-    case Result::kPass: return "pass";
-    case Result::kFail: return "fail";
-    case Result::kSoftfail: return "softfail";
-    case Result::kTemperror: return "temperror";
-    case Result::kPermerror: return "permerror";
+    case Result::kNone:
+      return "none";
+    case Result::kNeutral:
+      return "neutral";
+    case Result::kPass:
+      return "pass";
+    case Result::kFail:
+      return "fail";
+    case Result::kSoftfail:
+      return "softfail";
+    case Result::kTemperror:
+      return "temperror";
+    case Result::kPermerror:
+      return "permerror";
   }
   return "none";
 }
 
 const char* query_type_name(QueryType t) {
   switch (t) {
-    case QueryType::kTxt: return "TXT";
-    case QueryType::kA: return "A";
-    case QueryType::kAaaa: return "AAAA";
-    case QueryType::kMx: return "MX";
-    case QueryType::kPtr: return "PTR";
+    case QueryType::kTxt:
+      return "TXT";
+    case QueryType::kA:
+      return "A";
+    case QueryType::kAaaa:
+      return "AAAA";
+    case QueryType::kMx:
+      return "MX";
+    case QueryType::kPtr:
+      return "PTR";
   }
   return "TXT";
 }
@@ -851,7 +923,8 @@ std::string received_spf(const Request& req, const Verdict& v) {
       break;
   }
   const bool helo = req.identity == Identity::kHelo;
-  std::string out = std::string(result_name(v.result)) + " (" + comment_text(who + ": " + comment) + ")";
+  std::string out =
+      std::string(result_name(v.result)) + " (" + comment_text(who + ": " + comment) + ")";
   out += " client-ip=" + header_value(addr);
   out += "; envelope-from=" + header_value(helo ? req.mail_from : v.sender, true);
   out += "; helo=" + header_value(req.helo);
@@ -866,10 +939,12 @@ std::string received_spf(const Request& req, const Verdict& v) {
 
 std::string auth_results(const Request& req, const Verdict& v) {
   std::string out = std::string("spf=") + result_name(v.result);
-  if (req.identity == Identity::kHelo || req.mail_from.empty()) return out + " smtp.helo=" + header_value(req.helo);
+  if (req.identity == Identity::kHelo || req.mail_from.empty())
+    return out + " smtp.helo=" + header_value(req.helo);
   // RFC 8601's pvalue takes local-part@domain as it is; others are quoted.
   const size_t at = v.sender.rfind('@');
-  const bool plain = at != std::string::npos && is_dot_atom(std::string_view(v.sender).substr(0, at)) &&
+  const bool plain = at != std::string::npos &&
+                     is_dot_atom(std::string_view(v.sender).substr(0, at)) &&
                      is_dot_atom(std::string_view(v.sender).substr(at + 1));
   return out + " smtp.mailfrom=" + (plain ? v.sender : header_value(v.sender, true));
 }

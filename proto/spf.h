@@ -64,14 +64,14 @@ struct Request {
   // IPv4 or IPv6 text; IPv4-mapped IPv6 counts as IPv4. Text that is
   // neither gives none with a problem (a caller's bug, not the sender's).
   std::string client_ip;
-  std::string helo;       // the HELO/EHLO argument
+  std::string helo;  // the HELO/EHLO argument
   // The MAIL FROM address without angle brackets; empty for "<>", which
   // makes the sender postmaster@helo (RFC 7208 2.4). A missing local part
   // ("@example.com") is "postmaster" too (4.3).
   std::string mail_from;
   Identity identity = Identity::kMailFrom;  // kHelo checks helo (2.3)
-  std::string receiver;   // our host name, for %{r} and Received-SPF
-  int64_t now_s = 0;      // Unix time, for %{t}
+  std::string receiver;                     // our host name, for %{r} and Received-SPF
+  int64_t now_s = 0;                        // Unix time, for %{t}
 };
 
 struct Verdict {

@@ -104,7 +104,8 @@ TEST(SpfMacros, Rfc7208Section7_4Examples) {
             "bad.strong.lp.3.2.0.192.in-addr._spf.example.com");
   EXPECT_EQ(expanded("%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}"),
             "3.2.0.192.in-addr.strong.lp._spf.example.com");
-  EXPECT_EQ(expanded("%{d2}.trusted-domains.example.net"), "example.com.trusted-domains.example.net");
+  EXPECT_EQ(expanded("%{d2}.trusted-domains.example.net"),
+            "example.com.trusted-domains.example.net");
   EXPECT_EQ(expanded("%{ir}.%{v}._spf.%{d2}", "2001:db8::cb01"),
             "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
 }
@@ -112,14 +113,15 @@ TEST(SpfMacros, Rfc7208Section7_4Examples) {
 TEST(SpfMacros, EscapesDelimitersAndHelo) {
   EXPECT_EQ(expanded("%%%_%-x.example.com"), "% %20x.example.com");
   EXPECT_EQ(expanded("%{h}"), "mx.example.org");
-  EXPECT_EQ(expanded("%{d999}"), "email.example.com");     // more parts than there are
+  EXPECT_EQ(expanded("%{d999}"), "email.example.com");  // more parts than there are
   EXPECT_EQ(expanded("%{L}.example.com"), "strong-bad.example.com");
   EXPECT_EQ(expanded("%{S}"), "strong-bad%40email.example.com");  // upper case: URL-escaped
-  EXPECT_EQ(expanded("%{i}", "::ffff:192.0.2.3"), "192.0.2.3");     // IPv4-mapped is IPv4
+  EXPECT_EQ(expanded("%{i}", "::ffff:192.0.2.3"), "192.0.2.3");   // IPv4-mapped is IPv4
 }
 
 TEST(SpfMacros, SyntaxErrorsArePermerrors) {
-  for (const char* bad : {"%{d0}", "%{x}", "%{c}", "%{r}", "%{t}", "%{d", "%d", "foo%", "%{d2r!}"}) {
+  for (const char* bad :
+       {"%{d0}", "%{x}", "%{c}", "%{r}", "%{t}", "%{d", "%d", "foo%", "%{d2r!}"}) {
     Zone zone;
     zone.txt("email.example.com", {std::string("v=spf1 exists:") + bad + ".example.com -all"});
     const Trace r = drive(request(), zone);
@@ -135,7 +137,8 @@ TEST(SpfMacros, ExplanationMacros) {
   const Trace r = drive(request("2001:DB8::CB01"), zone);
   EXPECT_EQ(r.verdict.result, Result::kFail);
   EXPECT_EQ(r.verdict.explanation,
-            "2001:db8::cb01 via mx.example.net at 1700000000: see http://x/?s=strong-bad%40email.example.com");
+            "2001:db8::cb01 via mx.example.net at 1700000000: see "
+            "http://x/?s=strong-bad%40email.example.com");
   EXPECT_EQ(r.verdict.mechanism, "-all");
 }
 
@@ -143,8 +146,10 @@ TEST(SpfMacros, ExplanationMacros) {
 // not reach it through a macro.
 TEST(SpfMacros, ExplanationWithControlBytesIsDropped) {
   Zone zone;
-  zone.txt("email.example.com", {"v=spf1 -all exp=why.%{d}"}).txt("why.email.example.com", {"%{l} denied"});
-  EXPECT_EQ(drive(request("192.0.2.3", "ok@email.example.com"), zone).verdict.explanation, "ok denied");
+  zone.txt("email.example.com", {"v=spf1 -all exp=why.%{d}"})
+      .txt("why.email.example.com", {"%{l} denied"});
+  EXPECT_EQ(drive(request("192.0.2.3", "ok@email.example.com"), zone).verdict.explanation,
+            "ok denied");
   const Verdict v = drive(request("192.0.2.3", "a\r\nb@email.example.com"), zone).verdict;
   EXPECT_EQ(v.result, Result::kFail);
   EXPECT_EQ(v.explanation, "");
@@ -193,7 +198,8 @@ TEST(SpfLimits, RedirectAndIncludeCount) {
 TEST(SpfLimits, TwoVoidLookupsAndNoMore) {
   Zone two, three;
   two.txt("email.example.com", {"v=spf1 a:n1.example.com mx:n2.example.com ?all"});
-  three.txt("email.example.com", {"v=spf1 a:n1.example.com mx:n2.example.com exists:n3.example.com ?all"});
+  three.txt("email.example.com",
+            {"v=spf1 a:n1.example.com mx:n2.example.com exists:n3.example.com ?all"});
   three.fail(QueryType::kA, "n3.example.com", DnsStatus::kNoData);  // no data is void too
   EXPECT_EQ(drive(request(), two).verdict.result, Result::kNeutral);
   EXPECT_EQ(drive(request(), three).verdict.result, Result::kPermerror);
@@ -209,7 +215,8 @@ TEST(SpfLimits, TenMxNamesAndNoMore) {
       zone.a(mx.back(), {i == 9 ? "192.0.2.3" : "192.0.2.100"});
     }
     zone.set(QueryType::kMx, "email.example.com", mx);
-    EXPECT_EQ(drive(request(), zone).verdict.result, names == 10 ? Result::kPass : Result::kPermerror);
+    EXPECT_EQ(drive(request(), zone).verdict.result,
+              names == 10 ? Result::kPass : Result::kPermerror);
   }
 }
 
@@ -218,7 +225,8 @@ TEST(SpfLimits, PtrNamesBeyondTenAreIgnored) {
     Zone zone;
     zone.txt("email.example.com", {"v=spf1 ptr -all"});
     std::vector<std::string> ptr;
-    for (size_t i = 0; i < names; ++i) ptr.push_back("h" + std::to_string(i) + ".email.example.com");
+    for (size_t i = 0; i < names; ++i)
+      ptr.push_back("h" + std::to_string(i) + ".email.example.com");
     zone.a(ptr.back(), {"192.0.2.3"});  // only the last one validates
     zone.set(QueryType::kPtr, "3.2.0.192.in-addr.arpa", ptr);
     EXPECT_EQ(drive(request(), zone).verdict.result, names == 10 ? Result::kPass : Result::kFail);
@@ -227,7 +235,8 @@ TEST(SpfLimits, PtrNamesBeyondTenAreIgnored) {
 
 TEST(SpfEvaluate, OneQueryAtATimeInOrder) {
   Zone zone;
-  zone.txt("email.example.com", {"not spf", "v=spf1 ip4:198.51.100.0/24 include:_spf.example.com ~all"})
+  zone.txt("email.example.com",
+           {"not spf", "v=spf1 ip4:198.51.100.0/24 include:_spf.example.com ~all"})
       .txt("_spf.example.com", {"v=spf1 a:out.example.com/24 -all"})
       .a("out.example.com", {"192.0.2.77"});
   const Trace r = drive(request(), zone);
@@ -280,11 +289,12 @@ TEST(SpfText, ReceivedSpfAndAuthenticationResults) {
   zone.txt("email.example.com", {"v=spf1 ip4:192.0.2.0/24 -all"});
   const Request req = request();
   const Verdict v = drive(req, zone).verdict;
-  EXPECT_EQ(received_spf(req, v),
-            "pass (mx.example.net: domain of strong-bad@email.example.com designates 192.0.2.3 as "
-            "permitted sender) client-ip=192.0.2.3; envelope-from=\"strong-bad@email.example.com\"; "
-            "helo=mx.example.org; receiver=mx.example.net; identity=mailfrom; "
-            "mechanism=\"ip4:192.0.2.0/24\"");
+  EXPECT_EQ(
+      received_spf(req, v),
+      "pass (mx.example.net: domain of strong-bad@email.example.com designates 192.0.2.3 as "
+      "permitted sender) client-ip=192.0.2.3; envelope-from=\"strong-bad@email.example.com\"; "
+      "helo=mx.example.org; receiver=mx.example.net; identity=mailfrom; "
+      "mechanism=\"ip4:192.0.2.0/24\"");
   EXPECT_EQ(auth_results(req, v), "spf=pass smtp.mailfrom=strong-bad@email.example.com");
 
   Zone broken;

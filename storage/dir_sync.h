@@ -50,7 +50,7 @@ class DirSync {
   };
   FileIo& io_;
   Op op_;
-  Waiter* waiting_ = nullptr;   // LIFO is fine: all get the same result
+  Waiter* waiting_ = nullptr;  // LIFO is fine: all get the same result
   Waiter* inflight_ = nullptr;
   bool busy_ = false;
   bool manual_ = false;

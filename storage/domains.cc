@@ -1,13 +1,12 @@
 #include "storage/domains.h"
 
 #include <sys/stat.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 
 #include "proto/address.h"
 #include "storage/userdb.h"
-
-#include <toml++/toml.h>
 
 namespace ringmail::storage {
 
@@ -62,7 +61,8 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
   io.list_dir(domains_dir, &folders);  // none is fine: only the configured ones
   for (const auto& f : folders) {
     const std::string lower = proto::ascii_lower(f);
-    if (proto::is_valid_domain(lower) && io.exists(domains_dir + "/" + f + "/.")) d->local_.insert(lower);
+    if (proto::is_valid_domain(lower) && io.exists(domains_dir + "/" + f + "/."))
+      d->local_.insert(lower);
   }
   for (const auto& domain : d->local_) {
     std::string text, error;
@@ -75,7 +75,8 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
         d->broken_.insert(domain);
       } else {
         auto& keys = d->users_[domain];
-        for (const auto& name : db->names()) keys[proto::normalize_local(name, options, false)] = name;
+        for (const auto& name : db->names())
+          keys[proto::normalize_local(name, options, false)] = name;
       }
     }
     const std::string settings = domains_dir + "/" + domain + "/domain.toml";
@@ -94,7 +95,8 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
       d->with_files_.insert(domain);
       text.clear();
       std::optional<proto::AliasTable> t;
-      if (io.read_file(aliases, &text) != 0 || !(t = proto::AliasTable::parse(text, options.drop_chars, &error))) {
+      if (io.read_file(aliases, &text) != 0 ||
+          !(t = proto::AliasTable::parse(text, options.drop_chars, &error))) {
         problems->push_back(aliases + ": " + (error.empty() ? "cannot be read" : error));
         d->broken_.insert(domain);
       } else {
@@ -116,8 +118,8 @@ std::string Domains::fingerprint(const std::string& domains_dir) {
     for (const char* name : {"/users", "/aliases"}) {
       struct stat st {};
       if (::stat((domains_dir + "/" + f + name).c_str(), &st) == 0) {
-        out += std::string(name) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-               "." + std::to_string(st.st_mtim.tv_nsec);
+        out += std::string(name) + ":" + std::to_string(st.st_size) + ":" +
+               std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
       }
     }
     out += ";";

@@ -40,7 +40,9 @@ class Domains final : public proto::AliasDirectory {
   // different from the last load's means a reload is due.
   static std::string fingerprint(const std::string& domains_dir);
 
-  bool is_local_domain(const std::string& domain) const override { return local_.count(domain) > 0; }
+  bool is_local_domain(const std::string& domain) const override {
+    return local_.count(domain) > 0;
+  }
   const proto::AliasTable* aliases(const std::string& domain) const override;
   const std::string* find_user(const std::string& domain, const std::string& key) const override;
   bool accepts_any_mailbox(const std::string& domain) const override;

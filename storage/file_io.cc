@@ -116,9 +116,7 @@ int PosixFileIo::truncate(int fd, uint64_t size) {
 
 int PosixFileIo::fsync_now(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
 
-void PosixFileIo::submit(BlockingOp* op) {
-  deferred_.emplace_back(op, run_blocking_op(op));
-}
+void PosixFileIo::submit(BlockingOp* op) { deferred_.emplace_back(op, run_blocking_op(op)); }
 
 size_t PosixFileIo::run_deferred() {
   size_t ran = 0;

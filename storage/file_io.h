@@ -45,7 +45,8 @@ class FileIo {
   virtual ~FileIo() = default;
   // Creates `path` exclusively (O_EXCL, mode 0600), writes all of `parts` and
   // returns the open descriptor (>= 0) for a later fsync and close.
-  virtual int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) = 0;
+  virtual int create_and_write(const std::string& path,
+                               const std::vector<std::string_view>& parts) = 0;
   // Opens `path` for reading and writing, creating it (O_EXCL) when `create`
   // is set.
   virtual int open_rw(const std::string& path, bool create) = 0;
@@ -63,7 +64,7 @@ class FileIo {
   // `no_replace` is set.
   virtual int rename(const std::string& from, const std::string& to, bool no_replace) = 0;
   virtual int unlink(const std::string& path) = 0;
-  virtual int open_dir(const std::string& path) = 0;  // O_DIRECTORY descriptor
+  virtual int open_dir(const std::string& path) = 0;   // O_DIRECTORY descriptor
   virtual int make_dirs(const std::string& path) = 0;  // mkdir -p, mode 0700
   virtual int read_file(const std::string& path, std::string* out) = 0;
   // Reads exactly `len` bytes at `offset` (-EIO when the file is shorter).
@@ -76,7 +77,8 @@ class FileIo {
 // run_deferred(), so callers see the same ordering as with the engine's ring.
 class PosixFileIo : public FileIo {
  public:
-  int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
+  int create_and_write(const std::string& path,
+                       const std::vector<std::string_view>& parts) override;
   int open_rw(const std::string& path, bool create) override;
   int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) override;
   int truncate(int fd, uint64_t size) override;

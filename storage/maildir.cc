@@ -11,8 +11,12 @@ constexpr size_t kDirSyncCacheMax = 4096;
 MaildirDelivery::MaildirDelivery(FileIo& io, Spool& spool, std::string data_dir,
                                  std::string hostname, SyncMode mode,
                                  std::function<bool(const std::string&)> is_local)
-    : io_(io), spool_(spool), mail_dir_(std::move(data_dir) + "/mail"),
-      hostname_(std::move(hostname)), mode_(mode), is_local_(std::move(is_local)) {
+    : io_(io),
+      spool_(spool),
+      mail_dir_(std::move(data_dir) + "/mail"),
+      hostname_(std::move(hostname)),
+      mode_(mode),
+      is_local_(std::move(is_local)) {
   // The host name goes into file names: no '/' or ':' (Maildir info separator).
   for (char& c : hostname_) {
     if (c == '/' || c == ':') c = '_';
@@ -82,7 +86,8 @@ DirSync* MaildirDelivery::dir_sync(const std::string& dir) {
 void MaildirDelivery::deliver_batched(Job* job) {
   const auto& env = job->rec.env;
   for (size_t i = 0; i < env.rcpts.size(); ++i) {
-    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;  // done before a restart
+    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0)
+      continue;  // done before a restart
     if (remote(env.rcpts[i])) {
       job->remote.push_back(env.rcpts[i].to_string());
       continue;

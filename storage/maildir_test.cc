@@ -91,7 +91,8 @@ TEST_P(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
   EXPECT_EQ(read(bob),
             "Return-Path: <a@src.example>\nDelivered-To: Bob@Example.TEST\nReceived: x\n\ty\n"
             "Subject: hi\n\nline1\n.line2\n");
-  EXPECT_TRUE(io.exists(dir.path() + "/mail/example.test/carol/Maildir/new/1700000000.M1_1.mx.test"));
+  EXPECT_TRUE(
+      io.exists(dir.path() + "/mail/example.test/carol/Maildir/new/1700000000.M1_1.mx.test"));
   EXPECT_TRUE(pending().empty());
   std::vector<std::string> names;
   io.list_dir(dir.path() + "/mail/example.test/bob/Maildir/tmp", &names);
@@ -127,7 +128,8 @@ TEST_P(MaildirTest, BatchModeSharesOneFileSystemSync) {
   if (GetParam() != Mode::kBatch) GTEST_SKIP() << "batch mode only";
   std::vector<std::unique_ptr<Done>> jobs;
   for (int i = 0; i < 5; ++i) {
-    jobs.push_back(spooled("B" + std::to_string(i), {{"bob", "example.test"}, {"eve", "example.test"}}));
+    jobs.push_back(
+        spooled("B" + std::to_string(i), {{"bob", "example.test"}, {"eve", "example.test"}}));
   }
   const uint64_t before = io.fsync_calls;
   for (auto& j : jobs) md.deliver(j.get());

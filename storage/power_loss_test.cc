@@ -53,7 +53,8 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
   std::vector<Spool::RecoveredSegment> recovered;
   uint64_t redelivered = 0, acked_total = 0, lost = 0, steps_total = 0;
   std::set<std::string> acked_seen;  // for the count of distinct acknowledged messages
-  std::map<std::string, std::set<size_t>> rcpts_done;  // recipients the test finished (outbound state)
+  std::map<std::string, std::set<size_t>>
+      rcpts_done;  // recipients the test finished (outbound state)
   std::map<std::string, size_t> rcpt_count;
   uint64_t rcpts_kept = 0, rcpts_again = 0;
 
@@ -164,7 +165,8 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
         // tried again, counted).
         for (size_t i = 0; i < r.rcpt_done.size(); ++i) {
           if (r.rcpt_done[i] != 0) {
-            EXPECT_TRUE(rcpts_done[r.env.id].count(i)) << r.env.id << " recipient " << i << " finished by nobody";
+            EXPECT_TRUE(rcpts_done[r.env.id].count(i))
+                << r.env.id << " recipient " << i << " finished by nobody";
             ++rcpts_kept;
           }
         }
@@ -229,8 +231,8 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
       static_cast<unsigned long long>(steps_total), static_cast<unsigned long long>(acked_total),
       static_cast<unsigned long long>(lost), static_cast<unsigned long long>(redelivered),
       static_cast<unsigned long long>(io.files_lost()),
-      static_cast<unsigned long long>(io.files_rolled_back()), static_cast<unsigned long long>(rcpts_kept),
-      static_cast<unsigned long long>(rcpts_again));
+      static_cast<unsigned long long>(io.files_rolled_back()),
+      static_cast<unsigned long long>(rcpts_kept), static_cast<unsigned long long>(rcpts_again));
   EXPECT_EQ(lost, 0u);
 }
 

@@ -22,8 +22,12 @@ proto::CommitResult commit_result_for(int err) {
 
 Spool::Spool(FileIo& io, std::string data_dir, uint32_t shard, uint64_t segment_bytes_max,
              bool prepare_segments)
-    : io_(io), data_dir_(std::move(data_dir)), dir_(data_dir_ + "/spool"), shard_(shard),
-      segment_bytes_max_(segment_bytes_max), prepare_segments_(prepare_segments) {
+    : io_(io),
+      data_dir_(std::move(data_dir)),
+      dir_(data_dir_ + "/spool"),
+      shard_(shard),
+      segment_bytes_max_(segment_bytes_max),
+      prepare_segments_(prepare_segments) {
   spare_op_.self = this;
   spare_op_.kind = BlockingOp::Kind::kZeroFill;
   spare_op_.done = &Spool::on_spare_filled;
@@ -406,7 +410,8 @@ namespace {
 std::string ids_in(std::string_view bytes) {
   std::string ids;
   const std::string magic = std::string(kSpoolMagic) + "id ";
-  for (size_t at = bytes.find(magic); at != std::string_view::npos; at = bytes.find(magic, at + 1)) {
+  for (size_t at = bytes.find(magic); at != std::string_view::npos;
+       at = bytes.find(magic, at + 1)) {
     const size_t start = at + magic.size();
     const size_t end = bytes.find('\n', start);
     if (end == std::string_view::npos || end - start > 64) continue;
@@ -450,8 +455,8 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       ++st.corrupt;
       const std::string ids = ids_in(bytes);
       log("spool: damaged region in " + seg.name + " at offset " + std::to_string(offset) + " (" +
-          std::to_string(len) + " bytes" + (ids.empty() ? std::string() : ", message " + ids) + ") copied to " +
-          dest);
+          std::to_string(len) + " bytes" + (ids.empty() ? std::string() : ", message " + ids) +
+          ") copied to " + dest);
     }
     RecoveredSegment keep;
     keep.name = seg.name;
@@ -487,7 +492,8 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       if (const int e = io.unlink(path); e == 0) {
         ++st.removed;
       } else {
-        log("spool: cannot remove the finished segment " + seg.name + " (errno " + std::to_string(-e) + ")");
+        log("spool: cannot remove the finished segment " + seg.name + " (errno " +
+            std::to_string(-e) + ")");
       }
       continue;
     }

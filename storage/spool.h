@@ -169,9 +169,9 @@ class Spool {
     std::string name;
     int fd = -1;
     uint64_t bytes = 0;
-    uint64_t live = 0;     // records not yet delivered (or not yet synced)
+    uint64_t live = 0;  // records not yet delivered (or not yet synced)
     bool appendable = false;
-    bool prepared = false;  // started out zero-filled
+    bool prepared = false;          // started out zero-filled
     std::unique_ptr<DirSync> sync;  // fdatasync group of this file
   };
   enum class SpareState : uint8_t { kNone, kFilling, kReady };

@@ -12,7 +12,8 @@ bool take_line(std::string_view& in, std::string_view key, std::string_view& val
   size_t nl = in.find('\n');
   if (nl == std::string_view::npos) return false;
   std::string_view line = in.substr(0, nl);
-  if (line.size() < key.size() + 1 || line.substr(0, key.size()) != key || line[key.size()] != ' ') {
+  if (line.size() < key.size() + 1 || line.substr(0, key.size()) != key ||
+      line[key.size()] != ' ') {
     return false;
   }
   value = line.substr(key.size() + 1);
@@ -36,12 +37,18 @@ bool parse_path(std::string_view s, bool allow_null, proto::Address& out) {
 
 const char* to_string(DecodeError e) {
   switch (e) {
-    case DecodeError::kNone: return "ok";
-    case DecodeError::kBadMagic: return "not a ringmail spool file (bad magic line)";
-    case DecodeError::kBadHeader: return "malformed envelope header";
-    case DecodeError::kTruncated: return "truncated file";
-    case DecodeError::kBadChecksum: return "checksum mismatch";
-    case DecodeError::kTrailingBytes: return "bytes after the end marker";
+    case DecodeError::kNone:
+      return "ok";
+    case DecodeError::kBadMagic:
+      return "not a ringmail spool file (bad magic line)";
+    case DecodeError::kBadHeader:
+      return "malformed envelope header";
+    case DecodeError::kTruncated:
+      return "truncated file";
+    case DecodeError::kBadChecksum:
+      return "checksum mismatch";
+    case DecodeError::kTrailingBytes:
+      return "bytes after the end marker";
   }
   return "?";
 }

@@ -185,7 +185,7 @@ TEST_F(SpoolTest, RotatesAndDropsFullyDeliveredSegments) {
   spool.reset();
   std::vector<std::string> names;
   io.list_dir(dir.path() + "/spool/queue", &names);
-  const size_t before = names.size();  // the (empty) segment of SetUp's spool
+  const size_t before = names.size();                       // the (empty) segment of SetUp's spool
   spool = std::make_unique<Spool>(io, dir.path(), 3, 200);  // tiny segments
   ASSERT_EQ(spool->open(), 0);
   std::vector<std::unique_ptr<Req>> reqs;

@@ -11,7 +11,8 @@ namespace ringmail::storage {
 
 class TestFileIo : public PosixFileIo {
  public:
-  int create_and_write(const std::string& path, const std::vector<std::string_view>& parts) override;
+  int create_and_write(const std::string& path,
+                       const std::vector<std::string_view>& parts) override;
   void submit(BlockingOp* op) override;
   int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) override;
   int unlink(const std::string& path) override {
@@ -25,8 +26,8 @@ class TestFileIo : public PosixFileIo {
   size_t held() const { return held_.size(); }
   uint64_t fsync_calls = 0;
 
-  int fail_writes_with = 0;  // next create_and_write returns this (e.g. -ENOSPC)
-  int fail_fsyncs_with = 0;  // held fsyncs complete with this
+  int fail_writes_with = 0;   // next create_and_write returns this (e.g. -ENOSPC)
+  int fail_fsyncs_with = 0;   // held fsyncs complete with this
   int fail_fsyncs_count = 0;  // how many fsyncs fail (then back to success)
   int fail_appends_with = 0;  // next write_at writes fail_appends_after_bytes, then fails
   size_t fail_appends_after_bytes = 0;

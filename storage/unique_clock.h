@@ -13,8 +13,8 @@ class UniqueClock {
   uint64_t next_us() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t us = static_cast<uint64_t>(ts.tv_sec) * 1000000u +
-                  static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+    uint64_t us =
+        static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
     if (us <= last_us_) us = last_us_ + 1;
     last_us_ = us;
     return us;

@@ -104,7 +104,8 @@ struct TextReader {
   bool ident(std::string* out) {
     skip();
     const size_t start = pos;
-    while (pos < in.size() && (std::isalnum(static_cast<unsigned char>(in[pos])) || in[pos] == '_')) {
+    while (pos < in.size() &&
+           (std::isalnum(static_cast<unsigned char>(in[pos])) || in[pos] == '_')) {
       ++pos;
     }
     if (pos == start) return fail("expected a field name");
@@ -123,14 +124,33 @@ struct TextReader {
       if (pos >= in.size()) return fail("unfinished escape");
       c = in[pos++];
       switch (c) {
-        case 'n': *out += '\n'; break;
-        case 'r': *out += '\r'; break;
-        case 't': *out += '\t'; break;
-        case 'a': *out += '\a'; break;
-        case 'b': *out += '\b'; break;
-        case 'f': *out += '\f'; break;
-        case 'v': *out += '\v'; break;
-        case '\\': case '\'': case '"': case '?': *out += c; break;
+        case 'n':
+          *out += '\n';
+          break;
+        case 'r':
+          *out += '\r';
+          break;
+        case 't':
+          *out += '\t';
+          break;
+        case 'a':
+          *out += '\a';
+          break;
+        case 'b':
+          *out += '\b';
+          break;
+        case 'f':
+          *out += '\f';
+          break;
+        case 'v':
+          *out += '\v';
+          break;
+        case '\\':
+        case '\'':
+        case '"':
+        case '?':
+          *out += c;
+          break;
         case 'x': {
           int v = 0, n = 0;
           while (n < 2 && pos < in.size() && std::isxdigit(static_cast<unsigned char>(in[pos]))) {
@@ -195,7 +215,9 @@ struct TextReader {
         }
       } else {
         const size_t start = pos;
-        while (pos < in.size() && (std::isalnum(static_cast<unsigned char>(in[pos])) || in[pos] == '-')) ++pos;
+        while (pos < in.size() &&
+               (std::isalnum(static_cast<unsigned char>(in[pos])) || in[pos] == '-'))
+          ++pos;
         if (pos == start) return fail("bad value");
         n.value.assign(in.substr(start, pos - start));
       }

@@ -76,7 +76,8 @@ TEST(UserDb, ErrorsNameTheLine) {
   EXPECT_EQ(err, "line 3: the password of 'bob' is not $scrypt$ln=N,r=N,p=N$salt$key");
   EXPECT_FALSE(UserDb::parse("bob\n", &err));
   EXPECT_EQ(err, "line 1: expected 'user $scrypt$...'");
-  EXPECT_FALSE(UserDb::parse("users: {\n  key: \"a\"\n  value: { scrypt: { salt: \"\\q\" } }\n}\n", &err));
+  EXPECT_FALSE(
+      UserDb::parse("users: {\n  key: \"a\"\n  value: { scrypt: { salt: \"\\q\" } }\n}\n", &err));
   EXPECT_EQ(err, "line 3: unknown escape \\q");
   EXPECT_FALSE(UserDb::parse("users: { key: \"a\"", &err));
   EXPECT_EQ(err, "line 1: missing '}'");

@@ -18,10 +18,10 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <memory>
-#include <optional>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -154,13 +154,15 @@ class SuiteCase : public testing::Test {
     int rounds = 0;
     while (!(v = spf::evaluate(req, dns, &q))) {
       // The replay must only ask for what it does not know yet.
-      ASSERT_EQ(dns.find(q.type, q.name), nullptr) << "asked again: " << type_name(q.type) << " " << q.name;
+      ASSERT_EQ(dns.find(q.type, q.name), nullptr)
+          << "asked again: " << type_name(q.type) << " " << q.name;
       ASSERT_LT(++rounds, 500) << "no verdict after 500 queries";
       dns.add(q, resolve(*t_.zone, q));
     }
     const std::string got = spf::result_name(v->result);
     EXPECT_TRUE(std::find(t_.results.begin(), t_.results.end(), got) != t_.results.end())
-        << "result " << got << " (" << v->problem << "), want " << testing::PrintToString(t_.results);
+        << "result " << got << " (" << v->problem << "), want "
+        << testing::PrintToString(t_.results);
     if (t_.explanation) {
       // "DEFAULT": the receiver's own text, i.e. the record gave none. The
       // suite writes %{i}'s IPv6 nibbles in upper case (pyspf's output);
@@ -201,8 +203,8 @@ int register_suite(const char* path) {
       st.zone = g_zones.back().get();
       std::string test_name = std::to_string(scenario_no) + "_" + st.name;
       std::replace(test_name.begin(), test_name.end(), '-', '_');
-      testing::RegisterTest("Rfc7208", test_name.c_str(), nullptr, scenario.c_str(), __FILE__, __LINE__,
-                            [st]() -> testing::Test* { return new SuiteCase(st); });
+      testing::RegisterTest("Rfc7208", test_name.c_str(), nullptr, scenario.c_str(), __FILE__,
+                            __LINE__, [st]() -> testing::Test* { return new SuiteCase(st); });
       ++count;
     }
   }

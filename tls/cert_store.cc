@@ -27,7 +27,8 @@ bool is_file(const fs::path& p) {
 // silence.
 bool pair_in(const fs::path& dir, CertFiles* out, std::vector<std::string>* problems) {
   std::string name = dir.filename().string();
-  if (name.size() > 4 && name.compare(name.size() - 4, 4, "_ecc") == 0) name.resize(name.size() - 4);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "_ecc") == 0)
+    name.resize(name.size() - 4);
   for (const char* chain : {"fullchain.pem", "fullchain.cer"}) {
     if (!is_file(dir / chain)) continue;
     for (const std::string& key : {std::string("privkey.pem"), name + ".key"}) {
@@ -38,7 +39,8 @@ bool pair_in(const fs::path& dir, CertFiles* out, std::vector<std::string>* prob
       }
     }
     if (problems != nullptr) {
-      problems->push_back((dir / chain).string() + ": no key beside it (privkey.pem or " + name + ".key)");
+      problems->push_back((dir / chain).string() + ": no key beside it (privkey.pem or " + name +
+                          ".key)");
     }
   }
   return false;
@@ -55,7 +57,8 @@ void scan_dir(const fs::path& d, std::vector<CertFiles>* out, std::vector<std::s
 
 }  // namespace
 
-std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs, std::vector<std::string>* problems) {
+std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs,
+                                       std::vector<std::string>* problems) {
   std::vector<CertFiles> out;
   for (const auto& d : dirs) {
     std::error_code ec;
@@ -67,9 +70,8 @@ std::vector<CertFiles> find_cert_files(const std::vector<std::string>& dirs, std
     scan_dir(d, &out, problems);
     scan_dir(fs::path(d) / "live", &out, problems);  // certbot's layout
   }
-  std::sort(out.begin(), out.end(), [](const CertFiles& a, const CertFiles& b) {
-    return a.cert < b.cert;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const CertFiles& a, const CertFiles& b) { return a.cert < b.cert; });
   out.erase(std::unique(out.begin(), out.end(),
                         [](const CertFiles& a, const CertFiles& b) { return a.cert == b.cert; }),
             out.end());
@@ -174,7 +176,8 @@ bool make_self_signed(const std::string& host, int64_t /*now_unix*/, int days,
     cert.daysValid = days;
     cert.sigType = CTC_SHA256wECDSA;
     cert.isCA = 0;
-    int n = wc_MakeCert_ex(&cert, der.data(), static_cast<word32>(der.size()), ECC_TYPE, &key, &rng);
+    int n =
+        wc_MakeCert_ex(&cert, der.data(), static_cast<word32>(der.size()), ECC_TYPE, &key, &rng);
     if (n < 0) break;
     n = wc_SignCert_ex(cert.bodySz, cert.sigType, der.data(), static_cast<word32>(der.size()),
                        ECC_TYPE, &key, &rng);

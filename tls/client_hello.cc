@@ -86,8 +86,8 @@ std::string host_name(std::string_view raw) {
 
 bool parse_body(std::string_view body, ClientHelloInfo* info) {
   Reader r{body};
-  r.num(2);       // legacy_version
-  r.take(32);     // random
+  r.num(2);    // legacy_version
+  r.take(32);  // random
   Reader session = r.vec(1);
   if (session.in.size() > 32) return false;
   Reader suites = r.vec(2);
@@ -155,7 +155,8 @@ HelloStatus parse_client_hello(std::string_view in, ClientHelloInfo* info) {
   while (true) {
     if (in.size() < kRecordHeader) {
       // The first byte already tells a TLS handshake from anything else.
-      if (!in.empty() && static_cast<uint8_t>(in[0]) != kRecordHandshake) return HelloStatus::kNotTls;
+      if (!in.empty() && static_cast<uint8_t>(in[0]) != kRecordHandshake)
+        return HelloStatus::kNotTls;
       return HelloStatus::kNeedMore;
     }
     Reader rec{in};

@@ -24,8 +24,8 @@ TEST(ClientHello, Tls13WithSni) {
 }
 
 TEST(ClientHello, Tls12RsaOnlyClientIsNotEcdsa) {
-  const std::string h =
-      hello_from(WOLFSSL_TLSV1_2, "a.test", "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305");
+  const std::string h = hello_from(WOLFSSL_TLSV1_2, "a.test",
+                                   "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305");
   ClientHelloInfo info;
   ASSERT_EQ(parse_client_hello(h, &info), HelloStatus::kOk);
   EXPECT_EQ(info.server_name, "a.test");
@@ -67,8 +67,10 @@ TEST(ClientHello, NotTls) {
   ClientHelloInfo info;
   EXPECT_EQ(parse_client_hello("EHLO x\r\n", &info), HelloStatus::kNotTls);
   EXPECT_EQ(parse_client_hello("E", &info), HelloStatus::kNotTls);
-  EXPECT_EQ(parse_client_hello(std::string("\x16\x03\x01\x00\x00", 5), &info), HelloStatus::kNotTls);
-  EXPECT_EQ(parse_client_hello(std::string("\x16\x02\x01\x00\x05", 5), &info), HelloStatus::kNotTls);
+  EXPECT_EQ(parse_client_hello(std::string("\x16\x03\x01\x00\x00", 5), &info),
+            HelloStatus::kNotTls);
+  EXPECT_EQ(parse_client_hello(std::string("\x16\x02\x01\x00\x05", 5), &info),
+            HelloStatus::kNotTls);
   // A ServerHello (type 2) is not a ClientHello.
   EXPECT_EQ(parse_client_hello(std::string("\x16\x03\x01\x00\x04\x02\x00\x00\x00", 9), &info),
             HelloStatus::kNotTls);

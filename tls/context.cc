@@ -143,7 +143,8 @@ std::shared_ptr<const TlsContext> TlsContext::client(ClientMode mode, std::strin
   init_library();
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_client_method());
-  if (c->ctx_ == nullptr || wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
+  if (c->ctx_ == nullptr ||
+      wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
       wolfSSL_CTX_set_cipher_list(c->ctx_, kCipherList) != WOLFSSL_SUCCESS) {
     *error = "cannot create the outbound TLS context";
     return nullptr;

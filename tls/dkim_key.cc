@@ -11,10 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 namespace ringmail::tls {
@@ -62,8 +62,8 @@ DkimKey::~DkimKey() {
 std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* error) {
   std::vector<byte> der(pem.size() + 16);
   const int n = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(pem.data()),
-                               static_cast<int>(pem.size()), der.data(), static_cast<int>(der.size()),
-                               nullptr);
+                               static_cast<int>(pem.size()), der.data(),
+                               static_cast<int>(der.size()), nullptr);
   if (n <= 0) {
     *error = "not a PEM private key";
     return nullptr;
@@ -89,7 +89,8 @@ std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* er
       }
       k->public_.assign(reinterpret_cast<char*>(pub.data()), static_cast<size_t>(pn));
       if (k->bits_ < 1024) {
-        *error = "RSA key of " + std::to_string(k->bits_) + " bits: at least 1024 are needed (2048 advised)";
+        *error = "RSA key of " + std::to_string(k->bits_) +
+                 " bits: at least 1024 are needed (2048 advised)";
         return nullptr;
       }
       return k;
@@ -151,7 +152,8 @@ std::string DkimKey::generate_pem(Type t, int rsa_bits, std::string* error) {
   if (t == Type::kRsa) {
 #ifdef WOLFSSL_KEY_GEN
     RsaKey key;
-    if (wc_InitRsaKey(&key, nullptr) != 0 || wc_MakeRsaKey(&key, rsa_bits, WC_RSA_EXPONENT, rng) != 0) {
+    if (wc_InitRsaKey(&key, nullptr) != 0 ||
+        wc_MakeRsaKey(&key, rsa_bits, WC_RSA_EXPONENT, rng) != 0) {
       *error = "RSA key generation failed";
       return "";
     }
@@ -247,7 +249,8 @@ bool DkimKey::sign_here(std::string_view data, std::string* sig, std::string* er
   }
   byte out[ED25519_SIG_SIZE];
   word32 len = sizeof out;
-  const int r = wc_ed25519_sign_msg(digest, sizeof digest, out, &len, static_cast<ed25519_key*>(key_));
+  const int r =
+      wc_ed25519_sign_msg(digest, sizeof digest, out, &len, static_cast<ed25519_key*>(key_));
   if (r != 0) {
     *error = "Ed25519 signature failed (" + std::to_string(r) + ")";
     return false;
@@ -259,9 +262,10 @@ bool DkimKey::sign_here(std::string_view data, std::string* sig, std::string* er
 bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
   if (type_ == Type::kRsa) {
     return wc_SignatureVerify(WC_HASH_TYPE_SHA256, WC_SIGNATURE_TYPE_RSA_W_ENC,
-                              reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()),
-                              reinterpret_cast<const byte*>(sig.data()), static_cast<word32>(sig.size()),
-                              key_, sizeof(RsaKey)) == 0;
+                              reinterpret_cast<const byte*>(data.data()),
+                              static_cast<word32>(data.size()),
+                              reinterpret_cast<const byte*>(sig.data()),
+                              static_cast<word32>(sig.size()), key_, sizeof(RsaKey)) == 0;
   }
   byte digest[WC_SHA256_DIGEST_SIZE];
   if (wc_Sha256Hash(reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()),
@@ -269,8 +273,9 @@ bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
     return false;
   }
   int ok = 0;
-  return wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()), static_cast<word32>(sig.size()),
-                               digest, sizeof digest, &ok, static_cast<ed25519_key*>(key_)) == 0 &&
+  return wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()),
+                               static_cast<word32>(sig.size()), digest, sizeof digest, &ok,
+                               static_cast<ed25519_key*>(key_)) == 0 &&
          ok == 1;
 }
 
@@ -284,12 +289,14 @@ bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
     }
     byte digest[WC_SHA256_DIGEST_SIZE];
     int ok = 0;
-    const bool good =
-        wc_ed25519_import_public(reinterpret_cast<const byte*>(pub.data()), ED25519_PUB_KEY_SIZE, &key) == 0 &&
-        wc_Sha256Hash(reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()), digest) == 0 &&
-        wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()), static_cast<word32>(sig.size()),
-                              digest, sizeof digest, &ok, &key) == 0 &&
-        ok == 1;
+    const bool good = wc_ed25519_import_public(reinterpret_cast<const byte*>(pub.data()),
+                                               ED25519_PUB_KEY_SIZE, &key) == 0 &&
+                      wc_Sha256Hash(reinterpret_cast<const byte*>(data.data()),
+                                    static_cast<word32>(data.size()), digest) == 0 &&
+                      wc_ed25519_verify_msg(reinterpret_cast<const byte*>(sig.data()),
+                                            static_cast<word32>(sig.size()), digest, sizeof digest,
+                                            &ok, &key) == 0 &&
+                      ok == 1;
     wc_ed25519_free(&key);
     if (!good) *why = "signature does not verify";
     return good;
@@ -349,8 +356,10 @@ std::vector<DkimKeyFile> list_dkim_key_files(const std::string& domains_dir,
       only_domain.empty() ? list_dir(domains_dir) : std::vector<std::string>{only_domain};
   for (const auto& domain : domains) {
     for (const auto& f : list_dir(domains_dir + "/" + domain)) {
-      if (f.rfind("dkim:", 0) != 0 || f.size() <= 9 || f.compare(f.size() - 4, 4, ".pem") != 0) continue;
-      out.push_back(DkimKeyFile{domain, f.substr(5, f.size() - 9), domains_dir + "/" + domain + "/" + f});
+      if (f.rfind("dkim:", 0) != 0 || f.size() <= 9 || f.compare(f.size() - 4, 4, ".pem") != 0)
+        continue;
+      out.push_back(
+          DkimKeyFile{domain, f.substr(5, f.size() - 9), domains_dir + "/" + domain + "/" + f});
     }
   }
   return out;

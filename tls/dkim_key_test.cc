@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,7 +26,8 @@ std::string run(const std::string& cmd) {
 }
 
 TEST(DkimKey, GeneratedKeysSignAndVerify) {
-  for (auto [type, bits] : {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
+  for (auto [type, bits] :
+       {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
     std::string err;
     const std::string pem = DkimKey::generate_pem(type, bits, &err);
     ASSERT_FALSE(pem.empty()) << err;
@@ -59,7 +60,8 @@ TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
   FILE* f = ::fdopen(fd, "w");
   std::fwrite(ed_pem.data(), 1, ed_pem.size(), f);
   std::fclose(f);
-  const std::string spki = run(std::string("openssl pkey -in ") + tmpl + " -pubout -outform DER 2>/dev/null");
+  const std::string spki =
+      run(std::string("openssl pkey -in ") + tmpl + " -pubout -outform DER 2>/dev/null");
   std::remove(tmpl);
   ASSERT_EQ(spki.size(), 44u);
   EXPECT_EQ(ed->public_key(), spki.substr(12));
@@ -68,7 +70,8 @@ TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
 // One key, many threads signing at once (the daemon's worker pool does):
 // every signature is right.
 TEST(DkimKey, ConcurrentSigningWithOneKey) {
-  for (auto [type, bits] : {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
+  for (auto [type, bits] :
+       {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
     std::string err;
     auto k = DkimKey::from_pem(DkimKey::generate_pem(type, bits, &err), &err);
     ASSERT_NE(k, nullptr) << err;

@@ -14,10 +14,10 @@ bool scrypt_key(std::string_view password, std::string_view salt, const ScryptPa
     return false;
   }
   key->assign(static_cast<size_t>(params.key_len), '\0');
-  return wc_scrypt(reinterpret_cast<byte*>(key->data()),
-                   reinterpret_cast<const byte*>(password.data()), static_cast<int>(password.size()),
-                   reinterpret_cast<const byte*>(salt.data()), static_cast<int>(salt.size()),
-                   params.log_n, params.r, params.p, params.key_len) == 0;
+  return wc_scrypt(
+             reinterpret_cast<byte*>(key->data()), reinterpret_cast<const byte*>(password.data()),
+             static_cast<int>(password.size()), reinterpret_cast<const byte*>(salt.data()),
+             static_cast<int>(salt.size()), params.log_n, params.r, params.p, params.key_len) == 0;
 }
 
 bool scrypt_matches(std::string_view password, std::string_view salt, const ScryptParams& params,

@@ -20,9 +20,9 @@ namespace ringmail::tls {
 class TlsSession {
  public:
   enum class Status {
-    kOk,       // progress made or more bytes needed
-    kClosed,   // the peer sent close_notify
-    kError,    // handshake or record error: drop the connection
+    kOk,      // progress made or more bytes needed
+    kClosed,  // the peer sent close_notify
+    kError,   // handshake or record error: drop the connection
   };
 
   enum class Role : uint8_t { kServer, kClient };

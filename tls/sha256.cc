@@ -1,5 +1,4 @@
 #include "tls/sha256.h"
-#include "tls/sha256_internal.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -7,6 +6,8 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include <cstring>
+
+#include "tls/sha256_internal.h"
 
 namespace ringmail::tls {
 
@@ -44,11 +45,16 @@ const CpuFeatures& cpu_features() {
 
 const char* to_string(Sha256Backend b) {
   switch (b) {
-    case Sha256Backend::kAuto: return "auto";
-    case Sha256Backend::kWolfCrypt: return "wolfcrypt";
-    case Sha256Backend::kShaNi: return "sha-ni";
-    case Sha256Backend::kAvx512x16: return "avx512x16";
-    case Sha256Backend::kAvx2x8: return "avx2x8";
+    case Sha256Backend::kAuto:
+      return "auto";
+    case Sha256Backend::kWolfCrypt:
+      return "wolfcrypt";
+    case Sha256Backend::kShaNi:
+      return "sha-ni";
+    case Sha256Backend::kAvx512x16:
+      return "avx512x16";
+    case Sha256Backend::kAvx2x8:
+      return "avx2x8";
   }
   return "?";
 }
@@ -67,12 +73,14 @@ Sha256Backend resolve(Sha256Backend b) {
 // Two rounds per sha256rnds2, four per group; the message schedule keeps
 // the last four groups of words in w[0..3] (Intel's SHA extensions, as in
 // the SDM's description of SHA256RNDS2/MSG1/MSG2).
-__attribute__((target("sha,sse4.1,ssse3")))
-void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks) {
+__attribute__((target("sha,sse4.1,ssse3"))) void sha256_blocks_shani(uint32_t state[8],
+                                                                     const uint8_t* data,
+                                                                     size_t blocks) {
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   // state a..h -> the ABEF and CDGH layouts the instructions use.
   __m128i t = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);
-  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);
+  __m128i s1 =
+      _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);
   __m128i s0 = _mm_alignr_epi8(t, s1, 8);
   s1 = _mm_blend_epi16(s1, t, 0xF0);
   for (; blocks > 0; --blocks, data += 64) {
@@ -82,7 +90,8 @@ void sha256_blocks_shani(uint32_t state[8], const uint8_t* data, size_t blocks) 
     for (int g = 0; g < 16; ++g) {
       __m128i& cur = w[g & 3];
       if (g < 4) {
-        cur = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * g)), bswap);
+        cur = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * g)),
+                               bswap);
       } else {
         const __m128i prev = w[(g + 3) & 3];  // W[g-1]
         __m128i x = _mm_sha256msg1_epu32(cur, w[(g + 1) & 3]);

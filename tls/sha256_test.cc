@@ -171,8 +171,9 @@ class Sha256Test : public ::testing::TestWithParam<Sha256Backend> {
 TEST_P(Sha256Test, Fips180Examples) {
   EXPECT_EQ(hex(Sha256Job::hash("abc", GetParam())),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(hex(Sha256Job::hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", GetParam())),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(
+      hex(Sha256Job::hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", GetParam())),
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   EXPECT_EQ(hex(Sha256Job::hash("", GetParam())),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   Sha256Job h(GetParam());
@@ -333,7 +334,8 @@ TEST_P(Sha256ManyTest, ShavsDeferredInRandomChunks) {
     if (fed.empty()) break;
     pump_many(fed.data(), fed.size(), 7, GetParam());
   }
-  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(hex(jobs[i]->finish()), v[i].md) << "Len " << v[i].bits;
+  for (size_t i = 0; i < v.size(); ++i)
+    EXPECT_EQ(hex(jobs[i]->finish()), v[i].md) << "Len " << v[i].bits;
 }
 
 TEST(Sha256, PortableCompression) {
@@ -363,7 +365,8 @@ TEST(Sha256, DeferredJobsPumpedTogether) {
                  Sha256Backend::kWolfCrypt}) {
     for (size_t min_lanes : {size_t{2}, size_t{7}, size_t{17}}) {
       std::vector<std::unique_ptr<Sha256Deferred>> jobs;
-      for (size_t i = 0; i < in.size(); ++i) jobs.push_back(std::make_unique<Sha256Deferred>(i % 5 != 4, b));
+      for (size_t i = 0; i < in.size(); ++i)
+        jobs.push_back(std::make_unique<Sha256Deferred>(i % 5 != 4, b));
       std::vector<size_t> at(in.size(), 0);
       for (bool more = true; more;) {
         more = false;
@@ -400,7 +403,8 @@ TEST(Sha256, BackendResolution) {
 INSTANTIATE_TEST_SUITE_P(Backends, Sha256Test,
                          ::testing::Values(Sha256Backend::kWolfCrypt, Sha256Backend::kShaNi),
                          [](const auto& info) {
-                           return std::string(info.param == Sha256Backend::kShaNi ? "ShaNi" : "WolfCrypt");
+                           return std::string(info.param == Sha256Backend::kShaNi ? "ShaNi"
+                                                                                  : "WolfCrypt");
                          });
 INSTANTIATE_TEST_SUITE_P(Backends, Sha256ManyTest,
                          ::testing::Values(Sha256Backend::kAvx512x16, Sha256Backend::kAvx2x8),

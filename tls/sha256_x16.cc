@@ -70,7 +70,8 @@ void sha256_blocks_portable(uint32_t state[8], const uint8_t* data, size_t block
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     for (int t = 0; t < 64; ++t) {
-      const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + kK[t] + w[t];
+      const uint32_t t1 =
+          h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + kK[t] + w[t];
       const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
       h = g;
       g = f;
@@ -104,8 +105,8 @@ RM_AVX512 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* cons
   __m512i st[8];
   for (int j = 0; j < 8; ++j) st[j] = _mm512_load_si512(tmp[j]);
   // Byte order within each 32-bit word: big-endian message words.
-  const __m512i bswap = _mm512_broadcast_i32x4(
-      _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
+  const __m512i bswap =
+      _mm512_broadcast_i32x4(_mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
   for (size_t n = 0; n < blocks; ++n) {
     // The 16 lanes' blocks, one row each, transposed into word-major rows
     // (w[t] lane i = word t of lane i's block): 4x4 transposes inside each
@@ -145,11 +146,12 @@ RM_AVX512 void sha256_x16_avx512(uint32_t* const states[16], const uint8_t* cons
         wt = w[t];
       } else {
         const __m512i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
-        const __m512i s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(w15, 7), _mm512_ror_epi32(w15, 18),
-                                                     _mm512_srli_epi32(w15, 3), 0x96);
-        const __m512i s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(w2, 17), _mm512_ror_epi32(w2, 19),
-                                                     _mm512_srli_epi32(w2, 10), 0x96);
-        wt = _mm512_add_epi32(_mm512_add_epi32(w[t & 15], s0), _mm512_add_epi32(w[(t - 7) & 15], s1));
+        const __m512i s0 = _mm512_ternarylogic_epi32(
+            _mm512_ror_epi32(w15, 7), _mm512_ror_epi32(w15, 18), _mm512_srli_epi32(w15, 3), 0x96);
+        const __m512i s1 = _mm512_ternarylogic_epi32(
+            _mm512_ror_epi32(w2, 17), _mm512_ror_epi32(w2, 19), _mm512_srli_epi32(w2, 10), 0x96);
+        wt = _mm512_add_epi32(_mm512_add_epi32(w[t & 15], s0),
+                              _mm512_add_epi32(w[(t - 7) & 15], s1));
         w[t & 15] = wt;
       }
       const __m512i S1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(e, 6), _mm512_ror_epi32(e, 11),
@@ -223,15 +225,16 @@ RM_AVX2 void transpose8(const uint8_t* const p[8], size_t off, __m256i bswap, __
 
 }  // namespace
 
-RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data[8], size_t blocks) {
+RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data[8],
+                            size_t blocks) {
   alignas(32) uint32_t tmp[8][8];
   for (int i = 0; i < 8; ++i) {
     for (int j = 0; j < 8; ++j) tmp[j][i] = states[i][j];
   }
   __m256i st[8];
   for (int j = 0; j < 8; ++j) st[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp[j]));
-  const __m256i bswap = _mm256_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3,
-                                        12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+  const __m256i bswap = _mm256_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12,
+                                        13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
   for (size_t n = 0; n < blocks; ++n) {
     __m256i w[16];
     transpose8(data, 64 * n, bswap, w);
@@ -246,7 +249,8 @@ RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data
         const __m256i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
         const __m256i s0 = xor3(ror8(w15, 7), ror8(w15, 18), _mm256_srli_epi32(w15, 3));
         const __m256i s1 = xor3(ror8(w2, 17), ror8(w2, 19), _mm256_srli_epi32(w2, 10));
-        wt = _mm256_add_epi32(_mm256_add_epi32(w[t & 15], s0), _mm256_add_epi32(w[(t - 7) & 15], s1));
+        wt = _mm256_add_epi32(_mm256_add_epi32(w[t & 15], s0),
+                              _mm256_add_epi32(w[(t - 7) & 15], s1));
         w[t & 15] = wt;
       }
       const __m256i S1 = xor3(ror8(e, 6), ror8(e, 11), ror8(e, 25));
@@ -255,7 +259,8 @@ RM_AVX2 void sha256_x8_avx2(uint32_t* const states[8], const uint8_t* const data
           _mm256_add_epi32(h, S1),
           _mm256_add_epi32(ch, _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(kK[t])), wt)));
       const __m256i S0 = xor3(ror8(a, 2), ror8(a, 13), ror8(a, 22));
-      const __m256i maj = _mm256_or_si256(_mm256_and_si256(_mm256_or_si256(a, b), c), _mm256_and_si256(a, b));
+      const __m256i maj =
+          _mm256_or_si256(_mm256_and_si256(_mm256_or_si256(a, b), c), _mm256_and_si256(a, b));
       h = g;
       g = f;
       f = e;
@@ -345,7 +350,8 @@ void many_lanes(const std::string_view* msgs, size_t n, Sha256Digest* out, Kerne
     // The tail and the padding, lane by lane.
     for (size_t i = 0; i < m; ++i) {
       const std::string_view msg = msgs[base + i];
-      out[base + i] = sha256_detail::finish_tail(st[i], msg.substr(msg.size() - msg.size() % 64), msg.size());
+      out[base + i] =
+          sha256_detail::finish_tail(st[i], msg.substr(msg.size() - msg.size() % 64), msg.size());
     }
   }
 }
@@ -370,8 +376,12 @@ size_t lane_kernel(Sha256Backend b, Kernel* kernel) {
 void sha256_many(const std::string_view* msgs, size_t n, Sha256Digest* out, Sha256Backend b) {
   Kernel kernel = nullptr;
   switch (lane_kernel(b, &kernel)) {
-    case 16: many_lanes<16>(msgs, n, out, kernel); return;
-    case 8: many_lanes<8>(msgs, n, out, kernel); return;
+    case 16:
+      many_lanes<16>(msgs, n, out, kernel);
+      return;
+    case 8:
+      many_lanes<8>(msgs, n, out, kernel);
+      return;
     default:
       for (size_t i = 0; i < n; ++i) out[i] = Sha256Job::hash(msgs[i], b);
   }

@@ -29,7 +29,8 @@ class TestClient {
     wolfSSL_SetIOWriteCtx(ssl_, this);
     wolfSSL_UseSessionTicket(ssl_);  // as mail clients do
     if (!sni.empty()) {
-      wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, sni.data(), static_cast<unsigned short>(sni.size()));
+      wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, sni.data(),
+                     static_cast<unsigned short>(sni.size()));
     }
   }
   ~TestClient() {

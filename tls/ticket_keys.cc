@@ -21,7 +21,8 @@ bool random_bytes(unsigned char* out, size_t n) {
 }
 
 // The key name and nonce are authenticated along with the ticket.
-std::array<unsigned char, 32> ticket_aad(const unsigned char key_name[16], const unsigned char iv[16]) {
+std::array<unsigned char, 32> ticket_aad(const unsigned char key_name[16],
+                                         const unsigned char iv[16]) {
   std::array<unsigned char, 32> aad;
   std::memcpy(aad.data(), key_name, 16);
   std::memcpy(aad.data() + 16, iv, 16);

@@ -30,8 +30,8 @@ class TicketKeys {
   // Ticket sealing, as wolfSSL's SessionTicketEncCb asks for it (public for
   // the callback and the tests): seals in place (enc != 0) or checks and
   // opens. Returns a WOLFSSL_TICKET_RET_* value.
-  int seal_or_open(unsigned char key_name[16], unsigned char iv[16], unsigned char mac[32],
-                   int enc, unsigned char* ticket, int in_len, int* out_len) const;
+  int seal_or_open(unsigned char key_name[16], unsigned char iv[16], unsigned char mac[32], int enc,
+                   unsigned char* ticket, int in_len, int* out_len) const;
 
  private:
   TicketKeys() = default;

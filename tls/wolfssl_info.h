@@ -9,9 +9,9 @@
 namespace ringmail::tls {
 
 struct WolfsslInfo {
-  std::string version;   // e.g. "5.5.4"
-  bool aesni = false;    // AES-NI / AVX assembly (--enable-aesni --enable-intelasm)
-  bool sp_asm = false;   // single-precision x86_64 assembly (--enable-sp-asm)
+  std::string version;  // e.g. "5.5.4"
+  bool aesni = false;   // AES-NI / AVX assembly (--enable-aesni --enable-intelasm)
+  bool sp_asm = false;  // single-precision x86_64 assembly (--enable-sp-asm)
   bool tls13 = false;
   bool ed25519 = false;
 };

@@ -1,7 +1,8 @@
 #include "tools/aliases.h"
 
-#include <cstdio>
 #include <toml++/toml.h>
+
+#include <cstdio>
 
 #include "proto/address.h"
 #include "storage/domains.h"
@@ -43,8 +44,9 @@ int aliases_resolve(const AliasSettings& s, const std::string& address) {
   const std::string local = address.substr(0, at);
   const std::string domain = proto::ascii_lower(address.substr(at + 1));
   if (domains->broken(domain)) {
-    std::fprintf(stderr, "ringmail: %s: its domain's users or aliases file has an error (451 until fixed)\n",
-                 address.c_str());
+    std::fprintf(
+        stderr, "ringmail: %s: its domain's users or aliases file has an error (451 until fixed)\n",
+        address.c_str());
     return 1;
   }
   const proto::Resolution r = domains->resolve(local, domain);

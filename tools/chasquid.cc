@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +18,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "proto/address.h"
 #include "proto/quoted.h"
@@ -91,7 +91,8 @@ class Lexer {
 
  private:
   static bool word_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' || c == '+';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+           c == '+';
   }
 
   void skip() {
@@ -140,7 +141,8 @@ class Lexer {
       return -1;
     };
     while (true) {
-      if (i_ >= t_.size() || t_[i_] == '\n') throw ParseError{line_, "string not closed on its line"};
+      if (i_ >= t_.size() || t_[i_] == '\n')
+        throw ParseError{line_, "string not closed on its line"};
       const char c = t_[i_++];
       if (c == quote) return out;
       if (c != '\\') {
@@ -150,39 +152,64 @@ class Lexer {
       if (i_ >= t_.size()) throw ParseError{line_, "string not closed on its line"};
       const char e = t_[i_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case '?': out += '?'; break;
-        case '\\': case '"': case '\'': out += e; break;
-        case 'x': case 'X': {
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case '?':
+          out += '?';
+          break;
+        case '\\':
+        case '"':
+        case '\'':
+          out += e;
+          break;
+        case 'x':
+        case 'X': {
           int v = 0, n = 0;
           while (n < 2 && i_ < t_.size() && hexval(t_[i_]) >= 0) v = v * 16 + hexval(t_[i_++]), ++n;
           if (n == 0) throw ParseError{line_, "\\x needs hexadecimal digits"};
           out += static_cast<char>(v);
           break;
         }
-        case 'u': case 'U': {
+        case 'u':
+        case 'U': {
           const int want = e == 'u' ? 4 : 8;
           uint32_t v = 0;
           for (int n = 0; n < want; ++n) {
             if (i_ >= t_.size() || hexval(t_[i_]) < 0) {
-              throw ParseError{line_, std::string("\\") + e + " needs " + std::to_string(want) + " hexadecimal digits"};
+              throw ParseError{line_, std::string("\\") + e + " needs " + std::to_string(want) +
+                                          " hexadecimal digits"};
             }
             v = v * 16 + static_cast<uint32_t>(hexval(t_[i_++]));
           }
-          if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) throw ParseError{line_, "\\u escape is not a character"};
+          if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+            throw ParseError{line_, "\\u escape is not a character"};
           put_utf8(out, v);
           break;
         }
         default:
           if (e >= '0' && e <= '7') {
             int v = e - '0', n = 1;
-            while (n < 3 && i_ < t_.size() && t_[i_] >= '0' && t_[i_] <= '7') v = v * 8 + (t_[i_++] - '0'), ++n;
+            while (n < 3 && i_ < t_.size() && t_[i_] >= '0' && t_[i_] <= '7')
+              v = v * 8 + (t_[i_++] - '0'), ++n;
             if (v > 255) throw ParseError{line_, "octal escape above \\377"};
             out += static_cast<char>(v);
           } else {
@@ -199,9 +226,12 @@ class Lexer {
 
 std::string describe(const Token& t) {
   switch (t.kind) {
-    case Tok::kEnd: return "the end of the file";
-    case Tok::kString: return "a string";
-    default: return "'" + t.text + "'";
+    case Tok::kEnd:
+      return "the end of the file";
+    case Tok::kString:
+      return "a string";
+    default:
+      return "'" + t.text + "'";
   }
 }
 
@@ -225,8 +255,8 @@ void scalar(Lexer& lx, const Token& first, TextField* f) {
 
 }  // namespace
 
-bool parse_text_format(const std::string& text, const std::string& source, std::vector<TextField>* out,
-                       std::string* error) {
+bool parse_text_format(const std::string& text, const std::string& source,
+                       std::vector<TextField>* out, std::string* error) {
   Lexer lx(text);
   try {
     while (true) {
@@ -235,15 +265,16 @@ bool parse_text_format(const std::string& text, const std::string& source, std::
       if (key.kind == Tok::kPunct && key.text == "[") {
         throw ParseError{key.line, "extension fields ([...]) are not part of chasquid.conf"};
       }
-      const bool name = key.kind == Tok::kIdent &&
-                        key.text.find_first_of(".-+") == std::string::npos;
+      const bool name =
+          key.kind == Tok::kIdent && key.text.find_first_of(".-+") == std::string::npos;
       if (!name) throw ParseError{key.line, "expected a field name, found " + describe(key)};
       Token sep = lx.next();
       if (sep.kind == Tok::kPunct && (sep.text == "{" || sep.text == "<")) {
         throw ParseError{sep.line, key.text + ": nested messages are not part of chasquid.conf"};
       }
       if (sep.kind != Tok::kPunct || sep.text != ":") {
-        throw ParseError{sep.line, key.text + ": expected ':' after the field name, found " + describe(sep)};
+        throw ParseError{sep.line,
+                         key.text + ": expected ':' after the field name, found " + describe(sep)};
       }
       const Token v = lx.next();
       if (v.kind == Tok::kPunct && v.text == "[") {
@@ -257,7 +288,8 @@ bool parse_text_format(const std::string& text, const std::string& source, std::
             const Token s = lx.next();
             if (s.kind == Tok::kPunct && s.text == "]") break;
             if (s.kind != Tok::kPunct || s.text != ",") {
-              throw ParseError{s.line, key.text + ": expected ',' or ']' in the list, found " + describe(s)};
+              throw ParseError{
+                  s.line, key.text + ": expected ',' or ']' in the list, found " + describe(s)};
             }
           }
         }
@@ -299,13 +331,20 @@ bool parse_go_duration(const std::string& s_in, double* seconds) {
     while (i < s.size() && !std::isdigit(static_cast<unsigned char>(s[i])) && s[i] != '.') ++i;
     const std::string unit = s.substr(u, i - u);
     double mult;
-    if (unit == "h") mult = 3600;
-    else if (unit == "m") mult = 60;
-    else if (unit == "s") mult = 1;
-    else if (unit == "ms") mult = 1e-3;
-    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") mult = 1e-6;
-    else if (unit == "ns") mult = 1e-9;
-    else return false;
+    if (unit == "h")
+      mult = 3600;
+    else if (unit == "m")
+      mult = 60;
+    else if (unit == "s")
+      mult = 1;
+    else if (unit == "ms")
+      mult = 1e-3;
+    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs")
+      mult = 1e-6;
+    else if (unit == "ns")
+      mult = 1e-9;
+    else
+      return false;
     total += std::strtod(num.c_str(), nullptr) * mult;
   }
   *seconds = neg ? -total : total;
@@ -374,7 +413,8 @@ struct Conf {
   }
 };
 
-bool check_conf(const std::vector<TextField>& raw, const std::string& source, Conf* c, std::string* error) {
+bool check_conf(const std::vector<TextField>& raw, const std::string& source, Conf* c,
+                std::string* error) {
   for (const auto& f : raw) {
     auto it = known_fields().find(f.key);
     if (it == known_fields().end()) {
@@ -402,7 +442,8 @@ bool check_conf(const std::vector<TextField>& raw, const std::string& source, Co
         break;
       }
       case Type::kBool: {
-        static const std::set<std::string> ok = {"true", "false", "True", "False", "t", "f", "1", "0"};
+        static const std::set<std::string> ok = {"true", "false", "True", "False",
+                                                 "t",    "f",     "1",    "0"};
         if (f.is_string || ok.count(f.value) == 0) {
           *error = at + ": must be true or false";
           return false;
@@ -452,13 +493,18 @@ std::vector<std::string> map_address(const std::string& a, std::string* why) {
     }
   }
   unsigned long p = 0;
-  if (!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos) {
+  if (!port.empty() && port.size() <= 5 &&
+      port.find_first_not_of("0123456789") == std::string::npos) {
     p = std::stoul(port);
   } else if (!port.empty()) {
-    if (const servent* se = ::getservbyname(port.c_str(), "tcp")) p = ntohs(static_cast<uint16_t>(se->s_port));
-    else if (port == "submissions" || port == "smtps") p = 465;
-    else if (port == "submission") p = 587;
-    else if (port == "smtp") p = 25;
+    if (const servent* se = ::getservbyname(port.c_str(), "tcp"))
+      p = ntohs(static_cast<uint16_t>(se->s_port));
+    else if (port == "submissions" || port == "smtps")
+      p = 465;
+    else if (port == "submission")
+      p = 587;
+    else if (port == "smtp")
+      p = 25;
   }
   if (p == 0 || p > 65535) {
     *why = "port '" + port + "' is not a port number from 1 to 65535 or a known service";
@@ -472,7 +518,8 @@ std::vector<std::string> map_address(const std::string& a, std::string* why) {
   if (inet_pton(AF_INET, host.c_str(), buf) == 1) return {host + ":" + ps};
   if (inet_pton(AF_INET6, host.c_str(), buf) == 1) return {"[" + host + "]:" + ps};
   if (proto::ascii_lower(host) == "localhost") return {"127.0.0.1:" + ps};
-  *why = "'" + host + "' is a host name; ringmail listens on IP addresses (write one in the [[listener]])";
+  *why = "'" + host +
+         "' is a host name; ringmail listens on IP addresses (write one in the [[listener]])";
   return {};
 }
 
@@ -507,8 +554,10 @@ bool write_file(const fs::path& dst, const std::string& data, mode_t mode, std::
   while (ok && off < data.size()) {
     const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = false;
-    else off += static_cast<size_t>(w);
+    if (w <= 0)
+      ok = false;
+    else
+      off += static_cast<size_t>(w);
   }
   ok = ok && ::fsync(fd) == 0;
   const int saved = errno;
@@ -549,14 +598,15 @@ bool do_copy(const Copy& c, std::string* error) {
 }
 
 mode_t mode_of(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
 }
 
 std::vector<fs::path> sorted_entries(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) out.push_back(it->path());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    out.push_back(it->path());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -570,19 +620,22 @@ int import_chasquid(const ImportOptions& o) {
   if (!fs::is_directory(from, ec)) return fail(o.from + ": not a directory");
   const fs::path conf_path = from / "chasquid.conf";
   if (!fs::is_regular_file(conf_path, ec)) {
-    return fail(conf_path.string() + ": not found (is " + o.from + " chasquid's configuration directory?)");
+    return fail(conf_path.string() + ": not found (is " + o.from +
+                " chasquid's configuration directory?)");
   }
   if (fs::exists(to, ec) && fs::equivalent(from, to, ec)) {
     return fail("the destination is the chasquid directory itself");
   }
-  if (o.data_dir.empty() || o.data_dir.front() != '/') return fail("--data-dir must be an absolute path");
+  if (o.data_dir.empty() || o.data_dir.front() != '/')
+    return fail("--data-dir must be an absolute path");
 
   // chasquid.conf
   std::string text, err;
   if (!read_file(conf_path, &text, &err)) return fail(err);
   std::vector<TextField> raw;
   Conf conf;
-  if (!parse_text_format(text, conf_path.string(), &raw, &err) || !check_conf(raw, conf_path.string(), &conf, &err)) {
+  if (!parse_text_format(text, conf_path.string(), &raw, &err) ||
+      !check_conf(raw, conf_path.string(), &conf, &err)) {
     return fail(err);
   }
   Reporter rep;
@@ -593,7 +646,8 @@ int import_chasquid(const ImportOptions& o) {
   std::string hostname = conf.str("hostname", "");
   if (hostname.empty()) {
     char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0) return fail("hostname is not set and this machine's name is unknown");
+    if (::gethostname(buf, sizeof buf - 1) != 0)
+      return fail("hostname is not set and this machine's name is unknown");
     hostname = buf;
     note(rep.at(nullptr) + ": hostname not set: using this machine's name, " + hostname);
   }
@@ -648,7 +702,8 @@ int import_chasquid(const ImportOptions& o) {
         c.mode = 0600;
         ++dkim_keys;
       } else {
-        note(rel + "/" + fname + ": not a file ringmail reads (users, aliases, dkim:<selector>.pem): not imported");
+        note(rel + "/" + fname +
+             ": not a file ringmail reads (users, aliases, dkim:<selector>.pem): not imported");
         continue;
       }
       copies.push_back(c);
@@ -656,7 +711,8 @@ int import_chasquid(const ImportOptions& o) {
     local_domains.push_back(lower);
     if (!has_users) {
       note(rel + ": no users file: nobody of this domain can authenticate" +
-           std::string(conf.flag("dovecot_auth") ? " (chasquid asked dovecot; ringmail cannot)" : "") +
+           std::string(conf.flag("dovecot_auth") ? " (chasquid asked dovecot; ringmail cannot)"
+                                                 : "") +
            (has_aliases ? "" : ", and mail for any mailbox name there is taken"));
     }
   }
@@ -678,7 +734,8 @@ int import_chasquid(const ImportOptions& o) {
       c.link = true;
       c.target = link_target(d);
       copies.push_back(c);
-      note(rel + ": a link to " + c.target.string() + ": the copy links there too (renewals are picked up)");
+      note(rel + ": a link to " + c.target.string() +
+           ": the copy links there too (renewals are picked up)");
       continue;
     }
     if (!fs::is_directory(d, ec)) {
@@ -728,8 +785,9 @@ int import_chasquid(const ImportOptions& o) {
     const char* kind;
     int port;
   };
-  for (const KindInfo& k : {KindInfo{"smtp_address", "smtp", 25}, KindInfo{"submission_address", "submission", 587},
-                            KindInfo{"submission_over_tls_address", "submissions", 465}}) {
+  for (const KindInfo& k :
+       {KindInfo{"smtp_address", "smtp", 25}, KindInfo{"submission_address", "submission", 587},
+        KindInfo{"submission_over_tls_address", "submissions", 465}}) {
     std::vector<TextField> values;
     auto it = conf.fields.find(k.field);
     if (it != conf.fields.end()) values = it->second;
@@ -741,7 +799,8 @@ int import_chasquid(const ImportOptions& o) {
       if (v.value == "systemd") {
         const std::string p = std::to_string(k.port);
         addrs = {"0.0.0.0:" + p, "[::]:" + p};
-        note(at + ": ringmaild does not take sockets from systemd: listening on 0.0.0.0:" + p + " and [::]:" + p);
+        note(at + ": ringmaild does not take sockets from systemd: listening on 0.0.0.0:" + p +
+             " and [::]:" + p);
       } else {
         std::string why;
         addrs = map_address(v.value, &why);
@@ -768,35 +827,43 @@ int import_chasquid(const ImportOptions& o) {
     } else {
       args = " -f %from% -d %to_user%";
     }
-    note(rep.at(conf.get("mail_delivery_agent_bin")) + ": mail_delivery_agent_bin \"" + mda + "\" (" +
-         args.substr(1) + "): local delivery is Maildir under data_dir (" + o.data_dir +
+    note(rep.at(conf.get("mail_delivery_agent_bin")) + ": mail_delivery_agent_bin \"" + mda +
+         "\" (" + args.substr(1) + "): local delivery is Maildir under data_dir (" + o.data_dir +
          "/mail/<domain>/<user>/Maildir); for an MDA or Dovecot's LMTP set delivery in a "
          "domain's domain.toml (docs/aliases.md)");
   }
   note(rep.at(conf.get("data_dir")) + ": data_dir \"" + conf.str("data_dir", "/var/lib/chasquid") +
-       "\": chasquid's queue and domain records are not imported (let its queue empty before switching); "
-       "ringmail's data_dir is " + o.data_dir);
+       "\": chasquid's queue and domain records are not imported (let its queue empty before "
+       "switching); "
+       "ringmail's data_dir is " +
+       o.data_dir);
   if (const TextField* f = conf.get("monitoring_address")) {
-    note(rep.at(f) + ": monitoring_address \"" + f->value + "\": ringmaild has no monitoring HTTP server: not imported");
+    note(rep.at(f) + ": monitoring_address \"" + f->value +
+         "\": ringmaild has no monitoring HTTP server: not imported");
   }
   if (const TextField* f = conf.get("mail_log_path")) {
     note(rep.at(f) + ": mail_log_path \"" + f->value +
          "\": ringmaild logs every event on stderr (the journal under systemd): not imported");
   }
   if (const TextField* f = conf.get("dovecot_auth"); f && conf.flag("dovecot_auth")) {
-    note(rep.at(f) + ": dovecot_auth: ringmaild authenticates against the domains' users files only: not imported");
+    note(rep.at(f) +
+         ": dovecot_auth: ringmaild authenticates against the domains' users files only: not "
+         "imported");
   }
   for (const char* k : {"dovecot_userdb_path", "dovecot_client_path"}) {
     if (const TextField* f = conf.get(k)) {
-      note(rep.at(f) + ": " + k + " \"" + f->value + "\": no dovecot authentication in ringmaild: not imported");
+      note(rep.at(f) + ": " + k + " \"" + f->value +
+           "\": no dovecot authentication in ringmaild: not imported");
     }
   }
   if (const TextField* f = conf.get("haproxy_incoming"); f && conf.flag("haproxy_incoming")) {
-    note(rep.at(f) + ": haproxy_incoming: ringmaild does not read the PROXY protocol: not imported "
-                     "(clients behind HAProxy would all have its address)");
+    note(rep.at(f) +
+         ": haproxy_incoming: ringmaild does not read the PROXY protocol: not imported "
+         "(clients behind HAProxy would all have its address)");
   }
   if (const TextField* f = conf.get("max_queue_items")) {
-    note(rep.at(f) + ": max_queue_items " + f->value + ": ringmail's queue has no item limit: not imported");
+    note(rep.at(f) + ": max_queue_items " + f->value +
+         ": ringmail's queue has no item limit: not imported");
   }
   for (const TextField& f : conf.unknown) {
     note(rep.at(&f) + ": " + f.key + ": not a chasquid setting ringmail knows: not imported");
@@ -807,11 +874,13 @@ int import_chasquid(const ImportOptions& o) {
     const TextField* f = conf.get(key);
     std::string v = f ? f->value : def, kept, dropped;
     for (char c : v) {
-      const bool bad = c == '@' || c == ' ' || c == ',' || c == ':' || static_cast<unsigned char>(c) < 0x21;
+      const bool bad =
+          c == '@' || c == ' ' || c == ',' || c == ':' || static_cast<unsigned char>(c) < 0x21;
       (bad ? dropped : kept) += c;
     }
     if (!dropped.empty()) {
-      note(rep.at(f) + ": " + key + ": " + toml_str(dropped) + " cannot be used by ringmail: left out");
+      note(rep.at(f) + ": " + key + ": " + toml_str(dropped) +
+           " cannot be used by ringmail: left out");
     }
     return kept;
   };
@@ -845,7 +914,8 @@ int import_chasquid(const ImportOptions& o) {
   size_t certificates = 0;
   if (have_certs_dir) {
     std::vector<std::string> problems;
-    auto store = tls::CertStore::load({certs_src.string()}, std::time(nullptr), tls::TicketKeys::create(), &problems);
+    auto store = tls::CertStore::load({certs_src.string()}, std::time(nullptr),
+                                      tls::TicketKeys::create(), &problems);
     for (const auto& p : problems) note(p + " (ringmaild skips this certificate)");
     certificates = store->contexts().size();
   }
@@ -863,12 +933,14 @@ int import_chasquid(const ImportOptions& o) {
       return fail(toml_path.string() + " exists (--force overwrites it)");
     }
     for (const Copy& c : copies) {
-      if (fs::exists(fs::symlink_status(c.dst, ec))) return fail(c.dst.string() + " exists (--force overwrites it)");
+      if (fs::exists(fs::symlink_status(c.dst, ec)))
+        return fail(c.dst.string() + " exists (--force overwrites it)");
     }
   }
   for (const fs::path& d : dirs) {
     fs::create_directories(d, ec);
-    if (ec || !fs::is_directory(d, ec)) return fail(d.string() + ": cannot make the folder (" + ec.message() + ")");
+    if (ec || !fs::is_directory(d, ec))
+      return fail(d.string() + ": cannot make the folder (" + ec.message() + ")");
   }
   for (const Copy& c : copies) {
     if (!do_copy(c, &err)) return fail(err);
@@ -882,9 +954,11 @@ int import_chasquid(const ImportOptions& o) {
     opt.drop_chars = drop_characters;
     std::vector<std::string> problems;
     storage::Domains::load(io, domains_dst.string(), local_domains, opt, &problems);
-    for (const auto& p : problems) note(p + " (ringmaild answers 451 for the domain until it is fixed)");
+    for (const auto& p : problems)
+      note(p + " (ringmaild answers 451 for the domain until it is fixed)");
     for (const auto& k : tls::list_dkim_key_files(domains_dst.string())) {
-      if (!tls::DkimKey::load(k.path, &err)) note(k.path + ": " + err + " (ringmaild skips this DKIM key)");
+      if (!tls::DkimKey::load(k.path, &err))
+        note(k.path + ": " + err + " (ringmaild skips this DKIM key)");
     }
   }
 
@@ -896,7 +970,8 @@ int import_chasquid(const ImportOptions& o) {
   t += "data_dir = " + toml_str(o.data_dir) + "  # mail: <data_dir>/mail/<domain>/<user>/Maildir\n";
   t += "domains_dir = " + toml_str(domains_dst.string()) + "\n";
   t += "local_domains = [";
-  for (size_t i = 0; i < local_domains.size(); ++i) t += (i ? ", " : "") + toml_str(local_domains[i]);
+  for (size_t i = 0; i < local_domains.size(); ++i)
+    t += (i ? ", " : "") + toml_str(local_domains[i]);
   t += "]\n";
   for (const auto& l : listeners) {
     t += "\n[[listener]]\naddress = " + toml_str(l.address) + "\nkind = " + toml_str(l.kind) + "\n";
@@ -904,25 +979,29 @@ int import_chasquid(const ImportOptions& o) {
   t += "\n[tls]\ncert_dirs = [";
   if (have_certs_dir) t += toml_str(certs_dst.string());
   t += "]\n";
-  t += "\n[aliases]\nsuffix_separators = " + toml_str(suffix_separators) + "\ndrop_characters = " +
-       toml_str(drop_characters) + "\n";
-  t += "\n[outbound]\nexpire_s = " + std::to_string(expire_s) + "  # give_up_send_after \"" + give_up + "\"\n";
-  t += "\n[limits]\nmessage_bytes_max = " + std::to_string(message_bytes) + "  # max_data_size_mb " +
-       std::to_string(mb) + "\n";
+  t += "\n[aliases]\nsuffix_separators = " + toml_str(suffix_separators) +
+       "\ndrop_characters = " + toml_str(drop_characters) + "\n";
+  t += "\n[outbound]\nexpire_s = " + std::to_string(expire_s) + "  # give_up_send_after \"" +
+       give_up + "\"\n";
+  t += "\n[limits]\nmessage_bytes_max = " + std::to_string(message_bytes) +
+       "  # max_data_size_mb " + std::to_string(mb) + "\n";
   try {
     (void)toml::parse(t, toml_path.string());
   } catch (const toml::parse_error& e) {
-    return fail("internal error: the written configuration does not parse: " + std::string(e.description()));
+    return fail("internal error: the written configuration does not parse: " +
+                std::string(e.description()));
   }
   if (!write_file(toml_path, t, 0644, &err)) return fail(err);
 
   for (const auto& l : lines) report(l);
-  std::printf("wrote %s: %zu domain%s (%zu users file%s, %zu DKIM key%s), %zu certificate%s, %zu listener%s; "
-              "check it with: ringmaild --check-config --config %s\n",
-              toml_path.c_str(), local_domains.size(), local_domains.size() == 1 ? "" : "s", users_files,
-              users_files == 1 ? "" : "s", dkim_keys, dkim_keys == 1 ? "" : "s", certificates,
-              certificates == 1 ? "" : "s", listeners.size(), listeners.size() == 1 ? "" : "s",
-              toml_path.c_str());
+  std::printf(
+      "wrote %s: %zu domain%s (%zu users file%s, %zu DKIM key%s), %zu certificate%s, %zu "
+      "listener%s; "
+      "check it with: ringmaild --check-config --config %s\n",
+      toml_path.c_str(), local_domains.size(), local_domains.size() == 1 ? "" : "s", users_files,
+      users_files == 1 ? "" : "s", dkim_keys, dkim_keys == 1 ? "" : "s", certificates,
+      certificates == 1 ? "" : "s", listeners.size(), listeners.size() == 1 ? "" : "s",
+      toml_path.c_str());
   return 0;
 }
 

@@ -32,10 +32,10 @@ bool parse_text_format(const std::string& text, const std::string& source,
 bool parse_go_duration(const std::string& s, double* seconds);
 
 struct ImportOptions {
-  std::string from;                          // chasquid's configuration directory
-  std::string to = "/etc/ringmail";          // ringmail's
+  std::string from;                  // chasquid's configuration directory
+  std::string to = "/etc/ringmail";  // ringmail's
   std::string data_dir = "/var/spool/ringmail";
-  bool force = false;                        // overwrite existing files
+  bool force = false;  // overwrite existing files
 };
 
 // 0: written and usable (the report on stdout); 1 with a one-line reason on

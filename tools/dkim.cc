@@ -35,7 +35,7 @@ bool valid_selector(const std::string& s) {
 
 std::string dkim_record(const tls::DkimKey& k) {
   const auto alg = k.type() == tls::DkimKey::Type::kRsa ? proto::dkim::Algorithm::kRsaSha256
-                                                       : proto::dkim::Algorithm::kEd25519Sha256;
+                                                        : proto::dkim::Algorithm::kEd25519Sha256;
   return proto::dkim::dns_record(alg, proto::base64_encode(k.public_key()));
 }
 
@@ -84,8 +84,8 @@ bool dkim_make_key(const std::string& domains_dir, const std::string& domain, st
                              : "cannot create " + path + ": " + std::strerror(errno);
     return false;
   }
-  const bool ok = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) &&
-                  ::fsync(fd) == 0;
+  const bool ok =
+      ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) && ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) {
     ::unlink(path.c_str());

@@ -10,9 +10,9 @@
 //   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
 //   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
-//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587] [--tls-name NAME]
-//   (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains)
-//   ringmail init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
+//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587] [--tls-name
+//   NAME] (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains) ringmail
+//   init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
 //                 [--addresses IP,IP] [--letsencrypt-dir DIR]
 //       a first configuration: DIR/ringmail.toml (default /etc/ringmail:
 //       hostname, data_dir, local_domains, domains_dir, listeners on
@@ -54,14 +54,15 @@
 // The spool commands read without changing anything (storage::Spool::scan),
 // so they are safe while ringmaild runs; ringmaild picks up users file
 // changes by itself.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
 #include <string>
 
-#include "storage/file_io.h"
 #include "storage/data_dir_lock.h"
+#include "storage/file_io.h"
 #include "storage/spool.h"
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
@@ -113,7 +114,8 @@ int spool_list(const std::string& data_dir) {
       if (sc.delivered.count(r.env.id)) continue;
       ++pending;
       std::string rcpts;
-      for (const auto& a : r.env.rcpts) rcpts += (rcpts.empty() ? "<" : ", <") + a.to_string() + ">";
+      for (const auto& a : r.env.rcpts)
+        rcpts += (rcpts.empty() ? "<" : ", <") + a.to_string() + ">";
       std::printf("%s  %s  %8llu bytes  <%s> -> %s\n", r.env.id.c_str(),
                   iso_time(r.env.arrival_unix).c_str(), static_cast<unsigned long long>(r.length),
                   r.env.from.to_string().c_str(), rcpts.c_str());
@@ -122,7 +124,8 @@ int spool_list(const std::string& data_dir) {
   std::printf("%zu message%s waiting for delivery in %zu segment%s", pending,
               pending == 1 ? "" : "s", sc.segments.size(), sc.segments.size() == 1 ? "" : "s");
   if (damaged > 0) std::printf(", %zu damaged region%s", damaged, damaged == 1 ? "" : "s");
-  if (unreadable > 0) std::printf(", %zu unreadable segment%s", unreadable, unreadable == 1 ? "" : "s");
+  if (unreadable > 0)
+    std::printf(", %zu unreadable segment%s", unreadable, unreadable == 1 ? "" : "s");
   std::printf("\n");
   return unreadable > 0 ? 1 : 0;
 }
@@ -139,12 +142,13 @@ int spool_show(const std::string& data_dir, const std::string& id) {
                      seg.name.c_str(), -e);
         return 1;
       }
-      std::printf("id: %s\nsegment: %s at offset %llu\nstate: %s\narrival: %s\nclient: %s\n"
-                  "helo: %s\nfrom: <%s>\n",
-                  r.env.id.c_str(), seg.name.c_str(), static_cast<unsigned long long>(r.offset),
-                  sc.delivered.count(id) ? "delivered (segment not yet removed)" : "waiting",
-                  iso_time(r.env.arrival_unix).c_str(), r.env.client.c_str(), r.env.helo.c_str(),
-                  r.env.from.to_string().c_str());
+      std::printf(
+          "id: %s\nsegment: %s at offset %llu\nstate: %s\narrival: %s\nclient: %s\n"
+          "helo: %s\nfrom: <%s>\n",
+          r.env.id.c_str(), seg.name.c_str(), static_cast<unsigned long long>(r.offset),
+          sc.delivered.count(id) ? "delivered (segment not yet removed)" : "waiting",
+          iso_time(r.env.arrival_unix).c_str(), r.env.client.c_str(), r.env.helo.c_str(),
+          r.env.from.to_string().c_str());
       for (const auto& a : r.env.rcpts) std::printf("rcpt: <%s>\n", a.to_string().c_str());
       std::printf("\n");
       std::fwrite(r.message.data(), 1, r.message.size(), stdout);
@@ -179,14 +183,16 @@ int main(int argc, char** argv) {
     c->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
     return c;
   };
-  CLI::App* add = users_cmd("user-add", "add a user, or set an existing user's password", true, true);
+  CLI::App* add =
+      users_cmd("user-add", "add a user, or set an existing user's password", true, true);
   CLI::App* remove = users_cmd("user-remove", "remove a user", true, false);
   CLI::App* ulist = users_cmd("user-list", "list the users (of one domain)", false, false);
   ulist->add_option("domain", domain, "only this domain");
   CLI::App* auth = users_cmd("authenticate", "check a password (exit 0 if right)", true, true);
   CLI::App* check = users_cmd("check-users", "validate every users file", false, false);
   std::string selector, algo = "rsa2048";
-  CLI::App* keygen = app.add_subcommand("dkim-keygen", "make a DKIM signing key, print its DNS record");
+  CLI::App* keygen =
+      app.add_subcommand("dkim-keygen", "make a DKIM signing key, print its DNS record");
   keygen->add_option("domain", domain, "the signing domain (d=)")->required();
   keygen->add_option("--selector", selector, "s= (default: today's date, 20261123)");
   keygen->add_option("--algo", algo, "rsa2048, rsa3072 or ed25519")->capture_default_str();
@@ -198,51 +204,71 @@ int main(int argc, char** argv) {
   ringmail::tools::AliasSettings alias_settings;
   CLI::App* resolve = app.add_subcommand("aliases-resolve", "show where mail for an address goes");
   resolve->add_option("address", address, "local@domain")->required();
-  resolve->add_option("--config", config, "ringmaild's configuration (domains_dir, local_domains, [aliases])")
+  resolve
+      ->add_option("--config", config,
+                   "ringmaild's configuration (domains_dir, local_domains, [aliases])")
       ->capture_default_str();
   CLI::Option* resolve_dir = resolve->add_option("--domains-dir", alias_settings.domains_dir,
                                                  "instead of the configuration's");
   ringmail::tools::ImportOptions import_opts;
-  CLI::App* import = app.add_subcommand("import-chasquid", "turn a chasquid configuration into a ringmail one");
-  import->add_option("chasquid_dir", import_opts.from, "chasquid's configuration directory (/etc/chasquid)")
+  CLI::App* import =
+      app.add_subcommand("import-chasquid", "turn a chasquid configuration into a ringmail one");
+  import
+      ->add_option("chasquid_dir", import_opts.from,
+                   "chasquid's configuration directory (/etc/chasquid)")
       ->required();
-  import->add_option("--to", import_opts.to, "ringmail's configuration directory")->capture_default_str();
+  import->add_option("--to", import_opts.to, "ringmail's configuration directory")
+      ->capture_default_str();
   import->add_option("--data-dir", import_opts.data_dir, "ringmail's data_dir (spool and Maildirs)")
       ->capture_default_str();
-  import->add_flag("--force", import_opts.force, "overwrite ringmail.toml and copied files that exist");
+  import->add_flag("--force", import_opts.force,
+                   "overwrite ringmail.toml and copied files that exist");
   ringmail::tools::SendTest st;
   CLI::App* sendtest = app.add_subcommand("send-test", "submit a test message over TLS with AUTH");
   sendtest->add_option("--to", st.to, "recipient")->required();
   sendtest->add_option("--user", st.user, "user@domain to log in as (also the sender)")->required();
   sendtest->add_flag("--password-stdin", pw.from_stdin, "read the password from standard input");
-  sendtest->add_option("--server", st.server, "HOST:PORT (587: STARTTLS; 465: TLS at once)")->capture_default_str();
+  sendtest->add_option("--server", st.server, "HOST:PORT (587: STARTTLS; 465: TLS at once)")
+      ->capture_default_str();
   sendtest->add_flag("--tls", st.implicit_tls, "TLS from the first byte (port 465)");
   sendtest->add_option("--ca-file", st.ca_file, "trust this CA (PEM) instead of the system's");
-  sendtest->add_option("--tls-name", st.tls_name,
-                       "the name the certificate must be for (and SNI), when --server is an address");
+  sendtest->add_option(
+      "--tls-name", st.tls_name,
+      "the name the certificate must be for (and SNI), when --server is an address");
   sendtest->add_flag("--insecure", st.insecure, "go on when the certificate does not check out");
   ringmail::tools::InitOptions init_opts;
-  CLI::App* init = app.add_subcommand("init", "write a first configuration for a domain, print its DNS records");
+  CLI::App* init =
+      app.add_subcommand("init", "write a first configuration for a domain, print its DNS records");
   init->add_option("domain", init_opts.domain, "the mail domain (example.com)")->required();
   init->add_option("--hostname", init_opts.hostname, "this server's name (default: mail.DOMAIN)");
-  init->add_option("--config-dir", init_opts.config_dir, "where ringmail.toml and domains/ go")->capture_default_str();
-  init->add_option("--data-dir", init_opts.data_dir, "ringmaild's data_dir (spool and Maildirs)")->capture_default_str();
+  init->add_option("--config-dir", init_opts.config_dir, "where ringmail.toml and domains/ go")
+      ->capture_default_str();
+  init->add_option("--data-dir", init_opts.data_dir, "ringmaild's data_dir (spool and Maildirs)")
+      ->capture_default_str();
   init->add_option("--addresses", init_opts.addresses,
                    "this server's public addresses, IP,IP (default: the interfaces' global ones)");
-  init->add_flag("--force", init_opts.force,
-                 "write the configuration again (the old one as .bak), keeping users, aliases and DKIM keys");
-  init->add_option("--letsencrypt-dir", init_opts.letsencrypt_dir, "certbot's directory (live/<name>/)")
+  init->add_flag(
+      "--force", init_opts.force,
+      "write the configuration again (the old one as .bak), keeping users, aliases and DKIM keys");
+  init->add_option("--letsencrypt-dir", init_opts.letsencrypt_dir,
+                   "certbot's directory (live/<name>/)")
       ->capture_default_str();
   ringmail::tools::DnsCheckOptions check_opts;
-  CLI::App* dns_check = app.add_subcommand("dns-check", "check a domain's DNS records for this server");
+  CLI::App* dns_check =
+      app.add_subcommand("dns-check", "check a domain's DNS records for this server");
   dns_check->add_option("domain", check_opts.domain, "the mail domain")->required();
-  dns_check->add_option("--hostname", check_opts.hostname, "this server's name (default: the configuration's, else mail.DOMAIN)");
-  dns_check->add_option("--addresses", check_opts.addresses,
-                        "this server's public addresses, IP,IP (default: the interfaces' global ones)");
-  dns_check->add_option("--resolver", check_opts.resolver, "ask this DNS server, IPV4:PORT (default: /etc/resolv.conf's)");
-  CLI::Option* check_config = dns_check->add_option("--config", check_opts.config,
-                                                    "ringmaild's configuration (hostname, domains_dir for DKIM keys)")
-                                  ->capture_default_str();
+  dns_check->add_option("--hostname", check_opts.hostname,
+                        "this server's name (default: the configuration's, else mail.DOMAIN)");
+  dns_check->add_option(
+      "--addresses", check_opts.addresses,
+      "this server's public addresses, IP,IP (default: the interfaces' global ones)");
+  dns_check->add_option("--resolver", check_opts.resolver,
+                        "ask this DNS server, IPV4:PORT (default: /etc/resolv.conf's)");
+  CLI::Option* check_config =
+      dns_check
+          ->add_option("--config", check_opts.config,
+                       "ringmaild's configuration (hostname, domains_dir for DKIM keys)")
+          ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return ringmail::tools::init(init_opts);
   if (dns_check->parsed()) {
@@ -259,7 +285,8 @@ int main(int argc, char** argv) {
   if (resolve->parsed()) {
     std::string err;
     const std::string dir = alias_settings.domains_dir;
-    if (::access(config.c_str(), R_OK) == 0 && !ringmail::tools::read_alias_settings(config, &alias_settings, &err)) {
+    if (::access(config.c_str(), R_OK) == 0 &&
+        !ringmail::tools::read_alias_settings(config, &alias_settings, &err)) {
       std::fprintf(stderr, "ringmail: %s\n", err.c_str());
       return 2;
     }

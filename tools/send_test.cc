@@ -62,7 +62,8 @@ int connect_to(const std::string& host, const std::string& port, std::string* wh
   ::freeaddrinfo(res);
   if (fd < 0) {
     *why = "cannot connect to " + host + " port " + port + ": " + std::strerror(err) +
-           (err == ECONNREFUSED ? " (nothing listens there: is ringmaild running with a listener on that port?)"
+           (err == ECONNREFUSED
+                ? " (nothing listens there: is ringmaild running with a listener on that port?)"
             : err == ETIMEDOUT || err == EAGAIN || err == EINPROGRESS
                 ? " (the port looks blocked: a firewall, or a provider that blocks mail ports)"
                 : "");
@@ -109,16 +110,20 @@ int run_session(const SendTest& t, const std::string& host, const std::string& p
   // A Message-ID, as RFC 5322 3.6.4 asks of an originator: without one,
   // receivers' filters count against the very mail this checks.
   unsigned char rnd[8] = {};
-  if (::getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd)) std::memset(rnd, 0, sizeof rnd);
+  if (::getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd))
+    std::memset(rnd, 0, sizeof rnd);
   char unique[32];
-  std::snprintf(unique, sizeof unique, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
-                rnd[5], rnd[6], rnd[7]);
+  std::snprintf(unique, sizeof unique, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
   const size_t at = t.user.rfind('@');
-  const std::string msgid = "<send-test." + std::to_string(std::time(nullptr)) + "." + unique + "@" +
-                            (at == std::string::npos ? std::string("localhost") : t.user.substr(at + 1)) + ">";
-  const std::string data = "From: " + t.user + "\r\nTo: " + t.to + "\r\nDate: " + date + "\r\nMessage-ID: " +
-                           msgid + "\r\nSubject: ringmail send-test\r\n\r\nThis is a test message sent by "
-                           "`ringmail send-test` through " + t.server + ".\r\n";
+  const std::string msgid =
+      "<send-test." + std::to_string(std::time(nullptr)) + "." + unique + "@" +
+      (at == std::string::npos ? std::string("localhost") : t.user.substr(at + 1)) + ">";
+  const std::string data = "From: " + t.user + "\r\nTo: " + t.to + "\r\nDate: " + date +
+                           "\r\nMessage-ID: " + msgid +
+                           "\r\nSubject: ringmail send-test\r\n\r\nThis is a test message sent by "
+                           "`ringmail send-test` through " +
+                           t.server + ".\r\n";
   SmtpClient::Message m;
   const size_t at_u = t.user.rfind('@'), at_t = t.to.rfind('@');
   if (at_u == std::string::npos || at_t == std::string::npos) {
@@ -160,7 +165,8 @@ int run_session(const SendTest& t, const std::string& host, const std::string& p
       char buf[16384];
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0) {
-        std::fprintf(stderr, "ringmail: the server closed the connection during the TLS handshake\n");
+        std::fprintf(stderr,
+                     "ringmail: the server closed the connection during the TLS handshake\n");
         return false;
       }
       tls->feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -219,12 +225,14 @@ int run_session(const SendTest& t, const std::string& host, const std::string& p
     c.feed(plain);
   }
   if (c.failed()) {
-    std::fprintf(stderr, "ringmail: %s: %s\n", c.failure_reason().c_str(), explain(c.failure_reason()).c_str());
+    std::fprintf(stderr, "ringmail: %s: %s\n", c.failure_reason().c_str(),
+                 explain(c.failure_reason()).c_str());
     return 1;
   }
   if (!c.message_done() || c.results().empty() || c.results()[0].outcome != proto::Outcome::kOk) {
     const std::string r = c.results().empty() ? "no result" : c.results()[0].reply;
-    std::fprintf(stderr, "ringmail: the message was not taken: %s: %s\n", r.c_str(), explain(r).c_str());
+    std::fprintf(stderr, "ringmail: the message was not taken: %s: %s\n", r.c_str(),
+                 explain(r).c_str());
     return 1;
   }
   std::printf("== sent: %s\n", c.results()[0].reply.c_str());

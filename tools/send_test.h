@@ -12,8 +12,8 @@ struct SendTest {
   std::string user;
   std::string password;
   std::string server = "localhost:587";
-  std::string ca_file;     // trust this CA instead of the system's
-  std::string tls_name;    // the name the certificate must be for (SNI too); "" = the server's host
+  std::string ca_file;   // trust this CA instead of the system's
+  std::string tls_name;  // the name the certificate must be for (SNI too); "" = the server's host
   bool implicit_tls = false;  // port 465 (also when the port is 465)
   bool insecure = false;      // go on with a certificate that does not check out
 };

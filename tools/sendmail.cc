@@ -14,6 +14,7 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sysexits.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +25,6 @@
 #include <iostream>
 #include <iterator>
 #include <string>
-#include <toml++/toml.h>
 #include <vector>
 
 #include "proto/address.h"
@@ -92,9 +92,12 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
       if (!value(&o->full_name)) return false;
     } else if (flag == 'C') {
       if (!value(&o->config)) return false;
-    } else if (flag == 'o' || flag == 'B' || flag == 'N' || flag == 'R' || flag == 'V' || a == "-U" || a == "-v") {
+    } else if (flag == 'o' || flag == 'B' || flag == 'N' || flag == 'R' || flag == 'V' ||
+               a == "-U" || a == "-v") {
       std::string ignored;
-      if ((flag == 'B' || flag == 'N' || flag == 'R' || flag == 'V') && a.size() == 2 && !value(&ignored)) return false;
+      if ((flag == 'B' || flag == 'N' || flag == 'R' || flag == 'V') && a.size() == 2 &&
+          !value(&ignored))
+        return false;
     } else {
       *why = "unknown option " + a;
       return false;
@@ -199,7 +202,8 @@ std::string save_dead_letter(const std::string& sender, const std::string& crlf_
   const std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", std::gmtime(&now));
-  std::string text = "From " + (sender.empty() ? std::string("MAILER-DAEMON") : sender) + " " + date + "\n";
+  std::string text =
+      "From " + (sender.empty() ? std::string("MAILER-DAEMON") : sender) + " " + date + "\n";
   for (size_t pos = 0; pos < crlf_message.size();) {
     size_t e = crlf_message.find("\r\n", pos);
     if (e == std::string::npos) e = crlf_message.size();
@@ -209,16 +213,16 @@ std::string save_dead_letter(const std::string& sender, const std::string& crlf_
     pos = e + 2;
   }
   text += "\n";
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 &&
-                  ::fsync(::fileno(f)) == 0;
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
+                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
   std::fclose(f);
   return ok ? path : "";
 }
 
 // One SMTP transaction with proto::SmtpClient over a blocking socket:
 // 0 sent, else the exit status (and *why).
-int submit(const Listener& l, const Address& from, const std::vector<Address>& rcpts, const std::string& data,
-           std::string* why) {
+int submit(const Listener& l, const Address& from, const std::vector<Address>& rcpts,
+           const std::string& data, std::string* why) {
   addrinfo hints{}, *res = nullptr;
   hints.ai_socktype = SOCK_STREAM;
   if (int e = ::getaddrinfo(l.host.c_str(), l.port.c_str(), &hints, &res); e != 0) {
@@ -235,7 +239,8 @@ int submit(const Listener& l, const Address& from, const std::vector<Address>& r
   }
   ::freeaddrinfo(res);
   if (fd < 0) {
-    *why = "the local ringmaild does not answer on " + l.host + ":" + l.port + " (" + std::strerror(errno) + ")";
+    *why = "the local ringmaild does not answer on " + l.host + ":" + l.port + " (" +
+           std::strerror(errno) + ")";
     return EX_TEMPFAIL;
   }
   const timeval tv{300, 0};
@@ -306,7 +311,9 @@ int main(int argc, char** argv) {
   std::string data = normalize(raw, o.dot_ends);
   Listener l;
   const bool have_listener = local_listener(o.config, &l, &why);
-  const std::string domain = !l.domain.empty() ? l.domain : !l.hostname.empty() ? l.hostname : "localhost";
+  const std::string domain = !l.domain.empty()     ? l.domain
+                             : !l.hostname.empty() ? l.hostname
+                                                   : "localhost";
   if (o.sender.empty()) o.sender = login_name() + "@" + domain;
 
   // Header: what -t reads, what is missing, Bcc removed.
@@ -319,30 +326,36 @@ int main(int argc, char** argv) {
     has_from |= iequals(f.name, "from");
     has_date |= iequals(f.name, "date");
     has_mid |= iequals(f.name, "message-id");
-    if (o.from_headers && (iequals(f.name, "to") || iequals(f.name, "cc") || iequals(f.name, "bcc"))) {
+    if (o.from_headers &&
+        (iequals(f.name, "to") || iequals(f.name, "cc") || iequals(f.name, "bcc"))) {
       addresses_in(f.value, &o.rcpts);
     }
     if (iequals(f.name, "bcc")) {
       const size_t start = static_cast<size_t>(f.name.data() - data.data());
-      bcc.push_back({start, static_cast<size_t>(f.value.data() + f.value.size() - data.data()) + 2 - start});
+      bcc.push_back(
+          {start, static_cast<size_t>(f.value.data() + f.value.size() - data.data()) + 2 - start});
     }
   }
   for (auto it = bcc.rbegin(); it != bcc.rend(); ++it) data.erase(it->first, it->second);
   std::string added;
   if (!has_from) {
-    added += "From: " + (o.full_name.empty() ? o.sender : "\"" + o.full_name + "\" <" + o.sender + ">") + "\r\n";
+    added +=
+        "From: " + (o.full_name.empty() ? o.sender : "\"" + o.full_name + "\" <" + o.sender + ">") +
+        "\r\n";
   }
   if (!has_date) added += "Date: " + ringmail::proto::rfc5322_date(std::time(nullptr)) + "\r\n";
   if (!has_mid) {
-    added += "Message-ID: <" + std::to_string(std::time(nullptr)) + "." + std::to_string(::getpid()) + "@" +
-             (l.hostname.empty() ? domain : l.hostname) + ">\r\n";
+    added += "Message-ID: <" + std::to_string(std::time(nullptr)) + "." +
+             std::to_string(::getpid()) + "@" + (l.hostname.empty() ? domain : l.hostname) +
+             ">\r\n";
   }
   data.insert(0, added);
 
   auto parse = [](const std::string& text, bool null_ok, Address* a) {
     const std::string path = "<" + text + ">";
     size_t used = 0;
-    return ringmail::proto::parse_path(path, null_ok, false, *a, used) == ringmail::proto::AddressError::kNone &&
+    return ringmail::proto::parse_path(path, null_ok, false, *a, used) ==
+               ringmail::proto::AddressError::kNone &&
            used == path.size();
   };
   Address from;
@@ -353,7 +366,8 @@ int main(int argc, char** argv) {
     if (!parse(r, false, &a)) return fail(EX_USAGE, "bad recipient address " + r);
     rcpts.push_back(a);
   }
-  if (rcpts.empty()) return fail(EX_USAGE, o.from_headers ? "no recipient in To, Cc or Bcc" : "no recipient given");
+  if (rcpts.empty())
+    return fail(EX_USAGE, o.from_headers ? "no recipient in To, Cc or Bcc" : "no recipient given");
   int status = EX_TEMPFAIL;
   if (have_listener) {
     why.clear();

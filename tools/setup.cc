@@ -3,12 +3,13 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <sys/stat.h>
-#include <grp.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,15 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <optional>
-#include <ctime>
-#include <tuple>
+#include <sstream>
 #include <string>
-#include <toml++/toml.h>
+#include <tuple>
 #include <vector>
 
 #include "proto/address.h"
@@ -61,9 +61,9 @@ bool in_net(const proto::IpAddress& a, const char* net, unsigned bits) {
 bool is_global(const proto::IpAddress& a) {
   if (!a.v6) {
     static const std::pair<const char*, unsigned> kNot[] = {
-        {"0.0.0.0", 8},      {"10.0.0.0", 8},      {"100.64.0.0", 10},   {"127.0.0.0", 8},
-        {"169.254.0.0", 16}, {"172.16.0.0", 12},   {"192.0.0.0", 24},    {"192.0.2.0", 24},
-        {"192.168.0.0", 16}, {"198.18.0.0", 15},   {"198.51.100.0", 24}, {"203.0.113.0", 24},
+        {"0.0.0.0", 8},      {"10.0.0.0", 8},    {"100.64.0.0", 10},   {"127.0.0.0", 8},
+        {"169.254.0.0", 16}, {"172.16.0.0", 12}, {"192.0.0.0", 24},    {"192.0.2.0", 24},
+        {"192.168.0.0", 16}, {"198.18.0.0", 15}, {"198.51.100.0", 24}, {"203.0.113.0", 24},
         {"224.0.0.0", 4},    {"240.0.0.0", 4}};
     for (const auto& [n, b] : kNot) {
       if (in_net(a, n, b)) return false;
@@ -83,7 +83,8 @@ std::vector<proto::IpAddress> interface_addresses() {
     if (i->ifa_addr->sa_family == AF_INET) {
       ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
     } else if (i->ifa_addr->sa_family == AF_INET6) {
-      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, buf, sizeof buf);
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, buf,
+                  sizeof buf);
     } else {
       continue;
     }
@@ -101,7 +102,8 @@ std::vector<proto::IpAddress> interface_addresses() {
 // --addresses "ip,ip" (any address, for tests and for hosts behind NAT), or
 // the interfaces' global ones. False with a reason for text that is not an
 // address.
-bool server_addresses(const std::string& list, std::vector<proto::IpAddress>* out, std::string* error) {
+bool server_addresses(const std::string& list, std::vector<proto::IpAddress>* out,
+                      std::string* error) {
   if (list.empty()) {
     *out = interface_addresses();
     return true;
@@ -169,8 +171,10 @@ bool write_new(const std::string& path, const std::string& data, mode_t mode, st
   while (ok && off < data.size()) {
     const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = false;
-    else off += static_cast<size_t>(w);
+    if (w <= 0)
+      ok = false;
+    else
+      off += static_cast<size_t>(w);
   }
   ok = ok && ::fsync(fd) == 0;
   const int saved = errno;
@@ -213,13 +217,14 @@ bool path_exists(const fs::path& p) {
 // A certificate for `names` in the layouts tls/cert_store.h reads: the
 // directory to put in cert_dirs and what was found (empty when nothing).
 struct FoundCert {
-  std::string name;      // the certificate's name (a host name)
-  std::string where;     // the certificate's folder
-  std::string layout;    // "acme.sh" | "certbot"
+  std::string name;    // the certificate's name (a host name)
+  std::string where;   // the certificate's folder
+  std::string layout;  // "acme.sh" | "certbot"
   std::string chain, key;
-  bool ecc = false;      // acme.sh's _ecc folder
+  bool ecc = false;  // acme.sh's _ecc folder
 };
-std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const std::string& letsencrypt) {
+std::vector<FoundCert> find_certs(const std::vector<std::string>& names,
+                                  const std::string& letsencrypt) {
   std::vector<FoundCert> out;
   const char* home = std::getenv("HOME");
   if (home != nullptr && *home != '\0') {
@@ -228,8 +233,8 @@ std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const s
       for (const std::string& sub : {n + "_ecc", n}) {
         const fs::path d = acme / sub;
         if (path_exists(d / "fullchain.cer") && path_exists(d / (n + ".key"))) {
-          out.push_back({n, d.string(), "acme.sh", (d / "fullchain.cer").string(), (d / (n + ".key")).string(),
-                         sub != n});
+          out.push_back({n, d.string(), "acme.sh", (d / "fullchain.cer").string(),
+                         (d / (n + ".key")).string(), sub != n});
         }
       }
     }
@@ -237,7 +242,8 @@ std::vector<FoundCert> find_certs(const std::vector<std::string>& names, const s
   for (const auto& n : names) {
     const fs::path d = fs::path(letsencrypt) / "live" / n;
     if (path_exists(d / "fullchain.pem") && path_exists(d / "privkey.pem")) {
-      out.push_back({n, d.string(), "certbot", (d / "fullchain.pem").string(), (d / "privkey.pem").string(), false});
+      out.push_back({n, d.string(), "certbot", (d / "fullchain.pem").string(),
+                     (d / "privkey.pem").string(), false});
     }
   }
   return out;
@@ -272,8 +278,10 @@ int init(const InitOptions& o) {
   if (!proto::is_valid_domain(domain) || domain.find('.') == std::string::npos) {
     return fail("'" + o.domain + "' is not a domain name");
   }
-  const std::string hostname = proto::ascii_lower(o.hostname.empty() ? "mail." + domain : o.hostname);
-  if (!proto::is_valid_domain(hostname)) return fail("--hostname: '" + o.hostname + "' is not a host name");
+  const std::string hostname =
+      proto::ascii_lower(o.hostname.empty() ? "mail." + domain : o.hostname);
+  if (!proto::is_valid_domain(hostname))
+    return fail("--hostname: '" + o.hostname + "' is not a host name");
   if (o.config_dir.empty()) return fail("--config-dir must not be empty");
   if (o.data_dir.empty()) return fail("--data-dir must not be empty");
   std::vector<proto::IpAddress> addrs;
@@ -292,11 +300,13 @@ int init(const InitOptions& o) {
   if (!o.force) {
     if (path_exists(toml_path)) {
       return fail(toml_path.string() +
-                  " exists already: init does not overwrite a configuration (--force writes it again, keeping "
+                  " exists already: init does not overwrite a configuration (--force writes it "
+                  "again, keeping "
                   "users, aliases and DKIM keys, and prints the DNS records)");
     }
     for (const char* f : {"users", "aliases"}) {
-      if (path_exists(dom / f)) return fail((dom / f).string() + " exists already: init does not overwrite it");
+      if (path_exists(dom / f))
+        return fail((dom / f).string() + " exists already: init does not overwrite it");
     }
   }
   fs::create_directories(dom, ec);
@@ -314,9 +324,10 @@ int init(const InitOptions& o) {
     }
   } else {
     std::string rsa_path, rsa_line, ed_path, ed_line;
-    if (!dkim_make_key(domains_dir.string(), domain, default_selector(false), "rsa2048", &rsa_path, &rsa_line,
-                       &err) ||
-        !dkim_make_key(domains_dir.string(), domain, default_selector(true), "ed25519", &ed_path, &ed_line, &err)) {
+    if (!dkim_make_key(domains_dir.string(), domain, default_selector(false), "rsa2048", &rsa_path,
+                       &rsa_line, &err) ||
+        !dkim_make_key(domains_dir.string(), domain, default_selector(true), "ed25519", &ed_path,
+                       &ed_line, &err)) {
       return fail(err);
     }
     dkim_lines = {rsa_line, ed_line};
@@ -324,13 +335,15 @@ int init(const InitOptions& o) {
   }
   std::vector<std::string> written;
   if (!path_exists(dom / "users")) {
-    if (!write_new((dom / "users").string(), printf_string(kUsersText, domain, domains_dir.string()), 0600, &err)) {
+    if (!write_new((dom / "users").string(),
+                   printf_string(kUsersText, domain, domains_dir.string()), 0600, &err)) {
       return fail(err);
     }
     written.push_back((dom / "users").string());
   }
   if (!path_exists(dom / "aliases")) {
-    if (!write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644, &err)) {
+    if (!write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644,
+                   &err)) {
       return fail(err);
     }
     written.push_back((dom / "aliases").string());
@@ -354,7 +367,8 @@ int init(const InitOptions& o) {
   for (const auto& c : certs) {
     const fs::path dest = certs_dir / (c.name + (c.ecc ? "_ecc" : ""));
     std::string chain, key;
-    if (!read_file(c.chain, &chain) || !read_file(c.key, &key)) return fail("cannot read the certificate in " + c.where);
+    if (!read_file(c.chain, &chain) || !read_file(c.key, &key))
+      return fail("cannot read the certificate in " + c.where);
     fs::create_directories(dest, ec);
     if (o.force) {  // a copy made before is replaced
       fs::remove(dest / "fullchain.pem", ec);
@@ -370,33 +384,46 @@ int init(const InitOptions& o) {
   share_with_daemon_group(copied);
 
   std::string t;
-  t += "# ringmaild's configuration (docs/configuration.md), written by `ringmail init " + domain + "`.\n";
+  t += "# ringmaild's configuration (docs/configuration.md), written by `ringmail init " + domain +
+       "`.\n";
   t += "hostname = " + toml_str(hostname) + "\n";
-  t += "data_dir = " + toml_str(data_dir.string()) + "  # spool and mail: <data_dir>/mail/<domain>/<user>/Maildir\n";
-  t += "domains_dir = " + toml_str(domains_dir.string()) + "  # <domain>/users, aliases, dkim:<selector>.pem\n";
+  t += "data_dir = " + toml_str(data_dir.string()) +
+       "  # spool and mail: <data_dir>/mail/<domain>/<user>/Maildir\n";
+  t += "domains_dir = " + toml_str(domains_dir.string()) +
+       "  # <domain>/users, aliases, dkim:<selector>.pem\n";
   t += "local_domains = [" + toml_str(domain) + "]\n";
   t += "# Programs on this machine (ringmail-sendmail, cron, a web application) may send to any\n"
-       "# domain, DKIM-signed, as Postfix's mynetworks allows by default. Remove to make them AUTH.\n";
+       "# domain, DKIM-signed, as Postfix's mynetworks allows by default. Remove to make them "
+       "AUTH.\n";
   t += "relay_networks = [\"127.0.0.0/8\", \"::1/128\"]\n";
-  struct L { const char* port; const char* kind; const char* what; };
+  struct L {
+    const char* port;
+    const char* kind;
+    const char* what;
+  };
   for (const L& l : {L{"25", "smtp", "mail from other servers"},
                      L{"587", "submission", "your mail programs: STARTTLS, then AUTH"},
                      L{"465", "submissions", "your mail programs: TLS from the first byte"}}) {
     const bool off = certs.empty() && std::strcmp(l.kind, "submissions") == 0;
-    if (off) t += "\n# No certificate yet: port 465 needs one. Uncomment these once [tls] cert_dirs has it.";
+    if (off)
+      t += "\n# No certificate yet: port 465 needs one. Uncomment these once [tls] cert_dirs has "
+           "it.";
     for (const char* host : {"0.0.0.0", "[::]"}) {
       const char* c = off ? "#" : "";
-      t += std::string("\n") + c + "[[listener]]  # " + l.what + "\n" + c + "address = " +
-           toml_str(std::string(host) + ":" + l.port) + "\n" + c + "kind = " + toml_str(l.kind) + "\n";
+      t += std::string("\n") + c + "[[listener]]  # " + l.what + "\n" + c +
+           "address = " + toml_str(std::string(host) + ":" + l.port) + "\n" + c +
+           "kind = " + toml_str(l.kind) + "\n";
     }
   }
   t += "\n[tls]\ncert_dirs = [";
   for (size_t i = 0; i < cert_dirs.size(); ++i) t += (i ? ", " : "") + toml_str(cert_dirs[i]);
-  t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's output)\n";
+  t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's "
+       "output)\n";
   try {
     (void)toml::parse(t, toml_path.string());
   } catch (const toml::parse_error& e) {
-    return fail("internal error: the configuration written does not parse: " + std::string(e.description()));
+    return fail("internal error: the configuration written does not parse: " +
+                std::string(e.description()));
   }
   if (o.force && path_exists(toml_path)) {
     fs::rename(toml_path, toml_path.string() + ".bak", ec);
@@ -405,97 +432,129 @@ int init(const InitOptions& o) {
   }
   if (!write_new(toml_path.string(), t, 0644, &err)) return fail(err);
 
-  std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(), domain.c_str());
+  std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(),
+              domain.c_str());
   const char* mode = shared == "ok" ? "mode 0640, group ringmail" : "mode 0600";
   if (written.size() == 2) {
-    std::printf("wrote %s (no users yet, %s) and %s (examples only)\n", (dom / "users").c_str(), mode,
-                (dom / "aliases").c_str());
+    std::printf("wrote %s (no users yet, %s) and %s (examples only)\n", (dom / "users").c_str(),
+                mode, (dom / "aliases").c_str());
   } else {
     std::printf("kept %s's users and aliases as they are\n", dom.c_str());
   }
   if (dkim_paths.size() == 2) {
-    std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519), %s\n", dkim_paths[0].c_str(), dkim_paths[1].c_str(),
-                mode);
+    std::printf("wrote DKIM keys %s (rsa2048) and %s (ed25519), %s\n", dkim_paths[0].c_str(),
+                dkim_paths[1].c_str(), mode);
   } else {
     std::printf("kept the DKIM keys in %s (their records are below)\n", dom.c_str());
   }
   if (!shared.empty() && shared != "ok") std::printf("warning: %s\n", shared.c_str());
   if (certs.empty()) {
-    std::printf("certificates: none found for %s in ~/.acme.sh (acme.sh) or %s/live (certbot); "
-                "port 465 is left commented out and STARTTLS is not offered until there is one\n",
-                hostname.c_str(), o.letsencrypt_dir.c_str());
+    std::printf(
+        "certificates: none found for %s in ~/.acme.sh (acme.sh) or %s/live (certbot); "
+        "port 465 is left commented out and STARTTLS is not offered until there is one\n",
+        hostname.c_str(), o.letsencrypt_dir.c_str());
   } else {
     for (const auto& c : certs) {
-      std::printf("certificates: found %s (%s), copied to %s/%s%s\n", c.where.c_str(), c.layout.c_str(),
-                  certs_dir.c_str(), c.name.c_str(), c.ecc ? "_ecc" : "");
+      std::printf("certificates: found %s (%s), copied to %s/%s%s\n", c.where.c_str(),
+                  c.layout.c_str(), certs_dir.c_str(), c.name.c_str(), c.ecc ? "_ecc" : "");
     }
   }
   std::string alist;
   for (const auto& a : addrs) alist += (alist.empty() ? "" : ", ") + a.to_string();
   if (addrs.empty()) {
-    std::printf("addresses: no global address found on this host's interfaces (behind NAT? "
-                "run again with --addresses)\n");
+    std::printf(
+        "addresses: no global address found on this host's interfaces (behind NAT? "
+        "run again with --addresses)\n");
   } else {
-    std::printf("addresses: %s (%s)\n", alist.c_str(), o.addresses.empty() ? "from the interfaces" : "from --addresses");
+    std::printf("addresses: %s (%s)\n", alist.c_str(),
+                o.addresses.empty() ? "from the interfaces" : "from --addresses");
   }
 
   const std::string conf = toml_path.string();
   int step = 0;
   std::printf("\nNext steps:\n");
-  std::printf("  %d. Publish the DNS records below at your DNS provider; ask your hosting provider for the PTR records.\n", ++step);
+  std::printf(
+      "  %d. Publish the DNS records below at your DNS provider; ask your hosting provider for the "
+      "PTR records.\n",
+      ++step);
   if (certs.empty()) {
-    std::printf("  %d. Get a certificate for %s (certbot certonly --standalone -d %s, or acme.sh --issue "
-                "--standalone -d %s), install it as below and uncomment the 465 listeners.\n",
-                ++step, hostname.c_str(), hostname.c_str(), hostname.c_str());
+    std::printf(
+        "  %d. Get a certificate for %s (certbot certonly --standalone -d %s, or acme.sh --issue "
+        "--standalone -d %s), install it as below and uncomment the 465 listeners.\n",
+        ++step, hostname.c_str(), hostname.c_str(), hostname.c_str());
   }
   // Renewals: the CA client copies the new files where ringmaild reads
   // them and reloads it (the daemon also notices changed files by itself).
-  const bool any_certbot =
-      std::any_of(certs.begin(), certs.end(), [](const FoundCert& c) { return c.layout == "certbot"; });
+  const bool any_certbot = std::any_of(certs.begin(), certs.end(),
+                                       [](const FoundCert& c) { return c.layout == "certbot"; });
   if (certs.empty() || !any_certbot) {
     const FoundCert* c = certs.empty() ? nullptr : &certs.front();
     const std::string name = c != nullptr ? c->name : hostname;
     const std::string dir = (certs_dir / (name + (c != nullptr && c->ecc ? "_ecc" : ""))).string();
-    std::printf("  %d. %s renewals with acme.sh: acme.sh --install-cert -d %s%s --fullchain-file %s/fullchain.pem "
-                "--key-file %s/privkey.pem --reloadcmd \"systemctl reload ringmail\"\n",
-                ++step, certs.empty() ? "Then install it and its" : "Install its", name.c_str(),
-                c != nullptr && c->ecc ? " --ecc" : "", dir.c_str(), dir.c_str());
+    std::printf(
+        "  %d. %s renewals with acme.sh: acme.sh --install-cert -d %s%s --fullchain-file "
+        "%s/fullchain.pem "
+        "--key-file %s/privkey.pem --reloadcmd \"systemctl reload ringmail\"\n",
+        ++step, certs.empty() ? "Then install it and its" : "Install its", name.c_str(),
+        c != nullptr && c->ecc ? " --ecc" : "", dir.c_str(), dir.c_str());
   }
   if (certs.empty() || any_certbot) {
     const std::string name = certs.empty() ? hostname : certs.front().name;
-    std::printf("  %d. With certbot instead: a deploy hook copies each renewal, e.g. %s/renewal-hooks/deploy/ringmail:\n"
-                "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/fullchain.pem\" %s/%s/fullchain.pem &&\n"
-                "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/privkey.pem\" %s/%s/privkey.pem &&\n"
-                "       systemctl reload ringmail\n",
-                ++step, o.letsencrypt_dir.c_str(), certs_dir.c_str(), name.c_str(), certs_dir.c_str(), name.c_str());
+    std::printf(
+        "  %d. With certbot instead: a deploy hook copies each renewal, e.g. "
+        "%s/renewal-hooks/deploy/ringmail:\n"
+        "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/fullchain.pem\" "
+        "%s/%s/fullchain.pem &&\n"
+        "       install -D -m 0640 -g ringmail \"$RENEWED_LINEAGE/privkey.pem\" %s/%s/privkey.pem "
+        "&&\n"
+        "       systemctl reload ringmail\n",
+        ++step, o.letsencrypt_dir.c_str(), certs_dir.c_str(), name.c_str(), certs_dir.c_str(),
+        name.c_str());
   }
-  std::printf("  %d. Add a user: ringmail user-add you@%s --password-stdin --domains-dir %s\n", ++step,
-              domain.c_str(), domains_dir.c_str());
-  std::printf("  %d. Make postmaster@%s reach someone: edit %s\n", ++step, domain.c_str(), (dom / "aliases").c_str());
-  std::printf("  %d. Check the configuration and start: ringmaild --check-config --config %s; ringmaild --config %s\n",
-              ++step, conf.c_str(), conf.c_str());
-  std::printf("  %d. Once DNS has the records: ringmail dns-check %s --config %s\n", ++step, domain.c_str(), conf.c_str());
+  std::printf("  %d. Add a user: ringmail user-add you@%s --password-stdin --domains-dir %s\n",
+              ++step, domain.c_str(), domains_dir.c_str());
+  std::printf("  %d. Make postmaster@%s reach someone: edit %s\n", ++step, domain.c_str(),
+              (dom / "aliases").c_str());
+  std::printf(
+      "  %d. Check the configuration and start: ringmaild --check-config --config %s; ringmaild "
+      "--config %s\n",
+      ++step, conf.c_str(), conf.c_str());
+  std::printf("  %d. Once DNS has the records: ringmail dns-check %s --config %s\n", ++step,
+              domain.c_str(), conf.c_str());
 
   std::printf("\n; DNS records for %s, in zone-file form.\n", domain.c_str());
   std::printf("; MX: mail for %s goes to %s.\n", domain.c_str(), hostname.c_str());
   std::printf("%s\n", rr(domain, "MX", "10 " + hostname + ".").c_str());
-  std::printf("; The mail host's addresses (other servers connect to them; PTR records must resolve back).\n");
-  if (addrs.empty()) std::printf("; (no global address known: publish an A and/or AAAA record for %s)\n", hostname.c_str());
-  for (const auto& a : addrs) std::printf("%s\n", rr(hostname, a.v6 ? "AAAA" : "A", a.to_string()).c_str());
-  std::printf("; SPF: the servers that may send mail from @%s (its MX host%s); ~all: others soft-fail.\n",
-              domain.c_str(), addrs.empty() ? "" : " and the addresses above");
+  std::printf(
+      "; The mail host's addresses (other servers connect to them; PTR records must resolve "
+      "back).\n");
+  if (addrs.empty())
+    std::printf("; (no global address known: publish an A and/or AAAA record for %s)\n",
+                hostname.c_str());
+  for (const auto& a : addrs)
+    std::printf("%s\n", rr(hostname, a.v6 ? "AAAA" : "A", a.to_string()).c_str());
+  std::printf(
+      "; SPF: the servers that may send mail from @%s (its MX host%s); ~all: others soft-fail.\n",
+      domain.c_str(), addrs.empty() ? "" : " and the addresses above");
   std::printf("%s\n", rr(domain, "TXT", quoted(spf_record(addrs))).c_str());
-  std::printf("; DKIM: the public keys of the signatures ringmaild adds (RSA for every receiver, Ed25519 for those that check it).\n");
+  std::printf(
+      "; DKIM: the public keys of the signatures ringmaild adds (RSA for every receiver, Ed25519 "
+      "for those that check it).\n");
   for (const auto& l : dkim_lines) std::printf("%s\n", l.c_str());
-  std::printf("; DMARC: what receivers do with mail that fails SPF and DKIM alignment. p=none: deliver it\n"
-              "; anyway (start here; p=quarantine or p=reject once the reports look right); rua: where\n"
-              "; daily aggregate reports go; ruf: where failure reports go (optional, few send them);\n"
-              "; fo: when to send failure reports (0: all checks failed, 1: any failed).\n");
+  std::printf(
+      "; DMARC: what receivers do with mail that fails SPF and DKIM alignment. p=none: deliver it\n"
+      "; anyway (start here; p=quarantine or p=reject once the reports look right); rua: where\n"
+      "; daily aggregate reports go; ruf: where failure reports go (optional, few send them);\n"
+      "; fo: when to send failure reports (0: all checks failed, 1: any failed).\n");
   std::printf("%s\n", rr("_dmarc." + domain, "TXT", quoted(dmarc_record(domain))).c_str());
-  std::printf("; PTR (reverse DNS): set by whoever owns the address, usually your hosting provider; ask\n"
-              "; them for these. Many receivers refuse mail from addresses without a matching PTR.\n");
-  if (addrs.empty()) std::printf("; (no global address known: ask for a PTR record naming %s for each)\n", hostname.c_str());
-  for (const auto& a : addrs) std::printf("%s\n", rr(reverse_name(a), "PTR", hostname + ".").c_str());
+  std::printf(
+      "; PTR (reverse DNS): set by whoever owns the address, usually your hosting provider; ask\n"
+      "; them for these. Many receivers refuse mail from addresses without a matching PTR.\n");
+  if (addrs.empty())
+    std::printf("; (no global address known: ask for a PTR record naming %s for each)\n",
+                hostname.c_str());
+  for (const auto& a : addrs)
+    std::printf("%s\n", rr(reverse_name(a), "PTR", hostname + ".").c_str());
   return 0;
 }
 
@@ -522,7 +581,8 @@ class Resolver {
     const size_t colon = server.rfind(':');
     in_addr ip{};
     int port = 0;
-    if (colon == std::string::npos || ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
+    if (colon == std::string::npos ||
+        ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
         (port = std::atoi(server.c_str() + colon + 1)) <= 0 || port > 65535 ||
         server.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
       *error = "--resolver: '" + server + "' is not IPV4:PORT (e.g. 127.0.0.1:53)";
@@ -551,20 +611,37 @@ class Resolver {
   Answer lookup(QueryType t, const std::string& name) {
     int type = ns_t_txt;
     switch (t) {
-      case QueryType::kTxt: type = ns_t_txt; break;
-      case QueryType::kA: type = ns_t_a; break;
-      case QueryType::kAaaa: type = ns_t_aaaa; break;
-      case QueryType::kMx: type = ns_t_mx; break;
-      case QueryType::kPtr: type = ns_t_ptr; break;
+      case QueryType::kTxt:
+        type = ns_t_txt;
+        break;
+      case QueryType::kA:
+        type = ns_t_a;
+        break;
+      case QueryType::kAaaa:
+        type = ns_t_aaaa;
+        break;
+      case QueryType::kMx:
+        type = ns_t_mx;
+        break;
+      case QueryType::kPtr:
+        type = ns_t_ptr;
+        break;
     }
     std::vector<unsigned char> buf(65535);
     Answer out;
-    const int n = ::res_nquery(&st_, name.c_str(), ns_c_in, type, buf.data(), static_cast<int>(buf.size()));
+    const int n =
+        ::res_nquery(&st_, name.c_str(), ns_c_in, type, buf.data(), static_cast<int>(buf.size()));
     if (n < 0) {
       switch (st_.res_h_errno) {
-        case HOST_NOT_FOUND: out.status = DnsStatus::kNxDomain; break;
-        case NO_DATA: out.status = DnsStatus::kNoData; break;
-        default: out.status = DnsStatus::kTempFail; break;
+        case HOST_NOT_FOUND:
+          out.status = DnsStatus::kNxDomain;
+          break;
+        case NO_DATA:
+          out.status = DnsStatus::kNoData;
+          break;
+        default:
+          out.status = DnsStatus::kTempFail;
+          break;
       }
       return out;
     }
@@ -595,14 +672,17 @@ class Resolver {
         }
         out.records.push_back(s);
       } else if (type == ns_t_mx && len >= 3) {
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d + 2, text, sizeof text) < 0) continue;
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d + 2, text, sizeof text) < 0)
+          continue;
         mx.emplace_back(ns_get16(d), proto::ascii_lower(text));
       } else if (type == ns_t_ptr) {
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d, text, sizeof text) < 0) continue;
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d, text, sizeof text) < 0)
+          continue;
         out.records.push_back(proto::ascii_lower(text));
       }
     }
-    std::stable_sort(mx.begin(), mx.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::stable_sort(mx.begin(), mx.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
     for (auto& m : mx) out.records.push_back(m.second);
     if (out.records.empty()) out.status = DnsStatus::kNoData;
     return out;
@@ -620,16 +700,23 @@ std::string strip_dot(std::string s) {
 
 const char* status_text(DnsStatus s) {
   switch (s) {
-    case DnsStatus::kOk: return "records";
-    case DnsStatus::kNoData: return "no record";
-    case DnsStatus::kNxDomain: return "no such name (NXDOMAIN)";
-    case DnsStatus::kTempFail: return "the DNS query failed (SERVFAIL or no answer)";
-    case DnsStatus::kTimeout: return "the DNS query timed out";
+    case DnsStatus::kOk:
+      return "records";
+    case DnsStatus::kNoData:
+      return "no record";
+    case DnsStatus::kNxDomain:
+      return "no such name (NXDOMAIN)";
+    case DnsStatus::kTempFail:
+      return "the DNS query failed (SERVFAIL or no answer)";
+    case DnsStatus::kTimeout:
+      return "the DNS query timed out";
   }
   return "?";
 }
 
-bool temp(const Answer& a) { return a.status == DnsStatus::kTempFail || a.status == DnsStatus::kTimeout; }
+bool temp(const Answer& a) {
+  return a.status == DnsStatus::kTempFail || a.status == DnsStatus::kTimeout;
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -663,14 +750,16 @@ int dns_check(const DnsCheckOptions& o) {
   if (o.config_given || ::access(o.config.c_str(), F_OK) == 0) {
     try {
       const toml::table t = toml::parse_file(o.config);
-      if (auto h = t["hostname"].value<std::string>(); h && hostname.empty()) hostname = proto::ascii_lower(*h);
+      if (auto h = t["hostname"].value<std::string>(); h && hostname.empty())
+        hostname = proto::ascii_lower(*h);
       if (auto d = t["domains_dir"].value<std::string>()) domains_dir = *d;
     } catch (const toml::parse_error& e) {
       return fail(o.config + ": " + std::string(e.description()));
     }
   }
   if (hostname.empty()) hostname = "mail." + domain;
-  if (!proto::is_valid_domain(hostname)) return fail("--hostname: '" + hostname + "' is not a host name");
+  if (!proto::is_valid_domain(hostname))
+    return fail("--hostname: '" + hostname + "' is not a host name");
   std::vector<proto::IpAddress> addrs;
   std::string err;
   if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
@@ -683,15 +772,18 @@ int dns_check(const DnsCheckOptions& o) {
   {
     const Answer a = res.query(QueryType::kMx, domain);
     if (temp(a)) {
-      rep.line("fail", "MX of " + domain + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+      rep.line("fail", "MX of " + domain + ": " + status_text(a.status),
+               "check the domain's name servers (or --resolver)");
     } else if (a.records.empty()) {
       rep.line("fail", "MX of " + domain + ": none", "publish: " + mx_line);
     } else if (std::find(a.records.begin(), a.records.end(), hostname) == a.records.end()) {
       rep.line("fail", "MX of " + domain + ": " + join(a.records) + ", not " + hostname,
                "publish: " + mx_line + " (and remove the others unless they relay to this host)");
     } else if (a.records.front() != hostname) {
-      rep.line("warn", "MX of " + domain + ": " + join(a.records) + "; " + hostname + " is not the first choice",
-               "give " + hostname + " the lowest preference number");
+      rep.line(
+          "warn",
+          "MX of " + domain + ": " + join(a.records) + "; " + hostname + " is not the first choice",
+          "give " + hostname + " the lowest preference number");
     } else {
       rep.line("pass", "MX of " + domain + ": " + join(a.records));
     }
@@ -699,7 +791,8 @@ int dns_check(const DnsCheckOptions& o) {
 
   // The host's A/AAAA records.
   if (addrs.empty()) {
-    rep.line("warn", "addresses of " + hostname + ": this host has no global address to compare with",
+    rep.line("warn",
+             "addresses of " + hostname + ": this host has no global address to compare with",
              "run again with --addresses IP,IP (the addresses other servers reach this host at)");
   }
   for (bool v6 : {false, true}) {
@@ -715,13 +808,17 @@ int dns_check(const DnsCheckOptions& o) {
     }
     const std::string what = std::string(type) + " of " + hostname + ": ";
     if (temp(a)) {
-      rep.line("fail", what + status_text(a.status), "check the domain's name servers (or --resolver)");
+      rep.line("fail", what + status_text(a.status),
+               "check the domain's name servers (or --resolver)");
       continue;
     }
     if (want.empty()) {
       if (!have.empty()) {
-        rep.line("warn", what + join(have) + ", but this host has no such " + (v6 ? "IPv6" : "IPv4") + " address",
-                 "remove the " + std::string(type) + " record unless it reaches this host (NAT): then pass --addresses");
+        rep.line("warn",
+                 what + join(have) + ", but this host has no such " + (v6 ? "IPv6" : "IPv4") +
+                     " address",
+                 "remove the " + std::string(type) +
+                     " record unless it reaches this host (NAT): then pass --addresses");
       }
       continue;
     }
@@ -737,9 +834,12 @@ int dns_check(const DnsCheckOptions& o) {
       for (const auto& m : missing) fix += " " + rr(hostname, type, m) + ";";
       fix.pop_back();
       if (!extra.empty()) fix += " and remove " + join(extra);
-      rep.line("fail", what + (have.empty() ? std::string("none") : join(have)) + ", not " + join(missing), fix);
+      rep.line("fail",
+               what + (have.empty() ? std::string("none") : join(have)) + ", not " + join(missing),
+               fix);
     } else if (!extra.empty()) {
-      rep.line("warn", what + join(have) + ": " + join(extra) + " is not this host's", "remove " + join(extra) + " unless it reaches this host");
+      rep.line("warn", what + join(have) + ": " + join(extra) + " is not this host's",
+               "remove " + join(extra) + " unless it reaches this host");
     } else {
       rep.line("pass", what + join(have));
     }
@@ -749,8 +849,8 @@ int dns_check(const DnsCheckOptions& o) {
   for (const auto& ip : addrs) {
     const std::string rev = reverse_name(ip);
     const std::string what = "PTR of " + ip.to_string() + ": ";
-    const std::string fix = "ask your hosting provider to set the PTR of " + ip.to_string() + " to " + hostname +
-                            " (" + rr(rev, "PTR", hostname + ".") + ")";
+    const std::string fix = "ask your hosting provider to set the PTR of " + ip.to_string() +
+                            " to " + hostname + " (" + rr(rev, "PTR", hostname + ".") + ")";
     const Answer a = res.query(QueryType::kPtr, rev);
     if (temp(a)) {
       rep.line("fail", what + status_text(a.status), fix);
@@ -772,8 +872,10 @@ int dns_check(const DnsCheckOptions& o) {
       if (auto x = proto::parse_ip(r); x && *x == ip) back = true;
     }
     if (!back) {
-      rep.line("fail", what + hostname + ", but " + hostname + " does not resolve back to " + ip.to_string(),
-               "publish: " + rr(hostname, ip.v6 ? "AAAA" : "A", ip.to_string()));
+      rep.line(
+          "fail",
+          what + hostname + ", but " + hostname + " does not resolve back to " + ip.to_string(),
+          "publish: " + rr(hostname, ip.v6 ? "AAAA" : "A", ip.to_string()));
     } else {
       rep.line("pass", what + hostname + " (and back)");
     }
@@ -788,12 +890,15 @@ int dns_check(const DnsCheckOptions& o) {
     }
     const std::string fix = "publish: " + rr(domain, "TXT", quoted(spf_record(addrs)));
     if (temp(a)) {
-      rep.line("fail", "SPF of " + domain + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+      rep.line("fail", "SPF of " + domain + ": " + status_text(a.status),
+               "check the domain's name servers (or --resolver)");
     } else if (spf.empty()) {
       rep.line("fail", "SPF of " + domain + ": no v=spf1 record", fix);
     } else if (spf.size() > 1) {
-      rep.line("fail", "SPF of " + domain + ": " + std::to_string(spf.size()) + " v=spf1 records (a permerror)",
-               "merge them into one: " + fix);
+      rep.line(
+          "fail",
+          "SPF of " + domain + ": " + std::to_string(spf.size()) + " v=spf1 records (a permerror)",
+          "merge them into one: " + fix);
     } else if (addrs.empty()) {
       rep.line("warn", "SPF of " + domain + ": \"" + spf[0] + "\" (no address to check it with)",
                "run again with --addresses");
@@ -817,22 +922,28 @@ int dns_check(const DnsCheckOptions& o) {
         }
         if (!v) {
           bad.push_back(ip.to_string() + ": too many lookups");
-        } else if (v->result == proto::spf::Result::kPermerror || v->result == proto::spf::Result::kTemperror) {
+        } else if (v->result == proto::spf::Result::kPermerror ||
+                   v->result == proto::spf::Result::kTemperror) {
           problem = std::string(proto::spf::result_name(v->result)) + ": " + v->problem;
         } else if (v->result != proto::spf::Result::kPass) {
           bad.push_back(ip.to_string() + " gets " + proto::spf::result_name(v->result));
         }
       }
       if (!problem.empty()) {
-        rep.line("fail", "SPF of " + domain + ": \"" + spf[0] + "\" is not valid (" + problem + ")", fix);
+        rep.line("fail", "SPF of " + domain + ": \"" + spf[0] + "\" is not valid (" + problem + ")",
+                 fix);
       } else if (!bad.empty()) {
         std::string add;
         for (const auto& ip : addrs) add += (ip.v6 ? " ip6:" : " ip4:") + ip.to_string();
         rep.line("fail", "SPF of " + domain + ": \"" + spf[0] + "\": " + join(bad),
                  "add" + add + " (or mx) before the all: " + fix);
       } else {
-        rep.line("pass", "SPF of " + domain + ": \"" + spf[0] + "\" passes " +
-                             [&] { std::vector<std::string> s; for (auto& i : addrs) s.push_back(i.to_string()); return join(s); }());
+        rep.line(
+            "pass", "SPF of " + domain + ": \"" + spf[0] + "\" passes " + [&] {
+              std::vector<std::string> s;
+              for (auto& i : addrs) s.push_back(i.to_string());
+              return join(s);
+            }());
       }
     }
   }
@@ -849,14 +960,17 @@ int dns_check(const DnsCheckOptions& o) {
       std::string kerr;
       auto key = tls::DkimKey::load(f.path, &kerr);
       if (key == nullptr) {
-        rep.line("fail", "DKIM " + name + ": the local key " + f.path + " does not load (" + kerr + ")",
+        rep.line("fail",
+                 "DKIM " + name + ": the local key " + f.path + " does not load (" + kerr + ")",
                  "make a new one: ringmail dkim-keygen " + domain);
         continue;
       }
-      const std::string fix = "publish: " + proto::dkim::zone_line(f.selector, domain, dkim_record(*key));
+      const std::string fix =
+          "publish: " + proto::dkim::zone_line(f.selector, domain, dkim_record(*key));
       const Answer a = res.query(QueryType::kTxt, name);
       if (temp(a)) {
-        rep.line("fail", "DKIM " + name + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+        rep.line("fail", "DKIM " + name + ": " + status_text(a.status),
+                 "check the domain's name servers (or --resolver)");
         continue;
       }
       std::vector<proto::dkim::KeyRecord> recs;
@@ -871,11 +985,13 @@ int dns_check(const DnsCheckOptions& o) {
       } else if (recs.empty()) {
         rep.line("fail", "DKIM " + name + ": not a valid key record (" + perr + ")", fix);
       } else if (recs.size() > 1) {
-        rep.line("fail", "DKIM " + name + ": " + std::to_string(recs.size()) + " key records", "keep only one: " + fix);
+        rep.line("fail", "DKIM " + name + ": " + std::to_string(recs.size()) + " key records",
+                 "keep only one: " + fix);
       } else if (recs[0].ed25519 != ed || recs[0].public_key != key->public_key()) {
         rep.line("fail", "DKIM " + name + ": the published key is not " + f.path + "'s", fix);
       } else {
-        rep.line("pass", "DKIM " + name + ": matches " + f.path + (recs[0].testing ? " (t=y: testing)" : ""));
+        rep.line("pass", "DKIM " + name + ": matches " + f.path +
+                             (recs[0].testing ? " (t=y: testing)" : ""));
       }
     }
   }
@@ -891,37 +1007,47 @@ int dns_check(const DnsCheckOptions& o) {
     }
     proto::dmarc::Record d;
     if (temp(a)) {
-      rep.line("fail", "DMARC " + name + ": " + status_text(a.status), "check the domain's name servers (or --resolver)");
+      rep.line("fail", "DMARC " + name + ": " + status_text(a.status),
+               "check the domain's name servers (or --resolver)");
     } else if (recs.empty()) {
       rep.line("fail", "DMARC " + name + ": no v=DMARC1 record", fix);
     } else if (recs.size() > 1) {
-      rep.line("fail", "DMARC " + name + ": " + std::to_string(recs.size()) + " records (receivers ignore them all)",
+      rep.line("fail",
+               "DMARC " + name + ": " + std::to_string(recs.size()) +
+                   " records (receivers ignore them all)",
                "keep only one: " + fix);
     } else if (proto::dmarc::parse_record(recs[0], &d) != proto::dmarc::ParseResult::kOk) {
-      rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" is not valid (p= missing or wrong)", fix);
+      rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" is not valid (p= missing or wrong)",
+               fix);
     } else if (d.policy_defaulted) {
       // Receivers read it as p=none (RFC 7489 6.6.3), but it says
       // something else: a typo such as p=nnoe, or a bad sp.
-      rep.line("fail", "DMARC " + name + ": \"" + recs[0] + "\" has no valid p= (or a bad sp=); receivers treat it as p=none",
+      rep.line("fail",
+               "DMARC " + name + ": \"" + recs[0] +
+                   "\" has no valid p= (or a bad sp=); receivers treat it as p=none",
                fix);
     } else {
-      rep.line("pass", "DMARC " + name + ": p=" + proto::dmarc::to_string(d.p) +
-                           (d.rua.empty() ? ", no rua (no reports)" : ", reports to " + join(d.rua)));
+      rep.line("pass",
+               "DMARC " + name + ": p=" + proto::dmarc::to_string(d.p) +
+                   (d.rua.empty() ? ", no rua (no reports)" : ", reports to " + join(d.rua)));
     }
   }
 
   // MTA-STS and TLS-RPT: information only.
   for (const auto& [prefix, tag, what] :
-       {std::tuple<const char*, const char*, const char*>{"_mta-sts.", "v=STSv1", "MTA-STS (senders require TLS to this domain)"},
-        std::tuple<const char*, const char*, const char*>{"_smtp._tls.", "v=TLSRPTv1", "TLS-RPT (reports about TLS failures)"}}) {
+       {std::tuple<const char*, const char*, const char*>{
+            "_mta-sts.", "v=STSv1", "MTA-STS (senders require TLS to this domain)"},
+        std::tuple<const char*, const char*, const char*>{
+            "_smtp._tls.", "v=TLSRPTv1", "TLS-RPT (reports about TLS failures)"}}) {
     const std::string name = prefix + domain;
     const Answer a = res.query(QueryType::kTxt, name);
     std::string found;
     for (const auto& r : a.records) {
       if (starts_with_tag(r, tag)) found = r;
     }
-    rep.line("info", std::string(what) + ": " + (found.empty() ? "no " + std::string(tag) + " record at " + name
-                                                               : "\"" + found + "\" at " + name));
+    rep.line("info", std::string(what) + ": " +
+                         (found.empty() ? "no " + std::string(tag) + " record at " + name
+                                        : "\"" + found + "\" at " + name));
   }
 
   std::printf("%d check%s failed\n", rep.failures, rep.failures == 1 ? "" : "s");

@@ -10,10 +10,10 @@ namespace ringmail::tools {
 
 struct InitOptions {
   std::string domain;
-  std::string hostname;                      // "" = mail.<domain>
+  std::string hostname;  // "" = mail.<domain>
   std::string config_dir = "/etc/ringmail";
   std::string data_dir = "/var/spool/ringmail";
-  std::string addresses;                     // "ip,ip"; "" = the interfaces' global ones
+  std::string addresses;                             // "ip,ip"; "" = the interfaces' global ones
   std::string letsencrypt_dir = "/etc/letsencrypt";  // certbot's; acme.sh's is $HOME/.acme.sh
   bool force = false;  // write the configuration again (old as .bak), keep users, aliases and keys
 };

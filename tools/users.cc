@@ -141,7 +141,9 @@ DomainFile open_for(const std::string& domains_dir, const std::string& address) 
 
 }  // namespace
 
-std::optional<std::string> password(PasswordSource src, bool confirm) { return read_password(src, confirm); }
+std::optional<std::string> password(PasswordSource src, bool confirm) {
+  return read_password(src, confirm);
+}
 
 int user_add(const std::string& domains_dir, const std::string& address, PasswordSource src) {
   auto [local, domain, path, db] = open_for(domains_dir, address);
@@ -208,9 +210,9 @@ int authenticate(const std::string& domains_dir, const std::string& address, Pas
   const UserEntry* e = db->find(local);
   bool ok = false;
   if (e != nullptr && e->scheme == UserEntry::Scheme::kScrypt) {
-    ok = tls::scrypt_matches(*pw, e->salt,
-                             tls::ScryptParams{e->log_n, e->r, e->p, static_cast<int>(e->key.size())},
-                             e->key);
+    ok = tls::scrypt_matches(
+        *pw, e->salt, tls::ScryptParams{e->log_n, e->r, e->p, static_cast<int>(e->key.size())},
+        e->key);
   } else if (e != nullptr && e->scheme == UserEntry::Scheme::kPlain) {
     ok = *pw == e->password;
   }
@@ -219,7 +221,7 @@ int authenticate(const std::string& domains_dir, const std::string& address, Pas
     return 0;
   }
   std::printf("failed: %s@%s: %s\n", local.c_str(), domain.c_str(),
-              e == nullptr ? "no such user"
+              e == nullptr                              ? "no such user"
               : e->scheme == UserEntry::Scheme::kDenied ? "may not log in"
                                                         : "wrong password");
   return 1;

@@ -17,8 +17,12 @@ using namespace ringmail::proto;
 class Dir : public AliasDirectory {
  public:
   explicit Dir(const AliasTable& t) : t_(t) {}
-  bool is_local_domain(const std::string& d) const override { return d == "a.test" || d == "b.test"; }
-  const AliasTable* aliases(const std::string& d) const override { return d == "a.test" ? &t_ : nullptr; }
+  bool is_local_domain(const std::string& d) const override {
+    return d == "a.test" || d == "b.test";
+  }
+  const AliasTable* aliases(const std::string& d) const override {
+    return d == "a.test" ? &t_ : nullptr;
+  }
   const std::string* find_user(const std::string& d, const std::string& key) const override {
     static const std::string alice = "alice";
     return d == "a.test" && key == "alice" ? &alice : nullptr;
@@ -54,7 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (r.status == Resolution::Status::kOk) {
         if (r.destinations.empty()) std::abort();
         for (const auto& d : r.destinations) {
-          if (d.address.empty() || (d.kind == Destination::Kind::kPipe && d.command.empty())) std::abort();
+          if (d.address.empty() || (d.kind == Destination::Kind::kPipe && d.command.empty()))
+            std::abort();
         }
       } else if (r.detail.empty()) {
         std::abort();

@@ -41,8 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto mode : {DataReader::Mode::kDotTerminated, DataReader::Mode::kChunked}) {
     Run whole = feed(mode, in, 0);
     Run split = feed(mode, in, piece);
-    if (whole.status != split.status || whole.consumed != split.consumed || whole.out != split.out ||
-        whole.f.too_big != split.f.too_big || whole.f.line_too_long != split.f.line_too_long ||
+    if (whole.status != split.status || whole.consumed != split.consumed ||
+        whole.out != split.out || whole.f.too_big != split.f.too_big ||
+        whole.f.line_too_long != split.f.line_too_long ||
         whole.f.received_headers != split.f.received_headers) {
       __builtin_trap();
     }

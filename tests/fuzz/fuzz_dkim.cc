@@ -60,7 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string out;
   for (const auto& f : fields) {
     append_relaxed_header(f, &out);
-    if (f.name.data() < in.data() || f.value.data() + f.value.size() > in.data() + in.size()) std::abort();
+    if (f.name.data() < in.data() || f.value.data() + f.value.size() > in.data() + in.size())
+      std::abort();
   }
   const auto h = choose_signed_headers(fields, default_signed_headers());
   (void)signed_header_data(fields, h, "DKIM-Signature: v=1; b=");

@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   std::string field;
-  if (decode_login_field(enc, &field) == SaslError::kNone && (field.empty() || field.size() > 255)) {
+  if (decode_login_field(enc, &field) == SaslError::kNone &&
+      (field.empty() || field.size() > 255)) {
     std::abort();
   }
   return 0;

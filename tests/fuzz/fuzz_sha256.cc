@@ -2,10 +2,10 @@
 // on any input fed in any split, and the 16-lane batch on the input cut into
 // up to 16 messages in 16 AVX-512 and 8 AVX2 lanes (tls/sha256.cc,
 // tls/sha256_x16.cc).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <algorithm>
 #include <string_view>
 
 #include "tls/sha256.h"

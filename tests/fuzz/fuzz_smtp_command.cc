@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           parse_path(s, false, false, again, consumed) != AddressError::kNone) {
         __builtin_trap();
       }
-      if (!p.address.domain.empty() && (again.local != p.address.local || again.domain != p.address.domain)) {
+      if (!p.address.domain.empty() &&
+          (again.local != p.address.local || again.domain != p.address.domain)) {
         __builtin_trap();
       }
     }

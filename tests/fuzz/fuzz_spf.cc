@@ -26,12 +26,23 @@ struct Line {
 
 bool type_of(char c, QueryType* t) {
   switch (c) {
-    case 'T': *t = QueryType::kTxt; return true;
-    case 'A': *t = QueryType::kA; return true;
-    case 'Q': *t = QueryType::kAaaa; return true;
-    case 'M': *t = QueryType::kMx; return true;
-    case 'P': *t = QueryType::kPtr; return true;
-    default: return false;
+    case 'T':
+      *t = QueryType::kTxt;
+      return true;
+    case 'A':
+      *t = QueryType::kA;
+      return true;
+    case 'Q':
+      *t = QueryType::kAaaa;
+      return true;
+    case 'M':
+      *t = QueryType::kMx;
+      return true;
+    case 'P':
+      *t = QueryType::kPtr;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -41,10 +52,14 @@ Answer resolve(const std::vector<Line>& zone, const Query& q) {
     if (l.type != q.type || l.name != q.name) continue;
     if (l.value.size() == 2 && l.value[0] == '!') {
       switch (l.value[1]) {
-        case 'n': return {DnsStatus::kNoData, {}};
-        case 's': return {DnsStatus::kTempFail, {}};
-        case 't': return {DnsStatus::kTimeout, {}};
-        default: return {DnsStatus::kNxDomain, {}};
+        case 'n':
+          return {DnsStatus::kNoData, {}};
+        case 's':
+          return {DnsStatus::kTempFail, {}};
+        case 't':
+          return {DnsStatus::kTimeout, {}};
+        default:
+          return {DnsStatus::kNxDomain, {}};
       }
     }
     a.status = DnsStatus::kOk;
