@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of ringmail against the build in $1 (tools/dev test calls
-# this after building). Stages: unit tests (gtest via meson), the same unit
+# this after building). Stages: the clang-format check, unit tests (gtest via meson), the same unit
 # tests under ASan+UBSan, a fuzz smoke of every parser (libFuzzer), the
 # integration suite (pytest, real peers) on the io_uring and the epoll
 # backend, and the kill -9 crash test. Prints each runner's summary and a
@@ -43,6 +43,23 @@ run_meson() {
   echo "$name: $ok passed, $fail failed"
   count "$name" "$ok" "$fail"
 }
+
+note "format (clang-format, .clang-format at the root)"
+# Every C++ file of the tree as clang-format would write it: a change that
+# is not formatted fails here, before anything runs. Fix with
+#   git ls-files '*.cc' '*.h' | xargs clang-format -i
+unformatted=()
+while IFS= read -r f; do
+  clang-format --dry-run -Werror "$top/$f" >/dev/null 2>&1 || unformatted+=("$f")
+done < <(cd "$top" && { git ls-files '*.cc' '*.h' 2>/dev/null || find proto tls storage engine tools bench tests -name '*.cc' -o -name '*.h'; })
+if [ ${#unformatted[@]} -eq 0 ]; then
+  echo "format: 1 passed, 0 failed"
+  count format 1 0
+else
+  printf 'not clang-formatted: %s\n' "${unformatted[@]}"
+  echo "format: 0 passed, 1 failed"
+  count format 0 1
+fi
 
 note "unit tests (gtest)"
 run_meson unit "$build"
