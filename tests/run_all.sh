@@ -87,7 +87,7 @@ if [ ! -f "$fz/build.ninja" ]; then
   CXX=clang++ meson setup "$fz" "$top" -Dfuzz=true -Dtests=false -Dbenchmarks=false \
     -Db_sanitize=address,undefined -Db_lundef=false "${wolf[@]}" >/dev/null
 fi
-targets=(smtp_command data_reader smtp_session spool_format client_hello sasl smtp_client dkim spf sha256 dmarc srs aliases http)
+mapfile -t targets < <(grep -v -e '^#' -e '^$' "$top/tests/fuzz/targets.txt" | cut -d' ' -f1)
 if ninja -C "$fz" $(printf 'tests/fuzz_%s ' "${targets[@]}") >"$fz.log" 2>&1; then
   fok=0; ffail=0
   for t in "${targets[@]}"; do
