@@ -440,7 +440,7 @@ class Blaster {
         "%.2f s: %llu messages, %llu accepted, %llu temp-failed, %llu perm-failed, "
         "%llu connection errors (%llu connections, %s)\n",
         t, ull(st.started), ull(st.accepted), ull(st.temp), ull(st.perm), ull(st.conn_errors),
-        ull(st.connects), ringmail::engine::to_string(be_->kind()));
+        ull(st.connects), ringmail::config::to_string(be_->kind()));
     std::printf("%.1f messages/s, %.2f MB/s\n", st.accepted / t, st.bytes / t / 1e6);
     std::string codes;
     for (const auto& [k, v] : st.codes) codes += " " + k + ":" + std::to_string(v);
@@ -788,9 +788,9 @@ int main(int argc, char** argv) {
   const socklen_t len = res->ai_addrlen;
   ::freeaddrinfo(res);
   std::string why;
-  const auto kind = s.backend == "io_uring" ? ringmail::engine::BackendKind::kUring
-                    : s.backend == "epoll"  ? ringmail::engine::BackendKind::kEpoll
-                                            : ringmail::engine::BackendKind::kAuto;
+  const auto kind = s.backend == "io_uring" ? ringmail::config::BackendKind::kUring
+                    : s.backend == "epoll"  ? ringmail::config::BackendKind::kEpoll
+                                            : ringmail::config::BackendKind::kAuto;
   auto be = ringmail::engine::make_backend(kind, &why);
   if (be == nullptr) {
     std::fprintf(stderr, "smtp-blaster: %s\n", why.c_str());

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "config/config.h"
 #include "storage/file_io.h"
 
 namespace ringmail::engine {
@@ -35,13 +36,10 @@ class Completion {
   ~Completion() = default;
 };
 
-enum class BackendKind : uint8_t { kAuto, kUring, kEpoll };
-const char* to_string(BackendKind k);
-
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual BackendKind kind() const = 0;
+  virtual config::BackendKind kind() const = 0;
 
   // Multishot accept: one event per new connection (res = descriptor).
   virtual void accept(int listen_fd, Completion* c) = 0;
@@ -85,7 +83,7 @@ class Backend {
 // Creates the backend for the calling thread. kAuto tries io_uring and falls
 // back to epoll when the kernel or a seccomp profile refuses it; `why` then
 // says why. Returns nullptr (with `why`) when a forced backend cannot start.
-std::unique_ptr<Backend> make_backend(BackendKind kind, std::string* why);
+std::unique_ptr<Backend> make_backend(config::BackendKind kind, std::string* why);
 
 // io_uring usable here? (EPERM in containers, io_uring_disabled, ENOSYS.)
 bool uring_available(std::string* why);

@@ -33,11 +33,11 @@ struct Rec final : Completion {
   }
 };
 
-class BackendTest : public ::testing::TestWithParam<BackendKind> {
+class BackendTest : public ::testing::TestWithParam<config::BackendKind> {
  protected:
   void SetUp() override {
     std::string why;
-    if (GetParam() == BackendKind::kUring && !uring_available(&why)) {
+    if (GetParam() == config::BackendKind::kUring && !uring_available(&why)) {
       GTEST_SKIP() << "io_uring unavailable: " << why;
     }
     b = make_backend(GetParam(), &why);

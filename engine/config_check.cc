@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string network_text(const Network& n) {
+std::string network_text(const config::Network& n) {
   char buf[64] = {};
   std::string s;
   if (n.v6) {
@@ -38,7 +38,7 @@ bool under(const std::string& path, const char* dir) {
 }
 
 // The paths the daemon reads, with what each is for.
-std::vector<std::pair<std::string, std::string>> used_paths(const Config& cfg,
+std::vector<std::pair<std::string, std::string>> used_paths(const config::Config& cfg,
                                                             const std::string& config_path) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!config_path.empty()) out.emplace_back(config_path, "the configuration");
@@ -54,7 +54,7 @@ std::vector<std::pair<std::string, std::string>> used_paths(const Config& cfg,
 
 }  // namespace
 
-std::vector<std::string> config_warnings(const Config& cfg) {
+std::vector<std::string> config_warnings(const config::Config& cfg) {
   std::vector<std::string> out;
   for (const auto& n : cfg.relay_networks) {
     if (n.prefix == 0) {
@@ -68,7 +68,8 @@ std::vector<std::string> config_warnings(const Config& cfg) {
   return out;
 }
 
-std::vector<std::string> hidden_from_service(const Config& cfg, const std::string& config_path) {
+std::vector<std::string> hidden_from_service(const config::Config& cfg,
+                                             const std::string& config_path) {
   std::vector<std::string> out;
   for (const auto& [path, what] : used_paths(cfg, config_path)) {
     std::error_code ec;
@@ -106,7 +107,7 @@ std::string data_dir_problem(const std::string& data_dir) {
   return "";
 }
 
-std::vector<std::string> check_as_user(const Config& cfg, const std::string& config_path,
+std::vector<std::string> check_as_user(const config::Config& cfg, const std::string& config_path,
                                        const std::vector<std::string>& cert_dirs,
                                        const std::string& user) {
   const passwd* pw = ::getpwnam(user.c_str());

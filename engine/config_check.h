@@ -8,17 +8,18 @@
 #include <string>
 #include <vector>
 
-#include "engine/config.h"
+#include "config/config.h"
 
 namespace ringmail::engine {
 
 // Settings that start but are probably a mistake, one line each: a
 // relay_networks range that lets (much of) the Internet relay.
-std::vector<std::string> config_warnings(const Config& cfg);
+std::vector<std::string> config_warnings(const config::Config& cfg);
 
 // Paths the service cannot see: under /root, /home or /run/user, hidden by
 // ringmail.service's ProtectHome=yes.
-std::vector<std::string> hidden_from_service(const Config& cfg, const std::string& config_path);
+std::vector<std::string> hidden_from_service(const config::Config& cfg,
+                                             const std::string& config_path);
 
 // data_dir exists and is writable, or can be made (its nearest existing
 // parent is writable). "" when fine, else the problem.
@@ -29,7 +30,7 @@ std::string data_dir_problem(const std::string& data_dir);
 // data_dir, checked by a child process running as `user` (its uid, gid
 // and groups): the lines of what it cannot read or write. Needs root; an
 // unknown user is one line.
-std::vector<std::string> check_as_user(const Config& cfg, const std::string& config_path,
+std::vector<std::string> check_as_user(const config::Config& cfg, const std::string& config_path,
                                        const std::vector<std::string>& cert_dirs,
                                        const std::string& user);
 

@@ -21,8 +21,8 @@ void insert_below_received(std::string* m, const std::string& fields) {
   m->insert(end, fields);
 }
 
-proto::SessionParams params_for(const Config& cfg, const ListenerConfig& l, std::string client,
-                                bool have_certs, bool trusted) {
+proto::SessionParams params_for(const config::Config& cfg, const config::ListenerConfig& l,
+                                std::string client, bool have_certs, bool trusted) {
   proto::SessionParams p;
   p.hostname = cfg.hostname;
   p.limits = cfg.limits;
@@ -50,7 +50,7 @@ const char* result_name(proto::CommitResult r) {
 }
 }  // namespace
 
-Connection::Connection(Shard& shard, int fd, const ListenerConfig& listener,
+Connection::Connection(Shard& shard, int fd, const config::ListenerConfig& listener,
                        std::string client_literal, std::string peer, bool trusted)
     : shard_(shard),
       fd_(fd),
@@ -260,7 +260,7 @@ void Connection::after_io() {
 }
 
 void Connection::update_deadline() {
-  const Config& cfg = *shard_.cfg_;
+  const config::Config& cfg = *shard_.cfg_;
   const int64_t now = shard_.clock_s();
   if (session_.in_data()) {
     if (!deadline_in_data_) {
@@ -489,15 +489,15 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
   log_line(line + " " + dmarc.log_record);
 
-  const Config& cfg = *shard_.cfg_;
+  const config::Config& cfg = *shard_.cfg_;
   std::string refuse;
-  if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == FailAction::kReject) {
+  if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == config::FailAction::kReject) {
     refuse = "550 5.7.23 SPF check failed for " + (spf_.domain.empty() ? env.helo : spf_.domain) +
              (spf_.explanation.empty() ? std::string(": the sending address is not allowed from ") +
                                              spf_request_.client_ip
                                        : ": " + spf_.explanation);
   } else if (dmarc.disposition == proto::dmarc::Policy::kReject &&
-             cfg.dmarc_reject == FailAction::kReject) {
+             cfg.dmarc_reject == config::FailAction::kReject) {
     refuse = "550 5.7.1 Message refused by the DMARC policy of " + in.from_domain;
   }
   if (!refuse.empty()) {
@@ -587,7 +587,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     log_line("auth ok user=" + user + " client=" + self->peer_);
     self->session_.auth_done(true, c->user);
   } else {
-    const Config& cfg = *self->shard_.cfg_;
+    const config::Config& cfg = *self->shard_.cfg_;
     const uint32_t n =
         self->shard_.auth_->note_failure(self->client_literal_, self->shard_.clock_s());
     log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
@@ -612,7 +612,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
 }
 
 bool Connection::locked_out(const std::string& user) {
-  const Config& cfg = *shard_.cfg_;
+  const config::Config& cfg = *shard_.cfg_;
   const uint32_t n = shard_.auth_->failures(client_literal_, shard_.clock_s());
   if (n < cfg.auth_failures_max) return false;
   log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +

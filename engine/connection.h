@@ -22,8 +22,8 @@ class Connection {
  public:
   // `trusted`: the client is in relay_networks.
   ~Connection();
-  Connection(Shard& shard, int fd, const ListenerConfig& listener, std::string client_literal,
-             std::string peer, bool trusted = false);
+  Connection(Shard& shard, int fd, const config::ListenerConfig& listener,
+             std::string client_literal, std::string peer, bool trusted = false);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 

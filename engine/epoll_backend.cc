@@ -40,7 +40,7 @@ class EpollBackend final : public Backend {
     return 0;
   }
 
-  BackendKind kind() const override { return BackendKind::kEpoll; }
+  config::BackendKind kind() const override { return config::BackendKind::kEpoll; }
 
   void accept(int listen_fd, Completion* c) override {
     Reg& r = reg(listen_fd);

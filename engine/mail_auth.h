@@ -22,7 +22,4 @@ void run_dmarc_discovery(Resolver* resolver, const std::string& from_domain,
                          std::weak_ptr<bool> alive,
                          std::function<void(proto::dmarc::Discovered)> done);
 
-// What to do with mail that fails ([inbound] spf_fail, dmarc_reject).
-enum class FailAction : uint8_t { kReject, kMark };
-
 }  // namespace ringmail::engine

@@ -20,7 +20,7 @@
 #include <latch>
 #include <thread>
 
-#include "engine/config.h"
+#include "config/config.h"
 #include "engine/config_check.h"
 #include "engine/log.h"
 #include "engine/notify.h"
@@ -50,7 +50,7 @@ void post_all(const std::vector<std::unique_ptr<Shard>>& shards, Fill fill) {
 
 // Writes a self-signed certificate for the host name into <data_dir>/certs
 // (the embedded development configuration), key readable by us only.
-bool write_self_signed(const Config& cfg, std::string* error) {
+bool write_self_signed(const config::Config& cfg, std::string* error) {
   std::string cert, key;
   if (!tls::make_self_signed(cfg.hostname, std::time(nullptr), 365, &cert, &key, error))
     return false;
@@ -77,7 +77,7 @@ bool write_self_signed(const Config& cfg, std::string* error) {
 }
 
 // The configured directories, and the self-signed one once it exists.
-std::vector<std::string> cert_dirs(const Config& cfg) {
+std::vector<std::string> cert_dirs(const config::Config& cfg) {
   std::vector<std::string> dirs = cfg.tls_cert_dirs;
   std::error_code ec;
   if (cfg.tls_self_signed && std::filesystem::is_directory(cfg.data_dir + "/certs", ec)) {
@@ -91,7 +91,7 @@ std::vector<std::string> cert_dirs(const Config& cfg) {
 // With `check` (--check-config) nothing is written or logged: every problem
 // goes into *check, a self-signed certificate still to be made counts as
 // one that will exist.
-std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
+std::shared_ptr<const tls::CertStore> load_certs(const config::Config& cfg,
                                                  std::shared_ptr<tls::TicketKeys> tickets,
                                                  std::string* error,
                                                  const tls::CertStore* previous = nullptr,
@@ -150,7 +150,7 @@ std::shared_ptr<const tls::CertStore> load_certs(const Config& cfg,
 // TIME_WAIT leftovers, no SO_REUSEPORT): that fails while anyone listens
 // there. Another process could still bind in the moment between the probe
 // and the shards' binds; a second ringmaild started later always fails.
-bool address_free(const ListenerConfig& l, std::string* error) {
+bool address_free(const config::ListenerConfig& l, std::string* error) {
   const int fd = ::socket(l.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = l.address + ": socket: " + std::strerror(errno);
@@ -173,7 +173,7 @@ bool address_free(const ListenerConfig& l, std::string* error) {
 
 // One SO_REUSEPORT socket per shard and listener, so the kernel spreads
 // connections over the shards without a shared accept queue.
-int open_listener(const ListenerConfig& l, std::string* error) {
+int open_listener(const config::ListenerConfig& l, std::string* error) {
   const int family = l.addr.ss_family;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -198,7 +198,7 @@ int open_listener(const ListenerConfig& l, std::string* error) {
 
 // --check-config: loads what the daemon loads, without writing or binding
 // anything, and says what would go wrong. 0 when nothing would.
-int check_config(const Config& cfg, const std::string& config_path, std::string check_as) {
+int check_config(const config::Config& cfg, const std::string& config_path, std::string check_as) {
   std::vector<std::string> errors;
   std::vector<std::string> warnings = config_warnings(cfg);
   for (auto& h : hidden_from_service(cfg, config_path)) warnings.push_back(std::move(h));
@@ -289,22 +289,23 @@ int run(int argc, char** argv) {
   }
 
   std::string error;
-  std::shared_ptr<const Config> cfg =
-      config_path.empty() ? parse_config(kDevConfig, "<embedded dev configuration>", &error)
-                          : load_config_file(config_path, &error);
+  std::shared_ptr<const config::Config> cfg =
+      config_path.empty()
+          ? config::parse_config(config::kDevConfig, "<embedded dev configuration>", &error)
+          : config::load_config_file(config_path, &error);
   if (cfg == nullptr) {
     std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
     return 1;
   }
-  auto apply_flags = [&](std::shared_ptr<const Config> c) {
-    auto m = std::make_shared<Config>(*c);
+  auto apply_flags = [&](std::shared_ptr<const config::Config> c) {
+    auto m = std::make_shared<config::Config>(*c);
     if (threads == 0) m->threads = std::max(1u, std::thread::hardware_concurrency());
     if (threads > 0) m->threads = static_cast<uint32_t>(threads);
-    if (backend_flag == "io_uring") m->backend = BackendKind::kUring;
-    if (backend_flag == "epoll") m->backend = BackendKind::kEpoll;
-    if (backend_flag == "auto") m->backend = BackendKind::kAuto;
+    if (backend_flag == "io_uring") m->backend = config::BackendKind::kUring;
+    if (backend_flag == "epoll") m->backend = config::BackendKind::kEpoll;
+    if (backend_flag == "auto") m->backend = config::BackendKind::kAuto;
     if (!data_dir.empty()) m->data_dir = data_dir;
-    return std::shared_ptr<const Config>(std::move(m));
+    return std::shared_ptr<const config::Config>(std::move(m));
   };
   cfg = apply_flags(cfg);
   if (check_only) return check_config(*cfg, config_path, check_as);
@@ -351,14 +352,14 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  BackendKind backend = cfg->backend;
-  if (backend == BackendKind::kAuto) {
+  config::BackendKind backend = cfg->backend;
+  if (backend == config::BackendKind::kAuto) {
     std::string why;
     if (uring_available(&why)) {
-      backend = BackendKind::kUring;
+      backend = config::BackendKind::kUring;
     } else {
       log_line("io_uring unavailable (" + why + "): using the epoll backend");
-      backend = BackendKind::kEpoll;
+      backend = config::BackendKind::kEpoll;
     }
   }
 
@@ -369,7 +370,7 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  auto load_dkim = [&](const Config& c) {
+  auto load_dkim = [&](const config::Config& c) {
     std::vector<std::string> problems;
     auto keys = DkimKeys::load(c.domains_dir, &problems);
     for (const auto& p : problems) log_line("dkim: " + p + " (skipped)");
@@ -388,7 +389,7 @@ int run(int argc, char** argv) {
   // Domains, users and aliases: read at start, on SIGHUP, and when a users
   // or aliases file changes (looked at with the certificates).
   std::string domains_state;
-  auto load_domains = [&](const Config& c) {
+  auto load_domains = [&](const config::Config& c) {
     domains_state = storage::Domains::fingerprint(c.domains_dir);
     std::vector<std::string> problems;
     storage::PosixFileIo fio;
@@ -402,7 +403,7 @@ int run(int argc, char** argv) {
     return d;
   };
   auto domains = load_domains(*cfg);
-  auto load_srs_config = [&](const Config& c) {
+  auto load_srs_config = [&](const config::Config& c) {
     std::string err;
     auto s = load_srs(c, &err);
     if (s == nullptr && !err.empty())
@@ -600,7 +601,7 @@ int run(int argc, char** argv) {
         log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
       } else {
         std::string err;
-        auto fresh = load_config_file(config_path, &err);
+        auto fresh = config::load_config_file(config_path, &err);
         if (fresh == nullptr) {
           log_line("SIGHUP: configuration refused, keeping the running one: " + err,
                    LogLevel::kWarning);

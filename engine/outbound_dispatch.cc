@@ -25,12 +25,12 @@ uint32_t owner_shard(const std::string& domain, uint32_t shards) {
   return static_cast<uint32_t>(h % shards);
 }
 
-OutboundDispatcher::OutboundDispatcher(Deps deps, OutboundConfig cfg)
+OutboundDispatcher::OutboundDispatcher(Deps deps, config::OutboundConfig cfg)
     : d_(std::move(deps)), cfg_(std::move(cfg)) {}
 
 OutboundDispatcher::~OutboundDispatcher() { stop(); }
 
-void OutboundDispatcher::reconfigure(OutboundConfig cfg) {
+void OutboundDispatcher::reconfigure(config::OutboundConfig cfg) {
   cfg_ = std::move(cfg);
   route_tls_.clear();
   dirty_ = true;
@@ -86,8 +86,9 @@ bool OutboundDispatcher::take_token(const std::string& domain, Dest& d) {
   return true;
 }
 
-std::shared_ptr<const tls::TlsContext> OutboundDispatcher::context_for(const OutboundRoute* r) {
-  using Tls = OutboundRoute::Tls;
+std::shared_ptr<const tls::TlsContext> OutboundDispatcher::context_for(
+    const config::OutboundRoute* r) {
+  using Tls = config::OutboundRoute::Tls;
   const Tls mode = r != nullptr ? r->tls : Tls::kOpportunistic;
   if (mode == Tls::kNone || (mode == Tls::kOpportunistic && !cfg_.starttls)) return nullptr;
   // Opportunistic and "required" take any certificate: the shared context
@@ -134,7 +135,7 @@ void OutboundDispatcher::service() {
 }
 
 void OutboundDispatcher::start_session(const std::string& domain, Dest& d) {
-  const OutboundRoute* r = cfg_.route_for(domain);
+  const config::OutboundRoute* r = cfg_.route_for(domain);
   OutboundSession::Params params;
   params.helo = d_.helo;
   params.self = d_.helo;
@@ -146,9 +147,9 @@ void OutboundDispatcher::start_session(const std::string& domain, Dest& d) {
   params.source_v6 = cfg_.source_v6;
   if (r != nullptr) {
     params.next_hop = r->host;
-    params.require_tls =
-        r->tls == OutboundRoute::Tls::kRequired || r->tls == OutboundRoute::Tls::kVerify;
-    params.verify_tls = r->tls == OutboundRoute::Tls::kVerify;
+    params.require_tls = r->tls == config::OutboundRoute::Tls::kRequired ||
+                         r->tls == config::OutboundRoute::Tls::kVerify;
+    params.verify_tls = r->tls == config::OutboundRoute::Tls::kVerify;
     params.auth_user = r->auth_user;
     params.auth_password = r->auth_password;
   }

@@ -47,13 +47,13 @@ class OutboundDispatcher {
     // Every message of the batch has its results: give it back.
     std::function<void(OutboundBatch*)> complete;
   };
-  OutboundDispatcher(Deps deps, OutboundConfig cfg);
+  OutboundDispatcher(Deps deps, config::OutboundConfig cfg);
   ~OutboundDispatcher();
   OutboundDispatcher(const OutboundDispatcher&) = delete;
   OutboundDispatcher& operator=(const OutboundDispatcher&) = delete;
 
   // A reload: sessions in progress keep what they started with.
-  void reconfigure(OutboundConfig cfg);
+  void reconfigure(config::OutboundConfig cfg);
   void submit(OutboundBatch* b);
   // About once a second: session deadlines, the rate limits' refill.
   void tick();
@@ -92,10 +92,10 @@ class OutboundDispatcher {
   void settle(const Waiting& w, proto::Outcome o, const std::string& why);
   void one_done(OutboundBatch* b);
   bool take_token(const std::string& domain, Dest& d);
-  std::shared_ptr<const tls::TlsContext> context_for(const OutboundRoute* r);
+  std::shared_ptr<const tls::TlsContext> context_for(const config::OutboundRoute* r);
 
   Deps d_;
-  OutboundConfig cfg_;
+  config::OutboundConfig cfg_;
   std::map<std::string, Dest> dests_;
   std::list<std::unique_ptr<Session>> sessions_;
   // Verifying contexts for tls = "verify" routes, by CA file ("": the

@@ -14,28 +14,6 @@ std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.dom
 
 }  // namespace
 
-const OutboundRoute* OutboundConfig::route_for(const std::string& domain) const {
-  const OutboundRoute* star = nullptr;
-  for (const auto& r : routes) {
-    if (r.domain == domain) return &r;
-    if (r.domain == "*" && star == nullptr) star = &r;
-  }
-  return star;
-}
-
-uint32_t OutboundConfig::connections_for(const OutboundRoute* r) const {
-  return r != nullptr && r->connections != 0 ? r->connections : connections_per_domain;
-}
-
-uint32_t OutboundConfig::messages_per_connection_for(const OutboundRoute* r) const {
-  return r != nullptr && r->messages_per_connection != 0 ? r->messages_per_connection
-                                                         : messages_per_connection;
-}
-
-uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
-  return r != nullptr && r->messages_per_minute != 0 ? r->messages_per_minute : messages_per_minute;
-}
-
 OutboundQueue::~OutboundQueue() { stop(); }
 
 void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, int64_t now_s) {
@@ -108,7 +86,7 @@ void OutboundQueue::service(int64_t now_s) {
   for (auto d = due_.begin(); d != due_.end();) {
     // At most what the destination's connections carry in one round is
     // out at a time; the rest waits here, its bytes maybe on disk only.
-    const OutboundRoute* r = cfg_.route_for(d->first);
+    const config::OutboundRoute* r = cfg_.route_for(d->first);
     const size_t cap =
         static_cast<size_t>(cfg_.connections_for(r)) * cfg_.messages_per_connection_for(r);
     auto o = out_per_domain_.find(d->first);

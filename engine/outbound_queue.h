@@ -18,61 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "engine/outbound.h"
 #include "engine/resolver.h"
 #include "storage/spool.h"
 
 namespace ringmail::engine {
-
-// How mail for a destination domain leaves ([[outbound.route]] in
-// docs/configuration.md): a fixed next hop instead of the MX records (a
-// smarthost or provider relay), its TLS demands and credentials, and limits
-// that replace the global ones for this destination.
-struct OutboundRoute {
-  enum class Tls : uint8_t {
-    kOpportunistic,  // STARTTLS when offered (the default)
-    kNone,           // never STARTTLS
-    kRequired,       // no TLS, no delivery; any certificate
-    kVerify,         // and the certificate must check out (CA store, host name)
-  };
-  std::string domain;  // lower case; "*" = every domain without its own route
-  std::string host;    // next hop; empty: the domain's MX records
-  uint16_t port = 0;   // 0: [outbound] port
-  Tls tls = Tls::kOpportunistic;
-  std::string ca_file;    // kVerify: CA certificates (PEM); empty: the system's
-  std::string auth_user;  // AUTH PLAIN/LOGIN (over TLS only) when set
-  std::string auth_password;
-  uint32_t connections = 0;              // 0: the global value
-  uint32_t messages_per_connection = 0;  // 0: the global value
-  uint32_t messages_per_minute = 0;      // 0: the global value
-};
-
-struct OutboundConfig {
-  uint16_t port = 25;
-  uint32_t connect_timeout_s = 30;
-  uint32_t command_timeout_s = 300;
-  uint32_t retry_first_s = 300;   // first retry after 5 minutes
-  uint32_t retry_max_s = 3600;    // at most an hour between tries
-  uint32_t expire_s = 5 * 86400;  // then bounce
-  uint32_t connections_per_domain = 10;
-  uint32_t messages_per_connection = 100;
-  uint32_t messages_per_minute = 0;  // per destination domain; 0: no limit
-  bool starttls = true;
-  // Source addresses for outbound connections (empty: the kernel's choice).
-  std::string source_v4;
-  std::string source_v6;
-  // After this long in the queue the sender gets a delay warning DSN
-  // (once); 0: never.
-  uint32_t delay_warning_s = 0;
-  std::vector<OutboundRoute> routes;
-  // The route for `domain` (lower case): its own, else "*", else null.
-  const OutboundRoute* route_for(const std::string& domain) const;
-  // The limits in force with route `r` (may be null). They hold for the
-  // whole process: one shard owns each destination's connections.
-  uint32_t connections_for(const OutboundRoute* r) const;
-  uint32_t messages_per_connection_for(const OutboundRoute* r) const;
-  uint32_t rate_for(const OutboundRoute* r) const;  // messages per minute, 0: none
-};
 
 class OutboundQueue {
  public:
@@ -110,7 +61,7 @@ class OutboundQueue {
     std::function<proto::Address(const proto::Address&)> envelope_sender;
   };
 
-  OutboundQueue(Deps deps, OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}
+  OutboundQueue(Deps deps, config::OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}
   ~OutboundQueue();
 
   // Takes over the recipients `indices` of `rec` (the others are done or
@@ -127,7 +78,7 @@ class OutboundQueue {
   // No more batches go out; what is out comes back (the dispatchers stop
   // too) and what was not delivered is retried after a restart.
   void stop();
-  void reconfigure(OutboundConfig cfg) { cfg_ = std::move(cfg); }
+  void reconfigure(config::OutboundConfig cfg) { cfg_ = std::move(cfg); }
   bool idle() const { return batches_.empty() && bounces_in_flight_ == 0; }
 
  private:
@@ -170,7 +121,7 @@ class OutboundQueue {
   int64_t backoff(uint32_t attempts);
 
   Deps d_;
-  OutboundConfig cfg_;
+  config::OutboundConfig cfg_;
   std::list<std::unique_ptr<Item>> items_;
   std::multimap<int64_t, Item*> schedule_;
   std::map<std::string, std::deque<Item*>> due_;

@@ -110,11 +110,11 @@ class Sink {
   pid_t pid_ = -1;
 };
 
-class OutboundTest : public ::testing::TestWithParam<BackendKind> {
+class OutboundTest : public ::testing::TestWithParam<config::BackendKind> {
  protected:
   void SetUp() override {
     std::string why;
-    if (GetParam() == BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
+    if (GetParam() == config::BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
     if (::access("/usr/sbin/smtp-sink", X_OK) != 0) GTEST_SKIP() << "no smtp-sink (postfix)";
     ASSERT_GT(dns()->port(), 0);
     b = make_backend(GetParam(), &why);
@@ -398,8 +398,8 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
 // connections within its limits.
 class DispatcherTest : public OutboundTest {
  protected:
-  std::unique_ptr<OutboundDispatcher> make(OutboundRoute route) {
-    OutboundConfig cfg;
+  std::unique_ptr<OutboundDispatcher> make(config::OutboundRoute route) {
+    config::OutboundConfig cfg;
     cfg.port = static_cast<uint16_t>(port);
     cfg.connect_timeout_s = 3;
     cfg.command_timeout_s = 5;
@@ -445,7 +445,7 @@ class DispatcherTest : public OutboundTest {
 
 TEST_P(DispatcherTest, BatchesFromTwoShardsShareTheConnectionLimit) {
   Sink mx1("127.0.0.2", port, {});
-  OutboundRoute route;
+  config::OutboundRoute route;
   route.domain = "mx.test";
   route.connections = 2;
   auto d = make(route);
@@ -473,7 +473,7 @@ TEST_P(DispatcherTest, BatchesFromTwoShardsShareTheConnectionLimit) {
 
 TEST_P(DispatcherTest, MessagesPerConnectionLimit) {
   Sink mx1("127.0.0.2", port, {});
-  OutboundRoute route;
+  config::OutboundRoute route;
   route.domain = "mx.test";
   route.connections = 1;
   route.messages_per_connection = 3;
@@ -489,7 +489,7 @@ TEST_P(DispatcherTest, MessagesPerConnectionLimit) {
 
 TEST_P(DispatcherTest, RateLimitHoldsMessagesBack) {
   Sink mx1("127.0.0.2", port, {});
-  OutboundRoute route;
+  config::OutboundRoute route;
   route.domain = "mx.test";
   route.messages_per_minute = 60;  // one a second, bursts of one
   auto d = make(route);
@@ -512,7 +512,7 @@ TEST_P(DispatcherTest, RateLimitHoldsMessagesBack) {
 }
 
 TEST_P(DispatcherTest, AnUnreachableDestinationFailsWhatWaitsWithOneAttempt) {
-  OutboundRoute route;
+  config::OutboundRoute route;
   route.domain = "down.test";
   route.connections = 1;
   auto d = make(route);
@@ -532,7 +532,7 @@ TEST_P(DispatcherTest, AnUnreachableDestinationFailsWhatWaitsWithOneAttempt) {
 }
 
 TEST_P(DispatcherTest, StopCompletesEverythingHeld) {
-  OutboundRoute route;
+  config::OutboundRoute route;
   route.domain = "down.test";
   auto d = make(route);
   auto m0 = messages("S", 3);

@@ -34,11 +34,11 @@ DnsServer* server() {
   return &s;
 }
 
-class ResolverTest : public ::testing::TestWithParam<BackendKind> {
+class ResolverTest : public ::testing::TestWithParam<config::BackendKind> {
  protected:
   void SetUp() override {
     std::string why;
-    if (GetParam() == BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
+    if (GetParam() == config::BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
     ASSERT_GT(server()->port(), 0) << "tests/dns_server.py did not start (python3-dnslib?)";
     b = make_backend(GetParam(), &why);
     ASSERT_NE(b, nullptr) << why;

@@ -92,8 +92,8 @@ void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
   o->done(o, ev.res);
 }
 
-Shard::Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
-             BackendKind backend)
+Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+             config::BackendKind backend)
     : index_(index),
       cfg_(std::move(cfg)),
       listen_fds_(std::move(listen_fds)),
@@ -698,7 +698,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
   std::string literal, peer;
   sockaddr_storage addr{};
   describe_peer(fd, &literal, &peer, &addr);
-  const bool trusted = in_networks(cfg_->relay_networks, addr);
+  const bool trusted = config::in_networks(cfg_->relay_networks, addr);
   // Counted over all shards; relay_networks (our own MTAs and applications)
   // are not limited.
   std::string key = trusted ? std::string() : client_key(literal);

@@ -15,11 +15,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "config/config.h"
 #include "engine/auth.h"
 #include "engine/backend.h"
 #include "engine/blocking_pool.h"
 #include "engine/client_limits.h"
-#include "engine/config.h"
 #include "engine/dkim.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
@@ -74,7 +74,7 @@ struct ShardMessage {
     kOutboundDone
   };
   Type type = Type::kNone;
-  std::shared_ptr<const Config> config;             // kReload
+  std::shared_ptr<const config::Config> config;     // kReload
   std::shared_ptr<const tls::CertStore> certs;      // kCerts: for new TLS sessions
   std::shared_ptr<const DkimKeys> dkim;             // kReload: the signing keys read again
   std::shared_ptr<const storage::Domains> domains;  // kReload, kDomains: users and aliases
@@ -109,8 +109,8 @@ class Shard final : public proto::SmtpHost {
   // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them.
   // `peers` is the whole set of shards (for messages); `main_sender` is the
   // inbox index the main thread uses (== number of shards).
-  Shard(uint32_t index, std::shared_ptr<const Config> cfg, std::vector<int> listen_fds,
-        BackendKind backend);
+  Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+        config::BackendKind backend);
   ~Shard() override;
 
   void set_peers(std::vector<Shard*> peers);
@@ -118,7 +118,7 @@ class Shard final : public proto::SmtpHost {
   // Thread body. Counts `ready` down once listening (or failed: see error()).
   void run(std::latch& ready);
   const std::string& error() const { return error_; }
-  BackendKind backend_kind() const { return backend_kind_; }
+  config::BackendKind backend_kind() const { return backend_kind_; }
   // Steady-clock milliseconds of the loop's last turn (it turns at least
   // once a second): the watchdog's sign that the shard is alive.
   int64_t last_turn_ms() const { return last_turn_ms_.load(std::memory_order_relaxed); }
@@ -226,10 +226,10 @@ class Shard final : public proto::SmtpHost {
   static constexpr int64_t kAcceptingWindowMs = 100;
 
   const uint32_t index_;
-  std::shared_ptr<const Config> cfg_;
+  std::shared_ptr<const config::Config> cfg_;
   std::vector<int> listen_fds_;
   std::vector<std::unique_ptr<AcceptC>> accept_cs_;
-  BackendKind backend_kind_;
+  config::BackendKind backend_kind_;
   std::unique_ptr<Backend> backend_;
   std::string error_;
   std::vector<Shard*> peers_;

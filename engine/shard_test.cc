@@ -15,14 +15,14 @@
 namespace ringmail::engine {
 namespace {
 
-class ShardMesh : public ::testing::TestWithParam<BackendKind> {
+class ShardMesh : public ::testing::TestWithParam<config::BackendKind> {
  protected:
   void SetUp() override {
     std::string why;
-    if (GetParam() == BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
+    if (GetParam() == config::BackendKind::kUring && !uring_available(&why)) GTEST_SKIP() << why;
     char tmpl[] = "/tmp/ringmail-shard-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    auto cfg = std::make_shared<Config>();
+    auto cfg = std::make_shared<config::Config>();
     cfg->hostname = "mx.test";
     cfg->data_dir = dir_;
     cfg->threads = 3;

@@ -47,7 +47,7 @@ bool make_secret_file(const std::string& path, std::string* error) {
 
 }  // namespace
 
-std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::string* error) {
+std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, std::string* error) {
   if (!cfg.srs_enabled) return nullptr;
   const std::string path =
       cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;

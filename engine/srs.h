@@ -7,13 +7,13 @@
 #include <memory>
 #include <string>
 
-#include "engine/config.h"
+#include "config/config.h"
 #include "proto/srs.h"
 
 namespace ringmail::engine {
 
 // Null with a reason when the secrets file can be neither read nor made,
 // or SRS is off ([srs] enabled = false: then *error stays empty).
-std::shared_ptr<const proto::srs::Config> load_srs(const Config& cfg, std::string* error);
+std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, std::string* error);
 
 }  // namespace ringmail::engine

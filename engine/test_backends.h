@@ -9,12 +9,13 @@
 
 namespace ringmail::engine {
 
-inline std::string backend_test_name(const ::testing::TestParamInfo<BackendKind>& info) {
-  return info.param == BackendKind::kUring ? "uring" : "epoll";
+inline std::string backend_test_name(const ::testing::TestParamInfo<config::BackendKind>& info) {
+  return info.param == config::BackendKind::kUring ? "uring" : "epoll";
 }
 
-#define RINGMAIL_ON_BOTH_BACKENDS(Suite) \
-  INSTANTIATE_TEST_SUITE_P(              \
-      Both, Suite, ::testing::Values(BackendKind::kUring, BackendKind::kEpoll), backend_test_name)
+#define RINGMAIL_ON_BOTH_BACKENDS(Suite)                                                        \
+  INSTANTIATE_TEST_SUITE_P(                                                                     \
+      Both, Suite, ::testing::Values(config::BackendKind::kUring, config::BackendKind::kEpoll), \
+      backend_test_name)
 
 }  // namespace ringmail::engine

@@ -79,7 +79,7 @@ class UringBackend final : public Backend {
     return 0;
   }
 
-  BackendKind kind() const override { return BackendKind::kUring; }
+  config::BackendKind kind() const override { return config::BackendKind::kUring; }
 
   void accept(int listen_fd, Completion* c) override {
     io_uring_sqe* sqe = sqe_for(c);
@@ -151,7 +151,7 @@ class UringBackend final : public Backend {
   }
 
   void ring(Backend& target) override {
-    if (target.kind() != BackendKind::kUring) {
+    if (target.kind() != config::BackendKind::kUring) {
       target.wake();
       return;
     }
@@ -258,28 +258,16 @@ class UringBackend final : public Backend {
 
 }  // namespace
 
-const char* to_string(BackendKind k) {
-  switch (k) {
-    case BackendKind::kAuto:
-      return "auto";
-    case BackendKind::kUring:
-      return "io_uring";
-    case BackendKind::kEpoll:
-      return "epoll";
-  }
-  return "?";
-}
-
 bool uring_available(std::string* why) {
   UringBackend probe;
   return probe.init(why) == 0;
 }
 
-std::unique_ptr<Backend> make_backend(BackendKind kind, std::string* why) {
-  if (kind != BackendKind::kEpoll) {
+std::unique_ptr<Backend> make_backend(config::BackendKind kind, std::string* why) {
+  if (kind != config::BackendKind::kEpoll) {
     auto b = std::make_unique<UringBackend>();
     if (b->init(why) == 0) return b;
-    if (kind == BackendKind::kUring) return nullptr;
+    if (kind == config::BackendKind::kUring) return nullptr;
   }
   return make_epoll_backend(why);
 }

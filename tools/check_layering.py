@@ -12,10 +12,11 @@ ALLOWED = {
     "proto": set(),
     "tls": set(),
     "storage": {"proto"},
-    "engine": {"proto", "tls", "storage"},
-    "tools": {"proto", "tls", "storage"},
-    "bench": {"proto", "tls", "storage", "engine"},
-    "tests": {"proto", "tls", "storage", "engine", "tools"},
+    "config": {"proto", "tls"},
+    "engine": {"proto", "tls", "storage", "config"},
+    "tools": {"proto", "tls", "storage", "config"},
+    "bench": {"proto", "tls", "storage", "config", "engine"},
+    "tests": {"proto", "tls", "storage", "config", "engine", "tools"},
     "fuzz": {"proto", "storage"},
 }
 # Third-party headers each layer may use (proto: standard library only).

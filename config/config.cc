@@ -1,4 +1,4 @@
-#include "engine/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,7 +9,19 @@
 #include <sstream>
 #include <thread>
 
-namespace ringmail::engine {
+namespace ringmail::config {
+
+const char* to_string(BackendKind k) {
+  switch (k) {
+    case BackendKind::kAuto:
+      return "auto";
+    case BackendKind::kUring:
+      return "io_uring";
+    case BackendKind::kEpoll:
+      return "epoll";
+  }
+  return "?";
+}
 
 const char* const kDevConfig = R"(# embedded development configuration
 hostname = "localhost.example.test"
@@ -634,4 +646,26 @@ std::shared_ptr<const Config> load_config_file(const std::string& path, std::str
   return parse_config(ss.str(), path, error);
 }
 
-}  // namespace ringmail::engine
+const OutboundRoute* OutboundConfig::route_for(const std::string& domain) const {
+  const OutboundRoute* star = nullptr;
+  for (const auto& r : routes) {
+    if (r.domain == domain) return &r;
+    if (r.domain == "*" && star == nullptr) star = &r;
+  }
+  return star;
+}
+
+uint32_t OutboundConfig::connections_for(const OutboundRoute* r) const {
+  return r != nullptr && r->connections != 0 ? r->connections : connections_per_domain;
+}
+
+uint32_t OutboundConfig::messages_per_connection_for(const OutboundRoute* r) const {
+  return r != nullptr && r->messages_per_connection != 0 ? r->messages_per_connection
+                                                         : messages_per_connection;
+}
+
+uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
+  return r != nullptr && r->messages_per_minute != 0 ? r->messages_per_minute : messages_per_minute;
+}
+
+}  // namespace ringmail::config

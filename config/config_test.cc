@@ -1,10 +1,10 @@
-#include "engine/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace ringmail::engine {
+namespace ringmail::config {
 namespace {
 
 using ::testing::HasSubstr;
@@ -240,9 +240,9 @@ TEST(Config, ListenAddresses) {
 }
 
 }  // namespace
-}  // namespace ringmail::engine
+}  // namespace ringmail::config
 
-namespace ringmail::engine {
+namespace ringmail::config {
 namespace {
 
 // Regression (issue 19, defect 4): the same listener twice in one file bound
@@ -271,4 +271,4 @@ TEST(Config, DuplicateListenerIsAnError) {
 }
 
 }  // namespace
-}  // namespace ringmail::engine
+}  // namespace ringmail::config

@@ -1,5 +1,7 @@
-// ringmaild's configuration (docs/configuration.md): parsed once at start and
-// on SIGHUP into an immutable snapshot that shards share read-only.
+// ringmail's configuration (docs/configuration.md), one library for the
+// daemon and every tool: ringmaild parses it once at start and on SIGHUP
+// into an immutable snapshot that shards share read-only; the tools read
+// the same file the same way. It never pulls in the engine.
 #pragma once
 
 #include <netinet/in.h>
@@ -11,14 +13,69 @@
 #include <unordered_set>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/mail_auth.h"
-#include "engine/outbound_queue.h"
 #include "proto/aliases.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"
 
-namespace ringmail::engine {
+namespace ringmail::config {
+
+// Which I/O backend the shards use (engine/backend.h): io_uring when the
+// kernel allows it (auto), or one forced.
+enum class BackendKind : uint8_t { kAuto, kUring, kEpoll };
+const char* to_string(BackendKind k);
+
+// What to do with mail that fails ([inbound] spf_fail, dmarc_reject).
+enum class FailAction : uint8_t { kReject, kMark };
+
+// How mail for a destination domain leaves ([[outbound.route]] in
+// docs/configuration.md): a fixed next hop instead of the MX records (a
+// smarthost or provider relay), its TLS demands and credentials, and limits
+// that replace the global ones for this destination.
+struct OutboundRoute {
+  enum class Tls : uint8_t {
+    kOpportunistic,  // STARTTLS when offered (the default)
+    kNone,           // never STARTTLS
+    kRequired,       // no TLS, no delivery; any certificate
+    kVerify,         // and the certificate must check out (CA store, host name)
+  };
+  std::string domain;  // lower case; "*" = every domain without its own route
+  std::string host;    // next hop; empty: the domain's MX records
+  uint16_t port = 0;   // 0: [outbound] port
+  Tls tls = Tls::kOpportunistic;
+  std::string ca_file;    // kVerify: CA certificates (PEM); empty: the system's
+  std::string auth_user;  // AUTH PLAIN/LOGIN (over TLS only) when set
+  std::string auth_password;
+  uint32_t connections = 0;              // 0: the global value
+  uint32_t messages_per_connection = 0;  // 0: the global value
+  uint32_t messages_per_minute = 0;      // 0: the global value
+};
+
+struct OutboundConfig {
+  uint16_t port = 25;
+  uint32_t connect_timeout_s = 30;
+  uint32_t command_timeout_s = 300;
+  uint32_t retry_first_s = 300;   // first retry after 5 minutes
+  uint32_t retry_max_s = 3600;    // at most an hour between tries
+  uint32_t expire_s = 5 * 86400;  // then bounce
+  uint32_t connections_per_domain = 10;
+  uint32_t messages_per_connection = 100;
+  uint32_t messages_per_minute = 0;  // per destination domain; 0: no limit
+  bool starttls = true;
+  // Source addresses for outbound connections (empty: the kernel's choice).
+  std::string source_v4;
+  std::string source_v6;
+  // After this long in the queue the sender gets a delay warning DSN
+  // (once); 0: never.
+  uint32_t delay_warning_s = 0;
+  std::vector<OutboundRoute> routes;
+  // The route for `domain` (lower case): its own, else "*", else null.
+  const OutboundRoute* route_for(const std::string& domain) const;
+  // The limits in force with route `r` (may be null). They hold for the
+  // whole process: one shard owns each destination's connections.
+  uint32_t connections_for(const OutboundRoute* r) const;
+  uint32_t messages_per_connection_for(const OutboundRoute* r) const;
+  uint32_t rate_for(const OutboundRoute* r) const;  // messages per minute, 0: none
+};
 
 // An address range ("127.0.0.0/8", "2001:db8::/32").
 struct Network {
@@ -144,4 +201,4 @@ bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t
 // wildcard (IPv6 listeners are IPV6_V6ONLY, so the families never mix).
 bool listen_addresses_overlap(const sockaddr_storage& a, const sockaddr_storage& b);
 
-}  // namespace ringmail::engine
+}  // namespace ringmail::config
