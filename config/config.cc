@@ -4,10 +4,13 @@
 #include <netinet/in.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "proto/quoted.h"
 
 namespace ringmail::config {
 
@@ -644,6 +647,163 @@ std::shared_ptr<const Config> load_config_file(const std::string& path, std::str
   std::stringstream ss;
   ss << f.rdbuf();
   return parse_config(ss.str(), path, error);
+}
+
+namespace {
+
+std::string q(const std::string& s) { return proto::quoted(s); }
+
+std::string network_text(const Network& n) {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(n.v6 ? AF_INET6 : AF_INET, n.addr, buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(n.prefix);
+}
+
+const char* route_tls_text(OutboundRoute::Tls t) {
+  switch (t) {
+    case OutboundRoute::Tls::kOpportunistic:
+      return "opportunistic";
+    case OutboundRoute::Tls::kNone:
+      return "none";
+    case OutboundRoute::Tls::kRequired:
+      return "required";
+    case OutboundRoute::Tls::kVerify:
+      return "verify";
+  }
+  return "?";
+}
+
+const char* sha256_text(tls::Sha256Backend b) {
+  switch (b) {
+    case tls::Sha256Backend::kAuto:
+      return "auto";
+    case tls::Sha256Backend::kWolfCrypt:
+      return "wolfcrypt";
+    case tls::Sha256Backend::kShaNi:
+      return "sha-ni";
+    case tls::Sha256Backend::kAvx512x16:
+      return "avx512x16";
+    case tls::Sha256Backend::kAvx2x8:  // benchmarks only: the file cannot choose it
+      return "avx2x8";
+  }
+  return "?";
+}
+
+const char* policy_text(proto::SenderPolicy p) {
+  switch (p) {
+    case proto::SenderPolicy::kOwn:
+      return "own";
+    case proto::SenderPolicy::kDomain:
+      return "domain";
+    case proto::SenderPolicy::kAny:
+      return "any";
+  }
+  return "?";
+}
+
+template <typename T>
+std::string list(const std::vector<T>& v, std::string (*text)(const T&)) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + text(v[i]);
+  return out + "]";
+}
+
+std::string quoted_item(const std::string& s) { return q(s); }
+std::string network_item(const Network& n) { return q(network_text(n)); }
+
+}  // namespace
+
+std::string to_toml(const Config& c) {
+  using std::to_string;
+  const auto fail_text = [](FailAction a) { return a == FailAction::kReject ? "reject" : "mark"; };
+  std::vector<std::string> domains(c.local_domains.begin(), c.local_domains.end());
+  std::sort(domains.begin(), domains.end());
+  std::stable_partition(domains.begin(), domains.end(),
+                        [&](const std::string& d) { return d == c.primary_domain; });
+  std::string t = "# effective configuration of " + c.source + "\n";
+  t += "hostname = " + q(c.hostname) + "\n";
+  t += "data_dir = " + q(c.data_dir) + "\n";
+  t += "domains_dir = " + q(c.domains_dir) + "\n";
+  t += "local_domains = " + list(domains, quoted_item) + "\n";
+  t += "threads = " + to_string(c.threads) + "\n";
+  t += "backend = " + q(to_string(c.backend)) + "\n";
+  t += std::string("maildir_sync = ") + (c.maildir_sync_batch ? "\"batch\"" : "\"fsync\"") + "\n";
+  t += "relay_networks = " + list(c.relay_networks, network_item) + "\n";
+  for (const auto& l : c.listeners) {
+    const char* kind = l.http                                       ? "http"
+                       : l.implicit_tls                             ? "submissions"
+                       : l.kind == proto::ListenerKind::kSubmission ? "submission"
+                                                                    : "smtp";
+    t += "\n[[listener]]\naddress = " + q(l.address) + "\nkind = " + q(kind) + "\n";
+  }
+  t += "\n[tls]\ncert_dirs = " + list(c.tls_cert_dirs, quoted_item) + "\n";
+  t += std::string("self_signed = ") + (c.tls_self_signed ? "true" : "false") + "\n";
+  t += "\n[auth]\nsender_policy = " + q(policy_text(c.sender_policy)) + "\n";
+  t += "failures_max = " + to_string(c.auth_failures_max) + "\n";
+  t += "failure_delay_ms = " + to_string(c.auth_failure_delay_ms) + "\n";
+  t += "\n[aliases]\nsuffix_separators = " + q(c.aliases.suffix_separators) + "\n";
+  t += "drop_characters = " + q(c.aliases.drop_chars) + "\n";
+  t += "pipe_timeout_s = " + to_string(c.pipe_timeout_s) + "\n";
+  t += "\n[inbound]\nspf_fail = " + q(fail_text(c.spf_fail)) + "\n";
+  t += "dmarc_reject = " + q(fail_text(c.dmarc_reject)) + "\n";
+  t += "greeting_delay_s = " + to_string(c.greeting_delay_s) + "\n";
+  t += std::string("\n[srs]\nenabled = ") + (c.srs_enabled ? "true" : "false") + "\n";
+  t += "domain = " + q(c.srs_domain) + "\n";
+  t += "secret_file = " + q(c.srs_secret_file) + "\n";
+  t += "max_age_days = " + to_string(c.srs_max_age_days) + "\n";
+  t += "\n[dkim]\nsha256_backend = " + q(sha256_text(c.dkim_sha256)) + "\n";
+  const auto& L = c.limits;
+  t += "\n[limits]\nmessage_bytes_max = " + to_string(L.message_bytes_max) + "\n";
+  t += "rcpt_count_max = " + to_string(L.rcpt_count_max) + "\n";
+  t += "errors_max = " + to_string(L.errors_max) + "\n";
+  t += "received_headers_max = " + to_string(L.received_headers_max) + "\n";
+  t += "junk_commands_max = " + to_string(L.junk_commands_max) + "\n";
+  t += "data_rate_min_bytes_s = " + to_string(c.data_rate_min_bytes_s) + "\n";
+  t += "command_timeout_s = " + to_string(c.command_timeout_s) + "\n";
+  t += "data_timeout_s = " + to_string(c.data_timeout_s) + "\n";
+  t += "connections_max = " + to_string(c.connections_max) + "\n";
+  t += "connections_per_ip_max = " + to_string(c.connections_per_ip_max) + "\n";
+  t += "shutdown_grace_s = " + to_string(c.shutdown_grace_s) + "\n";
+  t += "delivery_retry_s = " + to_string(c.delivery_retry_s) + "\n";
+  t += "delivery_concurrency = " + to_string(c.delivery_concurrency) + "\n";
+  t += "delivery_backlog_bytes_max = " + to_string(c.delivery_backlog_bytes_max) + "\n";
+  t += "delivery_sync_delay_ms = " + to_string(c.delivery_sync_delay_ms) + "\n";
+  t += "delivery_defer_ms = " + to_string(c.delivery_defer_ms) + "\n";
+  t += "spool_segment_bytes = " + to_string(c.spool_segment_bytes) + "\n";
+  const auto& o = c.outbound;
+  t += "\n[outbound]\ndns_servers = " + q(c.dns_servers) + "\n";
+  t += "port = " + to_string(o.port) + "\n";
+  t += "connect_timeout_s = " + to_string(o.connect_timeout_s) + "\n";
+  t += "command_timeout_s = " + to_string(o.command_timeout_s) + "\n";
+  t += "retry_first_s = " + to_string(o.retry_first_s) + "\n";
+  t += "retry_max_s = " + to_string(o.retry_max_s) + "\n";
+  t += "expire_s = " + to_string(o.expire_s) + "\n";
+  t += "connections_per_domain = " + to_string(o.connections_per_domain) + "\n";
+  t += "messages_per_connection = " + to_string(o.messages_per_connection) + "\n";
+  t += "messages_per_minute = " + to_string(o.messages_per_minute) + "\n";
+  t += std::string("starttls = ") + (o.starttls ? "true" : "false") + "\n";
+  t += "source_v4 = " + q(o.source_v4) + "\n";
+  t += "source_v6 = " + q(o.source_v6) + "\n";
+  t += "delay_warning_s = " + to_string(o.delay_warning_s) + "\n";
+  for (const auto& r : o.routes) {
+    t += "\n[[outbound.route]]\ndomain = " + q(r.domain) + "\n";
+    if (!r.host.empty()) {
+      const bool v6 = r.host.find(':') != std::string::npos;
+      std::string hop = v6 ? "[" + r.host + "]" : r.host;
+      if (r.port != 0) hop += ":" + to_string(r.port);
+      t += "next_hop = " + q(hop) + "\n";
+    }
+    t += "tls = " + q(route_tls_text(r.tls)) + "\n";
+    t += "ca_file = " + q(r.ca_file) + "\n";
+    if (!r.auth_user.empty()) {
+      t += "auth_user = " + q(r.auth_user) + "\n";
+      t += "# auth_password is set (not shown)\n";
+    }
+    t += "connections = " + to_string(r.connections) + "\n";
+    t += "messages_per_connection = " + to_string(r.messages_per_connection) + "\n";
+    t += "messages_per_minute = " + to_string(r.messages_per_minute) + "\n";
+  }
+  return t;
 }
 
 const OutboundRoute* OutboundConfig::route_for(const std::string& domain) const {

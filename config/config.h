@@ -194,6 +194,11 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
                                            std::string* error);
 std::shared_ptr<const Config> load_config_file(const std::string& path, std::string* error);
 
+// The configuration as TOML with every setting, defaults filled in
+// (`ringmail config-show`); parsing it gives the same configuration. Route
+// passwords are left out (a comment says one is set).
+std::string to_toml(const Config& cfg);
+
 // "127.0.0.1:25", "[::1]:25", "0.0.0.0:25", "[::]:25".
 bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len);
 // True when a socket bound to `a` and one bound to `b` would take the same

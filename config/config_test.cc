@@ -8,6 +8,7 @@ namespace ringmail::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string err_of(const std::string& text) {
   std::string err;
@@ -268,6 +269,107 @@ TEST(Config, DuplicateListenerIsAnError) {
                    "t.toml", &err),
       nullptr)
       << err;
+}
+
+}  // namespace
+}  // namespace ringmail::config
+
+namespace ringmail::config {
+namespace {
+
+// config-show prints what the daemon runs with; read back, it must give
+// the same configuration (so nothing is left out or spelled differently).
+void expect_round_trip(const std::string& text) {
+  std::string err;
+  auto a = parse_config(text, "a.toml", &err);
+  ASSERT_NE(a, nullptr) << err;
+  const std::string shown = to_toml(*a);
+  auto b = parse_config(shown, "b.toml", &err);
+  ASSERT_NE(b, nullptr) << err << "\n" << shown;
+  EXPECT_EQ(to_toml(*b).substr(shown.find('\n')), shown.substr(shown.find('\n')));
+}
+
+TEST(ConfigShow, EmbeddedDevConfigurationRoundTrips) { expect_round_trip(kDevConfig); }
+
+TEST(ConfigShow, EverySectionRoundTrips) {
+  expect_round_trip(R"(hostname = "mx.example.org"
+data_dir = "/var/spool/ringmail"
+domains_dir = "/etc/ringmail/domains"
+local_domains = ["b.example", "a.example", "c.example"]
+threads = 3
+backend = "epoll"
+maildir_sync = "fsync"
+relay_networks = ["192.0.2.0/24", "2001:db8::/32", "127.0.0.1"]
+[[listener]]
+address = "0.0.0.0:25"
+[[listener]]
+address = "[::]:587"
+kind = "submission"
+[[listener]]
+address = "127.0.0.1:465"
+kind = "submissions"
+[[listener]]
+address = "127.0.0.1:9100"
+kind = "http"
+[tls]
+cert_dirs = ["/etc/letsencrypt/live"]
+[auth]
+sender_policy = "domain"
+failures_max = 7
+[aliases]
+suffix_separators = "+-"
+drop_characters = ""
+[inbound]
+spf_fail = "mark"
+greeting_delay_s = 3
+[srs]
+enabled = false
+domain = "fwd.example"
+[dkim]
+sha256_backend = "wolfcrypt"
+[limits]
+message_bytes_max = 1048576
+junk_commands_max = 0
+spool_segment_bytes = 65536
+[outbound]
+dns_servers = "127.0.0.1:53"
+retry_first_s = 60
+starttls = false
+source_v6 = "2001:db8::1"
+[[outbound.route]]
+domain = "*"
+next_hop = "[2001:db8::25]:2525"
+tls = "verify"
+connections = 2
+[[outbound.route]]
+domain = "slow.example"
+next_hop = "relay.example"
+messages_per_minute = 10
+)");
+}
+
+TEST(ConfigShow, DefaultsAreFilledInAndPasswordsLeftOut) {
+  std::string err;
+  auto c = parse_config(R"(hostname = "mx.example.org"
+data_dir = "/d"
+local_domains = ["a.example"]
+[[listener]]
+address = "127.0.0.1:25"
+[[outbound.route]]
+domain = "*"
+next_hop = "smtp.provider.example:587"
+tls = "verify"
+auth_user = "me"
+auth_password = "s3cret-pw"
+)",
+                        "t.toml", &err);
+  ASSERT_NE(c, nullptr) << err;
+  const std::string shown = to_toml(*c);
+  EXPECT_THAT(shown, HasSubstr("\nmessage_bytes_max = 36700160\n"));
+  EXPECT_THAT(shown, HasSubstr("\nexpire_s = 432000\n"));
+  EXPECT_THAT(shown, HasSubstr("\ndomains_dir = \"/etc/ringmail/domains\"\n"));
+  EXPECT_THAT(shown, HasSubstr("auth_user = \"me\"\n# auth_password is set (not shown)\n"));
+  EXPECT_THAT(shown, Not(HasSubstr("s3cret")));
 }
 
 }  // namespace

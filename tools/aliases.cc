@@ -1,7 +1,5 @@
 #include "tools/aliases.h"
 
-#include <toml++/toml.h>
-
 #include <cstdio>
 
 #include "proto/address.h"
@@ -9,24 +7,6 @@
 #include "storage/file_io.h"
 
 namespace ringmail::tools {
-
-bool read_alias_settings(const std::string& config_path, AliasSettings* s, std::string* error) {
-  try {
-    const toml::table t = toml::parse_file(config_path);
-    if (auto d = t["domains_dir"].value<std::string>()) s->domains_dir = *d;
-    if (const toml::array* a = t["local_domains"].as_array()) {
-      for (const auto& d : *a) {
-        if (auto v = d.value<std::string>()) s->local_domains.push_back(proto::ascii_lower(*v));
-      }
-    }
-    if (auto v = t["aliases"]["suffix_separators"].value<std::string>()) s->suffix_separators = *v;
-    if (auto v = t["aliases"]["drop_characters"].value<std::string>()) s->drop_characters = *v;
-  } catch (const toml::parse_error& e) {
-    *error = config_path + ": " + std::string(e.description());
-    return false;
-  }
-  return true;
-}
 
 int aliases_resolve(const AliasSettings& s, const std::string& address) {
   const size_t at = address.rfind('@');

@@ -9,15 +9,11 @@
 namespace ringmail::tools {
 
 struct AliasSettings {
-  std::string domains_dir = "/etc/ringmail/domains";
+  std::string domains_dir;
   std::vector<std::string> local_domains;
   std::string suffix_separators = "+";
   std::string drop_characters = ".";
 };
-
-// Reads domains_dir, local_domains and [aliases] from ringmaild's
-// configuration file into `s`; false with a one-line reason.
-bool read_alias_settings(const std::string& config_path, AliasSettings* s, std::string* error);
 
 // Prints the destinations of `address`; 0 when it resolves, 1 otherwise.
 int aliases_resolve(const AliasSettings& s, const std::string& address);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/stat.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/config.h"
 #include "proto/address.h"
 #include "proto/quoted.h"
 #include "storage/domains.h"
@@ -985,11 +985,9 @@ int import_chasquid(const ImportOptions& o) {
        give_up + "\"\n";
   t += "\n[limits]\nmessage_bytes_max = " + std::to_string(message_bytes) +
        "  # max_data_size_mb " + std::to_string(mb) + "\n";
-  try {
-    (void)toml::parse(t, toml_path.string());
-  } catch (const toml::parse_error& e) {
-    return fail("internal error: the written configuration does not parse: " +
-                std::string(e.description()));
+  // The daemon's own parser: what the import writes, ringmaild starts on.
+  if (std::string why; config::parse_config(t, toml_path.string(), &why) == nullptr) {
+    return fail("internal error: the written configuration does not load: " + why);
   }
   if (!write_file(toml_path, t, 0644, &err)) return fail(err);
 

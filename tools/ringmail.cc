@@ -9,10 +9,15 @@
 //   ringmail check-users                        validate every users file
 //   ringmail dkim-keygen DOMAIN [--selector S] [--algo rsa2048|rsa3072|ed25519]
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
-//   ringmail aliases-resolve ADDR [--config F]  where mail for ADDR goes
-//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587] [--tls-name
-//   NAME] (user and DKIM commands take --domains-dir DIR, default /etc/ringmail/domains) ringmail
-//   init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
+//   ringmail aliases-resolve ADDR              where mail for ADDR goes
+//   ringmail config-show                       the effective configuration as TOML
+//   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
+//                      [--tls-name NAME]
+//   Every command takes --config FILE (tools/tool_config.h: default
+//   $RINGMAIL_CONFIG, else /etc/ringmail/ringmail.toml, else in a checkout
+//   the embedded dev configuration); spool commands take --data-dir DIR and
+//   user, alias and DKIM commands --domains-dir DIR instead of its paths.
+//   ringmail init DOMAIN [--hostname mail.DOMAIN] [--config-dir DIR] [--data-dir DIR]
 //                 [--addresses IP,IP] [--letsencrypt-dir DIR]
 //       a first configuration: DIR/ringmail.toml (default /etc/ringmail:
 //       hostname, data_dir, local_domains, domains_dir, listeners on
@@ -29,15 +34,15 @@
 //       (getifaddrs). An existing ringmail.toml is never overwritten (one
 //       line on stderr, exit 1).
 //   ringmail dns-check DOMAIN [--hostname H] [--addresses IP,IP]
-//                      [--resolver IPV4:PORT] [--config F]
+//                      [--resolver IPV4:PORT]
 //       looks the domain's records up (the system's resolver, or
 //       --resolver) and prints one line per check, "pass|warn|fail|info
 //       <what>  <fix>": MX names the hostname; the hostname's A/AAAA are
 //       this server's addresses; each address's PTR names the hostname
 //       and it resolves back; one valid SPF record that passes each
 //       address (proto/spf.h's evaluator); each local DKIM key
-//       (<domains_dir>/DOMAIN/dkim:<selector>.pem, domains_dir from
-//       --config) is the one published at <selector>._domainkey; one
+//       (<domains_dir>/DOMAIN/dkim:<selector>.pem, domains_dir from the
+//       configuration) is the one published at <selector>._domainkey; one
 //       valid DMARC record; MTA-STS and TLS-RPT records (info only).
 //       The hostname comes from --hostname, else the configuration
 //       (default /etc/ringmail/ringmail.toml when it exists), else
@@ -69,6 +74,7 @@
 #include "tools/dkim.h"
 #include "tools/send_test.h"
 #include "tools/setup.h"
+#include "tools/tool_config.h"
 #include "tools/users.h"
 
 namespace {
@@ -164,14 +170,22 @@ int spool_show(const std::string& data_dir, const std::string& id) {
 int main(int argc, char** argv) {
   CLI::App app{"ringmail: operate a ringmail relay"};
   app.require_subcommand(1);
-  std::string data_dir = "/var/spool/ringmail";
+  // Every command reads the daemon's configuration for its paths
+  // (tools/tool_config.h); --config may come before or after the command.
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "ringmaild's configuration (default: $RINGMAIL_CONFIG, else "
+                 "/etc/ringmail/ringmail.toml; in a checkout without it, the embedded dev one)");
+  app.fallthrough();
+  std::string data_dir;
   std::string id;
   CLI::App* list = app.add_subcommand("spool-list", "list the messages waiting for delivery");
-  list->add_option("--data-dir", data_dir, "ringmaild's data_dir")->capture_default_str();
+  list->add_option("--data-dir", data_dir, "ringmaild's data_dir (default: the configuration's)");
   CLI::App* show = app.add_subcommand("spool-show", "print one spooled message");
   show->add_option("id", id, "message id (from the log or spool-list)")->required();
-  show->add_option("--data-dir", data_dir, "ringmaild's data_dir")->capture_default_str();
-  std::string domains_dir = "/etc/ringmail/domains";
+  show->add_option("--data-dir", data_dir, "ringmaild's data_dir (default: the configuration's)");
+  std::string domains_dir;
+  const char* domains_help = "one folder per domain (default: the configuration's domains_dir)";
   std::string address, domain;
   ringmail::tools::PasswordSource pw;
   auto users_cmd = [&](const char* name, const char* help, bool with_address, bool with_password) {
@@ -180,7 +194,7 @@ int main(int argc, char** argv) {
     if (with_password) {
       c->add_flag("--password-stdin", pw.from_stdin, "read the password from standard input");
     }
-    c->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
+    c->add_option("--domains-dir", domains_dir, domains_help);
     return c;
   };
   CLI::App* add =
@@ -196,20 +210,13 @@ int main(int argc, char** argv) {
   keygen->add_option("domain", domain, "the signing domain (d=)")->required();
   keygen->add_option("--selector", selector, "s= (default: today's date, 20261123)");
   keygen->add_option("--algo", algo, "rsa2048, rsa3072 or ed25519")->capture_default_str();
-  keygen->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
+  keygen->add_option("--domains-dir", domains_dir, domains_help);
   CLI::App* dns = app.add_subcommand("dkim-dns", "print the DNS records of a domain's DKIM keys");
   dns->add_option("domain", domain, "the signing domain")->required();
-  dns->add_option("--domains-dir", domains_dir, "one folder per domain")->capture_default_str();
-  std::string config = "/etc/ringmail/ringmail.toml";
-  ringmail::tools::AliasSettings alias_settings;
+  dns->add_option("--domains-dir", domains_dir, domains_help);
   CLI::App* resolve = app.add_subcommand("aliases-resolve", "show where mail for an address goes");
   resolve->add_option("address", address, "local@domain")->required();
-  resolve
-      ->add_option("--config", config,
-                   "ringmaild's configuration (domains_dir, local_domains, [aliases])")
-      ->capture_default_str();
-  CLI::Option* resolve_dir = resolve->add_option("--domains-dir", alias_settings.domains_dir,
-                                                 "instead of the configuration's");
+  resolve->add_option("--domains-dir", domains_dir, domains_help);
   ringmail::tools::ImportOptions import_opts;
   CLI::App* import =
       app.add_subcommand("import-chasquid", "turn a chasquid configuration into a ringmail one");
@@ -264,17 +271,11 @@ int main(int argc, char** argv) {
       "this server's public addresses, IP,IP (default: the interfaces' global ones)");
   dns_check->add_option("--resolver", check_opts.resolver,
                         "ask this DNS server, IPV4:PORT (default: /etc/resolv.conf's)");
-  CLI::Option* check_config =
-      dns_check
-          ->add_option("--config", check_opts.config,
-                       "ringmaild's configuration (hostname, domains_dir for DKIM keys)")
-          ->capture_default_str();
+  dns_check->add_option("--domains-dir", domains_dir, domains_help);
+  CLI::App* config_show = app.add_subcommand(
+      "config-show", "print the effective configuration, defaults filled in, as TOML");
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return ringmail::tools::init(init_opts);
-  if (dns_check->parsed()) {
-    check_opts.config_given = check_config->count() > 0;
-    return ringmail::tools::dns_check(check_opts);
-  }
   if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
   if (sendtest->parsed()) {
     auto secret = ringmail::tools::password(pw, false);
@@ -282,18 +283,52 @@ int main(int argc, char** argv) {
     st.password = *secret;
     return ringmail::tools::send_test(st);
   }
-  if (resolve->parsed()) {
-    std::string err;
-    const std::string dir = alias_settings.domains_dir;
-    if (::access(config.c_str(), R_OK) == 0 &&
-        !ringmail::tools::read_alias_settings(config, &alias_settings, &err)) {
-      std::fprintf(stderr, "ringmail: %s\n", err.c_str());
-      return 2;
-    }
-    if (resolve_dir->count() > 0) alias_settings.domains_dir = dir;
-    return ringmail::tools::aliases_resolve(alias_settings, address);
-  }
+
+  // The rest work on the daemon's files: its configuration says where.
   namespace t = ringmail::tools;
+  t::ToolConfig tc;
+  std::string note, err;
+  if (!t::load_tool_config(config_path, !dns_check->parsed(), &tc, &note, &err)) {
+    std::fprintf(stderr, "ringmail: %s\n", err.c_str());
+    return 2;
+  }
+  const bool needs_data_dir = list->parsed() || show->parsed();
+  const bool needs_config = config_show->parsed() || resolve->parsed();
+  const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
+  if (!note.empty() && (needs_config || given_dir.empty())) {
+    std::fprintf(stderr, "ringmail: %s\n", note.c_str());
+  }
+  if (tc.cfg == nullptr && (needs_config || (given_dir.empty() && !dns_check->parsed()))) {
+    std::fprintf(stderr,
+                 "ringmail: no configuration: %s does not exist (give --config FILE or set "
+                 "RINGMAIL_CONFIG%s)\n",
+                 t::default_config_path().c_str(),
+                 needs_config     ? ""
+                 : needs_data_dir ? ", or --data-dir DIR"
+                                  : ", or --domains-dir DIR");
+    return 2;
+  }
+  if (tc.cfg != nullptr) {
+    if (data_dir.empty()) data_dir = tc.cfg->data_dir;
+    if (domains_dir.empty()) domains_dir = tc.cfg->domains_dir;
+  }
+  if (config_show->parsed()) {
+    std::fputs(ringmail::config::to_toml(*tc.cfg).c_str(), stdout);
+    return 0;
+  }
+  if (dns_check->parsed()) {
+    if (tc.cfg != nullptr) check_opts.config_hostname = tc.cfg->hostname;
+    if (!domains_dir.empty()) check_opts.domains_dir = domains_dir;
+    return t::dns_check(check_opts);
+  }
+  if (resolve->parsed()) {
+    t::AliasSettings as;
+    as.domains_dir = domains_dir;
+    as.local_domains.assign(tc.cfg->local_domains.begin(), tc.cfg->local_domains.end());
+    as.suffix_separators = tc.cfg->aliases.suffix_separators;
+    as.drop_characters = tc.cfg->aliases.drop_chars;
+    return t::aliases_resolve(as, address);
+  }
   if (list->parsed()) return spool_list(data_dir);
   if (show->parsed()) return spool_show(data_dir, id);
   if (add->parsed()) return t::user_add(domains_dir, address, pw);

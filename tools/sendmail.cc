@@ -14,7 +14,6 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sysexits.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@
 #include "proto/dkim.h"
 #include "proto/smtp_client.h"
 #include "proto/smtp_server.h"
+#include "tools/tool_config.h"
 
 namespace {
 
@@ -164,31 +164,29 @@ struct Listener {
   std::string host, port, hostname, domain;
 };
 
-bool local_listener(const std::string& path, Listener* l, std::string* why) {
-  try {
-    const toml::table t = toml::parse_file(path);
-    l->hostname = t["hostname"].value_or(std::string());
-    if (const toml::array* d = t["local_domains"].as_array(); d && !d->empty()) {
-      l->domain = d->front().value_or(std::string());
-    }
-    if (const toml::array* ls = t["listener"].as_array()) {
-      for (const auto& n : *ls) {
-        const toml::table* lt = n.as_table();
-        if (lt == nullptr || (*lt)["kind"].value_or(std::string("smtp")) != "smtp") continue;
-        std::string a = (*lt)["address"].value_or(std::string());
-        const size_t colon = a.rfind(':');
-        if (colon == std::string::npos) continue;
-        l->port = a.substr(colon + 1);
-        std::string h = a.substr(0, colon);
-        if (h.size() > 1 && h.front() == '[') h = h.substr(1, h.size() - 2);
-        l->host = h == "0.0.0.0" ? "127.0.0.1" : h == "::" ? "::1" : h;
-        return true;
-      }
-    }
-    *why = path + ": no smtp listener to hand mail to";
-  } catch (const toml::parse_error& e) {
-    *why = path + ": " + std::string(e.description());
+// The daemon's first smtp listener, from its configuration (-C given, else
+// tools/tool_config.h's search, the embedded dev one in a checkout).
+bool local_listener(const std::string& given, Listener* l, std::string* why) {
+  ringmail::tools::ToolConfig tc;
+  std::string note;
+  if (!ringmail::tools::load_tool_config(given, true, &tc, &note, why)) return false;
+  if (tc.cfg == nullptr) {
+    *why = ringmail::tools::default_config_path() + ": cannot read the configuration file";
+    return false;
   }
+  l->hostname = tc.cfg->hostname;
+  l->domain = tc.cfg->primary_domain;
+  for (const auto& x : tc.cfg->listeners) {
+    if (x.http || x.implicit_tls || x.kind != ringmail::proto::ListenerKind::kSmtp) continue;
+    const size_t colon = x.address.rfind(':');
+    l->port = x.address.substr(colon + 1);
+    std::string h = x.address.substr(0, colon);
+    if (h.size() > 1 && h.front() == '[') h = h.substr(1, h.size() - 2);
+    l->host = h == "0.0.0.0" ? "127.0.0.1" : h == "::" ? "::1" : h;
+    return true;
+  }
+  *why = (tc.path.empty() ? std::string("the embedded dev configuration") : tc.path) +
+         ": no smtp listener to hand mail to";
   return false;
 }
 
@@ -303,10 +301,6 @@ int main(int argc, char** argv) {
   Options o;
   std::string why;
   if (!parse_args(argc, argv, &o, &why)) return fail(EX_USAGE, why);
-  if (o.config.empty()) {
-    const char* env = std::getenv("RINGMAIL_CONFIG");
-    o.config = env && *env ? env : "/etc/ringmail/ringmail.toml";
-  }
   std::string raw((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::string data = normalize(raw, o.dot_ends);
   Listener l;

@@ -9,7 +9,6 @@
 #include <netinet/in.h>
 #include <resolv.h>
 #include <sys/stat.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +26,7 @@
 #include <tuple>
 #include <vector>
 
+#include "config/config.h"
 #include "proto/address.h"
 #include "proto/dkim.h"
 #include "proto/dmarc.h"
@@ -419,11 +419,9 @@ int init(const InitOptions& o) {
   for (size_t i = 0; i < cert_dirs.size(); ++i) t += (i ? ", " : "") + toml_str(cert_dirs[i]);
   t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's "
        "output)\n";
-  try {
-    (void)toml::parse(t, toml_path.string());
-  } catch (const toml::parse_error& e) {
-    return fail("internal error: the configuration written does not parse: " +
-                std::string(e.description()));
+  // The daemon's own parser: what init writes, ringmaild starts on.
+  if (std::string why; config::parse_config(t, toml_path.string(), &why) == nullptr) {
+    return fail("internal error: the configuration written does not load: " + why);
   }
   if (o.force && path_exists(toml_path)) {
     fs::rename(toml_path, toml_path.string() + ".bak", ec);
@@ -746,17 +744,8 @@ int dns_check(const DnsCheckOptions& o) {
     return fail("'" + o.domain + "' is not a domain name");
   }
   std::string hostname = strip_dot(proto::ascii_lower(o.hostname));
-  std::string domains_dir = "/etc/ringmail/domains";
-  if (o.config_given || ::access(o.config.c_str(), F_OK) == 0) {
-    try {
-      const toml::table t = toml::parse_file(o.config);
-      if (auto h = t["hostname"].value<std::string>(); h && hostname.empty())
-        hostname = proto::ascii_lower(*h);
-      if (auto d = t["domains_dir"].value<std::string>()) domains_dir = *d;
-    } catch (const toml::parse_error& e) {
-      return fail(o.config + ": " + std::string(e.description()));
-    }
-  }
+  if (hostname.empty()) hostname = proto::ascii_lower(o.config_hostname);
+  const std::string& domains_dir = o.domains_dir;
   if (hostname.empty()) hostname = "mail." + domain;
   if (!proto::is_valid_domain(hostname))
     return fail("--hostname: '" + hostname + "' is not a host name");

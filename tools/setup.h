@@ -24,8 +24,9 @@ struct DnsCheckOptions {
   std::string hostname;   // "" = the configuration's, else mail.<domain>
   std::string addresses;  // "" = the interfaces' global ones
   std::string resolver;   // "HOST:PORT" (IPv4); "" = the system's (/etc/resolv.conf)
-  std::string config = "/etc/ringmail/ringmail.toml";
-  bool config_given = false;  // a missing --config file is an error only when asked for
+  // From the configuration when there is one (tools/tool_config.h).
+  std::string config_hostname;
+  std::string domains_dir = "/etc/ringmail/domains";
 };
 int dns_check(const DnsCheckOptions& o);
 

@@ -4,6 +4,7 @@ by `ringmail user-add`, and chasquid's as chasquid-util wrote it), failures
 and their slow-down and cut-off, the sender policy, and the open-relay
 matrix on port 25."""
 import base64
+import os
 import shutil
 import smtplib
 import socket
@@ -357,3 +358,63 @@ def test_open_relay_battery(auth_server, sender):
             relayed.append((rcpt, reply))
     assert relayed == [], relayed
     assert "auth ok" not in auth_server.log_path.read_text()
+
+
+def test_user_add_without_flags_writes_where_the_daemon_reads(start_ringmaild, certs, tmp_path):  # noqa: F811
+    """Regression (issue 20): `ringmail user-add` with no flag wrote under
+    /etc/ringmail/domains whatever the daemon read, and the login then
+    failed with 535. The tools now take domains_dir from the daemon's
+    configuration ($RINGMAIL_CONFIG here, as --config would)."""
+    d = start_ringmaild(tls_cert_dirs=[certs], domains_dir=tmp_path / "their-domains")
+    r = subprocess.run([RINGMAIL, "user-add", "zoe@example.test", "--password-stdin"],
+                       input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "RINGMAIL_CONFIG": str(d.config_path)})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "their-domains" / "example.test" / "users").exists()
+    deadline = time.time() + 10
+    while True:  # the daemon reads a changed users file within a second
+        with smtplib.SMTP(d.host, d.sub_port, timeout=10) as s:
+            s.starttls(context=client_context())
+            s.ehlo("tools.test.example")
+            code, msg = s.docmd(plain("zoe@example.test", PASSWORD))
+        if code == 235 or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert code == 235, msg
+
+
+def test_tools_use_the_dev_configuration_in_a_checkout(tmp_path):
+    """With no configuration file, a command run in a ringmail checkout
+    works on the embedded dev configuration (./var, as `tools/dev run`),
+    and says so; elsewhere it names the missing file."""
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / "meson.build").write_text("project('ringmail', 'cpp')\n")
+    (checkout / "tools" / "dev").write_text("#!/bin/sh\n")
+    (checkout / "tools" / "dev").chmod(0o755)
+    env = {**os.environ, "RINGMAIL_CONFIG": str(tmp_path / "absent.toml")}
+    r = subprocess.run([RINGMAIL, "user-add", "zoe@example.test", "--password-stdin"],
+                       input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+                       cwd=checkout, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "using the embedded dev configuration" in r.stderr, r.stderr
+    assert "\nzoe $scrypt$" in (checkout / "var" / "domains" / "example.test" / "users").read_text()
+    r = subprocess.run([RINGMAIL, "config-show"], capture_output=True, text=True, timeout=30,
+                       cwd=checkout, env=env)
+    assert r.returncode == 0, r.stderr
+    assert '\ndomains_dir = "./var/domains"\n' in r.stdout, r.stdout
+    # Not a checkout: one line naming the file that is missing.
+    r = subprocess.run([RINGMAIL, "user-list"], capture_output=True, text=True, timeout=30,
+                       cwd=tmp_path, env=env)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"ringmail: no configuration: {tmp_path / 'absent.toml'} does not exist "
+                        "(give --config FILE or set RINGMAIL_CONFIG, or --domains-dir DIR)\n")
+    # --config may follow the command.
+    cfg = tmp_path / "r.toml"
+    cfg.write_text(f'hostname = "mx.example.test"\ndata_dir = "{tmp_path}/d"\n'
+                   f'domains_dir = "{checkout}/var/domains"\nlocal_domains = ["example.test"]\n'
+                   '[[listener]]\naddress = "127.0.0.1:2525"\n')
+    r = subprocess.run([RINGMAIL, "user-list", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "zoe@example.test" in r.stdout
