@@ -3,11 +3,10 @@
 #include <cctype>
 #include <cstdint>
 
+#include "proto/ascii.h"
+
 namespace ringmail::proto {
 namespace {
-
-bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 bool is_atext(unsigned char c) {
   if (is_alpha(c) || is_digit(c)) return true;

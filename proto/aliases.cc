@@ -3,18 +3,11 @@
 #include <algorithm>
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 
 namespace ringmail::proto {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 std::string without(std::string_view s, std::string_view drop) {
   std::string out;
@@ -33,7 +26,7 @@ std::optional<AliasTable> AliasTable::parse(std::string_view text, std::string_v
   while (!text.empty()) {
     ++lineno;
     const size_t nl = text.find('\n');
-    const std::string_view line = trim(text.substr(0, nl));
+    const std::string_view line = trim_space(text.substr(0, nl));
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (line.empty() || line.front() == '#') continue;
     auto fail = [&](const std::string& why) {
@@ -42,23 +35,23 @@ std::optional<AliasTable> AliasTable::parse(std::string_view text, std::string_v
     };
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) return fail("no ':' (expected \"user: target, ...\")");
-    const std::string_view user = trim(line.substr(0, colon));
+    const std::string_view user = trim_space(line.substr(0, colon));
     if (user.empty() || user.find_first_of(" \t,@") != std::string_view::npos) {
       return fail("bad alias name \"" + std::string(user) + "\"");
     }
-    const std::string_view value = trim(line.substr(colon + 1));
+    const std::string_view value = trim_space(line.substr(colon + 1));
     if (value.empty()) return fail("alias \"" + std::string(user) + "\" has no target");
     const std::string key = user == "*" ? "*" : without(ascii_lower(user), drop_chars);
     std::vector<AliasTarget>& targets = t.rules_[key];  // a repeated alias adds its targets
     if (value.front() == '|') {
-      const std::string_view cmd = trim(value.substr(1));
+      const std::string_view cmd = trim_space(value.substr(1));
       if (cmd.empty()) return fail("empty pipe command");
       targets.push_back(AliasTarget{AliasTarget::Kind::kPipe, std::string(cmd)});
       continue;
     }
     for (std::string_view rest = value; !rest.empty();) {
       const size_t comma = rest.find(',');
-      const std::string_view target = trim(rest.substr(0, comma));
+      const std::string_view target = trim_space(rest.substr(0, comma));
       rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
       if (target.empty()) return fail("empty target");
       if (target.find_first_of(" \t") != std::string_view::npos) {

@@ -7,17 +7,12 @@
 #endif
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 #include "proto/sasl.h"
 
 namespace ringmail::proto::dkim {
 
-namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-}  // namespace
+namespace {}  // namespace
 
 std::vector<HeaderField> split_header(std::string_view m, size_t* body_offset) {
   std::vector<HeaderField> out;
@@ -100,7 +95,7 @@ size_t BodyStart::finish(std::string_view m) {
 void append_relaxed_header(const HeaderField& f, std::string* out) {
   std::string_view name = f.name;
   while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
-  for (char c : name) out->push_back(lower(c));
+  for (char c : name) out->push_back(to_lower(c));
   out->push_back(':');
   bool wsp = false, started = false;
   for (size_t i = 0; i < f.value.size(); ++i) {

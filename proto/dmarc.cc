@@ -1,27 +1,18 @@
 #include "proto/dmarc.h"
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 
 namespace ringmail::proto::dmarc {
 
 namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // Splits on `sep`; parts are trimmed.
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
   while (true) {
     const size_t at = s.find(sep);
-    out.push_back(trim(s.substr(0, at)));
+    out.push_back(trim_space(s.substr(0, at)));
     if (at == std::string_view::npos) return out;
     s.remove_prefix(at + 1);
   }
@@ -85,7 +76,7 @@ bool parse_colon_list(std::string_view v, Ok ok, std::string* out) {
     if (e.empty() || !ok(e)) return false;
   std::string s;
   for (char c : v)
-    if (!is_wsp(c)) s.push_back(c);
+    if (!is_space(c)) s.push_back(c);
   *out = ascii_lower(s);
   return true;
 }
@@ -157,8 +148,10 @@ ParseResult parse_record(std::string_view txt, Record* out) {
   for (size_t i = 0; i < tags.size(); ++i) {
     const std::string_view tag = tags[i];
     const size_t eq = tag.find('=');
-    const std::string_view name = eq == std::string_view::npos ? tag : trim(tag.substr(0, eq));
-    const std::string_view value = eq == std::string_view::npos ? "" : trim(tag.substr(eq + 1));
+    const std::string_view name =
+        eq == std::string_view::npos ? tag : trim_space(tag.substr(0, eq));
+    const std::string_view value =
+        eq == std::string_view::npos ? "" : trim_space(tag.substr(eq + 1));
     if (i == 0) {
       // v must come first and match exactly (6.3, 6.4).
       if (eq == std::string_view::npos || !iequals(name, "v") || value != "DMARC1")
@@ -268,7 +261,7 @@ void PolicyDiscovery::answer(const TxtLookup& lookup) {
 bool from_domain(const std::vector<dkim::HeaderField>& fields, std::string* domain) {
   const dkim::HeaderField* from = nullptr;
   for (const auto& f : fields) {
-    if (!iequals(trim(f.name), "from")) continue;
+    if (!iequals(trim_space(f.name), "from")) continue;
     if (from != nullptr) return false;  // two From fields
     from = &f;
   }
@@ -282,14 +275,14 @@ bool from_domain(const std::vector<dkim::HeaderField>& fields, std::string* doma
   std::string token, angle;
   bool in_angle = false, have_angle = false;
   auto end_mailbox = [&]() {
-    const std::string_view addr = trim(have_angle ? angle : token);
+    const std::string_view addr = trim_space(have_angle ? angle : token);
     token.clear();
     angle.clear();
     have_angle = false;
     if (addr.empty()) return true;  // an empty list element (obs-mbox-list)
     const size_t at = addr.rfind('@');
     if (at == std::string_view::npos || at == 0) return false;
-    const std::string_view d = trim(addr.substr(at + 1));
+    const std::string_view d = trim_space(addr.substr(at + 1));
     if (d.empty() || d.front() == '[' || !is_valid_domain(d)) return false;
     const std::string norm = ascii_lower(d);
     if (mailboxes++ > 0 && norm != found) return false;  // two domains

@@ -4,6 +4,8 @@
 
 #include <climits>
 
+#include "proto/ascii.h"
+
 namespace ringmail::proto {
 namespace {
 
@@ -12,8 +14,6 @@ constexpr size_t kHeadersMax = 100;
 // on_headers_complete's 1 means "no body" to http-parser: anything above 2
 // is the error return there.
 constexpr int kStopHeaders = 3;
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 }  // namespace
 
@@ -60,7 +60,7 @@ struct HttpRequestReader::Impl {
       }
       s->in_value = false;
       std::string& name = s->current.headers.back().first;
-      for (size_t i = 0; i < n; ++i) name += lower(at[i]);
+      for (size_t i = 0; i < n; ++i) name += to_lower(at[i]);
       return s->count(n);
     };
     settings.on_header_value = [](http_parser* p, const char* at, size_t n) {

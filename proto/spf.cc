@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 #include "proto/ip.h"
 
 namespace ringmail::proto::spf {
@@ -19,11 +20,6 @@ constexpr size_t kPtrNamesMax = 10;  // more are ignored
 constexpr size_t kNameBytesMax = 253;
 constexpr size_t kLabelBytesMax = 63;
 constexpr unsigned kMacroPartsMax = 1000;  // more parts than a name can have
-
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string canonical_name(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
@@ -103,7 +99,7 @@ bool next_macro_item(std::string_view s, size_t* pos, bool exp_text, MacroItem* 
   }
   i += 2;
   if (i >= s.size()) return false;
-  const char letter = lower(s[i]);
+  const char letter = to_lower(s[i]);
   if (letter == 0 || !std::strchr(exp_text ? "slodipvhcrt" : "slodipvh", letter)) return false;
   m->letter = letter;
   m->url_escape = s[i] != letter;

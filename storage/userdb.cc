@@ -6,13 +6,14 @@
 #include <cstdlib>
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 #include "proto/sasl.h"
 
 namespace ringmail::storage {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+using proto::is_space;
 
 bool valid_local(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;

@@ -1,0 +1,28 @@
+// ASCII character classes for the parsers (RFC 5234's ALPHA, DIGIT, WSP),
+// locale-free and the same everywhere: <cctype> depends on the locale and
+// is undefined for negative chars.
+#pragma once
+
+#include <string_view>
+
+namespace ringmail::proto {
+
+constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+// WSP: space or horizontal tab (RFC 5234).
+constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+// WSP, CR or LF: what a line- or tag-based format trims.
+constexpr bool is_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
+constexpr char to_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// `s` without leading and trailing is_space characters.
+constexpr std::string_view trim_space(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace ringmail::proto
