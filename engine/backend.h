@@ -36,6 +36,15 @@ class Completion {
   ~Completion() = default;
 };
 
+// The usual Completion: calls `Fn` on its owner, e.g. a connection's
+// receive slot, `MemberCompletion<Connection, &Connection::on_recv>`. Set
+// `owner` before the first operation.
+template <typename T, void (T::*Fn)(const Event&)>
+struct MemberCompletion final : Completion {
+  T* owner = nullptr;
+  void complete(const Event& ev) override { (owner->*Fn)(ev); }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;

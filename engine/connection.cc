@@ -61,8 +61,8 @@ Connection::Connection(Shard& shard, int fd, const config::ListenerConfig& liste
       implicit_tls_(listener.implicit_tls),
       trusted_(trusted),
       inbound_(listener.kind == proto::ListenerKind::kSmtp) {
-  recv_c_.conn = this;
-  send_c_.conn = this;
+  recv_c_.owner = this;
+  send_c_.owner = this;
   commit_.conn = this;
   commit_.done = &Connection::on_commit;
   timer_.conn = this;

@@ -39,14 +39,6 @@ class Connection {
   const std::string& limit_key() const { return limit_key_; }
 
  private:
-  struct RecvC final : Completion {
-    Connection* conn = nullptr;
-    void complete(const Event& ev) override { conn->on_recv(ev); }
-  };
-  struct SendC final : Completion {
-    Connection* conn = nullptr;
-    void complete(const Event& ev) override { conn->on_send(ev); }
-  };
   struct CommitReq : storage::Spool::Commit {
     Connection* conn = nullptr;
   };
@@ -115,8 +107,8 @@ class Connection {
   int fd_;
   std::string peer_;
   proto::SmtpServer session_;
-  RecvC recv_c_;
-  SendC send_c_;
+  MemberCompletion<Connection, &Connection::on_recv> recv_c_;
+  MemberCompletion<Connection, &Connection::on_send> send_c_;
   CommitReq commit_;
   Timer timer_;
   std::string client_literal_;  // "[192.0.2.1]": failures are counted per address

@@ -10,8 +10,8 @@ namespace ringmail::engine {
 
 HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer)
     : shard_(shard), fd_(fd), peer_(std::move(peer)), reader_(shard.http_body_max()) {
-  recv_c_.conn = this;
-  send_c_.conn = this;
+  recv_c_.owner = this;
+  send_c_.owner = this;
   idle_.conn = this;
   idle_.fire = &HttpConnection::on_idle;
 }

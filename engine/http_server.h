@@ -25,14 +25,6 @@ class HttpConnection {
   int fd() const { return fd_; }
 
  private:
-  struct RecvC final : Completion {
-    HttpConnection* conn = nullptr;
-    void complete(const Event& ev) override { conn->on_recv(ev); }
-  };
-  struct SendC final : Completion {
-    HttpConnection* conn = nullptr;
-    void complete(const Event& ev) override { conn->on_send(ev); }
-  };
   struct Timer : TimerEntry {
     HttpConnection* conn = nullptr;
   };
@@ -54,8 +46,8 @@ class HttpConnection {
   SendBuffer out_;
   bool recv_armed_ = false, shut_ = false, retired_ = false;
   bool close_after_send_ = false;
-  RecvC recv_c_;
-  SendC send_c_;
+  MemberCompletion<HttpConnection, &HttpConnection::on_recv> recv_c_;
+  MemberCompletion<HttpConnection, &HttpConnection::on_send> send_c_;
   Timer idle_;
 };
 
