@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "storage/durable_file.h"
 #include "tls/hmac.h"
 
 namespace ringmail::engine {
@@ -33,16 +34,12 @@ bool make_secret_file(const std::string& path, std::string* error) {
       "# SRS secrets: the first line signs, every line verifies (add a new one on top to "
       "rotate)\n" +
       line + "\n";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    *error = path + ": " + std::strerror(errno);
+  if (const int r = storage::write_durable_file(path, line, 0600, storage::Existing::kRefuse);
+      r < 0) {
+    *error = path + ": " + std::strerror(-r);
     return false;
   }
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  ::fsync(fd) == 0;
-  if (!ok) *error = path + ": " + std::strerror(errno);
-  ::close(fd);
-  return ok;
+  return true;
 }
 
 }  // namespace

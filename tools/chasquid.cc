@@ -22,6 +22,7 @@
 #include "proto/address.h"
 #include "proto/quoted.h"
 #include "storage/domains.h"
+#include "storage/durable_file.h"
 #include "storage/file_io.h"
 #include "tls/cert_store.h"
 #include "tls/dkim_key.h"
@@ -543,31 +544,9 @@ fs::path link_target(const fs::path& link) {
 }
 
 bool write_file(const fs::path& dst, const std::string& data, mode_t mode, std::string* error) {
-  const std::string tmp = dst.string() + ".import-tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) {
-    *error = tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      ok = false;
-    else
-      off += static_cast<size_t>(w);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), dst.c_str()) != 0) {
-    *error = dst.string() + ": " + std::strerror(ok ? errno : saved);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
+  const int r = storage::write_durable_file(dst.string(), data, mode, storage::Existing::kReplace);
+  if (r < 0) *error = dst.string() + ": " + std::strerror(-r);
+  return r == 0;
 }
 
 bool read_file(const fs::path& p, std::string* out, std::string* error) {

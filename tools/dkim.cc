@@ -12,6 +12,7 @@
 #include "proto/address.h"
 #include "proto/dkim.h"
 #include "proto/sasl.h"
+#include "storage/durable_file.h"
 #include "tls/dkim_key.h"
 
 namespace ringmail::tools {
@@ -78,18 +79,10 @@ bool dkim_make_key(const std::string& domains_dir, const std::string& domain, st
   }
   const std::string path = tls::dkim_key_path(domains_dir, domain, selector);
   // Never over an existing key: a published selector keeps its key.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    *error = errno == EEXIST ? path + " exists already: choose another --selector"
-                             : "cannot create " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  const bool ok =
-      ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    *error = "cannot write " + path;
+  if (const int r = storage::write_durable_file(path, pem, 0600, storage::Existing::kRefuse);
+      r < 0) {
+    *error = r == -EEXIST ? path + " exists already: choose another --selector"
+                          : "cannot create " + path + ": " + std::strerror(-r);
     return false;
   }
   auto key = tls::DkimKey::from_pem(pem, error);

@@ -33,6 +33,7 @@
 #include "proto/ip.h"
 #include "proto/quoted.h"
 #include "proto/spf.h"
+#include "storage/durable_file.h"
 #include "tls/dkim_key.h"
 #include "tools/dkim.h"
 
@@ -161,29 +162,9 @@ std::string rr(const std::string& name, const char* type, const std::string& dat
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 bool write_new(const std::string& path, const std::string& data, mode_t mode, std::string* error) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) {
-    *error = "cannot create " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      ok = false;
-    else
-      off += static_cast<size_t>(w);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok) {
-    *error = "cannot write " + path + ": " + std::strerror(saved);
-    ::unlink(path.c_str());
-  }
-  return ok;
+  const int r = storage::write_durable_file(path, data, mode, storage::Existing::kRefuse);
+  if (r < 0) *error = "cannot create " + path + ": " + std::strerror(-r);
+  return r == 0;
 }
 
 // On a host where `meson install` made the ringmail user, the daemon runs

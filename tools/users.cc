@@ -11,6 +11,7 @@
 #include <iostream>
 #include <optional>
 
+#include "storage/durable_file.h"
 #include "storage/file_io.h"
 #include "storage/userdb.h"
 #include "tls/password.h"
@@ -101,21 +102,10 @@ bool save(const std::string& path, const UserDb& db) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return fail("cannot create " + dir.string() + ": " + ec.message()) == 0;
-  storage::PosixFileIo io;
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  io.unlink(tmp);
-  int fd = io.create_and_write(tmp, {db.serialize()});
-  if (fd < 0) return fail("cannot write " + tmp + ": " + std::strerror(-fd)) == 0;
-  const int r = io.fsync_now(fd);
-  io.close(fd);
-  if (r < 0 || io.rename(tmp, path, false) < 0) {
-    io.unlink(tmp);
-    return fail("cannot replace " + path) == 0;
-  }
-  int dfd = io.open_dir(dir.string());
-  if (dfd >= 0) {
-    io.fsync_now(dfd);
-    io.close(dfd);
+  if (const int r =
+          storage::write_durable_file(path, db.serialize(), 0600, storage::Existing::kReplace);
+      r < 0) {
+    return fail("cannot write " + path + ": " + std::strerror(-r)) == 0;
   }
   return true;
 }
