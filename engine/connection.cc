@@ -235,7 +235,7 @@ void Connection::after_io() {
   if (session_.awaiting_commit() && !commit_busy_ && ready_to_commit()) {
     prepared_ = false;
     commit_busy_ = true;
-    session_.set_recipients(shard_.expand_recipients(session_.envelope()));
+    session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
     shard_.last_commit_ms_ = Shard::mono_ms();
     commit_.env = &session_.envelope();
     commit_.message = session_.message();

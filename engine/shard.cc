@@ -97,6 +97,7 @@ Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vec
     : index_(index),
       cfg_(std::move(cfg)),
       listen_fds_(std::move(listen_fds)),
+      policy_(cfg_),
       backend_kind_(backend),
       wheel_(clock_s()) {
   now_s_ = clock_s();
@@ -158,103 +159,11 @@ void Shard::post_from_shard(Shard& from, ShardMessage m) {
 }
 
 bool Shard::is_local_domain(std::string_view domain) const {
-  if (domains_) return domains_->is_local_domain(std::string(domain));
-  return cfg_->local_domains.count(std::string(domain)) > 0;
-}
-
-proto::srs::Error Shard::srs_reverse(const proto::Address& a, std::string* original) const {
-  if (!srs_ || !proto::iequals(a.domain, srs_->domain) || !proto::srs::is_srs(a.to_string())) {
-    return proto::srs::Error::kNotSrs;
-  }
-  return proto::srs::reverse(*srs_, a.local + "@" + proto::ascii_lower(a.domain),
-                             static_cast<int64_t>(std::time(nullptr)), original);
+  return policy_.is_local_domain(domain);
 }
 
 std::string Shard::check_local_recipient(const proto::Address& a) const {
-  const std::string domain = proto::ascii_lower(a.domain);
-  std::string original;
-  switch (const auto e = srs_reverse(a, &original)) {
-    case proto::srs::Error::kNotSrs:
-      break;
-    case proto::srs::Error::kNone:
-      return "";  // a bounce of forwarded mail: it goes back to `original`
-    default:
-      log_line("srs: refused <" + a.to_string() + ">: " + proto::srs::to_string(e));
-      return std::string("550 5.1.1 Not a valid SRS address (") + proto::srs::to_string(e) + ")";
-  }
-  if (!domains_) return proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
-  if (domains_->broken(domain)) {
-    return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again "
-           "later";
-  }
-  const proto::Resolution r = domains_->resolve(a.local, domain);
-  switch (r.status) {
-    case proto::Resolution::Status::kOk:
-      break;
-    case proto::Resolution::Status::kUnknown:
-      return "550 5.1.1 No such user";
-    case proto::Resolution::Status::kLoop:
-    case proto::Resolution::Status::kTooDeep:
-      log_line("aliases: " + a.to_string() + " cannot be resolved: " +
-               (r.status == proto::Resolution::Status::kLoop ? "a loop at " : "too deep at ") +
-               r.detail);
-      return "451 4.3.0 The aliases of this address are misconfigured, try again later";
-  }
-  for (const auto& d : r.destinations) {
-    if (d.kind == proto::Destination::Kind::kMailbox &&
-        !proto::mailbox_name(std::string_view(d.address).substr(0, d.address.rfind('@')))) {
-      return "550 5.1.1 No such user";
-    }
-  }
-  return "";
-}
-
-std::vector<proto::Address> Shard::expand_recipients(const proto::Envelope& env) const {
-  std::vector<proto::Address> out;
-  auto add = [&out](proto::Address a) {
-    for (const auto& o : out) {
-      if (o.local == a.local && proto::iequals(o.domain, a.domain)) return;
-    }
-    out.push_back(std::move(a));
-  };
-  for (const auto& rcpt : env.rcpts) {
-    const std::string domain = proto::ascii_lower(rcpt.domain);
-    std::string original;
-    if (srs_reverse(rcpt, &original) == proto::srs::Error::kNone) {
-      const size_t at = original.rfind('@');
-      proto::Address back;
-      back.local = original.substr(0, at);
-      back.domain = original.substr(at + 1);
-      log_line("srs id=" + env.id + " <" + rcpt.to_string() + "> -> <" + original + ">");
-      add(std::move(back));
-      continue;
-    }
-    if (!domains_ || !domains_->is_local_domain(domain)) {
-      add(rcpt);
-      continue;
-    }
-    const proto::Resolution r = domains_->resolve(rcpt.local, domain);
-    if (r.status != proto::Resolution::Status::kOk) {
-      add(rcpt);  // changed since RCPT (a reload): kept as it was accepted
-      continue;
-    }
-    std::string line;
-    for (const auto& d : r.destinations) {
-      const size_t at = d.address.rfind('@');
-      proto::Address a;
-      a.local = d.address.substr(0, at);
-      a.domain = d.address.substr(at + 1);
-      a.utf8 = std::any_of(d.address.begin(), d.address.end(), [](char c) { return c & 0x80; });
-      line += (line.empty() ? "" : ", ") +
-              (d.kind == proto::Destination::Kind::kPipe ? "|" + d.command : d.address);
-      add(std::move(a));
-    }
-    if (r.destinations.size() != 1 ||
-        r.destinations[0].address != proto::ascii_lower(rcpt.to_string())) {
-      log_line("aliases id=" + env.id + " <" + rcpt.to_string() + "> -> " + line);
-    }
-  }
-  return out;
+  return policy_.check_local_recipient(a);
 }
 
 std::string_view Shard::primary_domain() const { return cfg_->primary_domain; }
@@ -320,16 +229,7 @@ void Shard::run(std::latch& ready) {
       // or from an MTA using us as its relay) goes out with an SRS sender,
       // so the receiver's SPF check is against our domain.
       deps.envelope_sender = [this](const proto::Address& from) {
-        if (!srs_ || from.is_null() || is_local_domain(proto::ascii_lower(from.domain)))
-          return from;
-        std::string out;
-        const auto e = proto::srs::forward(*srs_, from.local + "@" + from.domain,
-                                           static_cast<int64_t>(std::time(nullptr)), &out);
-        if (e != proto::srs::Error::kNone) return from;
-        proto::Address a;
-        a.local = out.substr(0, out.rfind('@'));
-        a.domain = out.substr(out.rfind('@') + 1);
-        return a;
+        return policy_.outbound_sender(from);
       };
       deps.helo = cfg_->hostname;
       deps.tls = client_tls;
@@ -484,6 +384,7 @@ void Shard::handle(ShardMessage&& m) {
     case ShardMessage::Type::kReload: {
       const std::string old_dns = cfg_->dns_servers;
       cfg_ = std::move(m.config);
+      policy_.set_config(cfg_);
       if (cfg_->dns_servers != old_dns) {
         const std::string now =
             cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
@@ -504,8 +405,8 @@ void Shard::handle(ShardMessage&& m) {
         }
       }
       if (m.dkim) dkim_ = std::move(m.dkim);
-      if (m.domains) domains_ = std::move(m.domains);
-      srs_ = std::move(m.srs);
+      if (m.domains) policy_.set_domains(std::move(m.domains));
+      policy_.set_srs(std::move(m.srs));
       if (outbound_) {
         outbound_->reconfigure(cfg_->outbound);
         dispatcher_->reconfigure(cfg_->outbound);
@@ -514,7 +415,7 @@ void Shard::handle(ShardMessage&& m) {
       break;
     }
     case ShardMessage::Type::kDomains:
-      domains_ = std::move(m.domains);
+      policy_.set_domains(std::move(m.domains));
       break;
     case ShardMessage::Type::kCerts:
       certs_ = std::move(m.certs);  // sessions in progress keep their contexts
@@ -986,14 +887,15 @@ int run_pipes(storage::BlockingOp* o) {
 }  // namespace
 
 bool Shard::start_pipes(DeliveryJob* job) {
-  if (!domains_) return false;
+  const storage::Domains* domains = policy_.domains();
+  if (domains == nullptr) return false;
   auto op = std::make_unique<PipeOp>();
   const auto& rcpts = job->rec.env.rcpts;
   for (size_t i = 0; i < rcpts.size(); ++i) {
     if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
     const std::string domain = proto::ascii_lower(rcpts[i].domain);
-    if (!domains_->is_local_domain(domain)) continue;
-    const proto::Resolution r = domains_->resolve(rcpts[i].local, domain);
+    if (!domains->is_local_domain(domain)) continue;
+    const proto::Resolution r = domains->resolve(rcpts[i].local, domain);
     PipeOp::Rcpt pr{i, {}, {}, "pipe", {}};
     for (const auto& d : r.destinations) {
       // Stored for its alias: "<alias>@<domain>" is the pipe itself.
@@ -1003,7 +905,7 @@ bool Shard::start_pipes(DeliveryJob* job) {
       }
     }
     // A mailbox of a domain whose mail goes to an MDA or an LMTP server.
-    const storage::DomainDelivery& dd = domains_->delivery(domain);
+    const storage::DomainDelivery& dd = domains->delivery(domain);
     if (pr.commands.empty() && dd.kind == storage::DomainDelivery::Kind::kMda) {
       pr.commands.push_back(dd.mda);
       pr.via = "mda";

@@ -23,6 +23,7 @@
 #include "engine/dkim.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
+#include "engine/recipient_policy.h"
 #include "engine/resolver.h"
 #include "engine/spsc.h"
 #include "engine/timer_wheel.h"
@@ -139,9 +140,11 @@ class Shard final : public proto::SmtpHost {
   void set_dkim(std::shared_ptr<const DkimKeys> keys) { dkim_ = std::move(keys); }
   // Before run(): the domains, users and aliases (replaced on reload; without
   // them, the configuration's local_domains take any mailbox name).
-  void set_domains(std::shared_ptr<const storage::Domains> d) { domains_ = std::move(d); }
+  void set_domains(std::shared_ptr<const storage::Domains> d) { policy_.set_domains(std::move(d)); }
   // Before run(): SRS for forwarded mail (null: senders are sent as they are).
-  void set_srs(std::shared_ptr<const proto::srs::Config> s) { srs_ = std::move(s); }
+  void set_srs(std::shared_ptr<const proto::srs::Config> s) { policy_.set_srs(std::move(s)); }
+  // Local domains, users, aliases and SRS (shard thread).
+  const RecipientPolicy& policy() const { return policy_; }
   // Before open_spool(): the process's table of AUTH failures, shared by
   // every shard (null: this shard counts alone).
   void set_auth_failures(std::shared_ptr<AuthFailures> f) { auth_failures_ = std::move(f); }
@@ -228,6 +231,7 @@ class Shard final : public proto::SmtpHost {
   const uint32_t index_;
   std::shared_ptr<const config::Config> cfg_;
   std::vector<int> listen_fds_;
+  RecipientPolicy policy_;
   std::vector<std::unique_ptr<AcceptC>> accept_cs_;
   config::BackendKind backend_kind_;
   std::unique_ptr<Backend> backend_;
@@ -239,11 +243,6 @@ class Shard final : public proto::SmtpHost {
 
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
-  std::shared_ptr<const storage::Domains> domains_;
-  std::shared_ptr<const proto::srs::Config> srs_;
-  // A bounce to one of our SRS addresses: kNotSrs when `a` is not one,
-  // else the reversal's outcome and the address it goes back to.
-  proto::srs::Error srs_reverse(const proto::Address& a, std::string* original) const;
   // Pipe aliases run on their own workers, so a slow command never holds
   // up the spool's syncs; the loop drains them while any is running.
   std::unique_ptr<BlockingPool> pipe_pool_;
@@ -251,9 +250,6 @@ class Shard final : public proto::SmtpHost {
   // A job's recipients that are pipe aliases go to their commands before
   // the rest goes to the Maildirs; false when it has none.
   bool start_pipes(DeliveryJob* job);
-  // The recipients a message is stored for: local ones through the
-  // aliases (users' mailboxes, outside addresses, pipe aliases), each once.
-  std::vector<proto::Address> expand_recipients(const proto::Envelope& env) const;
   std::shared_ptr<AuthFailures> auth_failures_;
   std::shared_ptr<ConnectionsPerClient> per_client_;
   size_t dsns_signing_ = 0;  // DSNs whose DKIM signature is being made (stop waits)
