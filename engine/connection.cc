@@ -55,8 +55,8 @@ Connection::Connection(Shard& shard, int fd, const config::ListenerConfig& liste
     : shard_(shard),
       fd_(fd),
       peer_(std::move(peer)),
-      session_(params_for(*shard.cfg_, listener, client_literal,
-                          shard.certs_ && !shard.certs_->empty(), trusted),
+      session_(params_for(shard.config(), listener, client_literal,
+                          shard.certs() != nullptr && !shard.certs()->empty(), trusted),
                shard),
       implicit_tls_(listener.implicit_tls),
       trusted_(trusted),
@@ -82,19 +82,19 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  const uint32_t delay = shard_.cfg_->greeting_delay_s;
+  const uint32_t delay = shard_.config().greeting_delay_s;
   if (implicit_tls_) {
     phase_ = TlsPhase::kHello;  // the greeting goes out once TLS is up
     // A TLS client speaks first, at once; one still silent after a few
     // seconds waits for a 220 in clear (STARTTLS on the wrong port).
     // (Before the handshake's own timeout.)
     greeting_pending_ = true;
-    const int64_t half = std::max<int64_t>(1, shard_.cfg_->command_timeout_s / 2);
-    shard_.wheel_.schedule(&greeting_,
-                           shard_.clock_s() + std::min<int64_t>(kImplicitTlsHintS, half));
+    const int64_t half = std::max<int64_t>(1, shard_.config().command_timeout_s / 2);
+    shard_.wheel().schedule(&greeting_,
+                            shard_.clock_s() + std::min<int64_t>(kImplicitTlsHintS, half));
   } else if (inbound_ && delay > 0 && !trusted_) {
     greeting_pending_ = true;  // on_greeting_due() greets
-    shard_.wheel_.schedule(&greeting_, shard_.clock_s() + delay);
+    shard_.wheel().schedule(&greeting_, shard_.clock_s() + delay);
   } else {
     session_.start();
   }
@@ -109,9 +109,9 @@ void Connection::on_bytes(std::string_view in) {
         // RFC 5321 4.3.1: the client waits for the greeting. One that
         // talks first is not an MTA.
         greeting_pending_ = false;
-        shard_.wheel_.cancel(&greeting_);
+        shard_.wheel().cancel(&greeting_);
         log_line("pregreet client=" + peer_ + ": talked before the greeting, disconnected");
-        session_.terminate("554 5.7.1 " + shard_.cfg_->hostname +
+        session_.terminate("554 5.7.1 " + shard_.config().hostname +
                            " Talking before the greeting is not allowed");
         break;
       }
@@ -160,7 +160,7 @@ void Connection::read_hello() {
     case tls::HelloStatus::kOk:
       break;
   }
-  auto ctx = shard_.certs_ ? shard_.certs_->pick(info, shard_.cfg_->hostname) : nullptr;
+  auto ctx = shard_.certs() ? shard_.certs()->pick(info, shard_.config().hostname) : nullptr;
   if (!ctx) {
     begin_close();
     return;
@@ -177,7 +177,7 @@ void Connection::pump_tls() {
   std::string plain;
   const tls::TlsSession::Status st = tls_->pump(&plain);
   if (!was_up && tls_->handshake_done()) {
-    shard_.stats_.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    shard_.counters().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
     session_.tls_started(proto::TlsInfo{tls_->version(), tls_->cipher()});
     if (implicit_tls_) session_.start();
   }
@@ -196,7 +196,7 @@ void Connection::pump_tls() {
 
 void Connection::arm_recv() {
   recv_armed_ = true;
-  shard_.backend_->recv(fd_, &recv_c_);
+  shard_.backend().recv(fd_, &recv_c_);
 }
 
 void Connection::on_recv(const Event& ev) {
@@ -204,13 +204,13 @@ void Connection::on_recv(const Event& ev) {
   if (ev.res > 0) {
     data_credit_bytes_ += static_cast<uint64_t>(ev.res);
     if (!shut_) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
-    if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+    if (ev.has_buf) shard_.backend().release(ev.buf_id);
     after_io();
     if (!recv_armed_ && !shut_) arm_recv();
     maybe_finish();
     return;
   }
-  if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+  if (ev.has_buf) shard_.backend().release(ev.buf_id);
   if (ev.res == -ENOBUFS && !shut_) {
     // The shard's receive buffers ran out for a moment; they are returned as
     // soon as each completion is handled, so re-arming is enough.
@@ -229,17 +229,16 @@ void Connection::after_io() {
       // nothing from an answer, right password or wrong.
     } else {
       auth_busy_ = true;
-      shard_.auth_->start(&auth_, session_.auth_request(), shard_.clock_s());
+      shard_.authenticator().start(&auth_, session_.auth_request(), shard_.clock_s());
     }
   }
   if (session_.awaiting_commit() && !commit_busy_ && ready_to_commit()) {
     prepared_ = false;
     commit_busy_ = true;
     session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
-    shard_.last_commit_ms_ = Shard::mono_ms();
     commit_.env = &session_.envelope();
     commit_.message = session_.message();
-    shard_.spool_->commit(&commit_);
+    shard_.commit(&commit_);
   }
   if (session_.starting_tls() && phase_ == TlsPhase::kClear) {
     // The 220 goes out in clear (flush below); every later byte is TLS.
@@ -260,7 +259,7 @@ void Connection::after_io() {
 }
 
 void Connection::update_deadline() {
-  const config::Config& cfg = *shard_.cfg_;
+  const config::Config& cfg = shard_.config();
   const int64_t now = shard_.clock_s();
   if (session_.in_data()) {
     if (!deadline_in_data_) {
@@ -285,7 +284,7 @@ void Connection::update_deadline() {
     if (!mid || deadline_s_ == 0) deadline_s_ = now + cfg.command_timeout_s;
   }
   // The wheel has one-second slots: +1 so a timeout never fires early.
-  shard_.wheel_.schedule(&timer_, deadline_s_ + 1);
+  shard_.wheel().schedule(&timer_, deadline_s_ + 1);
 }
 
 void Connection::flush() {
@@ -308,7 +307,7 @@ void Connection::flush() {
       out_.take(session_.output());
     }
   }
-  out_.start(*shard_.backend_, fd_, &send_c_);
+  out_.start(shard_.backend(), fd_, &send_c_);
 }
 
 void Connection::on_send(const Event& ev) {
@@ -328,7 +327,7 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   std::string line = "queued id=" + env.id;
   if (r != proto::CommitResult::kOk) {
     line = "not queued id=" + env.id + " (" + result_name(r) + ")";
-    shard.stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
+    shard.counters().commit_failures.fetch_add(1, std::memory_order_relaxed);
   }
   line += " client=" + self->peer_ + " helo=" + env.helo +
           (env.tls.empty() ? std::string() : " tls=" + env.tls) +
@@ -337,7 +336,7 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
           " bytes=" + std::to_string(self->session_.message().size());
   log_line(line, r == proto::CommitResult::kOk ? LogLevel::kInfo : LogLevel::kError);
   if (r == proto::CommitResult::kOk) {
-    shard.stats_.messages_queued.fetch_add(1, std::memory_order_relaxed);
+    shard.counters().messages_queued.fetch_add(1, std::memory_order_relaxed);
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
@@ -359,11 +358,11 @@ void Connection::hash_progress() {
     if (hasher_ != nullptr) shard_.forget_hashing(hasher_.get());
     hasher_.reset();
     const bool ours = !env.auth_user.empty() || trusted_;
-    const bool sign = ours && shard_.dkim_ != nullptr && shard_.dkim_->size() > 0;
+    const bool sign = ours && shard_.dkim_keys() != nullptr && shard_.dkim_keys()->size() > 0;
     const bool verify = inbound_ && !ours;
     if (sign || verify) {
-      hasher_ =
-          std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(), shard_.cfg_->dkim_sha256);
+      hasher_ = std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(),
+                                                 shard_.config().dkim_sha256);
     }
   }
   if (hasher_ == nullptr || hasher_->finished()) return;
@@ -389,7 +388,7 @@ bool Connection::start_verifying() {
   const proto::Envelope& env = session_.envelope();
   if (!inbound_ || !env.auth_user.empty() || trusted_) return false;
   std::string& m = session_.message();
-  remove_forged_results(&m, shard_.cfg_->hostname);
+  remove_forged_results(&m, shard_.config().hostname);
   verify_busy_ = true;
   checks_pending_ = 3;  // SPF of MAIL FROM and of HELO, DKIM; then DMARC
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
@@ -399,9 +398,9 @@ bool Connection::start_verifying() {
                                      env.helo,
                                      env.from.is_null() ? "" : env.from.to_string(),
                                      proto::spf::Identity::kMailFrom,
-                                     shard_.cfg_->hostname,
+                                     shard_.config().hostname,
                                      shard_.clock_s()};
-  run_spf(shard_.resolver_.get(), spf_request_, alive_, [this](proto::spf::Verdict v) {
+  run_spf(shard_.resolver(), spf_request_, alive_, [this](proto::spf::Verdict v) {
     spf_ = std::move(v);
     check_done();
   });
@@ -411,7 +410,7 @@ bool Connection::start_verifying() {
   if (env.from.is_null()) {
     check_done();  // the MAIL FROM check above is the HELO one
   } else {
-    run_spf(shard_.resolver_.get(), helo_request_, alive_, [this](proto::spf::Verdict v) {
+    run_spf(shard_.resolver(), helo_request_, alive_, [this](proto::spf::Verdict v) {
       helo_spf_ = std::move(v);
       check_done();
     });
@@ -426,12 +425,12 @@ bool Connection::start_verifying() {
   verify_.checks = std::move(checks);
   verify_.on_result = &Connection::on_verified;
   verify_lookups_ = 0;
-  if (shard_.resolver_) {
+  if (shard_.resolver() != nullptr) {
     for (size_t i = 0; i < verify_.checks.size(); ++i) {
       if (!verify_.checks[i].result.empty()) continue;
       ++verify_lookups_;
       std::weak_ptr<bool> alive = alive_;
-      shard_.resolver_->txt(verify_.checks[i].key_name(), [this, alive, i](TxtAnswer a) {
+      shard_.resolver()->txt(verify_.checks[i].key_name(), [this, alive, i](TxtAnswer a) {
         if (alive.expired() || !*alive.lock()) return;
         verify_.checks[i].key = std::move(a);
         if (--verify_lookups_ == 0) verify_lookups_done();
@@ -446,8 +445,8 @@ void Connection::verify_lookups_done() {
   verify_.message = session_.message();
   verify_.hashed = hasher_.get();
   verify_.now_unix = shard_.clock_s();
-  verify_.backend = shard_.cfg_->dkim_sha256;
-  start_dkim_verify(shard_.file_io_, &verify_);
+  verify_.backend = shard_.config().dkim_sha256;
+  start_dkim_verify(shard_.file_io(), &verify_);
 }
 
 void Connection::on_verified(DkimVerifyJob* j) {
@@ -465,7 +464,7 @@ void Connection::check_done() {
     finish_checks(proto::dmarc::Discovered{});  // evaluated as permerror (no usable From)
     return;
   }
-  run_dmarc_discovery(shard_.resolver_.get(), from, alive_,
+  run_dmarc_discovery(shard_.resolver(), from, alive_,
                       [this](proto::dmarc::Discovered d) { finish_checks(d); });
 }
 
@@ -489,7 +488,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
   log_line(line + " " + dmarc.log_record);
 
-  const config::Config& cfg = *shard_.cfg_;
+  const config::Config& cfg = shard_.config();
   std::string refuse;
   if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == config::FailAction::kReject) {
     refuse = "550 5.7.23 SPF check failed for " + (spf_.domain.empty() ? env.helo : spf_.domain) +
@@ -524,7 +523,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
 }
 
 bool Connection::start_signing() {
-  const DkimKeys* keys = shard_.dkim_.get();
+  const DkimKeys* keys = shard_.dkim_keys();
   const proto::Envelope& env = session_.envelope();
   if (keys == nullptr || keys->size() == 0 || (env.auth_user.empty() && !trusted_)) return false;
   const std::string domain = signing_domain(session_.message(), env.from, *keys);
@@ -535,7 +534,7 @@ bool Connection::start_signing() {
   if (m.size() < 2 || m.compare(m.size() - 2, 2, "\r\n") != 0) m += "\r\n";
   const tls::Sha256Digest* bh = hasher_ != nullptr ? hasher_->find(true, -1) : nullptr;
   if (bh == nullptr) {  // the keys came with a reload during DATA
-    DkimBodyHasher here(true, false, false, shard_.cfg_->dkim_sha256);
+    DkimBodyHasher here(true, false, false, shard_.config().dkim_sha256);
     here.finish(m);
     sign_.body_hash = *here.find(true, -1);
   } else {
@@ -547,7 +546,7 @@ bool Connection::start_signing() {
   sign_.now_unix = shard_.clock_s();
   sign_.on_result = &Connection::on_signed;
   sign_busy_ = true;
-  start_dkim_sign(shard_.file_io_, &sign_);
+  start_dkim_sign(shard_.file_io(), &sign_);
   return true;
 }
 
@@ -561,7 +560,7 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {
     insert_below_received(&self->session_.message(), j->fields);
-    self->shard_.stats_.dkim_signatures.fetch_add(1, std::memory_order_relaxed);
+    self->shard_.counters().dkim_signatures.fetch_add(1, std::memory_order_relaxed);
   }
   j->fields.clear();
   self->after_io();
@@ -587,9 +586,9 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     log_line("auth ok user=" + user + " client=" + self->peer_);
     self->session_.auth_done(true, c->user);
   } else {
-    const config::Config& cfg = *self->shard_.cfg_;
+    const config::Config& cfg = self->shard_.config();
     const uint32_t n =
-        self->shard_.auth_->note_failure(self->client_literal_, self->shard_.clock_s());
+        self->shard_.authenticator().note_failure(self->client_literal_, self->shard_.clock_s());
     log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
              " from this address in 10 minutes)");
     if (n > cfg.auth_failures_max) {
@@ -602,7 +601,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
         self->session_.auth_done(false, "");
       } else {
         self->auth_delay_pending_ = true;
-        self->shard_.wheel_.schedule(
+        self->shard_.wheel().schedule(
             &self->auth_delay_, self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
       }
     }
@@ -612,8 +611,8 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
 }
 
 bool Connection::locked_out(const std::string& user) {
-  const config::Config& cfg = *shard_.cfg_;
-  const uint32_t n = shard_.auth_->failures(client_literal_, shard_.clock_s());
+  const config::Config& cfg = shard_.config();
+  const uint32_t n = shard_.authenticator().failures(client_literal_, shard_.clock_s());
   if (n < cfg.auth_failures_max) return false;
   log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +
            ": locked out (" + std::to_string(n) + " failures from this address in 10 minutes)");
@@ -631,7 +630,7 @@ void Connection::on_auth_delay(TimerEntry* t) {
 
 void Connection::implicit_tls_hint() {
   if (greeting_pending_) {
-    shard_.wheel_.cancel(&greeting_);
+    shard_.wheel().cancel(&greeting_);
     greeting_pending_ = false;
   }
   phase_ = TlsPhase::kClear;  // the reply goes out in clear
@@ -705,13 +704,13 @@ void Connection::abort() {
 void Connection::begin_close() {
   if (!shut_) {
     shut_ = true;
-    shard_.wheel_.cancel(&timer_);
+    shard_.wheel().cancel(&timer_);
     if (greeting_pending_) {
-      shard_.wheel_.cancel(&greeting_);
+      shard_.wheel().cancel(&greeting_);
       greeting_pending_ = false;
     }
     if (auth_delay_pending_) {
-      shard_.wheel_.cancel(&auth_delay_);
+      shard_.wheel().cancel(&auth_delay_);
       auth_delay_pending_ = false;
     }
     // Wakes a pending multishot receive with end of stream, so it finishes.

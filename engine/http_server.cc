@@ -2,14 +2,117 @@
 
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <vector>
 
 #include "engine/log.h"
 
 namespace ringmail::engine {
 
+std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
+                         bool* keep_alive) {
+  shard.counters().http_requests.fetch_add(1, std::memory_order_relaxed);
+  const bool stopping = shard.stopping();
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  int status = 200;
+  std::string type = "text/plain; charset=utf-8", body;
+  if (req.path == "/healthz") {
+    if (!get) {
+      status = 405;
+      body = "use GET\n";
+    } else if (stopping) {
+      status = 503;
+      body = "stopping\n";
+    } else {
+      body = "ok\n";
+    }
+  } else if (req.path == "/metrics") {
+    if (!get) {
+      status = 405;
+      body = "use GET\n";
+    } else {
+      type = "text/plain; version=0.0.4; charset=utf-8";
+      body = metrics_text(shard.peers(), !stopping);
+    }
+  } else {
+    status = 404;
+    body = "no such path: " + req.path + " (try /metrics or /healthz)\n";
+  }
+  if (status >= 400)
+    log_line("http client=" + peer + ": " + req.method + " " + req.path + " " +
+             std::to_string(status));
+  if (stopping) *keep_alive = false;
+  std::string r = proto::http_response(status, type, body, *keep_alive);
+  if (req.method == "HEAD") r.resize(r.size() - body.size());
+  return r;
+}
+
+std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
+  struct Metric {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const Shard&);
+  };
+  static const Metric kMetrics[] = {
+      {"ringmail_connections_accepted_total", "counter", "Connections accepted (SMTP and HTTP).",
+       [](const Shard& s) { return double(s.stats().accepted_connections.load()); }},
+      {"ringmail_connections_open", "gauge", "SMTP sessions open now.",
+       [](const Shard& s) { return double(s.stats().open_connections.load()); }},
+      {"ringmail_tls_handshakes_total", "counter", "Inbound TLS handshakes completed.",
+       [](const Shard& s) { return double(s.stats().tls_handshakes.load()); }},
+      {"ringmail_messages_accepted_total", "counter",
+       "Messages acknowledged with 250 (on disk and fsynced).",
+       [](const Shard& s) { return double(s.stats().messages_queued.load()); }},
+      {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
+       [](const Shard& s) { return double(s.stats().messages_delivered.load()); }},
+      {"ringmail_outbound_delivered_total", "counter", "Remote recipients delivered.",
+       [](const Shard& s) { return double(s.stats().outbound.delivered.load()); }},
+      {"ringmail_outbound_deferred_total", "counter",
+       "Remote delivery attempts deferred (4xx, no answer, DNS): tried again later.",
+       [](const Shard& s) { return double(s.stats().outbound.deferred.load()); }},
+      {"ringmail_outbound_failed_total", "counter",
+       "Remote recipients failed for good (5xx, expiry).",
+       [](const Shard& s) { return double(s.stats().outbound.failed.load()); }},
+      {"ringmail_local_deferred_total", "counter", "Local deliveries deferred, to be retried.",
+       [](const Shard& s) { return double(s.stats().local_deferred.load()); }},
+      {"ringmail_local_failed_total", "counter", "Local recipients failed for good.",
+       [](const Shard& s) { return double(s.stats().local_failed.load()); }},
+      {"ringmail_dsn_queued_total", "counter", "Delivery status notifications (bounces) queued.",
+       [](const Shard& s) { return double(s.stats().dsns_queued.load()); }},
+      {"ringmail_dkim_signatures_total", "counter", "Messages DKIM-signed.",
+       [](const Shard& s) { return double(s.stats().dkim_signatures.load()); }},
+      {"ringmail_spool_commit_failures_total", "counter",
+       "Messages refused because the spool could not store them.",
+       [](const Shard& s) { return double(s.stats().commit_failures.load()); }},
+      {"ringmail_http_requests_total", "counter", "Requests to the HTTP listener.",
+       [](const Shard& s) { return double(s.stats().http_requests.load()); }},
+      {"ringmail_loop_wait_seconds_total", "counter", "Time the shard's loop waited for events.",
+       [](const Shard& s) { return double(s.stats().loop_wait_us.load()) / 1e6; }},
+      {"ringmail_loop_busy_seconds_total", "counter",
+       "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
+       [](const Shard& s) { return double(s.stats().loop_busy_us.load()) / 1e6; }},
+      {"ringmail_loop_last_turn_age_seconds", "gauge",
+       "Seconds since the shard's loop last turned.",
+       [](const Shard& s) { return double(Shard::steady_ms() - s.last_turn_ms()) / 1e3; }},
+  };
+  std::string out;
+  char num[64];
+  for (const Metric& m : kMetrics) {
+    out +=
+        std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
+    for (const Shard* p : shards) {
+      std::snprintf(num, sizeof num, "%.17g", m.value(*p));
+      out += std::string(m.name) + "{shard=\"" + std::to_string(p->index()) + "\"} " + num + "\n";
+    }
+  }
+  out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +
+         std::string(up ? "1" : "0") + "\n";
+  return out;
+}
+
 HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer)
-    : shard_(shard), fd_(fd), peer_(std::move(peer)), reader_(shard.http_body_max()) {
+    : shard_(shard), fd_(fd), peer_(std::move(peer)), reader_(kBodyMax) {
   recv_c_.owner = this;
   send_c_.owner = this;
   idle_.conn = this;
@@ -18,8 +121,8 @@ HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer)
 
 void HttpConnection::start() {
   recv_armed_ = true;
-  shard_.backend_->recv(fd_, &recv_c_);
-  shard_.wheel_.schedule(&idle_, Shard::clock_s() + kIdleS);
+  shard_.backend().recv(fd_, &recv_c_);
+  shard_.wheel().schedule(&idle_, Shard::clock_s() + kIdleS);
 }
 
 void HttpConnection::on_idle(TimerEntry* t) { static_cast<Timer*>(t)->conn->begin_close(); }
@@ -32,7 +135,7 @@ void HttpConnection::on_recv(const Event& ev) {
       const bool ok = reader_.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)), &reqs);
       for (const auto& r : reqs) {
         bool keep = r.keep_alive;
-        pending_ += shard_.http_respond(r, peer_, &keep);
+        pending_ += http_respond(shard_, r, peer_, &keep);
         if (!keep) {
           close_after_send_ = true;
           break;
@@ -46,23 +149,23 @@ void HttpConnection::on_recv(const Event& ev) {
         close_after_send_ = true;
       }
       if (pending_.size() > kPendingMax) begin_close();  // a client that never reads
-      shard_.wheel_.cancel(&idle_);
-      shard_.wheel_.schedule(&idle_, Shard::clock_s() + kIdleS);
+      shard_.wheel().cancel(&idle_);
+      shard_.wheel().schedule(&idle_, Shard::clock_s() + kIdleS);
     }
-    if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+    if (ev.has_buf) shard_.backend().release(ev.buf_id);
     flush();
     if (!recv_armed_ && !shut_) {
       recv_armed_ = true;
-      shard_.backend_->recv(fd_, &recv_c_);
+      shard_.backend().recv(fd_, &recv_c_);
     }
     maybe_finish();
     return;
   }
-  if (ev.has_buf) shard_.backend_->release(ev.buf_id);
+  if (ev.has_buf) shard_.backend().release(ev.buf_id);
   if (ev.res == -ENOBUFS && !shut_) {
     if (!recv_armed_) {
       recv_armed_ = true;
-      shard_.backend_->recv(fd_, &recv_c_);
+      shard_.backend().recv(fd_, &recv_c_);
     }
     return;
   }
@@ -77,7 +180,7 @@ void HttpConnection::flush() {
     if (close_after_send_) begin_close();
     return;
   }
-  out_.start(*shard_.backend_, fd_, &send_c_);
+  out_.start(shard_.backend(), fd_, &send_c_);
 }
 
 void HttpConnection::on_send(const Event& ev) {
@@ -94,7 +197,7 @@ void HttpConnection::abort() { begin_close(); }
 void HttpConnection::begin_close() {
   if (!shut_) {
     shut_ = true;
-    shard_.wheel_.cancel(&idle_);
+    shard_.wheel().cancel(&idle_);
     ::shutdown(fd_, SHUT_RDWR);  // ends the multishot receive
   }
   maybe_finish();

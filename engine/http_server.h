@@ -1,11 +1,12 @@
 // One connection to ringmaild's HTTP listener (a [[listener]] of kind
 // "http"): requests read by proto::HttpRequestReader from the ring's
-// receive buffers, answered in order by Shard::http_respond(), keep-alive
+// receive buffers, answered in order by http_respond(), keep-alive
 // and pipelining as HTTP/1.1 has them. An idle connection is closed after
 // a minute; a broken request gets its 400/413/431 and the close.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/backend.h"
 #include "engine/send_buffer.h"
@@ -14,8 +15,19 @@
 
 namespace ringmail::engine {
 
+// The answer to one request (shard thread): GET /healthz (200 ok, 503
+// while stopping) and GET /metrics. *keep_alive comes in as the request's
+// and may be cleared.
+std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
+                         bool* keep_alive);
+// Every shard's counters in Prometheus' text format (version 0.0.4);
+// ringmail_up is `up`.
+std::string metrics_text(const std::vector<Shard*>& shards, bool up);
+
 class HttpConnection {
  public:
+  static constexpr size_t kBodyMax = 16u << 20;
+
   HttpConnection(Shard& shard, int fd, std::string peer);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;

@@ -626,108 +626,12 @@ void Shard::on_accept(size_t listener, const Event& ev) {
   c->start();
 }
 
-std::string Shard::http_respond(const proto::HttpRequest& req, const std::string& peer,
-                                bool* keep_alive) {
-  stats_.http_requests.fetch_add(1, std::memory_order_relaxed);
-  const bool get = req.method == "GET" || req.method == "HEAD";
-  int status = 200;
-  std::string type = "text/plain; charset=utf-8", body;
-  if (req.path == "/healthz") {
-    if (!get) {
-      status = 405;
-      body = "use GET\n";
-    } else if (stopping_) {
-      status = 503;
-      body = "stopping\n";
-    } else {
-      body = "ok\n";
-    }
-  } else if (req.path == "/metrics") {
-    if (!get) {
-      status = 405;
-      body = "use GET\n";
-    } else {
-      type = "text/plain; version=0.0.4; charset=utf-8";
-      body = metrics_text();
-    }
-  } else {
-    status = 404;
-    body = "no such path: " + req.path + " (try /metrics or /healthz)\n";
-  }
-  if (status >= 400)
-    log_line("http client=" + peer + ": " + req.method + " " + req.path + " " +
-             std::to_string(status));
-  if (stopping_) *keep_alive = false;
-  std::string r = proto::http_response(status, type, body, *keep_alive);
-  if (req.method == "HEAD") r.resize(r.size() - body.size());
-  return r;
-}
-
-std::string Shard::metrics_text() const {
-  struct Metric {
-    const char* name;
-    const char* type;
-    const char* help;
-    double (*value)(const Shard&);
-  };
-  static const Metric kMetrics[] = {
-      {"ringmail_connections_accepted_total", "counter", "Connections accepted (SMTP and HTTP).",
-       [](const Shard& s) { return double(s.stats_.accepted_connections.load()); }},
-      {"ringmail_connections_open", "gauge", "SMTP sessions open now.",
-       [](const Shard& s) { return double(s.stats_.open_connections.load()); }},
-      {"ringmail_tls_handshakes_total", "counter", "Inbound TLS handshakes completed.",
-       [](const Shard& s) { return double(s.stats_.tls_handshakes.load()); }},
-      {"ringmail_messages_accepted_total", "counter",
-       "Messages acknowledged with 250 (on disk and fsynced).",
-       [](const Shard& s) { return double(s.stats_.messages_queued.load()); }},
-      {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
-       [](const Shard& s) { return double(s.stats_.messages_delivered.load()); }},
-      {"ringmail_outbound_delivered_total", "counter", "Remote recipients delivered.",
-       [](const Shard& s) { return double(s.stats_.outbound.delivered.load()); }},
-      {"ringmail_outbound_deferred_total", "counter",
-       "Remote delivery attempts deferred (4xx, no answer, DNS): tried again later.",
-       [](const Shard& s) { return double(s.stats_.outbound.deferred.load()); }},
-      {"ringmail_outbound_failed_total", "counter",
-       "Remote recipients failed for good (5xx, expiry).",
-       [](const Shard& s) { return double(s.stats_.outbound.failed.load()); }},
-      {"ringmail_local_deferred_total", "counter", "Local deliveries deferred, to be retried.",
-       [](const Shard& s) { return double(s.stats_.local_deferred.load()); }},
-      {"ringmail_local_failed_total", "counter", "Local recipients failed for good.",
-       [](const Shard& s) { return double(s.stats_.local_failed.load()); }},
-      {"ringmail_dsn_queued_total", "counter", "Delivery status notifications (bounces) queued.",
-       [](const Shard& s) { return double(s.stats_.dsns_queued.load()); }},
-      {"ringmail_dkim_signatures_total", "counter", "Messages DKIM-signed.",
-       [](const Shard& s) { return double(s.stats_.dkim_signatures.load()); }},
-      {"ringmail_spool_commit_failures_total", "counter",
-       "Messages refused because the spool could not store them.",
-       [](const Shard& s) { return double(s.stats_.commit_failures.load()); }},
-      {"ringmail_http_requests_total", "counter", "Requests to the HTTP listener.",
-       [](const Shard& s) { return double(s.stats_.http_requests.load()); }},
-      {"ringmail_loop_wait_seconds_total", "counter", "Time the shard's loop waited for events.",
-       [](const Shard& s) { return double(s.stats_.loop_wait_us.load()) / 1e6; }},
-      {"ringmail_loop_busy_seconds_total", "counter",
-       "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
-       [](const Shard& s) { return double(s.stats_.loop_busy_us.load()) / 1e6; }},
-      {"ringmail_loop_last_turn_age_seconds", "gauge",
-       "Seconds since the shard's loop last turned.",
-       [](const Shard& s) { return double(steady_ms() - s.last_turn_ms()) / 1e3; }},
-  };
-  std::string out;
-  char num[64];
-  for (const Metric& m : kMetrics) {
-    out +=
-        std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
-    for (const Shard* p : peers_) {
-      std::snprintf(num, sizeof num, "%.17g", m.value(*p));
-      out += std::string(m.name) + "{shard=\"" + std::to_string(p->index_) + "\"} " + num + "\n";
-    }
-  }
-  out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +
-         std::string(stopping_ ? "0" : "1") + "\n";
-  return out;
-}
-
 void Shard::retire(Connection* c) { dead_.push_back(c); }
+
+void Shard::commit(storage::Spool::Commit* c) {
+  last_commit_ms_ = mono_ms();
+  spool_->commit(c);
+}
 
 void Shard::note_refusal(const std::string& what) {
   const int64_t now = clock_s();

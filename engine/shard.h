@@ -125,13 +125,10 @@ class Shard final : public proto::SmtpHost {
   int64_t last_turn_ms() const { return last_turn_ms_.load(std::memory_order_relaxed); }
   static int64_t steady_ms();
 
-  // The HTTP listener's answer to one request (shard thread). *keep_alive
-  // comes in as the request's and may be cleared.
-  std::string http_respond(const proto::HttpRequest& req, const std::string& peer,
-                           bool* keep_alive);
-  // Every shard's counters in Prometheus' text format (version 0.0.4).
-  std::string metrics_text() const;
-  static size_t http_body_max() { return 16u << 20; }
+  // Every shard, this one included (for the metrics of all of them).
+  const std::vector<Shard*>& peers() const { return peers_; }
+  // Set once a stop began: listeners closed, sessions finishing.
+  bool stopping() const { return stopping_; }
 
   // Before run(), on the main thread: the certificates new TLS sessions use
   // (null or empty: no STARTTLS, and implicit TLS ports close at once).
@@ -167,6 +164,29 @@ class Shard final : public proto::SmtpHost {
   uint32_t index() const { return index_; }
   const ShardStats& stats() const { return stats_; }
 
+  // What the shard's connections use (shard thread only).
+  Backend& backend() { return *backend_; }
+  TimerWheel& wheel() { return wheel_; }
+  const config::Config& config() const { return *cfg_; }
+  AresResolver* resolver() { return resolver_.get(); }  // null before run()
+  const DkimKeys* dkim_keys() const { return dkim_.get(); }
+  Authenticator& authenticator() { return *auth_; }
+  ShardStats& counters() { return stats_; }
+  storage::FileIo& file_io() { return file_io_; }
+  const tls::CertStore* certs() const { return certs_.get(); }
+  // Appends a message to the spool (the shard is acknowledging mail now:
+  // deliveries wait a little, see delivery_defer_ms).
+  void commit(storage::Spool::Commit* c);
+  // Deferred DKIM body hashing (see queue_hashing below).
+  void queue_hashing(DkimBodyHasher* h);
+  void forget_hashing(DkimBodyHasher* h);
+  // A message just committed to the spool goes to delivery (the shard
+  // owns `job` from here).
+  void deliver(DeliveryJob* job);
+  // A connection that has closed: freed at the end of the loop turn.
+  void retire(Connection* c);
+  void retire(HttpConnection* c) { dead_http_.push_back(c); }
+
   // proto::SmtpHost
   bool is_local_domain(std::string_view domain) const override;
   std::string check_local_recipient(const proto::Address& a) const override;
@@ -177,9 +197,6 @@ class Shard final : public proto::SmtpHost {
   static int64_t clock_s();
 
  private:
-  friend class Connection;
-  friend class HttpConnection;
-
   struct AcceptC final : Completion {
     Shard* shard = nullptr;
     size_t listener = 0;
@@ -217,11 +234,9 @@ class Shard final : public proto::SmtpHost {
   void drain_inboxes();
   void handle(ShardMessage&& m);
   void begin_stop();
-  void deliver(DeliveryJob* job);
   void start_deliveries();
   void retry_later(DeliveryJob* job);
   static void on_delivered(storage::MaildirDelivery::Job* job, int result);
-  void retire(Connection* c);
   void tick();
   void flush_deliveries();
   static int64_t mono_ms();
@@ -283,8 +298,6 @@ class Shard final : public proto::SmtpHost {
   // DKIM body hashers with canonical bytes waiting (deferred hashing): at
   // the end of the loop turn their whole blocks are hashed together, in the
   // lanes when enough of them have some (kDkimBatchMin).
-  void queue_hashing(DkimBodyHasher* h);
-  void forget_hashing(DkimBodyHasher* h);
   void flush_hashing();
   std::vector<DkimBodyHasher*> hashing_;
   void batch_complete(OutboundBatch* b);
@@ -307,7 +320,6 @@ class Shard final : public proto::SmtpHost {
   std::vector<Connection*> dead_;
   std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_conns_;
   std::vector<HttpConnection*> dead_http_;
-  void retire(HttpConnection* c) { dead_http_.push_back(c); }
   TimerWheel wheel_;
   int64_t now_s_ = 0;
   storage::UniqueClock id_clock_;
