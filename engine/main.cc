@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -150,11 +151,18 @@ std::shared_ptr<const tls::CertStore> load_certs(const config::Config& cfg,
 // TIME_WAIT leftovers, no SO_REUSEPORT): that fails while anyone listens
 // there. Another process could still bind in the moment between the probe
 // and the shards' binds; a second ringmaild started later always fails.
-bool address_free(const config::ListenerConfig& l, std::string* error) {
+// How long the start waits for a listening address still in use.
+constexpr int kListenWaitMs = 5000;
+constexpr int kListenRetryMs = 100;
+
+// 0 when nothing listens on `l`'s address, else the errno of the probe
+// bind with `error` set.
+int address_free(const config::ListenerConfig& l, std::string* error) {
   const int fd = ::socket(l.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    *error = l.address + ": socket: " + std::strerror(errno);
-    return false;
+    const int e = errno;
+    *error = l.address + ": socket: " + std::strerror(e);
+    return e;
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -168,7 +176,7 @@ bool address_free(const config::ListenerConfig& l, std::string* error) {
         (e == EADDRINUSE ? " (another process listens there: another ringmaild, or another MTA)"
                          : "");
   }
-  return ok;
+  return ok ? 0 : e;
 }
 
 // One SO_REUSEPORT socket per shard and listener, so the kernel spreads
@@ -229,7 +237,7 @@ int check_config(const config::Config& cfg, const std::string& config_path, std:
   }
   if (std::string p = dns_servers_problem(cfg.dns_servers); !p.empty()) errors.push_back(p);
   for (const auto& l : cfg.listeners) {
-    if (address_free(l, &err)) continue;
+    if (address_free(l, &err) == 0) continue;
     if (const long pid = storage::DataDirLock::holder(cfg.data_dir); pid > 0) {
       warnings.push_back(
           err + " (by the ringmaild, pid " + std::to_string(pid) +
@@ -421,11 +429,25 @@ int run(int argc, char** argv) {
                   : std::string()));
   }
 
-  // Nobody else listens on our addresses (see address_free).
+  // Nobody else listens on our addresses (see address_free). Right after
+  // a crash the previous daemon's listening sockets can outlive it a
+  // little: the kernel tears a killed process's io_uring down in the
+  // background, and its pending accepts hold the sockets until then. An
+  // address in use is given a few seconds to become free.
   for (const auto& l : cfg->listeners) {
-    if (!address_free(l, &error)) {
-      log_line("cannot listen on " + error, LogLevel::kError);
-      return 1;
+    for (int waited_ms = 0;; waited_ms += kListenRetryMs) {
+      const int e = address_free(l, &error);
+      if (e == 0) break;
+      if (e != EADDRINUSE || waited_ms >= kListenWaitMs) {
+        log_line("cannot listen on " + error, LogLevel::kError);
+        return 1;
+      }
+      if (waited_ms == 0) {
+        log_line("waiting up to " + std::to_string(kListenWaitMs / 1000) + " s for " + l.address +
+                     " (in use: the previous ringmaild may still be closing)",
+                 LogLevel::kWarning);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(kListenRetryMs));
     }
   }
 

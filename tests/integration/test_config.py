@@ -7,6 +7,7 @@ from pathlib import Path
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -288,3 +289,28 @@ def test_check_config_warns_of_paths_the_service_cannot_see(start_ringmaild, rin
     d.domains_dir.mkdir(parents=True)
     rc, out, err = checked(d, ringmaild_binary)
     assert "/root/.acme.sh (tls.cert_dirs) is under /root, which ringmail.service does not see" in err, err
+
+
+def test_restart_waits_for_an_address_the_previous_daemon_still_holds(start_ringmaild):
+    """Regression (found by the crash test): after kill -9 the kernel tears
+    an io_uring daemon's ring down in the background, and its pending
+    accepts keep the listening sockets open a little longer; the restart
+    found its address in use and exited. It now waits a few seconds."""
+    from conftest import free_port
+    d = start_ringmaild(start=False)
+    d.port = free_port(socket.AF_INET, "127.0.0.1")
+    d.port6 = free_port(socket.AF_INET6, "::1")
+    d.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", d.sub_port))
+    holder.listen()
+    release = threading.Timer(1.5, holder.close)
+    release.start()
+    try:
+        d.start(keep_ports=True)
+    finally:
+        release.cancel()
+        holder.close()
+    assert f"waiting up to 5 s for 127.0.0.1:{d.sub_port}" in d.log_tail(), d.log_tail()
+    c = d.connect(port=d.sub_port, read_greeting=True)  # the daemon's, not the holder's
+    c.close()
