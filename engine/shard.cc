@@ -15,7 +15,6 @@
 #include "engine/connection.h"
 #include "engine/http_server.h"
 #include "engine/log.h"
-#include "engine/pipe.h"
 #include "proto/dsn.h"
 
 namespace ringmail::engine {
@@ -111,8 +110,6 @@ Shard::~Shard() {
   }
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
   for (DeliveryJob* j : preloaded_) delete j;
-  for (DeliveryJob* j : delivery_queue_) delete j;
-  for (DeliveryJob* j : retrying_) delete j;  // still in the spool for the next start
 }
 
 void Shard::set_peers(std::vector<Shard*> peers) {
@@ -128,11 +125,7 @@ int Shard::open_spool() {
                                             cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
   auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir, auth_failures_);
-  maildir_ = std::make_unique<storage::MaildirDelivery>(
-      file_io_, *spool_, cfg_->data_dir, cfg_->hostname,
-      cfg_->maildir_sync_batch ? storage::MaildirDelivery::SyncMode::kBatch
-                               : storage::MaildirDelivery::SyncMode::kPerFile,
-      [this](const std::string& domain) { return is_local_domain(domain); });
+  local_ = std::make_unique<LocalDelivery>(*this);
   return 0;
 }
 
@@ -268,19 +261,16 @@ void Shard::run(std::latch& ready) {
         std::chrono::duration_cast<std::chrono::milliseconds>(turn_end.time_since_epoch()).count(),
         std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
-    backend_->wait(maildir_->sync_pending() || deliveries_deferred_ ? 5
-                   : pipes_inflight_ > 0                            ? 20
-                                                                    : 1000);
+    backend_->wait(local_->wait_ms());
     const auto woke = std::chrono::steady_clock::now();
     const auto us = [](auto d) {
       return static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(d).count());
     };
     stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
-    if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());
     tick();
     drain_inboxes();
-    flush_deliveries();
+    local_->service();
     if (outbound_) {
       const auto now = static_cast<int64_t>(std::time(nullptr));
       outbound_->service(now);
@@ -304,9 +294,8 @@ void Shard::run(std::latch& ready) {
     stats_.loop_busy_us.fetch_add(us(turn_end - woke), std::memory_order_relaxed);
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
-      if (conns_.empty() && http_conns_.empty() && deliveries_inflight_ == 0 &&
-          dsns_signing_ == 0 && !spool_->preparing() && (!outbound_ || outbound_->idle()) &&
-          peers_quiesced()) {
+      if (conns_.empty() && http_conns_.empty() && local_->idle() && dsns_signing_ == 0 &&
+          !spool_->preparing() && (!outbound_ || outbound_->idle()) && peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
         drain_inboxes();
@@ -329,30 +318,13 @@ void Shard::run(std::latch& ready) {
            std::to_string(stats_.messages_queued.load()) + " messages queued with " +
            std::to_string(spool_->syncs()) + " spool syncs, " +
            std::to_string(stats_.messages_delivered.load()) + " delivered, " +
-           std::to_string(delivery_queue_.size()) + " left queued for the next start");
+           std::to_string(local_->queued()) + " left queued for the next start");
 }
 
 int64_t Shard::mono_ms() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void Shard::flush_deliveries() {
-  if (deliveries_deferred_) start_deliveries();
-  if (!maildir_->sync_pending()) {
-    delivery_sync_wait_since_ms_ = 0;
-    return;
-  }
-  const int64_t now_ms = mono_ms();
-  if (delivery_sync_wait_since_ms_ == 0) delivery_sync_wait_since_ms_ = now_ms;
-  // Acknowledging mail goes first: a delivery syncfs starts when the spool
-  // has no sync running, or when the batch has waited long enough anyway.
-  if (spool_->idle() || stopping_ ||
-      now_ms - delivery_sync_wait_since_ms_ >= cfg_->delivery_sync_delay_ms) {
-    maildir_->flush();
-    delivery_sync_wait_since_ms_ = 0;
-  }
 }
 
 void Shard::tick() {
@@ -628,6 +600,8 @@ void Shard::on_accept(size_t listener, const Event& ev) {
 
 void Shard::retire(Connection* c) { dead_.push_back(c); }
 
+void Shard::deliver(DeliveryJob* job) { local_->deliver(job); }
+
 void Shard::commit(storage::Spool::Commit* c) {
   last_commit_ms_ = mono_ms();
   spool_->commit(c);
@@ -662,226 +636,6 @@ size_t Shard::refuse_out_of_descriptors(size_t listener) {
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (served > 0) note_refusal("out of file descriptors (RLIMIT_NOFILE); the reserve one answered");
   return served;
-}
-
-void Shard::deliver(DeliveryJob* job) {
-  job->shard = this;
-  // Nothing for the local mailboxes: straight to the outbound queue.
-  if (outbound_ && !stopping_) {
-    std::vector<size_t> remote;
-    bool any_local = false;
-    const auto& rcpts = job->rec.env.rcpts;
-    for (size_t i = 0; i < rcpts.size(); ++i) {
-      if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
-      if (is_local_domain(proto::ascii_lower(rcpts[i].domain))) {
-        any_local = true;
-        break;
-      }
-      remote.push_back(i);
-    }
-    if (!any_local && !remote.empty()) {
-      log_line("queued id=" + job->rec.env.id + " for outbound delivery (" +
-               std::to_string(remote.size()) + " recipients)");
-      outbound_->add(std::move(job->rec), std::move(remote),
-                     static_cast<int64_t>(std::time(nullptr)));
-      delete job;
-      return;
-    }
-  }
-  // A retry already waited; only a first attempt is deferred behind a burst.
-  job->queued_ms = job->attempts == 0 ? mono_ms() : 0;
-  job->done = &Shard::on_delivered;
-  const size_t bytes = job->rec.message.size();
-  if (queued_bytes_ + bytes > cfg_->delivery_backlog_bytes_max) {
-    std::string().swap(job->rec.message);  // read back from the spool later
-  } else {
-    queued_bytes_ += bytes;
-  }
-  delivery_queue_.push_back(job);
-  start_deliveries();
-}
-
-void Shard::retry_later(DeliveryJob* job) {
-  retrying_.insert(job);
-  job->retry.job = job;
-  job->retry.fire = [](TimerEntry* t) {
-    DeliveryJob* dj = static_cast<DeliveryJob::Retry*>(t)->job;
-    dj->shard->retrying_.erase(dj);
-    dj->shard->deliver(dj);
-  };
-  wheel_.schedule(&job->retry, clock_s() + cfg_->delivery_retry_s);
-}
-
-void Shard::start_deliveries() {
-  const int64_t now = mono_ms();
-  const bool accepting = now - last_commit_ms_ < kAcceptingWindowMs;
-  deliveries_deferred_ = false;
-  // While stopping, queued deliveries stay in the spool for the next start.
-  while (!stopping_ && !delivery_queue_.empty() &&
-         deliveries_inflight_ < cfg_->delivery_concurrency) {
-    DeliveryJob* job = delivery_queue_.front();
-    if (accepting && now - job->queued_ms < cfg_->delivery_defer_ms) {
-      deliveries_deferred_ = true;  // the loop comes back within a few ms
-      break;
-    }
-    delivery_queue_.pop_front();
-    if (job->rec.message.empty()) {
-      if (int r = spool_->load(job->rec); r < 0) {
-        log_line("delivery id=" + job->rec.env.id +
-                 " cannot read the message back from the spool (" + std::strerror(-r) +
-                 "), retry in " + std::to_string(cfg_->delivery_retry_s) + "s");
-        retry_later(job);
-        continue;
-      }
-    } else {
-      queued_bytes_ -= job->rec.message.size();
-    }
-    ++deliveries_inflight_;
-    if (start_pipes(job)) continue;  // the Maildirs after the commands
-    maildir_->deliver(job);
-  }
-}
-
-namespace {
-
-// The pipe-alias recipients of one delivery job and what their commands did.
-struct PipeOp : storage::BlockingOp {
-  struct Rcpt {
-    size_t index;
-    std::vector<std::string> commands;  // pipe aliases, or the domain's MDA
-    std::string lmtp_socket;            // or the domain's LMTP server
-    const char* via = "pipe";           // for the log: pipe, mda, lmtp
-    PipeOutcome outcome;
-  };
-  DeliveryJob* job = nullptr;
-  std::vector<Rcpt> rcpts;
-  int timeout_s = 0;
-  std::string hostname;  // LHLO
-  struct Done final : Completion {
-    PipeOp* op = nullptr;
-    void complete(const Event&) override { op->done(op, 0); }
-  } wake;
-};
-
-int run_pipes(storage::BlockingOp* o) {
-  auto* op = static_cast<PipeOp*>(o);
-  const proto::Envelope& env = op->job->rec.env;
-  for (auto& r : op->rcpts) {
-    const proto::Address& a = env.rcpts[r.index];
-    if (!r.lmtp_socket.empty()) {
-      r.outcome = lmtp_deliver(r.lmtp_socket, op->hostname, env.from.to_string(), a.to_string(),
-                               op->job->rec.message, op->timeout_s);
-      continue;
-    }
-    // LF line endings, and the trace fields a Maildir copy gets.
-    std::string text = storage::MaildirDelivery::render(env, r.index, op->job->rec.message);
-    const std::vector<std::pair<std::string, std::string>> vars = {{"SENDER", env.from.to_string()},
-                                                                   {"RECIPIENT", a.to_string()},
-                                                                   {"USER", a.local},
-                                                                   {"DOMAIN", a.domain},
-                                                                   {"QUEUE_ID", env.id}};
-    for (const auto& cmd : r.commands) {
-      r.outcome = run_pipe(cmd, text, vars, op->timeout_s);
-      if (r.outcome.kind != PipeOutcome::Kind::kOk) break;
-    }
-  }
-  return 0;
-}
-
-}  // namespace
-
-bool Shard::start_pipes(DeliveryJob* job) {
-  const storage::Domains* domains = policy_.domains();
-  if (domains == nullptr) return false;
-  auto op = std::make_unique<PipeOp>();
-  const auto& rcpts = job->rec.env.rcpts;
-  for (size_t i = 0; i < rcpts.size(); ++i) {
-    if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
-    const std::string domain = proto::ascii_lower(rcpts[i].domain);
-    if (!domains->is_local_domain(domain)) continue;
-    const proto::Resolution r = domains->resolve(rcpts[i].local, domain);
-    PipeOp::Rcpt pr{i, {}, {}, "pipe", {}};
-    for (const auto& d : r.destinations) {
-      // Stored for its alias: "<alias>@<domain>" is the pipe itself.
-      if (d.kind == proto::Destination::Kind::kPipe &&
-          proto::iequals(d.address, rcpts[i].to_string())) {
-        pr.commands.push_back(d.command);
-      }
-    }
-    // A mailbox of a domain whose mail goes to an MDA or an LMTP server.
-    const storage::DomainDelivery& dd = domains->delivery(domain);
-    if (pr.commands.empty() && dd.kind == storage::DomainDelivery::Kind::kMda) {
-      pr.commands.push_back(dd.mda);
-      pr.via = "mda";
-    }
-    if (pr.commands.empty() && dd.kind == storage::DomainDelivery::Kind::kLmtp) {
-      pr.lmtp_socket = dd.lmtp_socket;
-      pr.via = "lmtp";
-    }
-    if (!pr.commands.empty() || !pr.lmtp_socket.empty()) op->rcpts.push_back(std::move(pr));
-  }
-  if (op->rcpts.empty()) return false;
-  if (!pipe_pool_) pipe_pool_ = std::make_unique<BlockingPool>(2);
-  op->job = job;
-  op->timeout_s = static_cast<int>(cfg_->pipe_timeout_s);
-  op->hostname = cfg_->hostname;
-  op->kind = storage::BlockingOp::Kind::kCall;
-  op->work = &run_pipes;
-  op->done = [](storage::BlockingOp* o, int) {
-    std::unique_ptr<PipeOp> op(static_cast<PipeOp*>(o));
-    DeliveryJob* job = op->job;
-    Shard* self = job->shard;
-    const auto& env = job->rec.env;
-    bool again = false;
-    if (job->rec.rcpt_done.size() < env.rcpts.size())
-      job->rec.rcpt_done.resize(env.rcpts.size(), 0);
-    for (const auto& r : op->rcpts) {
-      const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> " + r.via;
-      switch (r.outcome.kind) {
-        case PipeOutcome::Kind::kOk:
-          log_line("delivered id=" + env.id + to);
-          job->rec.rcpt_done[r.index] = 1;
-          self->spool_->recipient_done(job->rec, r.index, false);
-          break;
-        case PipeOutcome::Kind::kTemporary:
-          log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.detail);
-          self->stats_.local_deferred.fetch_add(1, std::memory_order_relaxed);
-          again = true;
-          break;
-        case PipeOutcome::Kind::kPermanent: {
-          log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.detail);
-          self->stats_.local_failed.fetch_add(1, std::memory_order_relaxed);
-          job->rec.rcpt_done[r.index] = 1;
-          OutboundQueue::Bounce b;
-          b.rec = job->rec;
-          b.failed.push_back(
-              {r.index,
-               proto::SmtpClient::RcptResult{
-                   proto::Outcome::kPerm, "550 5.3.0 Local delivery failed: " + r.outcome.detail}});
-          b.remote_host = self->cfg_->hostname;
-          if (!env.from.is_null()) self->queue_dsn(std::move(b), [](bool) {});
-          self->spool_->recipient_done(job->rec, r.index, true);
-          break;
-        }
-      }
-    }
-    if (again) {
-      --self->deliveries_inflight_;
-      if (self->stopping_) {
-        delete job;  // stays in the spool; recovered at the next start
-      } else {
-        self->retry_later(job);
-      }
-      self->start_deliveries();
-      return;
-    }
-    self->maildir_->deliver(job);
-  };
-  op->wake.op = op.get();
-  ++pipes_inflight_;
-  pipe_pool_->submit(op.get(), &op->wake);
-  op.release();
-  return true;
 }
 
 namespace {
@@ -984,57 +738,6 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   }
   c->message = c->text;
   spool_->commit(c);
-}
-
-void Shard::on_delivered(storage::MaildirDelivery::Job* j, int result) {
-  auto* job = static_cast<DeliveryJob*>(j);
-  Shard* self = job->shard;
-  --self->deliveries_inflight_;
-  self->start_deliveries();
-  ++job->attempts;
-  const auto& env = job->rec.env;
-  for (const auto& r : job->skipped) {
-    log_line("delivery id=" + env.id + " to=<" + r + "> failed permanently: not a valid mailbox");
-    self->stats_.local_failed.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (result < 0) {
-    self->stats_.local_deferred.fetch_add(1, std::memory_order_relaxed);
-    log_line("delivery id=" + env.id + " deferred (" + std::strerror(-result) + "), retry in " +
-             std::to_string(self->cfg_->delivery_retry_s) + "s");
-    if (self->stopping_) {
-      delete job;  // stays in the spool; recovered at the next start
-      return;
-    }
-    self->retry_later(job);
-    return;
-  }
-  if (!job->remote.empty()) {
-    // The local recipients are delivered; the others go to the outbound queue.
-    std::vector<size_t> remote;
-    for (size_t i = 0; i < env.rcpts.size(); ++i) {
-      if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
-      if (self->is_local_domain(proto::ascii_lower(env.rcpts[i].domain))) {
-        self->spool_->recipient_done(job->rec, i, false);
-        continue;
-      }
-      remote.push_back(i);
-    }
-    std::string to;
-    for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
-    if (self->outbound_ && !self->stopping_) {
-      log_line("queued id=" + env.id + " for outbound delivery to " + to);
-      self->outbound_->add(std::move(job->rec), std::move(remote),
-                           static_cast<int64_t>(std::time(nullptr)));
-    } else {
-      log_line("queued id=" + env.id + " for outbound delivery to " + to +
-               " (not now: it stays in the spool)");
-    }
-    delete job;
-    return;
-  }
-  self->stats_.messages_delivered.fetch_add(1, std::memory_order_relaxed);
-  log_line("delivered id=" + env.id + " rcpts=" + std::to_string(env.rcpts.size()) + " maildir");
-  delete job;
 }
 
 }  // namespace ringmail::engine

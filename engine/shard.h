@@ -18,9 +18,9 @@
 #include "config/config.h"
 #include "engine/auth.h"
 #include "engine/backend.h"
-#include "engine/blocking_pool.h"
 #include "engine/client_limits.h"
 #include "engine/dkim.h"
+#include "engine/local_delivery.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
 #include "engine/recipient_policy.h"
@@ -32,7 +32,6 @@
 #include "proto/srs.h"
 #include "storage/domains.h"
 #include "storage/file_io.h"
-#include "storage/maildir.h"
 #include "storage/spool.h"
 #include "storage/unique_clock.h"
 #include "tls/cert_store.h"
@@ -42,21 +41,6 @@ namespace ringmail::engine {
 class Connection;
 class HttpConnection;
 class Shard;
-
-// Fired by the shard's timer wheel.
-struct TimerEntry : TimerWheel::Node {
-  void (*fire)(TimerEntry* t) = nullptr;
-};
-
-struct DeliveryJob : storage::MaildirDelivery::Job {
-  struct Retry : TimerEntry {
-    DeliveryJob* job = nullptr;
-  };
-  Shard* shard = nullptr;
-  Retry retry;
-  uint32_t attempts = 0;
-  int64_t queued_ms = 0;  // monotonic; when it first entered the delivery queue
-};
 
 struct ShardMessage {
   // kPing counts in stats().pings; kPingPeer asks the receiver to send a
@@ -183,6 +167,16 @@ class Shard final : public proto::SmtpHost {
   // A message just committed to the spool goes to delivery (the shard
   // owns `job` from here).
   void deliver(DeliveryJob* job);
+  // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).
+  void queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done);
+  storage::Spool& spool() { return *spool_; }
+  OutboundQueue* outbound() { return outbound_.get(); }  // null: not running
+  // Mail was acknowledged in the last kAcceptingWindowMs (monotonic ms).
+  bool accepting_mail(int64_t now_ms) const {
+    return now_ms - last_commit_ms_ < kAcceptingWindowMs;
+  }
+  // Monotonic milliseconds (coarse clock).
+  static int64_t mono_ms();
   // A connection that has closed: freed at the end of the loop turn.
   void retire(Connection* c);
   void retire(HttpConnection* c) { dead_http_.push_back(c); }
@@ -234,12 +228,7 @@ class Shard final : public proto::SmtpHost {
   void drain_inboxes();
   void handle(ShardMessage&& m);
   void begin_stop();
-  void start_deliveries();
-  void retry_later(DeliveryJob* job);
-  static void on_delivered(storage::MaildirDelivery::Job* job, int result);
   void tick();
-  void flush_deliveries();
-  static int64_t mono_ms();
   // A commit this recent means the shard is acknowledging mail right now.
   static constexpr int64_t kAcceptingWindowMs = 100;
 
@@ -258,13 +247,6 @@ class Shard final : public proto::SmtpHost {
 
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
-  // Pipe aliases run on their own workers, so a slow command never holds
-  // up the spool's syncs; the loop drains them while any is running.
-  std::unique_ptr<BlockingPool> pipe_pool_;
-  size_t pipes_inflight_ = 0;
-  // A job's recipients that are pipe aliases go to their commands before
-  // the rest goes to the Maildirs; false when it has none.
-  bool start_pipes(DeliveryJob* job);
   std::shared_ptr<AuthFailures> auth_failures_;
   std::shared_ptr<ConnectionsPerClient> per_client_;
   size_t dsns_signing_ = 0;  // DSNs whose DKIM signature is being made (stop waits)
@@ -280,7 +262,7 @@ class Shard final : public proto::SmtpHost {
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
-  std::unique_ptr<storage::MaildirDelivery> maildir_;
+  std::unique_ptr<LocalDelivery> local_;  // made with the spool
   // Outbound delivery: created in run() (they need the backend), reset
   // before it goes.
   std::unique_ptr<AresResolver> resolver_;
@@ -302,19 +284,8 @@ class Shard final : public proto::SmtpHost {
   std::vector<DkimBodyHasher*> hashing_;
   void batch_complete(OutboundBatch* b);
   bool peers_quiesced() const;
-  // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).
-  void queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done);
-  std::vector<DeliveryJob*> preloaded_;
-  // Deliveries run at most `delivery_concurrency` at a time; the rest wait
-  // here, so a burst of arrivals keeps the disk for acknowledging them.
-  std::deque<DeliveryJob*> delivery_queue_;
-  uint64_t queued_bytes_ = 0;                // message bytes held by delivery_queue_
-  int64_t delivery_sync_wait_since_ms_ = 0;  // monotonic ms; 0 = none waiting
-  int64_t last_commit_ms_ = 0;               // monotonic ms of the last spool commit started
-  bool deliveries_deferred_ = false;         // start_deliveries() left jobs for later
-  uint64_t deliveries_inflight_ = 0;
-
-  std::unordered_set<DeliveryJob*> retrying_;  // waiting in the wheel
+  std::vector<DeliveryJob*> preloaded_;  // recovered, delivered once running
+  int64_t last_commit_ms_ = 0;           // monotonic ms of the last spool commit started
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> dead_;

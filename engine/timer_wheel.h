@@ -67,4 +67,9 @@ class TimerWheel {
   size_t size_ = 0;
 };
 
+// A timer of a shard's wheel: `fire` runs on the shard's thread.
+struct TimerEntry : TimerWheel::Node {
+  void (*fire)(TimerEntry* t) = nullptr;
+};
+
 }  // namespace ringmail::engine
