@@ -40,13 +40,9 @@ namespace {
 constexpr time_t kCertPollS = 2;
 
 // Sends every shard a message that `fill` writes.
-template <typename Fill>
-void post_all(const std::vector<std::unique_ptr<Shard>>& shards, Fill fill) {
-  for (const auto& s : shards) {
-    ShardMessage m;
-    fill(m);
-    s->post_from_main(std::move(m));
-  }
+// Sends every shard a copy of `m`.
+void post_all(const std::vector<std::unique_ptr<Shard>>& shards, const ShardMessage& m) {
+  for (const auto& s : shards) s->post_from_main(ShardMessage(m));
 }
 
 // Writes a self-signed certificate for the host name into <data_dir>/certs
@@ -576,10 +572,7 @@ int run(int argc, char** argv) {
       return;
     }
     certs = fresh;
-    post_all(shards, [&](ShardMessage& m) {
-      m.type = ShardMessage::Type::kCerts;
-      m.certs = certs;
-    });
+    post_all(shards, msg::Certs{certs});
     log_line("tls: certificates reloaded (" + why +
              "): " + std::to_string(certs->contexts().size()) + " in use");
   };
@@ -604,10 +597,7 @@ int run(int argc, char** argv) {
       }
       if (timed_out && storage::Domains::fingerprint(cfg->domains_dir) != domains_state) {
         domains = load_domains(*cfg);
-        post_all(shards, [&](ShardMessage& m) {
-          m.type = ShardMessage::Type::kDomains;
-          m.domains = domains;
-        });
+        post_all(shards, msg::Domains{domains});
       }
       continue;
     }
@@ -640,23 +630,13 @@ int run(int argc, char** argv) {
       dkim = load_dkim(*cfg);
       domains = load_domains(*cfg);
       srs = load_srs_config(*cfg);
-      post_all(shards, [&](ShardMessage& m) {
-        m.type = ShardMessage::Type::kReload;
-        m.config = cfg;
-        m.dkim = dkim;
-        m.domains = domains;
-        m.srs = srs;
-      });
+      post_all(shards, msg::Reload{cfg, dkim, domains, srs});
       continue;
     }
     log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
              ": stopping (open transactions get " + std::to_string(cfg->shutdown_grace_s) + "s)");
     notify::stopping("stopping: finishing open transactions and deliveries in flight");
-    for (auto& s : shards) {
-      ShardMessage m;
-      m.type = ShardMessage::Type::kStop;
-      s->post_from_main(std::move(m));
-    }
+    post_all(shards, msg::Stop{});
     break;
   }
   for (auto& t : threads_v) t.join();

@@ -348,81 +348,65 @@ void Shard::drain_inboxes() {
   }
 }
 
+// One handler per message type; std::visit picks it (a new message
+// type that is not handled here does not compile).
 void Shard::handle(ShardMessage&& m) {
-  switch (m.type) {
-    case ShardMessage::Type::kStop:
-      begin_stop();
-      break;
-    case ShardMessage::Type::kReload: {
-      const std::string old_dns = cfg_->dns_servers;
-      cfg_ = std::move(m.config);
-      policy_.set_config(cfg_);
-      if (cfg_->dns_servers != old_dns) {
-        const std::string now =
-            cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
-        if (resolver_ == nullptr) {
-          log_line("dns: dns_servers changed to " + now +
-                       ", but this shard started without DNS: restart to use them",
-                   LogLevel::kWarning);
-        } else {
-          resolver_->set_servers(cfg_->dns_servers, [now](const std::string& error) {
-            if (error.empty()) {
-              log_line("dns: now asking " + now);
-            } else {
-              log_line(
-                  "dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
-                  LogLevel::kWarning);
-            }
-          });
-        }
+  struct Handler {
+    Shard& s;
+    void operator()(msg::Stop&) { s.begin_stop(); }
+    void operator()(msg::Reload& r) { s.reload(std::move(r)); }
+    void operator()(msg::Certs& c) { s.certs_ = std::move(c.certs); }
+    void operator()(msg::Domains& d) { s.policy_.set_domains(std::move(d.domains)); }
+    void operator()(msg::BatchToOwner& b) {
+      if (s.dispatcher_) {
+        s.dispatcher_->submit(b.batch);
+        return;
       }
-      if (m.dkim) dkim_ = std::move(m.dkim);
-      if (m.domains) policy_.set_domains(std::move(m.domains));
-      policy_.set_srs(std::move(m.srs));
-      if (outbound_) {
-        outbound_->reconfigure(cfg_->outbound);
-        dispatcher_->reconfigure(cfg_->outbound);
+      // No DNS here (see run()): the mail waits for a later attempt.
+      for (OutboundMessage* msg : b.batch->msgs) {
+        msg->results.assign(msg->rcpts.size(), proto::SmtpClient::RcptResult{proto::Outcome::kTemp,
+                                                                             "no DNS resolver"});
       }
-      log_line("configuration reloaded");
-      break;
+      s.batch_complete(b.batch);
     }
-    case ShardMessage::Type::kDomains:
-      policy_.set_domains(std::move(m.domains));
-      break;
-    case ShardMessage::Type::kCerts:
-      certs_ = std::move(m.certs);  // sessions in progress keep their contexts
-      break;
-    case ShardMessage::Type::kDeliver:
-      deliver(m.job);
-      break;
-    case ShardMessage::Type::kPing:
-      stats_.pings.fetch_add(1, std::memory_order_relaxed);
-      break;
-    case ShardMessage::Type::kPingPeer:
-      if (m.value < peers_.size()) {
-        ShardMessage ping;
-        ping.type = ShardMessage::Type::kPing;
-        peers_[m.value]->post_from_shard(*this, std::move(ping));
-      }
-      break;
-    case ShardMessage::Type::kOutboundBatch:
-      if (dispatcher_) {
-        dispatcher_->submit(m.batch);
-      } else {
-        // No DNS here (see run()): the mail waits for a later attempt.
-        for (OutboundMessage* msg : m.batch->msgs) {
-          msg->results.assign(msg->rcpts.size(), proto::SmtpClient::RcptResult{
-                                                     proto::Outcome::kTemp, "no DNS resolver"});
+    void operator()(msg::BatchDone& b) {
+      if (s.outbound_) s.outbound_->batch_done(b.batch);
+    }
+    void operator()(msg::Run& r) { r.fn(s); }
+  };
+  std::visit(Handler{*this}, m);
+}
+
+void Shard::reload(msg::Reload&& m) {
+  const std::string old_dns = cfg_->dns_servers;
+  cfg_ = std::move(m.config);
+  policy_.set_config(cfg_);
+  if (cfg_->dns_servers != old_dns) {
+    const std::string now =
+        cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
+    if (resolver_ == nullptr) {
+      log_line("dns: dns_servers changed to " + now +
+                   ", but this shard started without DNS: restart to use them",
+               LogLevel::kWarning);
+    } else {
+      resolver_->set_servers(cfg_->dns_servers, [now](const std::string& error) {
+        if (error.empty()) {
+          log_line("dns: now asking " + now);
+        } else {
+          log_line("dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
+                   LogLevel::kWarning);
         }
-        batch_complete(m.batch);
-      }
-      break;
-    case ShardMessage::Type::kOutboundDone:
-      if (outbound_) outbound_->batch_done(m.batch);
-      break;
-    case ShardMessage::Type::kNone:
-      break;
+      });
+    }
   }
+  if (m.dkim) dkim_ = std::move(m.dkim);
+  if (m.domains) policy_.set_domains(std::move(m.domains));
+  policy_.set_srs(std::move(m.srs));
+  if (outbound_) {
+    outbound_->reconfigure(cfg_->outbound);
+    dispatcher_->reconfigure(cfg_->outbound);
+  }
+  log_line("configuration reloaded");
 }
 
 void Shard::dispatch_batch(OutboundBatch* b) {
@@ -431,10 +415,7 @@ void Shard::dispatch_batch(OutboundBatch* b) {
     dispatcher_->submit(b);
     return;
   }
-  ShardMessage m;
-  m.type = ShardMessage::Type::kOutboundBatch;
-  m.batch = b;
-  peers_[owner]->post_from_shard(*this, std::move(m));
+  peers_[owner]->post_from_shard(*this, msg::BatchToOwner{b});
 }
 
 void Shard::batch_complete(OutboundBatch* b) {
@@ -442,10 +423,7 @@ void Shard::batch_complete(OutboundBatch* b) {
     if (outbound_) outbound_->batch_done(b);
     return;
   }
-  ShardMessage m;
-  m.type = ShardMessage::Type::kOutboundDone;
-  m.batch = b;
-  peers_[b->home]->post_from_shard(*this, std::move(m));
+  peers_[b->home]->post_from_shard(*this, msg::BatchDone{b});
 }
 
 void Shard::queue_hashing(DkimBodyHasher* h) {

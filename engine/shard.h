@@ -8,11 +8,13 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <latch>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -42,32 +44,37 @@ class Connection;
 class HttpConnection;
 class Shard;
 
-struct ShardMessage {
-  // kPing counts in stats().pings; kPingPeer asks the receiver to send a
-  // kPing to shard `value` (exercises shard-to-shard delivery end to end).
-  // kOutboundBatch: to a domain's owner; kOutboundDone: back to its home.
-  enum class Type : uint8_t {
-    kNone,
-    kStop,
-    kReload,
-    kCerts,
-    kDomains,
-    kDeliver,
-    kPing,
-    kPingPeer,
-    kOutboundBatch,
-    kOutboundDone
-  };
-  Type type = Type::kNone;
-  std::shared_ptr<const config::Config> config;     // kReload
-  std::shared_ptr<const tls::CertStore> certs;      // kCerts: for new TLS sessions
-  std::shared_ptr<const DkimKeys> dkim;             // kReload: the signing keys read again
-  std::shared_ptr<const storage::Domains> domains;  // kReload, kDomains: users and aliases
-  std::shared_ptr<const proto::srs::Config> srs;    // kReload: SRS (null: off)
-  DeliveryJob* job = nullptr;                       // kDeliver: ownership passes to the receiver
-  uint64_t value = 0;                               // kPingPeer: target shard
-  OutboundBatch* batch = nullptr;                   // kOutboundBatch, kOutboundDone
+// What the main thread and other shards send a shard, through its inboxes.
+namespace msg {
+struct Stop {};  // finish open sessions and deliveries in flight, then leave the loop
+// SIGHUP: the new configuration and what was read again with it.
+struct Reload {
+  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const DkimKeys> dkim;             // null: keep the running keys
+  std::shared_ptr<const storage::Domains> domains;  // null: keep the running ones
+  std::shared_ptr<const proto::srs::Config> srs;    // null: SRS off
 };
+struct Certs {  // for new TLS sessions; sessions in progress keep theirs
+  std::shared_ptr<const tls::CertStore> certs;
+};
+struct Domains {  // users and aliases changed on disk
+  std::shared_ptr<const storage::Domains> domains;
+};
+struct BatchToOwner {  // to the shard that owns the batch's destination
+  OutboundBatch* batch = nullptr;
+};
+struct BatchDone {  // back to the shard the batch came from
+  OutboundBatch* batch = nullptr;
+};
+// Runs on the receiving shard's thread (tools and tests that need to look
+// at or act on a shard from outside).
+struct Run {
+  std::function<void(Shard&)> fn;
+};
+}  // namespace msg
+
+using ShardMessage = std::variant<msg::Stop, msg::Reload, msg::Certs, msg::Domains,
+                                  msg::BatchToOwner, msg::BatchDone, msg::Run>;
 
 // Counters read by other threads (tests, status); written only by the shard.
 struct ShardStats {
@@ -86,7 +93,6 @@ struct ShardStats {
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
-  std::atomic<uint64_t> pings{0};
 };
 
 class Shard final : public proto::SmtpHost {
@@ -227,6 +233,7 @@ class Shard final : public proto::SmtpHost {
   void on_accept(size_t listener, const Event& ev);
   void drain_inboxes();
   void handle(ShardMessage&& m);
+  void reload(msg::Reload&& m);
   void begin_stop();
   void tick();
   // A commit this recent means the shard is acknowledging mail right now.

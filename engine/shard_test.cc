@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -41,11 +42,7 @@ class ShardMesh : public ::testing::TestWithParam<config::BackendKind> {
     for (auto& s : shards_) ASSERT_EQ(s->error(), "");
   }
   void TearDown() override {
-    for (auto& s : shards_) {
-      ShardMessage m;
-      m.type = ShardMessage::Type::kStop;
-      s->post_from_main(std::move(m));
-    }
+    for (auto& s : shards_) s->post_from_main(msg::Stop{});
     for (auto& t : threads_) t.join();
     std::error_code ec;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
@@ -61,22 +58,30 @@ class ShardMesh : public ::testing::TestWithParam<config::BackendKind> {
 };
 
 TEST_P(ShardMesh, EveryShardReachesEveryOther) {
+  // The main thread asks each shard to send each other shard 100 messages;
+  // each of those runs on its receiver's thread and counts there.
+  std::atomic<int> got[3] = {0, 0, 0};
+  std::atomic<int> wrong_thread{0};
   for (uint32_t from = 0; from < 3; ++from) {
     for (uint32_t to = 0; to < 3; ++to) {
       if (from == to) continue;
       for (int k = 0; k < 100; ++k) {
-        ShardMessage m;
-        m.type = ShardMessage::Type::kPingPeer;
-        m.value = to;
-        shards_[from]->post_from_main(std::move(m));
+        Shard* target = shards_[to].get();
+        shards_[from]->post_from_main(msg::Run{[&, target](Shard& sender) {
+          target->post_from_shard(sender, msg::Run{[&, target](Shard& receiver) {
+                                    if (&receiver != target) wrong_thread.fetch_add(1);
+                                    got[receiver.index()].fetch_add(1);
+                                  }});
+        }});
       }
     }
   }
-  // Each shard gets 100 pings from each of the two others.
-  for (auto& s : shards_) {
-    EXPECT_TRUE(eventually([&] { return s->stats().pings.load() == 200; }))
-        << "shard " << s->index() << " got " << s->stats().pings.load();
+  // Each shard gets 100 from each of the two others.
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(eventually([&] { return got[i].load() == 200; }))
+        << "shard " << i << " got " << got[i].load();
   }
+  EXPECT_EQ(wrong_thread.load(), 0);
   EXPECT_EQ(shards_[0]->backend_kind(), GetParam());
 }
 
