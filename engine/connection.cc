@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 
 #include "engine/log.h"
@@ -232,14 +233,8 @@ void Connection::after_io() {
       shard_.authenticator().start(&auth_, session_.auth_request(), shard_.clock_s());
     }
   }
-  if (session_.awaiting_commit() && !commit_busy_ && ready_to_commit()) {
-    prepared_ = false;
-    commit_busy_ = true;
-    session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
-    commit_.env = &session_.envelope();
-    commit_.message = session_.message();
-    shard_.commit(&commit_);
-  }
+  if (session_.awaiting_commit() && stage_ == Stage::kReceiving) prepare();
+  if (session_.awaiting_commit() && stage_ == Stage::kReady) commit();
   if (session_.starting_tls() && phase_ == TlsPhase::kClear) {
     // The 220 goes out in clear (flush below); every later byte is TLS.
     phase_ = TlsPhase::kHello;
@@ -322,7 +317,7 @@ void Connection::on_send(const Event& ev) {
 void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   Connection* self = static_cast<CommitReq*>(c)->conn;
   Shard& shard = self->shard_;
-  self->commit_busy_ = false;
+  self->set_stage(Stage::kReceiving);
   const proto::Envelope& env = self->session_.envelope();
   std::string line = "queued id=" + env.id;
   if (r != proto::CommitResult::kOk) {
@@ -370,18 +365,44 @@ void Connection::hash_progress() {
   shard_.queue_hashing(hasher_.get());
 }
 
-bool Connection::ready_to_commit() {
-  if (sign_busy_ || verify_busy_) return false;
-  if (!prepared_) {
-    prepared_ = true;  // once per message
-    hash_progress();
-    if (hasher_ != nullptr) {
-      shard_.forget_hashing(hasher_.get());
-      hasher_->finish(session_.message());  // before any field is added or removed
+void Connection::set_stage(Stage next) {
+  // The pipeline's transitions, all of them (docs/architecture.md).
+  [[maybe_unused]] const bool allowed = [&] {
+    switch (stage_) {
+      case Stage::kReceiving:
+        return next == Stage::kSigning || next == Stage::kChecking || next == Stage::kReady;
+      case Stage::kSigning:   // signed, or refused (signing failed)
+      case Stage::kChecking:  // taken, or refused (SPF, DMARC)
+        return next == Stage::kReady || next == Stage::kReceiving;
+      case Stage::kReady:
+        return next == Stage::kCommitting;
+      case Stage::kCommitting:
+        return next == Stage::kReceiving;
     }
-    if (start_signing() || start_verifying()) return false;
+    return false;
+  }();
+  assert(allowed);
+  stage_ = next;
+}
+
+void Connection::prepare() {
+  hash_progress();
+  if (hasher_ != nullptr) {
+    shard_.forget_hashing(hasher_.get());
+    hasher_->finish(session_.message());  // before any field is added or removed
   }
-  return true;
+  // Each of these sets its stage before it starts (its result may come at
+  // once, and move the message on from inside).
+  if (start_signing() || start_verifying()) return;
+  set_stage(Stage::kReady);
+}
+
+void Connection::commit() {
+  set_stage(Stage::kCommitting);
+  session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
+  commit_.env = &session_.envelope();
+  commit_.message = session_.message();
+  shard_.commit(&commit_);
 }
 
 bool Connection::start_verifying() {
@@ -389,7 +410,7 @@ bool Connection::start_verifying() {
   if (!inbound_ || !env.auth_user.empty() || trusted_) return false;
   std::string& m = session_.message();
   remove_forged_results(&m, shard_.config().hostname);
-  verify_busy_ = true;
+  set_stage(Stage::kChecking);
   checks_pending_ = 3;  // SPF of MAIL FROM and of HELO, DKIM; then DMARC
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
   std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
@@ -469,7 +490,6 @@ void Connection::check_done() {
 }
 
 void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
-  verify_busy_ = false;
   const proto::Envelope& env = session_.envelope();
   std::string& m = session_.message();
   // DMARC over the SPF and DKIM results.
@@ -502,7 +522,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
   if (!refuse.empty()) {
     log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() +
              ">: " + refuse);
-    prepared_ = false;
+    set_stage(Stage::kReceiving);
     session_.refuse_message(refuse);
   } else {
     std::vector<std::string> parts = {proto::spf::auth_results(spf_request_, spf_)};
@@ -516,6 +536,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
                 ")\r\n";
     }
     insert_below_received(&m, fields);
+    set_stage(Stage::kReady);
   }
   dkim_checks_.clear();
   after_io();
@@ -545,20 +566,20 @@ bool Connection::start_signing() {
   sign_.keys = *keys->find(domain);
   sign_.now_unix = shard_.clock_s();
   sign_.on_result = &Connection::on_signed;
-  sign_busy_ = true;
+  set_stage(Stage::kSigning);
   start_dkim_sign(shard_.file_io(), &sign_);
   return true;
 }
 
 void Connection::on_signed(DkimSignJob* j, bool ok) {
   Connection* self = static_cast<SignC*>(j)->conn;
-  self->sign_busy_ = false;
   if (!ok) {
     log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error,
              LogLevel::kError);
-    self->prepared_ = false;
+    self->set_stage(Stage::kReceiving);
     self->session_.commit_done(proto::CommitResult::kSignFail);
   } else {
+    self->set_stage(Stage::kReady);
     insert_below_received(&self->session_.message(), j->fields);
     self->shard_.counters().dkim_signatures.fetch_add(1, std::memory_order_relaxed);
   }
@@ -685,7 +706,8 @@ void Connection::abort() {
   // will send it again). A message whose commit runs is left to finish.
   // Later calls (each loop turn) close once the 421 is sent, or after two
   // seconds of a client that does not read it.
-  if (!aborting_ && !shut_ && !session_.closing() && !session_.awaiting_commit() && !commit_busy_) {
+  if (!aborting_ && !shut_ && !session_.closing() && !session_.awaiting_commit() &&
+      stage_ != Stage::kCommitting) {
     aborting_ = true;
     aborted_s_ = shard_.clock_s();
     if (session_.in_data()) {
@@ -720,8 +742,7 @@ void Connection::begin_close() {
 }
 
 void Connection::maybe_finish() {
-  if (!shut_ || retired_ || recv_armed_ || out_.busy() || commit_busy_ || auth_busy_ ||
-      sign_busy_ || verify_busy_) {
+  if (!shut_ || retired_ || recv_armed_ || out_.busy() || pipeline_busy() || auth_busy_) {
     return;
   }
   retired_ = true;

@@ -79,10 +79,27 @@ class Connection {
   bool locked_out(const std::string& user);
   static void on_signed(DkimSignJob* j, bool ok);
   static void on_verified(DkimVerifyJob* j);
-  // Before a message is committed: signed (authenticated or trusted client,
-  // keys for its domain) or, inbound on port 25, its signatures verified
-  // into an Authentication-Results field. False while that runs.
-  bool ready_to_commit();
+  // The commit pipeline of the message the session has taken (one at a
+  // time; docs/architecture.md draws it). Before it is committed it is
+  // signed (authenticated or relay client, keys for its domain) or, on
+  // port 25, checked: SPF, DKIM signatures, DMARC, into its header fields.
+  enum class Stage : uint8_t {
+    kReceiving,   // no complete message waiting (DATA bytes are hashed as they come)
+    kSigning,     // its DKIM signature is being made
+    kChecking,    // port 25: SPF, DKIM verification, then DMARC
+    kReady,       // signed, checked or nothing to do: the spool next
+    kCommitting,  // appended to the spool, waiting for its fsync
+  };
+  // Every stage change goes through here; a transition the diagram does not
+  // have is a bug (assert).
+  void set_stage(Stage next);
+  // Receiving -> Signing, Checking or Ready.
+  void prepare();
+  // Ready -> Committing.
+  void commit();
+  bool pipeline_busy() const {
+    return stage_ == Stage::kSigning || stage_ == Stage::kChecking || stage_ == Stage::kCommitting;
+  }
   bool start_signing();
   bool start_verifying();
   void verify_lookups_done();
@@ -132,11 +149,9 @@ class Connection {
   bool tls_closed_ = false;  // close_notify queued
   SendBuffer out_;
   bool recv_armed_ = false;
-  bool commit_busy_ = false;
+  Stage stage_ = Stage::kReceiving;
   SignC sign_;
-  bool sign_busy_ = false;
   VerifyC verify_;
-  bool verify_busy_ = false;
   size_t verify_lookups_ = 0;
   size_t checks_pending_ = 0;
   proto::spf::Request spf_request_;
@@ -144,7 +159,6 @@ class Connection {
   proto::spf::Request helo_request_;  // the HELO identity too (recorded, never refused on)
   proto::spf::Verdict helo_spf_;
   std::vector<DkimCheck> dkim_checks_;
-  bool prepared_ = false;  // the message waiting for its commit was signed or verified
   std::unique_ptr<DkimBodyHasher> hasher_;
   std::string hashed_id_;  // the message hasher_ is for
   bool inbound_ = false;   // an smtp (port 25) listener
