@@ -140,9 +140,6 @@ struct Config {
   // [aliases] pipe_timeout_s: a pipe alias's command is killed after this
   // (the delivery is then tried again later).
   uint32_t pipe_timeout_s = 60;
-  // [srs]: forwarded mail's envelope sender is rewritten into srs_domain
-  // (default: the first local domain), signed with the first secret of
-  // srs_secret_file (default <data_dir>/srs.secret, made when absent).
   // [inbound]: what mail on port 25 that fails SPF (fail) or DMARC (a
   // p=reject policy) gets: refused at the end of DATA (550 5.7.23, 550
   // 5.7.1), or taken with the results in its header.
@@ -152,6 +149,9 @@ struct Config {
   // client that talks before it (a spam engine that does not wait for
   // replies) gets 554 and is disconnected. 0: greet at once.
   uint32_t greeting_delay_s = 0;
+  // [srs]: forwarded mail's envelope sender is rewritten into srs_domain
+  // (default: the first local domain), signed with the first secret of
+  // srs_secret_file (default <data_dir>/srs.secret, made when absent).
   bool srs_enabled = true;
   std::string srs_domain;
   std::string srs_secret_file;

@@ -5,7 +5,8 @@
 // operation. Results are a byte count / descriptor (>= 0) or -errno.
 //
 // Two implementations: io_uring (uring_backend.cc) and epoll
-// (epoll_backend.cc), chosen at start-up (choose_backend()).
+// (epoll_backend.cc), chosen at start-up: io_uring when uring_available()
+// says the kernel allows it (or as `backend` forces), epoll otherwise.
 #pragma once
 
 #include <sys/socket.h>

@@ -97,13 +97,14 @@ struct ShardStats {
 
 class Shard final : public proto::SmtpHost {
  public:
-  // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them.
-  // `peers` is the whole set of shards (for messages); `main_sender` is the
-  // inbox index the main thread uses (== number of shards).
+  // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them. The
+  // other shards are given later (set_peers), before run().
   Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
         config::BackendKind backend);
   ~Shard() override;
 
+  // Every shard, this one included, in index order: one inbox per sender
+  // (each shard, then the main thread last).
   void set_peers(std::vector<Shard*> peers);
 
   // Thread body. Counts `ready` down once listening (or failed: see error()).

@@ -1,9 +1,9 @@
-// One server-side TLS session driven as a byte transformer: ciphertext from
-// the peer goes in with feed(), plaintext comes out of pump(); plaintext to
-// send goes in with write(), ciphertext to send comes out of output().
-// wolfSSL sees only these buffers through its I/O callbacks: it never gets a
-// file descriptor and the callbacks make no syscall, so the engine keeps all
-// socket I/O on its ring.
+// One TLS session, server side (inbound STARTTLS and implicit TLS) or client
+// side (outbound delivery, send-test, smtp-blaster), driven as a byte
+// transformer: ciphertext from the peer goes in with feed(), plaintext comes out of pump();
+// plaintext to send goes in with write(), ciphertext to send comes out of output(). wolfSSL sees
+// only these buffers through its I/O callbacks: it never gets a file descriptor and the callbacks
+// make no syscall, so the engine keeps all socket I/O on its ring.
 #pragma once
 
 #include <cstddef>
