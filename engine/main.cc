@@ -264,64 +264,123 @@ int check_config(const config::Config& cfg, const std::string& config_path, std:
   return 0;
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{"ringmaild: the ringmail mail relay daemon"};
-  std::string config_path;
-  bool dev = false, check_only = false;
-  int threads = -1;
-  std::string backend_flag, data_dir;
-  app.add_option("--config,-c", config_path, "configuration file (TOML)");
-  app.add_flag("--dev", dev, "use the embedded development configuration");
-  app.add_flag("--check-config", check_only,
-               "load the configuration as the daemon would, say what is wrong, exit");
+// The command line of ringmaild.
+struct Options {
+  std::string config_path;  // "" = the embedded dev configuration
+  bool check_only = false;
   std::string check_as;
-  app.add_option("--check-as", check_as,
-                 "with --check-config: read every file as this user (default: ringmail, when it "
-                 "exists and we are root)");
-  app.add_option("--threads", threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
-  app.add_option("--backend", backend_flag, "auto, io_uring or epoll")
-      ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
-  app.add_option("--data-dir", data_dir, "directory for spool/ and mail/");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (dev && !config_path.empty()) {
-    std::fprintf(stderr, "ringmaild: --dev and --config exclude each other\n");
-    return 2;
-  }
+  int threads = -1;  // -1: the configuration's
+  std::string backend;
+  std::string data_dir;
+};
 
+// The daemon from start to stop: run() goes through the start-up phases in
+// order (each logs why it failed and returns false), then serves signals
+// until SIGTERM/SIGINT.
+class Daemon {
+ public:
+  explicit Daemon(Options o) : opt_(std::move(o)) {}
+  int run();
+
+ private:
+  bool load_configuration();
+  void prepare_process();
+  bool lock_data_dir();
+  void choose_backend();
+  bool load_certificates();
+  void load_keys_domains_srs();
+  bool wait_for_addresses();
+  void recover_spool();
+  bool make_shards();
+  bool start_shards();
+  void serve();
+  void stop();
+
+  // The configuration file with the command line's overrides.
+  std::shared_ptr<const config::Config> with_flags(std::shared_ptr<const config::Config> c) const;
+  std::shared_ptr<const DkimKeys> load_dkim() const;
+  std::shared_ptr<const storage::Domains> load_domains();
+  std::shared_ptr<const proto::srs::Config> load_srs_config() const;
+  void reload_certs(const std::string& why);
+  void reload(const std::string& ready_status);
+  void pet_watchdog();
+
+  Options opt_;
+  std::shared_ptr<const config::Config> cfg_;
+  sigset_t sigs_{};
+  storage::DataDirLock data_lock_;
+  config::BackendKind backend_ = config::BackendKind::kAuto;
+  std::shared_ptr<tls::TicketKeys> tickets_;
+  std::shared_ptr<const tls::CertStore> certs_;
+  std::string cert_state_;
+  std::shared_ptr<const DkimKeys> dkim_;
+  std::shared_ptr<const storage::Domains> domains_;
+  std::string domains_state_;
+  std::shared_ptr<const proto::srs::Config> srs_;
+  std::vector<storage::Spool::RecoveredSegment> recovered_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+  std::string ready_status_;
+  // The watchdog is pinged from the signal loop while every shard's loop
+  // turns; a stuck shard stops the pings and the service manager restarts us.
+  uint64_t watchdog_us_ = 0;
+  int64_t ping_every_ms_ = 0;
+  int64_t stale_ms_ = 0;
+  int64_t last_ping_ms_ = 0;
+  bool stale_logged_ = false;
+};
+
+int Daemon::run() {
+  if (!load_configuration()) return 1;
+  if (opt_.check_only) return check_config(*cfg_, opt_.config_path, opt_.check_as);
+  prepare_process();
+  if (!lock_data_dir()) return 1;
+  choose_backend();
+  if (!load_certificates()) return 1;
+  load_keys_domains_srs();
+  if (!wait_for_addresses()) return 1;
+  recover_spool();
+  if (!make_shards()) return 1;
+  const bool started = start_shards();
+  if (started) serve();
+  stop();
+  log_line(started ? "stopped" : "start-up failed", started ? LogLevel::kInfo : LogLevel::kError);
+  return started ? 0 : 1;
+}
+
+std::shared_ptr<const config::Config> Daemon::with_flags(
+    std::shared_ptr<const config::Config> c) const {
+  auto m = std::make_shared<config::Config>(*c);
+  if (opt_.threads == 0) m->threads = std::max(1u, std::thread::hardware_concurrency());
+  if (opt_.threads > 0) m->threads = static_cast<uint32_t>(opt_.threads);
+  if (opt_.backend == "io_uring") m->backend = config::BackendKind::kUring;
+  if (opt_.backend == "epoll") m->backend = config::BackendKind::kEpoll;
+  if (opt_.backend == "auto") m->backend = config::BackendKind::kAuto;
+  if (!opt_.data_dir.empty()) m->data_dir = opt_.data_dir;
+  return m;
+}
+
+bool Daemon::load_configuration() {
   std::string error;
-  std::shared_ptr<const config::Config> cfg =
-      config_path.empty()
-          ? config::parse_config(config::kDevConfig, "<embedded dev configuration>", &error)
-          : config::load_config_file(config_path, &error);
+  auto cfg = opt_.config_path.empty()
+                 ? config::parse_config(config::kDevConfig, "<embedded dev configuration>", &error)
+                 : config::load_config_file(opt_.config_path, &error);
   if (cfg == nullptr) {
     std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
-    return 1;
+    return false;
   }
-  auto apply_flags = [&](std::shared_ptr<const config::Config> c) {
-    auto m = std::make_shared<config::Config>(*c);
-    if (threads == 0) m->threads = std::max(1u, std::thread::hardware_concurrency());
-    if (threads > 0) m->threads = static_cast<uint32_t>(threads);
-    if (backend_flag == "io_uring") m->backend = config::BackendKind::kUring;
-    if (backend_flag == "epoll") m->backend = config::BackendKind::kEpoll;
-    if (backend_flag == "auto") m->backend = config::BackendKind::kAuto;
-    if (!data_dir.empty()) m->data_dir = data_dir;
-    return std::shared_ptr<const config::Config>(std::move(m));
-  };
-  cfg = apply_flags(cfg);
-  if (check_only) return check_config(*cfg, config_path, check_as);
+  cfg_ = with_flags(cfg);
+  return true;
+}
 
-  // Signals are taken by this thread alone (sigwaitinfo below); shard
+void Daemon::prepare_process() {
+  // Signals are taken by this thread alone (sigtimedwait in serve()); shard
   // threads inherit the blocked mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  sigemptyset(&sigs_);
+  sigaddset(&sigs_, SIGTERM);
+  sigaddset(&sigs_, SIGINT);
+  sigaddset(&sigs_, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
   // Each connection is a descriptor: take the whole hard limit.
@@ -331,112 +390,122 @@ int run(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
-  log_line("ringmaild starting: config " + cfg->source + ", " + std::to_string(cfg->threads) +
-           " shards, data " + cfg->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
+  log_line("ringmaild starting: config " + cfg_->source + ", " + std::to_string(cfg_->threads) +
+           " shards, data " + cfg_->data_dir + ", mimalloc " + std::to_string(mi_version()) + ", " +
            tls::describe(tls::wolfssl_info()));
-  for (const auto& w : config_warnings(*cfg)) log_line("configuration: " + w, LogLevel::kWarning);
-  // Each connection is a descriptor: say so when the limits allow more
-  // connections than descriptors (past that, clients get 421 from the
-  // shards' reserve descriptor, not a session).
+  for (const auto& w : config_warnings(*cfg_)) log_line("configuration: " + w, LogLevel::kWarning);
+  // Say so when the limits allow more connections than descriptors (past
+  // that, clients get 421 from the shards' reserve descriptor, not a session).
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
-      uint64_t{cfg->connections_max} * cfg->threads > static_cast<uint64_t>(nofile.rlim_cur)) {
-    log_line("limits: connections_max " + std::to_string(cfg->connections_max) + " x " +
-                 std::to_string(cfg->threads) + " shards is more than the open-file limit " +
+      uint64_t{cfg_->connections_max} * cfg_->threads > static_cast<uint64_t>(nofile.rlim_cur)) {
+    log_line("limits: connections_max " + std::to_string(cfg_->connections_max) + " x " +
+                 std::to_string(cfg_->threads) + " shards is more than the open-file limit " +
                  std::to_string(nofile.rlim_cur) +
                  " (RLIMIT_NOFILE): past it new clients get 421; raise LimitNOFILE= or lower "
                  "connections_max",
              LogLevel::kWarning);
   }
+}
 
-  // One daemon per data_dir, taken before anything in it is touched: spool
-  // recovery would remove the live segments of a daemon already running.
-  storage::DataDirLock data_lock;
-  if (!data_lock.acquire(cfg->data_dir, &error)) {
-    log_line("cannot start: " + error, LogLevel::kError);
-    return 1;
+// One daemon per data_dir, taken before anything in it is touched: spool
+// recovery would remove the live segments of a daemon already running.
+bool Daemon::lock_data_dir() {
+  std::string error;
+  if (data_lock_.acquire(cfg_->data_dir, &error)) return true;
+  log_line("cannot start: " + error, LogLevel::kError);
+  return false;
+}
+
+void Daemon::choose_backend() {
+  backend_ = cfg_->backend;
+  if (backend_ != config::BackendKind::kAuto) return;
+  std::string why;
+  if (uring_available(&why)) {
+    backend_ = config::BackendKind::kUring;
+  } else {
+    log_line("io_uring unavailable (" + why + "): using the epoll backend");
+    backend_ = config::BackendKind::kEpoll;
   }
+}
 
-  config::BackendKind backend = cfg->backend;
-  if (backend == config::BackendKind::kAuto) {
-    std::string why;
-    if (uring_available(&why)) {
-      backend = config::BackendKind::kUring;
-    } else {
-      log_line("io_uring unavailable (" + why + "): using the epoll backend");
-      backend = config::BackendKind::kEpoll;
+bool Daemon::load_certificates() {
+  tickets_ = tls::TicketKeys::create();
+  std::string error;
+  certs_ = load_certs(*cfg_, tickets_, &error);
+  if (!certs_) {
+    log_line("cannot start: " + error, LogLevel::kError);
+    return false;
+  }
+  cert_state_ = tls::cert_files_state(cert_dirs(*cfg_));
+  return true;
+}
+
+std::shared_ptr<const DkimKeys> Daemon::load_dkim() const {
+  std::vector<std::string> problems;
+  auto keys = DkimKeys::load(cfg_->domains_dir, &problems);
+  for (const auto& p : problems) log_line("dkim: " + p + " (skipped)");
+  for (const auto& [domain, list] : keys->all()) {
+    for (const auto& k : list) {
+      log_line("dkim: " + domain + " selector " + k.selector + " (" +
+               (k.key->type() == tls::DkimKey::Type::kRsa ? "rsa " + std::to_string(k.key->bits())
+                                                          : std::string("ed25519")) +
+               ")");
     }
   }
+  return keys;
+}
 
-  auto tickets = tls::TicketKeys::create();
-  auto certs = load_certs(*cfg, tickets, &error);
-  if (!certs) {
-    log_line("cannot start: " + error, LogLevel::kError);
-    return 1;
-  }
+// Domains, users and aliases: read at start, on SIGHUP, and when a users or
+// aliases file changes (looked at with the certificates).
+std::shared_ptr<const storage::Domains> Daemon::load_domains() {
+  domains_state_ = storage::Domains::fingerprint(cfg_->domains_dir);
+  std::vector<std::string> problems;
+  storage::PosixFileIo fio;
+  auto d = storage::Domains::load(
+      fio, cfg_->domains_dir,
+      std::vector<std::string>(cfg_->local_domains.begin(), cfg_->local_domains.end()),
+      cfg_->aliases, &problems);
+  for (const auto& p : problems)
+    log_line("domains: " + p + " (mail for the domain waits with 451 until fixed)");
+  log_line("domains: " + std::to_string(d->domains().size()) + " local domains");
+  return d;
+}
 
-  auto load_dkim = [&](const config::Config& c) {
-    std::vector<std::string> problems;
-    auto keys = DkimKeys::load(c.domains_dir, &problems);
-    for (const auto& p : problems) log_line("dkim: " + p + " (skipped)");
-    for (const auto& [domain, list] : keys->all()) {
-      for (const auto& k : list) {
-        log_line("dkim: " + domain + " selector " + k.selector + " (" +
-                 (k.key->type() == tls::DkimKey::Type::kRsa ? "rsa " + std::to_string(k.key->bits())
-                                                            : std::string("ed25519")) +
-                 ")");
-      }
-    }
-    return keys;
-  };
-  auto dkim = load_dkim(*cfg);
+std::shared_ptr<const proto::srs::Config> Daemon::load_srs_config() const {
+  std::string err;
+  auto s = load_srs(*cfg_, &err);
+  if (s == nullptr && !err.empty())
+    log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
+  if (s != nullptr) log_line("srs: forwarded senders rewritten into " + s->domain);
+  return s;
+}
 
-  // Domains, users and aliases: read at start, on SIGHUP, and when a users
-  // or aliases file changes (looked at with the certificates).
-  std::string domains_state;
-  auto load_domains = [&](const config::Config& c) {
-    domains_state = storage::Domains::fingerprint(c.domains_dir);
-    std::vector<std::string> problems;
-    storage::PosixFileIo fio;
-    auto d = storage::Domains::load(
-        fio, c.domains_dir,
-        std::vector<std::string>(c.local_domains.begin(), c.local_domains.end()), c.aliases,
-        &problems);
-    for (const auto& p : problems)
-      log_line("domains: " + p + " (mail for the domain waits with 451 until fixed)");
-    log_line("domains: " + std::to_string(d->domains().size()) + " local domains");
-    return d;
-  };
-  auto domains = load_domains(*cfg);
-  auto load_srs_config = [&](const config::Config& c) {
-    std::string err;
-    auto s = load_srs(c, &err);
-    if (s == nullptr && !err.empty())
-      log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
-    if (s != nullptr) log_line("srs: forwarded senders rewritten into " + s->domain);
-    return s;
-  };
-  auto srs = load_srs_config(*cfg);
-  {
-    const double gain = calibrate_dkim_batching(cfg->dkim_sha256);
-    log_line(
-        std::string("dkim: body hashing with ") + tls::to_string(tls::resolve(cfg->dkim_sha256)) +
-        (gain > 0 ? "; 16-lane AVX-512 batches " + std::string(dkim_batching() ? "on" : "off") +
-                        " (" + std::to_string(gain).substr(0, 4) + "x in calibration)"
-                  : std::string()));
-  }
+void Daemon::load_keys_domains_srs() {
+  dkim_ = load_dkim();
+  domains_ = load_domains();
+  srs_ = load_srs_config();
+  const double gain = calibrate_dkim_batching(cfg_->dkim_sha256);
+  log_line(std::string("dkim: body hashing with ") +
+           tls::to_string(tls::resolve(cfg_->dkim_sha256)) +
+           (gain > 0 ? "; 16-lane AVX-512 batches " + std::string(dkim_batching() ? "on" : "off") +
+                           " (" + std::to_string(gain).substr(0, 4) + "x in calibration)"
+                     : std::string()));
+}
 
-  // Nobody else listens on our addresses (see address_free). Right after
-  // a crash the previous daemon's listening sockets can outlive it a
-  // little: the kernel tears a killed process's io_uring down in the
-  // background, and its pending accepts hold the sockets until then. An
-  // address in use is given a few seconds to become free.
-  for (const auto& l : cfg->listeners) {
+// Nobody else listens on our addresses (see address_free). Right after a
+// crash the previous daemon's listening sockets can outlive it a little:
+// the kernel tears a killed process's io_uring down in the background, and
+// its pending accepts hold the sockets until then. An address in use is
+// given a few seconds to become free.
+bool Daemon::wait_for_addresses() {
+  std::string error;
+  for (const auto& l : cfg_->listeners) {
     for (int waited_ms = 0;; waited_ms += kListenRetryMs) {
       const int e = address_free(l, &error);
       if (e == 0) break;
       if (e != EADDRINUSE || waited_ms >= kListenWaitMs) {
         log_line("cannot listen on " + error, LogLevel::kError);
-        return 1;
+        return false;
       }
       if (waited_ms == 0) {
         log_line("waiting up to " + std::to_string(kListenWaitMs / 1000) + " s for " + l.address +
@@ -446,203 +515,241 @@ int run(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kListenRetryMs));
     }
   }
+  return true;
+}
 
-  // Recover the spool before accepting anything.
+// The spool is recovered before anything is accepted.
+void Daemon::recover_spool() {
   storage::PosixFileIo io;
-  std::vector<storage::Spool::RecoveredSegment> recovered;
-  auto st = storage::Spool::recover(io, cfg->data_dir, &recovered,
+  auto st = storage::Spool::recover(io, cfg_->data_dir, &recovered_,
                                     [](const std::string& line) { log_line(line); });
   log_line("spool recovered: " + std::to_string(st.recovered) + " to deliver in " +
-           std::to_string(recovered.size()) + " segments, " + std::to_string(st.delivered_skipped) +
-           " already delivered, " + std::to_string(st.corrupt) +
-           " damaged regions moved to corrupt/, " + std::to_string(st.removed) +
-           " empty segments removed");
+           std::to_string(recovered_.size()) + " segments, " +
+           std::to_string(st.delivered_skipped) + " already delivered, " +
+           std::to_string(st.corrupt) + " damaged regions moved to corrupt/, " +
+           std::to_string(st.removed) + " empty segments removed");
+}
 
-  std::vector<std::unique_ptr<Shard>> shards;
+bool Daemon::make_shards() {
   auto auth_failures = std::make_shared<AuthFailures>();       // one lock-out for all shards
   auto per_client = std::make_shared<ConnectionsPerClient>();  // one count for all shards
   // Descriptors beyond connections: spool segments, Maildir files, pipes,
   // DNS and outbound sockets, rings. Past the rest, clients are accepted
   // and told 421, so accepting never fails for want of descriptors (and
   // when it does anyway, each shard's reserve descriptor answers).
+  rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     const uint64_t spare = std::max<uint64_t>(64, nofile.rlim_cur / 8);
     per_client->set_total_max(nofile.rlim_cur > spare ? nofile.rlim_cur - spare : 1);
   }
-  for (uint32_t i = 0; i < cfg->threads; ++i) {
+  std::string error;
+  for (uint32_t i = 0; i < cfg_->threads; ++i) {
     std::vector<int> fds;
-    for (const auto& l : cfg->listeners) {
+    for (const auto& l : cfg_->listeners) {
       int fd = open_listener(l, &error);
       if (fd < 0) {
         log_line("cannot listen on " + error, LogLevel::kError);
         for (int f : fds) ::close(f);
-        return 1;
+        return false;
       }
       fds.push_back(fd);
     }
-    shards.push_back(std::make_unique<Shard>(i, cfg, std::move(fds), backend));
-    shards.back()->set_certs(certs);
-    shards.back()->set_dkim(dkim);
-    shards.back()->set_domains(domains);
-    shards.back()->set_srs(srs);
-    shards.back()->set_auth_failures(auth_failures);
-    shards.back()->set_connections_per_client(per_client);
-    if (int r = shards.back()->open_spool(); r < 0) {
-      log_line("cannot open the spool under " + cfg->data_dir + ": " + std::strerror(-r),
+    auto s = std::make_unique<Shard>(i, cfg_, std::move(fds), backend_);
+    s->set_certs(certs_);
+    s->set_dkim(dkim_);
+    s->set_domains(domains_);
+    s->set_srs(srs_);
+    s->set_auth_failures(auth_failures);
+    s->set_connections_per_client(per_client);
+    if (int r = s->open_spool(); r < 0) {
+      log_line("cannot open the spool under " + cfg_->data_dir + ": " + std::strerror(-r),
                LogLevel::kError);
-      return 1;
+      return false;
     }
+    shards_.push_back(std::move(s));
   }
   std::vector<Shard*> peers;
-  for (auto& s : shards) peers.push_back(s.get());
-  for (auto& s : shards) s->set_peers(peers);
+  for (auto& s : shards_) peers.push_back(s.get());
+  for (auto& s : shards_) s->set_peers(peers);
   // Each recovered segment goes whole to one shard, which then owns it.
-  for (size_t i = 0; i < recovered.size(); ++i) {
-    shards[i % shards.size()]->adopt(std::move(recovered[i]));
+  for (size_t i = 0; i < recovered_.size(); ++i) {
+    shards_[i % shards_.size()]->adopt(std::move(recovered_[i]));
   }
-  recovered.clear();
+  recovered_.clear();
+  return true;
+}
 
-  std::latch ready(static_cast<std::ptrdiff_t>(shards.size()));
-  std::vector<std::thread> threads_v;
-  for (auto& s : shards) threads_v.emplace_back([&ready, sh = s.get()] { sh->run(ready); });
+bool Daemon::start_shards() {
+  std::latch ready(static_cast<std::ptrdiff_t>(shards_.size()));
+  for (auto& s : shards_) threads_.emplace_back([&ready, sh = s.get()] { sh->run(ready); });
   ready.wait();
   bool failed = false;
-  for (auto& s : shards) {
+  for (auto& s : shards_) {
     if (!s->error().empty()) {
       log_line(s->error(), LogLevel::kError);
       failed = true;
     }
   }
+  if (failed) return false;
   std::string addrs;
-  for (const auto& l : cfg->listeners) {
+  for (const auto& l : cfg_->listeners) {
     addrs += " " + l.address +
              (l.http                                 ? "/http"
               : l.kind == proto::ListenerKind::kSmtp ? "/smtp"
               : l.implicit_tls                       ? "/submissions"
                                                      : "/submission");
   }
-  const std::string ready_status = std::to_string(shards.size()) + " shards on " +
-                                   to_string(shards[0]->backend_kind()) + ", listening on" + addrs;
-  if (!failed) {
-    log_line("ready: " + ready_status);
-    notify::ready(ready_status);  // listeners bound, spool recovered
-  }
-  // The watchdog is pinged from here while every shard's loop turns; a
-  // stuck shard stops the pings and the service manager restarts us.
-  const uint64_t watchdog_us = notify::watchdog_usec();
-  const int64_t ping_every_ms = static_cast<int64_t>(watchdog_us / 3000);
-  const int64_t stale_ms = std::max<int64_t>(static_cast<int64_t>(watchdog_us / 2000), 1500);
-  int64_t last_ping_ms = 0;
-  bool stale_logged = false;
-  auto pet_watchdog = [&] {
-    if (watchdog_us == 0) return;
-    const int64_t now = Shard::steady_ms();
-    if (now - last_ping_ms < ping_every_ms) return;
-    for (size_t i = 0; i < shards.size(); ++i) {
-      const int64_t idle = now - shards[i]->last_turn_ms();
-      if (idle > stale_ms) {
-        if (!stale_logged) {
-          log_line("watchdog: shard " + std::to_string(i) + " has not turned for " +
-                       std::to_string(idle) + " ms; no more pings",
-                   LogLevel::kError);
-          stale_logged = true;
-        }
-        return;
-      }
-    }
-    stale_logged = false;
-    last_ping_ms = now;
-    notify::watchdog();
-  };
-  if (watchdog_us != 0 && !failed) {
-    log_line("watchdog: pinging every " + std::to_string(ping_every_ms) +
+  ready_status_ = std::to_string(shards_.size()) + " shards on " +
+                  to_string(shards_[0]->backend_kind()) + ", listening on" + addrs;
+  log_line("ready: " + ready_status_);
+  notify::ready(ready_status_);  // listeners bound, spool recovered
+  watchdog_us_ = notify::watchdog_usec();
+  ping_every_ms_ = static_cast<int64_t>(watchdog_us_ / 3000);
+  stale_ms_ = std::max<int64_t>(static_cast<int64_t>(watchdog_us_ / 2000), 1500);
+  if (watchdog_us_ != 0) {
+    log_line("watchdog: pinging every " + std::to_string(ping_every_ms_) +
              " ms while every shard turns");
   }
+  return true;
+}
 
-  // Certificates are built here, off the shards' threads, validated, and
-  // handed to every shard; sessions in progress keep the context they have.
-  std::string cert_state = tls::cert_files_state(cert_dirs(*cfg));
-  auto reload_certs = [&](const std::string& why) {
+void Daemon::pet_watchdog() {
+  if (watchdog_us_ == 0) return;
+  const int64_t now = Shard::steady_ms();
+  if (now - last_ping_ms_ < ping_every_ms_) return;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    const int64_t idle = now - shards_[i]->last_turn_ms();
+    if (idle > stale_ms_) {
+      if (!stale_logged_) {
+        log_line("watchdog: shard " + std::to_string(i) + " has not turned for " +
+                     std::to_string(idle) + " ms; no more pings",
+                 LogLevel::kError);
+        stale_logged_ = true;
+      }
+      return;
+    }
+  }
+  stale_logged_ = false;
+  last_ping_ms_ = now;
+  notify::watchdog();
+}
+
+// Certificates are built here, off the shards' threads, validated, and
+// handed to every shard; sessions in progress keep the context they have.
+void Daemon::reload_certs(const std::string& why) {
+  std::string err;
+  auto fresh = load_certs(*cfg_, tickets_, &err, certs_.get());
+  cert_state_ = tls::cert_files_state(cert_dirs(*cfg_));
+  if (!fresh) {
+    log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err,
+             LogLevel::kWarning);
+    return;
+  }
+  certs_ = fresh;
+  post_all(shards_, msg::Certs{certs_});
+  log_line("tls: certificates reloaded (" + why +
+           "): " + std::to_string(certs_->contexts().size()) + " in use");
+}
+
+// SIGHUP: certificates, then the configuration file (kept when it does
+// not load), keys, domains and SRS; whatever the outcome the daemon
+// serves again (READY=1).
+void Daemon::reload(const std::string& ready_status) {
+  notify::reloading();
+  struct ReadyAgain {
+    const std::string& status;
+    ~ReadyAgain() { notify::ready(status); }
+  } ready_again{ready_status};
+  reload_certs("SIGHUP");
+  if (opt_.config_path.empty()) {
+    log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
+  } else {
     std::string err;
-    auto fresh = load_certs(*cfg, tickets, &err, certs.get());
-    cert_state = tls::cert_files_state(cert_dirs(*cfg));
-    if (!fresh) {
-      log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err,
+    auto fresh = config::load_config_file(opt_.config_path, &err);
+    if (fresh == nullptr) {
+      log_line("SIGHUP: configuration refused, keeping the running one: " + err,
                LogLevel::kWarning);
       return;
     }
-    certs = fresh;
-    post_all(shards, msg::Certs{certs});
-    log_line("tls: certificates reloaded (" + why +
-             "): " + std::to_string(certs->contexts().size()) + " in use");
-  };
+    fresh = with_flags(fresh);
+    if (fresh->listeners.size() != cfg_->listeners.size() || fresh->threads != cfg_->threads ||
+        fresh->data_dir != cfg_->data_dir) {
+      log_line(
+          "SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
+    }
+    cfg_ = fresh;
+  }
+  dkim_ = load_dkim();
+  domains_ = load_domains();
+  srs_ = load_srs_config();
+  post_all(shards_, msg::Reload{cfg_, dkim_, domains_, srs_});
+}
 
-  int exit_code = failed ? 1 : 0;
-  while (!failed) {
+// The main thread's loop: signals, and every few seconds a look at the
+// certificate files (an acme.sh renewal needs no signal) and the domains.
+void Daemon::serve() {
+  while (true) {
     siginfo_t info;
-    // Certificate files are looked at every few seconds (an acme.sh renewal
-    // needs no signal).
     pet_watchdog();
     timespec poll{kCertPollS, 0};
-    if (watchdog_us != 0 && ping_every_ms < kCertPollS * 1000) {
-      poll = timespec{ping_every_ms / 1000, (ping_every_ms % 1000) * 1000000};
+    if (watchdog_us_ != 0 && ping_every_ms_ < kCertPollS * 1000) {
+      poll = timespec{ping_every_ms_ / 1000, (ping_every_ms_ % 1000) * 1000000};
     }
-    int sig = sigtimedwait(&sigs, &info, &poll);
+    int sig = sigtimedwait(&sigs_, &info, &poll);
     // Taken at once: the checks below make system calls that set errno.
     const bool timed_out = sig < 0 && errno == EAGAIN;
     pet_watchdog();
     if (sig < 0) {
-      if (timed_out && tls::cert_files_state(cert_dirs(*cfg)) != cert_state) {
+      if (timed_out && tls::cert_files_state(cert_dirs(*cfg_)) != cert_state_) {
         reload_certs("a certificate file changed");
       }
-      if (timed_out && storage::Domains::fingerprint(cfg->domains_dir) != domains_state) {
-        domains = load_domains(*cfg);
-        post_all(shards, msg::Domains{domains});
+      if (timed_out && storage::Domains::fingerprint(cfg_->domains_dir) != domains_state_) {
+        domains_ = load_domains();
+        post_all(shards_, msg::Domains{domains_});
       }
       continue;
     }
     if (sig == SIGHUP) {
-      notify::reloading();
-      // Whatever the outcome, the daemon serves again: READY=1 at the end.
-      struct ReadyAgain {
-        const std::string& status;
-        ~ReadyAgain() { notify::ready(status); }
-      } ready_again{ready_status};
-      reload_certs("SIGHUP");
-      if (config_path.empty()) {
-        log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
-      } else {
-        std::string err;
-        auto fresh = config::load_config_file(config_path, &err);
-        if (fresh == nullptr) {
-          log_line("SIGHUP: configuration refused, keeping the running one: " + err,
-                   LogLevel::kWarning);
-          continue;
-        }
-        fresh = apply_flags(fresh);
-        if (fresh->listeners.size() != cfg->listeners.size() || fresh->threads != cfg->threads ||
-            fresh->data_dir != cfg->data_dir) {
-          log_line(
-              "SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
-        }
-        cfg = fresh;
-      }
-      dkim = load_dkim(*cfg);
-      domains = load_domains(*cfg);
-      srs = load_srs_config(*cfg);
-      post_all(shards, msg::Reload{cfg, dkim, domains, srs});
+      reload(ready_status_);
       continue;
     }
     log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-             ": stopping (open transactions get " + std::to_string(cfg->shutdown_grace_s) + "s)");
+             ": stopping (open transactions get " + std::to_string(cfg_->shutdown_grace_s) + "s)");
     notify::stopping("stopping: finishing open transactions and deliveries in flight");
-    post_all(shards, msg::Stop{});
-    break;
+    post_all(shards_, msg::Stop{});
+    return;
   }
-  for (auto& t : threads_v) t.join();
-  log_line(exit_code == 0 ? "stopped" : "start-up failed",
-           exit_code == 0 ? LogLevel::kInfo : LogLevel::kError);
-  return exit_code;
+}
+
+void Daemon::stop() {
+  for (auto& t : threads_) t.join();
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"ringmaild: the ringmail mail relay daemon"};
+  Options o;
+  bool dev = false;
+  app.add_option("--config,-c", o.config_path, "configuration file (TOML)");
+  app.add_flag("--dev", dev, "use the embedded development configuration");
+  app.add_flag("--check-config", o.check_only,
+               "load the configuration as the daemon would, say what is wrong, exit");
+  app.add_option("--check-as", o.check_as,
+                 "with --check-config: read every file as this user (default: ringmail, when it "
+                 "exists and we are root)");
+  app.add_option("--threads", o.threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
+  app.add_option("--backend", o.backend, "auto, io_uring or epoll")
+      ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
+  app.add_option("--data-dir", o.data_dir, "directory for spool/ and mail/");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (dev && !o.config_path.empty()) {
+    std::fprintf(stderr, "ringmaild: --dev and --config exclude each other\n");
+    return 2;
+  }
+  return Daemon(std::move(o)).run();
 }
 
 }  // namespace
