@@ -10,20 +10,6 @@ namespace ringmail::engine {
 
 namespace {
 
-proto::spf::DnsStatus spf_status(DnsStatus s) {
-  switch (s) {
-    case DnsStatus::kOk:
-      return proto::spf::DnsStatus::kOk;
-    case DnsStatus::kNoData:
-      return proto::spf::DnsStatus::kNoData;
-    case DnsStatus::kNxDomain:
-      return proto::spf::DnsStatus::kNxDomain;
-    case DnsStatus::kTempFail:
-      break;
-  }
-  return proto::spf::DnsStatus::kTempFail;
-}
-
 // One query of proto::spf through the resolver.
 void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::spf::Answer)> done) {
   using T = proto::spf::QueryType;
@@ -31,7 +17,7 @@ void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::s
     case T::kTxt:
     case T::kPtr: {
       auto cb = [done = std::move(done)](TxtAnswer a) {
-        done(proto::spf::Answer{spf_status(a.status), std::move(a.records)});
+        done(proto::spf::Answer{a.status, std::move(a.records)});
       };
       if (q.type == T::kTxt) {
         r->txt(q.name, std::move(cb));
@@ -43,7 +29,7 @@ void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::s
     case T::kA:
     case T::kAaaa:
       r->addresses(q.name, [v6 = q.type == T::kAaaa, done = std::move(done)](AddrAnswer a) {
-        proto::spf::Answer out{spf_status(a.status), {}};
+        proto::spf::Answer out{a.status, {}};
         for (const auto& ss : a.addrs) {
           if ((ss.ss_family == AF_INET6) == v6) out.records.push_back(ip_text(ss));
         }
@@ -58,7 +44,7 @@ void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::s
       r->mx(q.name, [done = std::move(done)](MxAnswer a) {
         std::stable_sort(a.records.begin(), a.records.end(),
                          [](const auto& x, const auto& y) { return x.preference < y.preference; });
-        proto::spf::Answer out{spf_status(a.status), {}};
+        proto::spf::Answer out{a.status, {}};
         for (auto& m : a.records) {
           std::string h = m.host;
           if (!h.empty() && h.back() == '.') h.pop_back();
@@ -133,9 +119,7 @@ struct DmarcRun : std::enable_shared_from_this<DmarcRun> {
     resolver->txt(discovery.next_query(), [self = shared_from_this()](TxtAnswer a) {
       if (self->alive.expired()) return;
       proto::dmarc::TxtLookup l;
-      l.status = a.status == DnsStatus::kOk         ? proto::dmarc::TxtLookup::Status::kOk
-                 : a.status == DnsStatus::kTempFail ? proto::dmarc::TxtLookup::Status::kTempFail
-                                                    : proto::dmarc::TxtLookup::Status::kNoRecord;
+      l.status = a.status;
       l.records = std::move(a.records);
       self->discovery.answer(l);
       self->step();

@@ -12,20 +12,6 @@
 
 namespace ringmail::engine {
 
-const char* to_string(DnsStatus s) {
-  switch (s) {
-    case DnsStatus::kOk:
-      return "ok";
-    case DnsStatus::kNoData:
-      return "no such record";
-    case DnsStatus::kNxDomain:
-      return "no such domain";
-    case DnsStatus::kTempFail:
-      return "temporary DNS failure";
-  }
-  return "?";
-}
-
 std::string ip_text(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET6) {

@@ -15,16 +15,14 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "proto/dns.h"
 #include "proto/mx.h"
 
 struct ares_channeldata;
 
 namespace ringmail::engine {
 
-// Outcome of a lookup. kNoData: the name exists without records of that
-// type (for MX: use the domain's own addresses).
-enum class DnsStatus : uint8_t { kOk, kNoData, kNxDomain, kTempFail };
-const char* to_string(DnsStatus s);
+using proto::DnsStatus;  // proto/dns.h
 // "192.0.2.1" or "2001:db8::1".
 std::string ip_text(const sockaddr_storage& ss);
 

@@ -222,7 +222,7 @@ void PolicyDiscovery::answer(const TxtLookup& lookup) {
   const bool at_org = next_query_ != "_dmarc." + from_domain_;
   const std::string domain = next_query_.substr(7);
   next_query_.clear();
-  if (lookup.status == TxtLookup::Status::kTempFail) {
+  if (lookup.status == DnsStatus::kTempFail) {
     result_.status = Discovered::Status::kTempError;
     return;
   }
@@ -230,7 +230,7 @@ void PolicyDiscovery::answer(const TxtLookup& lookup) {
   size_t count = 0;
   Record record;
   ParseResult parsed = ParseResult::kNotDmarc;
-  if (lookup.status == TxtLookup::Status::kOk) {
+  if (lookup.status == DnsStatus::kOk) {
     for (const std::string& txt : lookup.records) {
       Record r;
       const ParseResult p = parse_record(txt, &r);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proto/dkim.h"
+#include "proto/dns.h"
 
 namespace ringmail::proto::dmarc {
 
@@ -51,8 +52,7 @@ ParseResult parse_record(std::string_view txt, Record* out);
 
 // One TXT lookup as the caller's resolver answered it.
 struct TxtLookup {
-  enum class Status : uint8_t { kOk, kNoRecord, kTempFail };  // kNoRecord: NXDOMAIN or NODATA
-  Status status = Status::kTempFail;
+  DnsStatus status = DnsStatus::kTempFail;
   std::vector<std::string> records;  // each record's strings joined
 };
 

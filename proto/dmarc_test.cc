@@ -118,11 +118,9 @@ TEST(Record, BadOptionalValuesGetDefaults) {
   EXPECT_EQ(parsed("v=DMARC1; p=none; pct=0").pct, 0);
 }
 
-TxtLookup ok(std::vector<std::string> records) {
-  return {TxtLookup::Status::kOk, std::move(records)};
-}
-const TxtLookup kNoRecord{TxtLookup::Status::kNoRecord, {}};
-const TxtLookup kTempFail{TxtLookup::Status::kTempFail, {}};
+TxtLookup ok(std::vector<std::string> records) { return {DnsStatus::kOk, std::move(records)}; }
+const TxtLookup kNoRecord{DnsStatus::kNxDomain, {}};
+const TxtLookup kTempFail{DnsStatus::kTempFail, {}};
 
 // Runs discovery against `dns` (name -> answer; names not in it: no record)
 // and returns the names asked, in order.

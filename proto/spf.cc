@@ -410,9 +410,7 @@ bool parse_record(std::string_view text, Record* out, std::string* error) {
   return true;
 }
 
-bool is_dns_error(const Answer& a) {
-  return a.status == DnsStatus::kTempFail || a.status == DnsStatus::kTimeout;
-}
+bool is_dns_error(const Answer& a) { return a.status == DnsStatus::kTempFail; }
 bool is_void(const Answer& a) {
   return a.status == DnsStatus::kNoData || a.status == DnsStatus::kNxDomain ||
          (a.status == DnsStatus::kOk && a.records.empty());

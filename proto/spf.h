@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "proto/dns.h"
+
 namespace ringmail::proto::spf {
 
 enum class Result : uint8_t { kNone, kNeutral, kPass, kFail, kSoftfail, kTemperror, kPermerror };
@@ -30,13 +32,8 @@ struct Query {
   bool operator==(const Query&) const = default;
 };
 
-enum class DnsStatus : uint8_t {
-  kOk,        // records found (an empty list counts as kNoData)
-  kNoData,    // the name exists, no record of the type
-  kNxDomain,  // RCODE 3
-  kTempFail,  // SERVFAIL or another RCODE
-  kTimeout,   // no answer in time: like kTempFail (temperror)
-};
+// An empty list with kOk counts as kNoData.
+using proto::DnsStatus;
 
 struct Answer {
   DnsStatus status = DnsStatus::kOk;

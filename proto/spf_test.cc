@@ -250,7 +250,7 @@ TEST(SpfEvaluate, OneQueryAtATimeInOrder) {
 
 TEST(SpfEvaluate, DnsFailuresAndMissingRecords) {
   Zone zone;
-  zone.fail(QueryType::kTxt, "email.example.com", DnsStatus::kTimeout);
+  zone.fail(QueryType::kTxt, "email.example.com", DnsStatus::kTempFail);
   EXPECT_EQ(drive(request(), zone).verdict.result, Result::kTemperror);
   EXPECT_EQ(drive(request(), Zone()).verdict.result, Result::kNone);
   Zone two;

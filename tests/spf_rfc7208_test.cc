@@ -72,7 +72,7 @@ spf::Answer resolve(const Zone& zone, const spf::Query& q, int cname_depth = 0) 
   for (const auto& e : it->second) {
     if (e.type == "TIMEOUT") {
       if (records.empty()) {
-        a.status = spf::DnsStatus::kTimeout;
+        a.status = spf::DnsStatus::kTempFail;
         return a;
       }
       break;

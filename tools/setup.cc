@@ -686,16 +686,12 @@ const char* status_text(DnsStatus s) {
     case DnsStatus::kNxDomain:
       return "no such name (NXDOMAIN)";
     case DnsStatus::kTempFail:
-      return "the DNS query failed (SERVFAIL or no answer)";
-    case DnsStatus::kTimeout:
-      return "the DNS query timed out";
+      return "the DNS query failed (SERVFAIL or no answer in time)";
   }
   return "?";
 }
 
-bool temp(const Answer& a) {
-  return a.status == DnsStatus::kTempFail || a.status == DnsStatus::kTimeout;
-}
+bool temp(const Answer& a) { return a.status == DnsStatus::kTempFail; }
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;

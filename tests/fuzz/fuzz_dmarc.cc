@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t body = 0;
   const auto fields = dkim::split_header(in, &body);
 
-  dmarc::TxtLookup answer{dmarc::TxtLookup::Status::kOk, {}};
+  dmarc::TxtLookup answer{DnsStatus::kOk, {}};
   for (std::string_view rest = in.substr(body); !rest.empty();) {
     const size_t nl = rest.find('\n');
     answer.records.emplace_back(rest.substr(0, nl));

@@ -57,7 +57,7 @@ Answer resolve(const std::vector<Line>& zone, const Query& q) {
         case 's':
           return {DnsStatus::kTempFail, {}};
         case 't':
-          return {DnsStatus::kTimeout, {}};
+          return {DnsStatus::kTempFail, {}};
         default:
           return {DnsStatus::kNxDomain, {}};
       }
