@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 namespace ringmail::storage {
@@ -445,18 +446,18 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       // Keep the bytes for a human; never drop them silently.
       const std::string dest = dir + "/corrupt/" + seg.name + "." + std::to_string(offset);
       std::string bytes;
-      if (io.read_at(path, offset, len, &bytes) == 0) {
-        int fd = io.create_and_write(dest, {bytes});
-        if (fd >= 0) {
-          io.fsync_now(fd);
-          io.close(fd);
-        }
+      int r = io.read_at(path, offset, len, &bytes);
+      if (r == 0) {
+        const int fd = io.create_and_write(dest, {bytes});
+        r = fd < 0 ? fd : io.fsync_now(fd);
+        if (fd >= 0) io.close(fd);
       }
       ++st.corrupt;
       const std::string ids = ids_in(bytes);
       log("spool: damaged region in " + seg.name + " at offset " + std::to_string(offset) + " (" +
           std::to_string(len) + " bytes" + (ids.empty() ? std::string() : ", message " + ids) +
-          ") copied to " + dest);
+          (r == 0 ? ") copied to " + dest
+                  : ") could not be copied to " + dest + ": " + std::strerror(-r)));
     }
     RecoveredSegment keep;
     keep.name = seg.name;

@@ -239,6 +239,38 @@ TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
   EXPECT_EQ(kept.size(), 2u);
 }
 
+// Regression (issue 20, found by [[nodiscard]]): a damaged region whose copy
+// to corrupt/ failed was still logged as "copied to"; the line now says it
+// could not be copied, and why.
+TEST_F(SpoolTest, DamagedRegionThatCannotBeCopiedIsNotLoggedAsCopied) {
+  auto a = make_req("A1");
+  auto b = make_req("B1");
+  spool->commit(a.get());
+  spool->commit(b.get());
+  io.complete_fsyncs();
+  const std::string path = spool->current_segment_path();
+  spool.reset();
+  std::string data;
+  ASSERT_EQ(io.read_file(path, &data), 0);
+  const size_t at = data.find("Subject: B1");
+  ASSERT_NE(at, std::string::npos);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put('#');
+  }
+  io.fail_writes_with = -ENOSPC;  // the copy to corrupt/ fails
+  Spool::RecoveryStats st;
+  std::vector<std::string> logs;
+  auto segs = recover(&st, &logs);
+  ASSERT_EQ(segs.size(), 1u);
+  EXPECT_EQ(st.corrupt, 1u);
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].find(", message B1) could not be copied to "), std::string::npos) << logs[0];
+  EXPECT_NE(logs[0].find("No space left on device"), std::string::npos) << logs[0];
+  EXPECT_EQ(logs[0].find(") copied to "), std::string::npos) << logs[0];
+}
+
 // Per-recipient state: finished recipients and the retry schedule survive a
 // restart; a message whose recipients are all finished is not recovered.
 TEST_F(SpoolTest, RecipientStateAndRetrySurviveARestart) {
