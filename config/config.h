@@ -83,7 +83,7 @@ struct Network {
   uint8_t addr[16] = {};
   int prefix = 0;
 };
-bool parse_network(std::string_view text, Network* out);
+[[nodiscard]] bool parse_network(std::string_view text, Network* out);
 // IPv4-mapped IPv6 addresses match IPv4 ranges.
 bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& addr);
 
@@ -190,9 +190,11 @@ extern const char* const kDevConfig;
 
 // Parses TOML text. On error returns nullptr and sets `error` to one line
 // naming the source, line and key.
-std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& source,
-                                           std::string* error);
-std::shared_ptr<const Config> load_config_file(const std::string& path, std::string* error);
+[[nodiscard]] std::shared_ptr<const Config> parse_config(const std::string& text,
+                                                         const std::string& source,
+                                                         std::string* error);
+[[nodiscard]] std::shared_ptr<const Config> load_config_file(const std::string& path,
+                                                             std::string* error);
 
 // The configuration as TOML with every setting, defaults filled in
 // (`ringmail config-show`); parsing it gives the same configuration. Route
@@ -200,7 +202,8 @@ std::shared_ptr<const Config> load_config_file(const std::string& path, std::str
 std::string to_toml(const Config& cfg);
 
 // "127.0.0.1:25", "[::1]:25", "0.0.0.0:25", "[::]:25".
-bool parse_listen_address(const std::string& s, sockaddr_storage& out, socklen_t& len);
+[[nodiscard]] bool parse_listen_address(const std::string& s, sockaddr_storage& out,
+                                        socklen_t& len);
 // True when a socket bound to `a` and one bound to `b` would take the same
 // connections: same family and port, and the same address or either a
 // wildcard (IPv6 listeners are IPV6_V6ONLY, so the families never mix).

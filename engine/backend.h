@@ -93,9 +93,9 @@ class Backend {
 // Creates the backend for the calling thread. kAuto tries io_uring and falls
 // back to epoll when the kernel or a seccomp profile refuses it; `why` then
 // says why. Returns nullptr (with `why`) when a forced backend cannot start.
-std::unique_ptr<Backend> make_backend(config::BackendKind kind, std::string* why);
+[[nodiscard]] std::unique_ptr<Backend> make_backend(config::BackendKind kind, std::string* why);
 
 // io_uring usable here? (EPERM in containers, io_uring_disabled, ENOSYS.)
-bool uring_available(std::string* why);
+[[nodiscard]] bool uring_available(std::string* why);
 
 }  // namespace ringmail::engine

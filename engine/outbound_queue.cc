@@ -1,6 +1,7 @@
 #include "engine/outbound_queue.h"
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include "engine/log.h"
@@ -15,6 +16,14 @@ std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.dom
 }  // namespace
 
 OutboundQueue::~OutboundQueue() { stop(); }
+
+void OutboundQueue::load_for_dsn(storage::SpoolRecord& rec) {
+  if (const int r = d_.spool->load(rec); r < 0) {
+    log_line("outbound id=" + rec.env.id + ": cannot read the message back from the spool (" +
+                 std::strerror(-r) + "): its DSN goes without the original header",
+             LogLevel::kWarning);
+  }
+}
 
 void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, int64_t now_s) {
   auto up = std::make_unique<Item>();
@@ -229,7 +238,7 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     } else if (d_.bounce) {
       it->bouncing = true;
       ++bounces_in_flight_;
-      if (it->rec.message.empty()) d_.spool->load(it->rec);
+      if (it->rec.message.empty()) load_for_dsn(it->rec);
       Bounce b{it->rec, it->to_bounce, it->bounce_host};
       d_.bounce(std::move(b), [this, it](bool ok) {
         --bounces_in_flight_;
@@ -275,7 +284,7 @@ void OutboundQueue::warn_delayed(Item* it, int64_t now_s) {
   }
   Bounce b;
   b.rec = it->rec;
-  if (b.rec.message.empty()) d_.spool->load(b.rec);
+  if (b.rec.message.empty()) load_for_dsn(b.rec);
   b.delayed = true;
   b.retry_until_unix = it->rec.env.arrival_unix + static_cast<int64_t>(cfg_.expire_s);
   for (size_t idx : it->pending) {

@@ -82,6 +82,9 @@ class OutboundQueue {
   bool idle() const { return batches_.empty() && bounces_in_flight_ == 0; }
 
  private:
+  // A message a DSN needs, read back from the spool; a failure is logged
+  // and the DSN goes without the original's header.
+  void load_for_dsn(storage::SpoolRecord& rec);
   // A message's life here: scheduled (in schedule_, waiting for its next
   // attempt) -> due (in due_ of each domain it has recipients in) -> out
   // (a part in a batch per domain) -> back: delivered, bounced, or

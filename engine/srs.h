@@ -14,6 +14,7 @@ namespace ringmail::engine {
 
 // Null with a reason when the secrets file can be neither read nor made,
 // or SRS is off ([srs] enabled = false: then *error stays empty).
-std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, std::string* error);
+[[nodiscard]] std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg,
+                                                                 std::string* error);
 
 }  // namespace ringmail::engine

@@ -34,8 +34,9 @@ struct AliasTarget {
 class AliasTable {
  public:
   // nullopt with "line N: reason" in *error.
-  static std::optional<AliasTable> parse(std::string_view text, std::string_view drop_chars,
-                                         std::string* error);
+  [[nodiscard]] static std::optional<AliasTable> parse(std::string_view text,
+                                                       std::string_view drop_chars,
+                                                       std::string* error);
   const std::vector<AliasTarget>* find(const std::string& key) const;
   size_t size() const { return rules_.size(); }
 

@@ -153,7 +153,7 @@ struct Signature {
 };
 // Parses the value of a DKIM-Signature field. False with a reason (a
 // "permerror": the signature cannot be checked at all).
-bool parse_signature(std::string_view value, Signature* out, std::string* error);
+[[nodiscard]] bool parse_signature(std::string_view value, Signature* out, std::string* error);
 // The field with the value of its b= tag removed (what the signer hashed).
 std::string without_b_value(const HeaderField& f);
 
@@ -165,7 +165,7 @@ struct KeyRecord {
   bool testing = false;          // t=y
   bool strict_identity = false;  // t=s
 };
-bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
+[[nodiscard]] bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
 
 // The DNS TXT record for a public key: "v=DKIM1; k=rsa; p=<base64>" (or
 // k=ed25519), and the zone-file line that publishes it at

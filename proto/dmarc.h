@@ -48,7 +48,7 @@ enum class ParseResult : uint8_t {
 // remainder of the record SHOULD be discarded in favor of default
 // values"). A missing or bad p, or a bad sp, makes the record kInvalid
 // unless rua holds a valid URI; then it counts as p=none (6.6.3 step 6).
-ParseResult parse_record(std::string_view txt, Record* out);
+[[nodiscard]] ParseResult parse_record(std::string_view txt, Record* out);
 
 // One TXT lookup as the caller's resolver answered it.
 struct TxtLookup {
@@ -101,7 +101,7 @@ class PolicyDiscovery {
 // that does not parse, a domain literal) the message cannot be evaluated:
 // false, and the evaluation reports permerror, which a receiver may reject
 // as RFC 5322 forbids such a From ("typically rejected", 6.6.1).
-bool from_domain(const std::vector<dkim::HeaderField>& fields, std::string* domain);
+[[nodiscard]] bool from_domain(const std::vector<dkim::HeaderField>& fields, std::string* domain);
 
 // Identifier alignment (3.1): strict is an exact match, relaxed the same
 // organizational domain; both case-insensitive.

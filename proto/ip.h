@@ -27,7 +27,7 @@ struct IpAddress {
 // Dotted quad (exactly four decimal parts 0-255, no leading zeros beyond a
 // single "0") or IPv6 text (hex groups, one "::", an optional dotted quad
 // at the end). Nothing else: no zone ids, no brackets, no prefix lengths.
-std::optional<IpAddress> parse_ip(std::string_view text);
+[[nodiscard]] std::optional<IpAddress> parse_ip(std::string_view text);
 std::optional<IpAddress> parse_ipv4(std::string_view text);
 std::optional<IpAddress> parse_ipv6(std::string_view text);
 

@@ -57,7 +57,7 @@ struct BdatArgs {
   uint64_t size = 0;
   bool last = false;
 };
-bool parse_bdat_args(std::string_view args, BdatArgs& out);
+[[nodiscard]] bool parse_bdat_args(std::string_view args, BdatArgs& out);
 
 // HELO/EHLO argument: printable ASCII (or UTF-8) without spaces, 1..255 octets.
 bool is_valid_helo(std::string_view name);

@@ -58,7 +58,7 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
   d->options_ = options;
   d->local_.insert(configured.begin(), configured.end());
   std::vector<std::string> folders;
-  io.list_dir(domains_dir, &folders);  // none is fine: only the configured ones
+  (void)io.list_dir(domains_dir, &folders);  // none is fine: only the configured ones
   for (const auto& f : folders) {
     const std::string lower = proto::ascii_lower(f);
     if (proto::is_valid_domain(lower) && io.exists(domains_dir + "/" + f + "/."))

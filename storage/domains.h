@@ -70,6 +70,7 @@ class Domains final : public proto::AliasDirectory {
 
 std::string aliases_file(const std::string& domains_dir, const std::string& domain);
 // domain.toml's text; false with a reason.
-bool parse_domain_settings(std::string_view text, DomainDelivery* out, std::string* error);
+[[nodiscard]] bool parse_domain_settings(std::string_view text, DomainDelivery* out,
+                                         std::string* error);
 
 }  // namespace ringmail::storage

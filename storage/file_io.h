@@ -38,39 +38,42 @@ struct BlockingOp {
 
 // Runs one BlockingOp synchronously: 0 or -errno. Backends call it from worker
 // threads; PosixFileIo from the caller's.
-int run_blocking_op(BlockingOp* op);
+[[nodiscard]] int run_blocking_op(BlockingOp* op);
 
 class FileIo {
  public:
   virtual ~FileIo() = default;
   // Creates `path` exclusively (O_EXCL, mode 0600), writes all of `parts` and
   // returns the open descriptor (>= 0) for a later fsync and close.
-  virtual int create_and_write(const std::string& path,
-                               const std::vector<std::string_view>& parts) = 0;
+  [[nodiscard]] virtual int create_and_write(const std::string& path,
+                                             const std::vector<std::string_view>& parts) = 0;
   // Opens `path` for reading and writing, creating it (O_EXCL) when `create`
   // is set.
-  virtual int open_rw(const std::string& path, bool create) = 0;
+  [[nodiscard]] virtual int open_rw(const std::string& path, bool create) = 0;
   // Writes all of `parts` at `offset` (one pwritev loop); returns 0 or
   // -errno. On error some bytes may have been written.
-  virtual int write_at(int fd, uint64_t offset, const std::vector<std::string_view>& parts) = 0;
-  virtual int truncate(int fd, uint64_t size) = 0;
+  [[nodiscard]] virtual int write_at(int fd, uint64_t offset,
+                                     const std::vector<std::string_view>& parts) = 0;
+  [[nodiscard]] virtual int truncate(int fd, uint64_t size) = 0;
   // Starts `op` (an fsync of `op->fd`, or what its kind says); `op->done`
   // runs later on this thread.
   virtual void submit(BlockingOp* op) = 0;
   // Blocking fsync, for rare events (a new spool segment) and start-up.
-  virtual int fsync_now(int fd) = 0;
+  [[nodiscard]] virtual int fsync_now(int fd) = 0;
   virtual void close(int fd) = 0;
   // rename(2), except that an existing `to` is an error (-EEXIST) when
   // `no_replace` is set.
-  virtual int rename(const std::string& from, const std::string& to, bool no_replace) = 0;
-  virtual int unlink(const std::string& path) = 0;
-  virtual int open_dir(const std::string& path) = 0;   // O_DIRECTORY descriptor
-  virtual int make_dirs(const std::string& path) = 0;  // mkdir -p, mode 0700
-  virtual int read_file(const std::string& path, std::string* out) = 0;
+  [[nodiscard]] virtual int rename(const std::string& from, const std::string& to,
+                                   bool no_replace) = 0;
+  [[nodiscard]] virtual int unlink(const std::string& path) = 0;
+  [[nodiscard]] virtual int open_dir(const std::string& path) = 0;   // O_DIRECTORY descriptor
+  [[nodiscard]] virtual int make_dirs(const std::string& path) = 0;  // mkdir -p, mode 0700
+  [[nodiscard]] virtual int read_file(const std::string& path, std::string* out) = 0;
   // Reads exactly `len` bytes at `offset` (-EIO when the file is shorter).
-  virtual int read_at(const std::string& path, uint64_t offset, size_t len, std::string* out) = 0;
-  virtual int list_dir(const std::string& path, std::vector<std::string>* names) = 0;
-  virtual bool exists(const std::string& path) = 0;
+  [[nodiscard]] virtual int read_at(const std::string& path, uint64_t offset, size_t len,
+                                    std::string* out) = 0;
+  [[nodiscard]] virtual int list_dir(const std::string& path, std::vector<std::string>* names) = 0;
+  [[nodiscard]] virtual bool exists(const std::string& path) = 0;
 };
 
 // Direct syscalls. Its fsync() is synchronous and defers `done` to

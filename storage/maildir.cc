@@ -107,7 +107,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
       const std::string content = render(env, i, job->rec.message);
       int fd = io_.create_and_write(tmp, {content});
       if (fd == -EEXIST) {
-        io_.unlink(tmp);
+        (void)io_.unlink(tmp);
         fd = io_.create_and_write(tmp, {content});
       }
       r = fd < 0 ? fd : 0;
@@ -115,7 +115,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
     }
     if (r == 0) r = io_.rename(tmp, maildir + "/new/" + name, false);
     if (r < 0) {
-      io_.unlink(tmp);
+      (void)io_.unlink(tmp);
       job->done(job, r);
       return;
     }
@@ -188,7 +188,7 @@ void MaildirDelivery::deliver(Job* job) {
     int fd = io_.create_and_write(op->tmp_path, {content});
     if (fd == -EEXIST) {
       // Left over from a crash in the middle of this very delivery.
-      io_.unlink(op->tmp_path);
+      (void)io_.unlink(op->tmp_path);
       fd = io_.create_and_write(op->tmp_path, {content});
     }
     if (fd < 0) {
@@ -208,12 +208,12 @@ void MaildirDelivery::on_file_synced(BlockingOp* fop, int result) {
   self->io_.close(op->fd);
   op->fd = -1;
   if (result < 0) {
-    self->io_.unlink(op->tmp_path);
+    (void)self->io_.unlink(op->tmp_path);
     self->finish_rcpt(op, result);
     return;
   }
   if (int r = self->io_.rename(op->tmp_path, op->new_path, false); r < 0) {
-    self->io_.unlink(op->tmp_path);
+    (void)self->io_.unlink(op->tmp_path);
     self->finish_rcpt(op, r);
     return;
   }

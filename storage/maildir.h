@@ -99,7 +99,7 @@ class MaildirDelivery {
   void finish_rcpt(RcptOp* op, int result);
   void release(Job* job, int result);
   DirSync* dir_sync(const std::string& dir);
-  int ensure_maildir(const std::string& maildir);
+  [[nodiscard]] int ensure_maildir(const std::string& maildir);
 
   FileIo& io_;
   Spool& spool_;

@@ -57,7 +57,7 @@ int Spool::open() {
     for (const auto& n : names) {
       if (is_spare_name(n) && n.size() > mine.size() &&
           n.compare(n.size() - mine.size(), mine.size(), mine) == 0) {
-        io_.unlink(dir_ + "/queue/" + n);
+        (void)io_.unlink(dir_ + "/queue/" + n);
       }
     }
   }
@@ -92,7 +92,7 @@ void Spool::on_spare_filled(BlockingOp* op, int result) {
     // No spare (disk full, say): segments are created empty until the next
     // rotation tries again.
     s->io_.close(op->fd);
-    s->io_.unlink(s->dir_ + "/queue/" + s->spare_name_);
+    (void)s->io_.unlink(s->dir_ + "/queue/" + s->spare_name_);
     s->spare_state_ = SpareState::kNone;
     return;
   }
@@ -123,7 +123,7 @@ int Spool::rotate() {
       prepared = true;
     } else {
       io_.close(spare_op_.fd);
-      io_.unlink(dir_ + "/queue/" + spare_name_);
+      (void)io_.unlink(dir_ + "/queue/" + spare_name_);
     }
   }
   if (fd < 0) fd = io_.open_rw(path, true);
@@ -131,7 +131,7 @@ int Spool::rotate() {
   // The new name must be durable before a record in it is acknowledged.
   if (int r = io_.fsync_now(queue_dir_fd_); r < 0) {
     io_.close(fd);
-    io_.unlink(path);
+    (void)io_.unlink(path);
     return r;
   }
   if (prepared) ++prepared_used_;
@@ -290,7 +290,7 @@ void Spool::maybe_drop(uint64_t key) {
   if (seg.live > 0 || key == current_ || (seg.sync && !seg.sync->idle())) return;
   // Not synced: if the unlink is lost in a crash, the segment comes back and
   // its records are delivered again, idempotently.
-  io_.unlink(dir_ + "/queue/" + seg.name);
+  (void)io_.unlink(dir_ + "/queue/" + seg.name);
   if (seg.sync) dropped_syncs_ += seg.sync->fsyncs();
   segments_.erase(it);
 }
@@ -430,7 +430,7 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
   std::vector<std::string> names;
   if (io.list_dir(dir + "/queue", &names) == 0) {
     for (const auto& n : names) {
-      if (is_spare_name(n)) io.unlink(dir + "/queue/" + n);  // never held a record
+      if (is_spare_name(n)) (void)io.unlink(dir + "/queue/" + n);  // never held a record
     }
   }
   Scan sc = scan(io, data_dir);

@@ -71,7 +71,7 @@ class Spool {
 
   // Creates queue/ and corrupt/ and the first segment and removes this
   // shard's unfinished spare segments. Blocking.
-  int open();
+  [[nodiscard]] int open();
   // Allows preparing segments (when enabled): from the first commit on, one
   // spare is kept underway, so a spool that never receives mail uses no
   // space for one. Separate from open() because the FileIo's asynchronous
@@ -97,10 +97,10 @@ class Spool {
 
   // Reads the message of `rec` back from its segment (after the caller
   // dropped it from memory). Blocking read, normally from the page cache.
-  int load(SpoolRecord& rec);
+  [[nodiscard]] int load(SpoolRecord& rec);
   // The same for a record found by scan(), given its segment's name.
-  static int load_from(FileIo& io, const std::string& data_dir, const std::string& segment,
-                       SpoolRecord& rec);
+  [[nodiscard]] static int load_from(FileIo& io, const std::string& data_dir,
+                                     const std::string& segment, SpoolRecord& rec);
 
   // Takes over a segment found by recover(): `live` records in it are being
   // delivered by this spool's shard. Returns the key to put in their

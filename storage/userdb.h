@@ -35,7 +35,7 @@ struct UserEntry {
 class UserDb {
  public:
   // Either format; nullopt with "line N: reason" in *error.
-  static std::optional<UserDb> parse(std::string_view text, std::string* error);
+  [[nodiscard]] static std::optional<UserDb> parse(std::string_view text, std::string* error);
   // ringmail's format.
   std::string serialize() const;
 
@@ -55,8 +55,8 @@ class UserDb {
 // "alice@Example.TEST" -> local "alice", domain "example.test": local part
 // lower-cased (ASCII), domain to its IDNA ASCII form in lower case. The same
 // on user-add and on AUTH. False with a one-line reason.
-bool normalize_user(std::string_view address, std::string* local, std::string* domain,
-                    std::string* error);
+[[nodiscard]] bool normalize_user(std::string_view address, std::string* local, std::string* domain,
+                                  std::string* error);
 
 std::string users_file(const std::string& domains_dir, const std::string& domain);
 

@@ -65,7 +65,8 @@ class CertStore {
 // A self-signed ECDSA P-256 certificate for `host`, valid for `days` from
 // `now_unix`, as PEM (for the embedded development configuration). False
 // with a reason in *error on failure.
-bool make_self_signed(const std::string& host, int64_t now_unix, int days, std::string* cert_pem,
-                      std::string* key_pem, std::string* error);
+[[nodiscard]] bool make_self_signed(const std::string& host, int64_t now_unix, int days,
+                                    std::string* cert_pem, std::string* key_pem,
+                                    std::string* error);
 
 }  // namespace ringmail::tls

@@ -30,10 +30,11 @@ class TlsContext {
   // PKCS#8 or traditional) as of `now_unix`. On failure returns null and a
   // one-line reason in *error. With `tickets`, session tickets are sealed
   // with those keys (shared by every context, so they survive reloads).
-  static std::shared_ptr<const TlsContext> load(const std::string& cert_path,
-                                                const std::string& key_path, int64_t now_unix,
-                                                std::shared_ptr<TicketKeys> tickets,
-                                                std::string* error);
+  [[nodiscard]] static std::shared_ptr<const TlsContext> load(const std::string& cert_path,
+                                                              const std::string& key_path,
+                                                              int64_t now_unix,
+                                                              std::shared_ptr<TicketKeys> tickets,
+                                                              std::string* error);
   // How a client context treats the server's certificate.
   enum class ClientMode : uint8_t {
     // Not checked at all (WOLFSSL_VERIFY_NONE, no CA store): encryption

@@ -16,10 +16,10 @@ class DkimKey {
   enum class Type : uint8_t { kRsa, kEd25519 };
 
   // Null and a one-line reason when the text is not a usable key.
-  static std::unique_ptr<DkimKey> from_pem(std::string_view pem, std::string* error);
-  static std::unique_ptr<DkimKey> load(const std::string& path, std::string* error);
+  [[nodiscard]] static std::unique_ptr<DkimKey> from_pem(std::string_view pem, std::string* error);
+  [[nodiscard]] static std::unique_ptr<DkimKey> load(const std::string& path, std::string* error);
   // A new key as PKCS#8 PEM ("PRIVATE KEY"); `rsa_bits` for RSA (2048, 3072).
-  static std::string generate_pem(Type t, int rsa_bits, std::string* error);
+  [[nodiscard]] static std::string generate_pem(Type t, int rsa_bits, std::string* error);
 
   ~DkimKey();
   DkimKey(const DkimKey&) = delete;
@@ -33,9 +33,9 @@ class DkimKey {
   // 8463 3). Raw bytes; false and a reason on failure. Any thread may call
   // it at any time: wolfCrypt's key objects are not safe to share, so each
   // thread signs with its own copy of the key.
-  bool sign(std::string_view data, std::string* sig, std::string* error) const;
+  [[nodiscard]] bool sign(std::string_view data, std::string* sig, std::string* error) const;
   // Checks a signature made by this key (tests and self-checks).
-  bool verify(std::string_view data, std::string_view sig) const;
+  [[nodiscard]] bool verify(std::string_view data, std::string_view sig) const;
 
   // The public key as DNS publishes it (p=, before base64): RSA's
   // SubjectPublicKeyInfo DER, or Ed25519's 32 bytes.
@@ -45,8 +45,8 @@ class DkimKey {
   DkimKey() = default;
   // This thread's copy of the key (made from pem_ on first use).
   const DkimKey& local() const;
-  bool sign_here(std::string_view data, std::string* sig, std::string* error) const;
-  bool verify_here(std::string_view data, std::string_view sig) const;
+  [[nodiscard]] bool sign_here(std::string_view data, std::string* sig, std::string* error) const;
+  [[nodiscard]] bool verify_here(std::string_view data, std::string_view sig) const;
   std::string pem_;
   uint64_t serial_ = 0;
   Type type_ = Type::kRsa;
