@@ -513,7 +513,7 @@ void Conn::on_recv(const Event& ev) {
     return;
   }
   if (ev.has_buf) b->backend().release(ev.buf_id);
-  if (ev.res == -ENOBUFS && !recv_armed) {
+  if (ev.error() == ringmail::engine::IoError::kNoBuffers && !recv_armed) {
     recv_armed = true;
     b->backend().recv(fd, &on_recv_op);
     return;

@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -21,12 +22,57 @@
 
 namespace ringmail::engine {
 
+// What went wrong with an operation: errno mapped once, here, onto the
+// few cases callers treat differently (TigerBeetle's io/linux.zig does the
+// same). Callers switch on this; Event::res keeps the errno for the log.
+enum class IoError : uint8_t {
+  kNone,           // res >= 0
+  kNoBuffers,      // ENOBUFS: the shard's receive buffers ran out for a moment
+  kNoDescriptors,  // EMFILE, ENFILE
+  kNoMemory,       // ENOMEM
+  kTransient,      // EAGAIN, EINTR, ECONNABORTED: nothing to report, go on
+  kCanceled,       // ECANCELED: the operation's own timeout expired
+  kPeerGone,       // ECONNRESET, EPIPE, ENOTCONN, ECONNREFUSED, ETIMEDOUT,
+                   // EHOSTUNREACH, ENETUNREACH
+  kOther,          // anything else
+};
+
+constexpr IoError io_error(int res) {
+  if (res >= 0) return IoError::kNone;
+  switch (-res) {
+    case ENOBUFS:
+      return IoError::kNoBuffers;
+    case EMFILE:
+    case ENFILE:
+      return IoError::kNoDescriptors;
+    case ENOMEM:
+      return IoError::kNoMemory;
+    case EAGAIN:
+    case EINTR:
+    case ECONNABORTED:
+      return IoError::kTransient;
+    case ECANCELED:
+      return IoError::kCanceled;
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return IoError::kPeerGone;
+    default:
+      return IoError::kOther;
+  }
+}
+
 struct Event {
-  int res = 0;
+  int res = 0;                 // a byte count, descriptor or poll mask; -errno on failure
   bool more = false;           // a multishot operation goes on
   const char* data = nullptr;  // recv: the bytes (valid until release())
   uint16_t buf_id = 0;         // recv: give back with Backend::release()
   bool has_buf = false;
+  IoError error() const { return io_error(res); }
 };
 
 class Completion {

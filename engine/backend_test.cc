@@ -83,6 +83,24 @@ class BackendTest : public ::testing::TestWithParam<config::BackendKind> {
   sockaddr_in addr{};
 };
 
+TEST(IoError, ErrnoMapsOntoTheClosedSet) {
+  EXPECT_EQ(io_error(0), IoError::kNone);
+  EXPECT_EQ(io_error(4096), IoError::kNone);
+  EXPECT_EQ(io_error(-ENOBUFS), IoError::kNoBuffers);
+  EXPECT_EQ(io_error(-EMFILE), IoError::kNoDescriptors);
+  EXPECT_EQ(io_error(-ENFILE), IoError::kNoDescriptors);
+  EXPECT_EQ(io_error(-ENOMEM), IoError::kNoMemory);
+  EXPECT_EQ(io_error(-EAGAIN), IoError::kTransient);
+  EXPECT_EQ(io_error(-ECONNABORTED), IoError::kTransient);
+  EXPECT_EQ(io_error(-ECANCELED), IoError::kCanceled);
+  EXPECT_EQ(io_error(-ECONNRESET), IoError::kPeerGone);
+  EXPECT_EQ(io_error(-EPIPE), IoError::kPeerGone);
+  EXPECT_EQ(io_error(-EIO), IoError::kOther);
+  Event ev;
+  ev.res = -ENOBUFS;
+  EXPECT_EQ(ev.error(), IoError::kNoBuffers);
+}
+
 TEST_P(BackendTest, AcceptRecvSendClose) {
   Rec acc;
   acc.b = b.get();

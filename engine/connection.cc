@@ -212,7 +212,7 @@ void Connection::on_recv(const Event& ev) {
     return;
   }
   if (ev.has_buf) shard_.backend().release(ev.buf_id);
-  if (ev.res == -ENOBUFS && !shut_) {
+  if (ev.error() == IoError::kNoBuffers && !shut_) {
     // The shard's receive buffers ran out for a moment; they are returned as
     // soon as each completion is handled, so re-arming is enough.
     if (!recv_armed_) arm_recv();

@@ -162,7 +162,7 @@ void HttpConnection::on_recv(const Event& ev) {
     return;
   }
   if (ev.has_buf) shard_.backend().release(ev.buf_id);
-  if (ev.res == -ENOBUFS && !shut_) {
+  if (ev.error() == IoError::kNoBuffers && !shut_) {
     if (!recv_armed_) {
       recv_armed_ = true;
       shard_.backend().recv(fd_, &recv_c_);

@@ -215,7 +215,7 @@ void OutboundSession::on_connect(const Event& ev) {
   if (ev.res < 0) {
     last_error_ = "connect to " + host_ + "[" + ip_text(peer_) +
                   "]:" + std::to_string(params_.port) + ": " +
-                  (ev.res == -ECANCELED ? "timed out" : std::strerror(-ev.res));
+                  (ev.error() == IoError::kCanceled ? "timed out" : std::strerror(-ev.res));
     backend_.close(fd_);
     fd_ = -1;
     next_addr();
@@ -249,7 +249,7 @@ void OutboundSession::on_recv(const Event& ev) {
     return;
   }
   if (ev.has_buf) backend_.release(ev.buf_id);
-  if (ev.res == -ENOBUFS && fd_ >= 0) {
+  if (ev.error() == IoError::kNoBuffers && fd_ >= 0) {
     if (!recv_armed_) {
       recv_armed_ = true;
       backend_.recv(fd_, &recv_c_);

@@ -487,9 +487,9 @@ void Shard::begin_stop() {
 void Shard::on_accept(size_t listener, const Event& ev) {
   AcceptC* ac = accept_cs_[listener].get();
   if (!ev.more) ac->armed = false;
-  if (ev.res < 0) {
-    const bool no_fds = ev.res == -EMFILE || ev.res == -ENFILE;
-    if (!stopping_ && !no_fds && ev.res != -EAGAIN && ev.res != -EINTR && ev.res != -ECONNABORTED) {
+  if (const IoError err = ev.error(); err != IoError::kNone) {
+    const bool no_fds = err == IoError::kNoDescriptors;
+    if (!stopping_ && !no_fds && err != IoError::kTransient) {
       log_line(std::string("accept on ") + cfg_->listeners[listener].address + ": " +
                std::strerror(-ev.res));
     }
@@ -503,7 +503,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       if (served > 0) {
         ac->armed = true;
         backend_->accept(listen_fds_[listener], ac);
-      } else if (no_fds || ev.res == -ENOBUFS || ev.res == -ENOMEM) {
+      } else if (no_fds || err == IoError::kNoBuffers || err == IoError::kNoMemory) {
         // Out of descriptors or memory: try again in a second rather than
         // spinning on the same error.
         ac->rearm.accept = ac;
