@@ -17,9 +17,4 @@ enum class DnsStatus : uint8_t {
 // "ok", "no such record", "no such domain", "temporary DNS failure".
 const char* to_string(DnsStatus s);
 
-// NXDOMAIN or NODATA: the record is not there (as opposed to not known).
-constexpr bool no_record(DnsStatus s) {
-  return s == DnsStatus::kNoData || s == DnsStatus::kNxDomain;
-}
-
 }  // namespace ringmail::proto

@@ -61,6 +61,18 @@ class SpoolTest : public ::testing::Test {
     return out;
   }
 
+  // Damages the record holding `text` in the segment at `path` (one byte
+  // of it changed), so its checksum no longer matches.
+  void damage(const std::string& path, const std::string& text) {
+    std::string data;
+    ASSERT_EQ(io.read_file(path, &data), 0);
+    const size_t at = data.find(text);
+    ASSERT_NE(at, std::string::npos);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put('#');
+  }
+
   TempDir dir;
   TestFileIo io;
   std::unique_ptr<Spool> spool = std::make_unique<Spool>(io, dir.path(), 0);
@@ -211,15 +223,7 @@ TEST_F(SpoolTest, RecoveryMovesDamageAsideAndKeepsTheRest) {
   io.complete_fsyncs();
   const std::string path = spool->current_segment_path();
   spool.reset();
-  std::string data;
-  ASSERT_EQ(io.read_file(path, &data), 0);
-  size_t at = data.find("Subject: B1");
-  ASSERT_NE(at, std::string::npos);
-  {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(at));
-    f.put('#');
-  }
+  damage(path, "Subject: B1");
   std::ofstream(path, std::ios::app) << "ringmail-spool 1\nid TORN\narr";  // torn tail
   Spool::RecoveryStats st;
   std::vector<std::string> logs;
@@ -250,15 +254,7 @@ TEST_F(SpoolTest, DamagedRegionThatCannotBeCopiedIsNotLoggedAsCopied) {
   io.complete_fsyncs();
   const std::string path = spool->current_segment_path();
   spool.reset();
-  std::string data;
-  ASSERT_EQ(io.read_file(path, &data), 0);
-  const size_t at = data.find("Subject: B1");
-  ASSERT_NE(at, std::string::npos);
-  {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(at));
-    f.put('#');
-  }
+  damage(path, "Subject: B1");
   io.fail_writes_with = -ENOSPC;  // the copy to corrupt/ fails
   Spool::RecoveryStats st;
   std::vector<std::string> logs;
