@@ -8,10 +8,8 @@
 
 namespace ringmail::engine {
 
-namespace {
-
-// One query of proto::spf through the resolver.
-void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::spf::Answer)> done) {
+void spf_lookup(Resolver* r, const proto::spf::Query& q,
+                std::function<void(proto::spf::Answer)> done) {
   using T = proto::spf::QueryType;
   switch (q.type) {
     case T::kTxt:
@@ -56,6 +54,8 @@ void lookup(Resolver* r, const proto::spf::Query& q, std::function<void(proto::s
   }
 }
 
+namespace {
+
 struct SpfRun : std::enable_shared_from_this<SpfRun> {
   Resolver* resolver;
   proto::spf::Request request;
@@ -69,7 +69,7 @@ struct SpfRun : std::enable_shared_from_this<SpfRun> {
       done(std::move(*v));
       return;
     }
-    lookup(resolver, missing, [self = shared_from_this(), missing](proto::spf::Answer a) {
+    spf_lookup(resolver, missing, [self = shared_from_this(), missing](proto::spf::Answer a) {
       if (self->alive.expired()) return;
       self->dns.add(missing, std::move(a));
       self->step();

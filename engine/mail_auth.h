@@ -15,6 +15,11 @@
 
 namespace ringmail::engine {
 
+// One query of SPF's (TXT, A, AAAA, MX, PTR) through the resolver: the
+// addresses of one family, MX names ordered by preference.
+void spf_lookup(Resolver* r, const proto::spf::Query& q,
+                std::function<void(proto::spf::Answer)> done);
+
 void run_spf(Resolver* resolver, proto::spf::Request request, std::weak_ptr<bool> alive,
              std::function<void(proto::spf::Verdict)> done);
 

@@ -1,13 +1,11 @@
 #include "tools/setup.h"
 
 #include <arpa/inet.h>
-#include <arpa/nameser.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <resolv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +25,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "engine/blocking_dns.h"
 #include "proto/address.h"
 #include "proto/dkim.h"
 #include "proto/dmarc.h"
@@ -545,132 +544,19 @@ using proto::spf::Answer;
 using proto::spf::DnsStatus;
 using proto::spf::QueryType;
 
-class Resolver {
- public:
-  bool init(const std::string& server, std::string* error) {
-    if (::res_ninit(&st_) != 0) {
-      *error = "cannot initialise the resolver (/etc/resolv.conf)";
-      return false;
-    }
-    ready_ = true;
-    st_.options &= ~(RES_DNSRCH | RES_DEFNAMES);
-    st_.retrans = 2;
-    st_.retry = 2;
-    if (server.empty()) return true;
-    const size_t colon = server.rfind(':');
-    in_addr ip{};
-    int port = 0;
-    if (colon == std::string::npos ||
-        ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
-        (port = std::atoi(server.c_str() + colon + 1)) <= 0 || port > 65535 ||
-        server.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      *error = "--resolver: '" + server + "' is not IPV4:PORT (e.g. 127.0.0.1:53)";
-      return false;
-    }
-    st_.nscount = 1;
-    st_.nsaddr_list[0] = sockaddr_in{};
-    st_.nsaddr_list[0].sin_family = AF_INET;
-    st_.nsaddr_list[0].sin_port = htons(static_cast<uint16_t>(port));
-    st_.nsaddr_list[0].sin_addr = ip;
-    return true;
+// --resolver: one IPv4 server, "IPV4:PORT".
+bool valid_resolver(const std::string& server) {
+  const size_t colon = server.rfind(':');
+  in_addr ip{};
+  if (colon == std::string::npos ||
+      ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
+      colon + 1 == server.size() ||
+      server.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+    return false;
   }
-  ~Resolver() {
-    if (ready_) ::res_nclose(&st_);
-  }
-
-  Answer query(QueryType t, const std::string& name) {
-    const auto key = std::make_pair(t, proto::ascii_lower(name));
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
-    Answer a = lookup(t, name);
-    cache_[key] = a;
-    return a;
-  }
-
- private:
-  Answer lookup(QueryType t, const std::string& name) {
-    int type = ns_t_txt;
-    switch (t) {
-      case QueryType::kTxt:
-        type = ns_t_txt;
-        break;
-      case QueryType::kA:
-        type = ns_t_a;
-        break;
-      case QueryType::kAaaa:
-        type = ns_t_aaaa;
-        break;
-      case QueryType::kMx:
-        type = ns_t_mx;
-        break;
-      case QueryType::kPtr:
-        type = ns_t_ptr;
-        break;
-    }
-    std::vector<unsigned char> buf(65535);
-    Answer out;
-    const int n =
-        ::res_nquery(&st_, name.c_str(), ns_c_in, type, buf.data(), static_cast<int>(buf.size()));
-    if (n < 0) {
-      switch (st_.res_h_errno) {
-        case HOST_NOT_FOUND:
-          out.status = DnsStatus::kNxDomain;
-          break;
-        case NO_DATA:
-          out.status = DnsStatus::kNoData;
-          break;
-        default:
-          out.status = DnsStatus::kTempFail;
-          break;
-      }
-      return out;
-    }
-    ns_msg msg;
-    if (ns_initparse(buf.data(), n, &msg) != 0) {
-      out.status = DnsStatus::kTempFail;
-      return out;
-    }
-    std::vector<std::pair<int, std::string>> mx;
-    for (int i = 0; i < ns_msg_count(msg, ns_s_an); ++i) {
-      ns_rr r;
-      if (ns_parserr(&msg, ns_s_an, i, &r) != 0) continue;
-      if (ns_rr_type(r) != type) continue;  // a CNAME on the way
-      const unsigned char* d = ns_rr_rdata(r);
-      const int len = ns_rr_rdlen(r);
-      char text[NS_MAXDNAME];
-      if (type == ns_t_a && len == 4) {
-        out.records.push_back(::inet_ntop(AF_INET, d, text, sizeof text));
-      } else if (type == ns_t_aaaa && len == 16) {
-        out.records.push_back(::inet_ntop(AF_INET6, d, text, sizeof text));
-      } else if (type == ns_t_txt) {
-        std::string s;
-        for (int p = 0; p < len;) {
-          const int l = d[p];
-          if (p + 1 + l > len) break;
-          s.append(reinterpret_cast<const char*>(d + p + 1), l);
-          p += 1 + l;
-        }
-        out.records.push_back(s);
-      } else if (type == ns_t_mx && len >= 3) {
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d + 2, text, sizeof text) < 0)
-          continue;
-        mx.emplace_back(ns_get16(d), proto::ascii_lower(text));
-      } else if (type == ns_t_ptr) {
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), d, text, sizeof text) < 0)
-          continue;
-        out.records.push_back(proto::ascii_lower(text));
-      }
-    }
-    std::stable_sort(mx.begin(), mx.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
-    for (auto& m : mx) out.records.push_back(m.second);
-    if (out.records.empty()) out.status = DnsStatus::kNoData;
-    return out;
-  }
-
-  struct __res_state st_ {};
-  bool ready_ = false;
-  std::map<std::pair<QueryType, std::string>, Answer> cache_;
-};
+  const int port = std::atoi(server.c_str() + colon + 1);
+  return port > 0 && port <= 65535;
+}
 
 std::string strip_dot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
@@ -729,8 +615,13 @@ int dns_check(const DnsCheckOptions& o) {
   std::vector<proto::IpAddress> addrs;
   std::string err;
   if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
-  Resolver res;
-  if (!res.init(o.resolver, &err)) return fail(err);
+  if (!o.resolver.empty() && !valid_resolver(o.resolver)) {
+    return fail("--resolver: '" + o.resolver + "' is not IPV4:PORT (e.g. 127.0.0.1:53)");
+  }
+  // The daemon's resolver (c-ares), driven until each answer is in.
+  auto dns = engine::BlockingDns::create(o.resolver, &err);
+  if (dns == nullptr) return fail("cannot start a DNS resolver: " + err);
+  engine::BlockingDns& res = *dns;
   Report rep;
   const std::string mx_line = rr(domain, "MX", "10 " + hostname + ".");
 
