@@ -131,7 +131,7 @@ struct PipeOp : storage::BlockingOp {
     std::vector<std::string> commands;  // pipe aliases, or the domain's MDA
     std::string lmtp_socket;            // or the domain's LMTP server
     const char* via = "pipe";           // for the log: pipe, mda, lmtp
-    PipeOutcome outcome;
+    proto::DeliveryResult outcome{proto::Outcome::kOk, ""};
   };
   DeliveryJob* job = nullptr;
   std::vector<Rcpt> rcpts;
@@ -164,7 +164,7 @@ int run_pipes(storage::BlockingOp* o) {
                                                                    {"QUEUE_ID", env.id}};
     for (const auto& cmd : r.commands) {
       r.outcome = run_pipe(cmd, text, vars, op->timeout_s);
-      if (r.outcome.kind != PipeOutcome::Kind::kOk) break;
+      if (r.outcome.outcome != proto::Outcome::kOk) break;
     }
   }
   return 0;
@@ -180,26 +180,26 @@ void LocalDelivery::after_pipes(PipeOp* o) {
   if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
   for (const auto& r : op->rcpts) {
     const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> " + r.via;
-    switch (r.outcome.kind) {
-      case PipeOutcome::Kind::kOk:
+    switch (r.outcome.outcome) {
+      case proto::Outcome::kOk:
         log_line("delivered id=" + env.id + to);
         job->rec.rcpt_done[r.index] = 1;
         shard_.spool().recipient_done(job->rec, r.index, false);
         break;
-      case PipeOutcome::Kind::kTemporary:
-        log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.detail);
+      case proto::Outcome::kTemp:
+        log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.reply);
         shard_.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
         again = true;
         break;
-      case PipeOutcome::Kind::kPermanent: {
-        log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.detail);
+      case proto::Outcome::kPerm: {
+        log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.reply);
         shard_.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
         job->rec.rcpt_done[r.index] = 1;
         OutboundQueue::Bounce b;
         b.rec = job->rec;
         b.failed.push_back({r.index, proto::SmtpClient::RcptResult{
                                          proto::Outcome::kPerm,
-                                         "550 5.3.0 Local delivery failed: " + r.outcome.detail}});
+                                         "550 5.3.0 Local delivery failed: " + r.outcome.reply}});
         b.remote_host = shard_.config().hostname;
         if (!env.from.is_null()) shard_.queue_dsn(std::move(b), [](bool) {});
         shard_.spool().recipient_done(job->rec, r.index, true);

@@ -26,9 +26,10 @@ int ms_left(Clock::time_point deadline) {
 
 }  // namespace
 
-PipeOutcome run_pipe(const std::string& command, std::string_view input,
-                     const std::vector<std::pair<std::string, std::string>>& env, int timeout_s) {
-  using K = PipeOutcome::Kind;
+proto::DeliveryResult run_pipe(const std::string& command, std::string_view input,
+                               const std::vector<std::pair<std::string, std::string>>& env,
+                               int timeout_s) {
+  using K = proto::Outcome;
   // Everything the child needs is made before fork: after it, only
   // async-signal-safe calls.
   std::vector<std::string> env_text = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/",
@@ -40,17 +41,16 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
 
   int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0)
-    return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
+  if (::pipe2(in, O_CLOEXEC) != 0) return {K::kTemp, std::string("pipe: ") + std::strerror(errno)};
   if (::pipe2(out, O_CLOEXEC) != 0) {
     ::close(in[0]);
     ::close(in[1]);
-    return {K::kTemporary, std::string("pipe: ") + std::strerror(errno)};
+    return {K::kTemp, std::string("pipe: ") + std::strerror(errno)};
   }
   const pid_t pid = ::fork();
   if (pid < 0) {
     for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-    return {K::kTemporary, std::string("fork: ") + std::strerror(errno)};
+    return {K::kTemp, std::string("fork: ") + std::strerror(errno)};
   }
   if (pid == 0) {
     ::setpgid(0, 0);  // killed as a group on timeout
@@ -117,7 +117,7 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
   if (timed_out) {
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, &status, 0);
-    return {K::kTemporary, "timed out after " + std::to_string(timeout_s) + " s"};
+    return {K::kTemp, "timed out after " + std::to_string(timeout_s) + " s"};
   }
   std::string first = output.substr(0, output.find('\n'));
   if (first.size() > 200) first.resize(200);
@@ -125,9 +125,9 @@ PipeOutcome run_pipe(const std::string& command, std::string_view input,
     const int code = WEXITSTATUS(status);
     if (code == 0) return {K::kOk, ""};
     const std::string why = "exit " + std::to_string(code) + (first.empty() ? "" : ": " + first);
-    return {code == 75 ? K::kTemporary : K::kPermanent, why};
+    return {code == 75 ? K::kTemp : K::kPerm, why};
   }
-  return {K::kPermanent, "killed by signal " + std::to_string(WTERMSIG(status))};
+  return {K::kPerm, "killed by signal " + std::to_string(WTERMSIG(status))};
 }
 
 namespace {
@@ -169,41 +169,40 @@ class Lmtp {
 
 }  // namespace
 
-PipeOutcome lmtp_deliver(const std::string& socket_path, const std::string& lhlo,
-                         const std::string& sender, const std::string& rcpt,
-                         std::string_view message, int timeout_s) {
-  using K = PipeOutcome::Kind;
+proto::DeliveryResult lmtp_deliver(const std::string& socket_path, const std::string& lhlo,
+                                   const std::string& sender, const std::string& rcpt,
+                                   std::string_view message, int timeout_s) {
+  using K = proto::Outcome;
   sockaddr_un addr{};
-  if (socket_path.size() >= sizeof addr.sun_path)
-    return {K::kPermanent, "LMTP socket path too long"};
+  if (socket_path.size() >= sizeof addr.sun_path) return {K::kPerm, "LMTP socket path too long"};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {K::kTemporary, std::string("socket: ") + std::strerror(errno)};
+  if (fd < 0) return {K::kTemp, std::string("socket: ") + std::strerror(errno)};
   const timeval tv{timeout_s, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     const std::string why = "LMTP " + socket_path + ": " + std::strerror(errno);
     ::close(fd);
-    return {K::kTemporary, why};
+    return {K::kTemp, why};
   }
   Lmtp c(fd);
   std::string text;
-  PipeOutcome out{K::kOk, ""};
+  proto::DeliveryResult out{K::kOk, ""};
   // Each step: what to send, and the reply it needs (2xx; 3xx for DATA).
   auto step = [&](const std::string& line, int want) {
     if (!line.empty() && !c.send(line)) {
-      out = {K::kTemporary, "LMTP: connection lost"};
+      out = {K::kTemp, "LMTP: connection lost"};
       return false;
     }
     const int code = c.reply(&text);
     if (code / 100 == want) return true;
     if (code == 0) {
-      out = {K::kTemporary,
+      out = {K::kTemp,
              "LMTP: no reply" + (line.empty() ? std::string() : " to " + line.substr(0, 4))};
     } else {
-      out = {code / 100 == 5 ? K::kPermanent : K::kTemporary, "LMTP: " + text};
+      out = {code / 100 == 5 ? K::kPerm : K::kTemp, "LMTP: " + text};
     }
     return false;
   };

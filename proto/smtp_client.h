@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "proto/address.h"
+#include "proto/outcome.h"
 
 namespace ringmail::proto {
 
@@ -60,7 +61,6 @@ ServerCaps parse_ehlo(const Reply& r);
 
 // 2xx success, 4xx try again later, 5xx permanent; anything else (a broken
 // server) is temporary.
-enum class Outcome : uint8_t { kOk, kTemp, kPerm };
 Outcome classify(int code);
 
 class SmtpClient {
@@ -84,10 +84,7 @@ class SmtpClient {
     bool body_8bit = false;
   };
   // Per-recipient result of the last message.
-  struct RcptResult {
-    Outcome outcome = Outcome::kTemp;
-    std::string reply;  // the server's reply, summarised
-  };
+  using RcptResult = DeliveryResult;
   enum class State : uint8_t {
     kGreeting,      // waiting for 220
     kEhlo,          // EHLO sent
