@@ -8,6 +8,7 @@
 
 #include "engine/log.h"
 #include "engine/psl.h"
+#include "proto/replies.h"
 
 namespace ringmail::engine {
 
@@ -112,8 +113,7 @@ void Connection::on_bytes(std::string_view in) {
         greeting_pending_ = false;
         shard_.wheel().cancel(&greeting_);
         log_line("pregreet client=" + peer_ + ": talked before the greeting, disconnected");
-        session_.terminate("554 5.7.1 " + shard_.config().hostname +
-                           " Talking before the greeting is not allowed");
+        session_.terminate(proto::reply::early_talker(shard_.config().hostname));
         break;
       }
       session_.feed(in);
@@ -511,13 +511,11 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
   const config::Config& cfg = shard_.config();
   std::string refuse;
   if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == config::FailAction::kReject) {
-    refuse = "550 5.7.23 SPF check failed for " + (spf_.domain.empty() ? env.helo : spf_.domain) +
-             (spf_.explanation.empty() ? std::string(": the sending address is not allowed from ") +
-                                             spf_request_.client_ip
-                                       : ": " + spf_.explanation);
+    refuse = proto::reply::spf_fail(spf_.domain.empty() ? env.helo : spf_.domain, spf_.explanation,
+                                    spf_request_.client_ip);
   } else if (dmarc.disposition == proto::dmarc::Policy::kReject &&
              cfg.dmarc_reject == config::FailAction::kReject) {
-    refuse = "550 5.7.1 Message refused by the DMARC policy of " + in.from_domain;
+    refuse = proto::reply::dmarc_reject(in.from_domain);
   }
   if (!refuse.empty()) {
     log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() +
@@ -613,7 +611,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
              " from this address in 10 minutes)");
     if (n > cfg.auth_failures_max) {
-      self->session_.terminate("421 4.7.0 Too many failed authentications, closing connection");
+      self->session_.terminate(std::string(proto::reply::kAuthLockedOut));
     } else {
       // Hold the 535 back: n seconds at the default delay (one-second
       // timer slots), at most 5 times the delay.
@@ -637,7 +635,7 @@ bool Connection::locked_out(const std::string& user) {
   if (n < cfg.auth_failures_max) return false;
   log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +
            ": locked out (" + std::to_string(n) + " failures from this address in 10 minutes)");
-  session_.terminate("421 4.7.0 Too many failed authentications, closing connection");
+  session_.terminate(std::string(proto::reply::kAuthLockedOut));
   return true;
 }
 
@@ -655,9 +653,7 @@ void Connection::implicit_tls_hint() {
     greeting_pending_ = false;
   }
   phase_ = TlsPhase::kClear;  // the reply goes out in clear
-  session_.terminate(
-      "421 4.7.0 This port speaks TLS from the first byte (RFC 8314): connect with TLS, "
-      "or use port 587 with STARTTLS");
+  session_.terminate(std::string(proto::reply::kImplicitTlsHint));
   after_io();
   maybe_finish();
 }
@@ -714,7 +710,7 @@ void Connection::abort() {
       log_line("client=" + peer_ +
                ": shutdown grace over during DATA; 421, the message is not taken");
     }
-    session_.terminate("421 4.3.2 Service shutting down, closing connection");
+    session_.terminate(std::string(proto::reply::kShuttingDown));
     after_io();
     maybe_finish();
     return;

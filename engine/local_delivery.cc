@@ -6,6 +6,7 @@
 #include "engine/log.h"
 #include "engine/pipe.h"
 #include "engine/shard.h"
+#include "proto/replies.h"
 
 namespace ringmail::engine {
 
@@ -199,7 +200,7 @@ void LocalDelivery::after_pipes(PipeOp* o) {
         b.rec = job->rec;
         b.failed.push_back({r.index, proto::SmtpClient::RcptResult{
                                          proto::Outcome::kPerm,
-                                         "550 5.3.0 Local delivery failed: " + r.outcome.reply}});
+                                         proto::reply::local_delivery_failed(r.outcome.reply)}});
         b.remote_host = shard_.config().hostname;
         if (!env.from.is_null()) shard_.queue_dsn(std::move(b), [](bool) {});
         shard_.spool().recipient_done(job->rec, r.index, true);

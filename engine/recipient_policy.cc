@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "engine/log.h"
+#include "proto/replies.h"
 
 namespace ringmail::engine {
 
@@ -31,30 +32,29 @@ std::string RecipientPolicy::check_local_recipient(const proto::Address& a) cons
       return "";  // a bounce of forwarded mail: it goes back to `original`
     default:
       log_line("srs: refused <" + a.to_string() + ">: " + proto::srs::to_string(e));
-      return std::string("550 5.1.1 Not a valid SRS address (") + proto::srs::to_string(e) + ")";
+      return proto::reply::bad_srs_address(proto::srs::to_string(e));
   }
-  if (!domains_) return proto::mailbox_name(a.local) ? "" : "550 5.1.1 No such user";
+  if (!domains_) return proto::mailbox_name(a.local) ? "" : std::string(proto::reply::kNoSuchUser);
   if (domains_->broken(domain)) {
-    return "451 4.3.0 Mail for this domain waits for a fix of its users or aliases file, try again "
-           "later";
+    return std::string(proto::reply::kDomainFilesBroken);
   }
   const proto::Resolution r = domains_->resolve(a.local, domain);
   switch (r.status) {
     case proto::Resolution::Status::kOk:
       break;
     case proto::Resolution::Status::kUnknown:
-      return "550 5.1.1 No such user";
+      return std::string(proto::reply::kNoSuchUser);
     case proto::Resolution::Status::kLoop:
     case proto::Resolution::Status::kTooDeep:
       log_line("aliases: " + a.to_string() + " cannot be resolved: " +
                (r.status == proto::Resolution::Status::kLoop ? "a loop at " : "too deep at ") +
                r.detail);
-      return "451 4.3.0 The aliases of this address are misconfigured, try again later";
+      return std::string(proto::reply::kAliasesBroken);
   }
   for (const auto& d : r.destinations) {
     if (d.kind == proto::Destination::Kind::kMailbox &&
         !proto::mailbox_name(std::string_view(d.address).substr(0, d.address.rfind('@')))) {
-      return "550 5.1.1 No such user";
+      return std::string(proto::reply::kNoSuchUser);
     }
   }
   return "";

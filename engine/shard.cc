@@ -16,13 +16,13 @@
 #include "engine/http_server.h"
 #include "engine/log.h"
 #include "proto/dsn.h"
+#include "proto/replies.h"
 
 namespace ringmail::engine {
 
 namespace {
 
 constexpr size_t kInboxSlots = 4096;
-constexpr char kTooManyConnections[] = "421 4.7.0 Too many connections\r\n";
 
 // A connection refused before its session: the reply, sent without
 // waiting (the socket buffer of a new connection takes it), and the close.
@@ -542,7 +542,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     return;
   }
   if (conns_.size() >= cfg_->connections_max) {
-    refuse_connection(fd, kTooManyConnections);
+    refuse_connection(fd, proto::reply::kTooManyConnections);
     note_refusal("connections_max (" + std::to_string(cfg_->connections_max) + " on this shard)");
     return;
   }
@@ -557,12 +557,12 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     case ConnectionsPerClient::Verdict::kOk:
       break;
     case ConnectionsPerClient::Verdict::kClientFull:
-      refuse_connection(fd, "421 4.7.0 Too many connections from your address\r\n");
+      refuse_connection(fd, proto::reply::kTooManyFromAddress);
       note_refusal("client=" + peer + ": connections_per_ip_max (" +
                    std::to_string(cfg_->connections_per_ip_max) + " from " + key + ")");
       return;
     case ConnectionsPerClient::Verdict::kAllFull:
-      refuse_connection(fd, kTooManyConnections);
+      refuse_connection(fd, proto::reply::kTooManyConnections);
       note_refusal("client=" + peer + ": " + std::to_string(per_client_->total_max()) +
                    " connections in all, the most the open-file limit allows");
       return;
@@ -609,7 +609,7 @@ size_t Shard::refuse_out_of_descriptors(size_t listener) {
   for (; served < 256; ++served) {
     const int fd = ::accept4(listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) break;
-    refuse_connection(fd, kTooManyConnections);
+    refuse_connection(fd, proto::reply::kTooManyConnections);
   }
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (served > 0) note_refusal("out of file descriptors (RLIMIT_NOFILE); the reserve one answered");
