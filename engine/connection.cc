@@ -45,8 +45,6 @@ const char* result_name(proto::CommitResult r) {
       return "451 write/fsync error";
     case proto::CommitResult::kNoSpace:
       return "452 no space";
-    case proto::CommitResult::kSignFail:
-      return "451 DKIM signing failed";
   }
   return "?";
 }
@@ -575,7 +573,7 @@ void Connection::on_signed(DkimSignJob* j, bool ok) {
     log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error,
              LogLevel::kError);
     self->set_stage(Stage::kReceiving);
-    self->session_.commit_done(proto::CommitResult::kSignFail);
+    self->session_.refuse_message(std::string(proto::reply::kCannotSign));
   } else {
     self->set_stage(Stage::kReady);
     insert_below_received(&self->session_.message(), j->fields);

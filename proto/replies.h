@@ -38,6 +38,11 @@ inline constexpr std::string_view kDomainFilesBroken =
 inline constexpr std::string_view kAliasesBroken =
     "451 4.3.0 The aliases of this address are misconfigured, try again later";
 
+// The message should have been DKIM-signed and could not be: it is never
+// queued unsigned.
+inline constexpr std::string_view kCannotSign =
+    "451 4.7.0 Cannot DKIM-sign the message now, try again later";
+
 // A local delivery (pipe, MDA, LMTP) that failed for good, for the DSN.
 std::string local_delivery_failed(std::string_view why);
 

@@ -564,9 +564,6 @@ void SmtpServer::commit_done(CommitResult result) {
     case CommitResult::kNoSpace:
       reply("452 4.3.1 Insufficient system storage");
       break;
-    case CommitResult::kSignFail:
-      reply("451 4.7.0 Cannot DKIM-sign the message now, try again later");
-      break;
   }
   reset_transaction();
   if (shutdown_requested_) {

@@ -92,9 +92,9 @@ struct Envelope {
   std::string auth_user;  // the authenticated user, else empty
 };
 
-// kSignFail: the message should have been DKIM-signed and could not be
-// (never queued unsigned).
-enum class CommitResult { kOk, kTempFail, kNoSpace, kSignFail };
+// What the spool made of a commit (a message refused before it, by the
+// inbound checks or for want of a DKIM signature, gets refuse_message()).
+enum class CommitResult { kOk, kTempFail, kNoSpace };
 
 // The mailbox a local part maps to: lower case, only [a-z0-9._+-=], not
 // starting with a dot. nullopt when the local part cannot be a mailbox.

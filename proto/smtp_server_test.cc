@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "proto/replies.h"
+
 namespace ringmail::proto {
 namespace {
 
@@ -279,7 +281,7 @@ TEST_F(Dialog, SigningFailureIsATemporaryError) {
       "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nhello\r\n.\r\n");
   ASSERT_TRUE(s->awaiting_commit());
   take();
-  s->commit_done(CommitResult::kSignFail);
+  s->refuse_message(std::string(reply::kCannotSign));
   EXPECT_EQ(take(), "451 4.7.0 Cannot DKIM-sign the message now, try again later\r\n");
   EXPECT_FALSE(s->awaiting_commit());
 }
