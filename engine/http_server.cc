@@ -94,7 +94,7 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
        [](const Shard& s) { return double(s.stats().loop_busy_us.load()) / 1e6; }},
       {"ringmail_loop_last_turn_age_seconds", "gauge",
        "Seconds since the shard's loop last turned.",
-       [](const Shard& s) { return double(Shard::steady_ms() - s.last_turn_ms()) / 1e3; }},
+       [](const Shard& s) { return double(s.mono_ms() - s.last_turn_ms()) / 1e3; }},
   };
   std::string out;
   char num[64];
@@ -122,7 +122,7 @@ HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer)
 void HttpConnection::start() {
   recv_armed_ = true;
   shard_.backend().recv(fd_, &recv_c_);
-  shard_.wheel().schedule(&idle_, Shard::clock_s() + kIdleS);
+  shard_.wheel().schedule(&idle_, shard_.clock_s() + kIdleS);
 }
 
 void HttpConnection::on_idle(TimerEntry* t) { static_cast<Timer*>(t)->conn->begin_close(); }
@@ -150,7 +150,7 @@ void HttpConnection::on_recv(const Event& ev) {
       }
       if (pending_.size() > kPendingMax) begin_close();  // a client that never reads
       shard_.wheel().cancel(&idle_);
-      shard_.wheel().schedule(&idle_, Shard::clock_s() + kIdleS);
+      shard_.wheel().schedule(&idle_, shard_.clock_s() + kIdleS);
     }
     if (ev.has_buf) shard_.backend().release(ev.buf_id);
     flush();

@@ -34,7 +34,7 @@ void LocalDelivery::service() {
     sync_wait_since_ms_ = 0;
     return;
   }
-  const int64_t now_ms = Shard::mono_ms();
+  const int64_t now_ms = shard_.mono_ms();
   if (sync_wait_since_ms_ == 0) sync_wait_since_ms_ = now_ms;
   // Acknowledging mail goes first: a delivery syncfs starts when the spool
   // has no sync running, or when the batch has waited long enough anyway.
@@ -65,14 +65,13 @@ void LocalDelivery::deliver(DeliveryJob* job) {
     if (!any_local && !remote.empty()) {
       log_line("queued id=" + job->rec.env.id + " for outbound delivery (" +
                std::to_string(remote.size()) + " recipients)");
-      outbound->add(std::move(job->rec), std::move(remote),
-                    static_cast<int64_t>(std::time(nullptr)));
+      outbound->add(std::move(job->rec), std::move(remote), shard_.clock_s());
       delete job;
       return;
     }
   }
   // A retry already waited; only a first attempt is deferred behind a burst.
-  job->queued_ms = job->attempts == 0 ? Shard::mono_ms() : 0;
+  job->queued_ms = job->attempts == 0 ? shard_.mono_ms() : 0;
   job->done = &LocalDelivery::on_delivered;
   const size_t bytes = job->rec.message.size();
   if (queued_bytes_ + bytes > cfg.delivery_backlog_bytes_max) {
@@ -92,12 +91,12 @@ void LocalDelivery::retry_later(DeliveryJob* job) {
     dj->owner->retrying_.erase(dj);
     dj->owner->deliver(dj);
   };
-  shard_.wheel().schedule(&job->retry, Shard::clock_s() + shard_.config().delivery_retry_s);
+  shard_.wheel().schedule(&job->retry, shard_.clock_s() + shard_.config().delivery_retry_s);
 }
 
 void LocalDelivery::start_deliveries() {
   const config::Config& cfg = shard_.config();
-  const int64_t now = Shard::mono_ms();
+  const int64_t now = shard_.mono_ms();
   const bool accepting = shard_.accepting_mail(now);
   deferred_ = false;
   // While stopping, queued deliveries stay in the spool for the next start.
@@ -307,8 +306,7 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j, int result) {
     for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
     if (shard.outbound() != nullptr && !shard.stopping()) {
       log_line("queued id=" + env.id + " for outbound delivery to " + to);
-      shard.outbound()->add(std::move(job->rec), std::move(remote),
-                            static_cast<int64_t>(std::time(nullptr)));
+      shard.outbound()->add(std::move(job->rec), std::move(remote), shard.clock_s());
     } else {
       log_line("queued id=" + env.id + " for outbound delivery to " + to +
                " (not now: it stays in the spool)");

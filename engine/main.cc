@@ -615,7 +615,7 @@ bool Daemon::start_shards() {
 
 void Daemon::pet_watchdog() {
   if (watchdog_us_ == 0) return;
-  const int64_t now = Shard::steady_ms();
+  const int64_t now = system_clock().mono_ms();  // the shards' clock
   if (now - last_ping_ms_ < ping_every_ms_) return;
   for (size_t i = 0; i < shards_.size(); ++i) {
     const int64_t idle = now - shards_[i]->last_turn_ms();

@@ -18,8 +18,8 @@ proto::srs::Error RecipientPolicy::srs_reverse(const proto::Address& a,
   if (!srs_ || !proto::iequals(a.domain, srs_->domain) || !proto::srs::is_srs(a.to_string())) {
     return proto::srs::Error::kNotSrs;
   }
-  return proto::srs::reverse(*srs_, a.local + "@" + proto::ascii_lower(a.domain),
-                             static_cast<int64_t>(std::time(nullptr)), original);
+  return proto::srs::reverse(*srs_, a.local + "@" + proto::ascii_lower(a.domain), clock_.wall_s(),
+                             original);
 }
 
 std::string RecipientPolicy::check_local_recipient(const proto::Address& a) const {
@@ -111,8 +111,7 @@ std::vector<proto::Address> RecipientPolicy::expand_recipients(const proto::Enve
 proto::Address RecipientPolicy::outbound_sender(const proto::Address& from) const {
   if (!srs_ || from.is_null() || is_local_domain(proto::ascii_lower(from.domain))) return from;
   std::string out;
-  const auto e = proto::srs::forward(*srs_, from.local + "@" + from.domain,
-                                     static_cast<int64_t>(std::time(nullptr)), &out);
+  const auto e = proto::srs::forward(*srs_, from.local + "@" + from.domain, clock_.wall_s(), &out);
   if (e != proto::srs::Error::kNone) return from;
   proto::Address a;
   a.local = out.substr(0, out.rfind('@'));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "engine/clock.h"
 #include "proto/address.h"
 #include "proto/smtp_server.h"
 #include "proto/srs.h"
@@ -19,7 +20,9 @@ namespace ringmail::engine {
 
 class RecipientPolicy {
  public:
-  explicit RecipientPolicy(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {}
+  // `clock` dates SRS addresses and checks their age.
+  RecipientPolicy(std::shared_ptr<const config::Config> cfg, const Clock& clock)
+      : cfg_(std::move(cfg)), clock_(clock) {}
 
   void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
   // Users and aliases (without them, local_domains take any mailbox name).
@@ -47,6 +50,7 @@ class RecipientPolicy {
   proto::srs::Error srs_reverse(const proto::Address& a, std::string* original) const;
 
   std::shared_ptr<const config::Config> cfg_;
+  const Clock& clock_;
   std::shared_ptr<const storage::Domains> domains_;
   std::shared_ptr<const proto::srs::Config> srs_;
 };

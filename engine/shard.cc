@@ -64,12 +64,6 @@ constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 }  // namespace
 
-int64_t Shard::clock_s() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return ts.tv_sec;
-}
-
 void Shard::RingFileIo::submit(storage::BlockingOp* op) {
   FsyncC* c = free_;
   if (c != nullptr) {
@@ -92,11 +86,12 @@ void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
 }
 
 Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-             config::BackendKind backend)
+             config::BackendKind backend, const Clock& clock)
     : index_(index),
+      clock_(clock),
       cfg_(std::move(cfg)),
       listen_fds_(std::move(listen_fds)),
-      policy_(cfg_),
+      policy_(cfg_, clock),
       backend_kind_(backend),
       wheel_(clock_s()) {
   now_s_ = clock_s();
@@ -176,12 +171,6 @@ std::string Shard::new_message_id() {
   return std::string(id, 13);
 }
 
-int64_t Shard::steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 void Shard::run(std::latch& ready) {
   set_log_shard(static_cast<int>(index_));
   backend_ = make_backend(backend_kind_, &error_);
@@ -256,10 +245,7 @@ void Shard::run(std::latch& ready) {
 
   auto turn_end = std::chrono::steady_clock::now();
   while (true) {
-    // The turn starts where the last one ended: no extra clock read.
-    last_turn_ms_.store(
-        std::chrono::duration_cast<std::chrono::milliseconds>(turn_end.time_since_epoch()).count(),
-        std::memory_order_relaxed);
+    last_turn_ms_.store(mono_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
     backend_->wait(local_->wait_ms());
     const auto woke = std::chrono::steady_clock::now();
@@ -272,7 +258,7 @@ void Shard::run(std::latch& ready) {
     drain_inboxes();
     local_->service();
     if (outbound_) {
-      const auto now = static_cast<int64_t>(std::time(nullptr));
+      const auto now = clock_s();
       outbound_->service(now);
       dispatcher_->service();
       outbound_->service(now);  // batches the dispatcher finished at once
@@ -321,12 +307,6 @@ void Shard::run(std::latch& ready) {
            std::to_string(local_->queued()) + " left queued for the next start");
 }
 
-int64_t Shard::mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void Shard::tick() {
   int64_t now = clock_s();
   if (now == now_s_) return;
@@ -334,7 +314,7 @@ void Shard::tick() {
   if (resolver_) resolver_->tick();
   if (outbound_) {
     dispatcher_->tick();
-    outbound_->tick(static_cast<int64_t>(std::time(nullptr)));
+    outbound_->tick(clock_s());
   }
   wheel_.advance(now, [](TimerWheel::Node* n) {
     auto* t = static_cast<TimerEntry*>(n);
@@ -650,7 +630,7 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   in.message_id = b.rec.env.id;
   in.sender = b.rec.env.from;
   in.arrival_unix = b.rec.env.arrival_unix;
-  in.now_unix = static_cast<int64_t>(std::time(nullptr));
+  in.now_unix = clock_s();
   in.delayed = b.delayed;
   in.retry_until_unix = b.retry_until_unix;
   for (const auto& [idx, res] : b.failed) {

@@ -21,6 +21,7 @@
 #include "engine/auth.h"
 #include "engine/backend.h"
 #include "engine/client_limits.h"
+#include "engine/clock.h"
 #include "engine/dkim.h"
 #include "engine/local_delivery.h"
 #include "engine/outbound_dispatch.h"
@@ -99,8 +100,10 @@ class Shard final : public proto::SmtpHost {
  public:
   // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them. The
   // other shards are given later (set_peers), before run().
+  // `clock`: where the shard reads the time (the system's; tests give a
+  // ManualClock); it outlives the shard.
   Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-        config::BackendKind backend);
+        config::BackendKind backend, const Clock& clock = system_clock());
   ~Shard() override;
 
   // Every shard, this one included, in index order: one inbox per sender
@@ -111,10 +114,9 @@ class Shard final : public proto::SmtpHost {
   void run(std::latch& ready);
   const std::string& error() const { return error_; }
   config::BackendKind backend_kind() const { return backend_kind_; }
-  // Steady-clock milliseconds of the loop's last turn (it turns at least
-  // once a second): the watchdog's sign that the shard is alive.
+  // mono_ms() of the loop's last turn (it turns at least once a second):
+  // the watchdog's sign that the shard is alive.
   int64_t last_turn_ms() const { return last_turn_ms_.load(std::memory_order_relaxed); }
-  static int64_t steady_ms();
 
   // Every shard, this one included (for the metrics of all of them).
   const std::vector<Shard*>& peers() const { return peers_; }
@@ -182,8 +184,9 @@ class Shard final : public proto::SmtpHost {
   bool accepting_mail(int64_t now_ms) const {
     return now_ms - last_commit_ms_ < kAcceptingWindowMs;
   }
-  // Monotonic milliseconds (coarse clock).
-  static int64_t mono_ms();
+  // The shard's clock: monotonic milliseconds, and wall-clock seconds.
+  int64_t mono_ms() const { return clock_.mono_ms(); }
+  int64_t clock_s() const { return clock_.wall_s(); }
   // A connection that has closed: freed at the end of the loop turn.
   void retire(Connection* c);
   void retire(HttpConnection* c) { dead_http_.push_back(c); }
@@ -194,8 +197,6 @@ class Shard final : public proto::SmtpHost {
   std::string_view primary_domain() const override;
   std::string new_message_id() override;
   int64_t now_unix() const override { return clock_s(); }
-  // Wall-clock seconds (coarse clock, no system call).
-  static int64_t clock_s();
 
  private:
   struct AcceptC final : Completion {
@@ -241,6 +242,7 @@ class Shard final : public proto::SmtpHost {
   static constexpr int64_t kAcceptingWindowMs = 100;
 
   const uint32_t index_;
+  const Clock& clock_;
   std::shared_ptr<const config::Config> cfg_;
   std::vector<int> listen_fds_;
   RecipientPolicy policy_;
