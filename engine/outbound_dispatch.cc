@@ -7,16 +7,6 @@
 
 namespace ringmail::engine {
 
-namespace {
-
-int64_t mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-}  // namespace
-
 uint32_t owner_shard(const std::string& domain, uint32_t shards) {
   if (shards <= 1) return 0;
   // FNV-1a: stable across runs and builds (std::hash is not promised to be).
@@ -74,7 +64,7 @@ bool OutboundDispatcher::take_token(const std::string& domain, Dest& d) {
   // A bucket of one second's worth (at least one message), refilled
   // continuously.
   const double cap = std::max(1.0, rate / 60.0);
-  const int64_t now = mono_ms();
+  const int64_t now = d_.clock->mono_ms();
   if (d.tokens < 0) {
     d.tokens = cap;
   } else {
@@ -126,7 +116,8 @@ void OutboundDispatcher::service() {
     }
     // Forgotten when nothing waits; a rate-limited one once its bucket is
     // surely full again.
-    if (d.waiting.empty() && d.sessions == 0 && (d.tokens < 0 || mono_ms() - d.refill_ms > 60000)) {
+    if (d.waiting.empty() && d.sessions == 0 &&
+        (d.tokens < 0 || d_.clock->mono_ms() - d.refill_ms > 60000)) {
       it = dests_.erase(it);
     } else {
       ++it;

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/clock.h"
 #include "engine/outbound.h"
 #include "engine/outbound_queue.h"
 #include "engine/resolver.h"
@@ -46,6 +47,7 @@ class OutboundDispatcher {
     std::shared_ptr<const tls::TlsContext> tls;
     // Every message of the batch has its results: give it back.
     std::function<void(OutboundBatch*)> complete;
+    const Clock* clock = &system_clock();  // rate limits' refill
   };
   OutboundDispatcher(Deps deps, config::OutboundConfig cfg);
   ~OutboundDispatcher();

@@ -243,7 +243,7 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
       d_.bounce(std::move(b), [this, it](bool ok) {
         --bounces_in_flight_;
         it->bouncing = false;
-        const auto now = static_cast<int64_t>(std::time(nullptr));
+        const int64_t now = d_.clock->wall_s();
         if (ok) {
           for (auto& [idx, res] : it->to_bounce) d_.spool->recipient_done(it->rec, idx, true);
           it->to_bounce.clear();

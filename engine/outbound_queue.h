@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "engine/clock.h"
 #include "engine/outbound.h"
 #include "engine/resolver.h"
 #include "storage/spool.h"
@@ -59,6 +60,7 @@ class OutboundQueue {
     // The MAIL FROM to send for a message's envelope sender (SRS for
     // forwarded mail); null: the sender as it is.
     std::function<proto::Address(const proto::Address&)> envelope_sender;
+    const Clock* clock = &system_clock();  // wall seconds, as service() and tick() get
   };
 
   OutboundQueue(Deps deps, config::OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}

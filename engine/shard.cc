@@ -214,6 +214,7 @@ void Shard::run(std::latch& ready) {
         return policy_.outbound_sender(from);
       };
       deps.helo = cfg_->hostname;
+      deps.clock = &clock_;
       deps.tls = client_tls;
       deps.held_bytes_max = cfg_->delivery_backlog_bytes_max;
       deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
@@ -228,6 +229,7 @@ void Shard::run(std::latch& ready) {
       dd.helo = cfg_->hostname;
       dd.tls = client_tls;
       dd.complete = [this](OutboundBatch* b) { batch_complete(b); };
+      dd.clock = &clock_;
       dispatcher_ = std::make_unique<OutboundDispatcher>(std::move(dd), cfg_->outbound);
     }
   }
