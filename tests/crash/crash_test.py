@@ -56,21 +56,8 @@ SENDER = "crash@src.example"
 QUEUED = re.compile(rb"^250 2\.0\.0 Ok: queued as (\S+)$")
 
 
-_HANDED_OUT = set()
-
-
-def free_port(family, addr):
-    """A port free on `addr` now, never one this process was given before:
-    the kernel may hand the same free port out twice in a row, and two
-    listeners of one daemon on the same address and port are refused as
-    a configuration error."""
-    while True:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((addr, 0))
-            port = s.getsockname()[1]
-        if (addr, port) not in _HANDED_OUT:
-            _HANDED_OUT.add((addr, port))
-            return port
+sys.path.insert(0, str(TOP / "tests"))
+from ports import free_port  # noqa: E402  (tests/ports.py)
 
 
 class Daemon:
