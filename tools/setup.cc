@@ -544,20 +544,6 @@ using proto::spf::Answer;
 using proto::spf::DnsStatus;
 using proto::spf::QueryType;
 
-// --resolver: one IPv4 server, "IPV4:PORT".
-bool valid_resolver(const std::string& server) {
-  const size_t colon = server.rfind(':');
-  in_addr ip{};
-  if (colon == std::string::npos ||
-      ::inet_pton(AF_INET, server.substr(0, colon).c_str(), &ip) != 1 ||
-      colon + 1 == server.size() ||
-      server.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-    return false;
-  }
-  const int port = std::atoi(server.c_str() + colon + 1);
-  return port > 0 && port <= 65535;
-}
-
 std::string strip_dot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
   return s;
@@ -615,7 +601,10 @@ int dns_check(const DnsCheckOptions& o) {
   std::vector<proto::IpAddress> addrs;
   std::string err;
   if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
-  if (!o.resolver.empty() && !valid_resolver(o.resolver)) {
+  sockaddr_storage resolver{};
+  socklen_t resolver_len = 0;
+  if (!o.resolver.empty() && (!config::parse_listen_address(o.resolver, resolver, resolver_len) ||
+                              resolver.ss_family != AF_INET)) {
     return fail("--resolver: '" + o.resolver + "' is not IPV4:PORT (e.g. 127.0.0.1:53)");
   }
   // The daemon's resolver (c-ares), driven until each answer is in.
