@@ -268,7 +268,8 @@ bool LocalDelivery::start_pipes(DeliveryJob* job) {
   return true;
 }
 
-void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j, int result) {
+void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
+                                 const proto::DeliveryResult& result) {
   auto* job = static_cast<DeliveryJob*>(j);
   LocalDelivery* self = job->owner;
   Shard& shard = self->shard_;
@@ -280,9 +281,9 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j, int result) {
     log_line("delivery id=" + env.id + " to=<" + r + "> failed permanently: not a valid mailbox");
     shard.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
   }
-  if (result < 0) {
+  if (result.outcome != proto::Outcome::kOk) {
     shard.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
-    log_line("delivery id=" + env.id + " deferred (" + std::strerror(-result) + "), retry in " +
+    log_line("delivery id=" + env.id + " deferred (" + result.reply + "), retry in " +
              std::to_string(shard.config().delivery_retry_s) + "s");
     if (shard.stopping()) {
       delete job;  // stays in the spool; recovered at the next start

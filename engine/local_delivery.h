@@ -59,7 +59,7 @@ class LocalDelivery {
   size_t queued() const { return queue_.size(); }
 
  private:
-  static void on_delivered(storage::MaildirDelivery::Job* job, int result);
+  static void on_delivered(storage::MaildirDelivery::Job* job, const proto::DeliveryResult& result);
   void start_deliveries();
   void retry_later(DeliveryJob* job);
   // A job's recipients that are pipe aliases (or of an MDA or LMTP domain)

@@ -1,6 +1,6 @@
 // How one delivery attempt to one recipient ended, whatever carried it:
 // SMTP (proto::SmtpClient), LMTP, a pipe alias or an MDA (engine/pipe.h),
-// or a Maildir write (engine/local_delivery.cc maps its errno here).
+// or a Maildir write (storage/maildir.cc maps its errno here).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 #include "storage/maildir.h"
 
 #include <cerrno>
+#include <cstring>
 
 namespace ringmail::storage {
 
@@ -116,14 +117,14 @@ void MaildirDelivery::deliver_batched(Job* job) {
     if (r == 0) r = io_.rename(tmp, maildir + "/new/" + name, false);
     if (r < 0) {
       (void)io_.unlink(tmp);
-      job->done(job, r);
+      finish(job, r);
       return;
     }
   }
   if (!fs_sync_) {
     int fd = io_.make_dirs(mail_dir_) == 0 ? io_.open_dir(mail_dir_) : -EIO;
     if (fd < 0) {
-      job->done(job, fd);
+      finish(job, fd);
       return;
     }
     fs_sync_ = std::make_unique<DirSync>(io_, fd, BlockingOp::Kind::kSyncfs);
@@ -137,7 +138,7 @@ void MaildirDelivery::deliver_batched(Job* job) {
 void MaildirDelivery::on_fs_synced(DirSync::Waiter* w, int result) {
   Job* job = static_cast<Job::FsWait*>(w)->job;
   if (result == 0 && job->remote.empty()) job->owner->spool_.delivered(job->rec);
-  job->done(job, result);
+  finish(job, result);
 }
 
 void MaildirDelivery::deliver(Job* job) {
@@ -238,7 +239,18 @@ void MaildirDelivery::release(Job* job, int result) {
   if (result < 0 && job->first_error == 0) job->first_error = result;
   if (--job->remaining > 0) return;
   if (job->first_error == 0 && job->remote.empty()) spool_.delivered(job->rec);
-  job->done(job, job->first_error);
+  finish(job, job->first_error);
+}
+
+void MaildirDelivery::finish(Job* job, int error) {
+  if (error == 0) {
+    job->done(job, proto::DeliveryResult{proto::Outcome::kOk, {}});
+    return;
+  }
+  // Every file system error is worth another try: a full disk, a quota, a
+  // permission the administrator fixes.
+  job->done(job, proto::DeliveryResult{proto::Outcome::kTemp,
+                                       std::string("maildir: ") + std::strerror(-error)});
 }
 
 }  // namespace ringmail::storage

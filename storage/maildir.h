@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "proto/outcome.h"
 #include "storage/dir_sync.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
@@ -43,12 +44,13 @@ class MaildirDelivery {
     std::string new_dir;
     Wait wait;
   };
-  // Caller-owned; alive until `done` runs. result: 0 delivered (and removed
-  // from the spool), negative errno: retry later (partial deliveries are
-  // repeated harmlessly).
+  // Caller-owned; alive until `done` runs. kOk: delivered (and removed from
+  // the spool unless `remote` is not empty); kTemp: a file system error,
+  // retry later (partial deliveries are repeated harmlessly). Recipients
+  // that cannot be a mailbox are listed in `skipped`, not in the result.
   struct Job {
     SpoolRecord rec;
-    void (*done)(Job* job, int result) = nullptr;
+    void (*done)(Job* job, const proto::DeliveryResult& result) = nullptr;
     void* user = nullptr;
 
     // Internal.
@@ -98,6 +100,8 @@ class MaildirDelivery {
   static void on_dir_synced(DirSync::Waiter* w, int result);
   void finish_rcpt(RcptOp* op, int result);
   void release(Job* job, int result);
+  // Ends the job: `error` 0 or a negative errno, mapped once here.
+  static void finish(Job* job, int error);
   DirSync* dir_sync(const std::string& dir);
   [[nodiscard]] int ensure_maildir(const std::string& maildir);
 

@@ -11,10 +11,10 @@ namespace {
 
 struct Done : MaildirDelivery::Job {
   bool finished = false;
-  int result = 1;
+  proto::DeliveryResult result;
 };
 
-void on_done(MaildirDelivery::Job* j, int r) {
+void on_done(MaildirDelivery::Job* j, const proto::DeliveryResult& r) {
   auto* d = static_cast<Done*>(j);
   d->finished = true;
   d->result = r;
@@ -86,7 +86,7 @@ TEST_P(MaildirTest, DeliversEachRecipientThenRemovesFromSpool) {
   EXPECT_FALSE(job->finished);
   settle();
   ASSERT_TRUE(job->finished);
-  EXPECT_EQ(job->result, 0);
+  EXPECT_EQ(job->result.outcome, proto::Outcome::kOk);
   const std::string bob = dir.path() + "/mail/example.test/bob/Maildir/new/1700000000.M1_0.mx.test";
   EXPECT_EQ(read(bob),
             "Return-Path: <a@src.example>\nDelivered-To: Bob@Example.TEST\nReceived: x\n\ty\n"
@@ -107,7 +107,7 @@ TEST_P(MaildirTest, RepeatedDeliveryDoesNotDuplicate) {
   auto again = spooled("M2", {{"bob", "example.test"}});
   md.deliver(again.get());
   settle();
-  EXPECT_EQ(again->result, 0);
+  EXPECT_EQ(again->result.outcome, proto::Outcome::kOk);
   std::vector<std::string> names;
   io.list_dir(dir.path() + "/mail/example.test/bob/Maildir/new", &names);
   EXPECT_EQ(names.size(), 1u);
@@ -120,7 +120,8 @@ TEST_P(MaildirTest, FsyncFailureKeepsTheSpoolEntry) {
   io.fail_fsyncs_count = 1;
   settle();
   ASSERT_TRUE(job->finished);
-  EXPECT_EQ(job->result, -EIO);
+  EXPECT_EQ(job->result.outcome, proto::Outcome::kTemp);
+  EXPECT_EQ(job->result.reply, "maildir: Input/output error");
   EXPECT_EQ(pending(), std::vector<std::string>{"M3"});
 }
 
@@ -142,7 +143,7 @@ TEST_P(MaildirTest, BatchModeSharesOneFileSystemSync) {
   io.complete_fsyncs();
   EXPECT_EQ(io.fsync_calls - before, 1u);
   EXPECT_FALSE(md.sync_pending());
-  for (auto& j : jobs) EXPECT_EQ(j->result, 0);
+  for (auto& j : jobs) EXPECT_EQ(j->result.outcome, proto::Outcome::kOk);
   EXPECT_TRUE(pending().empty());
 }
 

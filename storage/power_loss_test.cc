@@ -141,9 +141,9 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
           auto j = std::make_unique<Delivery>();
           j->rec = std::move(rec);
           j->delivered = &delivered;
-          j->done = [](MaildirDelivery::Job* job, int result) {
+          j->done = [](MaildirDelivery::Job* job, const proto::DeliveryResult& result) {
             auto* d = static_cast<Delivery*>(job);
-            if (result == 0) d->delivered->insert(d->rec.env.id);
+            if (result.outcome == proto::Outcome::kOk) d->delivered->insert(d->rec.env.id);
           };
           maildir.deliver(j.get());
           jobs.push_back(std::move(j));
