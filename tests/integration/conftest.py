@@ -54,9 +54,33 @@ DEFAULT_LIMITS = {
 STOP_TIMEOUT_S = 20
 START_TIMEOUT_S = 15
 
+# What needs root, and why: the suite also runs as any user (tools/dev test
+# without root); those tests then skip and say so.
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (run the suite as root)")
+# smtp-sink's options to drop from root to `postfix` after binding; run by
+# anyone else it keeps its user (and -u would fail in initgroups).
+SINK_USER_OPTS = ["-u", "postfix"] if IS_ROOT else []
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ports import free_port  # noqa: E402  (tests/ports.py)
+
+
+def assert_config_checks(path):
+    """`ringmaild --check-config` accepts the file at `path`. Run by
+    anyone but root, binding ports below 1024 is refused: those listener
+    lines, and only those, are accepted then (the service has
+    CAP_NET_BIND_SERVICE for them)."""
+    r = subprocess.run([RINGMAILD, "--check-config", "--config", str(path)],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode == 0:
+        return
+    low_port = re.compile(r": listener \S+:(\d+): Permission denied$")
+    other = [l for l in r.stderr.splitlines()
+             if IS_ROOT or not (m := low_port.search(l)) or int(m.group(1)) >= 1024]
+    # The count line that ends the list, when the list had nothing else.
+    assert len(other) == 1 and re.search(r": \d+ problems?$", other[0]), r.stderr
 
 
 def toml_value(v):

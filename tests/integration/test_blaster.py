@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from conftest import free_port
+from conftest import SINK_USER_OPTS, free_port
 from test_auth import PASSWORD
 from test_outbound import sink
 from test_send_test import submission  # noqa: F401 (fixture)
@@ -35,7 +35,7 @@ class CountingSink:
 
     def __init__(self, *opts):
         self.port = free_port(socket.AF_INET, "127.0.0.1")
-        self.p = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", "-u", "postfix", *opts,
+        self.p = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", *SINK_USER_OPTS, *opts,
                                    f"127.0.0.1:{self.port}", "64"], stdout=subprocess.PIPE)
         self.arrivals = []  # (monotonic time, messages so far)
         self.t = threading.Thread(target=self._read, daemon=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import free_port
+from conftest import IS_ROOT, free_port
 from postfix_instance import PostfixInstance
 from test_auth import PASSWORD, add_mailboxes, add_user
 from test_outbound import dns as _dns_fixture  # noqa: F401
@@ -123,6 +123,8 @@ def testmsg(tmp_path):
     for binary in (TESTMSG, "unshare", "nsenter", "ip"):
         if shutil.which(binary) is None:
             pytest.skip(f"no {binary}")
+    if not IS_ROOT:
+        pytest.skip("needs root: opendkim-testmsg runs in a network namespace")
     servers = []
 
     def start(zone_text):
@@ -478,6 +480,8 @@ def opendkim_postfix(verifier, tmp_path):
     for binary in (OPENDKIM, "/usr/sbin/postfix"):
         if shutil.which(binary) is None:
             pytest.skip(f"no {binary}")
+    if not IS_ROOT:
+        pytest.skip("needs root: Postfix's master runs as root")
     running = []
 
     def start(canon):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKEND, RINGMAILD, free_port
+from conftest import BACKEND, RINGMAILD, assert_config_checks, free_port
 from test_tls import client_context, make_cert
 from test_tools import RINGMAIL, tool
 
@@ -152,9 +152,7 @@ def test_report_and_files(chasquid_dir, tmp_path):
     assert not (out / "hooks").exists()
 
     # The file loads.
-    r = subprocess.run([RINGMAILD, "--check-config", "--config", str(out / "ringmail.toml")],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+    assert_config_checks(str(out / "ringmail.toml"))
     # And the tools read the same domains.
     r = tool("aliases-resolve", "Sales-news@example.test", "--config", str(out / "ringmail.toml"))
     assert r.returncode == 0, r.stderr
@@ -326,9 +324,7 @@ def test_defaults_systemd_and_parser(tmp_path):
         ("0.0.0.0:25", "smtp"), ("[::]:25", "smtp"),
         ("0.0.0.0:587", "submission"), ("[::]:587", "submission")]
     assert cfg["tls"] == {"cert_dirs": []}
-    r = subprocess.run([RINGMAILD, "--check-config", "--config", str(out / "ringmail.toml")],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+    assert_config_checks(str(out / "ringmail.toml"))
 
 
 def test_missing_directory_and_conf(tmp_path):

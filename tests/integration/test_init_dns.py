@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKEND, RINGMAILD, free_port
+from conftest import BACKEND, RINGMAILD, assert_config_checks, free_port
 from test_auth import PASSWORD
 from test_import_chasquid import wait_files, wait_listening
 from test_tls import client_context, make_cert
@@ -119,8 +119,7 @@ def test_init_config_accepted_and_daemon_serves_it(tmp_path):
     assert len(keys) == 2 and sum(k.endswith("-ed25519.pem") for k in keys) == 1, keys
     assert all((dom / k).stat().st_mode & 0o777 == 0o600 for k in keys)
 
-    c = subprocess.run([RINGMAILD, "--check-config", "--config", str(config)], capture_output=True, text=True)
-    assert c.returncode == 0, c.stderr
+    assert_config_checks(str(config))
     c = ringmail("check-users", "--domains-dir", str(etc / "domains"))
     assert c.returncode == 0, c.stdout + c.stderr
     # dkim-dns prints the same records init printed.
@@ -189,9 +188,7 @@ def test_init_records_and_next_steps(tmp_path):
     assert '#address = "0.0.0.0:465"' in text and f'cert_dirs = ["{tmp_path}/etc/certs"]' in text
     assert "acme.sh --install-cert -d mx1.example.test --fullchain-file" in r.stdout
     if os.path.exists(RINGMAILD):
-        c = subprocess.run([RINGMAILD, "--check-config", "--config", str(tmp_path / "etc" / "ringmail.toml")],
-                           capture_output=True, text=True)
-        assert c.returncode == 0, c.stderr
+        assert_config_checks(str(tmp_path / "etc" / "ringmail.toml"))
 
 
 def test_init_finds_certbot_certificate(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import IS_ROOT
 from test_auth import add_mailboxes
 from test_outbound import wait_log
 
@@ -21,6 +22,8 @@ MAILDROP = "/usr/bin/maildrop"
 def dovecot():
     if not Path(DOVECOT).exists():
         pytest.skip("dovecot (dovecot-core, dovecot-lmtpd) not installed")
+    if not IS_ROOT:
+        pytest.skip("needs root: Dovecot delivers as user mail")
     # Dovecot delivers as user mail: its folders must be reachable by it
     # (pytest's own temporary directories are 0700).
     d = Path(tempfile.mkdtemp(prefix="ringmail-dovecot-"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import SINK_USER_OPTS, free_port, needs_root
 from test_auth import PASSWORD, add_user, plain
 from postfix_instance import PostfixInstance
 from test_tls import certs, client_context, make_cert  # noqa: F401 (fixture)
@@ -51,7 +51,7 @@ def port():
 
 
 def sink(ip, port, *opts):
-    p = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "postfix", *opts, f"{ip}:{port}", "64"])
+    p = subprocess.Popen(["/usr/sbin/smtp-sink", *SINK_USER_OPTS, *opts, f"{ip}:{port}", "64"])
     for _ in range(100):
         try:
             socket.create_connection((ip, port), timeout=1).close()
@@ -389,6 +389,7 @@ def test_verify_route_refuses_untrusted_ca_twice(start_ringmaild, certs, tmp_pat
         sh.stop()
 
 
+@needs_root  # Postfix's master runs as root
 def test_postfix_relayhost_delivers_through_ringmail(start_ringmaild, certs, dns, port, peer):  # noqa: F811
     """A real Postfix with relayhost = [ringmail]:port (ringmail trusts
     127.0.0.0/8) hands its mail over; ringmail delivers it by MX."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RINGMAILD, SMTPConn, free_port
+from conftest import RINGMAILD, SMTPConn, free_port, needs_root
 
 BUILD = Path(RINGMAILD).resolve().parent.parent
 
@@ -143,6 +143,7 @@ def low_port():
     pytest.skip("no free port below 1024")
 
 
+@needs_root  # it drops from root to nobody, keeping one capability
 def test_runs_unprivileged_with_only_net_bind_service():
     if not shutil.which("setpriv"):
         pytest.skip("setpriv (util-linux) missing")
@@ -199,6 +200,7 @@ def test_runs_unprivileged_with_only_net_bind_service():
         shutil.rmtree(work, ignore_errors=True)
 
 
+@needs_root  # it adds the ringmail group
 def test_init_shares_secrets_with_the_ringmail_group(tmp_path):
     """On a host with the ringmail group (made by the install), `ringmail
     init` leaves the users file and DKIM keys 0640 root:ringmail, so the
