@@ -39,7 +39,6 @@ namespace {
 
 constexpr time_t kCertPollS = 2;
 
-// Sends every shard a message that `fill` writes.
 // Sends every shard a copy of `m`.
 void post_all(const std::vector<std::unique_ptr<Shard>>& shards, const ShardMessage& m) {
   for (const auto& s : shards) s->post_from_main(ShardMessage(m));
@@ -342,7 +341,15 @@ int Daemon::run() {
   recover_spool();
   if (!make_shards()) return 1;
   const bool started = start_shards();
-  if (started) serve();
+  if (started) {
+    serve();
+  } else {
+    // The shards that did start are turning: stop them (the others have
+    // no backend to wake) before joining.
+    for (auto& s : shards_) {
+      if (s->error().empty()) s->post_from_main(msg::Stop{});
+    }
+  }
   stop();
   log_line(started ? "stopped" : "start-up failed", started ? LogLevel::kInfo : LogLevel::kError);
   return started ? 0 : 1;

@@ -3,6 +3,8 @@ SIGHUP reload."""
 
 import os
 import re
+import select
+import shutil
 from pathlib import Path
 import signal
 import socket
@@ -12,6 +14,7 @@ import time
 
 import pytest
 
+from conftest import BACKEND, free_port
 from mailcheck import crlf, parse_delivery
 
 SIMPLE = crlf("Subject: cfg\n\nbody\n")
@@ -314,3 +317,50 @@ def test_restart_waits_for_an_address_the_previous_daemon_still_holds(start_ring
     assert f"waiting up to 5 s for 127.0.0.1:{d.sub_port}" in d.log_tail(), d.log_tail()
     c = d.connect(port=d.sub_port, read_greeting=True)  # the daemon's, not the holder's
     c.close()
+
+
+def test_start_failure_of_one_shard_does_not_hang(tmp_path, ringmaild_binary):
+    """Regression: when one shard could not start its backend (here: out of
+    descriptors, RLIMIT_NOFILE just large enough for the other shard), the
+    daemon said "start-up failed" but then waited forever for the shards
+    that had started, which were never told to stop. The limit is scanned
+    upward until both shards start; every attempt must end by itself."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) missing")
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    cfg = tmp_path / "ringmail.toml"
+    cfg.write_text(f'hostname = "mx.test.example"\nthreads = 2\nlocal_domains = ["example.test"]\n'
+                   f'data_dir = "{tmp_path}/data"\ndomains_dir = "{tmp_path}/domains"\n'
+                   f'[outbound]\ndns_servers = "127.0.0.1:9"\n'
+                   f'[[listener]]\naddress = "127.0.0.1:{port}"\nkind = "smtp"\n')
+    backend_failed = 0
+    for limit in range(8, 200):
+        data = tmp_path / f"data-{limit}"
+        p = subprocess.Popen(["prlimit", f"--nofile={limit}:{limit}", ringmaild_binary, "--config", str(cfg),
+                              "--data-dir", str(data), "--backend", BACKEND],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Read until it ends; stop it once ready; give up on it after 20 s.
+        log, deadline, stopped = "", time.monotonic() + 20, False
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([p.stderr], [], [], 0.5)
+            chunk = os.read(p.stderr.fileno(), 65536).decode() if ready else ""
+            log += chunk
+            if ready and not chunk:
+                break
+            if " ready: " in log and not stopped:
+                p.send_signal(signal.SIGTERM)
+                stopped = True
+        else:
+            p.kill()
+            p.wait()
+            pytest.fail(f"RLIMIT_NOFILE {limit}: ringmaild did not end:\n" + log[-2000:])
+        p.wait(timeout=20)
+        if "cannot start the" in log:
+            backend_failed += 1
+            assert p.returncode == 1 and "start-up failed" in log, log
+        if " ready: " in log:
+            assert p.returncode == 0, log
+            break
+    else:
+        pytest.fail("ringmaild never started, even with 200 descriptors")
+    assert backend_failed > 0, "no limit made exactly the backends fail"
