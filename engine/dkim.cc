@@ -265,10 +265,11 @@ std::vector<DkimCheck> dkim_find(std::string_view message) {
     if (!proto::iequals(fields[i].name, "dkim-signature")) continue;
     DkimCheck c;
     c.field = i;
-    std::string err;
-    if (!proto::dkim::parse_signature(fields[i].value, &c.sig, &err)) {
+    if (auto sig = proto::dkim::parse_signature(fields[i].value)) {
+      c.sig = std::move(*sig);
+    } else {
       c.result = "permerror";
-      c.reason = err;
+      c.reason = sig.error();
     }
     out.push_back(std::move(c));
   }
@@ -298,13 +299,18 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
       c.reason = "no key at " + c.key_name();
       continue;
     }
-    proto::dkim::KeyRecord k;
-    std::string err;
-    if (c.key.records.size() != 1 || !proto::dkim::parse_key_record(c.key.records[0], &k, &err)) {
+    if (c.key.records.size() != 1) {
       c.result = "permerror";
-      c.reason = c.key.records.size() != 1 ? "several key records" : err;
+      c.reason = "several key records";
       continue;
     }
+    auto record = proto::dkim::parse_key_record(c.key.records[0]);
+    if (!record) {
+      c.result = "permerror";
+      c.reason = record.error();
+      continue;
+    }
+    const proto::dkim::KeyRecord& k = *record;
     if (k.public_key.empty()) {
       c.result = "fail";
       c.reason = "key revoked";
@@ -337,6 +343,7 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
     const std::string sig_field = proto::dkim::without_b_value(fields[c.field]);
     const std::string data =
         proto::dkim::signed_header_data(fields, s.headers, sig_field, s.header_relaxed);
+    std::string err;
     if (!tls::dkim_verify_with(k.ed25519, k.public_key, data, s.signature, &err)) {
       c.result = "fail";
       c.reason = err;

@@ -19,8 +19,7 @@ std::string without(std::string_view s, std::string_view drop) {
 
 }  // namespace
 
-std::optional<AliasTable> AliasTable::parse(std::string_view text, std::string_view drop_chars,
-                                            std::string* error) {
+Result<AliasTable> AliasTable::parse(std::string_view text, std::string_view drop_chars) {
   AliasTable t;
   size_t lineno = 0;
   while (!text.empty()) {
@@ -30,8 +29,7 @@ std::optional<AliasTable> AliasTable::parse(std::string_view text, std::string_v
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (line.empty() || line.front() == '#') continue;
     auto fail = [&](const std::string& why) {
-      *error = "line " + std::to_string(lineno) + ": " + why;
-      return std::nullopt;
+      return Error{"line " + std::to_string(lineno) + ": " + why};
     };
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) return fail("no ':' (expected \"user: target, ...\")");

@@ -16,10 +16,11 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proto/result.h"
 
 namespace ringmail::proto {
 
@@ -33,10 +34,8 @@ struct AliasTarget {
 // removed; "*" is the catch-all).
 class AliasTable {
  public:
-  // nullopt with "line N: reason" in *error.
-  [[nodiscard]] static std::optional<AliasTable> parse(std::string_view text,
-                                                       std::string_view drop_chars,
-                                                       std::string* error);
+  // The table, or an error "line N: reason".
+  static Result<AliasTable> parse(std::string_view text, std::string_view drop_chars);
   const std::vector<AliasTarget>* find(const std::string& key) const;
   size_t size() const { return rules_.size(); }
 

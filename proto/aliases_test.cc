@@ -29,9 +29,8 @@ class Dir : public AliasDirectory {
   }
   bool accepts_any_mailbox(const std::string& d) const override { return open.count(d) > 0; }
   void table(const std::string& d, std::string_view text) {
-    std::string err;
-    auto t = AliasTable::parse(text, ".", &err);
-    ASSERT_TRUE(t) << err;
+    auto t = AliasTable::parse(text, ".");
+    ASSERT_TRUE(t) << t.error();
     tables.emplace(d, std::move(*t));
   }
 };
@@ -60,12 +59,11 @@ std::vector<std::string> where(const Dir& dir, const std::string& local, const s
 using V = std::vector<std::string>;
 
 TEST(AliasFile, ChasquidFormat) {
-  std::string err;
   auto t = AliasTable::parse(
       "# comment\n\npepe: jose\nflowers: rose@backgarden,  lilly@pond\r\nTubo: | writemailto ../x\n"
       "a.ñi_l: azul, índigo\n*: catch@example.org\n",
-      ".", &err);
-  ASSERT_TRUE(t) << err;
+      ".");
+  ASSERT_TRUE(t) << t.error();
   EXPECT_EQ(t->size(), 5u);
   ASSERT_NE(t->find("flowers"), nullptr);
   EXPECT_EQ((*t->find("flowers"))[1].text, "lilly@pond");
@@ -77,15 +75,13 @@ TEST(AliasFile, ChasquidFormat) {
 }
 
 TEST(AliasFile, ErrorsNameTheLine) {
-  std::string err;
-  EXPECT_FALSE(AliasTable::parse("ok: x\nbroken line\n", ".", &err));
-  EXPECT_EQ(err, "line 2: no ':' (expected \"user: target, ...\")");
-  EXPECT_FALSE(AliasTable::parse("a:\n", ".", &err));
-  EXPECT_EQ(err, "line 1: alias \"a\" has no target");
-  EXPECT_FALSE(AliasTable::parse("a: b, , c\n", ".", &err));
-  EXPECT_FALSE(AliasTable::parse("a b: c\n", ".", &err));
-  EXPECT_FALSE(AliasTable::parse("a: |  \n", ".", &err));
-  EXPECT_FALSE(AliasTable::parse("a: two words\n", ".", &err));
+  EXPECT_EQ(AliasTable::parse("ok: x\nbroken line\n", ".").error(),
+            "line 2: no ':' (expected \"user: target, ...\")");
+  EXPECT_EQ(AliasTable::parse("a:\n", ".").error(), "line 1: alias \"a\" has no target");
+  EXPECT_FALSE(AliasTable::parse("a: b, , c\n", "."));
+  EXPECT_FALSE(AliasTable::parse("a b: c\n", "."));
+  EXPECT_FALSE(AliasTable::parse("a: |  \n", "."));
+  EXPECT_FALSE(AliasTable::parse("a: two words\n", "."));
 }
 
 TEST(AliasResolve, OrderSuffixesDropCharacters) {

@@ -429,11 +429,10 @@ bool number(std::string_view s, int64_t* out) {
 
 }  // namespace
 
-bool parse_signature(std::string_view value, Signature* out, std::string* error) {
+Result<Signature> parse_signature(std::string_view value) {
   std::vector<std::pair<std::string, std::string>> tags;
   if (!tag_list(value, &tags)) {
-    *error = "signature syntax";
-    return false;
+    return Error{"signature syntax"};
   }
   Signature s;
   bool have_v = false, have_a = false, have_b = false, have_bh = false, have_d = false,
@@ -442,8 +441,7 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
     if (n == "v") {
       have_v = true;
       if (v != "1") {
-        *error = "unknown signature version " + v;
-        return false;
+        return Error{"unknown signature version " + v};
       }
     } else if (n == "a") {
       have_a = true;
@@ -452,24 +450,21 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
       } else if (v == "ed25519-sha256") {
         s.algorithm = Algorithm::kEd25519Sha256;
       } else {
-        *error = "unsupported algorithm " + v;  // rsa-sha1 included (RFC 8301)
-        return false;
+        return Error{"unsupported algorithm " + v};  // rsa-sha1 included (RFC 8301)
       }
     } else if (n == "b") {
       have_b = true;
       s.b_tag = no_fws(v);
       auto d = base64_decode(s.b_tag);
       if (!d || d->empty()) {
-        *error = "b= is not base64";
-        return false;
+        return Error{"b= is not base64"};
       }
       s.signature = std::move(*d);
     } else if (n == "bh") {
       have_bh = true;
       auto d = base64_decode(no_fws(v));
       if (!d || d->size() != 32) {
-        *error = "bh= is not a base64 SHA-256 hash";
-        return false;
+        return Error{"bh= is not a base64 SHA-256 hash"};
       }
       s.body_hash = std::move(*d);
     } else if (n == "c") {
@@ -478,8 +473,7 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
       const std::string hc = c.substr(0, slash);
       const std::string bc = slash == std::string::npos ? "simple" : c.substr(slash + 1);
       if ((hc != "simple" && hc != "relaxed") || (bc != "simple" && bc != "relaxed")) {
-        *error = "unknown canonicalization " + c;
-        return false;
+        return Error{"unknown canonicalization " + c};
       }
       s.header_relaxed = hc == "relaxed";
       s.body_relaxed = bc == "relaxed";
@@ -493,8 +487,7 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
         const size_t colon = hv.find(':');
         std::string name = ascii_lower(no_fws(hv.substr(0, colon)));
         if (name.empty()) {
-          *error = "empty name in h=";
-          return false;
+          return Error{"empty name in h="};
         }
         s.headers.push_back(std::move(name));
         if (colon == std::string_view::npos) break;
@@ -504,41 +497,34 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
       s.identity = no_fws(v);
     } else if (n == "l") {
       if (!number(no_fws(v), &s.length)) {
-        *error = "bad l=";
-        return false;
+        return Error{"bad l="};
       }
     } else if (n == "q") {
       if (no_fws(v).find("dns/txt") == std::string::npos) {
-        *error = "unknown query method " + v;
-        return false;
+        return Error{"unknown query method " + v};
       }
     } else if (n == "s") {
       have_s = true;
       s.selector = no_fws(v);
     } else if (n == "t") {
       if (!number(no_fws(v), &s.timestamp)) {
-        *error = "bad t=";
-        return false;
+        return Error{"bad t="};
       }
     } else if (n == "x") {
       if (!number(no_fws(v), &s.expires)) {
-        *error = "bad x=";
-        return false;
+        return Error{"bad x="};
       }
     }
     // Unknown tags are ignored (3.2).
   }
   if (!(have_v && have_a && have_b && have_bh && have_d && have_h && have_s)) {
-    *error = "a required tag is missing";
-    return false;
+    return Error{"a required tag is missing"};
   }
   if (std::find(s.headers.begin(), s.headers.end(), "from") == s.headers.end()) {
-    *error = "From is not signed";
-    return false;
+    return Error{"From is not signed"};
   }
   if (s.domain.empty() || s.selector.empty()) {
-    *error = "empty d= or s=";
-    return false;
+    return Error{"empty d= or s="};
   }
   if (s.identity.empty()) {
     s.identity = "@" + s.domain;
@@ -550,16 +536,13 @@ bool parse_signature(std::string_view value, Signature* out, std::string* error)
         !(idom.size() > s.domain.size() &&
           idom.compare(idom.size() - s.domain.size(), s.domain.size(), s.domain) == 0 &&
           idom[idom.size() - s.domain.size() - 1] == '.')) {
-      *error = "i= is not in d=";
-      return false;
+      return Error{"i= is not in d="};
     }
   }
   if (s.expires >= 0 && s.timestamp >= 0 && s.expires < s.timestamp) {
-    *error = "x= before t=";
-    return false;
+    return Error{"x= before t="};
   }
-  *out = std::move(s);
-  return true;
+  return s;
 }
 
 std::string without_b_value(const HeaderField& f) {
@@ -582,26 +565,23 @@ std::string without_b_value(const HeaderField& f) {
   return std::string(f.name) + ":" + v;
 }
 
-bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error) {
+Result<KeyRecord> parse_key_record(std::string_view txt) {
   std::vector<std::pair<std::string, std::string>> tags;
   if (!tag_list(txt, &tags)) {
-    *error = "key record syntax";
-    return false;
+    return Error{"key record syntax"};
   }
   KeyRecord k;
   bool have_p = false;
   for (const auto& [n, v] : tags) {
     if (n == "v" && v != "DKIM1") {
-      *error = "key record version " + v;
-      return false;
+      return Error{"key record version " + v};
     }
     if (n == "k") {
       const std::string kv = ascii_lower(no_fws(v));
       if (kv == "ed25519") {
         k.ed25519 = true;
       } else if (kv != "rsa") {
-        *error = "unknown key type " + kv;
-        return false;
+        return Error{"unknown key type " + kv};
       }
     } else if (n == "p") {
       have_p = true;
@@ -609,8 +589,7 @@ bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error) 
       if (!p.empty()) {
         auto d = base64_decode(p);
         if (!d) {
-          *error = "p= is not base64";
-          return false;
+          return Error{"p= is not base64"};
         }
         k.public_key = std::move(*d);
       }
@@ -625,11 +604,9 @@ bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error) 
     }
   }
   if (!have_p) {
-    *error = "no p= in the key record";
-    return false;
+    return Error{"no p= in the key record"};
   }
-  *out = std::move(k);
-  return true;
+  return k;
 }
 
 std::string dns_record(Algorithm a, std::string_view public_key_b64) {

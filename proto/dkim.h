@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/result.h"
+
 namespace ringmail::proto::dkim {
 
 // One header field as it appears in a message: name, and the raw text after
@@ -151,9 +153,9 @@ struct Signature {
   int64_t timestamp = -1;            // t=
   int64_t expires = -1;              // x=
 };
-// Parses the value of a DKIM-Signature field. False with a reason (a
-// "permerror": the signature cannot be checked at all).
-[[nodiscard]] bool parse_signature(std::string_view value, Signature* out, std::string* error);
+// Parses the value of a DKIM-Signature field. An error is a "permerror":
+// the signature cannot be checked at all.
+Result<Signature> parse_signature(std::string_view value);
 // The field with the value of its b= tag removed (what the signer hashed).
 std::string without_b_value(const HeaderField& f);
 
@@ -165,7 +167,7 @@ struct KeyRecord {
   bool testing = false;          // t=y
   bool strict_identity = false;  // t=s
 };
-[[nodiscard]] bool parse_key_record(std::string_view txt, KeyRecord* out, std::string* error);
+Result<KeyRecord> parse_key_record(std::string_view txt);
 
 // The DNS TXT record for a public key: "v=DKIM1; k=rsa; p=<base64>" (or
 // k=ed25519), and the zone-file line that publishes it at

@@ -184,14 +184,12 @@ TEST(SimpleBody, Cases) {
 }
 
 TEST(Verify, ParseSignature) {
-  Signature s;
-  std::string err;
-  ASSERT_TRUE(parse_signature(
+  auto parsed = parse_signature(
       " v=1; a=rsa-sha256; c=relaxed/simple; d=Example.COM; s=sel;\r\n\t t=100; x=200; l=5;\r\n"
       "\th=From : To:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n\tb=AAAA\r\n "
-      "BBBB",
-      &s, &err))
-      << err;
+      "BBBB");
+  ASSERT_TRUE(parsed) << parsed.error();
+  const Signature& s = *parsed;
   EXPECT_EQ(s.domain, "example.com");
   EXPECT_EQ(s.headers, (std::vector<std::string>{"from", "to", "subject"}));
   EXPECT_TRUE(s.header_relaxed);
@@ -202,20 +200,18 @@ TEST(Verify, ParseSignature) {
   const std::string ok =
       "v=1; a=rsa-sha256; d=a.test; s=x; h=from; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; "
       "b=AAAA";
-  EXPECT_TRUE(parse_signature(ok, &s, &err)) << err;
-  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha1; d=a.test", &s, &err));
-  EXPECT_EQ(err, "unsupported algorithm rsa-sha1");
-  EXPECT_FALSE(
-      parse_signature("v=1; a=rsa-sha256; d=a.test; s=x; h=to; "
-                      "bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA",
-                      &s, &err));
-  EXPECT_EQ(err, "From is not signed");
-  EXPECT_FALSE(parse_signature(ok + "; i=@evil.test", &s, &err));
-  EXPECT_EQ(err, "i= is not in d=");
-  EXPECT_TRUE(parse_signature(ok + "; i=user@sub.a.test", &s, &err)) << err;
-  EXPECT_FALSE(parse_signature(ok + "; d=b.test", &s, &err));  // a tag twice
-  EXPECT_FALSE(parse_signature("v=1; a=rsa-sha256; s=x", &s, &err));
-  EXPECT_EQ(err, "a required tag is missing");
+  auto r = parse_signature(ok);
+  EXPECT_TRUE(r) << r.error();
+  EXPECT_EQ(parse_signature("v=1; a=rsa-sha1; d=a.test").error(), "unsupported algorithm rsa-sha1");
+  EXPECT_EQ(parse_signature("v=1; a=rsa-sha256; d=a.test; s=x; h=to; "
+                            "bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=; b=AAAA")
+                .error(),
+            "From is not signed");
+  EXPECT_EQ(parse_signature(ok + "; i=@evil.test").error(), "i= is not in d=");
+  r = parse_signature(ok + "; i=user@sub.a.test");
+  EXPECT_TRUE(r) << r.error();
+  EXPECT_FALSE(parse_signature(ok + "; d=b.test"));  // a tag twice
+  EXPECT_EQ(parse_signature("v=1; a=rsa-sha256; s=x").error(), "a required tag is missing");
 }
 
 TEST(Verify, WithoutBValueKeepsBh) {
@@ -228,18 +224,16 @@ TEST(Verify, WithoutBValueKeepsBh) {
 }
 
 TEST(Verify, KeyRecords) {
-  KeyRecord k;
-  std::string err;
-  ASSERT_TRUE(parse_key_record(
-      "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", &k, &err));
-  EXPECT_TRUE(k.ed25519);
-  EXPECT_EQ(k.public_key.size(), 32u);
-  ASSERT_TRUE(parse_key_record("v=DKIM1; p=; t=y:s", &k, &err));
-  EXPECT_TRUE(k.public_key.empty());  // revoked
-  EXPECT_TRUE(k.testing && k.strict_identity);
-  EXPECT_FALSE(parse_key_record("v=DKIM1; k=dsa; p=AAAA", &k, &err));
-  EXPECT_FALSE(parse_key_record("v=DKIM1; k=rsa", &k, &err));
-  EXPECT_EQ(err, "no p= in the key record");
+  auto k = parse_key_record("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  ASSERT_TRUE(k) << k.error();
+  EXPECT_TRUE(k->ed25519);
+  EXPECT_EQ(k->public_key.size(), 32u);
+  k = parse_key_record("v=DKIM1; p=; t=y:s");
+  ASSERT_TRUE(k) << k.error();
+  EXPECT_TRUE(k->public_key.empty());  // revoked
+  EXPECT_TRUE(k->testing && k->strict_identity);
+  EXPECT_FALSE(parse_key_record("v=DKIM1; k=dsa; p=AAAA"));
+  EXPECT_EQ(parse_key_record("v=DKIM1; k=rsa").error(), "no p= in the key record");
 }
 
 }  // namespace

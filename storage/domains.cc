@@ -94,10 +94,11 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
     if (io.exists(aliases)) {
       d->with_files_.insert(domain);
       text.clear();
-      std::optional<proto::AliasTable> t;
-      if (io.read_file(aliases, &text) != 0 ||
-          !(t = proto::AliasTable::parse(text, options.drop_chars, &error))) {
-        problems->push_back(aliases + ": " + (error.empty() ? "cannot be read" : error));
+      if (io.read_file(aliases, &text) != 0) {
+        problems->push_back(aliases + ": cannot be read");
+        d->broken_.insert(domain);
+      } else if (auto t = proto::AliasTable::parse(text, options.drop_chars); !t) {
+        problems->push_back(aliases + ": " + t.error());
         d->broken_.insert(domain);
       } else {
         d->aliases_.emplace(domain, std::move(*t));

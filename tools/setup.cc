@@ -822,8 +822,11 @@ int dns_check(const DnsCheckOptions& o) {
       std::vector<proto::dkim::KeyRecord> recs;
       std::string perr;
       for (const auto& r : a.records) {
-        proto::dkim::KeyRecord k;
-        if (proto::dkim::parse_key_record(r, &k, &perr)) recs.push_back(k);
+        if (auto k = proto::dkim::parse_key_record(r)) {
+          recs.push_back(std::move(*k));
+        } else {
+          perr = k.error();
+        }
       }
       const bool ed = key->type() == tls::DkimKey::Type::kEd25519;
       if (a.records.empty()) {

@@ -37,10 +37,9 @@ class Dir : public AliasDirectory {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::string err;
-  auto t = AliasTable::parse(text, ".", &err);
+  auto t = AliasTable::parse(text, ".");
   if (!t) {
-    if (err.rfind("line ", 0) != 0) std::abort();
+    if (t.error().rfind("line ", 0) != 0) std::abort();
     return 0;
   }
   Dir dir(*t);
