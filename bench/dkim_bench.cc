@@ -143,17 +143,21 @@ void canon_and_hash(benchmark::State& st) {
 BENCHMARK(canon_and_hash)->Arg(10 << 10)->Arg(100 << 10);
 
 void sign(benchmark::State& st, ringmail::tls::DkimKey::Type t) {
-  std::string err;
-  auto key =
-      ringmail::tls::DkimKey::from_pem(ringmail::tls::DkimKey::generate_pem(t, 2048, &err), &err);
-  if (key == nullptr) {
-    st.SkipWithError(err.c_str());
+  const auto pem = ringmail::tls::DkimKey::generate_pem(t, 2048);
+  if (!pem) {
+    st.SkipWithError(pem.error().c_str());
     return;
   }
+  auto loaded = ringmail::tls::DkimKey::from_pem(*pem);
+  if (!loaded) {
+    st.SkipWithError(loaded.error().c_str());
+    return;
+  }
+  const auto& key = *loaded;
   const std::string data = text(600);  // about a signed header block
-  std::string sig;
   for (auto _ : st) {
-    if (!key->sign(data, &sig, &err)) st.SkipWithError(err.c_str());
+    auto sig = key->sign(data);
+    if (!sig) st.SkipWithError(sig.error().c_str());
     benchmark::DoNotOptimize(sig);
   }
   st.SetItemsProcessed(static_cast<int64_t>(st.iterations()));

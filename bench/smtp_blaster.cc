@@ -212,9 +212,14 @@ class Blaster {
     if (!s_.starttls && !s_.implicit_tls) return true;
     ringmail::tls::init_library();
     // A load generator: the server's certificate is not checked.
-    tls_ctx_ = ringmail::tls::TlsContext::client(
-        ringmail::tls::TlsContext::ClientMode::kOpportunistic, why);
-    return tls_ctx_ != nullptr;
+    auto ctx =
+        ringmail::tls::TlsContext::client(ringmail::tls::TlsContext::ClientMode::kOpportunistic);
+    if (!ctx) {
+      *why = ctx.error();
+      return false;
+    }
+    tls_ctx_ = std::move(*ctx);
+    return true;
   }
   const std::shared_ptr<const ringmail::tls::TlsContext>& tls_context() const { return tls_ctx_; }
 

@@ -32,16 +32,15 @@ std::shared_ptr<const DkimKeys> DkimKeys::load(const std::string& domains_dir,
                                                std::vector<std::string>* problems) {
   auto keys = std::make_shared<DkimKeys>();
   for (const auto& f : tls::list_dkim_key_files(domains_dir)) {
-    std::string err;
-    auto k = tls::DkimKey::load(f.path, &err);
-    if (k == nullptr) {
-      problems->push_back(err);
+    auto k = tls::DkimKey::load(f.path);
+    if (!k) {
+      problems->push_back(k.error());
       continue;
     }
     DkimSigner s;
     s.domain = proto::ascii_lower(f.domain);
     s.selector = f.selector;
-    s.key = std::move(k);
+    s.key = std::move(*k);
     s.path = f.path;
     keys->by_domain_[s.domain].push_back(std::move(s));
     ++keys->count_;
@@ -92,12 +91,12 @@ bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header,
     p.body_hash_b64 = bh64;
     const std::string field = proto::dkim::signature_field(p);
     const std::string data = proto::dkim::signed_header_data(header, p.headers, field);
-    std::string sig;
-    if (!k.key->sign(data, &sig, error)) {
-      *error = k.domain + " selector " + k.selector + ": " + *error;
+    const auto sig = k.key->sign(data);
+    if (!sig) {
+      *error = k.domain + " selector " + k.selector + ": " + sig.error();
       return false;
     }
-    *fields += field + proto::dkim::fold_b64(proto::base64_encode(sig), 70) + "\r\n";
+    *fields += field + proto::dkim::fold_b64(proto::base64_encode(*sig), 70) + "\r\n";
   }
   return true;
 }
@@ -343,10 +342,9 @@ void dkim_verify(std::string_view message, std::vector<DkimCheck>* checks, int64
     const std::string sig_field = proto::dkim::without_b_value(fields[c.field]);
     const std::string data =
         proto::dkim::signed_header_data(fields, s.headers, sig_field, s.header_relaxed);
-    std::string err;
-    if (!tls::dkim_verify_with(k.ed25519, k.public_key, data, s.signature, &err)) {
+    if (auto v = tls::dkim_verify_with(k.ed25519, k.public_key, data, s.signature); !v) {
       c.result = "fail";
-      c.reason = err;
+      c.reason = v.error();
       continue;
     }
     c.result = "pass";

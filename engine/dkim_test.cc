@@ -15,12 +15,15 @@ namespace ringmail::engine {
 namespace {
 
 DkimSigner signer(tls::DkimKey::Type t, const std::string& selector) {
-  std::string err;
   DkimSigner s;
   s.domain = "example.test";
   s.selector = selector;
-  s.key = tls::DkimKey::from_pem(tls::DkimKey::generate_pem(t, 2048, &err), &err);
-  EXPECT_NE(s.key, nullptr) << err;
+  const auto pem = tls::DkimKey::generate_pem(t, 2048);
+  EXPECT_TRUE(pem) << pem.error();
+  if (!pem) return s;
+  auto key = tls::DkimKey::from_pem(*pem);
+  EXPECT_TRUE(key) << key.error();
+  if (key) s.key = std::move(*key);
   return s;
 }
 

@@ -47,9 +47,13 @@ void post_all(const std::vector<std::unique_ptr<Shard>>& shards, const ShardMess
 // Writes a self-signed certificate for the host name into <data_dir>/certs
 // (the embedded development configuration), key readable by us only.
 bool write_self_signed(const config::Config& cfg, std::string* error) {
-  std::string cert, key;
-  if (!tls::make_self_signed(cfg.hostname, std::time(nullptr), 365, &cert, &key, error))
+  const auto pair = tls::make_self_signed(cfg.hostname, std::time(nullptr), 365);
+  if (!pair) {
+    *error = pair.error();
     return false;
+  }
+  const std::string& cert = pair->cert_pem;
+  const std::string& key = pair->key_pem;
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(cfg.data_dir) / "certs" / cfg.hostname;
   std::error_code ec;

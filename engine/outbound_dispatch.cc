@@ -88,9 +88,12 @@ std::shared_ptr<const tls::TlsContext> OutboundDispatcher::context_for(
   // not mix verifying and opportunistic sessions: see tls/context.h).
   auto it = route_tls_.find(r->ca_file);
   if (it != route_tls_.end()) return it->second;
-  std::string why;
-  auto c = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, &why, r->ca_file);
-  if (c == nullptr) log_line("outbound: route for " + r->domain + ": " + why);
+  std::shared_ptr<const tls::TlsContext> c;
+  if (auto made = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, r->ca_file)) {
+    c = std::move(*made);
+  } else {
+    log_line("outbound: route for " + r->domain + ": " + made.error());
+  }
   route_tls_[r->ca_file] = c;
   return c;
 }

@@ -369,12 +369,12 @@ TEST_P(OutboundTest, StarttlsWithARealServer) {
     if (!up) ::usleep(20000);
   }
   ASSERT_TRUE(up) << "ringmaild did not start";
-  std::string err;
   OutboundSession::Params p;
   p.helo = "relay.example.test";
   p.port = static_cast<uint16_t>(port);
-  p.tls = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic, &err);
-  ASSERT_NE(p.tls, nullptr) << err;
+  auto client_tls = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic);
+  ASSERT_TRUE(client_tls) << client_tls.error();
+  p.tls = *client_tls;
   auto m = message("T", {"bob@mx.test"});
   bool done = false;
   OutboundSession s(*b, *r, p, "mx.test", pull_from({&m}), count_results(), [&] { done = true; });

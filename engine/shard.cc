@@ -198,7 +198,10 @@ void Shard::run(std::latch& ready) {
     resolver_ = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2, &why);
     // MX delivery is opportunistic: certificates are not checked (routes
     // with tls = "verify" get verifying contexts of their own).
-    auto client_tls = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic, &why);
+    std::shared_ptr<const tls::TlsContext> client_tls;
+    if (auto c = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic)) {
+      client_tls = std::move(*c);
+    }
     if (resolver_ == nullptr) {
       log_line("outbound: no DNS (" + why + "): mail to other domains stays queued");
     } else {

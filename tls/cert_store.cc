@@ -98,12 +98,12 @@ std::shared_ptr<const CertStore> CertStore::load(const std::vector<std::string>&
                                                  const CertStore* previous) {
   auto store = std::make_shared<CertStore>();
   for (const auto& f : find_cert_files(dirs, problems)) {
-    std::string error;
-    auto ctx = TlsContext::load(f.cert, f.key, now_unix, tickets, &error);
+    auto ctx = TlsContext::load(f.cert, f.key, now_unix, tickets);
     if (ctx) {
-      store->contexts_.push_back(std::move(ctx));
+      store->contexts_.push_back(std::move(*ctx));
       continue;
     }
+    const std::string& error = ctx.error();
     std::shared_ptr<const TlsContext> old;
     if (previous != nullptr) {
       for (const auto& c : previous->contexts_) {
@@ -151,14 +151,13 @@ std::shared_ptr<const TlsContext> CertStore::pick(const ClientHelloInfo& hello,
   return contexts_.front();
 }
 
-bool make_self_signed(const std::string& host, int64_t /*now_unix*/, int days,
-                      std::string* cert_pem, std::string* key_pem, std::string* error) {
+Result<SelfSigned> make_self_signed(const std::string& host, int64_t /*now_unix*/, int days) {
   init_library();
   WC_RNG rng;
   if (wc_InitRng(&rng) != 0) {
-    *error = "no random source";
-    return false;
+    return Error{"no random source"};
   }
+  SelfSigned out;
   ecc_key key;
   bool ok = false;
   std::vector<byte> der(4096);
@@ -185,19 +184,19 @@ bool make_self_signed(const std::string& host, int64_t /*now_unix*/, int days,
     int p = wc_DerToPem(der.data(), static_cast<word32>(n), pem.data(),
                         static_cast<word32>(pem.size()), CERT_TYPE);
     if (p < 0) break;
-    cert_pem->assign(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(p));
+    out.cert_pem.assign(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(p));
     n = wc_EccKeyToDer(&key, der.data(), static_cast<word32>(der.size()));
     if (n < 0) break;
     p = wc_DerToPem(der.data(), static_cast<word32>(n), pem.data(), static_cast<word32>(pem.size()),
                     ECC_PRIVATEKEY_TYPE);
     if (p < 0) break;
-    key_pem->assign(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(p));
+    out.key_pem.assign(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(p));
     ok = true;
   } while (false);
   wc_ecc_free(&key);
   wc_FreeRng(&rng);
-  if (!ok) *error = "cannot generate a self-signed certificate";
-  return ok;
+  if (!ok) return Error{"cannot generate a self-signed certificate"};
+  return out;
 }
 
 }  // namespace ringmail::tls

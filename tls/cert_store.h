@@ -63,10 +63,11 @@ class CertStore {
 };
 
 // A self-signed ECDSA P-256 certificate for `host`, valid for `days` from
-// `now_unix`, as PEM (for the embedded development configuration). False
-// with a reason in *error on failure.
-[[nodiscard]] bool make_self_signed(const std::string& host, int64_t now_unix, int days,
-                                    std::string* cert_pem, std::string* key_pem,
-                                    std::string* error);
+// `now_unix`, as PEM (for the embedded development configuration).
+struct SelfSigned {
+  std::string cert_pem;
+  std::string key_pem;
+};
+Result<SelfSigned> make_self_signed(const std::string& host, int64_t now_unix, int days);
 
 }  // namespace ringmail::tls

@@ -45,52 +45,44 @@ struct X509Deleter {
 
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::load(const std::string& cert_path,
-                                                   const std::string& key_path, int64_t now_unix,
-                                                   std::shared_ptr<TicketKeys> tickets,
-                                                   std::string* error) {
+Result<std::shared_ptr<const TlsContext>> TlsContext::load(const std::string& cert_path,
+                                                           const std::string& key_path,
+                                                           int64_t now_unix,
+                                                           std::shared_ptr<TicketKeys> tickets) {
   init_library();
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->cert_path_ = cert_path;
   c->tickets_ = std::move(tickets);
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_server_method());
   if (c->ctx_ == nullptr) {
-    *error = "cannot create a TLS context";
-    return nullptr;
+    return Error{"cannot create a TLS context"};
   }
   if (wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
       wolfSSL_CTX_set_cipher_list(c->ctx_, kCipherList) != WOLFSSL_SUCCESS) {
-    *error = "cannot set the TLS versions or cipher suites";
-    return nullptr;
+    return Error{"cannot set the TLS versions or cipher suites"};
   }
   if (wolfSSL_CTX_use_certificate_chain_file(c->ctx_, cert_path.c_str()) != WOLFSSL_SUCCESS) {
-    *error = cert_path + ": not a readable PEM certificate chain";
-    return nullptr;
+    return Error{cert_path + ": not a readable PEM certificate chain"};
   }
   if (wolfSSL_CTX_use_PrivateKey_file(c->ctx_, key_path.c_str(), WOLFSSL_FILETYPE_PEM) !=
       WOLFSSL_SUCCESS) {
-    *error = key_path + ": not a readable PEM private key";
-    return nullptr;
+    return Error{key_path + ": not a readable PEM private key"};
   }
   if (wolfSSL_CTX_check_private_key(c->ctx_) != WOLFSSL_SUCCESS) {
-    *error = key_path + ": the key does not match the certificate " + cert_path;
-    return nullptr;
+    return Error{key_path + ": the key does not match the certificate " + cert_path};
   }
   std::unique_ptr<WOLFSSL_X509, X509Deleter> x509(
       wolfSSL_X509_load_certificate_file(cert_path.c_str(), WOLFSSL_FILETYPE_PEM));
   if (!x509) {
-    *error = cert_path + ": cannot parse the certificate";
-    return nullptr;
+    return Error{cert_path + ": cannot parse the certificate"};
   }
   c->not_before_ = to_unix(wolfSSL_X509_get_notBefore(x509.get()));
   c->not_after_ = to_unix(wolfSSL_X509_get_notAfter(x509.get()));
   if (now_unix < c->not_before_) {
-    *error = cert_path + ": the certificate is not valid yet";
-    return nullptr;
+    return Error{cert_path + ": the certificate is not valid yet"};
   }
   if (now_unix > c->not_after_) {
-    *error = cert_path + ": the certificate has expired";
-    return nullptr;
+    return Error{cert_path + ": the certificate has expired"};
   }
   while (const char* n = wolfSSL_X509_get_next_altname(x509.get())) {
     c->names_.push_back(lower(n));
@@ -138,21 +130,19 @@ int record_verify(int preverify_ok, WOLFSSL_X509_STORE_CTX* store) {
 }
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::client(ClientMode mode, std::string* error,
-                                                     const std::string& ca_file) {
+Result<std::shared_ptr<const TlsContext>> TlsContext::client(ClientMode mode,
+                                                             const std::string& ca_file) {
   init_library();
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_client_method());
   if (c->ctx_ == nullptr ||
       wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
       wolfSSL_CTX_set_cipher_list(c->ctx_, kCipherList) != WOLFSSL_SUCCESS) {
-    *error = "cannot create the outbound TLS context";
-    return nullptr;
+    return Error{"cannot create the outbound TLS context"};
   }
   if (mode == ClientMode::kOpportunistic) {
     if (!ca_file.empty()) {
-      *error = "a CA file needs a verifying TLS context";
-      return nullptr;
+      return Error{"a CA file needs a verifying TLS context"};
     }
     // No CA store, no callback: nothing is checked and nothing is learned.
     wolfSSL_CTX_set_verify(c->ctx_, WOLFSSL_VERIFY_NONE, nullptr);
@@ -161,13 +151,11 @@ std::shared_ptr<const TlsContext> TlsContext::client(ClientMode mode, std::strin
   c->verifying_ = true;
   if (!ca_file.empty()) {
     if (wolfSSL_CTX_load_verify_locations(c->ctx_, ca_file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
-      *error = "cannot load CA certificates from " + ca_file;
-      return nullptr;
+      return Error{"cannot load CA certificates from " + ca_file};
     }
   } else if (wolfSSL_CTX_load_system_CA_certs(c->ctx_) != WOLFSSL_SUCCESS) {
     // Without a CA store no server verifies: every handshake fails.
-    *error = "cannot load the system's CA certificates";
-    return nullptr;
+    return Error{"cannot load the system's CA certificates"};
   }
   wolfSSL_CTX_set_verify(c->ctx_, WOLFSSL_VERIFY_PEER, &record_verify);
   return c;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/result.h"
+
 struct WOLFSSL_CTX;
 
 namespace ringmail::tls {
@@ -27,14 +29,13 @@ class TicketKeys;
 class TlsContext {
  public:
   // Loads `cert_path` (PEM chain, leaf first) and `key_path` (PEM key,
-  // PKCS#8 or traditional) as of `now_unix`. On failure returns null and a
-  // one-line reason in *error. With `tickets`, session tickets are sealed
-  // with those keys (shared by every context, so they survive reloads).
-  [[nodiscard]] static std::shared_ptr<const TlsContext> load(const std::string& cert_path,
-                                                              const std::string& key_path,
-                                                              int64_t now_unix,
-                                                              std::shared_ptr<TicketKeys> tickets,
-                                                              std::string* error);
+  // PKCS#8 or traditional) as of `now_unix`, or says in one line why not.
+  // With `tickets`, session tickets are sealed with those keys (shared by
+  // every context, so they survive reloads).
+  static Result<std::shared_ptr<const TlsContext>> load(const std::string& cert_path,
+                                                        const std::string& key_path,
+                                                        int64_t now_unix,
+                                                        std::shared_ptr<TicketKeys> tickets);
   // How a client context treats the server's certificate.
   enum class ClientMode : uint8_t {
     // Not checked at all (WOLFSSL_VERIFY_NONE, no CA store): encryption
@@ -61,8 +62,8 @@ class TlsContext {
   // context trusts. A callback that overrode failures made a server's own
   // untrusted CA trusted from its second connection on. With
   // WOLFSSL_VERIFY_NONE (options.verifyNone) wolfSSL adds none.
-  static std::shared_ptr<const TlsContext> client(ClientMode mode, std::string* error,
-                                                  const std::string& ca_file = "");
+  static Result<std::shared_ptr<const TlsContext>> client(ClientMode mode,
+                                                          const std::string& ca_file = "");
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

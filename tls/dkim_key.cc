@@ -35,13 +35,12 @@ WC_RNG* thread_rng() {
   return h.ok ? &h.rng : nullptr;
 }
 
-std::string to_pem(const std::vector<byte>& der, int type, std::string* error) {
+Result<std::string> to_pem(const std::vector<byte>& der, int type) {
   std::vector<byte> pem(der.size() * 2 + 128);
   const int n = wc_DerToPem(der.data(), static_cast<word32>(der.size()), pem.data(),
                             static_cast<word32>(pem.size()), type);
   if (n <= 0) {
-    *error = "cannot encode the key as PEM";
-    return "";
+    return Error{"cannot encode the key as PEM"};
   }
   return std::string(reinterpret_cast<char*>(pem.data()), static_cast<size_t>(n));
 }
@@ -59,14 +58,13 @@ DkimKey::~DkimKey() {
   }
 }
 
-std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* error) {
+Result<std::unique_ptr<DkimKey>> DkimKey::from_pem(std::string_view pem) {
   std::vector<byte> der(pem.size() + 16);
   const int n = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(pem.data()),
                                static_cast<int>(pem.size()), der.data(),
                                static_cast<int>(der.size()), nullptr);
   if (n <= 0) {
-    *error = "not a PEM private key";
-    return nullptr;
+    return Error{"not a PEM private key"};
   }
   der.resize(static_cast<size_t>(n));
   static std::atomic<uint64_t> serials{0};
@@ -84,14 +82,12 @@ std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* er
       std::vector<byte> pub(static_cast<size_t>(k->bits_) / 8 * 2 + 64);
       const int pn = wc_RsaKeyToPublicDer(rsa, pub.data(), static_cast<word32>(pub.size()));
       if (pn <= 0) {
-        *error = "cannot derive the RSA public key";
-        return nullptr;
+        return Error{"cannot derive the RSA public key"};
       }
       k->public_.assign(reinterpret_cast<char*>(pub.data()), static_cast<size_t>(pn));
       if (k->bits_ < 1024) {
-        *error = "RSA key of " + std::to_string(k->bits_) +
-                 " bits: at least 1024 are needed (2048 advised)";
-        return nullptr;
+        return Error{"RSA key of " + std::to_string(k->bits_) +
+                     " bits: at least 1024 are needed (2048 advised)"};
       }
       return k;
     }
@@ -104,8 +100,7 @@ std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* er
       wc_Ed25519PrivateKeyDecode(der.data(), &idx, ed, static_cast<word32>(der.size())) != 0) {
     wc_ed25519_free(ed);
     delete ed;
-    *error = "neither an RSA nor an Ed25519 private key";
-    return nullptr;
+    return Error{"neither an RSA nor an Ed25519 private key"};
   }
   k->type_ = Type::kEd25519;
   k->key_ = ed;
@@ -118,51 +113,45 @@ std::unique_ptr<DkimKey> DkimKey::from_pem(std::string_view pem, std::string* er
     if (wc_ed25519_export_private_only(ed, priv, &plen) != 0 ||
         wc_ed25519_make_public(ed, pub, sizeof pub) != 0 ||
         wc_ed25519_import_private_key(priv, plen, pub, sizeof pub, ed) != 0) {
-      *error = "cannot derive the Ed25519 public key";
-      return nullptr;
+      return Error{"cannot derive the Ed25519 public key"};
     }
   }
   word32 publen = sizeof pub;
   if (wc_ed25519_export_public(ed, pub, &publen) != 0) {
-    *error = "cannot read the Ed25519 public key";
-    return nullptr;
+    return Error{"cannot read the Ed25519 public key"};
   }
   k->public_.assign(reinterpret_cast<char*>(pub), publen);
   return k;
 }
 
-std::unique_ptr<DkimKey> DkimKey::load(const std::string& path, std::string* error) {
+Result<std::unique_ptr<DkimKey>> DkimKey::load(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    *error = path + ": cannot read";
-    return nullptr;
+    return Error{path + ": cannot read"};
   }
   const std::string pem((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto k = from_pem(pem, error);
-  if (k == nullptr) *error = path + ": " + *error;
+  auto k = from_pem(pem);
+  if (!k) return Error{path + ": " + k.error()};
   return k;
 }
 
-std::string DkimKey::generate_pem(Type t, int rsa_bits, std::string* error) {
+Result<std::string> DkimKey::generate_pem(Type t, int rsa_bits) {
   WC_RNG* rng = thread_rng();
   if (rng == nullptr) {
-    *error = "no random number generator";
-    return "";
+    return Error{"no random number generator"};
   }
   if (t == Type::kRsa) {
 #ifdef WOLFSSL_KEY_GEN
     RsaKey key;
     if (wc_InitRsaKey(&key, nullptr) != 0 ||
         wc_MakeRsaKey(&key, rsa_bits, WC_RSA_EXPONENT, rng) != 0) {
-      *error = "RSA key generation failed";
-      return "";
+      return Error{"RSA key generation failed"};
     }
     std::vector<byte> der(static_cast<size_t>(rsa_bits) / 8 * 9 + 256);
     const int n = wc_RsaKeyToDer(&key, der.data(), static_cast<word32>(der.size()));
     wc_FreeRsaKey(&key);
     if (n <= 0) {
-      *error = "cannot encode the RSA key";
-      return "";
+      return Error{"cannot encode the RSA key"};
     }
     der.resize(static_cast<size_t>(n));
     // PKCS#1 inside PKCS#8 (rsaEncryption), the form every tool reads.
@@ -170,31 +159,27 @@ std::string DkimKey::generate_pem(Type t, int rsa_bits, std::string* error) {
     word32 p8len = static_cast<word32>(p8.size());
     if (wc_CreatePKCS8Key(p8.data(), &p8len, der.data(), static_cast<word32>(der.size()), RSAk,
                           nullptr, 0) <= 0) {
-      *error = "cannot wrap the RSA key in PKCS#8";
-      return "";
+      return Error{"cannot wrap the RSA key in PKCS#8"};
     }
     p8.resize(p8len);
-    return to_pem(p8, PKCS8_PRIVATEKEY_TYPE, error);
+    return to_pem(p8, PKCS8_PRIVATEKEY_TYPE);
 #else
     (void)rsa_bits;
-    *error = "this wolfSSL build cannot generate RSA keys (no WOLFSSL_KEY_GEN)";
-    return "";
+    return Error{"this wolfSSL build cannot generate RSA keys (no WOLFSSL_KEY_GEN)"};
 #endif
   }
   ed25519_key key;
   if (wc_ed25519_init(&key) != 0 || wc_ed25519_make_key(rng, ED25519_KEY_SIZE, &key) != 0) {
-    *error = "Ed25519 key generation failed";
-    return "";
+    return Error{"Ed25519 key generation failed"};
   }
   std::vector<byte> der(256);
   const int n = wc_Ed25519PrivateKeyToDer(&key, der.data(), static_cast<word32>(der.size()));
   wc_ed25519_free(&key);
   if (n <= 0) {
-    *error = "cannot encode the Ed25519 key";
-    return "";
+    return Error{"cannot encode the Ed25519 key"};
   }
   der.resize(static_cast<size_t>(n));
-  return to_pem(der, PKCS8_PRIVATEKEY_TYPE, error);
+  return to_pem(der, PKCS8_PRIVATEKEY_TYPE);
 }
 
 const DkimKey& DkimKey::local() const {
@@ -204,28 +189,24 @@ const DkimKey& DkimKey::local() const {
     if (serial == serial_) return *k;
   }
   if (mine.size() >= 64) mine.clear();
-  std::string err;
-  auto copy = from_pem(pem_, &err);
-  if (copy == nullptr) return *this;  // cannot happen: pem_ was read once already
-  mine.emplace_back(serial_, std::move(copy));
+  auto copy = from_pem(pem_);
+  if (!copy) return *this;  // cannot happen: pem_ was read once already
+  mine.emplace_back(serial_, std::move(*copy));
   return *mine.back().second;
 }
 
-bool DkimKey::sign(std::string_view data, std::string* sig, std::string* error) const {
-  return local().sign_here(data, sig, error);
-}
+Result<std::string> DkimKey::sign(std::string_view data) const { return local().sign_here(data); }
 
 bool DkimKey::verify(std::string_view data, std::string_view sig) const {
   return local().verify_here(data, sig);
 }
 
-bool DkimKey::sign_here(std::string_view data, std::string* sig, std::string* error) const {
+Result<std::string> DkimKey::sign_here(std::string_view data) const {
   if (type_ == Type::kRsa) {
     WC_RNG* rng = thread_rng();
     auto* rsa = static_cast<RsaKey*>(key_);
     if (rng == nullptr) {
-      *error = "no random number generator";
-      return false;
+      return Error{"no random number generator"};
     }
     wc_RsaSetRNG(rsa, rng);  // blinding
     std::vector<byte> out(static_cast<size_t>(bits_) / 8);
@@ -235,28 +216,23 @@ bool DkimKey::sign_here(std::string_view data, std::string* sig, std::string* er
                                        static_cast<word32>(data.size()), out.data(), &len, rsa,
                                        sizeof(RsaKey), rng);
     if (r != 0) {
-      *error = "RSA signature failed (" + std::to_string(r) + ")";
-      return false;
+      return Error{"RSA signature failed (" + std::to_string(r) + ")"};
     }
-    sig->assign(reinterpret_cast<char*>(out.data()), len);
-    return true;
+    return std::string(reinterpret_cast<char*>(out.data()), len);
   }
   byte digest[WC_SHA256_DIGEST_SIZE];
   if (wc_Sha256Hash(reinterpret_cast<const byte*>(data.data()), static_cast<word32>(data.size()),
                     digest) != 0) {
-    *error = "SHA-256 failed";
-    return false;
+    return Error{"SHA-256 failed"};
   }
   byte out[ED25519_SIG_SIZE];
   word32 len = sizeof out;
   const int r =
       wc_ed25519_sign_msg(digest, sizeof digest, out, &len, static_cast<ed25519_key*>(key_));
   if (r != 0) {
-    *error = "Ed25519 signature failed (" + std::to_string(r) + ")";
-    return false;
+    return Error{"Ed25519 signature failed (" + std::to_string(r) + ")"};
   }
-  sig->assign(reinterpret_cast<char*>(out), len);
-  return true;
+  return std::string(reinterpret_cast<char*>(out), len);
 }
 
 bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
@@ -279,13 +255,12 @@ bool DkimKey::verify_here(std::string_view data, std::string_view sig) const {
          ok == 1;
 }
 
-bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
-                      std::string_view sig, std::string* why) {
+Result<void> dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
+                              std::string_view sig) {
   if (ed25519) {
     ed25519_key key;
     if (pub.size() != ED25519_PUB_KEY_SIZE || wc_ed25519_init(&key) != 0) {
-      *why = "not an Ed25519 public key";
-      return false;
+      return Error{"not an Ed25519 public key"};
     }
     byte digest[WC_SHA256_DIGEST_SIZE];
     int ok = 0;
@@ -298,26 +273,23 @@ bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
                                             &ok, &key) == 0 &&
                       ok == 1;
     wc_ed25519_free(&key);
-    if (!good) *why = "signature does not verify";
-    return good;
+    if (!good) return Error{"signature does not verify"};
+    return {};
   }
   RsaKey key;
   if (wc_InitRsaKey(&key, nullptr) != 0) {
-    *why = "no RSA key object";
-    return false;
+    return Error{"no RSA key object"};
   }
   word32 idx = 0;
   if (wc_RsaPublicKeyDecode(reinterpret_cast<const byte*>(pub.data()), &idx, &key,
                             static_cast<word32>(pub.size())) != 0) {
     wc_FreeRsaKey(&key);
-    *why = "not an RSA public key";
-    return false;
+    return Error{"not an RSA public key"};
   }
   const int bits = wc_RsaEncryptSize(&key) * 8;
   if (bits < 1024) {
     wc_FreeRsaKey(&key);
-    *why = "RSA key of " + std::to_string(bits) + " bits (under 1024)";
-    return false;
+    return Error{"RSA key of " + std::to_string(bits) + " bits (under 1024)"};
   }
   const bool good = wc_SignatureVerify(WC_HASH_TYPE_SHA256, WC_SIGNATURE_TYPE_RSA_W_ENC,
                                        reinterpret_cast<const byte*>(data.data()),
@@ -325,8 +297,8 @@ bool dkim_verify_with(bool ed25519, std::string_view pub, std::string_view data,
                                        reinterpret_cast<const byte*>(sig.data()),
                                        static_cast<word32>(sig.size()), &key, sizeof key) == 0;
   wc_FreeRsaKey(&key);
-  if (!good) *why = "signature does not verify";
-  return good;
+  if (!good) return Error{"signature does not verify"};
+  return {};
 }
 
 namespace {

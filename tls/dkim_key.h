@@ -9,17 +9,19 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/result.h"
+
 namespace ringmail::tls {
 
 class DkimKey {
  public:
   enum class Type : uint8_t { kRsa, kEd25519 };
 
-  // Null and a one-line reason when the text is not a usable key.
-  [[nodiscard]] static std::unique_ptr<DkimKey> from_pem(std::string_view pem, std::string* error);
-  [[nodiscard]] static std::unique_ptr<DkimKey> load(const std::string& path, std::string* error);
+  // The key, or a one-line reason when the text is not a usable key.
+  static Result<std::unique_ptr<DkimKey>> from_pem(std::string_view pem);
+  static Result<std::unique_ptr<DkimKey>> load(const std::string& path);
   // A new key as PKCS#8 PEM ("PRIVATE KEY"); `rsa_bits` for RSA (2048, 3072).
-  [[nodiscard]] static std::string generate_pem(Type t, int rsa_bits, std::string* error);
+  static Result<std::string> generate_pem(Type t, int rsa_bits);
 
   ~DkimKey();
   DkimKey(const DkimKey&) = delete;
@@ -30,10 +32,10 @@ class DkimKey {
 
   // The signature over `data` (the header data of RFC 6376 3.7): RSA
   // PKCS#1 v1.5 with SHA-256; Ed25519 over the SHA-256 of the data (RFC
-  // 8463 3). Raw bytes; false and a reason on failure. Any thread may call
-  // it at any time: wolfCrypt's key objects are not safe to share, so each
-  // thread signs with its own copy of the key.
-  [[nodiscard]] bool sign(std::string_view data, std::string* sig, std::string* error) const;
+  // 8463 3). Raw bytes, or a reason on failure. Any thread may call it at
+  // any time: wolfCrypt's key objects are not safe to share, so each thread
+  // signs with its own copy of the key.
+  Result<std::string> sign(std::string_view data) const;
   // Checks a signature made by this key (tests and self-checks).
   [[nodiscard]] bool verify(std::string_view data, std::string_view sig) const;
 
@@ -45,7 +47,7 @@ class DkimKey {
   DkimKey() = default;
   // This thread's copy of the key (made from pem_ on first use).
   const DkimKey& local() const;
-  [[nodiscard]] bool sign_here(std::string_view data, std::string* sig, std::string* error) const;
+  Result<std::string> sign_here(std::string_view data) const;
   [[nodiscard]] bool verify_here(std::string_view data, std::string_view sig) const;
   std::string pem_;
   uint64_t serial_ = 0;
@@ -58,9 +60,9 @@ class DkimKey {
 // Checks a signature over `data` with a public key as DNS publishes it:
 // RSA (SubjectPublicKeyInfo or RSAPublicKey DER; under 1024 bits fails, RFC
 // 8301) or Ed25519 (the 32 bytes; the signature is over SHA-256(data)).
-// False with the reason.
-bool dkim_verify_with(bool ed25519, std::string_view public_key, std::string_view data,
-                      std::string_view sig, std::string* why);
+// An error says why it does not verify.
+Result<void> dkim_verify_with(bool ed25519, std::string_view public_key, std::string_view data,
+                              std::string_view sig);
 
 // Key files: <domains_dir>/<domain>/dkim:<selector>.pem (chasquid's naming).
 struct DkimKeyFile {

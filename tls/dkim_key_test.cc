@@ -28,15 +28,16 @@ std::string run(const std::string& cmd) {
 TEST(DkimKey, GeneratedKeysSignAndVerify) {
   for (auto [type, bits] :
        {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
-    std::string err;
-    const std::string pem = DkimKey::generate_pem(type, bits, &err);
-    ASSERT_FALSE(pem.empty()) << err;
-    EXPECT_NE(pem.find("-----BEGIN PRIVATE KEY-----"), std::string::npos);  // PKCS#8
-    auto k = DkimKey::from_pem(pem, &err);
-    ASSERT_NE(k, nullptr) << err;
+    const auto pem = DkimKey::generate_pem(type, bits);
+    ASSERT_TRUE(pem) << pem.error();
+    EXPECT_NE(pem->find("-----BEGIN PRIVATE KEY-----"), std::string::npos);  // PKCS#8
+    auto key = DkimKey::from_pem(*pem);
+    ASSERT_TRUE(key) << key.error();
+    const auto& k = *key;
     EXPECT_EQ(k->type(), type);
-    std::string sig;
-    ASSERT_TRUE(k->sign("header data", &sig, &err)) << err;
+    const auto signed_data = k->sign("header data");
+    ASSERT_TRUE(signed_data) << signed_data.error();
+    const std::string& sig = *signed_data;
     EXPECT_EQ(sig.size(), type == DkimKey::Type::kRsa ? 256u : 64u);
     EXPECT_TRUE(k->verify("header data", sig));
     EXPECT_FALSE(k->verify("header datA", sig));
@@ -46,13 +47,12 @@ TEST(DkimKey, GeneratedKeysSignAndVerify) {
 
 TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
   if (run("command -v openssl").empty()) GTEST_SKIP() << "no openssl";
-  std::string err;
-  auto pkcs1 = DkimKey::from_pem(run("openssl genrsa -traditional 2048 2>/dev/null"), &err);
-  ASSERT_NE(pkcs1, nullptr) << err;
-  EXPECT_EQ(pkcs1->bits(), 2048);
+  auto pkcs1 = DkimKey::from_pem(run("openssl genrsa -traditional 2048 2>/dev/null"));
+  ASSERT_TRUE(pkcs1) << pkcs1.error();
+  EXPECT_EQ((*pkcs1)->bits(), 2048);
   const std::string ed_pem = run("openssl genpkey -algorithm ed25519 2>/dev/null");
-  auto ed = DkimKey::from_pem(ed_pem, &err);
-  ASSERT_NE(ed, nullptr) << err;
+  auto ed = DkimKey::from_pem(ed_pem);
+  ASSERT_TRUE(ed) << ed.error();
   // The public key matches openssl's (the last 32 bytes of its SPKI DER).
   char tmpl[] = "/tmp/ringmail-dkim-XXXXXX";
   const int fd = ::mkstemp(tmpl);
@@ -64,7 +64,7 @@ TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
       run(std::string("openssl pkey -in ") + tmpl + " -pubout -outform DER 2>/dev/null");
   std::remove(tmpl);
   ASSERT_EQ(spki.size(), 44u);
-  EXPECT_EQ(ed->public_key(), spki.substr(12));
+  EXPECT_EQ((*ed)->public_key(), spki.substr(12));
 }
 
 // One key, many threads signing at once (the daemon's worker pool does):
@@ -72,17 +72,19 @@ TEST(DkimKey, OpensslKeysInBothRsaFormsAndEd25519) {
 TEST(DkimKey, ConcurrentSigningWithOneKey) {
   for (auto [type, bits] :
        {std::pair{DkimKey::Type::kRsa, 2048}, std::pair{DkimKey::Type::kEd25519, 0}}) {
-    std::string err;
-    auto k = DkimKey::from_pem(DkimKey::generate_pem(type, bits, &err), &err);
-    ASSERT_NE(k, nullptr) << err;
+    const auto pem = DkimKey::generate_pem(type, bits);
+    ASSERT_TRUE(pem) << pem.error();
+    auto key = DkimKey::from_pem(*pem);
+    ASSERT_TRUE(key) << key.error();
+    const auto& k = *key;
     std::atomic<int> bad{0};
     std::vector<std::thread> ts;
     for (int t = 0; t < 8; ++t) {
       ts.emplace_back([&, t] {
         for (int i = 0; i < 20; ++i) {
           const std::string data = "data " + std::to_string(t) + "/" + std::to_string(i);
-          std::string sig, e;
-          if (!k->sign(data, &sig, &e) || !k->verify(data, sig)) ++bad;
+          const auto sig = k->sign(data);
+          if (!sig || !k->verify(data, *sig)) ++bad;
         }
       });
     }
@@ -92,14 +94,12 @@ TEST(DkimKey, ConcurrentSigningWithOneKey) {
 }
 
 TEST(DkimKey, RefusesWhatIsNotAKey) {
-  std::string err;
-  EXPECT_EQ(DkimKey::from_pem("hello", &err), nullptr);
-  EXPECT_EQ(err, "not a PEM private key");
-  EXPECT_EQ(DkimKey::load("/nonexistent/key.pem", &err), nullptr);
-  EXPECT_EQ(err, "/nonexistent/key.pem: cannot read");
+  EXPECT_EQ(DkimKey::from_pem("hello").error(), "not a PEM private key");
+  EXPECT_EQ(DkimKey::load("/nonexistent/key.pem").error(), "/nonexistent/key.pem: cannot read");
   if (run("command -v openssl").empty()) return;
-  EXPECT_EQ(DkimKey::from_pem(run("openssl genrsa -traditional 512 2>/dev/null"), &err), nullptr);
-  EXPECT_NE(err.find("at least 1024"), std::string::npos) << err;
+  const auto small = DkimKey::from_pem(run("openssl genrsa -traditional 512 2>/dev/null"));
+  ASSERT_FALSE(small);
+  EXPECT_NE(small.error().find("at least 1024"), std::string::npos) << small.error();
 }
 
 }  // namespace

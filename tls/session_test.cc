@@ -39,13 +39,24 @@ struct TempDir {
 CertFiles write_pair(const std::string& dir, const std::string& sub, const std::string& host,
                      const std::string& chain = "fullchain.pem",
                      const std::string& key = "privkey.pem") {
-  std::string cert, pem, err;
-  EXPECT_TRUE(make_self_signed(host, now(), 30, &cert, &pem, &err)) << err;
+  const auto pair = make_self_signed(host, now(), 30);
+  EXPECT_TRUE(pair) << pair.error();
   fs::create_directories(fs::path(dir) / sub);
   CertFiles f{(fs::path(dir) / sub / chain).string(), (fs::path(dir) / sub / key).string()};
-  std::ofstream(f.cert) << cert;
-  std::ofstream(f.key) << pem;
+  if (pair) {
+    std::ofstream(f.cert) << pair->cert_pem;
+    std::ofstream(f.key) << pair->key_pem;
+  }
   return f;
+}
+
+// The context of `r`, or null and a test failure with the reason.
+std::shared_ptr<const TlsContext> must(Result<std::shared_ptr<const TlsContext>> r) {
+  if (!r) {
+    ADD_FAILURE() << r.error();
+    return nullptr;
+  }
+  return *std::move(r);
 }
 
 // Moves bytes between the two sides until neither makes progress.
@@ -66,9 +77,8 @@ class TlsSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     files = write_pair(dir.path, "mx.example.test", "mx.example.test");
-    std::string err;
-    ctx = TlsContext::load(files.cert, files.key, now(), keys, &err);
-    ASSERT_TRUE(ctx) << err;
+    ctx = must(TlsContext::load(files.cert, files.key, now(), keys));
+    ASSERT_TRUE(ctx);
   }
   TempDir dir;
   CertFiles files;
@@ -162,17 +172,15 @@ void check_tickets(int version, const std::shared_ptr<const TlsContext>& first,
 }
 
 TEST_F(TlsSessionTest, TicketsSurviveAReload) {
-  std::string err;
-  auto reloaded = TlsContext::load(files.cert, files.key, now(), keys, &err);
-  auto other = TlsContext::load(files.cert, files.key, now(), TicketKeys::create(), &err);
-  ASSERT_TRUE(reloaded && other) << err;
+  auto reloaded = must(TlsContext::load(files.cert, files.key, now(), keys));
+  auto other = must(TlsContext::load(files.cert, files.key, now(), TicketKeys::create()));
+  ASSERT_TRUE(reloaded && other);
   check_tickets(WOLFSSL_TLSV1_3, ctx, reloaded, other);
 }
 
 TEST_F(TlsSessionTest, Tls12TicketsSurviveAReload) {
-  std::string err;
-  auto reloaded = TlsContext::load(files.cert, files.key, now(), keys, &err);
-  ASSERT_TRUE(reloaded) << err;
+  auto reloaded = must(TlsContext::load(files.cert, files.key, now(), keys));
+  ASSERT_TRUE(reloaded);
   // (A TLS 1.2 ticket under other keys is checked with OpenSSL's client in
   // the integration tests: wolfSSL's own client does not take the full
   // handshake that answers a rejected TLS 1.2 ticket.)
@@ -180,16 +188,20 @@ TEST_F(TlsSessionTest, Tls12TicketsSurviveAReload) {
 }
 
 TEST_F(TlsSessionTest, BrokenPairsAreRefusedWithAReason) {
-  std::string err;
   auto other = write_pair(dir.path, "other", "other.example.test");
-  EXPECT_FALSE(TlsContext::load(files.cert, other.key, now(), nullptr, &err));
+  // The reason it was refused, or "(loaded)".
+  auto refused = [](const Result<std::shared_ptr<const TlsContext>>& r) {
+    return r ? std::string("(loaded)") : r.error();
+  };
+  std::string err;
+  err = refused(TlsContext::load(files.cert, other.key, now(), nullptr));
   EXPECT_NE(err.find("does not match"), std::string::npos) << err;
-  EXPECT_FALSE(TlsContext::load(files.cert, files.key, now() + 40 * 86400, nullptr, &err));
+  err = refused(TlsContext::load(files.cert, files.key, now() + 40 * 86400, nullptr));
   EXPECT_NE(err.find("expired"), std::string::npos) << err;
-  EXPECT_FALSE(TlsContext::load(files.cert, files.key, now() - 7 * 86400, nullptr, &err));
+  err = refused(TlsContext::load(files.cert, files.key, now() - 7 * 86400, nullptr));
   EXPECT_NE(err.find("not valid yet"), std::string::npos) << err;
   std::ofstream(dir.path + "/junk.pem") << "not a certificate\n";
-  EXPECT_FALSE(TlsContext::load(dir.path + "/junk.pem", files.key, now(), nullptr, &err));
+  err = refused(TlsContext::load(dir.path + "/junk.pem", files.key, now(), nullptr));
   EXPECT_NE(err.find("junk.pem"), std::string::npos) << err;
 }
 
@@ -242,11 +254,10 @@ namespace {
 TEST(TlsClient, OpportunisticHandshakeChecksNothing) {
   TempDir dir;
   CertFiles f = write_pair(dir.path, "mx", "mx.peer.test");
-  std::string err;
-  auto server_ctx = TlsContext::load(f.cert, f.key, now(), nullptr, &err);
-  ASSERT_TRUE(server_ctx) << err;
-  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err);
-  ASSERT_TRUE(client_ctx) << err;
+  auto server_ctx = must(TlsContext::load(f.cert, f.key, now(), nullptr));
+  ASSERT_TRUE(server_ctx);
+  auto client_ctx = must(TlsContext::client(TlsContext::ClientMode::kOpportunistic));
+  ASSERT_TRUE(client_ctx);
   TlsSession server(server_ctx);
   TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
   std::string plain;
@@ -359,9 +370,8 @@ class UntrustedChain : public ::testing::Test {
     std::ofstream(dir.path + "/privkey.pem") << leaf.key_pem;
     std::ofstream(rogue_ca) << rogue.pem;
     std::ofstream(other_ca) << other.pem;
-    std::string err;
-    server_ctx = TlsContext::load(chain, dir.path + "/privkey.pem", now(), nullptr, &err);
-    ASSERT_TRUE(server_ctx) << err;
+    server_ctx = must(TlsContext::load(chain, dir.path + "/privkey.pem", now(), nullptr));
+    ASSERT_TRUE(server_ctx);
   }
   TempDir dir;
   Issued rogue;
@@ -375,9 +385,8 @@ class UntrustedChain : public ::testing::Test {
 // the second handshake on the same context then verified the untrusted
 // chain. A verifying context fails both, and every one after.
 TEST_F(UntrustedChain, VerifyingContextNeverLearnsPeerCa) {
-  std::string err;
-  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kVerify, &err, other_ca);
-  ASSERT_TRUE(client_ctx) << err;
+  auto client_ctx = must(TlsContext::client(TlsContext::ClientMode::kVerify, other_ca));
+  ASSERT_TRUE(client_ctx);
   ASSERT_TRUE(client_ctx->verifying());
   for (int attempt = 1; attempt <= 3; ++attempt) {
     SCOPED_TRACE("handshake " + std::to_string(attempt));
@@ -395,9 +404,8 @@ TEST_F(UntrustedChain, VerifyingContextNeverLearnsPeerCa) {
 // The same chain where its CA is trusted: it checks out (so the failures
 // above are the CA's), and the host name is checked too.
 TEST_F(UntrustedChain, VerifiesWithTheRightCaAndName) {
-  std::string err;
-  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kVerify, &err, rogue_ca);
-  ASSERT_TRUE(client_ctx) << err;
+  auto client_ctx = must(TlsContext::client(TlsContext::ClientMode::kVerify, rogue_ca));
+  ASSERT_TRUE(client_ctx);
   {
     TlsSession server(server_ctx);
     TlsSession client(client_ctx, TlsSession::Role::kClient, "mx.peer.test");
@@ -417,10 +425,9 @@ TEST_F(UntrustedChain, VerifiesWithTheRightCaAndName) {
 // chain, verifies nothing, and learns nothing: a verifying context is
 // another context.
 TEST_F(UntrustedChain, OpportunisticContextTakesItUnverified) {
-  std::string err;
-  EXPECT_FALSE(TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err, other_ca));
-  auto client_ctx = TlsContext::client(TlsContext::ClientMode::kOpportunistic, &err);
-  ASSERT_TRUE(client_ctx) << err;
+  EXPECT_FALSE(TlsContext::client(TlsContext::ClientMode::kOpportunistic, other_ca));
+  auto client_ctx = must(TlsContext::client(TlsContext::ClientMode::kOpportunistic));
+  ASSERT_TRUE(client_ctx);
   EXPECT_FALSE(client_ctx->verifying());
   for (int attempt = 1; attempt <= 2; ++attempt) {
     TlsSession server(server_ctx);

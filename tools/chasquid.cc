@@ -936,8 +936,8 @@ int import_chasquid(const ImportOptions& o) {
     for (const auto& p : problems)
       note(p + " (ringmaild answers 451 for the domain until it is fixed)");
     for (const auto& k : tls::list_dkim_key_files(domains_dst.string())) {
-      if (!tls::DkimKey::load(k.path, &err))
-        note(k.path + ": " + err + " (ringmaild skips this DKIM key)");
+      if (auto key = tls::DkimKey::load(k.path); !key)
+        note(k.path + ": " + key.error() + " (ringmaild skips this DKIM key)");
     }
   }
 

@@ -66,8 +66,12 @@ bool dkim_make_key(const std::string& domains_dir, const std::string& domain, st
     *error = "'" + selector + "' is not a selector (letters, digits, - and _)";
     return false;
   }
-  const std::string pem = tls::DkimKey::generate_pem(type, bits, error);
-  if (pem.empty()) return false;
+  const auto generated = tls::DkimKey::generate_pem(type, bits);
+  if (!generated) {
+    *error = generated.error();
+    return false;
+  }
+  const std::string& pem = *generated;
   const std::string dir = domains_dir + "/" + domain;
   if (::mkdir(domains_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     *error = "cannot create " + domains_dir + ": " + std::strerror(errno);
@@ -85,10 +89,13 @@ bool dkim_make_key(const std::string& domains_dir, const std::string& domain, st
                           : "cannot create " + path + ": " + std::strerror(-r);
     return false;
   }
-  auto key = tls::DkimKey::from_pem(pem, error);
-  if (key == nullptr) return false;
+  auto key = tls::DkimKey::from_pem(pem);
+  if (!key) {
+    *error = key.error();
+    return false;
+  }
   *path_out = path;
-  *zone_line = proto::dkim::zone_line(selector, domain, dkim_record(*key));
+  *zone_line = proto::dkim::zone_line(selector, domain, dkim_record(**key));
   return true;
 }
 
@@ -113,13 +120,12 @@ int dkim_dns(const std::string& domains_dir, const std::string& domain_in) {
   }
   int rc = 0;
   for (const auto& f : files) {
-    std::string err;
-    auto key = tls::DkimKey::load(f.path, &err);
-    if (key == nullptr) {
-      rc = fail(err);
+    auto key = tls::DkimKey::load(f.path);
+    if (!key) {
+      rc = fail(key.error());
       continue;
     }
-    std::printf("%s\n", proto::dkim::zone_line(f.selector, domain, dkim_record(*key)).c_str());
+    std::printf("%s\n", proto::dkim::zone_line(f.selector, domain, dkim_record(**key)).c_str());
   }
   return rc;
 }

@@ -246,24 +246,23 @@ int send_test(const SendTest& t) {
   const std::string host = colon == std::string::npos ? t.server : t.server.substr(0, colon);
   const std::string port = colon == std::string::npos ? "587" : t.server.substr(colon + 1);
   const bool implicit = t.implicit_tls || port == "465";
-  std::string why;
-  auto ctx = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, &why, t.ca_file);
-  if (ctx == nullptr) {
-    std::fprintf(stderr, "ringmail: TLS: %s\n", why.c_str());
+  auto ctx = tls::TlsContext::client(tls::TlsContext::ClientMode::kVerify, t.ca_file);
+  if (!ctx) {
+    std::fprintf(stderr, "ringmail: TLS: %s\n", ctx.error().c_str());
     return 1;
   }
   bool bad_certificate = false;
-  const int rc = run_session(t, host, port, implicit, ctx, &bad_certificate);
+  const int rc = run_session(t, host, port, implicit, *ctx, &bad_certificate);
   if (!bad_certificate || !t.insecure) return rc;
   // --insecure: again, over a connection whose certificate is not checked
   // (its own context: a verifying one never takes a failed certificate).
-  auto unchecked = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic, &why);
-  if (unchecked == nullptr) {
-    std::fprintf(stderr, "ringmail: TLS: %s\n", why.c_str());
+  auto unchecked = tls::TlsContext::client(tls::TlsContext::ClientMode::kOpportunistic);
+  if (!unchecked) {
+    std::fprintf(stderr, "ringmail: TLS: %s\n", unchecked.error().c_str());
     return 1;
   }
   std::printf("== --insecure: connecting again without checking the certificate\n");
-  return run_session(t, host, port, implicit, unchecked, &bad_certificate);
+  return run_session(t, host, port, implicit, *unchecked, &bad_certificate);
 }
 
 }  // namespace ringmail::tools

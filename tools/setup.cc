@@ -298,9 +298,9 @@ int init(const InitOptions& o) {
   const auto existing = tls::list_dkim_key_files(domains_dir.string(), domain);
   if (o.force && !existing.empty()) {
     for (const auto& f : existing) {
-      auto key = tls::DkimKey::load(f.path, &err);
-      if (key == nullptr) return fail(err);
-      dkim_lines.push_back(proto::dkim::zone_line(f.selector, domain, dkim_record(*key)));
+      auto key = tls::DkimKey::load(f.path);
+      if (!key) return fail(key.error());
+      dkim_lines.push_back(proto::dkim::zone_line(f.selector, domain, dkim_record(**key)));
     }
   } else {
     std::string rsa_path, rsa_line, ed_path, ed_line;
@@ -803,14 +803,15 @@ int dns_check(const DnsCheckOptions& o) {
     }
     for (const auto& f : files) {
       const std::string name = f.selector + "._domainkey." + domain;
-      std::string kerr;
-      auto key = tls::DkimKey::load(f.path, &kerr);
-      if (key == nullptr) {
+      auto loaded = tls::DkimKey::load(f.path);
+      if (!loaded) {
         rep.line("fail",
-                 "DKIM " + name + ": the local key " + f.path + " does not load (" + kerr + ")",
+                 "DKIM " + name + ": the local key " + f.path + " does not load (" +
+                     loaded.error() + ")",
                  "make a new one: ringmail dkim-keygen " + domain);
         continue;
       }
+      const auto& key = *loaded;
       const std::string fix =
           "publish: " + proto::dkim::zone_line(f.selector, domain, dkim_record(*key));
       const Answer a = res.query(QueryType::kTxt, name);
