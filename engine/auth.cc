@@ -39,14 +39,15 @@ const storage::UserDb* Authenticator::users_of(const std::string& domain, int64_
   }
   const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (d.db && mtime == d.mtime_ns && st.st_size == d.size) return d.db.get();
-  std::string text, error;
+  std::string text;
   if (io_.read_file(path, &text) != 0) return d.db.get();
-  auto db = storage::UserDb::parse(text, &error);
+  auto db = storage::UserDb::parse(text);
   d.mtime_ns = mtime;
   d.size = st.st_size;
   if (!db) {
     // Keep what worked before; say once per change what is wrong.
-    log_line("auth: " + path + ": " + error + " (keeping the previous users)", LogLevel::kWarning);
+    log_line("auth: " + path + ": " + db.error() + " (keeping the previous users)",
+             LogLevel::kWarning);
     return d.db.get();
   }
   log_line("auth: loaded " + std::to_string(db->size()) + " users from " + path);
@@ -63,16 +64,18 @@ void Authenticator::start(Check* c, const proto::Credentials& creds, int64_t now
   c->match_required = false;
   c->ok = false;
   c->user.clear();
-  std::string local, domain, error;
   // Acting as someone else (a PLAIN authzid) is not offered.
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.user;
-  if (!proxy && storage::normalize_user(creds.user, &local, &domain, &error)) {
-    c->user = local + "@" + domain;
-    if (const storage::UserDb* db = users_of(domain, now_s)) {
-      if (const storage::UserEntry* e = db->find(local)) {
-        if (e->scheme != storage::UserEntry::Scheme::kDenied) {
-          c->entry = *e;
-          c->match_required = true;
+  if (!proxy) {
+    if (const auto name = storage::normalize_user(creds.user)) {
+      const auto& [local, domain] = *name;
+      c->user = local + "@" + domain;
+      if (const storage::UserDb* db = users_of(domain, now_s)) {
+        if (const storage::UserEntry* e = db->find(local)) {
+          if (e->scheme != storage::UserEntry::Scheme::kDenied) {
+            c->entry = *e;
+            c->match_required = true;
+          }
         }
       }
     }

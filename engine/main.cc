@@ -421,9 +421,9 @@ void Daemon::prepare_process() {
 // One daemon per data_dir, taken before anything in it is touched: spool
 // recovery would remove the live segments of a daemon already running.
 bool Daemon::lock_data_dir() {
-  std::string error;
-  if (data_lock_.acquire(cfg_->data_dir, &error)) return true;
-  log_line("cannot start: " + error, LogLevel::kError);
+  const auto locked = data_lock_.acquire(cfg_->data_dir);
+  if (locked) return true;
+  log_line("cannot start: " + locked.error(), LogLevel::kError);
   return false;
 }
 

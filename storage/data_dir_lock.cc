@@ -32,43 +32,38 @@ DataDirLock::~DataDirLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the lock; the file stays
 }
 
-bool DataDirLock::acquire(const std::string& data_dir, std::string* error) {
+Result<void> DataDirLock::acquire(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    *error = data_dir + ": " + ec.message();
-    return false;
-  }
+  if (ec) return Error{data_dir + ": " + ec.message()};
   const std::string path = lock_path(data_dir);
   // O_CLOEXEC: a pipe delivery's child must not keep the lock after we die.
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    *error = path + ": " + std::strerror(errno);
-    return false;
-  }
+  if (fd < 0) return Error{path + ": " + std::strerror(errno)};
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
+    Error why;
     if (e == EWOULDBLOCK) {
       const long pid = read_pid(fd);
-      *error = "another ringmaild" +
-               (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) + " uses " +
-               data_dir + "; stop it first (its lock: " + path + ")";
+      why.message = "another ringmaild" +
+                    (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) + " uses " +
+                    data_dir + "; stop it first (its lock: " + path + ")";
     } else {
-      *error = path + ": flock: " + std::strerror(e);
+      why.message = path + ": flock: " + std::strerror(e);
     }
     ::close(fd);
-    return false;
+    return why;
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 ||
       ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    *error = path + ": " + std::strerror(errno);
+    Error why{path + ": " + std::strerror(errno)};
     ::close(fd);
-    return false;
+    return why;
   }
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
-  return true;
+  return {};
 }
 
 long DataDirLock::holder(const std::string& data_dir) {

@@ -15,6 +15,8 @@
 
 #include <string>
 
+#include "proto/result.h"
+
 namespace ringmail::storage {
 
 class DataDirLock {
@@ -27,9 +29,9 @@ class DataDirLock {
   DataDirLock& operator=(const DataDirLock&) = delete;
 
   // Takes the exclusive lock on `data_dir` (created when missing) and
-  // writes our pid into the file. False with a one-line reason in *error,
-  // such as "another ringmaild (pid 1234) uses /var/spool/ringmail".
-  [[nodiscard]] bool acquire(const std::string& data_dir, std::string* error);
+  // writes our pid into the file, or says in one line why not, such as
+  // "another ringmaild (pid 1234) uses /var/spool/ringmail".
+  Result<void> acquire(const std::string& data_dir);
 
   // The pid of the process holding the lock on `data_dir`, 0 when nobody
   // holds it (or the directory has no lock file), -1 when it is held by a

@@ -19,27 +19,28 @@ std::string temp_dir() {
 TEST(DataDirLock, SecondDaemonOnTheSameDataDirIsRefused) {
   const std::string dir = temp_dir() + "/data";  // made by acquire()
   DataDirLock first;
-  std::string err;
-  ASSERT_TRUE(first.acquire(dir, &err)) << err;
+  const auto locked = first.acquire(dir);
+  ASSERT_TRUE(locked) << locked.error();
   EXPECT_EQ(DataDirLock::holder(dir), ::getpid());
 
   DataDirLock second;  // flock conflicts between open files, even in one process
-  EXPECT_FALSE(second.acquire(dir, &err));
-  EXPECT_EQ(err, "another ringmaild (pid " + std::to_string(::getpid()) + ") uses " + dir +
-                     "; stop it first (its lock: " + dir + "/ringmaild.lock)");
+  EXPECT_EQ(second.acquire(dir).error(), "another ringmaild (pid " + std::to_string(::getpid()) +
+                                             ") uses " + dir + "; stop it first (its lock: " + dir +
+                                             "/ringmaild.lock)");
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
 TEST(DataDirLock, ReleasedWhenTheHolderGoes) {
   const std::string dir = temp_dir();
-  std::string err;
   {
     DataDirLock first;
-    ASSERT_TRUE(first.acquire(dir, &err)) << err;
+    const auto locked = first.acquire(dir);
+    ASSERT_TRUE(locked) << locked.error();
   }
   EXPECT_EQ(DataDirLock::holder(dir), 0);  // the stale file does not count
   DataDirLock again;
-  EXPECT_TRUE(again.acquire(dir, &err)) << err;
+  const auto relocked = again.acquire(dir);
+  EXPECT_TRUE(relocked) << relocked.error();
   std::filesystem::remove_all(dir);
 }
 
@@ -54,9 +55,9 @@ TEST(DataDirLock, UnusableDataDirIsAnError) {
   const std::string dir = temp_dir();
   std::ofstream(dir + "/file") << "x";
   DataDirLock l;
-  std::string err;
-  EXPECT_FALSE(l.acquire(dir + "/file/data", &err));
-  EXPECT_NE(err.find(dir + "/file/data"), std::string::npos) << err;
+  const auto locked = l.acquire(dir + "/file/data");
+  ASSERT_FALSE(locked);
+  EXPECT_NE(locked.error().find(dir + "/file/data"), std::string::npos) << locked.error();
   std::filesystem::remove_all(dir);
 }
 

@@ -10,39 +10,38 @@
 
 namespace ringmail::storage {
 
-bool parse_domain_settings(std::string_view text, DomainDelivery* out, std::string* error) {
+Result<DomainDelivery> parse_domain_settings(std::string_view text) {
   try {
     const toml::table t = toml::parse(text);
     for (const auto& [k, v] : t) {
       if (k != "delivery" && k != "mda" && k != "lmtp_socket") {
-        *error = "unknown key " + std::string(k.str());
-        return false;
+        return Error{"unknown key " + std::string(k.str())};
       }
       if (!v.is_string()) {
-        *error = std::string(k.str()) + " must be a string";
-        return false;
+        return Error{std::string(k.str()) + " must be a string"};
       }
     }
+    DomainDelivery out;
     const std::string kind = t["delivery"].value_or(std::string("maildir"));
-    out->mda = t["mda"].value_or(std::string());
-    out->lmtp_socket = t["lmtp_socket"].value_or(std::string());
+    out.mda = t["mda"].value_or(std::string());
+    out.lmtp_socket = t["lmtp_socket"].value_or(std::string());
     if (kind == "maildir") {
-      out->kind = DomainDelivery::Kind::kMaildir;
+      out.kind = DomainDelivery::Kind::kMaildir;
     } else if (kind == "mda") {
-      out->kind = DomainDelivery::Kind::kMda;
-      if (out->mda.empty()) *error = "delivery = \"mda\" needs mda = \"command\"";
+      out.kind = DomainDelivery::Kind::kMda;
+      if (out.mda.empty()) return Error{"delivery = \"mda\" needs mda = \"command\""};
     } else if (kind == "lmtp") {
-      out->kind = DomainDelivery::Kind::kLmtp;
-      if (out->lmtp_socket.empty() || out->lmtp_socket[0] != '/') {
-        *error = "delivery = \"lmtp\" needs lmtp_socket = \"/path/to/socket\"";
+      out.kind = DomainDelivery::Kind::kLmtp;
+      if (out.lmtp_socket.empty() || out.lmtp_socket[0] != '/') {
+        return Error{"delivery = \"lmtp\" needs lmtp_socket = \"/path/to/socket\""};
       }
     } else {
-      *error = "delivery must be maildir, mda or lmtp";
+      return Error{"delivery must be maildir, mda or lmtp"};
     }
-    return error->empty();
+    return out;
   } catch (const toml::parse_error& e) {
-    *error = "line " + std::to_string(e.source().begin.line) + ": " + std::string(e.description());
-    return false;
+    return Error{"line " + std::to_string(e.source().begin.line) + ": " +
+                 std::string(e.description())};
   }
 }
 
@@ -65,13 +64,15 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
       d->local_.insert(lower);
   }
   for (const auto& domain : d->local_) {
-    std::string text, error;
+    std::string text;
     const std::string users = users_file(domains_dir, domain);
     if (io.exists(users)) {
       d->with_files_.insert(domain);
-      std::optional<UserDb> db;
-      if (io.read_file(users, &text) != 0 || !(db = UserDb::parse(text, &error))) {
-        problems->push_back(users + ": " + (error.empty() ? "cannot be read" : error));
+      if (io.read_file(users, &text) != 0) {
+        problems->push_back(users + ": cannot be read");
+        d->broken_.insert(domain);
+      } else if (auto db = UserDb::parse(text); !db) {
+        problems->push_back(users + ": " + db.error());
         d->broken_.insert(domain);
       } else {
         auto& keys = d->users_[domain];
@@ -82,12 +83,14 @@ std::shared_ptr<const Domains> Domains::load(FileIo& io, const std::string& doma
     const std::string settings = domains_dir + "/" + domain + "/domain.toml";
     if (io.exists(settings)) {
       text.clear();
-      DomainDelivery dd;
-      if (io.read_file(settings, &text) != 0 || !parse_domain_settings(text, &dd, &error)) {
-        problems->push_back(settings + ": " + (error.empty() ? "cannot be read" : error));
+      if (io.read_file(settings, &text) != 0) {
+        problems->push_back(settings + ": cannot be read");
+        d->broken_.insert(domain);
+      } else if (auto dd = parse_domain_settings(text); !dd) {
+        problems->push_back(settings + ": " + dd.error());
         d->broken_.insert(domain);
       } else {
-        d->delivery_[domain] = std::move(dd);
+        d->delivery_[domain] = std::move(*dd);
       }
     }
     const std::string aliases = aliases_file(domains_dir, domain);

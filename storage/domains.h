@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proto/aliases.h"
+#include "proto/result.h"
 #include "storage/file_io.h"
 
 namespace ringmail::storage {
@@ -69,8 +70,7 @@ class Domains final : public proto::AliasDirectory {
 };
 
 std::string aliases_file(const std::string& domains_dir, const std::string& domain);
-// domain.toml's text; false with a reason.
-[[nodiscard]] bool parse_domain_settings(std::string_view text, DomainDelivery* out,
-                                         std::string* error);
+// domain.toml's text, or a reason.
+Result<DomainDelivery> parse_domain_settings(std::string_view text);
 
 }  // namespace ringmail::storage

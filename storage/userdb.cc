@@ -241,11 +241,11 @@ bool int_field(const std::vector<Node>& fs, std::string_view name, int* out) {
   return n != nullptr && !n->message && parse_int(n->value, out);
 }
 
-std::optional<UserDb> parse_chasquid(std::string_view text, std::string* error);
+Result<UserDb> parse_chasquid(std::string_view text);
 
 }  // namespace
 
-std::optional<UserDb> UserDb::parse(std::string_view text, std::string* error) {
+Result<UserDb> UserDb::parse(std::string_view text) {
   // chasquid's file starts (after comments) with the field name "users".
   size_t i = 0;
   while (i < text.size()) {
@@ -261,7 +261,7 @@ std::optional<UserDb> UserDb::parse(std::string_view text, std::string* error) {
   if (rest.substr(0, 5) == "users") {
     const size_t j = rest.find_first_not_of(" \t", 5);
     if (j != std::string_view::npos && (rest[j] == ':' || rest[j] == '{')) {
-      return parse_chasquid(text, error);
+      return parse_chasquid(text);
     }
   }
   UserDb db;
@@ -279,26 +279,22 @@ std::optional<UserDb> UserDb::parse(std::string_view text, std::string* error) {
     const size_t sp = line.find_first_of(" \t");
     const std::string where = "line " + std::to_string(line_no) + ": ";
     if (sp == std::string_view::npos) {
-      *error = where + "expected 'user $scrypt$...'";
-      return std::nullopt;
+      return Error{where + "expected 'user $scrypt$...'"};
     }
     const std::string local(line.substr(0, sp));
     std::string_view hash = line.substr(sp);
     while (!hash.empty() && is_space(hash.front())) hash.remove_prefix(1);
     if (!valid_local(local) || proto::ascii_lower(local) != local) {
-      *error = where + "'" + local + "' is not a user name (lower case, no spaces or '@')";
-      return std::nullopt;
+      return Error{where + "'" + local + "' is not a user name (lower case, no spaces or '@')"};
     }
     UserEntry e;
     if (hash == "!") {
       e.scheme = UserEntry::Scheme::kDenied;
     } else if (!parse_scrypt(hash, &e)) {
-      *error = where + "the password of '" + local + "' is not $scrypt$ln=N,r=N,p=N$salt$key";
-      return std::nullopt;
+      return Error{where + "the password of '" + local + "' is not $scrypt$ln=N,r=N,p=N$salt$key"};
     }
     if (db.users_.count(local)) {
-      *error = where + "'" + local + "' is listed twice";
-      return std::nullopt;
+      return Error{where + "'" + local + "' is listed twice"};
     }
     db.users_.emplace(local, std::move(e));
   }
@@ -307,29 +303,25 @@ std::optional<UserDb> UserDb::parse(std::string_view text, std::string* error) {
 
 namespace {
 
-std::optional<UserDb> parse_chasquid(std::string_view text, std::string* error) {
+Result<UserDb> parse_chasquid(std::string_view text) {
   TextReader r{text};
   std::vector<Node> top;
   if (!r.message(&top, 0, 0)) {
-    *error = r.error;
-    return std::nullopt;
+    return Error{r.error};
   }
   UserDb db;
   for (const auto& u : top) {
     if (u.name != "users" || !u.message) {
-      *error = "unknown field '" + u.name + "' (a chasquid users file has only 'users')";
-      return std::nullopt;
+      return Error{"unknown field '" + u.name + "' (a chasquid users file has only 'users')"};
     }
     const Node* key = field(u.fields, "key");
     const Node* value = field(u.fields, "value");
     if (key == nullptr || key->message || value == nullptr || !value->message) {
-      *error = "a 'users' entry needs key and value";
-      return std::nullopt;
+      return Error{"a 'users' entry needs key and value"};
     }
     const std::string local = proto::ascii_lower(key->value);
     if (!valid_local(local)) {
-      *error = "'" + key->value + "' is not a user name";
-      return std::nullopt;
+      return Error{"'" + key->value + "' is not a user name"};
     }
     UserEntry e;
     if (const Node* s = field(value->fields, "scrypt"); s != nullptr && s->message) {
@@ -339,8 +331,7 @@ std::optional<UserDb> parse_chasquid(std::string_view text, std::string* error) 
       if (!int_field(s->fields, "logN", &e.log_n) || !int_field(s->fields, "r", &e.r) ||
           !int_field(s->fields, "p", &e.p) || !int_field(s->fields, "keyLen", &key_len) ||
           salt == nullptr || enc == nullptr || enc->value.size() != static_cast<size_t>(key_len)) {
-        *error = "the scrypt entry of '" + local + "' is incomplete";
-        return std::nullopt;
+        return Error{"the scrypt entry of '" + local + "' is incomplete"};
       }
       e.scheme = UserEntry::Scheme::kScrypt;
       e.salt = salt->value;
@@ -385,34 +376,27 @@ std::vector<std::string> UserDb::names() const {
   return out;
 }
 
-bool normalize_user(std::string_view address, std::string* local, std::string* domain,
-                    std::string* error) {
+Result<UserName> normalize_user(std::string_view address) {
   const size_t at = address.rfind('@');
   if (at == std::string_view::npos || at == 0 || at + 1 == address.size()) {
-    *error = "'" + std::string(address) + "' is not user@domain";
-    return false;
+    return Error{"'" + std::string(address) + "' is not user@domain"};
   }
   const std::string l = proto::ascii_lower(address.substr(0, at));
   if (!valid_local(l)) {
-    *error = "'" + std::string(address.substr(0, at)) + "' is not a valid user name";
-    return false;
+    return Error{"'" + std::string(address.substr(0, at)) + "' is not a valid user name"};
   }
   char* ascii = nullptr;
   const std::string d(address.substr(at + 1));
   const int rc = idn2_to_ascii_8z(d.c_str(), &ascii, IDN2_NONTRANSITIONAL);
   if (rc != IDN2_OK) {
-    *error = "'" + d + "' is not a valid domain: " + idn2_strerror(rc);
-    return false;
+    return Error{"'" + d + "' is not a valid domain: " + idn2_strerror(rc)};
   }
   std::string dom = proto::ascii_lower(ascii);
   idn2_free(ascii);
   if (!proto::is_valid_domain(dom)) {
-    *error = "'" + d + "' is not a valid domain";
-    return false;
+    return Error{"'" + d + "' is not a valid domain"};
   }
-  *local = l;
-  *domain = dom;
-  return true;
+  return UserName{l, std::move(dom)};
 }
 
 std::string users_file(const std::string& domains_dir, const std::string& domain) {

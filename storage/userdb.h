@@ -12,10 +12,11 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proto/result.h"
 
 namespace ringmail::storage {
 
@@ -34,8 +35,8 @@ struct UserEntry {
 
 class UserDb {
  public:
-  // Either format; nullopt with "line N: reason" in *error.
-  [[nodiscard]] static std::optional<UserDb> parse(std::string_view text, std::string* error);
+  // Either format; an error says "line N: reason".
+  static Result<UserDb> parse(std::string_view text);
   // ringmail's format.
   std::string serialize() const;
 
@@ -54,9 +55,12 @@ class UserDb {
 
 // "alice@Example.TEST" -> local "alice", domain "example.test": local part
 // lower-cased (ASCII), domain to its IDNA ASCII form in lower case. The same
-// on user-add and on AUTH. False with a one-line reason.
-[[nodiscard]] bool normalize_user(std::string_view address, std::string* local, std::string* domain,
-                                  std::string* error);
+// on user-add and on AUTH. An error is one line.
+struct UserName {
+  std::string local;
+  std::string domain;
+};
+Result<UserName> normalize_user(std::string_view address);
 
 std::string users_file(const std::string& domains_dir, const std::string& domain);
 

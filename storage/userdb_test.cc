@@ -30,9 +30,8 @@ users { key: "carol" value { denied {} } }
 )";
 
 TEST(UserDb, ReadsChasquidFiles) {
-  std::string err;
-  auto db = UserDb::parse(kChasquid, &err);
-  ASSERT_TRUE(db) << err;
+  auto db = UserDb::parse(kChasquid);
+  ASSERT_TRUE(db) << db.error();
   EXPECT_TRUE(db->from_chasquid());
   EXPECT_EQ(db->names(), (std::vector<std::string>{"alice", "bob", "carol"}));
   const UserEntry* a = db->find("alice");
@@ -52,12 +51,11 @@ TEST(UserDb, ReadsChasquidFiles) {
 }
 
 TEST(UserDb, OwnFormatRoundTrips) {
-  std::string err;
-  auto db = UserDb::parse(kChasquid, &err);
+  auto db = UserDb::parse(kChasquid);
   ASSERT_TRUE(db);
   const std::string text = db->serialize();
-  auto again = UserDb::parse(text, &err);
-  ASSERT_TRUE(again) << err << "\n" << text;
+  auto again = UserDb::parse(text);
+  ASSERT_TRUE(again) << again.error() << "\n" << text;
   EXPECT_FALSE(again->from_chasquid());
   EXPECT_EQ(again->find("alice")->key, db->find("alice")->key);
   EXPECT_EQ(again->find("alice")->salt, db->find("alice")->salt);
@@ -67,33 +65,31 @@ TEST(UserDb, OwnFormatRoundTrips) {
 }
 
 TEST(UserDb, ErrorsNameTheLine) {
-  std::string err;
-  EXPECT_FALSE(UserDb::parse("# c\nalice $scrypt$ln=14,r=8,p=1$c2FsdA==$a2V5\nalice !\n", &err));
-  EXPECT_EQ(err, "line 3: 'alice' is listed twice");
-  EXPECT_FALSE(UserDb::parse("Alice !\n", &err));
-  EXPECT_EQ(err, "line 1: 'Alice' is not a user name (lower case, no spaces or '@')");
-  EXPECT_FALSE(UserDb::parse("\n\nbob $scrypt$ln=x$c2FsdA==$a2V5\n", &err));
-  EXPECT_EQ(err, "line 3: the password of 'bob' is not $scrypt$ln=N,r=N,p=N$salt$key");
-  EXPECT_FALSE(UserDb::parse("bob\n", &err));
-  EXPECT_EQ(err, "line 1: expected 'user $scrypt$...'");
-  EXPECT_FALSE(
-      UserDb::parse("users: {\n  key: \"a\"\n  value: { scrypt: { salt: \"\\q\" } }\n}\n", &err));
-  EXPECT_EQ(err, "line 3: unknown escape \\q");
-  EXPECT_FALSE(UserDb::parse("users: { key: \"a\"", &err));
-  EXPECT_EQ(err, "line 1: missing '}'");
+  EXPECT_EQ(UserDb::parse("# c\nalice $scrypt$ln=14,r=8,p=1$c2FsdA==$a2V5\nalice !\n").error(),
+            "line 3: 'alice' is listed twice");
+  EXPECT_EQ(UserDb::parse("Alice !\n").error(),
+            "line 1: 'Alice' is not a user name (lower case, no spaces or '@')");
+  EXPECT_EQ(UserDb::parse("\n\nbob $scrypt$ln=x$c2FsdA==$a2V5\n").error(),
+            "line 3: the password of 'bob' is not $scrypt$ln=N,r=N,p=N$salt$key");
+  EXPECT_EQ(UserDb::parse("bob\n").error(), "line 1: expected 'user $scrypt$...'");
+  EXPECT_EQ(
+      UserDb::parse("users: {\n  key: \"a\"\n  value: { scrypt: { salt: \"\\q\" } }\n}\n").error(),
+      "line 3: unknown escape \\q");
+  EXPECT_EQ(UserDb::parse("users: { key: \"a\"").error(), "line 1: missing '}'");
 }
 
 TEST(UserDb, Normalize) {
-  std::string l, d, err;
-  ASSERT_TRUE(normalize_user("Alice@Example.TEST", &l, &d, &err)) << err;
-  EXPECT_EQ(l, "alice");
-  EXPECT_EQ(d, "example.test");
-  ASSERT_TRUE(normalize_user("bob@Bücher.example", &l, &d, &err)) << err;
-  EXPECT_EQ(d, "xn--bcher-kva.example");
-  EXPECT_FALSE(normalize_user("nobody", &l, &d, &err));
-  EXPECT_FALSE(normalize_user("a b@example.test", &l, &d, &err));
-  EXPECT_FALSE(normalize_user("a@exa mple.test", &l, &d, &err));
-  EXPECT_FALSE(normalize_user("@example.test", &l, &d, &err));
+  auto n = normalize_user("Alice@Example.TEST");
+  ASSERT_TRUE(n) << n.error();
+  EXPECT_EQ(n->local, "alice");
+  EXPECT_EQ(n->domain, "example.test");
+  n = normalize_user("bob@Bücher.example");
+  ASSERT_TRUE(n) << n.error();
+  EXPECT_EQ(n->domain, "xn--bcher-kva.example");
+  EXPECT_FALSE(normalize_user("nobody"));
+  EXPECT_FALSE(normalize_user("a b@example.test"));
+  EXPECT_FALSE(normalize_user("a@exa mple.test"));
+  EXPECT_FALSE(normalize_user("@example.test"));
 }
 
 }  // namespace

@@ -83,16 +83,19 @@ std::optional<std::string> read_password(PasswordSource src, bool confirm) {
 // Loads a domain's users; a missing file is an empty database.
 std::optional<UserDb> load(const std::string& path, bool* exists) {
   storage::PosixFileIo io;
-  std::string text, error;
+  std::string text;
   *exists = io.exists(path);
   if (!*exists) return UserDb{};
   if (int r = io.read_file(path, &text); r < 0) {
     fail("cannot read " + path + ": " + std::strerror(-r));
     return std::nullopt;
   }
-  auto db = UserDb::parse(text, &error);
-  if (!db) fail(path + ": " + error);
-  return db;
+  auto db = UserDb::parse(text);
+  if (!db) {
+    fail(path + ": " + db.error());
+    return std::nullopt;
+  }
+  return std::move(*db);
 }
 
 // Replaces the file atomically and durably (temporary file, fsync, rename,
@@ -118,11 +121,13 @@ struct DomainFile {
 };
 DomainFile open_for(const std::string& domains_dir, const std::string& address) {
   DomainFile f;
-  std::string error;
-  if (!storage::normalize_user(address, &f.local, &f.domain, &error)) {
-    fail(error);
+  auto name = storage::normalize_user(address);
+  if (!name) {
+    fail(name.error());
     return f;
   }
+  f.local = std::move(name->local);
+  f.domain = std::move(name->domain);
   f.path = storage::users_file(domains_dir, f.domain);
   bool exists = false;
   f.db = load(f.path, &exists);

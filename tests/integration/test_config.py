@@ -245,6 +245,20 @@ def test_check_config_loads_what_the_daemon_loads(start_ringmaild, ringmaild_bin
     assert rc == 1 and "nowhere: domains_dir does not exist" in err, err
 
 
+
+def test_check_config_blames_only_the_file_at_fault(start_ringmaild, ringmaild_binary):
+    """Regression: one error string was shared by a domain's users file and
+    its domain.toml, so a mistake in the users file also reported the good
+    domain.toml as broken, with the users file's reason."""
+    d = start_ringmaild(start=False)
+    dom = d.domains_dir / "example.test"
+    dom.mkdir(parents=True)
+    (dom / "users").write_text("alice\n")
+    (dom / "domain.toml").write_text('delivery = "maildir"\n')
+    rc, _, err = checked(d, ringmaild_binary)
+    assert rc == 1 and "example.test/users: line 1: expected 'user $scrypt$...'" in err, err
+    assert "domain.toml" not in err, err
+
 def test_check_config_warns_of_an_open_relay(start_ringmaild, ringmaild_binary):
     d = start_ringmaild(start=False, relay_networks=["0.0.0.0/0"])
     d.domains_dir.mkdir(parents=True)
