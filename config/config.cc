@@ -299,8 +299,8 @@ bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& ss) {
   return false;
 }
 
-std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& source,
-                                           std::string* error) {
+Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
+                                                   const std::string& source) {
   auto cfg = std::make_shared<Config>();
   cfg->source = source;
   try {
@@ -628,25 +628,20 @@ std::shared_ptr<const Config> parse_config(const std::string& text, const std::s
                    uint64_t{1} << 40);
     }
   } catch (const toml::parse_error& e) {
-    *error =
-        source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description());
-    return nullptr;
+    return Error{source + ":" + std::to_string(e.source().begin.line) + ": " +
+                 std::string(e.description())};
   } catch (const ConfigError& e) {
-    *error = e.msg;
-    return nullptr;
+    return Error{e.msg};
   }
   return cfg;
 }
 
-std::shared_ptr<const Config> load_config_file(const std::string& path, std::string* error) {
+Result<std::shared_ptr<const Config>> load_config_file(const std::string& path) {
   std::ifstream f(path);
-  if (!f) {
-    *error = path + ": cannot read the configuration file";
-    return nullptr;
-  }
+  if (!f) return Error{path + ": cannot read the configuration file"};
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_config(ss.str(), path, error);
+  return parse_config(ss.str(), path);
 }
 
 namespace {

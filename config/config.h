@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proto/aliases.h"
+#include "proto/result.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"
 
@@ -188,13 +189,10 @@ struct Config {
 // The embedded development configuration (README's run command).
 extern const char* const kDevConfig;
 
-// Parses TOML text. On error returns nullptr and sets `error` to one line
-// naming the source, line and key.
-[[nodiscard]] std::shared_ptr<const Config> parse_config(const std::string& text,
-                                                         const std::string& source,
-                                                         std::string* error);
-[[nodiscard]] std::shared_ptr<const Config> load_config_file(const std::string& path,
-                                                             std::string* error);
+// Parses TOML text. An error is one line naming the source, line and key.
+Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
+                                                   const std::string& source);
+Result<std::shared_ptr<const Config>> load_config_file(const std::string& path);
 
 // The configuration as TOML with every setting, defaults filled in
 // (`ringmail config-show`); parsing it gives the same configuration. Route

@@ -372,15 +372,14 @@ std::shared_ptr<const config::Config> Daemon::with_flags(
 }
 
 bool Daemon::load_configuration() {
-  std::string error;
   auto cfg = opt_.config_path.empty()
-                 ? config::parse_config(config::kDevConfig, "<embedded dev configuration>", &error)
-                 : config::load_config_file(opt_.config_path, &error);
-  if (cfg == nullptr) {
-    std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
+                 ? config::parse_config(config::kDevConfig, "<embedded dev configuration>")
+                 : config::load_config_file(opt_.config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "ringmaild: %s\n", cfg.error().c_str());
     return false;
   }
-  cfg_ = with_flags(cfg);
+  cfg_ = with_flags(*cfg);
   return true;
 }
 
@@ -675,14 +674,13 @@ void Daemon::reload(const std::string& ready_status) {
   if (opt_.config_path.empty()) {
     log_line("SIGHUP: the embedded configuration stays; keys, users and aliases read again");
   } else {
-    std::string err;
-    auto fresh = config::load_config_file(opt_.config_path, &err);
-    if (fresh == nullptr) {
-      log_line("SIGHUP: configuration refused, keeping the running one: " + err,
+    auto loaded = config::load_config_file(opt_.config_path);
+    if (!loaded) {
+      log_line("SIGHUP: configuration refused, keeping the running one: " + loaded.error(),
                LogLevel::kWarning);
       return;
     }
-    fresh = with_flags(fresh);
+    auto fresh = with_flags(*loaded);
     if (fresh->listeners.size() != cfg_->listeners.size() || fresh->threads != cfg_->threads ||
         fresh->data_dir != cfg_->data_dir) {
       log_line(

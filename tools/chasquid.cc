@@ -965,8 +965,8 @@ int import_chasquid(const ImportOptions& o) {
   t += "\n[limits]\nmessage_bytes_max = " + std::to_string(message_bytes) +
        "  # max_data_size_mb " + std::to_string(mb) + "\n";
   // The daemon's own parser: what the import writes, ringmaild starts on.
-  if (std::string why; config::parse_config(t, toml_path.string(), &why) == nullptr) {
-    return fail("internal error: the written configuration does not load: " + why);
+  if (auto written = config::parse_config(t, toml_path.string()); !written) {
+    return fail("internal error: the written configuration does not load: " + written.error());
   }
   if (!write_file(toml_path, t, 0644, &err)) return fail(err);
 

@@ -400,8 +400,8 @@ int init(const InitOptions& o) {
   t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's "
        "output)\n";
   // The daemon's own parser: what init writes, ringmaild starts on.
-  if (std::string why; config::parse_config(t, toml_path.string(), &why) == nullptr) {
-    return fail("internal error: the configuration written does not load: " + why);
+  if (auto written = config::parse_config(t, toml_path.string()); !written) {
+    return fail("internal error: the configuration written does not load: " + written.error());
   }
   if (o.force && path_exists(toml_path)) {
     fs::rename(toml_path, toml_path.string() + ".bak", ec);

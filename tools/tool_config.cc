@@ -26,15 +26,23 @@ bool load_tool_config(const std::string& given, bool dev_fallback, ToolConfig* o
   const std::string path = given.empty() ? default_config_path() : given;
   if (given.empty() && ::access(path.c_str(), F_OK) != 0) {
     if (!dev_fallback || !is_checkout(".")) return true;
-    out->cfg = config::parse_config(config::kDevConfig, "<embedded dev configuration>", error);
-    if (out->cfg == nullptr) return false;
+    auto dev = config::parse_config(config::kDevConfig, "<embedded dev configuration>");
+    if (!dev) {
+      *error = dev.error();
+      return false;
+    }
+    out->cfg = std::move(*dev);
     *note = "no " + path + ": using the embedded dev configuration of this checkout (data_dir " +
             out->cfg->data_dir + ", domains_dir " + out->cfg->domains_dir +
             "), as tools/dev run does; --config FILE for another";
     return true;
   }
-  out->cfg = config::load_config_file(path, error);
-  if (out->cfg == nullptr) return false;
+  auto loaded = config::load_config_file(path);
+  if (!loaded) {
+    *error = loaded.error();
+    return false;
+  }
+  out->cfg = std::move(*loaded);
   out->path = path;
   return true;
 }
