@@ -19,12 +19,14 @@ constexpr auto kLookupMax = std::chrono::seconds(30);
 
 }  // namespace
 
-std::unique_ptr<BlockingDns> BlockingDns::create(const std::string& servers, std::string* error) {
+Result<std::unique_ptr<BlockingDns>> BlockingDns::create(const std::string& servers) {
   std::unique_ptr<BlockingDns> d(new BlockingDns());
-  d->backend_ = make_backend(config::BackendKind::kEpoll, error);
-  if (d->backend_ == nullptr) return nullptr;
-  d->resolver_ = AresResolver::create(*d->backend_, servers, kTimeoutMs, kTries, error);
-  if (d->resolver_ == nullptr) return nullptr;
+  std::string why;
+  d->backend_ = make_backend(config::BackendKind::kEpoll, &why);
+  if (d->backend_ == nullptr) return Error{why};
+  auto resolver = AresResolver::create(*d->backend_, servers, kTimeoutMs, kTries);
+  if (!resolver) return Error{resolver.error()};
+  d->resolver_ = std::move(*resolver);
   return d;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "proto/result.h"
 #include "proto/spf.h"
 
 namespace ringmail::engine {
@@ -21,9 +22,8 @@ class AresResolver;
 class BlockingDns {
  public:
   // `servers`: "host:port,..." as dns_servers takes them, or "" for the
-  // system's resolver (/etc/resolv.conf). Null with a reason on failure.
-  [[nodiscard]] static std::unique_ptr<BlockingDns> create(const std::string& servers,
-                                                           std::string* error);
+  // system's resolver (/etc/resolv.conf). An error says why it cannot run.
+  static Result<std::unique_ptr<BlockingDns>> create(const std::string& servers);
   ~BlockingDns();
 
   // One lookup, answered from a cache when asked before. Names in MX and

@@ -72,10 +72,11 @@ std::string signing_domain(std::string_view message, const proto::Address& env_f
 namespace {
 
 // The signature fields for a message with these header fields and this
-// relaxed body hash.
-bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header,
-                    const tls::Sha256Digest& bh, const std::vector<DkimSigner>& keys,
-                    int64_t now_unix, std::string* fields, std::string* error) {
+// relaxed body hash, into *fields (the caller's buffer: a connection's
+// signing job reuses its capacity from message to message).
+Result<void> sign_with_hash(const std::vector<proto::dkim::HeaderField>& header,
+                            const tls::Sha256Digest& bh, const std::vector<DkimSigner>& keys,
+                            int64_t now_unix, std::string* fields) {
   const std::string bh64 =
       proto::base64_encode(std::string_view(reinterpret_cast<const char*>(bh.data()), bh.size()));
   fields->clear();
@@ -92,13 +93,10 @@ bool sign_with_hash(const std::vector<proto::dkim::HeaderField>& header,
     const std::string field = proto::dkim::signature_field(p);
     const std::string data = proto::dkim::signed_header_data(header, p.headers, field);
     const auto sig = k.key->sign(data);
-    if (!sig) {
-      *error = k.domain + " selector " + k.selector + ": " + sig.error();
-      return false;
-    }
+    if (!sig) return Error{k.domain + " selector " + k.selector + ": " + sig.error()};
     *fields += field + proto::dkim::fold_b64(proto::base64_encode(*sig), 70) + "\r\n";
   }
-  return true;
+  return {};
 }
 
 }  // namespace
@@ -190,13 +188,17 @@ void DkimBodyHasher::jobs(std::vector<tls::Sha256Deferred*>* out) {
   for (auto& s : streams_) out->push_back(&s->hash);
 }
 
-bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
-               tls::Sha256Backend backend, std::string* fields, std::string* error) {
+Result<std::string> dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys,
+                              int64_t now_unix, tls::Sha256Backend backend) {
   size_t body_off = 0;
   const auto header = proto::dkim::split_header(message, &body_off);
   DkimBodyHasher body(true, false, false, backend);
   body.finish(message);
-  return sign_with_hash(header, *body.find(true, -1), keys, now_unix, fields, error);
+  std::string fields;
+  if (auto made = sign_with_hash(header, *body.find(true, -1), keys, now_unix, &fields); !made) {
+    return Error{made.error()};
+  }
+  return fields;
 }
 
 namespace {
@@ -242,8 +244,10 @@ void start_dkim_sign(storage::FileIo& io, DkimSignJob* job) {
     auto* j = static_cast<DkimSignJob*>(op);
     size_t body_off = 0;
     const auto header = proto::dkim::split_header(j->message, &body_off);
-    return sign_with_hash(header, j->body_hash, j->keys, j->now_unix, &j->fields, &j->error) ? 0
-                                                                                             : -EIO;
+    const auto made = sign_with_hash(header, j->body_hash, j->keys, j->now_unix, &j->fields);
+    if (made) return 0;
+    j->error = made.error();
+    return -EIO;
   };
   job->done = [](storage::BlockingOp* op, int result) {
     auto* j = static_cast<DkimSignJob*>(op);

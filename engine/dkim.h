@@ -53,10 +53,10 @@ std::string signing_domain(std::string_view message, const proto::Address& env_f
                            const DkimKeys& keys);
 
 // The DKIM-Signature fields (each ending in CRLF) to put on top of
-// `message` (CRLF line endings), one per key; false and a reason when a
-// signature could not be made.
-bool dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys, int64_t now_unix,
-               tls::Sha256Backend backend, std::string* fields, std::string* error);
+// `message` (CRLF line endings), one per key, or why a signature could not
+// be made.
+Result<std::string> dkim_sign(std::string_view message, const std::vector<DkimSigner>& keys,
+                              int64_t now_unix, tls::Sha256Backend backend);
 
 // The body hashes (RFC 6376 3.7) a message being received will need,
 // computed as its bytes arrive, so the body is read once and never held a

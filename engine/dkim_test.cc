@@ -44,9 +44,9 @@ TEST(Dkim, SignedMessagesVerify) {
       "Received: from x\r\n\tby y\r\nFrom: A <a@example.test>\r\nTo: b@peer.test\r\n"
       "Subject:  spaced   out \r\n\r\nline one  \r\n\r\n.line two\r\n\r\n";
   for (auto backend : {tls::Sha256Backend::kWolfCrypt, tls::Sha256Backend::kShaNi}) {
-    std::string fields, err;
-    ASSERT_TRUE(dkim_sign(msg, keys, 1795000000, backend, &fields, &err)) << err;
-    const std::string signed_msg = fields + msg;
+    const auto fields = dkim_sign(msg, keys, 1795000000, backend);
+    ASSERT_TRUE(fields) << fields.error();
+    const std::string signed_msg = *fields + msg;
     auto checks = dkim_find(signed_msg);
     ASSERT_EQ(checks.size(), 2u);
     for (auto& c : checks) c.key = record_of(c.sig.selector == "r" ? keys[0] : keys[1]);
@@ -117,10 +117,9 @@ TEST(Dkim, StreamedBodyHashesSignAlike) {
     for (size_t i = 0; i < msgs.size(); ++i) {
       ASSERT_NE(h[i]->find(true, -1), nullptr);
       EXPECT_EQ(h[i]->find(false, -1), nullptr);  // only what was asked for
-      std::string fields, err;
-      ASSERT_TRUE(
-          dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kWolfCrypt, &fields, &err));
-      const std::string m = fields + msgs[i];
+      const auto fields = dkim_sign(msgs[i], keys, 1795000000, tls::Sha256Backend::kWolfCrypt);
+      ASSERT_TRUE(fields) << fields.error();
+      const std::string m = *fields + msgs[i];
       auto c = dkim_find(m);
       c[0].key = record_of(keys[0]);
       dkim_verify(m, &c, 1795000001, tls::Sha256Backend::kAuto, h[i].get());
@@ -195,9 +194,9 @@ TEST(Dkim, GoldenFiles) {
 TEST(Dkim, KeyProblemsAndResults) {
   const std::vector<DkimSigner> keys = {signer(tls::DkimKey::Type::kEd25519, "e")};
   const std::string msg = "From: a@example.test\r\n\r\nx\r\n";
-  std::string fields, err;
-  ASSERT_TRUE(dkim_sign(msg, keys, 1795000000, tls::Sha256Backend::kAuto, &fields, &err)) << err;
-  const std::string m = fields + msg;
+  const auto fields = dkim_sign(msg, keys, 1795000000, tls::Sha256Backend::kAuto);
+  ASSERT_TRUE(fields) << fields.error();
+  const std::string m = *fields + msg;
   auto run = [&](TxtAnswer a) {
     auto c = dkim_find(m);
     c[0].key = std::move(a);

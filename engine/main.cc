@@ -46,34 +46,25 @@ void post_all(const std::vector<std::unique_ptr<Shard>>& shards, const ShardMess
 
 // Writes a self-signed certificate for the host name into <data_dir>/certs
 // (the embedded development configuration), key readable by us only.
-bool write_self_signed(const config::Config& cfg, std::string* error) {
+Result<void> write_self_signed(const config::Config& cfg) {
   const auto pair = tls::make_self_signed(cfg.hostname, std::time(nullptr), 365);
-  if (!pair) {
-    *error = pair.error();
-    return false;
-  }
+  if (!pair) return Error{pair.error()};
   const std::string& cert = pair->cert_pem;
   const std::string& key = pair->key_pem;
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(cfg.data_dir) / "certs" / cfg.hostname;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) {
-    *error = dir.string() + ": " + ec.message();
-    return false;
-  }
+  if (ec) return Error{dir.string() + ": " + ec.message()};
   {
     std::ofstream k(dir / "privkey.pem");
     fs::permissions(dir / "privkey.pem", fs::perms::owner_read | fs::perms::owner_write, ec);
     k << key;
     std::ofstream(dir / "fullchain.pem") << cert;
-    if (!k) {
-      *error = (dir / "privkey.pem").string() + ": cannot write";
-      return false;
-    }
+    if (!k) return Error{(dir / "privkey.pem").string() + ": cannot write"};
   }
   log_line("tls: made a self-signed certificate for " + cfg.hostname + " in " + dir.string());
-  return true;
+  return {};
 }
 
 // The configured directories, and the self-signed one once it exists.
@@ -91,11 +82,9 @@ std::vector<std::string> cert_dirs(const config::Config& cfg) {
 // With `check` (--check-config) nothing is written or logged: every problem
 // goes into *check, a self-signed certificate still to be made counts as
 // one that will exist.
-std::shared_ptr<const tls::CertStore> load_certs(const config::Config& cfg,
-                                                 std::shared_ptr<tls::TicketKeys> tickets,
-                                                 std::string* error,
-                                                 const tls::CertStore* previous = nullptr,
-                                                 std::vector<std::string>* check = nullptr) {
+Result<std::shared_ptr<const tls::CertStore>> load_certs(
+    const config::Config& cfg, std::shared_ptr<tls::TicketKeys> tickets,
+    const tls::CertStore* previous = nullptr, std::vector<std::string>* check = nullptr) {
   std::vector<std::string> dirs;
   auto load = [&] {
     dirs = cert_dirs(cfg);
@@ -113,7 +102,7 @@ std::shared_ptr<const tls::CertStore> load_certs(const config::Config& cfg,
   auto store = load();
   if (store->empty() && cfg.tls_self_signed) {
     if (check != nullptr) return store;  // made at the first start
-    if (!write_self_signed(cfg, error)) return nullptr;
+    if (auto made = write_self_signed(cfg); !made) return Error{made.error()};
     store = load();
   }
   std::string where;
@@ -121,10 +110,9 @@ std::shared_ptr<const tls::CertStore> load_certs(const config::Config& cfg,
   if (store->empty()) {
     for (const auto& l : cfg.listeners) {
       if (l.implicit_tls) {
-        *error = "listener " + l.address +
-                 " is kind \"submissions\" (TLS) but no certificate was found in " +
-                 (where.empty() ? std::string("tls.cert_dirs (empty)") : where);
-        return nullptr;
+        return Error{"listener " + l.address +
+                     " is kind \"submissions\" (TLS) but no certificate was found in " +
+                     (where.empty() ? std::string("tls.cert_dirs (empty)") : where)};
       }
     }
     if (check == nullptr) {
@@ -155,7 +143,8 @@ constexpr int kListenWaitMs = 5000;
 constexpr int kListenRetryMs = 100;
 
 // 0 when nothing listens on `l`'s address, else the errno of the probe
-// bind with `error` set.
+// bind with `error` set. (Not a Result: the caller acts on the errno,
+// waiting while it is EADDRINUSE, and an Error carries only the message.)
 int address_free(const config::ListenerConfig& l, std::string* error) {
   const int fd = ::socket(l.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -180,13 +169,10 @@ int address_free(const config::ListenerConfig& l, std::string* error) {
 
 // One SO_REUSEPORT socket per shard and listener, so the kernel spreads
 // connections over the shards without a shared accept queue.
-int open_listener(const config::ListenerConfig& l, std::string* error) {
+Result<int> open_listener(const config::ListenerConfig& l) {
   const int family = l.addr.ss_family;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *error = l.address + ": socket: " + std::strerror(errno);
-    return -1;
-  }
+  if (fd < 0) return Error{l.address + ": socket: " + std::strerror(errno)};
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -196,9 +182,9 @@ int open_listener(const config::ListenerConfig& l, std::string* error) {
   if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len) != 0 ||
       ::listen(fd, 4096) != 0) {
-    *error = l.address + ": " + std::strerror(errno);
+    Error why{l.address + ": " + std::strerror(errno)};
     ::close(fd);
-    return -1;
+    return why;
   }
   return fd;
 }
@@ -217,7 +203,9 @@ int check_config(const config::Config& cfg, const std::string& config_path, std:
                      "ringmail init makes it)");
   }
   std::string err;
-  if (!load_certs(cfg, nullptr, &err, nullptr, &errors)) errors.push_back(err);
+  if (auto certs = load_certs(cfg, nullptr, nullptr, &errors); !certs) {
+    errors.push_back(certs.error());
+  }
   std::vector<std::string> problems;
   DkimKeys::load(cfg.domains_dir, &problems);
   for (const auto& p : problems) errors.push_back("dkim: " + p);
@@ -440,12 +428,12 @@ void Daemon::choose_backend() {
 
 bool Daemon::load_certificates() {
   tickets_ = tls::TicketKeys::create();
-  std::string error;
-  certs_ = load_certs(*cfg_, tickets_, &error);
-  if (!certs_) {
-    log_line("cannot start: " + error, LogLevel::kError);
+  auto certs = load_certs(*cfg_, tickets_);
+  if (!certs) {
+    log_line("cannot start: " + certs.error(), LogLevel::kError);
     return false;
   }
+  certs_ = std::move(*certs);
   cert_state_ = tls::cert_files_state(cert_dirs(*cfg_));
   return true;
 }
@@ -482,12 +470,13 @@ std::shared_ptr<const storage::Domains> Daemon::load_domains() {
 }
 
 std::shared_ptr<const proto::srs::Config> Daemon::load_srs_config() const {
-  std::string err;
-  auto s = load_srs(*cfg_, &err);
-  if (s == nullptr && !err.empty())
-    log_line("srs: " + err + ": forwarded mail keeps its sender (SPF may fail)");
-  if (s != nullptr) log_line("srs: forwarded senders rewritten into " + s->domain);
-  return s;
+  auto s = load_srs(*cfg_);
+  if (!s) {
+    log_line("srs: " + s.error() + ": forwarded mail keeps its sender (SPF may fail)");
+    return nullptr;
+  }
+  if (*s != nullptr) log_line("srs: forwarded senders rewritten into " + (*s)->domain);
+  return *s;
 }
 
 void Daemon::load_keys_domains_srs() {
@@ -552,17 +541,16 @@ bool Daemon::make_shards() {
     const uint64_t spare = std::max<uint64_t>(64, nofile.rlim_cur / 8);
     per_client->set_total_max(nofile.rlim_cur > spare ? nofile.rlim_cur - spare : 1);
   }
-  std::string error;
   for (uint32_t i = 0; i < cfg_->threads; ++i) {
     std::vector<int> fds;
     for (const auto& l : cfg_->listeners) {
-      int fd = open_listener(l, &error);
-      if (fd < 0) {
-        log_line("cannot listen on " + error, LogLevel::kError);
+      const auto fd = open_listener(l);
+      if (!fd) {
+        log_line("cannot listen on " + fd.error(), LogLevel::kError);
         for (int f : fds) ::close(f);
         return false;
       }
-      fds.push_back(fd);
+      fds.push_back(*fd);
     }
     auto s = std::make_unique<Shard>(i, cfg_, std::move(fds), backend_);
     s->set_certs(certs_);
@@ -647,15 +635,14 @@ void Daemon::pet_watchdog() {
 // Certificates are built here, off the shards' threads, validated, and
 // handed to every shard; sessions in progress keep the context they have.
 void Daemon::reload_certs(const std::string& why) {
-  std::string err;
-  auto fresh = load_certs(*cfg_, tickets_, &err, certs_.get());
+  auto fresh = load_certs(*cfg_, tickets_, certs_.get());
   cert_state_ = tls::cert_files_state(cert_dirs(*cfg_));
   if (!fresh) {
-    log_line("tls: reload (" + why + ") refused, the running certificates stay: " + err,
+    log_line("tls: reload (" + why + ") refused, the running certificates stay: " + fresh.error(),
              LogLevel::kWarning);
     return;
   }
-  certs_ = fresh;
+  certs_ = std::move(*fresh);
   post_all(shards_, msg::Certs{certs_});
   log_line("tls: certificates reloaded (" + why +
            "): " + std::to_string(certs_->contexts().size()) + " in use");

@@ -119,8 +119,9 @@ class OutboundTest : public ::testing::TestWithParam<config::BackendKind> {
     ASSERT_GT(dns()->port(), 0);
     b = make_backend(GetParam(), &why);
     ASSERT_NE(b, nullptr) << why;
-    r = AresResolver::create(*b, "127.0.0.1:" + std::to_string(dns()->port()), 1000, 2, &why);
-    ASSERT_NE(r, nullptr) << why;
+    auto made = AresResolver::create(*b, "127.0.0.1:" + std::to_string(dns()->port()), 1000, 2);
+    ASSERT_TRUE(made) << made.error();
+    r = std::move(*made);
     port = free_port();
   }
   void TearDown() override {

@@ -44,24 +44,23 @@ struct AddrQuery {
 
 }  // namespace
 
-std::unique_ptr<AresResolver> AresResolver::create(Backend& backend, const std::string& servers,
-                                                   int timeout_ms, int tries, std::string* error) {
+Result<std::unique_ptr<AresResolver>> AresResolver::create(Backend& backend,
+                                                           const std::string& servers,
+                                                           int timeout_ms, int tries) {
   static std::once_flag once;
   static int lib_status = ARES_SUCCESS;
   std::call_once(once, [] { lib_status = ares_library_init(ARES_LIB_INIT_ALL); });
-  if (lib_status != ARES_SUCCESS) {
-    *error = std::string("c-ares: ") + ares_strerror(lib_status);
-    return nullptr;
-  }
+  if (lib_status != ARES_SUCCESS) return Error{std::string("c-ares: ") + ares_strerror(lib_status)};
   std::unique_ptr<AresResolver> r(new AresResolver(backend));
   r->timeout_ms_ = timeout_ms;
   r->tries_ = tries;
-  r->channel_ = r->new_channel(servers, error);
-  if (r->channel_ == nullptr) return nullptr;
+  auto channel = r->new_channel(servers);
+  if (!channel) return Error{channel.error()};
+  r->channel_ = *channel;
   return r;
 }
 
-ares_channeldata* AresResolver::new_channel(const std::string& servers, std::string* error) {
+Result<ares_channeldata*> AresResolver::new_channel(const std::string& servers) {
   ares_options opts{};
   opts.sock_state_cb = &AresResolver::on_sock_state;
   opts.sock_state_cb_data = this;
@@ -70,16 +69,12 @@ ares_channeldata* AresResolver::new_channel(const std::string& servers, std::str
   ares_channeldata* ch = nullptr;
   const int st =
       ares_init_options(&ch, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-  if (st != ARES_SUCCESS) {
-    *error = std::string("c-ares: ") + ares_strerror(st);
-    return nullptr;
-  }
+  if (st != ARES_SUCCESS) return Error{std::string("c-ares: ") + ares_strerror(st)};
   if (!servers.empty()) {
     const int s = ares_set_servers_ports_csv(ch, servers.c_str());
     if (s != ARES_SUCCESS) {
-      *error = "DNS servers '" + servers + "': " + ares_strerror(s);
       ares_destroy(ch);
-      return nullptr;
+      return Error{"DNS servers '" + servers + "': " + ares_strerror(s)};
     }
   }
   return ch;
@@ -96,16 +91,15 @@ void AresResolver::set_servers(const std::string& servers,
 void AresResolver::switch_servers() {
   if (!switching_ || pending_ > 0 || channel_ == nullptr) return;
   switching_ = false;
-  std::string error;
   // A new channel rather than ares_set_servers on this one: c-ares changes
   // servers only while nothing is pending, and "" (the system's servers)
   // means reading resolv.conf again, which only a new channel does.
-  ares_channeldata* fresh = new_channel(next_servers_, &error);
-  if (fresh != nullptr) {
+  const auto fresh = new_channel(next_servers_);
+  if (fresh) {
     ares_destroy(channel_);  // idle: its sockets close (on_sock_state marks them dead)
-    channel_ = fresh;
+    channel_ = *fresh;
   }
-  if (on_switched_) on_switched_(error);
+  if (on_switched_) on_switched_(fresh ? std::string() : fresh.error());
   on_switched_ = nullptr;
   // The lookups held meanwhile go out now, in order, to the new servers
   // (or the old ones when the new could not be set).

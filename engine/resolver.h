@@ -17,6 +17,7 @@
 #include "engine/backend.h"
 #include "proto/dns.h"
 #include "proto/mx.h"
+#include "proto/result.h"
 
 struct ares_channeldata;
 
@@ -64,8 +65,8 @@ class AresResolver final : public Resolver {
  public:
   // `servers`: "host:port,host:port" for c-ares, or empty for the system's
   // (/etc/resolv.conf). `timeout_ms` per try, `tries` per server.
-  static std::unique_ptr<AresResolver> create(Backend& backend, const std::string& servers,
-                                              int timeout_ms, int tries, std::string* error);
+  static Result<std::unique_ptr<AresResolver>> create(Backend& backend, const std::string& servers,
+                                                      int timeout_ms, int tries);
   ~AresResolver() override;
 
   void mx(const std::string& domain, std::function<void(MxAnswer)> done) override;
@@ -101,7 +102,7 @@ class AresResolver final : public Resolver {
              std::function<void(Answer)> done);
   void arm(Sock* s);
   void collect_dead();
-  ares_channeldata* new_channel(const std::string& servers, std::string* error);
+  Result<ares_channeldata*> new_channel(const std::string& servers);
   void switch_servers();  // set_servers(), once nothing is pending
 
   Backend& backend_;

@@ -42,8 +42,9 @@ class ResolverTest : public ::testing::TestWithParam<config::BackendKind> {
     ASSERT_GT(server()->port(), 0) << "tests/dns_server.py did not start (python3-dnslib?)";
     b = make_backend(GetParam(), &why);
     ASSERT_NE(b, nullptr) << why;
-    r = AresResolver::create(*b, "127.0.0.1:" + std::to_string(server()->port()), 1000, 2, &why);
-    ASSERT_NE(r, nullptr) << why;
+    auto made = AresResolver::create(*b, "127.0.0.1:" + std::to_string(server()->port()), 1000, 2);
+    ASSERT_TRUE(made) << made.error();
+    r = std::move(*made);
   }
   void TearDown() override {
     r.reset();
@@ -123,9 +124,9 @@ TEST_P(ResolverTest, ManyAtOnce) {
 
 TEST_P(ResolverTest, NoServerIsATemporaryFailure) {
   // A port nobody listens on: refused or timed out, never an answer.
-  std::string why;
-  r = AresResolver::create(*b, "127.0.0.1:9", 200, 1, &why);
-  ASSERT_NE(r, nullptr) << why;
+  auto made = AresResolver::create(*b, "127.0.0.1:9", 200, 1);
+  ASSERT_TRUE(made) << made.error();
+  r = std::move(*made);
   EXPECT_EQ(mx("mx.test").status, DnsStatus::kTempFail);
 }
 
@@ -141,9 +142,9 @@ TEST_P(ResolverTest, DestroyedWithLookupsPending) {
 // A lookup in flight on the old (silent) server finishes there; one started
 // while switching waits and goes to the new server.
 TEST_P(ResolverTest, SetServersSwitchesAfterPendingLookups) {
-  std::string why;
-  r = AresResolver::create(*b, "127.0.0.1:9", 300, 1, &why);  // nobody answers there
-  ASSERT_NE(r, nullptr) << why;
+  auto made = AresResolver::create(*b, "127.0.0.1:9", 300, 1);  // nobody answers there
+  ASSERT_TRUE(made) << made.error();
+  r = std::move(*made);
   bool old_done = false, new_done = false;
   MxAnswer old_answer, new_answer;
   r->mx("mx.test", [&](MxAnswer a) {

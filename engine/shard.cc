@@ -194,8 +194,8 @@ void Shard::run(std::latch& ready) {
   }
   spool_->start_preparing();
   {
-    std::string why;
-    resolver_ = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2, &why);
+    auto resolver = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2);
+    resolver_ = resolver ? std::move(*resolver) : nullptr;
     // MX delivery is opportunistic: certificates are not checked (routes
     // with tls = "verify" get verifying contexts of their own).
     std::shared_ptr<const tls::TlsContext> client_tls;
@@ -203,7 +203,7 @@ void Shard::run(std::latch& ready) {
       client_tls = std::move(*c);
     }
     if (resolver_ == nullptr) {
-      log_line("outbound: no DNS (" + why + "): mail to other domains stays queued");
+      log_line("outbound: no DNS (" + resolver.error() + "): mail to other domains stays queued");
     } else {
       OutboundQueue::Deps deps;
       deps.counters = &stats_.outbound;

@@ -18,11 +18,10 @@ namespace ringmail::engine {
 namespace {
 
 // 32 random bytes as hex, in a new file only we can read.
-bool make_secret_file(const std::string& path, std::string* error) {
+Result<void> make_secret_file(const std::string& path) {
   unsigned char raw[32];
   if (::getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
-    *error = std::string("getrandom: ") + std::strerror(errno);
-    return false;
+    return Error{std::string("getrandom: ") + std::strerror(errno)};
   }
   static const char* hex = "0123456789abcdef";
   std::string line;
@@ -36,15 +35,14 @@ bool make_secret_file(const std::string& path, std::string* error) {
       line + "\n";
   if (const int r = storage::write_durable_file(path, line, 0600, storage::Existing::kRefuse);
       r < 0) {
-    *error = path + ": " + std::strerror(-r);
-    return false;
+    return Error{path + ": " + std::strerror(-r)};
   }
-  return true;
+  return {};
 }
 
 }  // namespace
 
-std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, std::string* error) {
+Result<std::shared_ptr<const proto::srs::Config>> load_srs(const config::Config& cfg) {
   if (!cfg.srs_enabled) return nullptr;
   const std::string path =
       cfg.srs_secret_file.empty() ? cfg.data_dir + "/srs.secret" : cfg.srs_secret_file;
@@ -52,13 +50,10 @@ std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, st
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(),
                                         ec);  // a first start
-    if (!make_secret_file(path, error)) return nullptr;
+    if (auto made = make_secret_file(path); !made) return Error{made.error()};
   }
   std::ifstream f(path);
-  if (!f) {
-    *error = path + ": cannot be read";
-    return nullptr;
-  }
+  if (!f) return Error{path + ": cannot be read"};
   auto c = std::make_shared<proto::srs::Config>();
   for (std::string line; std::getline(f, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
@@ -66,10 +61,7 @@ std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg, st
     if (line.empty() || line[0] == '#') continue;
     c->secrets.push_back(line);
   }
-  if (c->secrets.empty()) {
-    *error = path + ": no secret in it";
-    return nullptr;
-  }
+  if (c->secrets.empty()) return Error{path + ": no secret in it"};
   c->domain = cfg.srs_domain.empty() ? cfg.primary_domain : cfg.srs_domain;
   c->max_age_days = static_cast<int>(cfg.srs_max_age_days);
   c->hmac = [](std::string_view key, std::string_view data) { return tls::hmac_sha1(key, data); };

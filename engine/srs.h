@@ -8,13 +8,13 @@
 #include <string>
 
 #include "config/config.h"
+#include "proto/result.h"
 #include "proto/srs.h"
 
 namespace ringmail::engine {
 
-// Null with a reason when the secrets file can be neither read nor made,
-// or SRS is off ([srs] enabled = false: then *error stays empty).
-[[nodiscard]] std::shared_ptr<const proto::srs::Config> load_srs(const config::Config& cfg,
-                                                                 std::string* error);
+// The SRS configuration, null when SRS is off ([srs] enabled = false), or
+// an error when the secrets file can be neither read nor made.
+Result<std::shared_ptr<const proto::srs::Config>> load_srs(const config::Config& cfg);
 
 }  // namespace ringmail::engine

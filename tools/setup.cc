@@ -608,9 +608,9 @@ int dns_check(const DnsCheckOptions& o) {
     return fail("--resolver: '" + o.resolver + "' is not IPV4:PORT (e.g. 127.0.0.1:53)");
   }
   // The daemon's resolver (c-ares), driven until each answer is in.
-  auto dns = engine::BlockingDns::create(o.resolver, &err);
-  if (dns == nullptr) return fail("cannot start a DNS resolver: " + err);
-  engine::BlockingDns& res = *dns;
+  auto dns = engine::BlockingDns::create(o.resolver);
+  if (!dns) return fail("cannot start a DNS resolver: " + dns.error());
+  engine::BlockingDns& res = **dns;
   Report rep;
   const std::string mx_line = rr(domain, "MX", "10 " + hostname + ".");
 
