@@ -256,8 +256,9 @@ void scalar(Lexer& lx, const Token& first, TextField* f) {
 
 }  // namespace
 
-bool parse_text_format(const std::string& text, const std::string& source,
-                       std::vector<TextField>* out, std::string* error) {
+Result<std::vector<TextField>> parse_text_format(const std::string& text,
+                                                 const std::string& source) {
+  std::vector<TextField> out;
   Lexer lx(text);
   try {
     while (true) {
@@ -285,7 +286,7 @@ bool parse_text_format(const std::string& text, const std::string& source,
           while (true) {
             TextField f{key.text, "", false, key.line};
             scalar(lx, lx.next(), &f);
-            out->push_back(std::move(f));
+            out.push_back(std::move(f));
             const Token s = lx.next();
             if (s.kind == Tok::kPunct && s.text == "]") break;
             if (s.kind != Tok::kPunct || s.text != ",") {
@@ -297,16 +298,15 @@ bool parse_text_format(const std::string& text, const std::string& source,
       } else {
         TextField f{key.text, "", false, key.line};
         scalar(lx, v, &f);
-        out->push_back(std::move(f));
+        out.push_back(std::move(f));
       }
       const Token after = lx.peek();
       if (after.kind == Tok::kPunct && (after.text == "," || after.text == ";")) lx.next();
     }
   } catch (const ParseError& e) {
-    *error = source + ":" + std::to_string(e.line) + ": " + e.msg;
-    return false;
+    return Error{source + ":" + std::to_string(e.line) + ": " + e.msg};
   }
-  return true;
+  return out;
 }
 
 bool parse_go_duration(const std::string& s_in, double* seconds) {
@@ -611,12 +611,10 @@ int import_chasquid(const ImportOptions& o) {
   // chasquid.conf
   std::string text, err;
   if (!read_file(conf_path, &text, &err)) return fail(err);
-  std::vector<TextField> raw;
+  const auto raw = parse_text_format(text, conf_path.string());
+  if (!raw) return fail(raw.error());
   Conf conf;
-  if (!parse_text_format(text, conf_path.string(), &raw, &err) ||
-      !check_conf(raw, conf_path.string(), &conf, &err)) {
-    return fail(err);
-  }
+  if (!check_conf(*raw, conf_path.string(), &conf, &err)) return fail(err);
   Reporter rep;
   std::vector<std::string> lines;  // the report, printed once the files are written
   auto note = [&](const std::string& s) { lines.push_back(s); };

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/result.h"
+
 namespace ringmail::tools {
 
 // One `key: value` of chasquid.conf (protobuf text format, flat: chasquid's
@@ -22,10 +24,10 @@ struct TextField {
 
 // Parses the text format subset chasquid.conf uses: `key: value` and
 // `key: "string"` (adjacent strings joined, C escapes), `key: [v, ...]` for
-// repeated fields, optional ',' or ';' after a field, # comments. False with
-// "SOURCE:LINE: reason" in *error.
-bool parse_text_format(const std::string& text, const std::string& source,
-                       std::vector<TextField>* out, std::string* error);
+// repeated fields, optional ',' or ';' after a field, # comments. An error
+// says "SOURCE:LINE: reason".
+Result<std::vector<TextField>> parse_text_format(const std::string& text,
+                                                 const std::string& source);
 
 // Go's time.ParseDuration ("20h", "1h30m", "90s", "1.5h") in whole seconds
 // (rounded up); false when it is not one.

@@ -47,9 +47,8 @@ std::string default_selector(bool ed25519) {
   return std::string(stamp) + (ed25519 ? "-ed25519" : "");
 }
 
-bool dkim_make_key(const std::string& domains_dir, const std::string& domain, std::string selector,
-                   const std::string& algo, std::string* path_out, std::string* zone_line,
-                   std::string* error) {
+Result<MadeKey> dkim_make_key(const std::string& domains_dir, const std::string& domain,
+                              std::string selector, const std::string& algo) {
   tls::DkimKey::Type type;
   int bits = 0;
   if (algo == "rsa2048" || algo == "rsa3072") {
@@ -58,56 +57,43 @@ bool dkim_make_key(const std::string& domains_dir, const std::string& domain, st
   } else if (algo == "ed25519") {
     type = tls::DkimKey::Type::kEd25519;
   } else {
-    *error = "--algo must be rsa2048, rsa3072 or ed25519";
-    return false;
+    return Error{"--algo must be rsa2048, rsa3072 or ed25519"};
   }
   if (selector.empty()) selector = default_selector(type == tls::DkimKey::Type::kEd25519);
   if (!valid_selector(selector)) {
-    *error = "'" + selector + "' is not a selector (letters, digits, - and _)";
-    return false;
+    return Error{"'" + selector + "' is not a selector (letters, digits, - and _)"};
   }
   const auto generated = tls::DkimKey::generate_pem(type, bits);
-  if (!generated) {
-    *error = generated.error();
-    return false;
-  }
+  if (!generated) return Error{generated.error()};
   const std::string& pem = *generated;
   const std::string dir = domains_dir + "/" + domain;
   if (::mkdir(domains_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    *error = "cannot create " + domains_dir + ": " + std::strerror(errno);
-    return false;
+    return Error{"cannot create " + domains_dir + ": " + std::strerror(errno)};
   }
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    *error = "cannot create " + dir + ": " + std::strerror(errno);
-    return false;
+    return Error{"cannot create " + dir + ": " + std::strerror(errno)};
   }
   const std::string path = tls::dkim_key_path(domains_dir, domain, selector);
   // Never over an existing key: a published selector keeps its key.
   if (const int r = storage::write_durable_file(path, pem, 0600, storage::Existing::kRefuse);
       r < 0) {
-    *error = r == -EEXIST ? path + " exists already: choose another --selector"
-                          : "cannot create " + path + ": " + std::strerror(-r);
-    return false;
+    return Error{r == -EEXIST ? path + " exists already: choose another --selector"
+                              : "cannot create " + path + ": " + std::strerror(-r)};
   }
   auto key = tls::DkimKey::from_pem(pem);
-  if (!key) {
-    *error = key.error();
-    return false;
-  }
-  *path_out = path;
-  *zone_line = proto::dkim::zone_line(selector, domain, dkim_record(**key));
-  return true;
+  if (!key) return Error{key.error()};
+  return MadeKey{path, proto::dkim::zone_line(selector, domain, dkim_record(**key))};
 }
 
 int dkim_keygen(const std::string& domains_dir, const std::string& domain_in, std::string selector,
                 const std::string& algo) {
   const std::string domain = proto::ascii_lower(domain_in);
   if (!proto::is_valid_domain(domain)) return fail("'" + domain_in + "' is not a domain name");
-  std::string path, line, err;
-  if (!dkim_make_key(domains_dir, domain, selector, algo, &path, &line, &err)) return fail(err);
+  const auto made = dkim_make_key(domains_dir, domain, selector, algo);
+  if (!made) return fail(made.error());
   std::fprintf(stderr, "wrote %s (%s, mode 0600); publish this record, then reload ringmaild:\n",
-               path.c_str(), algo.c_str());
-  std::printf("%s\n", line.c_str());
+               made->path.c_str(), algo.c_str());
+  std::printf("%s\n", made->zone_line.c_str());
   return 0;
 }
 

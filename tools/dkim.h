@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "proto/result.h"
+
 namespace ringmail::tls {
 class DkimKey;
 }
@@ -22,10 +24,13 @@ std::string default_selector(bool ed25519);
 // Makes a key and writes it to <domains_dir>/<domain>/dkim:<selector>.pem
 // (mode 0600, never over an existing file; the folders are made). The
 // domain must be valid and lower case. Its path and the zone-file line to
-// publish come back; false with a reason in *error.
-bool dkim_make_key(const std::string& domains_dir, const std::string& domain, std::string selector,
-                   const std::string& algo, std::string* path, std::string* zone_line,
-                   std::string* error);
+// publish come back, or a reason.
+struct MadeKey {
+  std::string path;
+  std::string zone_line;
+};
+Result<MadeKey> dkim_make_key(const std::string& domains_dir, const std::string& domain,
+                              std::string selector, const std::string& algo);
 int dkim_dns(const std::string& domains_dir, const std::string& domain);
 
 }  // namespace ringmail::tools

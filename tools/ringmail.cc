@@ -286,17 +286,17 @@ int main(int argc, char** argv) {
 
   // The rest work on the daemon's files: its configuration says where.
   namespace t = ringmail::tools;
-  t::ToolConfig tc;
-  std::string note, err;
-  if (!t::load_tool_config(config_path, !dns_check->parsed(), &tc, &note, &err)) {
-    std::fprintf(stderr, "ringmail: %s\n", err.c_str());
+  auto loaded = t::load_tool_config(config_path, !dns_check->parsed());
+  if (!loaded) {
+    std::fprintf(stderr, "ringmail: %s\n", loaded.error().c_str());
     return 2;
   }
+  const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
   const bool needs_config = config_show->parsed() || resolve->parsed();
   const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
-  if (!note.empty() && (needs_config || given_dir.empty())) {
-    std::fprintf(stderr, "ringmail: %s\n", note.c_str());
+  if (!tc.note.empty() && (needs_config || given_dir.empty())) {
+    std::fprintf(stderr, "ringmail: %s\n", tc.note.c_str());
   }
   if (tc.cfg == nullptr && (needs_config || (given_dir.empty() && !dns_check->parsed()))) {
     std::fprintf(stderr,

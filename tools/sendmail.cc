@@ -167,9 +167,12 @@ struct Listener {
 // The daemon's first smtp listener, from its configuration (-C given, else
 // tools/tool_config.h's search, the embedded dev one in a checkout).
 bool local_listener(const std::string& given, Listener* l, std::string* why) {
-  ringmail::tools::ToolConfig tc;
-  std::string note;
-  if (!ringmail::tools::load_tool_config(given, true, &tc, &note, why)) return false;
+  auto loaded = ringmail::tools::load_tool_config(given, true);
+  if (!loaded) {
+    *why = loaded.error();
+    return false;
+  }
+  const ringmail::tools::ToolConfig& tc = *loaded;
   if (tc.cfg == nullptr) {
     *why = ringmail::tools::default_config_path() + ": cannot read the configuration file";
     return false;

@@ -303,15 +303,13 @@ int init(const InitOptions& o) {
       dkim_lines.push_back(proto::dkim::zone_line(f.selector, domain, dkim_record(**key)));
     }
   } else {
-    std::string rsa_path, rsa_line, ed_path, ed_line;
-    if (!dkim_make_key(domains_dir.string(), domain, default_selector(false), "rsa2048", &rsa_path,
-                       &rsa_line, &err) ||
-        !dkim_make_key(domains_dir.string(), domain, default_selector(true), "ed25519", &ed_path,
-                       &ed_line, &err)) {
-      return fail(err);
-    }
-    dkim_lines = {rsa_line, ed_line};
-    dkim_paths = {rsa_path, ed_path};
+    const auto rsa =
+        dkim_make_key(domains_dir.string(), domain, default_selector(false), "rsa2048");
+    if (!rsa) return fail(rsa.error());
+    const auto ed = dkim_make_key(domains_dir.string(), domain, default_selector(true), "ed25519");
+    if (!ed) return fail(ed.error());
+    dkim_lines = {rsa->zone_line, ed->zone_line};
+    dkim_paths = {rsa->path, ed->path};
   }
   std::vector<std::string> written;
   if (!path_exists(dom / "users")) {

@@ -20,31 +20,24 @@ bool is_checkout(const std::string& dir) {
          ::access((dir + "/tools/dev").c_str(), X_OK) == 0;
 }
 
-bool load_tool_config(const std::string& given, bool dev_fallback, ToolConfig* out,
-                      std::string* note, std::string* error) {
-  *out = ToolConfig{};
+Result<ToolConfig> load_tool_config(const std::string& given, bool dev_fallback) {
+  ToolConfig out;
   const std::string path = given.empty() ? default_config_path() : given;
   if (given.empty() && ::access(path.c_str(), F_OK) != 0) {
-    if (!dev_fallback || !is_checkout(".")) return true;
+    if (!dev_fallback || !is_checkout(".")) return out;
     auto dev = config::parse_config(config::kDevConfig, "<embedded dev configuration>");
-    if (!dev) {
-      *error = dev.error();
-      return false;
-    }
-    out->cfg = std::move(*dev);
-    *note = "no " + path + ": using the embedded dev configuration of this checkout (data_dir " +
-            out->cfg->data_dir + ", domains_dir " + out->cfg->domains_dir +
-            "), as tools/dev run does; --config FILE for another";
-    return true;
+    if (!dev) return Error{dev.error()};
+    out.cfg = std::move(*dev);
+    out.note = "no " + path + ": using the embedded dev configuration of this checkout (data_dir " +
+               out.cfg->data_dir + ", domains_dir " + out.cfg->domains_dir +
+               "), as tools/dev run does; --config FILE for another";
+    return out;
   }
   auto loaded = config::load_config_file(path);
-  if (!loaded) {
-    *error = loaded.error();
-    return false;
-  }
-  out->cfg = std::move(*loaded);
-  out->path = path;
-  return true;
+  if (!loaded) return Error{loaded.error()};
+  out.cfg = std::move(*loaded);
+  out.path = path;
+  return out;
 }
 
 }  // namespace ringmail::tools

@@ -17,6 +17,7 @@ namespace ringmail::tools {
 struct ToolConfig {
   std::shared_ptr<const config::Config> cfg;  // null: no configuration found
   std::string path;                           // the file; "" for the embedded one
+  std::string note;  // the line to print when the embedded dev configuration is used
 };
 
 // $RINGMAIL_CONFIG, else /etc/ringmail/ringmail.toml.
@@ -25,13 +26,12 @@ std::string default_config_path();
 // True when `dir` is the top of a ringmail source checkout.
 bool is_checkout(const std::string& dir);
 
-// `given` is --config's value ("" when not given). Returns false with a
-// one-line `error` when a file that exists (or was given) cannot be read
-// or does not parse; true otherwise, with `out->cfg` null when there is no
-// configuration at all. `note` gets the line to print when the embedded
-// dev configuration is used; `dev_fallback` false leaves that out
-// (dns-check looks at a real domain: the dev host name means nothing).
-[[nodiscard]] bool load_tool_config(const std::string& given, bool dev_fallback, ToolConfig* out,
-                                    std::string* note, std::string* error);
+// `given` is --config's value ("" when not given). A one-line error when a
+// file that exists (or was given) cannot be read or does not parse; else
+// the configuration, `cfg` null when there is none at all. `note` says
+// when the embedded dev configuration is used; `dev_fallback` false leaves
+// that out (dns-check looks at a real domain: the dev host name means
+// nothing).
+Result<ToolConfig> load_tool_config(const std::string& given, bool dev_fallback);
 
 }  // namespace ringmail::tools
