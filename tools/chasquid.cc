@@ -414,22 +414,21 @@ struct Conf {
   }
 };
 
-bool check_conf(const std::vector<TextField>& raw, const std::string& source, Conf* c,
-                std::string* error) {
+Result<Conf> check_conf(const std::vector<TextField>& raw, const std::string& source) {
+  Conf conf;
   for (const auto& f : raw) {
     auto it = known_fields().find(f.key);
     if (it == known_fields().end()) {
-      c->unknown.push_back(f);
+      conf.unknown.push_back(f);
       continue;
     }
     const std::string at = source + ":" + std::to_string(f.line) + ": " + f.key;
-    auto& list = c->fields[f.key];
+    auto& list = conf.fields[f.key];
     switch (it->second) {
       case Type::kString:
       case Type::kStrings:
         if (!f.is_string) {
-          *error = at + ": must be a quoted string";
-          return false;
+          return Error{at + ": must be a quoted string"};
         }
         break;
       case Type::kInt: {
@@ -437,8 +436,7 @@ bool check_conf(const std::vector<TextField>& raw, const std::string& source, Co
         errno = 0;
         std::strtoll(f.value.c_str(), &end, 0);
         if (f.is_string || f.value.empty() || *end != '\0' || errno != 0) {
-          *error = at + ": must be an integer";
-          return false;
+          return Error{at + ": must be an integer"};
         }
         break;
       }
@@ -446,19 +444,17 @@ bool check_conf(const std::vector<TextField>& raw, const std::string& source, Co
         static const std::set<std::string> ok = {"true", "false", "True", "False",
                                                  "t",    "f",     "1",    "0"};
         if (f.is_string || ok.count(f.value) == 0) {
-          *error = at + ": must be true or false";
-          return false;
+          return Error{at + ": must be true or false"};
         }
         break;
       }
     }
     if (it->second != Type::kStrings && !list.empty()) {
-      *error = at + ": given twice (also on line " + std::to_string(list.front().line) + ")";
-      return false;
+      return Error{at + ": given twice (also on line " + std::to_string(list.front().line) + ")"};
     }
     list.push_back(f);
   }
-  return true;
+  return conf;
 }
 
 struct Reporter {
@@ -469,28 +465,26 @@ struct Reporter {
 };
 
 // A Go listen address ("host:port", ":port", "[v6]:port") as ringmail
-// listener addresses; empty with *why when there is none.
-std::vector<std::string> map_address(const std::string& a, std::string* why) {
+// listener addresses, or why there is none.
+Result<std::vector<std::string>> map_address(const std::string& a) {
+  using Addresses = std::vector<std::string>;
   std::string host, port;
   if (!a.empty() && a.front() == '[') {
     const size_t close = a.find(']');
     if (close == std::string::npos || close + 1 >= a.size() || a[close + 1] != ':') {
-      *why = "not [ADDRESS]:PORT";
-      return {};
+      return Error{"not [ADDRESS]:PORT"};
     }
     host = a.substr(1, close - 1);
     port = a.substr(close + 2);
   } else {
     const size_t colon = a.rfind(':');
     if (colon == std::string::npos) {
-      *why = "has no port";
-      return {};
+      return Error{"has no port"};
     }
     host = a.substr(0, colon);
     port = a.substr(colon + 1);
     if (host.find(':') != std::string::npos) {
-      *why = "an IPv6 address needs brackets ([ADDRESS]:PORT)";
-      return {};
+      return Error{"an IPv6 address needs brackets ([ADDRESS]:PORT)"};
     }
   }
   unsigned long p = 0;
@@ -508,20 +502,20 @@ std::vector<std::string> map_address(const std::string& a, std::string* why) {
       p = 25;
   }
   if (p == 0 || p > 65535) {
-    *why = "port '" + port + "' is not a port number from 1 to 65535 or a known service";
-    return {};
+    return Error{"port '" + port + "' is not a port number from 1 to 65535 or a known service"};
   }
   const std::string ps = std::to_string(p);
   unsigned char buf[16];
   // Go listens on both families for an unspecified address ("", 0.0.0.0,
   // [::]); ringmail's IPv6 listeners are IPv6-only, so both are written.
-  if (host.empty() || host == "0.0.0.0" || host == "::") return {"0.0.0.0:" + ps, "[::]:" + ps};
-  if (inet_pton(AF_INET, host.c_str(), buf) == 1) return {host + ":" + ps};
-  if (inet_pton(AF_INET6, host.c_str(), buf) == 1) return {"[" + host + "]:" + ps};
-  if (proto::ascii_lower(host) == "localhost") return {"127.0.0.1:" + ps};
-  *why = "'" + host +
-         "' is a host name; ringmail listens on IP addresses (write one in the [[listener]])";
-  return {};
+  if (host.empty() || host == "0.0.0.0" || host == "::")
+    return Addresses{"0.0.0.0:" + ps, "[::]:" + ps};
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1) return Addresses{host + ":" + ps};
+  if (inet_pton(AF_INET6, host.c_str(), buf) == 1) return Addresses{"[" + host + "]:" + ps};
+  if (proto::ascii_lower(host) == "localhost") return Addresses{"127.0.0.1:" + ps};
+  return Error{
+      "'" + host +
+      "' is a host name; ringmail listens on IP addresses (write one in the [[listener]])"};
 }
 
 // One file or link to create under the destination.
@@ -543,37 +537,31 @@ fs::path link_target(const fs::path& link) {
   return t.lexically_normal();
 }
 
-bool write_file(const fs::path& dst, const std::string& data, mode_t mode, std::string* error) {
+Result<void> write_file(const fs::path& dst, const std::string& data, mode_t mode) {
   const int r = storage::write_durable_file(dst.string(), data, mode, storage::Existing::kReplace);
-  if (r < 0) *error = dst.string() + ": " + std::strerror(-r);
-  return r == 0;
+  if (r < 0) return Error{dst.string() + ": " + std::strerror(-r)};
+  return {};
 }
 
-bool read_file(const fs::path& p, std::string* out, std::string* error) {
+Result<std::string> read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
-  if (!f) {
-    *error = p.string() + ": cannot read (" + std::strerror(errno) + ")";
-    return false;
-  }
+  if (!f) return Error{p.string() + ": cannot read (" + std::strerror(errno) + ")"};
   std::stringstream ss;
   ss << f.rdbuf();
-  *out = ss.str();
-  return true;
+  return ss.str();
 }
 
-bool do_copy(const Copy& c, std::string* error) {
+Result<void> do_copy(const Copy& c) {
   std::error_code ec;
   if (c.link) {
     fs::remove(c.dst, ec);
     fs::create_symlink(c.target, c.dst, ec);
-    if (ec) {
-      *error = c.dst.string() + ": " + ec.message();
-      return false;
-    }
-    return true;
+    if (ec) return Error{c.dst.string() + ": " + ec.message()};
+    return {};
   }
-  std::string data;
-  return read_file(c.src, &data, error) && write_file(c.dst, data, c.mode, error);
+  const auto data = read_file(c.src);
+  if (!data) return Error{data.error()};
+  return write_file(c.dst, *data, c.mode);
 }
 
 mode_t mode_of(const fs::path& p) {
@@ -609,12 +597,13 @@ int import_chasquid(const ImportOptions& o) {
     return fail("--data-dir must be an absolute path");
 
   // chasquid.conf
-  std::string text, err;
-  if (!read_file(conf_path, &text, &err)) return fail(err);
-  const auto raw = parse_text_format(text, conf_path.string());
+  const auto text = read_file(conf_path);
+  if (!text) return fail(text.error());
+  const auto raw = parse_text_format(*text, conf_path.string());
   if (!raw) return fail(raw.error());
-  Conf conf;
-  if (!check_conf(*raw, conf_path.string(), &conf, &err)) return fail(err);
+  auto checked = check_conf(*raw, conf_path.string());
+  if (!checked) return fail(checked.error());
+  Conf conf = std::move(*checked);
   Reporter rep;
   std::vector<std::string> lines;  // the report, printed once the files are written
   auto note = [&](const std::string& s) { lines.push_back(s); };
@@ -778,10 +767,10 @@ int import_chasquid(const ImportOptions& o) {
         addrs = {"0.0.0.0:" + p, "[::]:" + p};
         note(at + ": ringmaild does not take sockets from systemd: listening on 0.0.0.0:" + p +
              " and [::]:" + p);
+      } else if (auto mapped = map_address(v.value)) {
+        addrs = std::move(*mapped);
       } else {
-        std::string why;
-        addrs = map_address(v.value, &why);
-        if (addrs.empty()) note(at + ": " + why + ": not imported");
+        note(at + ": " + mapped.error() + ": not imported");
       }
       for (const auto& a : addrs) {
         auto [pos, fresh] = taken.emplace(a, k.kind);
@@ -920,7 +909,7 @@ int import_chasquid(const ImportOptions& o) {
       return fail(d.string() + ": cannot make the folder (" + ec.message() + ")");
   }
   for (const Copy& c : copies) {
-    if (!do_copy(c, &err)) return fail(err);
+    if (auto copied = do_copy(c); !copied) return fail(copied.error());
   }
 
   // What ringmaild will make of the copied files.
@@ -966,7 +955,7 @@ int import_chasquid(const ImportOptions& o) {
   if (auto written = config::parse_config(t, toml_path.string()); !written) {
     return fail("internal error: the written configuration does not load: " + written.error());
   }
-  if (!write_file(toml_path, t, 0644, &err)) return fail(err);
+  if (auto w = write_file(toml_path, t, 0644); !w) return fail(w.error());
 
   for (const auto& l : lines) report(l);
   std::printf(

@@ -100,28 +100,21 @@ std::vector<proto::IpAddress> interface_addresses() {
 }
 
 // --addresses "ip,ip" (any address, for tests and for hosts behind NAT), or
-// the interfaces' global ones. False with a reason for text that is not an
-// address.
-bool server_addresses(const std::string& list, std::vector<proto::IpAddress>* out,
-                      std::string* error) {
-  if (list.empty()) {
-    *out = interface_addresses();
-    return true;
-  }
+// the interfaces' global ones. An error for text that is not an address.
+Result<std::vector<proto::IpAddress>> server_addresses(const std::string& list) {
+  if (list.empty()) return interface_addresses();
+  std::vector<proto::IpAddress> out;
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
     if (comma == std::string::npos) comma = list.size();
     const std::string item = list.substr(start, comma - start);
     auto a = proto::parse_ip(item);
-    if (!a) {
-      *error = "--addresses: '" + item + "' is not an IP address";
-      return false;
-    }
-    out->push_back(a->unmapped());
+    if (!a) return Error{"--addresses: '" + item + "' is not an IP address"};
+    out.push_back(a->unmapped());
     start = comma + 1;
   }
-  return true;
+  return out;
 }
 
 std::string reverse_name(const proto::IpAddress& a) {
@@ -160,10 +153,10 @@ std::string rr(const std::string& name, const char* type, const std::string& dat
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-bool write_new(const std::string& path, const std::string& data, mode_t mode, std::string* error) {
+Result<void> write_new(const std::string& path, const std::string& data, mode_t mode) {
   const int r = storage::write_durable_file(path, data, mode, storage::Existing::kRefuse);
-  if (r < 0) *error = "cannot create " + path + ": " + std::strerror(-r);
-  return r == 0;
+  if (r < 0) return Error{"cannot create " + path + ": " + std::strerror(-r)};
+  return {};
 }
 
 // On a host where `meson install` made the ringmail user, the daemon runs
@@ -264,9 +257,9 @@ int init(const InitOptions& o) {
     return fail("--hostname: '" + o.hostname + "' is not a host name");
   if (o.config_dir.empty()) return fail("--config-dir must not be empty");
   if (o.data_dir.empty()) return fail("--data-dir must not be empty");
-  std::vector<proto::IpAddress> addrs;
-  std::string err;
-  if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
+  const auto listed = server_addresses(o.addresses);
+  if (!listed) return fail(listed.error());
+  const std::vector<proto::IpAddress>& addrs = *listed;
   std::error_code ec;
   const fs::path config_dir = fs::absolute(o.config_dir, ec);
   const fs::path data_dir = fs::absolute(o.data_dir, ec);
@@ -313,16 +306,18 @@ int init(const InitOptions& o) {
   }
   std::vector<std::string> written;
   if (!path_exists(dom / "users")) {
-    if (!write_new((dom / "users").string(),
-                   printf_string(kUsersText, domain, domains_dir.string()), 0600, &err)) {
-      return fail(err);
+    if (auto w = write_new((dom / "users").string(),
+                           printf_string(kUsersText, domain, domains_dir.string()), 0600);
+        !w) {
+      return fail(w.error());
     }
     written.push_back((dom / "users").string());
   }
   if (!path_exists(dom / "aliases")) {
-    if (!write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain), 0644,
-                   &err)) {
-      return fail(err);
+    if (auto w = write_new((dom / "aliases").string(), printf_string(kAliasesText, domain, domain),
+                           0644);
+        !w) {
+      return fail(w.error());
     }
     written.push_back((dom / "aliases").string());
   }
@@ -353,9 +348,12 @@ int init(const InitOptions& o) {
       fs::remove(dest / "privkey.pem", ec);
       ec.clear();
     }
-    if (ec || !write_new((dest / "fullchain.pem").string(), chain, 0644, &err) ||
-        !write_new((dest / "privkey.pem").string(), key, 0600, &err)) {
-      return fail(ec ? "cannot create " + dest.string() + ": " + ec.message() : err);
+    if (ec) return fail("cannot create " + dest.string() + ": " + ec.message());
+    if (auto w = write_new((dest / "fullchain.pem").string(), chain, 0644); !w) {
+      return fail(w.error());
+    }
+    if (auto w = write_new((dest / "privkey.pem").string(), key, 0600); !w) {
+      return fail(w.error());
     }
     copied.push_back((dest / "privkey.pem").string());
   }
@@ -406,7 +404,7 @@ int init(const InitOptions& o) {
     if (ec) return fail("cannot keep " + toml_path.string() + " as .bak: " + ec.message());
     std::printf("kept the previous configuration as %s.bak\n", toml_path.c_str());
   }
-  if (!write_new(toml_path.string(), t, 0644, &err)) return fail(err);
+  if (auto w = write_new(toml_path.string(), t, 0644); !w) return fail(w.error());
 
   std::printf("wrote %s (hostname %s, domain %s)\n", toml_path.c_str(), hostname.c_str(),
               domain.c_str());
@@ -596,9 +594,9 @@ int dns_check(const DnsCheckOptions& o) {
   if (hostname.empty()) hostname = "mail." + domain;
   if (!proto::is_valid_domain(hostname))
     return fail("--hostname: '" + hostname + "' is not a host name");
-  std::vector<proto::IpAddress> addrs;
-  std::string err;
-  if (!server_addresses(o.addresses, &addrs, &err)) return fail(err);
+  const auto listed = server_addresses(o.addresses);
+  if (!listed) return fail(listed.error());
+  const std::vector<proto::IpAddress>& addrs = *listed;
   sockaddr_storage resolver{};
   socklen_t resolver_len = 0;
   if (!o.resolver.empty() && (!config::parse_listen_address(o.resolver, resolver, resolver_len) ||
