@@ -29,10 +29,8 @@ def check_config(binary, path):
 
 def test_check_config_valid(start_ringmaild, ringmaild_binary):
     d = start_ringmaild(start=False)
-    d.port, d.port6, d.sub_port = 2525, 2525, 2587
     d.domains_dir.mkdir(parents=True)
-    d.write_config()
-    rc, out, err = check_config(ringmaild_binary, d.config_path)
+    rc, out, err = checked(d, ringmaild_binary)
     assert rc == 0, f"--check-config on a valid file: exit {rc}\nstdout: {out}\nstderr: {err}"
 
 

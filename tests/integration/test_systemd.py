@@ -84,6 +84,7 @@ def test_notify_readiness_watchdog_reload_and_stop(start_ringmaild, tmp_path):
     log.close()
 
 
+@needs_root  # systemd-tmpfiles gives the directories their owners
 def test_install_layout_and_unit_verify(tmp_path):
     dest = tmp_path / "dest"
     r = subprocess.run(["meson", "install", "-C", str(BUILD), "--no-rebuild", "--destdir", str(dest)],
