@@ -128,7 +128,10 @@ def test_second_daemon_on_the_same_data_dir_is_refused(stuck_server, start_ringm
     out = r.stdout + r.stderr
     assert f"cannot start: another ringmaild (pid {d.proc.pid}) uses {d.data_dir}" in out, out
     assert "spool recovered" not in out and "empty segments removed" not in out, out
-    assert sorted(p.name for p in (d.data_dir / "spool" / "queue").iterdir()) == segments
+    # Nothing of the first daemon's is gone (it may have made a spare
+    # segment meanwhile: that is its own doing).
+    after = {p.name for p in (d.data_dir / "spool" / "queue").iterdir()}
+    assert set(segments) <= after, (segments, sorted(after))
     listing = tool("spool-list", "--data-dir", str(d.data_dir))
     assert f"reading a live spool: ringmaild (pid {d.proc.pid}) is running on {d.data_dir}" in listing.stderr
     for qid in ids:
