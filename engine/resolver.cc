@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -273,6 +274,11 @@ void AresResolver::query(const std::string& name, int type,
           a.status = status_of(q->parse(abuf, alen, &a));
           if (a.status == DnsStatus::kOk && a.records.empty()) a.status = DnsStatus::kNoData;
         }
+        if (a.status != DnsStatus::kTempFail && abuf != nullptr && alen > 0) {
+          const auto ttls = proto::read_ttls({abuf, static_cast<size_t>(alen)});
+          if (ttls)
+            a.ttl_s = (a.status == DnsStatus::kOk ? ttls->answer : ttls->negative).value_or(0);
+        }
         q->done(std::move(a));
       },
       new Q{this, parse, std::move(done)});
@@ -326,7 +332,11 @@ void AresResolver::addresses(const std::string& host, std::function<void(AddrAns
         AddrAnswer a;
         a.status = status_of(status);
         std::vector<sockaddr_storage> v4;
+        bool first = true;
         for (auto* n = res != nullptr ? res->nodes : nullptr; n != nullptr; n = n->ai_next) {
+          const uint32_t ttl = n->ai_ttl > 0 ? static_cast<uint32_t>(n->ai_ttl) : 0;
+          a.ttl_s = first ? ttl : std::min(a.ttl_s, ttl);
+          first = false;
           sockaddr_storage ss{};
           if (n->ai_addrlen > sizeof ss) continue;
           std::memcpy(&ss, n->ai_addr, n->ai_addrlen);

@@ -27,19 +27,25 @@ using proto::DnsStatus;  // proto/dns.h
 // "192.0.2.1" or "2001:db8::1".
 std::string ip_text(const sockaddr_storage& ss);
 
+// Every answer says how long it may be kept (`ttl_s`): the smallest TTL of
+// its records, or for a negative answer the SOA's (RFC 2308); 0 when the
+// server said nothing (and for temporary failures).
 struct MxAnswer {
   DnsStatus status = DnsStatus::kTempFail;
   std::vector<proto::MxRecord> records;
+  uint32_t ttl_s = 0;
 };
 
 struct AddrAnswer {
   DnsStatus status = DnsStatus::kTempFail;
   std::vector<sockaddr_storage> addrs;  // IPv6 first, then IPv4
+  uint32_t ttl_s = 0;
 };
 
 struct TxtAnswer {
   DnsStatus status = DnsStatus::kTempFail;
   std::vector<std::string> records;  // each record's strings joined
+  uint32_t ttl_s = 0;
 };
 
 class Resolver {
@@ -55,6 +61,8 @@ class Resolver {
   }
   // About once a second: timeouts and retries.
   virtual void tick() = 0;
+  // `done` never runs inside the call that asked: always later, from the
+  // shard's loop (callers count their lookups before they are answered).
 };
 
 // "" when c-ares takes `servers` ("host:port,..." as in dns_servers; ""
