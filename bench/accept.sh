@@ -324,8 +324,8 @@ kind = "smtp"
 
 # The inbound SPF/DMARC lookups fail at once (a closed loopback port): this
 # measures the SMTP and spool path, as Postfix here does no policy lookups.
-[outbound]
-dns_servers = "127.0.0.1:9"
+[dns]
+servers = "127.0.0.1:9"
 EOF
     [[ -z $RINGMAIL_TOML ]] || printf '%s\n' "$RINGMAIL_TOML" >>"$cfg"
     if ! "$RINGMAILD" --check-config --config "$cfg" >"$d/check.log" 2>&1; then

@@ -67,8 +67,8 @@ threads = 1
 [[listener]]
 address = "127.0.0.1:{port}"
 kind = "smtp"
-[outbound]
-dns_servers = "127.0.0.1:{dns_port}"
+[dns]
+servers = "127.0.0.1:{dns_port}"
 """)
     out = d / "callgrind.out"
     log = open(d / "log", "wb")

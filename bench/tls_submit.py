@@ -63,8 +63,8 @@ address = "127.0.0.1:{port}"
 kind = "submission"
 [tls]
 cert_dirs = ["{work}/certs"]
-[outbound]
-dns_servers = "127.0.0.1:9"
+[dns]
+servers = "127.0.0.1:9"
 """)
     log = open(work / "log", "wb")
     proc = subprocess.Popen([binary, "--config", str(work / "cfg.toml")], stdout=log,

@@ -308,7 +308,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener", "limits",
                 "maildir_sync", "tls", "domains_dir", "auth", "outbound", "relay_networks", "dkim",
-                "aliases", "srs", "inbound"});
+                "aliases", "srs", "inbound", "dns"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -429,6 +429,26 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       cfg->auth_failure_delay_ms = static_cast<uint32_t>(
           get_uint(source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
     }
+    bool dns_servers_set = false;
+    if (const toml::node* n = t.get("dns")) {
+      const toml::table* dt = n->as_table();
+      if (dt == nullptr) throw ConfigError{where(source, *n, "dns") + ": must be a table"};
+      check_keys(source, *dt, "dns.", {"servers", "ttl_min_s", "ttl_max_s", "cache_entries_max"});
+      dns_servers_set = dt->contains("servers");
+      cfg->dns_servers = get_string(source, *dt, "servers", "");
+      cfg->dns_ttl_min_s = static_cast<uint32_t>(
+          get_uint(source, *dt, "dns.", "ttl_min_s", cfg->dns_ttl_min_s, 0, 86400));
+      cfg->dns_ttl_max_s = static_cast<uint32_t>(
+          get_uint(source, *dt, "dns.", "ttl_max_s", cfg->dns_ttl_max_s, 0, 7 * 86400));
+      if (cfg->dns_ttl_max_s < cfg->dns_ttl_min_s) {
+        const toml::node* at = dt->get("ttl_max_s");
+        throw ConfigError{
+            (at != nullptr ? where(source, *at, "dns.ttl_max_s") : where(source, *n, "dns")) +
+            ": ttl_max_s is less than ttl_min_s"};
+      }
+      cfg->dns_cache_entries_max = static_cast<uint32_t>(get_uint(
+          source, *dt, "dns.", "cache_entries_max", cfg->dns_cache_entries_max, 0, 10'000'000));
+    }
     if (const toml::node* n = t.get("outbound")) {
       const toml::table* ot = n->as_table();
       if (ot == nullptr) throw ConfigError{where(source, *n, "outbound") + ": must be a table"};
@@ -439,7 +459,15 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                   "route"});
       const std::string p = "outbound.";
       OutboundConfig& o = cfg->outbound;
-      cfg->dns_servers = get_string(source, *ot, "dns_servers", "");
+      if (const toml::node* d = ot->get("dns_servers")) {
+        if (dns_servers_set) {
+          throw ConfigError{where(source, *d, "outbound.dns_servers") +
+                            ": set dns.servers only (outbound.dns_servers is its old name)"};
+        }
+        cfg->dns_servers = get_string(source, *ot, "dns_servers", "");
+        cfg->notices.push_back(where(source, *d, "outbound.dns_servers") +
+                               ": deprecated, now [dns] servers (it still works)");
+      }
       o.port = static_cast<uint16_t>(get_uint(source, *ot, p, "port", o.port, 1, 65535));
       o.connect_timeout_s = static_cast<uint32_t>(
           get_uint(source, *ot, p, "connect_timeout_s", o.connect_timeout_s, 1, 600));
@@ -766,8 +794,11 @@ std::string to_toml(const Config& c) {
   t += "delivery_defer_ms = " + to_string(c.delivery_defer_ms) + "\n";
   t += "spool_segment_bytes = " + to_string(c.spool_segment_bytes) + "\n";
   const auto& o = c.outbound;
-  t += "\n[outbound]\ndns_servers = " + q(c.dns_servers) + "\n";
-  t += "port = " + to_string(o.port) + "\n";
+  t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
+  t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";
+  t += "ttl_max_s = " + to_string(c.dns_ttl_max_s) + "\n";
+  t += "cache_entries_max = " + to_string(c.dns_cache_entries_max) + "\n";
+  t += "\n[outbound]\nport = " + to_string(o.port) + "\n";
   t += "connect_timeout_s = " + to_string(o.connect_timeout_s) + "\n";
   t += "command_timeout_s = " + to_string(o.command_timeout_s) + "\n";
   t += "retry_first_s = " + to_string(o.retry_first_s) + "\n";

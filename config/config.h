@@ -128,10 +128,19 @@ struct Config {
   // Clients that may relay without AUTH (Postfix's mynetworks); empty by
   // default.
   std::vector<Network> relay_networks;
-  // Outbound delivery ([outbound]); DNS servers "host:port,..." (empty: the
-  // system's).
+  // Outbound delivery ([outbound]).
   OutboundConfig outbound;
+  // [dns]: the servers every lookup goes to, "host:port,..." (empty: the
+  // system's, from resolv.conf); each shard's cache of their answers: kept
+  // for their TTL clamped to [ttl_min_s, ttl_max_s], at most
+  // cache_entries_max answers per shard (0: no cache).
   std::string dns_servers;
+  uint32_t dns_ttl_min_s = 0;
+  uint32_t dns_ttl_max_s = 86400;
+  uint32_t dns_cache_entries_max = 10000;
+  // Lines the daemon logs at start and --check-config prints: settings
+  // that still work but have a new name.
+  std::vector<std::string> notices;
   // [dkim]: the SHA-256 code for body and header hashes (auto: SHA-NI when
   // the CPU has it).
   tls::Sha256Backend dkim_sha256 = tls::Sha256Backend::kAuto;

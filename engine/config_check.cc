@@ -55,7 +55,7 @@ std::vector<std::pair<std::string, std::string>> used_paths(const config::Config
 }  // namespace
 
 std::vector<std::string> config_warnings(const config::Config& cfg) {
-  std::vector<std::string> out;
+  std::vector<std::string> out = cfg.notices;  // old names of settings
   for (const auto& n : cfg.relay_networks) {
     if (n.prefix == 0) {
       out.push_back("relay_networks has " + network_text(n) +

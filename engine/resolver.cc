@@ -120,7 +120,7 @@ std::string dns_servers_problem(const std::string& servers) {
   const int s = ares_set_servers_ports_csv(ch, servers.c_str());
   ares_destroy(ch);
   ares_library_cleanup();
-  return s == ARES_SUCCESS ? "" : "dns_servers '" + servers + "': " + ares_strerror(s);
+  return s == ARES_SUCCESS ? "" : "[dns] servers '" + servers + "': " + ares_strerror(s);
 }
 
 AresResolver::~AresResolver() {

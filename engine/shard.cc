@@ -24,6 +24,10 @@ namespace {
 
 constexpr size_t kInboxSlots = 4096;
 
+DnsCacheLimits dns_limits(const config::Config& c) {
+  return DnsCacheLimits{c.dns_ttl_min_s, c.dns_ttl_max_s, c.dns_cache_entries_max};
+}
+
 // A connection refused before its session: the reply, sent without
 // waiting (the socket buffer of a new connection takes it), and the close.
 void refuse_connection(int fd, std::string_view reply) {
@@ -196,6 +200,9 @@ void Shard::run(std::latch& ready) {
   {
     auto resolver = AresResolver::create(*backend_, cfg_->dns_servers, 2000, 2);
     resolver_ = resolver ? std::move(*resolver) : nullptr;
+    if (resolver_ != nullptr) {
+      dns_ = std::make_unique<DnsCache>(*resolver_, clock_, dns_limits(*cfg_), &stats_.dns);
+    }
     // MX delivery is opportunistic: certificates are not checked (routes
     // with tls = "verify" get verifying contexts of their own).
     std::shared_ptr<const tls::TlsContext> client_tls;
@@ -208,7 +215,7 @@ void Shard::run(std::latch& ready) {
       OutboundQueue::Deps deps;
       deps.counters = &stats_.outbound;
       deps.backend = backend_.get();
-      deps.resolver = resolver_.get();
+      deps.resolver = dns_.get();
       deps.spool = spool_.get();
       // Mail relayed for a sender of another domain (forwarded by an alias,
       // or from an MTA using us as its relay) goes out with an SRS sender,
@@ -228,7 +235,7 @@ void Shard::run(std::latch& ready) {
       outbound_ = std::make_unique<OutboundQueue>(std::move(deps), cfg_->outbound);
       OutboundDispatcher::Deps dd;
       dd.backend = backend_.get();
-      dd.resolver = resolver_.get();
+      dd.resolver = dns_.get();
       dd.helo = cfg_->hostname;
       dd.tls = client_tls;
       dd.complete = [this](OutboundBatch* b) { batch_complete(b); };
@@ -252,7 +259,8 @@ void Shard::run(std::latch& ready) {
   while (true) {
     last_turn_ms_.store(mono_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
-    backend_->wait(local_->wait_ms());
+    // Answers the DNS cache holds for this turn go out before any sleep.
+    backend_->wait(dns_ && dns_->has_ready() ? 0 : local_->wait_ms());
     const auto woke = std::chrono::steady_clock::now();
     const auto us = [](auto d) {
       return static_cast<uint64_t>(
@@ -261,6 +269,9 @@ void Shard::run(std::latch& ready) {
     stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
     tick();
     drain_inboxes();
+    // Lookups answered in this turn (by the servers, or from the cache)
+    // reach their askers before the queues are serviced.
+    if (dns_) dns_->run_ready();
     local_->service();
     if (outbound_) {
       const auto now = clock_s();
@@ -303,6 +314,7 @@ void Shard::run(std::latch& ready) {
   }
   dispatcher_.reset();
   outbound_.reset();  // its batches are back; what is queued stays in the spool
+  dns_.reset();
   resolver_.reset();
   // Jobs waiting for a retry stay in the spool and are recovered at start.
   log_line("stopped: " + std::to_string(stats_.accepted_connections.load()) + " connections, " +
@@ -316,7 +328,7 @@ void Shard::tick() {
   int64_t now = clock_s();
   if (now == now_s_) return;
   now_s_ = now;
-  if (resolver_) resolver_->tick();
+  if (dns_) dns_->tick();  // and the resolver's timeouts
   if (outbound_) {
     dispatcher_->tick();
     outbound_->tick(clock_s());
@@ -370,20 +382,22 @@ void Shard::reload(msg::Reload&& m) {
     const std::string now =
         cfg_->dns_servers.empty() ? "the system's (resolv.conf)" : cfg_->dns_servers;
     if (resolver_ == nullptr) {
-      log_line("dns: dns_servers changed to " + now +
+      log_line("dns: servers changed to " + now +
                    ", but this shard started without DNS: restart to use them",
                LogLevel::kWarning);
     } else {
-      resolver_->set_servers(cfg_->dns_servers, [now](const std::string& error) {
+      resolver_->set_servers(cfg_->dns_servers, [this, now](const std::string& error) {
         if (error.empty()) {
+          if (dns_) dns_->clear();  // answers of the old servers go
           log_line("dns: now asking " + now);
         } else {
-          log_line("dns: cannot use the new dns_servers (" + error + "): still asking the old ones",
+          log_line("dns: cannot use the new servers (" + error + "): still asking the old ones",
                    LogLevel::kWarning);
         }
       });
     }
   }
+  if (dns_) dns_->set_limits(dns_limits(*cfg_));
   if (m.dkim) dkim_ = std::move(m.dkim);
   if (m.domains) policy_.set_domains(std::move(m.domains));
   policy_.set_srs(std::move(m.srs));

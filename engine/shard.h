@@ -23,6 +23,7 @@
 #include "engine/client_limits.h"
 #include "engine/clock.h"
 #include "engine/dkim.h"
+#include "engine/dns_cache.h"
 #include "engine/local_delivery.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
@@ -79,6 +80,7 @@ using ShardMessage = std::variant<msg::Stop, msg::Reload, msg::Certs, msg::Domai
 
 // Counters read by other threads (tests, status); written only by the shard.
 struct ShardStats {
+  DnsCounters dns;
   std::atomic<uint64_t> accepted_connections{0};
   std::atomic<uint64_t> open_connections{0};  // SMTP sessions now
   std::atomic<uint64_t> tls_handshakes{0};
@@ -161,7 +163,9 @@ class Shard final : public proto::SmtpHost {
   Backend& backend() { return *backend_; }
   TimerWheel& wheel() { return wheel_; }
   const config::Config& config() const { return *cfg_; }
-  AresResolver* resolver() { return resolver_.get(); }  // null before run()
+  // Every lookup goes through the shard's DNS cache; null before run()
+  // (and when c-ares could not start).
+  Resolver* resolver() { return dns_.get(); }
   const DkimKeys* dkim_keys() const { return dkim_.get(); }
   Authenticator& authenticator() { return *auth_; }
   ShardStats& counters() { return stats_; }
@@ -276,6 +280,7 @@ class Shard final : public proto::SmtpHost {
   // Outbound delivery: created in run() (they need the backend), reset
   // before it goes.
   std::unique_ptr<AresResolver> resolver_;
+  std::unique_ptr<DnsCache> dns_;  // in front of resolver_
   std::unique_ptr<OutboundQueue> outbound_;
   // The connections to the domains this shard owns (owner_shard()).
   std::unique_ptr<OutboundDispatcher> dispatcher_;

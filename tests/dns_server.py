@@ -7,12 +7,21 @@ types, as a real server does: "no MX" must not look like "no such domain";
 and, like a recursive resolver, it follows a CNAME inside the zone (the
 answer holds the CNAME and the target's records of the type asked for).
 
-    dns_server.py ZONEFILE [PORT]
+A negative answer (no such name, no records of the type) carries the
+zone's SOA in its authority section, as RFC 2308 asks, when the zone file
+has a SOA above the name: resolvers cache it for the SOA's negative TTL.
+
+    dns_server.py ZONEFILE [PORT] [--log FILE] [--delay-ms N]
 
 PORT (default: a free one) is for tests that run it as a network
-namespace's resolver on port 53.
+namespace's resolver on port 53. --log appends "TYPE NAME" for every
+question received (tests count them); --delay-ms answers each question
+that much later (a slow or distant server; questions overlap).
 """
+import argparse
 import sys
+import threading
+import time
 
 from dnslib import QTYPE, RCODE
 from dnslib.server import DNSLogger, DNSServer
@@ -20,12 +29,27 @@ from dnslib.zoneresolver import ZoneResolver
 
 
 class Resolver(ZoneResolver):
+    def __init__(self, zone, log=None, delay_ms=0):
+        super().__init__(zone)
+        self.log = open(log, "a", buffering=1) if log else None
+        self.log_lock = threading.Lock()
+        self.delay_s = delay_ms / 1000
+
     def resolve(self, request, handler):
-        reply = super().resolve(request, handler)
         qname = request.q.qname
+        qtype = QTYPE[request.q.qtype]
+        if self.log:
+            with self.log_lock:
+                self.log.write(f"{qtype} {str(qname).rstrip('.').lower()}\n")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        reply = super().resolve(request, handler)
         if reply.header.rcode == RCODE.NXDOMAIN and any(name == qname for name, _, _ in self.zone):
             reply.header.rcode = RCODE.NOERROR
-        qtype = QTYPE[request.q.qtype]
+        if not reply.rr and reply.header.rcode in (RCODE.NOERROR, RCODE.NXDOMAIN):
+            soas = [a for name, rtype, a in self.zone if rtype == "SOA" and qname.matchSuffix(name)]
+            if soas:
+                reply.add_auth(max(soas, key=lambda a: len(a.rname.label)))
         seen = {str(qname)}
         for rr in list(reply.rr):
             if QTYPE[rr.rtype] != "CNAME" or qtype in ("CNAME", "ANY"):
@@ -51,10 +75,16 @@ class Resolver(ZoneResolver):
 
 
 def main():
-    zone = open(sys.argv[1]).read()
-    resolver = Resolver(zone)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("zonefile")
+    ap.add_argument("port", nargs="?", type=int, default=0)
+    ap.add_argument("--log")
+    ap.add_argument("--delay-ms", type=int, default=0)
+    args = ap.parse_args()
+    zone = open(args.zonefile).read()
+    resolver = Resolver(zone, log=args.log, delay_ms=args.delay_ms)
     logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-    want = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    want = args.port
     # The UDP port is picked free; the same number may be taken for TCP
     # (another test's connection): then pick again.
     for attempt in range(50):

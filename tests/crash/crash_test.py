@@ -331,7 +331,7 @@ def main():
         dns = subprocess.Popen(["/usr/bin/python3", str(TOP / "tests" / "dns_server.py"), str(zone)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         dns_port = int(dns.stdout.readline())
-        extra = (f'\n[outbound]\ndns_servers = "127.0.0.1:{dns_port}"\nport = {peer.port}\n'
+        extra = (f'\n[dns]\nservers = "127.0.0.1:{dns_port}"\n[outbound]\nport = {peer.port}\n'
                  f'retry_first_s = 1\nretry_max_s = 2\nconnect_timeout_s = 5\n')
         mailboxes += REMOTE
         data_dirs.append(peer.data_dir)

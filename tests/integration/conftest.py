@@ -102,7 +102,7 @@ class Ringmaild:
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
                  auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None,
-                 env=None, http=False):
+                 env=None, http=False, dns=None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -130,11 +130,12 @@ class Ringmaild:
         self.smtps_port = None
         self.domains_dir = Path(domains_dir) if domains_dir else self.workdir / "domains"
         self.auth = dict(auth or {})  # [auth] keys
-        # [outbound] keys. By default DNS goes to a closed loopback port: no
-        # test ever asks a resolver outside this machine; outbound mail then
-        # waits in the queue (temporary DNS failure).
-        self.outbound = {"dns_servers": "127.0.0.1:9"}
-        self.outbound.update(outbound or {})
+        # [dns] keys. By default DNS goes to a closed loopback port: no test
+        # ever asks a resolver outside this machine; outbound mail then waits
+        # in the queue (temporary DNS failure). A test that sets the old name
+        # [outbound] dns_servers gets no [dns] servers.
+        self.dns = dict(dns or {})
+        self.outbound = dict(outbound or {})  # [outbound] keys
         self.relay_networks = list(relay_networks or [])
         self.dkim = dict(dkim or {})  # [dkim] keys
         self.inbound = dict(inbound or {})  # [inbound] keys
@@ -178,6 +179,11 @@ class Ringmaild:
             lines += ["[dkim]"] + [f"{k} = {toml_value(v)}" for k, v in self.dkim.items()] + [""]
         if self.inbound:
             lines += ["[inbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.inbound.items()] + [""]
+        dns = dict(self.dns)
+        if "dns_servers" not in self.outbound:
+            dns.setdefault("servers", "127.0.0.1:9")
+        if dns:
+            lines += ["[dns]"] + [f"{k} = {toml_value(v)}" for k, v in dns.items()] + [""]
         # A list of dicts (e.g. "route") becomes [[outbound.<key>]] tables.
         tables = {k: v for k, v in self.outbound.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
         lines += ["[outbound]"] + [f"{k} = {toml_value(v)}" for k, v in self.outbound.items()

@@ -234,10 +234,10 @@ def test_check_config_loads_what_the_daemon_loads(start_ringmaild, ringmaild_bin
     rc, _, err = checked(d, ringmaild_binary)
     assert rc == 1 and "data_dir cannot be made" in err, err
     d.data_dir = tmp_path / "data"
-    d.outbound["dns_servers"] = "nonsense here"
+    d.dns["servers"] = "nonsense here"
     rc, _, err = checked(d, ringmaild_binary)
-    assert rc == 1 and "dns_servers 'nonsense here'" in err, err
-    d.outbound["dns_servers"] = "127.0.0.1:9"
+    assert rc == 1 and "[dns] servers 'nonsense here'" in err, err
+    d.dns["servers"] = "127.0.0.1:9"
     d.domains_dir = tmp_path / "nowhere"
     rc, _, err = checked(d, ringmaild_binary)
     assert rc == 1 and "nowhere: domains_dir does not exist" in err, err
