@@ -409,7 +409,22 @@ bool Connection::start_verifying() {
   std::string& m = session_.message();
   remove_forged_results(&m, shard_.config().hostname);
   set_stage(Stage::kChecking);
-  checks_pending_ = 3;  // SPF of MAIL FROM and of HELO, DKIM; then DMARC
+  // SPF of MAIL FROM and of HELO, DKIM and the From domain's DMARC policy,
+  // all at once (none needs another's answer); then the DMARC evaluation.
+  checks_pending_ = 4;
+  dmarc_policy_ = proto::dmarc::Discovered{};
+  {
+    size_t body;
+    std::string from;
+    if (proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &from)) {
+      run_dmarc_discovery(shard_.resolver(), from, alive_, [this](proto::dmarc::Discovered d) {
+        dmarc_policy_ = std::move(d);
+        check_done();
+      });
+    } else {
+      check_done();  // evaluated as permerror (no usable From)
+    }
+  }
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
   std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
   if (ip.rfind("IPv6:", 0) == 0) ip.erase(0, 5);
@@ -477,14 +492,7 @@ void Connection::on_verified(DkimVerifyJob* j) {
 
 void Connection::check_done() {
   if (--checks_pending_ > 0) return;
-  size_t body;
-  std::string from;
-  if (!proto::dmarc::from_domain(proto::dkim::split_header(session_.message(), &body), &from)) {
-    finish_checks(proto::dmarc::Discovered{});  // evaluated as permerror (no usable From)
-    return;
-  }
-  run_dmarc_discovery(shard_.resolver(), from, alive_,
-                      [this](proto::dmarc::Discovered d) { finish_checks(d); });
+  finish_checks(dmarc_policy_);
 }
 
 void Connection::finish_checks(const proto::dmarc::Discovered& policy) {

@@ -103,8 +103,9 @@ class Connection {
   bool start_signing();
   bool start_verifying();
   void verify_lookups_done();
-  // SPF and DKIM done (checks_pending_ at 0): DMARC, then the header
-  // fields and the decision.
+  // One of SPF (MAIL FROM, HELO), DKIM and DMARC discovery done; at the
+  // last (checks_pending_ at 0) the DMARC evaluation, the header fields
+  // and the decision.
   void check_done();
   void finish_checks(const proto::dmarc::Discovered& policy);
   // Feeds the message's new bytes to its body hasher (made at the first
@@ -154,6 +155,8 @@ class Connection {
   VerifyC verify_;
   size_t verify_lookups_ = 0;
   size_t checks_pending_ = 0;
+  // The From domain's DMARC policy, looked up beside SPF and DKIM.
+  proto::dmarc::Discovered dmarc_policy_;
   proto::spf::Request spf_request_;
   proto::spf::Verdict spf_;
   proto::spf::Request helo_request_;  // the HELO identity too (recorded, never refused on)
