@@ -65,7 +65,10 @@ class Sink {
   Sink(const std::string& ip, int port, std::vector<std::string> opts) {
     pid_ = ::fork();
     if (pid_ == 0) {
-      std::vector<std::string> args{"smtp-sink", "-u", "postfix"};
+      // Root has it drop to postfix; anyone else stays themselves (-u
+      // would fail for them).
+      std::vector<std::string> args{"smtp-sink"};
+      if (::geteuid() == 0) args.insert(args.end(), {"-u", "postfix"});
       args.insert(args.end(), opts.begin(), opts.end());
       args.push_back(ip + ":" + std::to_string(port));
       args.push_back("64");
