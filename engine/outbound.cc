@@ -84,6 +84,7 @@ void OutboundSession::on_mx(MxAnswer a) {
       finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " does not exist (DNS: NXDOMAIN)");
       return;
     case DnsStatus::kTempFail:
+      gave_up_dns_ = true;
       finish_rest(proto::Outcome::kTemp, "MX lookup for " + domain_ + " failed for now");
       return;
     case DnsStatus::kNoData:
@@ -109,6 +110,7 @@ void OutboundSession::on_mx(MxAnswer a) {
 
 void OutboundSession::next_host() {
   if (host_index_ >= hosts_.size()) {
+    gave_up_dns_ = dns_temp_seen_ && !tried_server_;
     finish_rest(proto::Outcome::kTemp, last_error_.empty()
                                            ? "no mail server of " + domain_ + " could be reached"
                                            : last_error_);
@@ -126,6 +128,7 @@ void OutboundSession::next_host() {
 
 void OutboundSession::on_addrs(AddrAnswer a) {
   if (a.status != DnsStatus::kOk) {
+    if (a.status == DnsStatus::kTempFail) dns_temp_seen_ = true;
     last_error_ = "host " + host_ + ": " + to_string(a.status);
     next_host();
     return;
@@ -145,6 +148,7 @@ void OutboundSession::next_addr() {
     return;
   }
   peer_ = addrs_[addr_index_++];
+  tried_server_ = true;
   socklen_t len;
   if (peer_.ss_family == AF_INET6) {
     reinterpret_cast<sockaddr_in6*>(&peer_)->sin6_port = htons(params_.port);
@@ -390,6 +394,7 @@ void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
     gave_up_reason_ = why;
   }
   while (next_message_ < messages_.size()) {
+    messages_[next_message_]->dns_failed = gave_up_dns_ && o == proto::Outcome::kTemp;
     for (auto& r : messages_[next_message_]->results) r = proto::SmtpClient::RcptResult{o, why};
     settle_message(next_message_++);
   }

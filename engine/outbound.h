@@ -41,6 +41,10 @@ struct OutboundMessage {
   std::string remote_host;
   bool used_tls = false;
   bool tls_verified = false;
+  // The attempt ended on a temporary DNS failure before any server was
+  // tried (MX, or every host's addresses): the destination is not at
+  // fault, so it is tried again in seconds (OutboundQueue::dns_retry).
+  bool dns_failed = false;
 };
 
 // Crosses threads: made by the home shard's queue (engine/outbound_queue.h), filled by the owner,
@@ -111,6 +115,7 @@ class OutboundSession {
   // set when finish_rest() ran; the same holds for more of this domain's
   // mail right now.
   bool gave_up() const { return gave_up_; }
+  bool gave_up_dns() const { return gave_up_dns_; }
   proto::Outcome gave_up_outcome() const { return gave_up_outcome_; }
   const std::string& gave_up_reason() const { return gave_up_reason_; }
 
@@ -150,6 +155,7 @@ class OutboundSession {
   std::function<void()> done_;
   bool connected_ever_ = false;
   bool gave_up_ = false;
+  bool gave_up_dns_ = false;  // gave up for a temporary DNS failure
   proto::Outcome gave_up_outcome_ = proto::Outcome::kTemp;
   std::string gave_up_reason_;
 
@@ -165,6 +171,8 @@ class OutboundSession {
   sockaddr_storage peer_{};
   Io connect_c_, recv_c_, send_c_;
   bool connecting_ = false;
+  bool dns_temp_seen_ = false;  // an address lookup failed for now
+  bool tried_server_ = false;   // a connection was started
   bool recv_armed_ = false;
   SendBuffer out_;
   std::unique_ptr<proto::SmtpClient> smtp_;

@@ -44,8 +44,10 @@ void OutboundDispatcher::submit(OutboundBatch* b) {
   dirty_ = true;
 }
 
-void OutboundDispatcher::settle(const Waiting& w, proto::Outcome o, const std::string& why) {
+void OutboundDispatcher::settle(const Waiting& w, proto::Outcome o, const std::string& why,
+                                bool dns_failed) {
   w.msg->results.assign(w.msg->rcpts.size(), proto::SmtpClient::RcptResult{o, why});
+  w.msg->dns_failed = dns_failed;
   w.msg->remote_host.clear();
   w.msg->used_tls = w.msg->tls_verified = false;
   one_done(w.batch);
@@ -215,7 +217,9 @@ void OutboundDispatcher::finished(Session* s) {
     if (!others) {
       std::deque<Waiting> w;
       w.swap(d.waiting);
-      for (const Waiting& x : w) settle(x, s->s->gave_up_outcome(), s->s->gave_up_reason());
+      for (const Waiting& x : w) {
+        settle(x, s->s->gave_up_outcome(), s->s->gave_up_reason(), s->s->gave_up_dns());
+      }
     }
   }
   dirty_ = true;

@@ -91,7 +91,7 @@ class OutboundDispatcher {
   OutboundMessage* pull(Session* s);
   void result(Session* s, OutboundMessage* m);
   void finished(Session* s);
-  void settle(const Waiting& w, proto::Outcome o, const std::string& why);
+  void settle(const Waiting& w, proto::Outcome o, const std::string& why, bool dns_failed = false);
   void one_done(OutboundBatch* b);
   bool take_token(const std::string& domain, Dest& d);
   std::shared_ptr<const tls::TlsContext> context_for(const config::OutboundRoute* r);

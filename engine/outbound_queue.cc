@@ -48,6 +48,13 @@ void OutboundQueue::schedule(Item* it, int64_t when) {
   dirty_ = true;
 }
 
+int64_t OutboundQueue::dns_retry(uint32_t retries) const {
+  constexpr int64_t kDnsRetryFirstS = 5;
+  if (retries > 16) return 0;
+  const int64_t d = kDnsRetryFirstS << retries;
+  return d < static_cast<int64_t>(cfg_.retry_first_s) ? d : 0;
+}
+
 int64_t OutboundQueue::backoff(uint32_t attempts) {
   uint64_t d = cfg_.retry_first_s;
   for (uint32_t i = 1; i < attempts && d < cfg_.retry_max_s; ++i) d *= 2;
@@ -214,6 +221,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           log_line(who + ": deferred: " + res.reply);
           if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
           it->last_reply[idx] = res.reply;
+          (p->msg.dns_failed ? it->dns_deferred : it->other_deferred) = true;
           break;
       }
     }
@@ -259,6 +267,19 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     // A shutdown's interruption is not an attempt: the message is tried
     // again right after the restart, not after a backoff.
     if (stopping_) return;
+    const bool dns_only = it->dns_deferred && !it->other_deferred;
+    it->dns_deferred = it->other_deferred = false;
+    if (!dns_only) it->dns_retries = 0;
+    if (it->attempted && dns_only) {
+      if (const int64_t wait = dns_retry(it->dns_retries); wait > 0) {
+        ++it->dns_retries;
+        log_line("outbound id=" + it->rec.env.id + ": DNS failed for now, not the destination: " +
+                 "trying again in " + std::to_string(wait) + "s");
+        schedule(it, now_s + wait);
+        return;
+      }
+      // It has lasted: the usual backoff from here, until a server answers.
+    }
     if (it->attempted) {
       ++it->rec.attempts;
       const int64_t when = now_s + backoff(it->rec.attempts);

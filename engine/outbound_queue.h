@@ -104,6 +104,11 @@ class OutboundQueue {
     bool attempted = false;                    // a part went out since it was last scheduled
     uint64_t held = 0;                         // message bytes counted in held_bytes_
     bool bouncing = false;
+    // This attempt's deferrals: for a temporary DNS failure only (then it
+    // is tried again in seconds, dns_retries times so far), or not.
+    bool dns_deferred = false;
+    bool other_deferred = false;
+    uint32_t dns_retries = 0;
     std::list<std::unique_ptr<Item>>::iterator self;
   };
   struct Part {  // one item's recipients in one session
@@ -124,6 +129,10 @@ class OutboundQueue {
   void warn_delayed(Item* it, int64_t now_s);
   void settle(Item* it, int64_t now_s);
   int64_t backoff(uint32_t attempts);
+  // Seconds until the next try after a temporary DNS failure: 5, 10, 20...
+  // while that is shorter than retry_first_s; 0 past it (then the usual
+  // backoff: the DNS trouble has lasted).
+  int64_t dns_retry(uint32_t retries) const;
 
   Deps d_;
   config::OutboundConfig cfg_;

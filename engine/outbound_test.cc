@@ -336,6 +336,24 @@ TEST_P(OutboundTest, DnsOutcomes) {
   EXPECT_NE(d.results[0].reply.find("127.0.0.9"), std::string::npos) << d.results[0].reply;
 }
 
+// A DNS server that does not answer fails the attempt for now and says it
+// was DNS (the queue then tries again in seconds); servers that refuse the
+// connection are the destination's own trouble.
+TEST_P(OutboundTest, ATemporaryDnsFailureIsMarkedAsSuch) {
+  auto refused = message("R", {"x@down.test"});
+  deliver("down.test", {&refused});
+  EXPECT_EQ(refused.results[0].outcome, proto::Outcome::kTemp);
+  EXPECT_FALSE(refused.dns_failed);
+  auto dead = AresResolver::create(*b, "127.0.0.1:9", 200, 1);  // nothing answers there
+  ASSERT_TRUE(dead) << dead.error();
+  r = std::move(*dead);
+  auto m = message("M", {"x@mx.test"});
+  deliver("mx.test", {&m});
+  EXPECT_EQ(m.results[0].outcome, proto::Outcome::kTemp);
+  EXPECT_EQ(m.results[0].reply, "MX lookup for mx.test failed for now");
+  EXPECT_TRUE(m.dns_failed);
+}
+
 // A receiver that offers STARTTLS: ringmaild itself (the dev configuration's
 // self-signed certificate), taking mail for mx.test.
 TEST_P(OutboundTest, StarttlsWithARealServer) {

@@ -254,6 +254,34 @@ def test_sighup_applies_new_dns_servers(start_ringmaild, certs, tmp_path, dns, p
         s.wait()
 
 
+def test_a_dns_failure_is_retried_in_seconds(start_ringmaild, certs, tmp_path, port):  # noqa: F811
+    """A DNS server that does not answer is not the destination's fault:
+    the message is tried again in seconds (5, 10, 20...), not after
+    retry_first_s (300 here), and the log says why."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        dns_port = u.getsockname()[1]
+    relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns_port}",
+                        port=port, retry_first_s=300, retry_max_s=600, connect_timeout_s=3)
+    s = sink("127.0.0.2", port)
+    zone = tmp_path / "zone"
+    zone.write_text(ZONE)
+    dns = None
+    try:
+        submit(relay, ["soon@peer.test"])
+        wait_log(relay, "DNS failed for now, not the destination: trying again in 5s")
+        dns = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone), str(dns_port)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert int(dns.stdout.readline()) == dns_port
+        wait_log(relay, "to=<soon@peer.test> via mx1.peer.test: delivered: 250", timeout=40)
+    finally:
+        s.kill()
+        s.wait()
+        if dns is not None:
+            dns.stdin.close()
+            dns.wait(timeout=10)
+
+
 def test_temporary_failure_is_retried(relay, port):
     s = sink("127.0.0.5", port, "-r", "RCPT")  # 4xx to every RCPT
     try:
