@@ -4,6 +4,7 @@
 // run it off the event loop.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ bool scrypt_key(std::string_view password, std::string_view salt, const ScryptPa
 // Compares in constant time.
 bool scrypt_matches(std::string_view password, std::string_view salt, const ScryptParams& params,
                     std::string_view key);
+// Working areas of 1 MiB or more that scrypt had to take from the
+// allocator (each thread keeps its largest and uses it again): for tests.
+uint64_t scrypt_block_allocations();
 // A fresh 16-byte salt; false when the random source fails.
 bool random_salt(std::string* salt);
 

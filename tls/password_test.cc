@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "tls/test_hex.h"
 
 namespace ringmail::tls {
@@ -33,6 +35,35 @@ TEST(Scrypt, RefusesHostileParameters) {
   EXPECT_FALSE(scrypt_key("x", "salt", ScryptParams{30, 8, 1, 32}, &key));
   EXPECT_FALSE(scrypt_key("x", "salt", ScryptParams{14, 8, 1000, 32}, &key));
   EXPECT_FALSE(scrypt_key("x", "", ScryptParams{}, &key));
+}
+
+}  // namespace
+}  // namespace ringmail::tls
+
+namespace ringmail::tls {
+namespace {
+
+// The 16 MiB working area of the default cost is taken from the allocator
+// once per thread, not at every check (no page faults per AUTH), and the
+// results stay right.
+TEST(Scrypt, ReusesItsWorkingAreaOnAThread) {
+  std::string first, again;
+  const ScryptParams p;  // the default: N = 2^14, r = 8
+  ASSERT_TRUE(scrypt_key("secret", "0123456789abcdef", p, &first));
+  const uint64_t before = scrypt_block_allocations();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(scrypt_key("secret", "0123456789abcdef", p, &again));
+    EXPECT_EQ(again, first);
+  }
+  EXPECT_EQ(scrypt_block_allocations(), before);
+  // Another thread takes its own once.
+  std::thread t([&] {
+    std::string k;
+    EXPECT_TRUE(scrypt_key("secret", "0123456789abcdef", p, &k));
+    EXPECT_EQ(k, first);
+  });
+  t.join();
+  EXPECT_EQ(scrypt_block_allocations(), before + 1);
 }
 
 }  // namespace
