@@ -1,4 +1,4 @@
-// HMAC-SHA1 against RFC 2202's test cases.
+// HMAC-SHA1 against RFC 2202's test cases, HMAC-SHA256 against RFC 4231's.
 #include "tls/hmac.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +21,13 @@ TEST(HmacSha1, Rfc2202) {
 
 TEST(HmacSha1, EmptyKeyAndData) {
   EXPECT_EQ(hex(hmac_sha1("", "")), "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d");
+}
+
+TEST(HmacSha256, Rfc4231) {
+  EXPECT_EQ(hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 }  // namespace
