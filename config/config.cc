@@ -412,7 +412,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     if (const toml::node* n = t.get("auth")) {
       const toml::table* at = n->as_table();
       if (at == nullptr) throw ConfigError{where(source, *n, "auth") + ": must be a table"};
-      check_keys(source, *at, "auth.", {"sender_policy", "failures_max", "failure_delay_ms"});
+      check_keys(source, *at, "auth.",
+                 {"sender_policy", "failures_max", "failure_delay_ms", "cache_ttl_s"});
       const std::string policy = get_string(source, *at, "sender_policy", "own");
       if (policy == "own") {
         cfg->sender_policy = proto::SenderPolicy::kOwn;
@@ -426,6 +427,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       }
       cfg->auth_failures_max = static_cast<uint32_t>(
           get_uint(source, *at, "auth.", "failures_max", cfg->auth_failures_max, 1, 1000));
+      cfg->auth_cache_ttl_s = static_cast<uint32_t>(
+          get_uint(source, *at, "auth.", "cache_ttl_s", cfg->auth_cache_ttl_s, 0, 86400));
       cfg->auth_failure_delay_ms = static_cast<uint32_t>(
           get_uint(source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
     }
@@ -764,6 +767,7 @@ std::string to_toml(const Config& c) {
   t += "\n[auth]\nsender_policy = " + q(policy_text(c.sender_policy)) + "\n";
   t += "failures_max = " + to_string(c.auth_failures_max) + "\n";
   t += "failure_delay_ms = " + to_string(c.auth_failure_delay_ms) + "\n";
+  t += "cache_ttl_s = " + to_string(c.auth_cache_ttl_s) + "\n";
   t += "\n[aliases]\nsuffix_separators = " + q(c.aliases.suffix_separators) + "\n";
   t += "drop_characters = " + q(c.aliases.drop_chars) + "\n";
   t += "pipe_timeout_s = " + to_string(c.pipe_timeout_s) + "\n";

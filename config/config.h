@@ -125,6 +125,10 @@ struct Config {
   // so far (at most 5 times).
   uint32_t auth_failures_max = 5;
   uint32_t auth_failure_delay_ms = 1000;
+  // A successful login is remembered this long (an HMAC of the password
+  // under a key that lives in memory only): the same password again skips
+  // the scrypt check. 0: every login pays the hash.
+  uint32_t auth_cache_ttl_s = 300;
   // Clients that may relay without AUTH (Postfix's mynetworks); empty by
   // default.
   std::vector<Network> relay_networks;

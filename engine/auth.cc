@@ -4,6 +4,7 @@
 
 #include "engine/client_limits.h"
 #include "engine/log.h"
+#include "tls/hmac.h"
 
 namespace ringmail::engine {
 
@@ -25,6 +26,39 @@ const storage::UserEntry& dummy_entry() {
   return e;
 }
 }  // namespace
+
+Authenticator::Authenticator(storage::FileIo& io, std::string domains_dir,
+                             std::shared_ptr<AuthFailures> failures)
+    : io_(io),
+      domains_dir_(std::move(domains_dir)),
+      failures_(failures ? std::move(failures) : std::make_shared<AuthFailures>()) {
+  std::string a, b;
+  // Without randomness there is no cache (set_cache_ttl keeps it off).
+  if (tls::random_salt(&a) && tls::random_salt(&b)) cache_key_ = a + b;
+}
+
+void Authenticator::set_cache_ttl(uint32_t ttl_s) {
+  cache_ttl_s_ = cache_key_.empty() ? 0 : ttl_s;
+  if (cache_ttl_s_ == 0) cache_.clear();
+}
+
+bool Authenticator::cache_matches(const Check& c, int64_t now_s) {
+  auto it = cache_.find(c.user);
+  if (it == cache_.end()) return false;
+  const Cached& k = it->second;
+  const storage::UserEntry& e = c.entry;
+  // A changed user (new password, new hash, now denied) drops the entry.
+  if (!c.match_required || now_s >= k.expires_s || k.entry.scheme != e.scheme ||
+      k.entry.key != e.key || k.entry.salt != e.salt || k.entry.password != e.password ||
+      k.entry.log_n != e.log_n || k.entry.r != e.r || k.entry.p != e.p) {
+    cache_.erase(it);
+    return false;
+  }
+  if (k.mac.size() != c.mac.size() || c.mac.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < c.mac.size(); ++i) diff |= static_cast<unsigned char>(k.mac[i] ^ c.mac[i]);
+  return diff == 0;
+}
 
 const storage::UserDb* Authenticator::users_of(const std::string& domain, int64_t now_s) {
   DomainUsers& d = domains_[domain];
@@ -62,7 +96,11 @@ void Authenticator::start(Check* c, const proto::Credentials& creds, int64_t now
   c->password = creds.password;
   c->entry = dummy_entry();
   c->match_required = false;
+  c->cached = false;
+  c->mac.clear();
   c->ok = false;
+  c->owner = this;
+  c->started_s = now_s;
   c->user.clear();
   // Acting as someone else (a PLAIN authzid) is not offered.
   const bool proxy = !creds.authzid.empty() && creds.authzid != creds.user;
@@ -80,11 +118,26 @@ void Authenticator::start(Check* c, const proto::Credentials& creds, int64_t now
       }
     }
   }
+  if (cache_ttl_s_ > 0 && !c->user.empty()) {
+    c->mac = tls::hmac_sha256(cache_key_, c->password);
+    if (cache_matches(*c, now_s)) {
+      // Still through the worker: the verdict comes later, as always.
+      c->cached = true;
+      c->password.assign(c->password.size(), '\0');
+      c->password.clear();
+      counters_->cache_hits.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!c->cached) counters_->scrypt_checks.fetch_add(1, std::memory_order_relaxed);
   io_.submit(c);
 }
 
 int Authenticator::work(storage::BlockingOp* op) {
   auto* c = static_cast<Check*>(op);
+  if (c->cached) {
+    c->ok = true;
+    return 0;
+  }
   bool match = false;
   if (c->entry.scheme == storage::UserEntry::Scheme::kPlain) {
     // chasquid's plain scheme: still pay for a hash, then compare.
@@ -109,7 +162,18 @@ int Authenticator::work(storage::BlockingOp* op) {
 
 void Authenticator::done(storage::BlockingOp* op, int result) {
   auto* c = static_cast<Check*>(op);
-  c->on_result(c, result == 0 && c->ok);
+  const bool ok = result == 0 && c->ok;
+  Authenticator* self = c->owner;
+  if (ok && !c->cached && self->cache_ttl_s_ > 0 && !c->mac.empty()) {
+    if (self->cache_.size() >= kCacheMax) self->cache_.clear();
+    // The clock of the check's start is good enough for a TTL.
+    Cached& k = self->cache_[c->user];
+    k.mac = c->mac;
+    k.entry = c->entry;
+    k.expires_s = c->started_s + self->cache_ttl_s_;
+  }
+  c->mac.clear();
+  c->on_result(c, ok);
 }
 
 std::string AuthFailures::key_of(const std::string& literal) { return client_key(literal); }

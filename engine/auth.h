@@ -7,8 +7,19 @@
 //
 // Failures are counted per client address in AuthFailures, one table for
 // the whole process, for the slow-down and lock-out of connection.cc.
+//
+// A verification cache (Dovecot's auth_cache is the model) spares the
+// scrypt of a repeated login: after a successful check the shard keeps,
+// for cache_ttl_s, the user, HMAC-SHA256 of the password under a random
+// key made at start (never written anywhere), and the users-file entry it
+// matched. A later AUTH of that user with an HMAC that matches, against an
+// entry that has not changed, is accepted without the hash. A changed or
+// removed user drops the entry; a mismatch runs the full check; failures
+// are never kept. The HMAC cannot be attacked offline without the key, and
+// the key dies with the process.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -50,6 +61,12 @@ class AuthFailures {
   std::unordered_map<std::string, Entry> table_;  // guarded by mu_
 };
 
+// Counted per shard, read by /metrics from any thread.
+struct AuthCounters {
+  std::atomic<uint64_t> scrypt_checks{0};  // full password hashes run
+  std::atomic<uint64_t> cache_hits{0};     // logins accepted from the cache
+};
+
 class Authenticator {
  public:
   // A check in flight; caller-owned until `done` runs (on the shard thread).
@@ -60,15 +77,21 @@ class Authenticator {
     storage::UserEntry entry;
     std::string password;
     bool match_required = false;  // false: compute, then fail anyway
+    bool cached = false;          // accepted from the cache: no hash to run
+    std::string mac;              // HMAC of the password (cache on)
     bool ok = false;
+    Authenticator* owner = nullptr;
+    int64_t started_s = 0;
   };
 
   // `failures`: the process's table (null: one of its own, for tests).
   Authenticator(storage::FileIo& io, std::string domains_dir,
-                std::shared_ptr<AuthFailures> failures = nullptr)
-      : io_(io),
-        domains_dir_(std::move(domains_dir)),
-        failures_(failures ? std::move(failures) : std::make_shared<AuthFailures>()) {}
+                std::shared_ptr<AuthFailures> failures = nullptr);
+
+  // Keeps successful checks for `ttl_s` seconds (0: no cache; the entries
+  // kept go). SIGHUP may change it.
+  void set_cache_ttl(uint32_t ttl_s);
+  void set_counters(AuthCounters* c) { counters_ = c; }
 
   // Starts checking `creds`; `c->on_result` runs later with the verdict.
   void start(Check* c, const proto::Credentials& creds, int64_t now_s);
@@ -89,7 +112,16 @@ class Authenticator {
     int64_t size = -1;
     std::shared_ptr<const storage::UserDb> db;
   };
+  struct Cached {
+    std::string mac;
+    storage::UserEntry entry;  // what the password matched
+    int64_t expires_s = 0;
+  };
+  static constexpr size_t kCacheMax = 100000;  // users remembered at most
+
   const storage::UserDb* users_of(const std::string& domain, int64_t now_s);
+  // True when the cache holds `c->mac` for `c->user` with the same entry.
+  bool cache_matches(const Check& c, int64_t now_s);
   static int work(storage::BlockingOp* op);
   static void done(storage::BlockingOp* op, int result);
 
@@ -97,6 +129,11 @@ class Authenticator {
   std::string domains_dir_;
   std::unordered_map<std::string, DomainUsers> domains_;
   std::shared_ptr<AuthFailures> failures_;
+  uint32_t cache_ttl_s_ = 0;
+  std::string cache_key_;  // random, made at start
+  std::unordered_map<std::string, Cached> cache_;
+  AuthCounters own_counters_;
+  AuthCounters* counters_ = &own_counters_;
 };
 
 }  // namespace ringmail::engine

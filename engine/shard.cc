@@ -124,6 +124,8 @@ int Shard::open_spool() {
                                             cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
   auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir, auth_failures_);
+  auth_->set_counters(&stats_.auth);
+  auth_->set_cache_ttl(cfg_->auth_cache_ttl_s);
   local_ = std::make_unique<LocalDelivery>(*this);
   return 0;
 }
@@ -398,6 +400,7 @@ void Shard::reload(msg::Reload&& m) {
     }
   }
   if (dns_) dns_->set_limits(dns_limits(*cfg_));
+  if (auth_) auth_->set_cache_ttl(cfg_->auth_cache_ttl_s);
   if (m.dkim) dkim_ = std::move(m.dkim);
   if (m.domains) policy_.set_domains(std::move(m.domains));
   policy_.set_srs(std::move(m.srs));

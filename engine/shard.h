@@ -81,6 +81,7 @@ using ShardMessage = std::variant<msg::Stop, msg::Reload, msg::Certs, msg::Domai
 // Counters read by other threads (tests, status); written only by the shard.
 struct ShardStats {
   DnsCounters dns;
+  AuthCounters auth;
   std::atomic<uint64_t> accepted_connections{0};
   std::atomic<uint64_t> open_connections{0};  // SMTP sessions now
   std::atomic<uint64_t> tls_handshakes{0};

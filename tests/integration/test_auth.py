@@ -418,3 +418,44 @@ def test_tools_use_the_dev_configuration_in_a_checkout(tmp_path):
                        text=True, timeout=30, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert "zoe@example.test" in r.stdout
+
+
+def test_auth_cache_skips_the_hash_and_follows_the_users_file(start_ringmaild, certs, tmp_path):  # noqa: F811
+    """[auth] cache_ttl_s: a repeated login with the same password is taken
+    without the scrypt hash (counted in /metrics, one shard so that both
+    logins meet the same cache); a wrong password is never kept; a new
+    password in the users file makes the old one fail within 2 s."""
+    from test_http import scrape
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    add_user(domains, "erin@example.test")  # the same password as alice
+    srv = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains, threads=1, http=True,
+                          auth={"failures_max": 100, "failure_delay_ms": 0})
+
+    def login(user, password):  # one AUTH PLAIN (smtplib's login() tries LOGIN after it)
+        with smtplib.SMTP_SSL("127.0.0.1", srv.smtps_port, timeout=30, context=client_context()) as s:
+            s.ehlo()
+            s.user, s.password = user, password
+            s.auth("PLAIN", s.auth_plain)
+
+    def counts():
+        m = scrape(srv)
+        return (sum(m["ringmail_auth_scrypt_checks_total"].values()),
+                sum(m["ringmail_auth_cache_hits_total"].values()))
+
+    login("alice@example.test", PASSWORD)
+    assert counts() == (1, 0)
+    login("alice@example.test", PASSWORD)
+    login("alice@example.test", PASSWORD)
+    assert counts() == (1, 2)
+    for _ in range(2):
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            login("alice@example.test", "wrong")
+    assert counts() == (3, 2)
+    login("erin@example.test", PASSWORD)  # her own check
+    assert counts() == (4, 2)
+    add_user(domains, "alice@example.test", "a new password")
+    time.sleep(2)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        login("alice@example.test", PASSWORD)
+    login("alice@example.test", "a new password")
