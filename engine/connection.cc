@@ -165,6 +165,7 @@ void Connection::read_hello() {
     return;
   }
   tls_ = std::make_unique<tls::TlsSession>(std::move(ctx));
+  if (info.prefers_chacha) tls_->prefer_chacha();
   phase_ = TlsPhase::kActive;
   tls_->feed(hello_);
   std::string().swap(hello_);

@@ -46,6 +46,17 @@ struct Reader {
   Reader vec(size_t n) { return Reader{take(num(n)), ok}; }
 };
 
+bool is_chacha_suite(uint16_t s) {
+  return s == 0x1303      // TLS_CHACHA20_POLY1305_SHA256
+         || s == 0xCCA8   // ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+         || s == 0xCCA9;  // ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+}
+
+bool is_aes_gcm_suite(uint16_t s) {
+  return s == 0x1301 || s == 0x1302  // TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384
+         || s == 0xC02B || s == 0xC02C || s == 0xC02F || s == 0xC030;  // ECDHE ... GCM
+}
+
 bool is_ecdsa_suite(uint16_t s) {
   switch (s) {
     case 0xC02B:  // ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
@@ -93,7 +104,15 @@ bool parse_body(std::string_view body, ClientHelloInfo* info) {
   Reader suites = r.vec(2);
   if (!r.ok || suites.in.empty() || suites.in.size() % 2 != 0) return false;
   bool ecdsa_suite = false;
-  while (suites.has(2)) ecdsa_suite |= is_ecdsa_suite(static_cast<uint16_t>(suites.num(2)));
+  bool seen_aead = false;  // the first AES-GCM or ChaCha20 suite decides
+  while (suites.has(2)) {
+    const auto s = static_cast<uint16_t>(suites.num(2));
+    ecdsa_suite |= is_ecdsa_suite(s);
+    if (!seen_aead && (is_chacha_suite(s) || is_aes_gcm_suite(s))) {
+      seen_aead = true;
+      info->prefers_chacha = is_chacha_suite(s);
+    }
+  }
   Reader compression = r.vec(1);
   if (!r.ok || compression.in.empty()) return false;
   bool sig_ecdsa = false;

@@ -1,7 +1,8 @@
 // Reads what ringmail needs from a TLS ClientHello before any TLS session
-// exists: the server name (SNI, RFC 6066) and whether the client can verify
-// an ECDSA certificate. The certificate is chosen from these, and the session
-// is created with the right context from the start (wolfSSL 5.5.4 cannot
+// exists: the server name (SNI, RFC 6066), whether the client can verify
+// an ECDSA certificate, and whether it asks for ChaCha20 first. The
+// certificate is chosen from these, and the session is created with the
+// right context from the start (wolfSSL 5.5.4 cannot
 // switch a session from an RSA to an ECDSA context under TLS 1.2).
 //
 // Pure parsing of the bytes received so far: no I/O, no allocation beyond
@@ -24,6 +25,10 @@ struct ClientHelloInfo {
   // signature_algorithms and, for a client without TLS 1.3, an ECDHE-ECDSA
   // cipher suite.
   bool ecdsa = false;
+  // Lists a ChaCha20-Poly1305 suite before any AES-GCM one: a client that
+  // says it has no AES hardware (as phones without it do); the server then
+  // puts ChaCha20 first for it.
+  bool prefers_chacha = false;
 };
 
 enum class HelloStatus {

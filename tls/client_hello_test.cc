@@ -37,6 +37,28 @@ TEST(ClientHello, Tls12RsaOnlyClientIsNotEcdsa) {
   EXPECT_TRUE(info.ecdsa);
 }
 
+// The first AES-GCM or ChaCha20 suite the client lists says what it would
+// rather have.
+TEST(ClientHello, ChachaFirstClient) {
+  ClientHelloInfo info;
+  ASSERT_EQ(parse_client_hello(hello_from(WOLFSSL_TLSV1_3, "a.test",
+                                          "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256"),
+                               &info),
+            HelloStatus::kOk);
+  EXPECT_TRUE(info.prefers_chacha);
+  ASSERT_EQ(parse_client_hello(hello_from(WOLFSSL_TLSV1_3, "a.test",
+                                          "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256"),
+                               &info),
+            HelloStatus::kOk);
+  EXPECT_FALSE(info.prefers_chacha);
+  ASSERT_EQ(
+      parse_client_hello(hello_from(WOLFSSL_TLSV1_2, "a.test",
+                                    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256"),
+                         &info),
+      HelloStatus::kOk);
+  EXPECT_TRUE(info.prefers_chacha);
+}
+
 TEST(ClientHello, EveryPrefixNeedsMore) {
   const std::string h = hello_from(WOLFSSL_TLSV1_3, "mx.example.test");
   ClientHelloInfo info;

@@ -1,6 +1,7 @@
 #include "tls/context.h"
 
 // wolfSSL's options.h must come first: it carries the build's feature macros.
+#include <cpuid.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>  // ECDSAk, NID_commonName
@@ -13,11 +14,33 @@
 
 namespace ringmail::tls {
 
-const char* const kCipherList =
+const char* const kChachaFirstList =
     "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+
+namespace {
+const char* const kAesFirstList =
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+}  // namespace
+
+bool aes_is_fast() {
+#if defined(WOLFSSL_AESNI)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_AES) != 0;
+#else
+  return false;  // AES in C: ChaCha20 is the faster cipher then
+#endif
+}
+
+const char* cipher_list() {
+  static const bool fast = aes_is_fast();
+  return fast ? kAesFirstList : kChachaFirstList;
+}
 
 void init_library() {
   static std::once_flag once;
@@ -58,7 +81,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::load(const std::string& ce
     return Error{"cannot create a TLS context"};
   }
   if (wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
-      wolfSSL_CTX_set_cipher_list(c->ctx_, kCipherList) != WOLFSSL_SUCCESS) {
+      wolfSSL_CTX_set_cipher_list(c->ctx_, cipher_list()) != WOLFSSL_SUCCESS) {
     return Error{"cannot set the TLS versions or cipher suites"};
   }
   if (wolfSSL_CTX_use_certificate_chain_file(c->ctx_, cert_path.c_str()) != WOLFSSL_SUCCESS) {
@@ -137,7 +160,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::client(ClientMode mode,
   c->ctx_ = wolfSSL_CTX_new(wolfSSLv23_client_method());
   if (c->ctx_ == nullptr ||
       wolfSSL_CTX_SetMinVersion(c->ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
-      wolfSSL_CTX_set_cipher_list(c->ctx_, kCipherList) != WOLFSSL_SUCCESS) {
+      wolfSSL_CTX_set_cipher_list(c->ctx_, cipher_list()) != WOLFSSL_SUCCESS) {
     return Error{"cannot create the outbound TLS context"};
   }
   if (mode == ClientMode::kOpportunistic) {

@@ -104,7 +104,13 @@ struct PeerCheck {
   int depth = 0;  // the certificate it failed on: 0 the server's own, 1 its issuer...
 };
 
-// The cipher suites, in server preference order.
-extern const char* const kCipherList;
+// The cipher suites, in server preference order: AES-GCM first where it
+// is fast (wolfSSL built with AES-NI on a CPU that has it), else
+// ChaCha20-Poly1305 first; kChachaFirstList for a client that asks for
+// ChaCha20 first (ClientHelloInfo::prefers_chacha), whatever this CPU has.
+const char* cipher_list();
+extern const char* const kChachaFirstList;
+// The CPU and the wolfSSL build run AES-GCM in hardware.
+bool aes_is_fast();
 
 }  // namespace ringmail::tls

@@ -35,6 +35,12 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> ctx, Role role,
   wolfSSL_SetIOWriteCtx(ssl_, this);
 }
 
+void TlsSession::prefer_chacha() {
+  if (ssl_ != nullptr && cipher_list() != kChachaFirstList) {
+    (void)wolfSSL_set_cipher_list(ssl_, kChachaFirstList);  // the context's stays on failure
+  }
+}
+
 TlsSession::~TlsSession() {
   if (ssl_ != nullptr) wolfSSL_free(ssl_);
 }

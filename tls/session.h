@@ -35,6 +35,9 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
+  // A server session for a client that asks for ChaCha20 first (it has no
+  // AES hardware): ChaCha20 goes first for it. Before the handshake.
+  void prefer_chacha();
   // Ciphertext received from the peer.
   void feed(std::string_view in);
   // Runs the handshake as far as the input allows, then decrypts every

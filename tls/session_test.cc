@@ -101,7 +101,9 @@ TEST_F(TlsSessionTest, Tls13HandshakeAndDataBothWays) {
   std::string plain;
   ASSERT_TRUE(handshake(c, s, &plain)) << s.error();
   EXPECT_EQ(s.version(), "TLSv1.3");
-  EXPECT_EQ(s.cipher(), "TLS13-CHACHA20-POLY1305-SHA256");  // server order
+  // The server's order: AES-GCM first where it runs in hardware.
+  EXPECT_EQ(s.cipher(),
+            aes_is_fast() ? "TLS13-AES128-GCM-SHA256" : "TLS13-CHACHA20-POLY1305-SHA256");
   c.write("EHLO client.test\r\n");
   s.feed(c.out);
   c.out.clear();
@@ -113,13 +115,25 @@ TEST_F(TlsSessionTest, Tls13HandshakeAndDataBothWays) {
   EXPECT_EQ(c.read(), "250 ok\r\n");
 }
 
-TEST_F(TlsSessionTest, Tls12PrefersChaCha) {
+TEST_F(TlsSessionTest, Tls12ServerOrder) {
   TestClient c(WOLFSSL_TLSV1_2);
   TlsSession s(ctx);
   std::string plain;
   ASSERT_TRUE(handshake(c, s, &plain)) << s.error();
   EXPECT_EQ(s.version(), "TLSv1.2");
-  EXPECT_EQ(s.cipher(), "ECDHE-ECDSA-CHACHA20-POLY1305");
+  EXPECT_EQ(s.cipher(),
+            aes_is_fast() ? "ECDHE-ECDSA-AES128-GCM-SHA256" : "ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+// A client without AES hardware asks for ChaCha20 first; the connection
+// (engine/connection.cc) then has its session put it first.
+TEST_F(TlsSessionTest, PreferChachaForAClientThatAsks) {
+  TestClient c(WOLFSSL_TLSV1_3, "", "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256");
+  TlsSession s(ctx);
+  s.prefer_chacha();
+  std::string plain;
+  ASSERT_TRUE(handshake(c, s, &plain)) << s.error();
+  EXPECT_EQ(s.cipher(), "TLS13-CHACHA20-POLY1305-SHA256");
 }
 
 TEST_F(TlsSessionTest, GarbageIsAnError) {

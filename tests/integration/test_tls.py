@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,14 +78,21 @@ def test_ehlo_offers_starttls_only_before_tls(tls_server):
         assert (code, msg) == (503, b"5.5.1 TLS already active")
 
 
+def aes_is_fast(server):
+    """The CPU has AES-NI and the daemon's wolfSSL uses it (its start line)."""
+    return ("aes" in Path("/proc/cpuinfo").read_text().split()
+            and ", AES-NI" in server.log_path.read_text())
+
+
 def test_starttls_mail_is_delivered_with_tls_in_received(tls_server):
     with smtplib.SMTP("127.0.0.1", tls_server.port, timeout=10) as s:
         s.starttls(context=client_context())
         s.sendmail("a@src.example", ["bob@example.test"], b"Subject: over tls\r\n\r\nhello\r\n")
     files = tls_server.wait_for_mail("example.test", "bob")
     data = files[0].read_bytes().decode()
-    assert "with ESMTPS (TLSv1.3:TLS13-CHACHA20-POLY1305-SHA256) id " in data, data
-    assert "tls=TLSv1.3 TLS13-CHACHA20-POLY1305-SHA256" in tls_server.log_path.read_text()
+    cipher = "TLS13-AES128-GCM-SHA256" if aes_is_fast(tls_server) else "TLS13-CHACHA20-POLY1305-SHA256"
+    assert f"with ESMTPS (TLSv1.3:{cipher}) id " in data, data
+    assert f"tls=TLSv1.3 {cipher}" in tls_server.log_path.read_text()
 
 
 def test_swaks_starttls(tls_server):
@@ -308,3 +316,26 @@ def test_plain_smtp_on_the_implicit_tls_port_gets_a_hint(tls_server):
     with socket.create_connection(("127.0.0.1", tls_server.smtps_port), timeout=20) as raw:
         with ctx.wrap_socket(raw, server_hostname=HOSTS["plain"]) as s:
             assert s.recv(1024).startswith(b"220 ")
+
+
+def test_aes_gcm_first_where_it_is_fast_chacha_for_who_asks(tls_server):
+    """The server's order: AES-GCM first when the CPU has AES-NI (and the
+    daemon's wolfSSL uses it, as its start line says), ChaCha20-Poly1305
+    first otherwise; a client that lists ChaCha20 first (no AES hardware)
+    gets ChaCha20 either way."""
+    fast = aes_is_fast(tls_server)
+    connect = ["-connect", f"127.0.0.1:{tls_server.smtps_port}", "-tls1_3"]
+    out = s_client(connect + ["-ciphersuites",
+                              "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"])
+    want = "TLS_AES_128_GCM_SHA256" if fast else "TLS_CHACHA20_POLY1305_SHA256"
+    assert f"Cipher is {want}" in out, out
+    out = s_client(connect + ["-ciphersuites",
+                              "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"])
+    assert "Cipher is TLS_CHACHA20_POLY1305_SHA256" in out, out
+    # TLS 1.2 the same.
+    connect12 = ["-connect", f"127.0.0.1:{tls_server.smtps_port}", "-tls1_2"]
+    out = s_client(connect12 + ["-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"])
+    assert "Cipher is ECDHE-ECDSA-CHACHA20-POLY1305" in out, out
+    out = s_client(connect12 + ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"])
+    want = "ECDHE-ECDSA-AES128-GCM-SHA256" if fast else "ECDHE-ECDSA-CHACHA20-POLY1305"
+    assert f"Cipher is {want}" in out, out
