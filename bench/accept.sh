@@ -11,13 +11,18 @@
 set -uo pipefail
 
 # ---------------------------------------------------------------- settings
-RINGMAILD=${RINGMAILD:-$(cd "$(dirname "$0")/.." && pwd)/build/engine/ringmaild}
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+RINGMAILD=${RINGMAILD:-$TOP/build/engine/ringmaild}
 RINGMAIL_THREADS=${RINGMAIL_THREADS:-2}
 RINGMAILD_ARGS=${RINGMAILD_ARGS:-}          # extra flags, e.g. "--backend epoll"
 RINGMAIL_TOML=${RINGMAIL_TOML:-}            # extra config lines, e.g. $'[limits]\ndelivery_sync_delay_ms = 200'
 RINGMAIL_ALIAS=${RINGMAIL_ALIAS-rm-bench-d}  # run a copy under this name ("" = run $RINGMAILD itself)
 SINK_ALIAS=${SINK_ALIAS-bench-sink}          # likewise for smtp-sink
-SERVERS=${SERVERS:-"ringmail postfix sink"}  # subset/order to run
+# ringmail: inbound checks on (SPF, DMARC) with a loopback DNS server that
+# answers (tests/dns_server.py): what users run. ringmail-nodns: the same
+# with DNS at a closed port (the lookups fail at once): the SMTP and spool
+# path alone.
+SERVERS=${SERVERS:-"ringmail ringmail-nodns postfix sink"}  # subset/order to run
 SESSIONS=${SESSIONS:-10}
 MSG_BYTES=${MSG_BYTES:-10240}
 MSGS=${MSGS:-20000}                          # multi_per_session, ringmail + sink
@@ -51,7 +56,7 @@ WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/ringmail-accept.XXXXXX") || d
 chmod 755 "$WORK"   # the Postfix daemons run as user postfix and must reach their queue
 
 # ---------------------------------------------------------------- cleanup
-RM_PID=""; SINK_PID=""; PF_ETC=""; PF_STARTED=0
+RM_PID=""; SINK_PID=""; PF_ETC=""; PF_STARTED=0; DNS_PID=""; DNS_FD=""
 stop_ringmail() {
     [[ -n $RM_PID ]] || return 0
     if kill -0 "$RM_PID" 2>/dev/null; then
@@ -65,6 +70,13 @@ stop_ringmail() {
     fi
     wait "$RM_PID" 2>/dev/null
     RM_PID=""
+}
+stop_dns() {
+    [[ -n $DNS_PID ]] || return 0
+    exec {DNS_FD}>&-
+    kill -TERM "$DNS_PID" 2>/dev/null
+    wait "$DNS_PID" 2>/dev/null
+    DNS_PID=""
 }
 stop_sink() {
     [[ -n $SINK_PID ]] || return 0
@@ -103,6 +115,7 @@ cleanup() {
     trap - EXIT INT TERM HUP
     stop_ringmail
     stop_sink
+    stop_dns
     stop_postfix
     if [[ -n ${KEEP_WORK:-} ]]; then log "keeping $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
@@ -158,14 +171,14 @@ pf_ticks() {
 }
 server_ticks() {
     case $CUR in
-        ringmail) proc_ticks "$RM_PID" ;;
+        ringmail*) proc_ticks "$RM_PID" ;;
         sink) proc_ticks "$SINK_PID" ;;
         postfix) pf_ticks ;;
     esac
 }
 server_alive() {
     case $CUR in
-        ringmail) kill -0 "$RM_PID" 2>/dev/null ;;
+        ringmail*) kill -0 "$RM_PID" 2>/dev/null ;;
         sink) kill -0 "$SINK_PID" 2>/dev/null ;;
         postfix) pf_master_pid >/dev/null ;;
     esac
@@ -181,9 +194,9 @@ exit_note() {  # exit_note NAME PID: reap a dead child and say how it ended
 }
 server_log_tail() {
     case $CUR in
-        ringmail)
+        ringmail*)
             exit_note ringmaild "$RM_PID"
-            tail -n 15 "$WORK/ringmail/ringmaild.log" >&2 ;;
+            tail -n 15 "$WORK/$CUR/ringmaild.log" >&2 ;;
         sink)
             exit_note smtp-sink "$SINK_PID"
             tail -n 5 "$WORK/sink.log" >&2 ;;
@@ -195,7 +208,7 @@ status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null;
 # sum of Pss over the live processes of the instance for Postfix.
 server_mem_kb() {
     case $CUR in
-        ringmail) status_kb "$RM_PID" VmHWM ;;
+        ringmail*) status_kb "$RM_PID" VmHWM ;;
         sink) status_kb "$SINK_PID" VmHWM ;;
         postfix)
             local m p s=0 v
@@ -303,29 +316,53 @@ run_all_scenarios() {
 }
 
 # ---------------------------------------------------------------- (a) ringmaild
-bench_ringmail() {
+bench_ringmail() {  # bench_ringmail checks|nodns
     CUR=ringmail
+    [[ $1 == nodns ]] && CUR=ringmail-nodns
     if [[ ! -x $RINGMAILD ]]; then
         warn "ringmaild not found at $RINGMAILD - skipped"
         return
     fi
-    local d=$WORK/ringmail port cfg
-    mkdir -p "$d/data"
+    local d=$WORK/$CUR port cfg dns=127.0.0.1:9
+    mkdir -p "$d/data" "$d/domains"
+    if [[ $1 == checks ]]; then
+        # SPF pass and a DMARC record for the sender; every other name (the
+        # HELO name) answers NXDOMAIN with a SOA, as a real server does.
+        cat >"$d/zone" <<EOF
+. 300 IN SOA ns.bench.test. admin.bench.test. 1 7200 900 1209600 300
+src.example. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+_dmarc.src.example. 300 IN TXT "v=DMARC1; p=reject"
+EOF
+        # It serves until its standard input closes: a FIFO we hold open.
+        mkfifo "$d/dns.in"
+        "$PY" "$TOP/tests/dns_server.py" "$d/zone" --log "$d/questions" <"$d/dns.in" >"$d/dns.port" &
+        DNS_PID=$!
+        exec {DNS_FD}>"$d/dns.in"
+        local dns_port="" i
+        for ((i = 0; i < 100; i++)); do
+            dns_port=$(head -n 1 "$d/dns.port" 2>/dev/null)
+            [[ -n $dns_port ]] && break
+            sleep 0.1
+        done
+        [[ -n $dns_port ]] || { warn "tests/dns_server.py did not start"; stop_dns; return; }
+        dns=127.0.0.1:$dns_port
+    fi
     port=$(free_port)
     cfg=$d/bench.toml
     cat >"$cfg" <<EOF
 hostname = "ringmail-bench.example.test"
 data_dir = "$d/data"
+domains_dir = "$d/domains"
 local_domains = ["example.test"]
 
 [[listener]]
 address = "$HOST:$port"
 kind = "smtp"
 
-# The inbound SPF/DMARC lookups fail at once (a closed loopback port): this
-# measures the SMTP and spool path, as Postfix here does no policy lookups.
+# checks: SPF and DMARC asked of a loopback DNS server that answers;
+# nodns: of a closed loopback port (they fail at once).
 [dns]
-servers = "127.0.0.1:9"
+servers = "$dns"
 EOF
     [[ -z $RINGMAIL_TOML ]] || printf '%s\n' "$RINGMAIL_TOML" >>"$cfg"
     if ! "$RINGMAILD" --check-config --config "$cfg" >"$d/check.log" 2>&1; then
@@ -349,9 +386,13 @@ EOF
         stop_ringmail
         return
     fi
-    log "ringmaild pid $RM_PID on $HOST:$port ($RINGMAILD${RINGMAIL_ALIAS:+ run as $exe} --threads $RINGMAIL_THREADS $RINGMAILD_ARGS)"
+    log "ringmaild pid $RM_PID on $HOST:$port ($RINGMAILD${RINGMAIL_ALIAS:+ run as $exe} --threads $RINGMAIL_THREADS $RINGMAILD_ARGS), DNS $dns"
     run_all_scenarios "$port"
     stop_ringmail
+    if [[ -n $DNS_PID ]]; then
+        stop_dns
+        log "DNS questions during $CUR: $(sort "$d/questions" | uniq -c | tr -s ' ' | tr '\n' ';')"
+    fi
 }
 
 # ---------------------------------------------------------------- (b) postfix
@@ -438,7 +479,8 @@ log "accept benchmark: $SESSIONS sessions, ${MSG_BYTES}-byte payload, budget ${M
 log "host: $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
 for s in $SERVERS; do
     case $s in
-        ringmail) bench_ringmail ;;
+        ringmail) bench_ringmail checks ;;
+        ringmail-nodns) bench_ringmail nodns ;;
         postfix) bench_postfix ;;
         sink) bench_sink ;;
         *) die "unknown server '$s' in SERVERS" ;;
@@ -446,11 +488,11 @@ for s in $SERVERS; do
 done
 
 echo
-printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' server scenario msgs secs msg/s idle_s cpu_s/1000msg mem_kb status
-printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' --------- ------------------ -------- -------- ---------- -------- ------------- ---------- ------
+printf '%-14s %-18s %8s %8s %10s %8s %13s %10s %s\n' server scenario msgs secs msg/s idle_s cpu_s/1000msg mem_kb status
+printf '%-14s %-18s %8s %8s %10s %8s %13s %10s %s\n' -------------- ------------------ -------- -------- ---------- -------- ------------- ---------- ------
 for k in "${ORDER[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-9s %-18s %8s %8s %10s %8s %13s %10s %s\n' ${R_LINE[$k]}
+    printf '%-14s %-18s %8s %8s %10s %8s %13s %10s %s\n' ${R_LINE[$k]}
 done
 echo "(idle_s: from the start until the server went idle again, queued deliveries done;
  mem_kb: ringmail/sink = VmHWM of the process; postfix = sum of Pss over the instance's live processes)"
@@ -471,4 +513,12 @@ for sc in "${SCENARIOS[@]}"; do
         "$(ratio "${R_CPU[ringmail:$sc]:-}" "${R_CPU[postfix:$sc]:-}")" \
         "$(ratio "${R_CPU[ringmail:$sc]:-}" "${R_CPU[sink:$sc]:-}")"
 done
-echo "(msg/s ratio > 1: ringmail faster; cpu ratio < 1: ringmail uses less server CPU per message)"
+echo "(msg/s ratio > 1: ringmail faster; cpu ratio < 1: ringmail uses less server CPU per message;
+ ringmail = inbound checks on with a DNS server that answers)"
+echo
+printf '%-18s %22s %22s\n' scenario "msg/s nodns/sink" "msg/s checks/nodns"
+for sc in "${SCENARIOS[@]}"; do
+    printf '%-18s %22s %22s\n' "$sc" \
+        "$(ratio "${R_MPS[ringmail-nodns:$sc]:-}" "${R_MPS[sink:$sc]:-}")" \
+        "$(ratio "${R_MPS[ringmail:$sc]:-}" "${R_MPS[ringmail-nodns:$sc]:-}")"
+done
