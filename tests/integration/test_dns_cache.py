@@ -38,20 +38,28 @@ def counting_dns(tmp_path):
     p.wait(timeout=10)
 
 
-def send(server, sender, n, helo="helo.test", rcpt="someone@example.test"):
+def deliver(server, sender, n, helo="helo.test", rcpt="someone@example.test"):
+    """Sends `n` messages in one session and waits until they are delivered."""
+    before = len(server.mail_files("example.test", rcpt.split("@")[0]))
     with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
         s.helo(helo)
         for i in range(n):
             s.sendmail(sender, [rcpt], f"From: {sender}\r\nSubject: {i}\r\n\r\nbody\r\n".encode())
+    server.wait_for_mail("example.test", rcpt.split("@")[0], count=before + n, settle=0)
 
 
-def test_each_name_is_asked_once_per_ttl(start_ringmaild, counting_dns):
+@pytest.fixture
+def one_shard(start_ringmaild, counting_dns):
+    """(daemon, questions()): one shard (the cache is per shard, and the
+    counts must not depend on which shard took the connection) asking the
+    counting server."""
     port, questions = counting_dns
-    # One shard: the cache is per shard, and the count must not depend on
-    # which shard took the connection.
-    mx = start_ringmaild(dns={"servers": f"127.0.0.1:{port}"}, threads=1)
-    send(mx, "a@src.test", 20)
-    mx.wait_for_mail("example.test", "someone", count=20, settle=0)
+    return start_ringmaild(dns={"servers": f"127.0.0.1:{port}"}, threads=1), questions
+
+
+def test_each_name_is_asked_once_per_ttl(one_shard):
+    mx, questions = one_shard
+    deliver(mx, "a@src.test", 20)
     asked = questions()
     assert asked["TXT src.test"] == 1, asked
     assert asked["TXT _dmarc.src.test"] == 1, asked
@@ -61,26 +69,21 @@ def test_each_name_is_asked_once_per_ttl(start_ringmaild, counting_dns):
     assert max(asked.values()) == 1, asked
 
 
-def test_a_ttl_of_one_second_runs_out(start_ringmaild, counting_dns):
-    port, questions = counting_dns
-    mx = start_ringmaild(dns={"servers": f"127.0.0.1:{port}"}, threads=1)
-    send(mx, "a@short.test", 3)
-    mx.wait_for_mail("example.test", "someone", count=3, settle=0)
+def test_a_ttl_of_one_second_runs_out(one_shard):
+    mx, questions = one_shard
+    deliver(mx, "a@short.test", 3)
     assert questions()["TXT short.test"] == 1, questions()
     time.sleep(2.2)
-    send(mx, "a@short.test", 1)
-    mx.wait_for_mail("example.test", "someone", count=4, settle=0)
+    deliver(mx, "a@short.test", 1)
     assert questions()["TXT short.test"] == 2, questions()
     assert questions()["TXT _dmarc.short.test"] == 2, questions()
 
 
-def test_negative_answers_are_kept_for_the_soa_minimum(start_ringmaild, counting_dns):
-    port, questions = counting_dns
-    mx = start_ringmaild(dns={"servers": f"127.0.0.1:{port}"}, threads=1)
+def test_negative_answers_are_kept_for_the_soa_minimum(one_shard):
+    mx, questions = one_shard
     # nobody.src.test does not exist (NXDOMAIN with src.test's SOA, minimum
     # 120 s): its SPF and DMARC questions are asked once.
-    send(mx, "a@nobody.src.test", 5)
-    mx.wait_for_mail("example.test", "someone", count=5, settle=0)
+    deliver(mx, "a@nobody.src.test", 5)
     asked = questions()
     assert asked["TXT nobody.src.test"] == 1, asked
     assert asked["TXT _dmarc.nobody.src.test"] == 1, asked
@@ -90,8 +93,7 @@ def test_no_cache_still_merges_and_the_old_name_works(start_ringmaild, counting_
     port, questions = counting_dns
     mx = start_ringmaild(outbound={"dns_servers": f"127.0.0.1:{port}"}, threads=1,
                          dns={"cache_entries_max": 0})
-    send(mx, "a@src.test", 3)
-    mx.wait_for_mail("example.test", "someone", count=3, settle=0)
+    deliver(mx, "a@src.test", 3)
     assert questions()["TXT src.test"] == 3, questions()  # nothing kept
     log = mx.log_path.read_text()
     assert "outbound.dns_servers: deprecated, now [dns] servers (it still works)" in log, log
