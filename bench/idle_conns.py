@@ -9,6 +9,7 @@ greeting on each, holds them all idle for --hold seconds, then reads VmRSS
 (and VmHWM) of the server process PID from /proc, prints
 
     idle_conns=N rss_kb=R baseline_rss_kb=B per_conn_bytes=X hwm_kb=H failed=F alive=A open_secs=S
+    rss_after_close_kb=R2 (--after seconds after closing them all)
 
 and closes everything.  N is the number of connections that got their
 greeting; alive is how many were still open (not closed by the server) at
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("pid", type=int, help="server process id whose VmRSS is reported")
     ap.add_argument("-n", "--conns", type=int, default=10000)
     ap.add_argument("--hold", type=float, default=5.0, help="seconds to hold the idle connections")
+    ap.add_argument("--after", type=float, default=3.0,
+                    help="seconds after closing them to read the RSS again")
     ap.add_argument("--inflight", type=int, default=256, help="max concurrent handshakes")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up opening after this many seconds")
     args = ap.parse_args()
@@ -181,6 +184,12 @@ def main():
         sel.unregister(s)
         s.close()
     sel.close()
+    # Memory given back once they are gone (the server sees the closes and
+    # frees the sessions; its allocator may or may not return the pages).
+    time.sleep(args.after)
+    after = proc_kb(args.pid, "VmRSS")
+    print(f"rss_after_close_kb={fmt(after)} (after {args.after:g}s; "
+          f"{'-' if after is None or baseline is None else after - baseline} kB above the baseline)")
     return 0 if idle and failed == 0 else 1
 
 

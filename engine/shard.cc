@@ -24,6 +24,13 @@ namespace {
 
 constexpr size_t kInboxSlots = 4096;
 
+// mimalloc's, when the daemon runs on it (ringmaild links it; the unit
+// tests do not, and then there is nothing to give back this way).
+extern "C" void mi_collect(bool force) __attribute__((weak));
+
+// A burst of this many sessions, once mostly gone, is worth a collection.
+constexpr size_t kBurstSessions = 1000;
+
 DnsCacheLimits dns_limits(const config::Config& c) {
   return DnsCacheLimits{c.dns_ttl_min_s, c.dns_ttl_max_s, c.dns_cache_entries_max};
 }
@@ -330,6 +337,7 @@ void Shard::tick() {
   int64_t now = clock_s();
   if (now == now_s_) return;
   now_s_ = now;
+  give_back_memory();
   if (dns_) dns_->tick();  // and the resolver's timeouts
   if (outbound_) {
     dispatcher_->tick();
@@ -339,6 +347,17 @@ void Shard::tick() {
     auto* t = static_cast<TimerEntry*>(n);
     t->fire(t);
   });
+}
+
+void Shard::give_back_memory() {
+  // After a burst of connections the allocator keeps their pages: when
+  // most of the sessions of a burst are gone, hand the free ones back to
+  // the kernel (once per burst, on this shard's own heap).
+  conns_peak_ = std::max(conns_peak_, conns_.size());
+  if (conns_peak_ >= kBurstSessions && conns_.size() <= conns_peak_ / 4) {
+    if (mi_collect != nullptr) mi_collect(true);
+    conns_peak_ = conns_.size();
+  }
 }
 
 void Shard::drain_inboxes() {

@@ -243,6 +243,7 @@ class Shard final : public proto::SmtpHost {
   void reload(msg::Reload&& m);
   void begin_stop();
   void tick();
+  void give_back_memory();
   // A commit this recent means the shard is acknowledging mail right now.
   static constexpr int64_t kAcceptingWindowMs = 100;
 
@@ -304,6 +305,7 @@ class Shard final : public proto::SmtpHost {
   int64_t last_commit_ms_ = 0;           // monotonic ms of the last spool commit started
 
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
+  size_t conns_peak_ = 0;  // most sessions at once since memory was last given back
   std::vector<Connection*> dead_;
   std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_conns_;
   std::vector<HttpConnection*> dead_http_;
