@@ -38,17 +38,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SINK_IP = "127.0.0.2"
 sys.path.insert(0, str(TOP / "tests"))
 from ports import free_port  # noqa: E402  (tests/ports.py)
-
-
-def wait_port(ip, port, secs=15):
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((ip, port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+from relay import wait_port  # noqa: E402  (bench/relay.py)
 
 
 def ticks(pid):
