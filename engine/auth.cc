@@ -46,18 +46,12 @@ bool Authenticator::cache_matches(const Check& c, int64_t now_s) {
   auto it = cache_.find(c.user);
   if (it == cache_.end()) return false;
   const Cached& k = it->second;
-  const storage::UserEntry& e = c.entry;
   // A changed user (new password, new hash, now denied) drops the entry.
-  if (!c.match_required || now_s >= k.expires_s || k.entry.scheme != e.scheme ||
-      k.entry.key != e.key || k.entry.salt != e.salt || k.entry.password != e.password ||
-      k.entry.log_n != e.log_n || k.entry.r != e.r || k.entry.p != e.p) {
+  if (!c.match_required || now_s >= k.expires_s || !(k.entry == c.entry)) {
     cache_.erase(it);
     return false;
   }
-  if (k.mac.size() != c.mac.size() || c.mac.empty()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < c.mac.size(); ++i) diff |= static_cast<unsigned char>(k.mac[i] ^ c.mac[i]);
-  return diff == 0;
+  return !c.mac.empty() && tls::equal_in_constant_time(k.mac, c.mac);
 }
 
 const storage::UserDb* Authenticator::users_of(const std::string& domain, int64_t now_s) {
@@ -143,11 +137,7 @@ int Authenticator::work(storage::BlockingOp* op) {
     // chasquid's plain scheme: still pay for a hash, then compare.
     const auto& d = dummy_entry();
     tls::scrypt_matches(c->password, d.salt, tls::ScryptParams{d.log_n, d.r, d.p, 32}, d.key);
-    unsigned char diff = c->password.size() == c->entry.password.size() ? 0 : 1;
-    for (size_t i = 0; i < c->password.size() && i < c->entry.password.size(); ++i) {
-      diff |= static_cast<unsigned char>(c->password[i] ^ c->entry.password[i]);
-    }
-    match = diff == 0;
+    match = tls::equal_in_constant_time(c->password, c->entry.password);
   } else {
     const auto& e = c->entry;
     match = tls::scrypt_matches(

@@ -114,8 +114,9 @@ void DnsCache::answered(const std::string& key, Answer answer) {
   auto it = entries_.find(key);
   if (it == entries_.end() || !it->second.pending) return;
   std::vector<Waiter> waiters = std::move(it->second.waiters);
+  const int64_t expires_ms = expiry(answer);
   const bool keep = status_of(answer) != DnsStatus::kTempFail && limits_.entries_max > 0 &&
-                    expiry(answer) > clock_.mono_ms();
+                    expires_ms > clock_.mono_ms();
   if (status_of(answer) == DnsStatus::kTempFail) {
     counters_->temp_failures.fetch_add(1, std::memory_order_relaxed);
   }
@@ -123,7 +124,7 @@ void DnsCache::answered(const std::string& key, Answer answer) {
     Entry& e = it->second;
     e.pending = false;
     e.waiters.clear();
-    e.expires_ms = expiry(answer);
+    e.expires_ms = expires_ms;
     e.answer = answer;
     lru_.push_front(key);
     e.lru = lru_.begin();

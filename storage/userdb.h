@@ -31,6 +31,8 @@ struct UserEntry {
   std::string key;  // its length is the scrypt key length
   // kPlain: chasquid's debugging scheme (read, never written by ringmail)
   std::string password;
+
+  bool operator==(const UserEntry&) const = default;
 };
 
 class UserDb {

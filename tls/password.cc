@@ -101,11 +101,13 @@ bool scrypt_key(std::string_view password, std::string_view salt, const ScryptPa
 bool scrypt_matches(std::string_view password, std::string_view salt, const ScryptParams& params,
                     std::string_view key) {
   std::string got;
-  if (!scrypt_key(password, salt, params, &got) || got.size() != key.size()) return false;
+  return scrypt_key(password, salt, params, &got) && equal_in_constant_time(got, key);
+}
+
+bool equal_in_constant_time(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
   unsigned char diff = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    diff |= static_cast<unsigned char>(got[i] ^ key[i]);
-  }
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
 

@@ -23,6 +23,9 @@ bool scrypt_key(std::string_view password, std::string_view salt, const ScryptPa
 // Compares in constant time.
 bool scrypt_matches(std::string_view password, std::string_view salt, const ScryptParams& params,
                     std::string_view key);
+// Whether a and b are the same bytes, in a time that depends on their
+// length only (a secret compared with a guess).
+bool equal_in_constant_time(std::string_view a, std::string_view b);
 // Working areas of 1 MiB or more that scrypt had to take from the
 // allocator (each thread keeps its largest and uses it again): for tests.
 uint64_t scrypt_block_allocations();
