@@ -3,6 +3,7 @@ records come from a local DNS server (tests/dns_server.py), to receivers on
 other loopback addresses: a second ringmaild (its Maildir shows what
 arrived), or Postfix's smtp-sink injecting 4xx/5xx. Loopback only."""
 import base64
+import random
 import signal
 import smtplib
 import socket
@@ -254,13 +255,28 @@ def test_sighup_applies_new_dns_servers(start_ringmaild, certs, tmp_path, dns, p
         s.wait()
 
 
+def port_below_ephemeral():
+    """A port free for UDP and TCP below the kernel's ephemeral range, so
+    that no client socket (c-ares' own among them) takes it while the test
+    waits to start a server there."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for p in random.sample(range(10000, min(low, 30000)), 200):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", p))
+                t.bind(("127.0.0.1", p))
+                return p
+        except OSError:
+            continue
+    raise AssertionError("no free port below the ephemeral range")
+
+
 def test_a_dns_failure_is_retried_in_seconds(start_ringmaild, certs, tmp_path, port):  # noqa: F811
     """A DNS server that does not answer is not the destination's fault:
     the message is tried again in seconds (5, 10, 20...), not after
     retry_first_s (300 here), and the log says why."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        dns_port = u.getsockname()[1]
+    dns_port = port_below_ephemeral()
     relay = alice_relay(start_ringmaild, certs, tmp_path, dns_servers=f"127.0.0.1:{dns_port}",
                         port=port, retry_first_s=300, retry_max_s=600, connect_timeout_s=3)
     s = sink("127.0.0.2", port)
