@@ -135,6 +135,7 @@ void SmtpServer::reset_transaction() {
   env_.body_8bit = false;
   message_.clear();
   reader_.reset();
+  path_.reset();
 }
 
 void SmtpServer::feed(std::string_view in) {
@@ -259,13 +260,13 @@ void SmtpServer::do_helo(std::string_view args, bool extended) {
   out_ += "250-8BITMIME\r\n";
   out_ += "250-SMTPUTF8\r\n";
   out_ += "250-ENHANCEDSTATUSCODES\r\n";
-  if (params_.starttls_offered && !tls_active_) out_ += "250-STARTTLS\r\n";
-  if (params_.auth_offered && tls_active_) out_ += "250-AUTH PLAIN LOGIN\r\n";
+  if (params_.starttls_offered && !tls_) out_ += "250-STARTTLS\r\n";
+  if (params_.auth_offered && tls_) out_ += "250-AUTH PLAIN LOGIN\r\n";
   out_ += "250 CHUNKING\r\n";
 }
 
 bool SmtpServer::check_starttls(std::string_view args) {
-  if (tls_active_) {
+  if (tls_) {
     error("503 5.5.1 TLS already active");
     return false;
   }
@@ -285,8 +286,7 @@ bool SmtpServer::check_starttls(std::string_view args) {
 }
 
 void SmtpServer::tls_started(const TlsInfo& info) {
-  tls_active_ = true;
-  tls_ = info;
+  tls_ = std::make_unique<TlsInfo>(info);
   reset_transaction();
   greeted_ = false;
   extended_ = false;
@@ -296,7 +296,8 @@ void SmtpServer::tls_started(const TlsInfo& info) {
 
 bool SmtpServer::parse_path_or_reply(std::string_view args, bool is_mail) {
   // RFC 3463: 5.1.7 bad sender, 5.1.3 bad recipient address syntax.
-  switch (parse_path_args(args, is_mail ? "FROM:" : "TO:", is_mail, path_)) {
+  if (path_ == nullptr) path_ = std::make_unique<PathArgs>();
+  switch (parse_path_args(args, is_mail ? "FROM:" : "TO:", is_mail, *path_)) {
     case PathError::kNone:
       return true;
     case PathError::kNoPrefix:
@@ -331,12 +332,12 @@ bool SmtpServer::check_mail(std::string_view args) {
     return false;
   }
   if (!parse_path_or_reply(args, true)) return false;
-  if (!auth_user_.empty() && !sender_allowed(path_.address)) {
+  if (!auth_user_.empty() && !sender_allowed(path_->address)) {
     error("550 5.7.1 Sender address not allowed for " + auth_user_);
     return false;
   }
   bool smtputf8 = false;
-  for (const auto& [key, value] : path_.params) {
+  for (const auto& [key, value] : path_->params) {
     if (iequals(key, "SIZE")) {
       if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) {
         error("501 5.5.4 Bad SIZE parameter");
@@ -361,7 +362,7 @@ bool SmtpServer::check_mail(std::string_view args) {
       return false;
     }
   }
-  if (path_.address.utf8 && !smtputf8) {
+  if (path_->address.utf8 && !smtputf8) {
     error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
     return false;
   }
@@ -371,7 +372,7 @@ bool SmtpServer::check_mail(std::string_view args) {
 
 void SmtpServer::do_mail() {
   mail_given_ = true;
-  env_.from = std::move(path_.address);
+  env_.from = std::move(path_->address);
   reply("250 2.1.0 Ok");
 }
 
@@ -391,11 +392,11 @@ bool SmtpServer::in_mail_transaction() {
 bool SmtpServer::check_rcpt(std::string_view args) {
   if (!in_mail_transaction()) return false;
   if (!parse_path_or_reply(args, false)) return false;
-  if (!path_.params.empty()) {
+  if (!path_->params.empty()) {
     error("555 5.5.4 Unsupported parameter");
     return false;
   }
-  if (path_.address.utf8 && !env_.smtputf8) {
+  if (path_->address.utf8 && !env_.smtputf8) {
     error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
     return false;
   }
@@ -404,7 +405,7 @@ bool SmtpServer::check_rcpt(std::string_view args) {
     reply("452 4.5.3 Too many recipients");
     return false;
   }
-  Address& a = path_.address;
+  Address& a = path_->address;
   if (a.domain.empty()) a.domain = std::string(host_.primary_domain());  // <postmaster>
   // Relay policy: without AUTH, mail for local domains only (RFC 5321
   // 3.6.2); an authenticated user may send anywhere.
@@ -423,7 +424,7 @@ bool SmtpServer::check_rcpt(std::string_view args) {
 }
 
 void SmtpServer::do_rcpt() {
-  env_.rcpts.push_back(std::move(path_.address));
+  env_.rcpts.push_back(std::move(path_->address));
   reply("250 2.1.5 Ok");
 }
 
@@ -448,7 +449,7 @@ void SmtpServer::begin_message() {
   env_.id = host_.new_message_id();
   env_.arrival_unix = host_.now_unix();
   env_.client = params_.client_literal;
-  env_.tls = tls_active_ ? tls_.version + " " + tls_.cipher : std::string();
+  env_.tls = tls_ ? tls_->version + " " + tls_->cipher : std::string();
   env_.auth_user = auth_user_;
   message_.clear();
   // RFC 5321 4.4 trace header. "for" only names a single recipient, so a
@@ -457,10 +458,10 @@ void SmtpServer::begin_message() {
       "Received: from " + env_.helo + " (" + params_.client_literal + ")\r\n\tby " +
       params_.hostname + " (ringmail) with " +
       // RFC 3848: ESMTP, then S for TLS and A for AUTH.
-      (extended_ ? std::string("ESMTP") + (tls_active_ ? "S" : "") + (auth_user_.empty() ? "" : "A")
+      (extended_ ? std::string("ESMTP") + (tls_ ? "S" : "") + (auth_user_.empty() ? "" : "A")
                  : std::string("SMTP")) +
-      (tls_active_ ? " (" + tls_.version + ":" + tls_.cipher + ")" : std::string()) + " id " +
-      env_.id + "\r\n\t";
+      (tls_ ? " (" + tls_->version + ":" + tls_->cipher + ")" : std::string()) + " id " + env_.id +
+      "\r\n\t";
   if (env_.rcpts.size() == 1) message_ += "for <" + env_.rcpts[0].to_string() + ">; ";
   message_ += rfc5322_date(env_.arrival_unix) + "\r\n";
 }
@@ -602,7 +603,7 @@ bool SmtpServer::check_auth(std::string_view args) {
     error("503 5.5.1 Send EHLO first");
     return false;
   }
-  if (!tls_active_) {
+  if (!tls_) {
     error("538 5.7.11 Encryption required for requested authentication mechanism");
     return false;
   }
@@ -626,21 +627,21 @@ void SmtpServer::do_auth(std::string_view args) {
   const std::string_view mech = args.substr(0, sp);
   const std::string_view initial =
       sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
-  auth_creds_ = Credentials{};
+  auth_creds_ = std::make_unique<Credentials>();
   if (iequals(mech, "PLAIN")) {
     if (sp == std::string_view::npos) {
       reply("334 ");
       state_ = State::kAuthPlain;
       return;
     }
-    auth_decoded(decode_plain(initial == "=" ? std::string_view() : initial, &auth_creds_));
+    auth_decoded(decode_plain(initial == "=" ? std::string_view() : initial, auth_creds_.get()));
   } else if (iequals(mech, "LOGIN")) {
     if (sp == std::string_view::npos) {
       reply("334 VXNlcm5hbWU6");  // "Username:"
       state_ = State::kAuthLoginUser;
       return;
     }
-    const SaslError e = decode_login_field(initial, &auth_creds_.user);
+    const SaslError e = decode_login_field(initial, &auth_creds_->user);
     if (e != SaslError::kNone) {
       auth_decoded(e);
       return;
@@ -656,16 +657,16 @@ void SmtpServer::auth_response(std::string_view line) {
   const State st = state_;
   state_ = State::kCommand;
   if (line == "*") {
-    auth_creds_ = Credentials{};
+    auth_creds_.reset();
     error("501 5.0.0 Authentication cancelled");
     return;
   }
   switch (st) {
     case State::kAuthPlain:
-      auth_decoded(decode_plain(line, &auth_creds_));
+      auth_decoded(decode_plain(line, auth_creds_.get()));
       return;
     case State::kAuthLoginUser: {
-      const SaslError e = decode_login_field(line, &auth_creds_.user);
+      const SaslError e = decode_login_field(line, &auth_creds_->user);
       if (e != SaslError::kNone) {
         auth_decoded(e);
         return;
@@ -675,7 +676,7 @@ void SmtpServer::auth_response(std::string_view line) {
       return;
     }
     case State::kAuthLoginPass:
-      auth_decoded(decode_login_field(line, &auth_creds_.password));
+      auth_decoded(decode_login_field(line, &auth_creds_->password));
       return;
     default:
       return;
@@ -684,12 +685,12 @@ void SmtpServer::auth_response(std::string_view line) {
 
 void SmtpServer::auth_decoded(SaslError e) {
   if (e == SaslError::kBadBase64) {
-    auth_creds_ = Credentials{};
+    auth_creds_.reset();
     error("501 5.5.2 Cannot decode response");
     return;
   }
   if (e == SaslError::kMalformed) {
-    auth_creds_ = Credentials{};
+    auth_creds_.reset();
     error("501 5.5.2 Malformed authentication data");
     return;
   }
@@ -699,7 +700,7 @@ void SmtpServer::auth_decoded(SaslError e) {
 void SmtpServer::auth_done(bool ok, const std::string& user) {
   if (state_ != State::kAwaitAuth) return;
   state_ = State::kCommand;
-  auth_creds_ = Credentials{};  // the password is not kept
+  auth_creds_.reset();  // the password is not kept
   if (ok) {
     auth_user_ = user;
     reply("235 2.7.0 Authentication successful");

@@ -147,13 +147,17 @@ class SmtpServer {
   // The TLS handshake finished (after STARTTLS, or at once on an implicit
   // TLS port): the session starts over, waiting for EHLO.
   void tls_started(const TlsInfo& info);
-  bool tls_active() const { return tls_active_; }
+  bool tls_active() const { return tls_ != nullptr; }
 
   // An AUTH exchange is complete and its credentials wait to be checked
   // (off the session: hashing is slow on purpose); feed() buffers input
   // until auth_done().
   bool awaiting_auth() const { return state_ == State::kAwaitAuth; }
-  const Credentials& auth_request() const { return auth_creds_; }
+  // (Empty when no AUTH exchange is going on.)
+  const Credentials& auth_request() const {
+    static const Credentials kNone;
+    return auth_creds_ != nullptr ? *auth_creds_ : kNone;
+  }
   // The verdict: 235 with `user` (as the user database spells it) now
   // authenticated, or 535 (which counts as an error). Resumes buffered input.
   void auth_done(bool ok, const std::string& user);
@@ -166,6 +170,9 @@ class SmtpServer {
   // keeps running instead of starting again with each byte.
   bool mid_command() const { return skipping_line_ || (!in_data() && !pending_.empty()); }
   bool in_transaction() const { return mail_given_ || state_ != State::kCommand; }
+
+  // "[192.0.2.1]" or "[IPv6:2001:db8::1]", as SessionParams gave it.
+  const std::string& client_literal() const { return params_.client_literal; }
 
   // Ends the session with `line` (a 421) whatever state it is in.
   void terminate(std::string_view line) { close_with(line); }
@@ -245,13 +252,15 @@ class SmtpServer {
   bool bdat_used_ = false;
   bool shutdown_requested_ = false;
   uint32_t errors_ = 0;
-  uint32_t junk_ = 0;  // NOOP, RSET, VRFY, HELP since the last accepted message
-  bool tls_active_ = false;
-  TlsInfo tls_;
-  Credentials auth_creds_;
+  uint32_t junk_ = 0;             // NOOP, RSET, VRFY, HELP since the last accepted message
+  std::unique_ptr<TlsInfo> tls_;  // once TLS is active
+  // During an AUTH exchange and its check only (the password is not kept).
+  std::unique_ptr<Credentials> auth_creds_;
   std::string auth_user_;
   std::string bdat_error_;  // reply to give once a rejected BDAT chunk is read
-  PathArgs path_;           // MAIL/RCPT arguments parsed by check, used by proceed
+  // MAIL/RCPT arguments parsed by check, used by proceed (made for a
+  // transaction: an idle session holds none).
+  std::unique_ptr<PathArgs> path_;
   Envelope env_;
   std::string message_;
   std::string discard_;  // sink for BDAT chunks of a rejected transaction
