@@ -54,31 +54,43 @@ Connection::Connection(Shard& shard, int fd, const config::ListenerConfig& liste
                        std::string client_literal, std::string peer, bool trusted)
     : shard_(shard),
       fd_(fd),
-      peer_(std::move(peer)),
-      session_(params_for(shard.config(), listener, client_literal,
-                          shard.certs() != nullptr && !shard.certs()->empty(), trusted),
-               shard),
       implicit_tls_(listener.implicit_tls),
       trusted_(trusted),
-      inbound_(listener.kind == proto::ListenerKind::kSmtp) {
+      inbound_(listener.kind == proto::ListenerKind::kSmtp),
+      peer_(std::move(peer)),
+      session_(params_for(shard.config(), listener, std::move(client_literal),
+                          shard.certs() != nullptr && !shard.certs()->empty(), trusted),
+               shard) {
   recv_c_.owner = this;
   send_c_.owner = this;
-  commit_.conn = this;
-  commit_.done = &Connection::on_commit;
   timer_.conn = this;
   timer_.fire = &Connection::on_timeout;
-  client_literal_ = std::move(client_literal);
-  auth_.conn = this;
-  auth_.on_result = &Connection::on_auth;
-  auth_delay_.conn = this;
-  auth_delay_.fire = &Connection::on_auth_delay;
   greeting_.conn = this;
   greeting_.fire = &Connection::on_greeting_due;
 }
 
 Connection::~Connection() {
   *alive_ = false;
-  if (hasher_ != nullptr) shard_.forget_hashing(hasher_.get());
+  if (msg_ != nullptr && msg_->hasher != nullptr) shard_.forget_hashing(msg_->hasher.get());
+}
+
+Connection::Pipeline& Connection::pipeline() {
+  if (msg_ == nullptr) {
+    msg_ = std::make_unique<Pipeline>();
+    msg_->commit.conn = this;
+    msg_->commit.done = &Connection::on_commit;
+  }
+  return *msg_;
+}
+
+void Connection::release_idle_state() {
+  if (auth_ != nullptr && !auth_busy_ && !auth_delay_pending_) auth_.reset();
+  // Between transactions (and not while one of a session that is shutting
+  // down waits in the pipeline).
+  if (msg_ != nullptr && stage_ == Stage::kReceiving && !session_.in_transaction()) {
+    if (msg_->hasher != nullptr) shard_.forget_hashing(msg_->hasher.get());
+    msg_.reset();
+  }
 }
 
 void Connection::start() {
@@ -228,8 +240,15 @@ void Connection::after_io() {
       // The password is not even looked at: a locked-out client learns
       // nothing from an answer, right password or wrong.
     } else {
+      if (auth_ == nullptr) {
+        auth_ = std::make_unique<AuthState>();
+        auth_->check.conn = this;
+        auth_->check.on_result = &Connection::on_auth;
+        auth_->delay.conn = this;
+        auth_->delay.fire = &Connection::on_auth_delay;
+      }
       auth_busy_ = true;
-      shard_.authenticator().start(&auth_, session_.auth_request(), shard_.clock_s());
+      shard_.authenticator().start(&auth_->check, session_.auth_request(), shard_.clock_s());
     }
   }
   if (session_.awaiting_commit() && stage_ == Stage::kReceiving) prepare();
@@ -250,6 +269,7 @@ void Connection::after_io() {
     begin_close();
   }
   if (!shut_) update_deadline();
+  release_idle_state();
 }
 
 void Connection::update_deadline() {
@@ -334,9 +354,9 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
-    job->rec.segment = self->commit_.segment;
-    job->rec.offset = self->commit_.offset;
-    job->rec.length = self->commit_.length;
+    job->rec.segment = self->msg_->commit.segment;
+    job->rec.offset = self->msg_->commit.offset;
+    job->rec.length = self->msg_->commit.length;
     shard.deliver(job);
   }
   self->session_.commit_done(r);
@@ -347,21 +367,22 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
 void Connection::hash_progress() {
   if (!session_.in_data() && !session_.awaiting_commit()) return;
   const proto::Envelope& env = session_.envelope();
-  if (hashed_id_ != env.id) {
-    hashed_id_ = env.id;
-    if (hasher_ != nullptr) shard_.forget_hashing(hasher_.get());
-    hasher_.reset();
+  pipeline();
+  if (msg_->hashed_id != env.id) {
+    msg_->hashed_id = env.id;
+    if (msg_->hasher != nullptr) shard_.forget_hashing(msg_->hasher.get());
+    msg_->hasher.reset();
     const bool ours = !env.auth_user.empty() || trusted_;
     const bool sign = ours && shard_.dkim_keys() != nullptr && shard_.dkim_keys()->size() > 0;
     const bool verify = inbound_ && !ours;
     if (sign || verify) {
-      hasher_ = std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(),
-                                                 shard_.config().dkim_sha256);
+      msg_->hasher = std::make_unique<DkimBodyHasher>(sign, verify, dkim_batching(),
+                                                      shard_.config().dkim_sha256);
     }
   }
-  if (hasher_ == nullptr || hasher_->finished()) return;
-  hasher_->update(session_.message());
-  shard_.queue_hashing(hasher_.get());
+  if (msg_->hasher == nullptr || msg_->hasher->finished()) return;
+  msg_->hasher->update(session_.message());
+  shard_.queue_hashing(msg_->hasher.get());
 }
 
 void Connection::set_stage(Stage next) {
@@ -386,9 +407,9 @@ void Connection::set_stage(Stage next) {
 
 void Connection::prepare() {
   hash_progress();
-  if (hasher_ != nullptr) {
-    shard_.forget_hashing(hasher_.get());
-    hasher_->finish(session_.message());  // before any field is added or removed
+  if (msg_->hasher != nullptr) {
+    shard_.forget_hashing(msg_->hasher.get());
+    msg_->hasher->finish(session_.message());  // before any field is added or removed
   }
   // Each of these sets its stage before it starts (its result may come at
   // once, and move the message on from inside).
@@ -399,9 +420,9 @@ void Connection::prepare() {
 void Connection::commit() {
   set_stage(Stage::kCommitting);
   session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
-  commit_.env = &session_.envelope();
-  commit_.message = session_.message();
-  shard_.commit(&commit_);
+  msg_->commit.env = &session_.envelope();
+  msg_->commit.message = session_.message();
+  shard_.commit(&msg_->commit);
 }
 
 bool Connection::start_verifying() {
@@ -412,14 +433,14 @@ bool Connection::start_verifying() {
   set_stage(Stage::kChecking);
   // SPF of MAIL FROM and of HELO, DKIM and the From domain's DMARC policy,
   // all at once (none needs another's answer); then the DMARC evaluation.
-  checks_pending_ = 4;
-  dmarc_policy_ = proto::dmarc::Discovered{};
+  msg_->checks_pending = 4;
+  msg_->dmarc_policy = proto::dmarc::Discovered{};
   {
     size_t body;
     std::string from;
     if (proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &from)) {
       run_dmarc_discovery(shard_.resolver(), from, alive_, [this](proto::dmarc::Discovered d) {
-        dmarc_policy_ = std::move(d);
+        msg_->dmarc_policy = std::move(d);
         check_done();
       });
     } else {
@@ -427,73 +448,73 @@ bool Connection::start_verifying() {
     }
   }
   // SPF of the MAIL FROM identity (HELO's for <>), through the resolver.
-  std::string ip = client_literal_.substr(1, client_literal_.size() - 2);
+  std::string ip = session_.client_literal().substr(1, session_.client_literal().size() - 2);
   if (ip.rfind("IPv6:", 0) == 0) ip.erase(0, 5);
-  spf_request_ = proto::spf::Request{ip,
-                                     env.helo,
-                                     env.from.is_null() ? "" : env.from.to_string(),
-                                     proto::spf::Identity::kMailFrom,
-                                     shard_.config().hostname,
-                                     shard_.clock_s()};
-  run_spf(shard_.resolver(), spf_request_, alive_, [this](proto::spf::Verdict v) {
-    spf_ = std::move(v);
+  msg_->spf_request = proto::spf::Request{ip,
+                                          env.helo,
+                                          env.from.is_null() ? "" : env.from.to_string(),
+                                          proto::spf::Identity::kMailFrom,
+                                          shard_.config().hostname,
+                                          shard_.clock_s()};
+  run_spf(shard_.resolver(), msg_->spf_request, alive_, [this](proto::spf::Verdict v) {
+    msg_->spf = std::move(v);
     check_done();
   });
-  helo_request_ = spf_request_;
-  helo_request_.identity = proto::spf::Identity::kHelo;
-  helo_spf_ = {};
+  msg_->helo_request = msg_->spf_request;
+  msg_->helo_request.identity = proto::spf::Identity::kHelo;
+  msg_->helo_spf = {};
   if (env.from.is_null()) {
     check_done();  // the MAIL FROM check above is the HELO one
   } else {
-    run_spf(shard_.resolver(), helo_request_, alive_, [this](proto::spf::Verdict v) {
-      helo_spf_ = std::move(v);
+    run_spf(shard_.resolver(), msg_->helo_request, alive_, [this](proto::spf::Verdict v) {
+      msg_->helo_spf = std::move(v);
       check_done();
     });
   }
   auto checks = dkim_find(m);
   if (checks.empty()) {
-    dkim_checks_.clear();
+    msg_->dkim_checks.clear();
     check_done();
     return true;
   }
-  verify_.conn = this;
-  verify_.checks = std::move(checks);
-  verify_.on_result = &Connection::on_verified;
-  verify_lookups_ = 0;
+  msg_->verify.conn = this;
+  msg_->verify.checks = std::move(checks);
+  msg_->verify.on_result = &Connection::on_verified;
+  msg_->verify_lookups = 0;
   if (shard_.resolver() != nullptr) {
-    for (size_t i = 0; i < verify_.checks.size(); ++i) {
-      if (!verify_.checks[i].result.empty()) continue;
-      ++verify_lookups_;
+    for (size_t i = 0; i < msg_->verify.checks.size(); ++i) {
+      if (!msg_->verify.checks[i].result.empty()) continue;
+      ++msg_->verify_lookups;
       std::weak_ptr<bool> alive = alive_;
-      shard_.resolver()->txt(verify_.checks[i].key_name(), [this, alive, i](TxtAnswer a) {
+      shard_.resolver()->txt(msg_->verify.checks[i].key_name(), [this, alive, i](TxtAnswer a) {
         if (alive.expired() || !*alive.lock()) return;
-        verify_.checks[i].key = std::move(a);
-        if (--verify_lookups_ == 0) verify_lookups_done();
+        msg_->verify.checks[i].key = std::move(a);
+        if (--msg_->verify_lookups == 0) verify_lookups_done();
       });
     }
   }
-  if (verify_lookups_ == 0) verify_lookups_done();
+  if (msg_->verify_lookups == 0) verify_lookups_done();
   return true;
 }
 
 void Connection::verify_lookups_done() {
-  verify_.message = session_.message();
-  verify_.hashed = hasher_.get();
-  verify_.now_unix = shard_.clock_s();
-  verify_.backend = shard_.config().dkim_sha256;
-  start_dkim_verify(shard_.file_io(), &verify_);
+  msg_->verify.message = session_.message();
+  msg_->verify.hashed = msg_->hasher.get();
+  msg_->verify.now_unix = shard_.clock_s();
+  msg_->verify.backend = shard_.config().dkim_sha256;
+  start_dkim_verify(shard_.file_io(), &msg_->verify);
 }
 
 void Connection::on_verified(DkimVerifyJob* j) {
   Connection* self = static_cast<VerifyC*>(j)->conn;
-  self->dkim_checks_ = std::move(j->checks);
+  self->msg_->dkim_checks = std::move(j->checks);
   j->checks.clear();
   self->check_done();
 }
 
 void Connection::check_done() {
-  if (--checks_pending_ > 0) return;
-  finish_checks(dmarc_policy_);
+  if (--msg_->checks_pending > 0) return;
+  finish_checks(msg_->dmarc_policy);
 }
 
 void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
@@ -501,25 +522,26 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
   std::string& m = session_.message();
   // DMARC over the SPF and DKIM results.
   proto::dmarc::Input in;
-  in.source_ip = spf_request_.client_ip;
+  in.source_ip = msg_->spf_request.client_ip;
   size_t body;
   if (!proto::dmarc::from_domain(proto::dkim::split_header(m, &body), &in.from_domain))
     in.from_domain.clear();
   in.envelope_from = env.from.is_null() ? "" : proto::ascii_lower(env.from.domain);
-  in.spf = {proto::spf::result_name(spf_.result), spf_.domain};
-  for (const auto& c : dkim_checks_) in.dkim.push_back({c.result, c.sig.domain});
+  in.spf = {proto::spf::result_name(msg_->spf.result), msg_->spf.domain};
+  for (const auto& c : msg_->dkim_checks) in.dkim.push_back({c.result, c.sig.domain});
   const auto org = [](std::string_view d) { return organizational_domain(d); };
   const auto dmarc = proto::dmarc::evaluate(in, policy, org, static_cast<int>(std::rand() % 100));
-  std::string line = "checks id=" + env.id + " spf=" + proto::spf::result_name(spf_.result);
-  for (const auto& c : dkim_checks_)
+  std::string line = "checks id=" + env.id + " spf=" + proto::spf::result_name(msg_->spf.result);
+  for (const auto& c : msg_->dkim_checks)
     line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
   log_line(line + " " + dmarc.log_record);
 
   const config::Config& cfg = shard_.config();
   std::string refuse;
-  if (spf_.result == proto::spf::Result::kFail && cfg.spf_fail == config::FailAction::kReject) {
-    refuse = proto::reply::spf_fail(spf_.domain.empty() ? env.helo : spf_.domain, spf_.explanation,
-                                    spf_request_.client_ip);
+  if (msg_->spf.result == proto::spf::Result::kFail &&
+      cfg.spf_fail == config::FailAction::kReject) {
+    refuse = proto::reply::spf_fail(msg_->spf.domain.empty() ? env.helo : msg_->spf.domain,
+                                    msg_->spf.explanation, msg_->spf_request.client_ip);
   } else if (dmarc.disposition == proto::dmarc::Policy::kReject &&
              cfg.dmarc_reject == config::FailAction::kReject) {
     refuse = proto::reply::dmarc_reject(in.from_domain);
@@ -530,11 +552,12 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     set_stage(Stage::kReceiving);
     session_.refuse_message(refuse);
   } else {
-    std::vector<std::string> parts = {proto::spf::auth_results(spf_request_, spf_)};
-    if (!env.from.is_null()) parts.push_back(proto::spf::auth_results(helo_request_, helo_spf_));
+    std::vector<std::string> parts = {proto::spf::auth_results(msg_->spf_request, msg_->spf)};
+    if (!env.from.is_null())
+      parts.push_back(proto::spf::auth_results(msg_->helo_request, msg_->helo_spf));
     parts.push_back(dmarc.auth_results);
-    std::string fields = "Received-SPF: " + proto::spf::received_spf(spf_request_, spf_) + "\r\n" +
-                         authentication_results(cfg.hostname, dkim_checks_, parts);
+    std::string fields = "Received-SPF: " + proto::spf::received_spf(msg_->spf_request, msg_->spf) +
+                         "\r\n" + authentication_results(cfg.hostname, msg_->dkim_checks, parts);
     if (dmarc.disposition != proto::dmarc::Policy::kNone) {
       fields += std::string("X-Ringmail-Disposition: ") +
                 proto::dmarc::to_string(dmarc.disposition) + " (DMARC policy of " + in.from_domain +
@@ -543,7 +566,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     insert_below_received(&m, fields);
     set_stage(Stage::kReady);
   }
-  dkim_checks_.clear();
+  msg_->dkim_checks.clear();
   after_io();
   maybe_finish();
 }
@@ -558,21 +581,21 @@ bool Connection::start_signing() {
   // (The relaxed body hash is the same with or without it.)
   std::string& m = session_.message();
   if (m.size() < 2 || m.compare(m.size() - 2, 2, "\r\n") != 0) m += "\r\n";
-  const tls::Sha256Digest* bh = hasher_ != nullptr ? hasher_->find(true, -1) : nullptr;
+  const tls::Sha256Digest* bh = msg_->hasher != nullptr ? msg_->hasher->find(true, -1) : nullptr;
   if (bh == nullptr) {  // the keys came with a reload during DATA
     DkimBodyHasher here(true, false, false, shard_.config().dkim_sha256);
     here.finish(m);
-    sign_.body_hash = *here.find(true, -1);
+    msg_->sign.body_hash = *here.find(true, -1);
   } else {
-    sign_.body_hash = *bh;
+    msg_->sign.body_hash = *bh;
   }
-  sign_.conn = this;
-  sign_.message = m;
-  sign_.keys = *keys->find(domain);
-  sign_.now_unix = shard_.clock_s();
-  sign_.on_result = &Connection::on_signed;
+  msg_->sign.conn = this;
+  msg_->sign.message = m;
+  msg_->sign.keys = *keys->find(domain);
+  msg_->sign.now_unix = shard_.clock_s();
+  msg_->sign.on_result = &Connection::on_signed;
   set_stage(Stage::kSigning);
-  start_dkim_sign(shard_.file_io(), &sign_);
+  start_dkim_sign(shard_.file_io(), &msg_->sign);
   return true;
 }
 
@@ -613,8 +636,8 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     self->session_.auth_done(true, c->user);
   } else {
     const config::Config& cfg = self->shard_.config();
-    const uint32_t n =
-        self->shard_.authenticator().note_failure(self->client_literal_, self->shard_.clock_s());
+    const uint32_t n = self->shard_.authenticator().note_failure(self->session_.client_literal(),
+                                                                 self->shard_.clock_s());
     log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
              " from this address in 10 minutes)");
     if (n > cfg.auth_failures_max) {
@@ -628,7 +651,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
       } else {
         self->auth_delay_pending_ = true;
         self->shard_.wheel().schedule(
-            &self->auth_delay_, self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
+            &self->auth_->delay, self->shard_.clock_s() + static_cast<int64_t>((ms + 999) / 1000));
       }
     }
   }
@@ -638,7 +661,7 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
 
 bool Connection::locked_out(const std::string& user) {
   const config::Config& cfg = shard_.config();
-  const uint32_t n = shard_.authenticator().failures(client_literal_, shard_.clock_s());
+  const uint32_t n = shard_.authenticator().failures(session_.client_literal(), shard_.clock_s());
   if (n < cfg.auth_failures_max) return false;
   log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +
            ": locked out (" + std::to_string(n) + " failures from this address in 10 minutes)");
@@ -735,7 +758,7 @@ void Connection::begin_close() {
       greeting_pending_ = false;
     }
     if (auth_delay_pending_) {
-      shard_.wheel().cancel(&auth_delay_);
+      shard_.wheel().cancel(&auth_->delay);
       auth_delay_pending_ = false;
     }
     // Wakes a pending multishot receive with end of stream, so it finishes.

@@ -120,55 +120,70 @@ class Connection {
   void arm_recv();
   void begin_close();
   void maybe_finish();
+  struct Pipeline;
+  // msg_, made when missing.
+  Pipeline& pipeline();
+  // Drops msg_ and auth_ when nothing uses them any more.
+  void release_idle_state();
 
   Shard& shard_;
   int fd_;
-  std::string peer_;
-  proto::SmtpServer session_;
-  MemberCompletion<Connection, &Connection::on_recv> recv_c_;
-  MemberCompletion<Connection, &Connection::on_send> send_c_;
-  CommitReq commit_;
-  Timer timer_;
-  std::string client_literal_;  // "[192.0.2.1]": failures are counted per address
-  std::string limit_key_;
-  AuthC auth_;
-  Timer auth_delay_;  // holds back a 535
-  Timer greeting_;    // [inbound] greeting_delay_s
+  // Small fields together (no padding between them).
   bool greeting_pending_ = false;
-  bool aborting_ = false;  // abort(): the 421 is on its way
-  int64_t aborted_s_ = 0;
-  int64_t deadline_s_ = 0;          // when timer_ fires (clock_s)
-  bool deadline_in_data_ = false;   // deadline_s_ is the DATA/BDAT one
-  uint64_t data_credit_bytes_ = 0;  // received, not yet turned into time
+  bool aborting_ = false;          // abort(): the 421 is on its way
+  bool deadline_in_data_ = false;  // deadline_s_ is the DATA/BDAT one
   bool auth_busy_ = false;
   bool auth_delay_pending_ = false;
   TlsPhase phase_ = TlsPhase::kClear;
   bool implicit_tls_ = false;
-  bool trusted_ = false;  // relay_networks: an MTA or an application here
-  std::string hello_;     // ClientHello bytes read so far
-  std::unique_ptr<tls::TlsSession> tls_;
+  bool trusted_ = false;     // relay_networks: an MTA or an application here
   bool tls_closed_ = false;  // close_notify queued
-  SendBuffer out_;
   bool recv_armed_ = false;
   Stage stage_ = Stage::kReceiving;
-  SignC sign_;
-  VerifyC verify_;
-  size_t verify_lookups_ = 0;
-  size_t checks_pending_ = 0;
-  // The From domain's DMARC policy, looked up beside SPF and DKIM.
-  proto::dmarc::Discovered dmarc_policy_;
-  proto::spf::Request spf_request_;
-  proto::spf::Verdict spf_;
-  proto::spf::Request helo_request_;  // the HELO identity too (recorded, never refused on)
-  proto::spf::Verdict helo_spf_;
-  std::vector<DkimCheck> dkim_checks_;
-  std::unique_ptr<DkimBodyHasher> hasher_;
-  std::string hashed_id_;  // the message hasher_ is for
-  bool inbound_ = false;   // an smtp (port 25) listener
-  // Resolver callbacks check it: the connection may be gone when they run.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool inbound_ = false;  // an smtp (port 25) listener
   bool shut_ = false;
   bool retired_ = false;
+  std::string peer_;
+  proto::SmtpServer session_;  // its client_literal(): failures are counted per address
+  MemberCompletion<Connection, &Connection::on_recv> recv_c_;
+  MemberCompletion<Connection, &Connection::on_send> send_c_;
+  Timer timer_;
+  std::string limit_key_;
+  // An AUTH being checked, or its 535 held back: made for it, dropped after.
+  struct AuthState {
+    AuthC check;
+    Timer delay;  // holds back a 535
+  };
+  std::unique_ptr<AuthState> auth_;
+  Timer greeting_;  // [inbound] greeting_delay_s
+  int64_t aborted_s_ = 0;
+  int64_t deadline_s_ = 0;          // when timer_ fires (clock_s)
+  uint64_t data_credit_bytes_ = 0;  // received, not yet turned into time
+  std::string hello_;               // ClientHello bytes read so far
+  std::unique_ptr<tls::TlsSession> tls_;
+  SendBuffer out_;
+  // What the commit pipeline keeps for the message in it: made at the
+  // message's first bytes, dropped once no transaction is open, so an idle
+  // session holds none of it (docs/performance.md).
+  struct Pipeline {
+    CommitReq commit;
+    SignC sign;
+    VerifyC verify;
+    size_t verify_lookups = 0;
+    size_t checks_pending = 0;
+    // The From domain's DMARC policy, looked up beside SPF and DKIM.
+    proto::dmarc::Discovered dmarc_policy;
+    proto::spf::Request spf_request;
+    proto::spf::Verdict spf;
+    proto::spf::Request helo_request;  // the HELO identity too (recorded, never refused on)
+    proto::spf::Verdict helo_spf;
+    std::vector<DkimCheck> dkim_checks;
+    std::unique_ptr<DkimBodyHasher> hasher;
+    std::string hashed_id;  // the message hasher is for
+  };
+  std::unique_ptr<Pipeline> msg_;
+  // Resolver callbacks check it: the connection may be gone when they run.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace ringmail::engine

@@ -172,6 +172,24 @@ def test_data_at_the_minimum_rate_is_not_cut(start_ringmaild):
     assert got.startswith(b"250 2.0.0 Ok: queued as "), got
 
 
+def test_an_idle_session_costs_under_2_kb(start_ringmaild):
+    """An idle session holds no pipeline, AUTH or transaction state (they
+    are made when used): about 1.2 KB each, against 3.3 KB when the commit
+    pipeline's SPF, DMARC and DKIM state lived in every connection."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    server = start_ringmaild(threads=1, limits={"connections_per_ip_max": 5000})
+    script = Path(__file__).resolve().parent.parent.parent / "bench" / "idle_conns.py"
+    r = subprocess.run([sys.executable, str(script), f"127.0.0.1:{server.port}", str(server.proc.pid),
+                        "-n", "4000", "--hold", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    per_conn = int(re.search(r"per_conn_bytes=(\d+)", r.stdout).group(1))
+    assert 0 < per_conn < 2000, r.stdout
+
+
 def test_memory_goes_back_after_a_burst_of_connections(start_ringmaild):
     """After a burst of idle sessions closes, the shard hands the freed
     pages back to the kernel (mimalloc keeps them otherwise: RSS stayed
@@ -189,5 +207,5 @@ def test_memory_goes_back_after_a_burst_of_connections(start_ringmaild):
     held = int(re.search(r"rss_kb=(\d+)", r.stdout).group(1))
     base = int(re.search(r"baseline_rss_kb=(\d+)", r.stdout).group(1))
     after = int(re.search(r"rss_after_close_kb=(\d+)", r.stdout).group(1))
-    assert held - base > 4000, r.stdout  # the sessions did cost memory
+    assert held - base > 2000, r.stdout  # the sessions did cost memory
     assert after - base < (held - base) / 4, r.stdout
