@@ -5,7 +5,7 @@
 //   smtp-blaster --target HOST:PORT [--connections N] (--messages N | --duration S)
 //                [--per-connection N] [--recipients N]
 //                [--size B | --size-min B --size-max B | --size-file FILE] [--body-file FILE]
-//                [--from ADDR] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
+//                [--from PATTERN] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
 //                [--starttls | --tls] [--sni NAME] [--auth USER:PASS] [--pipelining on|off]
 //                [--rate R] [--backend auto|io_uring|epoll] [--json]
 //
@@ -15,13 +15,14 @@
 // n/R seconds and goes out on the first free connection; its latency counts
 // from when it was due, so a server that cannot keep up shows as latency
 // (and a backlog), not as a quietly lower rate. Always bounded (messages or duration). `{n}` in
-// --to is the message's number (recipients of one message get n, n+1, ...). TLS (STARTTLS or
-// implicit) runs through tls::TlsSession as a byte transformer on the same loop; the server's
-// certificate is not checked (a load tester talks to test servers). AUTH (PLAIN or LOGIN) goes once
-// per connection, over TLS only. Reports sent/accepted/temp-failed/perm-failed/connection errors,
-// reply codes, why sessions failed, messages/s and bytes/s, and latency per transaction (MAIL to
-// the reply after the data) and per phase (TCP connect, TLS handshake, session set-up from connect
-// to the first MAIL), p50/p90/p99/p99.9/max.
+// --to and --from is the message's number (recipients of one message get n, n+1, ...), `{c}` in
+// --to, --from and --auth's user the connection's slot (0..N-1). TLS
+// (STARTTLS or implicit) runs through tls::TlsSession as a byte transformer on the same loop; the
+// server's certificate is not checked (a load tester talks to test servers). AUTH (PLAIN or LOGIN)
+// goes once per connection, over TLS only. Reports sent/accepted/temp-failed/perm-failed/connection
+// errors, reply codes, why sessions failed, messages/s and bytes/s, and latency per transaction
+// (MAIL to the reply after the data) and per phase (TCP connect, TLS handshake, session set-up from
+// connect to the first MAIL), p50/p90/p99/p99.9/max.
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -264,22 +265,32 @@ class Blaster {
   }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
 
+  // `pattern` with every "{n}" replaced by `n` and every "{c}" by the
+  // slot of connection `c` (0..connections-1).
+  std::string numbered(std::string pattern, uint64_t n, const Conn* c) const {
+    for (const auto& [key, value] :
+         {std::pair<std::string_view, std::string>{"{n}", std::to_string(n)},
+          {"{c}", std::to_string(c - conns_.data())}}) {
+      for (size_t p; (p = pattern.find(key)) != std::string::npos;)
+        pattern.replace(p, key.size(), value);
+    }
+    return pattern;
+  }
+
   void next_message(Conn* c) {
     const uint64_t n = stats_.started++;
-    std::string to = s_.to;
     c->msg = SmtpClient::Message{};
-    c->msg.from = address(s_.from);
+    const std::string from = numbered(s_.from, n, c);
+    c->msg.from = address(from);
     for (int r = 0; r < s_.recipients; ++r) {
-      std::string a = to;
-      const std::string num = std::to_string(n + static_cast<uint64_t>(r));
-      for (size_t p; (p = a.find("{n}")) != std::string::npos;) a.replace(p, 3, num);
+      std::string a = numbered(s_.to, n + static_cast<uint64_t>(r), c);
       if (!domain_mix_.empty())
         a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
       c->msg.rcpts.push_back(address(a));
     }
     c->slot ^= 1;
     std::string& data = c->data[c->slot];
-    data = "From: <" + s_.from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() +
+    data = "From: <" + from + ">\r\nTo: <" + c->msg.rcpts[0].to_string() +
            ">\r\nSubject: blaster " + std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) +
            ".blaster@" + s_.helo + ">\r\n\r\n";
     if (!s_.body.empty()) {
@@ -345,7 +356,9 @@ class Blaster {
     p.starttls = s_.starttls;
     p.require_tls = s_.starttls;  // asked for and not offered: each session fails, visibly
     p.pipelining = s_.pipelining;
-    p.auth_user = s_.auth_user;
+    // "{c}" in the user: the connection's slot, so slot k logs in as the
+    // same user every time (many applications, each with its own login).
+    p.auth_user = numbered(s_.auth_user, 0, c);
     p.auth_password = s_.auth_password;
     c->smtp = std::make_unique<SmtpClient>(p);
     c->on_connect_op = {};
@@ -713,8 +726,11 @@ int main(int argc, char** argv) {
   app.add_option("--size", s.size, "message size in bytes")->capture_default_str();
   app.add_option("--size-min", s.size_min, "smallest size (with --size-max: uniform)");
   app.add_option("--size-max", s.size_max, "largest size");
-  app.add_option("--from", s.from, "envelope sender")->capture_default_str();
-  app.add_option("--to", s.to, "recipient pattern ({n}: the message number)")
+  app.add_option("--from", s.from,
+                 "envelope sender pattern ({n}: the message number, {c}: the connection slot)")
+      ->capture_default_str();
+  app.add_option("--to", s.to,
+                 "recipient pattern ({n}: the message number, {c}: the connection slot)")
       ->capture_default_str();
   app.add_option("--domain", s.domains, "recipient domain mix, e.g. a.test:3,b.test:1");
   app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
@@ -732,7 +748,9 @@ int main(int argc, char** argv) {
       ->excludes(starttls);
   app.add_option("--sni", s.sni,
                  "TLS server name (default: the target's host name unless an address)");
-  app.add_option("--auth", auth, "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only)");
+  app.add_option("--auth", auth,
+                 "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only); {c} in USER: "
+                 "the connection slot (0..connections-1)");
   app.add_option("--max-errors", s.max_errors, "stop after this many failed connections (0: never)")
       ->capture_default_str();
   app.add_option("--pipelining", pipelining, "use PIPELINING when offered")

@@ -255,6 +255,30 @@ def test_size_file_and_body_file_as_the_sink_received_them(tmp_path):
         assert re.search(rb"^To: <x[0-2]@example.test>$", text, re.M), text
 
 
+def test_numbered_senders_and_slot_named_users():
+    """{n} in --from: a new sender per message; {c}: the connection's slot,
+    the same for every message that slot sends."""
+    p, port, d = sink_dump()
+    try:
+        out = blast("--target", f"127.0.0.1:{port}", "--connections", "2", "--messages", "8",
+                    "--per-connection", "2", "--from", "a{n}@s{c}.example", "--to", "r{c}@x.test")
+        got = dumped_messages(d, 8)
+    finally:
+        p.kill()
+        p.wait()
+    assert out["accepted"] == 8, out
+    pairs = set()
+    for lines in got:
+        text = b"\n".join(lines)
+        sender = re.search(rb"^From: <a(\d+)@s(\d+)\.example>$", text, re.M)
+        rcpt = re.search(rb"^To: <r(\d+)@x\.test>$", text, re.M)
+        assert sender and rcpt, text
+        assert sender.group(2) == rcpt.group(1), text  # one slot, one name
+        pairs.add((int(sender.group(1)), int(sender.group(2))))
+    assert sorted(n for n, _ in pairs) == list(range(8)), pairs  # a new sender each
+    assert {slot for _, slot in pairs} == {0, 1}, pairs
+
+
 def test_more_bad_arguments_get_one_line(tmp_path):
     bad_sizes = tmp_path / "sizes"
     bad_sizes.write_text("100\nlots\n")
