@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -318,7 +319,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     cfg->data_dir = get_string(source, t, "data_dir", "");
     if (cfg->data_dir.empty()) throw ConfigError{source + ": data_dir is required"};
     cfg->threads = static_cast<uint32_t>(get_uint(source, t, "", "threads", 0, 0, 1024));
-    if (cfg->threads == 0) cfg->threads = std::max(1u, std::thread::hardware_concurrency());
+    if (cfg->threads == 0) cfg->threads = shards_for_cpus(usable_cpus());
     std::string backend = get_string(source, t, "backend", "auto");
     if (backend == "auto") {
       cfg->backend = BackendKind::kAuto;
@@ -856,6 +857,18 @@ uint32_t OutboundConfig::messages_per_connection_for(const OutboundRoute* r) con
 
 uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
   return r != nullptr && r->messages_per_minute != 0 ? r->messages_per_minute : messages_per_minute;
+}
+
+uint32_t shards_for_cpus(uint32_t cpus) { return cpus <= 2 ? 1 : cpus; }
+
+uint32_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<uint32_t>(n);
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace ringmail::config

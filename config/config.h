@@ -199,6 +199,16 @@ struct Config {
   uint64_t spool_segment_bytes = uint64_t{16} << 20;
 };
 
+// What `threads = 0` means on a machine where the process may run on
+// `cpus` CPUs: one shard per CPU, but one shard up to two CPUs. There the
+// clients, the kernel's network and disk work and the DNS server need a
+// CPU too: one shard accepted as much as two, at 0.8 of the CPU and 0.65
+// of the memory per message (bench/shards.sh, docs/performance.md).
+uint32_t shards_for_cpus(uint32_t cpus);
+// The CPUs this process may run on (its affinity mask: taskset and
+// cpusets count), at least 1.
+uint32_t usable_cpus();
+
 // The embedded development configuration (README's run command).
 extern const char* const kDevConfig;
 

@@ -45,7 +45,15 @@ TEST(Config, DevConfigParses) {
   EXPECT_TRUE(c->tls_self_signed);
   EXPECT_TRUE(c->tls_cert_dirs.empty());
   EXPECT_TRUE(c->local_domains.count("example.test"));
-  EXPECT_GE(c->threads, 1u);
+  EXPECT_EQ(c->threads, shards_for_cpus(usable_cpus()));  // no threads: the default
+}
+
+TEST(Config, DefaultShardsLeaveSmallMachinesOneShard) {
+  EXPECT_EQ(shards_for_cpus(1), 1u);
+  EXPECT_EQ(shards_for_cpus(2), 1u);
+  EXPECT_EQ(shards_for_cpus(3), 3u);
+  EXPECT_EQ(shards_for_cpus(16), 16u);
+  EXPECT_GE(usable_cpus(), 1u);
 }
 
 TEST(Config, OutboundTable) {

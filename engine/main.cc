@@ -350,7 +350,7 @@ int Daemon::run() {
 std::shared_ptr<const config::Config> Daemon::with_flags(
     std::shared_ptr<const config::Config> c) const {
   auto m = std::make_shared<config::Config>(*c);
-  if (opt_.threads == 0) m->threads = std::max(1u, std::thread::hardware_concurrency());
+  if (opt_.threads == 0) m->threads = config::shards_for_cpus(config::usable_cpus());
   if (opt_.threads > 0) m->threads = static_cast<uint32_t>(opt_.threads);
   if (opt_.backend == "io_uring") m->backend = config::BackendKind::kUring;
   if (opt_.backend == "epoll") m->backend = config::BackendKind::kEpoll;
