@@ -16,6 +16,10 @@ syncfs), so deliveries and SIGTERM hang. Everything above the I/O seam
 (parser, checks, spool, delivery) is the same code on both backends.
 
     bench/callgrind_accept.py [--small 200] [--large 1200] [--ringmaild PATH]
+                              [--keep FILE]
+
+--keep copies the large run's callgrind output to FILE, for
+`callgrind_annotate FILE` (where the instructions go).
 
 Loopback only. Needs valgrind and postfix's smtp-source.
 """
@@ -23,6 +27,7 @@ import argparse
 import os
 import pathlib
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,7 +61,7 @@ def wait_port(port, secs=60):
     return False
 
 
-def one_run(work, ringmaild, dns_port, count):
+def one_run(work, ringmaild, dns_port, count, keep=None):
     d = pathlib.Path(tempfile.mkdtemp(dir=work))
     port = free_port()
     (d / "cfg.toml").write_text(f"""hostname = "mx.bench.test"
@@ -99,6 +104,8 @@ servers = "127.0.0.1:{dns_port}"
     if not m:
         sys.exit("no callgrind summary")
     delivered = len(list((d / "data").rglob("new/*")))
+    if keep:
+        shutil.copyfile(out, keep)
     return int(m.group(1)), delivered
 
 
@@ -107,6 +114,7 @@ def main():
     ap.add_argument("--small", type=int, default=200)
     ap.add_argument("--large", type=int, default=1200)
     ap.add_argument("--ringmaild", default=str(TOP / "build" / "engine" / "ringmaild"))
+    ap.add_argument("--keep", help="copy the large run's callgrind output here")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         zone = pathlib.Path(work) / "zone"
@@ -116,7 +124,7 @@ def main():
         dns_port = int(dns.stdout.readline())
         try:
             small, ds = one_run(work, a.ringmaild, dns_port, a.small)
-            large, dl = one_run(work, a.ringmaild, dns_port, a.large)
+            large, dl = one_run(work, a.ringmaild, dns_port, a.large, a.keep)
         finally:
             dns.stdin.close()
             dns.wait(timeout=10)
