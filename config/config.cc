@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "proto/quoted.h"
+#include "tls/api_token.h"
 
 namespace ringmail::config {
 
@@ -101,6 +102,59 @@ uint64_t get_uint(const std::string& source, const toml::table& t, const std::st
                       " and " + std::to_string(max)};
   }
   return static_cast<uint64_t>(v);
+}
+
+// One [[api.token]] table.
+ApiToken parse_api_token(const std::string& source, const toml::table& tt) {
+  const std::string p = "api.token.";
+  check_keys(source, tt, p, {"name", "sha256", "scopes", "sender_domains"});
+  ApiToken tok;
+  tok.name = get_string(source, tt, "name", "");
+  if (tok.name.empty()) throw ConfigError{where(source, tt, p + "name") + ": is required"};
+  tok.sha256 = proto::ascii_lower(get_string(source, tt, "sha256", ""));
+  if (!tls::is_token_hash(tok.sha256)) {
+    const toml::node* n = tt.get("sha256");
+    throw ConfigError{(n ? where(source, *n, p + "sha256") : where(source, tt, p + "sha256")) +
+                      ": must be the token's SHA-256 in hex (ringmail token-hash TOKEN)"};
+  }
+  const auto strings = [&](const char* key) {
+    std::vector<std::string> out;
+    const toml::node* n = tt.get(key);
+    if (n == nullptr) return out;
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) throw ConfigError{where(source, *n, p + key) + ": must be an array"};
+    for (const auto& item : *arr) {
+      auto s = item.value<std::string>();
+      if (!s) throw ConfigError{where(source, item, p + key) + ": must hold strings"};
+      out.push_back(proto::ascii_lower(*s));
+    }
+    return out;
+  };
+  for (const std::string& s : strings("scopes")) {
+    if (s == "admin") {
+      tok.scopes |= ApiToken::kAdmin;
+    } else if (s == "inject") {
+      tok.scopes |= ApiToken::kInject;
+    } else {
+      throw ConfigError{where(source, *tt.get("scopes"), p + "scopes") + ": \"" + s +
+                        "\" is not a scope (admin, inject)"};
+    }
+  }
+  if (tok.scopes == 0) {
+    throw ConfigError{where(source, tt, p + "scopes") + ": at least one of admin, inject"};
+  }
+  tok.sender_domains = strings("sender_domains");
+  for (const std::string& d : tok.sender_domains) {
+    if (!proto::is_valid_domain(d)) {
+      throw ConfigError{where(source, *tt.get("sender_domains"), p + "sender_domains") + ": \"" +
+                        d + "\" is not a domain"};
+    }
+  }
+  if (!tok.sender_domains.empty() && !tok.has(ApiToken::kInject)) {
+    throw ConfigError{where(source, *tt.get("sender_domains"), p + "sender_domains") +
+                      ": only for a token with the inject scope"};
+  }
+  return tok;
 }
 
 // One [[outbound.route]] table.
@@ -309,7 +363,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     check_keys(source, t, "",
                {"hostname", "data_dir", "threads", "backend", "local_domains", "listener", "limits",
                 "maildir_sync", "tls", "domains_dir", "auth", "outbound", "relay_networks", "dkim",
-                "aliases", "srs", "inbound", "dns"});
+                "aliases", "srs", "inbound", "dns", "api"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -518,6 +572,33 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
           if (rt == nullptr)
             throw ConfigError{where(source, item, "outbound.route") + ": must be a table"};
           o.routes.push_back(parse_route(source, *rt));
+        }
+      }
+    }
+    if (const toml::node* n = t.get("api")) {
+      const toml::table* at = n->as_table();
+      if (at == nullptr) throw ConfigError{where(source, *n, "api") + ": must be a table"};
+      check_keys(source, *at, "api.", {"token"});
+      if (const toml::node* tn = at->get("token")) {
+        const toml::array* arr = tn->as_array();
+        if (arr == nullptr)
+          throw ConfigError{where(source, *tn, "api.token") + ": use [[api.token]] tables"};
+        for (const auto& item : *arr) {
+          const toml::table* tt = item.as_table();
+          if (tt == nullptr)
+            throw ConfigError{where(source, item, "api.token") + ": must be a table"};
+          ApiToken tok = parse_api_token(source, *tt);
+          for (const ApiToken& other : cfg->api_tokens) {
+            if (other.name == tok.name) {
+              throw ConfigError{where(source, item, "api.token.name") + ": \"" + tok.name +
+                                "\" is used twice"};
+            }
+            if (other.sha256 == tok.sha256) {
+              throw ConfigError{where(source, item, "api.token.sha256") + ": the same as \"" +
+                                other.name + "\"'s: one token, one name"};
+            }
+          }
+          cfg->api_tokens.push_back(std::move(tok));
         }
       }
     }
@@ -798,6 +879,16 @@ std::string to_toml(const Config& c) {
   t += "delivery_sync_delay_ms = " + to_string(c.delivery_sync_delay_ms) + "\n";
   t += "delivery_defer_ms = " + to_string(c.delivery_defer_ms) + "\n";
   t += "spool_segment_bytes = " + to_string(c.spool_segment_bytes) + "\n";
+  for (const auto& k : c.api_tokens) {
+    std::vector<std::string> scopes;
+    if (k.has(ApiToken::kAdmin)) scopes.push_back("admin");
+    if (k.has(ApiToken::kInject)) scopes.push_back("inject");
+    t += "\n[[api.token]]\nname = " + q(k.name) + "\nsha256 = " + q(k.sha256) + "\n";
+    t += "scopes = " + list(scopes, quoted_item) + "\n";
+    if (!k.sender_domains.empty()) {
+      t += "sender_domains = " + list(k.sender_domains, quoted_item) + "\n";
+    }
+  }
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

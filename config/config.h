@@ -88,6 +88,18 @@ struct Network {
 // IPv4-mapped IPv6 addresses match IPv4 ranges.
 bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& addr);
 
+// One [[api.token]]: a bearer token of the HTTP API, kept as its SHA-256
+// only (tls/api_token.h).
+struct ApiToken {
+  enum Scope : uint8_t { kAdmin = 1, kInject = 2 };
+  std::string name;
+  std::string sha256;  // lower-case hex
+  uint8_t scopes = 0;  // Scope bits
+  // inject: the sender domains it may send as (lower case).
+  std::vector<std::string> sender_domains;
+  bool has(Scope s) const { return (scopes & s) != 0; }
+};
+
 struct ListenerConfig {
   std::string address;  // as written, e.g. "[::1]:2525"
   sockaddr_storage addr{};
@@ -103,7 +115,8 @@ struct Config {
   std::string source;  // file name, or "<embedded dev configuration>"
   std::string hostname;
   std::string data_dir;
-  uint32_t threads = 0;  // resolved: >= 1
+  uint32_t threads = 0;              // resolved: >= 1
+  std::vector<ApiToken> api_tokens;  // [[api.token]]
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

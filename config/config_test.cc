@@ -378,3 +378,63 @@ auth_password = "s3cret-pw"
 
 }  // namespace
 }  // namespace ringmail::config
+
+namespace ringmail::config {
+namespace {
+
+constexpr char kHashA[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+TEST(ApiTokens, ParsedWithScopesAndSenderDomains) {
+  auto c = parsed(std::string(kBase) + R"([[api.token]]
+name = "ops"
+sha256 = ")" + std::string(kHashA) +
+                      R"("
+scopes = ["admin"]
+[[api.token]]
+name = "billing-app"
+sha256 = "2cf24dba5fD0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+scopes = ["inject", "admin"]
+sender_domains = ["Example.TEST"]
+)",
+                  "t.toml");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->api_tokens.size(), 2u);
+  EXPECT_EQ(c->api_tokens[0].name, "ops");
+  EXPECT_TRUE(c->api_tokens[0].has(ApiToken::kAdmin));
+  EXPECT_FALSE(c->api_tokens[0].has(ApiToken::kInject));
+  EXPECT_TRUE(c->api_tokens[1].has(ApiToken::kInject));
+  EXPECT_EQ(c->api_tokens[1].sha256[10], 'd');  // kept in lower case
+  EXPECT_EQ(c->api_tokens[1].sender_domains, std::vector<std::string>{"example.test"});
+  expect_round_trip(std::string(kBase) + "[[api.token]]\nname = \"ops\"\nsha256 = \"" + kHashA +
+                    "\"\nscopes = [\"admin\", \"inject\"]\nsender_domains = [\"a.test\"]\n");
+}
+
+TEST(ApiTokens, BadTablesAreRefusedWithTheReason) {
+  const std::string head = std::string(kBase) + "[[api.token]]\n";
+  const std::string hash = std::string("sha256 = \"") + kHashA + "\"\n";
+  EXPECT_THAT(err_of(head + hash + "scopes = [\"admin\"]\n"),
+              HasSubstr("api.token.name: is required"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\nsha256 = \"secret\"\nscopes = [\"admin\"]\n"),
+              HasSubstr("ringmail token-hash TOKEN"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash + "scopes = [\"root\"]\n"),
+              HasSubstr("\"root\" is not a scope (admin, inject)"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash), HasSubstr("at least one of admin, inject"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash +
+                     "scopes = [\"admin\"]\nsender_domains = [\"a.test\"]\n"),
+              HasSubstr("only for a token with the inject scope"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash +
+                     "scopes = [\"inject\"]\nsender_domains = [\"not a domain\"]\n"),
+              HasSubstr("is not a domain"));
+  EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash + "scopes = [\"admin\"]\ntoken = \"t\"\n"),
+              HasSubstr("api.token.token: unknown key"));
+  const std::string one = "name = \"x\"\n" + hash + "scopes = [\"admin\"]\n";
+  EXPECT_THAT(err_of(head + one + "[[api.token]]\n" + one), HasSubstr("\"x\" is used twice"));
+  EXPECT_THAT(
+      err_of(head + one + "[[api.token]]\nname = \"y\"\n" + hash + "scopes = [\"admin\"]\n"),
+      HasSubstr("the same as \"x\"'s"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[api]\ntoken = \"t\"\n"),
+              HasSubstr("use [[api.token]] tables"));
+}
+
+}  // namespace
+}  // namespace ringmail::config
