@@ -11,6 +11,9 @@
 //   ringmail dkim-dns DOMAIN                    the TXT records to publish
 //   ringmail aliases-resolve ADDR              where mail for ADDR goes
 //   ringmail config-show                       the effective configuration as TOML
+//   ringmail token-new NAME [--scope admin|inject] [--sender-domain D]
+//                                               a random API token and its [[api.token]]
+//   ringmail token-hash [TOKEN|-]               its SHA-256, for [[api.token]] sha256
 //   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
 //                      [--tls-name NAME]
 //   Every command takes --config FILE (tools/tool_config.h: default
@@ -65,10 +68,13 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <vector>
 
+#include "config/config.h"
 #include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
+#include "tls/api_token.h"
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
@@ -163,6 +169,69 @@ int spool_show(const std::string& data_dir, const std::string& id) {
   }
   std::fprintf(stderr, "ringmail: no message %s in %s/spool\n", id.c_str(), data_dir.c_str());
   return 1;
+}
+
+// token-hash: the token from the argument, else one line of standard
+// input (so that it stays out of the shell's history and ps).
+int token_hash(std::string token) {
+  if (token.empty() || token == "-") {
+    char line[4096];
+    if (std::fgets(line, sizeof line, stdin) == nullptr) {
+      std::fprintf(stderr, "ringmail: token-hash: no token given (argument or standard input)\n");
+      return 2;
+    }
+    token = line;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  }
+  if (token.empty()) {
+    std::fprintf(stderr, "ringmail: token-hash: the token is empty\n");
+    return 2;
+  }
+  std::printf("%s\n", ringmail::tls::api_token_hash(token).c_str());
+  return 0;
+}
+
+// token-new: a random token, printed once, and its [[api.token]] table,
+// checked with the daemon's parser.
+int token_new(const std::string& name, const std::vector<std::string>& scopes,
+              const std::vector<std::string>& sender_domains) {
+  const std::string token = ringmail::tls::new_api_token();
+  if (token.empty()) {
+    std::fprintf(stderr, "ringmail: token-new: the random source failed\n");
+    return 1;
+  }
+  const auto quoted = [](const std::vector<std::string>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+    return s + "]";
+  };
+  std::string table =
+      "[[api.token]]\nname = \"" + name + "\"\nsha256 = \"" + ringmail::tls::api_token_hash(token) +
+      "\"\nscopes = " + quoted(scopes.empty() ? std::vector<std::string>{"admin"} : scopes) + "\n";
+  if (!sender_domains.empty()) table += "sender_domains = " + quoted(sender_domains) + "\n";
+  for (char ch : name) {
+    if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
+      std::fprintf(stderr,
+                   "ringmail: token-new: the name cannot hold quotes or control characters\n");
+      return 2;
+    }
+  }
+  const auto check = ringmail::config::parse_config(
+      "hostname = \"check.invalid\"\ndata_dir = \"/nonexistent\"\nlocal_domains = "
+      "[\"check.invalid\"]\n[[listener]]\naddress = \"127.0.0.1:25\"\n" +
+          table,
+      "token-new");
+  if (!check) {
+    std::string why = check.error();
+    if (const size_t at = why.find(": api.token"); at != std::string::npos) why.erase(0, at + 2);
+    std::fprintf(stderr, "ringmail: token-new: %s\n", why.c_str());
+    return 2;
+  }
+  std::printf(
+      "token: %s\n# Give the token to the client; it is not kept anywhere. Add this to\n"
+      "# ringmail.toml (then SIGHUP or a restart):\n\n%s",
+      token.c_str(), table.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -274,7 +343,20 @@ int main(int argc, char** argv) {
   dns_check->add_option("--domains-dir", domains_dir, domains_help);
   CLI::App* config_show = app.add_subcommand(
       "config-show", "print the effective configuration, defaults filled in, as TOML");
+  std::string token, token_name;
+  std::vector<std::string> token_scopes, token_domains;
+  CLI::App* thash = app.add_subcommand(
+      "token-hash", "print the SHA-256 of an API token, for [[api.token]] sha256");
+  thash->add_option("token", token, "the token (default, or -: one line of standard input)");
+  CLI::App* tnew =
+      app.add_subcommand("token-new", "make a random API token, print it and its [[api.token]]");
+  tnew->add_option("name", token_name, "what the token is for (billing-app)")->required();
+  tnew->add_option("--scope", token_scopes, "admin or inject (repeatable; default admin)");
+  tnew->add_option("--sender-domain", token_domains,
+                   "inject: a domain the token may send as (repeatable)");
   CLI11_PARSE(app, argc, argv);
+  if (thash->parsed()) return token_hash(token);
+  if (tnew->parsed()) return token_new(token_name, token_scopes, token_domains);
   if (init->parsed()) return ringmail::tools::init(init_opts);
   if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
   if (sendtest->parsed()) {

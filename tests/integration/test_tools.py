@@ -186,3 +186,35 @@ def test_disk_full_answers_452_and_loses_nothing(start_ringmaild, tmp_path):
         d.stop()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_token_new_and_token_hash(tmp_path):
+    """token-new prints a token once and the [[api.token]] table with its
+    SHA-256 only; the daemon's parser takes the table (config-show shows
+    it back); token-hash gives the same hash from the argument or from
+    standard input; bad scopes get one line and exit 2."""
+    r = tool("token-new", "billing-app", "--scope", "inject", "--scope", "admin",
+             "--sender-domain", "example.test")
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.split("\n")[0].removeprefix("token: ")
+    assert token.startswith("rmt_") and len(token) == 47, r.stdout
+    table = r.stdout[r.stdout.index("[[api.token]]"):]
+    assert token not in table
+    h = tool("token-hash", token)
+    assert h.returncode == 0 and f'sha256 = "{h.stdout.strip()}"' in table, (h, table)
+    piped = subprocess.run([RINGMAIL, "token-hash"], input=token + "\n", capture_output=True,
+                           text=True, timeout=30)
+    assert piped.stdout == h.stdout
+    cfg = tmp_path / "ringmail.toml"
+    cfg.write_text(f'hostname = "mx.example.test"\ndata_dir = "{tmp_path}/data"\n'
+                   f'domains_dir = "{tmp_path}/domains"\nlocal_domains = ["example.test"]\n'
+                   '[[listener]]\naddress = "127.0.0.1:2525"\n' + table)
+    shown = tool("--config", str(cfg), "config-show")
+    assert shown.returncode == 0, shown.stderr
+    assert 'name = "billing-app"' in shown.stdout and h.stdout.strip() in shown.stdout
+    assert 'scopes = ["admin", "inject"]' in shown.stdout
+    bad = tool("token-new", "x", "--scope", "root")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == 'ringmail: token-new: api.token.scopes: "root" is not a scope (admin, inject)\n'
+    bad = tool("token-new", "x", "--sender-domain", "a.test")
+    assert bad.returncode == 2 and "only for a token with the inject scope" in bad.stderr
