@@ -732,7 +732,8 @@ int run(int argc, char** argv) {
   app.add_option("--check-as", o.check_as,
                  "with --check-config: read every file as this user (default: ringmail, when it "
                  "exists and we are root)");
-  app.add_option("--threads", o.threads, "shards (0 = one per core)")->check(CLI::Range(0, 1024));
+  app.add_option("--threads", o.threads, "shards (0 = one per CPU, one up to two CPUs)")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--backend", o.backend, "auto, io_uring or epoll")
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   app.add_option("--data-dir", o.data_dir, "directory for spool/ and mail/");
