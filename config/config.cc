@@ -60,6 +60,9 @@ kind = "submissions"
 
 [tls]
 self_signed = true
+
+[admin]
+socket = "./var/admin.sock"
 )";
 
 namespace {
@@ -360,10 +363,26 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
   cfg->source = source;
   try {
     toml::table t = toml::parse(text, source);
-    check_keys(source, t, "",
-               {"hostname", "data_dir", "threads", "backend", "local_domains", "listener", "limits",
-                "maildir_sync", "tls", "domains_dir", "auth", "outbound", "relay_networks", "dkim",
-                "aliases", "srs", "inbound", "dns", "api"});
+    check_keys(source, t, "", {"hostname",
+                               "data_dir",
+                               "threads",
+                               "backend",
+                               "local_domains",
+                               "listener",
+                               "limits",
+                               "maildir_sync",
+                               "tls",
+                               "domains_dir",
+                               "auth",
+                               "outbound",
+                               "relay_networks",
+                               "dkim",
+                               "aliases",
+                               "srs",
+                               "inbound",
+                               "dns",
+                               "api",
+                               "admin"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -488,6 +507,17 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
           get_uint(source, *at, "auth.", "failure_delay_ms", cfg->auth_failure_delay_ms, 0, 60000));
     }
     bool dns_servers_set = false;
+    if (const toml::node* n = t.get("admin")) {
+      const toml::table* at = n->as_table();
+      if (at == nullptr) throw ConfigError{where(source, *n, "admin") + ": must be a table"};
+      check_keys(source, *at, "admin.", {"socket"});
+      cfg->admin_socket = get_string(source, *at, "socket", "");
+      // sun_path holds 108 bytes with the final NUL.
+      if (cfg->admin_socket.size() > 107) {
+        throw ConfigError{where(source, *at->get("socket"), "admin.socket") +
+                          ": longer than a UNIX socket path can be (107 bytes)"};
+      }
+    }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
       if (dt == nullptr) throw ConfigError{where(source, *n, "dns") + ": must be a table"};
@@ -889,6 +919,7 @@ std::string to_toml(const Config& c) {
       t += "sender_domains = " + list(k.sender_domains, quoted_item) + "\n";
     }
   }
+  t += "\n[admin]\nsocket = " + q(c.admin_socket) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

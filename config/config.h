@@ -117,6 +117,9 @@ struct Config {
   std::string data_dir;
   uint32_t threads = 0;              // resolved: >= 1
   std::vector<ApiToken> api_tokens;  // [[api.token]]
+  // [admin] socket: the admin API's UNIX socket (mode 0660: the file's
+  // permissions are the authentication); empty: none.
+  std::string admin_socket;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

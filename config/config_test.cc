@@ -438,3 +438,24 @@ TEST(ApiTokens, BadTablesAreRefusedWithTheReason) {
 
 }  // namespace
 }  // namespace ringmail::config
+
+namespace ringmail::config {
+namespace {
+
+TEST(AdminSocket, ParsedAndCheckedForLength) {
+  auto c =
+      parsed(std::string(kBase) + "[admin]\nsocket = \"/run/ringmail/admin.sock\"\n", "t.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->admin_socket, "/run/ringmail/admin.sock");
+  auto none = parsed(kBase, "t.toml");
+  ASSERT_NE(none, nullptr);
+  EXPECT_EQ(none->admin_socket, "");
+  EXPECT_THAT(err_of(std::string(kBase) + "[admin]\nsocket = \"/" + std::string(120, 'x') + "\"\n"),
+              HasSubstr("admin.socket: longer than a UNIX socket path can be"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[admin]\npath = \"/x\"\n"),
+              HasSubstr("admin.path: unknown key"));
+  expect_round_trip(std::string(kBase) + "[admin]\nsocket = \"/run/ringmail/admin.sock\"\n");
+}
+
+}  // namespace
+}  // namespace ringmail::config
