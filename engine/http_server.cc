@@ -10,7 +10,7 @@
 namespace ringmail::engine {
 
 std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
-                         bool* keep_alive) {
+                         HttpAccess access, bool* keep_alive) {
   shard.counters().http_requests.fetch_add(1, std::memory_order_relaxed);
   const bool stopping = shard.stopping();
   const bool get = req.method == "GET" || req.method == "HEAD";
@@ -34,9 +34,14 @@ std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std:
       type = "text/plain; version=0.0.4; charset=utf-8";
       body = metrics_text(shard.peers(), !stopping);
     }
+  } else if (req.path.rfind("/api/", 0) == 0) {
+    ApiReply a = admin_api(shard, req, access);
+    status = a.status;
+    type = "application/json";
+    body = std::move(a.body);
   } else {
     status = 404;
-    body = "no such path: " + req.path + " (try /metrics or /healthz)\n";
+    body = "no such path: " + req.path + " (try /metrics, /healthz or /api/status)\n";
   }
   if (status >= 400)
     log_line("http client=" + peer + ": " + req.method + " " + req.path + " " +
@@ -130,8 +135,8 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
   return out;
 }
 
-HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer)
-    : shard_(shard), fd_(fd), peer_(std::move(peer)), reader_(kBodyMax) {
+HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer, HttpAccess access)
+    : shard_(shard), fd_(fd), peer_(std::move(peer)), access_(access), reader_(kBodyMax) {
   recv_c_.owner = this;
   send_c_.owner = this;
   idle_.conn = this;
@@ -154,7 +159,7 @@ void HttpConnection::on_recv(const Event& ev) {
       const bool ok = reader_.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)), &reqs);
       for (const auto& r : reqs) {
         bool keep = r.keep_alive;
-        pending_ += http_respond(shard_, r, peer_, &keep);
+        pending_ += http_respond(shard_, r, peer_, access_, &keep);
         if (!keep) {
           close_after_send_ = true;
           break;

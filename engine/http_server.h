@@ -1,13 +1,14 @@
 // One connection to ringmaild's HTTP listener (a [[listener]] of kind
-// "http"): requests read by proto::HttpRequestReader from the ring's
-// receive buffers, answered in order by http_respond(), keep-alive
-// and pipelining as HTTP/1.1 has them. An idle connection is closed after
-// a minute; a broken request gets its 400/413/431 and the close.
+// "http") or to the admin socket ([admin] socket): requests read by proto::HttpRequestReader from
+// the ring's receive buffers, answered in order by http_respond(), keep-alive and pipelining as
+// HTTP/1.1 has them. An idle connection is closed after a minute; a broken request gets its
+// 400/413/431 and the close.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "engine/admin_api.h"
 #include "engine/backend.h"
 #include "engine/send_buffer.h"
 #include "engine/shard.h"
@@ -16,10 +17,11 @@
 namespace ringmail::engine {
 
 // The answer to one request (shard thread): GET /healthz (200 ok, 503
-// while stopping) and GET /metrics. *keep_alive comes in as the request's
-// and may be cleared.
+// while stopping), GET /metrics and the admin API under /api/
+// (engine/admin_api.h). *keep_alive comes in as the request's and may be
+// cleared.
 std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
-                         bool* keep_alive);
+                         HttpAccess access, bool* keep_alive);
 // Every shard's counters in Prometheus' text format (version 0.0.4);
 // ringmail_up is `up`.
 std::string metrics_text(const std::vector<Shard*>& shards, bool up);
@@ -28,7 +30,7 @@ class HttpConnection {
  public:
   static constexpr size_t kBodyMax = 16u << 20;
 
-  HttpConnection(Shard& shard, int fd, std::string peer);
+  HttpConnection(Shard& shard, int fd, std::string peer, HttpAccess access);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
@@ -53,6 +55,7 @@ class HttpConnection {
   Shard& shard_;
   int fd_;
   std::string peer_;
+  HttpAccess access_;
   proto::HttpRequestReader reader_;
   std::string pending_;  // responses not handed to out_ yet
   SendBuffer out_;

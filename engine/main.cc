@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -189,6 +191,45 @@ Result<int> open_listener(const config::ListenerConfig& l) {
   return fd;
 }
 
+// The admin API's UNIX socket ([admin] socket), mode 0660: who may open
+// the file may ask. A socket file nobody answers on is a leftover (a
+// crash) and is replaced; one that answers belongs to another daemon.
+Result<int> open_admin_socket(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.data(), std::min(path.size(), sizeof sa.sun_path - 1));
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return Error{"admin socket " + path + ": exists and is not a socket"};
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool live =
+        probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+    if (probe >= 0) ::close(probe);
+    if (live)
+      return Error{"admin socket " + path + ": another process answers there (another ringmaild?)"};
+    ::unlink(path.c_str());
+  }
+  // Its directory (/run/ringmail) comes from systemd (RuntimeDirectory=);
+  // started by hand, the daemon makes it (one level), for its group only.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  if (!dir.empty() && ::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return Error{"admin socket " + path + ": cannot make " + dir + ": " + std::strerror(errno)};
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error{"admin socket " + path + ": " + std::strerror(errno)};
+  const mode_t old = ::umask(0117);  // created 0660, never wider for a moment
+  const bool bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  const int bind_errno = errno;
+  ::umask(old);
+  if (!bound || ::chmod(path.c_str(), 0660) != 0 || ::listen(fd, 128) != 0) {
+    Error why{"admin socket " + path + ": " + std::strerror(bound ? errno : bind_errno)};
+    ::close(fd);
+    return why;
+  }
+  return fd;
+}
+
 // --check-config: loads what the daemon loads, without writing or binding
 // anything, and says what would go wrong. 0 when nothing would.
 int check_config(const config::Config& cfg, const std::string& config_path, std::string check_as) {
@@ -310,6 +351,7 @@ class Daemon {
   std::shared_ptr<const proto::srs::Config> srs_;
   std::vector<storage::Spool::RecoveredSegment> recovered_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::string admin_socket_;  // the path bound (removed at the end)
   std::vector<std::thread> threads_;
   std::string ready_status_;
   // The watchdog is pinged from the signal loop while every shard's loop
@@ -552,6 +594,18 @@ bool Daemon::make_shards() {
       }
       fds.push_back(*fd);
     }
+    if (i == 0 && !cfg_->admin_socket.empty()) {
+      // The admin API is served by the first shard (a UNIX socket has no
+      // SO_REUSEPORT to spread it); the others answer through it.
+      const auto afd = open_admin_socket(cfg_->admin_socket);
+      if (!afd) {
+        log_line("cannot listen on " + afd.error(), LogLevel::kError);
+        for (int f : fds) ::close(f);
+        return false;
+      }
+      fds.push_back(*afd);
+      admin_socket_ = cfg_->admin_socket;
+    }
     auto s = std::make_unique<Shard>(i, cfg_, std::move(fds), backend_);
     s->set_certs(certs_);
     s->set_dkim(dkim_);
@@ -597,6 +651,7 @@ bool Daemon::start_shards() {
               : l.implicit_tls                       ? "/submissions"
                                                      : "/submission");
   }
+  if (!admin_socket_.empty()) addrs += " " + admin_socket_ + "/admin";
   ready_status_ = std::to_string(shards_.size()) + " shards on " +
                   to_string(shards_[0]->backend_kind()) + ", listening on" + addrs;
   log_line("ready: " + ready_status_);
@@ -719,6 +774,7 @@ void Daemon::serve() {
 
 void Daemon::stop() {
   for (auto& t : threads_) t.join();
+  if (!admin_socket_.empty()) ::unlink(admin_socket_.c_str());
 }
 
 int run(int argc, char** argv) {

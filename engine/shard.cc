@@ -100,6 +100,8 @@ Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vec
              config::BackendKind backend, const Clock& clock)
     : index_(index),
       clock_(clock),
+      started_unix_(clock.wall_s()),
+      listeners_configured_(cfg->listeners.size()),
       cfg_(std::move(cfg)),
       listen_fds_(std::move(listen_fds)),
       policy_(cfg_, clock),
@@ -511,8 +513,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
   if (const IoError err = ev.error(); err != IoError::kNone) {
     const bool no_fds = err == IoError::kNoDescriptors;
     if (!stopping_ && !no_fds && err != IoError::kTransient) {
-      log_line(std::string("accept on ") + cfg_->listeners[listener].address + ": " +
-               std::strerror(-ev.res));
+      log_line(std::string("accept on ") + listener_name(listener) + ": " + std::strerror(-ev.res));
     }
     // Out of descriptors: the clients waiting in the backlog get their 421
     // through the reserve descriptor instead of hanging (the epoll backend
@@ -552,11 +553,24 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     return;
   }
   stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+  if (listener >= listeners_configured_) {  // the admin socket (make_shards gives it last)
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    std::string peer = "admin";
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      peer += " uid=" + std::to_string(cred.uid) + " pid=" + std::to_string(cred.pid);
+    }
+    auto conn = std::make_unique<HttpConnection>(*this, fd, peer, HttpAccess::kAdminSocket);
+    HttpConnection* c = conn.get();
+    http_conns_.emplace(c, std::move(conn));
+    c->start();
+    return;
+  }
   if (cfg_->listeners[listener].http) {
     std::string literal, peer;
     sockaddr_storage addr{};
     describe_peer(fd, &literal, &peer, &addr);
-    auto conn = std::make_unique<HttpConnection>(*this, fd, peer);
+    auto conn = std::make_unique<HttpConnection>(*this, fd, peer, HttpAccess::kTokens);
     HttpConnection* c = conn.get();
     http_conns_.emplace(c, std::move(conn));
     c->start();
@@ -619,6 +633,10 @@ void Shard::note_refusal(const std::string& what) {
            LogLevel::kWarning);
   refused_log_s_ = now;
   refused_unlogged_ = 0;
+}
+
+std::string Shard::listener_name(size_t listener) const {
+  return listener < listeners_configured_ ? cfg_->listeners[listener].address : "the admin socket";
 }
 
 size_t Shard::refuse_out_of_descriptors(size_t listener) {

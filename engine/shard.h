@@ -101,7 +101,9 @@ struct ShardStats {
 
 class Shard final : public proto::SmtpHost {
  public:
-  // `listen_fds[i]` serves `cfg->listeners[i]`; the shard owns them. The
+  // `listen_fds[i]` serves `cfg->listeners[i]`, and one more fd after
+  // them the admin API's UNIX socket (the first shard); the shard owns
+  // them. The
   // other shards are given later (set_peers), before run().
   // `clock`: where the shard reads the time (the system's; tests give a
   // ManualClock); it outlives the shard.
@@ -202,6 +204,7 @@ class Shard final : public proto::SmtpHost {
   std::string_view primary_domain() const override;
   std::string new_message_id() override;
   int64_t now_unix() const override { return clock_s(); }
+  int64_t started_unix() const { return started_unix_; }
 
  private:
   struct AcceptC final : Completion {
@@ -249,6 +252,9 @@ class Shard final : public proto::SmtpHost {
 
   const uint32_t index_;
   const Clock& clock_;
+  const int64_t started_unix_;  // when the shard was made (the daemon's start)
+  // listen_fds_ past these many are the admin socket's.
+  const size_t listeners_configured_;
   std::shared_ptr<const config::Config> cfg_;
   std::vector<int> listen_fds_;
   RecipientPolicy policy_;
@@ -275,6 +281,9 @@ class Shard final : public proto::SmtpHost {
   uint64_t refused_unlogged_ = 0;
   void note_refusal(const std::string& what);
   size_t refuse_out_of_descriptors(size_t listener);
+  // A listener's address for the log ("the admin socket" past the
+  // configured ones).
+  std::string listener_name(size_t listener) const;
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;

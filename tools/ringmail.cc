@@ -14,6 +14,8 @@
 //   ringmail token-new NAME [--scope admin|inject] [--sender-domain D]
 //                                               a random API token and its [[api.token]]
 //   ringmail token-hash [TOKEN|-]               its SHA-256, for [[api.token]] sha256
+//   ringmail status [--json]                    the running daemon, through its admin
+//                                               socket ([admin] socket; exit 75: not running)
 //   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
 //                      [--tls-name NAME]
 //   Every command takes --config FILE (tools/tool_config.h: default
@@ -75,6 +77,7 @@
 #include "storage/file_io.h"
 #include "storage/spool.h"
 #include "tls/api_token.h"
+#include "tools/admin_client.h"
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
@@ -354,6 +357,9 @@ int main(int argc, char** argv) {
   tnew->add_option("--scope", token_scopes, "admin or inject (repeatable; default admin)");
   tnew->add_option("--sender-domain", token_domains,
                    "inject: a domain the token may send as (repeatable)");
+  bool as_json = false;
+  CLI::App* status = app.add_subcommand("status", "what the running ringmaild says about itself");
+  status->add_flag("--json", as_json, "the admin API's JSON as it came");
   CLI11_PARSE(app, argc, argv);
   if (thash->parsed()) return token_hash(token);
   if (tnew->parsed()) return token_new(token_name, token_scopes, token_domains);
@@ -375,7 +381,7 @@ int main(int argc, char** argv) {
   }
   const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
-  const bool needs_config = config_show->parsed() || resolve->parsed();
+  const bool needs_config = config_show->parsed() || resolve->parsed() || status->parsed();
   const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
   if (!tc.note.empty() && (needs_config || given_dir.empty())) {
     std::fprintf(stderr, "ringmail: %s\n", tc.note.c_str());
@@ -398,6 +404,7 @@ int main(int argc, char** argv) {
     std::fputs(ringmail::config::to_toml(*tc.cfg).c_str(), stdout);
     return 0;
   }
+  if (status->parsed()) return t::status_command(*tc.cfg, as_json);
   if (dns_check->parsed()) {
     if (tc.cfg != nullptr) check_opts.config_hostname = tc.cfg->hostname;
     if (!domains_dir.empty()) check_opts.domains_dir = domains_dir;

@@ -395,6 +395,9 @@ int init(const InitOptions& o) {
   for (size_t i = 0; i < cert_dirs.size(); ++i) t += (i ? ", " : "") + toml_str(cert_dirs[i]);
   t += "]  # <name>/fullchain.pem + privkey.pem, installed by acme.sh or certbot (see init's "
        "output)\n";
+  // systemd makes /run/ringmail (RuntimeDirectory=); members of the group
+  // ringmail may use the socket (`ringmail status`, `ringmail queue`).
+  t += "\n[admin]\nsocket = \"/run/ringmail/admin.sock\"  # the admin API, mode 0660\n";
   // The daemon's own parser: what init writes, ringmaild starts on.
   if (auto written = config::parse_config(t, toml_path.string()); !written) {
     return fail("internal error: the configuration written does not load: " + written.error());

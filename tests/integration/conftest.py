@@ -102,7 +102,7 @@ class Ringmaild:
                  local_domains=LOCAL_DOMAINS, backend=BACKEND, threads=2,
                  data_dir=None, extra_args=(), tls_cert_dirs=None, domains_dir=None,
                  auth=None, outbound=None, relay_networks=None, dkim=None, inbound=None,
-                 env=None, http=False, dns=None):
+                 env=None, http=False, dns=None, extra_toml=""):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +142,7 @@ class Ringmaild:
         self.env = dict(env or {})  # added to the daemon's environment
         self.http = http  # an HTTP listener (/metrics, /healthz) on http_port
         self.http_port = None
+        self.extra_toml = extra_toml  # appended as it is ([admin], [[api.token]], ...)
 
     # ----------------------------------------------------------- process
     def write_config(self):
@@ -196,6 +197,7 @@ class Ringmaild:
         ]
         for k, v in self.limits.items():
             lines.append(f"{k} = {toml_value(v)}")
+        lines += ["", self.extra_toml]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def command(self):

@@ -79,6 +79,11 @@ def loopback(config, tmp_path):
     text, n = re.subn(r'(\[\[listener\]\][^\n]*\n)address = "([^"]*)"\nkind = "([^"]*)"\n', repl, text)
     assert n == 6 and set(ports) == {"smtp", "submission", "submissions"}, text
     text += '\n[outbound]\ndns_servers = "127.0.0.1:9"\n'
+    # The admin socket where systemd makes /run/ringmail, here in the test's
+    # own directory.
+    text, n = re.subn(r'^socket = "/run/ringmail/admin.sock"', f'socket = "{tmp_path}/admin.sock"',
+                      text, flags=re.M)
+    assert n == 1, text
     path = tmp_path / "loopback.toml"
     path.write_text(text)
     return path, ports

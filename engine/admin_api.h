@@ -1,0 +1,30 @@
+// The admin API under /api/ (issue 22): JSON over ringmaild's own HTTP
+// server. On the admin UNIX socket the file's mode (0660) is the
+// authentication; on a TCP http listener every request needs
+// "Authorization: Bearer <token>" of an [[api.token]] with the admin scope
+// (401 without a valid one, 403 without the scope).
+#pragma once
+
+#include <string>
+
+#include "engine/shard.h"
+#include "proto/http.h"
+
+namespace ringmail::engine {
+
+// Who asks: a client of the admin socket, or of a TCP http listener.
+enum class HttpAccess : uint8_t { kAdminSocket, kTokens };
+
+struct ApiReply {
+  int status = 200;
+  std::string body;  // JSON
+};
+
+// A request whose path starts with /api/ (shard thread).
+ApiReply admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access);
+
+// GET /api/status: version, start time, backend, shards and their loops,
+// listeners, spool bytes.
+std::string status_json(const Shard& shard);
+
+}  // namespace ringmail::engine

@@ -1,0 +1,170 @@
+#include "tools/admin_client.h"
+
+#include <simdjson.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace ringmail::tools {
+
+namespace {
+
+// Closes the descriptor on every way out.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string duration_text(int64_t s) {
+  char b[64];
+  if (s < 3600) {
+    std::snprintf(b, sizeof b, "%lldm %02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else if (s < 86400) {
+    std::snprintf(b, sizeof b, "%lldh %02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60));
+  } else {
+    std::snprintf(b, sizeof b, "%lldd %02lldh", static_cast<long long>(s / 86400),
+                  static_cast<long long>(s / 3600 % 24));
+  }
+  return b;
+}
+
+std::string utc_text(int64_t t) {
+  const time_t tt = static_cast<time_t>(t);
+  tm parts{};
+  gmtime_r(&tt, &parts);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &parts);
+  return b;
+}
+
+}  // namespace
+
+Result<AdminReply> admin_request(const std::string& socket_path, const std::string& method,
+                                 const std::string& target, bool* down) {
+  *down = false;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof sa.sun_path) return Error{socket_path + ": path too long"};
+  std::memcpy(sa.sun_path, socket_path.data(), socket_path.size());
+  Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (s.fd < 0) return Error{std::string("socket: ") + std::strerror(errno)};
+  if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    const int e = errno;
+    *down = e == ENOENT || e == ECONNREFUSED;
+    return Error{(*down ? "ringmaild is not running (" : "cannot reach ringmaild (") + socket_path +
+                 ": " + std::strerror(e) + ")"};
+  }
+  timeval tv{30, 0};
+  ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req = method + " " + target +
+                          " HTTP/1.1\r\nHost: ringmaild\r\nConnection: close\r\n"
+                          "Content-Length: 0\r\n\r\n";
+  for (size_t off = 0; off < req.size();) {
+    const ssize_t n = ::send(s.fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return Error{socket_path + ": " + std::strerror(errno)};
+    off += static_cast<size_t>(n);
+  }
+  std::string in;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::recv(s.fd, buf, sizeof buf, 0);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{socket_path + ": " + std::strerror(errno)};
+    }
+    in.append(buf, static_cast<size_t>(n));
+  }
+  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody" (the daemon closes after it).
+  const size_t head_end = in.find("\r\n\r\n");
+  if (in.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos || in.size() < 12) {
+    return Error{socket_path + ": not an HTTP answer"};
+  }
+  AdminReply r;
+  r.status = std::atoi(in.c_str() + 9);
+  r.body = in.substr(head_end + 4);
+  return r;
+}
+
+int status_command(const config::Config& cfg, bool json) {
+  if (cfg.admin_socket.empty()) {
+    std::fprintf(stderr, "ringmail: no [admin] socket in %s: the daemon has no admin API\n",
+                 cfg.source.c_str());
+    return 2;
+  }
+  bool down = false;
+  auto r = admin_request(cfg.admin_socket, "GET", "/api/status", &down);
+  if (!r) {
+    std::fprintf(stderr, "ringmail: %s\n", r.error().c_str());
+    return down ? kDaemonDown : 1;
+  }
+  if (r->status != 200) {
+    std::fprintf(stderr, "ringmail: ringmaild answered %d: %s", r->status, r->body.c_str());
+    return 1;
+  }
+  if (json) {
+    std::fputs(r->body.c_str(), stdout);
+    return 0;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element st;
+  if (parser.parse(r->body).get(st) != simdjson::SUCCESS) {
+    std::fprintf(stderr, "ringmail: ringmaild's status is not JSON\n");
+    return 1;
+  }
+  std::string_view version, hostname, backend, data_dir;
+  int64_t pid = 0, started = 0, uptime = 0;
+  uint64_t spool = 0;
+  bool stopping = false;
+  if (st["version"].get(version) || st["hostname"].get(hostname) || st["backend"].get(backend) ||
+      st["data_dir"].get(data_dir) || st["pid"].get(pid) || st["started_unix"].get(started) ||
+      st["uptime_s"].get(uptime) || st["spool_bytes"].get(spool) || st["stopping"].get(stopping)) {
+    std::fprintf(stderr, "ringmail: ringmaild's status lacks a field (another version?)\n");
+    return 1;
+  }
+  simdjson::dom::array shards, listeners;
+  if (st["shards"].get(shards) || st["listeners"].get(listeners)) {
+    std::fprintf(stderr, "ringmail: ringmaild's status lacks a field (another version?)\n");
+    return 1;
+  }
+  std::printf("ringmaild %.*s on %.*s, pid %lld, up %s (since %s)%s\n",
+              static_cast<int>(version.size()), version.data(), static_cast<int>(hostname.size()),
+              hostname.data(), static_cast<long long>(pid), duration_text(uptime).c_str(),
+              utc_text(started).c_str(), stopping ? ", STOPPING" : "");
+  std::printf("backend %.*s, %zu shard%s, spool %.1f MiB under %.*s\n",
+              static_cast<int>(backend.size()), backend.data(), shards.size(),
+              shards.size() == 1 ? "" : "s", double(spool) / (1 << 20),
+              static_cast<int>(data_dir.size()), data_dir.data());
+  std::printf("%-6s %12s %10s %10s\n", "shard", "connections", "accepted", "loop busy");
+  for (simdjson::dom::element s : shards) {
+    uint64_t index = 0, conns = 0, accepted = 0;
+    double util = 0;
+    if (s["index"].get(index) || s["connections_open"].get(conns) ||
+        s["messages_accepted"].get(accepted) || s["loop_utilisation"].get(util)) {
+      continue;
+    }
+    std::printf("%-6llu %12llu %10llu %9.1f%%\n", static_cast<unsigned long long>(index),
+                static_cast<unsigned long long>(conns), static_cast<unsigned long long>(accepted),
+                util * 100);
+  }
+  std::printf("listening on:");
+  for (simdjson::dom::element l : listeners) {
+    std::string_view addr, kind;
+    if (l["address"].get(addr) || l["kind"].get(kind)) continue;
+    std::printf(" %.*s (%.*s)", static_cast<int>(addr.size()), addr.data(),
+                static_cast<int>(kind.size()), kind.data());
+  }
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace ringmail::tools
