@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -722,11 +723,28 @@ void Daemon::reload(const std::string& ready_status) {
                LogLevel::kWarning);
       return;
     }
-    auto fresh = with_flags(*loaded);
-    if (fresh->listeners.size() != cfg_->listeners.size() || fresh->threads != cfg_->threads ||
-        fresh->data_dir != cfg_->data_dir) {
+    auto fresh = std::make_shared<config::Config>(*with_flags(*loaded));
+    // What is bound or started stays as it runs until a restart: the shards
+    // serve their listening sockets by their place in `listeners`, so a new
+    // list must not reach them (a listener of another kind at the same
+    // place was served as that kind; a shorter list was read past its end).
+    const auto same_listener = [](const config::ListenerConfig& a,
+                                  const config::ListenerConfig& b) {
+      return a.address == b.address && a.kind == b.kind && a.implicit_tls == b.implicit_tls &&
+             a.http == b.http;
+    };
+    if (!std::equal(fresh->listeners.begin(), fresh->listeners.end(), cfg_->listeners.begin(),
+                    cfg_->listeners.end(), same_listener) ||
+        fresh->threads != cfg_->threads || fresh->data_dir != cfg_->data_dir ||
+        fresh->admin_socket != cfg_->admin_socket) {
       log_line(
-          "SIGHUP: listener, thread or data_dir changes need a restart; other changes applied");
+          "SIGHUP: listener, admin socket, thread or data_dir changes need a restart (the running "
+          "ones stay until then); other changes applied",
+          LogLevel::kWarning);
+      fresh->listeners = cfg_->listeners;
+      fresh->threads = cfg_->threads;
+      fresh->data_dir = cfg_->data_dir;
+      fresh->admin_socket = cfg_->admin_socket;
     }
     cfg_ = fresh;
   }

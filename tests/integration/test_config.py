@@ -376,3 +376,32 @@ def test_start_failure_of_one_shard_does_not_hang(tmp_path, ringmaild_binary):
     else:
         pytest.fail("ringmaild never started, even with 200 descriptors")
     assert backend_failed > 0, "no limit made exactly the backends fail"
+
+
+def test_sighup_with_changed_listeners_keeps_serving_the_bound_ones(start_ringmaild):
+    """Regression: a SIGHUP whose file changed the listeners (they need a
+    restart) still handed the new list to the shards, which serve their
+    bound sockets by their place in it: the HTTP listener, now listed as
+    an smtp one, answered HTTP clients with an SMTP greeting (and a
+    shorter list was read past its end). The bound sockets keep the kinds
+    they were opened with, and the log says a restart is needed."""
+    import http.client
+    d = start_ringmaild(http=True)
+    http_port = d.http_port
+    text = d.config_path.read_text()
+    new_port = free_port(socket.AF_INET, "127.0.0.1")
+    changed = text.replace(f'address = "127.0.0.1:{http_port}"\nkind = "http"',
+                           f'address = "127.0.0.1:{new_port}"\nkind = "smtp"')
+    assert changed != text
+    d.config_path.write_text(changed)
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "need a restart (the running ones stay until then)" not in d.log_path.read_text():
+        assert time.monotonic() < deadline, d.log_path.read_text()[-2000:]
+        time.sleep(0.1)
+    c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    assert (r.status, r.read()) == (200, b"ok\n")
+    assert greeting_of(d) == "220 mx.test.example ESMTP ringmail"
+    d.write_config()  # as it runs, for a clean stop
