@@ -7,6 +7,7 @@
 
 #include "engine/version.h"
 #include "tls/api_token.h"
+#include "tls/cert_store.h"
 
 namespace ringmail::engine {
 
@@ -64,6 +65,16 @@ std::string status_json(const Shard& shard) {
     listeners.push_back({{"address", cfg.admin_socket}, {"kind", "admin"}});
   }
   const int64_t now = shard.clock_s();
+  json certificates = json::array();
+  if (const tls::CertStore* store = shard.certs()) {
+    for (const auto& ctx : store->contexts()) {
+      certificates.push_back({{"names", ctx->names()},
+                              {"key", ctx->ecdsa() ? "ecdsa" : "rsa"},
+                              {"not_after_unix", ctx->not_after()},
+                              {"days_left", (ctx->not_after() - now) / 86400},
+                              {"file", ctx->cert_path()}});
+    }
+  }
   const json j = {{"version", kRingmailVersion},
                   {"hostname", cfg.hostname},
                   {"pid", ::getpid()},
@@ -73,6 +84,7 @@ std::string status_json(const Shard& shard) {
                   {"stopping", shard.stopping()},
                   {"shards", shards},
                   {"listeners", listeners},
+                  {"certificates", certificates},
                   {"data_dir", cfg.data_dir},
                   {"spool_bytes", spool_bytes(cfg.data_dir)}};
   return j.dump(2) + "\n";

@@ -156,6 +156,26 @@ int status_command(const config::Config& cfg, bool json) {
                 static_cast<unsigned long long>(conns), static_cast<unsigned long long>(accepted),
                 util * 100);
   }
+  simdjson::dom::array certificates;
+  if (!st["certificates"].get(certificates)) {
+    for (simdjson::dom::element cert : certificates) {
+      simdjson::dom::array names;
+      std::string_view key;
+      int64_t not_after = 0, days = 0;
+      if (cert["names"].get(names) || cert["key"].get(key) ||
+          cert["not_after_unix"].get(not_after) || cert["days_left"].get(days)) {
+        continue;
+      }
+      std::string list;
+      for (simdjson::dom::element n : names) {
+        std::string_view s;
+        if (!n.get(s)) list += (list.empty() ? "" : ", ") + std::string(s);
+      }
+      std::printf("certificate %s (%s), expires %s (%lld days)%s\n", list.c_str(),
+                  key == "ecdsa" ? "ECDSA" : "RSA", utc_text(not_after).c_str(),
+                  static_cast<long long>(days), days < 14 ? ": RENEW IT" : "");
+    }
+  }
   std::printf("listening on:");
   for (simdjson::dom::element l : listeners) {
     std::string_view addr, kind;

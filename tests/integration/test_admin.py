@@ -5,6 +5,7 @@ the stop, a leftover replaced, a stranger's file refused)."""
 import http.client
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import time
 
 import pytest
 from conftest import needs_root
+from test_tls import HOSTS, certs  # noqa: F401 (fixture)
 from test_tools import RINGMAIL, tool
 
 # Tokens "abc" and "hello" (their SHA-256 below): an admin and an inject one.
@@ -91,14 +93,21 @@ def test_api_on_tcp_needs_an_admin_token(start_ringmaild, tmp_path):
     assert status == 200
 
 
-def test_ringmail_status(start_ringmaild, tmp_path):
-    srv, sock = admin_server(start_ringmaild, tmp_path, threads=1)
+def test_ringmail_status(start_ringmaild, tmp_path, certs):  # noqa: F811
+    srv, sock = admin_server(start_ringmaild, tmp_path, threads=1, tls_cert_dirs=[certs])
     r = tool("--config", str(srv.config_path), "status")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ringmaild ") and f"on {srv.hostname}, pid {srv.proc.pid}" in r.stdout
     assert f"{sock} (admin)" in r.stdout and "1 shard," in r.stdout
+    # The certificates with their names and expiry (30 days, openssl req -days 30).
+    assert f"certificate {HOSTS['rsa']} (RSA), expires " in r.stdout
+    assert re.search(rf"^certificate {HOSTS['ecc']} \(ECDSA\), expires 20\d\d-\d\d-\d\d "
+                     r"\d\d:\d\d:\d\d UTC \((29|30) days\)$", r.stdout, re.M), r.stdout
     r = tool("--config", str(srv.config_path), "status", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["pid"] == srv.proc.pid
+    st = json.loads(r.stdout)
+    assert r.returncode == 0 and st["pid"] == srv.proc.pid
+    assert sorted(n for c in st["certificates"] for n in c["names"]) == sorted(HOSTS.values())
+    assert all(28 <= c["days_left"] <= 30 for c in st["certificates"]), st["certificates"]
     srv.stop()
     r = tool("--config", str(srv.config_path), "status")
     assert r.returncode == 75 and r.stdout == ""
