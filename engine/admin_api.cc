@@ -46,12 +46,22 @@ const char* listener_kind(const config::ListenerConfig& l) {
 std::string status_json(const Shard& shard) {
   const config::Config& cfg = shard.config();
   json shards = json::array();
+  uint64_t outbound = 0, local = 0;
+  int64_t oldest = 0;
+  for (const Shard* s : shard.peers()) {
+    outbound += s->stats().outbound.queued.load();
+    local += s->stats().local_queued.load();
+    const int64_t o = s->stats().outbound.oldest_arrival_unix.load();
+    if (o != 0 && (oldest == 0 || o < oldest)) oldest = o;
+  }
   for (const Shard* s : shard.peers()) {
     const double busy = double(s->stats().loop_busy_us.load()) / 1e6;
     const double wait = double(s->stats().loop_wait_us.load()) / 1e6;
     shards.push_back({{"index", s->index()},
                       {"connections_open", s->stats().open_connections.load()},
                       {"messages_accepted", s->stats().messages_queued.load()},
+                      {"outbound_queued", s->stats().outbound.queued.load()},
+                      {"local_queued", s->stats().local_queued.load()},
                       {"loop_busy_s", busy},
                       {"loop_wait_s", wait},
                       {"loop_utilisation", busy + wait > 0 ? busy / (busy + wait) : 0.0},
@@ -85,6 +95,14 @@ std::string status_json(const Shard& shard) {
                   {"shards", shards},
                   {"listeners", listeners},
                   {"certificates", certificates},
+                  // Messages with remote recipients still to deliver, local
+                  // deliveries waiting or running, and how long the oldest
+                  // remote one has waited.
+                  {"queue",
+                   {{"outbound_messages", outbound},
+                    {"local_deliveries", local},
+                    {"oldest_outbound_arrival_unix", oldest},
+                    {"oldest_outbound_age_s", oldest == 0 ? 0 : now - oldest}}},
                   {"data_dir", cfg.data_dir},
                   {"spool_bytes", spool_bytes(cfg.data_dir)}};
   return j.dump(2) + "\n";

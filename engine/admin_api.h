@@ -24,7 +24,8 @@ struct ApiReply {
 ApiReply admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access);
 
 // GET /api/status: version, start time, backend, shards and their loops,
-// listeners, TLS certificates (names, key, expiry), spool bytes.
+// listeners, TLS certificates (names, key, expiry), queue totals, spool
+// bytes.
 std::string status_json(const Shard& shard);
 
 }  // namespace ringmail::engine

@@ -30,6 +30,8 @@ int LocalDelivery::wait_ms() const {
 void LocalDelivery::service() {
   if (pipes_inflight_ > 0) pipes_inflight_ -= static_cast<size_t>(pipe_pool_->drain());
   if (deferred_) start_deliveries();
+  shard_.counters().local_queued.store(queue_.size() + inflight_ + retrying_.size(),
+                                       std::memory_order_relaxed);
   if (!maildir_.sync_pending()) {
     sync_wait_since_ms_ = 0;
     return;

@@ -38,6 +38,8 @@ void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, i
   it->pending = std::move(indices);
   items_.push_back(std::move(up));
   it->self = std::prev(items_.end());
+  arrivals_.insert(it->rec.env.arrival_unix);
+  update_gauges();
   schedule(it, it->rec.next_attempt_unix > now_s ? it->rec.next_attempt_unix : now_s);
 }
 
@@ -292,7 +294,16 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
   }
   d_.spool->delivered(it->rec);  // every recipient is finished
   held_bytes_ -= it->held;
+  if (auto a = arrivals_.find(it->rec.env.arrival_unix); a != arrivals_.end()) arrivals_.erase(a);
   items_.erase(it->self);
+  update_gauges();
+}
+
+void OutboundQueue::update_gauges() {
+  if (d_.counters == nullptr) return;
+  d_.counters->queued.store(items_.size(), std::memory_order_relaxed);
+  d_.counters->oldest_arrival_unix.store(arrivals_.empty() ? 0 : *arrivals_.begin(),
+                                         std::memory_order_relaxed);
 }
 
 void OutboundQueue::stop() { stopping_ = true; }

@@ -15,6 +15,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ class OutboundQueue {
   // Recipient outcomes, for /metrics (written by the queue's shard only).
   struct Counters {
     std::atomic<uint64_t> delivered{0}, deferred{0}, failed{0};
+    // Gauges: messages in the queue now, and the earliest arrival among
+    // them (unix seconds; 0 when empty). For /api/status.
+    std::atomic<uint64_t> queued{0};
+    std::atomic<int64_t> oldest_arrival_unix{0};
   };
   struct Deps {
     Counters* counters = nullptr;
@@ -137,6 +142,8 @@ class OutboundQueue {
   Deps d_;
   config::OutboundConfig cfg_;
   std::list<std::unique_ptr<Item>> items_;
+  std::multiset<int64_t> arrivals_;  // of items_ (the gauges' oldest)
+  void update_gauges();
   std::multimap<int64_t, Item*> schedule_;
   std::map<std::string, std::deque<Item*>> due_;
   std::list<std::unique_ptr<Batch>> batches_;

@@ -91,6 +91,7 @@ struct ShardStats {
   std::atomic<uint64_t> loop_busy_us{0};
   OutboundQueue::Counters outbound;          // remote recipients
   std::atomic<uint64_t> local_deferred{0};   // local deliveries to retry
+  std::atomic<uint64_t> local_queued{0};     // gauge: local deliveries waiting or running
   std::atomic<uint64_t> local_failed{0};     // local recipients failed for good
   std::atomic<uint64_t> dsns_queued{0};      // bounces and delay notices
   std::atomic<uint64_t> dkim_signatures{0};  // messages signed

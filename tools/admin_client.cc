@@ -144,6 +144,15 @@ int status_command(const config::Config& cfg, bool json) {
               static_cast<int>(backend.size()), backend.data(), shards.size(),
               shards.size() == 1 ? "" : "s", double(spool) / (1 << 20),
               static_cast<int>(data_dir.size()), data_dir.data());
+  int64_t outbound = 0, local = 0, oldest_age = 0;
+  if (!st["queue"]["outbound_messages"].get(outbound) &&
+      !st["queue"]["local_deliveries"].get(local) &&
+      !st["queue"]["oldest_outbound_age_s"].get(oldest_age)) {
+    std::printf("queue: %lld message%s for remote recipients%s, %lld local deliver%s\n",
+                static_cast<long long>(outbound), outbound == 1 ? "" : "s",
+                outbound > 0 ? (", the oldest waiting " + duration_text(oldest_age)).c_str() : "",
+                static_cast<long long>(local), local == 1 ? "y" : "ies");
+  }
   std::printf("%-6s %12s %10s %10s\n", "shard", "connections", "accepted", "loop busy");
   for (simdjson::dom::element s : shards) {
     uint64_t index = 0, conns = 0, accepted = 0;

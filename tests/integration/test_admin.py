@@ -151,3 +151,26 @@ def test_a_user_outside_the_group_cannot_open_the_socket(start_ringmaild):
         assert tool("--config", cfg, "status").returncode == 0  # root may
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_status_counts_the_queue(start_ringmaild, tmp_path):
+    """Remote mail that cannot go (DNS at a closed port: deferred) is
+    counted with the age of the oldest; local mail is delivered and leaves
+    the count."""
+    import smtplib
+    srv, sock = admin_server(start_ringmaild, tmp_path, relay_networks=["127.0.0.0/8"])
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        for i in range(3):
+            s.sendmail("app@example.test", [f"r{i}@remote.example"], f"Subject: {i}\r\n\r\nx\r\n")
+        s.sendmail("app@example.test", ["bob@example.test"], "Subject: local\r\n\r\nx\r\n")
+    deadline = time.monotonic() + 20
+    while True:
+        q = json.loads(get(UnixHTTPConnection(str(sock)), "/api/status")[2])["queue"]
+        if (q["outbound_messages"], q["local_deliveries"]) == (3, 0):
+            break
+        assert time.monotonic() < deadline, q
+        time.sleep(0.2)
+    assert q["oldest_outbound_arrival_unix"] > 0 and 0 <= q["oldest_outbound_age_s"] < 60, q
+    r = tool("--config", str(srv.config_path), "status")
+    assert "queue: 3 messages for remote recipients, the oldest waiting 0m " in r.stdout, r.stdout
+    assert ", 0 local deliveries\n" in r.stdout
