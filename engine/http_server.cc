@@ -116,6 +116,16 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
       {"ringmail_loop_busy_seconds_total", "counter",
        "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
        [](const Shard& s) { return double(s.stats().loop_busy_us.load()) / 1e6; }},
+      {"ringmail_outbound_queued", "gauge", "Messages with remote recipients still to deliver.",
+       [](const Shard& s) { return double(s.stats().outbound.queued.load()); }},
+      {"ringmail_outbound_oldest_age_seconds", "gauge",
+       "Seconds the oldest message for remote recipients has waited (0: none).",
+       [](const Shard& s) {
+         const int64_t o = s.stats().outbound.oldest_arrival_unix.load();
+         return o == 0 ? 0.0 : double(s.clock_s() - o);
+       }},
+      {"ringmail_local_queued", "gauge", "Local deliveries waiting or running.",
+       [](const Shard& s) { return double(s.stats().local_queued.load()); }},
       {"ringmail_loop_last_turn_age_seconds", "gauge",
        "Seconds since the shard's loop last turned.",
        [](const Shard& s) { return double(s.mono_ms() - s.last_turn_ms()) / 1e3; }},

@@ -158,7 +158,7 @@ def test_status_counts_the_queue(start_ringmaild, tmp_path):
     counted with the age of the oldest; local mail is delivered and leaves
     the count."""
     import smtplib
-    srv, sock = admin_server(start_ringmaild, tmp_path, relay_networks=["127.0.0.0/8"])
+    srv, sock = admin_server(start_ringmaild, tmp_path, relay_networks=["127.0.0.0/8"], http=True)
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
         for i in range(3):
             s.sendmail("app@example.test", [f"r{i}@remote.example"], f"Subject: {i}\r\n\r\nx\r\n")
@@ -174,3 +174,8 @@ def test_status_counts_the_queue(start_ringmaild, tmp_path):
     r = tool("--config", str(srv.config_path), "status")
     assert "queue: 3 messages for remote recipients, the oldest waiting 0m " in r.stdout, r.stdout
     assert ", 0 local deliveries\n" in r.stdout
+    from test_http import scrape
+    m = scrape(srv)
+    assert sum(m["ringmail_outbound_queued"].values()) == 3, m["ringmail_outbound_queued"]
+    assert max(m["ringmail_outbound_oldest_age_seconds"].values()) < 60
+    assert sum(m["ringmail_local_queued"].values()) == 0
