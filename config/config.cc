@@ -868,11 +868,7 @@ std::string to_toml(const Config& c) {
   t += std::string("maildir_sync = ") + (c.maildir_sync_batch ? "\"batch\"" : "\"fsync\"") + "\n";
   t += "relay_networks = " + list(c.relay_networks, network_item) + "\n";
   for (const auto& l : c.listeners) {
-    const char* kind = l.http                                       ? "http"
-                       : l.implicit_tls                             ? "submissions"
-                       : l.kind == proto::ListenerKind::kSubmission ? "submission"
-                                                                    : "smtp";
-    t += "\n[[listener]]\naddress = " + q(l.address) + "\nkind = " + q(kind) + "\n";
+    t += "\n[[listener]]\naddress = " + q(l.address) + "\nkind = " + q(kind_name(l)) + "\n";
   }
   t += "\n[tls]\ncert_dirs = " + list(c.tls_cert_dirs, quoted_item) + "\n";
   t += std::string("self_signed = ") + (c.tls_self_signed ? "true" : "false") + "\n";
@@ -979,6 +975,13 @@ uint32_t OutboundConfig::messages_per_connection_for(const OutboundRoute* r) con
 
 uint32_t OutboundConfig::rate_for(const OutboundRoute* r) const {
   return r != nullptr && r->messages_per_minute != 0 ? r->messages_per_minute : messages_per_minute;
+}
+
+const char* kind_name(const ListenerConfig& l) {
+  return l.http                                       ? "http"
+         : l.implicit_tls                             ? "submissions"
+         : l.kind == proto::ListenerKind::kSubmission ? "submission"
+                                                      : "smtp";
 }
 
 uint32_t shards_for_cpus(uint32_t cpus) { return cpus <= 2 ? 1 : cpus; }

@@ -111,6 +111,10 @@ struct ListenerConfig {
   bool http = false;
 };
 
+// The listener's `kind` as the configuration spells it: "smtp",
+// "submission", "submissions" or "http".
+const char* kind_name(const ListenerConfig& l);
+
 struct Config {
   std::string source;  // file name, or "<embedded dev configuration>"
   std::string hostname;

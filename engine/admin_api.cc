@@ -34,13 +34,6 @@ uint64_t spool_bytes(const std::string& data_dir) {
   return total;
 }
 
-const char* listener_kind(const config::ListenerConfig& l) {
-  return l.http                                       ? "http"
-         : l.implicit_tls                             ? "submissions"
-         : l.kind == proto::ListenerKind::kSubmission ? "submission"
-                                                      : "smtp";
-}
-
 }  // namespace
 
 std::string status_json(const Shard& shard) {
@@ -69,7 +62,7 @@ std::string status_json(const Shard& shard) {
   }
   json listeners = json::array();
   for (const auto& l : cfg.listeners) {
-    listeners.push_back({{"address", l.address}, {"kind", listener_kind(l)}});
+    listeners.push_back({{"address", l.address}, {"kind", config::kind_name(l)}});
   }
   if (!cfg.admin_socket.empty()) {
     listeners.push_back({{"address", cfg.admin_socket}, {"kind", "admin"}});

@@ -646,11 +646,7 @@ bool Daemon::start_shards() {
   if (failed) return false;
   std::string addrs;
   for (const auto& l : cfg_->listeners) {
-    addrs += " " + l.address +
-             (l.http                                 ? "/http"
-              : l.kind == proto::ListenerKind::kSmtp ? "/smtp"
-              : l.implicit_tls                       ? "/submissions"
-                                                     : "/submission");
+    addrs += " " + l.address + "/" + config::kind_name(l);
   }
   if (!admin_socket_.empty()) addrs += " " + admin_socket_ + "/admin";
   ready_status_ = std::to_string(shards_.size()) + " shards on " +
