@@ -351,6 +351,7 @@ class Daemon {
   std::string domains_state_;
   std::shared_ptr<const proto::srs::Config> srs_;
   std::vector<storage::Spool::RecoveredSegment> recovered_;
+  std::vector<std::string> obsolete_segments_;  // recovered_: removed once adopted
   std::vector<std::unique_ptr<Shard>> shards_;
   std::string admin_socket_;  // the path bound (removed at the end)
   std::vector<std::thread> threads_;
@@ -563,13 +564,14 @@ bool Daemon::wait_for_addresses() {
 // The spool is recovered before anything is accepted.
 void Daemon::recover_spool() {
   storage::PosixFileIo io;
-  auto st = storage::Spool::recover(io, cfg_->data_dir, &recovered_,
-                                    [](const std::string& line) { log_line(line); });
+  auto st = storage::Spool::recover(
+      io, cfg_->data_dir, &recovered_, [](const std::string& line) { log_line(line); },
+      &obsolete_segments_);
   log_line("spool recovered: " + std::to_string(st.recovered) + " to deliver in " +
            std::to_string(recovered_.size()) + " segments, " +
            std::to_string(st.delivered_skipped) + " already delivered, " +
            std::to_string(st.corrupt) + " damaged regions moved to corrupt/, " +
-           std::to_string(st.removed) + " empty segments removed");
+           std::to_string(obsolete_segments_.size()) + " finished segments to remove");
 }
 
 bool Daemon::make_shards() {
@@ -629,6 +631,12 @@ bool Daemon::make_shards() {
     shards_[i % shards_.size()]->adopt(std::move(recovered_[i]));
   }
   recovered_.clear();
+  // The adopted segments' state is written again and durable: the finished
+  // segments that held it can go.
+  storage::PosixFileIo io;
+  storage::Spool::remove_obsolete(io, cfg_->data_dir, obsolete_segments_,
+                                  [](const std::string& line) { log_line(line); });
+  obsolete_segments_.clear();
   return true;
 }
 

@@ -140,7 +140,7 @@ int Shard::open_spool() {
 }
 
 void Shard::adopt(storage::Spool::RecoveredSegment&& seg) {
-  const uint64_t key = spool_->adopt(seg.name, seg.records.size());
+  const uint64_t key = spool_->adopt(seg);
   for (auto& rec : seg.records) {
     auto* job = new DeliveryJob();
     job->rec = std::move(rec);

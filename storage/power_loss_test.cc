@@ -51,6 +51,7 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
   std::set<std::string> delivered;   // Maildir said done: files durable, tombstone written
   std::vector<SpoolRecord> waiting;  // recovered, to adopt next cycle (by segment)
   std::vector<Spool::RecoveredSegment> recovered;
+  std::vector<std::string> obsolete;  // removed once `recovered` is adopted
   uint64_t redelivered = 0, acked_total = 0, lost = 0, steps_total = 0;
   std::set<std::string> acked_seen;  // for the count of distinct acknowledged messages
   std::map<std::string, std::set<size_t>>
@@ -71,13 +72,14 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
       // What recovery found is this cycle's to deliver.
       std::vector<SpoolRecord> ready;
       for (auto& seg : recovered) {
-        const uint64_t key = spool->adopt(seg.name, seg.records.size());
+        const uint64_t key = spool->adopt(seg);
         for (auto& r : seg.records) {
           r.segment = key;
           ready.push_back(std::move(r));
         }
       }
       recovered.clear();
+      Spool::remove_obsolete(io, dir.path(), obsolete, [](const std::string&) {});
       const uint64_t steps = 1 + rng() % 80;
       steps_total += steps;
       for (uint64_t s = 0; s < steps; ++s) {
@@ -154,7 +156,9 @@ TEST(PowerLoss, AcknowledgedMessagesSurviveEveryCycle) {
     }
     // Recovery, as at the next start.
     Spool::RecoveryStats st;
-    Spool::recover(io, dir.path(), &recovered, [](const std::string&) {});
+    obsolete.clear();
+    Spool::recover(
+        io, dir.path(), &recovered, [](const std::string&) {}, &obsolete);
     std::set<std::string> found;
     for (auto& seg : recovered) {
       for (auto& r : seg.records) {

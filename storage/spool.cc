@@ -160,12 +160,27 @@ int Spool::write_tail(Segment& seg, const std::vector<std::string_view>& parts) 
   return r;
 }
 
-uint64_t Spool::adopt(const std::string& name, uint64_t live) {
+uint64_t Spool::adopt(const RecoveredSegment& rs) {
   Segment seg;
-  seg.name = name;
-  seg.live = live;
+  seg.name = rs.name;
+  seg.live = rs.records.size();
   const uint64_t key = next_key_++;
   segments_.emplace(key, std::move(seg));
+  // Every line about its records, wherever it was, again in this spool's
+  // current segment (which then carries them on: maybe_drop).
+  std::string lines;
+  for (const auto& id : rs.finished_ids) lines += encode_tombstone(id);
+  for (const auto& r : rs.records) {
+    for (size_t i = 0; i < r.rcpt_done.size(); ++i) {
+      if (r.rcpt_done[i] != 0) lines += encode_rcpt_state(r.env.id, i, r.rcpt_done[i]);
+    }
+    if (r.delay_warned) lines += encode_warned(r.env.id);
+    if (r.held_seq != 0) lines += encode_hold(r.env.id, r.held_seq, r.held);
+    if (r.attempts != 0) lines += encode_retry(r.env.id, r.attempts, r.next_attempt_unix);
+  }
+  if (!lines.empty()) {
+    if (Segment* cur = append_state(key, lines)) (void)io_.fsync_now(cur->fd);
+  }
   return key;
 }
 
@@ -213,7 +228,7 @@ void Spool::on_synced(DirSync::Waiter* w, int result) {
     seg.appendable = false;
     if (seg.live > 0) --seg.live;
     if (s->current_ == c->segment) s->rotate();
-    s->append_line(encode_tombstone(c->env->id));
+    s->append_state(c->segment, encode_tombstone(c->env->id));
     s->maybe_drop(c->segment);
     c->done(c, commit_result_for(result));
     return;
@@ -254,7 +269,7 @@ int Spool::load_from(FileIo& io, const std::string& data_dir, const std::string&
 }
 
 void Spool::delivered(const SpoolRecord& rec) {
-  append_line(encode_tombstone(rec.env.id));
+  append_state(rec.segment, encode_tombstone(rec.env.id));
   auto it = segments_.find(rec.segment);
   if (it == segments_.end()) return;
   if (it->second.live > 0) --it->second.live;
@@ -268,8 +283,16 @@ Spool::Segment* Spool::append_line(const std::string& line) {
   return &cur->second;
 }
 
+Spool::Segment* Spool::append_state(uint64_t target, const std::string& line) {
+  Segment* seg = append_line(line);
+  if (seg != nullptr && target != current_ && segments_.count(target) != 0) {
+    seg->carried.push_back({target, line});
+  }
+  return seg;
+}
+
 void Spool::recipient_done(const SpoolRecord& rec, size_t index, bool bounced) {
-  Segment* seg = append_line(encode_rcpt_done(rec.env.id, index, bounced));
+  Segment* seg = append_state(rec.segment, encode_rcpt_done(rec.env.id, index, bounced));
   if (seg != nullptr && seg->sync && !flush_wait_.waiting) {
     flush_wait_.waiting = true;
     flush_wait_.done = [](DirSync::Waiter* w, int) { static_cast<FlushWait*>(w)->waiting = false; };
@@ -277,17 +300,90 @@ void Spool::recipient_done(const SpoolRecord& rec, size_t index, bool bounced) {
   }
 }
 
+void Spool::recipient_deleted(const SpoolRecord& rec, size_t index) {
+  append_state(rec.segment, encode_rcpt_state(rec.env.id, index, 'x'));
+}
+
+void Spool::hold(SpoolRecord& rec, bool held) {
+  rec.held = held;
+  rec.held_seq = clock_.next_us();
+  append_state(rec.segment, encode_hold(rec.env.id, rec.held_seq, held));
+}
+
+void Spool::sync(std::function<void(int)> done) {
+  auto cur = segments_.find(current_);
+  if (cur == segments_.end() || !cur->second.appendable || !cur->second.sync) {
+    done(-EIO);
+    return;
+  }
+  after_sync(cur->second, std::move(done));
+}
+
+void Spool::after_sync(Segment& seg, std::function<void(int)> fn) {
+  auto w = std::make_unique<SyncWait>();
+  SyncWait* raw = w.get();
+  raw->spool = this;
+  raw->fn = std::move(fn);
+  raw->done = [](DirSync::Waiter* dw, int result) {
+    auto* sw = static_cast<SyncWait*>(dw);
+    Spool* self = sw->spool;
+    auto f = std::move(sw->fn);
+    self->sync_waits_.erase(sw);
+    f(result);
+  };
+  sync_waits_.emplace(raw, std::move(w));
+  seg.sync->sync_after(raw);
+}
+
 void Spool::retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix) {
   append_line(encode_retry(rec.env.id, attempts, next_unix));
 }
 
-void Spool::delay_warned(const SpoolRecord& rec) { append_line(encode_warned(rec.env.id)); }
+void Spool::delay_warned(const SpoolRecord& rec) {
+  append_state(rec.segment, encode_warned(rec.env.id));
+}
 
 void Spool::maybe_drop(uint64_t key) {
   auto it = segments_.find(key);
   if (it == segments_.end()) return;
   Segment& seg = it->second;
-  if (seg.live > 0 || key == current_ || (seg.sync && !seg.sync->idle())) return;
+  if (seg.live > 0 || key == current_ || seg.dropping || (seg.sync && !seg.sync->idle())) return;
+  // Lines about records that are still here (tombstones of another
+  // segment's records, their finished recipients, holds) would be lost
+  // with this file, and those records would come back after a restart:
+  // they are written again into the current segment and this one goes
+  // only once that is durable.
+  std::string again;
+  std::vector<Carried> carried;
+  for (auto& c : seg.carried) {
+    auto t = segments_.find(c.target);
+    if (t == segments_.end() || t->second.dropping) continue;
+    again += c.line;
+    carried.push_back(std::move(c));
+  }
+  seg.carried.clear();
+  if (carried.empty()) {
+    unlink_segment(key);
+    return;
+  }
+  auto cur = segments_.find(current_);
+  if (cur == segments_.end() || !cur->second.appendable || !cur->second.sync ||
+      write_tail(cur->second, {again}) != 0) {
+    seg.carried = std::move(carried);  // kept until it can go safely
+    return;
+  }
+  for (auto& c : carried) cur->second.carried.push_back(std::move(c));
+  seg.dropping = true;
+  after_sync(cur->second, [this, key](int result) {
+    // After a failed sync the file stays; recovery reads both copies.
+    if (result == 0) unlink_segment(key);
+  });
+}
+
+void Spool::unlink_segment(uint64_t key) {
+  auto it = segments_.find(key);
+  if (it == segments_.end()) return;
+  Segment& seg = it->second;
   // Not synced: if the unlink is lost in a crash, the segment comes back and
   // its records are delivered again, idempotently.
   (void)io_.unlink(dir_ + "/queue/" + seg.name);
@@ -313,7 +409,8 @@ size_t Spool::scan_state_line(std::string_view in, Scan* out) {
   const bool rcpt = in.substr(0, kRcptPrefix.size()) == kRcptPrefix;
   const bool retry = !rcpt && in.substr(0, kRetryPrefix.size()) == kRetryPrefix;
   const bool warned = !rcpt && !retry && in.substr(0, kWarnedPrefix.size()) == kWarnedPrefix;
-  if (!rcpt && !retry && !warned) return 0;
+  const bool hold = !rcpt && !retry && !warned && in.substr(0, kHoldPrefix.size()) == kHoldPrefix;
+  if (!rcpt && !retry && !warned && !hold) return 0;
   const size_t nl = in.find('\n');
   if (nl == std::string_view::npos || nl > 200) return 0;
   if (warned) {
@@ -322,7 +419,8 @@ size_t Spool::scan_state_line(std::string_view in, Scan* out) {
     out->warned.insert(std::string(id));
     return nl + 1;
   }
-  std::string_view line = in.substr(0, nl).substr(rcpt ? kRcptPrefix.size() : kRetryPrefix.size());
+  std::string_view line = in.substr(0, nl).substr(
+      rcpt ? kRcptPrefix.size() : (hold ? kHoldPrefix.size() : kRetryPrefix.size()));
   std::string_view f[3];
   for (auto& field : f) {
     const size_t sp = line.find(' ');
@@ -332,8 +430,14 @@ size_t Spool::scan_state_line(std::string_view in, Scan* out) {
   uint64_t a = 0, b = 0;
   if (f[0].empty() || !line.empty()) return 0;
   if (rcpt) {
-    if (!parse_u64(f[1], &a) || a > 100000 || (f[2] != "d" && f[2] != "b")) return 0;
+    if (!parse_u64(f[1], &a) || a > 100000 || (f[2] != "d" && f[2] != "b" && f[2] != "x")) {
+      return 0;
+    }
     out->rcpt_done[std::string(f[0])][static_cast<uint32_t>(a)] = f[2][0];
+  } else if (hold) {
+    if (!parse_u64(f[1], &a) || (f[2] != "0" && f[2] != "1")) return 0;
+    auto& h = out->hold[std::string(f[0])];
+    if (a >= h.first) h = {a, f[2] == "1"};  // the highest sequence number wins
   } else {
     if (!parse_u64(f[1], &a) || !parse_u64(f[2], &b)) return 0;
     out->retry[std::string(f[0])] = {static_cast<uint32_t>(a), static_cast<int64_t>(b)};
@@ -424,7 +528,8 @@ std::string ids_in(std::string_view bytes) {
 
 Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
                                     std::vector<RecoveredSegment>* out,
-                                    const std::function<void(const std::string&)>& log) {
+                                    const std::function<void(const std::string&)>& log,
+                                    std::vector<std::string>* obsolete) {
   RecoveryStats st;
   const std::string dir = data_dir + "/spool";
   std::vector<std::string> names;
@@ -464,6 +569,7 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
     for (auto& r : seg.records) {
       if (sc.delivered.count(r.env.id)) {
         ++st.delivered_skipped;
+        keep.finished_ids.push_back(r.env.id);
         continue;
       }
       // Recipients finished before the restart are not tried again.
@@ -479,6 +585,7 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
       }
       if (finished == r.rcpt_done.size()) {
         ++st.delivered_skipped;  // every recipient done; only the tombstone was lost
+        keep.finished_ids.push_back(r.env.id);
         continue;
       }
       if (auto it = sc.retry.find(r.env.id); it != sc.retry.end()) {
@@ -486,15 +593,17 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
         r.next_attempt_unix = it->second.second;
       }
       r.delay_warned = sc.warned.count(r.env.id) > 0;
+      if (auto it = sc.hold.find(r.env.id); it != sc.hold.end()) {
+        r.held_seq = it->second.first;
+        r.held = it->second.second;
+      }
       keep.records.push_back(std::move(r));
     }
     if (keep.records.empty()) {
-      // Counted only when it went (a read-only spool removes nothing).
-      if (const int e = io.unlink(path); e == 0) {
-        ++st.removed;
+      if (obsolete != nullptr) {
+        obsolete->push_back(seg.name);
       } else {
-        log("spool: cannot remove the finished segment " + seg.name + " (errno " +
-            std::to_string(-e) + ")");
+        st.removed += remove_obsolete(io, data_dir, {seg.name}, log);
       }
       continue;
     }
@@ -502,6 +611,22 @@ Spool::RecoveryStats Spool::recover(FileIo& io, const std::string& data_dir,
     out->push_back(std::move(keep));
   }
   return st;
+}
+
+uint64_t Spool::remove_obsolete(FileIo& io, const std::string& data_dir,
+                                const std::vector<std::string>& names,
+                                const std::function<void(const std::string&)>& log) {
+  uint64_t removed = 0;
+  for (const auto& name : names) {
+    // Counted only when it went (a read-only spool removes nothing).
+    if (const int e = io.unlink(data_dir + "/spool/queue/" + name); e == 0) {
+      ++removed;
+    } else {
+      log("spool: cannot remove the finished segment " + name + " (errno " + std::to_string(-e) +
+          ")");
+    }
+  }
+  return removed;
 }
 
 }  // namespace ringmail::storage

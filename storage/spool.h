@@ -89,6 +89,16 @@ class Spool {
   // after a restart that recipient is not tried again. When every recipient
   // is finished the caller calls delivered().
   void recipient_done(const SpoolRecord& rec, size_t index, bool bounced);
+  // An administrator deleted recipient `index` (no DSN): recorded like
+  // recipient_done; call sync() to wait until it is durable.
+  void recipient_deleted(const SpoolRecord& rec, size_t index);
+  // An administrator held (or released) the message: recorded; sync()
+  // makes it durable. Sets rec.held and rec.held_seq.
+  void hold(SpoolRecord& rec, bool held);
+  // Calls `done(0)` once every line recorded so far is durable (an
+  // fdatasync of the current segment that began after this call), or
+  // `done(-errno)`.
+  void sync(std::function<void(int)> done);
   // The message waits for another attempt at `next_unix`: recorded, not
   // synced (a lost line only means an earlier retry after a restart).
   void retry_at(const SpoolRecord& rec, uint32_t attempts, int64_t next_unix);
@@ -102,10 +112,14 @@ class Spool {
   [[nodiscard]] static int load_from(FileIo& io, const std::string& data_dir,
                                      const std::string& segment, SpoolRecord& rec);
 
-  // Takes over a segment found by recover(): `live` records in it are being
-  // delivered by this spool's shard. Returns the key to put in their
-  // SpoolRecord::segment.
-  uint64_t adopt(const std::string& name, uint64_t live);
+  // Takes over a segment found by recover(): its records are being
+  // delivered by this spool's shard. Their state (finished recipients,
+  // holds, warnings, retries) and the tombstones of its delivered records
+  // are written again into the current segment and made durable (blocking):
+  // the segments that held them may go (remove_obsolete). Returns the key
+  // to put in the records' SpoolRecord::segment.
+  struct RecoveredSegment;
+  uint64_t adopt(const RecoveredSegment& seg);
 
   // What is in the spool, read without changing anything (tools, and the
   // first half of recover()).
@@ -123,6 +137,8 @@ class Spool {
     std::map<std::string, std::map<uint32_t, char>> rcpt_done;
     std::map<std::string, std::pair<uint32_t, int64_t>> retry;
     std::set<std::string> warned;  // ids whose sender got a delay warning
+    // Per id: the hold line with the highest sequence number (seq, held).
+    std::map<std::string, std::pair<uint64_t, bool>> hold;
   };
   static Scan scan(FileIo& io, const std::string& data_dir);
   static size_t scan_state_line(std::string_view in, Scan* out);
@@ -130,6 +146,9 @@ class Spool {
   struct RecoveredSegment {
     std::string name;
     std::vector<SpoolRecord> records;  // not yet delivered; messages not loaded
+    // Records in it that are finished (their tombstones, wherever they
+    // were, are written again by adopt()).
+    std::vector<std::string> finished_ids;
   };
   struct RecoveryStats {
     uint64_t segments = 0;
@@ -141,9 +160,18 @@ class Spool {
   // Start-up only (blocking reads): parses every segment, moves damaged
   // regions to corrupt/ (logging each), unlinks segments with nothing left
   // to deliver and returns the rest.
+  // With `obsolete`, segments with nothing left to deliver are not
+  // unlinked but listed there: they may hold the only copy of a line about
+  // a record that is recovered, so they go only once the shards adopted
+  // the recovered segments (remove_obsolete).
   static RecoveryStats recover(FileIo& io, const std::string& data_dir,
                                std::vector<RecoveredSegment>* out,
-                               const std::function<void(const std::string&)>& log);
+                               const std::function<void(const std::string&)>& log,
+                               std::vector<std::string>* obsolete = nullptr);
+  // Unlinks the segments recover() listed; returns how many went.
+  static uint64_t remove_obsolete(FileIo& io, const std::string& data_dir,
+                                  const std::vector<std::string>& names,
+                                  const std::function<void(const std::string&)>& log);
 
   // No fdatasync running or waiting: acknowledging mail does not need the
   // disk right now.
@@ -165,7 +193,16 @@ class Spool {
   static bool is_spare_name(std::string_view name);
 
  private:
+  // A state line about a record in another segment (`target`): it must
+  // outlive the segment it is in for as long as the target exists, so
+  // when that segment goes the line is written again (maybe_drop).
+  struct Carried {
+    uint64_t target;
+    std::string line;
+  };
   struct Segment {
+    std::vector<Carried> carried;
+    bool dropping = false;  // its carried lines are being synced elsewhere
     std::string name;
     int fd = -1;
     uint64_t bytes = 0;
@@ -185,6 +222,18 @@ class Spool {
   // A state line (tombstone, recipient, retry) at the end of the current
   // segment, unsynced; the segment, or null when nothing could be written.
   Segment* append_line(const std::string& line);
+  // The same for a line about a record in segment `target`.
+  Segment* append_state(uint64_t target, const std::string& line);
+  // Heap waiters of sync() and of segments dropped after their carried
+  // lines were synced elsewhere.
+  struct SyncWait : DirSync::Waiter {
+    Spool* spool = nullptr;
+    std::function<void(int)> fn;
+  };
+  std::map<SyncWait*, std::unique_ptr<SyncWait>> sync_waits_;
+  // Runs `fn` after an fdatasync of `seg` that began after this call.
+  void after_sync(Segment& seg, std::function<void(int)> fn);
+  void unlink_segment(uint64_t key);
   void prepare_spare();
   static void on_spare_filled(BlockingOp* op, int result);
   void maybe_drop(uint64_t key);

@@ -138,8 +138,17 @@ DecodeError decode_record_prefix(std::string_view file, SpoolRecord& out, size_t
 }
 
 std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced) {
-  return std::string(kRcptPrefix) + std::string(id) + " " + std::to_string(index) +
-         (bounced ? " b\n" : " d\n");
+  return encode_rcpt_state(id, index, bounced ? 'b' : 'd');
+}
+
+std::string encode_rcpt_state(std::string_view id, size_t index, char state) {
+  return std::string(kRcptPrefix) + std::string(id) + " " + std::to_string(index) + " " + state +
+         "\n";
+}
+
+std::string encode_hold(std::string_view id, uint64_t seq, bool held) {
+  return std::string(kHoldPrefix) + std::string(id) + " " + std::to_string(seq) +
+         (held ? " 1\n" : " 0\n");
 }
 
 std::string encode_warned(std::string_view id) {

@@ -20,6 +20,9 @@ inline constexpr std::string_view kTombstonePrefix = "ringmail-done ";
 inline constexpr std::string_view kRcptPrefix = "ringmail-rcpt ";
 inline constexpr std::string_view kRetryPrefix = "ringmail-retry ";
 inline constexpr std::string_view kWarnedPrefix = "ringmail-warned ";
+// "ringmail-hold <ID> <seq> <1|0>": held or released by an administrator;
+// the line with the highest <seq> wins, wherever it is.
+inline constexpr std::string_view kHoldPrefix = "ringmail-hold ";
 // Every line type starts with this: where reading resumes after damage.
 inline constexpr std::string_view kLinePrefix = "ringmail-";
 
@@ -33,11 +36,14 @@ struct SpoolRecord {
   uint64_t offset = 0;
   uint64_t length = 0;
   // Delivery state recovered from the spool: per recipient 0 (pending),
-  // 'd' (delivered) or 'b' (bounced); attempts so far and the next one.
+  // 'd' (delivered), 'b' (bounced) or 'x' (deleted by an administrator);
+  // attempts so far and the next one.
   std::vector<char> rcpt_done;
   uint32_t attempts = 0;
   int64_t next_attempt_unix = 0;
   bool delay_warned = false;  // a delay warning DSN went to the sender
+  bool held = false;          // held by an administrator (ringmail queue hold)
+  uint64_t held_seq = 0;      // the hold line's sequence number
 };
 
 // The file is header + message + trailer; the message is not copied.
@@ -58,6 +64,9 @@ DecodeError decode_record_prefix(std::string_view in, SpoolRecord& out, size_t& 
 // "ringmail-done <id>\n": the message was delivered (see spool-format.md).
 std::string encode_tombstone(std::string_view id);
 std::string encode_rcpt_done(std::string_view id, size_t index, bool bounced);
+// `state`: 'd' delivered, 'b' bounced, 'x' deleted by an administrator.
+std::string encode_rcpt_state(std::string_view id, size_t index, char state);
+std::string encode_hold(std::string_view id, uint64_t seq, bool held);
 std::string encode_retry(std::string_view id, uint32_t attempts, int64_t next_unix);
 std::string encode_warned(std::string_view id);
 
