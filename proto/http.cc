@@ -191,4 +191,52 @@ std::string http_response(int status, std::string_view content_type, std::string
   return r;
 }
 
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool url_decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out->push_back(' ');
+    } else if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_query(std::string_view query, std::vector<std::pair<std::string, std::string>>* out,
+                 std::string* bad) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string name, value;
+    if (!url_decode(pair.substr(0, eq), &name) ||
+        (eq != std::string_view::npos && !url_decode(pair.substr(eq + 1), &value))) {
+      *bad = std::string(pair);
+      return false;
+    }
+    out->emplace_back(std::move(name), std::move(value));
+  }
+  return true;
+}
+
 }  // namespace ringmail::proto

@@ -47,6 +47,12 @@ class HttpRequestReader {
   std::string error_;
 };
 
+// An application/x-www-form-urlencoded query ("a=1&b=x%40y"): its
+// name=value pairs in order, %XX and '+' decoded. False (and `bad` the
+// offending pair) on a broken %-escape.
+bool parse_query(std::string_view query, std::vector<std::pair<std::string, std::string>>* out,
+                 std::string* bad);
+
 // A complete HTTP/1.1 response with Content-Length (and Connection: close
 // when !keep_alive).
 std::string http_response(int status, std::string_view content_type, std::string_view body,

@@ -82,5 +82,22 @@ TEST(Http, Response) {
             std::string::npos);
 }
 
+TEST(Http, Query) {
+  std::vector<std::pair<std::string, std::string>> q;
+  std::string bad;
+  ASSERT_TRUE(parse_query("domain=example.net&sender=a%40b.test&&limit=5&x&note=a+b", &q, &bad));
+  ASSERT_EQ(q.size(), 5u);
+  EXPECT_EQ(q[0], (std::pair<std::string, std::string>{"domain", "example.net"}));
+  EXPECT_EQ(q[1].second, "a@b.test");
+  EXPECT_EQ(q[2].second, "5");
+  EXPECT_EQ(q[3], (std::pair<std::string, std::string>{"x", ""}));
+  EXPECT_EQ(q[4].second, "a b");
+  q.clear();
+  EXPECT_FALSE(parse_query("a=1&b=%4", &q, &bad));
+  EXPECT_EQ(bad, "b=%4");
+  EXPECT_FALSE(parse_query("c=%zz", &q, &bad));
+  EXPECT_EQ(bad, "c=%zz");
+}
+
 }  // namespace
 }  // namespace ringmail::proto

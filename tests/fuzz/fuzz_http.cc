@@ -31,6 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& q : out) {
     if (q.body.size() > kBodyMax || q.method.empty()) std::abort();
     (void)http_response(200, "text/plain", q.body, q.keep_alive);
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string bad;
+    if (!parse_query(q.query, &params, &bad) && bad.empty()) std::abort();
   }
   return 0;
 }
