@@ -1,11 +1,20 @@
 #include "engine/admin_api.h"
 
+#include <simdjson.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "engine/log.h"
 #include "engine/version.h"
+#include "proto/ascii.h"
+#include "storage/durable_file.h"
 #include "tls/api_token.h"
 #include "tls/cert_store.h"
 
@@ -101,7 +110,560 @@ std::string status_json(const Shard& shard) {
   return j.dump(2) + "\n";
 }
 
-ApiReply admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access) {
+namespace {
+
+// Messages each shard looks at in one loop turn while it lists or
+// summarises (bench/admin_queue.py measures the longest turn).
+constexpr size_t kSlice = 2000;
+constexpr size_t kPageDefault = 100, kPageMax = 10000;
+constexpr int64_t kSuspendMaxS = 365 * 86400;
+
+// Runs `part` on every shard (on its thread); each part calls its
+// `reply` once (maybe turns later); then `done` gets the parts in shard
+// order, on `origin`'s thread.
+using Part = std::function<void(Shard&, std::function<void(json)>)>;
+void gather(Shard& origin, Part part, std::function<void(std::vector<json>)> done) {
+  struct State {
+    std::vector<json> parts;
+    size_t left;
+    std::function<void(std::vector<json>)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->parts.resize(origin.peers().size());
+  st->left = origin.peers().size();
+  st->done = std::move(done);
+  for (Shard* peer : origin.peers()) {
+    const size_t i = peer->index();
+    auto task = [st, i, part, &origin](Shard& s) {
+      part(s, [st, i, &origin, &s](json r) {
+        auto back = [st, i, r = std::move(r)](Shard&) mutable {
+          st->parts[i] = std::move(r);
+          if (--st->left == 0) st->done(std::move(st->parts));
+        };
+        if (&s == &origin) {
+          back(origin);
+        } else {
+          origin.post_from_shard(s, msg::Run{std::move(back)});
+        }
+      });
+    };
+    if (peer == &origin) {
+      task(origin);
+    } else {
+      peer->post_from_shard(origin, msg::Run{std::move(task)});
+    }
+  }
+}
+
+// "Local@Domain" as the queue compares it: the domain in lower case, <>
+// and "" the null sender, angle brackets dropped.
+std::string address_key(std::string_view a) {
+  if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
+  const size_t at = a.rfind('@');
+  if (at == std::string_view::npos) return std::string(a);
+  return std::string(a.substr(0, at + 1)) + proto::ascii_lower(a.substr(at + 1));
+}
+
+// A destination domain from the path or a request: lower case, letters,
+// digits, dots, hyphens and UTF-8 octets only.
+bool domain_ok(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+  return std::all_of(d.begin(), d.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
+           static_cast<unsigned char>(c) >= 0x80;
+  });
+}
+
+json message_json(const OutboundQueue::MessageView& m) {
+  json rcpts = json::array();
+  for (const auto& r : m.rcpts) {
+    rcpts.push_back({{"address", r.address},
+                     {"state", r.state},
+                     {"attempts", m.attempts},
+                     {"next_attempt_unix", m.next_attempt_unix},
+                     {"last_reply", r.last_reply}});
+  }
+  return {{"id", m.id},
+          {"arrival_unix", m.arrival_unix},
+          {"sender", m.sender},
+          {"size", m.size},
+          {"held", m.held},
+          {"attempts", m.attempts},
+          {"next_attempt_unix", m.next_attempt_unix},
+          {"recipients", std::move(rcpts)}};
+}
+
+// --- GET /api/queue ---------------------------------------------------------
+
+void summary_slices(Shard& s, std::shared_ptr<OutboundQueue::Summary> acc, std::string after,
+                    int64_t now, std::function<void(json)> reply) {
+  if (s.outbound() != nullptr) after = s.outbound()->summarize(now, after, kSlice, acc.get());
+  if (s.outbound() != nullptr && !after.empty()) {
+    s.later([&s, acc, after, now, reply] { summary_slices(s, acc, after, now, reply); });
+    return;
+  }
+  json domains = json::object();
+  for (auto& [d, ds] : acc->domains) {
+    domains[d] = {{"messages", ds.messages},     {"recipients", ds.recipients},
+                  {"bytes", ds.bytes},           {"held", ds.held},
+                  {"in_flight", ds.in_flight},   {"ages", ds.ages},
+                  {"last_error", ds.last_error}, {"last_error_unix", ds.last_error_unix}};
+  }
+  reply({{"messages", acc->messages},
+         {"recipients", acc->recipients},
+         {"bytes", acc->bytes},
+         {"domains", std::move(domains)}});
+}
+
+void queue_summary(Shard& shard, std::function<void(ApiReply)> done) {
+  const int64_t now = shard.clock_s();
+  gather(
+      shard,
+      [now](Shard& s, std::function<void(json)> reply) {
+        summary_slices(s, std::make_shared<OutboundQueue::Summary>(), "", now, std::move(reply));
+      },
+      [&shard, now, done](std::vector<json> parts) {
+        uint64_t messages = 0, recipients = 0, bytes = 0;
+        std::map<std::string, json> merged;
+        for (auto& p : parts) {
+          messages += p["messages"].get<uint64_t>();
+          recipients += p["recipients"].get<uint64_t>();
+          bytes += p["bytes"].get<uint64_t>();
+          for (auto& [d, ds] : p["domains"].items()) {
+            auto [m, fresh] = merged.emplace(d, ds);
+            if (fresh) continue;
+            json& t = m->second;
+            for (const char* k : {"messages", "recipients", "bytes", "held", "in_flight"}) {
+              t[k] = t[k].get<uint64_t>() + ds[k].get<uint64_t>();
+            }
+            for (size_t b = 0; b < OutboundQueue::kAgeBuckets; ++b) {
+              t["ages"][b] = t["ages"][b].get<uint64_t>() + ds["ages"][b].get<uint64_t>();
+            }
+            if (ds["last_error_unix"].get<int64_t>() > t["last_error_unix"].get<int64_t>()) {
+              t["last_error"] = ds["last_error"];
+              t["last_error_unix"] = ds["last_error_unix"];
+            }
+          }
+        }
+        const auto& sus = shard.suspensions();
+        json suspended = json::array();
+        for (const auto& [d, su] : sus) {
+          if (su.until_unix <= now) continue;
+          suspended.push_back(
+              {{"domain", d}, {"until_unix", su.until_unix}, {"reason", su.reason}});
+        }
+        std::vector<json> domains;
+        for (auto& [d, ds] : merged) {
+          ds.erase("last_error_unix");
+          ds["domain"] = d;
+          auto su = sus.find(d);
+          ds["suspended"] =
+              su == sus.end() || su->second.until_unix <= now
+                  ? json(nullptr)
+                  : json{{"until_unix", su->second.until_unix}, {"reason", su->second.reason}};
+          domains.push_back(std::move(ds));
+        }
+        std::stable_sort(domains.begin(), domains.end(), [](const json& a, const json& b) {
+          return a["recipients"].get<uint64_t>() > b["recipients"].get<uint64_t>();
+        });
+        const json j = {
+            {"now_unix", now},
+            {"messages", messages},
+            {"recipients", recipients},
+            {"bytes", bytes},
+            {"buckets", {"0-5m", "5-10m", "10-20m", "20-40m", "40-80m", "80-160m", "160m+"}},
+            {"domains", std::move(domains)},
+            {"suspended", std::move(suspended)}};
+        done({200, j.dump() + "\n"});
+      });
+}
+
+// --- GET /api/queue/messages ------------------------------------------------
+
+struct ListQuery {
+  OutboundQueue::Filter filter;
+  std::string cursor;
+  size_t limit = kPageDefault;
+};
+
+// The query's fields; the error names the field.
+Result<ListQuery> parse_list_query(const std::string& query, int64_t now) {
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string bad;
+  if (!proto::parse_query(query, &params, &bad)) return Error{"broken %-escape in \"" + bad + "\""};
+  ListQuery q;
+  for (auto& [k, v] : params) {
+    const auto number = [&](int64_t lo, int64_t hi) -> Result<int64_t> {
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || errno != 0 || n < lo || n > hi) {
+        return Error{k + ": a number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                     " is needed, not \"" + v + "\""};
+      }
+      return static_cast<int64_t>(n);
+    };
+    if (k == "domain") {
+      q.filter.domain = proto::ascii_lower(v);
+      if (!domain_ok(q.filter.domain)) return Error{"domain: not a domain: \"" + v + "\""};
+    } else if (k == "sender") {
+      q.filter.by_sender = true;
+      q.filter.sender = v == "<>" ? "" : address_key(v);
+    } else if (k == "rcpt") {
+      q.filter.rcpt = address_key(v);
+      if (q.filter.rcpt.find('@') == std::string::npos) {
+        return Error{"rcpt: not an address: \"" + v + "\""};
+      }
+    } else if (k == "older_than") {
+      auto n = number(0, int64_t{1} << 40);
+      if (!n) return Error{n.error()};
+      q.filter.arrived_before = now - *n;
+    } else if (k == "state") {
+      using S = OutboundQueue::Filter::State;
+      if (v == "waiting") {
+        q.filter.state = S::kWaiting;
+      } else if (v == "in_flight") {
+        q.filter.state = S::kInFlight;
+      } else if (v == "held") {
+        q.filter.state = S::kHeld;
+      } else {
+        return Error{"state: waiting, in_flight or held, not \"" + v + "\""};
+      }
+    } else if (k == "limit") {
+      auto n = number(1, kPageMax);
+      if (!n) return Error{n.error()};
+      q.limit = static_cast<size_t>(*n);
+    } else if (k == "cursor") {
+      q.cursor = v;
+    } else {
+      return Error{"unknown parameter \"" + k +
+                   "\" (domain, sender, rcpt, older_than, state, limit, cursor)"};
+    }
+  }
+  return q;
+}
+
+void list_slices(Shard& s, std::shared_ptr<ListQuery> q,
+                 std::shared_ptr<std::vector<OutboundQueue::MessageView>> acc, std::string after,
+                 std::function<void(json)> reply) {
+  if (s.outbound() != nullptr) {
+    after = s.outbound()->list(q->filter, after, q->limit, kSlice, acc.get());
+    if (!after.empty()) {
+      s.later([&s, q, acc, after, reply] { list_slices(s, q, acc, after, reply); });
+      return;
+    }
+  }
+  json msgs = json::array();
+  for (const auto& m : *acc) msgs.push_back(message_json(m));
+  reply(std::move(msgs));
+}
+
+void queue_messages(Shard& shard, const proto::HttpRequest& req,
+                    std::function<void(ApiReply)> done) {
+  auto q = parse_list_query(req.query, shard.clock_s());
+  if (!q) {
+    done(error(400, q.error()));
+    return;
+  }
+  auto shared = std::make_shared<ListQuery>(std::move(*q));
+  gather(
+      shard,
+      [shared](Shard& s, std::function<void(json)> reply) {
+        list_slices(s, shared, std::make_shared<std::vector<OutboundQueue::MessageView>>(),
+                    shared->cursor, std::move(reply));
+      },
+      [shared, done](std::vector<json> parts) {
+        std::vector<json> all;
+        for (auto& p : parts) {
+          for (auto& m : p) all.push_back(std::move(m));
+        }
+        std::sort(all.begin(), all.end(), [](const json& a, const json& b) {
+          return a["id"].get_ref<const std::string&>() < b["id"].get_ref<const std::string&>();
+        });
+        // Each shard gave its first `limit` after the cursor: the first
+        // `limit` of them all are this page.
+        const bool more = all.size() >= shared->limit;
+        if (all.size() > shared->limit) all.resize(shared->limit);
+        json j = {{"messages", all}};
+        j["next_cursor"] = more && !all.empty() ? json(all.back()["id"]) : json(nullptr);
+        done({200, j.dump() + "\n"});
+      });
+}
+
+// --- GET /api/queue/messages/ID ---------------------------------------------
+
+void queue_message(Shard& shard, const std::string& id, bool body,
+                   std::function<void(ApiReply)> done) {
+  gather(
+      shard,
+      [id, body](Shard& s, std::function<void(json)> reply) {
+        OutboundQueue::MessageView v;
+        const storage::SpoolRecord* rec =
+            s.outbound() != nullptr ? s.outbound()->find(id, &v) : nullptr;
+        if (rec == nullptr) {
+          reply(nullptr);
+          return;
+        }
+        json j = message_json(v);
+        j["client"] = v.client;
+        j["helo"] = v.helo;
+        storage::SpoolRecord copy = *rec;
+        if (copy.message.empty() && s.spool().load(copy) < 0) {
+          j["error"] = "cannot read the message back from the spool";
+        } else {
+          const size_t end = copy.message.find("\r\n\r\n");
+          j["headers"] = copy.message.substr(0, end == std::string::npos ? end : end + 2);
+          if (body) j["content"] = copy.message;
+        }
+        reply(std::move(j));
+      },
+      [id, done](std::vector<json> parts) {
+        for (auto& p : parts) {
+          if (!p.is_null()) {
+            done({200, p.dump() + "\n"});
+            return;
+          }
+        }
+        done(error(404, "no message " + id + " in the queue"));
+      });
+}
+
+// --- POST /api/queue/ACTION -------------------------------------------------
+
+Result<OutboundQueue::Selector> parse_selector(const std::string& body) {
+  if (body.empty()) {
+    return Error{
+        "a JSON body is needed: {\"ids\": [...]}, {\"domain\": ...}, {\"sender\": ...} "
+        "or {\"all\": true}"};
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (parser.parse(body).get(doc) || doc.get(obj)) return Error{"the body is not a JSON object"};
+  OutboundQueue::Selector sel;
+  int given = 0;
+  for (auto field : obj) {
+    const std::string_view k = field.key;
+    if (k == "ids") {
+      simdjson::dom::array ids;
+      if (field.value.get(ids)) return Error{"ids: an array of message ids is needed"};
+      for (auto e : ids) {
+        std::string_view id;
+        if (e.get(id) || id.empty() || id.size() > 64) {
+          return Error{"ids: each id must be a string"};
+        }
+        sel.ids.emplace_back(id);
+      }
+      if (sel.ids.empty()) return Error{"ids: the list is empty"};
+      ++given;
+    } else if (k == "domain") {
+      std::string_view d;
+      if (field.value.get(d) || !domain_ok(proto::ascii_lower(d))) {
+        return Error{"domain: a domain name is needed"};
+      }
+      sel.domain = proto::ascii_lower(d);
+      ++given;
+    } else if (k == "sender") {
+      std::string_view a;
+      if (field.value.get(a))
+        return Error{"sender: an address is needed (\"<>\": the null sender)"};
+      sel.by_sender = true;
+      sel.sender = a == "<>" ? "" : address_key(a);
+      ++given;
+    } else if (k == "all") {
+      bool all = false;
+      if (field.value.get(all) || !all) return Error{"all: must be true"};
+      sel.all = true;
+      ++given;
+    } else {
+      return Error{"unknown field \"" + std::string(k) + "\" (ids, domain, sender, all)"};
+    }
+  }
+  if (given != 1) {
+    return Error{"give exactly one of ids, domain, sender or all"};
+  }
+  return sel;
+}
+
+void queue_action(Shard& shard, OutboundQueue::Action action, const std::string& body,
+                  std::function<void(ApiReply)> done) {
+  auto sel = parse_selector(body);
+  if (!sel) {
+    done(error(400, sel.error()));
+    return;
+  }
+  auto shared = std::make_shared<OutboundQueue::Selector>(std::move(*sel));
+  gather(
+      shard,
+      [shared, action](Shard& s, std::function<void(json)> reply) {
+        if (s.outbound() == nullptr) {
+          reply({{"messages", 0}, {"recipients", 0}, {"found", json::array()}});
+          return;
+        }
+        const auto c = s.outbound()->apply(action, *shared, s.clock_s());
+        json part = {{"messages", c.messages}, {"recipients", c.recipients}, {"found", c.found}};
+        if (action == OutboundQueue::Action::kFlush || c.messages == 0) {
+          reply(std::move(part));
+          return;
+        }
+        // Answered only once the change is on disk.
+        s.spool().sync([part = std::move(part), reply](int r) mutable {
+          if (r < 0)
+            part["error"] = std::string("the spool could not record it: ") + std::strerror(-r);
+          reply(std::move(part));
+        });
+      },
+      [shared, action, done](std::vector<json> parts) {
+        uint64_t messages = 0, recipients = 0;
+        std::set<std::string> found;
+        for (auto& p : parts) {
+          if (p.contains("error")) {
+            done(error(500, p["error"].get<std::string>()));
+            return;
+          }
+          messages += p["messages"].get<uint64_t>();
+          recipients += p["recipients"].get<uint64_t>();
+          for (auto& id : p["found"]) found.insert(id.get<std::string>());
+        }
+        json j = {{"messages", messages}};
+        if (action == OutboundQueue::Action::kDelete || action == OutboundQueue::Action::kBounce) {
+          j["recipients"] = recipients;
+        }
+        if (!shared->ids.empty()) {
+          json unknown = json::array();
+          for (const auto& id : shared->ids) {
+            if (!found.count(id)) unknown.push_back(id);
+          }
+          if (found.empty()) {
+            done(error(404, "no message " + unknown[0].get<std::string>() + " in the queue" +
+                                (unknown.size() > 1 ? " (nor the other ids)" : "")));
+            return;
+          }
+          if (!unknown.empty()) j["unknown"] = std::move(unknown);
+        }
+        done({200, j.dump() + "\n"});
+      });
+}
+
+// --- POST /api/destinations/DOMAIN/suspend|resume ----------------------------
+
+// Writes the new set to disk and hands it to every shard; `flush` (a
+// resume) makes that domain's waiting mail due everywhere.
+int publish_suspensions(Shard& shard, Shard::Suspensions next, const std::string& flush) {
+  const std::string path = shard.config().data_dir + "/suspended";
+  if (const int r = storage::write_durable_file(path, suspensions_text(next), 0640,
+                                                storage::Existing::kReplace);
+      r < 0) {
+    return r;
+  }
+  auto snap = std::make_shared<const Shard::Suspensions>(std::move(next));
+  for (Shard* peer : shard.peers()) {
+    auto fn = [snap, flush](Shard& s) {
+      s.set_suspensions(snap);
+      if (!flush.empty() && s.outbound() != nullptr) {
+        OutboundQueue::Selector sel;
+        sel.domain = flush;
+        s.outbound()->apply(OutboundQueue::Action::kFlush, sel, s.clock_s());
+      }
+    };
+    if (peer == &shard) {
+      fn(shard);
+    } else {
+      peer->post_from_shard(shard, msg::Run{std::move(fn)});
+    }
+  }
+  return 0;
+}
+
+ApiReply destination(Shard& shard, const std::string& domain, const std::string& verb,
+                     const std::string& body) {
+  const int64_t now = shard.clock_s();
+  Shard::Suspensions next;
+  for (const auto& [d, su] : shard.suspensions()) {
+    if (su.until_unix > now) next[d] = su;  // expired ones go
+  }
+  if (verb == "resume") {
+    const bool was = next.erase(domain) > 0;
+    if (const int r = publish_suspensions(shard, std::move(next), domain); r < 0) {
+      return error(500,
+                   "cannot write " + shard.config().data_dir + "/suspended: " + std::strerror(-r));
+    }
+    log_line("admin: destination " + domain + " resumed");
+    return {200, json{{"domain", domain}, {"resumed", was}}.dump() + "\n"};
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (body.empty() || parser.parse(body).get(doc) || doc.get(obj)) {
+    return error(400, "a JSON body is needed: {\"duration_s\": N, \"reason\": \"...\"}");
+  }
+  int64_t duration = -1;
+  std::string reason;
+  for (auto field : obj) {
+    const std::string_view k = field.key;
+    if (k == "duration_s") {
+      if (field.value.get(duration) || duration < 1 || duration > kSuspendMaxS) {
+        return error(400, "duration_s: a number of seconds from 1 to " +
+                              std::to_string(kSuspendMaxS) + " is needed");
+      }
+    } else if (k == "reason") {
+      std::string_view r;
+      if (field.value.get(r) || r.size() > 500) {
+        return error(400, "reason: a string of at most 500 characters is needed");
+      }
+      for (char c : r) reason.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+    } else {
+      return error(400, "unknown field \"" + std::string(k) + "\" (duration_s, reason)");
+    }
+  }
+  if (duration < 0) return error(400, "duration_s: missing");
+  next[domain] = {now + duration, reason};
+  if (const int r = publish_suspensions(shard, std::move(next), ""); r < 0) {
+    return error(500,
+                 "cannot write " + shard.config().data_dir + "/suspended: " + std::strerror(-r));
+  }
+  log_line("admin: destination " + domain + " suspended for " + std::to_string(duration) + "s" +
+           (reason.empty() ? "" : ": " + reason));
+  return {200, json{{"domain", domain}, {"until_unix", now + duration}, {"reason", reason}}.dump() +
+                   "\n"};
+}
+
+}  // namespace
+
+Result<Shard::Suspensions> read_suspensions(const std::string& path, int64_t now_s) {
+  Shard::Suspensions out;
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return out;
+    return Error{path + ": " + std::strerror(errno)};
+  }
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string domain;
+    long long until = 0;
+    if (!(fields >> domain >> until) || !domain_ok(domain)) {
+      return Error{path + ":" + std::to_string(n) + ": not \"DOMAIN UNTIL_UNIX REASON\""};
+    }
+    std::string reason;
+    std::getline(fields >> std::ws, reason);
+    if (until > now_s) out[domain] = {until, reason};
+  }
+  return out;
+}
+
+std::string suspensions_text(const Shard::Suspensions& s) {
+  std::string out =
+      "# Destinations suspended with `ringmail queue suspend` (DOMAIN UNTIL_UNIX REASON).\n";
+  for (const auto& [d, su] : s) {
+    out += d + " " + std::to_string(su.until_unix) + " " + su.reason + "\n";
+  }
+  return out;
+}
+
+void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
+               std::function<void(ApiReply)> done) {
   if (access == HttpAccess::kTokens) {
     const std::string auth = shard.config().api_tokens.empty() ? "" : req.header("authorization");
     const std::string_view scheme = "Bearer ";
@@ -113,17 +675,77 @@ ApiReply admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess acces
       }
     }
     if (who == nullptr) {
-      return error(401, "a bearer token of an [[api.token]] is needed (Authorization: Bearer ...)");
+      done(error(401, "a bearer token of an [[api.token]] is needed (Authorization: Bearer ...)"));
+      return;
     }
     if (!who->has(config::ApiToken::kAdmin)) {
-      return error(403, "the token \"" + who->name + "\" has no admin scope");
+      done(error(403, "the token \"" + who->name + "\" has no admin scope"));
+      return;
     }
   }
-  if (req.path == "/api/status") {
-    if (req.method != "GET" && req.method != "HEAD") return error(405, "use GET");
-    return {200, status_json(shard)};
+  const std::string& path = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool post = req.method == "POST";
+  if (path == "/api/status") {
+    done(get ? ApiReply{200, status_json(shard)} : error(405, "use GET"));
+    return;
   }
-  return error(404, "no such path: " + req.path + " (try /api/status)");
+  const std::string queue = "/api/queue", messages = "/api/queue/messages/",
+                    dest = "/api/destinations/";
+  const bool queue_path = path == queue || path.rfind(queue + "/", 0) == 0;
+  if ((queue_path || path.rfind(dest, 0) == 0) && shard.stopping()) {
+    done(error(503, "ringmaild is stopping"));
+    return;
+  }
+  if (path == queue) {
+    if (!get) return done(error(405, "use GET"));
+    return queue_summary(shard, std::move(done));
+  }
+  if (path == "/api/queue/messages") {
+    if (!get) return done(error(405, "use GET"));
+    return queue_messages(shard, req, std::move(done));
+  }
+  if (path.rfind(messages, 0) == 0) {
+    if (!get) return done(error(405, "use GET"));
+    const std::string id = path.substr(messages.size());
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string bad;
+    bool body = false;
+    if (proto::parse_query(req.query, &params, &bad)) {
+      for (auto& [k, v] : params) body = body || (k == "body" && v != "0" && !v.empty());
+    }
+    if (id.empty() || id.find('/') != std::string::npos) {
+      return done(error(404, "no such path: " + path));
+    }
+    return queue_message(shard, id, body, std::move(done));
+  }
+  static const std::pair<const char*, OutboundQueue::Action> kActions[] = {
+      {"flush", OutboundQueue::Action::kFlush},
+      {"hold", OutboundQueue::Action::kHold},
+      {"release", OutboundQueue::Action::kRelease},
+      {"delete", OutboundQueue::Action::kDelete},
+      {"bounce", OutboundQueue::Action::kBounce}};
+  for (const auto& [name, action] : kActions) {
+    if (path == queue + "/" + name) {
+      if (!post) return done(error(405, "use POST"));
+      return queue_action(shard, action, req.body, std::move(done));
+    }
+  }
+  if (path.rfind(dest, 0) == 0) {
+    const std::string rest = path.substr(dest.size());
+    const size_t slash = rest.find('/');
+    const std::string domain =
+        proto::ascii_lower(slash == std::string::npos ? rest : rest.substr(0, slash));
+    const std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (!domain_ok(domain)) return done(error(400, "not a domain: \"" + domain + "\""));
+    if (verb != "suspend" && verb != "resume") {
+      return done(error(404, "no such path: " + path + " (suspend or resume)"));
+    }
+    if (!post) return done(error(405, "use POST"));
+    return done(destination(shard, domain, verb, req.body));
+  }
+  done(error(404, "no such path: " + path +
+                      " (try /api/status, /api/queue, /api/queue/messages, /api/destinations/)"));
 }
 
 }  // namespace ringmail::engine

@@ -5,6 +5,7 @@
 // (401 without a valid one, 403 without the scope).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "engine/shard.h"
@@ -20,8 +21,18 @@ struct ApiReply {
   std::string body;  // JSON
 };
 
-// A request whose path starts with /api/ (shard thread).
-ApiReply admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access);
+// A request whose path starts with /api/ (shard thread). `done` gets the
+// answer on this shard's thread: at once, or once the other shards gave
+// their parts (the queue's listings, built in slices, and its changes,
+// once durable).
+void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
+               std::function<void(ApiReply)> done);
+
+// The suspended destinations file (<data_dir>/suspended, docs/admin-api.md):
+// one "DOMAIN UNTIL_UNIX REASON" line each. Read at start (expired ones
+// are left out); a broken line is an error naming it.
+Result<Shard::Suspensions> read_suspensions(const std::string& path, int64_t now_s);
+std::string suspensions_text(const Shard::Suspensions& s);
 
 // GET /api/status: version, start time, backend, shards and their loops,
 // listeners, TLS certificates (names, key, expiry), queue totals, spool

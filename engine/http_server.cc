@@ -9,8 +9,8 @@
 
 namespace ringmail::engine {
 
-std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
-                         HttpAccess access, bool* keep_alive) {
+void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
+                  HttpAccess access, std::function<void(std::string, bool)> reply) {
   shard.counters().http_requests.fetch_add(1, std::memory_order_relaxed);
   const bool stopping = shard.stopping();
   const bool get = req.method == "GET" || req.method == "HEAD";
@@ -35,10 +35,19 @@ std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std:
       body = metrics_text(shard.peers(), !stopping);
     }
   } else if (req.path.rfind("/api/", 0) == 0) {
-    ApiReply a = admin_api(shard, req, access);
-    status = a.status;
-    type = "application/json";
-    body = std::move(a.body);
+    const bool head = req.method == "HEAD";
+    const bool keep = req.keep_alive && !stopping;
+    admin_api(shard, req, access,
+              [peer, method = req.method, path = req.path, head, keep, reply](ApiReply a) {
+                if (a.status >= 400) {
+                  log_line("http client=" + peer + ": " + method + " " + path + " " +
+                           std::to_string(a.status));
+                }
+                std::string r = proto::http_response(a.status, "application/json", a.body, keep);
+                if (head) r.resize(r.size() - a.body.size());
+                reply(std::move(r), keep);
+              });
+    return;
   } else {
     status = 404;
     body = "no such path: " + req.path + " (try /metrics, /healthz or /api/status)\n";
@@ -46,10 +55,10 @@ std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std:
   if (status >= 400)
     log_line("http client=" + peer + ": " + req.method + " " + req.path + " " +
              std::to_string(status));
-  if (stopping) *keep_alive = false;
-  std::string r = proto::http_response(status, type, body, *keep_alive);
+  const bool keep = req.keep_alive && !stopping;
+  std::string r = proto::http_response(status, type, body, keep);
   if (req.method == "HEAD") r.resize(r.size() - body.size());
-  return r;
+  reply(std::move(r), keep);
 }
 
 std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
@@ -140,6 +149,31 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
       out += std::string(m.name) + "{shard=\"" + std::to_string(p->index()) + "\"} " + num + "\n";
     }
   }
+  out +=
+      "# HELP ringmail_loop_turn_seconds How long the shard's loop turns worked.\n"
+      "# TYPE ringmail_loop_turn_seconds histogram\n";
+  for (const Shard* p : shards) {
+    const std::string shard = "shard=\"" + std::to_string(p->index()) + "\"";
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < 4; ++b) {
+      cumulative += p->stats().loop_turns[b].load();
+      std::snprintf(num, sizeof num, "%g", b < 3 ? ShardStats::kTurnBucketsS[b] : 0.0);
+      out += "ringmail_loop_turn_seconds_bucket{" + shard + ",le=\"" +
+             (b < 3 ? std::string(num) : std::string("+Inf")) + "\"} " +
+             std::to_string(cumulative) + "\n";
+    }
+    std::snprintf(num, sizeof num, "%.17g", double(p->stats().loop_busy_us.load()) / 1e6);
+    out += "ringmail_loop_turn_seconds_sum{" + shard + "} " + num + "\n";
+    out += "ringmail_loop_turn_seconds_count{" + shard + "} " + std::to_string(cumulative) + "\n";
+  }
+  out +=
+      "# HELP ringmail_loop_turn_max_seconds The longest loop turn since the start.\n"
+      "# TYPE ringmail_loop_turn_max_seconds gauge\n";
+  for (const Shard* p : shards) {
+    std::snprintf(num, sizeof num, "%.17g", double(p->stats().loop_turn_max_us.load()) / 1e6);
+    out += "ringmail_loop_turn_max_seconds{shard=\"" + std::to_string(p->index()) + "\"} " + num +
+           "\n";
+  }
   out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +
          std::string(up ? "1" : "0") + "\n";
   return out;
@@ -153,6 +187,10 @@ HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer, HttpAcces
   idle_.fire = &HttpConnection::on_idle;
 }
 
+HttpConnection::~HttpConnection() {
+  for (auto& s : slots_) s->conn = nullptr;
+}
+
 void HttpConnection::start() {
   recv_armed_ = true;
   shard_.backend().recv(fd_, &recv_c_);
@@ -164,30 +202,43 @@ void HttpConnection::on_idle(TimerEntry* t) { static_cast<Timer*>(t)->conn->begi
 void HttpConnection::on_recv(const Event& ev) {
   if (!ev.more) recv_armed_ = false;
   if (ev.res > 0) {
-    if (!shut_ && !close_after_send_) {
+    if (!shut_ && !close_after_send_ && !stop_reading_) {
       std::vector<proto::HttpRequest> reqs;
       const bool ok = reader_.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)), &reqs);
+      bool closing = false;
       for (const auto& r : reqs) {
-        bool keep = r.keep_alive;
-        pending_ += http_respond(shard_, r, peer_, access_, &keep);
-        if (!keep) {
-          close_after_send_ = true;
+        auto slot = std::make_shared<Slot>();
+        slot->conn = this;
+        slots_.push_back(slot);
+        http_respond(shard_, r, peer_, access_, [slot](std::string data, bool keep) {
+          slot->data = std::move(data);
+          slot->keep = keep;
+          slot->ready = true;
+          if (slot->conn != nullptr) slot->conn->collect();
+        });
+        if (!r.keep_alive) {
+          closing = true;  // nothing after it is answered
           break;
         }
       }
-      if (!ok && !close_after_send_) {
+      if (!ok && !closing) {
         log_line("http client=" + peer_ + ": " + std::to_string(reader_.status()) + " " +
                  reader_.error());
-        pending_ += proto::http_response(reader_.status(), "text/plain; charset=utf-8",
-                                         reader_.error() + "\n", false);
-        close_after_send_ = true;
+        auto slot = std::make_shared<Slot>();
+        slot->data = proto::http_response(reader_.status(), "text/plain; charset=utf-8",
+                                          reader_.error() + "\n", false);
+        slot->keep = false;
+        slot->ready = true;
+        slots_.push_back(std::move(slot));
+        closing = true;
       }
+      if (closing) stop_reading_ = true;
       if (pending_.size() > kPendingMax) begin_close();  // a client that never reads
       shard_.wheel().cancel(&idle_);
       shard_.wheel().schedule(&idle_, shard_.clock_s() + kIdleS);
     }
     if (ev.has_buf) shard_.backend().release(ev.buf_id);
-    flush();
+    collect();
     if (!recv_armed_ && !shut_) {
       recv_armed_ = true;
       shard_.backend().recv(fd_, &recv_c_);
@@ -204,7 +255,25 @@ void HttpConnection::on_recv(const Event& ev) {
     return;
   }
   if (ev.more) return;
+  if (!slots_.empty() && !shut_) {
+    // The client sent its last request: answer what is still being made
+    // (the admin API's queue requests), then close.
+    stop_reading_ = eof_ = true;
+    return;
+  }
   begin_close();
+}
+
+void HttpConnection::collect() {
+  while (!slots_.empty() && slots_.front()->ready && !close_after_send_) {
+    pending_ += slots_.front()->data;
+    if (!slots_.front()->keep) close_after_send_ = true;
+    slots_.front()->conn = nullptr;
+    slots_.pop_front();
+  }
+  if (eof_ && slots_.empty()) close_after_send_ = true;
+  flush();
+  maybe_finish();
 }
 
 void HttpConnection::flush() {

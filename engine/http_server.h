@@ -5,6 +5,9 @@
 // 400/413/431 and the close.
 #pragma once
 
+#include <deque>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,10 +21,12 @@ namespace ringmail::engine {
 
 // The answer to one request (shard thread): GET /healthz (200 ok, 503
 // while stopping), GET /metrics and the admin API under /api/
-// (engine/admin_api.h). *keep_alive comes in as the request's and may be
-// cleared.
-std::string http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
-                         HttpAccess access, bool* keep_alive);
+// (engine/admin_api.h). `reply` gets the whole response and whether the
+// connection stays open (the request's keep-alive, cleared while
+// stopping): at once, or later on this thread for the admin API's queue
+// requests.
+void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
+                  HttpAccess access, std::function<void(std::string, bool)> reply);
 // Every shard's counters in Prometheus' text format (version 0.0.4);
 // ringmail_up is `up`.
 std::string metrics_text(const std::vector<Shard*>& shards, bool up);
@@ -31,6 +36,7 @@ class HttpConnection {
   static constexpr size_t kBodyMax = 16u << 20;
 
   HttpConnection(Shard& shard, int fd, std::string peer, HttpAccess access);
+  ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
@@ -49,6 +55,16 @@ class HttpConnection {
   void on_send(const Event& ev);
   static void on_idle(TimerEntry* t);
   void flush();
+  // Responses in request order; one that is not ready holds back those
+  // after it (HTTP/1.1 pipelining). A slot outlives its connection.
+  struct Slot {
+    std::string data;
+    bool ready = false, keep = true;
+    HttpConnection* conn = nullptr;
+  };
+  std::deque<std::shared_ptr<Slot>> slots_;
+  // Moves the ready responses at the front to pending_ and sends them.
+  void collect();
   void begin_close();
   void maybe_finish();
 
@@ -61,6 +77,8 @@ class HttpConnection {
   SendBuffer out_;
   bool recv_armed_ = false, shut_ = false, retired_ = false;
   bool close_after_send_ = false;
+  bool stop_reading_ = false;  // a request said close, or was broken
+  bool eof_ = false;           // the client is done sending
   MemberCompletion<HttpConnection, &HttpConnection::on_recv> recv_c_;
   MemberCompletion<HttpConnection, &HttpConnection::on_send> send_c_;
   Timer idle_;

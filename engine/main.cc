@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "config/config.h"
+#include "engine/admin_api.h"
 #include "engine/config_check.h"
 #include "engine/log.h"
 #include "engine/notify.h"
@@ -637,6 +638,15 @@ bool Daemon::make_shards() {
   storage::Spool::remove_obsolete(io, cfg_->data_dir, obsolete_segments_,
                                   [](const std::string& line) { log_line(line); });
   obsolete_segments_.clear();
+  // Destinations suspended before the restart stay suspended.
+  auto suspended = read_suspensions(cfg_->data_dir + "/suspended", ::time(nullptr));
+  if (!suspended) {
+    log_line("cannot read the suspended destinations: " + suspended.error(), LogLevel::kError);
+    return false;
+  }
+  auto snap = std::make_shared<const Shard::Suspensions>(std::move(*suspended));
+  for (auto& s : shards_) s->set_suspensions(snap);
+  if (!snap->empty()) log_line(std::to_string(snap->size()) + " destinations suspended");
   return true;
 }
 

@@ -13,6 +13,19 @@ namespace {
 
 std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.domain); }
 
+// "local@domain" with the domain in lower case; "" for the null sender.
+std::string address_key(const proto::Address& a) {
+  return a.is_null() ? std::string() : a.local + "@" + domain_of(a);
+}
+
+bool contains(const std::vector<size_t>& v, size_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+void erase_value(std::vector<size_t>& v, size_t x) {
+  v.erase(std::remove(v.begin(), v.end(), x), v.end());
+}
+
 }  // namespace
 
 OutboundQueue::~OutboundQueue() { stop(); }
@@ -35,19 +48,30 @@ void OutboundQueue::add(storage::SpoolRecord rec, std::vector<size_t> indices, i
     it->held = it->rec.message.size();
     held_bytes_ += it->held;
   }
+  it->size = it->rec.message.empty() ? it->rec.length : it->rec.message.size();
+  it->mine = indices;
   it->pending = std::move(indices);
   items_.push_back(std::move(up));
   it->self = std::prev(items_.end());
+  by_id_[it->rec.env.id] = it;
   arrivals_.insert(it->rec.env.arrival_unix);
   update_gauges();
   schedule(it, it->rec.next_attempt_unix > now_s ? it->rec.next_attempt_unix : now_s);
 }
 
 void OutboundQueue::schedule(Item* it, int64_t when) {
-  it->scheduled = true;
   it->attempted = false;
-  schedule_.emplace(when, it);
+  it->next_at = when;
   dirty_ = true;
+  if (it->rec.held) return;  // parked until released
+  it->scheduled = true;
+  it->sched = schedule_.emplace(when, it);
+}
+
+void OutboundQueue::unschedule(Item* it) {
+  if (!it->scheduled) return;
+  schedule_.erase(it->sched);
+  it->scheduled = false;
 }
 
 int64_t OutboundQueue::dns_retry(uint32_t retries) const {
@@ -102,6 +126,10 @@ void OutboundQueue::service(int64_t now_s) {
   }
   std::vector<Batch*> sent;
   for (auto d = due_.begin(); d != due_.end();) {
+    if (suspended(d->first, now_s)) {  // its mail waits here until then
+      ++d;
+      continue;
+    }
     // At most what the destination's connections carry in one round is
     // out at a time; the rest waits here, its bytes maybe on disk only.
     const config::OutboundRoute* r = cfg_.route_for(d->first);
@@ -152,11 +180,19 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
   auto b = std::make_unique<Batch>();
   b->b.home = d_.shard;
   b->b.domain = domain;
-  std::vector<Item*> unreadable;
+  std::vector<Item*> unreadable, skipped;
   for (size_t k = 0; k < n; ++k) {
     Item* it = due.front();
     due.pop_front();
     --it->due_in;
+    // Held, or its recipients there deleted, since it became due.
+    const bool any = std::any_of(it->pending.begin(), it->pending.end(), [&](size_t idx) {
+      return domain_of(it->rec.env.rcpts[idx]) == domain;
+    });
+    if (it->rec.held || !any) {
+      skipped.push_back(it);
+      continue;
+    }
     it->attempted = true;
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
       // Counts as a failed attempt: tried again after a backoff.
@@ -176,12 +212,14 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
       if (domain_of(it->rec.env.rcpts[idx]) != domain) continue;
       p->indices.push_back(idx);
       p->msg.rcpts.push_back(it->rec.env.rcpts[idx]);
+      it->flying.push_back(idx);
     }
     ++it->out;
     b->b.msgs.push_back(&p->msg);
     b->parts.push_back(std::move(p));
   }
   for (Item* it : unreadable) settle(it, now_s);
+  for (Item* it : skipped) settle(it, now_s);
   if (b->parts.empty()) return nullptr;
   out_per_domain_[domain] += b->parts.size();
   batches_.push_back(std::move(b));
@@ -199,6 +237,9 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
     for (size_t k = 0; k < p->indices.size(); ++k) {
       const size_t idx = p->indices[k];
       const auto& res = p->msg.results[k];
+      erase_value(it->flying, idx);
+      // Deleted or bounced by the administrator while it was out.
+      if (!contains(it->pending, idx)) continue;
       const std::string who =
           "outbound id=" + it->rec.env.id + " to=<" + it->rec.env.rcpts[idx].to_string() +
           "> via " + (p->msg.remote_host.empty() ? "-" : p->msg.remote_host) +
@@ -208,21 +249,22 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           log_line(who + ": delivered: " + res.reply);
           if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
           d_.spool->recipient_done(it->rec, idx, false);
-          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx),
-                            it->pending.end());
+          mark(it, idx, 'd');
+          erase_value(it->pending, idx);
           break;
         case proto::Outcome::kPerm:
           log_line(who + ": failed permanently: " + res.reply);
           if (d_.counters) d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
           it->to_bounce.push_back({idx, res});
           it->bounce_host = p->msg.remote_host;
-          it->pending.erase(std::remove(it->pending.begin(), it->pending.end(), idx),
-                            it->pending.end());
+          mark(it, idx, 'b');
+          erase_value(it->pending, idx);
           break;
         case proto::Outcome::kTemp:
           log_line(who + ": deferred: " + res.reply);
           if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
           it->last_reply[idx] = res.reply;
+          it->last_reply_unix = now_s;
           (p->msg.dns_failed ? it->dns_deferred : it->other_deferred) = true;
           break;
       }
@@ -295,6 +337,7 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
   d_.spool->delivered(it->rec);  // every recipient is finished
   held_bytes_ -= it->held;
   if (auto a = arrivals_.find(it->rec.env.arrival_unix); a != arrivals_.end()) arrivals_.erase(a);
+  by_id_.erase(it->rec.env.id);
   items_.erase(it->self);
   update_gauges();
 }
@@ -336,6 +379,236 @@ void OutboundQueue::warn_delayed(Item* it, int64_t now_s) {
     --bounces_in_flight_;
     if (ok) d_.spool->delay_warned(ref);  // else warned once more after a restart
   });
+}
+
+void OutboundQueue::mark(Item* it, size_t idx, char state) {
+  auto& v = it->rec.rcpt_done;
+  if (v.size() < it->rec.env.rcpts.size()) v.resize(it->rec.env.rcpts.size(), 0);
+  if (idx < v.size()) v[idx] = state;
+}
+
+char OutboundQueue::state_of(const Item* it, size_t idx) {
+  return idx < it->rec.rcpt_done.size() ? it->rec.rcpt_done[idx] : 0;
+}
+
+bool OutboundQueue::suspended(const std::string& domain, int64_t now_s) const {
+  auto s = suspended_.find(domain);
+  return s != suspended_.end() && s->second > now_s;
+}
+
+size_t OutboundQueue::age_bucket(int64_t age_s) {
+  size_t b = 0;
+  for (int64_t limit = 5 * 60; b + 1 < kAgeBuckets && age_s >= limit; limit *= 2) ++b;
+  return b;
+}
+
+bool OutboundQueue::matches(const Item* it, const Filter& f) const {
+  if (f.arrived_before != 0 && it->rec.env.arrival_unix >= f.arrived_before) return false;
+  if (f.by_sender && address_key(it->rec.env.from) != f.sender) return false;
+  switch (f.state) {
+    case Filter::State::kAny:
+      break;
+    case Filter::State::kHeld:
+      if (!it->rec.held) return false;
+      break;
+    case Filter::State::kInFlight:
+      if (it->flying.empty()) return false;
+      break;
+    case Filter::State::kWaiting:
+      if (it->rec.held || !it->flying.empty()) return false;
+      break;
+  }
+  if (f.domain.empty() && f.rcpt.empty()) return true;
+  for (size_t idx : it->pending) {
+    const auto& a = it->rec.env.rcpts[idx];
+    if ((f.domain.empty() || domain_of(a) == f.domain) &&
+        (f.rcpt.empty() || address_key(a) == f.rcpt)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void OutboundQueue::view(const Item* it, MessageView* out) const {
+  const auto& env = it->rec.env;
+  out->id = env.id;
+  out->sender = address_key(env.from).empty() ? "" : env.from.to_string();
+  out->client = env.client;
+  out->helo = env.helo;
+  out->arrival_unix = env.arrival_unix;
+  out->size = it->size;
+  out->held = it->rec.held;
+  out->attempts = it->rec.attempts;
+  out->next_attempt_unix = it->scheduled || it->rec.held ? it->next_at : 0;
+  for (size_t idx : it->mine) {
+    RcptView r;
+    r.address = env.rcpts[idx].to_string();
+    const char st = state_of(it, idx);
+    const bool bouncing = std::any_of(it->to_bounce.begin(), it->to_bounce.end(),
+                                      [&](const auto& b) { return b.first == idx; });
+    if (st == 'd') {
+      r.state = "delivered";
+    } else if (st == 'b' || bouncing) {
+      r.state = "failed";
+    } else if (st == 'x') {
+      r.state = "deleted";
+    } else if (contains(it->flying, idx)) {
+      r.state = "in_flight";
+    } else if (it->rec.held) {
+      r.state = "held";
+    } else {
+      r.state = "waiting";
+    }
+    if (auto lr = it->last_reply.find(idx); lr != it->last_reply.end()) r.last_reply = lr->second;
+    out->rcpts.push_back(std::move(r));
+  }
+}
+
+std::string OutboundQueue::list(const Filter& f, const std::string& after, size_t limit,
+                                size_t budget, std::vector<MessageView>* out) const {
+  auto i = after.empty() ? by_id_.begin() : by_id_.upper_bound(after);
+  std::string last;
+  for (size_t looked = 0; i != by_id_.end() && out->size() < limit; ++i, ++looked) {
+    if (looked == budget) return last;
+    last = i->first;
+    if (matches(i->second, f)) {
+      out->emplace_back();
+      view(i->second, &out->back());
+    }
+  }
+  return "";
+}
+
+const storage::SpoolRecord* OutboundQueue::find(const std::string& id, MessageView* out) const {
+  auto i = by_id_.find(id);
+  if (i == by_id_.end()) return nullptr;
+  view(i->second, out);
+  return &i->second->rec;
+}
+
+std::string OutboundQueue::summarize(int64_t now_s, const std::string& after, size_t budget,
+                                     Summary* out) const {
+  auto i = after.empty() ? by_id_.begin() : by_id_.upper_bound(after);
+  std::string last;
+  std::vector<std::string> seen;
+  for (size_t looked = 0; i != by_id_.end(); ++i, ++looked) {
+    if (looked == budget) return last;
+    last = i->first;
+    const Item* it = i->second;
+    ++out->messages;
+    out->bytes += it->size;
+    const size_t bucket = age_bucket(now_s - it->rec.env.arrival_unix);
+    seen.clear();
+    for (size_t idx : it->pending) {
+      std::string d = domain_of(it->rec.env.rcpts[idx]);
+      DomainSummary& ds = out->domains[d];
+      ++out->recipients;
+      ++ds.recipients;
+      ++ds.ages[bucket];
+      if (it->rec.held) ++ds.held;
+      if (contains(it->flying, idx)) ++ds.in_flight;
+      if (auto lr = it->last_reply.find(idx);
+          lr != it->last_reply.end() && it->last_reply_unix >= ds.last_error_unix) {
+        ds.last_error = lr->second;
+        ds.last_error_unix = it->last_reply_unix;
+      }
+      if (std::find(seen.begin(), seen.end(), d) == seen.end()) {
+        ++ds.messages;
+        ds.bytes += it->size;
+        seen.push_back(std::move(d));
+      }
+    }
+  }
+  return "";
+}
+
+OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_t now_s) {
+  Change c;
+  std::vector<Item*> items;
+  if (!sel.ids.empty()) {
+    for (const auto& id : sel.ids) {
+      if (auto i = by_id_.find(id); i != by_id_.end()) {
+        items.push_back(i->second);
+        c.found.push_back(id);
+      }
+    }
+  } else {
+    for (const auto& [id, it] : by_id_) {
+      const bool take = sel.all || (sel.by_sender && address_key(it->rec.env.from) == sel.sender) ||
+                        (!sel.domain.empty() &&
+                         std::any_of(it->pending.begin(), it->pending.end(), [&](size_t idx) {
+                           return domain_of(it->rec.env.rcpts[idx]) == sel.domain;
+                         }));
+      if (take) items.push_back(it);
+    }
+  }
+  for (Item* it : items) {
+    const std::string& id = it->rec.env.id;
+    switch (a) {
+      case Action::kFlush:
+        if (it->rec.held || it->pending.empty()) break;
+        ++c.messages;
+        if (it->scheduled) {
+          unschedule(it);
+          it->dns_retries = 0;
+          schedule(it, now_s);
+        }
+        break;
+      case Action::kHold:
+        if (it->rec.held) break;
+        ++c.messages;
+        d_.spool->hold(it->rec, true);
+        unschedule(it);  // next_at stays: release puts it back there
+        log_line("outbound id=" + id + ": held by the administrator");
+        break;
+      case Action::kRelease:
+        if (!it->rec.held) break;
+        ++c.messages;
+        d_.spool->hold(it->rec, false);
+        log_line("outbound id=" + id + ": released by the administrator");
+        if (!it->scheduled && it->due_in == 0 && it->out == 0 && !it->bouncing) {
+          schedule(it, std::max(it->next_at, now_s));
+        }
+        break;
+      case Action::kDelete:
+      case Action::kBounce: {
+        std::vector<size_t> take;
+        for (size_t idx : it->pending) {
+          if (sel.domain.empty() || domain_of(it->rec.env.rcpts[idx]) == sel.domain) {
+            take.push_back(idx);
+          }
+        }
+        if (take.empty()) break;
+        ++c.messages;
+        c.recipients += take.size();
+        for (size_t idx : take) {
+          erase_value(it->pending, idx);
+          it->last_reply.erase(idx);
+          const std::string who =
+              "outbound id=" + id + " to=<" + it->rec.env.rcpts[idx].to_string() + ">: ";
+          if (a == Action::kDelete) {
+            d_.spool->recipient_deleted(it->rec, idx);
+            mark(it, idx, 'x');
+            log_line(who + "deleted by the administrator");
+          } else {
+            // Durable now; the DSN is queued as the message settles.
+            d_.spool->recipient_done(it->rec, idx, true);
+            mark(it, idx, 'b');
+            it->to_bounce.push_back(
+                {idx, proto::SmtpClient::RcptResult{
+                          proto::Outcome::kPerm, "deleted from the queue by the administrator"}});
+            log_line(who + "bounced by the administrator");
+          }
+        }
+        if (it->pending.empty() || !it->to_bounce.empty()) {
+          unschedule(it);
+          settle(it, now_s);  // waits for parts in batches to come back
+        }
+        break;
+      }
+    }
+  }
+  return c;
 }
 
 }  // namespace ringmail::engine

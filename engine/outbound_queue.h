@@ -88,6 +88,78 @@ class OutboundQueue {
   void reconfigure(config::OutboundConfig cfg) { cfg_ = std::move(cfg); }
   bool idle() const { return batches_.empty() && bounces_in_flight_ == 0; }
 
+  // The administrator's view and controls (engine/admin_api.cc,
+  // docs/admin-api.md). Addresses are compared as "local@domain" with the
+  // domain in lower case ("" the null sender).
+  struct Filter {
+    std::string domain;  // a recipient still to deliver there
+    std::string rcpt;    // that recipient, still to deliver
+    bool by_sender = false;
+    std::string sender;
+    int64_t arrived_before = 0;  // 0: any arrival
+    enum class State : uint8_t { kAny, kWaiting, kInFlight, kHeld } state = State::kAny;
+  };
+  struct RcptView {
+    std::string address;
+    const char* state;  // waiting, in_flight, held, delivered, failed, deleted
+    std::string last_reply;
+  };
+  struct MessageView {
+    std::string id, sender, client, helo;
+    int64_t arrival_unix = 0;
+    uint64_t size = 0;
+    bool held = false;
+    uint32_t attempts = 0;
+    int64_t next_attempt_unix = 0;  // 0: due now or in an attempt
+    std::vector<RcptView> rcpts;
+  };
+  // Messages with ids after `after`, in id order, that match, appended to
+  // `out` until it has `limit`; looks at no more than `budget` messages.
+  // Returns the id to go on from when the budget ran out first, else "".
+  std::string list(const Filter& f, const std::string& after, size_t limit, size_t budget,
+                   std::vector<MessageView>* out) const;
+  // One message (null: not in this queue).
+  const storage::SpoolRecord* find(const std::string& id, MessageView* out) const;
+
+  static constexpr size_t kAgeBuckets = 7;  // qshape's: 5, 10, 20, 40, 80, 160 minutes, more
+  struct DomainSummary {
+    uint64_t messages = 0, recipients = 0, bytes = 0, held = 0, in_flight = 0;
+    uint64_t ages[kAgeBuckets] = {};
+    std::string last_error;
+    int64_t last_error_unix = 0;
+  };
+  struct Summary {
+    uint64_t messages = 0, recipients = 0, bytes = 0;
+    std::map<std::string, DomainSummary> domains;
+  };
+  static size_t age_bucket(int64_t age_s);
+  // Adds the messages with ids after `after` to `out`, at most `budget`
+  // of them; returns the id to go on from, or "" when all are in.
+  std::string summarize(int64_t now_s, const std::string& after, size_t budget, Summary* out) const;
+
+  // Which messages an administrative action takes.
+  struct Selector {
+    std::vector<std::string> ids;
+    std::string domain;  // messages with recipients there (delete and
+                         // bounce: only those recipients)
+    bool by_sender = false;
+    std::string sender;
+    bool all = false;
+  };
+  enum class Action : uint8_t { kFlush, kHold, kRelease, kDelete, kBounce };
+  struct Change {
+    uint64_t messages = 0, recipients = 0;
+    std::vector<std::string> found;  // of the selector's ids
+  };
+  // Applies `a` now; the spool lines it writes are durable after the next
+  // Spool::sync().
+  Change apply(Action a, const Selector& sel, int64_t now_s);
+  // Destinations no connection goes to until the given unix second.
+  void set_suspended(std::map<std::string, int64_t> until) {
+    suspended_ = std::move(until);
+    dirty_ = true;
+  }
+
  private:
   // A message a DSN needs, read back from the spool; a failure is logged
   // and the DSN goes without the original's header.
@@ -115,6 +187,15 @@ class OutboundQueue {
     bool other_deferred = false;
     uint32_t dns_retries = 0;
     std::list<std::unique_ptr<Item>>::iterator self;
+    // For the administrator: the recipients this queue took, those in a
+    // batch now, the message's size, its next attempt (while scheduled, or
+    // parked while held) and when the last deferral came.
+    std::vector<size_t> mine;
+    std::vector<size_t> flying;
+    uint64_t size = 0;
+    int64_t next_at = 0;
+    int64_t last_reply_unix = 0;
+    std::multimap<int64_t, Item*>::iterator sched;
   };
   struct Part {  // one item's recipients in one session
     Item* item;
@@ -139,9 +220,20 @@ class OutboundQueue {
   // backoff: the DNS trouble has lasted).
   int64_t dns_retry(uint32_t retries) const;
 
+  // Recipient `idx` finished ('d', 'b', 'x'), for the listing.
+  static void mark(Item* it, size_t idx, char state);
+  static char state_of(const Item* it, size_t idx);
+  bool matches(const Item* it, const Filter& f) const;
+  void view(const Item* it, MessageView* out) const;
+  bool suspended(const std::string& domain, int64_t now_s) const;
+  // Takes the item out of schedule_ (it stays where else it is).
+  void unschedule(Item* it);
+
   Deps d_;
   config::OutboundConfig cfg_;
   std::list<std::unique_ptr<Item>> items_;
+  std::map<std::string, Item*> by_id_;  // items_ by message id (listing, actions)
+  std::map<std::string, int64_t> suspended_;
   std::multiset<int64_t> arrivals_;  // of items_ (the gauges' oldest)
   void update_gauges();
   std::multimap<int64_t, Item*> schedule_;

@@ -244,6 +244,7 @@ void Shard::run(std::latch& ready) {
       deps.dispatch = [this](OutboundBatch* b) { dispatch_batch(b); };
       deps.shard = index_;
       outbound_ = std::make_unique<OutboundQueue>(std::move(deps), cfg_->outbound);
+      set_suspensions(suspensions_);
       OutboundDispatcher::Deps dd;
       dd.backend = backend_.get();
       dd.resolver = dns_.get();
@@ -271,7 +272,7 @@ void Shard::run(std::latch& ready) {
     last_turn_ms_.store(mono_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
     // Answers the DNS cache holds for this turn go out before any sleep.
-    backend_->wait(dns_ && dns_->has_ready() ? 0 : local_->wait_ms());
+    backend_->wait((dns_ && dns_->has_ready()) || !later_.empty() ? 0 : local_->wait_ms());
     const auto woke = std::chrono::steady_clock::now();
     const auto us = [](auto d) {
       return static_cast<uint64_t>(
@@ -280,6 +281,11 @@ void Shard::run(std::latch& ready) {
     stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
     tick();
     drain_inboxes();
+    if (!later_.empty()) {
+      std::vector<std::function<void()>> now;
+      now.swap(later_);
+      for (auto& fn : now) fn();
+    }
     // Lookups answered in this turn (by the servers, or from the cache)
     // reach their askers before the queues are serviced.
     if (dns_) dns_->run_ready();
@@ -304,7 +310,14 @@ void Shard::run(std::latch& ready) {
     }
     dead_http_.clear();
     turn_end = std::chrono::steady_clock::now();
-    stats_.loop_busy_us.fetch_add(us(turn_end - woke), std::memory_order_relaxed);
+    const uint64_t busy = us(turn_end - woke);
+    stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);
+    size_t bucket = 0;
+    while (bucket < 3 && double(busy) / 1e6 > ShardStats::kTurnBucketsS[bucket]) ++bucket;
+    stats_.loop_turns[bucket].fetch_add(1, std::memory_order_relaxed);
+    if (busy > stats_.loop_turn_max_us.load(std::memory_order_relaxed)) {
+      stats_.loop_turn_max_us.store(busy, std::memory_order_relaxed);
+    }
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && http_conns_.empty() && local_->idle() && dsns_signing_ == 0 &&
@@ -395,6 +408,14 @@ void Shard::handle(ShardMessage&& m) {
     void operator()(msg::Run& r) { r.fn(s); }
   };
   std::visit(Handler{*this}, m);
+}
+
+void Shard::set_suspensions(std::shared_ptr<const Suspensions> s) {
+  suspensions_ = std::move(s);
+  if (!outbound_) return;
+  std::map<std::string, int64_t> until;
+  for (const auto& [domain, sus] : *suspensions_) until[domain] = sus.until_unix;
+  outbound_->set_suspended(std::move(until));
 }
 
 void Shard::reload(msg::Reload&& m) {

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <latch>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -89,12 +90,17 @@ struct ShardStats {
   // Loop time: waiting for events, and working on them (microseconds).
   std::atomic<uint64_t> loop_wait_us{0};
   std::atomic<uint64_t> loop_busy_us{0};
-  OutboundQueue::Counters outbound;          // remote recipients
-  std::atomic<uint64_t> local_deferred{0};   // local deliveries to retry
-  std::atomic<uint64_t> local_queued{0};     // gauge: local deliveries waiting or running
-  std::atomic<uint64_t> local_failed{0};     // local recipients failed for good
-  std::atomic<uint64_t> dsns_queued{0};      // bounces and delay notices
-  std::atomic<uint64_t> dkim_signatures{0};  // messages signed
+  // Loop turns by how long they worked: up to 1 ms, 10 ms, 100 ms, longer
+  // (a histogram for /metrics; the admin API's slices keep turns short).
+  static constexpr double kTurnBucketsS[] = {0.001, 0.01, 0.1};
+  std::atomic<uint64_t> loop_turns[4] = {};
+  std::atomic<uint64_t> loop_turn_max_us{0};  // the longest turn so far
+  OutboundQueue::Counters outbound;           // remote recipients
+  std::atomic<uint64_t> local_deferred{0};    // local deliveries to retry
+  std::atomic<uint64_t> local_queued{0};      // gauge: local deliveries waiting or running
+  std::atomic<uint64_t> local_failed{0};      // local recipients failed for good
+  std::atomic<uint64_t> dsns_queued{0};       // bounces and delay notices
+  std::atomic<uint64_t> dkim_signatures{0};   // messages signed
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
@@ -195,6 +201,18 @@ class Shard final : public proto::SmtpHost {
   // The shard's clock: monotonic milliseconds, and wall-clock seconds.
   int64_t mono_ms() const { return clock_.mono_ms(); }
   int64_t clock_s() const { return clock_.wall_s(); }
+  // Runs `fn` in the next loop turn (work cut into slices: each slice
+  // queues the next, so other events are served in between).
+  void later(std::function<void()> fn) { later_.push_back(std::move(fn)); }
+  // Destinations suspended by the administrator: until when, and why
+  // (every shard has the same; the admin socket's shard writes the file).
+  struct Suspension {
+    int64_t until_unix = 0;
+    std::string reason;
+  };
+  using Suspensions = std::map<std::string, Suspension>;
+  void set_suspensions(std::shared_ptr<const Suspensions> s);
+  const Suspensions& suspensions() const { return *suspensions_; }
   // A connection that has closed: freed at the end of the loop turn.
   void retire(Connection* c);
   void retire(HttpConnection* c) { dead_http_.push_back(c); }
@@ -320,6 +338,8 @@ class Shard final : public proto::SmtpHost {
   std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_conns_;
   std::vector<HttpConnection*> dead_http_;
   TimerWheel wheel_;
+  std::vector<std::function<void()>> later_;
+  std::shared_ptr<const Suspensions> suspensions_ = std::make_shared<Suspensions>();
   int64_t now_s_ = 0;
   storage::UniqueClock id_clock_;
   bool stopping_ = false;

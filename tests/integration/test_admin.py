@@ -72,7 +72,7 @@ def test_status_on_the_admin_socket(start_ringmaild, tmp_path):
     assert 0 <= st["uptime_s"] < 60 and st["stopping"] is False
     assert all(0 <= s["loop_utilisation"] <= 1 for s in st["shards"])
     status, _, body = get(UnixHTTPConnection(str(sock)), "/api/nothing")
-    assert status == 404 and json.loads(body) == {"error": "no such path: /api/nothing (try /api/status)"}
+    assert status == 404 and json.loads(body) == {"error": "no such path: /api/nothing (try /api/status, /api/queue, /api/queue/messages, /api/destinations/)"}
     srv.stop()
     assert not sock.exists()  # removed at the stop
 
