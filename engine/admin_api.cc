@@ -669,9 +669,10 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
     const std::string_view scheme = "Bearer ";
     const config::ApiToken* who = nullptr;
     if (auth.size() > scheme.size() && auth.compare(0, scheme.size(), scheme) == 0) {
-      const std::string_view token = std::string_view(auth).substr(scheme.size());
+      // Hashed once; each configured hash is compared in constant time.
+      const std::string hash = tls::api_token_hash(std::string_view(auth).substr(scheme.size()));
       for (const auto& t : shard.config().api_tokens) {
-        if (tls::api_token_matches(token, t.sha256)) who = &t;
+        if (tls::api_token_hash_equal(hash, t.sha256)) who = &t;
       }
     }
     if (who == nullptr) {

@@ -50,10 +50,14 @@ bool is_token_hash(std::string_view sha256_hex) {
 }
 
 bool api_token_matches(std::string_view token, std::string_view sha256_hex) {
+  return api_token_hash_equal(api_token_hash(token), sha256_hex);
+}
+
+bool api_token_hash_equal(std::string_view token_hash, std::string_view sha256_hex) {
   if (!is_token_hash(sha256_hex)) return false;
   std::string want(sha256_hex);
   for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return equal_in_constant_time(api_token_hash(token), want);
+  return equal_in_constant_time(token_hash, want);
 }
 
 }  // namespace ringmail::tls

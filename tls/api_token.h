@@ -19,5 +19,8 @@ bool is_token_hash(std::string_view sha256_hex);
 // `token` hashes to `sha256_hex` (a hash from the configuration; compared
 // in constant time).
 bool api_token_matches(std::string_view token, std::string_view sha256_hex);
+// The same with the token's hash made once (api_token_hash), for checking
+// one token against every configured hash.
+bool api_token_hash_equal(std::string_view token_hash, std::string_view sha256_hex);
 
 }  // namespace ringmail::tls
