@@ -134,17 +134,21 @@ void gather(Shard& origin, Part part, std::function<void(std::vector<json>)> don
   st->done = std::move(done);
   for (Shard* peer : origin.peers()) {
     const size_t i = peer->index();
+    // The parts and the merge are admin work (Shard::later: a bounded
+    // share of a busy shard).
     auto task = [st, i, part, &origin](Shard& s) {
-      part(s, [st, i, &origin, &s](json r) {
-        auto back = [st, i, r = std::move(r)](Shard&) mutable {
-          st->parts[i] = std::move(r);
-          if (--st->left == 0) st->done(std::move(st->parts));
-        };
-        if (&s == &origin) {
-          back(origin);
-        } else {
-          origin.post_from_shard(s, msg::Run{std::move(back)});
-        }
+      s.later([st, i, part, &origin, &s] {
+        part(s, [st, i, &origin, &s](json r) {
+          auto back = [st, i, r = std::move(r)](Shard& o) mutable {
+            st->parts[i] = std::move(r);
+            if (--st->left == 0) o.later([st] { st->done(std::move(st->parts)); });
+          };
+          if (&s == &origin) {
+            back(origin);
+          } else {
+            origin.post_from_shard(s, msg::Run{std::move(back)});
+          }
+        });
       });
     };
     if (peer == &origin) {

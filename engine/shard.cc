@@ -272,7 +272,11 @@ void Shard::run(std::latch& ready) {
     last_turn_ms_.store(mono_ms(), std::memory_order_relaxed);
     // While deliveries wait for their syncfs, come back soon to start it.
     // Answers the DNS cache holds for this turn go out before any sleep.
-    backend_->wait((dns_ && dns_->has_ready()) || !later_.empty() ? 0 : local_->wait_ms());
+    int timeout = dns_ && dns_->has_ready() ? 0 : local_->wait_ms();
+    if (const int admin = admin_wait_ms(); admin >= 0 && (timeout < 0 || admin < timeout)) {
+      timeout = admin;
+    }
+    backend_->wait(timeout);
     const auto woke = std::chrono::steady_clock::now();
     const auto us = [](auto d) {
       return static_cast<uint64_t>(
@@ -281,11 +285,7 @@ void Shard::run(std::latch& ready) {
     stats_.loop_wait_us.fetch_add(us(woke - turn_end), std::memory_order_relaxed);
     tick();
     drain_inboxes();
-    if (!later_.empty()) {
-      std::vector<std::function<void()>> now;
-      now.swap(later_);
-      for (auto& fn : now) fn();
-    }
+    if (admin_wait_ms() == 0) run_admin_work();
     // Lookups answered in this turn (by the servers, or from the cache)
     // reach their askers before the queues are serviced.
     if (dns_) dns_->run_ready();
@@ -408,6 +408,27 @@ void Shard::handle(ShardMessage&& m) {
     void operator()(msg::Run& r) { r.fn(s); }
   };
   std::visit(Handler{*this}, m);
+}
+
+int Shard::admin_wait_ms() {
+  if (later_.empty()) return -1;
+  const int64_t now = mono_ms();
+  if (now - admin_window_ms_ >= 1000) {
+    admin_window_ms_ = now;
+    admin_window_us_ = 0;
+  }
+  if (admin_window_us_ < kAdminShareUs || !accepting_mail(now)) return 0;
+  return static_cast<int>(admin_window_ms_ + 1000 - now);
+}
+
+void Shard::run_admin_work() {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::function<void()>> now;
+  now.swap(later_);
+  for (auto& fn : now) fn();
+  admin_window_us_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::steady_clock::now() - start)
+                                                .count());
 }
 
 void Shard::set_suspensions(std::shared_ptr<const Suspensions> s) {

@@ -201,9 +201,13 @@ class Shard final : public proto::SmtpHost {
   // The shard's clock: monotonic milliseconds, and wall-clock seconds.
   int64_t mono_ms() const { return clock_.mono_ms(); }
   int64_t clock_s() const { return clock_.wall_s(); }
-  // Runs `fn` in the next loop turn (work cut into slices: each slice
-  // queues the next, so other events are served in between).
+  // Admin work (the admin API's slices): runs `fn` in a later loop turn.
+  // While the shard is acknowledging mail, such work gets at most 1/20th
+  // of each second (kAdminShareUs: 5%), so an operator listing a large queue
+  // in a loop slows accepting by no more than that; an idle shard runs it
+  // at once.
   void later(std::function<void()> fn) { later_.push_back(std::move(fn)); }
+  static constexpr uint64_t kAdminShareUs = 50'000;  // per second
   // Destinations suspended by the administrator: until when, and why
   // (every shard has the same; the admin socket's shard writes the file).
   struct Suspension {
@@ -339,6 +343,11 @@ class Shard final : public proto::SmtpHost {
   std::vector<HttpConnection*> dead_http_;
   TimerWheel wheel_;
   std::vector<std::function<void()>> later_;
+  int64_t admin_window_ms_ = 0;   // the current second (mono_ms) of admin work
+  uint64_t admin_window_us_ = 0;  // admin work done in it
+  // Milliseconds until admin work may run: 0 now, -1 none waiting.
+  int admin_wait_ms();
+  void run_admin_work();
   std::shared_ptr<const Suspensions> suspensions_ = std::make_shared<Suspensions>();
   int64_t now_s_ = 0;
   storage::UniqueClock id_clock_;
