@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "proto/ascii.h"
 #include "storage/durable_file.h"
 #include "tls/hmac.h"
 
@@ -23,12 +24,7 @@ Result<void> make_secret_file(const std::string& path) {
   if (::getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
     return Error{std::string("getrandom: ") + std::strerror(errno)};
   }
-  static const char* hex = "0123456789abcdef";
-  std::string line;
-  for (unsigned char b : raw) {
-    line += hex[b >> 4];
-    line += hex[b & 15];
-  }
+  std::string line = proto::hex_lower(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
   line =
       "# SRS secrets: the first line signs, every line verifies (add a new one on top to "
       "rotate)\n" +

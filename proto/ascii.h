@@ -3,6 +3,7 @@
 // is undefined for negative chars.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace ringmail::proto {
@@ -16,6 +17,19 @@ constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 constexpr bool is_space(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
 constexpr char to_lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+inline constexpr char kHexDigits[] = "0123456789abcdef";
+
+// Bytes as lower-case hex, two digits each.
+inline std::string hex_lower(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += kHexDigits[b >> 4];
+    out += kHexDigits[b & 15];
+  }
+  return out;
 }
 
 // `s` without leading and trailing is_space characters.

@@ -196,13 +196,12 @@ std::string url_escape(std::string_view s) {
 // (7.3), lower case as in 7.4's example.
 std::string dotted_ip(const IpAddress& ip) {
   if (!ip.v6) return ip.to_string();
-  static const char kHex[] = "0123456789abcdef";
   std::string out;
   for (uint8_t b : ip.bytes) {
     if (!out.empty()) out += '.';
-    out += kHex[b >> 4];
+    out += kHexDigits[b >> 4];
     out += '.';
-    out += kHex[b & 15];
+    out += kHexDigits[b & 15];
   }
   return out;
 }

@@ -5,13 +5,13 @@
 
 #include <cctype>
 
+#include "proto/ascii.h"
 #include "tls/password.h"
 #include "tls/sha256.h"
 
 namespace ringmail::tls {
 
 namespace {
-constexpr char kHex[] = "0123456789abcdef";
 constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 }  // namespace
 
@@ -33,12 +33,7 @@ std::string new_api_token() {
 
 std::string api_token_hash(std::string_view token) {
   const Sha256Digest d = Sha256Job::hash(token, Sha256Backend::kWolfCrypt);
-  std::string hex;
-  for (uint8_t b : d) {
-    hex += kHex[b >> 4];
-    hex += kHex[b & 15];
-  }
-  return hex;
+  return proto::hex_lower(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
 bool is_token_hash(std::string_view sha256_hex) {

@@ -5,16 +5,10 @@
 #include <string>
 #include <string_view>
 
+#include "proto/ascii.h"
+
 namespace ringmail::tls {
 
-inline std::string hex(std::string_view s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
+inline std::string hex(std::string_view s) { return proto::hex_lower(s); }
 
 }  // namespace ringmail::tls

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "engine/blocking_dns.h"
 #include "proto/address.h"
+#include "proto/ascii.h"
 #include "proto/dkim.h"
 #include "proto/dmarc.h"
 #include "proto/ip.h"
@@ -127,11 +128,10 @@ std::string reverse_name(const proto::IpAddress& a) {
     }
     return out + "in-addr.arpa";
   }
-  static const char kHex[] = "0123456789abcdef";
   for (int i = 15; i >= 0; --i) {
-    out += kHex[a.bytes[i] & 0xf];
+    out += proto::kHexDigits[a.bytes[i] & 0xf];
     out += '.';
-    out += kHex[a.bytes[i] >> 4];
+    out += proto::kHexDigits[a.bytes[i] >> 4];
     out += '.';
   }
   return out + "ip6.arpa";
