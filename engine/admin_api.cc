@@ -55,8 +55,6 @@ std::string status_json(const Shard& shard) {
     local += s->stats().local_queued.load();
     const int64_t o = s->stats().outbound.oldest_arrival_unix.load();
     if (o != 0 && (oldest == 0 || o < oldest)) oldest = o;
-  }
-  for (const Shard* s : shard.peers()) {
     const double busy = double(s->stats().loop_busy_us.load()) / 1e6;
     const double wait = double(s->stats().loop_wait_us.load()) / 1e6;
     shards.push_back({{"index", s->index()},
