@@ -49,7 +49,8 @@ std::string utc_text(int64_t t) {
 }  // namespace
 
 Result<AdminReply> admin_request(const std::string& socket_path, const std::string& method,
-                                 const std::string& target, bool* down) {
+                                 const std::string& target, bool* down,
+                                 std::string_view json_body) {
   *down = false;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
@@ -65,9 +66,10 @@ Result<AdminReply> admin_request(const std::string& socket_path, const std::stri
   }
   timeval tv{30, 0};
   ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const std::string req = method + " " + target +
-                          " HTTP/1.1\r\nHost: ringmaild\r\nConnection: close\r\n"
-                          "Content-Length: 0\r\n\r\n";
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: ringmaild\r\nConnection: close\r\n";
+  if (!json_body.empty()) req += "Content-Type: application/json\r\n";
+  req += "Content-Length: " + std::to_string(json_body.size()) + "\r\n\r\n";
+  req += json_body;
   for (size_t off = 0; off < req.size();) {
     const ssize_t n = ::send(s.fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
     if (n <= 0) return Error{socket_path + ": " + std::strerror(errno)};
