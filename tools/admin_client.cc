@@ -5,10 +5,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+
+#include "tools/queue_format.h"
 
 namespace ringmail::tools {
 
@@ -95,6 +98,54 @@ Result<AdminReply> admin_request(const std::string& socket_path, const std::stri
   r.status = std::atoi(in.c_str() + 9);
   r.body = in.substr(head_end + 4);
   return r;
+}
+
+AdminCall admin_call(const char* prog, const std::string& socket_path, const std::string& method,
+                     const std::string& target, std::string_view json_body) {
+  bool down = false;
+  auto r = admin_request(socket_path, method, target, &down, json_body);
+  if (!r) {
+    std::fprintf(stderr, "%s: %s\n", prog, r.error().c_str());
+    return {down ? kDaemonDown : 1, ""};
+  }
+  if (r->status < 200 || r->status > 299) {
+    std::fprintf(stderr, "%s: %s\n", prog, answer_error(r->status, r->body).c_str());
+    return {1, ""};
+  }
+  return {0, std::move(r->body)};
+}
+
+int admin_pages(const char* prog, const std::string& socket_path, const std::string& target,
+                size_t max_total, const std::function<Result<void>(std::string_view page)>& each,
+                size_t* messages) {
+  const char sep = target.find('?') == std::string::npos ? '?' : '&';
+  std::string cursor;
+  size_t got = 0;
+  while (true) {
+    const size_t want = max_total == 0 ? kPageSize : std::min(kPageSize, max_total - got);
+    std::string page_target = target + sep + "limit=" + std::to_string(want);
+    if (!cursor.empty()) page_target += "&cursor=" + url_encode(cursor);
+    AdminCall page = admin_call(prog, socket_path, "GET", page_target);
+    if (page.exit != 0) return page.exit;
+    auto info = page_info(page.body);
+    if (!info) {
+      std::fprintf(stderr, "%s: %s\n", prog, info.error().c_str());
+      return 1;
+    }
+    if (auto done = each(page.body); !done) {
+      std::fprintf(stderr, "%s: %s\n", prog, done.error().c_str());
+      return 1;
+    }
+    got += info->messages;
+    if (messages != nullptr) *messages = got;
+    if (!info->next_cursor || (max_total != 0 && got >= max_total)) return 0;
+    if (*info->next_cursor == cursor || info->next_cursor->empty()) {
+      std::fprintf(stderr, "%s: ringmaild's next_cursor does not move on (%s)\n", prog,
+                   info->next_cursor->c_str());
+      return 1;
+    }
+    cursor = std::move(*info->next_cursor);
+  }
 }
 
 int status_command(const config::Config& cfg, bool json) {

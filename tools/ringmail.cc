@@ -16,6 +16,22 @@
 //   ringmail token-hash [TOKEN|-]               its SHA-256, for [[api.token]] sha256
 //   ringmail status [--json]                    the running daemon, through its admin
 //                                               socket ([admin] socket; exit 75: not running)
+//   ringmail queue summary [--json]             the queue by destination and age (qshape),
+//                                               suspended destinations
+//   ringmail queue list [--domain D] [--sender A] [--rcpt A] [--older-than DURATION]
+//                       [--state waiting|in_flight|held] [--limit N] [--json]
+//                                               the messages, every page of them
+//   ringmail queue show ID [--body] [--json]    one message: envelope, recipients, header
+//   ringmail queue flush|hold|release [ID... | --domain D | --sender A | --all]
+//                                               (no selector: every message)
+//   ringmail queue delete|bounce (ID... | --domain D | --sender A | --all)
+//                                               delete: no DSN; bounce: a DSN to the sender
+//   ringmail queue suspend DOMAIN --for 2h [--reason TEXT]
+//   ringmail queue resume DOMAIN                no connections to DOMAIN for a while / again
+//       The queue commands go through the admin socket as status does
+//       (tools/queue_cli.h, docs/admin-api.md): exit 75 when ringmaild is
+//       not running, 1 with its error text when it refuses. Durations:
+//       90s, 30m, 2h, 1d or seconds.
 //   ringmail send-test --to ADDR --user USER [--password-stdin] [--server HOST:587]
 //                      [--tls-name NAME]
 //   Every command takes --config FILE (tools/tool_config.h: default
@@ -81,6 +97,7 @@
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
+#include "tools/queue_cli.h"
 #include "tools/send_test.h"
 #include "tools/setup.h"
 #include "tools/tool_config.h"
@@ -360,6 +377,7 @@ int main(int argc, char** argv) {
   bool as_json = false;
   CLI::App* status = app.add_subcommand("status", "what the running ringmaild says about itself");
   status->add_flag("--json", as_json, "the admin API's JSON as it came");
+  ringmail::tools::QueueCli queue(app);
   CLI11_PARSE(app, argc, argv);
   if (thash->parsed()) return token_hash(token);
   if (tnew->parsed()) return token_new(token_name, token_scopes, token_domains);
@@ -381,7 +399,8 @@ int main(int argc, char** argv) {
   }
   const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
-  const bool needs_config = config_show->parsed() || resolve->parsed() || status->parsed();
+  const bool needs_config =
+      config_show->parsed() || resolve->parsed() || status->parsed() || queue.parsed();
   const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
   if (!tc.note.empty() && (needs_config || given_dir.empty())) {
     std::fprintf(stderr, "ringmail: %s\n", tc.note.c_str());
@@ -405,6 +424,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (status->parsed()) return t::status_command(*tc.cfg, as_json);
+  if (queue.parsed()) return queue.run(*tc.cfg);
   if (dns_check->parsed()) {
     if (tc.cfg != nullptr) check_opts.config_hostname = tc.cfg->hostname;
     if (!domains_dir.empty()) check_opts.domains_dir = domains_dir;
