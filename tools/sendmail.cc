@@ -2,6 +2,10 @@
 // PHP call (`sendmail -t -i`), installable as /usr/sbin/sendmail.
 //
 //   ringmail-sendmail [-t] [-i|-oi] [-f sender] [-F name] [-C config] [rcpt...] < message
+//   ringmail-sendmail -bp [-C config]       the queue, as Postfix's mailq (also: called
+//   mailq [-C config]                       as mailq, the symlink meson install adds)
+//   ringmail-sendmail -q [-C config]        every queued message due now (-qRsite: the
+//                                           mail for one domain)
 //
 // The message (LF or CRLF lines) goes by SMTP to the local ringmaild's first
 // smtp listener, read from its configuration (-C, $RINGMAIL_CONFIG, or
@@ -10,6 +14,10 @@
 // Date and Message-ID are added when missing. When the daemon cannot take
 // the message it is appended to ~/dead.letter and the exit status says
 // why: 75 (try again), 67 (recipients refused), 64 (usage), 65 (bad input).
+// The queue modes go through ringmaild's admin socket ([admin] socket,
+// docs/admin-api.md) as `ringmail queue` does: exit 75 when the daemon is
+// not running, 1 when it refuses (its error on stderr), 78 when the
+// configuration has no admin socket.
 #include <netdb.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -30,6 +38,8 @@
 #include "proto/dkim.h"
 #include "proto/smtp_client.h"
 #include "proto/smtp_server.h"
+#include "tools/admin_client.h"
+#include "tools/queue_format.h"
 #include "tools/tool_config.h"
 
 namespace {
@@ -48,6 +58,9 @@ struct Options {
   std::string full_name;      // -F
   std::string config;         // -C
   std::vector<std::string> rcpts;
+  // -bm (the default), -bp (or called as mailq), -q; -qRsite: one domain.
+  enum class Mode { kSend, kList, kFlush } mode = Mode::kSend;
+  std::string flush_domain;
 };
 
 // sendmail's flags; false with a reason. Options that only steer
@@ -82,9 +95,24 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
     } else if (a == "-i" || a == "-oi") {
       o->dot_ends = false;
     } else if (a == "-bm") {
-      // the default mode
+      o->mode = Options::Mode::kSend;
+    } else if (a == "-bp") {
+      o->mode = Options::Mode::kList;
     } else if (flag == 'b') {
-      *why = "mode " + a + " is not supported (only -bm, reading a message from standard input)";
+      *why = "mode " + a +
+             " is not supported (only -bm, reading a message from standard input, and -bp, "
+             "listing the queue)";
+      return false;
+    } else if (a == "-q") {
+      o->mode = Options::Mode::kFlush;
+    } else if (a.rfind("-qR", 0) == 0) {
+      o->mode = Options::Mode::kFlush;
+      a.erase(1, 1);  // "-qRsite" -> "-Rsite": value() takes what follows "-R"
+      if (!value(&o->flush_domain)) return false;
+    } else if (flag == 'q') {
+      *why = a +
+             " is not supported (ringmaild retries on its own schedule; -q alone flushes "
+             "the queue, -qRsite one domain's mail)";
       return false;
     } else if (flag == 'f' || flag == 'r') {
       if (!value(&o->sender)) return false;
@@ -191,6 +219,51 @@ bool local_listener(const std::string& given, Listener* l, std::string* why) {
   *why = (tc.path.empty() ? std::string("the embedded dev configuration") : tc.path) +
          ": no smtp listener to hand mail to";
   return false;
+}
+
+// mailq, -bp and -q: through the admin socket of the configuration (-C,
+// else tools/tool_config.h's search). The exit status.
+int queue_mode(const char* prog, const Options& o) {
+  auto loaded = ringmail::tools::load_tool_config(o.config, true);
+  if (!loaded) {
+    std::fprintf(stderr, "%s: %s\n", prog, loaded.error().c_str());
+    return EX_CONFIG;
+  }
+  const ringmail::tools::ToolConfig& tc = *loaded;
+  if (tc.cfg == nullptr) {
+    std::fprintf(stderr, "%s: %s: cannot read the configuration file\n", prog,
+                 ringmail::tools::default_config_path().c_str());
+    return EX_CONFIG;
+  }
+  if (tc.cfg->admin_socket.empty()) {
+    std::fprintf(stderr, "%s: no [admin] socket in %s: ringmaild has no admin API\n", prog,
+                 tc.cfg->source.c_str());
+    return EX_CONFIG;
+  }
+  const std::string& socket = tc.cfg->admin_socket;
+  if (o.mode == Options::Mode::kFlush) {
+    // As postqueue -f: nothing printed when done.
+    ringmail::tools::QueueSelector s;
+    if (!o.flush_domain.empty()) s.domain = o.flush_domain;
+    auto body = ringmail::tools::selector_body(s, true);
+    if (!body) {
+      std::fprintf(stderr, "%s: %s\n", prog, body.error().c_str());
+      return EX_USAGE;
+    }
+    return ringmail::tools::admin_call(prog, socket, "POST", "/api/queue/flush", *body).exit;
+  }
+  ringmail::tools::MailqTotals totals;
+  const int rc =
+      ringmail::tools::admin_pages(prog, socket, ringmail::tools::list_target({}), 0,
+                                   [&](std::string_view page) -> ringmail::Result<void> {
+                                     auto text = ringmail::tools::format_mailq_page(page, &totals);
+                                     if (!text) return ringmail::Error{text.error()};
+                                     std::fwrite(text->data(), 1, text->size(), stdout);
+                                     return {};
+                                   });
+  if (rc != 0) return rc;
+  std::fputs(ringmail::tools::format_mailq_end(totals).c_str(), stdout);
+  return 0;
 }
 
 // The message goes to the end of ~/dead.letter (mbox form), so a failure
@@ -304,6 +377,12 @@ int main(int argc, char** argv) {
   Options o;
   std::string why;
   if (!parse_args(argc, argv, &o, &why)) return fail(EX_USAGE, why);
+  const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
+  const std::string_view called = argc > 0 ? (slash != nullptr ? slash + 1 : argv[0]) : "";
+  if (called == "mailq") o.mode = Options::Mode::kList;
+  if (o.mode != Options::Mode::kSend) {
+    return queue_mode(called == "mailq" ? "mailq" : "ringmail-sendmail", o);
+  }
   std::string raw((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::string data = normalize(raw, o.dot_ends);
   Listener l;
