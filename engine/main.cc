@@ -204,10 +204,16 @@ Result<int> open_admin_socket(const std::string& path) {
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       return Error{"admin socket " + path + ": exists and is not a socket"};
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live =
-        probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
-    if (probe >= 0) ::close(probe);
+    // A daemon killed a moment ago may still answer: its io_uring rings
+    // are torn down after the process is gone, and with them its listening
+    // socket. So it counts as live only when it still answers after 3 s.
+    bool live = true;
+    for (int tries = 0; live && tries < 30; ++tries) {
+      if (tries > 0) ::usleep(100'000);
+      const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+      if (probe >= 0) ::close(probe);
+    }
     if (live)
       return Error{"admin socket " + path + ": another process answers there (another ringmaild?)"};
     ::unlink(path.c_str());

@@ -179,3 +179,25 @@ def test_status_counts_the_queue(start_ringmaild, tmp_path):
     assert sum(m["ringmail_outbound_queued"].values()) == 3, m["ringmail_outbound_queued"]
     assert max(m["ringmail_outbound_oldest_age_seconds"].values()) < 60
     assert sum(m["ringmail_local_queued"].values()) == 0
+
+
+def test_admin_socket_rebinds_right_after_kill9(start_ringmaild, tmp_path):
+    """Regression: after kill -9 the io_uring rings of the dead daemon are
+    torn down a moment later, and its admin socket still accepted a
+    connection then, so the restart refused to start ("another process
+    answers there")."""
+    srv, sock = admin_server(start_ringmaild, tmp_path)
+    for _ in range(5):
+        srv.kill9()
+        srv.start()  # waits for the TCP listeners; the admin socket comes after them
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = UnixHTTPConnection(str(sock))
+                assert get(conn, "/api/status")[0] == 200
+                conn.close()
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                assert time.monotonic() < deadline, srv.log_tail()
+                time.sleep(0.05)
+        assert srv.proc.poll() is None, srv.log_tail()
