@@ -710,7 +710,10 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
   }
   if (path.rfind(messages, 0) == 0) {
     if (!get) return done(error(405, "use GET"));
-    const std::string id = path.substr(messages.size());
+    std::string id;
+    if (!proto::percent_decode(path.substr(messages.size()), &id)) {
+      return done(error(400, "broken %-escape in the path: " + path));
+    }
     std::vector<std::pair<std::string, std::string>> params;
     std::string bad;
     bool body = false;
@@ -737,8 +740,12 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
   if (path.rfind(dest, 0) == 0) {
     const std::string rest = path.substr(dest.size());
     const size_t slash = rest.find('/');
-    const std::string domain =
-        proto::ascii_lower(slash == std::string::npos ? rest : rest.substr(0, slash));
+    std::string domain;
+    if (!proto::percent_decode(slash == std::string::npos ? rest : rest.substr(0, slash),
+                               &domain)) {
+      return done(error(400, "broken %-escape in the path: " + path));
+    }
+    domain = proto::ascii_lower(domain);
     const std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (!domain_ok(domain)) return done(error(400, "not a domain: \"" + domain + "\""));
     if (verb != "suspend" && verb != "resume") {

@@ -200,10 +200,10 @@ int hex_value(char c) {
   return -1;
 }
 
-bool url_decode(std::string_view in, std::string* out) {
+bool url_decode(std::string_view in, std::string* out, bool plus_is_space = true) {
   out->clear();
   for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
+    if (in[i] == '+' && plus_is_space) {
       out->push_back(' ');
     } else if (in[i] == '%') {
       if (i + 2 >= in.size()) return false;
@@ -219,6 +219,8 @@ bool url_decode(std::string_view in, std::string* out) {
 }
 
 }  // namespace
+
+bool percent_decode(std::string_view in, std::string* out) { return url_decode(in, out, false); }
 
 bool parse_query(std::string_view query, std::vector<std::pair<std::string, std::string>>* out,
                  std::string* bad) {

@@ -53,6 +53,10 @@ class HttpRequestReader {
 bool parse_query(std::string_view query, std::vector<std::pair<std::string, std::string>>* out,
                  std::string* bad);
 
+// A path segment's %XX escapes decoded ('+' stays '+'); false on a
+// broken escape.
+bool percent_decode(std::string_view in, std::string* out);
+
 // A complete HTTP/1.1 response with Content-Length (and Connection: close
 // when !keep_alive).
 std::string http_response(int status, std::string_view content_type, std::string_view body,

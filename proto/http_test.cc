@@ -97,6 +97,12 @@ TEST(Http, Query) {
   EXPECT_EQ(bad, "b=%4");
   EXPECT_FALSE(parse_query("c=%zz", &q, &bad));
   EXPECT_EQ(bad, "c=%zz");
+  std::string seg;
+  ASSERT_TRUE(percent_decode("b%C3%BCcher.test+x", &seg));
+  EXPECT_EQ(seg,
+            "b\xC3\xBC"
+            "cher.test+x");
+  EXPECT_FALSE(percent_decode("a%2", &seg));
 }
 
 }  // namespace

@@ -3,7 +3,8 @@ real ringmaild relaying to smtp-sink receivers on loopback addresses
 (outbound routes to [127.0.0.x]:port, so no DNS is needed), with the
 destination closed at first. Summary and listing against 10,000 queued
 messages, suspend/resume, flush, hold across kill -9, delete, bounce (the
-DSN parsed by Python's email package) and the refusals."""
+DSN parsed by Python's email package) and the refusals (a user outside the socket's group:
+test_admin.py)."""
 import email
 import http.client
 import json
@@ -16,10 +17,12 @@ import time
 from email import policy
 
 import pytest
-from conftest import free_port, needs_root
+from conftest import free_port
 from test_admin import TOKENS, UnixHTTPConnection
 from test_blaster import BLASTER
 from test_outbound import sink
+from test_sendmail import SENDMAIL
+from test_tools import tool
 
 FAR, NEAR = "127.0.0.7", "127.0.0.8"
 
@@ -287,13 +290,66 @@ def test_show_and_bad_requests(start_ringmaild, tmp_path):
     assert summary(sock)["messages"] == 1
 
 
-@needs_root
-def test_a_user_outside_the_group_cannot_connect(start_ringmaild, tmp_path):
+
+def cli(srv, *args):
+    return tool("--config", str(srv.config_path), *args)
+
+
+def test_ringmail_queue_and_mailq(start_ringmaild, tmp_path):
     port = free_port(socket.AF_INET, "127.0.0.1")
     srv, sock = relay(start_ringmaild, tmp_path, port)
-    os.chmod(tmp_path, 0o755)
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        "/usr/bin/python3", "-c",
-                        f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r})"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and "PermissionError" in r.stderr, r.stderr
+    send(srv, "app@src.test", ["a@far.test", "b@near.test"], subject="one")
+    send(srv, "ops@src.test", ["c@far.test"], subject="two")
+    wait_for(lambda: summary(sock)["recipients"] == 3 and all(
+        d["last_error"] for d in summary(sock)["domains"]), "3 recipients deferred")
+    r = cli(srv, "queue", "summary")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    total = next(line for line in lines if line.split()[:1] == ["TOTAL"])
+    assert total.split()[1] == "3", r.stdout
+    assert any(line.split()[:2] == ["far.test", "2"] for line in lines), r.stdout
+    j = json.loads(cli(srv, "queue", "summary", "--json").stdout)
+    assert j["recipients"] == 3
+    listed = json.loads(cli(srv, "queue", "list", "--json").stdout)["messages"]
+    assert len(listed) == 2
+    ids = {m["recipients"][0]["address"]: m["id"] for m in listed}
+    r = cli(srv, "queue", "list", "--domain", "near.test")
+    assert r.returncode == 0 and ids["a@far.test"] in r.stdout and ids["c@far.test"] not in r.stdout
+    r = cli(srv, "queue", "show", ids["c@far.test"])
+    assert r.returncode == 0 and "Subject: two" in r.stdout, r.stdout
+    r = cli(srv, "queue", "hold", ids["c@far.test"])
+    assert r.returncode == 0 and "held 1 message" in r.stdout, (r.stdout, r.stderr)
+    # mailq: Postfix's postqueue -p layout, '!' after a held id.
+    mq = subprocess.run([SENDMAIL, "-C", str(srv.config_path), "-bp"], capture_output=True,
+                        text=True, timeout=30)
+    assert mq.returncode == 0, mq.stderr
+    out = mq.stdout
+    assert out.startswith("-Queue ID-") and f"{ids['c@far.test']}!" in out, out
+    assert "c@far.test" in out and "ops@src.test" in out
+    assert out.rstrip().endswith("in 2 Requests."), out
+    r = cli(srv, "queue", "delete")
+    assert r.returncode == 2 and "--all" in r.stderr, r.stderr
+    r = cli(srv, "queue", "delete", "--domain", "near.test")
+    assert r.returncode == 0 and "deleted 1 recipient" in r.stdout, r.stdout
+    r = cli(srv, "queue", "suspend", "far.test", "--for", "2h", "--reason", "maintenance")
+    assert r.returncode == 0, r.stderr
+    assert "far.test" in cli(srv, "queue", "summary").stdout
+    r = cli(srv, "queue", "resume", "far.test")
+    assert r.returncode == 0, r.stderr
+    r = cli(srv, "queue", "show", "0NOSUCHID0000")
+    assert r.returncode == 1 and "0NOSUCHID0000" in r.stderr
+    mq = subprocess.run([SENDMAIL, "-C", str(srv.config_path), "-q"], capture_output=True,
+                        text=True, timeout=30)
+    assert mq.returncode == 0, mq.stderr
+    srv.stop()
+    r = cli(srv, "queue", "summary")
+    assert r.returncode == 75 and "not running" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_a_suspended_utf8_domain(start_ringmaild, tmp_path):
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    srv, sock = relay(start_ringmaild, tmp_path, port)
+    st, j = api(sock, "POST", "/api/destinations/B%C3%BCcher.test/suspend", {"duration_s": 60})
+    assert st == 200 and j["domain"] == "b\u00fccher.test", j
+    st, j = api(sock, "POST", "/api/destinations/bad%2/suspend", {"duration_s": 60})
+    assert st == 400 and "escape" in j["error"], j
