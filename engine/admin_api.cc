@@ -752,7 +752,15 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
       return done(error(404, "no such path: " + path + " (suspend or resume)"));
     }
     if (!post) return done(error(405, "use POST"));
-    return done(destination(shard, domain, verb, req.body));
+    // One shard (the first) changes the set and writes the file, so two
+    // changes through different listeners never race.
+    Shard* first = shard.peers().front();
+    if (first == &shard) return done(destination(shard, domain, verb, req.body));
+    first->post_from_shard(shard, msg::Run{[&shard, domain, verb, body = req.body, done](Shard& f) {
+                             ApiReply r = destination(f, domain, verb, body);
+                             shard.post_from_shard(f, msg::Run{[r, done](Shard&) { done(r); }});
+                           }});
+    return;
   }
   done(error(404, "no such path: " + path +
                       " (try /api/status, /api/queue, /api/queue/messages, /api/destinations/)"));

@@ -290,6 +290,22 @@ def test_show_and_bad_requests(start_ringmaild, tmp_path):
     assert summary(sock)["messages"] == 1
 
 
+def test_suspensions_over_tcp_are_kept_by_one_shard(start_ringmaild, tmp_path):
+    """Regression: a request on a TCP listener is served by any shard, and
+    each changed its own copy of the set and wrote the file, so two
+    changes at once through different shards could lose one."""
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    srv, sock = relay(start_ringmaild, tmp_path, port, http=True)
+    for i in range(8):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=10)
+        conn.request("POST", f"/api/destinations/s{i}.test/suspend",
+                     body=json.dumps({"duration_s": 600}), headers={"Authorization": "Bearer abc"})
+        r = conn.getresponse()
+        assert r.status == 200, r.read()
+        conn.close()
+    assert sorted(x["domain"] for x in summary(sock)["suspended"]) == [f"s{i}.test" for i in range(8)]
+
+
 
 def cli(srv, *args):
     return tool("--config", str(srv.config_path), *args)
