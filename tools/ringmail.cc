@@ -145,12 +145,23 @@ int spool_list(const std::string& data_dir) {
     for (const auto& r : seg.records) {
       if (sc.delivered.count(r.env.id)) continue;
       ++pending;
+      // Finished recipients say how; a held message says so.
+      const auto done = sc.rcpt_done.find(r.env.id);
       std::string rcpts;
-      for (const auto& a : r.env.rcpts)
-        rcpts += (rcpts.empty() ? "<" : ", <") + a.to_string() + ">";
-      std::printf("%s  %s  %8llu bytes  <%s> -> %s\n", r.env.id.c_str(),
+      for (size_t i = 0; i < r.env.rcpts.size(); ++i) {
+        rcpts += (rcpts.empty() ? "<" : ", <") + r.env.rcpts[i].to_string() + ">";
+        if (done == sc.rcpt_done.end()) continue;
+        const auto one = done->second.find(static_cast<uint32_t>(i));
+        if (one == done->second.end()) continue;
+        rcpts += one->second == 'd'   ? " (delivered)"
+                 : one->second == 'b' ? " (bounced)"
+                                      : " (deleted)";
+      }
+      const auto hold = sc.hold.find(r.env.id);
+      const bool held = hold != sc.hold.end() && hold->second.second;
+      std::printf("%s  %s  %8llu bytes  <%s> -> %s%s\n", r.env.id.c_str(),
                   iso_time(r.env.arrival_unix).c_str(), static_cast<unsigned long long>(r.length),
-                  r.env.from.to_string().c_str(), rcpts.c_str());
+                  r.env.from.to_string().c_str(), rcpts.c_str(), held ? "  HELD" : "");
     }
   }
   std::printf("%zu message%s waiting for delivery in %zu segment%s", pending,

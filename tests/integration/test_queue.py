@@ -185,6 +185,8 @@ def test_hold_survives_kill9_and_release_delivers(start_ringmaild, tmp_path):
     st, j = api(sock, "POST", "/api/queue/hold", {"sender": "held@src.test"})
     assert st == 200 and j == {"messages": 5}, j
     srv.kill9()  # the hold lines were fsynced before the answer
+    listing = cli(srv, "spool-list").stdout
+    assert listing.count("HELD") == 5 and "o@far.test" in listing, listing
     far_sink, far_dir = dump_sink(FAR, port, tmp_path, "far")
     try:
         srv.start()
