@@ -21,6 +21,14 @@ constexpr char to_lower(char c) {
 
 inline constexpr char kHexDigits[] = "0123456789abcdef";
 
+// A hex digit's value (either case), or -1.
+constexpr int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Bytes as lower-case hex, two digits each.
 inline std::string hex_lower(std::string_view bytes) {
   std::string out;

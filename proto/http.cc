@@ -193,13 +193,6 @@ std::string http_response(int status, std::string_view content_type, std::string
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool url_decode(std::string_view in, std::string* out, bool plus_is_space = true) {
   out->clear();
   for (size_t i = 0; i < in.size(); ++i) {

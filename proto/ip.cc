@@ -3,16 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "proto/ascii.h"
+
 namespace ringmail::proto {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool parse_quad(std::string_view text, uint8_t out[4]) {
   int part = 0;

@@ -25,30 +25,6 @@ struct Fd {
   }
 };
 
-std::string duration_text(int64_t s) {
-  char b[64];
-  if (s < 3600) {
-    std::snprintf(b, sizeof b, "%lldm %02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  } else if (s < 86400) {
-    std::snprintf(b, sizeof b, "%lldh %02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60));
-  } else {
-    std::snprintf(b, sizeof b, "%lldd %02lldh", static_cast<long long>(s / 86400),
-                  static_cast<long long>(s / 3600 % 24));
-  }
-  return b;
-}
-
-std::string utc_text(int64_t t) {
-  const time_t tt = static_cast<time_t>(t);
-  tm parts{};
-  gmtime_r(&tt, &parts);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &parts);
-  return b;
-}
-
 }  // namespace
 
 Result<AdminReply> admin_request(const std::string& socket_path, const std::string& method,
@@ -191,7 +167,7 @@ int status_command(const config::Config& cfg, bool json) {
   }
   std::printf("ringmaild %.*s on %.*s, pid %lld, up %s (since %s)%s\n",
               static_cast<int>(version.size()), version.data(), static_cast<int>(hostname.size()),
-              hostname.data(), static_cast<long long>(pid), duration_text(uptime).c_str(),
+              hostname.data(), static_cast<long long>(pid), span_text(uptime).c_str(),
               utc_text(started).c_str(), stopping ? ", STOPPING" : "");
   std::printf("backend %.*s, %zu shard%s, spool %.1f MiB under %.*s\n",
               static_cast<int>(backend.size()), backend.data(), shards.size(),
@@ -203,7 +179,7 @@ int status_command(const config::Config& cfg, bool json) {
       !st["queue"]["oldest_outbound_age_s"].get(oldest_age)) {
     std::printf("queue: %lld message%s for remote recipients%s, %lld local deliver%s\n",
                 static_cast<long long>(outbound), outbound == 1 ? "" : "s",
-                outbound > 0 ? (", the oldest waiting " + duration_text(oldest_age)).c_str() : "",
+                outbound > 0 ? (", the oldest waiting " + span_text(oldest_age)).c_str() : "",
                 static_cast<long long>(local), local == 1 ? "y" : "ies");
   }
   std::printf("%-6s %12s %10s %10s\n", "shard", "connections", "accepted", "loop busy");

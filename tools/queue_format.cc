@@ -76,6 +76,20 @@ Result<element> parse(simdjson::dom::parser& parser, std::string_view json) {
   return root;
 }
 
+// A page of /api/queue/messages: the document and its "messages".
+struct Page {
+  element root;
+  array messages;
+};
+Result<Page> parse_page(simdjson::dom::parser& parser, std::string_view json) {
+  auto root = parse(parser, json);
+  if (!root) return Error{root.error()};
+  Fields f(*root);
+  const array messages = f.list("messages");
+  if (!f.ok()) return f.error();
+  return Page{*root, messages};
+}
+
 // One line from outside: control characters as '?', so that a remote
 // server's reply cannot move the terminal's cursor.
 std::string clean(std::string_view s) {
@@ -93,34 +107,6 @@ std::string shorten(const std::string& s, size_t max) {
   size_t cut = max - 3;
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   return s.substr(0, cut) + "...";
-}
-
-std::string utc_text(int64_t t) {
-  const time_t tt = static_cast<time_t>(t);
-  tm parts{};
-  gmtime_r(&tt, &parts);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &parts);
-  return b;
-}
-
-// "45s", "12m 05s", "2h 00m", "3d 04h".
-std::string span_text(int64_t s) {
-  if (s < 0) s = 0;
-  char b[64];
-  if (s < 60) {
-    std::snprintf(b, sizeof b, "%llds", static_cast<long long>(s));
-  } else if (s < 3600) {
-    std::snprintf(b, sizeof b, "%lldm %02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  } else if (s < 86400) {
-    std::snprintf(b, sizeof b, "%lldh %02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60));
-  } else {
-    std::snprintf(b, sizeof b, "%lldd %02lldh", static_cast<long long>(s / 86400),
-                  static_cast<long long>(s / 3600 % 24));
-  }
-  return b;
 }
 
 std::string plural(int64_t n, const char* one, const char* many) {
@@ -167,6 +153,34 @@ void pad_left(std::string* out, const std::string& s, size_t width) {
 }
 
 }  // namespace
+
+std::string utc_text(int64_t t) {
+  const time_t tt = static_cast<time_t>(t);
+  tm parts{};
+  gmtime_r(&tt, &parts);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &parts);
+  return b;
+}
+
+// "45s", "12m 05s", "2h 00m", "3d 04h".
+std::string span_text(int64_t s) {
+  if (s < 0) s = 0;
+  char b[64];
+  if (s < 60) {
+    std::snprintf(b, sizeof b, "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(b, sizeof b, "%lldm %02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else if (s < 86400) {
+    std::snprintf(b, sizeof b, "%lldh %02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60));
+  } else {
+    std::snprintf(b, sizeof b, "%lldd %02lldh", static_cast<long long>(s / 86400),
+                  static_cast<long long>(s / 3600 % 24));
+  }
+  return b;
+}
 
 Result<int64_t> parse_duration(std::string_view text) {
   const std::string shown = "\"" + clean(text) + "\"";
@@ -276,15 +290,13 @@ std::string answer_error(int status, std::string_view body) {
 
 Result<PageInfo> page_info(std::string_view page_json) {
   simdjson::dom::parser parser;
-  auto root = parse(parser, page_json);
-  if (!root) return Error{root.error()};
-  Fields f(*root);
-  const array messages = f.list("messages");
-  if (!f.ok()) return f.error();
+  auto page = parse_page(parser, page_json);
+  if (!page) return Error{page.error()};
+  const array messages = page->messages;
   PageInfo info;
   info.messages = messages.size();
   element cursor;
-  if ((*root)["next_cursor"].get(cursor) != simdjson::SUCCESS) {
+  if (page->root["next_cursor"].get(cursor) != simdjson::SUCCESS) {
     return Error{"ringmaild's answer has no \"next_cursor\" as expected (another version?)"};
   }
   std::string_view c;
@@ -392,11 +404,9 @@ Result<std::string> format_summary(std::string_view json) {
 
 Result<std::string> format_list_page(std::string_view page_json) {
   simdjson::dom::parser parser;
-  auto root = parse(parser, page_json);
-  if (!root) return Error{root.error()};
-  Fields f(*root);
-  const array messages = f.list("messages");
-  if (!f.ok()) return f.error();
+  auto page = parse_page(parser, page_json);
+  if (!page) return Error{page.error()};
+  const array messages = page->messages;
   std::string out;
   for (element m : messages) {
     auto block = message_block(m);
@@ -424,11 +434,9 @@ Result<std::string> format_message(std::string_view json) {
 
 Result<std::string> json_page_messages(std::string_view page_json, bool* first) {
   simdjson::dom::parser parser;
-  auto root = parse(parser, page_json);
-  if (!root) return Error{root.error()};
-  Fields f(*root);
-  const array messages = f.list("messages");
-  if (!f.ok()) return f.error();
+  auto page = parse_page(parser, page_json);
+  if (!page) return Error{page.error()};
+  const array messages = page->messages;
   std::string out;
   for (element m : messages) {
     if (!*first) out += ",";
@@ -440,11 +448,9 @@ Result<std::string> json_page_messages(std::string_view page_json, bool* first) 
 
 Result<std::string> format_mailq_page(std::string_view page_json, MailqTotals* totals) {
   simdjson::dom::parser parser;
-  auto root = parse(parser, page_json);
-  if (!root) return Error{root.error()};
-  Fields f(*root);
-  const array messages = f.list("messages");
-  if (!f.ok()) return f.error();
+  auto page = parse_page(parser, page_json);
+  if (!page) return Error{page.error()};
+  const array messages = page->messages;
   std::string out;
   for (element m : messages) {
     Fields mf(m);

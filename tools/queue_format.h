@@ -21,6 +21,11 @@ namespace ringmail::tools {
 // saying what is wrong.
 Result<int64_t> parse_duration(std::string_view text);
 
+// A unix time as "2026-12-06 17:45:44 UTC"; seconds as "45s", "12m 05s",
+// "2h 00m", "3d 04h".
+std::string utc_text(int64_t t);
+std::string span_text(int64_t s);
+
 // Which messages flush, hold, release, delete and bounce work on: message
 // ids, --domain, --sender or --all, one kind only.
 struct QueueSelector {
