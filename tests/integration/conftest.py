@@ -246,6 +246,11 @@ class Ringmaild:
             pending.append((socket.AF_INET, "127.0.0.1", self.smtps_port))
         if self.http_port:
             pending.append((socket.AF_INET, "127.0.0.1", self.http_port))
+        # The admin socket ([admin] in extra_toml) is bound after the TCP
+        # listeners (and after a predecessor killed a moment ago lets go).
+        admin = re.search(r'^socket = "([^"]+)"', self.extra_toml, re.M)
+        if admin and "[admin]" in self.extra_toml:
+            pending.append((socket.AF_UNIX, admin[1], None))
         while pending:
             rc = self.proc.poll()
             if rc is not None:
@@ -254,7 +259,11 @@ class Ringmaild:
             try:
                 with socket.socket(fam, socket.SOCK_STREAM) as s:
                     s.settimeout(1)
-                    s.connect((addr, port))
+                    s.connect(addr if fam == socket.AF_UNIX else (addr, port))
+                    if fam == socket.AF_UNIX:  # answering, not a dying daemon's socket
+                        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        if not s.recv(64).startswith(b"HTTP/1.1 "):
+                            raise OSError("no answer")
                 pending.pop(0)
             except OSError:
                 if time.monotonic() > deadline:
