@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "config/cli.h"
 #include "engine/backend.h"
 #include "engine/send_buffer.h"
 #include "proto/quoted.h"
@@ -760,7 +761,8 @@ int main(int argc, char** argv) {
   app.add_option("--rate", s.rate,
                  "open loop: messages per second (latency from each one's due time)")
       ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+  ringmail::config::add_version_flag(app, "smtp-blaster");
+  if (auto done = ringmail::config::parse_command_line(app, argc, argv)) return *done;
   if (msgs->count() == 0 && dur->count() == 0) {
     std::fprintf(stderr,
                  "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");

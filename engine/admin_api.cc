@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "config/version.h"
 #include "engine/log.h"
-#include "engine/version.h"
 #include "proto/ascii.h"
 #include "storage/durable_file.h"
 #include "tls/api_token.h"
@@ -85,7 +85,7 @@ std::string status_json(const Shard& shard) {
                               {"file", ctx->cert_path()}});
     }
   }
-  const json j = {{"version", kRingmailVersion},
+  const json j = {{"version", config::kRingmailVersion},
                   {"hostname", cfg.hostname},
                   {"pid", ::getpid()},
                   {"started_unix", shard.started_unix()},

@@ -24,6 +24,7 @@
 #include <latch>
 #include <thread>
 
+#include "config/cli.h"
 #include "config/config.h"
 #include "engine/admin_api.h"
 #include "engine/config_check.h"
@@ -831,14 +832,11 @@ int run(int argc, char** argv) {
   app.add_option("--backend", o.backend, "auto, io_uring or epoll")
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   app.add_option("--data-dir", o.data_dir, "directory for spool/ and mail/");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  config::add_version_flag(app, "ringmaild");
+  if (auto done = config::parse_command_line(app, argc, argv)) return *done;
   if (dev && !o.config_path.empty()) {
     std::fprintf(stderr, "ringmaild: --dev and --config exclude each other\n");
-    return 2;
+    return config::kUsageExit;
   }
   return Daemon(std::move(o)).run();
 }

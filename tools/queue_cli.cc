@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "config/version_text.h"
 #include "tools/admin_client.h"
 #include "tools/queue_format.h"
 
@@ -86,7 +87,7 @@ bool QueueCli::parsed() const { return queue_->parsed(); }
 
 int QueueCli::run(const config::Config& cfg) const {
   if (cfg.admin_socket.empty()) {
-    return fail(2, "no [admin] socket in " + cfg.source + ": the daemon has no admin API");
+    return fail(78, "no [admin] socket in " + cfg.source + ": the daemon has no admin API");
   }
   const std::string& socket = cfg.admin_socket;
   if (summary_->parsed()) {
@@ -128,7 +129,7 @@ int QueueCli::run(const config::Config& cfg) const {
     print(*text);
     return 0;
   }
-  return 2;
+  return config::kUsageExit;
 }
 
 int QueueCli::list(const std::string& socket) const {
@@ -139,7 +140,7 @@ int QueueCli::list(const std::string& socket) const {
   f.state = state_;
   if (!older_than_.empty()) {
     auto d = parse_duration(older_than_);
-    if (!d) return fail(2, "--older-than: " + d.error());
+    if (!d) return fail(config::kUsageExit, "--older-than: " + d.error());
     f.older_than_s = *d;
   }
   if (json_) {
@@ -183,7 +184,7 @@ int QueueCli::action(const std::string& socket, const Action& a) const {
   s.all = all_;
   const bool nothing_means_all = a.name != "delete" && a.name != "bounce";
   auto body = selector_body(s, nothing_means_all);
-  if (!body) return fail(2, "queue " + a.name + ": " + body.error());
+  if (!body) return fail(config::kUsageExit, "queue " + a.name + ": " + body.error());
   const AdminCall r = admin_call(kProg, socket, "POST", "/api/queue/" + a.name, *body);
   if (r.exit != 0) return r.exit;
   auto outcome = format_action(a.name, r.body);
@@ -199,9 +200,9 @@ int QueueCli::action(const std::string& socket, const Action& a) const {
 
 int QueueCli::suspend(const std::string& socket) const {
   auto seconds = parse_duration(duration_);
-  if (!seconds) return fail(2, "--for: " + seconds.error());
+  if (!seconds) return fail(config::kUsageExit, "--for: " + seconds.error());
   if (*seconds < 1 || *seconds > kSuspendMax) {
-    return fail(2, "--for: from 1 second to 365 days (" + duration_ + ")");
+    return fail(config::kUsageExit, "--for: from 1 second to 365 days (" + duration_ + ")");
   }
   nlohmann::json body{{"duration_s", *seconds}};
   if (!reason_.empty()) body["reason"] = reason_;

@@ -88,6 +88,7 @@
 #include <string>
 #include <vector>
 
+#include "config/cli.h"
 #include "config/config.h"
 #include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
@@ -389,7 +390,8 @@ int main(int argc, char** argv) {
   CLI::App* status = app.add_subcommand("status", "what the running ringmaild says about itself");
   status->add_flag("--json", as_json, "the admin API's JSON as it came");
   ringmail::tools::QueueCli queue(app);
-  CLI11_PARSE(app, argc, argv);
+  ringmail::config::add_version_flag(app, "ringmail");
+  if (auto done = ringmail::config::parse_command_line(app, argc, argv)) return *done;
   if (thash->parsed()) return token_hash(token);
   if (tnew->parsed()) return token_new(token_name, token_scopes, token_domains);
   if (init->parsed()) return ringmail::tools::init(init_opts);

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "config/version_text.h"
 #include "proto/address.h"
 #include "proto/dkim.h"
 #include "proto/smtp_client.h"
@@ -45,6 +46,28 @@
 namespace {
 
 using ringmail::proto::Address;
+
+constexpr char kUsage[] =
+    "ringmail-sendmail: the sendmail(1) interface of a ringmail relay\n"
+    "Usage: ringmail-sendmail [-t] [-i|-oi] [-f sender] [-F name] [-C config] [rcpt...] < message\n"
+    "       ringmail-sendmail -bp      (or mailq): the queue, in postqueue -p's layout\n"
+    "       ringmail-sendmail -q       flush the queue; -qRdomain: one domain's mail\n"
+    "\n"
+    "Options:\n"
+    "  -t           read recipients from To, Cc and Bcc (Bcc is removed)\n"
+    "  -i, -oi      a line with only \".\" does not end the message\n"
+    "  -f, -r ADDR  envelope sender (default: login name at the relay's domain)\n"
+    "  -F NAME      full name for the From header it adds\n"
+    "  -C FILE      ringmaild's configuration (default $RINGMAIL_CONFIG, then\n"
+    "               /etc/ringmail/ringmail.toml)\n"
+    "  -bm          send a message read from standard input (the default)\n"
+    "  -bp          list the queue\n"
+    "  -q, -qRD     flush the queue, or domain D's mail\n"
+    "  --help       this text\n"
+    "  --version    the version\n"
+    "Accepted and ignored: -o..., -B..., -N..., -R..., -V..., -U, -v.\n"
+    "Exit status: 0 sent; 64 usage; 65 bad input; 67 recipients refused; 75 try again\n"
+    "(the message went to ~/dead.letter); 78 no admin socket configured.\n";
 
 int fail(int code, const std::string& why) {
   std::fprintf(stderr, "ringmail-sendmail: %s\n", why.c_str());
@@ -59,7 +82,7 @@ struct Options {
   std::string config;         // -C
   std::vector<std::string> rcpts;
   // -bm (the default), -bp (or called as mailq), -q; -qRsite: one domain.
-  enum class Mode { kSend, kList, kFlush } mode = Mode::kSend;
+  enum class Mode { kSend, kList, kFlush, kHelp, kVersion } mode = Mode::kSend;
   std::string flush_domain;
 };
 
@@ -90,7 +113,10 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
       return true;
     };
     const char flag = a.size() > 1 ? a[1] : '\0';
-    if (a == "-t") {
+    if (a == "--help" || a == "--version") {
+      o->mode = a == "--help" ? Options::Mode::kHelp : Options::Mode::kVersion;
+      return true;
+    } else if (a == "-t") {
       o->from_headers = true;
     } else if (a == "-i" || a == "-oi") {
       o->dot_ends = false;
@@ -377,6 +403,14 @@ int main(int argc, char** argv) {
   Options o;
   std::string why;
   if (!parse_args(argc, argv, &o, &why)) return fail(EX_USAGE, why);
+  if (o.mode == Options::Mode::kVersion) {
+    std::printf("%s\n", ringmail::config::version_line("ringmail-sendmail").c_str());
+    return 0;
+  }
+  if (o.mode == Options::Mode::kHelp) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
   const std::string_view called = argc > 0 ? (slash != nullptr ? slash + 1 : argv[0]) : "";
   if (called == "mailq") o.mode = Options::Mode::kList;

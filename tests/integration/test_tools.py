@@ -1,6 +1,7 @@
 """The operator's `ringmail` command against a real spool."""
 import os
 import smtplib
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -218,3 +219,22 @@ def test_token_new_and_token_hash(tmp_path):
     assert bad.stderr == 'ringmail: token-new: api.token.scopes: "root" is not a scope (admin, inject)\n'
     bad = tool("token-new", "x", "--sender-domain", "a.test")
     assert bad.returncode == 2 and "only for a token with the inject scope" in bad.stderr
+
+
+def test_every_binary_has_version_and_usage_exit(ringmaild_binary):
+    """--version names the binary, the project version, wolfSSL and
+    liburing; a bad command line exits 64 (EX_USAGE), not CLI11's 105-109."""
+    from test_blaster import BLASTER
+    from test_sendmail import SENDMAIL
+    for name, path in [("ringmaild", ringmaild_binary), ("ringmail", RINGMAIL),
+                       ("ringmail-sendmail", SENDMAIL), ("smtp-blaster", BLASTER)]:
+        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (name, r.stderr)
+        assert re.match(rf"{name} \d+\.\d+\.\d+( \(git [^)]+\))?, wolfSSL \d[\d.]*, liburing \d[\d.]*\n$",
+                        r.stdout), (name, r.stdout)
+        bad = subprocess.run([path, "--no-such-option"], capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+        assert bad.returncode == 64, (name, bad.returncode, bad.stderr)
+        assert bad.stderr.strip(), name
+    h = subprocess.run([SENDMAIL, "--help"], capture_output=True, text=True, timeout=30)
+    assert h.returncode == 0 and "-bp" in h.stdout and "Exit status" in h.stdout
