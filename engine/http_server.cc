@@ -80,14 +80,6 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
        [](const Shard& s) { return double(s.stats().messages_queued.load()); }},
       {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
        [](const Shard& s) { return double(s.stats().messages_delivered.load()); }},
-      {"ringmail_outbound_delivered_total", "counter", "Remote recipients delivered.",
-       [](const Shard& s) { return double(s.stats().outbound.delivered.load()); }},
-      {"ringmail_outbound_deferred_total", "counter",
-       "Remote delivery attempts deferred (4xx, no answer, DNS): tried again later.",
-       [](const Shard& s) { return double(s.stats().outbound.deferred.load()); }},
-      {"ringmail_outbound_failed_total", "counter",
-       "Remote recipients failed for good (5xx, expiry).",
-       [](const Shard& s) { return double(s.stats().outbound.failed.load()); }},
       {"ringmail_auth_scrypt_checks_total", "counter",
        "AUTH password checks that ran the scrypt hash.",
        [](const Shard& s) { return double(s.stats().auth.scrypt_checks.load()); }},
@@ -113,7 +105,7 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
        [](const Shard& s) { return double(s.stats().local_failed.load()); }},
       {"ringmail_dsn_queued_total", "counter", "Delivery status notifications (bounces) queued.",
        [](const Shard& s) { return double(s.stats().dsns_queued.load()); }},
-      {"ringmail_dkim_signatures_total", "counter", "Messages DKIM-signed.",
+      {"ringmail_dkim_signed_messages_total", "counter", "Messages DKIM-signed.",
        [](const Shard& s) { return double(s.stats().dkim_signatures.load()); }},
       {"ringmail_spool_commit_failures_total", "counter",
        "Messages refused because the spool could not store them.",
@@ -147,6 +139,33 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
     for (const Shard* p : shards) {
       std::snprintf(num, sizeof num, "%.17g", m.value(*p));
       out += std::string(m.name) + "{shard=\"" + std::to_string(p->index()) + "\"} " + num + "\n";
+    }
+  }
+  // Families with a result label: one quantity each (attempts per
+  // recipient; recipients finished).
+  struct Labeled {
+    const char* name;
+    const char* help;
+    std::vector<std::pair<const char*, const std::atomic<uint64_t> OutboundQueue::Counters::*>>
+        results;
+  };
+  using C = OutboundQueue::Counters;
+  static const Labeled kLabeled[] = {
+      {"ringmail_outbound_attempts_total",
+       "Delivery attempts per remote recipient, by result (deferred: 4xx, no answer, DNS).",
+       {{"delivered", &C::delivered}, {"deferred", &C::deferred}, {"failed", &C::failed}}},
+      {"ringmail_outbound_recipients_total",
+       "Remote recipients finished, by result (bounced: 5xx, expiry or an administrator's "
+       "bounce; deleted: by an administrator).",
+       {{"delivered", &C::delivered}, {"bounced", &C::bounced}, {"deleted", &C::deleted}}},
+  };
+  for (const Labeled& m : kLabeled) {
+    out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " counter\n";
+    for (const Shard* p : shards) {
+      for (const auto& [result, field] : m.results) {
+        out += std::string(m.name) + "{shard=\"" + std::to_string(p->index()) + "\",result=\"" +
+               result + "\"} " + std::to_string((p->stats().outbound.*field).load()) + "\n";
+      }
     }
   }
   out +=

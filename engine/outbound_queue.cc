@@ -150,6 +150,7 @@ void OutboundQueue::service(int64_t now_s) {
 void OutboundQueue::make_due(Item* it, int64_t now_s) {
   if (!it->pending.empty() &&
       now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
+    if (d_.counters) d_.counters->bounced.fetch_add(it->pending.size(), std::memory_order_relaxed);
     for (size_t idx : it->pending) {
       it->to_bounce.push_back(
           {idx, proto::SmtpClient::RcptResult{proto::Outcome::kPerm,
@@ -254,7 +255,10 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           break;
         case proto::Outcome::kPerm:
           log_line(who + ": failed permanently: " + res.reply);
-          if (d_.counters) d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
+          if (d_.counters) {
+            d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
+            d_.counters->bounced.fetch_add(1, std::memory_order_relaxed);
+          }
           it->to_bounce.push_back({idx, res});
           it->bounce_host = p->msg.remote_host;
           mark(it, idx, 'b');
@@ -581,6 +585,10 @@ OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_
         if (take.empty()) break;
         ++c.messages;
         c.recipients += take.size();
+        if (d_.counters) {
+          (a == Action::kDelete ? d_.counters->deleted : d_.counters->bounced)
+              .fetch_add(take.size(), std::memory_order_relaxed);
+        }
         for (size_t idx : take) {
           erase_value(it->pending, idx);
           it->last_reply.erase(idx);

@@ -39,7 +39,11 @@ class OutboundQueue {
   };
   // Recipient outcomes, for /metrics (written by the queue's shard only).
   struct Counters {
+    // Attempts per recipient, by result (delivered, deferred, failed).
     std::atomic<uint64_t> delivered{0}, deferred{0}, failed{0};
+    // Recipients finished other than delivered: bounced (a 5xx, expiry, or
+    // an administrator's bounce) or deleted by an administrator.
+    std::atomic<uint64_t> bounced{0}, deleted{0};
     // Gauges: messages in the queue now, and the earliest arrival among
     // them (unix seconds; 0 when empty). For /api/status.
     std::atomic<uint64_t> queued{0};

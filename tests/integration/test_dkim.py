@@ -563,7 +563,7 @@ def test_signatures_are_counted_in_metrics(start_ringmaild, certs, keyed):  # no
     srv = start_ringmaild(tls_cert_dirs=[certs], domains_dir=keyed, http=True)
     for i in range(3):
         submit(srv, CASES["plain"])
-    assert sum(scrape(srv)["ringmail_dkim_signatures_total"].values()) == 3
+    assert sum(scrape(srv)["ringmail_dkim_signed_messages_total"].values()) == 3
 
 
 def test_bounces_are_signed_with_the_hostnames_domain_key(start_ringmaild, keyed):

@@ -22,7 +22,10 @@ def scrape(srv):
     samples = {}
     for fam in text_string_to_metric_families(body):
         for s in fam.samples:
-            samples.setdefault(s.name, {})[s.labels.get("shard", "")] = s.value
+            # Keyed by shard; other labels (result, le) join the key.
+            key = ",".join([s.labels.get("shard", "")] +
+                           [f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "shard"])
+            samples.setdefault(s.name, {})[key] = s.value
     return samples
 
 
@@ -109,9 +112,13 @@ def test_metrics_count_deferred_outbound(start_ringmaild):
         s.sendmail("app@example.test", ["someone@remote.example"],
                    b"From: app@example.test\r\nTo: someone@remote.example\r\nSubject: m\r\n\r\nhi\r\n")
     deadline = time.monotonic() + 30
-    while sum(scrape(srv)["ringmail_outbound_deferred_total"].values()) < 1:
+    def attempts(samples, result):
+        return sum(v for k, v in samples["ringmail_outbound_attempts_total"].items()
+                   if k.endswith(f"result={result}"))
+    while attempts(scrape(srv), "deferred") < 1:
         assert time.monotonic() < deadline, scrape(srv)
         time.sleep(0.2)
     after = scrape(srv)
-    assert sum(after["ringmail_outbound_delivered_total"].values()) == 0
+    assert attempts(after, "delivered") == 0
+    assert sum(after["ringmail_outbound_recipients_total"].values()) == 0
     assert sum(after["ringmail_messages_accepted_total"].values()) == 1

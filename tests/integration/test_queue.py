@@ -20,6 +20,7 @@ import pytest
 from conftest import free_port
 from test_admin import TOKENS, UnixHTTPConnection
 from test_blaster import BLASTER
+from test_http import scrape
 from test_outbound import sink
 from test_sendmail import SENDMAIL
 from test_tools import tool
@@ -210,7 +211,7 @@ def test_hold_survives_kill9_and_release_delivers(start_ringmaild, tmp_path):
 
 def test_delete_by_domain_takes_only_that_domains_recipients(start_ringmaild, tmp_path):
     port = free_port(socket.AF_INET, "127.0.0.1")
-    srv, sock = relay(start_ringmaild, tmp_path, port)
+    srv, sock = relay(start_ringmaild, tmp_path, port, http=True)
     send(srv, "app@src.test", ["a@far.test", "b@near.test"])
     send(srv, "app@src.test", ["c@near.test"])
     send(srv, "app@src.test", ["d@far.test"])
@@ -223,6 +224,10 @@ def test_delete_by_domain_takes_only_that_domains_recipients(start_ringmaild, tm
     both = [m for m in all_messages(sock) if len(m["recipients"]) == 2][0]
     assert {r["address"]: r["state"] for r in both["recipients"]} == {
         "a@far.test": "waiting", "b@near.test": "deleted"}
+    finished = scrape(srv)["ringmail_outbound_recipients_total"]
+    assert {r: sum(v for k, v in finished.items() if k.endswith("result=" + r))
+            for r in ("delivered", "bounced", "deleted")} == {
+        "delivered": 0, "bounced": 0, "deleted": 2}
     srv.kill9()
     srv.start()  # the deletions were durable
     s = summary(sock)
