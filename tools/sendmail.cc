@@ -79,6 +79,7 @@ struct Options {
   bool from_headers = false;  // -t
   bool dot_ends = true;       // without -i: a line with only "." ends the input
   std::string sender;         // -f
+  bool sender_given = false;  // -f given (empty: the null sender)
   std::string full_name;      // -F
   std::string config;         // -C
   std::vector<std::string> rcpts;
@@ -143,6 +144,7 @@ bool parse_args(int argc, char** argv, Options* o, std::string* why) {
       return false;
     } else if (flag == 'f' || flag == 'r') {
       if (!value(&o->sender)) return false;
+      o->sender_given = true;
     } else if (flag == 'F') {
       if (!value(&o->full_name)) return false;
     } else if (flag == 'C') {
@@ -425,7 +427,11 @@ int main(int argc, char** argv) {
   const std::string domain = !l.domain.empty()     ? l.domain
                              : !l.hostname.empty() ? l.hostname
                                                    : "localhost";
-  if (o.sender.empty()) o.sender = login_name() + "@" + domain;
+  // -f "" or -f "<>": the null sender (bounces, vacation replies), as
+  // sendmail has it; no -f: the user at the relay's domain.
+  if (o.sender == "<>") o.sender.clear();
+  if (o.sender.empty() && !o.sender_given) o.sender = login_name() + "@" + domain;
+  const std::string from_field = o.sender.empty() ? login_name() + "@" + domain : o.sender;
 
   // Header: what -t reads, what is missing, Bcc removed.
   size_t body = 0;
@@ -450,9 +456,9 @@ int main(int argc, char** argv) {
   for (auto it = bcc.rbegin(); it != bcc.rend(); ++it) data.erase(it->first, it->second);
   std::string added;
   if (!has_from) {
-    added +=
-        "From: " + (o.full_name.empty() ? o.sender : "\"" + o.full_name + "\" <" + o.sender + ">") +
-        "\r\n";
+    added += "From: " +
+             (o.full_name.empty() ? from_field : "\"" + o.full_name + "\" <" + from_field + ">") +
+             "\r\n";
   }
   if (!has_date) added += "Date: " + ringmail::proto::rfc5322_date(std::time(nullptr)) + "\r\n";
   if (!has_mid) {

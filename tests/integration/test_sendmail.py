@@ -75,3 +75,18 @@ def test_refusals_and_bad_arguments(local, tmp_path):
     # Ignored sendmail options (-oem, -odi) are accepted.
     r = sendmail(local, "-oem", "-odi", "frank@example.test", text=b"Subject: y\n\ny\n", home=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_empty_f_sends_with_the_null_sender(local, tmp_path):
+    """Regression: -f "" (or -f "<>"), how vacation programs and bounce
+    generators ask for the null sender, was replaced by the login name at
+    the relay's domain."""
+    for arg in ("", "<>"):
+        r = sendmail(local, "-f", arg, "bob@example.test", text=b"Subject: auto\n\nreply\n",
+                     home=tmp_path)
+        assert r.returncode == 0, r.stderr
+    files = local.wait_for_mail("example.test", "bob", 2)
+    for f in files:
+        data = f.read_bytes()
+        assert b"Return-Path: <>" in data, data
+        assert b"\nFrom: " in data or data.startswith(b"From: "), data
