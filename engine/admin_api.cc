@@ -13,6 +13,7 @@
 
 #include "config/version.h"
 #include "engine/log.h"
+#include "proto/address.h"
 #include "proto/ascii.h"
 #include "storage/durable_file.h"
 #include "tls/api_token.h"
@@ -166,16 +167,6 @@ std::string address_key(std::string_view a) {
   return std::string(a.substr(0, at + 1)) + proto::ascii_lower(a.substr(at + 1));
 }
 
-// A destination domain from the path or a request: lower case, letters,
-// digits, dots, hyphens and UTF-8 octets only.
-bool domain_ok(std::string_view d) {
-  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
-  return std::all_of(d.begin(), d.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
-           static_cast<unsigned char>(c) >= 0x80;
-  });
-}
-
 json message_json(const OutboundQueue::MessageView& m) {
   json rcpts = json::array();
   for (const auto& r : m.rcpts) {
@@ -307,7 +298,8 @@ Result<ListQuery> parse_list_query(const std::string& query, int64_t now) {
     };
     if (k == "domain") {
       q.filter.domain = proto::ascii_lower(v);
-      if (!domain_ok(q.filter.domain)) return Error{"domain: not a domain: \"" + v + "\""};
+      if (!proto::is_valid_domain(q.filter.domain))
+        return Error{"domain: not a domain: \"" + v + "\""};
     } else if (k == "sender") {
       q.filter.by_sender = true;
       q.filter.sender = v == "<>" ? "" : address_key(v);
@@ -460,7 +452,7 @@ Result<OutboundQueue::Selector> parse_selector(const std::string& body) {
       ++given;
     } else if (k == "domain") {
       std::string_view d;
-      if (field.value.get(d) || !domain_ok(proto::ascii_lower(d))) {
+      if (field.value.get(d) || !proto::is_valid_domain(proto::ascii_lower(d))) {
         return Error{"domain: a domain name is needed"};
       }
       sel.domain = proto::ascii_lower(d);
@@ -645,7 +637,7 @@ Result<Shard::Suspensions> read_suspensions(const std::string& path, int64_t now
     std::istringstream fields(line);
     std::string domain;
     long long until = 0;
-    if (!(fields >> domain >> until) || !domain_ok(domain)) {
+    if (!(fields >> domain >> until) || !proto::is_valid_domain(domain)) {
       return Error{path + ":" + std::to_string(n) + ": not \"DOMAIN UNTIL_UNIX REASON\""};
     }
     std::string reason;
@@ -747,7 +739,8 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
     }
     domain = proto::ascii_lower(domain);
     const std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (!domain_ok(domain)) return done(error(400, "not a domain: \"" + domain + "\""));
+    if (!proto::is_valid_domain(domain))
+      return done(error(400, "not a domain: \"" + domain + "\""));
     if (verb != "suspend" && verb != "resume") {
       return done(error(404, "no such path: " + path + " (suspend or resume)"));
     }
