@@ -122,7 +122,7 @@ starttls = false
             while time.monotonic() < deadline:
                 chunk = tail + f.read()
                 cut = chunk.rfind(b"\n") + 1
-                done += chunk[:cut].count(b": delivered: 250")
+                done += chunk[:cut].count(b" status=delivered (250")
                 tail = chunk[cut:]
                 if done >= count:
                     break
@@ -136,18 +136,18 @@ starttls = false
 
 
 def in_queue_times(log):
-    """Seconds from 'queued id=X' to its outbound delivery, per message."""
-    stamp = re.compile(r"^(\S+Z) shard \d+: (queued id=(\S+) client|outbound id=(\S+) .*: delivered: 250)")
+    """Seconds from 'X: queued' to its outbound delivery, per message."""
+    stamp = re.compile(r"^(\S+Z) shard \d+: (?:(\S+): queued client|(\S+): to=<.* status=delivered \(250)")
     start, times = {}, []
     for line in log.read_text().splitlines():
         m = stamp.match(line)
         if not m:
             continue
         t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
-        if m.group(3):
-            start[m.group(3)] = t
-        elif m.group(4) in start:
-            times.append(t - start.pop(m.group(4)))
+        if m.group(2):
+            start[m.group(2)] = t
+        elif m.group(3) in start:
+            times.append(t - start.pop(m.group(3)))
     return sorted(times)
 
 

@@ -85,7 +85,7 @@ starttls = false
         deadline = time.monotonic() + a.limit_s
         done = 0
         while time.monotonic() < deadline:
-            done = log.read_text(errors="replace").count(": delivered: 250")
+            done = log.read_text(errors="replace").count(" status=delivered (250")
             if done >= a.messages:
                 break
             time.sleep(0.1)
@@ -95,7 +95,7 @@ starttls = false
         p.terminate()
         p.wait(timeout=60)
     text = log.read_text(errors="replace")
-    deferred = len(re.findall(r": deferred: ", text))
+    deferred = len(re.findall(r" status=deferred \(", text))
     return {"done": done, "secs": secs, "rate": done / secs, "cpu_ms": 1000 * cpu / max(done, 1),
             "deferred": deferred}
 

@@ -382,7 +382,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                "inbound",
                                "dns",
                                "api",
-                               "admin"});
+                               "admin",
+                               "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -516,6 +517,22 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       if (cfg->admin_socket.size() > 107) {
         throw ConfigError{where(source, *at->get("socket"), "admin.socket") +
                           ": longer than a UNIX socket path can be (107 bytes)"};
+      }
+    }
+    if (const toml::node* n = t.get("log")) {
+      const toml::table* lt = n->as_table();
+      if (lt == nullptr) throw ConfigError{where(source, *n, "log") + ": must be a table"};
+      check_keys(source, *lt, "log.", {"level", "file"});
+      cfg->log_level = get_string(source, *lt, "level", cfg->log_level);
+      static const char* const kLevels[] = {"debug", "info", "notice", "warning", "error"};
+      if (std::find(std::begin(kLevels), std::end(kLevels), cfg->log_level) == std::end(kLevels)) {
+        throw ConfigError{where(source, *lt->get("level"), "log.level") +
+                          ": must be debug, info, notice, warning or error"};
+      }
+      cfg->log_file = get_string(source, *lt, "file", "");
+      if (!cfg->log_file.empty() && cfg->log_file[0] != '/') {
+        throw ConfigError{where(source, *lt->get("file"), "log.file") +
+                          ": must be an absolute path (or empty for stderr)"};
       }
     }
     if (const toml::node* n = t.get("dns")) {
@@ -916,6 +933,7 @@ std::string to_toml(const Config& c) {
     }
   }
   t += "\n[admin]\nsocket = " + q(c.admin_socket) + "\n";
+  t += "\n[log]\nlevel = " + q(c.log_level) + "\nfile = " + q(c.log_file) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

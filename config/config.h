@@ -124,6 +124,11 @@ struct Config {
   // [admin] socket: the admin API's UNIX socket (mode 0660: the file's
   // permissions are the authentication); empty: none.
   std::string admin_socket;
+  // [log] level: "debug" (adds SMTP protocol traces, AUTH hidden),
+  // "info", "notice", "warning" or "error"; [log] file: appended to, and
+  // reopened on SIGUSR1 (empty: stderr, the journal under systemd).
+  std::string log_level = "info";
+  std::string log_file;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

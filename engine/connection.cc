@@ -34,6 +34,7 @@ proto::SessionParams params_for(const config::Config& cfg, const config::Listene
   p.auth_offered = have_certs;  // AUTH needs TLS
   p.sender_policy = cfg.sender_policy;
   p.trusted_relay = trusted;
+  p.trace = log_enabled(LogLevel::kDebug);
   return p;
 }
 
@@ -63,6 +64,8 @@ Connection::Connection(Shard& shard, int fd, const config::ListenerConfig& liste
                shard) {
   recv_c_.owner = this;
   send_c_.owner = this;
+  listener_ = static_cast<uint16_t>(&listener - shard.config().listeners.data());
+  started_ms_ = shard.mono_ms();
   timer_.conn = this;
   timer_.fire = &Connection::on_timeout;
   greeting_.conn = this;
@@ -94,6 +97,8 @@ void Connection::release_idle_state() {
 }
 
 void Connection::start() {
+  log_line("connect client=" + peer_ + " listener=" + shard_.listener_name(listener_) +
+           (trusted_ ? " relay_networks" : ""));
   const uint32_t delay = shard_.config().greeting_delay_s;
   if (implicit_tls_) {
     phase_ = TlsPhase::kHello;  // the greeting goes out once TLS is up
@@ -122,8 +127,9 @@ void Connection::on_bytes(std::string_view in) {
         // talks first is not an MTA.
         greeting_pending_ = false;
         shard_.wheel().cancel(&greeting_);
-        log_line("pregreet client=" + peer_ + ": talked before the greeting, disconnected");
-        session_.terminate(proto::reply::early_talker(shard_.config().hostname));
+        const std::string reply = proto::reply::early_talker(shard_.config().hostname);
+        log_refusal("(talked before the greeting)", reply);
+        session_.terminate(reply);
         break;
       }
       session_.feed(in);
@@ -234,7 +240,51 @@ void Connection::on_recv(const Event& ev) {
   begin_close();
 }
 
+std::string Connection::queue_id() const {
+  const std::string& id = session_.envelope().id;
+  return id.empty() ? std::string("NOQUEUE") : id;
+}
+
+void Connection::log_refusal(const std::string& what, std::string_view reply) {
+  ++refused_;
+  const proto::Envelope& env = session_.envelope();
+  // The client's address right after the fixed words, before anything the
+  // client chose (a fail2ban filter anchors on it), the reply last.
+  std::string line = queue_id() + ": refused client=" + peer_;
+  if (!env.helo.empty()) line += " helo=" + env.helo;
+  if (!session_.auth_user().empty()) line += " auth=" + log_safe(session_.auth_user());
+  if (session_.in_transaction()) line += " from=<" + log_safe(env.from.to_string()) + ">";
+  line += ": " + what + ": ";
+  line += reply;
+  log_line(line, LogLevel::kNotice);
+}
+
+void Connection::log_session_events() {
+  for (const auto& r : session_.refusals()) {
+    if (!r.reply.empty()) log_refusal(r.command, r.reply);
+  }
+  session_.refusals().clear();
+  if (!session_.trace().empty() || traced_out_ < session_.output().size()) {
+    const std::string who = queue_id() + ": client=" + peer_;
+    for (const auto& t : session_.trace()) log_line(who + " " + t, LogLevel::kDebug);
+    session_.trace().clear();
+    if (log_enabled(LogLevel::kDebug)) {
+      std::string_view out = session_.output();
+      if (traced_out_ > out.size()) traced_out_ = 0;
+      out.remove_prefix(traced_out_);
+      traced_out_ = session_.output().size();
+      while (!out.empty()) {
+        const size_t end = out.find("\r\n");
+        const std::string_view reply = out.substr(0, end);
+        log_line(who + " > " + std::string(reply), LogLevel::kDebug);
+        out.remove_prefix(end == std::string_view::npos ? out.size() : end + 2);
+      }
+    }
+  }
+}
+
 void Connection::after_io() {
+  log_session_events();
   if (session_.awaiting_auth() && !auth_busy_ && !auth_delay_pending_ && !shut_) {
     if (locked_out(session_.auth_request().user)) {
       // The password is not even looked at: a locked-out client learns
@@ -260,6 +310,7 @@ void Connection::after_io() {
   if (session_.closing() && phase_ == TlsPhase::kActive && tls_->handshake_done() && !tls_closed_) {
     if (!session_.output().empty()) tls_->write(session_.output());
     session_.output().clear();
+    traced_out_ = 0;
     tls_->close();
     tls_closed_ = true;
   }
@@ -313,12 +364,14 @@ void Connection::flush() {
           return;
         }
         session_.output().clear();
+        traced_out_ = 0;
       }
       if (tls_->output().empty()) return;
       out_.take(tls_->output());
     } else {
       if (session_.output().empty()) return;
       out_.take(session_.output());
+      traced_out_ = 0;
     }
   }
   out_.start(shard_.backend(), fd_, &send_c_);
@@ -338,10 +391,13 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   Shard& shard = self->shard_;
   self->set_stage(Stage::kReceiving);
   const proto::Envelope& env = self->session_.envelope();
-  std::string line = "queued id=" + env.id;
+  std::string line = env.id + ": queued";
   if (r != proto::CommitResult::kOk) {
-    line = "not queued id=" + env.id + " (" + result_name(r) + ")";
+    line = env.id + ": not queued (" + result_name(r) + ")";
     shard.counters().commit_failures.fetch_add(1, std::memory_order_relaxed);
+    ++self->refused_;
+  } else {
+    ++self->messages_;
   }
   line += " client=" + self->peer_ + " helo=" + env.helo +
           (env.tls.empty() ? std::string() : " tls=" + env.tls) +
@@ -531,7 +587,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
   for (const auto& c : msg_->dkim_checks) in.dkim.push_back({c.result, c.sig.domain});
   const auto org = [](std::string_view d) { return organizational_domain(d); };
   const auto dmarc = proto::dmarc::evaluate(in, policy, org, static_cast<int>(std::rand() % 100));
-  std::string line = "checks id=" + env.id + " spf=" + proto::spf::result_name(msg_->spf.result);
+  std::string line = env.id + ": checks spf=" + proto::spf::result_name(msg_->spf.result);
   for (const auto& c : msg_->dkim_checks)
     line += " dkim:" + (c.sig.domain.empty() ? std::string("?") : c.sig.domain) + "=" + c.result;
   log_line(line + " " + dmarc.log_record);
@@ -547,8 +603,7 @@ void Connection::finish_checks(const proto::dmarc::Discovered& policy) {
     refuse = proto::reply::dmarc_reject(in.from_domain);
   }
   if (!refuse.empty()) {
-    log_line("not queued id=" + env.id + " client=" + peer_ + " from=<" + env.from.to_string() +
-             ">: " + refuse);
+    log_refusal("(end of data)", refuse);
     set_stage(Stage::kReceiving);
     session_.refuse_message(refuse);
   } else {
@@ -602,7 +657,7 @@ bool Connection::start_signing() {
 void Connection::on_signed(DkimSignJob* j, bool ok) {
   Connection* self = static_cast<SignC*>(j)->conn;
   if (!ok) {
-    log_line("not queued id=" + self->session_.envelope().id + ": DKIM signing failed: " + j->error,
+    log_line(self->session_.envelope().id + ": not queued: DKIM signing failed: " + j->error,
              LogLevel::kError);
     self->set_stage(Stage::kReceiving);
     self->session_.refuse_message(std::string(proto::reply::kCannotSign));
@@ -623,7 +678,9 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     self->maybe_finish();
     return;
   }
-  const std::string user = c->user.empty() ? "-" : c->user;
+  // The normalized name, else the name as the client sent it.
+  const std::string& tried = c->user.empty() ? self->session_.auth_request().user : c->user;
+  const std::string user = tried.empty() ? "-" : log_safe(tried);
   // Locked out while this check ran (other sessions from the address
   // failed meanwhile): refused like any attempt made after the lock-out.
   if (ok && self->locked_out(user)) {
@@ -632,14 +689,15 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     return;
   }
   if (ok) {
-    log_line("auth ok user=" + user + " client=" + self->peer_);
+    log_line("auth ok client=" + self->peer_ + " user=" + user);
     self->session_.auth_done(true, c->user);
   } else {
     const config::Config& cfg = self->shard_.config();
     const uint32_t n = self->shard_.authenticator().note_failure(self->session_.client_literal(),
                                                                  self->shard_.clock_s());
-    log_line("auth failed user=" + user + " client=" + self->peer_ + " (" + std::to_string(n) +
-             " from this address in 10 minutes)");
+    log_line("auth failed client=" + self->peer_ + " user=" + user + " (" + std::to_string(n) +
+                 " from this address in 10 minutes)",
+             LogLevel::kNotice);
     if (n > cfg.auth_failures_max) {
       self->session_.terminate(std::string(proto::reply::kAuthLockedOut));
     } else {
@@ -663,8 +721,9 @@ bool Connection::locked_out(const std::string& user) {
   const config::Config& cfg = shard_.config();
   const uint32_t n = shard_.authenticator().failures(session_.client_literal(), shard_.clock_s());
   if (n < cfg.auth_failures_max) return false;
-  log_line("auth refused user=" + (user.empty() ? std::string("-") : user) + " client=" + peer_ +
-           ": locked out (" + std::to_string(n) + " failures from this address in 10 minutes)");
+  log_line("auth refused client=" + peer_ +
+           " user=" + (user.empty() ? std::string("-") : log_safe(user)) + ": locked out (" +
+           std::to_string(n) + " failures from this address in 10 minutes)");
   session_.terminate(std::string(proto::reply::kAuthLockedOut));
   return true;
 }
@@ -772,6 +831,20 @@ void Connection::maybe_finish() {
     return;
   }
   retired_ = true;
+  log_session_events();
+  const proto::Envelope& env = session_.envelope();
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3f",
+                static_cast<double>(shard_.mono_ms() - started_ms_) / 1000.0);
+  std::string line = "disconnect client=" + peer_ + " listener=" + shard_.listener_name(listener_);
+  if (!env.helo.empty()) line += " helo=" + env.helo;
+  if (tls_ != nullptr && tls_->handshake_done()) {
+    line += " tls=" + tls_->version() + "/" + tls_->cipher();
+  }
+  if (!session_.auth_user().empty()) line += " auth=" + session_.auth_user();
+  line += " messages=" + std::to_string(messages_) + " refused=" + std::to_string(refused_) +
+          " duration=" + duration + "s";
+  log_line(line);
   shard_.retire(this);
 }
 

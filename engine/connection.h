@@ -112,6 +112,12 @@ class Connection {
   // bytes of each message, when it will be signed or verified).
   void hash_progress();
   void after_io();
+  // The session's refusals (and, at debug level, its protocol trace) to
+  // the log.
+  void log_session_events();
+  // "<queue id or NOQUEUE>: refused <what> client=... helo=... from=<...>: <reply>"
+  void log_refusal(const std::string& what, std::string_view reply);
+  std::string queue_id() const;
   // Sets the session's timer: a whole command line must arrive within
   // command_timeout_s of the session starting to wait for it, and DATA/BDAT
   // at data_rate_min_bytes_s at least (Config). A byte alone never resets it.
@@ -143,6 +149,11 @@ class Connection {
   bool inbound_ = false;  // an smtp (port 25) listener
   bool shut_ = false;
   bool retired_ = false;
+  uint16_t listener_ = 0;   // its place in the configuration's listeners
+  uint32_t messages_ = 0;   // accepted in this session (for the log)
+  uint32_t refused_ = 0;    // commands and messages refused (for the log)
+  int64_t started_ms_ = 0;  // Shard::mono_ms() at the accept
+  size_t traced_out_ = 0;   // session_.output() bytes already traced
   std::string peer_;
   proto::SmtpServer session_;  // its client_literal(): failures are counted per address
   MemberCompletion<Connection, &Connection::on_recv> recv_c_;

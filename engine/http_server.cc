@@ -79,7 +79,9 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
        "Messages acknowledged with 250 (on disk and fsynced).",
        [](const Shard& s) { return double(s.stats().messages_queued.load()); }},
       {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
-       [](const Shard& s) { return double(s.stats().messages_delivered.load()); }},
+       [](const Shard& s) {
+         return double(s.stats().messages_delivered.load() + s.stats().outbound.finished.load());
+       }},
       {"ringmail_auth_scrypt_checks_total", "counter",
        "AUTH password checks that ran the scrypt hash.",
        [](const Shard& s) { return double(s.stats().auth.scrypt_checks.load()); }},

@@ -65,8 +65,8 @@ void LocalDelivery::deliver(DeliveryJob* job) {
       remote.push_back(i);
     }
     if (!any_local && !remote.empty()) {
-      log_line("queued id=" + job->rec.env.id + " for outbound delivery (" +
-               std::to_string(remote.size()) + " recipients)");
+      log_line(job->rec.env.id + ": for outbound delivery (" + std::to_string(remote.size()) +
+               " recipients)");
       outbound->add(std::move(job->rec), std::move(remote), shard_.clock_s());
       delete job;
       return;
@@ -111,9 +111,8 @@ void LocalDelivery::start_deliveries() {
     queue_.pop_front();
     if (job->rec.message.empty()) {
       if (int r = shard_.spool().load(job->rec); r < 0) {
-        log_line("delivery id=" + job->rec.env.id +
-                 " cannot read the message back from the spool (" + std::strerror(-r) +
-                 "), retry in " + std::to_string(cfg.delivery_retry_s) + "s");
+        log_line(job->rec.env.id + ": cannot read the message back from the spool (" +
+                 std::strerror(-r) + "), retry in " + std::to_string(cfg.delivery_retry_s) + "s");
         retry_later(job);
         continue;
       }
@@ -181,20 +180,20 @@ void LocalDelivery::after_pipes(PipeOp* o) {
   bool again = false;
   if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
   for (const auto& r : op->rcpts) {
-    const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> " + r.via;
+    const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> relay=" + r.via;
     switch (r.outcome.outcome) {
       case proto::Outcome::kOk:
-        log_line("delivered id=" + env.id + to);
+        log_line(env.id + ":" + to + " status=delivered");
         job->rec.rcpt_done[r.index] = 1;
         shard_.spool().recipient_done(job->rec, r.index, false);
         break;
       case proto::Outcome::kTemp:
-        log_line("delivery id=" + env.id + to + " deferred: " + r.outcome.reply);
+        log_line(env.id + ":" + to + " status=deferred (" + r.outcome.reply + ")");
         shard_.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
         again = true;
         break;
       case proto::Outcome::kPerm: {
-        log_line("delivery id=" + env.id + to + " failed permanently: " + r.outcome.reply);
+        log_line(env.id + ":" + to + " status=bounced (" + r.outcome.reply + ")");
         shard_.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
         job->rec.rcpt_done[r.index] = 1;
         OutboundQueue::Bounce b;
@@ -280,12 +279,12 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
   ++job->attempts;
   const auto& env = job->rec.env;
   for (const auto& r : job->skipped) {
-    log_line("delivery id=" + env.id + " to=<" + r + "> failed permanently: not a valid mailbox");
+    log_line(env.id + ": to=<" + r + "> status=bounced (not a valid mailbox)");
     shard.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
   }
   if (result.outcome != proto::Outcome::kOk) {
     shard.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
-    log_line("delivery id=" + env.id + " deferred (" + result.reply + "), retry in " +
+    log_line(env.id + ": local delivery deferred (" + result.reply + "), retry in " +
              std::to_string(shard.config().delivery_retry_s) + "s");
     if (shard.stopping()) {
       delete job;  // stays in the spool; recovered at the next start
@@ -308,17 +307,16 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
     std::string to;
     for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
     if (shard.outbound() != nullptr && !shard.stopping()) {
-      log_line("queued id=" + env.id + " for outbound delivery to " + to);
+      log_line(env.id + ": for outbound delivery to " + to);
       shard.outbound()->add(std::move(job->rec), std::move(remote), shard.clock_s());
     } else {
-      log_line("queued id=" + env.id + " for outbound delivery to " + to +
-               " (not now: it stays in the spool)");
+      log_line(env.id + ": for outbound delivery to " + to + " (not now: it stays in the spool)");
     }
     delete job;
     return;
   }
   shard.counters().messages_delivered.fetch_add(1, std::memory_order_relaxed);
-  log_line("delivered id=" + env.id + " rcpts=" + std::to_string(env.rcpts.size()) + " maildir");
+  log_line(env.id + ": delivered rcpts=" + std::to_string(env.rcpts.size()) + " maildir");
   delete job;
 }
 

@@ -57,6 +57,7 @@ class LocalDelivery {
   // No delivery in progress (queued ones may wait: they stay in the spool).
   bool idle() const { return inflight_ == 0; }
   size_t queued() const { return queue_.size(); }
+  size_t retrying() const { return retrying_.size(); }
 
  private:
   static void on_delivered(storage::MaildirDelivery::Job* job, const proto::DeliveryResult& result);

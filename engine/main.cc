@@ -1,6 +1,7 @@
 // ringmaild: the mail relay daemon. Parses the command line and the
 // configuration, recovers the spool, binds listeners, starts one shard per
-// core and then waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads).
+// core and then waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads,
+// SIGUSR1 reopens the log file).
 #include <mimalloc-new-delete.h>  // mimalloc is the daemon's allocator
 #include <mimalloc.h>
 #include <netinet/in.h>
@@ -325,6 +326,7 @@ class Daemon {
 
  private:
   bool load_configuration();
+  bool apply_log_settings(const config::Config& c);
   void prepare_process();
   bool lock_data_dir();
   void choose_backend();
@@ -376,6 +378,7 @@ class Daemon {
 int Daemon::run() {
   if (!load_configuration()) return 1;
   if (opt_.check_only) return check_config(*cfg_, opt_.config_path, opt_.check_as);
+  if (!apply_log_settings(*cfg_)) return 1;
   prepare_process();
   if (!lock_data_dir()) return 1;
   choose_backend();
@@ -411,6 +414,18 @@ std::shared_ptr<const config::Config> Daemon::with_flags(
   return m;
 }
 
+// [log] level and file: at start (a file that cannot be opened stops the
+// start) and on SIGHUP (it keeps the running destination).
+bool Daemon::apply_log_settings(const config::Config& c) {
+  LogLevel level = LogLevel::kInfo;
+  parse_log_level(c.log_level, &level);  // checked by the configuration
+  set_log_level(level);
+  const std::string error = set_log_file(c.log_file);
+  if (error.empty()) return true;
+  log_line(error, LogLevel::kError);
+  return false;
+}
+
 bool Daemon::load_configuration() {
   auto cfg = opt_.config_path.empty()
                  ? config::parse_config(config::kDevConfig, "<embedded dev configuration>")
@@ -430,6 +445,7 @@ void Daemon::prepare_process() {
   sigaddset(&sigs_, SIGTERM);
   sigaddset(&sigs_, SIGINT);
   sigaddset(&sigs_, SIGHUP);
+  sigaddset(&sigs_, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -768,6 +784,7 @@ void Daemon::reload(const std::string& ready_status) {
       fresh->admin_socket = cfg_->admin_socket;
     }
     cfg_ = fresh;
+    apply_log_settings(*cfg_);
   }
   dkim_ = load_dkim();
   domains_ = load_domains();
@@ -801,6 +818,14 @@ void Daemon::serve() {
     }
     if (sig == SIGHUP) {
       reload(ready_status_);
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      // logrotate moved the file: lines go on to the moved file until the
+      // reopen, then to the new one.
+      const std::string error = reopen_log_file();
+      log_line(error.empty() ? "SIGUSR1: log file reopened" : "SIGUSR1: " + error,
+               error.empty() ? LogLevel::kInfo : LogLevel::kError);
       continue;
     }
     log_line(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +

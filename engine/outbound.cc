@@ -53,6 +53,8 @@ bool OutboundSession::take_next() {
 void OutboundSession::settle_message(size_t i) {
   OutboundMessage* m = messages_[i];
   m->remote_host = host_;
+  m->remote_addr = peer_.ss_family == AF_UNSPEC ? std::string() : ip_text(peer_);
+  m->tls = tls_text_;
   m->used_tls = used_tls_;
   m->tls_verified = tls_verified_;
   if (result_) result_(m);
@@ -149,6 +151,10 @@ void OutboundSession::next_addr() {
   }
   peer_ = addrs_[addr_index_++];
   tried_server_ = true;
+  // What a message sent on this connection reports of its TLS.
+  used_tls_ = false;
+  tls_verified_ = false;
+  tls_text_.clear();
   socklen_t len;
   if (peer_.ss_family == AF_INET6) {
     reinterpret_cast<sockaddr_in6*>(&peer_)->sin6_port = htons(params_.port);
@@ -274,6 +280,7 @@ void OutboundSession::on_bytes(std::string_view in) {
     if (!was_up && tls_->handshake_done()) {
       used_tls_ = true;
       tls_verified_ = tls_->peer_verified();
+      tls_text_ = tls_->version() + "/" + tls_->cipher();
       if (params_.verify_tls && !tls_verified_) {
         last_error_ = "the TLS certificate of " + host_ + " could not be verified";
         drop_connection(last_error_);

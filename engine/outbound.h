@@ -39,6 +39,8 @@ struct OutboundMessage {
   // Filled by the session: one per recipient, and who answered, how.
   std::vector<proto::SmtpClient::RcptResult> results;
   std::string remote_host;
+  std::string remote_addr;  // the address it connected to, when it did
+  std::string tls;          // "TLSv1.3/TLS13-AES128-GCM-SHA256" when used
   bool used_tls = false;
   bool tls_verified = false;
   // The attempt ended on a temporary DNS failure before any server was
@@ -179,6 +181,7 @@ class OutboundSession {
   std::unique_ptr<tls::TlsSession> tls_;
   bool used_tls_ = false;
   bool tls_verified_ = false;
+  std::string tls_text_;  // version/cipher, once the handshake is done
   int64_t deadline_s_ = 0;
   int64_t now_s_ = 0;
   bool lookups_pending_ = false;

@@ -32,8 +32,8 @@ OutboundQueue::~OutboundQueue() { stop(); }
 
 void OutboundQueue::load_for_dsn(storage::SpoolRecord& rec) {
   if (const int r = d_.spool->load(rec); r < 0) {
-    log_line("outbound id=" + rec.env.id + ": cannot read the message back from the spool (" +
-                 std::strerror(-r) + "): its DSN goes without the original header",
+    log_line(rec.env.id + ": cannot read the message back from the spool (" + std::strerror(-r) +
+                 "): its DSN goes without the original header",
              LogLevel::kWarning);
   }
 }
@@ -152,6 +152,9 @@ void OutboundQueue::make_due(Item* it, int64_t now_s) {
       now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
     if (d_.counters) d_.counters->bounced.fetch_add(it->pending.size(), std::memory_order_relaxed);
     for (size_t idx : it->pending) {
+      log_line(it->rec.env.id + ": to=<" + it->rec.env.rcpts[idx].to_string() +
+               "> status=expired after " + std::to_string(now_s - it->rec.env.arrival_unix) +
+               "s and " + std::to_string(it->rec.attempts) + " attempts; bounced");
       it->to_bounce.push_back(
           {idx, proto::SmtpClient::RcptResult{proto::Outcome::kPerm,
                                               "delivery failed for " +
@@ -197,8 +200,7 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
     it->attempted = true;
     if (it->rec.message.empty() && d_.spool->load(it->rec) < 0) {
       // Counts as a failed attempt: tried again after a backoff.
-      log_line("outbound id=" + it->rec.env.id + ": cannot read the message back from the spool",
-               LogLevel::kError);
+      log_line(it->rec.env.id + ": cannot read the message back from the spool", LogLevel::kError);
       unreadable.push_back(it);
       continue;
     }
@@ -241,20 +243,31 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
       erase_value(it->flying, idx);
       // Deleted or bounced by the administrator while it was out.
       if (!contains(it->pending, idx)) continue;
-      const std::string who =
-          "outbound id=" + it->rec.env.id + " to=<" + it->rec.env.rcpts[idx].to_string() +
-          "> via " + (p->msg.remote_host.empty() ? "-" : p->msg.remote_host) +
-          (p->msg.used_tls ? (p->msg.tls_verified ? " tls=verified" : " tls=unverified") : "");
+      // One line per recipient and attempt (docs/logging.md).
+      const auto attempt_line = [&](const char* status) {
+        const storage::SpoolRecord& r = it->rec;
+        std::string line = r.env.id + ": to=<" + r.env.rcpts[idx].to_string() +
+                           "> relay=" + (p->msg.remote_host.empty() ? "none" : p->msg.remote_host);
+        if (!p->msg.remote_addr.empty()) line += "[" + p->msg.remote_addr + "]";
+        if (!p->msg.tls.empty()) {
+          line +=
+              " tls=" + p->msg.tls + (p->msg.tls_verified ? " cert=verified" : " cert=unverified");
+        }
+        line += " delay=" + std::to_string(std::max<int64_t>(0, now_s - r.env.arrival_unix)) +
+                "s attempt=" + std::to_string(r.attempts + 1) + " status=" + status + " (" +
+                res.reply + ")";
+        return line;
+      };
       switch (res.outcome) {
         case proto::Outcome::kOk:
-          log_line(who + ": delivered: " + res.reply);
+          log_line(attempt_line("delivered"));
           if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
           d_.spool->recipient_done(it->rec, idx, false);
           mark(it, idx, 'd');
           erase_value(it->pending, idx);
           break;
         case proto::Outcome::kPerm:
-          log_line(who + ": failed permanently: " + res.reply);
+          log_line(attempt_line("bounced"));
           if (d_.counters) {
             d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
             d_.counters->bounced.fetch_add(1, std::memory_order_relaxed);
@@ -265,7 +278,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           erase_value(it->pending, idx);
           break;
         case proto::Outcome::kTemp:
-          log_line(who + ": deferred: " + res.reply);
+          log_line(attempt_line("deferred"));
           if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
           it->last_reply[idx] = res.reply;
           it->last_reply_unix = now_s;
@@ -286,8 +299,8 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     if (it->rec.env.from.is_null()) {
       // RFC 3464 2.0... a bounce never goes to the null sender.
       for (auto& [idx, res] : it->to_bounce) {
-        log_line("outbound id=" + it->rec.env.id + " to=<" + it->rec.env.rcpts[idx].to_string() +
-                 ">: no DSN for the null sender");
+        log_line(it->rec.env.id + ": to=<" + it->rec.env.rcpts[idx].to_string() +
+                 ">: no DSN: the sender is <>");
         d_.spool->recipient_done(it->rec, idx, true);
       }
       it->to_bounce.clear();
@@ -321,7 +334,7 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     if (it->attempted && dns_only) {
       if (const int64_t wait = dns_retry(it->dns_retries); wait > 0) {
         ++it->dns_retries;
-        log_line("outbound id=" + it->rec.env.id + ": DNS failed for now, not the destination: " +
+        log_line(it->rec.env.id + ": DNS failed for now, not the destination: " +
                  "trying again in " + std::to_string(wait) + "s");
         schedule(it, now_s + wait);
         return;
@@ -339,6 +352,7 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     return;
   }
   d_.spool->delivered(it->rec);  // every recipient is finished
+  if (d_.counters) d_.counters->finished.fetch_add(1, std::memory_order_relaxed);
   held_bytes_ -= it->held;
   if (auto a = arrivals_.find(it->rec.env.arrival_unix); a != arrivals_.end()) arrivals_.erase(a);
   by_id_.erase(it->rec.env.id);
@@ -372,7 +386,7 @@ void OutboundQueue::warn_delayed(Item* it, int64_t now_s) {
                                  proto::Outcome::kTemp,
                                  r == it->last_reply.end() ? "not delivered yet" : r->second}});
   }
-  log_line("outbound id=" + it->rec.env.id + ": delayed for " +
+  log_line(it->rec.env.id + ": delayed for " +
            std::to_string((now_s - it->rec.env.arrival_unix) / 60) +
            " minutes; warning the sender");
   ++bounces_in_flight_;
@@ -563,13 +577,13 @@ OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_
         ++c.messages;
         d_.spool->hold(it->rec, true);
         unschedule(it);  // next_at stays: release puts it back there
-        log_line("outbound id=" + id + ": held by the administrator");
+        log_line(id + ": held by the administrator");
         break;
       case Action::kRelease:
         if (!it->rec.held) break;
         ++c.messages;
         d_.spool->hold(it->rec, false);
-        log_line("outbound id=" + id + ": released by the administrator");
+        log_line(id + ": released by the administrator");
         if (!it->scheduled && it->due_in == 0 && it->out == 0 && !it->bouncing) {
           schedule(it, std::max(it->next_at, now_s));
         }
@@ -592,8 +606,7 @@ OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_
         for (size_t idx : take) {
           erase_value(it->pending, idx);
           it->last_reply.erase(idx);
-          const std::string who =
-              "outbound id=" + id + " to=<" + it->rec.env.rcpts[idx].to_string() + ">: ";
+          const std::string who = id + ": to=<" + it->rec.env.rcpts[idx].to_string() + ">: ";
           if (a == Action::kDelete) {
             d_.spool->recipient_deleted(it->rec, idx);
             mark(it, idx, 'x');

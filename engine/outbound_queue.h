@@ -44,6 +44,8 @@ class OutboundQueue {
     // Recipients finished other than delivered: bounced (a 5xx, expiry, or
     // an administrator's bounce) or deleted by an administrator.
     std::atomic<uint64_t> bounced{0}, deleted{0};
+    // Messages that left the queue: every recipient finished.
+    std::atomic<uint64_t> finished{0};
     // Gauges: messages in the queue now, and the earliest arrival among
     // them (unix seconds; 0 when empty). For /api/status.
     std::atomic<uint64_t> queued{0};

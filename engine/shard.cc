@@ -336,16 +336,24 @@ void Shard::run(std::latch& ready) {
       }
     }
   }
+  const uint64_t outbound_left = stats_.outbound.queued.load();
   dispatcher_.reset();
   outbound_.reset();  // its batches are back; what is queued stays in the spool
   dns_.reset();
   resolver_.reset();
   // Jobs waiting for a retry stay in the spool and are recovered at start.
+  // Counted from the queues themselves: what is left is what the next
+  // start recovers.
   log_line("stopped: " + std::to_string(stats_.accepted_connections.load()) + " connections, " +
-           std::to_string(stats_.messages_queued.load()) + " messages queued with " +
-           std::to_string(spool_->syncs()) + " spool syncs, " +
-           std::to_string(stats_.messages_delivered.load()) + " delivered, " +
-           std::to_string(local_->queued()) + " left queued for the next start");
+           std::to_string(stats_.messages_queued.load()) + " messages accepted with " +
+           std::to_string(spool_->syncs()) +
+           " spool syncs; finished: " + std::to_string(stats_.messages_delivered.load()) +
+           " messages delivered locally, " + std::to_string(stats_.outbound.finished.load()) +
+           " messages relayed (" + std::to_string(stats_.outbound.delivered.load()) +
+           " recipients delivered, " + std::to_string(stats_.outbound.bounced.load()) +
+           " bounced); left for the next start: " + std::to_string(outbound_left) +
+           " messages for remote recipients, " +
+           std::to_string(local_->queued() + local_->retrying()) + " local deliveries");
 }
 
 void Shard::tick() {
@@ -618,14 +626,15 @@ void Shard::on_accept(size_t listener, const Event& ev) {
     c->start();
     return;
   }
-  if (conns_.size() >= cfg_->connections_max) {
-    refuse_connection(fd, proto::reply::kTooManyConnections);
-    note_refusal("connections_max (" + std::to_string(cfg_->connections_max) + " on this shard)");
-    return;
-  }
   std::string literal, peer;
   sockaddr_storage addr{};
   describe_peer(fd, &literal, &peer, &addr);
+  if (conns_.size() >= cfg_->connections_max) {
+    refuse_connection(fd, proto::reply::kTooManyConnections);
+    note_refusal(peer, proto::reply::kTooManyConnections,
+                 "connections_max " + std::to_string(cfg_->connections_max) + " on this shard");
+    return;
+  }
   const bool trusted = config::in_networks(cfg_->relay_networks, addr);
   // Counted over all shards; relay_networks (our own MTAs and applications)
   // are not limited.
@@ -635,13 +644,15 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       break;
     case ConnectionsPerClient::Verdict::kClientFull:
       refuse_connection(fd, proto::reply::kTooManyFromAddress);
-      note_refusal("client=" + peer + ": connections_per_ip_max (" +
-                   std::to_string(cfg_->connections_per_ip_max) + " from " + key + ")");
+      note_refusal(peer, proto::reply::kTooManyFromAddress,
+                   "connections_per_ip_max " + std::to_string(cfg_->connections_per_ip_max) +
+                       " from " + key);
       return;
     case ConnectionsPerClient::Verdict::kAllFull:
       refuse_connection(fd, proto::reply::kTooManyConnections);
-      note_refusal("client=" + peer + ": " + std::to_string(per_client_->total_max()) +
-                   " connections in all, the most the open-file limit allows");
+      note_refusal(peer, proto::reply::kTooManyConnections,
+                   std::to_string(per_client_->total_max()) +
+                       " connections in all, the most the open-file limit allows");
       return;
   }
   auto conn =
@@ -662,13 +673,15 @@ void Shard::commit(storage::Spool::Commit* c) {
   spool_->commit(c);
 }
 
-void Shard::note_refusal(const std::string& what) {
+void Shard::note_refusal(const std::string& peer, std::string_view reply, const std::string& why) {
   const int64_t now = clock_s();
   if (now == refused_log_s_) {
     ++refused_unlogged_;  // one line a second at most, under a flood
     return;
   }
-  log_line("connection refused with 421: " + what +
+  if (reply.size() >= 2 && reply.substr(reply.size() - 2) == "\r\n") reply.remove_suffix(2);
+  log_line("NOQUEUE: refused (connection limit: " + why + ") client=" + peer + ": " +
+               std::string(reply) +
                (refused_unlogged_ > 0
                     ? " (and " + std::to_string(refused_unlogged_) + " more in the last second)"
                     : std::string()),
@@ -693,7 +706,11 @@ size_t Shard::refuse_out_of_descriptors(size_t listener) {
     refuse_connection(fd, proto::reply::kTooManyConnections);
   }
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (served > 0) note_refusal("out of file descriptors (RLIMIT_NOFILE); the reserve one answered");
+  if (served > 0) {
+    note_refusal("-", proto::reply::kTooManyConnections,
+                 std::to_string(served) +
+                     " clients: out of file descriptors (RLIMIT_NOFILE), the reserve one answered");
+  }
   return served;
 }
 
@@ -708,6 +725,8 @@ struct DsnCommit : storage::Spool::Commit {
   std::string text;
   std::function<void(bool)> then;
   Sign sign;
+  std::string about;  // the queue id of the message it reports on
+  bool delayed = false;
 };
 
 // The keys that sign our own messages (DSNs, delay warnings), whose From is
@@ -741,6 +760,8 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   in.original = b.rec.message;
   auto* c = new DsnCommit();
   c->shard = this;
+  c->about = b.rec.env.id;
+  c->delayed = b.delayed;
   c->envelope.id = new_message_id();
   c->envelope.client = "[127.0.0.1]";
   c->envelope.helo = cfg_->hostname;
@@ -753,7 +774,8 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
   c->done = [](storage::Spool::Commit* cc, proto::CommitResult r) {
     std::unique_ptr<DsnCommit> d(static_cast<DsnCommit*>(cc));
     const bool ok = r == proto::CommitResult::kOk;
-    log_line("bounce id=" + d->envelope.id + " for " + d->envelope.rcpts[0].to_string() +
+    log_line(d->about + ": " + (d->delayed ? "delay warning " : "bounce ") + d->envelope.id +
+             " to=<" + d->envelope.rcpts[0].to_string() + ">" +
              (ok ? " queued" : " not queued (will try again)"));
     if (ok) {
       auto* job = new DeliveryJob();
@@ -784,9 +806,9 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
         d->text.insert(0, j->fields);
       } else {
         // Never lose a bounce for want of a signature.
-        log_line("bounce id=" + d->envelope.id + ": DKIM signing failed (" + j->error +
-                     "), sent unsigned",
-                 LogLevel::kWarning);
+        log_line(
+            d->envelope.id + ": DKIM signing of the DSN failed (" + j->error + "), sent unsigned",
+            LogLevel::kWarning);
       }
       d->message = d->text;
       d->shard->spool_->commit(d);

@@ -200,6 +200,9 @@ class Shard final : public proto::SmtpHost {
   }
   // The shard's clock: monotonic milliseconds, and wall-clock seconds.
   int64_t mono_ms() const { return clock_.mono_ms(); }
+  // A listener's address for the log ("the admin socket" past the
+  // configured ones).
+  std::string listener_name(size_t listener) const;
   int64_t clock_s() const { return clock_.wall_s(); }
   // Admin work (the admin API's slices): runs `fn` in a later loop turn.
   // While the shard is acknowledging mail, such work gets at most 20 ms
@@ -303,11 +306,10 @@ class Shard final : public proto::SmtpHost {
   // Refusals of one second, logged as one line.
   int64_t refused_log_s_ = 0;
   uint64_t refused_unlogged_ = 0;
-  void note_refusal(const std::string& what);
+  // "NOQUEUE: refused (connection limit: <why>) client=<peer>: <reply>",
+  // one line a second at most.
+  void note_refusal(const std::string& peer, std::string_view reply, const std::string& why);
   size_t refuse_out_of_descriptors(size_t listener);
-  // A listener's address for the log ("the admin socket" past the
-  // configured ones).
-  std::string listener_name(size_t listener) const;
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;

@@ -98,9 +98,32 @@ void SmtpServer::start() {
   out_ += " ESMTP ringmail\r\n";
 }
 
+namespace {
+// A client's line made fit for a log line: at most `max` bytes, control
+// and non-ASCII bytes as '?'.
+std::string loggable(std::string_view in, size_t max) {
+  std::string out(in.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  if (in.size() > max) out += "...";
+  return out;
+}
+
+// AUTH's arguments past the mechanism are credentials.
+std::string_view without_credentials(std::string_view line) {
+  if (line.size() < 5 || !iequals(line.substr(0, 5), "AUTH ")) return line;
+  const size_t sp = line.find(' ', 5);
+  return sp == std::string_view::npos ? line : line.substr(0, sp);
+}
+}  // namespace
+
 void SmtpServer::reply(std::string_view line) {
   out_.append(line);
   out_ += "\r\n";
+  if (!command_.empty() && !line.empty() && (line[0] == '4' || line[0] == '5')) {
+    refusals_.push_back({loggable(command_, kLoggedCommandMax), std::string(line)});
+  }
 }
 
 void SmtpServer::junk(std::string_view line) {
@@ -151,7 +174,9 @@ void SmtpServer::feed(std::string_view in) {
   if (state_ == State::kClosed || state_ == State::kStartTls) {
     pending_.clear();
   } else if (pending_.size() > kPendingBytesMax) {
+    command_ = "(input)";
     close_with("421 4.7.0 Too much unanswered input, closing connection");
+    command_ = {};
   }
 }
 
@@ -171,15 +196,19 @@ size_t SmtpServer::process(std::string_view in) {
         DataReader::Status st = reader_->feed(in.substr(pos), used);
         pos += used;
         if (st == DataReader::Status::kBareLineEnding) {
+          command_ = "(end of data)";
           close_with("554 5.6.0 Bare CR or LF line ending not allowed");
+          command_ = {};
           return in.size();
         }
         if (st == DataReader::Status::kDone) {
+          command_ = "(end of data)";
           if (state_ == State::kData) {
             finish_message(reader_->findings(), false);
           } else {
             bdat_chunk_done();
           }
+          command_ = {};
         }
         break;
       }
@@ -197,7 +226,9 @@ size_t SmtpServer::process(std::string_view in) {
         }
         if (lf == std::string_view::npos) {
           if (rest.size() > kCommandLineBytesMax) {
+            command_ = "(line too long)";
             error("500 5.5.2 Line too long");
+            command_ = {};
             skipping_line_ = true;
             return in.size();
           }
@@ -207,7 +238,9 @@ size_t SmtpServer::process(std::string_view in) {
         pos += lf + 1;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.size() > kCommandLineBytesMax) {
+          command_ = "(line too long)";
           error("500 5.5.2 Line too long");
+          command_ = {};
           break;
         }
         handle_line(line);
@@ -219,10 +252,18 @@ size_t SmtpServer::process(std::string_view in) {
 }
 
 void SmtpServer::handle_line(std::string_view line) {
+  struct Answering {
+    std::string_view& command;
+    ~Answering() { command = {}; }
+  } answering{command_};
   if (in_auth_exchange()) {
+    if (params_.trace) trace_.emplace_back("< ***");
+    command_ = "(AUTH response)";
     auth_response(line);
     return;
   }
+  if (params_.trace) trace_.push_back("< " + loggable(without_credentials(line), 1000));
+  command_ = without_credentials(line);
   if (shutdown_requested_ && !in_transaction()) {
     close_with("421 4.3.2 Service shutting down");
     return;
@@ -523,8 +564,8 @@ void SmtpServer::bdat_chunk_done() {
   }
   state_ = State::kCommand;
   if (reader_->findings().too_big) {
-    reset_transaction();
     error("552 5.3.4 Message size exceeds fixed limit");
+    reset_transaction();
     return;
   }
   reply("250 2.0.0 " + std::to_string(bdat_chunk_bytes_) + " octets received");
@@ -543,8 +584,8 @@ void SmtpServer::finish_message(const DataReader::Findings& f, bool chunked) {
     refuse = "554 5.4.6 Too many Received headers: mail loop";
   }
   if (refuse != nullptr) {
+    error(refuse);  // first: the refusal is logged with the transaction's id
     reset_transaction();
-    error(refuse);
     return;
   }
   reader_.reset();

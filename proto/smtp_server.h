@@ -56,6 +56,8 @@ struct SessionParams {
   // relayhost).
   bool trusted_relay = false;
   SenderPolicy sender_policy = SenderPolicy::kOwn;
+  // Keep every line in and out for the log (SmtpServer::trace()).
+  bool trace = false;
 };
 
 // The TLS a session runs over, once it does.
@@ -185,6 +187,23 @@ class SmtpServer {
 
   static constexpr size_t kPendingBytesMax = 1 << 20;
 
+  // For the log. Each 4xx or 5xx reply to a client's command, with the
+  // command as the client sent it (AUTH without its credentials, at most
+  // kLoggedCommandMax bytes, control characters as '?'); the command is
+  // "(end of data)" for a refused message and "(input)" for input refused
+  // as a whole. Replies the host decided (AUTH's verdict, the commit, a
+  // refused message) are not here: the host logs those itself. The host
+  // takes the entries after each call that may add some.
+  struct Refusal {
+    std::string command;
+    std::string reply;
+  };
+  std::vector<Refusal>& refusals() { return refusals_; }
+  // With params.trace: every command line in ("< ...", SASL responses as
+  // "< ***"); message content is not kept. (The replies are output().)
+  std::vector<std::string>& trace() { return trace_; }
+  static constexpr size_t kLoggedCommandMax = 200;
+
   // Verb handlers (public for the handler table in smtp_server.cc).
   struct Handler;
 
@@ -265,6 +284,9 @@ class SmtpServer {
   std::string message_;
   std::string discard_;  // sink for BDAT chunks of a rejected transaction
   std::unique_ptr<DataReader> reader_;
+  std::string_view command_;  // the command being answered (for refusals_)
+  std::vector<Refusal> refusals_;
+  std::vector<std::string> trace_;
   bool bdat_last_ = false;
   uint64_t bdat_chunk_bytes_ = 0;
 

@@ -512,5 +512,66 @@ TEST_F(Dialog, HeloErrorsNameHelo) {
   EXPECT_EQ(say("EHLO\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
 }
 
+// For the log: every 4xx/5xx answer to a command, with the command, and
+// no more (successes and host-decided replies are the host's to log).
+TEST_F(Dialog, RefusalsNameTheCommandTheyAnswer) {
+  greet_and_envelope();
+  EXPECT_TRUE(s->refusals().empty());
+  EXPECT_EQ(say("RCPT TO:<nobody@elsewhere.example>\r\n").substr(0, 3), "554");
+  ASSERT_EQ(s->refusals().size(), 1u);
+  EXPECT_EQ(s->refusals()[0].command, "RCPT TO:<nobody@elsewhere.example>");
+  EXPECT_THAT(s->refusals()[0].reply, StartsWith("554 5.7.1"));
+  s->refusals().clear();
+  say("BOGUS \x01\xff\r\n");
+  ASSERT_EQ(s->refusals().size(), 1u);
+  EXPECT_EQ(s->refusals()[0].command, "BOGUS ??");
+  EXPECT_EQ(s->refusals()[0].reply, "500 5.5.2 Command not recognized");
+  s->refusals().clear();
+  say("DATA\r\n");
+  say(std::string(1600, 'x') + "\r\n.\r\n");  // over message_bytes_max
+  ASSERT_EQ(s->refusals().size(), 1u);
+  EXPECT_EQ(s->refusals()[0].command, "(end of data)");
+  EXPECT_THAT(s->refusals()[0].reply, StartsWith("552 5.3.4"));
+  s->refusals().clear();
+  say("NOOP\r\n");
+  EXPECT_TRUE(s->refusals().empty());
+}
+
+TEST_F(AuthDialog, RefusalsAndTracesLeaveCredentialsOut) {
+  SessionParams p;
+  p.starttls_offered = true;
+  p.auth_offered = true;
+  p.hostname = "mx.test";
+  p.kind = ListenerKind::kSubmission;
+  p.client_literal = "[127.0.0.1]";
+  p.trace = true;
+  s = std::make_unique<SmtpServer>(p, host);
+  s->start();
+  s->tls_started(TlsInfo{"TLSv1.3", "x"});
+  say("EHLO c.example\r\n");
+  say(std::string("AUTH PLAIN ") + kPlain + "\r\n");
+  ASSERT_TRUE(s->awaiting_auth());
+  s->auth_done(false, "");
+  // The verdict is the host's to log (with the user tried).
+  EXPECT_TRUE(s->refusals().empty());
+  say("AUTH LOGIN\r\n");
+  say("YWxpY2U=\r\n");  // "alice"
+  say("*\r\n");
+  ASSERT_EQ(s->refusals().size(), 1u);
+  EXPECT_EQ(s->refusals()[0].command, "(AUTH response)");
+  say("AUTH FOO c2VjcmV0\r\n");
+  ASSERT_EQ(s->refusals().size(), 2u);
+  EXPECT_EQ(s->refusals()[1].command, "AUTH FOO");
+  std::string all;
+  for (const auto& t : s->trace()) all += t + "\n";
+  EXPECT_THAT(all, HasSubstr("< AUTH LOGIN\n< ***\n< ***\n< AUTH FOO\n"));
+  EXPECT_THAT(all, HasSubstr("< EHLO c.example\n"));
+  EXPECT_THAT(all, HasSubstr("< AUTH PLAIN\n"));
+  EXPECT_THAT(all, HasSubstr("< ***\n"));
+  EXPECT_THAT(all, Not(HasSubstr(kPlain)));
+  EXPECT_THAT(all, Not(HasSubstr("YWxpY2U=")));
+  EXPECT_THAT(all, Not(HasSubstr("c2VjcmV0")));
+}
+
 }  // namespace
 }  // namespace ringmail::proto

@@ -121,19 +121,19 @@ def test_pipe_aliases(mx):
         s.sendmail("x@src.example", ["tubo@example.test", "bob@example.test"], message("piped"))
         s.sendmail("x@src.example", ["later@example.test"], message("later"))
         s.sendmail("x@example.test", ["broken@example.test"], message("refused"))
-    log = wait_log(mx, " to=<tubo@example.test> pipe")
+    log = wait_log(mx, " to=<tubo@example.test> relay=pipe")
     piped = list(mx.piped.glob("*.eml"))
     assert len(piped) == 1 and b"Subject: piped" in piped[0].read_bytes(), log
     assert b"\r\n" not in piped[0].read_bytes()  # LF line endings, like a Maildir file
     assert b"Subject: piped" in mx.wait_for_mail("example.test", "bob")[0].read_bytes()
-    wait_log(mx, " to=<later@example.test> pipe deferred: exit 75")
+    wait_log(mx, " to=<later@example.test> relay=pipe status=deferred (exit 75")
     (mx.piped / "go").touch()
     deadline = time.monotonic() + 20
     while not (mx.piped / "later.eml").exists():
         assert time.monotonic() < deadline, mx.log_tail()
         time.sleep(0.2)
-    wait_log(mx, " to=<broken@example.test> pipe failed permanently: exit 1: no such list")
-    assert "for x@example.test queued" in wait_log(mx, "for x@example.test queued")  # the DSN
+    wait_log(mx, " to=<broken@example.test> relay=pipe status=bounced (exit 1: no such list")
+    wait_log(mx, " to=<x@example.test> queued")  # the DSN
 
 
 def test_forwarding_rewrites_the_sender_with_srs_and_bounces_come_back(mx, peer):  # noqa: F811

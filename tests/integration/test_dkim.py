@@ -397,7 +397,7 @@ def test_incoming_signatures_are_verified(verifier):
     # simple/simple canonicalization.
     ar = receive(verifier, dkimpy_sign(MSG, verifier.keys, "r1", canon=(b"simple", b"simple")) + MSG, "v2")
     assert "dkim=pass header.d=signer.test" in ar[0], ar
-    assert "checks id=" in verifier.log_path.read_text()
+    assert ": checks spf=" in verifier.log_path.read_text()
 
 
 def test_incoming_failures_have_reasons(verifier):

@@ -105,8 +105,8 @@ def test_lmtp_to_dovecot_and_an_mda(start_ringmaild, tmp_path, dovecot):
     assert b"Return-Path: <x@src.example>" in got and b"Received: from" in got, got
     got = wait_files(boxes / "carol" / "new")[0].read_bytes()
     assert b"Subject: to both" in got and b"Delivered-To: carol@mda.test" in got, got
-    log = wait_log(mx, "to=<carol@mda.test> mda")
-    assert "to=<bob@lmtp.test> lmtp" in log
+    log = wait_log(mx, "to=<carol@mda.test> relay=mda")
+    assert "to=<bob@lmtp.test> relay=lmtp" in log
     # No Maildir under data_dir for either domain.
     assert not (mx.data_dir / "mail" / "lmtp.test").exists()
 
@@ -120,6 +120,6 @@ def test_lmtp_refusals_and_a_missing_socket(start_ringmaild, tmp_path, dovecot):
     mx = start_ringmaild(domains_dir=domains, limits={"delivery_retry_s": 1})
     with smtplib.SMTP("127.0.0.1", mx.port, timeout=30) as s:
         s.sendmail("x@src.example", ["bob@lmtp.test"], b"Subject: later\r\n\r\nhi\r\n")
-    wait_log(mx, "to=<bob@lmtp.test> lmtp deferred: LMTP " + str(tmp_path))
+    wait_log(mx, "to=<bob@lmtp.test> relay=lmtp status=deferred (LMTP " + str(tmp_path))
     (tmp_path / "later").symlink_to(dovecot / "run")
     wait_files(dovecot / "mail" / "lmtp.test" / "bob" / "new")
