@@ -1,18 +1,26 @@
 """The log (docs/logging.md): a message followed by its queue id from
-acceptance to delivery, [log] file with SIGUSR1, levels, and a shutdown
-line that counts from the queues."""
+acceptance to delivery, refusals fail2ban reads (with Debian's
+fail2ban-regex against dist/fail2ban), [log] file with SIGUSR1, levels, and
+a shutdown line that counts from the queues."""
 
 import re
+import shutil
 import signal
 import smtplib
-import socket
 import ssl
 import threading
+import socket
+import subprocess
 import time
+from pathlib import Path
+
+import pytest
 
 from test_auth import PASSWORD, add_user, plain
 from test_outbound import alice_relay, attempt, dns, port, sink, submit, wait_log  # noqa: F401
 from test_tls import HOSTS, certs, client_context  # noqa: F401 (fixture)
+
+DIST = Path(__file__).resolve().parent.parent.parent / "dist"
 
 
 def lines_of(log, qid):
@@ -59,6 +67,76 @@ def test_one_message_end_to_end_by_its_queue_id(start_ringmaild, certs, tmp_path
     assert re.search(rf"disconnect client={client} listener=127\.0\.0\.1:{relay.sub_port} "
                      r"helo=client\.example tls=TLSv1\.3/\S+ auth=alice@example\.test messages=1 "
                      r"refused=0 duration=\d+\.\d{3}s$", log, re.M), log
+
+
+def f2b_matches(tmp_path, log_text):
+    """The addresses fail2ban-regex finds in `log_text` with our filter (and
+    fail2ban's common.conf beside it, as in /etc/fail2ban/filter.d)."""
+    d = tmp_path / "f2b" / "filter.d"
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copy("/etc/fail2ban/filter.d/common.conf", d)
+    shutil.copy(DIST / "fail2ban" / "filter.d" / "ringmail.conf", d)
+    log = tmp_path / "f2b" / "input.log"
+    log.write_text(log_text)
+    r = subprocess.run(["fail2ban-regex", "-o", "<ip>", str(log), str(d / "ringmail.conf")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [x.strip() for x in r.stdout.splitlines() if x.strip()]
+
+
+def smtp_from(ip, port, **kw):
+    return smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(ip, 0), **kw)
+
+
+def test_fail2ban_filter_matches_refusals(start_ringmaild, certs, tmp_path):  # noqa: F811
+    """A refused relay, an unknown user, a wrong password and an early
+    talker each give one line the filter matches, with the client's
+    address; a user name that carries another address does not move the
+    match; ordinary lines match nothing."""
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    srv = start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains,
+                          inbound={"greeting_delay_s": 1},
+                          auth={"failures_max": 10, "failure_delay_ms": 0})
+    # The good client first: its lines must match nothing.
+    with smtp_from("127.0.0.10", srv.sub_port) as s:
+        s.starttls(context=client_context())
+        s.login("alice@example.test", PASSWORD)
+    with smtp_from("127.0.0.11", srv.port) as s:  # relay probing
+        s.ehlo("probe.example")
+        s.mail("a@probe.example")
+        code, text = s.rcpt("victim@elsewhere.example")
+        assert (code, text) == (554, b"5.7.1 Relay access denied")
+    with smtp_from("127.0.0.12", srv.port) as s:  # dictionary attack on users
+        s.ehlo("probe.example")
+        s.mail("a@probe.example")
+        assert s.rcpt("nobody-here@example.test")[0] == 550
+    with smtp_from("127.0.0.13", srv.sub_port) as s:  # a wrong password
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        assert s.docmd(plain("alice@example.test", "wrong"))[0] == 535
+    with smtp_from("127.0.0.14", srv.sub_port) as s:  # a user name with an address in it
+        s.starttls(context=client_context())
+        s.ehlo("client.example")
+        assert s.docmd(plain("x client=192.0.2.7:25 user=y", "wrong"))[0] == 535
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10,
+                                  source_address=("127.0.0.15", 0)) as c:  # early talker
+        c.sendall(b"EHLO spam.example\r\n")
+        assert c.recv(4096).startswith(b"554 5.7.1 ")
+    log = wait_log(srv, "client=127.0.0.15:")
+    deadline = time.monotonic() + 10
+    while log.count("disconnect client=") < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log = srv.log_path.read_text()
+    found = f2b_matches(tmp_path, log)
+    assert sorted(found) == ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14",
+                             "127.0.0.15"], (found, log)
+    # Each refusal is one line with its reply.
+    assert re.search(r"NOQUEUE: refused client=127\.0\.0\.11:\d+ helo=probe\.example "
+                     r"from=<a@probe\.example>: rcpt TO:<victim@elsewhere\.example>: "
+                     r"554 5\.7\.1 Relay access denied$", log, re.M), log
+    assert re.search(r"auth failed client=127\.0\.0\.14:\d+ user=x client=192\.0\.2\.7:25 user=y ",
+                     log), log
 
 
 def test_log_file_reopened_on_sigusr1(start_ringmaild, tmp_path):
@@ -153,6 +231,22 @@ def test_shutdown_line_counts_from_the_queue(start_ringmaild, certs, tmp_path, d
     assert len(stops) == 2, log  # one per shard
     total = [sum(int(x[i]) for x in stops) for i in range(6)]
     assert total == [5, 2, 2, 0, 3, 0], (total, log)
+
+
+@pytest.mark.parametrize("name", ["filter.d/ringmail.conf", "jail.d/ringmail.conf"])
+def test_fail2ban_files_parse(name, tmp_path):
+    """fail2ban-client reads the jail and the filter (-t: test the
+    configuration) from a copy of /etc/fail2ban with ours added."""
+    etc = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", etc)
+    shutil.copy(DIST / "fail2ban" / name, etc / name)
+    if name.startswith("jail.d"):
+        shutil.copy(DIST / "fail2ban" / "filter.d" / "ringmail.conf", etc / "filter.d")
+    r = subprocess.run(["fail2ban-client", "-c", str(etc), "-d"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if name.startswith("jail.d"):
+        assert "'add', 'ringmail', 'systemd'" in r.stdout, r.stdout[-3000:]
 
 
 def tls_then_refusal(ip, port, cert_dir):
