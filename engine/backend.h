@@ -118,9 +118,11 @@ class Backend {
   // Connects `fd` (a non-blocking socket) to `addr`, which stays valid
   // until `c` completes with 0 or -errno.
   virtual void connect(int fd, const sockaddr* addr, socklen_t len, Completion* c) = 0;
-  // Withdraws a pending poll() or connect() (its completion comes with
-  // -ECANCELED, or with its result if that was quicker) and forgets `fd`,
-  // which its owner is about to close.
+  // Withdraws a pending poll(), connect() or accept() (its completion
+  // comes with -ECANCELED, or with its result if that was quicker) and
+  // forgets `fd`, which its owner is about to close. Unlike shutdown(),
+  // it leaves the socket itself alone: a listening socket that others
+  // hold too (systemd's, under socket activation) keeps listening.
   virtual void cancel(int fd, Completion* c) = 0;
   // Closes a descriptor that has no operation in flight.
   virtual void close(int fd) = 0;

@@ -229,6 +229,30 @@ TEST_P(BackendTest, PollAndCancel) {
   EXPECT_EQ(w.events.size(), 1u);
 }
 
+// Withdrawing a multishot accept (a shard stopping on a socket systemd
+// passed): one -ECANCELED without `more`, and the socket still listens, so
+// a client connecting afterwards waits in its backlog for whoever accepts
+// next.
+TEST_P(BackendTest, AcceptCancelLeavesTheSocketListening) {
+  Rec acc;
+  acc.b = b.get();
+  b->accept(lfd, &acc);
+  b->wait(0);
+  b->cancel(lfd, &acc);
+  ASSERT_TRUE(spin([&] { return !acc.events.empty(); }));
+  EXPECT_EQ(acc.events[0].res, -ECANCELED);
+  EXPECT_FALSE(acc.events[0].more);
+  int c = connect_client();
+  for (int i = 0; i < 5; ++i) b->wait(10);
+  EXPECT_EQ(acc.events.size(), 1u);  // nothing accepted through the ring
+  pollfd p{lfd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  const int s = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  EXPECT_GE(s, 0);
+  if (s >= 0) ::close(s);
+  ::close(c);
+}
+
 TEST_P(BackendTest, Connect) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   Rec ok;

@@ -94,9 +94,10 @@ class EpollBackend final : public Backend {
   void cancel(int fd, Completion* c) override {
     if (static_cast<size_t>(fd) >= regs_.size()) return;
     Reg& r = regs_[static_cast<size_t>(fd)];
-    if (r.poll == c || r.connect == c) {
+    if (r.poll == c || r.connect == c || r.in == c) {
       if (r.poll == c) r.poll = nullptr;
       if (r.connect == c) r.connect = nullptr;
+      if (r.in == c) r.in = nullptr;
       finished_.emplace_back(c, -ECANCELED);
     }
     // The owner closes the descriptor next: forget it, so a reuse of the

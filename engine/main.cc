@@ -611,15 +611,18 @@ bool Daemon::make_shards() {
     per_client->set_total_max(nofile.rlim_cur > spare ? nofile.rlim_cur - spare : 1);
   }
   for (uint32_t i = 0; i < cfg_->threads; ++i) {
-    std::vector<int> fds;
+    std::vector<ListenSocket> fds;
+    const auto close_all = [&fds] {
+      for (const ListenSocket& f : fds) ::close(f.fd);
+    };
     for (const auto& l : cfg_->listeners) {
       const auto fd = open_listener(l);
       if (!fd) {
         log_line("cannot listen on " + fd.error(), LogLevel::kError);
-        for (int f : fds) ::close(f);
+        close_all();
         return false;
       }
-      fds.push_back(*fd);
+      fds.push_back(ListenSocket{*fd, false});
     }
     if (i == 0 && !cfg_->admin_socket.empty()) {
       // The admin API is served by the first shard (a UNIX socket has no
@@ -627,10 +630,10 @@ bool Daemon::make_shards() {
       const auto afd = open_admin_socket(cfg_->admin_socket);
       if (!afd) {
         log_line("cannot listen on " + afd.error(), LogLevel::kError);
-        for (int f : fds) ::close(f);
+        close_all();
         return false;
       }
-      fds.push_back(*afd);
+      fds.push_back(ListenSocket{*afd, false});
       admin_socket_ = cfg_->admin_socket;
     }
     auto s = std::make_unique<Shard>(i, cfg_, std::move(fds), backend_);

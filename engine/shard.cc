@@ -96,14 +96,14 @@ void Shard::RingFileIo::FsyncC::complete(const Event& ev) {
   o->done(o, ev.res);
 }
 
-Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
-             config::BackendKind backend, const Clock& clock)
+Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg,
+             std::vector<ListenSocket> listen, config::BackendKind backend, const Clock& clock)
     : index_(index),
       clock_(clock),
       started_unix_(clock.wall_s()),
       listeners_configured_(cfg->listeners.size()),
       cfg_(std::move(cfg)),
-      listen_fds_(std::move(listen_fds)),
+      listen_(std::move(listen)),
       policy_(cfg_, clock),
       backend_kind_(backend),
       wheel_(clock_s()) {
@@ -113,8 +113,8 @@ Shard::Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vec
 }
 
 Shard::~Shard() {
-  for (int fd : listen_fds_) {
-    if (fd >= 0) ::close(fd);
+  for (const ListenSocket& l : listen_) {
+    if (l.fd >= 0) ::close(l.fd);
   }
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
   for (DeliveryJob* j : preloaded_) delete j;
@@ -199,12 +199,12 @@ void Shard::run(std::latch& ready) {
   backend_kind_ = backend_->kind();
   backend_->watch_doorbell(&doorbell_);
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+  for (size_t i = 0; i < listen_.size(); ++i) {
     auto c = std::make_unique<AcceptC>();
     c->shard = this;
     c->listener = i;
     c->armed = true;
-    backend_->accept(listen_fds_[i], c.get());
+    backend_->accept(listen_[i].fd, c.get());
     accept_cs_.push_back(std::move(c));
   }
   spool_->start_preparing();
@@ -533,10 +533,18 @@ void Shard::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_s_ = now_s_ + cfg_->shutdown_grace_s;
-  for (int& fd : listen_fds_) {
-    // Wakes the multishot accept with an error; the ring holds its own
-    // reference to the socket until then.
-    ::shutdown(fd, SHUT_RDWR);
+  for (size_t i = 0; i < listen_.size(); ++i) {
+    if (listen_[i].shared) {
+      // systemd's socket (and the other shards' copies) must keep
+      // listening: only this shard's accept is withdrawn.
+      if (i < accept_cs_.size() && accept_cs_[i]->armed) {
+        backend_->cancel(listen_[i].fd, accept_cs_[i].get());
+      }
+    } else {
+      // Wakes the multishot accept with an error; the ring holds its own
+      // reference to the socket until then.
+      ::shutdown(listen_[i].fd, SHUT_RDWR);
+    }
   }
   std::vector<Connection*> all;
   for (auto& [c, owned] : conns_) all.push_back(c);
@@ -574,7 +582,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       // (io_uring's accept fails at once while no descriptor is free).
       if (served > 0) {
         ac->armed = true;
-        backend_->accept(listen_fds_[listener], ac);
+        backend_->accept(listen_[listener].fd, ac);
       } else if (no_fds || err == IoError::kNoBuffers || err == IoError::kNoMemory) {
         // Out of descriptors or memory: try again in a second rather than
         // spinning on the same error.
@@ -583,19 +591,19 @@ void Shard::on_accept(size_t listener, const Event& ev) {
           AcceptC* a = static_cast<AcceptC::Rearm*>(t)->accept;
           if (a->shard->stopping_ || a->armed) return;
           a->armed = true;
-          a->shard->backend_->accept(a->shard->listen_fds_[a->listener], a);
+          a->shard->backend_->accept(a->shard->listen_[a->listener].fd, a);
         };
         wheel_.schedule(&ac->rearm, clock_s() + 1);
       } else {
         ac->armed = true;
-        backend_->accept(listen_fds_[listener], ac);
+        backend_->accept(listen_[listener].fd, ac);
       }
     }
     return;
   }
   if (!ac->armed && !stopping_) {
     ac->armed = true;
-    backend_->accept(listen_fds_[listener], ac);
+    backend_->accept(listen_[listener].fd, ac);
   }
   const int fd = ev.res;
   if (stopping_) {
@@ -701,7 +709,7 @@ size_t Shard::refuse_out_of_descriptors(size_t listener) {
   size_t served = 0;
   // Bounded: the loop must turn again for everything else.
   for (; served < 256; ++served) {
-    const int fd = ::accept4(listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int fd = ::accept4(listen_[listener].fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) break;
     refuse_connection(fd, proto::reply::kTooManyConnections);
   }

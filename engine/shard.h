@@ -106,15 +106,26 @@ struct ShardStats {
   std::atomic<uint64_t> commit_failures{0};
 };
 
+// A listening socket given to a shard, which owns the descriptor.
+struct ListenSocket {
+  int fd = -1;
+  // A copy of a socket systemd passed (socket activation) that every shard
+  // and systemd itself hold: at a stop the shard withdraws its accept
+  // instead of shutting the socket down, so it keeps listening and clients
+  // wait in its backlog for the next start. Otherwise the socket is this
+  // shard's alone (SO_REUSEPORT), and shutting it down refuses new clients
+  // at once.
+  bool shared = false;
+};
+
 class Shard final : public proto::SmtpHost {
  public:
-  // `listen_fds[i]` serves `cfg->listeners[i]`, and one more fd after
-  // them the admin API's UNIX socket (the first shard); the shard owns
-  // them. The
+  // `listen[i]` serves `cfg->listeners[i]`, and one more after them the
+  // admin API's UNIX socket (the first shard). The
   // other shards are given later (set_peers), before run().
   // `clock`: where the shard reads the time (the system's; tests give a
   // ManualClock); it outlives the shard.
-  Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<int> listen_fds,
+  Shard(uint32_t index, std::shared_ptr<const config::Config> cfg, std::vector<ListenSocket> listen,
         config::BackendKind backend, const Clock& clock = system_clock());
   ~Shard() override;
 
@@ -280,10 +291,10 @@ class Shard final : public proto::SmtpHost {
   const uint32_t index_;
   const Clock& clock_;
   const int64_t started_unix_;  // when the shard was made (the daemon's start)
-  // listen_fds_ past these many are the admin socket's.
+  // listen_ past these many are the admin socket's.
   const size_t listeners_configured_;
   std::shared_ptr<const config::Config> cfg_;
-  std::vector<int> listen_fds_;
+  std::vector<ListenSocket> listen_;
   RecipientPolicy policy_;
   std::vector<std::unique_ptr<AcceptC>> accept_cs_;
   config::BackendKind backend_kind_;

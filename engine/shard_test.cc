@@ -30,7 +30,7 @@ class ShardMesh : public ::testing::TestWithParam<config::BackendKind> {
     cfg->local_domains = {"example.test"};
     cfg->primary_domain = "example.test";
     for (uint32_t i = 0; i < 3; ++i) {
-      shards_.push_back(std::make_unique<Shard>(i, cfg, std::vector<int>{}, GetParam()));
+      shards_.push_back(std::make_unique<Shard>(i, cfg, std::vector<ListenSocket>{}, GetParam()));
       ASSERT_EQ(shards_.back()->open_spool(), 0);
     }
     std::vector<Shard*> peers;
