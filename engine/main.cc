@@ -2,6 +2,7 @@
 // configuration, recovers the spool, binds listeners, starts one shard per
 // core and then waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads,
 // SIGUSR1 reopens the log file).
+#include <fcntl.h>
 #include <mimalloc-new-delete.h>  // mimalloc is the daemon's allocator
 #include <mimalloc.h>
 #include <netinet/in.h>
@@ -32,6 +33,7 @@
 #include "engine/log.h"
 #include "engine/notify.h"
 #include "engine/shard.h"
+#include "engine/socket_activation.h"
 #include "engine/srs.h"
 #include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
@@ -332,6 +334,7 @@ class Daemon {
   void choose_backend();
   bool load_certificates();
   void load_keys_domains_srs();
+  bool take_passed_sockets();
   bool wait_for_addresses();
   void recover_spool();
   bool make_shards();
@@ -363,6 +366,10 @@ class Daemon {
   std::vector<storage::Spool::RecoveredSegment> recovered_;
   std::vector<std::string> obsolete_segments_;  // recovered_: removed once adopted
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Sockets systemd passed (socket activation) and the listener each one
+  // serves; each shard gets a copy, and these are closed once they have.
+  std::vector<PassedSocket> passed_;
+  SocketPlan plan_;
   std::string admin_socket_;  // the path bound (removed at the end)
   std::vector<std::thread> threads_;
   std::string ready_status_;
@@ -380,13 +387,19 @@ int Daemon::run() {
   if (opt_.check_only) return check_config(*cfg_, opt_.config_path, opt_.check_as);
   if (!apply_log_settings(*cfg_)) return 1;
   prepare_process();
+  if (!take_passed_sockets()) return 1;
   if (!lock_data_dir()) return 1;
   choose_backend();
   if (!load_certificates()) return 1;
   load_keys_domains_srs();
   if (!wait_for_addresses()) return 1;
   recover_spool();
-  if (!make_shards()) return 1;
+  const bool made = make_shards();
+  for (const PassedSocket& p : passed_) {
+    if (p.fd >= 0) ::close(p.fd);  // every shard has its copy
+  }
+  passed_.clear();
+  if (!made) return 1;
   const bool started = start_shards();
   if (started) {
     serve();
@@ -559,6 +572,48 @@ void Daemon::load_keys_domains_srs() {
                      : std::string()));
 }
 
+// Socket activation: the sockets systemd passed take the place of the
+// listeners bound to their addresses (engine/socket_activation.h). One
+// that no listener takes is closed, with a warning: systemd keeps it
+// listening, and only the socket unit or the configuration can change that.
+bool Daemon::take_passed_sockets() {
+  std::vector<std::string> problems;
+  passed_ = engine::take_passed_sockets(&problems);
+  for (const auto& p : problems) log_line("socket activation: " + p, LogLevel::kWarning);
+  auto plan = plan_sockets(cfg_->listeners, passed_);
+  if (!plan) {
+    log_line("cannot start: socket activation: " + plan.error(), LogLevel::kError);
+    return false;
+  }
+  plan_ = std::move(*plan);
+  for (size_t j : plan_.unused) {
+    log_line("socket activation: the socket " + describe(passed_[j]) +
+                 " from systemd matches no [[listener]] in " + cfg_->source +
+                 ": closed; systemd still listens there, so clients connecting to it wait "
+                 "unanswered (remove it from the socket unit, or add a listener for it)",
+             LogLevel::kWarning);
+    ::close(passed_[j].fd);
+    passed_[j].fd = -1;
+  }
+  for (size_t i = 0; i < cfg_->listeners.size(); ++i) {
+    if (plan_.for_listener[i] < 0) continue;
+    const config::ListenerConfig& l = cfg_->listeners[i];
+    PassedSocket& p = passed_[static_cast<size_t>(plan_.for_listener[i])];
+    // The backends accept until EAGAIN; accepted sockets inherit
+    // TCP_NODELAY, as from open_listener.
+    ::fcntl(p.fd, F_SETFL, ::fcntl(p.fd, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const std::string bound = describe(p);
+    std::string note;
+    if (bound != l.address) note = ": the socket " + bound;
+    if (p.addr.ss_family == AF_INET6 && !p.v6only) note += ", which takes IPv4 too";
+    log_line("listener " + l.address + " (" + config::kind_name(l) +
+             ") from systemd (socket activation)" + note);
+  }
+  return true;
+}
+
 // Nobody else listens on our addresses (see address_free). Right after a
 // crash the previous daemon's listening sockets can outlive it a little:
 // the kernel tears a killed process's io_uring down in the background, and
@@ -566,7 +621,9 @@ void Daemon::load_keys_domains_srs() {
 // given a few seconds to become free.
 bool Daemon::wait_for_addresses() {
   std::string error;
-  for (const auto& l : cfg_->listeners) {
+  for (size_t i = 0; i < cfg_->listeners.size(); ++i) {
+    if (plan_.for_listener[i] >= 0) continue;  // systemd's socket holds the address
+    const auto& l = cfg_->listeners[i];
     for (int waited_ms = 0;; waited_ms += kListenRetryMs) {
       const int e = address_free(l, &error);
       if (e == 0) break;
@@ -615,8 +672,21 @@ bool Daemon::make_shards() {
     const auto close_all = [&fds] {
       for (const ListenSocket& f : fds) ::close(f.fd);
     };
-    for (const auto& l : cfg_->listeners) {
-      const auto fd = open_listener(l);
+    for (size_t li = 0; li < cfg_->listeners.size(); ++li) {
+      if (const int j = plan_.for_listener[li]; j >= 0) {
+        // One socket for all shards: they take turns accepting on it.
+        const int fd = ::fcntl(passed_[static_cast<size_t>(j)].fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+          log_line("cannot copy the socket from systemd for " + cfg_->listeners[li].address + ": " +
+                       std::strerror(errno),
+                   LogLevel::kError);
+          close_all();
+          return false;
+        }
+        fds.push_back(ListenSocket{fd, true});
+        continue;
+      }
+      const auto fd = open_listener(cfg_->listeners[li]);
       if (!fd) {
         log_line("cannot listen on " + fd.error(), LogLevel::kError);
         close_all();
