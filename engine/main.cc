@@ -244,7 +244,11 @@ Result<int> open_admin_socket(const std::string& path) {
 
 // --check-config: loads what the daemon loads, without writing or binding
 // anything, and says what would go wrong. 0 when nothing would.
-int check_config(const config::Config& cfg, const std::string& config_path, std::string check_as) {
+// `in_use_ok`: an address in use is a warning, not an error (the unit's
+// ExecStartPre: ringmail.socket holds its addresses, and systemd passes
+// them to ringmaild alone, not to the check before it).
+int check_config(const config::Config& cfg, const std::string& config_path, std::string check_as,
+                 bool in_use_ok) {
   std::vector<std::string> errors;
   std::vector<std::string> warnings = config_warnings(cfg);
   for (auto& h : hidden_from_service(cfg, config_path)) warnings.push_back(std::move(h));
@@ -277,11 +281,15 @@ int check_config(const config::Config& cfg, const std::string& config_path, std:
   }
   if (std::string p = dns_servers_problem(cfg.dns_servers); !p.empty()) errors.push_back(p);
   for (const auto& l : cfg.listeners) {
-    if (address_free(l, &err) == 0) continue;
+    const int e = address_free(l, &err);
+    if (e == 0) continue;
     if (const long pid = storage::DataDirLock::holder(cfg.data_dir); pid > 0) {
       warnings.push_back(
           err + " (by the ringmaild, pid " + std::to_string(pid) +
           ", running on this data_dir: fine for a reload; a restart frees it first)");
+    } else if (in_use_ok && e == EADDRINUSE) {
+      warnings.push_back("listener " + err +
+                         " (fine when the socket unit holds it: systemd passes it to ringmaild)");
     } else {
       errors.push_back("listener " + err);
     }
@@ -313,6 +321,7 @@ struct Options {
   std::string config_path;  // "" = the embedded dev configuration
   bool check_only = false;
   std::string check_as;
+  bool listeners_in_use_ok = false;
   int threads = -1;  // -1: the configuration's
   std::string backend;
   std::string data_dir;
@@ -384,7 +393,9 @@ class Daemon {
 
 int Daemon::run() {
   if (!load_configuration()) return 1;
-  if (opt_.check_only) return check_config(*cfg_, opt_.config_path, opt_.check_as);
+  if (opt_.check_only) {
+    return check_config(*cfg_, opt_.config_path, opt_.check_as, opt_.listeners_in_use_ok);
+  }
   if (!apply_log_settings(*cfg_)) return 1;
   prepare_process();
   if (!take_passed_sockets()) return 1;
@@ -925,6 +936,9 @@ int run(int argc, char** argv) {
   app.add_option("--check-as", o.check_as,
                  "with --check-config: read every file as this user (default: ringmail, when it "
                  "exists and we are root)");
+  app.add_flag("--listeners-in-use-ok", o.listeners_in_use_ok,
+               "with --check-config: a listener's address in use is a warning, not an error "
+               "(socket activation: ringmail.socket holds it)");
   app.add_option("--threads", o.threads, "shards (0 = one per CPU, one up to two CPUs)")
       ->check(CLI::Range(0, 1024));
   app.add_option("--backend", o.backend, "auto, io_uring or epoll")

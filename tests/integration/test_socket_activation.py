@@ -4,7 +4,8 @@ listening sockets systemd passes (sd_listen_fds) take the place of the
 systemd. Run under Debian's systemd-socket-activate (it binds, waits for
 the first client, then execs ringmaild with LISTEN_FDS), and under a
 holder of the test's own that keeps the socket across two daemons, as
-systemd does across a restart."""
+systemd does across a restart. And --check-config
+--listeners-in-use-ok, which the unit's ExecStartPre runs."""
 import os
 import signal
 import smtplib
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMTPConn, free_port
+from conftest import RINGMAILD, SMTPConn, free_port
 
 ACTIVATE = "/usr/bin/systemd-socket-activate"
 needs_activate = pytest.mark.skipif(not os.access(ACTIVATE, os.X_OK),
@@ -190,3 +191,26 @@ def test_stop_leaves_systemds_socket_listening(start_ringmaild):
         assert time.monotonic() < deadline, srv.log_tail()
         time.sleep(0.05)
     held.close()
+
+
+def test_check_config_listeners_in_use_ok(start_ringmaild):
+    """The unit's ExecStartPre: systemd passes its sockets to ringmaild,
+    not to the check, so with ringmail.socket active the addresses are in
+    use. --listeners-in-use-ok makes that a warning; without it, an error."""
+    srv = start_ringmaild(start=False)
+    srv.domains_dir.mkdir(parents=True)
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    srv.port = held.getsockname()[1]
+    srv.port6 = free_port(socket.AF_INET6, "::1")
+    srv.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+    srv.write_config()
+    check = [RINGMAILD, "--check-config", "--config", str(srv.config_path)]
+    r = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and f"listener 127.0.0.1:{srv.port}: Address already in use" in r.stderr, r.stderr
+    r = subprocess.run(check + ["--listeners-in-use-ok"], capture_output=True, text=True, timeout=60)
+    held.close()
+    assert r.returncode == 0, r.stderr
+    assert (f"warning: listener 127.0.0.1:{srv.port}: Address already in use" in r.stderr
+            and "fine when the socket unit holds it" in r.stderr), r.stderr
