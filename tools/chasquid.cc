@@ -765,8 +765,8 @@ int import_chasquid(const ImportOptions& o) {
       if (v.value == "systemd") {
         const std::string p = std::to_string(k.port);
         addrs = {"0.0.0.0:" + p, "[::]:" + p};
-        note(at + ": ringmaild does not take sockets from systemd: listening on 0.0.0.0:" + p +
-             " and [::]:" + p);
+        note(at + ": listening on 0.0.0.0:" + p + " and [::]:" + p +
+             " (ringmail.socket's addresses: enable it to take the sockets from systemd)");
       } else if (auto mapped = map_address(v.value)) {
         addrs = std::move(*mapped);
       } else {

@@ -299,12 +299,14 @@ def test_defaults_systemd_and_parser(tmp_path):
     assert lines[:-1] == [
         "domains/example.test: no users file: nobody of this domain can authenticate, and mail "
         "for any mailbox name there is taken",
-        "chasquid.conf (chasquid's default): smtp_address \"systemd\": ringmaild does not take "
-        "sockets from systemd: listening on 0.0.0.0:25 and [::]:25",
-        "chasquid.conf (chasquid's default): submission_address \"systemd\": ringmaild does not "
-        "take sockets from systemd: listening on 0.0.0.0:587 and [::]:587",
-        "chasquid.conf (chasquid's default): submission_over_tls_address \"systemd\": ringmaild "
-        "does not take sockets from systemd: listening on 0.0.0.0:465 and [::]:465",
+        "chasquid.conf (chasquid's default): smtp_address \"systemd\": listening on 0.0.0.0:25 "
+        "and [::]:25 (ringmail.socket's addresses: enable it to take the sockets from systemd)",
+        "chasquid.conf (chasquid's default): submission_address \"systemd\": listening on "
+        "0.0.0.0:587 and [::]:587 (ringmail.socket's addresses: enable it to take the sockets "
+        "from systemd)",
+        "chasquid.conf (chasquid's default): submission_over_tls_address \"systemd\": listening "
+        "on 0.0.0.0:465 and [::]:465 (ringmail.socket's addresses: enable it to take the sockets "
+        "from systemd)",
         "chasquid.conf (chasquid's default): mail_delivery_agent_bin \"maildrop\" (-f %from% -d "
         f"%to_user%): local delivery is Maildir under data_dir ({data}/mail/<domain>/<user>/"
         "Maildir); for an MDA or Dovecot's LMTP set delivery in a domain's domain.toml "

@@ -97,6 +97,9 @@ def test_install_layout_and_unit_verify(tmp_path):
     for f in ["usr/sbin/ringmaild", "usr/bin/ringmail", "usr/sbin/ringmail-sendmail", "usr/bin/smtp-blaster"]:
         assert os.access(dest / f, os.X_OK), f
     assert (dest / "etc/ringmail").is_dir()
+    # The socket unit beside the service, as it is in dist/ (socket activation).
+    socket_unit = (dest / "usr/lib/systemd/system/ringmail.socket").read_text()
+    assert socket_unit == (BUILD.parent / "dist" / "ringmail.socket").read_text()
     unit = (dest / "usr/lib/systemd/system/ringmail.service").read_text()
     for line in ["Type=notify", "User=ringmail", "ExecReload=/bin/kill -HUP $MAINPID",
                  "ExecStart=/usr/sbin/ringmaild --config /etc/ringmail/ringmail.toml",
