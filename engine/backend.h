@@ -92,13 +92,25 @@ struct MemberCompletion final : Completion {
   void complete(const Event& ev) override { (owner->*Fn)(ev); }
 };
 
+// How long an accept() lasts.
+enum class AcceptMode : uint8_t {
+  // One event per new connection (res = descriptor) until an error.
+  kMultishot,
+  // One connection, then the accept ends (more == false) and the caller
+  // arms it again. For a socket that other rings or processes accept on
+  // too (socket activation: every shard on one socket): the kernel wakes
+  // one waiter per connection, the first in the socket's queue, and a
+  // multishot accept keeps that place, so one shard would take every
+  // connection; a new accept each time queues behind the others.
+  kOne,
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual config::BackendKind kind() const = 0;
 
-  // Multishot accept: one event per new connection (res = descriptor).
-  virtual void accept(int listen_fd, Completion* c) = 0;
+  virtual void accept(int listen_fd, Completion* c, AcceptMode mode = AcceptMode::kMultishot) = 0;
   // Multishot receive into backend-provided buffers. res == 0 is end of
   // stream; the last event has more == false.
   virtual void recv(int fd, Completion* c) = 0;

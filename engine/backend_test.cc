@@ -229,6 +229,28 @@ TEST_P(BackendTest, PollAndCancel) {
   EXPECT_EQ(w.events.size(), 1u);
 }
 
+// AcceptMode::kOne: one connection per accept, then the caller arms it
+// again (the shards sharing systemd's socket take turns that way).
+TEST_P(BackendTest, AcceptOneEndsAfterAConnection) {
+  Rec acc;
+  acc.b = b.get();
+  b->accept(lfd, &acc, AcceptMode::kOne);
+  int c1 = connect_client();
+  int c2 = connect_client();
+  ASSERT_TRUE(spin([&] { return !acc.events.empty(); }));
+  for (int i = 0; i < 5; ++i) b->wait(10);
+  ASSERT_EQ(acc.events.size(), 1u);  // the second waits in the backlog
+  EXPECT_GE(acc.events[0].res, 0);
+  EXPECT_FALSE(acc.events[0].more);
+  b->accept(lfd, &acc, AcceptMode::kOne);
+  ASSERT_TRUE(spin([&] { return acc.events.size() == 2; }));
+  EXPECT_GE(acc.events[1].res, 0);
+  EXPECT_FALSE(acc.events[1].more);
+  for (const Event& ev : acc.events) ::close(ev.res);
+  ::close(c1);
+  ::close(c2);
+}
+
 // Withdrawing a multishot accept (a shard stopping on a socket systemd
 // passed): one -ECANCELED without `more`, and the socket still listens, so
 // a client connecting afterwards waits in its backlog for whoever accepts

@@ -42,9 +42,10 @@ class EpollBackend final : public Backend {
 
   config::BackendKind kind() const override { return config::BackendKind::kEpoll; }
 
-  void accept(int listen_fd, Completion* c) override {
+  void accept(int listen_fd, Completion* c, AcceptMode mode) override {
     Reg& r = reg(listen_fd);
     r.listener = true;
+    r.accept_one = mode == AcceptMode::kOne;
     r.in = c;
     update(listen_fd);
     pending_reads_.push_back(listen_fd);  // something may already be waiting
@@ -164,6 +165,7 @@ class EpollBackend final : public Backend {
     const char* out_p = nullptr;
     size_t out_n = 0;
     bool listener = false;
+    bool accept_one = false;  // AcceptMode::kOne: the accept ends after a connection
     bool registered = false;
     uint32_t events = 0;
   };
@@ -263,7 +265,8 @@ class EpollBackend final : public Backend {
           return n;
         } else {
           ev.res = cfd;
-          ev.more = true;
+          ev.more = !r.accept_one;
+          if (r.accept_one) r.in = nullptr;
         }
         ++n;
         c->complete(ev);

@@ -203,9 +203,8 @@ void Shard::run(std::latch& ready) {
     auto c = std::make_unique<AcceptC>();
     c->shard = this;
     c->listener = i;
-    c->armed = true;
-    backend_->accept(listen_[i].fd, c.get());
     accept_cs_.push_back(std::move(c));
+    arm_accept(i);
   }
   spool_->start_preparing();
   {
@@ -565,6 +564,16 @@ void Shard::begin_stop() {
   }
 }
 
+// A socket the shards share (systemd's) gets one accept at a time, so the
+// shards take turns (AcceptMode::kOne); a shard's own socket gets a
+// multishot one.
+void Shard::arm_accept(size_t listener) {
+  AcceptC* ac = accept_cs_[listener].get();
+  ac->armed = true;
+  backend_->accept(listen_[listener].fd, ac,
+                   listen_[listener].shared ? AcceptMode::kOne : AcceptMode::kMultishot);
+}
+
 void Shard::on_accept(size_t listener, const Event& ev) {
   AcceptC* ac = accept_cs_[listener].get();
   if (!ev.more) ac->armed = false;
@@ -581,8 +590,7 @@ void Shard::on_accept(size_t listener, const Event& ev) {
       // If some were waiting, accepting goes on at once; else in a second
       // (io_uring's accept fails at once while no descriptor is free).
       if (served > 0) {
-        ac->armed = true;
-        backend_->accept(listen_[listener].fd, ac);
+        arm_accept(listener);
       } else if (no_fds || err == IoError::kNoBuffers || err == IoError::kNoMemory) {
         // Out of descriptors or memory: try again in a second rather than
         // spinning on the same error.
@@ -590,20 +598,17 @@ void Shard::on_accept(size_t listener, const Event& ev) {
         ac->rearm.fire = [](TimerEntry* t) {
           AcceptC* a = static_cast<AcceptC::Rearm*>(t)->accept;
           if (a->shard->stopping_ || a->armed) return;
-          a->armed = true;
-          a->shard->backend_->accept(a->shard->listen_[a->listener].fd, a);
+          a->shard->arm_accept(a->listener);
         };
         wheel_.schedule(&ac->rearm, clock_s() + 1);
       } else {
-        ac->armed = true;
-        backend_->accept(listen_[listener].fd, ac);
+        arm_accept(listener);
       }
     }
     return;
   }
   if (!ac->armed && !stopping_) {
-    ac->armed = true;
-    backend_->accept(listen_[listener].fd, ac);
+    arm_accept(listener);
   }
   const int fd = ev.res;
   if (stopping_) {

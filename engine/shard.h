@@ -278,6 +278,7 @@ class Shard final : public proto::SmtpHost {
     std::vector<std::unique_ptr<FsyncC>> all_;
   };
 
+  void arm_accept(size_t listener);
   void on_accept(size_t listener, const Event& ev);
   void drain_inboxes();
   void handle(ShardMessage&& m);

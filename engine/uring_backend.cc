@@ -81,9 +81,14 @@ class UringBackend final : public Backend {
 
   config::BackendKind kind() const override { return config::BackendKind::kUring; }
 
-  void accept(int listen_fd, Completion* c) override {
+  void accept(int listen_fd, Completion* c, AcceptMode mode) override {
     io_uring_sqe* sqe = sqe_for(c);
-    io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (mode == AcceptMode::kOne) {
+      io_uring_prep_accept(sqe, listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } else {
+      io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr,
+                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
   }
 
   void recv(int fd, Completion* c) override {
