@@ -1,7 +1,6 @@
 #include "engine/socket_activation.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>

@@ -210,6 +210,35 @@ def test_stop_leaves_systemds_socket_listening(start_ringmaild):
     held.close()
 
 
+def test_a_passed_descriptor_that_is_no_listening_socket_is_closed(start_ringmaild):
+    """LISTEN_FDS naming something else (here a socket that does not
+    listen): a warning, the descriptor closed, and the listeners bound as
+    without systemd."""
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.bind(("127.0.0.1", 0))  # bound, not listening
+    srv = start_ringmaild(start=False, threads=1)
+    srv.port = free_port(socket.AF_INET, "127.0.0.1")
+    srv.port6 = free_port(socket.AF_INET6, "::1")
+    srv.sub_port = free_port(socket.AF_INET, "127.0.0.1")
+    srv.write_config()
+    log = open(srv.log_path, "ab")
+    srv.proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(other.fileno()), *srv.command()],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                pass_fds=(other.fileno(),))
+    log.close()
+    inode = os.fstat(other.fileno()).st_ino
+    other.close()
+    wait_for_log(srv, "main: ready: ")
+    text = srv.log_path.read_text()
+    assert ("socket activation: descriptor 3 (smtp) from systemd is not a listening TCP socket "
+            "(ListenStream= with an IP address and port): closed") in text, text
+    assert "from systemd (socket activation)" not in text, text
+    assert socket_fds(srv.proc.pid, inode) == 0
+    c = SMTPConn("127.0.0.1", srv.port)
+    assert c.read_reply().code == 220
+    c.sock.close()
+
+
 def test_check_config_listeners_in_use_ok(start_ringmaild):
     """The unit's ExecStartPre: systemd passes its sockets to ringmaild,
     not to the check, so with ringmail.socket active the addresses are in
