@@ -174,18 +174,8 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
       "# HELP ringmail_loop_turn_seconds How long the shard's loop turns worked.\n"
       "# TYPE ringmail_loop_turn_seconds histogram\n";
   for (const Shard* p : shards) {
-    const std::string shard = "shard=\"" + std::to_string(p->index()) + "\"";
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < 4; ++b) {
-      cumulative += p->stats().loop_turns[b].load();
-      std::snprintf(num, sizeof num, "%g", b < 3 ? ShardStats::kTurnBucketsS[b] : 0.0);
-      out += "ringmail_loop_turn_seconds_bucket{" + shard + ",le=\"" +
-             (b < 3 ? std::string(num) : std::string("+Inf")) + "\"} " +
-             std::to_string(cumulative) + "\n";
-    }
-    std::snprintf(num, sizeof num, "%.17g", double(p->stats().loop_busy_us.load()) / 1e6);
-    out += "ringmail_loop_turn_seconds_sum{" + shard + "} " + num + "\n";
-    out += "ringmail_loop_turn_seconds_count{" + shard + "} " + std::to_string(cumulative) + "\n";
+    p->stats().loop_turn_s.append_text(&out, "ringmail_loop_turn_seconds",
+                                       "shard=\"" + std::to_string(p->index()) + "\"");
   }
   out +=
       "# HELP ringmail_loop_turn_max_seconds The longest loop turn since the start.\n"

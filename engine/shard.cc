@@ -311,9 +311,7 @@ void Shard::run(std::latch& ready) {
     turn_end = std::chrono::steady_clock::now();
     const uint64_t busy = us(turn_end - woke);
     stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);
-    size_t bucket = 0;
-    while (bucket < 3 && double(busy) / 1e6 > ShardStats::kTurnBucketsS[bucket]) ++bucket;
-    stats_.loop_turns[bucket].fetch_add(1, std::memory_order_relaxed);
+    stats_.loop_turn_s.observe(double(busy) / 1e6);
     if (busy > stats_.loop_turn_max_us.load(std::memory_order_relaxed)) {
       stats_.loop_turn_max_us.store(busy, std::memory_order_relaxed);
     }

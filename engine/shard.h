@@ -25,6 +25,7 @@
 #include "engine/clock.h"
 #include "engine/dkim.h"
 #include "engine/dns_cache.h"
+#include "engine/histogram.h"
 #include "engine/local_delivery.h"
 #include "engine/outbound_dispatch.h"
 #include "engine/outbound_queue.h"
@@ -91,9 +92,8 @@ struct ShardStats {
   std::atomic<uint64_t> loop_wait_us{0};
   std::atomic<uint64_t> loop_busy_us{0};
   // Loop turns by how long they worked: up to 1 ms, 10 ms, 100 ms, longer
-  // (a histogram for /metrics; the admin API's slices keep turns short).
-  static constexpr double kTurnBucketsS[] = {0.001, 0.01, 0.1};
-  std::atomic<uint64_t> loop_turns[4] = {};
+  // (seconds; the admin API's slices keep turns short).
+  Histogram loop_turn_s{0.001, 0.01, 0.1};
   std::atomic<uint64_t> loop_turn_max_us{0};  // the longest turn so far
   OutboundQueue::Counters outbound;           // remote recipients
   std::atomic<uint64_t> local_deferred{0};    // local deliveries to retry
