@@ -83,11 +83,13 @@ void OutboundSession::start() {
 void OutboundSession::on_mx(MxAnswer a) {
   switch (a.status) {
     case DnsStatus::kNxDomain:
-      finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " does not exist (DNS: NXDOMAIN)");
+      finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " does not exist (DNS: NXDOMAIN)",
+                  proto::Cause::kDns);
       return;
     case DnsStatus::kTempFail:
       gave_up_dns_ = true;
-      finish_rest(proto::Outcome::kTemp, "MX lookup for " + domain_ + " failed for now");
+      finish_rest(proto::Outcome::kTemp, "MX lookup for " + domain_ + " failed for now",
+                  proto::Cause::kDns);
       return;
     case DnsStatus::kNoData:
       a.records.clear();  // no MX: the domain's own address (RFC 5321 5.1)
@@ -98,12 +100,13 @@ void OutboundSession::on_mx(MxAnswer a) {
   const proto::MxPlan plan = proto::plan_mx(domain_, std::move(a.records), params_.self,
                                             static_cast<uint64_t>(std::time(nullptr)));
   if (plan.kind == proto::MxPlan::Kind::kNullMx) {
-    finish_rest(proto::Outcome::kPerm,
-                "domain " + domain_ + " accepts no mail (null MX, RFC 7505)");
+    finish_rest(proto::Outcome::kPerm, "domain " + domain_ + " accepts no mail (null MX, RFC 7505)",
+                proto::Cause::kDns);
     return;
   }
   if (plan.kind == proto::MxPlan::Kind::kLoop) {
-    finish_rest(proto::Outcome::kTemp, "the MX of " + domain_ + " is this host: mail loops back");
+    finish_rest(proto::Outcome::kTemp, "the MX of " + domain_ + " is this host: mail loops back",
+                proto::Cause::kOther);
     return;
   }
   hosts_ = plan.hosts;
@@ -113,9 +116,10 @@ void OutboundSession::on_mx(MxAnswer a) {
 void OutboundSession::next_host() {
   if (host_index_ >= hosts_.size()) {
     gave_up_dns_ = dns_temp_seen_ && !tried_server_;
-    finish_rest(proto::Outcome::kTemp, last_error_.empty()
-                                           ? "no mail server of " + domain_ + " could be reached"
-                                           : last_error_);
+    finish_rest(
+        proto::Outcome::kTemp,
+        last_error_.empty() ? "no mail server of " + domain_ + " could be reached" : last_error_,
+        last_error_.empty() ? proto::Cause::kConnect : last_cause_);
     return;
   }
   host_ = hosts_[host_index_++];
@@ -132,6 +136,7 @@ void OutboundSession::on_addrs(AddrAnswer a) {
   if (a.status != DnsStatus::kOk) {
     if (a.status == DnsStatus::kTempFail) dns_temp_seen_ = true;
     last_error_ = "host " + host_ + ": " + to_string(a.status);
+    last_cause_ = proto::Cause::kDns;
     next_host();
     return;
   }
@@ -166,6 +171,7 @@ void OutboundSession::next_addr() {
   fd_ = ::socket(peer_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     last_error_ = std::string("socket: ") + std::strerror(errno);
+    last_cause_ = proto::Cause::kOther;
     next_addr();
     return;
   }
@@ -209,6 +215,7 @@ bool OutboundSession::bind_source() {
   if (len == 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
     last_error_ = "cannot use the source address " + src + ": " +
                   (len == 0 ? std::string("not an address") : std::string(std::strerror(errno)));
+    last_cause_ = proto::Cause::kOther;
     return false;
   }
   return true;
@@ -226,6 +233,7 @@ void OutboundSession::on_connect(const Event& ev) {
     last_error_ = "connect to " + host_ + "[" + ip_text(peer_) +
                   "]:" + std::to_string(params_.port) + ": " +
                   (ev.error() == IoError::kCanceled ? "timed out" : std::strerror(-ev.res));
+    last_cause_ = proto::Cause::kConnect;
     backend_.close(fd_);
     fd_ = -1;
     next_addr();
@@ -283,20 +291,22 @@ void OutboundSession::on_bytes(std::string_view in) {
       tls_text_ = tls_->version() + "/" + tls_->cipher();
       if (params_.verify_tls && !tls_verified_) {
         last_error_ = "the TLS certificate of " + host_ + " could not be verified";
-        drop_connection(last_error_);
+        last_cause_ = proto::Cause::kTls;
+        drop_connection(last_error_, last_cause_);
         return;
       }
       smtp_->tls_started();
     }
     if (!plain.empty()) smtp_->feed(plain);
     if (st == tls::TlsSession::Status::kError) {
+      last_cause_ = proto::Cause::kTls;
       if (tls_->certificate_failed()) {  // a verifying context stopped the handshake
         last_error_ = "the TLS certificate of " + host_ + " could not be verified (" +
                       tls_->certificate_problem() + ")";
-        drop_connection(last_error_);
+        drop_connection(last_error_, last_cause_);
         return;
       }
-      drop_connection("TLS with " + host_ + " failed: " + tls_->error());
+      drop_connection("TLS with " + host_ + " failed: " + tls_->error(), last_cause_);
       return;
     }
   } else {
@@ -343,8 +353,9 @@ void OutboundSession::after_io() {
       // The server refused us (greeting, EHLO, TLS required...): the next
       // address or MX may do better for the messages left.
       last_error_ = host_ + "[" + ip_text(peer_) + "]: " + smtp_->failure_reason();
+      last_cause_ = smtp_->failure_cause();
       flush();
-      drop_connection(last_error_);
+      drop_connection(last_error_, last_cause_);
       return;
     }
     flush();
@@ -370,10 +381,10 @@ void OutboundSession::on_send(const Event& ev) {
   maybe_done();
 }
 
-void OutboundSession::drop_connection(const std::string& why) {
+void OutboundSession::drop_connection(const std::string& why, proto::Cause cause) {
   if (fd_ < 0) return;
   if (smtp_ && !why.empty()) {
-    smtp_->connection_lost(why);
+    smtp_->connection_lost(why, cause);
     // The message in flight takes the connection's fate.
     if (started_message_ && smtp_->message_done() && next_message_ < messages_.size()) {
       messages_[next_message_]->results = smtp_->results();
@@ -393,7 +404,7 @@ void OutboundSession::drop_connection(const std::string& why) {
   if (next_message_ < messages_.size() && !finished_) next_addr();
 }
 
-void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
+void OutboundSession::finish_rest(proto::Outcome o, const std::string& why, proto::Cause cause) {
   pull_ended_ = true;  // what is not taken yet stays with the caller
   if (!gave_up_) {
     gave_up_ = true;
@@ -402,7 +413,9 @@ void OutboundSession::finish_rest(proto::Outcome o, const std::string& why) {
   }
   while (next_message_ < messages_.size()) {
     messages_[next_message_]->dns_failed = gave_up_dns_ && o == proto::Outcome::kTemp;
-    for (auto& r : messages_[next_message_]->results) r = proto::SmtpClient::RcptResult{o, why};
+    for (auto& r : messages_[next_message_]->results) {
+      r = proto::SmtpClient::RcptResult{o, why, cause};
+    }
     settle_message(next_message_++);
   }
   maybe_done();
@@ -426,7 +439,7 @@ void OutboundSession::abort() {
   aborted_ = true;
   lookups_pending_ = false;  // their answers are ignored from now on
   if (connecting_) backend_.cancel(fd_, &connect_c_);
-  finish_rest(proto::Outcome::kTemp, "delivery interrupted by a shutdown");
+  finish_rest(proto::Outcome::kTemp, "delivery interrupted by a shutdown", proto::Cause::kOther);
   if (fd_ >= 0) drop_connection("");
   maybe_done();
 }
@@ -441,8 +454,9 @@ void OutboundSession::tick(int64_t now) {
   }
   if (fd_ >= 0) {
     deadline_s_ = 0;
-    drop_connection("no reply from " + host_ + " in " + std::to_string(params_.command_timeout_s) +
-                    "s");
+    drop_connection(
+        "no reply from " + host_ + " in " + std::to_string(params_.command_timeout_s) + "s",
+        proto::Cause::kTimeout);
     maybe_done();
   }
 }

@@ -138,8 +138,8 @@ class OutboundSession {
   void on_bytes(std::string_view in);
   void after_io();
   void flush();
-  void drop_connection(const std::string& why);
-  void finish_rest(proto::Outcome o, const std::string& why);
+  void drop_connection(const std::string& why, proto::Cause cause = proto::Cause::kConnect);
+  void finish_rest(proto::Outcome o, const std::string& why, proto::Cause cause);
   void maybe_done();
   void settle_message(size_t i);
   bool take_next();
@@ -167,6 +167,7 @@ class OutboundSession {
   std::vector<sockaddr_storage> addrs_;
   size_t addr_index_ = 0;
   std::string last_error_;
+  proto::Cause last_cause_ = proto::Cause::kConnect;  // of last_error_
 
   int fd_ = -1;
   int closing_fd_ = -1;  // shut down, closed once no receive or send is in flight

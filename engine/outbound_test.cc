@@ -308,6 +308,7 @@ TEST_P(OutboundTest, PerRecipientTemporaryAndPermanentReplies) {
   deliver("mx.test", {&a});
   EXPECT_EQ(a.results[0].outcome, proto::Outcome::kTemp) << a.results[0].reply;
   EXPECT_EQ(a.results[0].reply.substr(0, 1), "4");
+  EXPECT_EQ(a.results[0].cause, proto::Cause::kReply);
 }
 
 TEST_P(OutboundTest, HardRejectIsPermanent) {
@@ -317,6 +318,7 @@ TEST_P(OutboundTest, HardRejectIsPermanent) {
   for (const auto& res : a.results) {
     EXPECT_EQ(res.outcome, proto::Outcome::kPerm) << res.reply;
     EXPECT_EQ(res.reply.substr(0, 1), "5");
+    EXPECT_EQ(res.cause, proto::Cause::kReply);
   }
 }
 
@@ -325,15 +327,18 @@ TEST_P(OutboundTest, DnsOutcomes) {
   deliver("nullmx.test", {&n});
   EXPECT_EQ(n.results[0].outcome, proto::Outcome::kPerm);
   EXPECT_NE(n.results[0].reply.find("null MX"), std::string::npos) << n.results[0].reply;
+  EXPECT_EQ(n.results[0].cause, proto::Cause::kDns);
   auto x = message("X", {"x@nothere.test"});
   deliver("nothere.test", {&x});
   EXPECT_EQ(x.results[0].outcome, proto::Outcome::kPerm);
   EXPECT_NE(x.results[0].reply.find("does not exist"), std::string::npos);
+  EXPECT_EQ(x.results[0].cause, proto::Cause::kDns);
   // Every MX down: a temporary failure naming the last error.
   auto d = message("D", {"x@down.test"});
   deliver("down.test", {&d});
   EXPECT_EQ(d.results[0].outcome, proto::Outcome::kTemp);
   EXPECT_NE(d.results[0].reply.find("127.0.0.9"), std::string::npos) << d.results[0].reply;
+  EXPECT_EQ(d.results[0].cause, proto::Cause::kConnect);
 }
 
 // A DNS server that does not answer fails the attempt for now and says it
@@ -351,6 +356,7 @@ TEST_P(OutboundTest, ATemporaryDnsFailureIsMarkedAsSuch) {
   deliver("mx.test", {&m});
   EXPECT_EQ(m.results[0].outcome, proto::Outcome::kTemp);
   EXPECT_EQ(m.results[0].reply, "MX lookup for mx.test failed for now");
+  EXPECT_EQ(m.results[0].cause, proto::Cause::kDns);
   EXPECT_TRUE(m.dns_failed);
 }
 

@@ -169,28 +169,30 @@ void SmtpClient::feed(std::string_view in) {
     if (state_ == State::kDone || state_ == State::kTlsHandshake) break;
     on_reply(r);
   }
-  if (reader_.overflow() && state_ != State::kDone) fail(Outcome::kTemp, "reply too long");
+  if (reader_.overflow() && state_ != State::kDone)
+    fail(Outcome::kTemp, "reply too long", Cause::kOther);
 }
 
-void SmtpClient::fail(Outcome o, std::string reason) {
-  if (state_ == State::kMail || state_ == State::kData) finish_all(o, reason);
+void SmtpClient::fail(Outcome o, std::string reason, Cause cause) {
+  if (state_ == State::kMail || state_ == State::kData) finish_all(o, reason, cause);
   if (next_queued_) {
     start_queued();  // the queued message fails the same way
-    finish_all(o, reason);
+    finish_all(o, reason, cause);
   }
   failed_ = true;
   failure_ = o;
+  failure_cause_ = cause;
   failure_reason_ = std::move(reason);
   state_ = State::kDone;
 }
 
-void SmtpClient::connection_lost(std::string_view why) {
+void SmtpClient::connection_lost(std::string_view why, Cause cause) {
   if (state_ == State::kDone) return;
   if (state_ == State::kQuit) {
     state_ = State::kDone;  // the server closed after our QUIT: fine
     return;
   }
-  fail(Outcome::kTemp, "connection lost: " + std::string(why));
+  fail(Outcome::kTemp, "connection lost: " + std::string(why), cause);
 }
 
 void SmtpClient::send_ehlo() {
@@ -206,13 +208,15 @@ void SmtpClient::after_ehlo() {
   }
   if (params_.require_tls && !tls_) {
     out_ += "QUIT\r\n";
-    fail(Outcome::kTemp, "TLS is required for this destination and the server does not offer it");
+    fail(Outcome::kTemp, "TLS is required for this destination and the server does not offer it",
+         Cause::kTls);
     return;
   }
   if (!params_.auth_user.empty() && !authenticated_) {
     if (!tls_ && !params_.auth_in_clear) {
       out_ += "QUIT\r\n";
-      fail(Outcome::kTemp, "the password is never sent without TLS, and this session has none");
+      fail(Outcome::kTemp, "the password is never sent without TLS, and this session has none",
+           Cause::kTls);
       return;
     }
     if (caps_.auth_plain) {
@@ -228,7 +232,7 @@ void SmtpClient::after_ehlo() {
       auth_step_ = 0;
     } else {
       out_ += "QUIT\r\n";
-      fail(Outcome::kTemp, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+      fail(Outcome::kTemp, "the server offers neither AUTH PLAIN nor AUTH LOGIN", Cause::kOther);
       return;
     }
     state_ = State::kAuth;
@@ -302,7 +306,7 @@ void SmtpClient::on_reply(const Reply& r) {
         state_ = State::kTlsHandshake;
       } else if (params_.require_tls) {
         out_ += "QUIT\r\n";
-        fail(Outcome::kTemp, "STARTTLS refused: " + r.summary());
+        fail(Outcome::kTemp, "STARTTLS refused: " + r.summary(), Cause::kTls);
       } else {
         state_ = State::kReady;  // opportunistic: go on in clear
       }
@@ -336,7 +340,7 @@ void SmtpClient::on_reply(const Reply& r) {
     case State::kTlsHandshake:
     case State::kDone:
       // A reply nobody asked for: the server is out of step.
-      fail(Outcome::kTemp, "unexpected reply: " + r.summary());
+      fail(Outcome::kTemp, "unexpected reply: " + r.summary(), Cause::kOther);
       return;
   }
 }
@@ -406,7 +410,7 @@ void SmtpClient::send(const Message& m) {
   bdat_ = params_.chunking && caps_.chunking;
   const std::string refuse = local_refusal(m);
   if (!refuse.empty()) {
-    for (auto& r : results_) r = RcptResult{Outcome::kPerm, refuse};
+    for (auto& r : results_) r = RcptResult{Outcome::kPerm, refuse, Cause::kOther};
     message_done_ = true;
     return;
   }
@@ -446,7 +450,7 @@ void SmtpClient::envelope_reply(const Reply& r) {
   if (idx == 0) {
     mail_ok_ = o == Outcome::kOk;
     if (!mail_ok_) {
-      for (auto& res : results_) res = RcptResult{o, "MAIL: " + r.summary()};
+      for (auto& res : results_) res = RcptResult{o, "MAIL: " + r.summary(), Cause::kReply};
     }
   } else if (idx <= n) {
     if (mail_ok_) {
@@ -454,7 +458,7 @@ void SmtpClient::envelope_reply(const Reply& r) {
         ++rcpts_ok_;
         results_[idx - 1] = RcptResult{Outcome::kTemp, ""};  // final after DATA
       } else {
-        results_[idx - 1] = RcptResult{o, r.summary()};
+        results_[idx - 1] = RcptResult{o, r.summary(), Cause::kReply};
       }
     }
   } else if (bdat_) {
@@ -486,7 +490,8 @@ void SmtpClient::envelope_reply(const Reply& r) {
       for (size_t i = 0; i < n; ++i) {
         if (results_[i].reply.empty()) {
           // A 2xx to DATA is a broken server: try again later.
-          results_[i] = RcptResult{o == Outcome::kOk ? Outcome::kTemp : o, "DATA: " + r.summary()};
+          results_[i] = RcptResult{o == Outcome::kOk ? Outcome::kTemp : o, "DATA: " + r.summary(),
+                                   Cause::kReply};
         }
       }
     }
@@ -534,12 +539,12 @@ void SmtpClient::send_content() {
   state_ = State::kData;
 }
 
-void SmtpClient::finish_all(Outcome o, const std::string& reply) {
+void SmtpClient::finish_all(Outcome o, const std::string& reply, Cause cause) {
   if (message_done_) return;
   for (auto& res : results_) {
     // Recipients the server accepted (or not yet answered) take the final
     // outcome; those it refused keep their own reply.
-    if (res.reply.empty()) res = RcptResult{o, reply};
+    if (res.reply.empty()) res = RcptResult{o, reply, cause};
   }
   message_done_ = true;
 }

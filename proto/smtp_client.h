@@ -144,15 +144,17 @@ class SmtpClient {
   bool failed() const { return failed_; }
   Outcome failure() const { return failure_; }
   const std::string& failure_reason() const { return failure_reason_; }
+  Cause failure_cause() const { return failure_cause_; }
   // The connection went away: whatever was not finished fails temporarily.
-  void connection_lost(std::string_view why);
+  // `cause`: what ended it (a timeout, a TLS failure, the peer).
+  void connection_lost(std::string_view why, Cause cause = Cause::kConnect);
 
   const ServerCaps& caps() const { return caps_; }
   bool authenticated() const { return authenticated_; }
 
  private:
   void on_reply(const Reply& r);
-  void fail(Outcome o, std::string reason);
+  void fail(Outcome o, std::string reason, Cause cause = Cause::kReply);
   void send_ehlo();
   void after_ehlo();
   void begin_envelope();
@@ -161,7 +163,7 @@ class SmtpClient {
   void send_content();
   void send_bdat();
   void auth_reply(const Reply& r);
-  void finish_all(Outcome o, const std::string& reply);
+  void finish_all(Outcome o, const std::string& reply, Cause cause = Cause::kReply);
   std::string mail_command(const Message& m) const;
   std::string local_refusal(const Message& m) const;
   void begin_message(const Message& m);    // per-message state for `m`
@@ -179,6 +181,7 @@ class SmtpClient {
   bool failed_ = false;
   Outcome failure_ = Outcome::kTemp;
   std::string failure_reason_;
+  Cause failure_cause_ = Cause::kReply;
 
   // The message in flight.
   Message msg_;

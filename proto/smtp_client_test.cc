@@ -229,6 +229,7 @@ TEST_F(Client, GreetingAndEhloFailures) {
   EXPECT_EQ(say("554 5.7.1 go away\r\n"), "QUIT\r\n");
   EXPECT_TRUE(c->failed());
   EXPECT_EQ(c->failure(), Outcome::kPerm);
+  EXPECT_EQ(c->failure_cause(), Cause::kReply);
   make();
   say("220 mx\r\n");
   EXPECT_EQ(say("502 what\r\n"), "HELO relay.test\r\n");  // an old server
@@ -245,11 +246,13 @@ TEST_F(Client, RequiredTlsMissingOrRefused) {
   EXPECT_EQ(say(kEhloPlain), "QUIT\r\n");
   EXPECT_TRUE(c->failed());
   EXPECT_THAT(c->failure_reason(), HasSubstr("TLS is required"));
+  EXPECT_EQ(c->failure_cause(), Cause::kTls);
   make(true, true);
   say("220 mx\r\n");
   say(kEhloFull);
   EXPECT_EQ(say("454 4.7.0 no tls today\r\n"), "QUIT\r\n");
   EXPECT_TRUE(c->failed());
+  EXPECT_EQ(c->failure_cause(), Cause::kTls);
   // Opportunistic: a refused STARTTLS goes on in clear.
   make(true, false);
   say("220 mx\r\n");
@@ -269,7 +272,9 @@ TEST_F(Client, ConnectionLostMidMessage) {
   c->connection_lost("reset by peer");
   ASSERT_TRUE(c->message_done());
   EXPECT_EQ(c->results()[0].outcome, Outcome::kPerm);  // its own answer stays
+  EXPECT_EQ(c->results()[0].cause, Cause::kReply);
   EXPECT_EQ(c->results()[1].outcome, Outcome::kTemp);
+  EXPECT_EQ(c->results()[1].cause, Cause::kConnect);
   EXPECT_THAT(c->results()[1].reply, HasSubstr("reset by peer"));
   EXPECT_TRUE(c->failed());
 }
@@ -280,6 +285,7 @@ TEST_F(Client, UnsolicitedReplyFails) {
   say(kEhloFull);
   say("250 surprise\r\n");
   EXPECT_TRUE(c->failed());
+  EXPECT_EQ(c->failure_cause(), Cause::kOther);
 }
 
 TEST_F(Client, NullSenderAndLoneDotAfterUselessDataGo) {
