@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <chrono>
 
 #include "engine/log.h"
 #include "engine/psl.h"
@@ -407,6 +408,9 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
   log_line(line, r == proto::CommitResult::kOk ? LogLevel::kInfo : LogLevel::kError);
   if (r == proto::CommitResult::kOk) {
     shard.counters().messages_queued.fetch_add(1, std::memory_order_relaxed);
+    shard.counters().data_to_reply_s.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - self->msg_->data_end)
+            .count());
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
@@ -462,6 +466,7 @@ void Connection::set_stage(Stage next) {
 }
 
 void Connection::prepare() {
+  msg_->data_end = std::chrono::steady_clock::now();
   hash_progress();
   if (msg_->hasher != nullptr) {
     shard_.forget_hashing(msg_->hasher.get());
@@ -689,9 +694,11 @@ void Connection::on_auth(Authenticator::Check* c, bool ok) {
     return;
   }
   if (ok) {
+    self->shard_.counters().auth_success.fetch_add(1, std::memory_order_relaxed);
     log_line("auth ok client=" + self->peer_ + " user=" + user);
     self->session_.auth_done(true, c->user);
   } else {
+    self->shard_.counters().auth_failure.fetch_add(1, std::memory_order_relaxed);
     const config::Config& cfg = self->shard_.config();
     const uint32_t n = self->shard_.authenticator().note_failure(self->session_.client_literal(),
                                                                  self->shard_.clock_s());
@@ -721,6 +728,7 @@ bool Connection::locked_out(const std::string& user) {
   const config::Config& cfg = shard_.config();
   const uint32_t n = shard_.authenticator().failures(session_.client_literal(), shard_.clock_s());
   if (n < cfg.auth_failures_max) return false;
+  shard_.counters().auth_failure.fetch_add(1, std::memory_order_relaxed);
   log_line("auth refused client=" + peer_ +
            " user=" + (user.empty() ? std::string("-") : log_safe(user)) + ": locked out (" +
            std::to_string(n) + " failures from this address in 10 minutes)");

@@ -5,6 +5,7 @@
 // only once no receive, send or spool commit is in flight.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -190,7 +191,8 @@ class Connection {
     proto::spf::Verdict helo_spf;
     std::vector<DkimCheck> dkim_checks;
     std::unique_ptr<DkimBodyHasher> hasher;
-    std::string hashed_id;  // the message hasher is for
+    std::string hashed_id;                           // the message hasher is for
+    std::chrono::steady_clock::time_point data_end;  // its final "." (for /metrics)
   };
   std::unique_ptr<Pipeline> msg_;
   // Resolver callbacks check it: the connection may be gone when they run.

@@ -20,16 +20,13 @@
 namespace ringmail::engine {
 
 // The answer to one request (shard thread): GET /healthz (200 ok, 503
-// while stopping), GET /metrics and the admin API under /api/
-// (engine/admin_api.h). `reply` gets the whole response and whether the
-// connection stays open (the request's keep-alive, cleared while
-// stopping): at once, or later on this thread for the admin API's queue
-// requests.
+// while stopping), GET /metrics (engine/metrics.h) and the admin API
+// under /api/ (engine/admin_api.h). `reply` gets the whole response and
+// whether the connection stays open (the request's keep-alive, cleared
+// while stopping): at once, or later on this thread for the admin API's
+// queue requests.
 void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
                   HttpAccess access, std::function<void(std::string, bool)> reply);
-// Every shard's counters in Prometheus' text format (version 0.0.4);
-// ringmail_up is `up`.
-std::string metrics_text(const std::vector<Shard*>& shards, bool up);
 
 class HttpConnection {
  public:

@@ -289,7 +289,12 @@ void OutboundSession::on_bytes(std::string_view in) {
       used_tls_ = true;
       tls_verified_ = tls_->peer_verified();
       tls_text_ = tls_->version() + "/" + tls_->cipher();
-      if (params_.verify_tls && !tls_verified_) {
+      const bool refused = params_.verify_tls && !tls_verified_;
+      if (params_.tls_counters != nullptr) {
+        (refused ? params_.tls_counters->failure : params_.tls_counters->success)
+            .fetch_add(1, std::memory_order_relaxed);
+      }
+      if (refused) {
         last_error_ = "the TLS certificate of " + host_ + " could not be verified";
         last_cause_ = proto::Cause::kTls;
         drop_connection(last_error_, last_cause_);
@@ -299,6 +304,9 @@ void OutboundSession::on_bytes(std::string_view in) {
     }
     if (!plain.empty()) smtp_->feed(plain);
     if (st == tls::TlsSession::Status::kError) {
+      if (!tls_->handshake_done() && params_.tls_counters != nullptr) {
+        params_.tls_counters->failure.fetch_add(1, std::memory_order_relaxed);
+      }
       last_cause_ = proto::Cause::kTls;
       if (tls_->certificate_failed()) {  // a verifying context stopped the handshake
         last_error_ = "the TLS certificate of " + host_ + " could not be verified (" +

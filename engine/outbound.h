@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +29,13 @@ namespace ringmail::engine {
 
 // CLOCK_MONOTONIC_COARSE in seconds: what session deadlines count in.
 int64_t monotonic_s();
+
+// Outbound TLS handshakes by result, for /metrics (written by the
+// sessions' shard only). A handshake whose certificate a verifying route
+// refuses is a failure.
+struct TlsClientCounters {
+  std::atomic<uint64_t> success{0}, failure{0};
+};
 
 struct OutboundMessage {
   std::string id;
@@ -79,6 +87,7 @@ class OutboundSession {
     // Source addresses to bind before connecting ("" : the kernel's choice).
     std::string source_v4;
     std::string source_v6;
+    TlsClientCounters* tls_counters = nullptr;  // null: not counted
   };
   // The next message for this connection, or null (then the session ends).
   // A message taken stays valid until `result` has been called for it.

@@ -141,6 +141,7 @@ void OutboundDispatcher::start_session(const std::string& domain, Dest& d) {
   params.tls = context_for(r);
   params.source_v4 = cfg_.source_v4;
   params.source_v6 = cfg_.source_v6;
+  params.tls_counters = d_.tls_counters;
   if (r != nullptr) {
     params.next_hop = r->host;
     params.require_tls = r->tls == config::OutboundRoute::Tls::kRequired ||

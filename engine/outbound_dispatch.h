@@ -47,7 +47,8 @@ class OutboundDispatcher {
     std::shared_ptr<const tls::TlsContext> tls;
     // Every message of the batch has its results: give it back.
     std::function<void(OutboundBatch*)> complete;
-    const Clock* clock = &system_clock();  // rate limits' refill
+    const Clock* clock = &system_clock();       // rate limits' refill
+    TlsClientCounters* tls_counters = nullptr;  // the sessions' handshakes (null: not counted)
   };
   OutboundDispatcher(Deps deps, config::OutboundConfig cfg);
   ~OutboundDispatcher();

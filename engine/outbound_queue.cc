@@ -1,6 +1,7 @@
 #include "engine/outbound_queue.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 
@@ -225,6 +226,7 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
   for (Item* it : skipped) settle(it, now_s);
   if (b->parts.empty()) return nullptr;
   out_per_domain_[domain] += b->parts.size();
+  b->sent = std::chrono::steady_clock::now();
   batches_.push_back(std::move(b));
   return batches_.back().get();
 }
@@ -235,8 +237,11 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
     od->second -= std::min(od->second, s->parts.size());
     if (od->second == 0) out_per_domain_.erase(od);
   }
+  const double took_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - s->sent).count();
   for (auto& p : s->parts) {
     Item* it = p->item;
+    if (d_.counters) d_.counters->attempt_s.observe(took_s);
     for (size_t k = 0; k < p->indices.size(); ++k) {
       const size_t idx = p->indices[k];
       const auto& res = p->msg.results[k];
@@ -262,6 +267,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
         case proto::Outcome::kOk:
           log_line(attempt_line("delivered"));
           if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
+          if (d_.counters) d_.counters->queue_s.observe(double(now_s - it->rec.env.arrival_unix));
           d_.spool->recipient_done(it->rec, idx, false);
           mark(it, idx, 'd');
           erase_value(it->pending, idx);
@@ -271,6 +277,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           if (d_.counters) {
             d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
             d_.counters->bounced.fetch_add(1, std::memory_order_relaxed);
+            d_.counters->failed_by[size_t(res.cause)].fetch_add(1, std::memory_order_relaxed);
           }
           it->to_bounce.push_back({idx, res});
           it->bounce_host = p->msg.remote_host;
@@ -280,6 +287,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
         case proto::Outcome::kTemp:
           log_line(attempt_line("deferred"));
           if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
+          if (d_.counters) d_.counters->deferred_by[size_t(res.cause)].fetch_add(1);
           it->last_reply[idx] = res.reply;
           it->last_reply_unix = now_s;
           (p->msg.dns_failed ? it->dns_deferred : it->other_deferred) = true;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -21,6 +22,7 @@
 
 #include "config/config.h"
 #include "engine/clock.h"
+#include "engine/histogram.h"
 #include "engine/outbound.h"
 #include "engine/resolver.h"
 #include "storage/spool.h"
@@ -50,6 +52,14 @@ class OutboundQueue {
     // them (unix seconds; 0 when empty). For /api/status.
     std::atomic<uint64_t> queued{0};
     std::atomic<int64_t> oldest_arrival_unix{0};
+    // The deferred and failed attempts above by cause (proto::Cause).
+    std::atomic<uint64_t> deferred_by[proto::kCauses] = {};
+    std::atomic<uint64_t> failed_by[proto::kCauses] = {};
+    // Seconds from a message's arrival to each recipient's delivery.
+    Histogram queue_s{1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600};
+    // Seconds from a message's batch going out to its results coming back
+    // (one delivery attempt: connection, MX lookup and SMTP dialog).
+    Histogram attempt_s{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
   };
   struct Deps {
     Counters* counters = nullptr;
@@ -212,6 +222,7 @@ class OutboundQueue {
     OutboundBatch b;
     std::vector<std::unique_ptr<Part>> parts;
     bool done = false;
+    std::chrono::steady_clock::time_point sent;  // for the attempt's duration
   };
 
   Batch* send_batch(const std::string& domain, std::deque<Item*>& due, size_t n, int64_t now_s);

@@ -132,6 +132,8 @@ int Shard::open_spool() {
   spool_ = std::make_unique<storage::Spool>(file_io_, cfg_->data_dir, index_,
                                             cfg_->spool_segment_bytes, true);
   if (int r = spool_->open(); r < 0) return r;
+  spool_->set_sync_observer(
+      [this](uint64_t messages) { stats_.fsync_batch_messages.observe(double(messages)); });
   auth_ = std::make_unique<Authenticator>(file_io_, cfg_->domains_dir, auth_failures_);
   auth_->set_counters(&stats_.auth);
   auth_->set_cache_ttl(cfg_->auth_cache_ttl_s);
@@ -251,6 +253,7 @@ void Shard::run(std::latch& ready) {
       dd.tls = client_tls;
       dd.complete = [this](OutboundBatch* b) { batch_complete(b); };
       dd.clock = &clock_;
+      dd.tls_counters = &stats_.tls_client;
       dispatcher_ = std::make_unique<OutboundDispatcher>(std::move(dd), cfg_->outbound);
     }
   }

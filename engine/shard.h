@@ -104,6 +104,14 @@ struct ShardStats {
   std::atomic<uint64_t> messages_queued{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
+  // Seconds from a message's end of DATA (its final ".") to the 250: its
+  // checks, signing and the spool's group commit.
+  Histogram data_to_reply_s{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  // Messages each fdatasync of the spool carried (group commit).
+  Histogram fsync_batch_messages{1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+  // AUTH exchanges that ended with 235, and with 535 (or a lock-out).
+  std::atomic<uint64_t> auth_success{0}, auth_failure{0};
+  TlsClientCounters tls_client;  // outbound handshakes (this shard's sessions)
 };
 
 // A listening socket given to a shard, which owns the descriptor.

@@ -24,6 +24,11 @@ void DirSync::start() {
   inflight_ = waiting_;
   waiting_ = nullptr;
   ++fsyncs_;
+  if (observer_) {
+    uint64_t weight = 0;
+    for (const Waiter* w = inflight_; w != nullptr; w = w->next) weight += w->weight;
+    observer_(weight);
+  }
   io_.submit(&op_);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "storage/file_io.h"
 
@@ -16,6 +17,7 @@ class DirSync {
   struct Waiter {
     void (*done)(Waiter* w, int result) = nullptr;
     Waiter* next = nullptr;
+    uint32_t weight = 0;  // what set_observer()'s function adds up (Spool: 1 a message)
   };
 
   // Takes ownership of `dir_fd`. Each round is an BlockingOp of `kind`: fsync(2)
@@ -37,6 +39,9 @@ class DirSync {
     if (!busy_ && waiting_ != nullptr) start();
   }
   bool has_waiting() const { return waiting_ != nullptr; }
+  // `fn` gets the sum of the waiters' weights of each round as it starts
+  // (a round of weight 0 too).
+  void set_observer(std::function<void(uint64_t weight)> fn) { observer_ = std::move(fn); }
 
   bool idle() const { return waiting_ == nullptr && inflight_ == nullptr && !busy_; }
   uint64_t fsyncs() const { return fsyncs_; }
@@ -55,6 +60,7 @@ class DirSync {
   bool busy_ = false;
   bool manual_ = false;
   uint64_t fsyncs_ = 0;
+  std::function<void(uint64_t)> observer_;
 };
 
 }  // namespace ringmail::storage

@@ -142,6 +142,9 @@ int Spool::rotate() {
   seg.appendable = true;
   seg.prepared = prepared;
   seg.sync = std::make_unique<DirSync>(io_, fd, BlockingOp::Kind::kDataSync);
+  seg.sync->set_observer([this](uint64_t messages) {
+    if (messages > 0 && sync_observer_) sync_observer_(messages);
+  });
   current_ = next_key_++;
   segments_.emplace(current_, std::move(seg));
   if (old != 0) {
@@ -213,7 +216,14 @@ void Spool::commit(Commit* c) {
   c->segment = current_;
   c->wait_.owner = c;
   c->wait_.done = &Spool::on_synced;
+  c->wait_.weight = 1;
   seg->sync->sync_after(&c->wait_);
+}
+
+uint64_t Spool::segment_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [key, seg] : segments_) n += seg.bytes;
+  return n;
 }
 
 void Spool::on_synced(DirSync::Waiter* w, int result) {

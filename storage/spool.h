@@ -182,6 +182,14 @@ class Spool {
 
   std::string current_segment_path() const;
   size_t segment_count() const { return segments_.size(); }
+  // Bytes in the segments' records (what they hold, not zero-filled space).
+  uint64_t segment_bytes() const;
+  // `fn` gets the number of messages each fdatasync of a segment carries
+  // as it starts (group commit; rounds that carry only state lines are
+  // not reported).
+  void set_sync_observer(std::function<void(uint64_t messages)> fn) {
+    sync_observer_ = std::move(fn);
+  }
   // fdatasyncs started so far (compare with messages committed: group commit).
   uint64_t syncs() const;
   // Segments that started out zero-filled (prepared in the background).
@@ -249,7 +257,8 @@ class Spool {
   uint64_t current_ = 0;  // key of the segment being appended to
   uint64_t next_key_ = 1;
   UniqueClock clock_;
-  uint64_t dropped_syncs_ = 0;  // fdatasyncs of segments already removed
+  uint64_t dropped_syncs_ = 0;
+  std::function<void(uint64_t)> sync_observer_;  // fdatasyncs of segments already removed
   bool prepare_segments_;
   bool preparing_started_ = false;
   bool committed_any_ = false;

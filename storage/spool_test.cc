@@ -99,6 +99,8 @@ TEST_F(SpoolTest, AcknowledgesOnlyAfterTheSegmentIsSynced) {
 }
 
 TEST_F(SpoolTest, GroupCommitSharesOneSync) {
+  std::vector<uint64_t> batches;  // messages per fdatasync, as /metrics gets them
+  spool->set_sync_observer([&](uint64_t n) { batches.push_back(n); });
   std::vector<std::unique_ptr<Req>> reqs;
   for (int i = 0; i < 10; ++i) {
     reqs.push_back(make_req("G" + std::to_string(i)));
@@ -112,6 +114,14 @@ TEST_F(SpoolTest, GroupCommitSharesOneSync) {
   EXPECT_EQ(io.complete_fsyncs(), 1u);
   for (auto& r : reqs) EXPECT_EQ(r->result, proto::CommitResult::kOk);
   EXPECT_EQ(io.fsync_calls, 2u);
+  EXPECT_EQ(batches, (std::vector<uint64_t>{1, 9}));
+  // A round with state lines only carries no message: not reported.
+  spool->delivered(record_of(*reqs[0]));
+  bool synced = false;
+  spool->sync([&](int) { synced = true; });
+  io.complete_fsyncs();
+  EXPECT_TRUE(synced);
+  EXPECT_EQ(batches.size(), 2u);
 }
 
 TEST_F(SpoolTest, SyncFailureGives451AndTombstonesTheCopy) {

@@ -1,0 +1,203 @@
+#include "engine/metrics.h"
+
+#include <cstdio>
+#include <functional>
+#include <utility>
+
+#include "engine/shard.h"
+#include "proto/outcome.h"
+
+namespace ringmail::engine {
+
+namespace {
+
+std::string number(double v) {
+  char num[64];
+  std::snprintf(num, sizeof num, "%.17g", v);
+  return num;
+}
+
+std::string shard_label(const Shard& s) { return "shard=\"" + std::to_string(s.index()) + "\""; }
+
+void header(std::string* out, const char* name, const char* type, const char* help) {
+  *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void line(std::string* out, const std::string& name, const std::string& labels, double v) {
+  *out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(v) + "\n";
+}
+
+}  // namespace
+
+std::string metrics_text(const std::vector<Shard*>& shards, bool up) {
+  struct Metric {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const Shard&);
+  };
+  static const Metric kMetrics[] = {
+      {"ringmail_connections_accepted_total", "counter", "Connections accepted (SMTP and HTTP).",
+       [](const Shard& s) { return double(s.stats().accepted_connections.load()); }},
+      {"ringmail_connections_open", "gauge", "SMTP sessions open now.",
+       [](const Shard& s) { return double(s.stats().open_connections.load()); }},
+      {"ringmail_tls_handshakes_total", "counter", "Inbound TLS handshakes completed.",
+       [](const Shard& s) { return double(s.stats().tls_handshakes.load()); }},
+      {"ringmail_messages_accepted_total", "counter",
+       "Messages acknowledged with 250 (on disk and fsynced).",
+       [](const Shard& s) { return double(s.stats().messages_queued.load()); }},
+      {"ringmail_messages_delivered_total", "counter", "Messages whose deliveries all finished.",
+       [](const Shard& s) {
+         return double(s.stats().messages_delivered.load() + s.stats().outbound.finished.load());
+       }},
+      {"ringmail_auth_scrypt_checks_total", "counter",
+       "AUTH password checks that ran the scrypt hash.",
+       [](const Shard& s) { return double(s.stats().auth.scrypt_checks.load()); }},
+      {"ringmail_auth_cache_hits_total", "counter",
+       "AUTH logins accepted from the verification cache (no hash).",
+       [](const Shard& s) { return double(s.stats().auth.cache_hits.load()); }},
+      {"ringmail_dns_lookups_total", "counter",
+       "DNS questions the engine asked (SPF, DMARC, DKIM keys, MX, addresses).",
+       [](const Shard& s) { return double(s.stats().dns.lookups.load()); }},
+      {"ringmail_dns_cache_hits_total", "counter", "DNS questions answered from the cache.",
+       [](const Shard& s) { return double(s.stats().dns.hits.load()); }},
+      {"ringmail_dns_merged_total", "counter",
+       "DNS questions that waited for the same question already asked.",
+       [](const Shard& s) { return double(s.stats().dns.merged.load()); }},
+      {"ringmail_dns_queries_total", "counter", "DNS queries sent to the servers (cache misses).",
+       [](const Shard& s) { return double(s.stats().dns.queries.load()); }},
+      {"ringmail_dns_temp_failures_total", "counter",
+       "DNS queries that timed out or failed for now (SERVFAIL, refused): never cached.",
+       [](const Shard& s) { return double(s.stats().dns.temp_failures.load()); }},
+      {"ringmail_local_deferred_total", "counter", "Local deliveries deferred, to be retried.",
+       [](const Shard& s) { return double(s.stats().local_deferred.load()); }},
+      {"ringmail_local_failed_total", "counter", "Local recipients failed for good.",
+       [](const Shard& s) { return double(s.stats().local_failed.load()); }},
+      {"ringmail_dsn_queued_total", "counter", "Delivery status notifications (bounces) queued.",
+       [](const Shard& s) { return double(s.stats().dsns_queued.load()); }},
+      {"ringmail_dkim_signed_messages_total", "counter", "Messages DKIM-signed.",
+       [](const Shard& s) { return double(s.stats().dkim_signatures.load()); }},
+      {"ringmail_spool_commit_failures_total", "counter",
+       "Messages refused because the spool could not store them.",
+       [](const Shard& s) { return double(s.stats().commit_failures.load()); }},
+      {"ringmail_http_requests_total", "counter", "Requests to the HTTP listener.",
+       [](const Shard& s) { return double(s.stats().http_requests.load()); }},
+      {"ringmail_loop_wait_seconds_total", "counter", "Time the shard's loop waited for events.",
+       [](const Shard& s) { return double(s.stats().loop_wait_us.load()) / 1e6; }},
+      {"ringmail_loop_busy_seconds_total", "counter",
+       "Time the shard's loop worked (busy / (busy + wait) is its utilisation).",
+       [](const Shard& s) { return double(s.stats().loop_busy_us.load()) / 1e6; }},
+      {"ringmail_outbound_queued", "gauge", "Messages with remote recipients still to deliver.",
+       [](const Shard& s) { return double(s.stats().outbound.queued.load()); }},
+      {"ringmail_outbound_oldest_age_seconds", "gauge",
+       "Seconds the oldest message for remote recipients has waited (0: none).",
+       [](const Shard& s) {
+         const int64_t o = s.stats().outbound.oldest_arrival_unix.load();
+         return o == 0 ? 0.0 : double(s.clock_s() - o);
+       }},
+      {"ringmail_local_queued", "gauge", "Local deliveries waiting or running.",
+       [](const Shard& s) { return double(s.stats().local_queued.load()); }},
+      {"ringmail_loop_last_turn_age_seconds", "gauge",
+       "Seconds since the shard's loop last turned.",
+       [](const Shard& s) { return double(s.mono_ms() - s.last_turn_ms()) / 1e3; }},
+      {"ringmail_loop_turn_max_seconds", "gauge", "The longest loop turn since the start.",
+       [](const Shard& s) { return double(s.stats().loop_turn_max_us.load()) / 1e6; }},
+  };
+  std::string out;
+  for (const Metric& m : kMetrics) {
+    header(&out, m.name, m.type, m.help);
+    for (const Shard* p : shards) line(&out, m.name, shard_label(*p), m.value(*p));
+  }
+
+  // Families with a label beside the shard: one quantity each.
+  struct Labeled {
+    const char* name;
+    const char* label;
+    const char* help;
+    std::vector<std::pair<const char*, std::function<uint64_t(const Shard&)>>> values;
+  };
+  auto by_cause = [](bool failed) {
+    std::vector<std::pair<const char*, std::function<uint64_t(const Shard&)>>> v;
+    for (size_t c = 0; c < proto::kCauses; ++c) {
+      v.emplace_back(proto::cause_name(proto::Cause(c)), [c, failed](const Shard& s) {
+        return (failed ? s.stats().outbound.failed_by : s.stats().outbound.deferred_by)[c].load();
+      });
+    }
+    return v;
+  };
+  static const Labeled kLabeled[] = {
+      {"ringmail_outbound_attempts_total",
+       "result",
+       "Delivery attempts per remote recipient, by result (deferred: 4xx, no answer, DNS).",
+       {{"delivered", [](const Shard& s) { return s.stats().outbound.delivered.load(); }},
+        {"deferred", [](const Shard& s) { return s.stats().outbound.deferred.load(); }},
+        {"failed", [](const Shard& s) { return s.stats().outbound.failed.load(); }}}},
+      {"ringmail_outbound_recipients_total",
+       "result",
+       "Remote recipients finished, by result (bounced: 5xx, expiry or an administrator's "
+       "bounce; deleted: by an administrator).",
+       {{"delivered", [](const Shard& s) { return s.stats().outbound.delivered.load(); }},
+        {"bounced", [](const Shard& s) { return s.stats().outbound.bounced.load(); }},
+        {"deleted", [](const Shard& s) { return s.stats().outbound.deleted.load(); }}}},
+      {"ringmail_outbound_deferrals_total", "reason",
+       "Deferred delivery attempts per remote recipient, by cause (reply: a 4xx or an answer "
+       "the client could not go on with; dns, connect, tls, timeout, other).",
+       by_cause(false)},
+      {"ringmail_outbound_failures_total", "reason",
+       "Failed delivery attempts per remote recipient, by cause (reply: a 5xx; dns: no such "
+       "domain or a null MX; other: refused before sending, e.g. SMTPUTF8).",
+       by_cause(true)},
+      {"ringmail_outbound_tls_handshakes_total",
+       "result",
+       "Outbound TLS handshakes by result (failure: the handshake failed, or a verifying route "
+       "refused the certificate).",
+       {{"success", [](const Shard& s) { return s.stats().tls_client.success.load(); }},
+        {"failure", [](const Shard& s) { return s.stats().tls_client.failure.load(); }}}},
+      {"ringmail_auth_attempts_total",
+       "result",
+       "AUTH password checks by result (failure: a wrong password or user, or a locked-out "
+       "client).",
+       {{"success", [](const Shard& s) { return s.stats().auth_success.load(); }},
+        {"failure", [](const Shard& s) { return s.stats().auth_failure.load(); }}}},
+  };
+  for (const Labeled& m : kLabeled) {
+    header(&out, m.name, "counter", m.help);
+    for (const Shard* p : shards) {
+      for (const auto& [value, fn] : m.values) {
+        line(&out, m.name, shard_label(*p) + "," + m.label + "=\"" + value + "\"", double(fn(*p)));
+      }
+    }
+  }
+
+  struct Histo {
+    const char* name;
+    const char* help;
+    const Histogram& (*of)(const Shard&);
+  };
+  static const Histo kHistos[] = {
+      {"ringmail_loop_turn_seconds", "How long the shard's loop turns worked.",
+       [](const Shard& s) -> const Histogram& { return s.stats().loop_turn_s; }},
+      {"ringmail_smtp_data_to_reply_seconds",
+       "Seconds from a message's end of DATA to its 250 (checks, signing, spool group commit).",
+       [](const Shard& s) -> const Histogram& { return s.stats().data_to_reply_s; }},
+      {"ringmail_spool_fsync_batch_messages",
+       "Messages each spool fdatasync carried (group commit).",
+       [](const Shard& s) -> const Histogram& { return s.stats().fsync_batch_messages; }},
+      {"ringmail_outbound_queue_time_seconds",
+       "Seconds from a message's arrival to the delivery of each remote recipient.",
+       [](const Shard& s) -> const Histogram& { return s.stats().outbound.queue_s; }},
+      {"ringmail_outbound_attempt_duration_seconds",
+       "Seconds of each remote delivery attempt of a message (its batch out and back).",
+       [](const Shard& s) -> const Histogram& { return s.stats().outbound.attempt_s; }},
+  };
+  for (const Histo& h : kHistos) {
+    header(&out, h.name, "histogram", h.help);
+    for (const Shard* p : shards) h.of(*p).append_text(&out, h.name, shard_label(*p));
+  }
+
+  out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +
+         std::string(up ? "1" : "0") + "\n";
+  return out;
+}
+
+}  // namespace ringmail::engine

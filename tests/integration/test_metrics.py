@@ -1,0 +1,165 @@
+"""/metrics (issue 23): every counter and histogram moves by what a known
+load makes it move.
+
+Remote delivery goes to receivers on loopback addresses whose MX records
+come from tests/dns_server.py: another ringmaild (TLS) and Postfix's
+smtp-sink answering 4xx or 5xx."""
+import http.client
+import smtplib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port
+from test_auth import add_user, plain
+from test_outbound import Peer, sink, submit
+from test_tls import certs, client_context  # noqa: F401 (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DNS_SERVER = ROOT / "tests" / "dns_server.py"
+ZONE = """
+peer.test. 60 IN MX 10 mx1.peer.test.
+mx1.peer.test. 60 IN A 127.0.0.2
+reject.test. 60 IN MX 10 mx.reject.test.
+mx.reject.test. 60 IN A 127.0.0.4
+soft.test. 60 IN MX 10 mx.soft.test.
+mx.soft.test. 60 IN A 127.0.0.5
+"""
+
+
+@pytest.fixture
+def dns(tmp_path):
+    zone = tmp_path / "zone"
+    zone.write_text(ZONE)
+    p = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline())
+    yield port
+    p.stdin.close()
+    p.wait(timeout=10)
+
+
+@pytest.fixture
+def port():
+    return free_port(socket.AF_INET, "127.0.0.1")
+
+
+def relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+    """alice@example.test submits (AUTH); one attempt per message within
+    the test (the first retry is 10 minutes away)."""
+    domains = tmp_path / "domains"
+    add_user(domains, "alice@example.test")
+    return start_ringmaild(tls_cert_dirs=[certs], domains_dir=domains, http=True,
+                           auth={"failure_delay_ms": 0},
+                           outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
+                                     "retry_first_s": 600, "retry_max_s": 600,
+                                     "connect_timeout_s": 3, "command_timeout_s": 10})
+
+
+def scrape(host, port):
+    """Every sample: {name: {frozenset(labels without shard): value summed over shards}}."""
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    assert r.status == 200, body
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            key = frozenset((k, v) for k, v in s.labels.items() if k != "shard")
+            series = out.setdefault(s.name, {})
+            series[key] = series.get(key, 0) + s.value
+    return out
+
+
+def value(samples, name, **labels):
+    return samples.get(name, {}).get(frozenset(labels.items()), 0)
+
+
+def wait_until(fn, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(0.2)
+    raise AssertionError(what)
+
+
+def test_counters_and_histograms_move_by_the_load(start_ringmaild, certs, tmp_path, dns,  # noqa: F811
+                                                   port, ringmaild_binary):
+    http_port = free_port(socket.AF_INET, "127.0.0.2")
+    peer = Peer(ringmaild_binary, tmp_path / "receiver", "mx1.peer.test",
+                [(f"127.0.0.2:{port}", "smtp"), (f"127.0.0.2:{http_port}", "http")], [certs])
+    refuse = sink("127.0.0.4", port, "-f", "RCPT")  # 5xx to every RCPT
+    later = sink("127.0.0.5", port, "-r", "RCPT")  # 4xx to every RCPT
+    relay = relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port)
+    try:
+        before = scrape("127.0.0.1", relay.http_port)
+        peer_before = scrape("127.0.0.2", http_port)
+        # One AUTH failure, then five submissions (five AUTH successes).
+        with smtplib.SMTP("127.0.0.1", relay.sub_port, timeout=30) as s:
+            s.starttls(context=client_context())
+            s.ehlo("client.example")
+            # One AUTH PLAIN (smtplib's login() would try LOGIN as well).
+            code, _ = s.docmd(plain("alice@example.test", "not the password"))
+            assert code == 535
+        for i in range(3):
+            submit(relay, [f"bob{i}@peer.test"])
+        submit(relay, ["later@soft.test"])
+        submit(relay, ["nobody@reject.test"])
+
+        def settled():
+            s = scrape("127.0.0.1", relay.http_port)
+            d = value(s, "ringmail_outbound_attempts_total", result="delivered") - \
+                value(before, "ringmail_outbound_attempts_total", result="delivered")
+            t = value(s, "ringmail_outbound_attempts_total", result="deferred") - \
+                value(before, "ringmail_outbound_attempts_total", result="deferred")
+            f = value(s, "ringmail_outbound_attempts_total", result="failed") - \
+                value(before, "ringmail_outbound_attempts_total", result="failed")
+            q = value(s, "ringmail_dsn_queued_total") - value(before, "ringmail_dsn_queued_total")
+            return d == 3 and t == 1 and f == 1 and q == 1
+        wait_until(settled, "the five attempts did not finish:\n" + relay.log_tail())
+        # The DSN for reject.test is delivered locally to alice.
+        relay.wait_for_mail("example.test", "alice", timeout=30)
+        after = scrape("127.0.0.1", relay.http_port)
+        peer_after = scrape("127.0.0.2", http_port)
+    finally:
+        for p in (refuse, later):
+            p.kill()
+            p.wait()
+        peer.stop()
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("ringmail_messages_accepted_total") == 5
+    assert delta("ringmail_auth_attempts_total", result="success") == 5
+    assert delta("ringmail_auth_attempts_total", result="failure") == 1
+    assert delta("ringmail_outbound_recipients_total", result="delivered") == 3
+    assert delta("ringmail_outbound_recipients_total", result="bounced") == 1
+    reasons = ["reply", "dns", "connect", "tls", "timeout", "other"]
+    assert {r: delta("ringmail_outbound_deferrals_total", reason=r) for r in reasons} == \
+        {r: (1 if r == "reply" else 0) for r in reasons}
+    assert {r: delta("ringmail_outbound_failures_total", reason=r) for r in reasons} == \
+        {r: (1 if r == "reply" else 0) for r in reasons}
+    # Histograms: one observation per event.
+    assert delta("ringmail_smtp_data_to_reply_seconds_count") == 5
+    assert delta("ringmail_smtp_data_to_reply_seconds_bucket", le="+Inf") == 5
+    assert delta("ringmail_outbound_queue_time_seconds_count") == 3
+    assert delta("ringmail_outbound_attempt_duration_seconds_count") == 5
+    # The spool's fdatasyncs carried the five messages and the DSN, in at
+    # least one batch and at most one each.
+    assert delta("ringmail_spool_fsync_batch_messages_sum") == 6
+    assert 1 <= delta("ringmail_spool_fsync_batch_messages_count") <= 6
+    # Each outbound TLS handshake is one inbound at the peer (smtp-sink
+    # offers no STARTTLS).
+    peer_tls = value(peer_after, "ringmail_tls_handshakes_total") - \
+        value(peer_before, "ringmail_tls_handshakes_total")
+    assert peer_tls >= 1
+    assert delta("ringmail_outbound_tls_handshakes_total", result="success") == peer_tls
+    assert delta("ringmail_outbound_tls_handshakes_total", result="failure") == 0
