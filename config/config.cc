@@ -383,6 +383,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                "dns",
                                "api",
                                "admin",
+                               "metrics",
                                "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
@@ -534,6 +535,13 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
         throw ConfigError{where(source, *lt->get("file"), "log.file") +
                           ": must be an absolute path (or empty for stderr)"};
       }
+    }
+    if (const toml::node* n = t.get("metrics")) {
+      const toml::table* mt = n->as_table();
+      if (mt == nullptr) throw ConfigError{where(source, *n, "metrics") + ": must be a table"};
+      check_keys(source, *mt, "metrics.", {"top_destinations"});
+      cfg->metrics_top_destinations = static_cast<uint32_t>(get_uint(
+          source, *mt, "metrics.", "top_destinations", cfg->metrics_top_destinations, 0, 1000));
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -934,6 +942,7 @@ std::string to_toml(const Config& c) {
   }
   t += "\n[admin]\nsocket = " + q(c.admin_socket) + "\n";
   t += "\n[log]\nlevel = " + q(c.log_level) + "\nfile = " + q(c.log_file) + "\n";
+  t += "\n[metrics]\ntop_destinations = " + to_string(c.metrics_top_destinations) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

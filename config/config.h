@@ -129,6 +129,9 @@ struct Config {
   // reopened on SIGUSR1 (empty: stderr, the journal under systemd).
   std::string log_level = "info";
   std::string log_file;
+  // [metrics] top_destinations: /metrics names this many destination
+  // domains of the outbound queue (the largest), the rest as "other".
+  uint32_t metrics_top_destinations = 20;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

@@ -32,8 +32,16 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
       status = 405;
       body = "use GET\n";
     } else {
-      type = "text/plain; version=0.0.4; charset=utf-8";
-      body = metrics_text(shard.peers(), !stopping);
+      // Gathered from every shard by message: answered turns later.
+      const bool head = req.method == "HEAD";
+      const bool keep = req.keep_alive && !stopping;
+      scrape_metrics(shard, !stopping, [head, keep, reply](std::string text) {
+        std::string r =
+            proto::http_response(200, "text/plain; version=0.0.4; charset=utf-8", text, keep);
+        if (head) r.resize(r.size() - text.size());
+        reply(std::move(r), keep);
+      });
+      return;
     }
   } else if (req.path.rfind("/api/", 0) == 0) {
     const bool head = req.method == "HEAD";

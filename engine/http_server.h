@@ -23,8 +23,8 @@ namespace ringmail::engine {
 // while stopping), GET /metrics (engine/metrics.h) and the admin API
 // under /api/ (engine/admin_api.h). `reply` gets the whole response and
 // whether the connection stays open (the request's keep-alive, cleared
-// while stopping): at once, or later on this thread for the admin API's
-// queue requests.
+// while stopping): at once, or later on this thread for /metrics and the
+// admin API's queue requests.
 void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string& peer,
                   HttpAccess access, std::function<void(std::string, bool)> reply);
 

@@ -523,12 +523,21 @@ std::string OutboundQueue::summarize(int64_t now_s, const std::string& after, si
     const Item* it = i->second;
     ++out->messages;
     out->bytes += it->size;
+    const State ms = !it->flying.empty() ? State::kInFlight
+                     : it->rec.held      ? State::kHeld
+                                         : State::kWaiting;
+    ++out->state_messages[size_t(ms)];
+    out->state_bytes[size_t(ms)] += it->size;
     const size_t bucket = age_bucket(now_s - it->rec.env.arrival_unix);
     seen.clear();
     for (size_t idx : it->pending) {
       std::string d = domain_of(it->rec.env.rcpts[idx]);
       DomainSummary& ds = out->domains[d];
       ++out->recipients;
+      const State rs = contains(it->flying, idx) ? State::kInFlight
+                       : it->rec.held            ? State::kHeld
+                                                 : State::kWaiting;
+      ++out->state_recipients[size_t(rs)];
       ++ds.recipients;
       ++ds.ages[bucket];
       if (it->rec.held) ++ds.held;

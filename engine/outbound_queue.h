@@ -144,9 +144,16 @@ class OutboundQueue {
     std::string last_error;
     int64_t last_error_unix = 0;
   };
+  // By state, as the listing shows them: a recipient in a batch now is
+  // in flight, else held with its message, else waiting; a message is in
+  // flight with any recipient in flight, else held or waiting.
+  enum class State : uint8_t { kWaiting, kInFlight, kHeld };
+  static constexpr size_t kStates = 3;
   struct Summary {
     uint64_t messages = 0, recipients = 0, bytes = 0;
     std::map<std::string, DomainSummary> domains;
+    uint64_t state_messages[kStates] = {}, state_recipients[kStates] = {},
+             state_bytes[kStates] = {};
   };
   static size_t age_bucket(int64_t age_s);
   // Adds the messages with ids after `after` to `out`, at most `budget`

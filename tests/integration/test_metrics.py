@@ -1,9 +1,10 @@
 """/metrics (issue 23): every counter and histogram moves by what a known
-load makes it move.
+load makes it move; the queue's gauges by state and destination stay
+bounded ([metrics] top_destinations).
 
 Remote delivery goes to receivers on loopback addresses whose MX records
-come from tests/dns_server.py: another ringmaild (TLS) and Postfix's
-smtp-sink answering 4xx or 5xx."""
+come from tests/dns_server.py: another ringmaild (TLS), Postfix's
+smtp-sink answering 4xx or 5xx, and closed ports."""
 import http.client
 import smtplib
 import socket
@@ -21,6 +22,7 @@ from test_tls import certs, client_context  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DNS_SERVER = ROOT / "tests" / "dns_server.py"
+DEAD = [f"d{i}.test" for i in range(1, 7)]  # nothing listens at their MX
 ZONE = """
 peer.test. 60 IN MX 10 mx1.peer.test.
 mx1.peer.test. 60 IN A 127.0.0.2
@@ -28,7 +30,8 @@ reject.test. 60 IN MX 10 mx.reject.test.
 mx.reject.test. 60 IN A 127.0.0.4
 soft.test. 60 IN MX 10 mx.soft.test.
 mx.soft.test. 60 IN A 127.0.0.5
-"""
+""" + "".join(f"{d}. 60 IN MX 10 mx.{d}.\nmx.{d}. 60 IN A 127.0.0.{10 + i}\n"
+              for i, d in enumerate(DEAD))
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ def port():
     return free_port(socket.AF_INET, "127.0.0.1")
 
 
-def relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+def relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port, top=20):  # noqa: F811
     """alice@example.test submits (AUTH); one attempt per message within
     the test (the first retry is 10 minutes away)."""
     domains = tmp_path / "domains"
@@ -57,7 +60,8 @@ def relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F8
                            auth={"failure_delay_ms": 0},
                            outbound={"dns_servers": f"127.0.0.1:{dns}", "port": port,
                                      "retry_first_s": 600, "retry_max_s": 600,
-                                     "connect_timeout_s": 3, "command_timeout_s": 10})
+                                     "connect_timeout_s": 3, "command_timeout_s": 10},
+                           extra_toml=f"[metrics]\ntop_destinations = {top}\n")
 
 
 def scrape(host, port):
@@ -163,3 +167,41 @@ def test_counters_and_histograms_move_by_the_load(start_ringmaild, certs, tmp_pa
     assert peer_tls >= 1
     assert delta("ringmail_outbound_tls_handshakes_total", result="success") == peer_tls
     assert delta("ringmail_outbound_tls_handshakes_total", result="failure") == 0
+    # What waits now: the message to soft.test, deferred.
+    assert value(after, "ringmail_outbound_queue_messages", state="waiting") == 1
+    assert value(after, "ringmail_outbound_queue_recipients", state="waiting") == 1
+    assert value(after, "ringmail_outbound_queue_recipients", state="in_flight") == 0
+    assert value(after, "ringmail_outbound_queue_recipients", state="held") == 0
+    assert value(after, "ringmail_outbound_queue_bytes", state="waiting") > 0
+    assert value(after, "ringmail_outbound_destination_recipients", destination="soft.test") == 1
+    assert value(after, "ringmail_spool_segments") >= 1
+    assert value(after, "ringmail_spool_bytes") > 0
+
+
+def test_destinations_are_bounded_with_the_rest_as_other(start_ringmaild, certs, tmp_path, dns,  # noqa: F811
+                                                         port):
+    relay = relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port, top=3)
+    # One message each: d1.test has 5 recipients (the test limit), d2.test
+    # 4, ... d5.test and d6.test 1.
+    counts = [5, 4, 3, 2, 1, 1]
+    for d, n in zip(DEAD, counts):
+        submit(relay, [f"u{k}@{d}" for k in range(n)])
+    total = sum(counts)
+
+    def tried():
+        return value(scrape("127.0.0.1", relay.http_port), "ringmail_outbound_deferrals_total",
+                     reason="connect") == total
+    wait_until(tried, "not every recipient was tried once:\n" + relay.log_tail())
+    s = scrape("127.0.0.1", relay.http_port)
+    for name in ("ringmail_outbound_destination_recipients", "ringmail_outbound_destination_messages",
+                 "ringmail_outbound_destination_bytes"):
+        assert len(s[name]) == 4, s[name]  # 3 and "other"
+    per = {dict(k)["destination"]: v for k, v in s["ringmail_outbound_destination_recipients"].items()}
+    assert per == {"d1.test": 5, "d2.test": 4, "d3.test": 3, "other": 2 + 1 + 1}
+    msgs = {dict(k)["destination"]: v for k, v in s["ringmail_outbound_destination_messages"].items()}
+    assert msgs == {"d1.test": 1, "d2.test": 1, "d3.test": 1, "other": 3}
+    by_state = sum(v for v in s["ringmail_outbound_queue_recipients"].values())
+    assert sum(per.values()) == by_state == total
+    assert sum(s["ringmail_outbound_queue_messages"].values()) == len(DEAD)
+    assert sum(s["ringmail_outbound_queued"].values()) == len(DEAD)
+    assert value(s, "ringmail_outbound_deferrals_total", reason="reply") == 0
