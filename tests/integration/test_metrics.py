@@ -1,11 +1,14 @@
 """/metrics (issue 23): every counter and histogram moves by what a known
 load makes it move; the queue's gauges by state and destination stay
-bounded ([metrics] top_destinations).
+bounded ([metrics] top_destinations); the Grafana dashboard in
+dist/grafana/ringmail.json names only metrics a daemon exports.
 
 Remote delivery goes to receivers on loopback addresses whose MX records
 come from tests/dns_server.py: another ringmaild (TLS), Postfix's
 smtp-sink answering 4xx or 5xx, and closed ports."""
 import http.client
+import json
+import re
 import smtplib
 import socket
 import subprocess
@@ -22,6 +25,7 @@ from test_tls import certs, client_context  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DNS_SERVER = ROOT / "tests" / "dns_server.py"
+DASHBOARD = ROOT / "dist" / "grafana" / "ringmail.json"
 DEAD = [f"d{i}.test" for i in range(1, 7)]  # nothing listens at their MX
 ZONE = """
 peer.test. 60 IN MX 10 mx1.peer.test.
@@ -205,3 +209,37 @@ def test_destinations_are_bounded_with_the_rest_as_other(start_ringmaild, certs,
     assert sum(s["ringmail_outbound_queue_messages"].values()) == len(DEAD)
     assert sum(s["ringmail_outbound_queued"].values()) == len(DEAD)
     assert value(s, "ringmail_outbound_deferrals_total", reason="reply") == 0
+
+
+def dashboard_metric_names():
+    model = json.loads(DASHBOARD.read_text())
+    exprs = []
+
+    def walk(panels):
+        for p in panels:
+            exprs.extend(t["expr"] for t in p.get("targets", []) if "expr" in t)
+            walk(p.get("panels", []))
+    walk(model["panels"])
+    for v in model.get("templating", {}).get("list", []):
+        q = v.get("query")
+        if isinstance(q, dict):
+            q = q.get("query")
+        if isinstance(q, str):
+            exprs.append(q)
+    return exprs, {n for e in exprs for n in re.findall(r"\bringmail_[a-z0-9_]+", e)}
+
+
+def test_dashboard_names_only_exported_metrics(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
+    exprs, names = dashboard_metric_names()
+    assert len(exprs) >= 10 and len(names) >= 15, exprs
+    relay = relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port)
+    submit(relay, ["x@d1.test"])  # queued: the destination series exist
+    wait_until(lambda: value(scrape("127.0.0.1", relay.http_port),
+                             "ringmail_outbound_destination_recipients", destination="d1.test") == 1,
+               "the queued message does not show")
+    exported = set(scrape("127.0.0.1", relay.http_port))
+    unknown = sorted(names - exported)
+    assert not unknown, f"the dashboard names metrics ringmaild does not export: {unknown}"
+    # Histograms are used through their buckets.
+    assert any(n.endswith("_bucket") for n in names)
+    assert all(n[:-len("_bucket")] + "_count" in exported for n in names if n.endswith("_bucket"))
