@@ -14,5 +14,8 @@ std::string version_line(std::string_view program);
 // sendmail and Postfix use; CLI11's own codes (105-109) mean nothing to
 // scripts.
 inline constexpr int kUsageExit = 64;
+// sysexits(3) EX_CONFIG: no configuration, or one that lacks what the
+// command needs (say an [admin] socket).
+inline constexpr int kConfigExit = 78;
 
 }  // namespace ringmail::config

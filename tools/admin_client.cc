@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "config/version_text.h"
 #include "tools/queue_format.h"
 
 namespace ringmail::tools {
@@ -128,7 +129,7 @@ int status_command(const config::Config& cfg, bool json) {
   if (cfg.admin_socket.empty()) {
     std::fprintf(stderr, "ringmail: no [admin] socket in %s: the daemon has no admin API\n",
                  cfg.source.c_str());
-    return 2;
+    return config::kConfigExit;
   }
   bool down = false;
   auto r = admin_request(cfg.admin_socket, "GET", "/api/status", &down);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "config/version_text.h"
 #include "proto/address.h"
 #include "storage/domains.h"
 #include "storage/file_io.h"
@@ -12,7 +13,7 @@ int aliases_resolve(const AliasSettings& s, const std::string& address) {
   const size_t at = address.rfind('@');
   if (at == std::string::npos || at == 0 || at + 1 == address.size()) {
     std::fprintf(stderr, "ringmail: %s: not an address (local@domain)\n", address.c_str());
-    return 2;
+    return config::kUsageExit;
   }
   proto::AliasOptions opt;
   opt.suffix_separators = s.suffix_separators;

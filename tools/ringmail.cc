@@ -210,14 +210,14 @@ int token_hash(std::string token) {
     char line[4096];
     if (std::fgets(line, sizeof line, stdin) == nullptr) {
       std::fprintf(stderr, "ringmail: token-hash: no token given (argument or standard input)\n");
-      return 2;
+      return ringmail::config::kUsageExit;
     }
     token = line;
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
   }
   if (token.empty()) {
     std::fprintf(stderr, "ringmail: token-hash: the token is empty\n");
-    return 2;
+    return ringmail::config::kUsageExit;
   }
   std::printf("%s\n", ringmail::tls::api_token_hash(token).c_str());
   return 0;
@@ -245,7 +245,7 @@ int token_new(const std::string& name, const std::vector<std::string>& scopes,
     if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
       std::fprintf(stderr,
                    "ringmail: token-new: the name cannot hold quotes or control characters\n");
-      return 2;
+      return ringmail::config::kUsageExit;
     }
   }
   const auto check = ringmail::config::parse_config(
@@ -257,7 +257,7 @@ int token_new(const std::string& name, const std::vector<std::string>& scopes,
     std::string why = check.error();
     if (const size_t at = why.find(": api.token"); at != std::string::npos) why.erase(0, at + 2);
     std::fprintf(stderr, "ringmail: token-new: %s\n", why.c_str());
-    return 2;
+    return ringmail::config::kUsageExit;
   }
   std::printf(
       "token: %s\n# Give the token to the client; it is not kept anywhere. Add this to\n"
@@ -398,7 +398,7 @@ int main(int argc, char** argv) {
   if (import->parsed()) return ringmail::tools::import_chasquid(import_opts);
   if (sendtest->parsed()) {
     auto secret = ringmail::tools::password(pw, false);
-    if (!secret) return 2;
+    if (!secret) return 1;  // read_password said why
     st.password = *secret;
     return ringmail::tools::send_test(st);
   }
@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
   auto loaded = t::load_tool_config(config_path, !dns_check->parsed());
   if (!loaded) {
     std::fprintf(stderr, "ringmail: %s\n", loaded.error().c_str());
-    return 2;
+    return ringmail::config::kConfigExit;
   }
   const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
@@ -426,7 +426,7 @@ int main(int argc, char** argv) {
                  needs_config     ? ""
                  : needs_data_dir ? ", or --data-dir DIR"
                                   : ", or --domains-dir DIR");
-    return 2;
+    return ringmail::config::kConfigExit;
   }
   if (tc.cfg != nullptr) {
     if (data_dir.empty()) data_dir = tc.cfg->data_dir;
@@ -460,5 +460,5 @@ int main(int argc, char** argv) {
   if (check->parsed()) return t::check_users(domains_dir);
   if (keygen->parsed()) return t::dkim_keygen(domains_dir, domain, selector, algo);
   if (dns->parsed()) return t::dkim_dns(domains_dir, domain);
-  return 2;
+  return ringmail::config::kUsageExit;
 }

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <memory>
 
+#include "config/version_text.h"
 #include "proto/smtp_client.h"
 #include "proto/smtp_server.h"
 #include "tls/context.h"
@@ -128,7 +129,7 @@ int run_session(const SendTest& t, const std::string& host, const std::string& p
   const size_t at_u = t.user.rfind('@'), at_t = t.to.rfind('@');
   if (at_u == std::string::npos || at_t == std::string::npos) {
     std::fprintf(stderr, "ringmail: --user and --to must be addresses (local@domain)\n");
-    return 2;
+    return config::kUsageExit;
   }
   m.from.local = t.user.substr(0, at_u);
   m.from.domain = t.user.substr(at_u + 1);

@@ -180,7 +180,7 @@ def test_aliases_resolve_tool(mx):
     r = tool("aliases-resolve", "loop1@example.test", "--config", cfg)
     assert r.returncode == 1 and "the aliases loop" in r.stderr, r
     r = tool("aliases-resolve", "not-an-address", "--config", cfg)
-    assert r.returncode == 2 and "not an address" in r.stderr, r
+    assert r.returncode == 64 and "not an address" in r.stderr, r
 
 def test_aliases_reread_without_sighup_when_certificates_are_configured(start_ringmaild, tmp_path,
                                                                          certs):  # noqa: F811

@@ -407,7 +407,7 @@ def test_tools_use_the_dev_configuration_in_a_checkout(tmp_path):
     # Not a checkout: one line naming the file that is missing.
     r = subprocess.run([RINGMAIL, "user-list"], capture_output=True, text=True, timeout=30,
                        cwd=tmp_path, env=env)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 78 and r.stdout == ""
     assert r.stderr == (f"ringmail: no configuration: {tmp_path / 'absent.toml'} does not exist "
                         "(give --config FILE or set RINGMAIL_CONFIG, or --domains-dir DIR)\n")
     # --config may follow the command.

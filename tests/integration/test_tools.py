@@ -206,6 +206,9 @@ def test_token_new_and_token_hash(tmp_path):
     piped = subprocess.run([RINGMAIL, "token-hash"], input=token + "\n", capture_output=True,
                            text=True, timeout=30)
     assert piped.stdout == h.stdout
+    empty = subprocess.run([RINGMAIL, "token-hash"], input="\n", capture_output=True, text=True,
+                           timeout=30)
+    assert empty.returncode == 64 and empty.stderr == "ringmail: token-hash: the token is empty\n"
     cfg = tmp_path / "ringmail.toml"
     cfg.write_text(f'hostname = "mx.example.test"\ndata_dir = "{tmp_path}/data"\n'
                    f'domains_dir = "{tmp_path}/domains"\nlocal_domains = ["example.test"]\n'
@@ -215,10 +218,10 @@ def test_token_new_and_token_hash(tmp_path):
     assert 'name = "billing-app"' in shown.stdout and h.stdout.strip() in shown.stdout
     assert 'scopes = ["admin", "inject"]' in shown.stdout
     bad = tool("token-new", "x", "--scope", "root")
-    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.returncode == 64 and bad.stdout == ""
     assert bad.stderr == 'ringmail: token-new: api.token.scopes: "root" is not a scope (admin, inject)\n'
     bad = tool("token-new", "x", "--sender-domain", "a.test")
-    assert bad.returncode == 2 and "only for a token with the inject scope" in bad.stderr
+    assert bad.returncode == 64 and "only for a token with the inject scope" in bad.stderr
 
 
 def test_every_binary_has_version_and_usage_exit(ringmaild_binary):
