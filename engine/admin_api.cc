@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "config/version.h"
+#include "engine/gather.h"
 #include "engine/log.h"
 #include "proto/address.h"
 #include "proto/ascii.h"
@@ -117,45 +118,9 @@ constexpr size_t kSlice = 2000;
 constexpr size_t kPageDefault = 100, kPageMax = 10000;
 constexpr int64_t kSuspendMaxS = 365 * 86400;
 
-// Runs `part` on every shard (on its thread); each part calls its
-// `reply` once (maybe turns later); then `done` gets the parts in shard
-// order, on `origin`'s thread.
 using Part = std::function<void(Shard&, std::function<void(json)>)>;
 void gather(Shard& origin, Part part, std::function<void(std::vector<json>)> done) {
-  struct State {
-    std::vector<json> parts;
-    size_t left;
-    std::function<void(std::vector<json>)> done;
-  };
-  auto st = std::make_shared<State>();
-  st->parts.resize(origin.peers().size());
-  st->left = origin.peers().size();
-  st->done = std::move(done);
-  for (Shard* peer : origin.peers()) {
-    const size_t i = peer->index();
-    // The parts and the merge are admin work (Shard::later: a bounded
-    // share of a busy shard).
-    auto task = [st, i, part, &origin](Shard& s) {
-      s.later([st, i, part, &origin, &s] {
-        part(s, [st, i, &origin, &s](json r) {
-          auto back = [st, i, r = std::move(r)](Shard& o) mutable {
-            st->parts[i] = std::move(r);
-            if (--st->left == 0) o.later([st] { st->done(std::move(st->parts)); });
-          };
-          if (&s == &origin) {
-            back(origin);
-          } else {
-            origin.post_from_shard(s, msg::Run{std::move(back)});
-          }
-        });
-      });
-    };
-    if (peer == &origin) {
-      task(origin);
-    } else {
-      peer->post_from_shard(origin, msg::Run{std::move(task)});
-    }
-  }
+  engine::gather<json>(origin, std::move(part), std::move(done));
 }
 
 // "Local@Domain" as the queue compares it: the domain in lower case, <>

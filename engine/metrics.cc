@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "engine/gather.h"
 #include "engine/shard.h"
 #include "proto/outcome.h"
 
@@ -87,47 +88,16 @@ std::vector<DestinationRow> top_destinations(
 }
 
 void scrape_metrics(Shard& origin, bool up, std::function<void(std::string)> done) {
-  struct State {
-    std::vector<ShardSample> samples;
-    size_t left;
-    std::function<void(std::string)> done;
-    bool up;
-  };
-  auto st = std::make_shared<State>();
-  st->samples.resize(origin.peers().size());
-  st->left = origin.peers().size();
-  st->done = std::move(done);
-  st->up = up;
   const int64_t now = origin.clock_s();
-  for (Shard* peer : origin.peers()) {
-    const size_t i = peer->index();
-    // The samples are admin work (Shard::later: a bounded share of a busy
-    // shard); they come back to `origin` by message.
-    auto task = [st, i, now, &origin](Shard& s) {
-      s.later([st, i, now, &origin, &s] {
+  gather<ShardSample>(
+      origin,
+      [now](Shard& s, std::function<void(ShardSample)> reply) {
         sample_slices(s, std::make_shared<ShardSample>(), "", now,
-                      [st, i, &origin, &s](std::shared_ptr<ShardSample> r) {
-                        auto back = [st, i, r](Shard& o) {
-                          st->samples[i] = std::move(*r);
-                          if (--st->left == 0) {
-                            st->done(metrics_text(o.peers(), st->up, st->samples,
-                                                  o.config().metrics_top_destinations));
-                          }
-                        };
-                        if (&s == &origin) {
-                          back(origin);
-                        } else {
-                          origin.post_from_shard(s, msg::Run{std::move(back)});
-                        }
-                      });
+                      [reply](std::shared_ptr<ShardSample> r) { reply(std::move(*r)); });
+      },
+      [&origin, up, done](std::vector<ShardSample> samples) {
+        done(metrics_text(origin.peers(), up, samples, origin.config().metrics_top_destinations));
       });
-    };
-    if (peer == &origin) {
-      task(origin);
-    } else {
-      peer->post_from_shard(origin, msg::Run{std::move(task)});
-    }
-  }
 }
 
 std::string metrics_text(const std::vector<Shard*>& shards, bool up,
