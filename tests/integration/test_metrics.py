@@ -11,7 +11,6 @@ import json
 import re
 import smtplib
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,11 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
 from test_auth import add_user, plain
-from test_outbound import Peer, sink, submit
+from test_outbound import Peer, port, serve_zone, sink, submit  # noqa: F401 (fixture)
 from test_tls import certs, client_context  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DNS_SERVER = ROOT / "tests" / "dns_server.py"
 DASHBOARD = ROOT / "dist" / "grafana" / "ringmail.json"
 DEAD = [f"d{i}.test" for i in range(1, 7)]  # nothing listens at their MX
 ZONE = """
@@ -40,19 +38,7 @@ mx.soft.test. 60 IN A 127.0.0.5
 
 @pytest.fixture
 def dns(tmp_path):
-    zone = tmp_path / "zone"
-    zone.write_text(ZONE)
-    p = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline())
-    yield port
-    p.stdin.close()
-    p.wait(timeout=10)
-
-
-@pytest.fixture
-def port():
-    return free_port(socket.AF_INET, "127.0.0.1")
+    yield from serve_zone(tmp_path, ZONE)
 
 
 def relay_with_metrics(start_ringmaild, certs, tmp_path, dns, port, top=20):  # noqa: F811

@@ -35,16 +35,22 @@ smarthost.peer.test. 60 IN A 127.0.0.6
 """
 
 
-@pytest.fixture
-def dns(tmp_path):
+def serve_zone(tmp_path, text):
+    """tests/dns_server.py answering `text` on a loopback port: yields the
+    port, stops it after."""
     zone = tmp_path / "zone"
-    zone.write_text(ZONE)
+    zone.write_text(text)
     p = subprocess.Popen(["/usr/bin/python3", str(DNS_SERVER), str(zone)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     port = int(p.stdout.readline())
     yield port
     p.stdin.close()
     p.wait(timeout=10)
+
+
+@pytest.fixture
+def dns(tmp_path):
+    yield from serve_zone(tmp_path, ZONE)
 
 
 @pytest.fixture
