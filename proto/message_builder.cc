@@ -1,0 +1,475 @@
+#include "proto/message_builder.h"
+
+#include <gmime/gmime.h>
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "proto/address.h"
+#include "proto/sasl.h"
+
+namespace ringmail::proto {
+namespace {
+
+// RFC 5322 2.1.1: no line longer than 998 octets, CRLF excluded.
+constexpr size_t kLineBytesMax = 998;
+
+void init_gmime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+struct Unref {
+  void operator()(gpointer p) const { g_object_unref(p); }
+};
+template <class T>
+using Ref = std::unique_ptr<T, Unref>;
+
+bool has_crlf(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) return false;
+  }
+  return true;
+}
+
+bool iequals_ascii(std::string_view a, std::string_view b) { return iequals(a, b); }
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Bodies as LF-terminated lines; the writer makes them CRLF.
+std::string to_lf(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\r') {
+      out.push_back('\n');
+      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string to_crlf(std::string_view s) {
+  std::string lf = to_lf(s);
+  std::string out;
+  out.reserve(lf.size() + lf.size() / 32);
+  for (char c : lf) {
+    if (c == '\n') out.push_back('\r');
+    out.push_back(c);
+  }
+  return out;
+}
+
+// Offset of the first line over kLineBytesMax octets, or npos.
+size_t long_line(std::string_view s) {
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t nl = s.find('\n', start);
+    size_t end = nl == std::string_view::npos ? s.size() : nl;
+    size_t len = end - start;
+    if (len > 0 && s[end - 1] == '\r') --len;
+    if (len > kLineBytesMax) return start;
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  return std::string_view::npos;
+}
+
+// RFC 5322 3.6.8: printable ASCII except ':'.
+bool is_field_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (c < 33 || c > 126 || c == ':') return false;
+  }
+  return true;
+}
+
+// Headers the builder writes itself; `headers` may not set them.
+bool is_reserved_header(std::string_view name) {
+  for (std::string_view r : {"From", "To", "Subject", "Date", "Message-ID", "MIME-Version"}) {
+    if (iequals_ascii(name, r)) return true;
+  }
+  return istarts_with(name, "Content-");
+}
+
+// A JSON pointer token (RFC 6901 3): '~' and '/' escaped.
+std::string pointer_token(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Renders the template fields of one message and remembers the missing
+// names.
+class Fields {
+ public:
+  Fields(const tmpl::Renderer* renderer) : renderer_(renderer) {}
+
+  // False (and `*error` set) on a syntax error.
+  bool render(std::string_view text, tmpl::Escape escape, const std::string& pointer,
+              std::string* out, std::optional<FieldError>* error) {
+    if (renderer_ == nullptr) {
+      *out = text;
+      return true;
+    }
+    auto r = renderer_->render(text, escape, &missing_);
+    if (!r) {
+      *error = FieldError{pointer, "template syntax error at " + r.error()};
+      return false;
+    }
+    *out = std::move(*r);
+    return true;
+  }
+
+  void report(std::vector<std::string>* warnings) const {
+    if (warnings == nullptr) return;
+    for (const std::string& name : missing_) {
+      std::string w = "missing substitution '" + name + "'";
+      bool seen = false;
+      for (const std::string& have : *warnings) seen = seen || have == w;
+      if (!seen) warnings->push_back(std::move(w));
+    }
+  }
+
+ private:
+  const tmpl::Renderer* renderer_;
+  std::set<std::string> missing_;
+};
+
+// A leaf part holding `bytes`, with the transfer encoding GMime finds best
+// for 7-bit transport (7bit, quoted-printable or base64: never a line over
+// 998 octets).
+Ref<GMimePart> make_part(GMimePart* part, std::string_view bytes) {
+  Ref<GMimePart> p(part);
+  Ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
+  Ref<GMimeDataWrapper> wrapper(
+      g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
+  g_mime_part_set_content(p.get(), wrapper.get());
+  g_mime_part_set_content_encoding(
+      p.get(), g_mime_part_get_best_content_encoding(p.get(), GMIME_ENCODING_CONSTRAINT_7BIT));
+  return p;
+}
+
+Ref<GMimePart> make_text(const char* subtype, const std::string& text) {
+  std::string lf = to_lf(text);
+  GMimeTextPart* t = g_mime_text_part_new_with_subtype(subtype);
+  g_mime_object_set_content_type_parameter(GMIME_OBJECT(t), "charset",
+                                           is_ascii(lf) ? "us-ascii" : "utf-8");
+  return make_part(GMIME_PART(t), lf);
+}
+
+std::string random_hex(const BuildContext& context) {
+  char buf[40];
+  uint64_t a = context.random ? context.random() : 0;
+  uint64_t b = context.random ? context.random() : 0;
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(a),
+                static_cast<unsigned long long>(b));
+  return buf;
+}
+
+std::string format_date(int64_t now_unix) {
+  GDateTime* dt = g_date_time_new_from_unix_utc(now_unix);
+  if (dt == nullptr) dt = g_date_time_new_from_unix_utc(0);
+  char* s = g_mime_utils_header_format_date(dt);
+  std::string out(s);
+  g_free(s);
+  g_date_time_unref(dt);
+  return out;
+}
+
+std::string message_id(const BuildContext& context) {
+  return random_hex(context) + "@" + context.hostname;
+}
+
+std::string write(GMimeObject* object) {
+  GMimeFormatOptions* options = g_mime_format_options_new();
+  g_mime_format_options_set_newline_format(options, GMIME_NEWLINE_FORMAT_DOS);
+  Ref<GMimeStream> mem(g_mime_stream_mem_new());
+  g_mime_object_write_to_stream(object, options, mem.get());
+  g_mime_format_options_free(options);
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
+  return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
+}
+
+// A display name or header value after rendering: one line of UTF-8.
+std::optional<FieldError> check_line(const std::string& value, const std::string& pointer) {
+  if (has_crlf(value)) return FieldError{pointer, "may not contain CR, LF or NUL"};
+  if (!g_utf8_validate(value.data(), static_cast<gssize>(value.size()), nullptr)) {
+    return FieldError{pointer, "is not valid UTF-8"};
+  }
+  return std::nullopt;
+}
+
+// RFC 2045 5.1 type/subtype: tokens, no parameters smuggling CR/LF.
+bool is_content_type(std::string_view s) {
+  if (has_crlf(s)) return false;
+  size_t slash = s.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash + 1 >= s.size()) return false;
+  std::string_view type = s.substr(0, slash);
+  for (unsigned char c : type) {
+    if (c <= 32 || c >= 127 ||
+        std::string_view("()<>@,;:\\\"/[]?=").find(static_cast<char>(c)) != std::string_view::npos)
+      return false;
+  }
+  return true;
+}
+
+bool is_content_id(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= 32 || c >= 127 || c == '<' || c == '>') return false;
+  }
+  return true;
+}
+
+// Display names are encoded as UTF-8 words (RFC 2047) when not ASCII,
+// rather than in whichever ISO 8859 part GMime finds smallest.
+void add_mailbox(GMimeMessage* message, GMimeAddressType type, const std::string& name,
+                 const std::string& email) {
+  InternetAddress* mailbox =
+      internet_address_mailbox_new(name.empty() ? nullptr : name.c_str(), email.c_str());
+  internet_address_set_charset(mailbox, "utf-8");
+  internet_address_list_add(g_mime_message_get_addresses(message, type), mailbox);
+  g_object_unref(mailbox);
+}
+
+BuildResult build_structured(const StructuredContent& c, const Recipient& recipient,
+                             std::string_view recipient_pointer, Fields& fields,
+                             const BuildContext& context) {
+  std::optional<FieldError> error;
+  auto fail = [&]() -> BuildResult { return *error; };
+
+  if (!is_valid_email(c.from.email))
+    return FieldError{"/content/from/email", "is not a valid mail address"};
+  if (!is_valid_email(recipient.email)) {
+    return FieldError{std::string(recipient_pointer) + "/email", "is not a valid mail address"};
+  }
+  if (c.reply_to && !is_valid_email(c.reply_to->email)) {
+    return FieldError{"/content/reply_to/email", "is not a valid mail address"};
+  }
+
+  std::string from_name, to_name, reply_name, subject;
+  const tmpl::Escape none = tmpl::Escape::kNone;
+  if (!fields.render(c.from.name, none, "/content/from/name", &from_name, &error)) return fail();
+  if ((error = check_line(from_name, "/content/from/name"))) return fail();
+  std::string to_pointer = std::string(recipient_pointer) + "/name";
+  if (!fields.render(recipient.name, none, to_pointer, &to_name, &error)) return fail();
+  if ((error = check_line(to_name, to_pointer))) return fail();
+  if (c.reply_to) {
+    if (!fields.render(c.reply_to->name, none, "/content/reply_to/name", &reply_name, &error))
+      return fail();
+    if ((error = check_line(reply_name, "/content/reply_to/name"))) return fail();
+  }
+  if (!fields.render(c.subject, none, "/content/subject", &subject, &error)) return fail();
+  if ((error = check_line(subject, "/content/subject"))) return fail();
+
+  std::vector<std::pair<std::string, std::string>> extra;
+  for (const Header& h : c.headers) {
+    std::string pointer = "/content/headers/" + pointer_token(h.name);
+    if (!is_field_name(h.name)) return FieldError{pointer, "is not a valid header field name"};
+    if (is_reserved_header(h.name))
+      return FieldError{pointer, "is set by the builder and may not be given in headers"};
+    if (c.reply_to && iequals_ascii(h.name, "Reply-To")) {
+      return FieldError{pointer, "conflicts with /content/reply_to"};
+    }
+    std::string value;
+    if (!fields.render(h.value, none, pointer, &value, &error)) return fail();
+    if ((error = check_line(value, pointer))) return fail();
+    extra.emplace_back(h.name, std::move(value));
+  }
+
+  std::optional<std::string> text, html, amp;
+  if (c.text_body) {
+    text.emplace();
+    if (!fields.render(*c.text_body, none, "/content/text_body", &*text, &error)) return fail();
+  }
+  if (c.html_body) {
+    html.emplace();
+    if (!fields.render(*c.html_body, tmpl::Escape::kHtml, "/content/html_body", &*html, &error))
+      return fail();
+  }
+  if (c.amp_html_body) {
+    amp.emplace();
+    if (!fields.render(*c.amp_html_body, tmpl::Escape::kHtml, "/content/amp_html_body", &*amp,
+                       &error))
+      return fail();
+  }
+  for (auto [body, pointer] :
+       {std::pair{&text, "/content/text_body"}, std::pair{&html, "/content/html_body"},
+        std::pair{&amp, "/content/amp_html_body"}}) {
+    if (*body && !g_utf8_validate(body->value().data(), static_cast<gssize>(body->value().size()),
+                                  nullptr)) {
+      return FieldError{pointer, "is not valid UTF-8"};
+    }
+  }
+
+  // Attachments, inline (content_id) apart from the others.
+  std::vector<Ref<GMimePart>> inline_parts, attached_parts;
+  for (size_t i = 0; i < c.attachments.size(); ++i) {
+    const Attachment& a = c.attachments[i];
+    std::string pointer = "/content/attachments/" + std::to_string(i);
+    std::string content_type = a.content_type.empty() ? "application/octet-stream" : a.content_type;
+    if (!is_content_type(content_type))
+      return FieldError{pointer + "/content_type", "is not a MIME type"};
+    if (istarts_with(content_type, "multipart/") || istarts_with(content_type, "message/")) {
+      return FieldError{pointer + "/content_type", "may not be multipart/* or message/*"};
+    }
+    if (!a.content_id.empty() && !is_content_id(a.content_id)) {
+      return FieldError{pointer + "/content_id",
+                        "must be printable ASCII without spaces or angle brackets"};
+    }
+    if (!a.content_id.empty() && !html) {
+      return FieldError{pointer + "/content_id", "an inline attachment needs an html_body"};
+    }
+    if ((error = check_line(a.file_name, pointer + "/file_name"))) return fail();
+    std::string decoded;
+    if (a.base64) {
+      auto d = base64_decode(a.data);
+      if (!d) return FieldError{pointer + "/data", "is not valid base64"};
+      decoded = std::move(*d);
+    }
+    const std::string& bytes = a.base64 ? decoded : a.data;
+    Ref<GMimeContentType> type(g_mime_content_type_parse(nullptr, content_type.c_str()));
+    GMimePart* raw = g_mime_part_new();
+    g_mime_object_set_content_type(GMIME_OBJECT(raw), type.get());
+    Ref<GMimePart> part = make_part(raw, bytes);
+    g_mime_object_set_disposition(GMIME_OBJECT(part.get()),
+                                  a.content_id.empty() ? "attachment" : "inline");
+    if (!a.file_name.empty()) g_mime_part_set_filename(part.get(), a.file_name.c_str());
+    if (!a.content_id.empty()) {
+      g_mime_object_set_content_id(GMIME_OBJECT(part.get()), a.content_id.c_str());
+      inline_parts.push_back(std::move(part));
+    } else {
+      attached_parts.push_back(std::move(part));
+    }
+  }
+
+  // The tree, innermost first.
+  std::vector<Ref<GMimeObject>> alternatives;
+  if (text) alternatives.emplace_back(GMIME_OBJECT(make_text("plain", *text).release()));
+  if (amp) alternatives.emplace_back(GMIME_OBJECT(make_text("x-amp-html", *amp).release()));
+  if (html) {
+    Ref<GMimeObject> html_part(GMIME_OBJECT(make_text("html", *html).release()));
+    if (!inline_parts.empty()) {
+      GMimeMultipart* related = g_mime_multipart_new_with_subtype("related");
+      g_mime_object_set_content_type_parameter(GMIME_OBJECT(related), "type", "text/html");
+      g_mime_multipart_add(related, html_part.get());
+      for (auto& p : inline_parts) g_mime_multipart_add(related, GMIME_OBJECT(p.get()));
+      html_part.reset(GMIME_OBJECT(related));
+    }
+    alternatives.push_back(std::move(html_part));
+  }
+  Ref<GMimeObject> body;
+  if (alternatives.size() == 1) {
+    body = std::move(alternatives[0]);
+  } else if (alternatives.size() > 1) {
+    GMimeMultipart* alt = g_mime_multipart_new_with_subtype("alternative");
+    for (auto& p : alternatives) g_mime_multipart_add(alt, p.get());
+    body.reset(GMIME_OBJECT(alt));
+  }
+  if (!attached_parts.empty()) {
+    GMimeMultipart* mixed = g_mime_multipart_new_with_subtype("mixed");
+    if (body) g_mime_multipart_add(mixed, body.get());
+    for (auto& p : attached_parts) g_mime_multipart_add(mixed, GMIME_OBJECT(p.get()));
+    body.reset(GMIME_OBJECT(mixed));
+  }
+  if (!body)
+    return FieldError{"/content", "needs text_body, html_body, amp_html_body or an attachment"};
+
+  Ref<GMimeMessage> message(g_mime_message_new(TRUE));
+  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_FROM, from_name, c.from.email);
+  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_TO, to_name, recipient.email);
+  if (c.reply_to)
+    add_mailbox(message.get(), GMIME_ADDRESS_TYPE_REPLY_TO, reply_name, c.reply_to->email);
+  g_mime_message_set_subject(message.get(), subject.c_str(), "utf-8");
+  GDateTime* date = g_date_time_new_from_unix_utc(context.now_unix);
+  if (date == nullptr) date = g_date_time_new_from_unix_utc(0);
+  g_mime_message_set_date(message.get(), date);
+  g_date_time_unref(date);
+  g_mime_message_set_message_id(message.get(), message_id(context).c_str());
+  for (const auto& [name, value] : extra) {
+    g_mime_object_append_header(GMIME_OBJECT(message.get()), name.c_str(), value.c_str(), "utf-8");
+  }
+  g_mime_message_set_mime_part(message.get(), body.get());
+
+  std::string out = write(GMIME_OBJECT(message.get()));
+  if (long_line(out) != std::string_view::npos) {
+    // GMime folds headers and encodes bodies; only an unbreakable header
+    // word can get here.
+    return FieldError{"/content/headers",
+                      "a header value has a word too long to fold under 998 octets"};
+  }
+  return out;
+}
+
+BuildResult build_whole(const std::string& message, Fields& fields, const BuildContext& context) {
+  std::optional<FieldError> error;
+  std::string rendered;
+  if (!fields.render(message, tmpl::Escape::kNone, "/content", &rendered, &error)) return *error;
+  std::string out = to_crlf(rendered);
+  if (size_t at = long_line(out); at != std::string_view::npos) {
+    return FieldError{"/content",
+                      "the line at offset " + std::to_string(at) + " is longer than 998 octets"};
+  }
+  Ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(out.data(), out.size()));
+  Ref<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  Ref<GMimeMessage> parsed(g_mime_parser_construct_message(parser.get(), nullptr));
+  if (!parsed) return FieldError{"/content", "is not an RFC 5322 message"};
+  GMimeObject* object = GMIME_OBJECT(parsed.get());
+  if (g_mime_object_get_header(object, "From") == nullptr)
+    return FieldError{"/content", "has no From header"};
+  std::string prefix;
+  if (g_mime_object_get_header(object, "Date") == nullptr)
+    prefix += "Date: " + format_date(context.now_unix) + "\r\n";
+  if (g_mime_object_get_header(object, "Message-ID") == nullptr)
+    prefix += "Message-ID: <" + message_id(context) + ">\r\n";
+  if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
+  return prefix + out;
+}
+
+}  // namespace
+
+bool is_valid_email(std::string_view email) {
+  if (email.empty()) return false;
+  std::string path = "<" + std::string(email) + ">";
+  Address address;
+  size_t consumed = 0;
+  if (parse_path(path, false, false, address, consumed) != AddressError::kNone) return false;
+  return consumed == path.size() && !address.domain.empty();
+}
+
+BuildResult build_message(const Content& content, const Recipient& recipient,
+                          std::string_view recipient_pointer, const tmpl::Values& global,
+                          tmpl::Dialect dialect, const BuildContext& context,
+                          std::vector<std::string>* warnings) {
+  init_gmime();
+  std::optional<tmpl::Renderer> renderer;
+  if (dialect == tmpl::Dialect::kMustache) renderer.emplace(global, recipient.substitutions);
+  Fields fields(renderer ? &*renderer : nullptr);
+  BuildResult result = std::holds_alternative<std::string>(content)
+                           ? build_whole(std::get<std::string>(content), fields, context)
+                           : build_structured(std::get<StructuredContent>(content), recipient,
+                                              recipient_pointer, fields, context);
+  if (result) fields.report(warnings);
+  return result;
+}
+
+}  // namespace ringmail::proto
