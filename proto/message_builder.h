@@ -110,9 +110,10 @@ class [[nodiscard]] BuildResult {
 //   text, AMP, HTML bodies -> multipart/alternative (in that order, the
 //   richest last) when more than one; an attachment with a content_id ->
 //   multipart/related around the HTML and those attachments; other
-//   attachments -> multipart/mixed around the rest. Headers are From,
-//   To (the recipient), Reply-To, Subject (RFC 2047 when not ASCII),
-//   Date, Message-ID, MIME-Version, then `headers` in order.
+//   attachments -> multipart/mixed around the rest. Headers, in this
+//   order: Date, From, Reply-To, Subject (RFC 2047 when not ASCII), To
+//   (the recipient), Message-Id, then `headers` in request order, then
+//   MIME-Version and Content-Type.
 // A whole-message string is rendered, its line endings made CRLF, and
 // Date and Message-ID prepended when its header lacks them; it must have
 // a From header and no line over 998 octets.
