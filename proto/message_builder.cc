@@ -240,6 +240,34 @@ bool is_content_id(std::string_view s) {
   return true;
 }
 
+// The raw value of an ASCII header field: " value\n", folded (RFC 5322
+// 2.2.3) before a space when a line would pass 78 columns and only there.
+// GMime's folding of unstructured text turns a word too long for a line
+// into RFC 2047 encoded words and its structured folding breaks inside
+// words at dots, and either would break the URLs of List-Unsubscribe
+// (RFC 2369), which receivers do not decode; a word too long for 998
+// octets is left to the line check after writing.
+std::string fold_ascii(std::string_view name, std::string_view value) {
+  constexpr size_t kColumnsSoftMax = 78;
+  std::string out = " ";
+  size_t column = name.size() + 2;  // "Name: "
+  size_t line_start = 0;            // offset in `out` of the current line
+  size_t last_space = std::string::npos;
+  for (char c : value) {
+    if (c == ' ' || c == '\t') last_space = out.size();
+    out.push_back(c);
+    ++column;
+    if (column > kColumnsSoftMax && last_space != std::string::npos && last_space > line_start) {
+      out.insert(last_space, 1, '\n');  // the space starts the continuation line
+      line_start = last_space + 1;
+      column = out.size() - line_start;
+      last_space = std::string::npos;
+    }
+  }
+  out.push_back('\n');
+  return out;
+}
+
 // Display names are encoded as UTF-8 words (RFC 2047) when not ASCII,
 // rather than in whichever ISO 8859 part GMime finds smallest.
 void add_mailbox(GMimeMessage* message, GMimeAddressType type, const std::string& name,
@@ -406,16 +434,35 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
   g_date_time_unref(date);
   g_mime_message_set_message_id(message.get(), message_id(context).c_str());
   for (const auto& [name, value] : extra) {
-    g_mime_object_append_header(GMIME_OBJECT(message.get()), name.c_str(), value.c_str(), "utf-8");
+    GMimeObject* object = GMIME_OBJECT(message.get());
+    g_mime_object_append_header(object, name.c_str(), value.c_str(), "utf-8");
+    if (is_ascii(value)) {
+      GMimeHeaderList* list = g_mime_object_get_header_list(object);
+      GMimeHeader* header =
+          g_mime_header_list_get_header_at(list, g_mime_header_list_get_count(list) - 1);
+      g_mime_header_set_raw_value(header, fold_ascii(name, value).c_str());
+    }
   }
   g_mime_message_set_mime_part(message.get(), body.get());
 
   std::string out = write(GMIME_OBJECT(message.get()));
-  if (long_line(out) != std::string_view::npos) {
-    // GMime folds headers and encodes bodies; only an unbreakable header
-    // word can get here.
-    return FieldError{"/content/headers",
-                      "a header value has a word too long to fold under 998 octets"};
+  if (size_t at = long_line(out); at != std::string_view::npos) {
+    // GMime encodes bodies and folds or encodes long header text; only a
+    // structured header (References, List-Unsubscribe) with a word longer
+    // than a line gets here. Name the field the line belongs to.
+    size_t field = at;
+    while (field > 0 && (out[field] == ' ' || out[field] == '\t')) {
+      size_t nl = out.rfind('\n', field - 2);
+      field = nl == std::string::npos ? 0 : nl + 1;
+    }
+    std::string_view line(out.data() + field, out.size() - field);
+    std::string_view name = line.substr(0, line.find(':'));
+    std::string pointer = "/content";
+    if (iequals_ascii(name, "Subject")) pointer = "/content/subject";
+    for (const auto& h : extra) {
+      if (iequals_ascii(name, h.first)) pointer = "/content/headers/" + pointer_token(h.first);
+    }
+    return FieldError{pointer, "has a word too long to fold into lines of 998 octets"};
   }
   return out;
 }

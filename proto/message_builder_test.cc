@@ -386,6 +386,72 @@ TEST(MessageBuilder, LongHeaderValuesAreFolded) {
   c.subject = words;
   c.headers = {{"X-Long", words}};
   expect_wire_form(build_ok(c));
+  // A subject with one long word becomes encoded words (GMime).
+  c.subject = std::string(3000, 'a');
+  c.headers = {};
+  expect_wire_form(build_ok(c));
+  // An ASCII header value is never encoded: a word too long for a line
+  // is an error of its field.
+  c.headers = {{"X-Long", std::string(3000, 'b')}};
+  EXPECT_EQ(build_error(c).pointer, "/content/headers/X-Long");
+}
+
+// Unfolded header fields of the header block (RFC 5322 2.2.3).
+std::string unfolded(const std::string& m, std::string_view name) {
+  std::string h = header_block(m);
+  size_t at = h.find("\r\n" + std::string(name) + ": ");
+  if (at == std::string::npos) return "";
+  at += name.size() + 4;
+  std::string out;
+  for (size_t i = at; i < h.size(); ++i) {
+    if (h.compare(i, 2, "\r\n") == 0) {
+      if (i + 2 < h.size() && (h[i + 2] == ' ' || h[i + 2] == '\t')) {
+        ++i;
+        continue;
+      }
+      break;
+    }
+    out.push_back(h[i]);
+  }
+  return out;
+}
+
+TEST(MessageBuilder, AsciiHeaderValuesFoldOnlyAtSpaces) {
+  StructuredContent c = basic();
+  std::string url = "<https://example.com/unsubscribe?token=" + std::string(150, 'T') + ">";
+  std::string value = "<mailto:unsub@example.com?subject=unsubscribe>, " + url;
+  c.headers = {{"List-Unsubscribe", value},
+               {"X-Words",
+                "one two three four five six seven eight nine ten eleven"
+                " twelve thirteen fourteen fifteen sixteen seventeen"}};
+  std::string m = build_ok(c);
+  expect_wire_form(m);
+  EXPECT_EQ(unfolded(m, "List-Unsubscribe"), value);
+  EXPECT_NE(m.find("\r\n " + url + "\r\n"), std::string::npos) << header_block(m);
+  EXPECT_EQ(unfolded(m, "X-Words"),
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen "
+            "seventeen");
+  for (size_t at = 0; (at = m.find("\r\n", at)) != std::string::npos && at < header_block(m).size();
+       at += 2) {
+    size_t next = m.find("\r\n", at + 2);
+    if (m.compare(at + 2, 5, "List-") != 0 && m.compare(at + 2, 2, "X-") != 0) continue;
+    EXPECT_LE(next - at - 2, 78u) << m.substr(at + 2, next - at - 2);
+  }
+}
+
+TEST(MessageBuilder, UnfoldableHeaderIsAnErrorOfItsField) {
+  StructuredContent c = basic();
+  c.headers = {{"X-Ok", "fine"},
+               {"References", "<" + std::string(1200, 'r') + "@example.com>"},
+               {"X-After", "x"}};
+  FieldError e = build_error(c);
+  EXPECT_EQ(e.pointer, "/content/headers/References");
+  EXPECT_EQ(e.reason, "has a word too long to fold into lines of 998 octets");
+  // Folded: the long word on a continuation line of its field.
+  c.headers = {{"X-Ok", "fine"},
+               {"References", "<a@example.com> <" + std::string(1200, 'r') + "@example.com>"}};
+  EXPECT_EQ(build_error(c).pointer, "/content/headers/References");
 }
 
 }  // namespace

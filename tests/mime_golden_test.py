@@ -72,7 +72,13 @@ def main():
     check(msg["Message-ID"] == "<00000000000000010000000000000002@mx.example.net>", f"Message-ID {msg['Message-ID']!r}")
     check(msg["MIME-Version"] == "1.0", "MIME-Version")
     check(msg["X-Invoice"] == "4711", "X-Invoice")
-    check(msg["List-Unsubscribe"] == "<mailto:unsub@example.com>", "List-Unsubscribe")
+    # Folded at the space only: the URL arrives whole, not as encoded words.
+    check(msg["List-Unsubscribe"] ==
+          "<mailto:unsub@example.com>, <https://example.com/unsubscribe?list=invoices&token="
+          "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef>",
+          f"List-Unsubscribe {msg['List-Unsubscribe']!r}")
+    check(b"=?" not in raw.split(b"List-Unsubscribe:", 1)[1].split(b"\r\nMIME-Version", 1)[0],
+          "List-Unsubscribe encoded")
 
     shape = tree(msg)
     check(shape == "multipart/mixed(multipart/alternative(text/plain,multipart/related(text/html,image/png)),"

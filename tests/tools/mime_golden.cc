@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
       "<p>Hallo {{first}} &amp; {{{company}}},</p><img "
       "src=\"cid:logo@example.com\"><p>{{company}}</p>\n";
   c.headers = {{"X-Invoice", "{{invoice.number}}"},
-               {"List-Unsubscribe", "<mailto:unsub@example.com>"}};
+               {"List-Unsubscribe",
+                "<mailto:unsub@example.com>, <https://example.com/unsubscribe?list=invoices&token="
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef>"}};
   c.attachments = {
       Attachment{base64_encode(read_file(argv[1])), true, "application/pdf", "Rechnung-Ü.pdf", ""},
       Attachment{base64_encode(read_file(argv[2])), true, "image/png", "logo.png",
