@@ -376,6 +376,7 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
     }
     const std::string& bytes = a.base64 ? decoded : a.data;
     Ref<GMimeContentType> type(g_mime_content_type_parse(nullptr, content_type.c_str()));
+    if (!type) return FieldError{pointer + "/content_type", "is not a MIME type"};
     GMimePart* raw = g_mime_part_new();
     g_mime_object_set_content_type(GMIME_OBJECT(raw), type.get());
     Ref<GMimePart> part = make_part(raw, bytes);
