@@ -10,22 +10,6 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// RFC 6901: "~" and "/" in a key are escaped.
-std::string pointer_token(std::string_view key) {
-  std::string out;
-  out.reserve(key.size());
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string invalid(simdjson::error_code e) {
   return std::string("invalid JSON: ") + simdjson::error_message(e);
 }
@@ -169,7 +153,7 @@ class Reader {
     for (auto field : o) {
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return fail(at, invalid(e));
-      const std::string here = at + "/" + pointer_token(key);
+      const std::string here = at + "/" + json_pointer_token(key);
       od::value fv;
       if (auto e = field.value().get(fv)) return fail(here, invalid(e));
       if (!fn(key, fv, here)) return false;
@@ -310,7 +294,7 @@ std::variant<InjectRequest, FieldError> parse_inject_request(std::string_view bo
   for (auto field : top) {
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return FieldError{"", invalid(e)};
-    const std::string at = "/" + pointer_token(key);
+    const std::string at = "/" + json_pointer_token(key);
     od::value v;
     if (auto e = field.value().get(v)) return FieldError{at, invalid(e)};
     bool ok = true;

@@ -102,21 +102,6 @@ bool is_reserved_header(std::string_view name) {
   return istarts_with(name, "Content-");
 }
 
-// A JSON pointer token (RFC 6901 3): '~' and '/' escaped.
-std::string pointer_token(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 // Renders the template fields of one message and remembers the missing
 // names.
 class Fields {
@@ -311,7 +296,7 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
 
   std::vector<std::pair<std::string, std::string>> extra;
   for (const Header& h : c.headers) {
-    std::string pointer = "/content/headers/" + pointer_token(h.name);
+    std::string pointer = "/content/headers/" + json_pointer_token(h.name);
     if (!is_field_name(h.name)) return FieldError{pointer, "is not a valid header field name"};
     if (is_reserved_header(h.name))
       return FieldError{pointer, "is set by the builder and may not be given in headers"};
@@ -461,7 +446,7 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
     std::string pointer = "/content";
     if (iequals_ascii(name, "Subject")) pointer = "/content/subject";
     for (const auto& h : extra) {
-      if (iequals_ascii(name, h.first)) pointer = "/content/headers/" + pointer_token(h.first);
+      if (iequals_ascii(name, h.first)) pointer = "/content/headers/" + json_pointer_token(h.first);
     }
     return FieldError{pointer, "has a word too long to fold into lines of 998 octets"};
   }
@@ -494,6 +479,21 @@ BuildResult build_whole(const std::string& message, Fields& fields, const BuildC
 }
 
 }  // namespace
+
+std::string json_pointer_token(std::string_view key) {
+  std::string out;
+  out.reserve(key.size());
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 
 bool is_valid_email(std::string_view email) {
   if (email.empty()) return false;

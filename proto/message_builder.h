@@ -80,6 +80,10 @@ struct FieldError {
   std::string reason;
 };
 
+// A key as one token of a JSON pointer (RFC 6901 3: "~" as "~0", "/" as
+// "~1").
+std::string json_pointer_token(std::string_view key);
+
 // The message bytes (CRLF line endings, no line over 998 octets), or why
 // there are none.
 class [[nodiscard]] BuildResult {
