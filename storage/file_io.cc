@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 
 namespace ringmail::storage {
@@ -28,7 +29,9 @@ int write_all(int fd, const std::vector<std::string_view>& parts, int64_t offset
   size_t done = 0;
   size_t first = 0;
   while (done < total) {
-    const int cnt = static_cast<int>(iov.size() - first);
+    // pwritev takes at most IOV_MAX parts at a time (a batch of records
+    // may have more).
+    const int cnt = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
     ssize_t n = offset < 0 ? ::writev(fd, iov.data() + first, cnt)
                            : ::pwritev(fd, iov.data() + first, cnt,
                                        static_cast<off_t>(offset + static_cast<int64_t>(done)));

@@ -1,5 +1,6 @@
 #include "storage/spool.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -187,37 +188,71 @@ uint64_t Spool::adopt(const RecoveredSegment& rs) {
   return key;
 }
 
-void Spool::commit(Commit* c) {
-  c->spool_ = this;
+int Spool::append_records(Batch::Item* items, size_t n, uint64_t* segment) {
   if (!committed_any_) {
     committed_any_ = true;
     prepare_spare();
   }
   Segment* seg = &segments_[current_];
   if (seg->bytes >= segment_bytes_max_ || !seg->appendable) {
-    if (int r = rotate(); r < 0) {
-      c->done(c, commit_result_for(r));
-      return;
-    }
+    if (int r = rotate(); r < 0) return r;
     seg = &segments_[current_];
   }
-  EncodedRecord rec = encode_record(*c->env, c->message);
+  std::vector<EncodedRecord> encoded;
+  encoded.reserve(n);
+  std::vector<std::string_view> parts;
+  parts.reserve(3 * n);
   const uint64_t before = seg->bytes;
-  if (int r = write_tail(*seg, {rec.header, c->message, rec.trailer}); r < 0) {
-    // Cut the partial record off; if even that fails, stop appending to this
-    // segment (recovery will move the damaged tail aside with a log line).
+  uint64_t at = before;
+  for (size_t i = 0; i < n; ++i) {
+    encoded.push_back(encode_record(*items[i].env, items[i].message));
+    const EncodedRecord& e = encoded.back();
+    parts.insert(parts.end(), {e.header, items[i].message, e.trailer});
+    items[i].offset = at;
+    items[i].length = e.header.size() + items[i].message.size() + e.trailer.size();
+    at += items[i].length;
+  }
+  if (int r = write_tail(*seg, parts); r < 0) {
+    // Cut the partial records off; if even that fails, stop appending to
+    // this segment (recovery will move the damaged tail aside with a log
+    // line).
     if (io_.truncate(seg->fd, before) != 0) seg->appendable = false;
+    return r;
+  }
+  seg->live += n;
+  *segment = current_;
+  return 0;
+}
+
+void Spool::commit(Commit* c) {
+  c->spool_ = this;
+  Batch::Item item{c->env, c->message};
+  if (int r = append_records(&item, 1, &c->segment); r < 0) {
     c->done(c, commit_result_for(r));
     return;
   }
-  c->length = seg->bytes - before;
-  c->offset = before;
-  ++seg->live;
-  c->segment = current_;
+  c->offset = item.offset;
+  c->length = item.length;
   c->wait_.owner = c;
   c->wait_.done = &Spool::on_synced;
   c->wait_.weight = 1;
-  seg->sync->sync_after(&c->wait_);
+  segments_[c->segment].sync->sync_after(&c->wait_);
+}
+
+void Spool::commit_batch(Batch* b) {
+  b->spool_ = this;
+  if (b->items.empty()) {
+    b->done(b, proto::CommitResult::kOk);
+    return;
+  }
+  if (int r = append_records(b->items.data(), b->items.size(), &b->segment); r < 0) {
+    b->done(b, commit_result_for(r));
+    return;
+  }
+  b->wait_.owner = b;
+  b->wait_.done = &Spool::on_batch_synced;
+  b->wait_.weight = static_cast<uint32_t>(b->items.size());
+  segments_[b->segment].sync->sync_after(&b->wait_);
 }
 
 uint64_t Spool::segment_bytes() const {
@@ -226,24 +261,35 @@ uint64_t Spool::segment_bytes() const {
   return n;
 }
 
+void Spool::sync_failed(uint64_t segment, const std::vector<std::string_view>& ids) {
+  // After a failed fdatasync the file's state is unknown (the kernel may
+  // have dropped the dirty pages): never retry as if it had worked. The
+  // client gets 451 and sends again, so tombstone these copies in a fresh
+  // segment and stop appending to the old one.
+  Segment& seg = segments_[segment];
+  seg.appendable = false;
+  seg.live -= std::min<uint64_t>(seg.live, ids.size());
+  if (current_ == segment) rotate();
+  std::string lines;
+  for (auto id : ids) lines += encode_tombstone(id);
+  append_state(segment, lines);
+  maybe_drop(segment);
+}
+
 void Spool::on_synced(DirSync::Waiter* w, int result) {
   Commit* c = static_cast<Commit::Wait*>(w)->owner;
-  Spool* s = c->spool_;
+  if (result < 0) c->spool_->sync_failed(c->segment, {c->env->id});
+  c->done(c, commit_result_for(result));
+}
+
+void Spool::on_batch_synced(DirSync::Waiter* w, int result) {
+  Batch* b = static_cast<Batch::Wait*>(w)->owner;
   if (result < 0) {
-    // After a failed fdatasync the file's state is unknown (the kernel may
-    // have dropped the dirty pages): never retry as if it had worked. The
-    // client gets 451 and sends again, so tombstone this copy in a fresh
-    // segment and stop appending to the old one.
-    Segment& seg = s->segments_[c->segment];
-    seg.appendable = false;
-    if (seg.live > 0) --seg.live;
-    if (s->current_ == c->segment) s->rotate();
-    s->append_state(c->segment, encode_tombstone(c->env->id));
-    s->maybe_drop(c->segment);
-    c->done(c, commit_result_for(result));
-    return;
+    std::vector<std::string_view> ids;
+    for (const auto& item : b->items) ids.push_back(item.env->id);
+    b->spool_->sync_failed(b->segment, ids);
   }
-  c->done(c, proto::CommitResult::kOk);
+  b->done(b, commit_result_for(result));
 }
 
 bool Spool::idle() const {

@@ -80,6 +80,33 @@ class Spool {
 
   void commit(Commit* c);
 
+  // Several messages stored all or none (the HTTP injection API: one
+  // request, one answer): every record is appended in one write to the
+  // current segment and one fdatasync covers them all, so `done` gets one
+  // result for the whole batch. When the append fails (disk full) nothing
+  // of it stays; when the fdatasync fails every record gets a tombstone.
+  // Caller-owned; alive until `done` runs.
+  struct Batch {
+    struct Item {
+      const proto::Envelope* env = nullptr;
+      std::string_view message;
+      uint64_t offset = 0;  // set by commit_batch()
+      uint64_t length = 0;
+    };
+    std::vector<Item> items;
+    void (*done)(Batch* b, proto::CommitResult result) = nullptr;
+    uint64_t segment = 0;  // set by commit_batch()
+
+   private:
+    friend class Spool;
+    struct Wait : DirSync::Waiter {
+      Batch* owner = nullptr;
+    };
+    Spool* spool_ = nullptr;
+    Wait wait_;
+  };
+  void commit_batch(Batch* b);
+
   // The message is delivered to every recipient: tombstone it (not synced:
   // a lost tombstone means one more, idempotent, delivery after a crash) and
   // drop the segment once nothing in it is pending.
@@ -225,6 +252,14 @@ class Spool {
   };
 
   int rotate();
+  // Appends records for `items` to the current segment (rotating first
+  // when it is full) in one write, setting their offsets and lengths and
+  // *segment; on failure cuts them all off again and returns -errno.
+  int append_records(Batch::Item* items, size_t n, uint64_t* segment);
+  // An fdatasync covering records of `segment` failed: the segment takes
+  // no more appends and each id gets a tombstone in a fresh one.
+  void sync_failed(uint64_t segment, const std::vector<std::string_view>& ids);
+  static void on_batch_synced(DirSync::Waiter* w, int result);
   // Writes `parts` at the end of the segment's data and advances it.
   int write_tail(Segment& seg, const std::vector<std::string_view>& parts);
   // A state line (tombstone, recipient, retry) at the end of the current

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <set>
 
 #include "storage/test_file_io.h"
 
@@ -156,6 +157,93 @@ TEST_F(SpoolTest, DiskFullGives452AndCutsThePartialRecord) {
   ASSERT_EQ(segs.size(), 1u);
   ASSERT_EQ(segs[0].records.size(), 1u);
   EXPECT_EQ(segs[0].records[0].env.id, "K1");
+}
+
+// A batch (the HTTP injection API's request): one append, one fdatasync,
+// one result for all of its messages.
+struct BatchReq : Spool::Batch {
+  std::vector<std::unique_ptr<Req>> reqs;  // their envelopes and messages
+  bool finished = false;
+  proto::CommitResult result = proto::CommitResult::kTempFail;
+};
+
+std::unique_ptr<BatchReq> make_batch(const std::string& prefix, size_t n) {
+  auto b = std::make_unique<BatchReq>();
+  for (size_t i = 0; i < n; ++i) {
+    b->reqs.push_back(make_req(prefix + std::to_string(i)));
+    b->items.push_back({b->reqs.back()->env, b->reqs.back()->message});
+  }
+  b->done = [](Spool::Batch* x, proto::CommitResult r) {
+    auto* q = static_cast<BatchReq*>(x);
+    q->finished = true;
+    q->result = r;
+  };
+  return b;
+}
+
+TEST_F(SpoolTest, BatchIsAcknowledgedByOneSync) {
+  std::vector<uint64_t> batches;
+  spool->set_sync_observer([&](uint64_t n) { batches.push_back(n); });
+  // More records than one pwritev takes parts (IOV_MAX is 1024; 3 parts a record).
+  auto b = make_batch("B", 400);
+  spool->commit_batch(b.get());
+  EXPECT_FALSE(b->finished);
+  EXPECT_EQ(io.complete_fsyncs(), 1u);
+  ASSERT_TRUE(b->finished);
+  EXPECT_EQ(b->result, proto::CommitResult::kOk);
+  EXPECT_EQ(batches, (std::vector<uint64_t>{400}));
+  // Each item knows where its record is.
+  SpoolRecord rec;
+  rec.env = b->reqs[399]->env_storage;
+  rec.segment = b->segment;
+  rec.offset = b->items[399].offset;
+  rec.length = b->items[399].length;
+  ASSERT_EQ(spool->load(rec), 0);
+  EXPECT_EQ(rec.message, b->reqs[399]->msg);
+  spool.reset();
+  auto segs = recover();
+  ASSERT_EQ(segs.size(), 1u);
+  EXPECT_EQ(segs[0].records.size(), 400u);
+}
+
+TEST_F(SpoolTest, BatchOnAFullDiskStoresNothing) {
+  auto ok = make_req("K1");
+  spool->commit(ok.get());
+  io.complete_fsyncs();
+  io.fail_appends_with = -ENOSPC;
+  io.fail_appends_after_bytes = 300;  // two records and a part of the third fit
+  auto b = make_batch("N", 10);
+  spool->commit_batch(b.get());
+  ASSERT_TRUE(b->finished);
+  EXPECT_EQ(b->result, proto::CommitResult::kNoSpace);
+  spool.reset();
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  EXPECT_EQ(st.corrupt, 0u);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  EXPECT_EQ(segs[0].records[0].env.id, "K1");
+}
+
+TEST_F(SpoolTest, BatchWhoseSyncFailsIsTombstonedWhole) {
+  auto b = make_batch("F", 5);
+  spool->commit_batch(b.get());
+  io.fail_fsyncs_with = -EIO;
+  io.fail_fsyncs_count = 1;
+  io.complete_fsyncs();
+  ASSERT_TRUE(b->finished);
+  EXPECT_EQ(b->result, proto::CommitResult::kTempFail);
+  // The next batch goes to a fresh segment and is kept.
+  auto c = make_batch("G", 2);
+  spool->commit_batch(c.get());
+  io.complete_fsyncs();
+  EXPECT_EQ(c->result, proto::CommitResult::kOk);
+  spool.reset();
+  std::set<std::string> ids;
+  for (const auto& seg : recover()) {
+    for (const auto& r : seg.records) ids.insert(r.env.id);
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"G0", "G1"}));
 }
 
 TEST_F(SpoolTest, DeliveredRecordsAreNotRecoveredAndEmptySegmentsGo) {
