@@ -366,6 +366,10 @@ void queue_message(Shard& shard, const std::string& id, bool body,
         json j = message_json(v);
         j["client"] = v.client;
         j["helo"] = v.helo;
+        // The HTTP injection API's metadata, as the request gave it.
+        if (!rec->env.metadata.empty()) {
+          j["metadata"] = json::parse(rec->env.metadata, nullptr, false);
+        }
         storage::SpoolRecord copy = *rec;
         if (copy.message.empty() && s.spool().load(copy) < 0) {
           j["error"] = "cannot read the message back from the spool";

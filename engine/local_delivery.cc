@@ -66,7 +66,7 @@ void LocalDelivery::deliver(DeliveryJob* job) {
     }
     if (!any_local && !remote.empty()) {
       log_line(job->rec.env.id + ": for outbound delivery (" + std::to_string(remote.size()) +
-               " recipients)");
+               " recipients)" + log_meta(job->rec.env));
       outbound->add(std::move(job->rec), std::move(remote), shard_.clock_s());
       delete job;
       return;
@@ -180,7 +180,7 @@ void LocalDelivery::after_pipes(PipeOp* o) {
   bool again = false;
   if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
   for (const auto& r : op->rcpts) {
-    const std::string to = " to=<" + env.rcpts[r.index].to_string() + "> relay=" + r.via;
+    const std::string to = log_recipient(env, r.index) + " relay=" + r.via;
     switch (r.outcome.outcome) {
       case proto::Outcome::kOk:
         log_line(env.id + ":" + to + " status=delivered");
@@ -279,13 +279,13 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
   ++job->attempts;
   const auto& env = job->rec.env;
   for (const auto& r : job->skipped) {
-    log_line(env.id + ": to=<" + r + "> status=bounced (not a valid mailbox)");
+    log_line(env.id + ":" + log_recipient(env, r) + " status=bounced (not a valid mailbox)");
     shard.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
   }
   if (result.outcome != proto::Outcome::kOk) {
     shard.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
-    log_line(env.id + ": local delivery deferred (" + result.reply + "), retry in " +
-             std::to_string(shard.config().delivery_retry_s) + "s");
+    log_line(env.id + ":" + log_meta(env) + " local delivery deferred (" + result.reply +
+             "), retry in " + std::to_string(shard.config().delivery_retry_s) + "s");
     if (shard.stopping()) {
       delete job;  // stays in the spool; recovered at the next start
       return;
@@ -307,7 +307,7 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
     std::string to;
     for (const auto& r : job->remote) to += (to.empty() ? "<" : ", <") + r + ">";
     if (shard.outbound() != nullptr && !shard.stopping()) {
-      log_line(env.id + ": for outbound delivery to " + to);
+      log_line(env.id + ": for outbound delivery to " + to + log_meta(env));
       shard.outbound()->add(std::move(job->rec), std::move(remote), shard.clock_s());
     } else {
       log_line(env.id + ": for outbound delivery to " + to + " (not now: it stays in the spool)");
@@ -316,7 +316,8 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
     return;
   }
   shard.counters().messages_delivered.fetch_add(1, std::memory_order_relaxed);
-  log_line(env.id + ": delivered rcpts=" + std::to_string(env.rcpts.size()) + " maildir");
+  log_line(env.id + ": delivered rcpts=" + std::to_string(env.rcpts.size()) + " maildir" +
+           log_meta(env));
   delete job;
 }
 

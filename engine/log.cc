@@ -59,6 +59,18 @@ bool log_enabled(LogLevel level) {
 
 bool logging_to_journal() { return g_path.empty() && stderr_is_journal(); }
 
+std::string log_recipient(const proto::Envelope& env, std::string_view rcpt) {
+  return " to=<" + std::string(rcpt) + ">" + log_meta(env);
+}
+
+std::string log_meta(const proto::Envelope& env) {
+  return env.metadata.empty() ? std::string() : " meta=" + env.metadata;
+}
+
+std::string log_recipient(const proto::Envelope& env, size_t index) {
+  return log_recipient(env, env.rcpts[index].to_string());
+}
+
 bool parse_log_level(std::string_view name, LogLevel* out) {
   static const struct {
     std::string_view name;

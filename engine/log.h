@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "proto/smtp_server.h"
+
 namespace ringmail::engine {
 
 // -1 is the main thread.
@@ -43,6 +45,15 @@ std::string reopen_log_file();
 // most 200 bytes, control and non-ASCII bytes as '?' (no line can be
 // forged through it).
 std::string log_safe(std::string_view text);
+
+// " to=<R>" for recipient `index` of `env`, and " meta=JSON" after it
+// when the message carries metadata (the HTTP injection API's), so every
+// line about a recipient names both.
+std::string log_recipient(const proto::Envelope& env, size_t index);
+// The same for a recipient given as text (without its angle brackets).
+std::string log_recipient(const proto::Envelope& env, std::string_view rcpt);
+// " meta=JSON", or "" for a message without metadata.
+std::string log_meta(const proto::Envelope& env);
 
 // "debug", "info", "notice", "warning", "error"; false when unknown.
 bool parse_log_level(std::string_view name, LogLevel* out);

@@ -153,9 +153,9 @@ void OutboundQueue::make_due(Item* it, int64_t now_s) {
       now_s - it->rec.env.arrival_unix >= static_cast<int64_t>(cfg_.expire_s)) {
     if (d_.counters) d_.counters->bounced.fetch_add(it->pending.size(), std::memory_order_relaxed);
     for (size_t idx : it->pending) {
-      log_line(it->rec.env.id + ": to=<" + it->rec.env.rcpts[idx].to_string() +
-               "> status=expired after " + std::to_string(now_s - it->rec.env.arrival_unix) +
-               "s and " + std::to_string(it->rec.attempts) + " attempts; bounced");
+      log_line(it->rec.env.id + ":" + log_recipient(it->rec.env, idx) + " status=expired after " +
+               std::to_string(now_s - it->rec.env.arrival_unix) + "s and " +
+               std::to_string(it->rec.attempts) + " attempts; bounced");
       it->to_bounce.push_back(
           {idx, proto::SmtpClient::RcptResult{proto::Outcome::kPerm,
                                               "delivery failed for " +
@@ -251,8 +251,8 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
       // One line per recipient and attempt (docs/logging.md).
       const auto attempt_line = [&](const char* status) {
         const storage::SpoolRecord& r = it->rec;
-        std::string line = r.env.id + ": to=<" + r.env.rcpts[idx].to_string() +
-                           "> relay=" + (p->msg.remote_host.empty() ? "none" : p->msg.remote_host);
+        std::string line = r.env.id + ":" + log_recipient(r.env, idx) +
+                           " relay=" + (p->msg.remote_host.empty() ? "none" : p->msg.remote_host);
         if (!p->msg.remote_addr.empty()) line += "[" + p->msg.remote_addr + "]";
         if (!p->msg.tls.empty()) {
           line +=
@@ -307,8 +307,8 @@ void OutboundQueue::settle(Item* it, int64_t now_s) {
     if (it->rec.env.from.is_null()) {
       // RFC 3464 2.0... a bounce never goes to the null sender.
       for (auto& [idx, res] : it->to_bounce) {
-        log_line(it->rec.env.id + ": to=<" + it->rec.env.rcpts[idx].to_string() +
-                 ">: no DSN: the sender is <>");
+        log_line(it->rec.env.id + ":" + log_recipient(it->rec.env, idx) +
+                 ": no DSN: the sender is <>");
         d_.spool->recipient_done(it->rec, idx, true);
       }
       it->to_bounce.clear();
@@ -623,7 +623,7 @@ OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_
         for (size_t idx : take) {
           erase_value(it->pending, idx);
           it->last_reply.erase(idx);
-          const std::string who = id + ": to=<" + it->rec.env.rcpts[idx].to_string() + ">: ";
+          const std::string who = id + ":" + log_recipient(it->rec.env, idx) + ": ";
           if (a == Action::kDelete) {
             d_.spool->recipient_deleted(it->rec, idx);
             mark(it, idx, 'x');

@@ -92,6 +92,11 @@ struct Envelope {
   bool body_8bit = false;
   std::string tls;        // "TLSv1.3 TLS13-..." when received over TLS, else empty
   std::string auth_user;  // the authenticated user, else empty
+  // The HTTP injection API's per-recipient `metadata`: a compact JSON
+  // object, ASCII only (non-ASCII as \u escapes, so never a CR or LF);
+  // empty when none. Kept in the spool, named in every log line about the
+  // message's recipients.
+  std::string metadata;
 };
 
 // What the spool made of a commit (a message refused before it, by the

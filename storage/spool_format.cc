@@ -68,6 +68,7 @@ EncodedRecord encode_record(const proto::Envelope& env, std::string_view message
   h += "flags " + (flags.empty() ? std::string("-") : flags) + "\n";
   h += "from <" + env.from.to_string() + ">\n";
   for (const auto& r : env.rcpts) h += "rcpt <" + r.to_string() + ">\n";
+  if (!env.metadata.empty()) h += "meta " + env.metadata + "\n";
   h += "message " + std::to_string(message.size()) + "\n";
   uint32_t crc = crc32c(h);
   crc = crc32c(message, crc);
@@ -117,6 +118,10 @@ DecodeError decode_record_prefix(std::string_view file, SpoolRecord& out, size_t
     out.env.rcpts.push_back(std::move(a));
   }
   if (out.env.rcpts.empty()) return DecodeError::kBadHeader;
+  if (in.substr(0, 5) == "meta ") {
+    if (!take_line(in, "meta", v) || v.empty()) return DecodeError::kBadHeader;
+    out.env.metadata.assign(v);
+  }
   if (!take_line(in, "message", v) || !parse_u64(v, n)) {
     return in.find('\n') == std::string_view::npos ? DecodeError::kTruncated
                                                    : DecodeError::kBadHeader;

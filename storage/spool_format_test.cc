@@ -20,6 +20,13 @@ proto::Envelope sample() {
   return e;
 }
 
+// Every field, the optional meta line included.
+proto::Envelope with_meta() {
+  proto::Envelope e = sample();
+  e.metadata = R"({"k":"v"})";
+  return e;
+}
+
 std::string encode(const proto::Envelope& e, std::string_view msg) {
   EncodedRecord r = encode_record(e, msg);
   return r.header + std::string(msg) + r.trailer;
@@ -49,8 +56,25 @@ TEST(SpoolFormat, NullSender) {
   EXPECT_TRUE(rec.env.from.is_null());
 }
 
+TEST(SpoolFormat, MetadataRoundTripsAndIsOptional) {
+  proto::Envelope e = sample();
+  e.metadata = R"({"campaign":"spring","user_id":42})";
+  const std::string file = encode(e, "x\r\n");
+  EXPECT_NE(file.find("\nmeta {\"campaign\":\"spring\",\"user_id\":42}\nmessage 3\n"),
+            std::string::npos);
+  SpoolRecord rec;
+  ASSERT_EQ(decode_record(file, rec), DecodeError::kNone);
+  EXPECT_EQ(rec.env.metadata, e.metadata);
+  ASSERT_EQ(decode_record(encode(sample(), "x\r\n"), rec), DecodeError::kNone);
+  EXPECT_EQ(rec.env.metadata, "");
+  // An empty meta line is not one the encoder writes.
+  std::string bad = file;
+  bad.replace(bad.find("meta {"), bad.find("\nmessage") - bad.find("meta {"), "meta ");
+  EXPECT_EQ(decode_record(bad, rec), DecodeError::kBadHeader);
+}
+
 TEST(SpoolFormat, EveryTruncationIsDetected) {
-  std::string file = encode(sample(), "Subject: t\r\n\r\nhello\r\n");
+  std::string file = encode(with_meta(), "Subject: t\r\n\r\nhello\r\n");
   for (size_t n = 0; n < file.size(); ++n) {
     SpoolRecord rec;
     EXPECT_NE(decode_record(file.substr(0, n), rec), DecodeError::kNone) << n;
@@ -58,7 +82,7 @@ TEST(SpoolFormat, EveryTruncationIsDetected) {
 }
 
 TEST(SpoolFormat, EveryByteFlipIsDetected) {
-  std::string file = encode(sample(), "Subject: t\r\n\r\nhello\r\n");
+  std::string file = encode(with_meta(), "Subject: t\r\n\r\nhello\r\n");
   for (size_t i = 0; i < file.size(); ++i) {
     std::string bad = file;
     bad[i] = static_cast<char>(bad[i] ^ 0x01);
