@@ -110,7 +110,8 @@ uint64_t get_uint(const std::string& source, const toml::table& t, const std::st
 // One [[api.token]] table.
 ApiToken parse_api_token(const std::string& source, const toml::table& tt) {
   const std::string p = "api.token.";
-  check_keys(source, tt, p, {"name", "sha256", "scopes", "sender_domains"});
+  check_keys(source, tt, p,
+             {"name", "sha256", "scopes", "sender_domains", "recipients_per_second"});
   ApiToken tok;
   tok.name = get_string(source, tt, "name", "");
   if (tok.name.empty()) throw ConfigError{where(source, tt, p + "name") + ": is required"};
@@ -155,6 +156,12 @@ ApiToken parse_api_token(const std::string& source, const toml::table& tt) {
   }
   if (!tok.sender_domains.empty() && !tok.has(ApiToken::kInject)) {
     throw ConfigError{where(source, *tt.get("sender_domains"), p + "sender_domains") +
+                      ": only for a token with the inject scope"};
+  }
+  tok.recipients_per_second =
+      static_cast<uint32_t>(get_uint(source, tt, p, "recipients_per_second", 0, 0, 10000000));
+  if (tok.recipients_per_second != 0 && !tok.has(ApiToken::kInject)) {
+    throw ConfigError{where(source, *tt.get("recipients_per_second"), p + "recipients_per_second") +
                       ": only for a token with the inject scope"};
   }
   return tok;
@@ -384,6 +391,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                "api",
                                "admin",
                                "metrics",
+                               "inject",
                                "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
@@ -542,6 +550,16 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       check_keys(source, *mt, "metrics.", {"top_destinations"});
       cfg->metrics_top_destinations = static_cast<uint32_t>(get_uint(
           source, *mt, "metrics.", "top_destinations", cfg->metrics_top_destinations, 0, 1000));
+    }
+    if (const toml::node* n = t.get("inject")) {
+      const toml::table* it = n->as_table();
+      if (it == nullptr) throw ConfigError{where(source, *n, "inject") + ": must be a table"};
+      check_keys(source, *it, "inject.", {"body_bytes_max", "spool_high_water_bytes"});
+      cfg->inject_body_bytes_max = get_uint(source, *it, "inject.", "body_bytes_max",
+                                            cfg->inject_body_bytes_max, 1024, uint64_t{1} << 30);
+      cfg->inject_spool_high_water_bytes =
+          get_uint(source, *it, "inject.", "spool_high_water_bytes",
+                   cfg->inject_spool_high_water_bytes, uint64_t{1} << 20, uint64_t{1} << 50);
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -939,10 +957,15 @@ std::string to_toml(const Config& c) {
     if (!k.sender_domains.empty()) {
       t += "sender_domains = " + list(k.sender_domains, quoted_item) + "\n";
     }
+    if (k.recipients_per_second != 0) {
+      t += "recipients_per_second = " + to_string(k.recipients_per_second) + "\n";
+    }
   }
   t += "\n[admin]\nsocket = " + q(c.admin_socket) + "\n";
   t += "\n[log]\nlevel = " + q(c.log_level) + "\nfile = " + q(c.log_file) + "\n";
   t += "\n[metrics]\ntop_destinations = " + to_string(c.metrics_top_destinations) + "\n";
+  t += "\n[inject]\nbody_bytes_max = " + to_string(c.inject_body_bytes_max) + "\n";
+  t += "spool_high_water_bytes = " + to_string(c.inject_spool_high_water_bytes) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

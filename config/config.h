@@ -95,8 +95,12 @@ struct ApiToken {
   std::string name;
   std::string sha256;  // lower-case hex
   uint8_t scopes = 0;  // Scope bits
-  // inject: the sender domains it may send as (lower case).
+  // inject: the sender domains it may send as (lower case; their
+  // subdomains too). Empty: the local domains.
   std::vector<std::string> sender_domains;
+  // inject: recipients a second over every request of this token (a burst
+  // of one second's worth); 0: no limit.
+  uint32_t recipients_per_second = 0;
   bool has(Scope s) const { return (scopes & s) != 0; }
 };
 
@@ -132,6 +136,12 @@ struct Config {
   // [metrics] top_destinations: /metrics names this many destination
   // domains of the outbound queue (the largest), the rest as "other".
   uint32_t metrics_top_destinations = 20;
+  // [inject]: the HTTP injection API (docs/inject.md). A request body over
+  // body_bytes_max is refused with 413 as soon as its Content-Length is
+  // read; while the spool holds more than spool_high_water_bytes of
+  // records (every shard's), requests get 429 with Retry-After.
+  uint64_t inject_body_bytes_max = uint64_t{25} << 20;
+  uint64_t inject_spool_high_water_bytes = uint64_t{4} << 30;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

@@ -406,7 +406,26 @@ sender_domains = ["Example.TEST"]
   EXPECT_EQ(c->api_tokens[1].sha256[10], 'd');  // kept in lower case
   EXPECT_EQ(c->api_tokens[1].sender_domains, std::vector<std::string>{"example.test"});
   expect_round_trip(std::string(kBase) + "[[api.token]]\nname = \"ops\"\nsha256 = \"" + kHashA +
-                    "\"\nscopes = [\"admin\", \"inject\"]\nsender_domains = [\"a.test\"]\n");
+                    "\"\nscopes = [\"admin\", \"inject\"]\nsender_domains = [\"a.test\"]\n" +
+                    "recipients_per_second = 500\n");
+}
+
+TEST(Inject, LimitsParsedWithDefaultsAndRanges) {
+  auto d = parsed(kBase, "t.toml");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->inject_body_bytes_max, 25u << 20);
+  EXPECT_EQ(d->inject_spool_high_water_bytes, uint64_t{4} << 30);
+  auto c = parsed(
+      std::string(kBase) + "[inject]\nbody_bytes_max = 2048\nspool_high_water_bytes = 1048576\n",
+      "t.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->inject_body_bytes_max, 2048u);
+  EXPECT_EQ(c->inject_spool_high_water_bytes, 1048576u);
+  expect_round_trip(std::string(kBase) + "[inject]\nbody_bytes_max = 4096\n");
+  EXPECT_THAT(err_of(std::string(kBase) + "[inject]\nbody_bytes_max = 10\n"),
+              HasSubstr("inject.body_bytes_max: must be between 1024 and"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[inject]\nspool_max = 10\n"),
+              HasSubstr("inject.spool_max: unknown key"));
 }
 
 TEST(ApiTokens, BadTablesAreRefusedWithTheReason) {
@@ -425,6 +444,9 @@ TEST(ApiTokens, BadTablesAreRefusedWithTheReason) {
   EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash +
                      "scopes = [\"inject\"]\nsender_domains = [\"not a domain\"]\n"),
               HasSubstr("is not a domain"));
+  EXPECT_THAT(
+      err_of(head + "name = \"x\"\n" + hash + "scopes = [\"admin\"]\nrecipients_per_second = 5\n"),
+      HasSubstr("recipients_per_second: only for a token with the inject scope"));
   EXPECT_THAT(err_of(head + "name = \"x\"\n" + hash + "scopes = [\"admin\"]\ntoken = \"t\"\n"),
               HasSubstr("api.token.token: unknown key"));
   const std::string one = "name = \"x\"\n" + hash + "scopes = [\"admin\"]\n";
