@@ -13,11 +13,11 @@
 
 #include "config/version.h"
 #include "engine/gather.h"
+#include "engine/inject_api.h"
 #include "engine/log.h"
 #include "proto/address.h"
 #include "proto/ascii.h"
 #include "storage/durable_file.h"
-#include "tls/api_token.h"
 #include "tls/cert_store.h"
 
 namespace ringmail::engine {
@@ -628,16 +628,7 @@ std::string suspensions_text(const Shard::Suspensions& s) {
 void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
                std::function<void(ApiReply)> done) {
   if (access == HttpAccess::kTokens) {
-    const std::string auth = shard.config().api_tokens.empty() ? "" : req.header("authorization");
-    const std::string_view scheme = "Bearer ";
-    const config::ApiToken* who = nullptr;
-    if (auth.size() > scheme.size() && auth.compare(0, scheme.size(), scheme) == 0) {
-      // Hashed once; each configured hash is compared in constant time.
-      const std::string hash = tls::api_token_hash(std::string_view(auth).substr(scheme.size()));
-      for (const auto& t : shard.config().api_tokens) {
-        if (tls::api_token_hash_equal(hash, t.sha256)) who = &t;
-      }
-    }
+    const config::ApiToken* who = bearer_token(shard.config(), req);
     if (who == nullptr) {
       done(error(401, "a bearer token of an [[api.token]] is needed (Authorization: Bearer ...)"));
       return;

@@ -18,7 +18,8 @@ enum class HttpAccess : uint8_t { kAdminSocket, kTokens };
 
 struct ApiReply {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;     // JSON
+  std::string headers;  // more header lines, each ending in CRLF (Retry-After)
 };
 
 // A request whose path starts with /api/ (shard thread). `done` gets the

@@ -3,8 +3,10 @@
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <vector>
 
+#include "engine/inject_api.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
 
@@ -46,16 +48,20 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
   } else if (req.path.rfind("/api/", 0) == 0) {
     const bool head = req.method == "HEAD";
     const bool keep = req.keep_alive && !stopping;
-    admin_api(shard, req, access,
-              [peer, method = req.method, path = req.path, head, keep, reply](ApiReply a) {
-                if (a.status >= 400) {
-                  log_line("http client=" + peer + ": " + method + " " + path + " " +
-                           std::to_string(a.status));
-                }
-                std::string r = proto::http_response(a.status, "application/json", a.body, keep);
-                if (head) r.resize(r.size() - a.body.size());
-                reply(std::move(r), keep);
-              });
+    auto answer = [peer, method = req.method, path = req.path, head, keep, reply](ApiReply a) {
+      if (a.status >= 400) {
+        log_line("http client=" + peer + ": " + method + " " + path + " " +
+                 std::to_string(a.status) + " " + a.body.substr(0, a.body.find('\n')));
+      }
+      std::string r = proto::http_response(a.status, "application/json", a.body, keep, a.headers);
+      if (head) r.resize(r.size() - a.body.size());
+      reply(std::move(r), keep);
+    };
+    if (req.path == "/api/inject/v1") {
+      inject_api(shard, req, peer, std::move(answer));
+    } else {
+      admin_api(shard, req, access, std::move(answer));
+    }
     return;
   } else {
     status = 404;
@@ -71,7 +77,11 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
 }
 
 HttpConnection::HttpConnection(Shard& shard, int fd, std::string peer, HttpAccess access)
-    : shard_(shard), fd_(fd), peer_(std::move(peer)), access_(access), reader_(kBodyMax) {
+    : shard_(shard),
+      fd_(fd),
+      peer_(std::move(peer)),
+      access_(access),
+      reader_(shard.config().inject_body_bytes_max) {
   recv_c_.owner = this;
   send_c_.owner = this;
   idle_.conn = this;
@@ -116,8 +126,13 @@ void HttpConnection::on_recv(const Event& ev) {
         log_line("http client=" + peer_ + ": " + std::to_string(reader_.status()) + " " +
                  reader_.error());
         auto slot = std::make_shared<Slot>();
-        slot->data = proto::http_response(reader_.status(), "text/plain; charset=utf-8",
-                                          reader_.error() + "\n", false);
+        // The API's clients read JSON errors; the rest gets text.
+        slot->data = reader_.path().rfind("/api/", 0) == 0
+                         ? proto::http_response(
+                               reader_.status(), "application/json",
+                               nlohmann::json{{"error", reader_.error()}}.dump() + "\n", false)
+                         : proto::http_response(reader_.status(), "text/plain; charset=utf-8",
+                                                reader_.error() + "\n", false);
         slot->keep = false;
         slot->ready = true;
         slots_.push_back(std::move(slot));
@@ -186,7 +201,18 @@ void HttpConnection::on_send(const Event& ev) {
   maybe_finish();
 }
 
-void HttpConnection::abort() { begin_close(); }
+void HttpConnection::abort() {
+  // Requests being answered (an injection being stored) get their answer
+  // first: a client must not lose the word on what was queued. Nothing
+  // more is read. The stop's deadline closes it anyway (hard).
+  if (!slots_.empty() && !shut_) {
+    stop_reading_ = eof_ = true;
+    return;
+  }
+  begin_close();
+}
+
+void HttpConnection::close_now() { begin_close(); }
 
 void HttpConnection::begin_close() {
   if (!shut_) {

@@ -30,15 +30,14 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
 
 class HttpConnection {
  public:
-  static constexpr size_t kBodyMax = 16u << 20;
-
   HttpConnection(Shard& shard, int fd, std::string peer, HttpAccess access);
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
   void start();
-  void abort();  // shutting down: close at once
+  void abort();      // shutting down: close once the answers being made are sent
+  void close_now();  // the stop's deadline passed
   int fd() const { return fd_; }
 
  private:

@@ -30,6 +30,7 @@
 #include "config/config.h"
 #include "engine/admin_api.h"
 #include "engine/config_check.h"
+#include "engine/inject_api.h"
 #include "engine/log.h"
 #include "engine/notify.h"
 #include "engine/shard.h"
@@ -372,6 +373,7 @@ class Daemon {
   std::shared_ptr<const storage::Domains> domains_;
   std::string domains_state_;
   std::shared_ptr<const proto::srs::Config> srs_;
+  std::shared_ptr<const InjectRates> inject_rates_;  // the tokens' budgets, kept over reloads
   std::vector<storage::Spool::RecoveredSegment> recovered_;
   std::vector<std::string> obsolete_segments_;  // recovered_: removed once adopted
   std::vector<std::unique_ptr<Shard>> shards_;
@@ -669,6 +671,7 @@ void Daemon::recover_spool() {
 bool Daemon::make_shards() {
   auto auth_failures = std::make_shared<AuthFailures>();       // one lock-out for all shards
   auto per_client = std::make_shared<ConnectionsPerClient>();  // one count for all shards
+  inject_rates_ = InjectRates::make(*cfg_, nullptr);
   // Descriptors beyond connections: spool segments, Maildir files, pipes,
   // DNS and outbound sockets, rings. Past the rest, clients are accepted
   // and told 421, so accepting never fails for want of descriptors (and
@@ -723,6 +726,7 @@ bool Daemon::make_shards() {
     s->set_domains(domains_);
     s->set_srs(srs_);
     s->set_auth_failures(auth_failures);
+    s->set_inject_rates(inject_rates_);
     s->set_connections_per_client(per_client);
     if (int r = s->open_spool(); r < 0) {
       log_line("cannot open the spool under " + cfg_->data_dir + ": " + std::strerror(-r),
@@ -873,7 +877,8 @@ void Daemon::reload(const std::string& ready_status) {
   dkim_ = load_dkim();
   domains_ = load_domains();
   srs_ = load_srs_config();
-  post_all(shards_, msg::Reload{cfg_, dkim_, domains_, srs_});
+  inject_rates_ = InjectRates::make(*cfg_, inject_rates_.get());
+  post_all(shards_, msg::Reload{cfg_, inject_rates_, dkim_, domains_, srs_});
 }
 
 // The main thread's loop: signals, and every few seconds a look at the

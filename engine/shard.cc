@@ -311,6 +311,7 @@ void Shard::run(std::latch& ready) {
       http_conns_.erase(c);
     }
     dead_http_.clear();
+    stats_.spool_bytes.store(spool_->segment_bytes(), std::memory_order_relaxed);
     turn_end = std::chrono::steady_clock::now();
     const uint64_t busy = us(turn_end - woke);
     stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);
@@ -321,7 +322,8 @@ void Shard::run(std::latch& ready) {
     if (stopping_) {
       // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && http_conns_.empty() && local_->idle() && dsns_signing_ == 0 &&
-          !spool_->preparing() && (!outbound_ || outbound_->idle()) && peers_quiesced()) {
+          injecting_ == 0 && !spool_->preparing() && (!outbound_ || outbound_->idle()) &&
+          peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
         drain_inboxes();
@@ -333,6 +335,9 @@ void Shard::run(std::latch& ready) {
       }
       if (now_s_ >= stop_deadline_s_) {
         for (auto& [c, owned] : conns_) c->abort();
+        std::vector<HttpConnection*> http;
+        for (auto& [c, owned] : http_conns_) http.push_back(c);
+        for (HttpConnection* c : http) c->close_now();
       }
     }
   }
@@ -449,6 +454,7 @@ void Shard::set_suspensions(std::shared_ptr<const Suspensions> s) {
 
 void Shard::reload(msg::Reload&& m) {
   const std::string old_dns = cfg_->dns_servers;
+  inject_rates_ = std::move(m.inject_rates);
   cfg_ = std::move(m.config);
   policy_.set_config(cfg_);
   if (cfg_->dns_servers != old_dns) {
@@ -685,6 +691,11 @@ void Shard::deliver(DeliveryJob* job) { local_->deliver(job); }
 void Shard::commit(storage::Spool::Commit* c) {
   last_commit_ms_ = mono_ms();
   spool_->commit(c);
+}
+
+void Shard::commit_batch(storage::Spool::Batch* b) {
+  last_commit_ms_ = mono_ms();
+  spool_->commit_batch(b);
 }
 
 void Shard::note_refusal(const std::string& peer, std::string_view reply, const std::string& why) {

@@ -46,6 +46,7 @@ namespace ringmail::engine {
 
 class Connection;
 class HttpConnection;
+class InjectRates;
 class Shard;
 
 // What the main thread and other shards send a shard, through its inboxes.
@@ -54,6 +55,7 @@ struct Stop {};  // finish open sessions and deliveries in flight, then leave th
 // SIGHUP: the new configuration and what was read again with it.
 struct Reload {
   std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const InjectRates> inject_rates;
   std::shared_ptr<const DkimKeys> dkim;             // null: keep the running keys
   std::shared_ptr<const storage::Domains> domains;  // null: keep the running ones
   std::shared_ptr<const proto::srs::Config> srs;    // null: SRS off
@@ -102,6 +104,9 @@ struct ShardStats {
   std::atomic<uint64_t> dsns_queued{0};       // bounces and delay notices
   std::atomic<uint64_t> dkim_signatures{0};   // messages signed
   std::atomic<uint64_t> messages_queued{0};
+  // Bytes of records in the shard's spool segments, as of its last loop
+  // turn (the injection API's high-water mark sums every shard's).
+  std::atomic<uint64_t> spool_bytes{0};
   std::atomic<uint64_t> messages_delivered{0};
   std::atomic<uint64_t> commit_failures{0};
   // Seconds from a message's end of DATA (its final ".") to the 250: its
@@ -192,10 +197,21 @@ class Shard final : public proto::SmtpHost {
   Backend& backend() { return *backend_; }
   TimerWheel& wheel() { return wheel_; }
   const config::Config& config() const { return *cfg_; }
+  // The same, kept alive by the caller (work that outlives a reload).
+  std::shared_ptr<const config::Config> config_ptr() const { return cfg_; }
   // Every lookup goes through the shard's DNS cache; null before run()
   // (and when c-ares could not start).
   Resolver* resolver() { return dns_.get(); }
   const DkimKeys* dkim_keys() const { return dkim_.get(); }
+  std::shared_ptr<const DkimKeys> dkim_keys_ptr() const { return dkim_; }
+  // Before run(): the injection API's token budgets, shared by every shard
+  // (replaced on reload).
+  void set_inject_rates(std::shared_ptr<const InjectRates> r) { inject_rates_ = std::move(r); }
+  const InjectRates* inject_rates() const { return inject_rates_.get(); }
+  // Injection requests being built or stored: a stop waits for them, so
+  // every request that was taken gets its answer.
+  void inject_started() { ++injecting_; }
+  void inject_finished() { --injecting_; }
   Authenticator& authenticator() { return *auth_; }
   ShardStats& counters() { return stats_; }
   storage::FileIo& file_io() { return file_io_; }
@@ -203,6 +219,8 @@ class Shard final : public proto::SmtpHost {
   // Appends a message to the spool (the shard is acknowledging mail now:
   // deliveries wait a little, see delivery_defer_ms).
   void commit(storage::Spool::Commit* c);
+  // The same for a batch stored all or none (the injection API).
+  void commit_batch(storage::Spool::Batch* b);
   // Deferred DKIM body hashing (see queue_hashing below).
   void queue_hashing(DkimBodyHasher* h);
   void forget_hashing(DkimBodyHasher* h);
@@ -319,6 +337,8 @@ class Shard final : public proto::SmtpHost {
   std::shared_ptr<AuthFailures> auth_failures_;
   std::shared_ptr<ConnectionsPerClient> per_client_;
   size_t dsns_signing_ = 0;  // DSNs whose DKIM signature is being made (stop waits)
+  size_t injecting_ = 0;     // injection requests in flight (stop waits)
+  std::shared_ptr<const InjectRates> inject_rates_;
   // An open descriptor kept in reserve: when accept fails for want of
   // descriptors, it is closed so that waiting clients can be accepted and
   // told 421 instead of hanging (refuse_out_of_descriptors()).

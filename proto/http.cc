@@ -71,10 +71,6 @@ struct HttpRequestReader::Impl {
     };
     settings.on_headers_complete = [](http_parser* p) {
       Impl* s = self(p);
-      if (p->content_length != ULLONG_MAX && p->content_length > s->body_max) {
-        return kStopHeaders *
-               s->fail(413, "the body is larger than " + std::to_string(s->body_max) + " bytes");
-      }
       http_parser_url u;
       http_parser_url_init(&u);
       if (http_parser_parse_url(s->url.data(), s->url.size(), 0, &u) != 0) {
@@ -87,6 +83,10 @@ struct HttpRequestReader::Impl {
         s->current.query = s->url.substr(u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
       }
       s->current.method = http_method_str(static_cast<http_method>(p->method));
+      if (p->content_length != ULLONG_MAX && p->content_length > s->body_max) {
+        return kStopHeaders *
+               s->fail(413, "the body is larger than " + std::to_string(s->body_max) + " bytes");
+      }
       return 0;
     };
     settings.on_body = [](http_parser* p, const char* at, size_t n) {
@@ -120,6 +120,8 @@ struct HttpRequestReader::Impl {
     return 1;  // stops the parser (HPE_CB_*)
   }
 };
+
+const std::string& HttpRequestReader::path() const { return impl_->current.path; }
 
 HttpRequestReader::HttpRequestReader(size_t body_max) : impl_(std::make_unique<Impl>(body_max)) {}
 HttpRequestReader::~HttpRequestReader() = default;
@@ -162,12 +164,18 @@ const char* http_reason(int status) {
       return "Bad Request";
     case 401:
       return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
       return "Method Not Allowed";
     case 413:
       return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
@@ -180,12 +188,13 @@ const char* http_reason(int status) {
 }
 
 std::string http_response(int status, std::string_view content_type, std::string_view body,
-                          bool keep_alive) {
+                          bool keep_alive, std::string_view extra_headers) {
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) + "\r\n";
   r += "Content-Type: ";
   r += content_type;
   r += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   if (!keep_alive) r += "Connection: close\r\n";
+  r += extra_headers;
   r += "\r\n";
   r += body;
   return r;

@@ -39,6 +39,9 @@ class HttpRequestReader {
   bool feed(std::string_view in, std::vector<HttpRequest>* out);
   int status() const { return status_; }
   const std::string& error() const { return error_; }
+  // The path of the request the stream broke in, when its request line
+  // was read ("" otherwise).
+  const std::string& path() const;
 
  private:
   struct Impl;
@@ -58,9 +61,9 @@ bool parse_query(std::string_view query, std::vector<std::pair<std::string, std:
 bool percent_decode(std::string_view in, std::string* out);
 
 // A complete HTTP/1.1 response with Content-Length (and Connection: close
-// when !keep_alive).
+// when !keep_alive); `extra_headers` are more lines, each ending in CRLF.
 std::string http_response(int status, std::string_view content_type, std::string_view body,
-                          bool keep_alive);
+                          bool keep_alive, std::string_view extra_headers = {});
 const char* http_reason(int status);
 
 }  // namespace ringmail::proto
