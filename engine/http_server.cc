@@ -139,6 +139,11 @@ void HttpConnection::on_recv(const Event& ev) {
         closing = true;
       }
       if (closing) stop_reading_ = true;
+      // A client waiting to send a large body (curl does past 1 MiB) is
+      // told to go on, unless answers to earlier requests come first.
+      if (reader_.take_continue() && !closing && slots_.empty()) {
+        pending_ += "HTTP/1.1 100 Continue\r\n\r\n";
+      }
       if (pending_.size() > kPendingMax) begin_close();  // a client that never reads
       shard_.wheel().cancel(&idle_);
       shard_.wheel().schedule(&idle_, shard_.clock_s() + kIdleS);

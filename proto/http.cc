@@ -4,6 +4,7 @@
 
 #include <climits>
 
+#include "proto/address.h"
 #include "proto/ascii.h"
 
 namespace ringmail::proto {
@@ -35,6 +36,7 @@ struct HttpRequestReader::Impl {
   std::vector<HttpRequest>* out = nullptr;
   int fail_status = 0;
   std::string fail_reason;
+  bool wants_continue = false;
 
   explicit Impl(size_t max) : body_max(max) {
     http_parser_init(&parser, HTTP_REQUEST);
@@ -87,6 +89,8 @@ struct HttpRequestReader::Impl {
         return kStopHeaders *
                s->fail(413, "the body is larger than " + std::to_string(s->body_max) + " bytes");
       }
+      s->wants_continue = p->content_length != 0 && p->content_length != ULLONG_MAX &&
+                          iequals(trim_space(s->current.header("expect")), "100-continue");
       return 0;
     };
     settings.on_body = [](http_parser* p, const char* at, size_t n) {
@@ -102,6 +106,7 @@ struct HttpRequestReader::Impl {
       if (p->upgrade) return s->fail(400, "protocol upgrades are not supported");
       if (s->fail_status != 0) return 1;
       s->current.keep_alive = http_should_keep_alive(p) != 0;
+      s->wants_continue = false;
       s->out->push_back(std::move(s->current));
       s->current = HttpRequest{};
       return 0;
@@ -122,6 +127,12 @@ struct HttpRequestReader::Impl {
 };
 
 const std::string& HttpRequestReader::path() const { return impl_->current.path; }
+
+bool HttpRequestReader::take_continue() {
+  const bool w = impl_->wants_continue && status_ == 0;
+  impl_->wants_continue = false;
+  return w;
+}
 
 HttpRequestReader::HttpRequestReader(size_t body_max) : impl_(std::make_unique<Impl>(body_max)) {}
 HttpRequestReader::~HttpRequestReader() = default;

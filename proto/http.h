@@ -42,6 +42,10 @@ class HttpRequestReader {
   // The path of the request the stream broke in, when its request line
   // was read ("" otherwise).
   const std::string& path() const;
+  // The request being read asked "Expect: 100-continue" and its body has
+  // not all come: the server should send "100 Continue" (RFC 9110
+  // 10.1.1) unless it answers first. True once per such request.
+  bool take_continue();
 
  private:
   struct Impl;

@@ -75,6 +75,30 @@ TEST(Http, Refusals) {
   EXPECT_TRUE(out.empty());
 }
 
+TEST(Http, ExpectContinueIsAskedForOnceWhileTheBodyIsAwaited) {
+  std::vector<HttpRequest> out;
+  HttpRequestReader r;
+  ASSERT_TRUE(
+      r.feed("POST /a HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", &out));
+  EXPECT_TRUE(r.take_continue());
+  EXPECT_FALSE(r.take_continue());  // once
+  ASSERT_TRUE(r.feed("abc", &out));
+  ASSERT_EQ(out.size(), 1u);
+  // A request that came whole needs none; nor one without the header.
+  ASSERT_TRUE(
+      r.feed("POST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"
+             "POST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+             &out));
+  EXPECT_EQ(out.size(), 2u);
+  EXPECT_FALSE(r.take_continue());
+  // Too large: refused, not continued.
+  HttpRequestReader small(10);
+  EXPECT_FALSE(
+      small.feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n", &out));
+  EXPECT_FALSE(small.take_continue());
+  EXPECT_EQ(small.path(), "/");
+}
+
 TEST(Http, Response) {
   EXPECT_EQ(http_response(404, "text/plain", "no\n", true),
             "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n");

@@ -376,3 +376,23 @@ def test_a_thousand_recipients_reach_the_sink_each_with_its_own(start_ringmaild,
         m = email.message_from_bytes(raw, policy=email.policy.default)
         got[m["To"].addresses[0].addr_spec] = m["Subject"]
     assert got == {f"user{i}@far{i % 7}.test": f"Hello N{i}" for i in range(1000)}
+
+
+def test_expect_100_continue_is_answered_before_the_body(start_ringmaild, tmp_path, sink):
+    srv = injector(start_ringmaild, tmp_path, sink.port)
+    body = json.dumps(request([{"email": "bob@far.test"}])).encode()
+    s = socket.create_connection(("127.0.0.1", srv.http_port), timeout=10)
+    s.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              f"Authorization: Bearer {INJECT_TOKEN}\r\nExpect: 100-continue\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n".encode())
+    # curl waits for this (a second, past 1 MiB) before it sends the body.
+    assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(body)
+    data = b""
+    while not data.endswith(b"}\n"):
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["success_count"] == 1
