@@ -21,24 +21,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SINK_USER_OPTS, free_port, needs_root
+from conftest import free_port, needs_root
+from test_admin import TOKENS
 from test_auth import add_user
 from test_dkim import dns_records, ok, verify_all
+from test_outbound import sink as start_sink
 from test_outbound import wait_log
 
-# Token "hello" may inject as example.test; "abc" is an admin token.
+# TOKENS: "hello" may inject as example.test; "abc" is an admin token.
 INJECT_TOKEN = "hello"
 ADMIN_TOKEN = "abc"
-TOKENS = """[[api.token]]
-name = "ops"
-sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-scopes = ["admin"]
-[[api.token]]
-name = "app"
-sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-scopes = ["inject"]
-sender_domains = ["example.test"]
-"""
 PATH = "/api/inject/v1"
 
 
@@ -50,16 +42,7 @@ class DumpSink:
         self.dir = Path(tempfile.mkdtemp(prefix="ringmail-sink-"))
         os.chmod(self.dir, 0o777)
         self.port = free_port(socket.AF_INET, "127.0.0.1")
-        self.p = subprocess.Popen(["/usr/sbin/smtp-sink", *SINK_USER_OPTS, "-d",
-                                   f"{self.dir}/%M.", f"127.0.0.1:{self.port}", "64"])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.p.kill()
-        raise AssertionError("smtp-sink did not start")
+        self.p = start_sink("127.0.0.1", self.port, "-d", f"{self.dir}/%M.")
 
     def files(self):
         return sorted(p for p in self.dir.rglob("*") if p.is_file())
@@ -320,7 +303,6 @@ def test_rate_limit_and_spool_high_water_give_429(start_ringmaild, tmp_path):
     assert re.fullmatch(r"the spool holds \d+ bytes, over \[inject\] spool_high_water_bytes "
                         r"\(1048576\): try again later", body["error"]), body
     # Injected mail is in the queue API, with its metadata.
-    first_ids = post  # noqa: F841 (the ids of the first request are not kept: look it up)
     conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=10)
     conn.request("GET", "/api/queue/messages?limit=100",
                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
