@@ -46,9 +46,11 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 
 // Bodies as LF-terminated lines; the writer makes them CRLF.
 std::string to_lf(std::string_view s) {
-  std::string out;
+  const size_t first = s.find('\r');
+  if (first == std::string_view::npos) return std::string(s);
+  std::string out(s.substr(0, first));
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = first; i < s.size(); ++i) {
     if (s[i] == '\r') {
       out.push_back('\n');
       if (i + 1 < s.size() && s[i + 1] == '\n') ++i;

@@ -1,5 +1,6 @@
 #include "proto/template.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <exception>
@@ -289,23 +290,46 @@ Result<std::string> Renderer::render(std::string_view text, Escape escape,
   if (text.size() > impl_->output_bytes_max) return at(0, too_big);
   Walk walk{*tags, {&impl_->root}, missing, impl_->output_bytes_max - text.size()};
   if (!walk.run(0, tags->size())) return at(walk.outermost, too_big);
+  // Only the lines that hold tags go through mstch, which tokenizes all it
+  // is given on every call: the lines before the first tag and after the
+  // last one come out as they are anyway (a 10 KiB body with one {{name}}
+  // is a few lines for mstch, not 10 KiB). Whole lines, so mstch still
+  // sees standalone tags as standalone. A delimiter change makes the
+  // tags' extent unknown to this cut: then mstch gets everything.
+  size_t from = 0, to = text.size();
+  const bool delimiters = std::any_of(
+      tags->begin(), tags->end(), [](const Tag& t) { return t.kind == Tag::Kind::kDelimiters; });
+  if (!delimiters) {
+    if (tags->empty()) return std::string(text);
+    const size_t nl = tags->front().offset == 0 ? std::string_view::npos
+                                                : text.rfind('\n', tags->front().offset - 1);
+    from = nl == std::string_view::npos ? 0 : nl + 1;
+    const size_t end = text.find('\n', tags->back().end);
+    to = end == std::string_view::npos ? text.size() : end + 1;
+  }
+  const std::string_view span = text.substr(from, to - from);
   std::string source;
   if (escape == Escape::kNone) {
     // `{{x}}` becomes `{{&x}}` (raw) under the delimiters in force there.
-    source.reserve(text.size() + 16);
+    source.reserve(span.size() + 16);
     size_t copied = 0;
     for (const Tag& tag : *tags) {
       if (tag.kind != Tag::Kind::kVariable) continue;
-      source.append(text.substr(copied, tag.body - copied));
+      source.append(span.substr(copied, tag.body - from - copied));
       source.push_back('&');
-      copied = tag.body;
+      copied = tag.body - from;
     }
-    source.append(text.substr(copied));
+    source.append(span.substr(copied));
   } else {
-    source = text;
+    source = span;
   }
   try {
-    return mstch::render(source, impl_->node);
+    std::string out;
+    out.reserve(text.size() + 64);
+    out.append(text.substr(0, from));
+    out += mstch::render(source, impl_->node);
+    out.append(text.substr(to));
+    return out;
   } catch (const std::exception& e) {
     return Error{std::string("template rendering failed: ") + e.what()};
   }

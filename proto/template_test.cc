@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <mstch/mstch.hpp>
+
 namespace ringmail::proto::tmpl {
 namespace {
 
@@ -132,6 +134,33 @@ TEST(TemplateRender, SyntaxErrorIsReturned) {
   auto out = r.render("{{#a}}", Escape::kHtml, &missing);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.error(), "offset 0: section 'a' is never closed");
+}
+
+// Only the lines holding tags go to mstch: what comes out must be what
+// mstch makes of the whole text, standalone lines and all.
+TEST(TemplateRender, RenderingTheTaggedLinesAloneChangesNothing) {
+  const Values values{{"name", "Zoë"}, {"yes", true}, {"no", false}, {"tag", "<b>"}};
+  Renderer r(values, {});
+  mstch::map node{
+      {"name", std::string("Zoë")}, {"yes", true}, {"no", false}, {"tag", std::string("<b>")}};
+  const char* templates[] = {
+      "no tags at all\nsecond line\n",
+      "{{name}} first\nplain\n",
+      "plain\nlast {{name}}",
+      "head\n  {{#yes}}\n  inside {{name}}\n  {{/yes}}\ntail\n",
+      "head\n\t{{! a comment }}\t\nmid\n{{^no}}\nshown\n{{/no}}\ntail",
+      "a\r\n  {{#yes}}  \r\nb {{tag}}\r\n  {{/yes}}\r\nc\r\n",
+      "x\n{{#no}}\nhidden\n{{/no}}",
+      "{{#yes}}\n{{name}}\n{{/yes}}\n",
+      "lead {{=<% %>=}} <% name %>\nafter <%tag%>\n",
+  };
+  for (const char* t : templates) {
+    EXPECT_EQ(render_ok(r, t, Escape::kHtml), mstch::render(t, node)) << t;
+  }
+  // A long body with one tag in the middle.
+  const std::string filler(5000, 'x');
+  const std::string body = filler + "\n  Dear {{name}},\n" + filler + "\n";
+  EXPECT_EQ(render_ok(r, body, Escape::kHtml), mstch::render(body, node));
 }
 
 TEST(TemplateRender, RefusesExponentialExpansion) {
