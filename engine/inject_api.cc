@@ -126,19 +126,7 @@ std::string client_literal(const std::string& peer) {
   return "[" + peer.substr(0, peer.rfind(':')) + "]";
 }
 
-// Eight bytes at a time: a request's messages are scanned whole.
-bool has_8bit(std::string_view s) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    if ((w & 0x8080808080808080ull) != 0) return true;
-  }
-  for (; i < s.size(); ++i) {
-    if ((s[i] & 0x80) != 0) return true;
-  }
-  return false;
-}
+bool has_8bit(std::string_view s) { return !proto::is_ascii(s); }
 
 proto::Address email_address(std::string_view email) {
   // parse_inject_request checked it already (proto::is_valid_email).

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "proto/address.h"
+#include "proto/ascii.h"
 #include "proto/sasl.h"
 
 namespace ringmail::proto {
@@ -29,13 +30,6 @@ using Ref = std::unique_ptr<T, Unref>;
 
 bool has_crlf(std::string_view s) {
   return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
-}
-
-bool is_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return false;
-  }
-  return true;
 }
 
 bool iequals_ascii(std::string_view a, std::string_view b) { return iequals(a, b); }
