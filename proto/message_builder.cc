@@ -138,23 +138,31 @@ class Fields {
 // A leaf part holding `bytes`, with the transfer encoding GMime finds best
 // for 7-bit transport (7bit, quoted-printable or base64: never a line over
 // 998 octets).
-Ref<GMimePart> make_part(GMimePart* part, std::string_view bytes) {
+// `seven_bit`: the caller knows the bytes are 7bit already (ASCII, no
+// NUL, no line over 998 octets), which is what GMime's scan would find;
+// the scan of a 10 KiB body is then saved.
+Ref<GMimePart> make_part(GMimePart* part, std::string_view bytes, bool seven_bit = false) {
   Ref<GMimePart> p(part);
   Ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
   Ref<GMimeDataWrapper> wrapper(
       g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
   g_mime_part_set_content(p.get(), wrapper.get());
   g_mime_part_set_content_encoding(
-      p.get(), g_mime_part_get_best_content_encoding(p.get(), GMIME_ENCODING_CONSTRAINT_7BIT));
+      p.get(),
+      seven_bit ? GMIME_CONTENT_ENCODING_DEFAULT
+                : g_mime_part_get_best_content_encoding(p.get(), GMIME_ENCODING_CONSTRAINT_7BIT));
   return p;
 }
 
 Ref<GMimePart> make_text(const char* subtype, const std::string& text) {
   std::string lf = to_lf(text);
   GMimeTextPart* t = g_mime_text_part_new_with_subtype(subtype);
+  const bool ascii = is_ascii(lf);
   g_mime_object_set_content_type_parameter(GMIME_OBJECT(t), "charset",
-                                           is_ascii(lf) ? "us-ascii" : "utf-8");
-  return make_part(GMIME_PART(t), lf);
+                                           ascii ? "us-ascii" : "utf-8");
+  const bool seven_bit =
+      ascii && lf.find('\0') == std::string::npos && long_line(lf) == std::string_view::npos;
+  return make_part(GMIME_PART(t), lf, seven_bit);
 }
 
 std::string random_hex(const BuildContext& context) {
