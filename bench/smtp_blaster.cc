@@ -30,7 +30,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -38,11 +37,11 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench/blaster.h"
 #include "config/cli.h"
 #include "engine/backend.h"
 #include "engine/send_buffer.h"
@@ -53,80 +52,17 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using ringmail::blaster::Clock;
+using ringmail::blaster::Histogram;
+using ringmail::blaster::kFillerLine;
+using ringmail::blaster::Settings;
+using ringmail::blaster::Workload;
 using ringmail::engine::Backend;
 using ringmail::engine::Completion;
 using ringmail::engine::Event;
 using ringmail::proto::Address;
 using ringmail::proto::SmtpClient;
 using ringmail::tls::TlsSession;
-
-// Log-linear latency histogram, microseconds: 64 sub-buckets per power of
-// two (under 1.6% error), up to about 73 minutes.
-class Histogram {
- public:
-  void add(double seconds) {
-    const uint64_t us = static_cast<uint64_t>(std::max(0.0, seconds) * 1e6);
-    ++counts_[bucket(us)];
-    ++n_;
-    max_ = std::max(max_, us);
-  }
-  // The value at quantile q (0..1), seconds.
-  double at(double q) const {
-    if (n_ == 0) return 0;
-    const uint64_t want = static_cast<uint64_t>(std::ceil(q * static_cast<double>(n_)));
-    uint64_t seen = 0;
-    for (size_t b = 0; b < counts_.size(); ++b) {
-      seen += counts_[b];
-      if (seen >= std::max<uint64_t>(want, 1)) return std::min(upper(b), max_) / 1e6;
-    }
-    return max_ / 1e6;
-  }
-  double max() const { return max_ / 1e6; }
-  uint64_t count() const { return n_; }
-
- private:
-  static constexpr int kSub = 64;
-  static size_t bucket(uint64_t us) {
-    if (us < kSub) return us;
-    const int e = 63 - __builtin_clzll(us) - 5;  // us >> e in [64, 128)
-    return static_cast<size_t>(e) * kSub + static_cast<size_t>(us >> e);
-  }
-  static uint64_t upper(size_t b) {
-    if (b < 2 * kSub) return b;
-    const size_t e = b / kSub - 1;
-    return ((b % kSub + kSub + 1) << e) - 1;
-  }
-  std::array<uint64_t, 64 * 40> counts_{};
-  uint64_t n_ = 0;
-  uint64_t max_ = 0;
-};
-
-struct Settings {
-  std::string target;
-  int connections = 10;
-  uint64_t messages = 0;
-  double duration = 0;
-  int per_connection = 100;
-  int recipients = 1;
-  size_t size = 1024, size_min = 0, size_max = 0;
-  std::string from = "blaster@example.org";
-  std::string to = "user{n}@example.test";
-  std::string domains;
-  std::string helo = "blaster.example.org";
-  std::string backend = "auto";
-  bool json = false;
-  double rate = 0;  // messages per second; 0: closed loop
-  bool starttls = false, implicit_tls = false;
-  std::string sni;
-  std::string auth_user, auth_password;
-  bool pipelining = true;
-  uint64_t max_errors = 100;
-  std::string body;  // --body-file, CRLF line endings
-  // --size-file: sizes and their weights.
-  std::vector<size_t> sizes;
-  std::vector<double> weights;
-};
 
 struct Stats {
   uint64_t started = 0, accepted = 0, temp = 0, perm = 0, conn_errors = 0, bytes = 0, connects = 0;
@@ -179,34 +115,10 @@ struct Conn {
   void drop(std::string why);
 };
 
-constexpr size_t kFillerLine = 77;  // bytes per filler line, CRLF included
-
 class Blaster {
  public:
   Blaster(Settings s, sockaddr_storage addr, socklen_t len, std::unique_ptr<Backend> be)
-      : s_(std::move(s)), addr_(addr), len_(len), be_(std::move(be)) {
-    if (!s_.domains.empty()) {
-      for (std::string_view rest = s_.domains; !rest.empty();) {
-        const size_t comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
-        const size_t colon = item.find(':');
-        const int w = colon == std::string_view::npos
-                          ? 1
-                          : std::atoi(std::string(item.substr(colon + 1)).c_str());
-        for (int i = 0; i < std::max(w, 1); ++i) domain_mix_.emplace_back(item.substr(0, colon));
-      }
-    }
-    if (!s_.sizes.empty())
-      size_pick_ = std::discrete_distribution<size_t>(s_.weights.begin(), s_.weights.end());
-    // Filler text for the largest message, cut to each one's size.
-    size_t biggest = std::max(s_.size, s_.size_max);
-    for (size_t z : s_.sizes) biggest = std::max(biggest, z);
-    static const std::string line =
-        "The quick brown fox jumps over the lazy dog while the blaster keeps sending\r\n";
-    static_assert(kFillerLine == 77);
-    while (filler_.size() < biggest) filler_ += line;
-  }
+      : s_(std::move(s)), addr_(addr), len_(len), be_(std::move(be)), work_(s_) {}
 
   // The client context for TLS sessions; false (with a reason) when it
   // cannot be made.
@@ -266,28 +178,16 @@ class Blaster {
   }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
 
-  // `pattern` with every "{n}" replaced by `n` and every "{c}" by the
-  // slot of connection `c` (0..connections-1).
-  std::string numbered(std::string pattern, uint64_t n, const Conn* c) const {
-    for (const auto& [key, value] :
-         {std::pair<std::string_view, std::string>{"{n}", std::to_string(n)},
-          {"{c}", std::to_string(c - conns_.data())}}) {
-      for (size_t p; (p = pattern.find(key)) != std::string::npos;)
-        pattern.replace(p, key.size(), value);
-    }
-    return pattern;
-  }
+  // Connection `c`'s slot, 0..connections-1 ({c} in the patterns).
+  size_t slot(const Conn* c) const { return static_cast<size_t>(c - conns_.data()); }
 
   void next_message(Conn* c) {
     const uint64_t n = stats_.started++;
     c->msg = SmtpClient::Message{};
-    const std::string from = numbered(s_.from, n, c);
+    const std::string from = work_.sender(n, slot(c));
     c->msg.from = address(from);
     for (int r = 0; r < s_.recipients; ++r) {
-      std::string a = numbered(s_.to, n + static_cast<uint64_t>(r), c);
-      if (!domain_mix_.empty())
-        a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[(n + r) % domain_mix_.size()];
-      c->msg.rcpts.push_back(address(a));
+      c->msg.rcpts.push_back(address(work_.recipient(n + static_cast<uint64_t>(r), slot(c))));
     }
     c->slot ^= 1;
     std::string& data = c->data[c->slot];
@@ -297,18 +197,13 @@ class Blaster {
     if (!s_.body.empty()) {
       data += s_.body;
     } else {
-      size_t size = s_.size;
-      if (!s_.sizes.empty()) {
-        size = s_.sizes[size_pick_(rng_)];
-      } else if (s_.size_max > 0) {
-        size = std::uniform_int_distribution<size_t>(s_.size_min, s_.size_max)(rng_);
-      }
+      const size_t size = work_.next_size();
       // Whole filler lines, then one short line to reach the size exactly
       // (headers and CRLFs included) where the headers leave room.
       if (size > data.size() + 2) {
         const size_t room = size - data.size();
         const size_t whole = room - room % kFillerLine;
-        data.append(filler_, 0, whole);
+        data.append(work_.filler(), 0, whole);
         if (room - whole >= 2) data += std::string(room - whole - 2, 'x') + "\r\n";
       }
     }
@@ -359,7 +254,7 @@ class Blaster {
     p.pipelining = s_.pipelining;
     // "{c}" in the user: the connection's slot, so slot k logs in as the
     // same user every time (many applications, each with its own login).
-    p.auth_user = numbered(s_.auth_user, 0, c);
+    p.auth_user = Workload::numbered(s_.auth_user, 0, slot(c));
     p.auth_password = s_.auth_password;
     c->smtp = std::make_unique<SmtpClient>(p);
     c->on_connect_op = {};
@@ -424,13 +319,7 @@ class Blaster {
     using ull = unsigned long long;
     const double t = seconds();
     const Stats& st = stats_;
-    auto lat = [](const Histogram& h) {
-      char buf[200];
-      std::snprintf(buf, sizeof buf,
-                    "\"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"p99.9\": %.6f, \"max\": %.6f",
-                    h.at(0.5), h.at(0.9), h.at(0.99), h.at(0.999), h.max());
-      return std::string(buf);
-    };
+    const auto lat = ringmail::blaster::latency_json;
     if (s_.json) {
       std::string codes;
       for (const auto& [k, v] : st.codes)
@@ -468,11 +357,7 @@ class Blaster {
       std::printf("TLS: %llu sessions, %s\n", ull(st.tls_sessions), st.tls_seen.c_str());
     }
     for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", ull(v), k.c_str());
-    auto line = [](const char* what, const Histogram& h) {
-      std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n",
-                  what, h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3,
-                  h.max() * 1e3, static_cast<unsigned long long>(h.count()));
-    };
+    const auto line = ringmail::blaster::print_latency;
     line("transaction", st.txn);
     line("connect    ", st.connect);
     if (st.tls.count() > 0) line("TLS        ", st.tls);
@@ -484,11 +369,8 @@ class Blaster {
   socklen_t len_;
   std::unique_ptr<Backend> be_;
   std::vector<Conn> conns_;
-  std::vector<std::string> domain_mix_;
+  Workload work_;
   Stats stats_;
-  std::mt19937_64 rng_{1};
-  std::discrete_distribution<size_t> size_pick_;
-  std::string filler_;
   std::shared_ptr<const ringmail::tls::TlsContext> tls_ctx_;
   Clock::time_point t0_;
   int active_ = 0;

@@ -1,0 +1,182 @@
+// What smtp-blaster's two modes share: the settings from the command line,
+// the latency histogram, the workload (senders, recipients, sizes: the same
+// options make the same load over SMTP and over HTTP) and the report's
+// latency lines. The SMTP mode is bench/smtp_blaster.cc, the HTTP
+// injection mode bench/blaster_http.cc; both run on one engine Backend.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace ringmail::blaster {
+
+using Clock = std::chrono::steady_clock;
+
+// Log-linear latency histogram, microseconds: 64 sub-buckets per power of
+// two (under 1.6% error), up to about 73 minutes.
+class Histogram {
+ public:
+  void add(double seconds) {
+    const uint64_t us = static_cast<uint64_t>(std::max(0.0, seconds) * 1e6);
+    ++counts_[bucket(us)];
+    ++n_;
+    max_ = std::max(max_, us);
+  }
+  // The value at quantile q (0..1), seconds.
+  double at(double q) const {
+    if (n_ == 0) return 0;
+    const uint64_t want = static_cast<uint64_t>(std::ceil(q * static_cast<double>(n_)));
+    uint64_t seen = 0;
+    for (size_t b = 0; b < counts_.size(); ++b) {
+      seen += counts_[b];
+      if (seen >= std::max<uint64_t>(want, 1)) return std::min(upper(b), max_) / 1e6;
+    }
+    return max_ / 1e6;
+  }
+  double max() const { return max_ / 1e6; }
+  uint64_t count() const { return n_; }
+
+ private:
+  static constexpr int kSub = 64;
+  static size_t bucket(uint64_t us) {
+    if (us < kSub) return us;
+    const int e = 63 - __builtin_clzll(us) - 5;  // us >> e in [64, 128)
+    return static_cast<size_t>(e) * kSub + static_cast<size_t>(us >> e);
+  }
+  static uint64_t upper(size_t b) {
+    if (b < 2 * kSub) return b;
+    const size_t e = b / kSub - 1;
+    return ((b % kSub + kSub + 1) << e) - 1;
+  }
+  std::array<uint64_t, 64 * 40> counts_{};
+  uint64_t n_ = 0;
+  uint64_t max_ = 0;
+};
+
+// `"p50": S, "p90": S, ...` (seconds) for a JSON report.
+inline std::string latency_json(const Histogram& h) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "\"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"p99.9\": %.6f, \"max\": %.6f",
+                h.at(0.5), h.at(0.9), h.at(0.99), h.at(0.999), h.max());
+  return buf;
+}
+
+// One line of the text report: `what p50 ... max ... (count)`, milliseconds.
+inline void print_latency(const char* what, const Histogram& h) {
+  std::printf("%s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms (%llu)\n", what,
+              h.at(0.5) * 1e3, h.at(0.9) * 1e3, h.at(0.99) * 1e3, h.at(0.999) * 1e3, h.max() * 1e3,
+              static_cast<unsigned long long>(h.count()));
+}
+
+struct Settings {
+  std::string target;
+  int connections = 10;
+  uint64_t messages = 0;
+  double duration = 0;
+  int per_connection = 100;
+  int recipients = 1;
+  size_t size = 1024, size_min = 0, size_max = 0;
+  std::string from = "blaster@example.org";
+  std::string to = "user{n}@example.test";
+  std::string domains;
+  std::string helo = "blaster.example.org";
+  std::string backend = "auto";
+  bool json = false;
+  double rate = 0;  // messages (HTTP: requests) per second; 0: closed loop
+  bool starttls = false, implicit_tls = false;
+  std::string sni;
+  std::string auth_user, auth_password;
+  bool pipelining = true;
+  uint64_t max_errors = 100;
+  std::string body;  // --body-file, CRLF line endings
+  // --size-file: sizes and their weights.
+  std::vector<size_t> sizes;
+  std::vector<double> weights;
+};
+
+// Bytes per filler line, CRLF included.
+inline constexpr size_t kFillerLine = 77;
+
+// The messages a run sends, whatever carries them: message n's sender and
+// recipients (the --from and --to patterns, the --domain mix) and sizes
+// drawn with a fixed seed, so that runs repeat.
+class Workload {
+ public:
+  explicit Workload(const Settings& s) : s_(s) {
+    for (std::string_view rest = s_.domains; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
+      const size_t colon = item.find(':');
+      const int w = colon == std::string_view::npos
+                        ? 1
+                        : std::atoi(std::string(item.substr(colon + 1)).c_str());
+      for (int i = 0; i < std::max(w, 1); ++i) domain_mix_.emplace_back(item.substr(0, colon));
+    }
+    if (!s_.sizes.empty())
+      size_pick_ = std::discrete_distribution<size_t>(s_.weights.begin(), s_.weights.end());
+    // Filler text for the largest message, cut to each one's size.
+    size_t biggest = std::max(s_.size, s_.size_max);
+    for (size_t z : s_.sizes) biggest = std::max(biggest, z);
+    static const std::string line =
+        "The quick brown fox jumps over the lazy dog while the blaster keeps sending\r\n";
+    static_assert(kFillerLine == 77);
+    while (filler_.size() < biggest) filler_ += line;
+  }
+
+  // `pattern` with every "{n}" replaced by `n` and every "{c}" by `slot`
+  // (the connection's, 0..connections-1).
+  static std::string numbered(std::string pattern, uint64_t n, size_t slot) {
+    for (const auto& [key, value] :
+         {std::pair<std::string_view, std::string>{"{n}", std::to_string(n)},
+          {"{c}", std::to_string(slot)}}) {
+      for (size_t p; (p = pattern.find(key)) != std::string::npos;)
+        pattern.replace(p, key.size(), value);
+    }
+    return pattern;
+  }
+  std::string sender(uint64_t n, size_t slot) const { return numbered(s_.from, n, slot); }
+  // The recipient numbered `n`, in its domain of the mix when there is one.
+  std::string recipient(uint64_t n, size_t slot) const {
+    std::string a = numbered(s_.to, n, slot);
+    if (!domain_mix_.empty())
+      a = a.substr(0, a.rfind('@')) + "@" + domain_mix_[n % domain_mix_.size()];
+    return a;
+  }
+  // The next message's size in bytes: --size, uniform between --size-min
+  // and --size-max, or drawn from --size-file's weights.
+  size_t next_size() {
+    if (!s_.sizes.empty()) return s_.sizes[size_pick_(rng_)];
+    if (s_.size_max > 0)
+      return std::uniform_int_distribution<size_t>(s_.size_min, s_.size_max)(rng_);
+    return s_.size;
+  }
+  // Lines of kFillerLine bytes (CRLF ends), at least as long as the
+  // largest size.
+  const std::string& filler() const { return filler_; }
+
+ private:
+  const Settings& s_;
+  std::vector<std::string> domain_mix_;
+  std::mt19937_64 rng_{1};
+  std::discrete_distribution<size_t> size_pick_;
+  std::string filler_;
+};
+
+}  // namespace ringmail::blaster
