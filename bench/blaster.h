@@ -179,4 +179,27 @@ class Workload {
   std::string filler_;
 };
 
+// The HTTP injection mode's own settings (--http, bench/blaster_http.cc).
+struct HttpTarget {
+  std::string host_header;  // HOST[:PORT] as written in the URL
+  std::string path;         // the URL's path and query; "/" when it has none
+  std::string token;        // the bearer token
+  int recipients_per_request = 1;
+  uint64_t requests = 0;  // 0: --duration bounds the run
+};
+
+// Reads --http's URL, http://HOST[:PORT][/PATH] (http-parser's URL
+// parser), into `h`'s Host field and path and the host and port to
+// connect to (80 when it has none); false, with a one-line reason, for
+// anything else, https:// included.
+bool parse_http_url(const std::string& url, HttpTarget* h, std::string* host, std::string* port,
+                    std::string* why);
+
+// Runs the HTTP injection mode against `addr` on `be` (the calling
+// thread's loop) and prints the report; returns the exit status (0, or 1
+// after --max-errors failed connections). `s` and `h` stay valid until
+// it returns.
+int run_http(const Settings& s, const HttpTarget& h, const sockaddr_storage& addr, socklen_t len,
+             std::unique_ptr<engine::Backend> be);
+
 }  // namespace ringmail::blaster

@@ -8,6 +8,9 @@
 //                [--from PATTERN] [--to PATTERN] [--domain a.test:3,b.test:1] [--helo NAME]
 //                [--starttls | --tls] [--sni NAME] [--auth USER:PASS] [--pipelining on|off]
 //                [--rate R] [--backend auto|io_uring|epoll] [--json]
+//   smtp-blaster --http http://HOST:PORT/api/inject/v1 --token T [--recipients-per-request N]
+//                (--requests N | --duration S) [--connections N] [--rate R] [sizes, --from,
+//                --to, --domain as above] [--backend ...] [--json]
 //
 // Closed loop (default): every connection sends its next message as soon as
 // the last one is answered, --per-connection messages per connection, then
@@ -23,6 +26,15 @@
 // errors, reply codes, why sessions failed, messages/s and bytes/s, and latency per transaction
 // (MAIL to the reply after the data) and per phase (TCP connect, TLS handshake, session set-up from
 // connect to the first MAIL), p50/p90/p99/p99.9/max.
+//
+// --http loads an HTTP injection API (ringmaild's POST /api/inject/v1,
+// KumoMTA's format) instead: generated JSON requests of N recipients (each
+// one a message for {n} and the domain mix) on keep-alive HTTP/1.1
+// connections, one request in flight on each, closed or open loop (--rate:
+// requests/s). It reports status codes, recipients accepted and failed (the
+// 200 answers' success_count and fail_count), requests/s, recipients/s,
+// bytes/s and request latency. That mode is bench/blaster_http.cc; what the
+// two share (settings, workload, histogram) is bench/blaster.h.
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -593,19 +605,29 @@ bool read_body_file(const std::string& path, Settings* s) {
 
 int main(int argc, char** argv) {
   Settings s;
-  CLI::App app{"smtp-blaster: load for an SMTP server"};
-  app.add_option("--target", s.target, "HOST:PORT ([v6]:port)")->required();
+  ringmail::blaster::HttpTarget h;
+  std::string url;
+  CLI::App app{"smtp-blaster: load for an SMTP server (or an HTTP injection API)"};
+  auto* target = app.add_option("--target", s.target, "HOST:PORT ([v6]:port); or --http");
+  auto* http = app.add_option("--http", url,
+                              "HTTP injection API instead of SMTP: http://HOST:PORT/api/inject/v1");
+  auto* token = app.add_option("--token", h.token, "--http: the bearer token");
+  auto* per_request = app.add_option("--recipients-per-request", h.recipients_per_request,
+                                     "--http: recipients (messages) in each request");
+  per_request->capture_default_str()->check(CLI::Range(1, 100000));
+  auto* requests =
+      app.add_option("--requests", h.requests, "--http: stop after this many requests");
   app.add_option("--connections", s.connections, "concurrent connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   auto* msgs = app.add_option("--messages", s.messages, "stop after this many messages");
+  requests->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   auto* dur = app.add_option("--duration", s.duration, "stop after this many seconds");
-  app.add_option("--per-connection", s.per_connection, "messages per connection")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  app.add_option("--recipients", s.recipients, "recipients per message")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+  auto* per_connection =
+      app.add_option("--per-connection", s.per_connection, "messages per connection");
+  per_connection->capture_default_str()->check(CLI::Range(1, 1000000));
+  auto* recipients = app.add_option("--recipients", s.recipients, "recipients per message");
+  recipients->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--size", s.size, "message size in bytes")->capture_default_str();
   app.add_option("--size-min", s.size_min, "smallest size (with --size-max: uniform)");
   app.add_option("--size-max", s.size_max, "largest size");
@@ -616,36 +638,74 @@ int main(int argc, char** argv) {
                  "recipient pattern ({n}: the message number, {c}: the connection slot)")
       ->capture_default_str();
   app.add_option("--domain", s.domains, "recipient domain mix, e.g. a.test:3,b.test:1");
-  app.add_option("--helo", s.helo, "EHLO name")->capture_default_str();
+  auto* helo = app.add_option("--helo", s.helo, "EHLO name");
+  helo->capture_default_str();
   app.add_option("--backend", s.backend, "auto, io_uring or epoll")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   std::string size_file, body_file, auth, pipelining = "on";
   auto* size_opt =
       app.add_option("--size-file", size_file, "sizes to draw from: one 'BYTES [WEIGHT]' a line");
-  app.add_option("--body-file", body_file,
-                 "message body to send (headers are added; LF becomes CRLF)");
+  auto* body_opt = app.add_option("--body-file", body_file,
+                                  "message body to send (headers are added; LF becomes CRLF)");
   auto* starttls =
       app.add_flag("--starttls", s.starttls, "STARTTLS (required: a server without it fails)");
-  app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)")
-      ->excludes(starttls);
-  app.add_option("--sni", s.sni,
-                 "TLS server name (default: the target's host name unless an address)");
-  app.add_option("--auth", auth,
-                 "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only); {c} in USER: "
-                 "the connection slot (0..connections-1)");
+  auto* tls =
+      app.add_flag("--tls", s.implicit_tls, "implicit TLS from the first byte (port 465 style)");
+  tls->excludes(starttls);
+  auto* sni = app.add_option("--sni", s.sni,
+                             "TLS server name (default: the target's host name unless an address)");
+  auto* auth_opt =
+      app.add_option("--auth", auth,
+                     "AUTH PLAIN/LOGIN as USER:PASS once per connection (TLS only); {c} in USER: "
+                     "the connection slot (0..connections-1)");
   app.add_option("--max-errors", s.max_errors, "stop after this many failed connections (0: never)")
       ->capture_default_str();
-  app.add_option("--pipelining", pipelining, "use PIPELINING when offered")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"on", "off"}));
+  auto* pipelining_opt = app.add_option("--pipelining", pipelining, "use PIPELINING when offered");
+  pipelining_opt->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--json", s.json, "one JSON object on stdout");
   app.add_option("--rate", s.rate,
-                 "open loop: messages per second (latency from each one's due time)")
+                 "open loop: messages (--http: requests) per second (latency from each one's "
+                 "due time)")
       ->check(CLI::PositiveNumber);
   ringmail::config::add_version_flag(app, "smtp-blaster");
   if (auto done = ringmail::config::parse_command_line(app, argc, argv)) return *done;
-  if (msgs->count() == 0 && dur->count() == 0) {
+  // Options of the other mode: refused, one line each, rather than ignored.
+  const auto usage = [](const std::string& why) {
+    std::fprintf(stderr, "smtp-blaster: %s\n", why.c_str());
+    return ringmail::config::kUsageExit;
+  };
+  if (http->count() > 0 && target->count() > 0)
+    return usage("give --target HOST:PORT (SMTP) or --http URL (HTTP injection), not both");
+  if (http->count() == 0 && target->count() == 0)
+    return usage("--target is required (or --http URL for the HTTP injection API)");
+  if (http->count() > 0) {
+    for (const CLI::Option* o : {starttls, tls, auth_opt, pipelining_opt, helo, per_connection, sni,
+                                 recipients, msgs, body_opt}) {
+      if (o->count() > 0) {
+        const char* instead = o == msgs         ? " (--requests N counts requests)"
+                              : o == recipients ? " (--recipients-per-request N)"
+                                                : "";
+        return usage(o->get_name() + " is for SMTP, not with --http" + instead);
+      }
+    }
+    if (token->count() == 0) return usage("--http needs --token T (the bearer token)");
+  } else {
+    for (const CLI::Option* o : {token, per_request, requests}) {
+      if (o->count() > 0) return usage(o->get_name() + " needs --http URL");
+    }
+  }
+  std::string host, port, shown;
+  if (http->count() > 0) {
+    std::string why;
+    if (!ringmail::blaster::parse_http_url(url, &h, &host, &port, &why)) return usage(why);
+    if (requests->count() == 0 && dur->count() == 0) {
+      std::fprintf(
+          stderr, "smtp-blaster: give --requests N or --duration S (the load is always bounded)\n");
+      return 2;
+    }
+    shown = url;
+  } else if (msgs->count() == 0 && dur->count() == 0) {
     std::fprintf(stderr,
                  "smtp-blaster: give --messages N or --duration S (the load is always bounded)\n");
     return 2;
@@ -672,22 +732,25 @@ int main(int argc, char** argv) {
   }
   if (size_opt->count() > 0 && !parse_size_file(size_file, &s)) return 2;
   if (!body_file.empty() && !read_body_file(body_file, &s)) return 2;
-  const size_t colon = s.target.rfind(':');
-  if (colon == std::string::npos) {
-    std::fprintf(stderr, "smtp-blaster: --target must be HOST:PORT\n");
-    return 2;
-  }
-  std::string host = s.target.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (s.sni.empty() && host.find_first_not_of("0123456789.") != std::string::npos &&
-      host.find(':') == std::string::npos) {
-    s.sni = host;
+  if (http->count() == 0) {
+    const size_t colon = s.target.rfind(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "smtp-blaster: --target must be HOST:PORT\n");
+      return 2;
+    }
+    host = s.target.substr(0, colon);
+    port = s.target.substr(colon + 1);
+    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    if (s.sni.empty() && host.find_first_not_of("0123456789.") != std::string::npos &&
+        host.find(':') == std::string::npos) {
+      s.sni = host;
+    }
+    shown = s.target;
   }
   addrinfo hints{}, *res = nullptr;
   hints.ai_socktype = SOCK_STREAM;
-  if (int e = ::getaddrinfo(host.c_str(), s.target.substr(colon + 1).c_str(), &hints, &res);
-      e != 0) {
-    std::fprintf(stderr, "smtp-blaster: %s: %s\n", s.target.c_str(), gai_strerror(e));
+  if (int e = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); e != 0) {
+    std::fprintf(stderr, "smtp-blaster: %s: %s\n", shown.c_str(), gai_strerror(e));
     return 2;
   }
   sockaddr_storage addr{};
@@ -709,6 +772,7 @@ int main(int argc, char** argv) {
     nofile.rlim_cur = nofile.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
+  if (http->count() > 0) return ringmail::blaster::run_http(s, h, addr, len, std::move(be));
   Blaster blaster(std::move(s), addr, len, std::move(be));
   if (!blaster.init_tls(&why)) {
     std::fprintf(stderr, "smtp-blaster: TLS: %s\n", why.c_str());
