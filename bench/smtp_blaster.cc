@@ -621,8 +621,16 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   auto* msgs = app.add_option("--messages", s.messages, "stop after this many messages");
-  requests->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   auto* dur = app.add_option("--duration", s.duration, "stop after this many seconds");
+  // A bound of 0 would be read as none (more() counts only bounds above 0).
+  const CLI::Validator above_zero(
+      [](std::string& v) {
+        return std::strtod(v.c_str(), nullptr) > 0
+                   ? std::string()
+                   : "must be a number above 0 (the load is always bounded)";
+      },
+      "> 0");
+  for (CLI::Option* o : {msgs, dur, requests}) o->check(above_zero);
   auto* per_connection =
       app.add_option("--per-connection", s.per_connection, "messages per connection");
   per_connection->capture_default_str()->check(CLI::Range(1, 1000000));

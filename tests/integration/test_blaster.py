@@ -145,7 +145,11 @@ def test_bad_arguments_get_one_line():
                        (("--target", "127.0.0.1:1"), "give --messages N or --duration S"),
                        (("--target", "nohost", "--messages", "1"), "--target must be HOST:PORT"),
                        (("--target", "127.0.0.1:1", "--messages", "1", "--size-min", "9", "--size-max", "1"),
-                        "--size-min is above --size-max")]:
+                        "--size-min is above --size-max"),
+                       # 0 is no bound at all: refused.
+                       (("--target", "127.0.0.1:1", "--messages", "0"), "--messages: must be a number above 0"),
+                       (("--target", "127.0.0.1:1", "--duration", "0"), "--duration: must be a number above 0"),
+                       (("--target", "127.0.0.1:1", "--duration", "-1"), "--duration: must be a number above 0")]:
         r = subprocess.run([BLASTER, *args], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and text in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
