@@ -698,6 +698,10 @@ int main(int argc, char** argv) {
       }
     }
     if (token->count() == 0) return usage("--http needs --token T (the bearer token)");
+    // It goes into a header field as it is (RFC 6750's b64token is narrower).
+    if (h.token.empty() ||
+        std::any_of(h.token.begin(), h.token.end(), [](char ch) { return ch <= ' ' || ch > '~'; }))
+      return usage("--token: printable ASCII without spaces only");
   } else {
     for (const CLI::Option* o : {token, per_request, requests}) {
       if (o->count() > 0) return usage(o->get_name() + " needs --http URL");
