@@ -40,18 +40,19 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 
 // Bodies as LF-terminated lines; the writer makes them CRLF.
 std::string to_lf(std::string_view s) {
-  const size_t first = s.find('\r');
-  if (first == std::string_view::npos) return std::string(s);
-  std::string out(s.substr(0, first));
+  size_t cr = s.find('\r');
+  if (cr == std::string_view::npos) return std::string(s);
+  std::string out;
   out.reserve(s.size());
-  for (size_t i = first; i < s.size(); ++i) {
-    if (s[i] == '\r') {
-      out.push_back('\n');
-      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-    } else {
-      out.push_back(s[i]);
-    }
+  size_t from = 0;
+  while (cr != std::string_view::npos) {  // CRLF and a lone CR both become LF
+    out.append(s.substr(from, cr - from));
+    out.push_back('\n');
+    from = cr + 1;
+    if (from < s.size() && s[from] == '\n') ++from;
+    cr = s.find('\r', from);
   }
+  out.append(s.substr(from));
   return out;
 }
 
@@ -332,8 +333,9 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
   for (auto [body, pointer] :
        {std::pair{&text, "/content/text_body"}, std::pair{&html, "/content/html_body"},
         std::pair{&amp, "/content/amp_html_body"}}) {
-    if (*body && !g_utf8_validate(body->value().data(), static_cast<gssize>(body->value().size()),
-                                  nullptr)) {
+    if (*body && !is_ascii(body->value()) &&
+        !g_utf8_validate(body->value().data(), static_cast<gssize>(body->value().size()),
+                         nullptr)) {
       return FieldError{pointer, "is not valid UTF-8"};
     }
   }

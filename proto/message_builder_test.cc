@@ -151,6 +151,20 @@ TEST(MessageBuilder, TreeShapes) {
   EXPECT_EQ(shape_of(build_ok(only_attachment)), "multipart/mixed(application/pdf)");
 }
 
+// Bodies come with CRLF, LF or a lone CR; each is one line break on the
+// wire, and a 7-bit body is sent as it is (no transfer encoding).
+TEST(MessageBuilder, LineBreaksOfEveryKindBecomeCrlf) {
+  StructuredContent c = basic();
+  c.text_body = "one\r\ntwo\rthree\nfour\r\n\r\nsix";
+  const std::string m = build_ok(c);
+  expect_wire_form(m);
+  EXPECT_EQ(m.substr(m.find("\r\n\r\n") + 4), "one\r\ntwo\r\nthree\r\nfour\r\n\r\nsix\r\n");
+  EXPECT_EQ(m.find("Content-Transfer-Encoding"), std::string::npos) << m;
+  // Not 7-bit (a line over 998 octets): GMime picks the encoding.
+  c.text_body = std::string(1200, 'a');
+  EXPECT_NE(build_ok(c).find("Content-Transfer-Encoding: quoted-printable"), std::string::npos);
+}
+
 TEST(MessageBuilder, HeadersAndWireForm) {
   StructuredContent c = basic();
   c.reply_to = Mailbox{"help@example.com", "Help desk"};
