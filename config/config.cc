@@ -554,12 +554,16 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     if (const toml::node* n = t.get("inject")) {
       const toml::table* it = n->as_table();
       if (it == nullptr) throw ConfigError{where(source, *n, "inject") + ": must be a table"};
-      check_keys(source, *it, "inject.", {"body_bytes_max", "spool_high_water_bytes"});
+      check_keys(source, *it, "inject.",
+                 {"body_bytes_max", "spool_high_water_bytes", "request_messages_bytes_max"});
       cfg->inject_body_bytes_max = get_uint(source, *it, "inject.", "body_bytes_max",
                                             cfg->inject_body_bytes_max, 1024, uint64_t{1} << 30);
       cfg->inject_spool_high_water_bytes =
           get_uint(source, *it, "inject.", "spool_high_water_bytes",
                    cfg->inject_spool_high_water_bytes, uint64_t{1} << 20, uint64_t{1} << 50);
+      cfg->inject_request_messages_bytes_max =
+          get_uint(source, *it, "inject.", "request_messages_bytes_max",
+                   cfg->inject_request_messages_bytes_max, uint64_t{1} << 20, uint64_t{1} << 40);
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -966,6 +970,7 @@ std::string to_toml(const Config& c) {
   t += "\n[metrics]\ntop_destinations = " + to_string(c.metrics_top_destinations) + "\n";
   t += "\n[inject]\nbody_bytes_max = " + to_string(c.inject_body_bytes_max) + "\n";
   t += "spool_high_water_bytes = " + to_string(c.inject_spool_high_water_bytes) + "\n";
+  t += "request_messages_bytes_max = " + to_string(c.inject_request_messages_bytes_max) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

@@ -142,6 +142,10 @@ struct Config {
   // records (every shard's), requests get 429 with Retry-After.
   uint64_t inject_body_bytes_max = uint64_t{25} << 20;
   uint64_t inject_spool_high_water_bytes = uint64_t{4} << 30;
+  // A request whose messages would come to more than this (its recipients
+  // times its content's size) is refused with 413: they are all held in
+  // memory and written as one batch.
+  uint64_t inject_request_messages_bytes_max = uint64_t{256} << 20;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

@@ -415,6 +415,7 @@ TEST(Inject, LimitsParsedWithDefaultsAndRanges) {
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->inject_body_bytes_max, 25u << 20);
   EXPECT_EQ(d->inject_spool_high_water_bytes, uint64_t{4} << 30);
+  EXPECT_EQ(d->inject_request_messages_bytes_max, 256u << 20);
   auto c = parsed(
       std::string(kBase) + "[inject]\nbody_bytes_max = 2048\nspool_high_water_bytes = 1048576\n",
       "t.toml");

@@ -128,6 +128,20 @@ std::string client_literal(const std::string& peer) {
 
 bool has_8bit(std::string_view s) { return !proto::is_ascii(s); }
 
+// What one recipient's message takes at least: the content's text as the
+// request gives it (attachments as sent, base64 or not).
+uint64_t content_bytes(const proto::Content& content) {
+  if (const auto* whole = std::get_if<std::string>(&content)) return whole->size();
+  const auto& c = std::get<proto::StructuredContent>(content);
+  uint64_t n = c.from.email.size() + c.from.name.size() + c.subject.size();
+  for (const auto* body : {&c.text_body, &c.html_body, &c.amp_html_body}) {
+    if (*body) n += (*body)->size();
+  }
+  for (const auto& h : c.headers) n += h.name.size() + h.value.size();
+  for (const auto& a : c.attachments) n += a.data.size();
+  return n;
+}
+
 proto::Address email_address(std::string_view email) {
   // parse_inject_request checked it already (proto::is_valid_email).
   proto::Address a;
@@ -356,6 +370,15 @@ void inject_api(Shard& shard, const proto::HttpRequest& req, const std::string& 
     return done(std::move(r));
   }
   const uint64_t n = j->req.recipients.size();
+  const uint64_t total = n * content_bytes(j->req.content);
+  if (total > cfg.inject_request_messages_bytes_max) {
+    return done(failure(413, "the request's " + std::to_string(n) + " messages would take " +
+                                 std::to_string(total) +
+                                 " bytes, more than [inject] "
+                                 "request_messages_bytes_max (" +
+                                 std::to_string(cfg.inject_request_messages_bytes_max) +
+                                 "): split it"));
+  }
   if (shard.inject_rates() != nullptr) {
     const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())

@@ -378,3 +378,15 @@ def test_expect_100_continue_is_answered_before_the_body(start_ringmaild, tmp_pa
     s.close()
     assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
     assert json.loads(data.partition(b"\r\n\r\n")[2])["success_count"] == 1
+
+
+def test_a_request_that_would_build_too_much_is_refused(start_ringmaild, tmp_path, sink):
+    srv = injector(start_ringmaild, tmp_path, sink.port,
+                   toml="[inject]\nrequest_messages_bytes_max = 1048576\n")
+    content = {"from": {"email": "news@example.test"}, "subject": "s", "text_body": "z" * 10000}
+    # 200 x 10,018 bytes of content (from, subject, body): 2 MB from a 20 KB request.
+    status, _, body = post(srv, request([{"email": f"r{i}@far.test"} for i in range(200)], content))
+    assert (status, body) == (413, {
+        "error": "the request's 200 messages would take 2003600 bytes, more than [inject] "
+                 "request_messages_bytes_max (1048576): split it"})
+    assert post(srv, request([{"email": f"r{i}@far.test"} for i in range(100)], content))[0] == 200
