@@ -12,6 +12,8 @@
 #include <ctime>
 #include <string>
 
+#include "proto/ascii.h"
+
 namespace ringmail::engine {
 namespace {
 thread_local int t_shard = -1;
@@ -41,15 +43,7 @@ int open_append(const std::string& path) {
 
 void set_log_shard(int shard) { t_shard = shard; }
 
-std::string log_safe(std::string_view text) {
-  constexpr size_t kMax = 200;
-  std::string out(text.substr(0, kMax));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  }
-  if (text.size() > kMax) out += "...";
-  return out;
-}
+std::string log_safe(std::string_view text) { return proto::loggable(text, 200); }
 
 void set_log_level(LogLevel most) { g_level.store(static_cast<int>(most)); }
 

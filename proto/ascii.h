@@ -64,4 +64,16 @@ inline bool is_ascii(std::string_view s) {
   return true;
 }
 
+// Text someone else chose (a client's command, a user name), made fit
+// for one log line: at most `max` bytes and "..." after a cut, control and
+// non-ASCII bytes as '?', so no line can be forged through it.
+inline std::string loggable(std::string_view in, size_t max) {
+  std::string out(in.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  if (in.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace ringmail::proto

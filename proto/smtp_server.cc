@@ -3,6 +3,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "proto/ascii.h"
+
 namespace ringmail::proto {
 
 std::optional<std::string> mailbox_name(std::string_view local) {
@@ -101,15 +103,6 @@ void SmtpServer::start() {
 namespace {
 // A client's line made fit for a log line: at most `max` bytes, control
 // and non-ASCII bytes as '?'.
-std::string loggable(std::string_view in, size_t max) {
-  std::string out(in.substr(0, max));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  }
-  if (in.size() > max) out += "...";
-  return out;
-}
-
 // AUTH's arguments past the mechanism are credentials.
 std::string_view without_credentials(std::string_view line) {
   if (line.size() < 5 || !iequals(line.substr(0, 5), "AUTH ")) return line;
