@@ -533,8 +533,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       if (lt == nullptr) throw ConfigError{where(source, *n, "log") + ": must be a table"};
       check_keys(source, *lt, "log.", {"level", "file"});
       cfg->log_level = get_string(source, *lt, "level", cfg->log_level);
-      static const char* const kLevels[] = {"debug", "info", "notice", "warning", "error"};
-      if (std::find(std::begin(kLevels), std::end(kLevels), cfg->log_level) == std::end(kLevels)) {
+      if (log_priority(cfg->log_level) < 0) {
         throw ConfigError{where(source, *lt->get("level"), "log.level") +
                           ": must be debug, info, notice, warning or error"};
       }
@@ -1037,6 +1036,15 @@ const char* kind_name(const ListenerConfig& l) {
          : l.implicit_tls                             ? "submissions"
          : l.kind == proto::ListenerKind::kSubmission ? "submission"
                                                       : "smtp";
+}
+
+int log_priority(std::string_view level) {
+  static const std::pair<std::string_view, int> kLevels[] = {
+      {"debug", 7}, {"info", 6}, {"notice", 5}, {"warning", 4}, {"error", 3}};
+  for (const auto& [name, priority] : kLevels) {
+    if (name == level) return priority;
+  }
+  return -1;
 }
 
 uint32_t shards_for_cpus(uint32_t cpus) { return cpus <= 2 ? 1 : cpus; }

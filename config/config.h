@@ -251,6 +251,10 @@ uint32_t shards_for_cpus(uint32_t cpus);
 // cpusets count), at least 1.
 uint32_t usable_cpus();
 
+// A [log] level's syslog(3) priority: "debug" 7, "info" 6, "notice" 5,
+// "warning" 4, "error" 3; -1 for any other name.
+int log_priority(std::string_view level);
+
 // The embedded development configuration (README's run command).
 extern const char* const kDevConfig;
 

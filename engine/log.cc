@@ -12,6 +12,7 @@
 #include <ctime>
 #include <string>
 
+#include "config/config.h"
 #include "proto/ascii.h"
 
 namespace ringmail::engine {
@@ -66,21 +67,11 @@ std::string log_recipient(const proto::Envelope& env, size_t index) {
 }
 
 bool parse_log_level(std::string_view name, LogLevel* out) {
-  static const struct {
-    std::string_view name;
-    LogLevel level;
-  } kLevels[] = {{"debug", LogLevel::kDebug},
-                 {"info", LogLevel::kInfo},
-                 {"notice", LogLevel::kNotice},
-                 {"warning", LogLevel::kWarning},
-                 {"error", LogLevel::kError}};
-  for (const auto& l : kLevels) {
-    if (l.name == name) {
-      *out = l.level;
-      return true;
-    }
-  }
-  return false;
+  // LogLevel's values are the syslog priorities.
+  const int priority = config::log_priority(name);
+  if (priority < 0) return false;
+  *out = static_cast<LogLevel>(priority);
+  return true;
 }
 
 std::string set_log_file(const std::string& path) {
