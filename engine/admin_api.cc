@@ -123,15 +123,6 @@ void gather(Shard& origin, Part part, std::function<void(std::vector<json>)> don
   engine::gather<json>(origin, std::move(part), std::move(done));
 }
 
-// "Local@Domain" as the queue compares it: the domain in lower case, <>
-// and "" the null sender, angle brackets dropped.
-std::string address_key(std::string_view a) {
-  if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
-  const size_t at = a.rfind('@');
-  if (at == std::string_view::npos) return std::string(a);
-  return std::string(a.substr(0, at + 1)) + proto::ascii_lower(a.substr(at + 1));
-}
-
 json message_json(const OutboundQueue::MessageView& m) {
   json rcpts = json::array();
   for (const auto& r : m.rcpts) {
@@ -267,9 +258,9 @@ Result<ListQuery> parse_list_query(const std::string& query, int64_t now) {
         return Error{"domain: not a domain: \"" + v + "\""};
     } else if (k == "sender") {
       q.filter.by_sender = true;
-      q.filter.sender = v == "<>" ? "" : address_key(v);
+      q.filter.sender = v == "<>" ? "" : OutboundQueue::address_key(v);
     } else if (k == "rcpt") {
-      q.filter.rcpt = address_key(v);
+      q.filter.rcpt = OutboundQueue::address_key(v);
       if (q.filter.rcpt.find('@') == std::string::npos) {
         return Error{"rcpt: not an address: \"" + v + "\""};
       }
@@ -431,7 +422,7 @@ Result<OutboundQueue::Selector> parse_selector(const std::string& body) {
       if (field.value.get(a))
         return Error{"sender: an address is needed (\"<>\": the null sender)"};
       sel.by_sender = true;
-      sel.sender = a == "<>" ? "" : address_key(a);
+      sel.sender = a == "<>" ? "" : OutboundQueue::address_key(a);
       ++given;
     } else if (k == "all") {
       bool all = false;

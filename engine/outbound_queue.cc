@@ -14,11 +14,6 @@ namespace {
 
 std::string domain_of(const proto::Address& a) { return proto::ascii_lower(a.domain); }
 
-// "local@domain" with the domain in lower case; "" for the null sender.
-std::string address_key(const proto::Address& a) {
-  return a.is_null() ? std::string() : a.local + "@" + domain_of(a);
-}
-
 bool contains(const std::vector<size_t>& v, size_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -453,6 +448,17 @@ bool OutboundQueue::matches(const Item* it, const Filter& f) const {
     }
   }
   return false;
+}
+
+std::string OutboundQueue::address_key(std::string_view a) {
+  if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
+  const size_t at = a.rfind('@');
+  if (at == std::string_view::npos) return std::string(a);
+  return std::string(a.substr(0, at + 1)) + proto::ascii_lower(a.substr(at + 1));
+}
+
+std::string OutboundQueue::address_key(const proto::Address& a) {
+  return a.is_null() ? std::string() : address_key(a.local + "@" + a.domain);
 }
 
 void OutboundQueue::view(const Item* it, MessageView* out) const {

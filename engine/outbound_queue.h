@@ -107,6 +107,10 @@ class OutboundQueue {
   // The administrator's view and controls (engine/admin_api.cc,
   // docs/admin-api.md). Addresses are compared as "local@domain" with the
   // domain in lower case ("" the null sender).
+  // How the filters compare addresses: "local@domain" with the domain in
+  // lower case and any angle brackets dropped ("" for the null sender).
+  static std::string address_key(std::string_view address);
+  static std::string address_key(const proto::Address& a);
   struct Filter {
     std::string domain;  // a recipient still to deliver there
     std::string rcpt;    // that recipient, still to deliver
