@@ -58,7 +58,10 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
       reply(std::move(r), keep);
     };
     if (req.path == "/api/inject/v1") {
-      inject_api(shard, req, peer, std::move(answer));
+      inject_api(shard, req, peer, [&shard, answer = std::move(answer)](ApiReply a) {
+        shard.counters().count_inject_answer(a.status);
+        answer(std::move(a));
+      });
     } else {
       admin_api(shard, req, access, std::move(answer));
     }
@@ -126,6 +129,9 @@ void HttpConnection::on_recv(const Event& ev) {
         log_line("http client=" + peer_ + ": " + std::to_string(reader_.status()) + " " +
                  reader_.error());
         auto slot = std::make_shared<Slot>();
+        if (reader_.path() == "/api/inject/v1") {
+          shard_.counters().count_inject_answer(reader_.status());
+        }
         // The API's clients read JSON errors; the rest gets text.
         slot->data = reader_.path().rfind("/api/", 0) == 0
                          ? proto::http_response(

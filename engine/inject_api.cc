@@ -294,6 +294,7 @@ void InjectJob::committed(storage::Spool::Batch* b, proto::CommitResult r) {
     id_of[j->req.recipients[i].index] = env.id.c_str();
   }
   shard.counters().messages_queued.fetch_add(j->stored.size(), std::memory_order_relaxed);
+  shard.counters().inject_queued.fetch_add(j->stored.size(), std::memory_order_relaxed);
   // Recipients in request order: the address refused at parsing, and
   // those refused here or by the builder.
   std::vector<std::pair<size_t, json>> fails;
@@ -310,6 +311,7 @@ void InjectJob::committed(storage::Spool::Batch* b, proto::CommitResult r) {
   std::sort(fails.begin(), fails.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [index, f] : fails) failed.push_back(std::move(f));
+  shard.counters().inject_failed.fetch_add(failed.size(), std::memory_order_relaxed);
   for (const char* id : id_of) ids.push_back(id == nullptr ? json(nullptr) : json(id));
   json out = {{"success_count", j->stored.size()},
               {"fail_count", failed.size()},

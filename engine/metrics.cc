@@ -225,6 +225,12 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up,
        "refused the certificate).",
        {{"success", [](const Shard& s) { return s.stats().tls_client.success.load(); }},
         {"failure", [](const Shard& s) { return s.stats().tls_client.failure.load(); }}}},
+      {"ringmail_inject_recipients_total",
+       "result",
+       "Recipients of injection requests answered 200, by result (failed: listed in the "
+       "answer's failed_recipients).",
+       {{"queued", [](const Shard& s) { return s.stats().inject_queued.load(); }},
+        {"failed", [](const Shard& s) { return s.stats().inject_failed.load(); }}}},
       {"ringmail_auth_attempts_total",
        "result",
        "AUTH password checks by result (failure: a wrong password or user, or a locked-out "
@@ -238,6 +244,17 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up,
       for (const auto& [value, fn] : m.values) {
         line(&out, m.name, shard_label(*p) + "," + m.label + "=\"" + value + "\"", double(fn(*p)));
       }
+    }
+  }
+  header(&out, "ringmail_inject_requests_total", "counter",
+         "POST /api/inject/v1 answers by HTTP status (other: any status not listed).");
+  for (const Shard* p : shards) {
+    for (size_t i = 0; i <= ShardStats::kInjectStatusCount; ++i) {
+      const std::string status = i < ShardStats::kInjectStatusCount
+                                     ? std::to_string(ShardStats::kInjectStatuses[i])
+                                     : std::string("other");
+      line(&out, "ringmail_inject_requests_total", shard_label(*p) + ",status=\"" + status + "\"",
+           double(p->stats().inject_answers[i].load()));
     }
   }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <latch>
 #include <map>
 #include <memory>
@@ -90,6 +91,18 @@ struct ShardStats {
   std::atomic<uint64_t> open_connections{0};  // SMTP sessions now
   std::atomic<uint64_t> tls_handshakes{0};
   std::atomic<uint64_t> http_requests{0};
+  // POST /api/inject/v1: answers by status (kInjectStatuses), and the
+  // recipients of 200 answers, queued or failed.
+  static constexpr int kInjectStatuses[] = {200, 400, 401, 403, 404, 405, 413, 415, 429, 503};
+  static constexpr size_t kInjectStatusCount = std::size(kInjectStatuses);
+  std::atomic<uint64_t> inject_answers[kInjectStatusCount + 1] = {};  // the last: any other
+  std::atomic<uint64_t> inject_queued{0};
+  std::atomic<uint64_t> inject_failed{0};
+  void count_inject_answer(int status) {
+    size_t i = 0;
+    while (i < kInjectStatusCount && kInjectStatuses[i] != status) ++i;
+    inject_answers[i].fetch_add(1, std::memory_order_relaxed);
+  }
   // Loop time: waiting for events, and working on them (microseconds).
   std::atomic<uint64_t> loop_wait_us{0};
   std::atomic<uint64_t> loop_busy_us{0};

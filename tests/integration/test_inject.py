@@ -390,3 +390,29 @@ def test_a_request_that_would_build_too_much_is_refused(start_ringmaild, tmp_pat
         "error": "the request's 200 messages would take 2003600 bytes, more than [inject] "
                  "request_messages_bytes_max (1048576): split it"})
     assert post(srv, request([{"email": f"r{i}@far.test"} for i in range(100)], content))[0] == 200
+
+
+def metric_sum(srv, name, **labels):
+    """The sum over shards of a /metrics series with these labels."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    total = 0
+    for m in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M):
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+def test_metrics_count_answers_and_recipients(start_ringmaild, tmp_path, sink):
+    srv = injector(start_ringmaild, tmp_path, sink.port)
+    assert post(srv, request([{"email": "a@far.test"}, {"email": "nope"}]))[0] == 200
+    assert post(srv, request([{"email": "a@far.test"}]), token="wrong")[0] == 401
+    assert post(srv, request([{"email": "a@far.test"}]), ctype="text/plain")[0] == 415
+    assert metric_sum(srv, "ringmail_inject_requests_total", status="200") == 1
+    assert metric_sum(srv, "ringmail_inject_requests_total", status="401") == 1
+    assert metric_sum(srv, "ringmail_inject_requests_total", status="415") == 1
+    assert metric_sum(srv, "ringmail_inject_requests_total", status="503") == 0
+    assert metric_sum(srv, "ringmail_inject_recipients_total", result="queued") == 1
+    assert metric_sum(srv, "ringmail_inject_recipients_total", result="failed") == 1
