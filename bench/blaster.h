@@ -1,11 +1,15 @@
 // What smtp-blaster's two modes share: the settings from the command line,
 // the latency histogram, the workload (senders, recipients, sizes: the same
 // options make the same load over SMTP and over HTTP) and the report's
-// latency lines. The SMTP mode is bench/smtp_blaster.cc, the HTTP
-// injection mode bench/blaster_http.cc; both run on one engine Backend.
+// latency lines, and the driver loop (Driver: connections kept open and
+// busy, the bounds and the open-loop schedule, failed connections
+// counted, the progress line). The SMTP mode is bench/smtp_blaster.cc,
+// the HTTP injection mode bench/blaster_http.cc; both run on one engine
+// Backend.
 #pragma once
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -177,6 +182,137 @@ class Workload {
   std::mt19937_64 rng_{1};
   std::discrete_distribution<size_t> size_pick_;
   std::string filler_;
+};
+
+// The counters every mode keeps about its connections; each mode's stats
+// add their own.
+struct ConnectionStats {
+  uint64_t conn_errors = 0, connects = 0;
+  std::map<std::string, uint64_t> errors;  // why connections failed
+  Histogram connect;
+};
+
+// The driver loop both modes share: `Derived` (the mode's blaster) keeps
+// `conns_` busy on one backend and provides open(Conn*) (a new connection
+// in that slot when there is work left), progress() and report(). `Conn`
+// has fd, idle (open loop: waiting for its next due time), pump(),
+// t_connect and on_connect_op; `Stats` derives from ConnectionStats.
+template <class Derived, class Conn, class Stats>
+class Driver {
+ public:
+  // Opens every connection and runs the loop until the last one is over,
+  // then reports; 1 after --max-errors failed connections, else 0.
+  int run() {
+    t0_ = Clock::now();
+    for (auto& c : conns_) self().open(&c);
+    while (active_ > 0) {
+      be_->wait(s_.rate > 0 ? 1 : 100);
+      if (s_.rate > 0) {
+        for (auto& c : conns_) {
+          if (c.fd >= 0 && c.idle) c.pump();
+        }
+      }
+      self().progress();
+    }
+    self().report();
+    if (gave_up_) {
+      std::string top;
+      uint64_t most = 0;
+      for (const auto& [k, v] : stats_.errors) {
+        if (v > most) most = v, top = k;
+      }
+      std::fprintf(stderr, "smtp-blaster: gave up after %llu failed connections (most often: %s)\n",
+                   static_cast<unsigned long long>(stats_.conn_errors), top.c_str());
+      return 1;
+    }
+    return 0;
+  }
+
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+  engine::Backend& backend() { return *be_; }
+  Stats& stats() { return stats_; }
+
+ protected:
+  Driver(const Settings& s, const sockaddr_storage& addr, socklen_t len,
+         std::unique_ptr<engine::Backend> be)
+      : s_(s),
+        addr_(addr),
+        len_(len),
+        be_(std::move(be)),
+        work_(s_),
+        conns_(static_cast<size_t>(s.connections)) {}
+
+  // Whether the `started`th message (request) may start, now or (open
+  // loop) later: under `limit` (0: none) and within --duration.
+  bool within_bounds(uint64_t started, uint64_t limit) const {
+    if (limit > 0 && started >= limit) return false;
+    if (s_.rate > 0 && s_.duration > 0)
+      return started < static_cast<uint64_t>(s_.rate * s_.duration);
+    if (s_.duration > 0 && seconds() >= s_.duration) return false;
+    return true;
+  }
+  // Open loop: the time of the next one after `started` has come.
+  bool due_after(uint64_t started) const {
+    return s_.rate <= 0 || static_cast<double>(started) <= seconds() * s_.rate;
+  }
+  // When number `n` started: now, or (open loop) when it was due, so that
+  // its latency counts from then.
+  Clock::time_point start_time(uint64_t n) const {
+    return s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
+                       : Clock::now();
+  }
+
+  // A new socket in `c` and its connect under way (after the mode has
+  // made `c` ready for a new connection).
+  void connect(Conn* c) {
+    c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->t_connect = Clock::now();
+    ++active_;
+    ++stats_.connects;
+    be_->connect(c->fd, reinterpret_cast<const sockaddr*>(&addr_), len_, &c->on_connect_op);
+  }
+  // A connection failed, `why`; after --max-errors of them the run gives
+  // up (a server that refuses every connection would be asked forever).
+  void count_failure(std::string why) {
+    ++stats_.conn_errors;
+    if (why.size() > 120) why.resize(120);
+    ++stats_.errors[why];
+    if (s_.max_errors > 0 && stats_.conn_errors >= s_.max_errors) gave_up_ = true;
+  }
+  // No operation of c's is in flight any more: its socket closes, and a
+  // new connection starts in the slot if there is work left.
+  void end(Conn* c) {
+    be_->close(c->fd);
+    c->fd = -1;
+    --active_;
+    self().open(c);
+  }
+  // The line on stderr, once a second on a terminal: `done` so far and
+  // their rate ("... accepted ... msg/s").
+  void show_progress(uint64_t done, const char* what, const char* per_s) {
+    if (s_.json || !::isatty(2)) return;
+    const double t = seconds();
+    if (t - last_progress_ < 1) return;
+    last_progress_ = t;
+    std::fprintf(stderr, "\r%6.1fs  %llu %s  %.0f %s  %d connections   ", t,
+                 static_cast<unsigned long long>(done), what, done / t, per_s, active_);
+  }
+
+  const Settings& s_;
+  sockaddr_storage addr_;
+  socklen_t len_;
+  std::unique_ptr<engine::Backend> be_;
+  Workload work_;
+  std::vector<Conn> conns_;
+  Stats stats_;
+  Clock::time_point t0_;
+  int active_ = 0;
+  bool gave_up_ = false;
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  double last_progress_ = 0;
 };
 
 // The HTTP injection mode's own settings (--http, bench/blaster_http.cc).

@@ -121,14 +121,13 @@ class ResponseReader {
   std::string error_;
 };
 
-struct HttpStats {
-  uint64_t sent = 0, answered = 0, conn_errors = 0, connects = 0;
+struct HttpStats : ConnectionStats {
+  uint64_t sent = 0, answered = 0;
   uint64_t bytes = 0;  // of the requests answered 200, head and body
   uint64_t recipients_accepted = 0, recipients_failed = 0;
-  uint64_t unreadable = 0;                 // 200 bodies without the two counts
-  std::map<int, uint64_t> statuses;        // HTTP status: responses
-  std::map<std::string, uint64_t> errors;  // why connections failed
-  Histogram latency, connect;
+  uint64_t unreadable = 0;           // 200 bodies without the two counts
+  std::map<int, uint64_t> statuses;  // HTTP status: responses
+  Histogram latency;
 };
 
 class HttpBlaster;
@@ -161,68 +160,26 @@ struct HttpConn {
   MemberCompletion<HttpConn, &HttpConn::on_send> on_send_op;
 };
 
-class HttpBlaster {
+class HttpBlaster : public Driver<HttpBlaster, HttpConn, HttpStats> {
  public:
   HttpBlaster(const Settings& s, const HttpTarget& h, const sockaddr_storage& addr, socklen_t len,
               std::unique_ptr<Backend> be)
-      : s_(s),
-        h_(h),
-        addr_(addr),
-        len_(len),
-        be_(std::move(be)),
-        work_(s_),
-        conns_(static_cast<size_t>(s.connections)) {
+      : Driver(s, addr, len, std::move(be)), h_(h) {
     head_ = "Host: " + h_.host_header +
             "\r\nContent-Type: application/json\r\nAuthorization: Bearer " + h_.token +
             "\r\nContent-Length: ";
-  }
-
-  int run() {
-    t0_ = Clock::now();
     for (size_t i = 0; i < conns_.size(); ++i) {
       conns_[i].b = this;
       conns_[i].slot = i;
       conns_[i].on_connect_op.owner = conns_[i].on_recv_op.owner = conns_[i].on_send_op.owner =
           &conns_[i];
-      open(&conns_[i]);
     }
-    while (active_ > 0) {
-      be_->wait(s_.rate > 0 ? 1 : 100);
-      if (s_.rate > 0) {
-        for (auto& c : conns_) {
-          if (c.fd >= 0 && c.idle) c.pump();
-        }
-      }
-      progress();
-    }
-    report();
-    if (gave_up_) {
-      std::string top;
-      uint64_t most = 0;
-      for (const auto& [k, v] : stats_.errors) {
-        if (v > most) most = v, top = k;
-      }
-      std::fprintf(stderr, "smtp-blaster: gave up after %llu failed connections (most often: %s)\n",
-                   static_cast<unsigned long long>(stats_.conn_errors), top.c_str());
-      return 1;
-    }
-    return 0;
   }
 
   // Whether another request may go (now or, open loop, later).
-  bool more() const {
-    if (gave_up_) return false;
-    if (h_.requests > 0 && stats_.sent >= h_.requests) return false;
-    if (s_.rate > 0 && s_.duration > 0)
-      return stats_.sent < static_cast<uint64_t>(s_.rate * s_.duration);
-    if (s_.duration > 0 && seconds() >= s_.duration) return false;
-    return true;
-  }
+  bool more() const { return !gave_up_ && within_bounds(stats_.sent, h_.requests); }
   // Open loop: the next request's time has come.
-  bool due() const {
-    return s_.rate <= 0 || static_cast<double>(stats_.sent) <= seconds() * s_.rate;
-  }
-  double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+  bool due() const { return due_after(stats_.sent); }
 
   // The next request into c->request. Request k carries messages
   // k*N .. k*N+N-1 (N recipients a request): recipient i is message
@@ -258,10 +215,7 @@ class HttpBlaster {
     c->request = "POST " + h_.path + " HTTP/1.1\r\n" + head_ + std::to_string(json.size()) +
                  "\r\n\r\n" + json;
     c->request_bytes = c->request.size();
-    c->t_start = s_.rate > 0
-                     ? t0_ + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(static_cast<double>(k) / s_.rate))
-                     : Clock::now();
+    c->t_start = start_time(k);
   }
 
   // The response to c's request came.
@@ -284,16 +238,12 @@ class HttpBlaster {
 
   void open(HttpConn* c) {
     if (!more()) return;
-    c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     c->recv_armed = c->closing = c->in_flight = c->idle = false;
     c->error.clear();
     c->request.clear();
     c->out.clear();
     c->reader.reset();
-    c->t_connect = Clock::now();
-    ++active_;
-    ++stats_.connects;
-    be_->connect(c->fd, reinterpret_cast<const sockaddr*>(&addr_), len_, &c->on_connect_op);
+    connect(c);
   }
 
   // No operation of c's is in flight any more: the connection is over,
@@ -301,32 +251,13 @@ class HttpBlaster {
   // answer is lost (not sent again: the server may have taken it).
   void closed(HttpConn* c) {
     if (c->in_flight && c->error.empty()) c->error = "connection closed by the server";
-    if (!c->error.empty()) {
-      ++stats_.conn_errors;
-      std::string why = c->error;
-      if (why.size() > 120) why.resize(120);
-      ++stats_.errors[why];
-      // A server that refuses every connection would be asked forever.
-      if (s_.max_errors > 0 && stats_.conn_errors >= s_.max_errors) gave_up_ = true;
-    }
-    be_->close(c->fd);
-    c->fd = -1;
-    --active_;
-    open(c);
+    if (!c->error.empty()) count_failure(c->error);
+    end(c);
   }
-
-  Backend& backend() { return *be_; }
-  HttpStats& stats() { return stats_; }
 
  private:
-  void progress() {
-    if (s_.json || !::isatty(2)) return;
-    const double t = seconds();
-    if (t - last_progress_ < 1) return;
-    last_progress_ = t;
-    std::fprintf(stderr, "\r%6.1fs  %llu answered  %.0f req/s  %d connections   ", t,
-                 static_cast<unsigned long long>(stats_.answered), stats_.answered / t, active_);
-  }
+  friend Driver;
+  void progress() { show_progress(stats_.answered, "answered", "req/s"); }
 
   void report() {
     using ull = unsigned long long;
@@ -372,19 +303,8 @@ class HttpBlaster {
     print_latency("connect", st.connect);
   }
 
-  const Settings& s_;
   const HttpTarget& h_;
-  sockaddr_storage addr_;
-  socklen_t len_;
-  std::unique_ptr<Backend> be_;
-  Workload work_;
-  std::vector<HttpConn> conns_;
   std::string head_;  // the request's header fields, up to Content-Length's value
-  HttpStats stats_;
-  Clock::time_point t0_;
-  int active_ = 0;
-  bool gave_up_ = false;
-  double last_progress_ = 0;
 };
 
 void HttpConn::on_connect(const Event& ev) {
