@@ -34,7 +34,8 @@
 // requests/s). It reports status codes, recipients accepted and failed (the
 // 200 answers' success_count and fail_count), requests/s, recipients/s,
 // bytes/s and request latency. That mode is bench/blaster_http.cc; what the
-// two share (settings, workload, histogram) is bench/blaster.h.
+// two share (settings, workload, histogram, the driver loop) is
+// bench/blaster.h.
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -76,13 +77,12 @@ using ringmail::proto::Address;
 using ringmail::proto::SmtpClient;
 using ringmail::tls::TlsSession;
 
-struct Stats {
-  uint64_t started = 0, accepted = 0, temp = 0, perm = 0, conn_errors = 0, bytes = 0, connects = 0;
+struct Stats : ringmail::blaster::ConnectionStats {
+  uint64_t started = 0, accepted = 0, temp = 0, perm = 0, bytes = 0;
   uint64_t tls_sessions = 0;
   std::map<std::string, uint64_t> codes;
-  std::map<std::string, uint64_t> errors;  // why connections failed
-  std::string tls_seen;                    // version and cipher of the first TLS session
-  Histogram txn, connect, tls, setup;
+  std::string tls_seen;  // version and cipher of the first TLS session
+  Histogram txn, tls, setup;
 };
 
 class Blaster;
@@ -127,10 +127,12 @@ struct Conn {
   void drop(std::string why);
 };
 
-class Blaster {
+class Blaster : public ringmail::blaster::Driver<Blaster, Conn, Stats> {
  public:
-  Blaster(Settings s, sockaddr_storage addr, socklen_t len, std::unique_ptr<Backend> be)
-      : s_(std::move(s)), addr_(addr), len_(len), be_(std::move(be)), work_(s_) {}
+  // `s` stays valid until the run is over.
+  Blaster(const Settings& s, const sockaddr_storage& addr, socklen_t len,
+          std::unique_ptr<Backend> be)
+      : Driver(s, addr, len, std::move(be)) {}
 
   // The client context for TLS sessions; false (with a reason) when it
   // cannot be made.
@@ -149,46 +151,10 @@ class Blaster {
   }
   const std::shared_ptr<const ringmail::tls::TlsContext>& tls_context() const { return tls_ctx_; }
 
-  int run() {
-    t0_ = Clock::now();
-    conns_.resize(static_cast<size_t>(s_.connections));
-    for (auto& c : conns_) open(&c);
-    while (active_ > 0) {
-      be_->wait(s_.rate > 0 ? 1 : 100);
-      if (s_.rate > 0) {
-        for (auto& c : conns_) {
-          if (c.fd >= 0 && c.idle) c.pump();
-        }
-      }
-      progress();
-    }
-    report();
-    if (gave_up_) {
-      std::string top;
-      uint64_t most = 0;
-      for (const auto& [k, v] : stats_.errors) {
-        if (v > most) most = v, top = k;
-      }
-      std::fprintf(stderr, "smtp-blaster: gave up after %llu failed connections (most often: %s)\n",
-                   static_cast<unsigned long long>(stats_.conn_errors), top.c_str());
-      return 1;
-    }
-    return 0;
-  }
-
   // Whether another message may start (now or, open loop, later).
-  bool more() {
-    if (s_.messages > 0 && stats_.started >= s_.messages) return false;
-    if (s_.rate > 0 && s_.duration > 0)
-      return stats_.started < static_cast<uint64_t>(s_.rate * s_.duration);
-    if (s_.duration > 0 && seconds() >= s_.duration) return false;
-    return true;
-  }
+  bool more() const { return within_bounds(stats_.started, s_.messages); }
   // Open loop: the next message's time has come.
-  bool due() const {
-    return s_.rate <= 0 || static_cast<double>(stats_.started) <= seconds() * s_.rate;
-  }
-  double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+  bool due() const { return due_after(stats_.started); }
 
   // Connection `c`'s slot, 0..connections-1 ({c} in the patterns).
   size_t slot(const Conn* c) const { return static_cast<size_t>(c - conns_.data()); }
@@ -222,9 +188,7 @@ class Blaster {
     c->msg.data = data;
     // Open loop: latency from when the message was due.
     Conn::InFlight& f = c->inflight[c->n_inflight++];
-    f.t = s_.rate > 0 ? t0_ + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(static_cast<double>(n) / s_.rate))
-                      : Clock::now();
+    f.t = start_time(n);
     f.bytes = data.size();
   }
 
@@ -258,7 +222,6 @@ class Blaster {
     if (!more() || gave_up_) return;
     *c = Conn{};
     c->b = this;
-    c->fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     SmtpClient::Params p;
     p.helo = s_.helo;
     p.starttls = s_.starttls;
@@ -276,40 +239,29 @@ class Blaster {
     c->on_recv_op.fn = &Conn::on_recv;
     c->on_send_op.c = c;
     c->on_send_op.fn = &Conn::on_send;
-    c->t_connect = Clock::now();
-    ++active_;
-    ++stats_.connects;
-    be_->connect(c->fd, reinterpret_cast<const sockaddr*>(&addr_), len_, &c->on_connect_op);
+    connect(c);
   }
 
   // The connection is over (QUIT answered, or an error): a new one if
   // there is work left.
   void closed(Conn* c, bool error) {
     if (error) {
-      ++stats_.conn_errors;
       std::string why = c->error;
       if (why.empty() && c->smtp->failed()) why = c->smtp->failure_reason();
       if (why.empty()) why = "connection closed by the server";
-      if (why.size() > 120) why.resize(120);
-      ++stats_.errors[why];
-      // A server that refuses every session would be asked forever.
-      if (s_.max_errors > 0 && stats_.conn_errors >= s_.max_errors) gave_up_ = true;
+      count_failure(std::move(why));
     }
     for (; c->n_inflight > 0; --c->n_inflight) {
       ++stats_.temp;
       ++stats_.codes["conn"];
     }
-    be_->close(c->fd);
-    c->fd = -1;
-    --active_;
-    open(c);
+    end(c);
   }
 
-  Backend& backend() { return *be_; }
   const Settings& settings() const { return s_; }
-  Stats& stats() { return stats_; }
 
  private:
+  friend Driver;
   static Address address(const std::string& text) {
     Address a;
     const size_t at = text.rfind('@');
@@ -318,14 +270,7 @@ class Blaster {
     return a;
   }
 
-  void progress() {
-    if (s_.json || !::isatty(2)) return;
-    const double t = seconds();
-    if (t - last_progress_ < 1) return;
-    last_progress_ = t;
-    std::fprintf(stderr, "\r%6.1fs  %llu accepted  %.0f msg/s  %d connections   ", t,
-                 static_cast<unsigned long long>(stats_.accepted), stats_.accepted / t, active_);
-  }
+  void progress() { show_progress(stats_.accepted, "accepted", "msg/s"); }
 
   void report() {
     using ull = unsigned long long;
@@ -376,18 +321,7 @@ class Blaster {
     line("set-up     ", st.setup);
   }
 
-  Settings s_;
-  sockaddr_storage addr_;
-  socklen_t len_;
-  std::unique_ptr<Backend> be_;
-  std::vector<Conn> conns_;
-  Workload work_;
-  Stats stats_;
   std::shared_ptr<const ringmail::tls::TlsContext> tls_ctx_;
-  Clock::time_point t0_;
-  int active_ = 0;
-  bool gave_up_ = false;
-  double last_progress_ = 0;
 };
 
 void Conn::on_connect(const Event& ev) {
@@ -785,7 +719,7 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
   if (http->count() > 0) return ringmail::blaster::run_http(s, h, addr, len, std::move(be));
-  Blaster blaster(std::move(s), addr, len, std::move(be));
+  Blaster blaster(s, addr, len, std::move(be));
   if (!blaster.init_tls(&why)) {
     std::fprintf(stderr, "smtp-blaster: TLS: %s\n", why.c_str());
     return 2;
