@@ -315,6 +315,32 @@ class Driver {
   double last_progress_ = 0;
 };
 
+// A multishot receive's event on connection `c` (fd, recv_armed, closing,
+// on_recv_op, on_bytes(std::string_view)): the bytes go to c->on_bytes
+// unless the connection is closing, the buffer back to `be`, and the
+// receive is armed again where it ended and the connection goes on. True
+// once the stream is over (the caller ends the connection).
+template <class Conn>
+bool receive_ended(Conn* c, engine::Backend& be, const engine::Event& ev) {
+  if (!ev.more) c->recv_armed = false;
+  if (ev.res > 0) {
+    if (!c->closing) c->on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
+    if (ev.has_buf) be.release(ev.buf_id);
+    if (!c->recv_armed && c->fd >= 0 && !c->closing) {
+      c->recv_armed = true;
+      be.recv(c->fd, &c->on_recv_op);
+    }
+    return false;
+  }
+  if (ev.has_buf) be.release(ev.buf_id);
+  if (ev.error() == engine::IoError::kNoBuffers && !c->recv_armed) {
+    c->recv_armed = true;
+    be.recv(c->fd, &c->on_recv_op);
+    return false;
+  }
+  return !ev.more;
+}
+
 // The HTTP injection mode's own settings (--http, bench/blaster_http.cc).
 struct HttpTarget {
   std::string host_header;  // HOST[:PORT] as written in the URL

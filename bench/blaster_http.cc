@@ -151,6 +151,7 @@ struct HttpConn {
 
   void on_connect(const Event& ev);
   void on_recv(const Event& ev);
+  void on_bytes(std::string_view in);
   void on_send(const Event& ev);
   void pump();
   void drop(std::string why);
@@ -339,42 +340,28 @@ void HttpConn::pump() {
   out.start(b->backend(), fd, &on_send_op);
 }
 
+void HttpConn::on_bytes(std::string_view in) {
+  const auto st = reader.feed(in);
+  if (st == ResponseReader::Status::kError) {
+    drop("HTTP: " + reader.error());
+  } else if (st == ResponseReader::Status::kDone && !in_flight) {
+    drop("HTTP: a response to no request");
+  } else if (st == ResponseReader::Status::kDone) {
+    in_flight = false;
+    b->answered(this, reader.status(), reader.body());
+    const bool again = reader.keep_alive();
+    reader.reset();
+    if (again) {
+      pump();
+    } else {
+      closing = true;  // Connection: close; a new connection goes on
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  }
+}
+
 void HttpConn::on_recv(const Event& ev) {
-  if (!ev.more) recv_armed = false;
-  if (ev.res > 0) {
-    if (!closing) {
-      const auto st = reader.feed(std::string_view(ev.data, static_cast<size_t>(ev.res)));
-      if (st == ResponseReader::Status::kError) {
-        drop("HTTP: " + reader.error());
-      } else if (st == ResponseReader::Status::kDone && !in_flight) {
-        drop("HTTP: a response to no request");
-      } else if (st == ResponseReader::Status::kDone) {
-        in_flight = false;
-        b->answered(this, reader.status(), reader.body());
-        const bool again = reader.keep_alive();
-        reader.reset();
-        if (again) {
-          pump();
-        } else {
-          closing = true;  // Connection: close; a new connection goes on
-          ::shutdown(fd, SHUT_RDWR);
-        }
-      }
-    }
-    if (ev.has_buf) b->backend().release(ev.buf_id);
-    if (!recv_armed && fd >= 0 && !closing) {
-      recv_armed = true;
-      b->backend().recv(fd, &on_recv_op);
-    }
-    return;
-  }
-  if (ev.has_buf) b->backend().release(ev.buf_id);
-  if (ev.error() == engine::IoError::kNoBuffers && !recv_armed) {
-    recv_armed = true;
-    b->backend().recv(fd, &on_recv_op);
-    return;
-  }
-  if (ev.more) return;
+  if (!receive_ended(this, b->backend(), ev)) return;
   // The end of the stream: a response delimited by the close is whole now.
   if (in_flight && !closing && reader.started()) {
     if (reader.eof() == ResponseReader::Status::kDone) {

@@ -349,23 +349,7 @@ void Conn::start_tls() {
 }
 
 void Conn::on_recv(const Event& ev) {
-  if (!ev.more) recv_armed = false;
-  if (ev.res > 0) {
-    if (!closing) on_bytes(std::string_view(ev.data, static_cast<size_t>(ev.res)));
-    if (ev.has_buf) b->backend().release(ev.buf_id);
-    if (!recv_armed && fd >= 0 && !closing) {
-      recv_armed = true;
-      b->backend().recv(fd, &on_recv_op);
-    }
-    return;
-  }
-  if (ev.has_buf) b->backend().release(ev.buf_id);
-  if (ev.error() == ringmail::engine::IoError::kNoBuffers && !recv_armed) {
-    recv_armed = true;
-    b->backend().recv(fd, &on_recv_op);
-    return;
-  }
-  if (ev.more) return;
+  if (!ringmail::blaster::receive_ended(this, b->backend(), ev)) return;
   if (out.busy()) {
     closing = true;  // on_send finishes it
     return;
