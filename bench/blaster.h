@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "proto/quoted.h"
 
 namespace ringmail::blaster {
 
@@ -191,6 +192,20 @@ struct ConnectionStats {
   std::map<std::string, uint64_t> errors;  // why connections failed
   Histogram connect;
 };
+
+// `"why": N, ...` for a JSON report's "errors": why connections failed.
+inline std::string errors_json(const ConnectionStats& st) {
+  std::string errors;
+  for (const auto& [k, v] : st.errors)
+    errors += (errors.empty() ? "" : ", ") + proto::quoted(k) + ": " + std::to_string(v);
+  return errors;
+}
+
+// The text report's `failed: N x why` lines.
+inline void print_failures(const ConnectionStats& st) {
+  for (const auto& [k, v] : st.errors)
+    std::printf("failed: %llu x %s\n", static_cast<unsigned long long>(v), k.c_str());
+}
 
 // The driver loop both modes share: `Derived` (the mode's blaster) keeps
 // `conns_` busy on one backend and provides open(Conn*) (a new connection

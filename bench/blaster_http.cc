@@ -265,12 +265,10 @@ class HttpBlaster : public Driver<HttpBlaster, HttpConn, HttpStats> {
     const double t = seconds();
     const HttpStats& st = stats_;
     if (s_.json) {
-      std::string statuses, errors;
+      std::string statuses;
       for (const auto& [k, v] : st.statuses)
         statuses +=
             (statuses.empty() ? "\"" : ", \"") + std::to_string(k) + "\": " + std::to_string(v);
-      for (const auto& [k, v] : st.errors)
-        errors += (errors.empty() ? "" : ", ") + proto::quoted(k) + ": " + std::to_string(v);
       std::printf(
           "{\"seconds\": %.3f, \"requests\": %llu, \"answered\": %llu, \"statuses\": {%s}, "
           "\"recipients_accepted\": %llu, \"recipients_failed\": %llu, "
@@ -279,8 +277,9 @@ class HttpBlaster : public Driver<HttpBlaster, HttpConn, HttpStats> {
           "\"bytes\": %llu, \"errors\": {%s}, \"latency_s\": {%s}, \"connect_s\": {%s}}\n",
           t, ull(st.sent), ull(st.answered), statuses.c_str(), ull(st.recipients_accepted),
           ull(st.recipients_failed), ull(st.unreadable), ull(st.conn_errors), ull(st.connects),
-          st.answered / t, st.recipients_accepted / t, st.bytes / t, ull(st.bytes), errors.c_str(),
-          latency_json(st.latency).c_str(), latency_json(st.connect).c_str());
+          st.answered / t, st.recipients_accepted / t, st.bytes / t, ull(st.bytes),
+          errors_json(st).c_str(), latency_json(st.latency).c_str(),
+          latency_json(st.connect).c_str());
       return;
     }
     if (::isatty(2)) std::fprintf(stderr, "\n");
@@ -299,7 +298,7 @@ class HttpBlaster : public Driver<HttpBlaster, HttpConn, HttpStats> {
     if (st.unreadable > 0)
       std::printf("unreadable: %llu responses 200 without success_count and fail_count\n",
                   ull(st.unreadable));
-    for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", ull(v), k.c_str());
+    print_failures(st);
     print_latency("request", st.latency);
     print_latency("connect", st.connect);
   }

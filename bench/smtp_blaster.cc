@@ -282,11 +282,6 @@ class Blaster : public ringmail::blaster::Driver<Blaster, Conn, Stats> {
       for (const auto& [k, v] : st.codes)
         codes +=
             (codes.empty() ? "" : ", ") + ringmail::proto::quoted(k) + ": " + std::to_string(v);
-      std::string errors;
-      for (const auto& [k, v] : st.errors) {
-        errors +=
-            (errors.empty() ? "" : ", ") + ringmail::proto::quoted(k) + ": " + std::to_string(v);
-      }
       std::printf(
           "{\"seconds\": %.3f, \"messages\": %llu, \"accepted\": %llu, \"temp_failed\": %llu, "
           "\"perm_failed\": %llu, \"connection_errors\": %llu, \"connections\": %llu, "
@@ -296,8 +291,9 @@ class Blaster : public ringmail::blaster::Driver<Blaster, Conn, Stats> {
           "\"setup_s\": {%s}}\n",
           t, ull(st.started), ull(st.accepted), ull(st.temp), ull(st.perm), ull(st.conn_errors),
           ull(st.connects), ull(st.tls_sessions), ringmail::proto::quoted(st.tls_seen).c_str(),
-          st.accepted / t, st.bytes / t, ull(st.bytes), codes.c_str(), errors.c_str(),
-          lat(st.txn).c_str(), lat(st.connect).c_str(), lat(st.tls).c_str(), lat(st.setup).c_str());
+          st.accepted / t, st.bytes / t, ull(st.bytes), codes.c_str(),
+          ringmail::blaster::errors_json(st).c_str(), lat(st.txn).c_str(), lat(st.connect).c_str(),
+          lat(st.tls).c_str(), lat(st.setup).c_str());
       return;
     }
     if (::isatty(2)) std::fprintf(stderr, "\n");
@@ -313,7 +309,7 @@ class Blaster : public ringmail::blaster::Driver<Blaster, Conn, Stats> {
     if (st.tls_sessions > 0) {
       std::printf("TLS: %llu sessions, %s\n", ull(st.tls_sessions), st.tls_seen.c_str());
     }
-    for (const auto& [k, v] : st.errors) std::printf("failed: %llu x %s\n", ull(v), k.c_str());
+    ringmail::blaster::print_failures(st);
     const auto line = ringmail::blaster::print_latency;
     line("transaction", st.txn);
     line("connect    ", st.connect);
