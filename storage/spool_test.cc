@@ -140,25 +140,6 @@ TEST_F(SpoolTest, SyncFailureGives451AndTombstonesTheCopy) {
   EXPECT_TRUE(recover().empty());
 }
 
-TEST_F(SpoolTest, DiskFullGives452AndCutsThePartialRecord) {
-  auto ok = make_req("K1");
-  spool->commit(ok.get());
-  io.complete_fsyncs();
-  io.fail_appends_with = -ENOSPC;
-  io.fail_appends_after_bytes = 10;  // a short write, then ENOSPC
-  auto r = make_req("N1");
-  spool->commit(r.get());
-  ASSERT_TRUE(r->finished);
-  EXPECT_EQ(r->result, proto::CommitResult::kNoSpace);
-  spool.reset();
-  Spool::RecoveryStats st;
-  auto segs = recover(&st);
-  EXPECT_EQ(st.corrupt, 0u);
-  ASSERT_EQ(segs.size(), 1u);
-  ASSERT_EQ(segs[0].records.size(), 1u);
-  EXPECT_EQ(segs[0].records[0].env.id, "K1");
-}
-
 // A batch (the HTTP injection API's request): one append, one fdatasync,
 // one result for all of its messages.
 struct BatchReq : Spool::Batch {
@@ -179,6 +160,32 @@ std::unique_ptr<BatchReq> make_batch(const std::string& prefix, size_t n) {
     q->result = r;
   };
   return b;
+}
+
+TEST_F(SpoolTest, DiskFullGives452AndCutsThePartialRecords) {
+  auto ok = make_req("K1");
+  spool->commit(ok.get());
+  io.complete_fsyncs();
+  io.fail_appends_with = -ENOSPC;
+  io.fail_appends_after_bytes = 10;  // a short write, then ENOSPC
+  auto r = make_req("N1");
+  spool->commit(r.get());
+  ASSERT_TRUE(r->finished);
+  EXPECT_EQ(r->result, proto::CommitResult::kNoSpace);
+  // A batch: two records and a part of the third fit; none of it stays.
+  io.fail_appends_with = -ENOSPC;
+  io.fail_appends_after_bytes = 300;
+  auto b = make_batch("B", 10);
+  spool->commit_batch(b.get());
+  ASSERT_TRUE(b->finished);
+  EXPECT_EQ(b->result, proto::CommitResult::kNoSpace);
+  spool.reset();
+  Spool::RecoveryStats st;
+  auto segs = recover(&st);
+  EXPECT_EQ(st.corrupt, 0u);
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(segs[0].records.size(), 1u);
+  EXPECT_EQ(segs[0].records[0].env.id, "K1");
 }
 
 TEST_F(SpoolTest, BatchIsAcknowledgedByOneSync) {
@@ -204,25 +211,6 @@ TEST_F(SpoolTest, BatchIsAcknowledgedByOneSync) {
   auto segs = recover();
   ASSERT_EQ(segs.size(), 1u);
   EXPECT_EQ(segs[0].records.size(), 400u);
-}
-
-TEST_F(SpoolTest, BatchOnAFullDiskStoresNothing) {
-  auto ok = make_req("K1");
-  spool->commit(ok.get());
-  io.complete_fsyncs();
-  io.fail_appends_with = -ENOSPC;
-  io.fail_appends_after_bytes = 300;  // two records and a part of the third fit
-  auto b = make_batch("N", 10);
-  spool->commit_batch(b.get());
-  ASSERT_TRUE(b->finished);
-  EXPECT_EQ(b->result, proto::CommitResult::kNoSpace);
-  spool.reset();
-  Spool::RecoveryStats st;
-  auto segs = recover(&st);
-  EXPECT_EQ(st.corrupt, 0u);
-  ASSERT_EQ(segs.size(), 1u);
-  ASSERT_EQ(segs[0].records.size(), 1u);
-  EXPECT_EQ(segs[0].records[0].env.id, "K1");
 }
 
 TEST_F(SpoolTest, BatchWhoseSyncFailsIsTombstonedWhole) {
