@@ -14,6 +14,7 @@
 #include "config/version.h"
 #include "engine/gather.h"
 #include "engine/inject_api.h"
+#include "engine/json_text.h"
 #include "engine/log.h"
 #include "proto/address.h"
 #include "proto/ascii.h"
@@ -27,7 +28,7 @@ namespace {
 using nlohmann::json;
 
 ApiReply error(int status, const std::string& why) {
-  return {status, json{{"error", why}}.dump() + "\n"};
+  return {status, json_text(json{{"error", why}}) + "\n"};
 }
 
 // Bytes of the spool's segment files (a few a shard, the zero-filled
@@ -107,7 +108,7 @@ std::string status_json(const Shard& shard) {
                     {"oldest_outbound_age_s", oldest == 0 ? 0 : now - oldest}}},
                   {"data_dir", cfg.data_dir},
                   {"spool_bytes", spool_bytes(cfg.data_dir)}};
-  return j.dump(2) + "\n";
+  return json_text(j, 2) + "\n";
 }
 
 namespace {
@@ -223,7 +224,7 @@ void queue_summary(Shard& shard, std::function<void(ApiReply)> done) {
             {"buckets", {"0-5m", "5-10m", "10-20m", "20-40m", "40-80m", "80-160m", "160m+"}},
             {"domains", std::move(domains)},
             {"suspended", std::move(suspended)}};
-        done({200, j.dump() + "\n"});
+        done({200, json_text(j) + "\n"});
       });
 }
 
@@ -336,7 +337,7 @@ void queue_messages(Shard& shard, const proto::HttpRequest& req,
         if (all.size() > shared->limit) all.resize(shared->limit);
         json j = {{"messages", all}};
         j["next_cursor"] = more && !all.empty() ? json(all.back()["id"]) : json(nullptr);
-        done({200, j.dump() + "\n"});
+        done({200, json_text(j) + "\n"});
       });
 }
 
@@ -374,7 +375,7 @@ void queue_message(Shard& shard, const std::string& id, bool body,
       [id, done](std::vector<json> parts) {
         for (auto& p : parts) {
           if (!p.is_null()) {
-            done({200, p.dump() + "\n"});
+            done({200, json_text(p) + "\n"});
             return;
           }
         }
@@ -495,7 +496,7 @@ void queue_action(Shard& shard, OutboundQueue::Action action, const std::string&
           }
           if (!unknown.empty()) j["unknown"] = std::move(unknown);
         }
-        done({200, j.dump() + "\n"});
+        done({200, json_text(j) + "\n"});
       });
 }
 
@@ -543,7 +544,7 @@ ApiReply destination(Shard& shard, const std::string& domain, const std::string&
                    "cannot write " + shard.config().data_dir + "/suspended: " + std::strerror(-r));
     }
     log_line("admin: destination " + domain + " resumed");
-    return {200, json{{"domain", domain}, {"resumed", was}}.dump() + "\n"};
+    return {200, json_text(json{{"domain", domain}, {"resumed", was}}) + "\n"};
   }
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -578,8 +579,9 @@ ApiReply destination(Shard& shard, const std::string& domain, const std::string&
   }
   log_line("admin: destination " + domain + " suspended for " + std::to_string(duration) + "s" +
            (reason.empty() ? "" : ": " + reason));
-  return {200, json{{"domain", domain}, {"until_unix", now + duration}, {"reason", reason}}.dump() +
-                   "\n"};
+  return {200,
+          json_text(json{{"domain", domain}, {"until_unix", now + duration}, {"reason", reason}}) +
+              "\n"};
 }
 
 }  // namespace

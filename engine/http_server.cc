@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/inject_api.h"
+#include "engine/json_text.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
 
@@ -136,7 +137,7 @@ void HttpConnection::on_recv(const Event& ev) {
         slot->data = reader_.path().rfind("/api/", 0) == 0
                          ? proto::http_response(
                                reader_.status(), "application/json",
-                               nlohmann::json{{"error", reader_.error()}}.dump() + "\n", false)
+                               json_text(nlohmann::json{{"error", reader_.error()}}) + "\n", false)
                          : proto::http_response(reader_.status(), "text/plain; charset=utf-8",
                                                 reader_.error() + "\n", false);
         slot->keep = false;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "engine/dkim.h"
+#include "engine/json_text.h"
 #include "engine/local_delivery.h"
 #include "engine/log.h"
 #include "engine/shard.h"
@@ -90,12 +91,12 @@ namespace {
 using nlohmann::json;
 
 ApiReply failure(int status, const std::string& why) {
-  return {status, json{{"error", why}}.dump() + "\n"};
+  return {status, json_text(json{{"error", why}}) + "\n"};
 }
 
 ApiReply bad_field(const proto::FieldError& e) {
   const std::string text = e.pointer.empty() ? e.reason : e.pointer + ": " + e.reason;
-  return {400, json{{"error", text}, {"pointer", e.pointer}}.dump() + "\n"};
+  return {400, json_text(json{{"error", text}, {"pointer", e.pointer}}) + "\n"};
 }
 
 json value_json(const proto::tmpl::Value& v) {
@@ -321,7 +322,7 @@ void InjectJob::committed(storage::Spool::Batch* b, proto::CommitResult r) {
               {"ids", std::move(ids)}};
   // The ids of the messages stored, and their recipients, are the same
   // objects as in j: everything is said before j goes.
-  j->answer({200, out.dump() + "\n"});
+  j->answer({200, json_text(out) + "\n"});
 }
 
 }  // namespace
@@ -417,7 +418,7 @@ void inject_api(Shard& shard, const proto::HttpRequest& req, const std::string& 
     env.smtputf8 = has_8bit(j->req.envelope_sender) || has_8bit(r.recipient.email);
     env.auth_user = "api:" + token->name;
     if (!r.metadata.empty()) {
-      env.metadata = json(value_json(proto::tmpl::Value(r.metadata))).dump(-1, ' ', true);
+      env.metadata = json_text(value_json(proto::tmpl::Value(r.metadata)), -1, true);
     }
     const std::string domain = proto::ascii_lower(env.rcpts[0].domain);
     if (shard.policy().is_local_domain(domain)) {

@@ -206,8 +206,9 @@ int QueueCli::suspend(const std::string& socket) const {
   }
   nlohmann::json body{{"duration_s", *seconds}};
   if (!reason_.empty()) body["reason"] = reason_;
-  const AdminCall a = admin_call(
-      kProg, socket, "POST", "/api/destinations/" + url_encode(domain_) + "/suspend", body.dump());
+  const AdminCall a =
+      admin_call(kProg, socket, "POST", "/api/destinations/" + url_encode(domain_) + "/suspend",
+                 body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (a.exit != 0) return a.exit;
   auto text = format_suspended(a.body);
   if (!text) return fail(1, text.error());

@@ -244,7 +244,7 @@ Result<std::string> selector_body(const QueueSelector& s, bool nothing_means_all
   } else {
     return Error{"say which messages: give ids, --domain, --sender or --all"};
   }
-  return body.dump();
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string url_encode(std::string_view s) {

@@ -416,3 +416,20 @@ def test_metrics_count_answers_and_recipients(start_ringmaild, tmp_path, sink):
     assert metric_sum(srv, "ringmail_inject_requests_total", status="503") == 0
     assert metric_sum(srv, "ringmail_inject_recipients_total", result="queued") == 1
     assert metric_sum(srv, "ringmail_inject_recipients_total", result="failed") == 1
+
+
+def test_a_content_type_that_is_not_utf8_gets_415_not_a_crash(start_ringmaild, tmp_path, sink):
+    srv = injector(start_ringmaild, tmp_path, sink.port)
+    s = socket.create_connection(("127.0.0.1", srv.http_port), timeout=10)
+    s.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {INJECT_TOKEN}\r\n"
+              "Content-Length: 2\r\nContent-Type: text/".encode() + b"\xff\r\n\r\n{}")
+    data = b""
+    while not data.endswith(b"}\n"):
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 415 "), data
+    assert json.loads(data.partition(b"\r\n\r\n")[2]) == {
+        "error": "the body must be application/json, not \"text/\ufffd\""}
+    assert srv.alive()

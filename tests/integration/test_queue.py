@@ -376,3 +376,28 @@ def test_a_suspended_utf8_domain(start_ringmaild, tmp_path):
     assert st == 200 and j["domain"] == "b\u00fccher.test", j
     st, j = api(sock, "POST", "/api/destinations/bad%2/suspend", {"duration_s": 60})
     assert st == 400 and "escape" in j["error"], j
+
+
+def test_bytes_that_are_not_utf8_do_not_crash_the_admin_api(start_ringmaild, tmp_path):
+    """A path, or a queued message's 8-bit header, that is not UTF-8 used
+    to make nlohmann-json throw on the shard's thread: the daemon died."""
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    srv, sock = relay(start_ringmaild, tmp_path, port)
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.sendmail("a@src.test", ["bob@far.test"],
+                   b"Subject: caf\xe9 (Latin-1)\r\nFrom: a@src.test\r\n\r\nhello\r\n")
+    [m] = wait_for(lambda: all_messages(sock), "the message queued")
+    st, j = api(sock, "GET", f"/api/queue/messages/{m['id']}")
+    assert st == 200 and "caf\ufffd (Latin-1)" in j["headers"], j
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(10)
+    raw.connect(str(sock))
+    raw.sendall(b"GET /api/\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := raw.recv(4096):
+        data += chunk
+    raw.close()
+    assert data.startswith(b"HTTP/1.1 404 "), data
+    assert "\ufffd" in json.loads(data.partition(b"\r\n\r\n")[2])["error"]
+    assert srv.alive()
+    assert api(sock, "GET", "/api/queue")[0] == 200
