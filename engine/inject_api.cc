@@ -193,13 +193,13 @@ int InjectJob::build(storage::BlockingOp* op) {
   proto::BuildContext ctx{j->cfg->hostname, j->now_unix, [] { return rng(); }};
   const bool structured = std::holds_alternative<proto::StructuredContent>(j->req.content);
   const std::string from_pointer = structured ? "/content/from/email" : "/content";
+  proto::MessageBuilder builder(j->req.content, j->req.substitutions, j->req.dialect,
+                                std::move(ctx));
   for (size_t i = 0; i < j->envs.size(); ++i) {
     if (!j->failures[i].empty()) continue;  // refused on the shard (a local user)
     const auto& r = j->req.recipients[i];
     const std::string pointer = "/recipients/" + std::to_string(r.index);
-    proto::BuildResult b =
-        proto::build_message(j->req.content, r.recipient, pointer, j->req.substitutions,
-                             j->req.dialect, ctx, &j->warnings);
+    proto::BuildResult b = builder.build(r.recipient, pointer, &j->warnings);
     if (!b) {
       const auto& e = b.error();
       if (e.pointer == pointer || e.pointer.rfind(pointer + "/", 0) == 0) {

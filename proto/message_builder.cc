@@ -136,34 +136,31 @@ class Fields {
   std::set<std::string> missing_;
 };
 
-// A leaf part holding `bytes`, with the transfer encoding GMime finds best
-// for 7-bit transport (7bit, quoted-printable or base64: never a line over
-// 998 octets).
+// Sets the bytes of leaf `part`, with the transfer encoding GMime finds
+// best for 7-bit transport (7bit, quoted-printable or base64: never a
+// line over 998 octets).
 // `seven_bit`: the caller knows the bytes are 7bit already (ASCII, no
 // NUL, no line over 998 octets), which is what GMime's scan would find;
 // the scan of a 10 KiB body is then saved.
-Ref<GMimePart> make_part(GMimePart* part, std::string_view bytes, bool seven_bit = false) {
-  Ref<GMimePart> p(part);
+void set_content(GMimePart* part, std::string_view bytes, bool seven_bit = false) {
   Ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
   Ref<GMimeDataWrapper> wrapper(
       g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
-  g_mime_part_set_content(p.get(), wrapper.get());
-  g_mime_part_set_content_encoding(
-      p.get(),
-      seven_bit ? GMIME_CONTENT_ENCODING_DEFAULT
-                : g_mime_part_get_best_content_encoding(p.get(), GMIME_ENCODING_CONSTRAINT_7BIT));
-  return p;
+  g_mime_part_set_content(part, wrapper.get());
+  g_mime_part_set_content_encoding(part, seven_bit ? GMIME_CONTENT_ENCODING_DEFAULT
+                                                   : g_mime_part_get_best_content_encoding(
+                                                         part, GMIME_ENCODING_CONSTRAINT_7BIT));
 }
 
-Ref<GMimePart> make_text(const char* subtype, const std::string& text) {
+// Sets a text leaf to `text`: its charset, bytes and transfer encoding.
+void set_text(GMimePart* part, const std::string& text) {
   std::string lf = to_lf(text);
-  GMimeTextPart* t = g_mime_text_part_new_with_subtype(subtype);
   const bool ascii = is_ascii(lf);
-  g_mime_object_set_content_type_parameter(GMIME_OBJECT(t), "charset",
+  g_mime_object_set_content_type_parameter(GMIME_OBJECT(part), "charset",
                                            ascii ? "us-ascii" : "utf-8");
   const bool seven_bit =
       ascii && lf.find('\0') == std::string::npos && long_line(lf) == std::string_view::npos;
-  return make_part(GMIME_PART(t), lf, seven_bit);
+  set_content(part, lf, seven_bit);
 }
 
 std::string random_hex(const BuildContext& context) {
@@ -269,12 +266,38 @@ void add_mailbox(GMimeMessage* message, GMimeAddressType type, const std::string
   g_object_unref(mailbox);
 }
 
-BuildResult build_structured(const StructuredContent& c, const Recipient& recipient,
-                             std::string_view recipient_pointer, Fields& fields,
-                             const BuildContext& context) {
-  std::optional<FieldError> error;
-  auto fail = [&]() -> BuildResult { return *error; };
+void set_mailbox(GMimeMessage* message, GMimeAddressType type, const std::string& name,
+                 const std::string& email) {
+  internet_address_list_clear(g_mime_message_get_addresses(message, type));
+  add_mailbox(message, type, name, email);
+}
 
+// An extra header's value: encoded words when not ASCII, else folded at
+// spaces only (fold_ascii).
+void fold_extra(GMimeHeader* header, const std::string& name, const std::string& value) {
+  if (is_ascii(value)) g_mime_header_set_raw_value(header, fold_ascii(name, value).c_str());
+}
+
+// A multipart with a boundary from the context's random source (rather
+// than GMime's read of /dev/urandom for each one).
+GMimeMultipart* new_multipart(const char* subtype, const BuildContext& context) {
+  GMimeMultipart* m = g_mime_multipart_new_with_subtype(subtype);
+  g_mime_multipart_set_boundary(m, ("=-" + random_hex(context)).c_str());
+  return m;
+}
+
+// The template fields of one message, rendered for one recipient.
+struct Rendered {
+  std::string from_name, to_name, reply_name, subject;
+  std::vector<std::pair<std::string, std::string>> extra;  // `headers`, in order
+  std::optional<std::string> text, html, amp;
+};
+
+// Renders and checks the fields of `c` for `recipient` into `*f`.
+std::optional<FieldError> render_fields(const StructuredContent& c, const Recipient& recipient,
+                                        std::string_view recipient_pointer, Fields& fields,
+                                        Rendered* f) {
+  std::optional<FieldError> error;
   if (!is_valid_email(c.from.email))
     return FieldError{"/content/from/email", "is not a valid mail address"};
   if (!is_valid_email(recipient.email)) {
@@ -284,22 +307,20 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
     return FieldError{"/content/reply_to/email", "is not a valid mail address"};
   }
 
-  std::string from_name, to_name, reply_name, subject;
   const tmpl::Escape none = tmpl::Escape::kNone;
-  if (!fields.render(c.from.name, none, "/content/from/name", &from_name, &error)) return fail();
-  if ((error = check_line(from_name, "/content/from/name"))) return fail();
+  if (!fields.render(c.from.name, none, "/content/from/name", &f->from_name, &error)) return error;
+  if ((error = check_line(f->from_name, "/content/from/name"))) return error;
   std::string to_pointer = std::string(recipient_pointer) + "/name";
-  if (!fields.render(recipient.name, none, to_pointer, &to_name, &error)) return fail();
-  if ((error = check_line(to_name, to_pointer))) return fail();
+  if (!fields.render(recipient.name, none, to_pointer, &f->to_name, &error)) return error;
+  if ((error = check_line(f->to_name, to_pointer))) return error;
   if (c.reply_to) {
-    if (!fields.render(c.reply_to->name, none, "/content/reply_to/name", &reply_name, &error))
-      return fail();
-    if ((error = check_line(reply_name, "/content/reply_to/name"))) return fail();
+    if (!fields.render(c.reply_to->name, none, "/content/reply_to/name", &f->reply_name, &error))
+      return error;
+    if ((error = check_line(f->reply_name, "/content/reply_to/name"))) return error;
   }
-  if (!fields.render(c.subject, none, "/content/subject", &subject, &error)) return fail();
-  if ((error = check_line(subject, "/content/subject"))) return fail();
+  if (!fields.render(c.subject, none, "/content/subject", &f->subject, &error)) return error;
+  if ((error = check_line(f->subject, "/content/subject"))) return error;
 
-  std::vector<std::pair<std::string, std::string>> extra;
   for (const Header& h : c.headers) {
     std::string pointer = "/content/headers/" + json_pointer_token(h.name);
     if (!is_field_name(h.name)) return FieldError{pointer, "is not a valid header field name"};
@@ -309,39 +330,63 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
       return FieldError{pointer, "conflicts with /content/reply_to"};
     }
     std::string value;
-    if (!fields.render(h.value, none, pointer, &value, &error)) return fail();
-    if ((error = check_line(value, pointer))) return fail();
-    extra.emplace_back(h.name, std::move(value));
+    if (!fields.render(h.value, none, pointer, &value, &error)) return error;
+    if ((error = check_line(value, pointer))) return error;
+    f->extra.emplace_back(h.name, std::move(value));
   }
 
-  std::optional<std::string> text, html, amp;
-  if (c.text_body) {
-    text.emplace();
-    if (!fields.render(*c.text_body, none, "/content/text_body", &*text, &error)) return fail();
+  struct Body {
+    const std::optional<std::string>* source;
+    std::optional<std::string>* out;
+    tmpl::Escape escape;
+    const char* pointer;
+  };
+  for (const Body& b :
+       {Body{&c.text_body, &f->text, none, "/content/text_body"},
+        Body{&c.html_body, &f->html, tmpl::Escape::kHtml, "/content/html_body"},
+        Body{&c.amp_html_body, &f->amp, tmpl::Escape::kHtml, "/content/amp_html_body"}}) {
+    if (!*b.source) continue;
+    b.out->emplace();
+    if (!fields.render(**b.source, b.escape, b.pointer, &**b.out, &error)) return error;
   }
-  if (c.html_body) {
-    html.emplace();
-    if (!fields.render(*c.html_body, tmpl::Escape::kHtml, "/content/html_body", &*html, &error))
-      return fail();
-  }
-  if (c.amp_html_body) {
-    amp.emplace();
-    if (!fields.render(*c.amp_html_body, tmpl::Escape::kHtml, "/content/amp_html_body", &*amp,
-                       &error))
-      return fail();
-  }
-  for (auto [body, pointer] :
-       {std::pair{&text, "/content/text_body"}, std::pair{&html, "/content/html_body"},
-        std::pair{&amp, "/content/amp_html_body"}}) {
-    if (*body && !is_ascii(body->value()) &&
-        !g_utf8_validate(body->value().data(), static_cast<gssize>(body->value().size()),
-                         nullptr)) {
-      return FieldError{pointer, "is not valid UTF-8"};
+  for (const Body& b : {Body{nullptr, &f->text, none, "/content/text_body"},
+                        Body{nullptr, &f->html, none, "/content/html_body"},
+                        Body{nullptr, &f->amp, none, "/content/amp_html_body"}}) {
+    const std::optional<std::string>& body = *b.out;
+    if (body && !is_ascii(*body) &&
+        !g_utf8_validate(body->data(), static_cast<gssize>(body->size()), nullptr)) {
+      return FieldError{b.pointer, "is not valid UTF-8"};
     }
   }
+  return std::nullopt;
+}
 
-  // Attachments, inline (content_id) apart from the others.
+}  // namespace
+
+// The GMime objects a MessageBuilder keeps from one recipient to the next.
+struct MessageBuilder::Tree {
+  // The attachments, decoded and checked once (prepare_attachments).
+  bool attachments_made = false;
+  std::optional<FieldError> attachment_error;
   std::vector<Ref<GMimePart>> inline_parts, attached_parts;
+  // The message of the last recipient, and the text leaves and extra
+  // headers in it.
+  Ref<GMimeMessage> message;
+  GMimePart* text = nullptr;
+  GMimePart* amp = nullptr;
+  GMimePart* html = nullptr;
+  std::vector<GMimeHeader*> extra;
+  Rendered held;  // what the message holds
+};
+
+namespace {
+
+using Tree = MessageBuilder::Tree;
+
+// Decodes and checks the attachments into `t` (inline ones, with a
+// content_id, apart from the others); the first error instead.
+std::optional<FieldError> prepare_attachments(const StructuredContent& c, Tree& t) {
+  std::optional<FieldError> error;
   for (size_t i = 0; i < c.attachments.size(); ++i) {
     const Attachment& a = c.attachments[i];
     std::string pointer = "/content/attachments/" + std::to_string(i);
@@ -355,10 +400,10 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
       return FieldError{pointer + "/content_id",
                         "must be printable ASCII without spaces or angle brackets"};
     }
-    if (!a.content_id.empty() && !html) {
+    if (!a.content_id.empty() && !c.html_body) {
       return FieldError{pointer + "/content_id", "an inline attachment needs an html_body"};
     }
-    if ((error = check_line(a.file_name, pointer + "/file_name"))) return fail();
+    if ((error = check_line(a.file_name, pointer + "/file_name"))) return error;
     std::string decoded;
     if (a.base64) {
       auto d = base64_decode(a.data);
@@ -368,31 +413,47 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
     const std::string& bytes = a.base64 ? decoded : a.data;
     Ref<GMimeContentType> type(g_mime_content_type_parse(nullptr, content_type.c_str()));
     if (!type) return FieldError{pointer + "/content_type", "is not a MIME type"};
-    GMimePart* raw = g_mime_part_new();
-    g_mime_object_set_content_type(GMIME_OBJECT(raw), type.get());
-    Ref<GMimePart> part = make_part(raw, bytes);
+    Ref<GMimePart> part(g_mime_part_new());
+    g_mime_object_set_content_type(GMIME_OBJECT(part.get()), type.get());
+    set_content(part.get(), bytes);
     g_mime_object_set_disposition(GMIME_OBJECT(part.get()),
                                   a.content_id.empty() ? "attachment" : "inline");
     if (!a.file_name.empty()) g_mime_part_set_filename(part.get(), a.file_name.c_str());
     if (!a.content_id.empty()) {
       g_mime_object_set_content_id(GMIME_OBJECT(part.get()), a.content_id.c_str());
-      inline_parts.push_back(std::move(part));
+      t.inline_parts.push_back(std::move(part));
     } else {
-      attached_parts.push_back(std::move(part));
+      t.attached_parts.push_back(std::move(part));
     }
   }
+  return std::nullopt;
+}
 
+// A text leaf of `subtype` holding `text`; `*leaf` points at it.
+Ref<GMimeObject> make_text(const char* subtype, const std::string& text, GMimePart** leaf) {
+  GMimePart* part = GMIME_PART(g_mime_text_part_new_with_subtype(subtype));
+  set_text(part, text);
+  *leaf = part;
+  return Ref<GMimeObject>(GMIME_OBJECT(part));
+}
+
+// The message for the first recipient, into `t`; nullopt, or why there
+// is none.
+std::optional<FieldError> make_message(const StructuredContent& c, const Rendered& f,
+                                       const Recipient& recipient, const BuildContext& context,
+                                       Tree& t) {
+  const std::string id = message_id(context);  // first of the random draws
   // The tree, innermost first.
   std::vector<Ref<GMimeObject>> alternatives;
-  if (text) alternatives.emplace_back(GMIME_OBJECT(make_text("plain", *text).release()));
-  if (amp) alternatives.emplace_back(GMIME_OBJECT(make_text("x-amp-html", *amp).release()));
-  if (html) {
-    Ref<GMimeObject> html_part(GMIME_OBJECT(make_text("html", *html).release()));
-    if (!inline_parts.empty()) {
-      GMimeMultipart* related = g_mime_multipart_new_with_subtype("related");
+  if (f.text) alternatives.push_back(make_text("plain", *f.text, &t.text));
+  if (f.amp) alternatives.push_back(make_text("x-amp-html", *f.amp, &t.amp));
+  if (f.html) {
+    Ref<GMimeObject> html_part = make_text("html", *f.html, &t.html);
+    if (!t.inline_parts.empty()) {
+      GMimeMultipart* related = new_multipart("related", context);
       g_mime_object_set_content_type_parameter(GMIME_OBJECT(related), "type", "text/html");
       g_mime_multipart_add(related, html_part.get());
-      for (auto& p : inline_parts) g_mime_multipart_add(related, GMIME_OBJECT(p.get()));
+      for (auto& p : t.inline_parts) g_mime_multipart_add(related, GMIME_OBJECT(p.get()));
       html_part.reset(GMIME_OBJECT(related));
     }
     alternatives.push_back(std::move(html_part));
@@ -401,43 +462,88 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
   if (alternatives.size() == 1) {
     body = std::move(alternatives[0]);
   } else if (alternatives.size() > 1) {
-    GMimeMultipart* alt = g_mime_multipart_new_with_subtype("alternative");
+    GMimeMultipart* alt = new_multipart("alternative", context);
     for (auto& p : alternatives) g_mime_multipart_add(alt, p.get());
     body.reset(GMIME_OBJECT(alt));
   }
-  if (!attached_parts.empty()) {
-    GMimeMultipart* mixed = g_mime_multipart_new_with_subtype("mixed");
+  if (!t.attached_parts.empty()) {
+    GMimeMultipart* mixed = new_multipart("mixed", context);
     if (body) g_mime_multipart_add(mixed, body.get());
-    for (auto& p : attached_parts) g_mime_multipart_add(mixed, GMIME_OBJECT(p.get()));
+    for (auto& p : t.attached_parts) g_mime_multipart_add(mixed, GMIME_OBJECT(p.get()));
     body.reset(GMIME_OBJECT(mixed));
   }
-  if (!body)
+  if (!body) {
+    t.text = t.amp = t.html = nullptr;
     return FieldError{"/content", "needs text_body, html_body, amp_html_body or an attachment"};
+  }
 
   Ref<GMimeMessage> message(g_mime_message_new(TRUE));
-  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_FROM, from_name, c.from.email);
-  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_TO, to_name, recipient.email);
+  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_FROM, f.from_name, c.from.email);
+  add_mailbox(message.get(), GMIME_ADDRESS_TYPE_TO, f.to_name, recipient.email);
   if (c.reply_to)
-    add_mailbox(message.get(), GMIME_ADDRESS_TYPE_REPLY_TO, reply_name, c.reply_to->email);
-  g_mime_message_set_subject(message.get(), subject.c_str(), "utf-8");
+    add_mailbox(message.get(), GMIME_ADDRESS_TYPE_REPLY_TO, f.reply_name, c.reply_to->email);
+  g_mime_message_set_subject(message.get(), f.subject.c_str(), "utf-8");
   GDateTime* date = g_date_time_new_from_unix_utc(context.now_unix);
   if (date == nullptr) date = g_date_time_new_from_unix_utc(0);
   g_mime_message_set_date(message.get(), date);
   g_date_time_unref(date);
-  g_mime_message_set_message_id(message.get(), message_id(context).c_str());
-  for (const auto& [name, value] : extra) {
-    GMimeObject* object = GMIME_OBJECT(message.get());
+  g_mime_message_set_message_id(message.get(), id.c_str());
+  GMimeObject* object = GMIME_OBJECT(message.get());
+  GMimeHeaderList* list = g_mime_object_get_header_list(object);
+  for (const auto& [name, value] : f.extra) {
     g_mime_object_append_header(object, name.c_str(), value.c_str(), "utf-8");
-    if (is_ascii(value)) {
-      GMimeHeaderList* list = g_mime_object_get_header_list(object);
-      GMimeHeader* header =
-          g_mime_header_list_get_header_at(list, g_mime_header_list_get_count(list) - 1);
-      g_mime_header_set_raw_value(header, fold_ascii(name, value).c_str());
-    }
+    GMimeHeader* header =
+        g_mime_header_list_get_header_at(list, g_mime_header_list_get_count(list) - 1);
+    fold_extra(header, name, value);
+    t.extra.push_back(header);
   }
   g_mime_message_set_mime_part(message.get(), body.get());
+  t.message = std::move(message);
+  t.held = f;
+  return std::nullopt;
+}
 
-  std::string out = write(GMIME_OBJECT(message.get()));
+// The message of `t` made the one for `recipient`: only what differs
+// from the last one is set.
+void update_message(const StructuredContent& c, Rendered& f, const Recipient& recipient,
+                    const BuildContext& context, Tree& t) {
+  GMimeMessage* m = t.message.get();
+  if (f.from_name != t.held.from_name)
+    set_mailbox(m, GMIME_ADDRESS_TYPE_FROM, f.from_name, c.from.email);
+  set_mailbox(m, GMIME_ADDRESS_TYPE_TO, f.to_name, recipient.email);
+  if (c.reply_to && f.reply_name != t.held.reply_name)
+    set_mailbox(m, GMIME_ADDRESS_TYPE_REPLY_TO, f.reply_name, c.reply_to->email);
+  if (f.subject != t.held.subject) g_mime_message_set_subject(m, f.subject.c_str(), "utf-8");
+  g_mime_message_set_message_id(m, message_id(context).c_str());
+  for (size_t i = 0; i < f.extra.size(); ++i) {
+    const auto& [name, value] = f.extra[i];
+    if (value == t.held.extra[i].second) continue;
+    g_mime_header_set_value(t.extra[i], nullptr, value.c_str(), "utf-8");
+    fold_extra(t.extra[i], name, value);
+  }
+  if (f.text && *f.text != *t.held.text) set_text(t.text, *f.text);
+  if (f.amp && *f.amp != *t.held.amp) set_text(t.amp, *f.amp);
+  if (f.html && *f.html != *t.held.html) set_text(t.html, *f.html);
+  t.held = std::move(f);
+}
+
+BuildResult build_structured(const StructuredContent& c, const Recipient& recipient,
+                             std::string_view recipient_pointer, Fields& fields,
+                             const BuildContext& context, Tree& t) {
+  Rendered f;
+  if (auto error = render_fields(c, recipient, recipient_pointer, fields, &f)) return *error;
+  if (!t.attachments_made) {
+    t.attachments_made = true;
+    t.attachment_error = prepare_attachments(c, t);
+  }
+  if (t.attachment_error) return *t.attachment_error;
+  if (!t.message) {
+    if (auto error = make_message(c, f, recipient, context, t)) return *error;
+  } else {
+    update_message(c, f, recipient, context, t);
+  }
+
+  std::string out = write(GMIME_OBJECT(t.message.get()));
   if (size_t at = long_line(out); at != std::string_view::npos) {
     // GMime encodes bodies and folds or encodes long header text; only a
     // structured header (References, List-Unsubscribe) with a word longer
@@ -451,8 +557,8 @@ BuildResult build_structured(const StructuredContent& c, const Recipient& recipi
     std::string_view name = line.substr(0, line.find(':'));
     std::string pointer = "/content";
     if (iequals_ascii(name, "Subject")) pointer = "/content/subject";
-    for (const auto& h : extra) {
-      if (iequals_ascii(name, h.first)) pointer = "/content/headers/" + json_pointer_token(h.first);
+    for (const auto& h : c.headers) {
+      if (iequals_ascii(name, h.name)) pointer = "/content/headers/" + json_pointer_token(h.name);
     }
     return FieldError{pointer, "has a word too long to fold into lines of 998 octets"};
   }
@@ -510,20 +616,37 @@ bool is_valid_email(std::string_view email) {
   return consumed == path.size() && !address.domain.empty();
 }
 
+MessageBuilder::MessageBuilder(const Content& content, tmpl::Values global, tmpl::Dialect dialect,
+                               BuildContext context)
+    : content_(content),
+      global_(std::move(global)),
+      dialect_(dialect),
+      context_(std::move(context)),
+      tree_(std::make_unique<Tree>()) {
+  init_gmime();
+}
+
+MessageBuilder::~MessageBuilder() = default;
+
+BuildResult MessageBuilder::build(const Recipient& recipient, std::string_view recipient_pointer,
+                                  std::vector<std::string>* warnings) {
+  std::optional<tmpl::Renderer> renderer;
+  if (dialect_ == tmpl::Dialect::kMustache) renderer.emplace(global_, recipient.substitutions);
+  Fields fields(renderer ? &*renderer : nullptr);
+  BuildResult result = std::holds_alternative<std::string>(content_)
+                           ? build_whole(std::get<std::string>(content_), fields, context_)
+                           : build_structured(std::get<StructuredContent>(content_), recipient,
+                                              recipient_pointer, fields, context_, *tree_);
+  if (result) fields.report(warnings);
+  return result;
+}
+
 BuildResult build_message(const Content& content, const Recipient& recipient,
                           std::string_view recipient_pointer, const tmpl::Values& global,
                           tmpl::Dialect dialect, const BuildContext& context,
                           std::vector<std::string>* warnings) {
-  init_gmime();
-  std::optional<tmpl::Renderer> renderer;
-  if (dialect == tmpl::Dialect::kMustache) renderer.emplace(global, recipient.substitutions);
-  Fields fields(renderer ? &*renderer : nullptr);
-  BuildResult result = std::holds_alternative<std::string>(content)
-                           ? build_whole(std::get<std::string>(content), fields, context)
-                           : build_structured(std::get<StructuredContent>(content), recipient,
-                                              recipient_pointer, fields, context);
-  if (result) fields.report(warnings);
-  return result;
+  return MessageBuilder(content, global, dialect, context)
+      .build(recipient, recipient_pointer, warnings);
 }
 
 }  // namespace ringmail::proto

@@ -5,13 +5,14 @@
 // source come in through BuildContext. docs/inject.md describes the
 // content format.
 //
-// Thread safety: build_message may run on several threads at once; GMime
-// is initialised once per process (std::call_once) on first use and never
-// shut down.
+// Thread safety: build_message may run on several threads at once (each
+// MessageBuilder on one thread); GMime is initialised once per process
+// (std::call_once) on first use and never shut down.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -101,6 +102,40 @@ class [[nodiscard]] BuildResult {
 
  private:
   std::variant<std::string, FieldError> v_;
+};
+
+// Builds the messages of one request, recipient after recipient. The
+// MIME tree is made for the first recipient and then kept: for each next
+// one only what differs is set again (the To mailbox, the Message-ID, and
+// the fields and bodies whose rendering changed), and the attachments are
+// decoded and checked once. The bytes are those build_message gives for
+// the same recipient, except for the Message-ID and the multipart
+// boundaries (random, and one set of boundaries per builder).
+//
+// `content` must outlive the builder (so no temporary: a
+// StructuredContent passed here would become one). Not thread-safe: one
+// builder per thread.
+class MessageBuilder {
+ public:
+  MessageBuilder(const Content& content, tmpl::Values global, tmpl::Dialect dialect,
+                 BuildContext context);
+  MessageBuilder(Content&&, tmpl::Values, tmpl::Dialect, BuildContext) = delete;
+  ~MessageBuilder();
+  MessageBuilder(const MessageBuilder&) = delete;
+  MessageBuilder& operator=(const MessageBuilder&) = delete;
+
+  // As build_message below, for `recipient`.
+  BuildResult build(const Recipient& recipient, std::string_view recipient_pointer,
+                    std::vector<std::string>* warnings);
+
+  struct Tree;  // the kept GMime objects (message_builder.cc)
+
+ private:
+  const Content& content_;
+  tmpl::Values global_;
+  tmpl::Dialect dialect_;
+  BuildContext context_;
+  std::unique_ptr<Tree> tree_;
 };
 
 // Builds the message for `recipient`. `recipient_pointer` is the JSON

@@ -1,7 +1,10 @@
 // libFuzzer target: proto::build_message (mustache through mstch, MIME
 // through GMime) over fields cut from the input. It must never crash or
 // leak, every message it returns must be CRLF-only with no line over 998
-// octets, and every error must name a field.
+// octets, and every error must name a field. A MessageBuilder that built
+// the message and then builds one for a second recipient (its own "v":
+// the header value field) must give the bytes of a fresh build for that
+// recipient.
 //
 // Input: one flag byte, then fields separated by NUL: subject, text body,
 // HTML body, AMP body, header name, header value, from name, recipient
@@ -76,5 +79,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   if (line > 998) std::abort();
+
+  MessageBuilder kept(content, global, dialect, context);
+  if (!kept.build(r, "/recipients/0", nullptr)) std::abort();
+  Recipient second = r;
+  second.substitutions = {{"v", f[5]}};
+  BuildResult a = kept.build(second, "/recipients/1", nullptr);
+  BuildResult b =
+      build_message(content, second, "/recipients/1", global, dialect, context, nullptr);
+  if (a.ok() != b.ok()) std::abort();
+  if (a.ok() ? a.message() != b.message() : a.error().pointer != b.error().pointer) std::abort();
   return 0;
 }
