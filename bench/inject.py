@@ -11,8 +11,8 @@ one run, with DKIM signing on and off.
 
 ringmaild runs as users run it: the default [inbound] checks, its DNS a
 loopback server that answers (tests/dns_server.py), the example.test
-domain with an RSA-2048 DKIM key (`ringmail dkim-keygen`, the recipe's
-key) for the "on" runs and none for the "off" runs. The recipients'
+domain with a DKIM key made by `ringmail dkim-keygen`: RSA-2048 (the
+recipe's key), then Ed25519, then none ("off"). The recipients'
 domain is suspended through the admin socket before each run (`ringmail
 queue suspend`), so the queue only grows and no delivery runs during
 either measurement. A fresh daemon (threads = 0: its choice for this
@@ -23,7 +23,7 @@ Reported per run: messages queued a second, the server's CPU seconds per
 the blaster's latency (per SMTP transaction, per HTTP request of 100
 messages). Then HTTP / SMTP ratios.
 
-    bench/inject.py [--seconds 20] [--size 10240] [--json]
+    bench/inject.py [--seconds 20] [--size 10240] [--dkim rsa2048,ed25519,off] [--json]
 """
 import argparse
 import json
@@ -71,8 +71,9 @@ def cpu_s(pid):
 def run(work, name, dkim, dns_port, mode, a):
     d = work / name
     d.mkdir()
-    if dkim:
+    if dkim != "off":
         subprocess.run([RINGMAIL, "dkim-keygen", "example.test", "--selector", "s1",
+                        "--algo", dkim,
                         "--domains-dir", str(d / "domains")], check=True, capture_output=True)
     smtp, http = free_port(), free_port()
     (d / "cfg.toml").write_text(f"""hostname = "mx.bench.test"
@@ -139,6 +140,8 @@ def main():
     ap.add_argument("--recipients", type=int, default=100)
     ap.add_argument("--http-connections", type=int, default=8)
     ap.add_argument("--smtp-connections", type=int, default=10)
+    ap.add_argument("--dkim", default="rsa2048,ed25519,off",
+                    help="the runs' signing keys, in order: rsa2048, ed25519, off")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     results = []
@@ -153,9 +156,9 @@ def main():
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         dns_port = int(dns.stdout.readline())
         try:
-            for dkim in (True, False):
+            for dkim in a.dkim.split(","):
                 for mode in ("smtp", "http"):
-                    results.append(run(work, f"{mode}-{'dkim' if dkim else 'plain'}", dkim,
+                    results.append(run(work, f"{mode}-{dkim}", dkim,
                                        dns_port, mode, a))
         finally:
             dns.stdin.close()
@@ -163,14 +166,14 @@ def main():
     if a.json:
         print(json.dumps(results, indent=1))
         return
-    print(f"{'run':<14}{'msgs':>9}{'msg/s':>10}{'CPU s/1000':>12}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'run':<18}{'msgs':>9}{'msg/s':>10}{'CPU s/1000':>12}{'p50 ms':>9}{'p99 ms':>9}")
     for r in results:
-        name = f"{r['mode']} dkim {'on' if r['dkim'] else 'off'}"
-        print(f"{name:<14}{r['messages']:>9}{r['per_s']:>10.0f}{r['cpu_s_per_1000']:>12.3f}"
+        name = f"{r['mode']} dkim {r['dkim']}"
+        print(f"{name:<18}{r['messages']:>9}{r['per_s']:>10.0f}{r['cpu_s_per_1000']:>12.3f}"
               f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}")
-    for dkim in (True, False):
+    for dkim in a.dkim.split(","):
         s, h = [r for r in results if r["dkim"] == dkim]
-        print(f"dkim {'on ' if dkim else 'off'}: HTTP/SMTP rate {h['per_s'] / s['per_s']:.2f}x, "
+        print(f"dkim {dkim:<8}: HTTP/SMTP rate {h['per_s'] / s['per_s']:.2f}x, "
               f"CPU per message {h['cpu_s_per_1000'] / s['cpu_s_per_1000']:.2f}x")
 
 
