@@ -392,6 +392,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                "admin",
                                "metrics",
                                "inject",
+                               "events",
                                "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
@@ -563,6 +564,21 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       cfg->inject_request_messages_bytes_max =
           get_uint(source, *it, "inject.", "request_messages_bytes_max",
                    cfg->inject_request_messages_bytes_max, uint64_t{1} << 20, uint64_t{1} << 40);
+    }
+    if (const toml::node* n = t.get("events")) {
+      const toml::table* et = n->as_table();
+      if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
+      check_keys(source, *et, "events.", {"enabled", "dir", "segment_bytes", "retention_days"});
+      if (const toml::node* e = et->get("enabled")) {
+        if (!e->is_boolean())
+          throw ConfigError{where(source, *e, "events.enabled") + ": must be true or false"};
+        cfg->events_enabled = e->as_boolean()->get();
+      }
+      cfg->events_dir = get_string(source, *et, "dir", "");
+      cfg->events_segment_bytes = get_uint(source, *et, "events.", "segment_bytes",
+                                           cfg->events_segment_bytes, 4096, uint64_t{1} << 40);
+      cfg->events_retention_days = static_cast<uint32_t>(
+          get_uint(source, *et, "events.", "retention_days", cfg->events_retention_days, 1, 3650));
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -970,6 +986,10 @@ std::string to_toml(const Config& c) {
   t += "\n[inject]\nbody_bytes_max = " + to_string(c.inject_body_bytes_max) + "\n";
   t += "spool_high_water_bytes = " + to_string(c.inject_spool_high_water_bytes) + "\n";
   t += "request_messages_bytes_max = " + to_string(c.inject_request_messages_bytes_max) + "\n";
+  t += "\n[events]\nenabled = " + std::string(c.events_enabled ? "true" : "false") + "\n";
+  t += "dir = " + q(c.events_dir) + "\n";
+  t += "segment_bytes = " + to_string(c.events_segment_bytes) + "\n";
+  t += "retention_days = " + to_string(c.events_retention_days) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";
@@ -1036,6 +1056,10 @@ const char* kind_name(const ListenerConfig& l) {
          : l.implicit_tls                             ? "submissions"
          : l.kind == proto::ListenerKind::kSubmission ? "submission"
                                                       : "smtp";
+}
+
+std::string events_dir(const Config& c) {
+  return c.events_dir.empty() ? c.data_dir + "/events" : c.events_dir;
 }
 
 int log_priority(std::string_view level) {

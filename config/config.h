@@ -146,6 +146,14 @@ struct Config {
   // times its content's size) is refused with 413: they are all held in
   // memory and written as one batch.
   uint64_t inject_request_messages_bytes_max = uint64_t{256} << 20;
+  // [events]: the event log (docs/events.md): one JSON line per event in
+  // segment files under events_dir (empty: <data_dir>/events, see
+  // events_dir()), a new one every events_segment_bytes, removed after
+  // events_retention_days.
+  bool events_enabled = true;
+  std::string events_dir;
+  uint64_t events_segment_bytes = uint64_t{64} << 20;
+  uint32_t events_retention_days = 7;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed
@@ -254,6 +262,9 @@ uint32_t usable_cpus();
 // A [log] level's syslog(3) priority: "debug" 7, "info" 6, "notice" 5,
 // "warning" 4, "error" 3; -1 for any other name.
 int log_priority(std::string_view level);
+
+// Where the event log goes: [events] dir, or <data_dir>/events.
+std::string events_dir(const Config& c);
 
 // The embedded development configuration (README's run command).
 extern const char* const kDevConfig;

@@ -411,6 +411,17 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     shard.counters().data_to_reply_s.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - self->msg_->data_end)
             .count());
+    if (Events* events = shard.events()) {
+      // RFC 3848's names for the protocol.
+      const std::string protocol =
+          std::string("ESMTP") + (env.tls.empty() ? "" : "S") + (env.auth_user.empty() ? "" : "A");
+      Events::Detail d;
+      d.protocol = protocol;
+      d.size = self->session_.message().size();
+      for (size_t i = 0; i < env.rcpts.size(); ++i) {
+        events->record(Events::Type::kReception, env, i, d, shard.clock_s());
+      }
+    }
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());

@@ -285,6 +285,14 @@ void InjectJob::committed(storage::Spool::Batch* b, proto::CommitResult r) {
     log_line(env.id + ": queued client=" + j->peer + " api=" + j->token.name + " from=<" +
              env.from.to_string() + "> bytes=" + std::to_string(item.message.size()) +
              log_recipient(env, 0));
+    if (Events* events = shard.events()) {
+      Events::Detail d;
+      d.protocol = "HTTP";
+      d.size = item.message.size();
+      for (size_t r = 0; r < env.rcpts.size(); ++r) {
+        events->record(Events::Type::kReception, env, r, d, env.arrival_unix);
+      }
+    }
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(j->messages[i]);

@@ -1,5 +1,6 @@
 #include "engine/local_delivery.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -181,6 +182,18 @@ void LocalDelivery::after_pipes(PipeOp* o) {
   if (job->rec.rcpt_done.size() < env.rcpts.size()) job->rec.rcpt_done.resize(env.rcpts.size(), 0);
   for (const auto& r : op->rcpts) {
     const std::string to = log_recipient(env, r.index) + " relay=" + r.via;
+    if (Events* ev = shard_.events()) {
+      const Events::Type type = r.outcome.outcome == proto::Outcome::kOk ? Events::Type::kDelivery
+                                : r.outcome.outcome == proto::Outcome::kPerm
+                                    ? Events::Type::kBounce
+                                    : Events::Type::kTransientFailure;
+      Events::Detail d;
+      d.size = job->rec.length;
+      d.attempt = job->attempts + 1;
+      d.peer_name = r.via;
+      d.reply = r.outcome.reply;
+      ev->record(type, env, r.index, d, shard_.clock_s());
+    }
     switch (r.outcome.outcome) {
       case proto::Outcome::kOk:
         log_line(env.id + ":" + to + " status=delivered");
@@ -278,12 +291,39 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
   self->start_deliveries();
   ++job->attempts;
   const auto& env = job->rec.env;
+  Events* events = shard.events();
+  const int64_t now = shard.clock_s();
   for (const auto& r : job->skipped) {
     log_line(env.id + ":" + log_recipient(env, r) + " status=bounced (not a valid mailbox)");
     shard.counters().local_failed.fetch_add(1, std::memory_order_relaxed);
+    if (events) {
+      Events::Detail d;
+      d.attempt = job->attempts;
+      d.peer_name = "maildir";
+      d.reply = "550 5.1.1 not a valid mailbox";
+      events->record(Events::Type::kBounce, env, r, d, now);
+    }
   }
+  // An event for each recipient this Maildir delivery was for: local, not
+  // done before (by a pipe), not skipped.
+  const auto maildir_events = [&](Events::Type type, std::string_view reply) {
+    if (!events) return;
+    for (size_t i = 0; i < env.rcpts.size(); ++i) {
+      if (i < job->rec.rcpt_done.size() && job->rec.rcpt_done[i] != 0) continue;
+      if (!shard.policy().is_local_domain(proto::ascii_lower(env.rcpts[i].domain))) continue;
+      const std::string rcpt = env.rcpts[i].to_string();
+      if (std::find(job->skipped.begin(), job->skipped.end(), rcpt) != job->skipped.end()) continue;
+      Events::Detail d;
+      d.size = job->rec.length;
+      d.attempt = job->attempts;
+      d.peer_name = "maildir";
+      d.reply = reply;
+      events->record(type, env, rcpt, d, now);
+    }
+  };
   if (result.outcome != proto::Outcome::kOk) {
     shard.counters().local_deferred.fetch_add(1, std::memory_order_relaxed);
+    maildir_events(Events::Type::kTransientFailure, result.reply);
     log_line(env.id + ":" + log_meta(env) + " local delivery deferred (" + result.reply +
              "), retry in " + std::to_string(shard.config().delivery_retry_s) + "s");
     if (shard.stopping()) {
@@ -293,6 +333,7 @@ void LocalDelivery::on_delivered(storage::MaildirDelivery::Job* j,
     self->retry_later(job);
     return;
   }
+  maildir_events(Events::Type::kDelivery, "250 2.0.0 delivered to the Maildir");
   if (!job->remote.empty()) {
     // The local recipients are delivered; the others go to the outbound queue.
     std::vector<size_t> remote;

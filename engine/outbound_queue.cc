@@ -151,6 +151,13 @@ void OutboundQueue::make_due(Item* it, int64_t now_s) {
       log_line(it->rec.env.id + ":" + log_recipient(it->rec.env, idx) + " status=expired after " +
                std::to_string(now_s - it->rec.env.arrival_unix) + "s and " +
                std::to_string(it->rec.attempts) + " attempts; bounced");
+      if (d_.events) {
+        const auto last = it->last_reply.find(idx);
+        Events::Detail d;
+        d.attempt = it->rec.attempts;
+        if (last != it->last_reply.end()) d.reply = last->second;
+        d_.events->record(Events::Type::kExpiration, it->rec.env, idx, d, now_s);
+      }
       it->to_bounce.push_back(
           {idx, proto::SmtpClient::RcptResult{proto::Outcome::kPerm,
                                               "delivery failed for " +
@@ -258,9 +265,21 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
                 res.reply + ")";
         return line;
       };
+      const auto event = [&](Events::Type type) {
+        if (!d_.events) return;
+        Events::Detail d;
+        d.size = it->rec.length;
+        d.attempt = it->rec.attempts + 1;
+        d.peer_name = p->msg.remote_host;
+        d.peer_address = p->msg.remote_addr;
+        d.tls = p->msg.tls;
+        d.reply = res.reply;
+        d_.events->record(type, it->rec.env, idx, d, now_s);
+      };
       switch (res.outcome) {
         case proto::Outcome::kOk:
           log_line(attempt_line("delivered"));
+          event(Events::Type::kDelivery);
           if (d_.counters) d_.counters->delivered.fetch_add(1, std::memory_order_relaxed);
           if (d_.counters) d_.counters->queue_s.observe(double(now_s - it->rec.env.arrival_unix));
           d_.spool->recipient_done(it->rec, idx, false);
@@ -269,6 +288,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           break;
         case proto::Outcome::kPerm:
           log_line(attempt_line("bounced"));
+          event(Events::Type::kBounce);
           if (d_.counters) {
             d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
             d_.counters->bounced.fetch_add(1, std::memory_order_relaxed);
@@ -281,6 +301,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
           break;
         case proto::Outcome::kTemp:
           log_line(attempt_line("deferred"));
+          event(Events::Type::kTransientFailure);
           if (d_.counters) d_.counters->deferred.fetch_add(1, std::memory_order_relaxed);
           if (d_.counters) d_.counters->deferred_by[size_t(res.cause)].fetch_add(1);
           it->last_reply[idx] = res.reply;
@@ -642,6 +663,12 @@ OutboundQueue::Change OutboundQueue::apply(Action a, const Selector& sel, int64_
                 {idx, proto::SmtpClient::RcptResult{
                           proto::Outcome::kPerm, "deleted from the queue by the administrator"}});
             log_line(who + "bounced by the administrator");
+            if (d_.events) {
+              Events::Detail d;
+              d.attempt = it->rec.attempts;
+              d.reply = "deleted from the queue by the administrator";
+              d_.events->record(Events::Type::kAdminBounce, it->rec.env, idx, d, now_s);
+            }
           }
         }
         if (it->pending.empty() || !it->to_bounce.empty()) {

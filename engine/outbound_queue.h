@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "engine/clock.h"
+#include "engine/events.h"
 #include "engine/histogram.h"
 #include "engine/outbound.h"
 #include "engine/resolver.h"
@@ -82,6 +83,8 @@ class OutboundQueue {
     // forwarded mail); null: the sender as it is.
     std::function<proto::Address(const proto::Address&)> envelope_sender;
     const Clock* clock = &system_clock();  // wall seconds, as service() and tick() get
+    // The shard's event stream, or null when [events] is off.
+    Events* events = nullptr;
   };
 
   OutboundQueue(Deps deps, config::OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}

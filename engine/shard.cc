@@ -138,6 +138,10 @@ int Shard::open_spool() {
   auth_->set_counters(&stats_.auth);
   auth_->set_cache_ttl(cfg_->auth_cache_ttl_s);
   local_ = std::make_unique<LocalDelivery>(*this);
+  if (cfg_->events_enabled) {
+    events_ = std::make_unique<Events>(file_io_, *cfg_, index_);
+    if (int r = events_->open(); r < 0) return r;
+  }
   return 0;
 }
 
@@ -237,6 +241,7 @@ void Shard::run(std::latch& ready) {
       };
       deps.helo = cfg_->hostname;
       deps.clock = &clock_;
+      deps.events = events_.get();
       deps.tls = client_tls;
       deps.held_bytes_max = cfg_->delivery_backlog_bytes_max;
       deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
@@ -312,6 +317,7 @@ void Shard::run(std::latch& ready) {
     }
     dead_http_.clear();
     stats_.spool_bytes.store(spool_->segment_bytes(), std::memory_order_relaxed);
+    if (events_) events_->turn(clock_.wall_s());
     turn_end = std::chrono::steady_clock::now();
     const uint64_t busy = us(turn_end - woke);
     stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);
@@ -323,7 +329,7 @@ void Shard::run(std::latch& ready) {
       // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && http_conns_.empty() && local_->idle() && dsns_signing_ == 0 &&
           injecting_ == 0 && !spool_->preparing() && (!outbound_ || outbound_->idle()) &&
-          peers_quiesced()) {
+          (!events_ || events_->idle()) && peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
         drain_inboxes();
@@ -803,6 +809,12 @@ void Shard::queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done) {
              " to=<" + d->envelope.rcpts[0].to_string() + ">" +
              (ok ? " queued" : " not queued (will try again)"));
     if (ok) {
+      if (Events* events = d->shard->events()) {
+        Events::Detail detail;
+        detail.protocol = d->delayed ? "DelayWarning" : "DSN";
+        detail.size = d->text.size();
+        events->record(Events::Type::kReception, d->envelope, 0, detail, d->shard->clock_s());
+      }
       auto* job = new DeliveryJob();
       job->rec.env = d->envelope;
       job->rec.message = std::move(d->text);

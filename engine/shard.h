@@ -26,6 +26,7 @@
 #include "engine/clock.h"
 #include "engine/dkim.h"
 #include "engine/dns_cache.h"
+#include "engine/events.h"
 #include "engine/histogram.h"
 #include "engine/local_delivery.h"
 #include "engine/outbound_dispatch.h"
@@ -243,6 +244,8 @@ class Shard final : public proto::SmtpHost {
   // Queues a DSN for `b` (see OutboundQueue::Deps::bounce).
   void queue_dsn(OutboundQueue::Bounce b, std::function<void(bool)> done);
   storage::Spool& spool() { return *spool_; }
+  // The event stream (docs/events.md), or null when [events] is off.
+  Events* events() { return events_.get(); }
   OutboundQueue* outbound() { return outbound_.get(); }  // null: not running
   // Mail was acknowledged in the last kAcceptingWindowMs (monotonic ms).
   bool accepting_mail(int64_t now_ms) const {
@@ -366,6 +369,7 @@ class Shard final : public proto::SmtpHost {
   std::unique_ptr<Authenticator> auth_;
   RingFileIo file_io_{*this};
   std::unique_ptr<storage::Spool> spool_;
+  std::unique_ptr<Events> events_;
   std::unique_ptr<LocalDelivery> local_;  // made with the spool
   // Outbound delivery: created in run() (they need the backend), reset
   // before it goes.

@@ -98,6 +98,7 @@
 #include "tools/aliases.h"
 #include "tools/chasquid.h"
 #include "tools/dkim.h"
+#include "tools/events_cli.h"
 #include "tools/queue_cli.h"
 #include "tools/send_test.h"
 #include "tools/setup.h"
@@ -390,6 +391,7 @@ int main(int argc, char** argv) {
   CLI::App* status = app.add_subcommand("status", "what the running ringmaild says about itself");
   status->add_flag("--json", as_json, "the admin API's JSON as it came");
   ringmail::tools::QueueCli queue(app);
+  ringmail::tools::EventsCli events(app);
   ringmail::config::add_version_flag(app, "ringmail");
   if (auto done = ringmail::config::parse_command_line(app, argc, argv)) return *done;
   if (thash->parsed()) return token_hash(token);
@@ -412,8 +414,8 @@ int main(int argc, char** argv) {
   }
   const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
-  const bool needs_config =
-      config_show->parsed() || resolve->parsed() || status->parsed() || queue.parsed();
+  const bool needs_config = config_show->parsed() || resolve->parsed() || status->parsed() ||
+                            queue.parsed() || events.parsed();
   const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
   if (!tc.note.empty() && (needs_config || given_dir.empty())) {
     std::fprintf(stderr, "ringmail: %s\n", tc.note.c_str());
@@ -438,6 +440,7 @@ int main(int argc, char** argv) {
   }
   if (status->parsed()) return t::status_command(*tc.cfg, as_json);
   if (queue.parsed()) return queue.run(*tc.cfg);
+  if (events.parsed()) return events.run(*tc.cfg);
   if (dns_check->parsed()) {
     if (tc.cfg != nullptr) check_opts.config_hostname = tc.cfg->hostname;
     if (!domains_dir.empty()) check_opts.domains_dir = domains_dir;

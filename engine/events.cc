@@ -1,0 +1,127 @@
+#include "engine/events.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "engine/json_text.h"
+#include "engine/log.h"
+
+namespace ringmail::engine {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// "d.d.d" with 1-3 digits each after the first (RFC 3463 2).
+bool is_enhanced(std::string_view s) {
+  size_t i = 0, part = 0;
+  while (part < 3) {
+    const size_t from = i;
+    while (i < s.size() && is_digit(s[i])) ++i;
+    const size_t n = i - from;
+    if (n == 0 || n > 3 || (part == 0 && n != 1)) return false;
+    if (++part < 3) {
+      if (i >= s.size() || s[i] != '.') return false;
+      ++i;
+    }
+  }
+  return i == s.size();
+}
+
+}  // namespace
+
+Response parse_response(std::string_view reply) {
+  Response r;
+  if (reply.size() >= 3 && is_digit(reply[0]) && is_digit(reply[1]) && is_digit(reply[2]) &&
+      (reply.size() == 3 || reply[3] == ' ' || reply[3] == '-')) {
+    r.code = (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0');
+    reply.remove_prefix(std::min<size_t>(4, reply.size()));
+    const size_t sp = reply.find(' ');
+    const std::string_view first = reply.substr(0, sp);
+    if (is_enhanced(first)) {
+      r.enhanced_code = first;
+      reply.remove_prefix(sp == std::string_view::npos ? reply.size() : sp + 1);
+    }
+  }
+  r.text = reply;
+  return r;
+}
+
+std::string_view Events::type_name(Type t) {
+  switch (t) {
+    case Type::kReception:
+      return "Reception";
+    case Type::kDelivery:
+      return "Delivery";
+    case Type::kTransientFailure:
+      return "TransientFailure";
+    case Type::kBounce:
+      return "Bounce";
+    case Type::kExpiration:
+      return "Expiration";
+    case Type::kAdminBounce:
+      return "AdminBounce";
+  }
+  return "Unknown";
+}
+
+Events::Events(storage::FileIo& io, const config::Config& cfg, uint32_t shard)
+    : log_(io,
+           {config::events_dir(cfg), shard, cfg.events_segment_bytes, cfg.events_retention_days}) {}
+
+int Events::open() { return log_.open(); }
+
+void Events::record(Type type, const proto::Envelope& env, std::string_view recipient,
+                    const Detail& d, int64_t now_unix) {
+  nlohmann::json j;
+  j["type"] = type_name(type);
+  j["timestamp"] = now_unix;
+  j["queue_id"] = env.id;
+  j["sender"] = env.from.to_string();
+  j["recipient"] = recipient;
+  if (!env.metadata.empty()) {
+    nlohmann::json meta = nlohmann::json::parse(env.metadata, nullptr, false);
+    if (!meta.is_discarded()) j["metadata"] = std::move(meta);
+  }
+  if (d.size != 0) j["size"] = d.size;
+  j["received"] = env.arrival_unix;
+  if (type == Type::kReception) {
+    j["protocol"] = d.protocol;
+    // The client's address, without the brackets of its literal.
+    std::string_view client = env.client;
+    if (client.size() >= 2 && client.front() == '[' && client.back() == ']') {
+      client = client.substr(1, client.size() - 2);
+      if (client.rfind("IPv6:", 0) == 0) client.remove_prefix(5);
+    }
+    j["client"] = client;
+    if (!env.tls.empty()) j["tls"] = env.tls;
+    if (!env.auth_user.empty()) j["auth_user"] = env.auth_user;
+  } else {
+    j["delay_s"] = std::max<int64_t>(0, now_unix - env.arrival_unix);
+    if (d.attempt != 0) j["attempt"] = d.attempt;
+    if (!d.peer_name.empty() || !d.peer_address.empty()) {
+      j["peer"] = {{"name", d.peer_name}, {"address", d.peer_address}};
+    }
+    if (!d.tls.empty()) j["tls"] = d.tls;
+    if (!d.reply.empty()) {
+      const Response r = parse_response(d.reply);
+      j["response"] = {{"code", r.code}, {"enhanced_code", r.enhanced_code}, {"text", r.text}};
+    }
+  }
+  if (int r = log_.append(json_text(j)); r < 0) {
+    if (failed_++ == 0) {
+      log_line(std::string("cannot write the event log: ") + std::strerror(-r) +
+               " (counted in ringmail_events_failed_total; the mail goes on)");
+    }
+  }
+}
+
+void Events::turn(int64_t now_unix) {
+  log_.kick();
+  if (now_unix >= next_expiry_) {
+    next_expiry_ = now_unix + 3600;
+    log_.expire(now_unix);
+  }
+}
+
+}  // namespace ringmail::engine
