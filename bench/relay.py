@@ -10,11 +10,16 @@ relays for 127.0.0.0/8 (relay_networks); Postfix uses relayhost =
 [127.0.0.2]:port and mynetworks = 127.0.0.0/8. Both fsync what they queue.
 Loopback only; every run is bounded by the message count and a time limit.
 
-    bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1] [--dkim]
+    bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1] [--dkim] [--events]
 
 With --dkim ringmail runs twice per session count: as above, and signing
 every message (the relay_networks client's From domain src.example has an
 RSA-2048 and an Ed25519 key: two signatures per message).
+
+With --events ringmail runs four times per session count, alternating
+the event log off and on (`[events] enabled`; two events a message,
+Reception and Delivery), and the ratio of the mean rates on/off is
+printed; Postfix is not run then.
 """
 import argparse
 import os
@@ -82,8 +87,9 @@ def smtp_source(port, sessions, count, rcpt):
                            f"127.0.0.1:{port}"], capture_output=True, timeout=600)
 
 
-def run_ringmail(work, sink_port, dns_port, sessions, count, threads, dkim=False):
-    d = work / f"ringmail-{sessions}{'-dkim' if dkim else ''}"
+def run_ringmail(work, sink_port, dns_port, sessions, count, threads, dkim=False, events=True,
+                 run=0):
+    d = work / f"ringmail-{sessions}{'-dkim' if dkim else ''}-{'ev' if events else 'noev'}-{run}"
     d.mkdir()
     port = free_port()
     if dkim:
@@ -104,6 +110,8 @@ kind = "smtp"
 dns_servers = "127.0.0.1:{dns_port}"
 port = {sink_port}
 starttls = false
+[events]
+enabled = {'true' if events else 'false'}
 """)
     log = open(d / "log", "wb")
     p = subprocess.Popen([RINGMAILD, "--config", str(d / "cfg.toml")], stdout=log,
@@ -181,6 +189,8 @@ def main():
     ap.add_argument("--sessions", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dkim", action="store_true", help="also a run with DKIM signing")
+    ap.add_argument("--events", action="store_true",
+                    help="event log off and on, alternating, and their ratio (no Postfix)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringmail-relay.") as tmp:
         work = Path(tmp)
@@ -195,7 +205,20 @@ def main():
                                  f"{SINK_IP}:{sink_port}", "1024"], stdout=subprocess.DEVNULL)
         wait_port(SINK_IP, sink_port)
         try:
-            for s in a.sessions:
+            for s in a.sessions if a.events else []:
+                rates = {False: [], True: []}
+                for run, events in enumerate([False, True, False, True]):
+                    acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages,
+                                                             a.threads, events=events, run=run)
+                    rates[events].append(done / total)
+                    print(f"RESULT server=ringmail events={'on' if events else 'off'} sessions={s} "
+                          f"msgs={a.messages} delivered={done} accept_s={acc:.2f} "
+                          f"end_to_end_s={total:.2f} msg_per_s={done / total:.0f} "
+                          f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f}", flush=True)
+                on, off = (sum(rates[x]) / len(rates[x]) for x in (True, False))
+                print(f"RATIO sessions={s} events on/off = {on / off:.3f} "
+                      f"({on:.0f} / {off:.0f} msg/s, mean of 2 each)", flush=True)
+            for s in a.sessions if not a.events else []:
                 for dkim in ([False, True] if a.dkim else [False]):
                     acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages,
                                                              a.threads, dkim)

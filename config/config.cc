@@ -568,7 +568,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     if (const toml::node* n = t.get("events")) {
       const toml::table* et = n->as_table();
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
-      check_keys(source, *et, "events.", {"enabled", "dir", "segment_bytes", "retention_days"});
+      check_keys(source, *et, "events.",
+                 {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms"});
       if (const toml::node* e = et->get("enabled")) {
         if (!e->is_boolean())
           throw ConfigError{where(source, *e, "events.enabled") + ": must be true or false"};
@@ -579,6 +580,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                            cfg->events_segment_bytes, 4096, uint64_t{1} << 40);
       cfg->events_retention_days = static_cast<uint32_t>(
           get_uint(source, *et, "events.", "retention_days", cfg->events_retention_days, 1, 3650));
+      cfg->events_sync_interval_ms = static_cast<uint32_t>(get_uint(
+          source, *et, "events.", "sync_interval_ms", cfg->events_sync_interval_ms, 0, 10000));
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -990,6 +993,7 @@ std::string to_toml(const Config& c) {
   t += "dir = " + q(c.events_dir) + "\n";
   t += "segment_bytes = " + to_string(c.events_segment_bytes) + "\n";
   t += "retention_days = " + to_string(c.events_retention_days) + "\n";
+  t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

@@ -154,6 +154,9 @@ struct Config {
   std::string events_dir;
   uint64_t events_segment_bytes = uint64_t{64} << 20;
   uint32_t events_retention_days = 7;
+  // At most one fdatasync of a shard's events per this many milliseconds
+  // (0: one each loop turn); each line is written at once all the same.
+  uint32_t events_sync_interval_ms = 10;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

@@ -67,7 +67,8 @@ std::string_view Events::type_name(Type t) {
 
 Events::Events(storage::FileIo& io, const config::Config& cfg, uint32_t shard)
     : log_(io,
-           {config::events_dir(cfg), shard, cfg.events_segment_bytes, cfg.events_retention_days}) {}
+           {config::events_dir(cfg), shard, cfg.events_segment_bytes, cfg.events_retention_days}),
+      interval_(std::chrono::milliseconds(cfg.events_sync_interval_ms)) {}
 
 int Events::open() { return log_.open(); }
 
@@ -116,8 +117,8 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
   }
 }
 
-void Events::turn(int64_t now_unix) {
-  log_.kick();
+void Events::turn(std::chrono::steady_clock::time_point now, int64_t now_unix) {
+  if (now - last_sync_ >= interval_ && log_.kick()) last_sync_ = now;
   if (now_unix >= next_expiry_) {
     next_expiry_ = now_unix + 3600;
     log_.expire(now_unix);

@@ -5,6 +5,7 @@
 // are in order in one shard's segments.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,15 +63,18 @@ class Events {
   void record(Type type, const proto::Envelope& env, std::string_view recipient, const Detail& d,
               int64_t now_unix);
 
-  // Each loop turn: starts the fdatasync of what was written; once an
-  // hour, removes segments past the retention.
-  void turn(int64_t now_unix);
+  // Each loop turn: starts the fdatasync of what was written, when the
+  // last one began [events] sync_interval_ms ago or more; once an hour,
+  // removes segments past the retention.
+  void turn(std::chrono::steady_clock::time_point now, int64_t now_unix);
   bool idle() const { return log_.idle(); }
   uint64_t recorded() const { return log_.lines(); }
   uint64_t failed() const { return failed_; }
 
  private:
   storage::EventLog log_;
+  std::chrono::steady_clock::duration interval_;
+  std::chrono::steady_clock::time_point last_sync_{};
   int64_t next_expiry_ = 0;
   uint64_t failed_ = 0;
 };

@@ -317,7 +317,7 @@ void Shard::run(std::latch& ready) {
     }
     dead_http_.clear();
     stats_.spool_bytes.store(spool_->segment_bytes(), std::memory_order_relaxed);
-    if (events_) events_->turn(clock_.wall_s());
+    if (events_) events_->turn(std::chrono::steady_clock::now(), clock_.wall_s());
     turn_end = std::chrono::steady_clock::now();
     const uint64_t busy = us(turn_end - woke);
     stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);

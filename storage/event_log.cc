@@ -104,15 +104,17 @@ int EventLog::append(std::string_view object) {
   return 0;
 }
 
-void EventLog::kick() {
+bool EventLog::kick() {
   for (auto& s : closing_) s->kick();  // a round their last waiters still need
   std::erase_if(closing_, [](const std::unique_ptr<DirSync>& s) { return s->idle(); });
-  if (!sync_) return;
+  if (!sync_) return false;
   if (dirty_) {
     dirty_ = false;
     sync_->sync_after(new OwnWaiter);
   }
+  const uint64_t before = sync_->fsyncs();
   sync_->kick();
+  return sync_->fsyncs() != before;
 }
 
 void EventLog::sync_after(DirSync::Waiter* w) { sync_->sync_after(w); }

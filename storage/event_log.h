@@ -50,8 +50,8 @@ class EventLog {
   int append(std::string_view object);
 
   // Starts an fdatasync of what was written since the last one, if any
-  // and none is running.
-  void kick();
+  // and none is running; true when one started.
+  bool kick();
   // Runs `w->done` after an fdatasync that began after this call (at the
   // next kick()).
   void sync_after(DirSync::Waiter* w);
