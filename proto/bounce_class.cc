@@ -13,6 +13,15 @@ constexpr std::array<std::string_view, kBounceClasses> kNames = {
     "DNSFailure",       "MessageExpired", "RateLimited",     "Uncategorized",
 };
 
+Result<std::regex> compile(const std::string& pattern) {
+  if (pattern.empty()) return Error{"empty regular expression (it would match all)"};
+  try {
+    return std::regex(pattern, std::regex::ECMAScript | std::regex::icase | std::regex::optimize);
+  } catch (const std::regex_error& e) {
+    return Error{"bad regular expression '" + pattern + "': " + e.what()};
+  }
+}
+
 }  // namespace
 
 std::string_view bounce_class_name(BounceClass c) {
@@ -27,6 +36,12 @@ std::optional<BounceClass> bounce_class_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+Result<void> BounceClassifier::check_pattern(const std::string& pattern) {
+  Result<std::regex> re = compile(pattern);
+  if (!re) return Error{re.error()};
+  return {};
+}
+
 Result<BounceClassifier> BounceClassifier::build(std::vector<BounceRule> rules) {
   BounceClassifier c;
   c.rules_.reserve(rules.size());
@@ -38,15 +53,12 @@ Result<BounceClassifier> BounceClassifier::build(std::vector<BounceRule> rules) 
     compiled.regexes.reserve(rules[r].patterns.size());
     for (size_t p = 0; p < rules[r].patterns.size(); ++p) {
       const std::string& pattern = rules[r].patterns[p];
-      const std::string where =
-          "rule " + std::to_string(r + 1) + ", pattern " + std::to_string(p + 1) + ": ";
-      if (pattern.empty()) return Error{where + "empty regular expression (it would match all)"};
-      try {
-        compiled.regexes.emplace_back(
-            pattern, std::regex::ECMAScript | std::regex::icase | std::regex::optimize);
-      } catch (const std::regex_error& e) {
-        return Error{where + "bad regular expression '" + pattern + "': " + e.what()};
+      Result<std::regex> re = compile(pattern);
+      if (!re) {
+        return Error{"rule " + std::to_string(r + 1) + ", pattern " + std::to_string(p + 1) + ": " +
+                     re.error()};
       }
+      compiled.regexes.push_back(std::move(*re));
     }
     compiled.source = std::move(rules[r]);
     c.rules_.push_back(std::move(compiled));

@@ -79,6 +79,10 @@ class BounceClassifier {
   // counted from 1 ("rule 3, pattern 2: bad regular expression '(': ...").
   static Result<BounceClassifier> build(std::vector<BounceRule> rules);
 
+  // Whether `pattern` compiles (and is not empty), with the reason if
+  // not: for a loader that wants to name the line of a bad pattern.
+  static Result<void> check_pattern(const std::string& pattern);
+
   // The line "CODE ENHANCED TEXT" that classify() matches: the code when
   // it is a reply code (200..599), the enhanced code when not empty, and
   // the text, separated by single spaces.

@@ -130,6 +130,16 @@ TEST(BounceClassifierBuild, BadRegexNamesRuleAndPattern) {
   EXPECT_EQ(c.error().find('\n'), std::string::npos);
 }
 
+TEST(BounceClassifierBuild, CheckPatternSaysWhatBuildWouldSay) {
+  EXPECT_TRUE(BounceClassifier::check_pattern(R"(^5\d\d 5\.1\.1\b)").ok());
+  const Result<void> bad = BounceClassifier::check_pattern("[a-");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().rfind("bad regular expression '[a-': ", 0), 0u) << bad.error();
+  const Result<void> empty = BounceClassifier::check_pattern("");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error(), "empty regular expression (it would match all)");
+}
+
 TEST(BounceClassifierBuild, EmptyPatternIsAnError) {
   auto c = BounceClassifier::build({{BounceClass::QuotaIssues, {"over quota", ""}}});
   ASSERT_FALSE(c.ok());
