@@ -8,18 +8,6 @@ namespace ringmail::proto {
 
 namespace {
 
-bool is_status(std::string_view s) {
-  // class "." subject "." detail: 2/4/5, 1-3 digits, 1-3 digits
-  if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return false;
-  size_t i = 2, n = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++n;
-  if (n == 0 || n > 3 || i >= s.size() || s[i] != '.') return false;
-  ++i;
-  n = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++n;
-  return n >= 1 && n <= 3 && i == s.size();
-}
-
 // The header of a message: everything before the first empty line.
 std::string_view header_of(std::string_view msg) {
   const size_t end = msg.find("\r\n\r\n");
@@ -35,13 +23,25 @@ std::string one_line(std::string_view s) {
 
 }  // namespace
 
+bool is_enhanced_status(std::string_view s) {
+  // class "." subject "." detail: 2/4/5, 1-3 digits, 1-3 digits
+  if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return false;
+  size_t i = 2, n = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++n;
+  if (n == 0 || n > 3 || i >= s.size() || s[i] != '.') return false;
+  ++i;
+  n = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++n;
+  return n >= 1 && n <= 3 && i == s.size();
+}
+
 std::string status_of(std::string_view reply, std::string_view fallback) {
   // "550 5.1.1 text": the enhanced code follows the basic one.
   if (reply.size() >= 3 && std::isdigit(static_cast<unsigned char>(reply[0]))) {
     std::string_view rest = reply.substr(3);
     while (!rest.empty() && (rest[0] == ' ' || rest[0] == '-')) rest.remove_prefix(1);
     const std::string_view word = rest.substr(0, rest.find(' '));
-    if (is_status(word) && word[0] == reply[0]) return std::string(word);
+    if (is_enhanced_status(word) && word[0] == reply[0]) return std::string(word);
     if (reply[0] == '4' || reply[0] == '5') return std::string(1, reply[0]) + ".0.0";
   }
   return std::string(fallback);

@@ -32,6 +32,10 @@ struct DsnInput {
   std::string_view original;  // the original message; only its header is included
 };
 
+// Whether `s` is an RFC 3463 enhanced status code: class "." subject "."
+// detail, class 2, 4 or 5, subject and detail of one to three digits.
+bool is_enhanced_status(std::string_view s);
+
 // The status for a reply: its enhanced code when it has one ("5.1.1"),
 // else class.0.0 from the basic code; `fallback` when there is no code.
 std::string status_of(std::string_view reply, std::string_view fallback);
