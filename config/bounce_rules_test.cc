@@ -253,6 +253,25 @@ TEST(DefaultBounceRules, EveryClassButUncategorizedHasARule) {
   }
 }
 
+TEST(DefaultBounceRules, WrappedRepliesAreReadAsOneLine) {
+  // As Gmail sends them, and as proto::Reply::summary() gives them.
+  EXPECT_EQ(
+      defaults().classify_line(
+          "421-4.7.28 [203.0.113.7      15] Our system has detected an unusual rate of\r\n"
+          "421-4.7.28 unsolicited mail originating from your IP address. To protect our\r\n"
+          "421-4.7.28 users from spam, mail sent from your IP address has been temporarily\r\n"
+          "421 4.7.28 rate limited. Please visit https://support.google.com/mail/?p=Unsolici"
+          "tedRateLimitError to review our Bulk Email Senders Guidelines.\r\n"),
+      BounceClass::SpamBlock);
+  EXPECT_EQ(defaults().classify(550, "",
+                                "5.1.1 The email account that you tried to reach does\n5.1.1 not "
+                                "exist. Please try double-checking the recipient's email"),
+            BounceClass::InvalidRecipient);
+  EXPECT_EQ(defaults().classify_line("550 5.7.1 [203.0.113.7] Our system has detected that this "
+                                     "message is 5.7.1 likely unsolicited mail."),
+            BounceClass::SpamContent);
+}
+
 TEST(DefaultBounceRules, UnknownRepliesAreUncategorized) {
   EXPECT_EQ(defaults().classify(451, "4.3.0", "Mail server temporarily rejected message."),
             BounceClass::Uncategorized);

@@ -1,7 +1,10 @@
 #include "proto/bounce_class.h"
 
 #include <array>
+#include <string>
 #include <utility>
+
+#include "proto/dsn.h"  // is_enhanced_status
 
 namespace ringmail::proto {
 
@@ -21,6 +24,9 @@ Result<std::regex> compile(const std::string& pattern) {
     return Error{"bad regular expression '" + pattern + "': " + e.what()};
   }
 }
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
 
@@ -77,17 +83,56 @@ std::string BounceClassifier::line_of(int code, std::string_view enhanced, std::
     if (!line.empty()) line += ' ';
     line += text;
   }
-  // One line: a multi-line reply's line breaks become spaces, so that `.`
-  // and `$` mean the same whatever the reply's shape.
-  for (char& ch : line) {
-    if (ch == '\r' || ch == '\n') ch = ' ';
+  return normalize(line);
+}
+
+std::string BounceClassifier::normalize(std::string_view reply) {
+  if (reply.size() > kLineBytesMax) reply = reply.substr(0, kLineBytesMax);
+  // The words, split at blanks and line breaks.
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < reply.size()) {
+    while (i < reply.size() && is_blank(reply[i])) ++i;
+    const size_t start = i;
+    while (i < reply.size() && !is_blank(reply[i])) ++i;
+    if (i > start) words.push_back(reply.substr(start, i - start));
   }
-  return line;
+  std::string code, enhanced;
+  size_t first = 0;  // the first word of the text proper
+  if (!words.empty() && words[0].size() >= 3 && is_digit(words[0][0]) && is_digit(words[0][1]) &&
+      is_digit(words[0][2]) && (words[0].size() == 3 || words[0][3] == '-')) {
+    code = std::string(words[0].substr(0, 3));
+    if (words[0].size() > 4) {
+      // "550-5.1.1" in one word: the code and the enhanced code.
+      words[0].remove_prefix(4);
+    } else {
+      first = 1;
+    }
+  }
+  if (first < words.size() && is_enhanced_status(words[first])) {
+    enhanced = std::string(words[first++]);
+  }
+  std::string out = code;
+  if (!enhanced.empty()) out += (out.empty() ? "" : " ") + enhanced;
+  for (size_t w = first; w < words.size(); ++w) {
+    std::string_view word = words[w];
+    // Continuation prefixes: "550-5.1.1", "550-", "550", then the
+    // enhanced code alone.
+    if (!code.empty() && word.substr(0, 3) == code && (word.size() == 3 || word[3] == '-')) {
+      if (word.size() <= 4) continue;
+      word.remove_prefix(4);
+    }
+    if (!enhanced.empty() && word == enhanced) continue;
+    if (!out.empty()) out += ' ';
+    out += word;
+  }
+  return out;
 }
 
 BounceClass BounceClassifier::classify(int code, std::string_view enhanced,
                                        std::string_view text) const {
-  return classify_line(line_of(code, enhanced, text));
+  const std::optional<Match> m = match_line(line_of(code, enhanced, text));
+  return m ? m->cls : BounceClass::Uncategorized;
 }
 
 BounceClass BounceClassifier::classify_line(std::string_view line) const {
@@ -95,8 +140,8 @@ BounceClass BounceClassifier::classify_line(std::string_view line) const {
   return m ? m->cls : BounceClass::Uncategorized;
 }
 
-std::optional<BounceClassifier::Match> BounceClassifier::match_line(std::string_view line) const {
-  if (line.size() > kLineBytesMax) line = line.substr(0, kLineBytesMax);
+std::optional<BounceClassifier::Match> BounceClassifier::match_line(std::string_view reply) const {
+  const std::string line = normalize(reply);
   for (size_t r = 0; r < rules_.size(); ++r) {
     for (size_t p = 0; p < rules_[r].regexes.size(); ++p) {
       if (std::regex_search(line.begin(), line.end(), rules_[r].regexes[p])) {

@@ -85,13 +85,25 @@ class BounceClassifier {
 
   // The line "CODE ENHANCED TEXT" that classify() matches: the code when
   // it is a reply code (200..599), the enhanced code when not empty, and
-  // the text, separated by single spaces.
+  // the text, put through normalize().
   static std::string line_of(int code, std::string_view enhanced, std::string_view text);
 
+  // A reply as one line, so a phrase a server wrapped over several lines
+  // still matches: line breaks become spaces, runs of blanks one space,
+  // "550-" at the start "550 ", and the continuation prefixes of a
+  // multi-line reply that repeat the first line's codes ("550-5.7.1",
+  // "550-", and the words "550" and "5.7.1") are dropped. Gmail's
+  //   421-4.7.28 ... an unusual rate of\r\n421-4.7.28 unsolicited mail ...
+  // becomes "421 4.7.28 ... an unusual rate of unsolicited mail ...".
+  // Applying it twice changes nothing.
+  static std::string normalize(std::string_view reply);
+
   BounceClass classify(int code, std::string_view enhanced, std::string_view text) const;
-  // The same for a line already in the form above.
+  // The same for a reply in one string: a line as above, the raw lines of
+  // a reply, or proto::Reply::summary() ("550 5.1.1 text 5.1.1 more").
   BounceClass classify_line(std::string_view line) const;
-  // The first rule and pattern that match `line`; nullopt for none.
+  // The first rule and pattern that match normalize(line); nullopt for
+  // none.
   std::optional<Match> match_line(std::string_view line) const;
 
   size_t rule_count() const { return rules_.size(); }

@@ -41,8 +41,45 @@ TEST(BounceClassifier, LineJoinsCodeEnhancedAndText) {
   // No reply code (a DNS failure, an expiry): the text alone.
   EXPECT_EQ(BounceClassifier::line_of(0, "", "the message expired"), "the message expired");
   EXPECT_EQ(BounceClassifier::line_of(0, "4.4.3", "x"), "4.4.3 x");
-  EXPECT_EQ(BounceClassifier::line_of(550, "5.1.1", "a\r\n550-5.1.1 b"),
-            "550 5.1.1 a  550-5.1.1 b");
+  EXPECT_EQ(BounceClassifier::line_of(550, "5.1.1", "a\r\n550-5.1.1 b"), "550 5.1.1 a b");
+  // proto::Reply's text carries the enhanced code of each line.
+  EXPECT_EQ(BounceClassifier::line_of(550, "5.1.1", "5.1.1 a\n5.1.1 b"), "550 5.1.1 a b");
+}
+
+TEST(BounceClassifier, NormalizeJoinsAWrappedReply) {
+  // Gmail wraps its texts; a phrase may straddle two lines.
+  const std::string raw =
+      "421-4.7.28 [203.0.113.7      15] Our system has detected an unusual rate of\r\n"
+      "421-4.7.28 unsolicited mail originating from your IP address. To protect our\r\n"
+      "421 4.7.28 users from spam.\r\n";
+  const std::string want =
+      "421 4.7.28 [203.0.113.7 15] Our system has detected an unusual rate of unsolicited mail "
+      "originating from your IP address. To protect our users from spam.";
+  EXPECT_EQ(BounceClassifier::normalize(raw), want);
+  EXPECT_EQ(BounceClassifier::normalize(want), want);
+  // proto::Reply::summary() of the same reply.
+  EXPECT_EQ(BounceClassifier::normalize("421 4.7.28 [203.0.113.7      15] Our system has detected "
+                                        "an unusual rate of 4.7.28 unsolicited mail originating "
+                                        "from your IP address. To protect our 4.7.28 users from "
+                                        "spam."),
+            want);
+  const auto c = make({{BounceClass::SpamBlock, {"unusual rate of unsolicited mail"}},
+                       {BounceClass::RateLimited, {"rate limit"}}});
+  EXPECT_EQ(c.classify_line(raw), BounceClass::SpamBlock);
+}
+
+TEST(BounceClassifier, NormalizeKeepsWhatIsNotAPrefix) {
+  // No enhanced code: only the repeated reply code goes.
+  EXPECT_EQ(BounceClassifier::normalize("554-delivery error:\r\n554 dd This user doesn't exist"),
+            "554 delivery error: dd This user doesn't exist");
+  // Another status code in the text stays, as do texts without a code.
+  EXPECT_EQ(BounceClassifier::normalize("550 5.7.1 see 4.7.1 and 550x"),
+            "550 5.7.1 see 4.7.1 and 550x");
+  EXPECT_EQ(BounceClassifier::normalize("host mx.example: temporary DNS failure"),
+            "host mx.example: temporary DNS failure");
+  EXPECT_EQ(BounceClassifier::normalize("4.4.3  x\ty"), "4.4.3 x y");
+  EXPECT_EQ(BounceClassifier::normalize(""), "");
+  EXPECT_EQ(BounceClassifier::normalize(" \r\n"), "");
 }
 
 TEST(BounceClassifier, NoRulesIsUncategorized) {
