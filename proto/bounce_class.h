@@ -56,6 +56,8 @@ struct BounceRule {
   std::vector<std::string> patterns;
 };
 
+// Immutable once built: its const members may be called from every shard
+// at once (the default set is one process-wide instance).
 class BounceClassifier {
  public:
   // Texts longer than this are classified by their first
