@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "config/bounce_rules.h"
 #include "proto/quoted.h"
 #include "tls/api_token.h"
 
@@ -569,7 +570,8 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       const toml::table* et = n->as_table();
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
       check_keys(source, *et, "events.",
-                 {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms"});
+                 {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms",
+                  "bounce_rules"});
       if (const toml::node* e = et->get("enabled")) {
         if (!e->is_boolean())
           throw ConfigError{where(source, *e, "events.enabled") + ": must be true or false"};
@@ -582,6 +584,27 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
           get_uint(source, *et, "events.", "retention_days", cfg->events_retention_days, 1, 3650));
       cfg->events_sync_interval_ms = static_cast<uint32_t>(get_uint(
           source, *et, "events.", "sync_interval_ms", cfg->events_sync_interval_ms, 0, 10000));
+      cfg->events_bounce_rules = get_string(source, *et, "bounce_rules", "");
+      if (!cfg->events_bounce_rules.empty()) {
+        const std::string& file = cfg->events_bounce_rules;
+        std::ifstream f(file, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (!f.good() && !f.eof()) {
+          throw ConfigError{where(source, *et->get("bounce_rules"), "events.bounce_rules") +
+                            ": cannot read " + file};
+        }
+        auto rules = parse_bounce_rules(text, file);
+        if (!rules) {
+          throw ConfigError{where(source, *et->get("bounce_rules"), "events.bounce_rules") + ": " +
+                            rules.error()};
+        }
+        cfg->bounce_classifier = std::make_shared<const proto::BounceClassifier>(std::move(*rules));
+      }
+    }
+    if (!cfg->bounce_classifier) {
+      // The built-in set, shared by every configuration (never freed).
+      cfg->bounce_classifier = std::shared_ptr<const proto::BounceClassifier>(
+          std::shared_ptr<const proto::BounceClassifier>(), &default_bounce_classifier());
     }
     if (const toml::node* n = t.get("dns")) {
       const toml::table* dt = n->as_table();
@@ -994,6 +1017,7 @@ std::string to_toml(const Config& c) {
   t += "segment_bytes = " + to_string(c.events_segment_bytes) + "\n";
   t += "retention_days = " + to_string(c.events_retention_days) + "\n";
   t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
+  t += "bounce_rules = " + q(c.events_bounce_rules) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proto/aliases.h"
+#include "proto/bounce_class.h"
 #include "proto/result.h"
 #include "proto/smtp_server.h"
 #include "tls/sha256.h"
@@ -157,6 +158,11 @@ struct Config {
   // At most one fdatasync of a shard's events per this many milliseconds
   // (0: one each loop turn); each line is written at once all the same.
   uint32_t events_sync_interval_ms = 10;
+  // [events] bounce_rules: a rule file (docs/bounce-classes.md) read at
+  // load; empty: the built-in rules. `bounce_classifier` is what events
+  // use (never null once loaded).
+  std::string events_bounce_rules;
+  std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 namespace ringmail::config {
 namespace {
 
@@ -478,6 +480,50 @@ TEST(AdminSocket, ParsedAndCheckedForLength) {
   EXPECT_THAT(err_of(std::string(kBase) + "[admin]\npath = \"/x\"\n"),
               HasSubstr("admin.path: unknown key"));
   expect_round_trip(std::string(kBase) + "[admin]\nsocket = \"/run/ringmail/admin.sock\"\n");
+}
+
+TEST(Config, EventsTable) {
+  auto c = parsed(kBase, "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->events_enabled);
+  EXPECT_EQ(events_dir(*c), "/tmp/x/events");
+  EXPECT_EQ(c->events_sync_interval_ms, 10u);
+  ASSERT_TRUE(c->bounce_classifier);  // the built-in rules
+  EXPECT_EQ(c->bounce_classifier->classify(550, "5.1.1", "user unknown"),
+            proto::BounceClass::InvalidRecipient);
+
+  const std::string rules = ::testing::TempDir() + "/rules.toml";
+  {
+    std::FILE* f = std::fopen(rules.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("[[rule]]\nclass = \"SpamBlock\"\npatterns = ['user unknown']\n", f);
+    std::fclose(f);
+  }
+  c = parsed(std::string(kBase) +
+                 "[events]\nenabled = false\ndir = \"/var/ev\"\n"
+                 "sync_interval_ms = 0\nbounce_rules = \"" +
+                 rules + "\"\n",
+             "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->events_enabled);
+  EXPECT_EQ(events_dir(*c), "/var/ev");
+  EXPECT_EQ(c->events_sync_interval_ms, 0u);
+  EXPECT_EQ(c->bounce_classifier->classify(550, "5.1.1", "user unknown"),
+            proto::BounceClass::SpamBlock);
+
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nbounce_rules = \"/nonexistent/r.toml\"\n"),
+              HasSubstr("events.bounce_rules: cannot read /nonexistent/r.toml"));
+  {
+    std::FILE* f = std::fopen(rules.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("[[rule]]\nclass = \"Bogus\"\npatterns = ['x']\n", f);
+    std::fclose(f);
+  }
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nbounce_rules = \"" + rules + "\"\n"),
+              HasSubstr("Bogus"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nsync_interval_ms = 20000\n"),
+              HasSubstr("events.sync_interval_ms"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nspeed = 1\n"), HasSubstr("unknown key"));
 }
 
 }  // namespace

@@ -28,6 +28,17 @@ bool is_enhanced(std::string_view s) {
   return i == s.size();
 }
 
+// "MAIL: 550 5.1.0 ..." -> "550 5.1.0 ...": the SMTP stage a reply came
+// in (proto::SmtpClient's summaries) is not part of it.
+std::string_view strip_stage(std::string_view reply) {
+  size_t i = 0;
+  while (i < reply.size() && reply[i] >= 'A' && reply[i] <= 'Z') ++i;
+  if (i >= 2 && i + 1 < reply.size() && reply[i] == ':' && reply[i + 1] == ' ') {
+    return reply.substr(i + 2);
+  }
+  return reply;
+}
+
 }  // namespace
 
 Response parse_response(std::string_view reply) {
@@ -68,6 +79,7 @@ std::string_view Events::type_name(Type t) {
 Events::Events(storage::FileIo& io, const config::Config& cfg, uint32_t shard)
     : log_(io,
            {config::events_dir(cfg), shard, cfg.events_segment_bytes, cfg.events_retention_days}),
+      classifier_(cfg.bounce_classifier),
       interval_(std::chrono::milliseconds(cfg.events_sync_interval_ms)) {}
 
 int Events::open() { return log_.open(); }
@@ -104,9 +116,18 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
       j["peer"] = {{"name", d.peer_name}, {"address", d.peer_address}};
     }
     if (!d.tls.empty()) j["tls"] = d.tls;
+    const Response r = parse_response(strip_stage(d.reply));
     if (!d.reply.empty()) {
-      const Response r = parse_response(d.reply);
       j["response"] = {{"code", r.code}, {"enhanced_code", r.enhanced_code}, {"text", r.text}};
+    }
+    if (classifier_ &&
+        (type == Type::kTransientFailure || type == Type::kBounce || type == Type::kExpiration)) {
+      // docs/bounce-classes.md; an expiry is MessageExpired whatever the
+      // last reply was.
+      const proto::BounceClass c = type == Type::kExpiration
+                                       ? proto::BounceClass::MessageExpired
+                                       : classifier_->classify(r.code, r.enhanced_code, r.text);
+      j["bounce_classification"] = proto::bounce_class_name(c);
     }
   }
   if (int r = log_.append(json_text(j)); r < 0) {

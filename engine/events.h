@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/bounce_class.h"
 #include "proto/smtp_server.h"
 #include "storage/event_log.h"
 
@@ -73,6 +74,7 @@ class Events {
 
  private:
   storage::EventLog log_;
+  std::shared_ptr<const proto::BounceClassifier> classifier_;
   std::chrono::steady_clock::duration interval_;
   std::chrono::steady_clock::time_point last_sync_{};
   int64_t next_expiry_ = 0;

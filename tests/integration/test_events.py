@@ -73,7 +73,8 @@ def test_delivery(relay, port):
 
 
 def test_deferred_then_delivered(relay, port):
-    s = sink("127.0.0.5", port, "-r", "RCPT")  # 4xx to every RCPT
+    s = sink("127.0.0.5", port, "-r", "RCPT", "-b",
+             "452 4.2.2 The email account that you tried to reach is over quota")
     try:
         submit(relay, ["later@soft.test"])
         wait_events(relay, "later@soft.test", "TransientFailure")
@@ -90,13 +91,17 @@ def test_deferred_then_delivered(relay, port):
     assert types[0] == "Reception" and types[-1] == "Delivery", types
     assert set(types[1:-1]) == {"TransientFailure"}, types
     tf = ev[1]
-    assert tf["response"]["code"] // 100 == 4 and tf["attempt"] == 1, tf
+    assert tf["response"] == {"code": 452, "enhanced_code": "4.2.2", "text":
+                              "The email account that you tried to reach is over quota"}, tf
+    assert tf["attempt"] == 1 and tf["bounce_classification"] == "QuotaIssues", tf
+    assert "bounce_classification" not in ev[-1], ev[-1]
     assert ev[-1]["attempt"] == len(types) - 1, ev
     check_common(ev, "alice@example.test", ev[0]["queue_id"])
 
 
 def test_hard_bounce_and_the_dsn(relay, port):
-    s = sink("127.0.0.4", port, "-f", "RCPT")  # 5xx to every RCPT
+    s = sink("127.0.0.4", port, "-f", "RCPT", "-B",
+             "550 5.1.1 The email account that you tried to reach does not exist")
     try:
         submit(relay, ["nobody@reject.test"])
         ev = wait_events(relay, "nobody@reject.test", "Bounce")
@@ -105,7 +110,8 @@ def test_hard_bounce_and_the_dsn(relay, port):
         s.kill()
         s.wait()
     assert [e["type"] for e in ev] == ["Reception", "Bounce"], ev
-    assert ev[1]["response"]["code"] // 100 == 5, ev[1]
+    assert ev[1]["response"]["code"] == 550, ev[1]
+    assert ev[1]["bounce_classification"] == "InvalidRecipient", ev[1]
     # The DSN to alice: received from <> and delivered to her Maildir.
     dsn = wait_events(relay, "alice@example.test", "Delivery")
     assert [e["type"] for e in dsn] == ["Reception", "Delivery"], dsn
@@ -121,6 +127,7 @@ def test_expiration(start_ringmaild, certs, tmp_path, dns, port):  # noqa: F811
     types = [e["type"] for e in ev]
     assert types[0] == "Reception" and "TransientFailure" in types, types
     assert ev[-1]["delay_s"] >= 3, ev[-1]
+    assert ev[-1]["bounce_classification"] == "MessageExpired", ev[-1]
 
 
 def test_admin_bounce(start_ringmaild, tmp_path):
