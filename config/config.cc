@@ -394,6 +394,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                                "metrics",
                                "inject",
                                "events",
+                               "suppression",
                                "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
@@ -599,6 +600,27 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                             rules.error()};
         }
         cfg->bounce_classifier = std::make_shared<const proto::BounceClassifier>(std::move(*rules));
+      }
+    }
+    if (const toml::node* n = t.get("suppression")) {
+      const toml::table* st = n->as_table();
+      if (st == nullptr) throw ConfigError{where(source, *n, "suppression") + ": must be a table"};
+      check_keys(source, *st, "suppression.", {"bounce_classes"});
+      if (const toml::node* b = st->get("bounce_classes")) {
+        const toml::array* arr = b->as_array();
+        if (arr == nullptr) {
+          throw ConfigError{where(source, *b, "suppression.bounce_classes") + ": must be an array"};
+        }
+        cfg->suppression_bounce_classes.clear();
+        for (const auto& item : *arr) {
+          auto s = item.value<std::string>();
+          auto c = s ? proto::bounce_class_from_name(*s) : std::nullopt;
+          if (!c) {
+            throw ConfigError{where(source, item, "suppression.bounce_classes") +
+                              ": not a bounce class (docs/bounce-classes.md)"};
+          }
+          cfg->suppression_bounce_classes.push_back(*c);
+        }
       }
     }
     if (!cfg->bounce_classifier) {
@@ -1018,6 +1040,9 @@ std::string to_toml(const Config& c) {
   t += "retention_days = " + to_string(c.events_retention_days) + "\n";
   t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
   t += "bounce_rules = " + q(c.events_bounce_rules) + "\n";
+  std::vector<std::string> classes;
+  for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));
+  t += "\n[suppression]\nbounce_classes = " + list(classes, quoted_item) + "\n";
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

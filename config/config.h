@@ -163,6 +163,11 @@ struct Config {
   // use (never null once loaded).
   std::string events_bounce_rules;
   std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
+  // [suppression] bounce_classes: a hard bounce of these classes adds the
+  // recipient to the suppression list, for every sender (empty: none).
+  std::vector<proto::BounceClass> suppression_bounce_classes = {
+      proto::BounceClass::InvalidRecipient, proto::BounceClass::BadDomain,
+      proto::BounceClass::InactiveMailbox};
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

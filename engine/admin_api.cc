@@ -584,6 +584,102 @@ ApiReply destination(Shard& shard, const std::string& domain, const std::string&
               "\n"};
 }
 
+// --- /api/suppression -------------------------------------------------------
+
+// "local@domain" that RCPT would take, without angle brackets; empty when
+// it is not one.
+std::string mailbox(std::string_view text) {
+  if (text.empty() || text.size() > 512) return "";
+  const std::string path = "<" + std::string(text) + ">";
+  proto::Address a;
+  size_t consumed = 0;
+  if (proto::parse_path(path, false, false, a, consumed) != proto::AddressError::kNone ||
+      consumed != path.size() || a.domain.empty()) {
+    return "";
+  }
+  return a.to_string();
+}
+
+// POST /api/suppression/add|remove {"address", "scope", "reason"}.
+void suppression_change(Shard& shard, bool add, const std::string& body,
+                        std::function<void(ApiReply)> done) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (body.empty() || parser.parse(body).get(doc) || doc.get(obj)) {
+    return done(error(400, "a JSON body is needed: {\"address\": \"a@b\", \"scope\": \"*\"" +
+                               std::string(add ? ", \"reason\": \"...\"}" : "}")));
+  }
+  storage::SuppressionChange c;
+  c.add = add;
+  c.scope = std::string(storage::kGlobalScope);
+  c.unix_time = shard.clock_s();
+  for (auto field : obj) {
+    const std::string_view k = field.key;
+    std::string_view v;
+    if (k != "address" && k != "scope" && !(add && k == "reason")) {
+      return done(error(400, "unknown field \"" + std::string(k) + "\" (address, scope" +
+                                 (add ? ", reason)" : ")")));
+    }
+    if (field.value.get(v)) return done(error(400, std::string(k) + ": a string is needed"));
+    if (k == "address") {
+      c.address = proto::ascii_lower(mailbox(v));  // entries do not depend on case
+      if (c.address.empty()) {
+        return done(error(400, "address: \"" + std::string(v) + "\" is not a mail address"));
+      }
+    } else if (k == "scope") {
+      c.scope = proto::ascii_lower(v);
+      if (c.scope != storage::kGlobalScope && !proto::is_valid_domain(c.scope)) {
+        return done(error(400, "scope: \"*\" (every sender) or a sender domain is needed"));
+      }
+    } else {
+      if (v.size() > 500) return done(error(400, "reason: at most 500 characters"));
+      for (char ch : v) c.reason.push_back(static_cast<unsigned char>(ch) < 0x20 ? ' ' : ch);
+    }
+  }
+  if (c.address.empty()) return done(error(400, "address: missing"));
+  if (c.reason.empty()) c.reason = "by the administrator";
+  const bool was = shard.suppressions() != nullptr &&
+                   shard.suppressions()->contains(shard.suppressions()->key(c.scope, c.address));
+  const std::string what = c.scope + " " + c.address;
+  json answer{{"address", c.address}, {"scope", c.scope}, {add ? "added" : "removed", add != was}};
+  if (add == was) return done({200, json_text(answer) + "\n"});  // nothing to change
+  shard.change_suppression(std::move(c), [add, what, answer, done](int r) {
+    if (r < 0) {
+      return done(
+          error(500, "cannot write the suppression list: " + std::string(std::strerror(-r))));
+    }
+    log_line(std::string("admin: suppression ") + (add ? "added " : "removed ") + what);
+    done({200, json_text(answer) + "\n"});
+  });
+}
+
+// GET /api/suppression/check?address=A&sender_domain=D
+ApiReply suppression_check(Shard& shard, const proto::HttpRequest& req) {
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string bad, address, sender_domain;
+  if (!proto::parse_query(req.query, &params, &bad)) return error(400, "bad query: " + bad);
+  for (auto& [k, v] : params) {
+    if (k == "address") {
+      address = mailbox(v);
+      if (address.empty()) return error(400, "address: \"" + v + "\" is not a mail address");
+    } else if (k == "sender_domain") {
+      sender_domain = proto::ascii_lower(v);
+      if (!proto::is_valid_domain(sender_domain)) {
+        return error(400, "sender_domain: \"" + v + "\" is not a domain");
+      }
+    } else {
+      return error(400, "unknown parameter \"" + k + "\" (address, sender_domain)");
+    }
+  }
+  if (address.empty()) return error(400, "address: missing");
+  const Suppressions* s = shard.suppressions();
+  json j{{"address", address},
+         {"suppressed", s != nullptr && s->suppressed(sender_domain, address)}};
+  if (!sender_domain.empty()) j["sender_domain"] = sender_domain;
+  return {200, json_text(j) + "\n"};
+}
+
 }  // namespace
 
 Result<Shard::Suspensions> read_suspensions(const std::string& path, int64_t now_s) {
@@ -681,6 +777,15 @@ void admin_api(Shard& shard, const proto::HttpRequest& req, HttpAccess access,
       if (!post) return done(error(405, "use POST"));
       return queue_action(shard, action, req.body, std::move(done));
     }
+  }
+  if (path == "/api/suppression/add" || path == "/api/suppression/remove") {
+    if (!post) return done(error(405, "use POST"));
+    if (shard.stopping()) return done(error(503, "ringmaild is stopping"));
+    return suppression_change(shard, path.back() == 'd', req.body, std::move(done));
+  }
+  if (path == "/api/suppression/check") {
+    if (!get) return done(error(405, "use GET"));
+    return done(suppression_check(shard, req));
   }
   if (path.rfind(dest, 0) == 0) {
     const std::string rest = path.substr(dest.size());

@@ -42,6 +42,7 @@ std::string_view strip_stage(std::string_view reply) {
 }  // namespace
 
 Response parse_response(std::string_view reply) {
+  reply = strip_stage(reply);
   Response r;
   if (reply.size() >= 3 && is_digit(reply[0]) && is_digit(reply[1]) && is_digit(reply[2]) &&
       (reply.size() == 3 || reply[3] == ' ' || reply[3] == '-')) {
@@ -72,6 +73,8 @@ std::string_view Events::type_name(Type t) {
       return "Expiration";
     case Type::kAdminBounce:
       return "AdminBounce";
+    case Type::kSuppressed:
+      return "Suppressed";
   }
   return "Unknown";
 }
@@ -116,7 +119,7 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
       j["peer"] = {{"name", d.peer_name}, {"address", d.peer_address}};
     }
     if (!d.tls.empty()) j["tls"] = d.tls;
-    const Response r = parse_response(strip_stage(d.reply));
+    const Response r = parse_response(d.reply);
     if (!d.reply.empty()) {
       j["response"] = {{"code", r.code}, {"enhanced_code", r.enhanced_code}, {"text", r.text}};
     }

@@ -21,8 +21,9 @@ struct Config;
 
 namespace ringmail::engine {
 
-// A response as events carry it: "550 5.1.1 text" split, or (a failure
-// with no reply: a timeout, a refused connection) code 0 and the text.
+// A response as events carry it: "550 5.1.1 text" split (after the SMTP
+// stage some summaries start with, "MAIL: "), or (a failure with no
+// reply: a timeout, a refused connection) code 0 and the text.
 struct Response {
   int code = 0;
   std::string enhanced_code;  // "5.1.1", or empty
@@ -39,6 +40,7 @@ class Events {
     kBounce,
     kExpiration,
     kAdminBounce,
+    kSuppressed,
   };
   static std::string_view type_name(Type t);
 

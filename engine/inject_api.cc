@@ -435,6 +435,9 @@ void inject_api(Shard& shard, const proto::HttpRequest& req, const std::string& 
         while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
         j->failures[i] = why;
       }
+    } else if (shard.refuse_suppressed(env, env.rcpts[0])) {
+      // Never dropped silently: a failed recipient, and a Suppressed event.
+      j->failures[i] = "550 5.1.1 recipient is on the suppression list";
     }
   }
   shard.inject_started();

@@ -758,6 +758,17 @@ bool Daemon::make_shards() {
   auto snap = std::make_shared<const Shard::Suspensions>(std::move(*suspended));
   for (auto& s : shards_) s->set_suspensions(snap);
   if (!snap->empty()) log_line(std::to_string(snap->size()) + " destinations suspended");
+  // The suppression list, shared by every shard (engine/suppression.h).
+  auto suppressed = load_suppressions(storage::suppression_path(cfg_->data_dir));
+  if (!suppressed) {
+    log_line("cannot read the suppression list: " + suppressed.error(), LogLevel::kError);
+    return false;
+  }
+  for (auto& s : shards_) s->set_suppressions(*suppressed);
+  if ((*suppressed)->size() > 0) {
+    log_line("suppression list: " + std::to_string((*suppressed)->size()) + " entries, " +
+             std::to_string((*suppressed)->bytes() >> 20) + " MiB");
+  }
   return true;
 }
 

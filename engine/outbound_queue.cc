@@ -289,6 +289,7 @@ void OutboundQueue::finish(Batch* s, int64_t now_s) {
         case proto::Outcome::kPerm:
           log_line(attempt_line("bounced"));
           event(Events::Type::kBounce);
+          if (d_.hard_bounce) d_.hard_bounce(it->rec.env, idx, res.reply);
           if (d_.counters) {
             d_.counters->failed.fetch_add(1, std::memory_order_relaxed);
             d_.counters->bounced.fetch_add(1, std::memory_order_relaxed);

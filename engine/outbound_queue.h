@@ -85,6 +85,9 @@ class OutboundQueue {
     const Clock* clock = &system_clock();  // wall seconds, as service() and tick() get
     // The shard's event stream, or null when [events] is off.
     Events* events = nullptr;
+    // Each recipient that bounced (a permanent failure from its server).
+    std::function<void(const proto::Envelope& env, size_t rcpt, const std::string& reply)>
+        hard_bounce;
   };
 
   OutboundQueue(Deps deps, config::OutboundConfig cfg) : d_(std::move(deps)), cfg_(cfg) {}

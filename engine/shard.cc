@@ -175,6 +175,82 @@ std::string Shard::check_local_recipient(const proto::Address& a) const {
   return policy_.check_local_recipient(a);
 }
 
+std::string Shard::check_relay_recipient(const proto::Envelope& env, const proto::Address& a) {
+  if (!refuse_suppressed(env, a)) return "";
+  return "550 5.1.1 <" + a.to_string() +
+         ">: recipient is on the suppression list (bounced, complained or unsubscribed)";
+}
+
+bool Shard::refuse_suppressed(const proto::Envelope& env, const proto::Address& rcpt) {
+  if (!suppressions_) return false;
+  const std::string address = rcpt.to_string();
+  if (!suppressions_->suppressed(proto::ascii_lower(env.from.domain), address)) return false;
+  stats_.suppressed_recipients.fetch_add(1, std::memory_order_relaxed);
+  if (events_) {
+    Events::Detail d;
+    d.reply = "550 5.1.1 recipient is on the suppression list";
+    events_->record(Events::Type::kSuppressed, env, address, d, clock_s());
+  }
+  return true;
+}
+
+void Shard::change_suppression(storage::SuppressionChange c, std::function<void(int)> done) {
+  Shard* first = peers_.front();
+  if (first != this) {
+    first->post_from_shard(
+        *this, msg::Run{[c = std::move(c), done = std::move(done), from = this](Shard& f) mutable {
+          f.change_suppression(std::move(c), [from, &f, done = std::move(done)](int r) {
+            from->post_from_shard(f, msg::Run{[done, r](Shard&) { done(r); }});
+          });
+        }});
+    return;
+  }
+  if (!suppression_writer_) {
+    suppression_writer_ =
+        std::make_unique<SuppressionWriter>(file_io_, storage::suppression_path(cfg_->data_dir));
+  }
+  const std::string scope = c.scope, address = c.address;
+  const bool add = c.add;
+  suppression_writer_->append(c, [this, scope, address, add, done = std::move(done)](int r) {
+    if (r == 0 && suppressions_) {
+      const uint64_t key = suppressions_->key(scope, address);
+      for (Shard* peer : peers_) {
+        if (peer == this) {
+          suppressions_->apply(key, add);
+        } else {
+          peer->post_from_shard(*this, msg::Run{[key, add](Shard& s) {
+            if (s.suppressions_) s.suppressions_->apply(key, add);
+          }});
+        }
+      }
+    }
+    done(r);
+  });
+}
+
+void Shard::suppress_after_bounce(const proto::Envelope& env, size_t rcpt,
+                                  const std::string& reply) {
+  if (!suppressions_ || cfg_->suppression_bounce_classes.empty() || rcpt >= env.rcpts.size()) {
+    return;
+  }
+  const Response r = parse_response(reply);
+  const proto::BounceClass c = cfg_->bounce_classifier->classify(r.code, r.enhanced_code, r.text);
+  const auto& classes = cfg_->suppression_bounce_classes;
+  if (std::find(classes.begin(), classes.end(), c) == classes.end()) return;
+  storage::SuppressionChange change;
+  change.unix_time = clock_s();
+  change.scope = std::string(storage::kGlobalScope);
+  change.address = env.rcpts[rcpt].to_string();
+  if (suppressions_->contains(suppressions_->key(change.scope, change.address))) return;
+  change.reason = "bounce " + std::string(proto::bounce_class_name(c)) + ": " + reply;
+  const std::string line = env.id + ": to=<" + change.address + "> suppressed after a bounce (" +
+                           std::string(proto::bounce_class_name(c)) + ")";
+  change_suppression(std::move(change), [line](int r) {
+    log_line(r == 0 ? line : line + ": not written: " + std::strerror(-r),
+             r == 0 ? LogLevel::kInfo : LogLevel::kError);
+  });
+}
+
 std::string_view Shard::primary_domain() const { return cfg_->primary_domain; }
 
 std::string Shard::new_message_id() {
@@ -242,6 +318,9 @@ void Shard::run(std::latch& ready) {
       deps.helo = cfg_->hostname;
       deps.clock = &clock_;
       deps.events = events_.get();
+      deps.hard_bounce = [this](const proto::Envelope& env, size_t rcpt, const std::string& reply) {
+        suppress_after_bounce(env, rcpt, reply);
+      };
       deps.tls = client_tls;
       deps.held_bytes_max = cfg_->delivery_backlog_bytes_max;
       deps.bounce = [this](OutboundQueue::Bounce b, std::function<void(bool)> done) {
@@ -329,7 +408,8 @@ void Shard::run(std::latch& ready) {
       // Queued deliveries stay in the spool for the next start.
       if (conns_.empty() && http_conns_.empty() && local_->idle() && dsns_signing_ == 0 &&
           injecting_ == 0 && !spool_->preparing() && (!outbound_ || outbound_->idle()) &&
-          (!events_ || events_->idle()) && peers_quiesced()) {
+          (!events_ || events_->idle()) && (!suppression_writer_ || suppression_writer_->idle()) &&
+          peers_quiesced()) {
         // No shard sends batches any more (seen after their last push):
         // anything still in the inbox is taken before the final check.
         drain_inboxes();

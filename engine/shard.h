@@ -34,6 +34,7 @@
 #include "engine/recipient_policy.h"
 #include "engine/resolver.h"
 #include "engine/spsc.h"
+#include "engine/suppression.h"
 #include "engine/timer_wheel.h"
 #include "proto/http.h"
 #include "proto/smtp_server.h"
@@ -98,6 +99,8 @@ struct ShardStats {
   static constexpr size_t kInjectStatusCount = std::size(kInjectStatuses);
   std::atomic<uint64_t> inject_answers[kInjectStatusCount + 1] = {};  // the last: any other
   std::atomic<uint64_t> inject_queued{0};
+  // Recipients refused for the suppression list (RCPT and injection).
+  std::atomic<uint64_t> suppressed_recipients{0};
   std::atomic<uint64_t> inject_failed{0};
   void count_inject_answer(int status) {
     size_t i = 0;
@@ -274,6 +277,22 @@ class Shard final : public proto::SmtpHost {
   using Suspensions = std::map<std::string, Suspension>;
   void set_suspensions(std::shared_ptr<const Suspensions> s);
   const Suspensions& suspensions() const { return *suspensions_; }
+  // The suppression list (engine/suppression.h): the set read at start,
+  // given before run().
+  void set_suppressions(std::shared_ptr<const storage::SuppressionSet> base) {
+    suppressions_ = std::make_unique<Suppressions>(std::move(base));
+  }
+  const Suppressions* suppressions() const { return suppressions_.get(); }
+  // Whether mail from `from` to `rcpt` is suppressed; when it is, a
+  // Suppressed event for the transaction `env`.
+  bool refuse_suppressed(const proto::Envelope& env, const proto::Address& rcpt);
+  // Adds or removes an entry: on the first shard, appended to the file
+  // and, once durable, applied on every shard; then `done(0 or -errno)`
+  // runs on this shard.
+  void change_suppression(storage::SuppressionChange c, std::function<void(int)> done);
+  // A recipient bounced: added to the list when the reply's class is one
+  // of [suppression] bounce_classes.
+  void suppress_after_bounce(const proto::Envelope& env, size_t rcpt, const std::string& reply);
   // A connection that has closed: freed at the end of the loop turn.
   void retire(Connection* c);
   void retire(HttpConnection* c) { dead_http_.push_back(c); }
@@ -281,6 +300,7 @@ class Shard final : public proto::SmtpHost {
   // proto::SmtpHost
   bool is_local_domain(std::string_view domain) const override;
   std::string check_local_recipient(const proto::Address& a) const override;
+  std::string check_relay_recipient(const proto::Envelope& env, const proto::Address& a) override;
   std::string_view primary_domain() const override;
   std::string new_message_id() override;
   int64_t now_unix() const override { return clock_s(); }
@@ -409,6 +429,8 @@ class Shard final : public proto::SmtpHost {
   int admin_wait_ms();
   void run_admin_work();
   std::shared_ptr<const Suspensions> suspensions_ = std::make_shared<Suspensions>();
+  std::unique_ptr<Suppressions> suppressions_;
+  std::unique_ptr<SuppressionWriter> suppression_writer_;  // the first shard's
   int64_t now_s_ = 0;
   storage::UniqueClock id_clock_;
   bool stopping_ = false;

@@ -448,6 +448,10 @@ bool SmtpServer::check_rcpt(std::string_view args) {
       error("554 5.7.1 Relay access denied");
       return false;
     }
+    if (std::string refuse = host_.check_relay_recipient(env_, a); !refuse.empty()) {
+      error(refuse);
+      return false;
+    }
     return true;
   }
   if (std::string refuse = host_.check_local_recipient(a); !refuse.empty()) {

@@ -66,6 +66,8 @@ struct TlsInfo {
   std::string cipher;   // "TLS13-CHACHA20-POLY1305-SHA256"
 };
 
+struct Envelope;
+
 // What the engine provides to a session. Calls never block.
 class SmtpHost {
  public:
@@ -75,6 +77,14 @@ class SmtpHost {
   // RCPT for an address at a local domain: "" when it is taken, else the
   // reply ("550 5.1.1 ..." for an unknown address).
   virtual std::string check_local_recipient(const Address& a) const = 0;
+  // RCPT for a remote address from a client that may relay (AUTH or
+  // relay_networks), in the transaction `env`: "" when it is taken, else
+  // the reply (the suppression list: "550 5.1.1 ...").
+  virtual std::string check_relay_recipient(const Envelope& env, const Address& a) {
+    (void)env;
+    (void)a;
+    return "";
+  }
   // The domain that "<postmaster>" without a domain belongs to.
   virtual std::string_view primary_domain() const = 0;
   virtual std::string new_message_id() = 0;

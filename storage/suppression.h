@@ -26,6 +26,11 @@
 
 namespace ringmail::storage {
 
+// The list's file: <data_dir>/suppression.
+inline std::string suppression_path(const std::string& data_dir) {
+  return data_dir + "/suppression";
+}
+
 // The scope of an entry for every sender.
 inline constexpr std::string_view kGlobalScope = "*";
 

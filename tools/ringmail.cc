@@ -102,6 +102,7 @@
 #include "tools/queue_cli.h"
 #include "tools/send_test.h"
 #include "tools/setup.h"
+#include "tools/suppress_cli.h"
 #include "tools/tool_config.h"
 #include "tools/users.h"
 
@@ -392,6 +393,7 @@ int main(int argc, char** argv) {
   status->add_flag("--json", as_json, "the admin API's JSON as it came");
   ringmail::tools::QueueCli queue(app);
   ringmail::tools::EventsCli events(app);
+  ringmail::tools::SuppressCli suppress(app);
   ringmail::config::add_version_flag(app, "ringmail");
   if (auto done = ringmail::config::parse_command_line(app, argc, argv)) return *done;
   if (thash->parsed()) return token_hash(token);
@@ -415,7 +417,7 @@ int main(int argc, char** argv) {
   const t::ToolConfig& tc = *loaded;
   const bool needs_data_dir = list->parsed() || show->parsed();
   const bool needs_config = config_show->parsed() || resolve->parsed() || status->parsed() ||
-                            queue.parsed() || events.parsed();
+                            queue.parsed() || events.parsed() || suppress.parsed();
   const std::string& given_dir = needs_data_dir ? data_dir : domains_dir;
   if (!tc.note.empty() && (needs_config || given_dir.empty())) {
     std::fprintf(stderr, "ringmail: %s\n", tc.note.c_str());
@@ -441,6 +443,7 @@ int main(int argc, char** argv) {
   if (status->parsed()) return t::status_command(*tc.cfg, as_json);
   if (queue.parsed()) return queue.run(*tc.cfg);
   if (events.parsed()) return events.run(*tc.cfg);
+  if (suppress.parsed()) return suppress.run(*tc.cfg);
   if (dns_check->parsed()) {
     if (tc.cfg != nullptr) check_opts.config_hostname = tc.cfg->hostname;
     if (!domains_dir.empty()) check_opts.domains_dir = domains_dir;

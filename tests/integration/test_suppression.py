@@ -1,0 +1,135 @@
+"""The suppression list (issue 25, docs/suppression.md): entries added by
+hand (`ringmail suppress`, /api/suppression) and by hard bounces; a
+suppressed recipient refused at RCPT from a relaying client (550 5.1.1)
+and reported in failed_recipients at injection, each with a Suppressed
+event; removal lets it through; the list survives a restart."""
+import json
+import smtplib
+import socket
+
+import pytest
+from conftest import free_port
+from test_events import events, wait_events
+from test_inject import injector, post, request
+from test_outbound import sink, wait_log
+from test_queue import api
+from test_queue import relay as queue_relay
+from test_tools import RINGMAIL, tool  # noqa: F401
+
+
+def cli(srv, *args):
+    return tool("--config", str(srv.config_path), "suppress", *args)
+
+
+def rcpt(srv, sender, rcpt_to):
+    """The reply to RCPT TO from a relay_networks client."""
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.ehlo("client.example")
+        s.mail(sender)
+        return s.rcpt(rcpt_to)
+
+
+@pytest.fixture
+def srv(start_ringmaild, tmp_path):
+    srv, _ = queue_relay(start_ringmaild, tmp_path, free_port(socket.AF_INET, "127.0.0.1"))
+    return srv
+
+
+def test_added_by_hand_refused_at_rcpt_then_removed(srv):
+    r = cli(srv, "add", "Bob@Far.test", "--reason", "asked us to stop")
+    assert r.returncode == 0 and r.stdout == "bob@far.test (every sender): suppressed\n", r
+    r = cli(srv, "add", "bob@far.test")
+    assert r.stdout == "bob@far.test (every sender): already suppressed\n", r
+    code, text = rcpt(srv, "alice@src.example", "bob@far.test")
+    assert code == 550 and text.startswith(b"5.1.1 <bob@far.test>: recipient is on the "
+                                           b"suppression list"), (code, text)
+    assert rcpt(srv, "alice@src.example", "carol@far.test")[0] == 250
+    ev = wait_events(srv, "bob@far.test", "Suppressed")
+    assert ev[-1]["sender"] == "alice@src.example", ev
+    assert ev[-1]["response"]["enhanced_code"] == "5.1.1", ev
+    r = cli(srv, "check", "bob@far.test")
+    assert r.returncode == 0 and r.stdout == "bob@far.test: suppressed\n", r
+    r = cli(srv, "list")
+    assert r.returncode == 0, r
+    (line,) = r.stdout.splitlines()
+    assert line.startswith("* bob@far.test ") and line.endswith(" asked us to stop"), line
+    r = cli(srv, "remove", "bob@far.test")
+    assert r.stdout == "bob@far.test (every sender): no longer suppressed\n", r
+    assert rcpt(srv, "alice@src.example", "bob@far.test")[0] == 250
+    r = cli(srv, "check", "bob@far.test")
+    assert r.returncode == 1 and r.stdout == "bob@far.test: not suppressed\n", r
+    assert cli(srv, "list").stdout == ""
+
+
+def test_scope_of_one_sender_domain(srv):
+    r = cli(srv, "add", "dan@far.test", "--scope", "news.example")
+    assert r.stdout == "dan@far.test (news.example): suppressed\n", r
+    assert rcpt(srv, "x@news.example", "dan@far.test")[0] == 550
+    assert rcpt(srv, "x@shop.example", "dan@far.test")[0] == 250
+    assert cli(srv, "check", "dan@far.test").returncode == 1
+    assert cli(srv, "check", "dan@far.test", "--sender-domain", "News.Example").returncode == 0
+    r = cli(srv, "list", "--json")
+    (entry,) = [json.loads(x) for x in r.stdout.splitlines()]
+    assert entry["scope"] == "news.example" and entry["address"] == "dan@far.test", entry
+
+
+def test_api_refusals(srv, tmp_path):
+    sock = tmp_path / "admin.sock"
+    assert api(sock, "POST", "/api/suppression/add", {"address": "not an address"}) == (
+        400, {"error": "address: \"not an address\" is not a mail address"})
+    assert api(sock, "POST", "/api/suppression/add", {"address": "a@b.test", "scope": "x y"}) == (
+        400, {"error": "scope: \"*\" (every sender) or a sender domain is needed"})
+    assert api(sock, "POST", "/api/suppression/remove", {"address": "a@b.test", "reason": "x"}) == (
+        400, {"error": "unknown field \"reason\" (address, scope)"})
+    assert api(sock, "GET", "/api/suppression/add")[0] == 405
+    st, j = api(sock, "GET", "/api/suppression/check?address=a%40b.test")
+    assert st == 200 and j == {"address": "a@b.test", "suppressed": False}, j
+    r = cli(srv, "add", "nobody")
+    assert r.returncode == 1 and r.stderr == (
+        "ringmail: address: \"nobody\" is not a mail address\n"), r
+
+
+def test_refused_at_injection(start_ringmaild, tmp_path):
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    s = sink("127.0.0.1", port)
+    try:
+        srv = injector(start_ringmaild, tmp_path, port)
+        assert cli(srv, "add", "gone@far.test").returncode == 0
+        st, _, j = post(srv, request([{"email": "gone@far.test", "substitutions": {"name": "G"}},
+                                      {"email": "here@far.test", "substitutions": {"name": "H"}}]))
+        assert st == 200, j
+        assert j["success_count"] == 1 and j["fail_count"] == 1, j
+        assert j["failed_recipients"] == [{"email": "gone@far.test", "reason":
+                                           "550 5.1.1 recipient is on the suppression list"}], j
+        assert j["ids"][0] is None and j["ids"][1], j
+        ev = wait_events(srv, "gone@far.test", "Suppressed")
+        assert [e["type"] for e in ev] == ["Suppressed"], ev
+        wait_events(srv, "here@far.test", "Delivery")
+    finally:
+        s.kill()
+        s.wait()
+
+
+def test_hard_bounce_suppresses_and_survives_a_restart(start_ringmaild, tmp_path):
+    port = free_port(socket.AF_INET, "127.0.0.1")
+    srv, _ = queue_relay(start_ringmaild, tmp_path, port, retry_first_s=1)
+    s = sink("127.0.0.7", port, "-f", "RCPT", "-B",
+             "550 5.1.1 The email account that you tried to reach does not exist")
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+            c.sendmail("alice@src.example", ["nobody@far.test"],
+                       b"Subject: x\r\nFrom: alice@src.example\r\n\r\nhi\r\n")
+        wait_log(srv, "to=<nobody@far.test> suppressed after a bounce (InvalidRecipient)")
+    finally:
+        s.kill()
+        s.wait()
+    ev = wait_events(srv, "nobody@far.test", "Bounce")
+    assert ev[-1]["bounce_classification"] == "InvalidRecipient", ev
+    assert rcpt(srv, "alice@src.example", "nobody@far.test")[0] == 550
+    srv.stop()
+    srv.start()
+    assert rcpt(srv, "alice@src.example", "nobody@far.test")[0] == 550
+    assert cli(srv, "check", "nobody@far.test").returncode == 0
+    (line,) = cli(srv, "list").stdout.splitlines()
+    assert "bounce InvalidRecipient: " in line, line
+    assert "suppression list: 1 entries" in srv.log_path.read_text()
