@@ -572,7 +572,21 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
       check_keys(source, *et, "events.",
                  {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms",
-                  "bounce_rules"});
+                  "bounce_rules", "report_addresses"});
+      if (const toml::node* ra = et->get("report_addresses")) {
+        const toml::array* arr = ra->as_array();
+        if (arr == nullptr) {
+          throw ConfigError{where(source, *ra, "events.report_addresses") + ": must be an array"};
+        }
+        for (const auto& item : *arr) {
+          auto s = item.value<std::string>();
+          if (!s || s->find('@') == std::string::npos || s->find(' ') != std::string::npos) {
+            throw ConfigError{where(source, item, "events.report_addresses") +
+                              ": must hold addresses (local@domain)"};
+          }
+          cfg->events_report_addresses.push_back(proto::ascii_lower(*s));
+        }
+      }
       if (const toml::node* e = et->get("enabled")) {
         if (!e->is_boolean())
           throw ConfigError{where(source, *e, "events.enabled") + ": must be true or false"};
@@ -1040,6 +1054,7 @@ std::string to_toml(const Config& c) {
   t += "retention_days = " + to_string(c.events_retention_days) + "\n";
   t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
   t += "bounce_rules = " + q(c.events_bounce_rules) + "\n";
+  t += "report_addresses = " + list(c.events_report_addresses, quoted_item) + "\n";
   std::vector<std::string> classes;
   for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));
   t += "\n[suppression]\nbounce_classes = " + list(classes, quoted_item) + "\n";

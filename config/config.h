@@ -162,6 +162,9 @@ struct Config {
   // load; empty: the built-in rules. `bounce_classifier` is what events
   // use (never null once loaded).
   std::string events_bounce_rules;
+  // [events] report_addresses: local addresses whose mail is also read as
+  // out-of-band reports (DSNs and ARF complaints), lower case.
+  std::vector<std::string> events_report_addresses;
   std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
   // [suppression] bounce_classes: a hard bounce of these classes adds the
   // recipient to the suppression list, for every sender (empty: none).

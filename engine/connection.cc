@@ -422,6 +422,7 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
         events->record(Events::Type::kReception, env, i, d, shard.clock_s());
       }
     }
+    shard.read_report(env, self->session_.message());
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());

@@ -75,6 +75,10 @@ std::string_view Events::type_name(Type t) {
       return "AdminBounce";
     case Type::kSuppressed:
       return "Suppressed";
+    case Type::kOob:
+      return "OOB";
+    case Type::kFeedback:
+      return "Feedback";
   }
   return "Unknown";
 }
@@ -123,8 +127,14 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
     if (!d.reply.empty()) {
       j["response"] = {{"code", r.code}, {"enhanced_code", r.enhanced_code}, {"text", r.text}};
     }
-    if (classifier_ &&
-        (type == Type::kTransientFailure || type == Type::kBounce || type == Type::kExpiration)) {
+    if (!d.reporting_mta.empty()) j["reporting_mta"] = d.reporting_mta;
+    if (type == Type::kFeedback) {
+      j["feedback_report"] = {{"feedback_type", d.feedback_type},
+                              {"user_agent", d.user_agent},
+                              {"source_ip", d.source_ip}};
+    }
+    if (classifier_ && (type == Type::kTransientFailure || type == Type::kBounce ||
+                        type == Type::kExpiration || type == Type::kOob)) {
       // docs/bounce-classes.md; an expiry is MessageExpired whatever the
       // last reply was.
       const proto::BounceClass c = type == Type::kExpiration

@@ -41,6 +41,8 @@ class Events {
     kExpiration,
     kAdminBounce,
     kSuppressed,
+    kOob,       // a bounce that came back later (a DSN to a report address)
+    kFeedback,  // a complaint (an ARF report to a report address)
   };
   static std::string_view type_name(Type t);
 
@@ -51,6 +53,8 @@ class Events {
     uint32_t attempt = 0;       // delivery attempts so far, this one included
     std::string_view peer_name, peer_address, tls;
     std::string_view reply;  // parsed into "response"
+    // OOB and Feedback: who reported it; Feedback: the report's fields.
+    std::string_view reporting_mta, feedback_type, user_agent, source_ip;
   };
 
   Events(storage::FileIo& io, const config::Config& cfg, uint32_t shard);

@@ -16,6 +16,7 @@
 #include "engine/http_server.h"
 #include "engine/log.h"
 #include "proto/dsn.h"
+#include "proto/oob.h"
 #include "proto/replies.h"
 
 namespace ringmail::engine {
@@ -249,6 +250,75 @@ void Shard::suppress_after_bounce(const proto::Envelope& env, size_t rcpt,
     log_line(r == 0 ? line : line + ": not written: " + std::strerror(-r),
              r == 0 ? LogLevel::kInfo : LogLevel::kError);
   });
+}
+
+void Shard::read_report(const proto::Envelope& env, std::string_view message) {
+  const auto& to = cfg_->events_report_addresses;
+  if (to.empty()) return;
+  bool for_reports = false;
+  for (const auto& r : env.rcpts) {
+    const std::string a = proto::ascii_lower(r.to_string());
+    for_reports = for_reports || std::find(to.begin(), to.end(), a) != to.end();
+  }
+  if (!for_reports) return;
+  auto report = proto::parse_oob_report(message);
+  if (!report) {
+    log_line(env.id + ": to a report address, but not a report: " + report.error());
+    return;
+  }
+  const int64_t now = clock_s();
+  // The events describe the original message: its queue id when it went
+  // through ringmail, and its sender (to whom the report came back).
+  proto::Envelope orig;
+  orig.id = report->original_queue_id.empty() ? env.id : report->original_queue_id;
+  orig.arrival_unix = env.arrival_unix;
+  Events::Detail d;
+  d.reporting_mta = report->reporting_mta;
+  if (report->kind == proto::OobReport::Kind::kDsn) {
+    orig.from = env.rcpts.empty() ? proto::Address{} : env.rcpts[0];
+    for (const auto& r : report->recipients) {
+      if (r.action != "failed") continue;
+      // The reply as "CODE STATUS TEXT" when the diagnostic is an SMTP one.
+      std::string reply = r.diagnostic;
+      if (reply.empty()) reply = r.status;
+      d.reply = reply;
+      if (events_) events_->record(Events::Type::kOob, orig, r.final_recipient, d, now);
+      log_line(env.id + ": report: " + r.final_recipient + " bounced later (" + reply + ")" +
+               (report->original_queue_id.empty() ? "" : " for " + report->original_queue_id));
+      const size_t at = r.final_recipient.find('@');
+      if (at == std::string::npos) continue;
+      proto::Envelope one = orig;
+      one.rcpts = {
+          proto::Address{r.final_recipient.substr(0, at), r.final_recipient.substr(at + 1)}};
+      suppress_after_bounce(one, 0, reply);
+    }
+    return;
+  }
+  // A complaint: the recipient asked not to get this sender's mail.
+  const std::string& from = report->original_mail_from;
+  const size_t fat = from.find('@');
+  if (fat != std::string::npos) orig.from = {from.substr(0, fat), from.substr(fat + 1)};
+  d.feedback_type = report->feedback_type;
+  d.user_agent = report->user_agent;
+  d.source_ip = report->source_ip;
+  const std::string scope = orig.from.domain.empty() ? std::string(storage::kGlobalScope)
+                                                     : proto::ascii_lower(orig.from.domain);
+  for (const std::string& rcpt : report->original_rcpt_tos) {
+    if (events_) events_->record(Events::Type::kFeedback, orig, rcpt, d, now);
+    log_line(env.id + ": report: " + report->feedback_type + " complaint about mail from <" + from +
+             "> to <" + rcpt + ">");
+    if (!suppressions_ || rcpt.find('@') == std::string::npos) continue;
+    storage::SuppressionChange c;
+    c.unix_time = now;
+    c.scope = scope;
+    c.address = proto::ascii_lower(rcpt);
+    if (suppressions_->contains(suppressions_->key(c.scope, c.address))) continue;
+    c.reason = "complaint (" + report->feedback_type + ") from " +
+               (report->reporting_mta.empty() ? "a feedback report" : report->reporting_mta);
+    change_suppression(std::move(c), [](int r) {
+      if (r < 0) log_line(std::string("suppression not written: ") + std::strerror(-r));
+    });
+  }
 }
 
 std::string_view Shard::primary_domain() const { return cfg_->primary_domain; }

@@ -293,6 +293,11 @@ class Shard final : public proto::SmtpHost {
   // A recipient bounced: added to the list when the reply's class is one
   // of [suppression] bounce_classes.
   void suppress_after_bounce(const proto::Envelope& env, size_t rcpt, const std::string& reply);
+  // A message just queued: when it is for one of [events]
+  // report_addresses and is a DSN or an ARF report, OOB or Feedback
+  // events, and suppressions (failed recipients of suppressing classes;
+  // complained-of recipients for the sender's domain).
+  void read_report(const proto::Envelope& env, std::string_view message);
   // A connection that has closed: freed at the end of the loop turn.
   void retire(Connection* c);
   void retire(HttpConnection* c) { dead_http_.push_back(c); }

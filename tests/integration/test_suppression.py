@@ -6,6 +6,8 @@ event; removal lets it through; the list survives a restart."""
 import json
 import smtplib
 import socket
+import time
+from pathlib import Path
 
 import pytest
 from conftest import free_port
@@ -133,3 +135,42 @@ def test_hard_bounce_suppresses_and_survives_a_restart(start_ringmaild, tmp_path
     (line,) = cli(srv, "list").stdout.splitlines()
     assert "bounce InvalidRecipient: " in line, line
     assert "suppression list: 1 entries" in srv.log_path.read_text()
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "fuzz" / "corpus" / "oob"
+
+
+def test_reports_to_a_report_address(start_ringmaild, tmp_path):
+    """A bounce that comes back later (Postfix's DSN format) and a
+    complaint (RFC 5965's example), mailed to a report address: an OOB
+    and a Feedback event, the bounced recipient suppressed for every
+    sender, the complained-of one for the sender's domain."""
+    sock = tmp_path / "admin.sock"
+    srv = start_ringmaild(relay_networks=["127.0.0.0/8"],
+                          extra_toml=f'[admin]\nsocket = "{sock}"\n'
+                                     '[events]\nreport_addresses = ["Bob@example.test"]\n')
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        for sender, name in (("", "postfix_dsn.eml"), ("abusedesk@example.com", "rfc5965_arf.eml")):
+            crlf = (CORPUS / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            s.sendmail(sender, ["bob@example.test"], crlf)
+    oob = wait_events(srv, "nobody@example.net", "OOB")[-1]
+    assert oob["queue_id"] == "1K20C7FRQ3S00" and oob["reporting_mta"] == "mx.example.net", oob
+    assert oob["response"]["enhanced_code"] == "5.1.1", oob
+    assert oob["bounce_classification"] == "InvalidRecipient", oob
+    fb = wait_events(srv, "user@example.com", "Feedback")[-1]
+    assert fb["sender"] == "somespammer@example.net", fb
+    assert fb["feedback_report"] == {"feedback_type": "abuse", "user_agent": "SomeGenerator/1.0",
+                                     "source_ip": "192.0.2.1"}, fb
+    wait_log(srv, "to=<nobody@example.net> suppressed after a bounce (InvalidRecipient)")
+    assert cli(srv, "check", "nobody@example.net").returncode == 0
+    assert rcpt(srv, "x@elsewhere.example", "nobody@example.net")[0] == 550
+    for _ in range(50):
+        if cli(srv, "check", "user@example.com", "--sender-domain", "example.net").returncode == 0:
+            break
+        time.sleep(0.1)
+    assert rcpt(srv, "x@example.net", "user@example.com")[0] == 550
+    assert rcpt(srv, "x@other.example", "user@example.com")[0] == 250
+    # Not a report: logged, nothing else.
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.sendmail("x@src.example", ["bob@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+    wait_log(srv, "to a report address, but not a report: not a multipart/report")
