@@ -466,7 +466,11 @@ void Shard::run(std::latch& ready) {
     }
     dead_http_.clear();
     stats_.spool_bytes.store(spool_->segment_bytes(), std::memory_order_relaxed);
-    if (events_) events_->turn(std::chrono::steady_clock::now(), clock_.wall_s());
+    if (events_) {
+      events_->turn(std::chrono::steady_clock::now(), clock_.wall_s());
+      stats_.events_written.store(events_->recorded(), std::memory_order_relaxed);
+      stats_.events_failed.store(events_->failed(), std::memory_order_relaxed);
+    }
     turn_end = std::chrono::steady_clock::now();
     const uint64_t busy = us(turn_end - woke);
     stats_.loop_busy_us.fetch_add(busy, std::memory_order_relaxed);

@@ -101,6 +101,9 @@ struct ShardStats {
   std::atomic<uint64_t> inject_queued{0};
   // Recipients refused for the suppression list (RCPT and injection).
   std::atomic<uint64_t> suppressed_recipients{0};
+  // The event log's lines written, and events it could not write.
+  std::atomic<uint64_t> events_written{0};
+  std::atomic<uint64_t> events_failed{0};
   std::atomic<uint64_t> inject_failed{0};
   void count_inject_answer(int status) {
     size_t i = 0;

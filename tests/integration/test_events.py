@@ -163,11 +163,16 @@ def test_injection_metadata_is_in_every_event(start_ringmaild, tmp_path):
 
 
 def test_local_delivery_and_a_bad_mailbox(start_ringmaild):
-    srv = start_ringmaild()
+    from test_metrics import scrape, value, wait_until
+    srv = start_ringmaild(http=True)
     send(srv, "x@src.example", ["bob@example.test"])
     ev = wait_events(srv, "bob@example.test", "Delivery")
     assert [e["type"] for e in ev] == ["Reception", "Delivery"], ev
     assert ev[0]["protocol"] == "ESMTP" and ev[1]["peer"]["name"] == "maildir", ev
+    wait_until(lambda: value(scrape("127.0.0.1", srv.http_port),
+                             "ringmail_events_written_total") == len(events(srv)),
+               "ringmail_events_written_total to count the log's lines")
+    assert value(scrape("127.0.0.1", srv.http_port), "ringmail_events_failed_total") == 0
 
 
 def test_disabled_writes_no_events(start_ringmaild):

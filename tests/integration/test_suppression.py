@@ -146,7 +146,7 @@ def test_reports_to_a_report_address(start_ringmaild, tmp_path):
     and a Feedback event, the bounced recipient suppressed for every
     sender, the complained-of one for the sender's domain."""
     sock = tmp_path / "admin.sock"
-    srv = start_ringmaild(relay_networks=["127.0.0.0/8"],
+    srv = start_ringmaild(relay_networks=["127.0.0.0/8"], http=True,
                           extra_toml=f'[admin]\nsocket = "{sock}"\n'
                                      '[events]\nreport_addresses = ["Bob@example.test"]\n')
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
@@ -170,6 +170,8 @@ def test_reports_to_a_report_address(start_ringmaild, tmp_path):
         time.sleep(0.1)
     assert rcpt(srv, "x@example.net", "user@example.com")[0] == 550
     assert rcpt(srv, "x@other.example", "user@example.com")[0] == 250
+    from test_metrics import scrape, value
+    assert value(scrape("127.0.0.1", srv.http_port), "ringmail_suppressed_recipients_total") == 2
     # Not a report: logged, nothing else.
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
         s.sendmail("x@src.example", ["bob@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
