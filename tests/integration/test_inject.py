@@ -319,7 +319,10 @@ def test_rate_limit_and_spool_high_water_give_429(start_ringmaild, tmp_path):
 def test_a_full_disk_stores_nothing_and_answers_503(start_ringmaild, tmp_path, sink):
     data = tmp_path / "data"
     data.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(data)], check=True)
+    # 8 MiB: after the filler goes, room for the retry's 1 MiB batch on
+    # whichever shard takes it, beside both shards' 1 MiB spares (each
+    # made at a shard's first commit) and what the failed batch left.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)], check=True)
     try:
         srv = injector(start_ringmaild, tmp_path, sink.port, data_dir=data,
                        limits={"spool_segment_bytes": 1048576})
