@@ -123,7 +123,8 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
       j["peer"] = {{"name", d.peer_name}, {"address", d.peer_address}};
     }
     if (!d.tls.empty()) j["tls"] = d.tls;
-    const Response r = parse_response(d.reply);
+    Response r = parse_response(d.reply);
+    if (r.enhanced_code.empty() && is_enhanced(d.status)) r.enhanced_code = d.status;
     if (!d.reply.empty()) {
       j["response"] = {{"code", r.code}, {"enhanced_code", r.enhanced_code}, {"text", r.text}};
     }

@@ -53,6 +53,9 @@ class Events {
     uint32_t attempt = 0;       // delivery attempts so far, this one included
     std::string_view peer_name, peer_address, tls;
     std::string_view reply;  // parsed into "response"
+    // OOB: the DSN's Status, the enhanced code when `reply` has none (a
+    // diagnostic that is not an SMTP reply: "X-Postfix; unknown user").
+    std::string_view status;
     // OOB and Feedback: who reported it; Feedback: the report's fields.
     std::string_view reporting_mta, feedback_type, user_agent, source_ip;
   };

@@ -229,12 +229,13 @@ void Shard::change_suppression(storage::SuppressionChange c, std::function<void(
   });
 }
 
-void Shard::suppress_after_bounce(const proto::Envelope& env, size_t rcpt,
-                                  const std::string& reply) {
+void Shard::suppress_after_bounce(const proto::Envelope& env, size_t rcpt, const std::string& reply,
+                                  std::string_view status) {
   if (!suppressions_ || cfg_->suppression_bounce_classes.empty() || rcpt >= env.rcpts.size()) {
     return;
   }
-  const Response r = parse_response(reply);
+  Response r = parse_response(reply);
+  if (r.enhanced_code.empty()) r.enhanced_code = status;
   const proto::BounceClass c = cfg_->bounce_classifier->classify(r.code, r.enhanced_code, r.text);
   const auto& classes = cfg_->suppression_bounce_classes;
   if (std::find(classes.begin(), classes.end(), c) == classes.end()) return;
@@ -282,6 +283,7 @@ void Shard::read_report(const proto::Envelope& env, std::string_view message) {
       std::string reply = r.diagnostic;
       if (reply.empty()) reply = r.status;
       d.reply = reply;
+      d.status = r.status;
       if (events_) events_->record(Events::Type::kOob, orig, r.final_recipient, d, now);
       log_line(env.id + ": report: " + r.final_recipient + " bounced later (" + reply + ")" +
                (report->original_queue_id.empty() ? "" : " for " + report->original_queue_id));
@@ -290,7 +292,7 @@ void Shard::read_report(const proto::Envelope& env, std::string_view message) {
       proto::Envelope one = orig;
       one.rcpts = {
           proto::Address{r.final_recipient.substr(0, at), r.final_recipient.substr(at + 1)}};
-      suppress_after_bounce(one, 0, reply);
+      suppress_after_bounce(one, 0, reply, r.status);
     }
     return;
   }

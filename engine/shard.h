@@ -295,7 +295,9 @@ class Shard final : public proto::SmtpHost {
   void change_suppression(storage::SuppressionChange c, std::function<void(int)> done);
   // A recipient bounced: added to the list when the reply's class is one
   // of [suppression] bounce_classes.
-  void suppress_after_bounce(const proto::Envelope& env, size_t rcpt, const std::string& reply);
+  // `status`: a DSN's Status, the enhanced code when the reply has none.
+  void suppress_after_bounce(const proto::Envelope& env, size_t rcpt, const std::string& reply,
+                             std::string_view status = {});
   // A message just queued: when it is for one of [events]
   // report_addresses and is a DSN or an ARF report, OOB or Feedback
   // events, and suppressions (failed recipients of suppressing classes;

@@ -44,6 +44,19 @@ def wait_events(server, rcpt, last_type, timeout=40):
     raise AssertionError(f"no {last_type} event for {rcpt}: {of(server, rcpt)}")
 
 
+def wait_event(server, rcpt, etype, timeout=40):
+    """The recipient's last event of type `etype`, once there is one (in
+    whichever shard's segment: they sort by the segment's start, not by
+    the event's time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in of(server, rcpt) if e["type"] == etype]
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no {etype} event for {rcpt}: {of(server, rcpt)}")
+
+
 def check_common(ev, sender, qid=None):
     ids = [e["id"] for e in ev]
     assert len(set(ids)) == len(ids), ids

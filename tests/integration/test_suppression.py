@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from test_events import events, wait_events
+from conftest import free_port, needs_root
+from test_events import events, wait_event, wait_events
 from test_inject import injector, post, request
 from test_outbound import sink, wait_log
 from test_queue import api
@@ -176,3 +176,50 @@ def test_reports_to_a_report_address(start_ringmaild, tmp_path):
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
         s.sendmail("x@src.example", ["bob@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
     wait_log(srv, "to a report address, but not a report: not a multipart/report")
+
+
+@needs_root
+def test_a_postfix_bounce_of_an_unknown_user_comes_back_as_oob(start_ringmaild, tmp_path):
+    """A real DSN made by Postfix: ringmail relays to Postfix, which takes
+    the message for far.test, finds no such user and bounces it to the
+    envelope sender, a report address at ringmail: an OOB event for the
+    original recipient with the original queue id, classified, and the
+    recipient suppressed."""
+    from postfix_instance import PostfixInstance
+    # Postfix's port first (ringmail routes far.test to it), then its
+    # relayhost (ringmail's port, for the bounce) once ringmail listens.
+    pf = PostfixInstance("[127.0.0.1]:1", hostname="mx.far.test",
+                         extra="mydestination = far.test\nlocal_recipient_maps =\n"
+                               "alias_maps =\nalias_database =\n")
+    try:
+        srv = start_ringmaild(
+            relay_networks=["127.0.0.0/8"],
+            outbound={"connect_timeout_s": 2, "retry_first_s": 3600, "retry_max_s": 3600,
+                      "route": [{"domain": "far.test", "next_hop": f"[127.0.0.1]:{pf.port}"}]},
+            extra_toml=f'[admin]\nsocket = "{tmp_path / "admin.sock"}"\n'
+                       '[events]\nreport_addresses = ["bounces@example.test"]\n')
+        main_cf = pf.etc / "main.cf"
+        main_cf.write_text(main_cf.read_text().replace("relayhost = [127.0.0.1]:1\n",
+                                                       f"relayhost = [127.0.0.1]:{srv.port}\n"))
+        pf.start()
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+            s.sendmail("bounces@example.test", ["nosuchuser@far.test"],
+                       b"Subject: to nobody\r\nFrom: news@example.test\r\n\r\nhello\r\n")
+        qid = wait_event(srv, "nosuchuser@far.test", "Delivery")["queue_id"]
+        oob = wait_event(srv, "nosuchuser@far.test", "OOB", timeout=60)
+        assert oob["queue_id"] == qid, (oob, qid)
+        assert oob["sender"] == "bounces@example.test", oob
+        assert oob["reporting_mta"] == "mx.far.test", oob
+        # Postfix's diagnostic is not an SMTP reply ("X-Postfix; unknown
+        # user"): the enhanced code comes from the DSN's Status.
+        assert oob["response"] == {"code": 0, "enhanced_code": "5.1.1",
+                                   "text": 'unknown user: "nosuchuser"'}, oob
+        assert oob["bounce_classification"] == "InvalidRecipient", oob
+        wait_log(srv, "to=<nosuchuser@far.test> suppressed after a bounce (InvalidRecipient)")
+        assert cli(srv, "check", "nosuchuser@far.test").returncode == 0
+        assert rcpt(srv, "x@elsewhere.example", "nosuchuser@far.test")[0] == 550
+    except AssertionError:
+        print("--- postfix log ---\n" + pf.log_text())
+        raise
+    finally:
+        pf.stop()
