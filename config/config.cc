@@ -168,6 +168,44 @@ ApiToken parse_api_token(const std::string& source, const toml::table& tt) {
   return tok;
 }
 
+// One [[unsubscribe]] table.
+UnsubscribeRule parse_unsubscribe(const std::string& source, const toml::table& ut) {
+  const std::string p = "unsubscribe.";
+  check_keys(source, ut, p, {"token", "sender_domain", "url", "mailto", "stream"});
+  UnsubscribeRule r;
+  r.token = get_string(source, ut, "token", "");
+  r.sender_domain = proto::ascii_lower(get_string(source, ut, "sender_domain", ""));
+  if (r.token.empty() == r.sender_domain.empty()) {
+    throw ConfigError{where(source, ut, "unsubscribe") +
+                      ": needs one of token (an [[api.token]] name) or sender_domain"};
+  }
+  if (!r.sender_domain.empty() && !proto::is_valid_domain(r.sender_domain)) {
+    throw ConfigError{where(source, *ut.get("sender_domain"), p + "sender_domain") + ": \"" +
+                      r.sender_domain + "\" is not a domain"};
+  }
+  r.url = get_string(source, ut, "url", "");
+  const bool scheme = r.url.rfind("https://", 0) == 0 || r.url.rfind("http://", 0) == 0;
+  if (!scheme || r.url.find_first_of(" \t\r\n<>\"") != std::string::npos) {
+    const toml::node* n = ut.get("url");
+    throw ConfigError{(n ? where(source, *n, p + "url") : where(source, ut, p + "url")) +
+                      ": is required: the one-click URL's start, e.g. "
+                      "\"https://mail.example.com/u/\" (the token is appended)"};
+  }
+  r.mailto = proto::ascii_lower(get_string(source, ut, "mailto", ""));
+  if (!r.mailto.empty()) {
+    proto::Address a;
+    size_t used = 0;
+    if (proto::parse_path("<" + r.mailto + ">", false, false, a, used) !=
+            proto::AddressError::kNone ||
+        a.domain.empty() || r.mailto.find('+') != std::string::npos) {
+      throw ConfigError{where(source, *ut.get("mailto"), p + "mailto") + ": \"" + r.mailto +
+                        "\" is not an address (local@domain, without '+')"};
+    }
+  }
+  r.stream = get_string(source, ut, "stream", r.token.empty() ? r.sender_domain : r.token);
+  return r;
+}
+
 // One [[outbound.route]] table.
 OutboundRoute parse_route(const std::string& source, const toml::table& rt) {
   const std::string p = "outbound.route.";
@@ -371,31 +409,33 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
   cfg->source = source;
   try {
     toml::table t = toml::parse(text, source);
-    check_keys(source, t, "", {"hostname",
-                               "data_dir",
-                               "threads",
-                               "backend",
-                               "local_domains",
-                               "listener",
-                               "limits",
-                               "maildir_sync",
-                               "tls",
-                               "domains_dir",
-                               "auth",
-                               "outbound",
-                               "relay_networks",
-                               "dkim",
-                               "aliases",
-                               "srs",
-                               "inbound",
-                               "dns",
-                               "api",
-                               "admin",
-                               "metrics",
-                               "inject",
-                               "events",
-                               "suppression",
-                               "log"});
+    check_keys(source, t, "",
+               {"hostname",
+                "data_dir",
+                "threads",
+                "backend",
+                "local_domains",
+                "listener",
+                "limits",
+                "maildir_sync",
+                "tls",
+                "domains_dir",
+                "auth",
+                "outbound",
+                "relay_networks",
+                "dkim",
+                "aliases",
+                "srs",
+                "inbound",
+                "dns",
+                "api",
+                "admin",
+                "metrics",
+                "inject",
+                "events",
+                "suppression",
+                "unsubscribe",
+                "log"});
     cfg->hostname = get_string(source, t, "hostname", "");
     if (cfg->hostname.empty() || !proto::is_valid_domain(cfg->hostname)) {
       const toml::node* n = t.get("hostname");
@@ -637,6 +677,18 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
         }
       }
     }
+    if (const toml::node* n = t.get("unsubscribe")) {
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) {
+        throw ConfigError{where(source, *n, "unsubscribe") + ": use [[unsubscribe]] tables"};
+      }
+      for (const auto& item : *arr) {
+        const toml::table* ut = item.as_table();
+        if (ut == nullptr)
+          throw ConfigError{where(source, item, "unsubscribe") + ": must be a table"};
+        cfg->unsubscribe.push_back(parse_unsubscribe(source, *ut));
+      }
+    }
     if (!cfg->bounce_classifier) {
       // The built-in set, shared by every configuration (never freed).
       cfg->bounce_classifier = std::shared_ptr<const proto::BounceClassifier>(
@@ -754,6 +806,16 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
           }
           cfg->api_tokens.push_back(std::move(tok));
         }
+      }
+    }
+    for (const UnsubscribeRule& r : cfg->unsubscribe) {
+      if (r.token.empty()) continue;
+      const bool known = std::any_of(
+          cfg->api_tokens.begin(), cfg->api_tokens.end(),
+          [&](const ApiToken& k) { return k.name == r.token && k.has(ApiToken::kInject); });
+      if (!known) {
+        throw ConfigError{source + ": unsubscribe.token: \"" + r.token +
+                          "\" is not the name of an [[api.token]] with the inject scope"};
       }
     }
     if (const toml::node* n = t.get("aliases")) {
@@ -1058,6 +1120,11 @@ std::string to_toml(const Config& c) {
   std::vector<std::string> classes;
   for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));
   t += "\n[suppression]\nbounce_classes = " + list(classes, quoted_item) + "\n";
+  for (const auto& u : c.unsubscribe) {
+    t += "\n[[unsubscribe]]\n";
+    t += u.token.empty() ? "sender_domain = " + q(u.sender_domain) : "token = " + q(u.token);
+    t += "\nurl = " + q(u.url) + "\nmailto = " + q(u.mailto) + "\nstream = " + q(u.stream) + "\n";
+  }
   const auto& o = c.outbound;
   t += "\n[dns]\nservers = " + q(c.dns_servers) + "\n";
   t += "ttl_min_s = " + to_string(c.dns_ttl_min_s) + "\n";

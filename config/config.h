@@ -105,6 +105,19 @@ struct ApiToken {
   bool has(Scope s) const { return (scopes & s) != 0; }
 };
 
+// One [[unsubscribe]] rule (docs/unsubscribe.md): injected mail it
+// matches gets RFC 8058's one-click List-Unsubscribe fields.
+struct UnsubscribeRule {
+  // Mail injected with this [[api.token]] (by name), or else mail whose
+  // envelope sender is at this domain or a subdomain (lower case): exactly
+  // one of the two is set.
+  std::string token;
+  std::string sender_domain;
+  std::string url;     // the one-click URL's prefix: the token is appended
+  std::string mailto;  // local@domain (lower case) for the mailto URI, or ""
+  std::string stream;  // named in the token and the events; default: token or domain
+};
+
 struct ListenerConfig {
   std::string address;  // as written, e.g. "[::1]:2525"
   sockaddr_storage addr{};
@@ -171,6 +184,8 @@ struct Config {
   std::vector<proto::BounceClass> suppression_bounce_classes = {
       proto::BounceClass::InvalidRecipient, proto::BounceClass::BadDomain,
       proto::BounceClass::InactiveMailbox};
+  // [[unsubscribe]] rules, in the file's order (the first match wins).
+  std::vector<UnsubscribeRule> unsubscribe;
   BackendKind backend = BackendKind::kAuto;
   std::unordered_set<std::string> local_domains;  // lower case
   std::string primary_domain;                     // the first one listed

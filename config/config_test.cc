@@ -526,5 +526,47 @@ TEST(Config, EventsTable) {
   EXPECT_THAT(err_of(std::string(kBase) + "[events]\nspeed = 1\n"), HasSubstr("unknown key"));
 }
 
+TEST(Config, UnsubscribeRules) {
+  const std::string token = "[[api.token]]\nname = \"app\"\nsha256 = \"" + std::string(64, 'a') +
+                            "\"\nscopes = [\"inject\"]\n";
+  auto c = parsed(std::string(kBase) + token +
+                      "[[unsubscribe]]\ntoken = \"app\"\nurl = \"https://m.example/u/\"\n"
+                      "mailto = \"Unsub@Example.COM\"\n"
+                      "[[unsubscribe]]\nsender_domain = \"News.Example\"\n"
+                      "url = \"http://m.example/u/\"\nstream = \"weekly\"\n",
+                  "t.toml");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->unsubscribe.size(), 2u);
+  EXPECT_EQ(c->unsubscribe[0].token, "app");
+  EXPECT_EQ(c->unsubscribe[0].stream, "app");
+  EXPECT_EQ(c->unsubscribe[0].mailto, "unsub@example.com");
+  EXPECT_EQ(c->unsubscribe[1].sender_domain, "news.example");
+  EXPECT_EQ(c->unsubscribe[1].stream, "weekly");
+  EXPECT_THAT(to_toml(*c), HasSubstr("[[unsubscribe]]\nsender_domain = \"news.example\"\n"
+                                     "url = \"http://m.example/u/\"\nmailto = \"\"\n"
+                                     "stream = \"weekly\"\n"));
+
+  const std::string url = "url = \"https://m.example/u/\"\n";
+  EXPECT_THAT(err_of(std::string(kBase) + "[[unsubscribe]]\n" + url),
+              HasSubstr("needs one of token"));
+  EXPECT_THAT(err_of(std::string(kBase) + token +
+                     "[[unsubscribe]]\ntoken = \"app\"\nsender_domain = \"a.example\"\n" + url),
+              HasSubstr("needs one of token"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[[unsubscribe]]\ntoken = \"nope\"\n" + url),
+              HasSubstr("\"nope\" is not the name of an [[api.token]] with the inject scope"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[[unsubscribe]]\nsender_domain = \"a.example\"\n"),
+              HasSubstr("unsubscribe.url: is required"));
+  EXPECT_THAT(err_of(std::string(kBase) +
+                     "[[unsubscribe]]\nsender_domain = \"a.example\"\nurl = \"ftp://x/\"\n"),
+              HasSubstr("unsubscribe.url"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[[unsubscribe]]\nsender_domain = \"a.example\"\n" + url +
+                     "mailto = \"u+x@a.example\"\n"),
+              HasSubstr("is not an address"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[[unsubscribe]]\nsender_domain = \"a..b\"\n" + url),
+              HasSubstr("is not a domain"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[unsubscribe]\nurl = \"x\"\n"),
+              HasSubstr("use [[unsubscribe]] tables"));
+}
+
 }  // namespace
 }  // namespace ringmail::config

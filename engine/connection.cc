@@ -423,6 +423,9 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
       }
     }
     shard.read_report(env, self->session_.message());
+    if (!self->msg_->unsubscribe_rcpts.empty()) {
+      unsubscribe_by_mail(shard, env.id, self->msg_->unsubscribe_rcpts, self->session_.message());
+    }
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
@@ -492,6 +495,7 @@ void Connection::prepare() {
 
 void Connection::commit() {
   set_stage(Stage::kCommitting);
+  msg_->unsubscribe_rcpts = unsubscribe_recipients(shard_.config(), session_.envelope().rcpts);
   session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
   msg_->commit.env = &session_.envelope();
   msg_->commit.message = session_.message();

@@ -193,6 +193,9 @@ class Connection {
     std::unique_ptr<DkimBodyHasher> hasher;
     std::string hashed_id;                           // the message hasher is for
     std::chrono::steady_clock::time_point data_end;  // its final "." (for /metrics)
+    // Recipients at an [[unsubscribe]] mailto address, as given at RCPT
+    // (the aliases drop their +TOKEN suffix).
+    std::vector<proto::Address> unsubscribe_rcpts;
   };
   std::unique_ptr<Pipeline> msg_;
   // Resolver callbacks check it: the connection may be gone when they run.

@@ -79,6 +79,8 @@ std::string_view Events::type_name(Type t) {
       return "OOB";
     case Type::kFeedback:
       return "Feedback";
+    case Type::kUnsubscribe:
+      return "Unsubscribe";
   }
   return "Unknown";
 }
@@ -104,8 +106,12 @@ void Events::record(Type type, const proto::Envelope& env, std::string_view reci
     if (!meta.is_discarded()) j["metadata"] = std::move(meta);
   }
   if (d.size != 0) j["size"] = d.size;
-  j["received"] = env.arrival_unix;
-  if (type == Type::kReception) {
+  if (type != Type::kUnsubscribe) j["received"] = env.arrival_unix;
+  if (type == Type::kUnsubscribe) {
+    j["sender_domain"] = d.sender_domain;
+    j["stream"] = d.stream;
+    j["method"] = d.method;
+  } else if (type == Type::kReception) {
     j["protocol"] = d.protocol;
     // The client's address, without the brackets of its literal.
     std::string_view client = env.client;

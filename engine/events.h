@@ -41,8 +41,9 @@ class Events {
     kExpiration,
     kAdminBounce,
     kSuppressed,
-    kOob,       // a bounce that came back later (a DSN to a report address)
-    kFeedback,  // a complaint (an ARF report to a report address)
+    kOob,          // a bounce that came back later (a DSN to a report address)
+    kFeedback,     // a complaint (an ARF report to a report address)
+    kUnsubscribe,  // a one-click POST or a mail to the unsubscribe address
   };
   static std::string_view type_name(Type t);
 
@@ -58,6 +59,9 @@ class Events {
     std::string_view status;
     // OOB and Feedback: who reported it; Feedback: the report's fields.
     std::string_view reporting_mta, feedback_type, user_agent, source_ip;
+    // Unsubscribe: the token's sender domain and stream, "one-click" or
+    // "mailto".
+    std::string_view sender_domain, stream, method;
   };
 
   Events(storage::FileIo& io, const config::Config& cfg, uint32_t shard);

@@ -10,6 +10,7 @@
 #include "engine/json_text.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
+#include "engine/unsubscribe.h"
 
 namespace ringmail::engine {
 
@@ -46,6 +47,9 @@ void http_respond(Shard& shard, const proto::HttpRequest& req, const std::string
       });
       return;
     }
+  } else if (req.path.rfind("/u/", 0) == 0) {
+    unsubscribe_http(shard, req, peer, std::move(reply));  // RFC 8058 one-click
+    return;
   } else if (req.path.rfind("/api/", 0) == 0) {
     const bool head = req.method == "HEAD";
     const bool keep = req.keep_alive && !stopping;

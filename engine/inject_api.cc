@@ -164,6 +164,7 @@ struct InjectJob : storage::BlockingOp {
   config::ApiToken token;
   std::shared_ptr<const config::Config> cfg;
   std::shared_ptr<const DkimKeys> keys;
+  std::shared_ptr<const UnsubscribeKeys> unsubscribe;  // null: no [[unsubscribe]]
   proto::InjectRequest req;
   int64_t now_unix = 0;
   // Per usable recipient (req.recipients order): its envelope (id and
@@ -195,6 +196,12 @@ int InjectJob::build(storage::BlockingOp* op) {
   const std::string from_pointer = structured ? "/content/from/email" : "/content";
   proto::MessageBuilder builder(j->req.content, j->req.substitutions, j->req.dialect,
                                 std::move(ctx));
+  // One-click unsubscribe: the rule of the token, or of the envelope
+  // sender's domain (the suppression list's scope).
+  const std::string sender_domain =
+      j->envs.empty() ? std::string() : proto::ascii_lower(j->envs.front().from.domain);
+  const config::UnsubscribeRule* unsub_rule =
+      j->unsubscribe == nullptr ? nullptr : unsubscribe_rule(*j->cfg, j->token.name, sender_domain);
   for (size_t i = 0; i < j->envs.size(); ++i) {
     if (!j->failures[i].empty()) continue;  // refused on the shard (a local user)
     const auto& r = j->req.recipients[i];
@@ -223,6 +230,11 @@ int InjectJob::build(storage::BlockingOp* op) {
       return 0;
     }
     const proto::Envelope& env = j->envs[i];
+    if (unsub_rule != nullptr && !has_list_unsubscribe(m)) {
+      // RFC 8058: on top, so that the signature below covers it.
+      m.insert(0, unsubscribe_fields(*j->unsubscribe, *unsub_rule, env.rcpts[0].to_string(),
+                                     sender_domain));
+    }
     if (j->keys != nullptr && j->keys->size() > 0) {
       const std::string domain = signing_domain(m, env.from, *j->keys);
       if (!domain.empty()) {
@@ -409,6 +421,7 @@ void inject_api(Shard& shard, const proto::HttpRequest& req, const std::string& 
   j->token = *token;
   j->cfg = shard.config_ptr();
   j->keys = shard.dkim_keys_ptr();
+  j->unsubscribe = shard.unsubscribe_keys_ptr();
   j->now_unix = shard.clock_s();
   j->envs.resize(n);
   j->messages.resize(n);

@@ -357,6 +357,7 @@ class Daemon {
   std::shared_ptr<const DkimKeys> load_dkim() const;
   std::shared_ptr<const storage::Domains> load_domains();
   std::shared_ptr<const proto::srs::Config> load_srs_config() const;
+  std::shared_ptr<const UnsubscribeKeys> load_unsubscribe_config() const;
   void reload_certs(const std::string& why);
   void reload(const std::string& ready_status);
   void pet_watchdog();
@@ -373,6 +374,7 @@ class Daemon {
   std::shared_ptr<const storage::Domains> domains_;
   std::string domains_state_;
   std::shared_ptr<const proto::srs::Config> srs_;
+  std::shared_ptr<const UnsubscribeKeys> unsubscribe_;
   std::shared_ptr<const InjectRates> inject_rates_;  // the tokens' budgets, kept over reloads
   std::vector<storage::Spool::RecoveredSegment> recovered_;
   std::vector<std::string> obsolete_segments_;  // recovered_: removed once adopted
@@ -573,10 +575,21 @@ std::shared_ptr<const proto::srs::Config> Daemon::load_srs_config() const {
   return *s;
 }
 
+std::shared_ptr<const UnsubscribeKeys> Daemon::load_unsubscribe_config() const {
+  auto k = load_unsubscribe_keys(*cfg_);
+  if (!k) {
+    log_line("unsubscribe: " + k.error() + ": injected mail gets no List-Unsubscribe field",
+             LogLevel::kError);
+    return nullptr;
+  }
+  return *k;
+}
+
 void Daemon::load_keys_domains_srs() {
   dkim_ = load_dkim();
   domains_ = load_domains();
   srs_ = load_srs_config();
+  unsubscribe_ = load_unsubscribe_config();
   const double gain = calibrate_dkim_batching(cfg_->dkim_sha256);
   log_line(std::string("dkim: body hashing with ") +
            tls::to_string(tls::resolve(cfg_->dkim_sha256)) +
@@ -725,6 +738,7 @@ bool Daemon::make_shards() {
     s->set_dkim(dkim_);
     s->set_domains(domains_);
     s->set_srs(srs_);
+    s->set_unsubscribe(unsubscribe_);
     s->set_auth_failures(auth_failures);
     s->set_inject_rates(inject_rates_);
     s->set_connections_per_client(per_client);
@@ -888,8 +902,9 @@ void Daemon::reload(const std::string& ready_status) {
   dkim_ = load_dkim();
   domains_ = load_domains();
   srs_ = load_srs_config();
+  unsubscribe_ = load_unsubscribe_config();
   inject_rates_ = InjectRates::make(*cfg_, inject_rates_.get());
-  post_all(shards_, msg::Reload{cfg_, inject_rates_, dkim_, domains_, srs_});
+  post_all(shards_, msg::Reload{cfg_, inject_rates_, dkim_, domains_, srs_, unsubscribe_});
 }
 
 // The main thread's loop: signals, and every few seconds a look at the

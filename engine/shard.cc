@@ -643,6 +643,7 @@ void Shard::reload(msg::Reload&& m) {
   if (m.dkim) dkim_ = std::move(m.dkim);
   if (m.domains) policy_.set_domains(std::move(m.domains));
   policy_.set_srs(std::move(m.srs));
+  unsubscribe_ = std::move(m.unsubscribe);
   if (outbound_) {
     outbound_->reconfigure(cfg_->outbound);
     dispatcher_->reconfigure(cfg_->outbound);

@@ -247,9 +247,10 @@ void RelaxedBody::finish() {
 
 const std::vector<std::string>& default_signed_headers() {
   static const std::vector<std::string> h = {
-      "from",       "to",           "cc",           "subject",
-      "date",       "message-id",   "reply-to",     "in-reply-to",
-      "references", "mime-version", "content-type", "content-transfer-encoding"};
+      "from", "to", "cc", "subject", "date", "message-id", "reply-to", "in-reply-to", "references",
+      "mime-version", "content-type", "content-transfer-encoding",
+      // RFC 8058 4: a one-click unsubscribe must be signed.
+      "list-unsubscribe", "list-unsubscribe-post"};
   return h;
 }
 
