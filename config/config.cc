@@ -612,7 +612,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
       check_keys(source, *et, "events.",
                  {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms",
-                  "bounce_rules", "report_addresses"});
+                  "bounce_rules", "report_addresses", "verp", "verp_domain"});
       if (const toml::node* ra = et->get("report_addresses")) {
         const toml::array* arr = ra->as_array();
         if (arr == nullptr) {
@@ -631,6 +631,16 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
         if (!e->is_boolean())
           throw ConfigError{where(source, *e, "events.enabled") + ": must be true or false"};
         cfg->events_enabled = e->as_boolean()->get();
+      }
+      if (const toml::node* v = et->get("verp")) {
+        if (!v->is_boolean())
+          throw ConfigError{where(source, *v, "events.verp") + ": must be true or false"};
+        cfg->events_verp = v->as_boolean()->get();
+      }
+      cfg->events_verp_domain = proto::ascii_lower(get_string(source, *et, "verp_domain", ""));
+      if (!cfg->events_verp_domain.empty() && !proto::is_valid_domain(cfg->events_verp_domain)) {
+        throw ConfigError{where(source, *et->get("verp_domain"), "events.verp_domain") + ": \"" +
+                          cfg->events_verp_domain + "\" is not a domain"};
       }
       cfg->events_dir = get_string(source, *et, "dir", "");
       cfg->events_segment_bytes = get_uint(source, *et, "events.", "segment_bytes",
@@ -1117,6 +1127,8 @@ std::string to_toml(const Config& c) {
   t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
   t += "bounce_rules = " + q(c.events_bounce_rules) + "\n";
   t += "report_addresses = " + list(c.events_report_addresses, quoted_item) + "\n";
+  t += std::string("verp = ") + (c.events_verp ? "true" : "false") + "\n";
+  t += "verp_domain = " + q(c.events_verp_domain) + "\n";
   std::vector<std::string> classes;
   for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));
   t += "\n[suppression]\nbounce_classes = " + list(classes, quoted_item) + "\n";
@@ -1191,6 +1203,10 @@ const char* kind_name(const ListenerConfig& l) {
          : l.implicit_tls                             ? "submissions"
          : l.kind == proto::ListenerKind::kSubmission ? "submission"
                                                       : "smtp";
+}
+
+std::string verp_domain(const Config& c) {
+  return c.events_verp_domain.empty() ? c.primary_domain : c.events_verp_domain;
 }
 
 std::string events_dir(const Config& c) {

@@ -179,6 +179,12 @@ struct Config {
   // out-of-band reports (DSNs and ARF complaints), lower case.
   std::vector<std::string> events_report_addresses;
   std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
+  // [events] verp: each outbound recipient gets its own transaction with
+  // the envelope sender bounce+<id>-<hash>@<verp domain> (proto/verp.h),
+  // so a bounce to it names the recipient; verp_domain empty: the
+  // primary domain (see verp_domain()).
+  bool events_verp = false;
+  std::string events_verp_domain;
   // [suppression] bounce_classes: a hard bounce of these classes adds the
   // recipient to the suppression list, for every sender (empty: none).
   std::vector<proto::BounceClass> suppression_bounce_classes = {
@@ -297,6 +303,8 @@ int log_priority(std::string_view level);
 
 // Where the event log goes: [events] dir, or <data_dir>/events.
 std::string events_dir(const Config& c);
+// The domain of VERP return paths: [events] verp_domain, or the primary one.
+std::string verp_domain(const Config& c);
 
 // The embedded development configuration (README's run command).
 extern const char* const kDevConfig;

@@ -524,6 +524,19 @@ TEST(Config, EventsTable) {
   EXPECT_THAT(err_of(std::string(kBase) + "[events]\nsync_interval_ms = 20000\n"),
               HasSubstr("events.sync_interval_ms"));
   EXPECT_THAT(err_of(std::string(kBase) + "[events]\nspeed = 1\n"), HasSubstr("unknown key"));
+  EXPECT_FALSE(parsed(kBase, "t.toml")->events_verp);
+  c = parsed(std::string(kBase) + "[events]\nverp = true\n", "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->events_verp);
+  EXPECT_EQ(verp_domain(*c), c->primary_domain);
+  c = parsed(std::string(kBase) + "[events]\nverp = true\nverp_domain = \"Bounces.Example\"\n",
+             "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(verp_domain(*c), "bounces.example");
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nverp = 1\n"),
+              HasSubstr("events.verp: must be true or false"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nverp_domain = \"a..b\"\n"),
+              HasSubstr("is not a domain"));
 }
 
 TEST(Config, UnsubscribeRules) {

@@ -9,6 +9,7 @@
 
 #include "engine/log.h"
 #include "engine/psl.h"
+#include "engine/verp.h"
 #include "proto/replies.h"
 
 namespace ringmail::engine {
@@ -426,6 +427,9 @@ void Connection::on_commit(storage::Spool::Commit* c, proto::CommitResult r) {
     if (!self->msg_->unsubscribe_rcpts.empty()) {
       unsubscribe_by_mail(shard, env.id, self->msg_->unsubscribe_rcpts, self->session_.message());
     }
+    if (!self->msg_->verp_rcpts.empty()) {
+      read_verp_bounces(shard, env.id, self->msg_->verp_rcpts, self->session_.message());
+    }
     auto* job = new DeliveryJob();
     job->rec.env = env;
     job->rec.message = std::move(self->session_.message());
@@ -496,6 +500,7 @@ void Connection::prepare() {
 void Connection::commit() {
   set_stage(Stage::kCommitting);
   msg_->unsubscribe_rcpts = unsubscribe_recipients(shard_.config(), session_.envelope().rcpts);
+  msg_->verp_rcpts = verp_recipients(shard_.config(), session_.envelope().rcpts);
   session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
   msg_->commit.env = &session_.envelope();
   msg_->commit.message = session_.message();

@@ -196,6 +196,8 @@ class Connection {
     // Recipients at an [[unsubscribe]] mailto address, as given at RCPT
     // (the aliases drop their +TOKEN suffix).
     std::vector<proto::Address> unsubscribe_rcpts;
+    // And those that are VERP return paths of ours (engine/verp.h).
+    std::vector<proto::Address> verp_rcpts;
   };
   std::unique_ptr<Pipeline> msg_;
   // Resolver callbacks check it: the connection may be gone when they run.

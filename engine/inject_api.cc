@@ -164,7 +164,7 @@ struct InjectJob : storage::BlockingOp {
   config::ApiToken token;
   std::shared_ptr<const config::Config> cfg;
   std::shared_ptr<const DkimKeys> keys;
-  std::shared_ptr<const UnsubscribeKeys> unsubscribe;  // null: no [[unsubscribe]]
+  std::shared_ptr<const SecretKeys> unsubscribe;  // null: no [[unsubscribe]]
   proto::InjectRequest req;
   int64_t now_unix = 0;
   // Per usable recipient (req.recipients order): its envelope (id and

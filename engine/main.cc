@@ -36,6 +36,7 @@
 #include "engine/shard.h"
 #include "engine/socket_activation.h"
 #include "engine/srs.h"
+#include "engine/verp.h"
 #include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
@@ -357,7 +358,8 @@ class Daemon {
   std::shared_ptr<const DkimKeys> load_dkim() const;
   std::shared_ptr<const storage::Domains> load_domains();
   std::shared_ptr<const proto::srs::Config> load_srs_config() const;
-  std::shared_ptr<const UnsubscribeKeys> load_unsubscribe_config() const;
+  std::shared_ptr<const SecretKeys> load_unsubscribe_config() const;
+  std::shared_ptr<const SecretKeys> load_verp_config() const;
   void reload_certs(const std::string& why);
   void reload(const std::string& ready_status);
   void pet_watchdog();
@@ -374,7 +376,8 @@ class Daemon {
   std::shared_ptr<const storage::Domains> domains_;
   std::string domains_state_;
   std::shared_ptr<const proto::srs::Config> srs_;
-  std::shared_ptr<const UnsubscribeKeys> unsubscribe_;
+  std::shared_ptr<const SecretKeys> unsubscribe_;
+  std::shared_ptr<const SecretKeys> verp_;
   std::shared_ptr<const InjectRates> inject_rates_;  // the tokens' budgets, kept over reloads
   std::vector<storage::Spool::RecoveredSegment> recovered_;
   std::vector<std::string> obsolete_segments_;  // recovered_: removed once adopted
@@ -575,7 +578,7 @@ std::shared_ptr<const proto::srs::Config> Daemon::load_srs_config() const {
   return *s;
 }
 
-std::shared_ptr<const UnsubscribeKeys> Daemon::load_unsubscribe_config() const {
+std::shared_ptr<const SecretKeys> Daemon::load_unsubscribe_config() const {
   auto k = load_unsubscribe_keys(*cfg_);
   if (!k) {
     log_line("unsubscribe: " + k.error() + ": injected mail gets no List-Unsubscribe field",
@@ -585,11 +588,22 @@ std::shared_ptr<const UnsubscribeKeys> Daemon::load_unsubscribe_config() const {
   return *k;
 }
 
+std::shared_ptr<const SecretKeys> Daemon::load_verp_config() const {
+  auto k = load_verp_keys(*cfg_);
+  if (!k) {
+    log_line("verp: " + k.error() + ": outbound mail keeps its envelope sender", LogLevel::kError);
+    return nullptr;
+  }
+  if (*k != nullptr) log_line("verp: return paths bounce+ID-HASH@" + config::verp_domain(*cfg_));
+  return *k;
+}
+
 void Daemon::load_keys_domains_srs() {
   dkim_ = load_dkim();
   domains_ = load_domains();
   srs_ = load_srs_config();
   unsubscribe_ = load_unsubscribe_config();
+  verp_ = load_verp_config();
   const double gain = calibrate_dkim_batching(cfg_->dkim_sha256);
   log_line(std::string("dkim: body hashing with ") +
            tls::to_string(tls::resolve(cfg_->dkim_sha256)) +
@@ -739,6 +753,7 @@ bool Daemon::make_shards() {
     s->set_domains(domains_);
     s->set_srs(srs_);
     s->set_unsubscribe(unsubscribe_);
+    s->set_verp(verp_);
     s->set_auth_failures(auth_failures);
     s->set_inject_rates(inject_rates_);
     s->set_connections_per_client(per_client);
@@ -903,8 +918,9 @@ void Daemon::reload(const std::string& ready_status) {
   domains_ = load_domains();
   srs_ = load_srs_config();
   unsubscribe_ = load_unsubscribe_config();
+  verp_ = load_verp_config();
   inject_rates_ = InjectRates::make(*cfg_, inject_rates_.get());
-  post_all(shards_, msg::Reload{cfg_, inject_rates_, dkim_, domains_, srs_, unsubscribe_});
+  post_all(shards_, msg::Reload{cfg_, inject_rates_, dkim_, domains_, srs_, unsubscribe_, verp_});
 }
 
 // The main thread's loop: signals, and every few seconds a look at the

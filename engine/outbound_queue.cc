@@ -207,15 +207,33 @@ OutboundQueue::Batch* OutboundQueue::send_batch(const std::string& domain, std::
       unreadable.push_back(it);
       continue;
     }
-    auto p = std::make_unique<Part>();
-    p->item = it;
-    p->msg.id = it->rec.env.id;
-    p->msg.from = d_.envelope_sender ? d_.envelope_sender(it->rec.env.from) : it->rec.env.from;
-    p->msg.data = it->rec.message;
-    p->msg.smtputf8 = it->rec.env.smtputf8;
-    p->msg.body_8bit = it->rec.env.body_8bit;
+    // One transaction for the recipients at this domain, or with VERP
+    // one each, under its own return path.
+    bool verp = d_.verp_sender && !it->rec.env.from.is_null();
+    std::unique_ptr<Part> p;
     for (size_t idx : it->pending) {
       if (domain_of(it->rec.env.rcpts[idx]) != domain) continue;
+      proto::Address verp_from;
+      if (verp) {
+        verp_from = d_.verp_sender(it->rec.env, idx);
+        verp = !verp_from.is_null();  // off (a reload), or no key
+      }
+      if (!p || verp) {
+        if (p) {
+          ++it->out;
+          b->b.msgs.push_back(&p->msg);
+          b->parts.push_back(std::move(p));
+        }
+        p = std::make_unique<Part>();
+        p->item = it;
+        p->msg.id = it->rec.env.id;
+        p->msg.from = verp                 ? verp_from
+                      : d_.envelope_sender ? d_.envelope_sender(it->rec.env.from)
+                                           : it->rec.env.from;
+        p->msg.data = it->rec.message;
+        p->msg.smtputf8 = it->rec.env.smtputf8;
+        p->msg.body_8bit = it->rec.env.body_8bit;
+      }
       p->indices.push_back(idx);
       p->msg.rcpts.push_back(it->rec.env.rcpts[idx]);
       it->flying.push_back(idx);

@@ -82,6 +82,10 @@ class OutboundQueue {
     // The MAIL FROM to send for a message's envelope sender (SRS for
     // forwarded mail); null: the sender as it is.
     std::function<proto::Address(const proto::Address&)> envelope_sender;
+    // The VERP return path of recipient `rcpt` of `env` (a sender that is
+    // not <>), which then goes in a transaction of its own (proto/verp.h);
+    // a null address while [events] verp is off.
+    std::function<proto::Address(const proto::Envelope& env, size_t rcpt)> verp_sender;
     const Clock* clock = &system_clock();  // wall seconds, as service() and tick() get
     // The shard's event stream, or null when [events] is off.
     Events* events = nullptr;

@@ -12,6 +12,11 @@
 
 namespace ringmail::engine {
 
+// A secret file's lines, shared by the shards.
+struct SecretKeys {
+  std::vector<std::string> secrets;  // the first signs, all verify
+};
+
 // The secrets of `path`; when it does not exist, makes it first (32
 // random bytes as hex, mode 0600, fsynced) under a comment line
 // `# <what>: the first line signs, ...`. An error says why it could be

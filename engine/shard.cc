@@ -15,6 +15,7 @@
 #include "engine/connection.h"
 #include "engine/http_server.h"
 #include "engine/log.h"
+#include "engine/verp.h"
 #include "proto/dsn.h"
 #include "proto/oob.h"
 #include "proto/replies.h"
@@ -387,6 +388,9 @@ void Shard::run(std::latch& ready) {
       deps.envelope_sender = [this](const proto::Address& from) {
         return policy_.outbound_sender(from);
       };
+      deps.verp_sender = [this](const proto::Envelope& env, size_t rcpt) {
+        return verp_sender(verp_.get(), *cfg_, env, rcpt);
+      };
       deps.helo = cfg_->hostname;
       deps.clock = &clock_;
       deps.events = events_.get();
@@ -644,6 +648,7 @@ void Shard::reload(msg::Reload&& m) {
   if (m.domains) policy_.set_domains(std::move(m.domains));
   policy_.set_srs(std::move(m.srs));
   unsubscribe_ = std::move(m.unsubscribe);
+  verp_ = std::move(m.verp);
   if (outbound_) {
     outbound_->reconfigure(cfg_->outbound);
     dispatcher_->reconfigure(cfg_->outbound);

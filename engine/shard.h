@@ -60,10 +60,11 @@ struct Stop {};  // finish open sessions and deliveries in flight, then leave th
 struct Reload {
   std::shared_ptr<const config::Config> config;
   std::shared_ptr<const InjectRates> inject_rates;
-  std::shared_ptr<const DkimKeys> dkim;                // null: keep the running keys
-  std::shared_ptr<const storage::Domains> domains;     // null: keep the running ones
-  std::shared_ptr<const proto::srs::Config> srs;       // null: SRS off
-  std::shared_ptr<const UnsubscribeKeys> unsubscribe;  // null: no [[unsubscribe]]
+  std::shared_ptr<const DkimKeys> dkim;             // null: keep the running keys
+  std::shared_ptr<const storage::Domains> domains;  // null: keep the running ones
+  std::shared_ptr<const proto::srs::Config> srs;    // null: SRS off
+  std::shared_ptr<const SecretKeys> unsubscribe;    // null: no [[unsubscribe]]
+  std::shared_ptr<const SecretKeys> verp;           // null: [events] verp off
 };
 struct Certs {  // for new TLS sessions; sessions in progress keep theirs
   std::shared_ptr<const tls::CertStore> certs;
@@ -193,9 +194,12 @@ class Shard final : public proto::SmtpHost {
   void set_srs(std::shared_ptr<const proto::srs::Config> s) { policy_.set_srs(std::move(s)); }
   // Before run(): the keys of one-click unsubscribe tokens (null: no
   // [[unsubscribe]] rule).
-  void set_unsubscribe(std::shared_ptr<const UnsubscribeKeys> k) { unsubscribe_ = std::move(k); }
-  const UnsubscribeKeys* unsubscribe_keys() const { return unsubscribe_.get(); }
-  std::shared_ptr<const UnsubscribeKeys> unsubscribe_keys_ptr() const { return unsubscribe_; }
+  void set_unsubscribe(std::shared_ptr<const SecretKeys> k) { unsubscribe_ = std::move(k); }
+  const SecretKeys* unsubscribe_keys() const { return unsubscribe_.get(); }
+  std::shared_ptr<const SecretKeys> unsubscribe_keys_ptr() const { return unsubscribe_; }
+  // Before run(): the VERP key (null: [events] verp off).
+  void set_verp(std::shared_ptr<const SecretKeys> k) { verp_ = std::move(k); }
+  std::shared_ptr<const SecretKeys> verp_keys_ptr() const { return verp_; }
   // Local domains, users, aliases and SRS (shard thread).
   const RecipientPolicy& policy() const { return policy_; }
   // Before open_spool(): the process's table of AUTH failures, shared by
@@ -387,7 +391,8 @@ class Shard final : public proto::SmtpHost {
 
   std::shared_ptr<const tls::CertStore> certs_;
   std::shared_ptr<const DkimKeys> dkim_;
-  std::shared_ptr<const UnsubscribeKeys> unsubscribe_;
+  std::shared_ptr<const SecretKeys> unsubscribe_;
+  std::shared_ptr<const SecretKeys> verp_;
   std::shared_ptr<AuthFailures> auth_failures_;
   std::shared_ptr<ConnectionsPerClient> per_client_;
   size_t dsns_signing_ = 0;  // DSNs whose DKIM signature is being made (stop waits)

@@ -90,13 +90,13 @@ void unsubscribe(Shard& shard, const proto::unsubscribe::Subject& s, std::string
 
 }  // namespace
 
-Result<std::shared_ptr<const UnsubscribeKeys>> load_unsubscribe_keys(const config::Config& cfg) {
+Result<std::shared_ptr<const SecretKeys>> load_unsubscribe_keys(const config::Config& cfg) {
   if (cfg.unsubscribe.empty()) return nullptr;
   auto secrets = load_secret_file(cfg.data_dir + "/unsubscribe.secret", "unsubscribe secrets");
   if (!secrets) return Error{secrets.error()};
-  auto k = std::make_shared<UnsubscribeKeys>();
+  auto k = std::make_shared<SecretKeys>();
   k->secrets = std::move(*secrets);
-  return std::shared_ptr<const UnsubscribeKeys>(std::move(k));
+  return std::shared_ptr<const SecretKeys>(std::move(k));
 }
 
 const config::UnsubscribeRule* unsubscribe_rule(const config::Config& cfg,
@@ -116,7 +116,7 @@ const config::UnsubscribeRule* unsubscribe_rule(const config::Config& cfg,
   return nullptr;
 }
 
-std::string unsubscribe_fields(const UnsubscribeKeys& keys, const config::UnsubscribeRule& rule,
+std::string unsubscribe_fields(const SecretKeys& keys, const config::UnsubscribeRule& rule,
                                std::string_view recipient, std::string_view sender_domain) {
   proto::unsubscribe::Subject s{proto::ascii_lower(recipient), proto::ascii_lower(sender_domain),
                                 rule.stream};
@@ -149,7 +149,7 @@ void unsubscribe_http(Shard& shard, const proto::HttpRequest& req, const std::st
   if (!post && req.method != "GET" && !head) {
     return answer(405, page("Method not allowed", "<p>Use GET or POST.</p>"));
   }
-  const UnsubscribeKeys* keys = shard.unsubscribe_keys();
+  const SecretKeys* keys = shard.unsubscribe_keys();
   std::string token;
   if (keys == nullptr || !proto::percent_decode(req.path.substr(3), &token)) {
     return answer(400, page("Not a valid link", "<p>This unsubscribe link is not valid.</p>"));
@@ -205,7 +205,7 @@ std::vector<proto::Address> unsubscribe_recipients(const config::Config& cfg,
 
 void unsubscribe_by_mail(Shard& shard, const std::string& id,
                          const std::vector<proto::Address>& rcpts, std::string_view message) {
-  const UnsubscribeKeys* keys = shard.unsubscribe_keys();
+  const SecretKeys* keys = shard.unsubscribe_keys();
   if (keys == nullptr) return;
   std::string subject;
   size_t body = 0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "engine/secret_file.h"
 #include "proto/http.h"
 #include "proto/result.h"
 #include "proto/smtp_server.h"
@@ -22,13 +23,9 @@ namespace ringmail::engine {
 
 class Shard;
 
-struct UnsubscribeKeys {
-  std::vector<std::string> secrets;  // the first signs, all verify
-};
-
 // The keys, null when no [[unsubscribe]] rule is configured, or why the
 // secrets file can be neither read nor made.
-Result<std::shared_ptr<const UnsubscribeKeys>> load_unsubscribe_keys(const config::Config& cfg);
+Result<std::shared_ptr<const SecretKeys>> load_unsubscribe_keys(const config::Config& cfg);
 
 // The rule for mail injected with token `token_name` from an envelope
 // sender at `sender_domain` (lower case): the first rule naming the
@@ -40,7 +37,7 @@ const config::UnsubscribeRule* unsubscribe_rule(const config::Config& cfg,
 
 // The List-Unsubscribe and List-Unsubscribe-Post fields (CRLF-ended) for
 // `recipient` of a message from `sender_domain`; "" when the HMAC failed.
-std::string unsubscribe_fields(const UnsubscribeKeys& keys, const config::UnsubscribeRule& rule,
+std::string unsubscribe_fields(const SecretKeys& keys, const config::UnsubscribeRule& rule,
                                std::string_view recipient, std::string_view sender_domain);
 
 // True when the header of `message` already has a List-Unsubscribe field
