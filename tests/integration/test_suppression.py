@@ -178,6 +178,28 @@ def test_reports_to_a_report_address(start_ringmaild, tmp_path):
     wait_log(srv, "to a report address, but not a report: not a multipart/report")
 
 
+def bouncing_postfix(start_ringmaild, tmp_path, extra_toml):
+    """A ringmaild (relay for 127.0.0.0/8, an admin socket, `extra_toml`)
+    whose mail to far.test goes to a private Postfix that takes any
+    far.test recipient, finds no such user and bounces the message back
+    to ringmaild: (srv, pf), pf running; the caller stops pf."""
+    from postfix_instance import PostfixInstance
+    # Postfix's port first (ringmail routes far.test to it), then its
+    # relayhost (ringmail's port, for the bounce) once ringmail listens.
+    pf = PostfixInstance("[127.0.0.1]:1", hostname="mx.far.test",
+                         extra="mydestination = far.test\nlocal_recipient_maps =\n"
+                               "alias_maps =\nalias_database =\n")
+    srv = start_ringmaild(
+        relay_networks=["127.0.0.0/8"],
+        outbound={"connect_timeout_s": 2, "retry_first_s": 3600, "retry_max_s": 3600,
+                  "route": [{"domain": "far.test", "next_hop": f"[127.0.0.1]:{pf.port}"}]},
+        extra_toml=f'[admin]\nsocket = "{tmp_path / "admin.sock"}"\n' + extra_toml)
+    main_cf = pf.etc / "main.cf"
+    main_cf.write_text(main_cf.read_text().replace("relayhost = [127.0.0.1]:1\n",
+                                                   f"relayhost = [127.0.0.1]:{srv.port}\n"))
+    return srv, pf.start()
+
+
 @needs_root
 def test_a_postfix_bounce_of_an_unknown_user_comes_back_as_oob(start_ringmaild, tmp_path):
     """A real DSN made by Postfix: ringmail relays to Postfix, which takes
@@ -185,23 +207,9 @@ def test_a_postfix_bounce_of_an_unknown_user_comes_back_as_oob(start_ringmaild, 
     envelope sender, a report address at ringmail: an OOB event for the
     original recipient with the original queue id, classified, and the
     recipient suppressed."""
-    from postfix_instance import PostfixInstance
-    # Postfix's port first (ringmail routes far.test to it), then its
-    # relayhost (ringmail's port, for the bounce) once ringmail listens.
-    pf = PostfixInstance("[127.0.0.1]:1", hostname="mx.far.test",
-                         extra="mydestination = far.test\nlocal_recipient_maps =\n"
-                               "alias_maps =\nalias_database =\n")
+    srv, pf = bouncing_postfix(start_ringmaild, tmp_path,
+                               '[events]\nreport_addresses = ["bounces@example.test"]\n')
     try:
-        srv = start_ringmaild(
-            relay_networks=["127.0.0.0/8"],
-            outbound={"connect_timeout_s": 2, "retry_first_s": 3600, "retry_max_s": 3600,
-                      "route": [{"domain": "far.test", "next_hop": f"[127.0.0.1]:{pf.port}"}]},
-            extra_toml=f'[admin]\nsocket = "{tmp_path / "admin.sock"}"\n'
-                       '[events]\nreport_addresses = ["bounces@example.test"]\n')
-        main_cf = pf.etc / "main.cf"
-        main_cf.write_text(main_cf.read_text().replace("relayhost = [127.0.0.1]:1\n",
-                                                       f"relayhost = [127.0.0.1]:{srv.port}\n"))
-        pf.start()
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
             s.sendmail("bounces@example.test", ["nosuchuser@far.test"],
                        b"Subject: to nobody\r\nFrom: news@example.test\r\n\r\nhello\r\n")

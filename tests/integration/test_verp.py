@@ -11,6 +11,7 @@ from conftest import needs_root
 from test_events import of, wait_event
 from test_inject import DumpSink
 from test_outbound import wait_log
+from test_suppression import bouncing_postfix
 from test_tools import tool
 
 VERP = '[events]\nverp = true\n'
@@ -24,22 +25,8 @@ def check(srv, address):
 @needs_root
 def test_each_recipient_its_own_return_path_and_postfix_bounces_come_back(start_ringmaild,
                                                                           tmp_path):
-    from postfix_instance import PostfixInstance
-    # Postfix's port first (ringmail routes far.test to it), then its
-    # relayhost (ringmail, where the bounces go) once ringmail listens.
-    pf = PostfixInstance("[127.0.0.1]:1", hostname="mx.far.test",
-                         extra="mydestination = far.test\nlocal_recipient_maps =\n"
-                               "alias_maps =\nalias_database =\n")
+    srv, pf = bouncing_postfix(start_ringmaild, tmp_path, VERP)
     try:
-        srv = start_ringmaild(
-            relay_networks=["127.0.0.0/8"],
-            outbound={"connect_timeout_s": 2, "retry_first_s": 3600, "retry_max_s": 3600,
-                      "route": [{"domain": "far.test", "next_hop": f"[127.0.0.1]:{pf.port}"}]},
-            extra_toml=f'[admin]\nsocket = "{tmp_path / "admin.sock"}"\n' + VERP)
-        main_cf = pf.etc / "main.cf"
-        main_cf.write_text(main_cf.read_text().replace("relayhost = [127.0.0.1]:1\n",
-                                                       f"relayhost = [127.0.0.1]:{srv.port}\n"))
-        pf.start()
         wait_log(srv, "verp: return paths bounce+ID-HASH@example.test")
         rcpts = ["nosuch1@far.test", "nosuch2@far.test"]
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
