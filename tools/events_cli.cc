@@ -7,66 +7,35 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "config/version_text.h"
-#include "storage/event_log.h"
+#include "proto/event_type.h"
+#include "storage/event_reader.h"
 
 namespace ringmail::tools {
 namespace {
 
-namespace fs = std::filesystem;
-
-constexpr const char* kTypes[] = {"Reception",  "Delivery",    "TransientFailure", "Bounce",
-                                  "Expiration", "AdminBounce", "Suppressed",       "Unsubscribe",
-                                  "OOB",        "Feedback"};
-
-struct Segment {
-  uint64_t us = 0;
-  uint32_t shard = 0;
-  std::string path;
-};
-
-// Every segment of the directory, by shard, oldest first.
-std::map<uint32_t, std::vector<Segment>> segments(const std::string& dir, std::string* error) {
-  std::map<uint32_t, std::vector<Segment>> out;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec);
-  if (ec) {
-    *error = dir + ": " + ec.message();
-    return out;
-  }
-  for (const auto& e : it) {
-    Segment s;
-    const std::string name = e.path().filename().string();
-    if (!storage::EventLog::parse_name(name, &s.us, &s.shard)) continue;
-    s.path = e.path().string();
-    out[s.shard].push_back(std::move(s));
-  }
-  for (auto& [shard, v] : out) {
-    std::sort(v.begin(), v.end(), [](const Segment& a, const Segment& b) { return a.us < b.us; });
-  }
-  return out;
-}
-
 // The complete lines of `path` from `*offset` on; `*offset` moves past
 // them (a line still being written, or torn, has no newline yet).
 std::vector<std::string> read_lines(const std::string& path, uint64_t* offset) {
-  std::vector<std::string> out;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return out;
-  f.seekg(static_cast<std::streamoff>(*offset));
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t from = 0;
-  for (size_t nl; (nl = text.find('\n', from)) != std::string::npos; from = nl + 1) {
-    out.push_back(text.substr(from, nl - from));
+  auto r = storage::read_event_lines(path, *offset);
+  if (!r || r->lines.empty()) return {};
+  *offset = r->ends.back();
+  return std::move(r->lines);
+}
+
+// Every segment of the directory, by shard, oldest first.
+std::map<uint32_t, std::vector<storage::EventSegment>> segments(const std::string& dir,
+                                                                std::string* error) {
+  auto all = storage::list_event_segments(dir);
+  if (!all) {
+    *error = all.error();
+    return {};
   }
-  *offset += from;
-  return out;
+  return std::move(*all);
 }
 
 struct Line {
@@ -142,7 +111,7 @@ bool EventsCli::parsed() const { return events_->parsed(); }
 
 int EventsCli::run(const config::Config& cfg) const {
   for (const std::string& t : types_) {
-    if (std::find(std::begin(kTypes), std::end(kTypes), t) == std::end(kTypes)) {
+    if (!proto::is_event_type_name(t)) {
       std::fprintf(stderr, "ringmail: events tail: unknown type '%s'\n", t.c_str());
       return config::kUsageExit;
     }
