@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "config/bounce_rules.h"
+#include "proto/event_type.h"
 #include "proto/quoted.h"
 #include "tls/api_token.h"
 
@@ -204,6 +205,71 @@ UnsubscribeRule parse_unsubscribe(const std::string& source, const toml::table& 
   }
   r.stream = get_string(source, ut, "stream", r.token.empty() ? r.sender_domain : r.token);
   return r;
+}
+
+// One [[events.webhook]] table.
+WebhookConfig parse_webhook(const std::string& source, const toml::table& wt) {
+  const std::string p = "events.webhook.";
+  check_keys(source, wt, p,
+             {"name", "url", "types", "batch_size", "timeout_s", "secret", "secret_file",
+              "max_backoff_s"});
+  const auto at = [&](const char* key) {
+    const toml::node* n = wt.get(key);
+    return n != nullptr ? where(source, *n, p + key) : where(source, wt, p + key);
+  };
+  WebhookConfig w;
+  w.name = get_string(source, wt, "name", "");
+  if (w.name.empty()) throw ConfigError{at("name") + ": is required"};
+  if (w.name.size() > 64 ||
+      w.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
+    throw ConfigError{at("name") + ": \"" + w.name +
+                      "\" must be 1 to 64 of a-z, 0-9, _ and - (it names the cursor file)"};
+  }
+  w.url = get_string(source, wt, "url", "");
+  if (w.url.empty()) throw ConfigError{at("url") + ": is required"};
+  const std::string lower = proto::ascii_lower(w.url);
+  const size_t host_at = lower.rfind("https://", 0) == 0  ? 8
+                         : lower.rfind("http://", 0) == 0 ? 7
+                                                          : 0;
+  if (host_at == 0 || w.url.size() == host_at || w.url[host_at] == '/' ||
+      w.url.find_first_of(" \t\r\n") != std::string::npos) {
+    throw ConfigError{at("url") + ": \"" + w.url + "\" is not an http:// or https:// URL"};
+  }
+  if (const toml::node* n = wt.get("types")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) throw ConfigError{at("types") + ": must be an array"};
+    for (const auto& item : *arr) {
+      auto s = item.value<std::string>();
+      if (!s || !proto::is_event_type_name(*s)) {
+        throw ConfigError{
+            where(source, item, p + "types") + ": " +
+            (s ? "\"" + *s + "\" is not an event type" : std::string("must hold strings")) +
+            " (Reception, Delivery, TransientFailure, Bounce, Expiration, "
+            "AdminBounce, Suppressed, Unsubscribe, OOB, Feedback)"};
+      }
+      if (std::find(w.types.begin(), w.types.end(), *s) == w.types.end()) w.types.push_back(*s);
+    }
+    if (w.types.empty()) throw ConfigError{at("types") + ": empty (leave it out for every type)"};
+  }
+  w.batch_size =
+      static_cast<uint32_t>(get_uint(source, wt, p, "batch_size", w.batch_size, 1, 10000));
+  w.timeout_s = static_cast<uint32_t>(get_uint(source, wt, p, "timeout_s", w.timeout_s, 1, 600));
+  w.max_backoff_s =
+      static_cast<uint32_t>(get_uint(source, wt, p, "max_backoff_s", w.max_backoff_s, 1, 86400));
+  w.secret = get_string(source, wt, "secret", "");
+  w.secret_file = get_string(source, wt, "secret_file", "");
+  if (!w.secret_file.empty()) {
+    if (wt.contains("secret")) {
+      throw ConfigError{at("secret_file") + ": give secret or secret_file, not both"};
+    }
+    std::ifstream f(w.secret_file);
+    if (!f || !std::getline(f, w.secret) || w.secret.empty()) {
+      throw ConfigError{at("secret_file") + ": cannot read a secret from " + w.secret_file};
+    }
+  } else if (w.secret.empty()) {
+    throw ConfigError{at("secret") + ": is required (or secret_file): the HMAC-SHA256 key"};
+  }
+  return w;
 }
 
 // One [[outbound.route]] table.
@@ -612,7 +678,28 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
       check_keys(source, *et, "events.",
                  {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms",
-                  "bounce_rules", "report_addresses", "verp", "verp_domain"});
+                  "bounce_rules", "report_addresses", "verp", "verp_domain", "webhook"});
+      if (const toml::node* wn = et->get("webhook")) {
+        const toml::array* arr = wn->as_array();
+        if (arr == nullptr) {
+          throw ConfigError{where(source, *wn, "events.webhook") +
+                            ": use [[events.webhook]] tables"};
+        }
+        for (const auto& item : *arr) {
+          const toml::table* wt = item.as_table();
+          if (wt == nullptr) {
+            throw ConfigError{where(source, item, "events.webhook") + ": must be a table"};
+          }
+          WebhookConfig w = parse_webhook(source, *wt);
+          for (const WebhookConfig& other : cfg->events_webhooks) {
+            if (other.name == w.name) {
+              throw ConfigError{where(source, *wt->get("name"), "events.webhook.name") + ": \"" +
+                                w.name + "\" is used twice"};
+            }
+          }
+          cfg->events_webhooks.push_back(std::move(w));
+        }
+      }
       if (const toml::node* ra = et->get("report_addresses")) {
         const toml::array* arr = ra->as_array();
         if (arr == nullptr) {
@@ -664,6 +751,10 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                             rules.error()};
         }
         cfg->bounce_classifier = std::make_shared<const proto::BounceClassifier>(std::move(*rules));
+      }
+      if (!cfg->events_enabled && !cfg->events_webhooks.empty()) {
+        throw ConfigError{where(source, *et->get("webhook"), "events.webhook") +
+                          ": needs the event log (events.enabled = false)"};
       }
     }
     if (const toml::node* n = t.get("suppression")) {
@@ -1129,6 +1220,18 @@ std::string to_toml(const Config& c) {
   t += "report_addresses = " + list(c.events_report_addresses, quoted_item) + "\n";
   t += std::string("verp = ") + (c.events_verp ? "true" : "false") + "\n";
   t += "verp_domain = " + q(c.events_verp_domain) + "\n";
+  for (const auto& w : c.events_webhooks) {
+    t += "\n[[events.webhook]]\nname = " + q(w.name) + "\nurl = " + q(w.url) + "\n";
+    t += "types = " + list(w.types, quoted_item) + "\n";
+    t += "batch_size = " + to_string(w.batch_size) + "\n";
+    t += "timeout_s = " + to_string(w.timeout_s) + "\n";
+    t += "max_backoff_s = " + to_string(w.max_backoff_s) + "\n";
+    if (w.secret_file.empty()) {
+      t += "# secret is set (not shown)\n";
+    } else {
+      t += "secret_file = " + q(w.secret_file) + "\n";
+    }
+  }
   std::vector<std::string> classes;
   for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));
   t += "\n[suppression]\nbounce_classes = " + list(classes, quoted_item) + "\n";

@@ -89,6 +89,19 @@ struct Network {
 // IPv4-mapped IPv6 addresses match IPv4 ranges.
 bool in_networks(const std::vector<Network>& nets, const sockaddr_storage& addr);
 
+// One [[events.webhook]] (docs/events.md, "Webhooks"): an HTTP endpoint
+// the event log is POSTed to in signed batches, from a durable cursor.
+struct WebhookConfig {
+  std::string name;                // [a-z0-9_-]+, unique: names the cursor file
+  std::string url;                 // http:// or https://
+  std::vector<std::string> types;  // event type names; empty: every type
+  uint32_t batch_size = 100;       // events per POST at most
+  uint32_t timeout_s = 10;         // a POST that takes longer failed
+  std::string secret;              // the HMAC-SHA256 key (from secret or secret_file)
+  std::string secret_file;         // where `secret` was read, when it was
+  uint32_t max_backoff_s = 300;    // retries wait 1 s, doubling up to this
+};
+
 // One [[api.token]]: a bearer token of the HTTP API, kept as its SHA-256
 // only (tls/api_token.h).
 struct ApiToken {
@@ -178,6 +191,8 @@ struct Config {
   // [events] report_addresses: local addresses whose mail is also read as
   // out-of-band reports (DSNs and ARF complaints), lower case.
   std::vector<std::string> events_report_addresses;
+  // [[events.webhook]]: endpoints the events are POSTed to (engine/webhooks.h).
+  std::vector<WebhookConfig> events_webhooks;
   std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
   // [events] verp: each outbound recipient gets its own transaction with
   // the envelope sender bounce+<id>-<hash>@<verp domain> (proto/verp.h),

@@ -581,5 +581,87 @@ TEST(Config, UnsubscribeRules) {
               HasSubstr("use [[unsubscribe]] tables"));
 }
 
+TEST(Config, EventsWebhooks) {
+  auto c = parsed(std::string(kBase) +
+                      "[[events.webhook]]\nname = \"crm\"\nurl = \"https://hooks.example/ev\"\n"
+                      "secret = \"k\"\n"
+                      "[[events.webhook]]\nname = \"bounces_2\"\nurl = \"http://127.0.0.1:8080/\"\n"
+                      "types = [\"Bounce\", \"Feedback\"]\nbatch_size = 10\ntimeout_s = 3\n"
+                      "secret = \"s\"\nmax_backoff_s = 60\n",
+                  "t.toml");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->events_webhooks.size(), 2u);
+  const WebhookConfig& a = c->events_webhooks[0];
+  EXPECT_EQ(a.name, "crm");
+  EXPECT_TRUE(a.types.empty());
+  EXPECT_EQ(a.batch_size, 100u);
+  EXPECT_EQ(a.timeout_s, 10u);
+  EXPECT_EQ(a.max_backoff_s, 300u);
+  EXPECT_EQ(a.secret, "k");
+  const WebhookConfig& b = c->events_webhooks[1];
+  EXPECT_EQ(b.types, (std::vector<std::string>{"Bounce", "Feedback"}));
+  EXPECT_EQ(b.batch_size, 10u);
+  EXPECT_EQ(b.timeout_s, 3u);
+  EXPECT_EQ(b.max_backoff_s, 60u);
+  const std::string shown = to_toml(*c);
+  EXPECT_THAT(shown, HasSubstr("[[events.webhook]]\nname = \"bounces_2\"\n"));
+  EXPECT_THAT(shown, HasSubstr("# secret is set (not shown)"));
+  EXPECT_THAT(shown, Not(HasSubstr("\"k\"")));
+
+  const std::string secret = ::testing::TempDir() + "/hook.secret";
+  {
+    std::FILE* f = std::fopen(secret.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("from-a-file\n", f);
+    std::fclose(f);
+  }
+  c = parsed(std::string(kBase) + "[[events.webhook]]\nname = \"a\"\nurl = \"http://h/\"\n" +
+                 "secret_file = \"" + secret + "\"\n",
+             "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->events_webhooks[0].secret, "from-a-file");
+  EXPECT_THAT(to_toml(*c), HasSubstr("secret_file = \"" + secret + "\""));
+}
+
+TEST(Config, BadWebhooksAreRefusedWithOneLine) {
+  const std::string hook = std::string(kBase) + "[[events.webhook]]\n";
+  const auto err = [&](const std::string& body) {
+    const std::string e = err_of(hook + body);
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    return e;
+  };
+  EXPECT_EQ(err("url = \"http://h/\"\nsecret = \"k\"\n"),
+            "t.toml:6: events.webhook.name: is required");
+  EXPECT_THAT(err("name = \"Big Name\"\nurl = \"http://h/\"\nsecret = \"k\"\n"),
+              HasSubstr("events.webhook.name: \"Big Name\" must be 1 to 64 of a-z, 0-9, _ and -"));
+  EXPECT_EQ(err("name = \"a\"\nsecret = \"k\"\n"), "t.toml:6: events.webhook.url: is required");
+  EXPECT_EQ(err("name = \"a\"\nurl = \"ftp://h/\"\nsecret = \"k\"\n"),
+            "t.toml:8: events.webhook.url: \"ftp://h/\" is not an http:// or https:// URL");
+  EXPECT_THAT(err("name = \"a\"\nurl = \"https://\"\nsecret = \"k\"\n"),
+              HasSubstr("is not an http:// or https:// URL"));
+  EXPECT_EQ(err("name = \"a\"\nurl = \"http://h/\"\n"),
+            "t.toml:6: events.webhook.secret: is required (or secret_file): the HMAC-SHA256 key");
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"\"\n"),
+              HasSubstr("events.webhook.secret: is required"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = 12\n"),
+              HasSubstr("secret: must be a string"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret_file = \"/nonexistent/s\"\n"),
+              HasSubstr("events.webhook.secret_file: cannot read a secret from /nonexistent/s"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\nsecret_file = \"/x\"\n"),
+              HasSubstr("give secret or secret_file, not both"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\ntypes = [\"Delivered\"]\n"),
+              HasSubstr("events.webhook.types: \"Delivered\" is not an event type"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\nbatch_size = 0\n"),
+              HasSubstr("events.webhook.batch_size: must be between 1 and 10000"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\nsecert = \"k\"\n"),
+              HasSubstr("events.webhook.secert: unknown key"));
+  EXPECT_THAT(err("name = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\n"
+                  "[[events.webhook]]\nname = \"a\"\nurl = \"http://i/\"\nsecret = \"k\"\n"),
+              HasSubstr("events.webhook.name: \"a\" is used twice"));
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nenabled = false\n" +
+                     "[[events.webhook]]\nname = \"a\"\nurl = \"http://h/\"\nsecret = \"k\"\n"),
+              HasSubstr("events.webhook: needs the event log"));
+}
+
 }  // namespace
 }  // namespace ringmail::config

@@ -268,6 +268,14 @@ name = "billing"
 sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 scopes = ["inject"]
 sender_domains = ["example.test"]
+[[events.webhook]]
+name = "crm"
+url = "http://127.0.0.1:9/"
+types = ["Bounce"]
+batch_size = 5
+timeout_s = 3
+secret = "k"
+max_backoff_s = 60
 """
 # Required, or given above, or resolved at start: no default to show.
 NO_DEFAULT = {("Top-level keys", "hostname"), ("Top-level keys", "data_dir"),
