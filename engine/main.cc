@@ -37,6 +37,7 @@
 #include "engine/socket_activation.h"
 #include "engine/srs.h"
 #include "engine/verp.h"
+#include "engine/webhooks.h"
 #include "storage/data_dir_lock.h"
 #include "storage/file_io.h"
 #include "storage/spool.h"
@@ -349,6 +350,7 @@ class Daemon {
   bool wait_for_addresses();
   void recover_spool();
   bool make_shards();
+  bool start_webhooks();
   bool start_shards();
   void serve();
   void stop();
@@ -388,6 +390,7 @@ class Daemon {
   SocketPlan plan_;
   std::string admin_socket_;  // the path bound (removed at the end)
   std::vector<std::thread> threads_;
+  std::unique_ptr<Webhooks> webhooks_;  // when [[events.webhook]] names any
   std::string ready_status_;
   // The watchdog is pinged from the signal loop while every shard's loop
   // turns; a stuck shard stops the pings and the service manager restarts us.
@@ -418,6 +421,7 @@ int Daemon::run() {
   }
   passed_.clear();
   if (!made) return 1;
+  if (!start_webhooks()) return 1;
   const bool started = start_shards();
   if (started) {
     serve();
@@ -801,6 +805,19 @@ bool Daemon::make_shards() {
   return true;
 }
 
+// One thread for all the [[events.webhook]]s (engine/webhooks.h), started
+// before the shards so its counters are there for their first scrape.
+// The endpoints stay as they are until a restart (SIGHUP keeps them).
+bool Daemon::start_webhooks() {
+  if (cfg_->events_webhooks.empty() || !cfg_->events_enabled) return true;
+  webhooks_ = std::make_unique<Webhooks>(cfg_->events_webhooks, config::events_dir(*cfg_));
+  if (auto r = webhooks_->start(); !r) {
+    log_line(r.error(), LogLevel::kError);
+    return false;
+  }
+  return true;
+}
+
 bool Daemon::start_shards() {
   std::latch ready(static_cast<std::ptrdiff_t>(shards_.size()));
   for (auto& s : shards_) threads_.emplace_back([&ready, sh = s.get()] { sh->run(ready); });
@@ -968,7 +985,10 @@ void Daemon::serve() {
 }
 
 void Daemon::stop() {
+  // The webhook thread finishes its POSTs in flight while the shards stop.
+  if (webhooks_) webhooks_->stop();
   for (auto& t : threads_) t.join();
+  if (webhooks_) webhooks_->join();
   if (!admin_socket_.empty()) ::unlink(admin_socket_.c_str());
 }
 

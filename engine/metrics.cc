@@ -6,6 +6,7 @@
 
 #include "engine/gather.h"
 #include "engine/shard.h"
+#include "engine/webhooks.h"
 #include "proto/outcome.h"
 
 namespace ringmail::engine {
@@ -361,6 +362,35 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up,
     header(&out, b.name, "gauge", b.help);
     for (const DestinationRow& r : top) {
       line(&out, b.name, "destination=\"" + escaped(r.destination) + "\"", double(r.*(b.field)));
+    }
+  }
+
+  // The webhook thread's counters (engine/webhooks.h), when it runs.
+  const auto& hooks = webhook_counters();
+  if (!hooks.empty()) {
+    struct ByHook {
+      const char* name;
+      const char* type;
+      const char* help;
+      double (*value)(const WebhookCounters&);
+    };
+    static const ByHook kByHook[] = {
+        {"ringmail_webhook_events_sent_total", "counter",
+         "Events delivered to the webhook (in batches it answered 2xx; a batch sent again "
+         "after a restart counts again).",
+         [](const WebhookCounters& w) { return double(w.events_sent.load()); }},
+        {"ringmail_webhook_failures_total", "counter",
+         "POSTs to the webhook that failed (not 2xx, a connection error or a timeout).",
+         [](const WebhookCounters& w) { return double(w.failures.load()); }},
+        {"ringmail_webhook_up", "gauge",
+         "0 from a failed POST to the webhook until its next 2xx, 1 otherwise.",
+         [](const WebhookCounters& w) { return w.up.load() ? 1.0 : 0.0; }},
+    };
+    for (const ByHook& m : kByHook) {
+      header(&out, m.name, m.type, m.help);
+      for (const auto& w : hooks) {
+        line(&out, m.name, "webhook=\"" + escaped(w->name) + "\"", m.value(*w));
+      }
     }
   }
 
