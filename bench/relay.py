@@ -11,6 +11,7 @@ relays for 127.0.0.0/8 (relay_networks); Postfix uses relayhost =
 Loopback only; every run is bounded by the message count and a time limit.
 
     bench/relay.py [--messages 10000] [--sessions 10 50] [--threads 1] [--dkim] [--events]
+                   [--webhook]
 
 With --dkim ringmail runs twice per session count: as above, and signing
 every message (the relay_networks client's From domain src.example has an
@@ -19,7 +20,11 @@ RSA-2048 and an Ed25519 key: two signatures per message).
 With --events ringmail runs four times per session count, alternating
 the event log off and on (`[events] enabled`; two events a message,
 Reception and Delivery), and the ratio of the mean rates on/off is
-printed; Postfix is not run then.
+printed; Postfix is not run then. With --events --webhook it runs six
+times, off, on, on with one [[events.webhook]], twice each: the webhook
+is a small local HTTP server (Python, started here, HTTP/1.1 keep-alive)
+that counts the events and answers 200 at once; the ratios on/off and
+webhook/off are printed, and how many events the receiver got.
 """
 import argparse
 import os
@@ -87,9 +92,32 @@ def smtp_source(port, sessions, count, rcpt):
                            f"127.0.0.1:{port}"], capture_output=True, timeout=600)
 
 
+# The webhook receiver of --webhook: answers every POST 200 and keeps the
+# number of events it got in the file named by argv[2].
+RECEIVER = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+n = 0
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        global n
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        n += body.count(b'{"id":')
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        with open(sys.argv[2], "w") as f:
+            f.write(str(n))
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
 def run_ringmail(work, sink_port, dns_port, sessions, count, threads, dkim=False, events=True,
-                 run=0):
-    d = work / f"ringmail-{sessions}{'-dkim' if dkim else ''}-{'ev' if events else 'noev'}-{run}"
+                 run=0, webhook_port=None):
+    d = work / (f"ringmail-{sessions}{'-dkim' if dkim else ''}-{'ev' if events else 'noev'}"
+                f"{'-hook' if webhook_port else ''}-{run}")
     d.mkdir()
     port = free_port()
     if dkim:
@@ -112,7 +140,11 @@ port = {sink_port}
 starttls = false
 [events]
 enabled = {'true' if events else 'false'}
-""")
+""" + (f"""[[events.webhook]]
+name = "bench"
+url = "http://127.0.0.1:{webhook_port}/"
+secret = "bench"
+""" if webhook_port else ""))
     log = open(d / "log", "wb")
     p = subprocess.Popen([RINGMAILD, "--config", str(d / "cfg.toml")], stdout=log,
                          stderr=subprocess.STDOUT)
@@ -191,6 +223,8 @@ def main():
     ap.add_argument("--dkim", action="store_true", help="also a run with DKIM signing")
     ap.add_argument("--events", action="store_true",
                     help="event log off and on, alternating, and their ratio (no Postfix)")
+    ap.add_argument("--webhook", action="store_true",
+                    help="with --events: also runs with one webhook to a local receiver")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringmail-relay.") as tmp:
         work = Path(tmp)
@@ -206,18 +240,35 @@ def main():
         wait_port(SINK_IP, sink_port)
         try:
             for s in a.sessions if a.events else []:
-                rates = {False: [], True: []}
-                for run, events in enumerate([False, True, False, True]):
-                    acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages,
-                                                             a.threads, events=events, run=run)
-                    rates[events].append(done / total)
-                    print(f"RESULT server=ringmail events={'on' if events else 'off'} sessions={s} "
+                modes = ["off", "on", "webhook"] if a.webhook else ["off", "on"]
+                rates = {m: [] for m in modes}
+                for run, mode in enumerate(modes * 2):
+                    hook_port = free_port() if mode == "webhook" else None
+                    receiver = counted = None
+                    if hook_port:
+                        counted = work / f"hook-{s}-{run}"
+                        receiver = subprocess.Popen(["/usr/bin/python3", "-c", RECEIVER,
+                                                     str(hook_port), str(counted)])
+                        wait_port("127.0.0.1", hook_port)
+                    try:
+                        acc, total, done, cpu, tq = run_ringmail(
+                            work, sink_port, dns_port, s, a.messages, a.threads,
+                            events=mode != "off", run=run, webhook_port=hook_port)
+                    finally:
+                        if receiver:
+                            receiver.terminate()
+                            receiver.wait()
+                    rates[mode].append(done / total)
+                    got = f" webhook_events={counted.read_text() if counted.exists() else 0}" \
+                        if counted else ""
+                    print(f"RESULT server=ringmail events={mode} sessions={s} "
                           f"msgs={a.messages} delivered={done} accept_s={acc:.2f} "
                           f"end_to_end_s={total:.2f} msg_per_s={done / total:.0f} "
-                          f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f}", flush=True)
-                on, off = (sum(rates[x]) / len(rates[x]) for x in (True, False))
-                print(f"RATIO sessions={s} events on/off = {on / off:.3f} "
-                      f"({on:.0f} / {off:.0f} msg/s, mean of 2 each)", flush=True)
+                          f"cpu_ms_per_msg={cpu / max(done, 1) * 1000:.3f}{got}", flush=True)
+                mean = {m: sum(v) / len(v) for m, v in rates.items()}
+                for m in modes[1:]:
+                    print(f"RATIO sessions={s} events {m}/off = {mean[m] / mean['off']:.3f} "
+                          f"({mean[m]:.0f} / {mean['off']:.0f} msg/s, mean of 2 each)", flush=True)
             for s in a.sessions if not a.events else []:
                 for dkim in ([False, True] if a.dkim else [False]):
                     acc, total, done, cpu, tq = run_ringmail(work, sink_port, dns_port, s, a.messages,
