@@ -18,10 +18,13 @@ namespace {
 
 // How often an endpoint with nothing to send looks for new lines.
 constexpr int64_t kPollMs = 75;
-// A cursor moved only past lines an endpoint does not take (its types)
-// is written at most this often: after a crash those lines are read
-// again and skipped again, nothing is lost.
-constexpr int64_t kSkipWriteMs = 1000;
+// A cursor is written (fsync, rename, fsync of the directory) at most
+// this often, and at stop. Each write forces a journal commit that the
+// spool's fdatasyncs wait behind: one per 2xx cost half the relay rate
+// at 10 sessions (docs/performance.md). A cursor behind by up to this
+// much only means the events since are sent again after a crash; it
+// never moves past an event that was not answered 2xx.
+constexpr int64_t kCursorWriteMs = 100;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -314,7 +317,8 @@ void Webhooks::run() {
     if (code == CURLE_OK && status >= 200 && status < 300) {
       e.acked = std::move(e.batch_end);
       e.batch_end.clear();
-      write_cursor(e);
+      e.cursor_dirty = true;
+      if (now - e.cursor_written_ms >= kCursorWriteMs) write_cursor(e);
       e.counters->events_sent.fetch_add(e.count, std::memory_order_relaxed);
       e.body.clear();
       e.count = 0;
@@ -358,7 +362,7 @@ void Webhooks::run() {
           e.next_ms = now + kPollMs;
         }
       }
-      if (e.cursor_dirty && (stopping || now - e.cursor_written_ms >= kSkipWriteMs)) {
+      if (e.cursor_dirty && (stopping || now - e.cursor_written_ms >= kCursorWriteMs)) {
         write_cursor(e);
       }
       sending = sending || e.state == Endpoint::State::kSending;

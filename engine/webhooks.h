@@ -3,9 +3,11 @@
 // libcurl's multi interface.
 //
 // Per endpoint: a durable cursor (storage/event_cursor.h) in
-// `<events dir>/cursor-<name>`, moved and written only after a 2xx, so
-// every event is delivered at least once across restarts and kill -9
-// (duplicates are possible; receivers drop them by "id"). One batch is in
+// `<events dir>/cursor-<name>`, moved only after a 2xx and written at
+// most every 100 ms (and at stop), so every event is delivered at least
+// once across restarts and kill -9 (duplicates are possible: the events
+// answered in the last 100 ms before a crash; receivers drop them by
+// "id"). One batch is in
 // flight per endpoint and a failed one is sent again, the same, after a
 // backoff (1 s doubling to max_backoff_s), so the events of a recipient
 // (one shard's stream) arrive in order. An endpoint without a cursor
