@@ -1,10 +1,7 @@
 #include "engine/verp.h"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/events.h"
@@ -14,7 +11,7 @@
 #include "proto/dkim.h"
 #include "proto/oob.h"
 #include "proto/verp.h"
-#include "storage/event_log.h"
+#include "storage/event_reader.h"
 #include "tls/hmac.h"
 
 namespace ringmail::engine {
@@ -197,43 +194,41 @@ std::optional<VerpOriginal> find_verp_original(const std::string& events_dir,
   uint64_t id_us = 0;
   uint32_t id_shard = 0;
   if (!decode_id(queue_id, &id_us, &id_shard)) return std::nullopt;
-  std::vector<std::pair<uint64_t, std::string>> segments;
-  if (DIR* d = ::opendir(events_dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      uint64_t us = 0;
-      uint32_t shard = 0;
-      if (storage::EventLog::parse_name(e->d_name, &us, &shard) && shard == id_shard) {
-        segments.emplace_back(us, e->d_name);
-      }
-    }
-    ::closedir(d);
-  }
-  std::sort(segments.begin(), segments.end());
+  auto all = storage::list_event_segments(events_dir);
+  if (!all || all->count(id_shard) == 0) return std::nullopt;
+  const std::vector<storage::EventSegment>& segments = all->at(id_shard);
   // The segment open when the id was made, and those after it.
   size_t from = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
-    if (segments[i].first <= id_us) from = i;
+    if (segments[i].us <= id_us) from = i;
   }
   const std::string needle = "\"queue_id\":\"" + queue_id + "\"";
   for (size_t i = from; i < segments.size(); ++i) {
-    std::ifstream f(events_dir + "/" + segments[i].second);
     bool seen = false;
-    for (std::string line; std::getline(f, line);) {
-      if (line.find(needle) == std::string::npos ||
-          line.find("\"type\":\"Reception\"") == std::string::npos) {
-        continue;
-      }
-      seen = true;
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("recipient") || !j["recipient"].is_string()) continue;
-      const std::string rcpt = j["recipient"].get<std::string>();
-      for (const auto& secret : keys.secrets) {
-        if (proto::verp::hash(queue_id, rcpt, secret, hmac) != hash) continue;
-        VerpOriginal o;
-        o.recipient = rcpt;
-        if (j.contains("sender") && j["sender"].is_string()) o.sender = j["sender"];
-        if (j.contains("received") && j["received"].is_number_integer()) o.received = j["received"];
-        return o;
+    uint64_t offset = 0;
+    while (true) {
+      auto read = storage::read_event_lines(segments[i].path, offset, 4096);
+      if (!read || read->lines.empty()) break;
+      offset = read->ends.back();
+      for (const std::string& line : read->lines) {
+        if (line.find(needle) == std::string::npos ||
+            storage::event_line_type(line) != "Reception") {
+          continue;
+        }
+        seen = true;
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.contains("recipient") || !j["recipient"].is_string()) continue;
+        const std::string rcpt = j["recipient"].get<std::string>();
+        for (const auto& secret : keys.secrets) {
+          if (proto::verp::hash(queue_id, rcpt, secret, hmac) != hash) continue;
+          VerpOriginal o;
+          o.recipient = rcpt;
+          if (j.contains("sender") && j["sender"].is_string()) o.sender = j["sender"];
+          if (j.contains("received") && j["received"].is_number_integer()) {
+            o.received = j["received"];
+          }
+          return o;
+        }
       }
     }
     if (seen) break;  // a message's Receptions are written together
