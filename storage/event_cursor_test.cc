@@ -2,21 +2,15 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-
 #include "storage/test_file_io.h"
 
 namespace ringmail::storage {
 namespace {
 
-void write(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-}
-
-constexpr const char* kSeg0 = "ev-0000000000000001-0.jsonl";
-constexpr const char* kSeg0b = "ev-0000000000000002-0.jsonl";
-constexpr const char* kSeg1 = "ev-0000000000000001-1.jsonl";
+constexpr auto& write = write_test_file;
+constexpr const char* kSeg0 = kTestSegment0;
+constexpr const char* kSeg0b = kTestSegment0b;
+constexpr const char* kSeg1 = kTestSegment1;
 
 TEST(EventCursor, RoundTrip) {
   TempDir d;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <fstream>
 #include <string>
 
 #include "storage/file_io.h"
@@ -51,5 +52,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Writes `text` to `path` (replacing it), for fixtures.
+inline void write_test_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+}
+
+// Event log segment names (storage/event_log.h) for the readers' tests:
+// two of shard 0, one of shard 1.
+inline constexpr const char* kTestSegment0 = "ev-0000000000000001-0.jsonl";
+inline constexpr const char* kTestSegment0b = "ev-0000000000000002-0.jsonl";
+inline constexpr const char* kTestSegment1 = "ev-0000000000000001-1.jsonl";
 
 }  // namespace ringmail::storage
