@@ -676,9 +676,27 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
     if (const toml::node* n = t.get("events")) {
       const toml::table* et = n->as_table();
       if (et == nullptr) throw ConfigError{where(source, *n, "events") + ": must be a table"};
-      check_keys(source, *et, "events.",
-                 {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms",
-                  "bounce_rules", "report_addresses", "verp", "verp_domain", "webhook"});
+      check_keys(
+          source, *et, "events.",
+          {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms", "bounce_rules",
+           "report_addresses", "verp", "verp_domain", "webhook", "metadata_headers"});
+      if (const toml::node* mh = et->get("metadata_headers")) {
+        const toml::array* arr = mh->as_array();
+        if (arr == nullptr) {
+          throw ConfigError{where(source, *mh, "events.metadata_headers") + ": must be an array"};
+        }
+        for (const auto& item : *arr) {
+          auto s = item.value<std::string>();
+          const bool name = s && !s->empty() && std::all_of(s->begin(), s->end(), [](char c) {
+                              return c > 0x20 && c < 0x7f && c != ':';
+                            });
+          if (!name) {
+            throw ConfigError{where(source, item, "events.metadata_headers") +
+                              ": must hold header field names (\"X-Campaign\")"};
+          }
+          cfg->events_metadata_headers.push_back(*s);
+        }
+      }
       if (const toml::node* wn = et->get("webhook")) {
         const toml::array* arr = wn->as_array();
         if (arr == nullptr) {
@@ -1218,6 +1236,7 @@ std::string to_toml(const Config& c) {
   t += "sync_interval_ms = " + to_string(c.events_sync_interval_ms) + "\n";
   t += "bounce_rules = " + q(c.events_bounce_rules) + "\n";
   t += "report_addresses = " + list(c.events_report_addresses, quoted_item) + "\n";
+  t += "metadata_headers = " + list(c.events_metadata_headers, quoted_item) + "\n";
   t += std::string("verp = ") + (c.events_verp ? "true" : "false") + "\n";
   t += "verp_domain = " + q(c.events_verp_domain) + "\n";
   for (const auto& w : c.events_webhooks) {

@@ -198,6 +198,10 @@ struct Config {
   // the envelope sender bounce+<id>-<hash>@<verp domain> (proto/verp.h),
   // so a bounce to it names the recipient; verp_domain empty: the
   // primary domain (see verp_domain()).
+  // [events] metadata_headers: header fields of mail received by SMTP
+  // whose values become its metadata, as the injection API's `metadata`
+  // (named as written here; the first field of each name).
+  std::vector<std::string> events_metadata_headers;
   bool events_verp = false;
   std::string events_verp_domain;
   // [suppression] bounce_classes: a hard bounce of these classes adds the

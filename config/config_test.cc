@@ -524,6 +524,11 @@ TEST(Config, EventsTable) {
   EXPECT_THAT(err_of(std::string(kBase) + "[events]\nsync_interval_ms = 20000\n"),
               HasSubstr("events.sync_interval_ms"));
   EXPECT_THAT(err_of(std::string(kBase) + "[events]\nspeed = 1\n"), HasSubstr("unknown key"));
+  c = parsed(std::string(kBase) + "[events]\nmetadata_headers = [\"X-Campaign\"]\n", "t.toml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->events_metadata_headers, std::vector<std::string>{"X-Campaign"});
+  EXPECT_THAT(err_of(std::string(kBase) + "[events]\nmetadata_headers = [\"X Campaign\"]\n"),
+              HasSubstr("must hold header field names"));
   EXPECT_FALSE(parsed(kBase, "t.toml")->events_verp);
   c = parsed(std::string(kBase) + "[events]\nverp = true\n", "t.toml");
   ASSERT_TRUE(c);

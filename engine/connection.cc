@@ -501,6 +501,10 @@ void Connection::commit() {
   set_stage(Stage::kCommitting);
   msg_->unsubscribe_rcpts = unsubscribe_recipients(shard_.config(), session_.envelope().rcpts);
   msg_->verp_rcpts = verp_recipients(shard_.config(), session_.envelope().rcpts);
+  if (!shard_.config().events_metadata_headers.empty()) {
+    session_.set_metadata(
+        header_metadata(session_.message(), shard_.config().events_metadata_headers));
+  }
   session_.set_recipients(shard_.policy().expand_recipients(session_.envelope()));
   msg_->commit.env = &session_.envelope();
   msg_->commit.message = session_.message();

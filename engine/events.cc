@@ -6,6 +6,9 @@
 #include "config/config.h"
 #include "engine/json_text.h"
 #include "engine/log.h"
+#include "proto/address.h"
+#include "proto/ascii.h"
+#include "proto/dkim.h"
 
 namespace ringmail::engine {
 namespace {
@@ -57,6 +60,24 @@ Response parse_response(std::string_view reply) {
   }
   r.text = reply;
   return r;
+}
+
+std::string header_metadata(std::string_view message, const std::vector<std::string>& names) {
+  nlohmann::json j = nlohmann::json::object();
+  size_t body = 0;
+  for (const auto& f : proto::dkim::split_header(message, &body)) {
+    for (const std::string& name : names) {
+      if (!proto::iequals(f.name, name) || j.contains(name)) continue;
+      std::string v;
+      for (char c : f.value) {
+        if (c == '\r' || c == '\n') continue;  // unfolded
+        v += c == '\t' ? ' ' : c;
+      }
+      std::string_view value = proto::trim_space(v);
+      j[name] = std::string(value.substr(0, 998));  // a header line's length at most
+    }
+  }
+  return j.empty() ? std::string() : json_text(j, -1, true);
 }
 
 std::string_view Events::type_name(Type t) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/bounce_class.h"
 #include "proto/smtp_server.h"
@@ -30,6 +31,11 @@ struct Response {
   std::string text;
 };
 Response parse_response(std::string_view reply);
+
+// The metadata of a message received by SMTP: a compact JSON object
+// (ASCII, \u escapes) of the first field of each of `names` in its
+// header, unfolded and trimmed; "" when it has none of them.
+std::string header_metadata(std::string_view message, const std::vector<std::string>& names);
 
 class Events {
  public:

@@ -156,6 +156,11 @@ class SmtpServer {
   void set_recipients(std::vector<Address> rcpts) {
     if (state_ == State::kAwaitCommit) env_.rcpts = std::move(rcpts);
   }
+  // Likewise the message's metadata (from its header: [events]
+  // metadata_headers).
+  void set_metadata(std::string metadata) {
+    if (state_ == State::kAwaitCommit) env_.metadata = std::move(metadata);
+  }
 
   // The 220 to STARTTLS is queued: send output() in clear, then hand every
   // further byte to TLS. Input after the STARTTLS line was discarded (a

@@ -227,3 +227,31 @@ def test_events_tail(start_ringmaild):
         follow.kill()
         follow.wait()
     assert " Reception " in line and "<y@src.example>" in line, line
+
+
+def test_metadata_from_named_headers_of_smtp_mail(start_ringmaild):
+    """[events] metadata_headers: the named fields of mail received by SMTP
+    are its metadata, in every event and log line of its recipients."""
+    p = free_port(socket.AF_INET, "127.0.0.2")
+    s = sink("127.0.0.2", p)
+    try:
+        srv = start_ringmaild(
+            relay_networks=["127.0.0.0/8"],
+            outbound={"connect_timeout_s": 2, "retry_first_s": 3600, "retry_max_s": 3600,
+                      "route": [{"domain": "far.test", "next_hop": f"[127.0.0.2]:{p}"}]},
+            extra_toml='[events]\nmetadata_headers = ["X-Campaign", "x-customer", "X-None"]\n')
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+            c.sendmail("app@src.example", ["ann@far.test"],
+                       "Subject: hi\r\nX-Campaign: winter\r\n\t2026 \u00e9t\u00e9\r\n"
+                       "X-Customer: 42\r\nX-Campaign: second\r\n\r\nhello\r\n".encode())
+            c.sendmail("app@src.example", ["ben@far.test"], b"Subject: none\r\n\r\nhello\r\n")
+        ev = wait_events(srv, "ann@far.test", "Delivery")
+        meta = {"X-Campaign": "winter 2026 \u00e9t\u00e9", "x-customer": "42"}
+        assert [e["metadata"] for e in ev] == [meta, meta], ev
+        wait_log(srv, 'to=<ann@far.test> meta={"X-Campaign":"winter 2026 \\u00e9t\\u00e9",'
+                      '"x-customer":"42"}')
+        assert all("metadata" not in e for e in wait_events(srv, "ben@far.test", "Delivery"))
+    finally:
+        s.kill()
+        s.wait()
