@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <amqp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -207,16 +208,83 @@ UnsubscribeRule parse_unsubscribe(const std::string& source, const toml::table& 
   return r;
 }
 
+// Where `key` of table `t` is, or the table when it is absent.
+std::string key_where(const std::string& source, const toml::table& t, const std::string& p,
+                      const char* key) {
+  const toml::node* n = t.get(key);
+  return n != nullptr ? where(source, *n, p + key) : where(source, t, p + key);
+}
+
+// An event consumer's `types`: event type names, each once; empty when
+// the key is absent (every type).
+std::vector<std::string> parse_event_types(const std::string& source, const toml::table& wt,
+                                           const std::string& p) {
+  std::vector<std::string> types;
+  const toml::node* n = wt.get("types");
+  if (n == nullptr) return types;
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) throw ConfigError{where(source, *n, p + "types") + ": must be an array"};
+  for (const auto& item : *arr) {
+    auto s = item.value<std::string>();
+    if (!s || !proto::is_event_type_name(*s)) {
+      throw ConfigError{
+          where(source, item, p + "types") + ": " +
+          (s ? "\"" + *s + "\" is not an event type" : std::string("must hold strings")) +
+          " (Reception, Delivery, TransientFailure, Bounce, Expiration, "
+          "AdminBounce, Suppressed, Unsubscribe, OOB, Feedback)"};
+    }
+    if (std::find(types.begin(), types.end(), *s) == types.end()) types.push_back(*s);
+  }
+  if (types.empty()) {
+    throw ConfigError{where(source, *n, p + "types") + ": empty (leave it out for every type)"};
+  }
+  return types;
+}
+
+// The keys every event consumer ([[events.webhook]], [events.amqp]) has.
+template <class Consumer>
+void parse_consumer_keys(const std::string& source, const toml::table& t, const std::string& p,
+                         Consumer* c) {
+  c->types = parse_event_types(source, t, p);
+  c->batch_size =
+      static_cast<uint32_t>(get_uint(source, t, p, "batch_size", c->batch_size, 1, 10000));
+  c->timeout_s = static_cast<uint32_t>(get_uint(source, t, p, "timeout_s", c->timeout_s, 1, 600));
+  c->max_backoff_s =
+      static_cast<uint32_t>(get_uint(source, t, p, "max_backoff_s", c->max_backoff_s, 1, 86400));
+}
+
+// [events.amqp].
+AmqpConfig parse_amqp(const std::string& source, const toml::table& at) {
+  const std::string p = "events.amqp.";
+  check_keys(
+      source, at, p,
+      {"url", "exchange", "routing_key", "types", "batch_size", "timeout_s", "max_backoff_s"});
+  const auto here = [&](const char* key) { return key_where(source, at, p, key); };
+  AmqpConfig a;
+  a.url = get_string(source, at, "url", "");
+  if (a.url.empty()) throw ConfigError{here("url") + ": is required"};
+  std::string buf = a.url;
+  amqp_connection_info info;
+  if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK || info.ssl) {
+    throw ConfigError{here("url") + ": not an amqp://user:password@host:port/vhost URL"};
+  }
+  a.exchange = get_string(source, at, "exchange", a.exchange);
+  a.routing_key = get_string(source, at, "routing_key", a.routing_key);
+  if (a.routing_key.size() > 255 || a.exchange.size() > 127) {
+    throw ConfigError{here(a.exchange.size() > 127 ? "exchange" : "routing_key") +
+                      ": too long (AMQP's short string)"};
+  }
+  parse_consumer_keys(source, at, p, &a);
+  return a;
+}
+
 // One [[events.webhook]] table.
 WebhookConfig parse_webhook(const std::string& source, const toml::table& wt) {
   const std::string p = "events.webhook.";
   check_keys(source, wt, p,
              {"name", "url", "types", "batch_size", "timeout_s", "secret", "secret_file",
               "max_backoff_s"});
-  const auto at = [&](const char* key) {
-    const toml::node* n = wt.get(key);
-    return n != nullptr ? where(source, *n, p + key) : where(source, wt, p + key);
-  };
+  const auto at = [&](const char* key) { return key_where(source, wt, p, key); };
   WebhookConfig w;
   w.name = get_string(source, wt, "name", "");
   if (w.name.empty()) throw ConfigError{at("name") + ": is required"};
@@ -235,27 +303,7 @@ WebhookConfig parse_webhook(const std::string& source, const toml::table& wt) {
       w.url.find_first_of(" \t\r\n") != std::string::npos) {
     throw ConfigError{at("url") + ": \"" + w.url + "\" is not an http:// or https:// URL"};
   }
-  if (const toml::node* n = wt.get("types")) {
-    const toml::array* arr = n->as_array();
-    if (arr == nullptr) throw ConfigError{at("types") + ": must be an array"};
-    for (const auto& item : *arr) {
-      auto s = item.value<std::string>();
-      if (!s || !proto::is_event_type_name(*s)) {
-        throw ConfigError{
-            where(source, item, p + "types") + ": " +
-            (s ? "\"" + *s + "\" is not an event type" : std::string("must hold strings")) +
-            " (Reception, Delivery, TransientFailure, Bounce, Expiration, "
-            "AdminBounce, Suppressed, Unsubscribe, OOB, Feedback)"};
-      }
-      if (std::find(w.types.begin(), w.types.end(), *s) == w.types.end()) w.types.push_back(*s);
-    }
-    if (w.types.empty()) throw ConfigError{at("types") + ": empty (leave it out for every type)"};
-  }
-  w.batch_size =
-      static_cast<uint32_t>(get_uint(source, wt, p, "batch_size", w.batch_size, 1, 10000));
-  w.timeout_s = static_cast<uint32_t>(get_uint(source, wt, p, "timeout_s", w.timeout_s, 1, 600));
-  w.max_backoff_s =
-      static_cast<uint32_t>(get_uint(source, wt, p, "max_backoff_s", w.max_backoff_s, 1, 86400));
+  parse_consumer_keys(source, wt, p, &w);
   w.secret = get_string(source, wt, "secret", "");
   w.secret_file = get_string(source, wt, "secret_file", "");
   if (!w.secret_file.empty()) {
@@ -679,7 +727,7 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
       check_keys(
           source, *et, "events.",
           {"enabled", "dir", "segment_bytes", "retention_days", "sync_interval_ms", "bounce_rules",
-           "report_addresses", "verp", "verp_domain", "webhook", "metadata_headers"});
+           "report_addresses", "verp", "verp_domain", "webhook", "metadata_headers", "amqp"});
       if (const toml::node* mh = et->get("metadata_headers")) {
         const toml::array* arr = mh->as_array();
         if (arr == nullptr) {
@@ -769,6 +817,23 @@ Result<std::shared_ptr<const Config>> parse_config(const std::string& text,
                             rules.error()};
         }
         cfg->bounce_classifier = std::make_shared<const proto::BounceClassifier>(std::move(*rules));
+      }
+      if (const toml::node* an = et->get("amqp")) {
+        const toml::table* at = an->as_table();
+        if (at == nullptr) {
+          throw ConfigError{where(source, *an, "events.amqp") + ": must be a table"};
+        }
+        cfg->events_amqp = parse_amqp(source, *at);
+        for (const WebhookConfig& w : cfg->events_webhooks) {
+          if (w.name == "amqp") {
+            throw ConfigError{where(source, *an, "events.amqp") +
+                              ": a webhook is named \"amqp\" (both would use cursor-amqp)"};
+          }
+        }
+        if (!cfg->events_enabled) {
+          throw ConfigError{where(source, *an, "events.amqp") +
+                            ": needs the event log (events.enabled = false)"};
+        }
       }
       if (!cfg->events_enabled && !cfg->events_webhooks.empty()) {
         throw ConfigError{where(source, *et->get("webhook"), "events.webhook") +
@@ -1250,6 +1315,24 @@ std::string to_toml(const Config& c) {
     } else {
       t += "secret_file = " + q(w.secret_file) + "\n";
     }
+  }
+  if (c.events_amqp) {
+    const AmqpConfig& a = *c.events_amqp;
+    // The URL without its password.
+    std::string url = a.url;
+    const size_t scheme = url.find("://");
+    const size_t at = url.rfind('@');
+    if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
+      const size_t colon = url.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < at) url.replace(colon + 1, at - colon - 1, "***");
+    }
+    t += "\n[events.amqp]\nurl = " + q(url) + "\n";
+    t += "exchange = " + q(a.exchange) + "\n";
+    t += "routing_key = " + q(a.routing_key) + "\n";
+    t += "types = " + list(a.types, quoted_item) + "\n";
+    t += "batch_size = " + to_string(a.batch_size) + "\n";
+    t += "timeout_s = " + to_string(a.timeout_s) + "\n";
+    t += "max_backoff_s = " + to_string(a.max_backoff_s) + "\n";
   }
   std::vector<std::string> classes;
   for (auto b : c.suppression_bounce_classes) classes.emplace_back(proto::bounce_class_name(b));

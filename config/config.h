@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -99,6 +100,19 @@ struct WebhookConfig {
   uint32_t timeout_s = 10;         // a POST that takes longer failed
   std::string secret;              // the HMAC-SHA256 key (from secret or secret_file)
   std::string secret_file;         // where `secret` was read, when it was
+  uint32_t max_backoff_s = 300;    // retries wait 1 s, doubling up to this
+};
+
+// [events.amqp] (docs/events.md, "AMQP"): the event log published to an
+// AMQP 0-9-1 broker (RabbitMQ), one persistent message per event, from a
+// durable cursor.
+struct AmqpConfig {
+  std::string url;       // amqp://user:pass@host:port/vhost
+  std::string exchange;  // "": the default exchange
+  std::string routing_key = "ringmail.events";
+  std::vector<std::string> types;  // event type names; empty: every type
+  uint32_t batch_size = 100;       // messages per confirmed batch at most
+  uint32_t timeout_s = 10;         // a connect or confirm that takes longer failed
   uint32_t max_backoff_s = 300;    // retries wait 1 s, doubling up to this
 };
 
@@ -193,6 +207,8 @@ struct Config {
   std::vector<std::string> events_report_addresses;
   // [[events.webhook]]: endpoints the events are POSTed to (engine/webhooks.h).
   std::vector<WebhookConfig> events_webhooks;
+  // [events.amqp]: the broker the events are published to (engine/amqp_publisher.h).
+  std::optional<AmqpConfig> events_amqp;
   std::shared_ptr<const proto::BounceClassifier> bounce_classifier;
   // [events] verp: each outbound recipient gets its own transaction with
   // the envelope sender bounce+<id>-<hash>@<verp domain> (proto/verp.h),

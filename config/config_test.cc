@@ -628,6 +628,38 @@ TEST(Config, EventsWebhooks) {
   EXPECT_THAT(to_toml(*c), HasSubstr("secret_file = \"" + secret + "\""));
 }
 
+TEST(Config, EventsAmqp) {
+  auto c = parsed(std::string(kBase) + "[events.amqp]\nurl = \"amqp://u:pw@127.0.0.1:5672/%2f\"\n",
+                  "t.toml");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->events_amqp);
+  EXPECT_EQ(c->events_amqp->exchange, "");
+  EXPECT_EQ(c->events_amqp->routing_key, "ringmail.events");
+  EXPECT_TRUE(c->events_amqp->types.empty());
+  EXPECT_EQ(c->events_amqp->batch_size, 100u);
+  EXPECT_EQ(c->events_amqp->timeout_s, 10u);
+  EXPECT_EQ(c->events_amqp->max_backoff_s, 300u);
+  const std::string shown = to_toml(*c);
+  EXPECT_THAT(shown, HasSubstr("[events.amqp]\nurl = \"amqp://u:***@127.0.0.1:5672/%2f\"\n"));
+  EXPECT_THAT(shown, Not(HasSubstr("pw")));
+  EXPECT_FALSE(parsed(std::string(kBase), "t.toml")->events_amqp);
+
+  const auto err = [&](const std::string& body) {
+    const std::string e = err_of(std::string(kBase) + "[events.amqp]\n" + body);
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    return e;
+  };
+  EXPECT_EQ(err("exchange = \"x\"\n"), "t.toml:6: events.amqp.url: is required");
+  EXPECT_THAT(err("url = \"http://h/\"\n"),
+              HasSubstr("events.amqp.url: not an amqp://user:password@host:port/vhost URL"));
+  EXPECT_THAT(err("url = \"amqp://h\"\ntypes = [\"Delivered\"]\n"),
+              HasSubstr("events.amqp.types: \"Delivered\" is not an event type"));
+  EXPECT_THAT(err("url = \"amqp://h\"\nbatch_size = 0\n"),
+              HasSubstr("events.amqp.batch_size: must be between 1 and 10000"));
+  EXPECT_THAT(err("url = \"amqp://h\"\nqueue = \"q\"\n"),
+              HasSubstr("events.amqp.queue: unknown key"));
+}
+
 TEST(Config, BadWebhooksAreRefusedWithOneLine) {
   const std::string hook = std::string(kBase) + "[[events.webhook]]\n";
   const auto err = [&](const std::string& body) {

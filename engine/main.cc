@@ -29,6 +29,7 @@
 #include "config/cli.h"
 #include "config/config.h"
 #include "engine/admin_api.h"
+#include "engine/amqp_publisher.h"
 #include "engine/config_check.h"
 #include "engine/inject_api.h"
 #include "engine/log.h"
@@ -351,6 +352,7 @@ class Daemon {
   void recover_spool();
   bool make_shards();
   bool start_webhooks();
+  bool start_amqp();
   bool start_shards();
   void serve();
   void stop();
@@ -390,7 +392,8 @@ class Daemon {
   SocketPlan plan_;
   std::string admin_socket_;  // the path bound (removed at the end)
   std::vector<std::thread> threads_;
-  std::unique_ptr<Webhooks> webhooks_;  // when [[events.webhook]] names any
+  std::unique_ptr<Webhooks> webhooks_;   // when [[events.webhook]] names any
+  std::unique_ptr<AmqpPublisher> amqp_;  // with [events.amqp]
   std::string ready_status_;
   // The watchdog is pinged from the signal loop while every shard's loop
   // turns; a stuck shard stops the pings and the service manager restarts us.
@@ -421,7 +424,7 @@ int Daemon::run() {
   }
   passed_.clear();
   if (!made) return 1;
-  if (!start_webhooks()) return 1;
+  if (!start_webhooks() || !start_amqp()) return 1;
   const bool started = start_shards();
   if (started) {
     serve();
@@ -818,6 +821,18 @@ bool Daemon::start_webhooks() {
   return true;
 }
 
+// The [events.amqp] publisher's thread (engine/amqp_publisher.h), started like the
+// webhooks'.
+bool Daemon::start_amqp() {
+  if (!cfg_->events_amqp || !cfg_->events_enabled) return true;
+  amqp_ = std::make_unique<AmqpPublisher>(*cfg_->events_amqp, config::events_dir(*cfg_));
+  if (auto r = amqp_->start(); !r) {
+    log_line(r.error(), LogLevel::kError);
+    return false;
+  }
+  return true;
+}
+
 bool Daemon::start_shards() {
   std::latch ready(static_cast<std::ptrdiff_t>(shards_.size()));
   for (auto& s : shards_) threads_.emplace_back([&ready, sh = s.get()] { sh->run(ready); });
@@ -987,8 +1002,10 @@ void Daemon::serve() {
 void Daemon::stop() {
   // The webhook thread finishes its POSTs in flight while the shards stop.
   if (webhooks_) webhooks_->stop();
+  if (amqp_) amqp_->stop();
   for (auto& t : threads_) t.join();
   if (webhooks_) webhooks_->join();
+  if (amqp_) amqp_->join();
   if (!admin_socket_.empty()) ::unlink(admin_socket_.c_str());
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "engine/amqp_publisher.h"
 #include "engine/gather.h"
 #include "engine/shard.h"
 #include "engine/webhooks.h"
@@ -392,6 +393,19 @@ std::string metrics_text(const std::vector<Shard*>& shards, bool up,
         line(&out, m.name, "webhook=\"" + escaped(w->name) + "\"", m.value(*w));
       }
     }
+  }
+
+  // The [events.amqp] publisher's counters (engine/amqp_publisher.h), when it runs.
+  if (const AmqpCounters* a = amqp_counters()) {
+    header(&out, "ringmail_amqp_events_sent_total", "counter",
+           "Events the AMQP broker confirmed (a batch sent again after a restart counts again).");
+    line(&out, "ringmail_amqp_events_sent_total", "", double(a->events_sent.load()));
+    header(&out, "ringmail_amqp_failures_total", "counter",
+           "Batches to the AMQP broker that failed (connection, nack or no confirm in time).");
+    line(&out, "ringmail_amqp_failures_total", "", double(a->failures.load()));
+    header(&out, "ringmail_amqp_up", "gauge",
+           "0 from a failed batch to the AMQP broker until its next confirm, 1 otherwise.");
+    line(&out, "ringmail_amqp_up", "", a->up.load() ? 1.0 : 0.0);
   }
 
   out += "# HELP ringmail_up 1 while ringmaild serves.\n# TYPE ringmail_up gauge\nringmail_up " +

@@ -7,30 +7,13 @@
 #include <cstring>
 #include <map>
 
+#include "engine/event_feed.h"
 #include "engine/log.h"
-#include "storage/event_cursor.h"
-#include "storage/event_reader.h"
 #include "storage/file_io.h"
 #include "tls/hmac.h"
 
 namespace ringmail::engine {
 namespace {
-
-// How often an endpoint with nothing to send looks for new lines.
-constexpr int64_t kPollMs = 75;
-// A cursor is written (fsync, rename, fsync of the directory) at most
-// this often, and at stop. Each write forces a journal commit that the
-// spool's fdatasyncs wait behind: one per 2xx cost half the relay rate
-// at 10 sessions (docs/performance.md). A cursor behind by up to this
-// much only means the events since are sent again after a crash; it
-// never moves past an event that was not answered 2xx.
-constexpr int64_t kCursorWriteMs = 100;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::vector<std::unique_ptr<WebhookCounters>>& counters_mut() {
   static std::vector<std::unique_ptr<WebhookCounters>> v;
@@ -38,8 +21,6 @@ std::vector<std::unique_ptr<WebhookCounters>>& counters_mut() {
 }
 
 size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
-
-using Listing = std::map<uint32_t, std::vector<storage::EventSegment>>;
 
 }  // namespace
 
@@ -59,113 +40,25 @@ std::string webhook_signature(std::string_view secret, std::string_view body) {
 struct Webhooks::Endpoint {
   enum class State { kIdle, kSending, kWaiting };
 
+  Endpoint(const config::WebhookConfig& c, const std::string& dir)
+      : cfg(c),
+        feed("webhook " + c.name, dir + "/cursor-" + c.name, c.types, c.batch_size,
+             c.max_backoff_s) {}
+
   config::WebhookConfig cfg;
-  std::string cursor_path;
+  EventFeed feed;
   WebhookCounters* counters = nullptr;
-  storage::EventCursor acked;  // acknowledged (durable unless cursor_dirty)
-  bool cursor_dirty = false;
-  int64_t cursor_written_ms = 0;
   // The batch in flight or waiting for its retry: sent again unchanged.
   std::string body;
   uint64_t count = 0;
-  storage::EventCursor batch_end;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   State state = State::kIdle;
   int64_t next_ms = 0;  // kIdle: next look for lines; kWaiting: the retry
-  uint32_t backoff_s = 0;
   bool down = false;
-  std::string read_error;  // the last one logged, to log each once
-
-  bool wants(std::string_view line) const {
-    if (cfg.types.empty()) return true;
-    const std::string_view t = storage::event_line_type(line);
-    return std::find(cfg.types.begin(), cfg.types.end(), t) != cfg.types.end();
-  }
-  std::string who() const { return "webhook " + cfg.name; }
 };
 
-namespace {
-
 using Endpoint = Webhooks::Endpoint;
-
-void write_cursor(Endpoint& e) {
-  if (auto r = storage::write_event_cursor(e.cursor_path, e.acked); !r) {
-    log_line(e.who() + ": cannot write the cursor: " + r.error(), LogLevel::kError);
-    e.cursor_dirty = true;  // tried again at the next move
-    return;
-  }
-  e.cursor_dirty = false;
-  e.cursor_written_ms = now_ms();
-}
-
-// The end of the log as it is: each shard's newest segment after its last
-// complete line.
-storage::EventCursor end_of(const Listing& all) {
-  storage::EventCursor c;
-  for (const auto& [shard, segs] : all) {
-    const storage::EventSegment& s = segs.back();
-    uint64_t end = 0;
-    for (;;) {
-      auto r = storage::read_event_lines(s.path, end, 4096);
-      if (!r || r->lines.empty()) break;
-      end = r->ends.back();
-    }
-    c[shard] = {s.name, end};
-  }
-  return c;
-}
-
-// Reads up to `want` events of `e`'s types from one shard's segments
-// from `*p` on, appending them to `lines`; `*p` moves past every line
-// read (those of other types too).
-void take(Endpoint& e, uint32_t shard, const std::vector<storage::EventSegment>& segs,
-          storage::EventPosition* p, size_t want, std::vector<std::string>* lines) {
-  if (segs.empty()) return;
-  size_t i = 0;
-  if (p->segment.empty()) {
-    *p = {segs.front().name, 0};
-  } else {
-    while (i < segs.size() && segs[i].name < p->segment) ++i;
-    if (i == segs.size()) return;  // nothing as new as the cursor (yet)
-    if (segs[i].name != p->segment) {
-      log_line(e.who() + ": segment " + p->segment + " of shard " + std::to_string(shard) +
-                   " was removed (retention) before its events were sent past byte " +
-                   std::to_string(p->offset) + ": the rest of it is skipped; going on with " +
-                   segs[i].name,
-               LogLevel::kWarning);
-      *p = {segs[i].name, 0};
-    }
-  }
-  size_t got = 0;
-  while (got < want) {
-    // Whole lines only; read a little past `want` for lines skipped by type.
-    auto r = storage::read_event_lines(segs[i].path, p->offset, want - got);
-    if (!r) {
-      if (r.error() != e.read_error) {
-        log_line(e.who() + ": " + r.error(), LogLevel::kError);
-        e.read_error = r.error();
-      }
-      return;
-    }
-    e.read_error.clear();
-    for (size_t k = 0; k < r->lines.size(); ++k) {
-      if (e.wants(r->lines[k])) {
-        lines->push_back(std::move(r->lines[k]));
-        ++got;
-      }
-      p->offset = r->ends[k];
-    }
-    if (!r->lines.empty()) continue;  // maybe more in this segment
-    // Nothing more here. A newer segment (listed before this read) means
-    // this one is closed: what is left in it is a torn line.
-    if (i + 1 == segs.size()) return;
-    ++i;
-    *p = {segs[i].name, 0};
-  }
-}
-
-}  // namespace
 
 Webhooks::Webhooks(std::vector<config::WebhookConfig> hooks, std::string events_dir)
     : hooks_(std::move(hooks)), dir_(std::move(events_dir)) {}
@@ -196,24 +89,8 @@ Result<void> Webhooks::start() {
   auto listing = storage::list_event_segments(dir_);
   if (!listing) return Error{"webhooks: " + listing.error()};
   for (const config::WebhookConfig& h : hooks_) {
-    auto e = std::make_unique<Endpoint>();
-    e->cfg = h;
-    e->cursor_path = dir_ + "/cursor-" + h.name;
-    auto c = storage::read_event_cursor(e->cursor_path);
-    if (!c) {
-      // Never skip an event: without a readable cursor, send what the log
-      // holds (duplicates are dropped by id at the receiver).
-      log_line(e->who() + ": " + c.error() + "; sending the whole log again from its oldest event",
-               LogLevel::kError);
-      e->acked = {};
-      write_cursor(*e);
-    } else if (!c->has_value()) {
-      e->acked = end_of(*listing);
-      log_line(e->who() + ": new, starting at the end of the event log");
-      write_cursor(*e);
-    } else {
-      e->acked = std::move(**c);
-    }
+    auto e = std::make_unique<Endpoint>(h, dir_);
+    e->feed.open(*listing);
     e->easy = curl_easy_init();
     if (e->easy == nullptr) return Error{"webhooks: curl_easy_init failed"};
     auto counters = std::make_unique<WebhookCounters>();
@@ -239,7 +116,7 @@ void Webhooks::join() {
 
 void Webhooks::run() {
   CURLM* multi = static_cast<CURLM*>(multi_);
-  Listing listing;
+  EventListing listing;
   int64_t listed_ms = -1;
   const auto send = [&](Endpoint& e) {
     CURL* h = e.easy;
@@ -267,36 +144,8 @@ void Webhooks::run() {
   };
   // Forms `e`'s next batch from the log; true when there is one to send.
   const auto next_batch = [&](Endpoint& e, int64_t now) {
-    if (listed_ms != now) {
-      auto l = storage::list_event_segments(dir_);
-      if (!l) {
-        if (l.error() != e.read_error) log_line(e.who() + ": " + l.error(), LogLevel::kError);
-        e.read_error = l.error();
-        return false;
-      }
-      listing = std::move(*l);
-      listed_ms = now;
-    }
-    storage::EventCursor pos = e.acked;
     std::vector<std::string> lines;
-    const size_t want = e.cfg.batch_size;
-    // A fair share of the batch for each shard first, then the rest from any.
-    const size_t share = std::max<size_t>(1, want / std::max<size_t>(1, listing.size()));
-    for (size_t pass = 0; pass < 2 && lines.size() < want; ++pass) {
-      for (const auto& [shard, segs] : listing) {
-        if (lines.size() >= want) break;
-        const size_t n = std::min(want - lines.size(), pass == 0 ? share : want);
-        take(e, shard, segs, &pos[shard], n, &lines);
-      }
-    }
-    for (auto it = pos.begin(); it != pos.end();) {  // shards with no segment yet
-      it = it->second.segment.empty() ? pos.erase(it) : std::next(it);
-    }
-    if (lines.empty()) {
-      if (pos != e.acked) {
-        e.acked = std::move(pos);
-        e.cursor_dirty = true;
-      }
+    if (!e.feed.list(dir_, now, &listing, &listed_ms) || !e.feed.next_batch(listing, &lines)) {
       return false;
     }
     e.body = "[";
@@ -306,52 +155,48 @@ void Webhooks::run() {
     }
     e.body += ']';
     e.count = lines.size();
-    e.batch_end = std::move(pos);
     return true;
   };
   const auto finished = [&](Endpoint& e, CURLcode code) {
     long status = 0;
     curl_easy_getinfo(e.easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(multi, e.easy);
-    const int64_t now = now_ms();
+    const int64_t now = steady_now_ms();
     if (code == CURLE_OK && status >= 200 && status < 300) {
-      e.acked = std::move(e.batch_end);
-      e.batch_end.clear();
-      e.cursor_dirty = true;
-      if (now - e.cursor_written_ms >= kCursorWriteMs) write_cursor(e);
+      e.feed.acked(now);
       e.counters->events_sent.fetch_add(e.count, std::memory_order_relaxed);
       e.body.clear();
       e.count = 0;
-      e.backoff_s = 0;
+      e.feed.succeeded();
       if (e.down) {
         e.down = false;
         e.counters->up.store(true, std::memory_order_relaxed);
-        log_line(e.who() + ": back up (" + e.cfg.url + " answered " + std::to_string(status) + ")");
+        log_line(e.feed.who() + ": back up (" + e.cfg.url + " answered " + std::to_string(status) +
+                 ")");
       }
       e.state = Endpoint::State::kIdle;
       e.next_ms = now;  // more may be waiting already
       return;
     }
     e.counters->failures.fetch_add(1, std::memory_order_relaxed);
-    e.backoff_s = e.backoff_s == 0 ? 1 : std::min(e.backoff_s * 2, e.cfg.max_backoff_s);
-    e.backoff_s = std::min(e.backoff_s, e.cfg.max_backoff_s);
+    const uint32_t backoff_s = e.feed.failed();
     if (!e.down) {
       e.down = true;
       e.counters->up.store(false, std::memory_order_relaxed);
       const std::string why = code != CURLE_OK ? std::string(curl_easy_strerror(code))
                                                : "answered " + std::to_string(status);
-      log_line(e.who() + ": down: " + e.cfg.url + " " + why + "; retrying the batch of " +
+      log_line(e.feed.who() + ": down: " + e.cfg.url + " " + why + "; retrying the batch of " +
                    std::to_string(e.count) + " events with backoff up to " +
                    std::to_string(e.cfg.max_backoff_s) + " s",
                LogLevel::kWarning);
     }
     e.state = Endpoint::State::kWaiting;
-    e.next_ms = now + int64_t{e.backoff_s} * 1000;
+    e.next_ms = now + int64_t{backoff_s} * 1000;
   };
 
   for (;;) {
     const bool stopping = stop_.load();
-    int64_t now = now_ms();
+    int64_t now = steady_now_ms();
     bool sending = false;
     for (auto& ep : endpoints_) {
       Endpoint& e = *ep;
@@ -359,20 +204,18 @@ void Webhooks::run() {
         if (e.state == Endpoint::State::kWaiting || next_batch(e, now)) {
           send(e);
         } else {
-          e.next_ms = now + kPollMs;
+          e.next_ms = now + kEventPollMs;
         }
       }
-      if (e.cursor_dirty && (stopping || now - e.cursor_written_ms >= kCursorWriteMs)) {
-        write_cursor(e);
-      }
+      e.feed.flush(now, stopping);
       sending = sending || e.state == Endpoint::State::kSending;
     }
     if (stopping && !sending) break;
-    int64_t wait = kPollMs;
+    int64_t wait = kEventPollMs;
     for (auto& ep : endpoints_) {
       if (ep->state != Endpoint::State::kSending) wait = std::min(wait, ep->next_ms - now);
     }
-    if (stopping) wait = kPollMs;
+    if (stopping) wait = kEventPollMs;
     if (wait > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait), nullptr);
     int running = 0;
     curl_multi_perform(multi, &running);

@@ -85,14 +85,28 @@ Result<EventLines> read_event_lines(const std::string& path, uint64_t offset, si
   return out;
 }
 
-std::string_view event_line_type(std::string_view line) {
-  constexpr std::string_view kKey = "\"type\":\"";
-  const size_t p = line.find(kKey);
+namespace {
+
+// The string value of `key` as the event log writes it (`"key":"value"`).
+std::string_view string_member(std::string_view line, std::string_view key) {
+  const size_t p = line.find(key);
   if (p == std::string_view::npos) return {};
-  const size_t from = p + kKey.size();
+  const size_t from = p + key.size();
   const size_t end = line.find('"', from);
   if (end == std::string_view::npos) return {};
   return line.substr(from, end - from);
+}
+
+}  // namespace
+
+std::string_view event_line_type(std::string_view line) {
+  return string_member(line, "\"type\":\"");
+}
+
+std::string_view event_line_id(std::string_view line) {
+  // The first member of every line (storage/event_log.cc).
+  if (line.rfind("{\"id\":\"", 0) != 0) return {};
+  return string_member(line, "{\"id\":\"");
 }
 
 }  // namespace ringmail::storage

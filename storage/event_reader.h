@@ -50,5 +50,7 @@ struct EventLines {
 // The value of a line's "type" member (`"type":"Delivery"` as the event
 // log writes it), or empty.
 std::string_view event_line_type(std::string_view line);
+// The value of a line's "id" member (its first), or empty.
+std::string_view event_line_id(std::string_view line);
 
 }  // namespace ringmail::storage

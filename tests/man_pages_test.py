@@ -276,6 +276,14 @@ batch_size = 5
 timeout_s = 3
 secret = "k"
 max_backoff_s = 60
+[events.amqp]
+url = "amqp://u:p@127.0.0.1:9/v"
+exchange = "x"
+routing_key = "k"
+types = ["Delivery"]
+batch_size = 5
+timeout_s = 3
+max_backoff_s = 60
 """
 # Required, or given above, or resolved at start: no default to show.
 NO_DEFAULT = {("Top-level keys", "hostname"), ("Top-level keys", "data_dir"),
